@@ -1,0 +1,199 @@
+//! Unit tests of the loader, the decision engine, transitions and the Chinese Wall.
+
+use alloc::string::ToString;
+use alloc::vec;
+use alloc::vec::Vec;
+
+use crate::encode::{Image, encode};
+use crate::format::{AV_ENTRY, HEADER_LEN, SECTION_ENTRY};
+use crate::schema::{Class, Kind, perms};
+use crate::{ChineseWall, Conflict, ConflictSetId, LoadError, NotRunning, PermSet, Policy, TransitionError, TypeId};
+
+// Types sorted by name: 0 bank_a, 1 bank_b, 2 builder, 3 guest, 4 guest_build, 5 mgmt, 6 vtpm0.
+fn image() -> Image {
+    let names = [
+        ("bank_a", Kind::Domain),
+        ("bank_b", Kind::Domain),
+        ("builder", Kind::Domain),
+        ("guest", Kind::Domain),
+        ("guest_build", Kind::Domain),
+        ("mgmt", Kind::Domain),
+        ("vtpm0", Kind::Vtpm),
+    ];
+    let d = Class::Domain;
+    Image {
+        source_hash: [7; 32],
+        types: names.iter().map(|(n, k)| (n.to_string(), *k)).collect(),
+        av: vec![
+            (5, 3, d, (perms::domain::PAUSE | perms::domain::GETINFO).0, perms::domain::PAUSE.0, 0),
+            (5, 3, Class::Introspect, 0, 0, perms::introspect::READMEM.0),
+            (3, 6, Class::Vtpm, perms::vtpm::USE.0, 0, 0),
+            (2, 4, d, (perms::domain::BUILD | perms::domain::TRANSITION).0, 0, 0),
+        ],
+        transitions: vec![(4, 3)],
+        conflict_sets: vec![("banks".to_string(), vec![1, 0])],
+    }
+}
+
+#[test]
+fn decides_from_the_table() {
+    let blob = encode(&image());
+    let p = Policy::load(&blob).expect("valid blob");
+    let (mgmt, guest) = (p.type_by_name("mgmt").unwrap(), p.type_by_name("guest").unwrap());
+    let asked = perms::domain::PAUSE | perms::domain::DESTROY | perms::domain::GETINFO;
+    let d = p.decide(mgmt, guest, Class::Domain, asked);
+    assert_eq!(d.allowed, perms::domain::PAUSE | perms::domain::GETINFO);
+    // destroy: denied and audited; pause: granted but auditallow'ed; getinfo: silent.
+    assert_eq!(d.audit, perms::domain::DESTROY | perms::domain::PAUSE);
+    let d = p.decide(mgmt, guest, Class::Introspect, perms::introspect::READMEM | perms::introspect::WRITEMEM);
+    assert_eq!(d.allowed, PermSet::EMPTY);
+    assert_eq!(d.audit, perms::introspect::WRITEMEM, "readmem is dontaudit");
+    let d = p.decide(guest, mgmt, Class::Domain, perms::domain::PAUSE);
+    assert_eq!((d.allowed, d.audit), (PermSet::EMPTY, perms::domain::PAUSE));
+    let d = p.decide(TypeId(99), TypeId(u32::MAX), Class::Domain, perms::domain::PAUSE);
+    assert_eq!(d.allowed, PermSet::EMPTY);
+}
+
+#[test]
+fn names_kinds_and_hashes() {
+    let blob = encode(&image());
+    let p = Policy::load(&blob).unwrap();
+    for t in p.types() {
+        assert_eq!(p.type_by_name(p.type_name(t)), Some(t));
+    }
+    assert_eq!(p.type_by_name("nope"), None);
+    assert_eq!(p.kind_of(p.type_by_name("vtpm0").unwrap()), Some(Kind::Vtpm));
+    assert_eq!(p.kind_of(TypeId(7)), None);
+    assert_eq!(p.source_hash(), [7; 32]);
+    let mut other = image();
+    other.source_hash = [8; 32];
+    assert_ne!(Policy::load(&encode(&other)).unwrap().hash(), p.hash());
+}
+
+#[test]
+fn build_label_transition() {
+    let blob = encode(&image());
+    let p = Policy::load(&blob).unwrap();
+    let id = |n| p.type_by_name(n).unwrap();
+    assert_eq!(p.check_transition(id("builder"), id("guest_build"), id("guest")), Ok(()));
+    assert_eq!(p.check_transition(id("mgmt"), id("guest_build"), id("guest")), Err(TransitionError::Denied));
+    assert_eq!(
+        p.check_transition(id("builder"), id("guest_build"), id("mgmt")),
+        Err(TransitionError::WrongRunLabel { expected: id("guest") })
+    );
+    assert_eq!(p.check_transition(id("builder"), id("guest"), id("guest_build")), Err(TransitionError::NotABuildLabel));
+    // After the switch the builder's rules (on the build label) do not reach the run label.
+    assert!(p.decide(id("builder"), id("guest"), Class::Domain, perms::domain::BUILD).allowed.is_empty());
+}
+
+#[test]
+fn chinese_wall() {
+    let blob = encode(&image());
+    let p = Policy::load(&blob).unwrap();
+    let (a, b, g) = (p.type_by_name("bank_a").unwrap(), p.type_by_name("bank_b").unwrap(), p.type_by_name("guest").unwrap());
+    assert_eq!(p.conflict_set_name(ConflictSetId(0)), "banks");
+    assert_eq!(p.conflict_set_members(ConflictSetId(0)).collect::<Vec<_>>(), vec![a, b]);
+    assert!(ChineseWall::<1>::new(p).is_err());
+    let mut cw = ChineseWall::<4>::new(p).unwrap();
+    assert_eq!(cw.started(a), Ok(()));
+    assert_eq!(cw.started(a), Ok(()), "same type may run twice");
+    assert_eq!(cw.started(g), Ok(()));
+    let conflict = Conflict { with: a, set: ConflictSetId(0) };
+    assert_eq!(cw.may_start(b), Err(conflict));
+    assert_eq!(cw.started(b), Err(conflict));
+    assert_eq!(cw.stopped(a), Ok(()));
+    assert_eq!(cw.may_start(b), Err(conflict));
+    assert_eq!(cw.stopped(a), Ok(()));
+    assert_eq!(cw.stopped(a), Err(NotRunning));
+    assert_eq!(cw.may_start(b), Ok(()));
+    assert_eq!(cw.started(b), Ok(()));
+    assert_eq!(cw.running(b), 1);
+    assert_eq!(cw.may_start(a), Err(Conflict { with: b, set: ConflictSetId(0) }));
+}
+
+fn section_off(blob: &[u8], i: usize) -> usize {
+    let e = HEADER_LEN + i * SECTION_ENTRY + 4;
+    u32::from_le_bytes(blob[e..e + 4].try_into().unwrap()) as usize
+}
+
+/// Each corruption names what it breaks and the error the loader must return.
+#[test]
+fn rejects_malformed_blobs() {
+    let good = encode(&image());
+    let avtab = section_off(&good, 2);
+    let first_used = (0..(section_off(&good, 3) - avtab) / AV_ENTRY)
+        .find(|i| good[avtab + i * AV_ENTRY..][..4] != [0xff; 4])
+        .unwrap();
+    let entry = avtab + first_used * AV_ENTRY;
+    let types = section_off(&good, 1);
+    type Mutation = fn(&mut Vec<u8>, usize, usize);
+    let cases: &[(&str, Mutation, LoadError)] = &[
+        ("truncated", |b, _, _| b.truncate(10), LoadError::Truncated),
+        ("magic", |b, _, _| b[0] ^= 1, LoadError::BadMagic),
+        ("version", |b, _, _| b[8] = 9, LoadError::UnsupportedVersion(9)),
+        ("schema", |b, _, _| b[20] ^= 1, LoadError::SchemaMismatch),
+        ("sections", |b, _, _| b[12] = 5, LoadError::BadSectionCount(5)),
+        ("trailing", |b, _, _| b.push(0), LoadError::LengthMismatch),
+        ("reserved", |b, _, _| b[84] = 1, LoadError::NonZeroReserved),
+        ("section id", |b, _, _| b[HEADER_LEN + SECTION_ENTRY] = 9, LoadError::BadSection(1)),
+        ("kind", |b, _, t| b[t + 6] = 42, LoadError::BadKind(42)),
+        ("name", |b, _, t| b[t + 4] = 200, LoadError::BadName),
+        ("class", |b, e, _| b[e + 8] = 77, LoadError::BadAvEntry(0)),
+        ("subject", |b, e, _| b[e] = 100, LoadError::BadAvEntry(0)),
+        ("perm bits", |b, e, _| b[e + 23] = 0x80, LoadError::BadAvEntry(0)),
+        ("av padding", |b, e, _| b[e + 12] = 1, LoadError::BadAvEntry(0)),
+    ];
+    for (what, mutate, want) in cases {
+        let mut b = good.clone();
+        mutate(&mut b, entry, types);
+        // Keep the declared length right so deeper checks are reached.
+        if !matches!(want, LoadError::LengthMismatch | LoadError::Truncated) {
+            let len = b.len() as u32;
+            b[80..84].copy_from_slice(&len.to_le_bytes());
+        }
+        let got = Policy::load(&b).map(|_| ());
+        let want = match want {
+            LoadError::BadAvEntry(_) => LoadError::BadAvEntry(first_used as u32),
+            w => *w,
+        };
+        assert_eq!(got, Err(want), "corruption `{what}`");
+    }
+}
+
+#[test]
+fn every_single_byte_flip_is_rejected_or_consistent() {
+    let good = encode(&image());
+    for i in 0..good.len() {
+        for bit in [0x01u8, 0x80] {
+            let mut b = good.clone();
+            b[i] ^= bit;
+            crate::fuzz_load(&b);
+            // In the header and section table only the source hash is free; in the sections a
+            // flip may yield another valid policy (a renamed type, another permission bit).
+            if Policy::load(&b).is_ok() && i < HEADER_LEN + 6 * SECTION_ENTRY {
+                assert!((48..80).contains(&i), "flip at header byte {i} went unnoticed");
+            }
+        }
+    }
+}
+
+#[test]
+fn misplaced_av_entry_is_rejected() {
+    let good = encode(&image());
+    let avtab = section_off(&good, 2);
+    let slots = (section_off(&good, 3) - avtab) / AV_ENTRY;
+    // Rotate the table by one slot: every entry leaves its probe chain.
+    let mut b = good.clone();
+    let body = &mut b[avtab..avtab + slots * AV_ENTRY];
+    body.rotate_right(AV_ENTRY);
+    assert!(matches!(Policy::load(&b), Err(LoadError::AvMisplaced(_))));
+}
+
+#[test]
+fn empty_policy_loads() {
+    let blob = encode(&Image::default());
+    let p = Policy::load(&blob).unwrap();
+    assert_eq!(p.type_count(), 0);
+    assert_eq!(p.type_by_name("x"), None);
+    assert!(p.decide(TypeId(0), TypeId(0), Class::Domain, PermSet(1)).allowed.is_empty());
+}
