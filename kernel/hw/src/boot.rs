@@ -1,0 +1,125 @@
+//! The Multiboot v1 header and the 32-bit entry stub that switches to long mode.
+//!
+//! The loader enters `_start` in 32-bit protected mode with paging off, EAX = magic and
+//! EBX = the boot information's physical address. The stub identity-maps the first 4 GiB with
+//! 2 MiB pages (temporary: the hypervisor replaces them with W^X tables at once), enables PAE,
+//! long mode and NX, and calls `warden_kernel_entry(magic, info)` on the boot stack. That symbol
+//! is defined by [`entry_point!`](crate::entry_point) in the hypervisor crate.
+
+core::arch::global_asm!(
+    r#"
+    .section .multiboot, "a"
+    .p2align 2
+    .long 0x1BADB002
+    .long 0x00000003
+    .long -(0x1BADB002 + 0x00000003)
+
+    .section .boot.text, "ax"
+    .code32
+    .global _start
+_start:
+    cli
+    movl %eax, %edi
+    movl %ebx, %esi
+    movl $__boot_stack_top, %esp
+
+    movl $boot_pdpt, %eax
+    orl $0x3, %eax
+    movl %eax, boot_pml4
+
+    movl $boot_pd, %eax
+    orl $0x3, %eax
+    movl %eax, boot_pdpt
+    addl $0x1000, %eax
+    movl %eax, boot_pdpt + 8
+    addl $0x1000, %eax
+    movl %eax, boot_pdpt + 16
+    addl $0x1000, %eax
+    movl %eax, boot_pdpt + 24
+
+    movl $boot_pd, %ebx
+    xorl %ecx, %ecx
+1:
+    movl %ecx, %eax
+    shll $21, %eax
+    orl $0x83, %eax
+    movl %eax, (%ebx,%ecx,8)
+    incl %ecx
+    cmpl $2048, %ecx
+    jne 1b
+
+    movl $boot_pml4, %eax
+    movl %eax, %cr3
+    movl %cr4, %eax
+    orl $0x20, %eax
+    movl %eax, %cr4
+    movl $0xC0000080, %ecx
+    rdmsr
+    orl $0x900, %eax
+    wrmsr
+    movl %cr0, %eax
+    orl $0x80010001, %eax
+    movl %eax, %cr0
+    lgdt boot_gdt_ptr
+    ljmp $0x08, $2f
+
+    .code64
+2:
+    movw $0x10, %ax
+    movw %ax, %ds
+    movw %ax, %es
+    movw %ax, %ss
+    xorw %ax, %ax
+    movw %ax, %fs
+    movw %ax, %gs
+    movq $__boot_stack_top, %rsp
+    xorl %ebp, %ebp
+    call warden_kernel_entry
+3:
+    cli
+    hlt
+    jmp 3b
+
+    .section .rodata.boot, "a"
+    .p2align 3
+boot_gdt:
+    .quad 0
+    .quad 0x00AF9A000000FFFF
+    .quad 0x00CF92000000FFFF
+boot_gdt_ptr:
+    .word 23
+    .long boot_gdt
+
+    .section .bss.boot, "aw", @nobits
+    .p2align 12
+boot_pml4:
+    .skip 4096
+boot_pdpt:
+    .skip 4096
+boot_pd:
+    .skip 16384
+    .global __boot_stack_guard
+__boot_stack_guard:
+    .skip 4096
+    .skip 65536
+    .global __boot_stack_top
+__boot_stack_top:
+    .global __ist_stacks
+__ist_stacks:
+    .skip 4 * (4096 + 16384)
+"#,
+    options(att_syntax)
+);
+
+/// Defines the hypervisor's entry point: `entry_point!(kmain)` makes the boot stub call
+/// `kmain(magic: u32, info: u32) -> !` in long mode on the boot stack.
+#[macro_export]
+macro_rules! entry_point {
+    ($main:path) => {
+        #[unsafe(no_mangle)]
+        extern "C" fn warden_kernel_entry(magic: u32, info: u32) -> ! {
+            let main: fn(u32, u32) -> ! = $main;
+            main(magic, info)
+        }
+    };
+}

@@ -1,0 +1,31 @@
+//! Test-only faults, requested on the command line (`test_fault=KIND`), proving that the
+//! hypervisor's fault reporting works: `pf` reads an unmapped address, `null` reads page 0,
+//! `stack` reads the guard page below the boot stack, `panic` panics.
+
+use warden_core::cmdline::CmdLine;
+
+/// An address far from anything mapped.
+const UNMAPPED: u64 = 0x0000_4000_0000_0000;
+
+pub(crate) fn run_requested_fault(cmdline: &CmdLine<'_>) {
+    let Some(kind) = cmdline.value("test_fault") else { return };
+    println!("selftest: provoking fault '{kind}'");
+    match kind {
+        "pf" => {
+            warden_hw::cpu::touch(UNMAPPED);
+        }
+        "null" => {
+            warden_hw::cpu::touch(0);
+        }
+        "stack" => {
+            warden_hw::cpu::touch(warden_hw::layout::kernel_layout().guards[0]);
+        }
+        "panic" => panic!("deliberate panic requested by test_fault=panic"),
+        other => {
+            println!("selftest: unknown fault kind '{other}' (known: pf, null, stack, panic)");
+            return;
+        }
+    }
+    println!("selftest: FAILED: fault '{kind}' did not trap");
+    warden_hw::debug_exit::exit(warden_hw::debug_exit::ExitCode::Failure);
+}
