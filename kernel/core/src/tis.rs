@@ -105,9 +105,10 @@ impl<R: TisRegs> Tis<R> {
         if did_vid == 0 || did_vid == u32::MAX {
             return Err(TisError::NoTpm);
         }
-        // The capability register's bits 30:28 give the family: 0 = 1.2, 1 = 2.0.
+        // The capability register's bits 30:28 give the interface version: 0b000 = TIS 1.2 and
+        // 0b010 = TIS 1.3 (TPM 1.2 devices), 0b011 = TIS 1.3 for a TPM 2.0 (PC Client PTP).
         let caps = regs.read32(locality, INTF_CAPABILITY);
-        if (caps >> 28) & 0x7 != 1 {
+        if (caps >> 28) & 0x7 != 0b011 {
             return Err(TisError::WrongFamily(caps));
         }
         let id = Identity {
@@ -296,7 +297,7 @@ mod tests {
         fn new(reply: Vec<u8>) -> Self {
             Self {
                 present: true,
-                family: 1,
+                family: 3,
                 active: None,
                 grant_locality: true,
                 ready: false,
@@ -401,8 +402,8 @@ mod tests {
         assert_eq!(Tis::probe(&mut absent, 0, 10).err(), Some(TisError::NoTpm));
 
         let mut old = FakeTpm::new(Vec::new());
-        old.family = 0;
-        assert_eq!(Tis::probe(&mut old, 0, 10).err(), Some(TisError::WrongFamily(0)));
+        old.family = 2;
+        assert_eq!(Tis::probe(&mut old, 0, 10).err(), Some(TisError::WrongFamily(2 << 28)));
 
         let mut stubborn = FakeTpm::new(Vec::new());
         stubborn.grant_locality = false;

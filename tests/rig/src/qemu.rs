@@ -1,0 +1,277 @@
+//! Booting a scenario in QEMU: modules, the private swtpm, the serial log, the exit status.
+
+use crate::scenario::{ExpectExit, Scenario};
+use crate::swtpm::Swtpm;
+use crate::{RigError, images};
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How a boot ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitKind {
+    /// The hypervisor reported success (debug-exit code 0x10).
+    Success,
+    /// The hypervisor reported a failed check (0x11).
+    Failure,
+    /// The hypervisor panicked (0x12).
+    Panic,
+    /// The hypervisor took a fatal exception (0x13).
+    Exception,
+    /// QEMU exited on its own: a reset or triple fault with `-no-reboot`, or a QEMU error.
+    QemuExit(i32),
+    /// The rig killed QEMU when the scenario's timeout ran out.
+    Timeout,
+    /// QEMU died from a signal.
+    Killed,
+}
+
+impl ExitKind {
+    fn from_status(status: std::process::ExitStatus) -> Self {
+        match status.code() {
+            Some(33) => Self::Success,
+            Some(35) => Self::Failure,
+            Some(37) => Self::Panic,
+            Some(39) => Self::Exception,
+            Some(c) => Self::QemuExit(c),
+            None => Self::Killed,
+        }
+    }
+
+    fn matches(self, want: ExpectExit) -> bool {
+        matches!(
+            (self, want),
+            (Self::Success, ExpectExit::Success)
+                | (Self::Failure, ExpectExit::Failure)
+                | (Self::Panic, ExpectExit::Panic)
+                | (Self::Exception, ExpectExit::Exception)
+        )
+    }
+}
+
+/// Callback receiving each serial line as it arrives.
+pub type LineSink = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// Knobs for one boot beyond what the scenario file says.
+#[derive(Clone, Default)]
+pub struct BootOptions {
+    /// Extra hypervisor command-line words (after the scenario's).
+    pub extra_cmdline: Vec<String>,
+    /// Extra QEMU arguments.
+    pub extra_qemu_args: Vec<String>,
+    /// Extra Multiboot modules: (path, module arguments), appended after the domain images.
+    pub extra_modules: Vec<(PathBuf, String)>,
+    /// Replace a module file before boot (e.g. a tampered copy): (module name, path).
+    pub replace_modules: Vec<(String, PathBuf)>,
+    /// Use this swtpm state folder (e.g. one provisioned with EK certificates) instead of a fresh one.
+    pub tpm_state: Option<PathBuf>,
+    /// Leave swtpm running after QEMU exits (it is handed back in the outcome).
+    pub keep_tpm: bool,
+    /// Keep the run folder (manifest, logs, swtpm state) instead of deleting it.
+    pub keep_dir: bool,
+    /// Connect the console to this terminal instead of capturing it; no timeout.
+    pub interactive: bool,
+    /// Called with every serial line as it arrives.
+    pub on_line: Option<LineSink>,
+}
+
+impl std::fmt::Debug for BootOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BootOptions")
+            .field("extra_cmdline", &self.extra_cmdline)
+            .field("extra_qemu_args", &self.extra_qemu_args)
+            .field("keep_tpm", &self.keep_tpm)
+            .field("interactive", &self.interactive)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a boot produced.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The whole serial log (CRs removed).
+    pub log: String,
+    /// How it ended.
+    pub exit: ExitKind,
+    /// The run folder (deleted when the outcome is dropped unless `keep_dir` was set).
+    pub run_dir: PathBuf,
+    /// swtpm, still running, when `keep_tpm` was set.
+    pub swtpm: Option<Swtpm>,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl Outcome {
+    /// Lines of the log that contain `needle`.
+    pub fn lines_with<'a>(&'a self, needle: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.log.lines().filter(move |l| l.contains(needle))
+    }
+
+    /// Checks the exit kind, the ordered `expect` substrings and the `forbid` substrings.
+    pub fn check(&self, scenario: &Scenario) -> Result<(), RigError> {
+        let mut failures = Vec::new();
+        if !self.exit.matches(scenario.expect_exit) {
+            failures.push(format!("expected exit {:?}, got {:?}", scenario.expect_exit, self.exit));
+        }
+        let mut rest = self.log.as_str();
+        for e in &scenario.expect {
+            match rest.find(e.as_str()) {
+                Some(i) => rest = &rest[i + e.len()..],
+                None if self.log.contains(e.as_str()) => failures.push(format!("'{e}' appears, but out of order")),
+                None => failures.push(format!("'{e}' never appears")),
+            }
+        }
+        for f in &scenario.forbid {
+            if self.log.contains(f.as_str()) {
+                failures.push(format!("forbidden '{f}' appears"));
+            }
+        }
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(RigError::Mismatch { scenario: scenario.name.clone(), failures, log: self.log.clone() })
+        }
+    }
+}
+
+/// Boots `scenario` and returns what happened (without judging it: see [`Outcome::check`]).
+pub fn boot(scenario: &Scenario, opts: &BootOptions) -> Result<Outcome, RigError> {
+    let images = images()?;
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!("warden-{}-", scenario.name))
+        .tempdir()
+        .map_err(RigError::io("creating the run folder"))?;
+    let run_dir = tmp.path().to_path_buf();
+
+    let mut modules: Vec<(PathBuf, String)> = Vec::new();
+    if let Some(policy) = &scenario.policy {
+        let compiled = crate::policy::compile(policy, &run_dir)?;
+        modules.push((compiled, "kind=policy".into()));
+    }
+    let manifest = run_dir.join("manifest");
+    std::fs::write(&manifest, scenario.manifest()?).map_err(RigError::io("writing the manifest"))?;
+    modules.push((manifest, "kind=manifest".into()));
+    for name in scenario.images() {
+        modules.push((images.image(&name)?, format!("kind=image name={name}")));
+    }
+    modules.extend(opts.extra_modules.iter().cloned());
+    for (name, path) in &opts.replace_modules {
+        for m in modules.iter_mut() {
+            let is_it = (name == "manifest" && m.1 == "kind=manifest")
+                || (name == "policy" && m.1 == "kind=policy")
+                || m.1.split_whitespace().any(|w| w == format!("name={name}"));
+            if is_it {
+                m.0 = path.clone();
+            }
+        }
+    }
+    for (path, _) in &modules {
+        if path.to_string_lossy().contains([',', ' ']) {
+            return Err(RigError::Build(format!("module path {} contains a comma or space", path.display())));
+        }
+    }
+
+    let swtpm = if scenario.tpm {
+        let dir = opts.tpm_state.clone().unwrap_or_else(|| run_dir.join("tpm"));
+        Some(Swtpm::start(&dir)?)
+    } else {
+        None
+    };
+
+    let mut cmdline = scenario.cmdline.clone();
+    for w in &opts.extra_cmdline {
+        cmdline.push(' ');
+        cmdline.push_str(w);
+    }
+    let mut cmd = Command::new("qemu-system-x86_64");
+    cmd.args(["-machine", "pc", "-accel", "tcg", "-nodefaults", "-display", "none", "-no-reboot", "-smp", "1"])
+        .args(["-cpu", &scenario.cpu])
+        .args(["-m", &format!("{}M", scenario.memory_mib)])
+        .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=4"])
+        .arg("-kernel")
+        .arg(images.kernel())
+        .args(["-append", cmdline.trim()]);
+    if !modules.is_empty() {
+        let list: Vec<String> = modules.iter().map(|(p, a)| format!("{} {a}", p.display())).collect();
+        cmd.args(["-initrd", &list.join(",")]);
+    }
+    if let Some(t) = &swtpm {
+        cmd.args(t.qemu_args());
+    }
+    if scenario.icount {
+        cmd.args(["-icount", "shift=0"]);
+    }
+    cmd.args(&opts.extra_qemu_args);
+
+    let (log, exit) = if opts.interactive {
+        cmd.args(["-serial", "mon:stdio"]);
+        let status = cmd.status().map_err(|source| RigError::Spawn { program: "qemu-system-x86_64".into(), source })?;
+        (String::new(), ExitKind::from_status(status))
+    } else {
+        cmd.args(["-serial", "stdio", "-monitor", "none"]).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        run_captured(cmd, Duration::from_secs(scenario.timeout_secs), opts.on_line.clone())?
+    };
+
+    let swtpm = match swtpm {
+        Some(t) if opts.keep_tpm => Some(t),
+        _ => None, // dropped: stopped by pid
+    };
+    let tmp = if opts.keep_dir {
+        let _ = tmp.keep();
+        None
+    } else {
+        Some(tmp)
+    };
+    Ok(Outcome { log, exit, run_dir, swtpm, _tmp: tmp })
+}
+
+fn run_captured(mut cmd: Command, timeout: Duration, sink: Option<LineSink>) -> Result<(String, ExitKind), RigError> {
+    let mut child = cmd.spawn().map_err(|source| RigError::Spawn { program: "qemu-system-x86_64".into(), source })?;
+    let log = Arc::new(Mutex::new(String::new()));
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let reader = {
+        let log = Arc::clone(&log);
+        std::thread::spawn(move || {
+            let mut r = BufReader::new(stdout);
+            let mut buf = Vec::new();
+            while let Ok(n) = r.read_until(b'\n', &mut buf) {
+                if n == 0 {
+                    break;
+                }
+                let line = String::from_utf8_lossy(&buf).replace('\r', "");
+                if let Some(s) = &sink {
+                    s(line.trim_end_matches('\n'));
+                }
+                log.lock().expect("log lock").push_str(&line);
+                buf.clear();
+            }
+        })
+    };
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let err_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut BufReader::new(stderr), &mut s);
+        s
+    });
+    let deadline = Instant::now() + timeout;
+    let exit = loop {
+        match child.try_wait().map_err(RigError::io("waiting for QEMU"))? {
+            Some(status) => break ExitKind::from_status(status),
+            None if Instant::now() >= deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break ExitKind::Timeout;
+            }
+            None => std::thread::sleep(Duration::from_millis(10)),
+        }
+    };
+    let _ = reader.join();
+    let stderr = err_reader.join().unwrap_or_default();
+    let mut log = std::mem::take(&mut *log.lock().expect("log lock"));
+    if !stderr.trim().is_empty() {
+        log.push_str("--- qemu stderr ---\n");
+        log.push_str(&stderr);
+    }
+    Ok((log, exit))
+}

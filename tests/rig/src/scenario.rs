@@ -1,0 +1,214 @@
+//! Scenarios are data: one TOML file per scenario under `tests/scenarios/`.
+
+use crate::RigError;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// How the boot must end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ExpectExit {
+    /// The hypervisor reported success.
+    #[default]
+    Success,
+    /// The hypervisor reported a failed check.
+    Failure,
+    /// The hypervisor panicked.
+    Panic,
+    /// The hypervisor took a fatal CPU exception.
+    Exception,
+}
+
+/// One scenario file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// The scenario's name (its file stem); not in the file.
+    #[serde(skip)]
+    pub name: String,
+    /// One line saying what the scenario shows.
+    pub description: String,
+    /// Extra hypervisor command-line words.
+    #[serde(default)]
+    pub cmdline: String,
+    /// Attach a private swtpm as the platform TPM.
+    #[serde(default = "yes")]
+    pub tpm: bool,
+    /// The QEMU CPU model.
+    #[serde(default = "default_cpu")]
+    pub cpu: String,
+    /// Guest RAM for the whole machine, in MiB.
+    #[serde(default = "default_memory")]
+    pub memory_mib: u32,
+    /// Give up after this many seconds.
+    #[serde(default = "default_timeout")]
+    pub timeout_secs: u64,
+    /// How the run must end.
+    #[serde(default)]
+    pub expect_exit: ExpectExit,
+    /// Substrings that must appear in the serial log, in this order.
+    #[serde(default)]
+    pub expect: Vec<String>,
+    /// Substrings that must not appear.
+    #[serde(default)]
+    pub forbid: Vec<String>,
+    /// A policy source file (relative to the workspace root), compiled and passed as a module.
+    #[serde(default)]
+    pub policy: Option<String>,
+    /// Run QEMU with `-icount shift=0` (deterministic instruction counts for benchmarks).
+    #[serde(default)]
+    pub icount: bool,
+    /// Domains to boot; every key is passed through to the boot manifest.
+    #[serde(default)]
+    pub domain: Vec<toml::Table>,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_cpu() -> String {
+    "qemu64,+svm,+npt".into()
+}
+fn default_memory() -> u32 {
+    256
+}
+fn default_timeout() -> u64 {
+    120
+}
+
+/// The folder holding the scenario files.
+pub fn dir() -> PathBuf {
+    crate::workspace_root().join("tests/scenarios")
+}
+
+impl Scenario {
+    /// Loads `tests/scenarios/NAME.toml`.
+    pub fn load(name: &str) -> Result<Self, RigError> {
+        let path = dir().join(format!("{name}.toml"));
+        if !path.is_file() {
+            return Err(RigError::NoScenario { name: name.into(), path });
+        }
+        Self::load_path(&path)
+    }
+
+    /// Loads a scenario from a file.
+    pub fn load_path(path: &Path) -> Result<Self, RigError> {
+        let text = std::fs::read_to_string(path).map_err(RigError::io(format!("reading {}", path.display())))?;
+        let mut s: Scenario =
+            toml::from_str(&text).map_err(|e| RigError::BadScenario { path: path.into(), message: e.to_string() })?;
+        s.name = path.file_stem().unwrap_or_default().to_string_lossy().into_owned();
+        for (i, d) in s.domain.iter().enumerate() {
+            for key in ["name", "image"] {
+                if !d.get(key).is_some_and(toml::Value::is_str) {
+                    return Err(RigError::BadScenario {
+                        path: path.into(),
+                        message: format!("domain {i} needs a string `{key}`"),
+                    });
+                }
+            }
+        }
+        Ok(s)
+    }
+
+    /// Every scenario, sorted by name.
+    pub fn all() -> Result<Vec<Self>, RigError> {
+        let mut out = Vec::new();
+        let entries = std::fs::read_dir(dir()).map_err(RigError::io("listing tests/scenarios"))?;
+        for e in entries {
+            let path = e.map_err(RigError::io("listing tests/scenarios"))?.path();
+            if path.extension().is_some_and(|x| x == "toml") {
+                out.push(Self::load_path(&path)?);
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    /// The boot manifest text (`warden-manifest 1` then one `domain k=v …` line per domain).
+    pub fn manifest(&self) -> Result<String, RigError> {
+        let mut out = String::from("warden-manifest 1\n");
+        for d in &self.domain {
+            out.push_str("domain");
+            for (k, v) in d {
+                let v = match v {
+                    toml::Value::String(s) => s.clone(),
+                    toml::Value::Integer(i) => i.to_string(),
+                    toml::Value::Boolean(b) => b.to_string(),
+                    other => {
+                        return Err(RigError::BadScenario {
+                            path: dir().join(&self.name),
+                            message: format!("domain key `{k}` has an unsupported value {other}"),
+                        });
+                    }
+                };
+                if v.is_empty() || v.contains(char::is_whitespace) || v.contains(',') {
+                    return Err(RigError::BadScenario {
+                        path: dir().join(&self.name),
+                        message: format!("domain key `{k}`: values must be non-empty words without commas"),
+                    });
+                }
+                out.push_str(&format!(" {k}={v}"));
+            }
+            out.push('\n');
+        }
+        Ok(out)
+    }
+
+    /// The image names the domains use, in order, without repeats.
+    pub fn images(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for d in &self.domain {
+            if let Some(i) = d.get("image").and_then(toml::Value::as_str) {
+                if !out.iter().any(|o| o == i) {
+                    out.push(i.into());
+                }
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_checked_in_scenario_parses() {
+        let all = Scenario::all().unwrap();
+        assert!(all.iter().any(|s| s.name == "demo"), "the default scenario exists");
+        for s in &all {
+            s.manifest().unwrap();
+            assert!(!s.description.is_empty(), "{} has a description", s.name);
+        }
+    }
+
+    #[test]
+    fn manifest_lists_domains_in_order() {
+        let s: Scenario = toml::from_str(
+            r#"description = "x"
+               [[domain]]
+               name = "a"
+               image = "hello"
+               memory_mib = 4
+               [[domain]]
+               name = "b"
+               image = "hello"
+               priority = 3"#,
+        )
+        .unwrap();
+        assert_eq!(
+            s.manifest().unwrap(),
+            "warden-manifest 1\ndomain name=a image=hello memory_mib=4\ndomain name=b image=hello priority=3\n"
+        );
+        assert_eq!(s.images(), vec!["hello".to_string()]);
+        assert_eq!(s.cpu, "qemu64,+svm,+npt");
+        assert!(s.tpm);
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        let s: Scenario = toml::from_str("description = \"x\"\n[[domain]]\nname = \"a b\"\nimage = \"x\"").unwrap();
+        assert!(s.manifest().is_err());
+        assert!(toml::from_str::<Scenario>("description = \"x\"\nbogus = 1").is_err());
+    }
+}

@@ -1,0 +1,82 @@
+//! The foundation: the hypervisor boots under QEMU, reports the CPU truthfully, enforces W^X,
+//! reports its own faults, and finds (or misses) the platform TPM.
+
+use warden_system_tests::{ExitKind, expect_scenario, line};
+
+/// The banner's CPU lines follow the CPU model QEMU was given.
+#[test]
+fn banner_reports_the_cpu_features_qemu_was_told() {
+    // (scenario, its -cpu model, SVM expected, nested paging expected)
+    let cases = [
+        ("demo", "qemu64,+svm,+npt", true, true),
+        ("cpu-no-npt", "qemu64,+svm,-npt", true, false),
+        ("cpu-no-svm", "qemu64,-svm", false, false),
+    ];
+    for (name, cpu, svm, npt) in cases {
+        let scenario = warden_rig::Scenario::load(name).unwrap();
+        assert_eq!(scenario.cpu, cpu, "{name} runs the CPU model this test assumes");
+        let out = expect_scenario(name);
+        let svm_line = line(&out.log, "cpu: SVM");
+        assert_eq!(svm_line.contains("SVM available"), svm, "{name}: {svm_line}");
+        assert_eq!(svm_line.contains("nested paging available"), npt, "{name}: {svm_line}");
+        assert!(line(&out.log, "cpu: vendor").contains("AuthenticAMD"), "{name}");
+        assert_eq!(out.exit, ExitKind::Success);
+    }
+}
+
+/// Every deliberate fault is reported with vector, error code, RIP and CR2, and ends QEMU with
+/// the exception (or panic) code — never a silent triple fault or a hang.
+#[test]
+fn deliberate_faults_are_diagnosed_with_a_distinct_exit_code() {
+    for (name, exit) in [
+        ("fault-pf", ExitKind::Exception),
+        ("fault-null", ExitKind::Exception),
+        ("fault-stack", ExitKind::Exception),
+        ("fault-panic", ExitKind::Panic),
+    ] {
+        let out = expect_scenario(name);
+        assert_eq!(out.exit, exit, "{name}");
+        if exit == ExitKind::Exception {
+            let fatal = line(&out.log, "FATAL: hypervisor exception");
+            for field in ["vector 14", "error code 0x", "RIP 0x", "CR2 0x"] {
+                assert!(fatal.contains(field), "{name}: '{field}' missing from: {fatal}");
+            }
+            // The RIP points into the hypervisor's code, at or above its 1 MiB load address.
+            let rip = fatal.split("RIP ").nth(1).and_then(|s| s.split(',').next()).unwrap();
+            let rip = u64::from_str_radix(rip.trim_start_matches("0x"), 16).unwrap();
+            assert!((0x10_0000..0x100_0000).contains(&rip), "{name}: RIP {rip:#x}");
+        }
+    }
+}
+
+/// The hypervisor checks its own page tables after installing them: many mappings, none both
+/// writable and executable, guard pages unmapped (the stack-overflow test shows one faulting).
+#[test]
+fn page_tables_are_write_xor_execute() {
+    let out = expect_scenario("boot-no-tpm");
+    let wx = line(&out.log, "paging: W^X page tables installed");
+    let count: u64 = wx.split("installed: ").nth(1).and_then(|s| s.split(' ').next()).unwrap().parse().unwrap();
+    assert!(count > 1000, "{wx}");
+    assert!(wx.contains("none writable and executable"), "{wx}");
+    assert!(wx.contains("5 guard pages unmapped"), "{wx}");
+}
+
+/// With swtpm attached the TPM line shows the vendor and fresh random bytes; without it the
+/// hypervisor says there is none and still boots; with require_tpm that is fatal.
+#[test]
+fn platform_tpm_is_found_or_reported_missing() {
+    let a = expect_scenario("demo");
+    let b = expect_scenario("demo");
+    let tpm = line(&a.log, "tpm: TPM 2.0 at TIS locality 0");
+    assert!(tpm.contains("vendor 0x1014"), "QEMU's TIS reports IBM's vendor id: {tpm}");
+    let random = |log: &str| line(log, "tpm: GetRandom: 8 bytes ").rsplit(' ').next().unwrap().to_string();
+    let (ra, rb) = (random(&a.log), random(&b.log));
+    assert_eq!(ra.len(), 16, "{ra}");
+    assert!(ra.chars().all(|c| c.is_ascii_hexdigit()), "{ra}");
+    assert_ne!(ra, rb, "two fresh TPMs gave the same random bytes");
+
+    let none = expect_scenario("boot-no-tpm");
+    assert!(none.log.contains("tpm: no platform TPM"));
+    let required = expect_scenario("boot-require-tpm");
+    assert_eq!(required.exit, ExitKind::Failure);
+}

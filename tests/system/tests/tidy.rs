@@ -1,0 +1,113 @@
+//! Tidy checks run as ordinary tests: unsafe code stays in the hardware layer, and every source
+//! file says what it is.
+
+use std::path::{Path, PathBuf};
+
+/// Crates allowed to contain `unsafe` (the hardware-access layer), by folder.
+const HARDWARE_LAYER: &[&str] = &["kernel/hw"];
+
+/// Folders whose crates are checked.
+const AREAS: &[&str] = &["kernel", "policy", "vtpm", "mgmt", "tests", "tools"];
+
+fn root() -> PathBuf {
+    warden_rig::workspace_root()
+}
+
+fn crates() -> Vec<PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        for e in entries.flatten() {
+            let p = e.path();
+            let name = e.file_name();
+            if p.is_dir() && name != "target" && name != "corpus" && name != "artifacts" {
+                if p.join("Cargo.toml").is_file() && p.join("src").is_dir() {
+                    out.push(p.clone());
+                }
+                walk(&p, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for area in AREAS {
+        walk(&root().join(area), &mut out);
+    }
+    out
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() && e.file_name() != "target" {
+            rust_files(&p, out);
+        } else if p.extension().is_some_and(|x| x == "rs") {
+            out.push(p);
+        }
+    }
+}
+
+fn is_hardware_layer(krate: &Path) -> bool {
+    HARDWARE_LAYER.iter().any(|h| krate == root().join(h))
+}
+
+#[test]
+fn every_crate_outside_the_hardware_layer_forbids_unsafe() {
+    let mut missing = Vec::new();
+    let all = crates();
+    assert!(all.len() >= 5, "found too few crates: {all:?}");
+    for krate in all.iter().filter(|k| !is_hardware_layer(k)) {
+        let mut roots = vec![krate.join("src/lib.rs"), krate.join("src/main.rs")];
+        if let Ok(bins) = std::fs::read_dir(krate.join("src/bin")) {
+            roots.extend(bins.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "rs")));
+        }
+        for r in roots.iter().filter(|r| r.is_file()) {
+            let text = std::fs::read_to_string(r).unwrap();
+            if !text.contains("#![forbid(unsafe_code)]") {
+                missing.push(r.strip_prefix(root()).unwrap().display().to_string());
+            }
+        }
+    }
+    assert!(missing.is_empty(), "crate roots without #![forbid(unsafe_code)]: {missing:#?}");
+}
+
+#[test]
+fn every_unsafe_block_in_the_hardware_layer_says_why() {
+    let mut bad = Vec::new();
+    for h in HARDWARE_LAYER {
+        let mut files = Vec::new();
+        rust_files(&root().join(h), &mut files);
+        for f in files {
+            let text = std::fs::read_to_string(&f).unwrap();
+            let lines: Vec<&str> = text.lines().collect();
+            for (i, l) in lines.iter().enumerate() {
+                let code = l.split("//").next().unwrap_or("");
+                if !(code.contains("unsafe {") || code.trim_start().starts_with("unsafe {")) {
+                    continue;
+                }
+                // The justification is on one of the lines just above (attributes may sit between).
+                let above = lines[i.saturating_sub(4)..i].join("\n");
+                if !above.contains("SAFETY:") && !l.contains("SAFETY:") {
+                    bad.push(format!("{}:{}", f.strip_prefix(root()).unwrap().display(), i + 1));
+                }
+            }
+        }
+    }
+    assert!(bad.is_empty(), "unsafe blocks without a // SAFETY: comment: {bad:#?}");
+}
+
+#[test]
+fn every_source_file_starts_with_a_doc_line() {
+    let mut bad = Vec::new();
+    for krate in crates() {
+        let mut files = Vec::new();
+        rust_files(&krate, &mut files);
+        for f in files {
+            let text = std::fs::read_to_string(&f).unwrap();
+            let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+            if !first.starts_with("//!") {
+                bad.push(f.strip_prefix(root()).unwrap().display().to_string());
+            }
+        }
+    }
+    assert!(bad.is_empty(), "files without a leading //! line: {bad:#?}");
+}
