@@ -1,0 +1,266 @@
+//! Information-flow analysis over the expanded policy, using the schema's permission flow map.
+//!
+//! Nodes are types. An allowed permission whose flow is source->target adds an edge
+//! subject -> target; target->source adds target -> subject; `both` adds both. Information can
+//! flow from A to B iff B is reachable from A: the answer is exact for this model (it is a
+//! plain graph search, no approximation), and breadth-first search gives a shortest path.
+
+use std::collections::VecDeque;
+
+use warden_policy::schema::Class;
+
+use crate::model::Model;
+
+/// One edge of the flow graph with the permission that creates it.
+#[derive(Debug, Clone, Copy)]
+pub struct Edge {
+    /// Where the information arrives.
+    pub to: u32,
+    /// The access-vector key `(subject, target, class)` behind it.
+    pub key: (u32, u32, Class),
+    /// A permission bit that moves the data.
+    pub perm: u8,
+}
+
+/// One hop of a path.
+#[derive(Debug, Clone)]
+pub struct Hop {
+    /// Information leaves this type...
+    pub from: u32,
+    /// ...and arrives here.
+    pub to: u32,
+    /// Through this access vector.
+    pub key: (u32, u32, Class),
+    /// Through this permission.
+    pub perm: u8,
+    /// The rule that grants it (index into [`Model::rules`]).
+    pub rule: usize,
+}
+
+/// The flow graph.
+#[derive(Debug, Clone)]
+pub struct Graph {
+    /// Outgoing edges per type.
+    pub out: Vec<Vec<Edge>>,
+}
+
+impl Graph {
+    /// Builds the graph from the allowed permissions of `m`.
+    #[must_use]
+    pub fn new(m: &Model) -> Graph {
+        let mut out: Vec<Vec<Edge>> = vec![Vec::new(); m.types.len()];
+        for (&(s, t, c), e) in &m.av {
+            if s == t || e.allow == 0 {
+                continue;
+            }
+            let fwd = e.allow & c.forward_flow().0;
+            let bwd = e.allow & c.backward_flow().0;
+            if fwd != 0 {
+                out[s as usize].push(Edge { to: t, key: (s, t, c), perm: fwd.trailing_zeros() as u8 });
+            }
+            if bwd != 0 {
+                out[t as usize].push(Edge { to: s, key: (s, t, c), perm: bwd.trailing_zeros() as u8 });
+            }
+        }
+        Graph { out }
+    }
+
+    /// Number of edges.
+    #[must_use]
+    pub fn edge_count(&self) -> usize {
+        self.out.iter().map(Vec::len).sum()
+    }
+
+    /// A shortest path (in hops) from any of `from` to any of `to`, never passing through
+    /// `excluding` (excluded types may still be endpoints). Types in both `from` and `to`
+    /// count as reached only through at least one hop from another source.
+    #[must_use]
+    pub fn shortest_path(&self, m: &Model, from: &[u32], to: &[u32], excluding: &[u32]) -> Option<Vec<Hop>> {
+        let n = self.out.len();
+        let mut goal = vec![false; n];
+        for &t in to {
+            goal[t as usize] = true;
+        }
+        let mut blocked = vec![false; n];
+        for &x in excluding {
+            blocked[x as usize] = true;
+        }
+        let mut prev: Vec<Option<(u32, Edge)>> = vec![None; n];
+        let mut seen = vec![false; n];
+        let mut q = VecDeque::new();
+        for &f in from {
+            if !seen[f as usize] {
+                seen[f as usize] = true;
+                q.push_back(f);
+            }
+        }
+        while let Some(u) = q.pop_front() {
+            for e in &self.out[u as usize] {
+                let v = e.to as usize;
+                if seen[v] {
+                    continue;
+                }
+                seen[v] = true;
+                prev[v] = Some((u, *e));
+                if goal[v] {
+                    return Some(self.path(m, &prev, e.to));
+                }
+                if !blocked[v] {
+                    q.push_back(e.to);
+                }
+            }
+        }
+        None
+    }
+
+    fn path(&self, m: &Model, prev: &[Option<(u32, Edge)>], end: u32) -> Vec<Hop> {
+        let mut hops = Vec::new();
+        let mut cur = end;
+        while let Some((u, e)) = prev[cur as usize] {
+            let entry = &m.av[&e.key];
+            let rule = entry.why.iter().find(|(r, bits)| bits & (1 << e.perm) != 0 && m.rules[*r].kind == crate::model::RuleKindPub::Allow).map_or(0, |w| w.0);
+            hops.push(Hop { from: u, to: cur, key: e.key, perm: e.perm, rule });
+            cur = u;
+        }
+        hops.reverse();
+        hops
+    }
+}
+
+/// All-pairs reachability: strongly connected components, then one bit row per component
+/// computed in reverse topological order.
+#[derive(Debug, Clone)]
+pub struct Reach {
+    comp: Vec<u32>,
+    rows: Vec<Vec<u64>>,
+    self_loop: Vec<bool>,
+}
+
+impl Reach {
+    /// Computes reachability for every pair of types.
+    #[must_use]
+    pub fn new(g: &Graph) -> Reach {
+        let n = g.out.len();
+        let (comp, ncomp) = tarjan(g);
+        // Tarjan numbers components in reverse topological order: successors first.
+        let words = ncomp.div_ceil(64);
+        let mut rows = vec![vec![0u64; words]; ncomp];
+        let mut members: Vec<Vec<u32>> = vec![Vec::new(); ncomp];
+        for v in 0..n {
+            members[comp[v] as usize].push(v as u32);
+        }
+        let mut self_loop = vec![false; ncomp];
+        for c in 0..ncomp {
+            let mut row = vec![0u64; words];
+            for &v in &members[c] {
+                for e in &g.out[v as usize] {
+                    let d = comp[e.to as usize] as usize;
+                    if d == c {
+                        self_loop[c] = true;
+                        continue;
+                    }
+                    row[d / 64] |= 1 << (d % 64);
+                    for (w, x) in row.iter_mut().zip(&rows[d]) {
+                        *w |= *x;
+                    }
+                }
+            }
+            if members[c].len() > 1 {
+                self_loop[c] = true;
+            }
+            rows[c] = row;
+        }
+        Reach { comp, rows, self_loop }
+    }
+
+    /// Whether information can flow from `a` to `b` (through at least one hop).
+    #[must_use]
+    pub fn reaches(&self, a: u32, b: u32) -> bool {
+        let (ca, cb) = (self.comp[a as usize] as usize, self.comp[b as usize] as usize);
+        if ca == cb {
+            return a != b || self.self_loop[ca];
+        }
+        self.rows[ca][cb / 64] & (1 << (cb % 64)) != 0
+    }
+
+    /// Number of ordered pairs (a, b), a != b, with a flow from a to b.
+    #[must_use]
+    pub fn pair_count(&self) -> u64 {
+        let mut size = vec![0u64; self.rows.len()];
+        for &c in &self.comp {
+            size[c as usize] += 1;
+        }
+        let mut total = 0u64;
+        for (c, row) in self.rows.iter().enumerate() {
+            let mut reach = 0u64;
+            for (w, bits) in row.iter().enumerate() {
+                let mut b = *bits;
+                while b != 0 {
+                    let d = w * 64 + b.trailing_zeros() as usize;
+                    reach += size[d];
+                    b &= b - 1;
+                }
+            }
+            total += size[c] * reach;
+            if self.self_loop[c] {
+                total += size[c] * (size[c] - 1);
+            }
+        }
+        total
+    }
+}
+
+/// Iterative Tarjan SCC; returns the component of every node and the component count.
+fn tarjan(g: &Graph) -> (Vec<u32>, usize) {
+    let n = g.out.len();
+    const UNSEEN: u32 = u32::MAX;
+    let mut index = vec![UNSEEN; n];
+    let mut low = vec![0u32; n];
+    let mut on_stack = vec![false; n];
+    let mut comp = vec![UNSEEN; n];
+    let mut stack: Vec<u32> = Vec::new();
+    let mut next = 0u32;
+    let mut ncomp = 0u32;
+    let mut call: Vec<(u32, usize)> = Vec::new();
+    for root in 0..n as u32 {
+        if index[root as usize] != UNSEEN {
+            continue;
+        }
+        call.push((root, 0));
+        while let Some(&mut (v, ref mut ei)) = call.last_mut() {
+            let vu = v as usize;
+            if *ei == 0 && index[vu] == UNSEEN {
+                index[vu] = next;
+                low[vu] = next;
+                next += 1;
+                stack.push(v);
+                on_stack[vu] = true;
+            }
+            if let Some(e) = g.out[vu].get(*ei) {
+                *ei += 1;
+                let w = e.to as usize;
+                if index[w] == UNSEEN {
+                    call.push((e.to, 0));
+                } else if on_stack[w] {
+                    low[vu] = low[vu].min(index[w]);
+                }
+                continue;
+            }
+            call.pop();
+            if let Some(&(p, _)) = call.last() {
+                low[p as usize] = low[p as usize].min(low[vu]);
+            }
+            if low[vu] == index[vu] {
+                while let Some(w) = stack.pop() {
+                    on_stack[w as usize] = false;
+                    comp[w as usize] = ncomp;
+                    if w == v {
+                        break;
+                    }
+                }
+                ncomp += 1;
+            }
+        }
+    }
+    (comp, ncomp as usize)
+}

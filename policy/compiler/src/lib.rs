@@ -1,0 +1,158 @@
+//! Warden policy compiler: `.wpol` source -> checked, expanded model -> binary for the engine.
+//!
+//! Pipeline: [`syntax`] (lex, parse, expand templates) -> [`model`] (resolve names, expand
+//! attributes, `self`/`other` and roles, keeping the rule behind every permission) -> [`check`]
+//! (neverallow, `assert noflow`, lints) -> [`Compiled::to_binary`] (the format of
+//! [`warden_policy::format`]). Analyses for `wardenpol` live in [`flow`] and [`query`].
+//!
+//! **Invariant:** no input makes the compiler panic; `fuzz_compile` is the fuzz entry point.
+#![forbid(unsafe_code)]
+
+pub mod check;
+pub mod diag;
+pub mod flow;
+pub mod model;
+mod print;
+pub mod query;
+mod syntax;
+
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use warden_policy::encode::{Image, encode};
+
+pub use diag::{Code, Diagnostic, Severity};
+pub use model::Model;
+
+/// A policy that compiled: no errors, maybe warnings.
+#[derive(Debug, Clone)]
+pub struct Compiled {
+    /// The expanded policy.
+    pub model: Model,
+    /// The information-flow graph.
+    pub graph: flow::Graph,
+    /// Lint warnings.
+    pub warnings: Vec<Diagnostic>,
+    /// SHA-256 of the source text.
+    pub source_hash: [u8; 32],
+}
+
+/// Options for [`compile_with`].
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// Run the lints (they cost a pass over the policy).
+    pub lints: bool,
+}
+
+/// Compiles source text with lints on.
+///
+/// # Errors
+/// Every error found (syntax errors stop at the first; resolution errors are collected).
+pub fn compile(src: &str) -> Result<Compiled, Vec<Diagnostic>> {
+    compile_with(src, Options { lints: true })
+}
+
+/// Compiles source text.
+///
+/// # Errors
+/// See [`compile`].
+pub fn compile_with(src: &str, opts: Options) -> Result<Compiled, Vec<Diagnostic>> {
+    let items = syntax::parse_expanded(src).map_err(|d| vec![d])?;
+    let model = model::build(&items)?;
+    let graph = flow::Graph::new(&model);
+    let mut errors = Vec::new();
+    check::neverallow(&model, &mut errors);
+    check::noflow(&model, &graph, &mut errors);
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let mut warnings = Vec::new();
+    if opts.lints {
+        check::lints(&model, &mut warnings);
+    }
+    Ok(Compiled { model, graph, warnings, source_hash: Sha256::digest(src.as_bytes()).into() })
+}
+
+/// Canonically formats source text (comments kept).
+///
+/// # Errors
+/// A syntax error.
+pub fn format_source(src: &str) -> Result<String, Box<Diagnostic>> {
+    let (items, comments) = syntax::parse(src).map_err(Box::new)?;
+    Ok(print::file(src, &items, &comments))
+}
+
+impl Compiled {
+    /// The engine's view of this policy.
+    #[must_use]
+    pub fn image(&self) -> Image {
+        let m = &self.model;
+        Image {
+            source_hash: self.source_hash,
+            types: m.types.iter().map(|t| (t.name.clone(), t.kind)).collect(),
+            av: m
+                .av
+                .iter()
+                .filter(|(_, e)| e.allow | e.auditallow | e.dontaudit != 0)
+                .map(|(&(s, t, c), e)| (s, t, c, e.allow, e.auditallow, e.dontaudit))
+                .collect(),
+            transitions: m.transitions.iter().map(|t| (t.build, t.run)).collect(),
+            conflict_sets: m.conflicts.iter().map(|c| (c.name.clone(), c.members.clone())).collect(),
+        }
+    }
+
+    /// The binary policy.
+    #[must_use]
+    pub fn to_binary(&self) -> Vec<u8> {
+        encode(&self.image())
+    }
+
+    /// JSON dump of the expanded policy (what `wardenpol compile --dump` writes).
+    #[must_use]
+    pub fn dump_json(&self) -> Value {
+        let m = &self.model;
+        let hex = |h: &[u8]| h.iter().map(|b| format!("{b:02x}")).collect::<String>();
+        json!({
+            "schema_hash": hex(&warden_policy::schema::hash()),
+            "source_hash": hex(&self.source_hash),
+            "types": m.types.iter().map(|t| json!({
+                "name": t.name, "kind": t.kind.name(),
+                "attributes": t.attrs.iter().map(|&a| m.attrs[a].name.as_str()).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
+            "attributes": m.attrs.iter().map(|a| json!({
+                "name": a.name, "members": a.members.iter().map(|&t| m.name(t)).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
+            "roles": m.roles.iter().map(|r| json!({
+                "name": r.name,
+                "grants": r.body.iter().map(|(c, bits, _)| json!({"class": c.name(), "perms": model::perm_names(*c, *bits)})).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
+            "access_vectors": m.av.iter().map(|(&(s, t, c), e)| json!({
+                "source": m.name(s), "target": m.name(t), "class": c.name(),
+                "allow": model::perm_names(c, e.allow),
+                "auditallow": model::perm_names(c, e.auditallow),
+                "dontaudit": model::perm_names(c, e.dontaudit),
+            })).collect::<Vec<_>>(),
+            "transitions": m.transitions.iter().map(|t| json!({"build": m.name(t.build), "run": m.name(t.run)})).collect::<Vec<_>>(),
+            "conflict_sets": m.conflicts.iter().map(|c| json!({
+                "name": c.name, "members": c.members.iter().map(|&t| m.name(t)).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
+        })
+    }
+}
+
+/// Fuzz entry point for the whole front end: any bytes must give a policy or diagnostics,
+/// never a panic, and a policy that compiles must load in the engine.
+pub fn fuzz_compile(data: &[u8]) {
+    let Ok(src) = std::str::from_utf8(data) else { return };
+    let _ = format_source(src);
+    match compile(src) {
+        Ok(c) => {
+            let bin = c.to_binary();
+            // The compiler's own output must always pass the loader: a failure is a bug.
+            assert!(warden_policy::Policy::load(&bin).is_ok(), "compiled policy does not load");
+            let _ = diag::render("fuzz.wpol", src, &c.warnings);
+        }
+        Err(ds) => {
+            let _ = diag::render("fuzz.wpol", src, &ds);
+        }
+    }
+}

@@ -1,0 +1,668 @@
+//! Policy source syntax: lexer, parser, and template expansion into a flat statement list.
+
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use crate::diag::{Code, Diagnostic, Frame, Origin, Span};
+
+/// Lexical token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Tok {
+    Ident(String),
+    Colon,
+    Semi,
+    Comma,
+    LBrace,
+    RBrace,
+    LParen,
+    RParen,
+    Arrow,
+    Star,
+    Eof,
+}
+
+impl Tok {
+    fn describe(&self) -> String {
+        match self {
+            Tok::Ident(s) => format!("`{s}`"),
+            Tok::Colon => "`:`".into(),
+            Tok::Semi => "`;`".into(),
+            Tok::Comma => "`,`".into(),
+            Tok::LBrace => "`{`".into(),
+            Tok::RBrace => "`}`".into(),
+            Tok::LParen => "`(`".into(),
+            Tok::RParen => "`)`".into(),
+            Tok::Arrow => "`->`".into(),
+            Tok::Star => "`*`".into(),
+            Tok::Eof => "end of file".into(),
+        }
+    }
+}
+
+/// A token with its origin.
+#[derive(Debug, Clone)]
+pub(crate) struct Token {
+    pub(crate) tok: Tok,
+    pub(crate) origin: Origin,
+}
+
+/// A comment, kept for the formatter.
+#[derive(Debug, Clone)]
+pub(crate) struct Comment {
+    pub(crate) span: Span,
+    pub(crate) text: String,
+}
+
+fn is_ident(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '_' || c == '$'
+}
+
+/// Splits source into tokens and comments.
+pub(crate) fn lex(src: &str) -> Result<(Vec<Token>, Vec<Comment>), Diagnostic> {
+    let mut toks = Vec::new();
+    let mut comments = Vec::new();
+    let b = src.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        let c = src[i..].chars().next().unwrap_or(' ');
+        let start = i;
+        if c.is_whitespace() {
+            i += c.len_utf8();
+            continue;
+        }
+        if src[i..].starts_with("//") {
+            let end = src[i..].find('\n').map_or(src.len(), |n| i + n);
+            comments.push(Comment { span: start..end, text: src[start..end].trim_end().to_string() });
+            i = end;
+            continue;
+        }
+        if src[i..].starts_with("/*") {
+            let Some(n) = src[i + 2..].find("*/") else {
+                return Err(Diagnostic::error(Code::E0001, "unterminated block comment", Origin::plain(start..start + 2), "comment starts here")
+                    .with_help("close it with `*/`"));
+            };
+            let end = i + 2 + n + 2;
+            comments.push(Comment { span: start..end, text: src[start..end].to_string() });
+            i = end;
+            continue;
+        }
+        let tok = match c {
+            ':' => Tok::Colon,
+            ';' => Tok::Semi,
+            ',' => Tok::Comma,
+            '{' => Tok::LBrace,
+            '}' => Tok::RBrace,
+            '(' => Tok::LParen,
+            ')' => Tok::RParen,
+            '*' => Tok::Star,
+            '-' if src[i..].starts_with("->") => {
+                i += 1;
+                Tok::Arrow
+            }
+            c if is_ident(c) => {
+                let end = src[i..].find(|ch: char| !is_ident(ch)).map_or(src.len(), |n| i + n);
+                let t = Tok::Ident(src[i..end].to_string());
+                i = end - 1;
+                t
+            }
+            other => {
+                return Err(Diagnostic::error(
+                    Code::E0001,
+                    format!("unexpected character `{}`", other.escape_debug()),
+                    Origin::plain(start..start + other.len_utf8()),
+                    "not part of the policy language",
+                ));
+            }
+        };
+        i += 1;
+        toks.push(Token { tok, origin: Origin::plain(start..i) });
+    }
+    toks.push(Token { tok: Tok::Eof, origin: Origin::plain(src.len()..src.len()) });
+    Ok((toks, comments))
+}
+
+/// A name as written, with where it was written.
+#[derive(Debug, Clone)]
+pub(crate) struct Name {
+    pub(crate) text: String,
+    pub(crate) origin: Origin,
+}
+
+/// A target of a rule.
+#[derive(Debug, Clone)]
+pub(crate) enum Target {
+    Names(Vec<Name>),
+    SelfT(Origin),
+    Other(Origin),
+}
+
+/// A permission list.
+#[derive(Debug, Clone)]
+pub(crate) enum Perms {
+    All(Origin),
+    List(Vec<Name>),
+}
+
+/// Access-vector rule kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RuleKind {
+    Allow,
+    AuditAllow,
+    DontAudit,
+    NeverAllow,
+}
+
+impl RuleKind {
+    pub(crate) fn keyword(self) -> &'static str {
+        match self {
+            RuleKind::Allow => "allow",
+            RuleKind::AuditAllow => "auditallow",
+            RuleKind::DontAudit => "dontaudit",
+            RuleKind::NeverAllow => "neverallow",
+        }
+    }
+}
+
+/// `CLASS PERMS` as used in rules and role bodies.
+#[derive(Debug, Clone)]
+pub(crate) struct ClassPerms {
+    pub(crate) class: Name,
+    pub(crate) perms: Perms,
+}
+
+/// A statement after template expansion.
+#[derive(Debug, Clone)]
+pub(crate) enum Stmt {
+    Attribute { name: Name },
+    Type { name: Name, kind: Name, attrs: Vec<Name> },
+    Rule { kind: RuleKind, src: Vec<Name>, tgt: Target, cp: ClassPerms },
+    Role { name: Name, body: Vec<ClassPerms> },
+    Grant { role: Name, src: Vec<Name>, tgt: Target },
+    Transition { build: Name, run: Name },
+    Conflict { name: Name, members: Vec<Name> },
+    NoFlow { from: Vec<Name>, to: Vec<Name>, excluding: Vec<Name> },
+    Expect { allow: bool, src: Vec<Name>, tgt: Target, cp: ClassPerms },
+    Template { name: Name, params: Vec<Name>, body: Vec<Token> },
+    Use { name: Name, args: Vec<Name> },
+}
+
+/// A statement with its whole-statement origin.
+#[derive(Debug, Clone)]
+pub(crate) struct Item {
+    pub(crate) stmt: Stmt,
+    pub(crate) origin: Origin,
+}
+
+struct Parser<'t> {
+    toks: &'t [Token],
+    pos: usize,
+}
+
+type PResult<T> = Result<T, Diagnostic>;
+
+const KEYWORDS: &[&str] = &[
+    "attribute", "type", "allow", "auditallow", "dontaudit", "neverallow", "role", "grant", "transition", "conflict",
+    "assert", "expect", "template", "use",
+];
+
+impl Parser<'_> {
+    fn peek(&self) -> &Token {
+        &self.toks[self.pos.min(self.toks.len() - 1)]
+    }
+
+    fn bump(&mut self) -> Token {
+        let t = self.peek().clone();
+        if self.pos < self.toks.len() - 1 {
+            self.pos += 1;
+        }
+        t
+    }
+
+    fn unexpected(&self, what: &str) -> Diagnostic {
+        let t = self.peek();
+        Diagnostic::error(Code::E0001, format!("expected {what}, found {}", t.tok.describe()), t.origin.clone(), format!("expected {what}"))
+    }
+
+    fn expect(&mut self, tok: Tok, what: &str) -> PResult<Token> {
+        if self.peek().tok == tok {
+            Ok(self.bump())
+        } else {
+            let mut d = self.unexpected(what);
+            if tok == Tok::Semi && self.pos > 0 {
+                // Point at the end of the previous token: that is where the `;` belongs.
+                let prev = &self.toks[self.pos - 1].origin;
+                d = Diagnostic::error(Code::E0001, format!("expected `;`, found {}", self.peek().tok.describe()),
+                    Origin { span: prev.span.end..prev.span.end, chain: prev.chain.clone() }, "expected `;` here")
+                    .with_label(self.peek().origin.clone(), "unexpected token")
+                    .with_help("every statement ends with `;`");
+            }
+            Err(d)
+        }
+    }
+
+    fn name(&mut self, what: &str) -> PResult<Name> {
+        match &self.peek().tok {
+            Tok::Ident(s) => {
+                let n = Name { text: s.clone(), origin: self.peek().origin.clone() };
+                self.bump();
+                Ok(n)
+            }
+            _ => Err(self.unexpected(what)),
+        }
+    }
+
+    fn keyword(&mut self, kw: &str) -> PResult<Token> {
+        match &self.peek().tok {
+            Tok::Ident(s) if s == kw => Ok(self.bump()),
+            _ => Err(self.unexpected(&format!("`{kw}`"))),
+        }
+    }
+
+    /// `NAME` or `{ NAME [,] NAME ... }`.
+    fn name_list(&mut self, what: &str) -> PResult<Vec<Name>> {
+        if self.peek().tok == Tok::LBrace {
+            let open = self.bump();
+            let mut v = Vec::new();
+            loop {
+                match self.peek().tok {
+                    Tok::RBrace => {
+                        self.bump();
+                        break;
+                    }
+                    Tok::Comma => {
+                        self.bump();
+                    }
+                    Tok::Ident(_) => v.push(self.name(what)?),
+                    _ => {
+                        return Err(self.unexpected(&format!("{what} or `}}`")).with_label(open.origin, "list opened here"));
+                    }
+                }
+            }
+            if v.is_empty() {
+                return Err(Diagnostic::error(Code::E0001, format!("empty list of {what}s"), open.origin, "nothing in here"));
+            }
+            Ok(v)
+        } else {
+            Ok(vec![self.name(what)?])
+        }
+    }
+
+    fn target(&mut self) -> PResult<Target> {
+        if let Tok::Ident(s) = &self.peek().tok {
+            if s == "self" {
+                return Ok(Target::SelfT(self.bump().origin));
+            }
+            if s == "other" {
+                return Ok(Target::Other(self.bump().origin));
+            }
+        }
+        Ok(Target::Names(self.name_list("target type or attribute")?))
+    }
+
+    fn class_perms(&mut self) -> PResult<ClassPerms> {
+        let class = self.name("class")?;
+        let perms = if self.peek().tok == Tok::Star {
+            Perms::All(self.bump().origin)
+        } else {
+            Perms::List(self.name_list("permission")?)
+        };
+        Ok(ClassPerms { class, perms })
+    }
+
+    fn comma_names(&mut self, what: &str, end: &Tok) -> PResult<Vec<Name>> {
+        let mut v = Vec::new();
+        while self.peek().tok != *end {
+            v.push(self.name(what)?);
+            if self.peek().tok == Tok::Comma {
+                self.bump();
+            } else {
+                break;
+            }
+        }
+        Ok(v)
+    }
+
+    fn item(&mut self) -> PResult<Item> {
+        let first = self.peek().clone();
+        let Tok::Ident(kw) = &first.tok else {
+            return Err(self.unexpected("a statement (`type`, `allow`, ...)"));
+        };
+        let kw = kw.clone();
+        let stmt = match kw.as_str() {
+            "attribute" => {
+                self.bump();
+                let name = self.name("attribute name")?;
+                Stmt::Attribute { name }
+            }
+            "type" => {
+                self.bump();
+                let name = self.name("type name")?;
+                self.expect(Tok::Colon, "`:` and a kind")?;
+                let kind = self.name("kind")?;
+                let mut attrs = Vec::new();
+                while self.peek().tok == Tok::Comma {
+                    self.bump();
+                    attrs.push(self.name("attribute")?);
+                }
+                Stmt::Type { name, kind, attrs }
+            }
+            "allow" | "auditallow" | "dontaudit" | "neverallow" | "expect" => {
+                self.bump();
+                let (kind, expect) = match kw.as_str() {
+                    "allow" => (RuleKind::Allow, None),
+                    "auditallow" => (RuleKind::AuditAllow, None),
+                    "dontaudit" => (RuleKind::DontAudit, None),
+                    "neverallow" => (RuleKind::NeverAllow, None),
+                    _ => {
+                        let w = self.name("`allow` or `deny`")?;
+                        match w.text.as_str() {
+                            "allow" => (RuleKind::Allow, Some(true)),
+                            "deny" => (RuleKind::Allow, Some(false)),
+                            _ => {
+                                return Err(Diagnostic::error(Code::E0001, format!("expected `allow` or `deny`, found `{}`", w.text), w.origin, "expected `allow` or `deny`"));
+                            }
+                        }
+                    }
+                };
+                let src = self.name_list("source type or attribute")?;
+                let tgt = self.target()?;
+                self.expect(Tok::Colon, "`:` and a class")?;
+                let cp = self.class_perms()?;
+                match expect {
+                    Some(allow) => Stmt::Expect { allow, src, tgt, cp },
+                    None => Stmt::Rule { kind, src, tgt, cp },
+                }
+            }
+            "role" => {
+                self.bump();
+                let name = self.name("role name")?;
+                self.expect(Tok::LBrace, "`{`")?;
+                let mut body = Vec::new();
+                while self.peek().tok != Tok::RBrace {
+                    if self.peek().tok == Tok::Eof {
+                        return Err(self.unexpected("`}`"));
+                    }
+                    body.push(self.class_perms()?);
+                    self.expect(Tok::Semi, "`;`")?;
+                }
+                let close = self.bump();
+                return Ok(Item { stmt: Stmt::Role { name, body }, origin: join(&first.origin, &close.origin) });
+            }
+            "grant" => {
+                self.bump();
+                let role = self.name("role name")?;
+                self.keyword("to")?;
+                let src = self.name_list("type or attribute")?;
+                self.keyword("over")?;
+                let tgt = self.target()?;
+                Stmt::Grant { role, src, tgt }
+            }
+            "transition" => {
+                self.bump();
+                let build = self.name("build label")?;
+                self.expect(Tok::Arrow, "`->`")?;
+                let run = self.name("run label")?;
+                Stmt::Transition { build, run }
+            }
+            "conflict" => {
+                self.bump();
+                let name = self.name("conflict set name")?;
+                let members = self.name_list("type or attribute")?;
+                Stmt::Conflict { name, members }
+            }
+            "assert" => {
+                self.bump();
+                self.keyword("noflow")?;
+                let from = self.name_list("type or attribute")?;
+                self.expect(Tok::Arrow, "`->`")?;
+                let to = self.name_list("type or attribute")?;
+                let mut excluding = Vec::new();
+                if matches!(&self.peek().tok, Tok::Ident(s) if s == "excluding") {
+                    self.bump();
+                    excluding = self.name_list("type or attribute")?;
+                }
+                Stmt::NoFlow { from, to, excluding }
+            }
+            "template" => {
+                self.bump();
+                let name = self.name("template name")?;
+                self.expect(Tok::LParen, "`(`")?;
+                let params = self.comma_names("parameter", &Tok::RParen)?;
+                self.expect(Tok::RParen, "`)`")?;
+                let open = self.expect(Tok::LBrace, "`{`")?;
+                let mut depth = 1;
+                let mut body = Vec::new();
+                loop {
+                    let t = self.bump();
+                    match t.tok {
+                        Tok::LBrace => depth += 1,
+                        Tok::RBrace => {
+                            depth -= 1;
+                            if depth == 0 {
+                                return Ok(Item { stmt: Stmt::Template { name, params, body }, origin: join(&first.origin, &t.origin) });
+                            }
+                        }
+                        Tok::Eof => {
+                            return Err(Diagnostic::error(Code::E0001, "unclosed template body", open.origin, "opened here").with_help("add the missing `}`"));
+                        }
+                        _ => {}
+                    }
+                    body.push(t);
+                }
+            }
+            "use" => {
+                self.bump();
+                let name = self.name("template name")?;
+                self.expect(Tok::LParen, "`(`")?;
+                let args = self.comma_names("argument", &Tok::RParen)?;
+                self.expect(Tok::RParen, "`)`")?;
+                Stmt::Use { name, args }
+            }
+            _ => {
+                let mut d = Diagnostic::error(Code::E0001, format!("unknown statement `{kw}`"), first.origin.clone(), "expected a statement keyword");
+                if let Some(s) = crate::diag::suggest(&kw, KEYWORDS.iter().copied()) {
+                    d = d.with_help(format!("did you mean `{s}`?"));
+                }
+                return Err(d);
+            }
+        };
+        let semi = self.expect(Tok::Semi, "`;`")?;
+        Ok(Item { stmt, origin: join(&first.origin, &semi.origin) })
+    }
+}
+
+fn join(a: &Origin, b: &Origin) -> Origin {
+    if a.chain == b.chain { Origin { span: a.span.start..b.span.end.max(a.span.start), chain: a.chain.clone() } } else { a.clone() }
+}
+
+/// Parses a token stream (ending in `Eof`) into statements.
+pub(crate) fn parse_tokens(toks: &[Token]) -> Result<Vec<Item>, Diagnostic> {
+    let mut p = Parser { toks, pos: 0 };
+    let mut items = Vec::new();
+    while p.peek().tok != Tok::Eof {
+        items.push(p.item()?);
+    }
+    Ok(items)
+}
+
+/// Parses source without expanding templates (for the formatter).
+pub(crate) fn parse(src: &str) -> Result<(Vec<Item>, Vec<Comment>), Diagnostic> {
+    let (toks, comments) = lex(src)?;
+    Ok((parse_tokens(&toks)?, comments))
+}
+
+const MAX_DEPTH: usize = 16;
+const MAX_ITEMS: usize = 1 << 20;
+
+/// Parses and expands every `use` of a template; templates may be defined anywhere in the file.
+pub(crate) fn parse_expanded(src: &str) -> Result<Vec<Item>, Diagnostic> {
+    let (items, _) = parse(src)?;
+    let mut templates: HashMap<String, (Vec<Name>, Vec<Token>, Origin)> = HashMap::new();
+    for it in &items {
+        if let Stmt::Template { name, params, body } = &it.stmt {
+            if let Some((_, _, prev)) = templates.get(&name.text) {
+                return Err(Diagnostic::error(Code::E0010, format!("template `{}` is defined twice", name.text), name.origin.clone(), "second definition")
+                    .with_label(prev.clone(), "first definition"));
+            }
+            for (i, p) in params.iter().enumerate() {
+                if !p.text.starts_with('$') || p.text.len() < 2 || p.text[1..].contains('$') {
+                    return Err(Diagnostic::error(Code::E0001, format!("template parameter `{}` must be written `$name`", p.text), p.origin.clone(), "parameter")
+                        .with_help(format!("write `${}`", p.text.trim_start_matches('$'))));
+                }
+                if params[..i].iter().any(|q| q.text == p.text) {
+                    return Err(Diagnostic::error(Code::E0010, format!("parameter `{}` appears twice", p.text), p.origin.clone(), "repeated"));
+                }
+            }
+            templates.insert(name.text.clone(), (params.clone(), body.clone(), name.origin.clone()));
+        }
+    }
+    let mut out = Vec::new();
+    expand_into(items, &templates, &Rc::new(Vec::new()), &mut out)?;
+    Ok(out)
+}
+
+fn expand_into(
+    items: Vec<Item>,
+    templates: &HashMap<String, (Vec<Name>, Vec<Token>, Origin)>,
+    chain: &Rc<Vec<Frame>>,
+    out: &mut Vec<Item>,
+) -> Result<(), Diagnostic> {
+    for it in items {
+        match it.stmt {
+            Stmt::Template { ref name, .. } if !chain.is_empty() => {
+                return Err(Diagnostic::error(Code::E0007, "templates cannot be defined inside templates", name.origin.clone(), "nested definition"));
+            }
+            Stmt::Template { .. } => {}
+            Stmt::Use { name, args } => {
+                let Some((params, body, def)) = templates.get(&name.text) else {
+                    let mut d = Diagnostic::error(Code::E0007, format!("unknown template `{}`", name.text), name.origin.clone(), "not defined in this file");
+                    if let Some(s) = crate::diag::suggest(&name.text, templates.keys().map(String::as_str)) {
+                        d = d.with_help(format!("did you mean `{s}`?"));
+                    }
+                    return Err(d);
+                };
+                if params.len() != args.len() {
+                    return Err(Diagnostic::error(
+                        Code::E0007,
+                        format!("template `{}` takes {} argument(s) but {} were given", name.text, params.len(), args.len()),
+                        it.origin.clone(),
+                        "wrong number of arguments",
+                    )
+                    .with_label(def.clone(), "template defined here"));
+                }
+                if chain.len() >= MAX_DEPTH || chain.iter().any(|f| f.template == name.text) {
+                    return Err(Diagnostic::error(Code::E0007, format!("template `{}` expands itself", name.text), it.origin.clone(), "recursive use")
+                        .with_note("templates may not use themselves, directly or indirectly"));
+                }
+                let mut frames = vec![Frame { template: name.text.clone(), use_span: it.origin.span.clone() }];
+                frames.extend(chain.iter().cloned());
+                let inner = Rc::new(frames);
+                let mut toks: Vec<Token> = body
+                    .iter()
+                    .map(|t| Token { tok: substitute(&t.tok, params, &args), origin: Origin { span: t.origin.span.clone(), chain: inner.clone() } })
+                    .collect();
+                toks.push(Token { tok: Tok::Eof, origin: Origin { span: it.origin.span.clone(), chain: chain.clone() } });
+                let sub = parse_tokens(&toks)?;
+                if out.len() + sub.len() > MAX_ITEMS {
+                    return Err(Diagnostic::error(Code::E0007, "template expansion is too large", it.origin.clone(), "expands to over a million statements"));
+                }
+                expand_into(sub, templates, &inner, out)?;
+            }
+            _ => {
+                for n in names_of(&it.stmt) {
+                    if n.text.contains('$') {
+                        return Err(Diagnostic::error(Code::E0001, format!("`{}` is not a template parameter here", n.text), n.origin.clone(), "`$` only appears in template parameters")
+                            .with_help("parameters are `$name` inside `template NAME($name) { ... }`"));
+                    }
+                }
+                out.push(it);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Replaces `$param` occurrences (longest parameter first) inside an identifier.
+fn substitute(tok: &Tok, params: &[Name], args: &[Name]) -> Tok {
+    let Tok::Ident(s) = tok else { return tok.clone() };
+    if !s.contains('$') {
+        return tok.clone();
+    }
+    let mut order: Vec<usize> = (0..params.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(params[i].text.len()));
+    let mut out = String::new();
+    let mut rest = s.as_str();
+    while let Some(pos) = rest.find('$') {
+        out.push_str(&rest[..pos]);
+        rest = &rest[pos..];
+        match order.iter().find(|&&i| rest.starts_with(params[i].text.as_str())) {
+            Some(&i) => {
+                out.push_str(&args[i].text);
+                rest = &rest[params[i].text.len()..];
+            }
+            None => {
+                out.push('$');
+                rest = &rest[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    Tok::Ident(out)
+}
+
+/// Every name a statement mentions (for checks that apply to all of them).
+pub(crate) fn names_of(s: &Stmt) -> Vec<&Name> {
+    let mut v: Vec<&Name> = Vec::new();
+    fn tgt(t: &Target) -> Vec<&Name> {
+        match t {
+            Target::Names(n) => n.iter().collect(),
+            _ => Vec::new(),
+        }
+    }
+    fn cp(c: &ClassPerms) -> Vec<&Name> {
+        let mut v = vec![&c.class];
+        if let Perms::List(l) = &c.perms {
+            v.extend(l.iter());
+        }
+        v
+    }
+    match s {
+        Stmt::Attribute { name } => v.push(name),
+        Stmt::Type { name, kind, attrs } => {
+            v.push(name);
+            v.push(kind);
+            v.extend(attrs.iter());
+        }
+        Stmt::Rule { src, tgt: t, cp: c, .. } | Stmt::Expect { src, tgt: t, cp: c, .. } => {
+            v.extend(src.iter());
+            v.extend(tgt(t));
+            v.extend(cp(c));
+        }
+        Stmt::Role { name, body } => {
+            v.push(name);
+            for c in body {
+                v.extend(cp(c));
+            }
+        }
+        Stmt::Grant { role, src, tgt: t } => {
+            v.push(role);
+            v.extend(src.iter());
+            v.extend(tgt(t));
+        }
+        Stmt::Transition { build, run } => {
+            v.push(build);
+            v.push(run);
+        }
+        Stmt::Conflict { name, members } => {
+            v.push(name);
+            v.extend(members.iter());
+        }
+        Stmt::NoFlow { from, to, excluding } => {
+            v.extend(from.iter());
+            v.extend(to.iter());
+            v.extend(excluding.iter());
+        }
+        Stmt::Template { name, .. } | Stmt::Use { name, .. } => v.push(name),
+    }
+    v
+}
