@@ -3,12 +3,14 @@
 
 mod setup;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use std::process::Command;
+use std::sync::Arc;
+use warden_rig::{BootOptions, Scenario};
 
 #[derive(Parser)]
-#[command(name = "cargo xtask", about = "Warden's build driver")]
+#[command(name = "cargo xtask", about = "Warden's build driver", version)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -16,34 +18,163 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Install what is missing (Debian packages, the x86_64-unknown-none target).
+    /// Install what is missing (Debian packages via apt-get, the x86_64-unknown-none target).
     Setup,
+    /// Build the hypervisor and every domain image.
+    Build,
+    /// Boot a scenario (hypervisor + domains + a private swtpm) in QEMU and check it.
+    Run {
+        /// The scenario to boot (`cargo xtask scenarios` lists them).
+        #[arg(long, default_value = "demo")]
+        scenario: String,
+        /// Keep the console attached (type Ctrl-A X to leave QEMU) instead of exiting when done.
+        #[arg(long)]
+        interactive: bool,
+        /// Keep the run folder (manifest, swtpm state and log) and print where it is.
+        #[arg(long)]
+        keep: bool,
+    },
+    /// List the scenarios, one line each.
+    Scenarios,
     /// Run every test: host unit tests and whole-system QEMU tests.
-    Test,
+    Test {
+        /// Extra arguments for `cargo test` (after `--`), e.g. a test-name filter.
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+    /// Run a benchmark (`warden-NAME-bench`), printing figures beside their references.
+    Bench {
+        /// Which benchmark: hypercall, policy, vtpm, ipc, ...
+        name: String,
+        /// Arguments passed to the benchmark.
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
 }
 
-fn main() -> Result<()> {
+fn main() {
     let cli = Cli::parse();
-    match cli.command {
+    let result = match cli.command {
         Cmd::Setup => setup::ensure(),
-        Cmd::Test => {
-            setup::ensure()?;
-            cargo(&["test", "--workspace"])
-        }
+        Cmd::Build => setup::ensure().and_then(|()| build()),
+        Cmd::Run { scenario, interactive, keep } => setup::ensure().and_then(|()| run(&scenario, interactive, keep)),
+        Cmd::Scenarios => scenarios(),
+        Cmd::Test { args } => setup::ensure().and_then(|()| test(&args)),
+        Cmd::Bench { name, args } => setup::ensure().and_then(|()| bench(&name, &args)),
+    };
+    if let Err(e) = result {
+        eprintln!("xtask: error: {e:#}");
+        std::process::exit(1);
     }
 }
 
-/// Runs cargo with the given arguments from the workspace root, failing on a non-zero exit.
-fn cargo(args: &[&str]) -> Result<()> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    eprintln!("xtask: cargo {}", args.join(" "));
-    let status = Command::new(cargo).args(args).current_dir(workspace_root()).status()?;
-    if !status.success() {
-        bail!("`cargo {}` failed ({status})", args.join(" "));
+fn build() -> Result<()> {
+    eprintln!("xtask: building the hypervisor and domain images for x86_64-unknown-none");
+    let images = warden_rig::images()?;
+    eprintln!("xtask: hypervisor: {}", images.kernel().display());
+    eprintln!("xtask: images in:  {}", images.dir().display());
+    Ok(())
+}
+
+fn run(name: &str, interactive: bool, keep: bool) -> Result<()> {
+    let scenario = Scenario::load(name)?;
+    build()?;
+    eprintln!("xtask: booting scenario '{}': {}", scenario.name, scenario.description);
+    if scenario.tpm {
+        eprintln!("xtask: starting a private swtpm as the platform TPM");
+    }
+    let opts = BootOptions {
+        interactive,
+        keep_dir: keep,
+        on_line: Some(Arc::new(|l: &str| println!("{l}"))),
+        ..BootOptions::default()
+    };
+    let outcome = warden_rig::boot(&scenario, &opts)?;
+    if keep {
+        eprintln!("xtask: run folder kept at {}", outcome.run_dir.display());
+    }
+    if interactive {
+        return Ok(());
+    }
+    outcome.check(&scenario).map_err(|e| match e {
+        warden_rig::RigError::Mismatch { scenario, failures, .. } => {
+            anyhow::anyhow!("scenario '{scenario}' failed:\n  {}", failures.join("\n  "))
+        }
+        other => other.into(),
+    })?;
+    eprintln!("xtask: scenario '{}' passed ({:?})", scenario.name, outcome.exit);
+    Ok(())
+}
+
+fn scenarios() -> Result<()> {
+    for s in Scenario::all()? {
+        println!("{:<24} {}", s.name, s.description);
     }
     Ok(())
 }
 
-fn workspace_root() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+/// Workspace packages that are benchmarks: excluded from the test run (they pull heavy
+/// comparison-only dependencies and have no tests).
+fn bench_packages() -> Result<Vec<String>> {
+    let out = Command::new(cargo_bin())
+        .args(["metadata", "--no-deps", "--format-version", "1"])
+        .current_dir(warden_rig::workspace_root())
+        .output()
+        .context("running cargo metadata")?;
+    if !out.status.success() {
+        bail!("cargo metadata failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let meta: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    Ok(meta["packages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["name"].as_str())
+        .filter(|n| n.ends_with("-bench"))
+        .map(String::from)
+        .collect())
+}
+
+fn test(extra: &[String]) -> Result<()> {
+    build()?;
+    let mut args: Vec<String> = vec!["test".into(), "--workspace".into()];
+    for b in bench_packages()? {
+        args.push("--exclude".into());
+        args.push(b);
+    }
+    if !extra.is_empty() {
+        args.push("--".into());
+        args.extend(extra.iter().cloned());
+    }
+    cargo(&args)?;
+    eprintln!("xtask: all tests passed");
+    Ok(())
+}
+
+fn bench(name: &str, extra: &[String]) -> Result<()> {
+    let package = format!("warden-{name}-bench");
+    if !bench_packages()?.contains(&package) {
+        bail!("no benchmark '{name}' (known: {})", bench_packages()?.join(", "));
+    }
+    build()?;
+    let mut args: Vec<String> = vec!["run".into(), "--release".into(), "--quiet".into(), "-p".into(), package];
+    if !extra.is_empty() {
+        args.push("--".into());
+        args.extend(extra.iter().cloned());
+    }
+    cargo(&args)
+}
+
+fn cargo_bin() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
+}
+
+/// Runs cargo with `args` from the workspace root, failing on a non-zero exit.
+fn cargo(args: &[String]) -> Result<()> {
+    eprintln!("xtask: cargo {}", args.join(" "));
+    let status = Command::new(cargo_bin()).args(args).current_dir(warden_rig::workspace_root()).status()?;
+    if !status.success() {
+        bail!("`cargo {}` failed ({status})", args.join(" "));
+    }
+    Ok(())
 }
