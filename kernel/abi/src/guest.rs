@@ -1,0 +1,187 @@
+//! Guest-side instruction wrappers: the ONLY `unsafe` code a domain links (VMMCALL, the entry
+//! symbol, the start-info view and the heap's `GlobalAlloc`). Compiled with the `guest` feature.
+//!
+//! The tidy test whitelists this one file; everything built on it (the runtime, the test domains)
+//! stays `#![forbid(unsafe_code)]`.
+
+use core::alloc::{GlobalAlloc, Layout};
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use crate::{HypercallArgs, START_INFO_MAGIC, ShutdownReason, StartInfo};
+
+/// Issues one hypercall and returns the raw (`RAX`, `RDX`) pair.
+pub fn hypercall(call: HypercallArgs) -> (u64, u64) {
+    let status: u64;
+    let value: u64;
+    // SAFETY: VMMCALL transfers control to the hypervisor, which by the ABI (see the crate docs)
+    // preserves every register except RAX and RDX, which are declared as outputs here. The
+    // hypervisor may read or write guest memory named by pointer arguments, so the asm is not
+    // `nomem`: the compiler treats memory reachable from those pointers as clobbered.
+    unsafe {
+        core::arch::asm!(
+            "vmmcall",
+            inlateout("rax") call.call => status,
+            in("rdi") call.args[0],
+            in("rsi") call.args[1],
+            inlateout("rdx") call.args[2] => value,
+            in("r10") call.args[3],
+            in("r8") call.args[4],
+            options(nostack),
+        );
+    }
+    (status, value)
+}
+
+/// Proof that the hypervisor started this domain: wraps the start-info page. Only [`_start`]
+/// creates one, so code that holds it may trust the page's addresses.
+#[derive(Debug, Clone, Copy)]
+pub struct Boot {
+    info: &'static StartInfo,
+}
+
+impl Boot {
+    pub fn info(&self) -> &'static StartInfo {
+        self.info
+    }
+}
+
+fn shutdown_now(reason: ShutdownReason) -> ! {
+    loop {
+        hypercall(HypercallArgs { call: crate::Call::Shutdown as u64, args: [reason as u64, 0, 0, 0, 0] });
+    }
+}
+
+/// The domain's ELF entry point (`ENTRY(_start)` in the guest linker script).
+///
+/// By the ABI the hypervisor starts here with `RDI` = the start-info page's address.
+#[unsafe(no_mangle)]
+pub extern "sysv64" fn _start(start_info: u64) -> ! {
+    unsafe extern "Rust" {
+        // Defined by `domain_entry!` in the domain's binary.
+        fn __warden_domain_main(boot: Boot) -> !;
+    }
+    let aligned = start_info.is_multiple_of(core::mem::align_of::<StartInfo>() as u64);
+    if start_info == 0 || !aligned {
+        shutdown_now(ShutdownReason::Failure);
+    }
+    // SAFETY: by the ABI, RDI holds the guest-physical address of the start-info page, which the
+    // hypervisor filled, mapped readable at the same virtual address (identity mapping), and
+    // never reuses for anything else; it is non-null and aligned (checked above), and every bit
+    // pattern is a valid `StartInfo` (plain integers).
+    let info: &'static StartInfo = unsafe { &*(start_info as *const StartInfo) };
+    if info.magic != START_INFO_MAGIC {
+        shutdown_now(ShutdownReason::Failure);
+    }
+    // SAFETY: `domain_entry!` defines this symbol with exactly the declared signature; it is the
+    // only way a domain binary provides it.
+    unsafe { __warden_domain_main(Boot { info }) }
+}
+
+/// Declares the domain's main function, `fn(Boot) -> !`, as the target of [`_start`].
+#[macro_export]
+macro_rules! domain_entry {
+    ($main:expr) => {
+        #[unsafe(no_mangle)]
+        extern "Rust" fn __warden_domain_main(boot: $crate::guest::Boot) -> ! {
+            ($main)(boot)
+        }
+        // Pulls `_start` (and so this crate's object) into the link.
+        #[used]
+        static __WARDEN_START: extern "sysv64" fn(u64) -> ! = $crate::guest::_start;
+    };
+}
+
+/// A bump allocator over the heap range of the start-info page; `dealloc` does nothing.
+#[derive(Debug)]
+pub struct BumpHeap {
+    cursor: AtomicU64,
+    end: AtomicU64,
+}
+
+impl BumpHeap {
+    pub const fn new() -> Self {
+        BumpHeap { cursor: AtomicU64::new(0), end: AtomicU64::new(0) }
+    }
+
+    /// Hands the start-info heap range to the allocator (the first call wins).
+    pub fn init(&self, boot: &Boot) {
+        let info = boot.info();
+        if self.cursor.compare_exchange(0, info.heap_start, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+            self.end.store(info.heap_end, Ordering::Release);
+        }
+    }
+
+    /// Bytes still available.
+    pub fn remaining(&self) -> u64 {
+        self.end.load(Ordering::Acquire).saturating_sub(self.cursor.load(Ordering::Acquire))
+    }
+}
+
+impl Default for BumpHeap {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+// SAFETY: `alloc` hands out disjoint blocks of the heap range, which the hypervisor mapped
+// read-write for this domain alone (start-info contract) and which `init` accepts only from a
+// `Boot`; blocks are aligned as requested (`bump` rounds up) and never handed out twice because
+// the cursor only moves forward under compare-exchange. Before `init`, `end` is 0 and every
+// allocation fails with null.
+unsafe impl GlobalAlloc for BumpHeap {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let end = self.end.load(Ordering::Acquire);
+        let mut cur = self.cursor.load(Ordering::Acquire);
+        loop {
+            let Some((start, next)) = crate::bump(cur, end, layout.size() as u64, layout.align() as u64)
+            else {
+                return core::ptr::null_mut();
+            };
+            match self.cursor.compare_exchange(cur, next, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return start as *mut u8,
+                Err(now) => cur = now,
+            }
+        }
+    }
+
+    unsafe fn dealloc(&self, _ptr: *mut u8, _layout: Layout) {}
+}
+
+/// Deliberately forbidden operations for containment tests: each one is something the
+/// hypervisor must stop. They are outside Rust's safety model on purpose and exist only with the
+/// `hostile` feature, which only `tests/guests` enables.
+#[cfg(feature = "hostile")]
+pub mod hostile {
+    /// Reads 8 bytes at guest address `addr` (a domain reading outside its memory is stopped).
+    pub fn read_u64(addr: u64) -> u64 {
+        // SAFETY: not sound in general (see the module docs); the test domains call it only on
+        // addresses outside their own memory, where the hypervisor stops them before the read
+        // completes, or on addresses no Rust reference points to.
+        unsafe { core::ptr::read_volatile(addr as *const u64) }
+    }
+
+    /// Executes WRMSR (every MSR write outside the emulated set stops the domain).
+    pub fn write_msr(msr: u32, value: u64) {
+        // SAFETY: WRMSR is intercepted by the hypervisor; see the module docs.
+        unsafe {
+            core::arch::asm!("wrmsr", in("ecx") msr, in("eax") value as u32,
+                in("edx") (value >> 32) as u32, options(nostack));
+        }
+    }
+
+    /// Executes RDMSR (unknown MSRs get #GP injected).
+    pub fn read_msr(msr: u32) -> u64 {
+        let (lo, hi): (u32, u32);
+        // SAFETY: RDMSR is intercepted by the hypervisor; see the module docs.
+        unsafe {
+            core::arch::asm!("rdmsr", in("ecx") msr, out("eax") lo, out("edx") hi, options(nostack));
+        }
+        u64::from(hi) << 32 | u64::from(lo)
+    }
+
+    /// Executes `OUT dx, al` (port I/O is denied to domains).
+    pub fn out_u8(port: u16, value: u8) {
+        // SAFETY: port I/O is intercepted by the hypervisor; see the module docs.
+        unsafe { core::arch::asm!("out dx, al", in("dx") port, in("al") value, options(nostack)) }
+    }
+}

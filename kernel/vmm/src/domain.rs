@@ -1,0 +1,132 @@
+//! How a domain ended, whether that matches what its scenario documented, and the one-line
+//! diagnostic printed when the hypervisor stops a domain.
+
+use warden_abi::ShutdownReason;
+
+use crate::manifest::Expected;
+
+/// Why the hypervisor stopped a domain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Violation {
+    /// A nested page fault: guest-physical `gpa` is not backed for this domain.
+    Memory { gpa: u64, write: bool, fetch: bool },
+    /// WRMSR outside the virtualised set.
+    MsrWrite { msr: u32, value: u64 },
+    /// Port I/O.
+    Port { port: u16, input: bool },
+    /// The guest triple-faulted; `cr2` is its last page-fault address.
+    TripleFault { cr2: u64 },
+    /// VMRUN refused the domain's state.
+    InvalidState,
+    /// An instruction domains may never execute.
+    Instruction(&'static str),
+    /// An exit this hypervisor does not expect (reported with its code).
+    UnexpectedExit(u64),
+}
+
+/// How a domain ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    Shutdown(ShutdownReason),
+    Stopped { violation: Violation, rip: u64 },
+}
+
+impl End {
+    /// Does this end match the scenario's documented outcome?
+    pub fn matches(&self, expected: Expected) -> bool {
+        match (self, expected) {
+            (End::Shutdown(ShutdownReason::Done), Expected::Shutdown) => true,
+            (End::Shutdown(ShutdownReason::Failure | ShutdownReason::Panic), Expected::Failure) => true,
+            (End::Stopped { violation, .. }, e) => matches!(
+                (violation, e),
+                (Violation::Memory { .. }, Expected::MemoryViolation)
+                    | (Violation::MsrWrite { .. }, Expected::MsrViolation)
+                    | (Violation::Port { .. }, Expected::IoViolation)
+                    | (Violation::TripleFault { .. }, Expected::TripleFault)
+                    | (Violation::InvalidState, Expected::InvalidState)
+            ),
+            _ => false,
+        }
+    }
+}
+
+/// The one-line diagnostic: `domain NAME (id N) stopped: REASON at rip=.. addr=..`.
+#[derive(Debug)]
+pub struct Diagnostic<'a> {
+    pub name: &'a str,
+    pub id: u32,
+    pub end: End,
+}
+
+impl core::fmt::Display for Diagnostic<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let (name, id) = (self.name, self.id);
+        match self.end {
+            End::Shutdown(r) => write!(f, "domain {name} (id {id}) shut down: {}", r.name()),
+            End::Stopped { violation, rip } => {
+                write!(f, "domain {name} (id {id}) stopped: ")?;
+                match violation {
+                    Violation::Memory { gpa, write, fetch } => {
+                        let kind = if fetch { "fetch" } else if write { "write" } else { "read" };
+                        write!(f, "memory violation ({kind} outside its memory) rip={rip:#x} addr={gpa:#x}")
+                    }
+                    Violation::MsrWrite { msr, value } => {
+                        write!(f, "forbidden MSR write msr={msr:#x} value={value:#x} rip={rip:#x}")
+                    }
+                    Violation::Port { port, input } => {
+                        let dir = if input { "in" } else { "out" };
+                        write!(f, "forbidden port I/O ({dir}) port={port:#x} rip={rip:#x}")
+                    }
+                    Violation::TripleFault { cr2 } => write!(f, "triple fault rip={rip:#x} addr={cr2:#x}"),
+                    Violation::InvalidState => write!(f, "invalid vCPU state (VMRUN refused it) rip={rip:#x}"),
+                    Violation::Instruction(i) => write!(f, "forbidden instruction {i} rip={rip:#x}"),
+                    Violation::UnexpectedExit(c) => write!(f, "unexpected exit {c:#x} rip={rip:#x}"),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::string::ToString;
+
+    #[test]
+    fn outcome_matching() {
+        let stop = |violation| End::Stopped { violation, rip: 0 };
+        let cases: &[(End, Expected, bool)] = &[
+            (End::Shutdown(ShutdownReason::Done), Expected::Shutdown, true),
+            (End::Shutdown(ShutdownReason::Panic), Expected::Shutdown, false),
+            (End::Shutdown(ShutdownReason::Panic), Expected::Failure, true),
+            (stop(Violation::Memory { gpa: 0, write: false, fetch: false }), Expected::MemoryViolation, true),
+            (stop(Violation::Memory { gpa: 0, write: false, fetch: false }), Expected::TripleFault, false),
+            (stop(Violation::MsrWrite { msr: 1, value: 0 }), Expected::MsrViolation, true),
+            (stop(Violation::Port { port: 1, input: true }), Expected::IoViolation, true),
+            (stop(Violation::TripleFault { cr2: 0 }), Expected::TripleFault, true),
+            (stop(Violation::InvalidState), Expected::InvalidState, true),
+            (stop(Violation::Instruction("VMRUN")), Expected::Shutdown, false),
+            (End::Shutdown(ShutdownReason::Done), Expected::Running, false),
+        ];
+        for (end, exp, want) in cases {
+            assert_eq!(end.matches(*exp), *want, "{end:?} vs {exp:?}");
+        }
+    }
+
+    #[test]
+    fn diagnostics_are_one_line_with_domain_reason_rip_and_address() {
+        let d = Diagnostic {
+            name: "reader",
+            id: 1,
+            end: End::Stopped { violation: Violation::Memory { gpa: 0x4000_0000, write: false, fetch: false }, rip: 0x20_1234 },
+        };
+        assert_eq!(
+            d.to_string(),
+            "domain reader (id 1) stopped: memory violation (read outside its memory) rip=0x201234 addr=0x40000000"
+        );
+        let t = Diagnostic { name: "tf", id: 4, end: End::Stopped { violation: Violation::TripleFault { cr2: 0x8 }, rip: 0x5 } };
+        assert_eq!(t.to_string(), "domain tf (id 4) stopped: triple fault rip=0x5 addr=0x8");
+        let s = Diagnostic { name: "ok", id: 0, end: End::Shutdown(ShutdownReason::Done) };
+        assert!(!s.to_string().contains('\n'));
+    }
+}
