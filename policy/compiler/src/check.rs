@@ -156,7 +156,7 @@ pub fn expectation_diag(m: &Model, r: &ExpectResult, class: Class, allow: bool) 
 }
 
 /// Lints (warnings): unused types, empty attributes, shadowed rules, dead rules inside conflict
-/// sets, builders that keep access to the run label.
+/// sets, builders that keep construction rights (build, writemem, setvcpu) on the run label.
 pub(crate) fn lints(m: &Model, out: &mut Vec<Diagnostic>) {
     let mut in_av = vec![false; m.types.len()];
     for &(s, t, _) in m.av.keys() {
@@ -258,7 +258,13 @@ pub(crate) fn lints(m: &Model, out: &mut Vec<Diagnostic>) {
             }
             for c2 in [Class::Domain, Class::Introspect] {
                 let Some(run) = m.av.get(&(s, tr.run, c2)) else { continue };
-                let risky = if c2 == Class::Domain { run.allow & warden_policy::perms::domain::BUILD.0 } else { run.allow };
+                // The rights that construct a domain; introspection granted on purpose by a
+                // role (checkpoint, migrate) is a separate decision and not flagged.
+                let risky = if c2 == Class::Domain {
+                    run.allow & warden_policy::perms::domain::BUILD.0
+                } else {
+                    run.allow & (warden_policy::perms::introspect::WRITEMEM | warden_policy::perms::introspect::SETVCPU).0
+                };
                 if risky != 0 && m.types[s as usize].kind == Kind::Domain {
                     let r = run.why.iter().find(|w| m.rules[w.0].kind == RuleKindPub::Allow).map_or(0, |w| w.0);
                     out.push(

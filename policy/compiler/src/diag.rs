@@ -204,6 +204,17 @@ pub fn location(file: &str, src: &str, o: &Origin) -> String {
     format!("{file}:{l}:{c}")
 }
 
+/// `file:line:col`, followed by the template uses that produced the origin, if any.
+#[must_use]
+pub fn location_chain(file: &str, src: &str, o: &Origin) -> String {
+    let mut s = location(file, src, o);
+    for f in o.chain.iter() {
+        let (l, c) = line_col(src, f.use_span.start);
+        s.push_str(&format!(" (in template `{}` used at {file}:{l}:{c})", f.template));
+    }
+    s
+}
+
 fn clamp(src: &str, s: &Span) -> Span {
     let a = floor_char_boundary(src, s.start.min(src.len()));
     let b = floor_char_boundary(src, s.end.min(src.len())).max(a);

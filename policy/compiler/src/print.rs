@@ -118,19 +118,17 @@ pub(crate) fn file(src: &str, items: &[Item], comments: &[Comment]) -> String {
     let blank_between = |a: usize, b: usize| src.get(a..b).is_some_and(|g| g.matches('\n').count() >= 2);
     for it in items {
         let start = it.origin.span.start;
-        let mut first = true;
         while ci < comments.len() && comments[ci].span.start < start {
             let c = &comments[ci];
-            if !out.is_empty() && first && blank_between(last_end, c.span.start) {
+            if !out.is_empty() && blank_between(last_end, c.span.start) {
                 out.push('\n');
             }
-            first = false;
             out.push_str(&c.text);
             out.push('\n');
             last_end = c.span.end;
             ci += 1;
         }
-        if !out.is_empty() && first && blank_between(last_end, start) {
+        if !out.is_empty() && blank_between(last_end, start) {
             out.push('\n');
         }
         out.push_str(&stmt(&it.stmt));
@@ -150,14 +148,13 @@ pub(crate) fn file(src: &str, items: &[Item], comments: &[Comment]) -> String {
         }
         out.push('\n');
     }
-    let mut first = true;
     while ci < comments.len() {
-        if !out.is_empty() && first && blank_between(last_end, comments[ci].span.start) {
+        if !out.is_empty() && blank_between(last_end, comments[ci].span.start) {
             out.push('\n');
         }
-        first = false;
         out.push_str(&comments[ci].text);
         out.push('\n');
+        last_end = comments[ci].span.end;
         ci += 1;
     }
     out

@@ -8,7 +8,7 @@ use warden_policy::schema::{CLASSES, Class};
 
 use crate::Compiled;
 use crate::check::hop_text;
-use crate::diag::{location, suggest};
+use crate::diag::{location, location_chain, suggest};
 use crate::flow::{Hop, Reach};
 use crate::model::{Model, RuleKindPub, RuleOrigin, perm_names};
 
@@ -150,7 +150,7 @@ pub fn query(c: &Compiled, f: &Filter) -> Result<Vec<Row>, QueryError> {
 
 fn why_text(m: &Model, file: &str, src: &str, w: &Why) -> String {
     let r = &m.rules[w.rule];
-    let mut s = format!("{}  `{}`", location(file, src, &r.origin), r.text.lines().next().unwrap_or(""));
+    let mut s = format!("{}  `{}`", location_chain(file, src, &r.origin), r.text.lines().next().unwrap_or(""));
     if let RuleOrigin::Role { role, line } = &r.via {
         let _ = write!(s, " [role `{role}`, {}]", location(file, src, line));
     }
@@ -159,9 +159,6 @@ fn why_text(m: &Model, file: &str, src: &str, w: &Why) -> String {
     }
     if let Some(a) = &w.via_target {
         let _ = write!(s, " [target via `{a}`]");
-    }
-    for f in r.origin.chain.iter() {
-        let _ = write!(s, " [in template `{}` used at {}]", f.template, location(file, src, &crate::diag::Origin::plain(f.use_span.clone())));
     }
     s
 }
@@ -223,7 +220,7 @@ pub fn path_text(c: &Compiled, file: &str, src: &str, path: &[Hop]) -> String {
     for (i, h) in path.iter().enumerate() {
         let r = &m.rules[h.rule];
         let _ = writeln!(out, "  {}. {}", i + 1, hop_text(m, h));
-        let _ = writeln!(out, "     {}  `{}`", location(file, src, &r.origin), r.text.lines().next().unwrap_or(""));
+        let _ = writeln!(out, "     {}  `{}`", location_chain(file, src, &r.origin), r.text.lines().next().unwrap_or(""));
         if let RuleOrigin::Role { role, line } = &r.via {
             let _ = writeln!(out, "     through role `{role}` at {}", location(file, src, line));
         }

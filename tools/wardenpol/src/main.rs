@@ -293,7 +293,7 @@ fn run(cli: &Cli) -> Result<Outcome, ToolError> {
             match fmt {
                 Format::Text => {
                     for r in &results {
-                        let loc = warden_policy_compiler::diag::location(&src.name, &src.text, &r.origin);
+                        let loc = warden_policy_compiler::diag::location_chain(&src.name, &src.text, &r.origin);
                         println!("{} {loc} {}", if r.ok { "ok  " } else { "FAIL" }, r.text);
                     }
                     print!("{}", render(&src.name, &src.text, &failed));
