@@ -1,0 +1,312 @@
+//! Property test: on randomly generated policies, the compiled engine decides exactly what a
+//! naive evaluator written directly from the rules decides (seeded, deterministic).
+
+use std::collections::BTreeSet;
+
+use warden_policy::schema::{ALL_CLASSES, Class, Kind};
+use warden_policy::{ChineseWall, PermSet, Policy, TypeId};
+
+/// xorshift64*: small, seeded, reproducible.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    fn chance(&mut self, pct: u64) -> bool {
+        self.next() % 100 < pct
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Tgt {
+    Names(Vec<String>),
+    SelfT,
+    Other,
+}
+
+#[derive(Debug, Clone)]
+struct Rule {
+    kw: &'static str,
+    src: Vec<String>,
+    tgt: Tgt,
+    class: Class,
+    perms: u64,
+    all: bool,
+}
+
+/// A generated policy, as data the reference evaluator reads directly.
+#[derive(Debug, Default)]
+struct Gen {
+    types: Vec<(String, Kind)>,
+    attrs: Vec<(String, Vec<String>)>,
+    rules: Vec<Rule>,
+    roles: Vec<(String, Vec<(Class, u64)>)>,
+    grants: Vec<(usize, Vec<String>, Tgt)>,
+    transitions: Vec<(String, String)>,
+    conflict: Option<Vec<String>>,
+}
+
+impl Gen {
+    fn members(&self, name: &str) -> Vec<String> {
+        if self.types.iter().any(|(n, _)| n == name) {
+            return vec![name.to_string()];
+        }
+        self.attrs.iter().find(|(a, _)| a == name).map(|(_, m)| m.clone()).unwrap_or_default()
+    }
+    fn expand(&self, names: &[String]) -> BTreeSet<String> {
+        names.iter().flat_map(|n| self.members(n)).collect()
+    }
+    fn matches(&self, src: &[String], tgt: &Tgt, s: &str, t: &str) -> bool {
+        let subjects = self.expand(src);
+        if !subjects.contains(s) {
+            return false;
+        }
+        match tgt {
+            Tgt::Names(n) => self.expand(n).contains(t),
+            Tgt::SelfT => s == t,
+            Tgt::Other => s != t && subjects.contains(t),
+        }
+    }
+    /// The reference: allow / auditallow / dontaudit for one key, straight from the rules.
+    fn vectors(&self, s: &str, t: &str, c: Class) -> (u64, u64, u64) {
+        let (mut a, mut aa, mut da) = (0, 0, 0);
+        for r in &self.rules {
+            if r.class == c && self.matches(&r.src, &r.tgt, s, t) {
+                match r.kw {
+                    "allow" => a |= r.perms,
+                    "auditallow" => aa |= r.perms,
+                    "dontaudit" => da |= r.perms,
+                    _ => {}
+                }
+            }
+        }
+        for (role, src, tgt) in &self.grants {
+            if self.matches(src, tgt, s, t) {
+                for &(rc, bits) in &self.roles[*role].1 {
+                    if rc == c {
+                        a |= bits;
+                    }
+                }
+            }
+        }
+        (a, aa, da)
+    }
+
+    fn source(&self) -> String {
+        let list = |v: &[String]| if v.len() == 1 { v[0].clone() } else { format!("{{ {} }}", v.join(" ")) };
+        let tgt = |t: &Tgt| match t {
+            Tgt::Names(n) => list(n),
+            Tgt::SelfT => "self".into(),
+            Tgt::Other => "other".into(),
+        };
+        let perms = |c: Class, bits: u64, all: bool| {
+            if all {
+                return "*".to_string();
+            }
+            let names: Vec<&str> = c.info().perms.iter().filter(|p| bits & (1 << p.bit) != 0).map(|p| p.name).collect();
+            list(&names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        };
+        let mut s = String::new();
+        for (a, _) in &self.attrs {
+            s.push_str(&format!("attribute {a};\n"));
+        }
+        for (n, k) in &self.types {
+            let attrs: Vec<&str> = self.attrs.iter().filter(|(_, m)| m.contains(n)).map(|(a, _)| a.as_str()).collect();
+            let extra: String = attrs.iter().map(|a| format!(", {a}")).collect();
+            s.push_str(&format!("type {n}: {}{extra};\n", k.name()));
+        }
+        for r in &self.rules {
+            s.push_str(&format!("{} {} {}: {} {};\n", r.kw, list(&r.src), tgt(&r.tgt), r.class.name(), perms(r.class, r.perms, r.all)));
+        }
+        for (name, body) in &self.roles {
+            s.push_str(&format!("role {name} {{\n"));
+            for &(c, bits) in body {
+                s.push_str(&format!("    {} {};\n", c.name(), perms(c, bits, false)));
+            }
+            s.push_str("}\n");
+        }
+        for (role, src, t) in &self.grants {
+            s.push_str(&format!("grant {} to {} over {};\n", self.roles[*role].0, list(src), tgt(t)));
+        }
+        for (b, r) in &self.transitions {
+            s.push_str(&format!("transition {b} -> {r};\n"));
+        }
+        if let Some(m) = &self.conflict {
+            s.push_str(&format!("conflict wall {{ {} }};\n", m.join(" ")));
+        }
+        s
+    }
+}
+
+fn random_perms(rng: &mut Rng, c: Class) -> (u64, bool) {
+    if rng.chance(10) {
+        return (c.all().0, true);
+    }
+    let n = c.info().perms.len();
+    let mut bits = 0;
+    while bits == 0 {
+        for i in 0..n {
+            if rng.chance(30) {
+                bits |= 1 << i;
+            }
+        }
+    }
+    (bits, false)
+}
+
+fn pick(rng: &mut Rng, pool: &[String]) -> Vec<String> {
+    let mut v: Vec<String> = Vec::new();
+    let k = 1 + rng.below(pool.len().min(3));
+    for _ in 0..k {
+        let n = pool[rng.below(pool.len())].clone();
+        if !v.contains(&n) {
+            v.push(n);
+        }
+    }
+    v
+}
+
+fn generate(seed: u64) -> Gen {
+    let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    let mut g = Gen::default();
+    let nd = 2 + rng.below(6);
+    let nv = rng.below(3);
+    let doms: Vec<String> = (0..nd).map(|i| format!("d{i}")).collect();
+    let vtpms: Vec<String> = (0..nv).map(|i| format!("v{i}")).collect();
+    g.types.extend(doms.iter().map(|d| (d.clone(), Kind::Domain)));
+    g.types.extend(vtpms.iter().map(|v| (v.clone(), Kind::Vtpm)));
+    // Attributes over domains (possibly empty) and over vTPMs.
+    let mut dom_names = doms.clone();
+    for i in 0..rng.below(3) {
+        let m: Vec<String> = doms.iter().filter(|_| rng.chance(50)).cloned().collect();
+        g.attrs.push((format!("ad{i}"), m));
+        dom_names.push(format!("ad{i}"));
+    }
+    let mut vtpm_names = vtpms.clone();
+    if nv > 0 && rng.chance(50) {
+        g.attrs.push(("av".into(), vtpms.clone()));
+        vtpm_names.push("av".into());
+    }
+    let domain_classes = [Class::Domain, Class::Introspect, Class::Evtchn, Class::Grant];
+    for _ in 0..rng.below(12) {
+        let kw = ["allow", "allow", "allow", "auditallow", "dontaudit"][rng.below(5)];
+        let src = pick(&mut rng, &dom_names);
+        let (class, tgt) = if nv > 0 && rng.chance(20) {
+            (Class::Vtpm, Tgt::Names(pick(&mut rng, &vtpm_names)))
+        } else {
+            let c = domain_classes[rng.below(4)];
+            let t = match rng.below(6) {
+                0 => Tgt::SelfT,
+                1 => Tgt::Other,
+                _ => Tgt::Names(pick(&mut rng, &dom_names)),
+            };
+            (c, t)
+        };
+        let (perms, all) = random_perms(&mut rng, class);
+        g.rules.push(Rule { kw, src, tgt, class, perms, all });
+    }
+    for r in 0..rng.below(3) {
+        let body = (0..1 + rng.below(2))
+            .map(|_| {
+                let c = domain_classes[rng.below(4)];
+                (c, random_perms(&mut rng, c).0)
+            })
+            .collect();
+        g.roles.push((format!("role{r}"), body));
+    }
+    for _ in 0..rng.below(3) {
+        if g.roles.is_empty() {
+            break;
+        }
+        let role = rng.below(g.roles.len());
+        let t = if rng.chance(20) { Tgt::SelfT } else { Tgt::Names(pick(&mut rng, &dom_names)) };
+        g.grants.push((role, pick(&mut rng, &dom_names), t));
+    }
+    if nd >= 3 && rng.chance(50) {
+        g.transitions.push((doms[0].clone(), doms[1].clone()));
+    }
+    if nd >= 3 && rng.chance(60) {
+        g.conflict = Some(vec![doms[nd - 1].clone(), doms[nd - 2].clone()]);
+    }
+    g
+}
+
+#[test]
+fn engine_equals_reference_on_random_policies() {
+    let mut compiled = 0;
+    for seed in 0..400u64 {
+        let g = generate(seed);
+        let src = g.source();
+        let c = match warden_policy_compiler::compile(&src) {
+            Ok(c) => c,
+            Err(e) => panic!("seed {seed}: generated policy does not compile:\n{src}\n{}", warden_policy_compiler::diag::render("gen.wpol", &src, &e)),
+        };
+        compiled += 1;
+        let bin = c.to_binary();
+        let p = Policy::load(&bin).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        let mut rng = Rng(seed + 7);
+        for (s, _) in &g.types {
+            for (t, tk) in &g.types {
+                for &cl in ALL_CLASSES {
+                    let (sid, tid) = (p.type_by_name(s).unwrap(), p.type_by_name(t).unwrap());
+                    let (a, aa, da) = if cl.target_kind() == *tk { g.vectors(s, t, cl) } else { (0, 0, 0) };
+                    for _ in 0..4 {
+                        let req = rng.next() & cl.all().0;
+                        let d = p.decide(sid, tid, cl, PermSet(req));
+                        let allowed = req & a;
+                        let audit = (req & !a & !da) | (allowed & aa);
+                        assert_eq!(
+                            (d.allowed.0, d.audit.0),
+                            (allowed, audit),
+                            "seed {seed}: decide({s}, {t}, {}, {req:#x}) differs\n{src}",
+                            cl.name()
+                        );
+                    }
+                }
+            }
+        }
+        // Transitions and the Chinese Wall, against the generated declarations.
+        for (b, r) in &g.transitions {
+            let (bid, rid) = (p.type_by_name(b).unwrap(), p.type_by_name(r).unwrap());
+            assert_eq!(p.run_label_of(bid), Some(rid), "seed {seed}");
+        }
+        if let Some(m) = &g.conflict {
+            let (x, y) = (p.type_by_name(&m[0]).unwrap(), p.type_by_name(&m[1]).unwrap());
+            let mut cw = ChineseWall::<8>::new(p).unwrap();
+            cw.started(x).unwrap();
+            assert_eq!(cw.may_start(y).map_err(|c| c.with), Err(x), "seed {seed}");
+            cw.stopped(x).unwrap();
+            assert!(cw.may_start(y).is_ok(), "seed {seed}");
+        }
+        // All-pairs reachability agrees with the path search, pair by pair.
+        let reach = warden_policy_compiler::flow::Reach::new(&c.graph);
+        let n = c.model.types.len() as u32;
+        for a in 0..n {
+            for b in 0..n {
+                if a == b {
+                    continue;
+                }
+                let path = c.graph.shortest_path(&c.model, &[a], &[b], &[]);
+                assert_eq!(reach.reaches(a, b), path.is_some(), "seed {seed}: reach({a}, {b})\n{src}");
+                if let Some(path) = path {
+                    // Every hop is an allowed permission whose flow goes that way.
+                    for h in &path {
+                        let (s, t, cl) = h.key;
+                        let d = p.decide(TypeId(s), TypeId(t), cl, PermSet(1 << h.perm));
+                        assert!(!d.allowed.is_empty(), "seed {seed}: hop not allowed");
+                        let flow = cl.info().perms[h.perm as usize].flow;
+                        assert!((h.from == s && flow.forward()) || (h.from == t && flow.backward()), "seed {seed}: hop against the flow map");
+                    }
+                    assert_eq!((path[0].from, path[path.len() - 1].to), (a, b));
+                }
+            }
+        }
+    }
+    assert_eq!(compiled, 400);
+}
