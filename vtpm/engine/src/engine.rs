@@ -1,0 +1,614 @@
+//! The TPM instance: permanent and volatile state, command framing, handle and
+//! authorisation-area processing, and dispatch to the command modules.
+
+use crate::Platform;
+use crate::cc::{self, CmdInfo, Role, code};
+use crate::crypto::{Drbg, HashAlg, ct_eq};
+use crate::handle::{self as h};
+use crate::marshal::{Reader, Writer};
+use crate::nv::NvIndex;
+use crate::object::{Object, Public, Sensitive, attr};
+use crate::pcr::Pcrs;
+use crate::rc::{At, Rc};
+use crate::session::Session;
+use alloc::vec::Vec;
+
+pub(crate) const ST_NO_SESSIONS: u16 = 0x8001;
+pub(crate) const ST_SESSIONS: u16 = 0x8002;
+
+/// Transient object slots (the TPM 2.0 minimum; a resource manager multiplexes more).
+pub(crate) const OBJECT_SLOTS: usize = 3;
+/// Loaded session slots.
+pub(crate) const SESSION_SLOTS: usize = 3;
+/// Sessions that may exist at once (loaded or saved).
+pub(crate) const ACTIVE_SESSIONS: usize = 64;
+/// Largest command or response.
+pub(crate) const MAX_COMMAND: usize = 4096;
+/// Persistent objects the owner and platform may keep.
+pub(crate) const PERSISTENT_SLOTS: usize = 16;
+
+/// State that survives power cycles (written through `Platform::nv_write`).
+#[derive(Clone, Debug)]
+pub(crate) struct Permanent {
+    pub(crate) eps: Vec<u8>,
+    pub(crate) sps: Vec<u8>,
+    pub(crate) pps: Vec<u8>,
+    /// Proof values: the secret behind tickets and context integrity, per hierarchy.
+    pub(crate) eh_proof: Vec<u8>,
+    pub(crate) sh_proof: Vec<u8>,
+    pub(crate) ph_proof: Vec<u8>,
+    pub(crate) owner_auth: Vec<u8>,
+    pub(crate) endorsement_auth: Vec<u8>,
+    pub(crate) lockout_auth: Vec<u8>,
+    pub(crate) owner_policy: (u16, Vec<u8>),
+    pub(crate) endorsement_policy: (u16, Vec<u8>),
+    pub(crate) lockout_policy: (u16, Vec<u8>),
+    pub(crate) disable_clear: bool,
+    pub(crate) reset_count: u32,
+    pub(crate) restart_count: u32,
+    pub(crate) clock: u64,
+    pub(crate) failed_tries: u32,
+    pub(crate) max_tries: u32,
+    pub(crate) recovery_time: u32,
+    pub(crate) lockout_recovery: u32,
+    pub(crate) lockout_locked: bool,
+    pub(crate) nv: Vec<NvIndex>,
+    pub(crate) persistent: Vec<(u32, Object)>,
+    /// PCR state saved by Shutdown(STATE), consumed by Startup(STATE).
+    pub(crate) saved_pcrs: Option<Pcrs>,
+    pub(crate) total_commands: u64,
+}
+
+/// State that a power cycle loses.
+#[derive(Clone, Debug)]
+pub(crate) struct Volatile {
+    pub(crate) started: bool,
+    pub(crate) self_tested: bool,
+    pub(crate) ph_enable: bool,
+    pub(crate) sh_enable: bool,
+    pub(crate) eh_enable: bool,
+    pub(crate) ph_enable_nv: bool,
+    pub(crate) platform_auth: Vec<u8>,
+    pub(crate) platform_policy: (u16, Vec<u8>),
+    pub(crate) pcrs: Pcrs,
+    pub(crate) objects: Vec<Option<Object>>,
+    pub(crate) sessions: Vec<Option<Session>>,
+    /// Sessions whose context is saved outside (handle, sequence number).
+    pub(crate) saved_sessions: Vec<(u32, u64)>,
+    pub(crate) context_seq: u64,
+    /// Key for context blobs: fresh on every TPM Reset, so old contexts stop loading.
+    pub(crate) context_key: Vec<u8>,
+    pub(crate) next_session: u32,
+    pub(crate) clock_at_boot: u64,
+    pub(crate) nonce_even_seed: u64,
+}
+
+/// A TPM 2.0 instance over a `Platform`.
+pub struct Tpm<P: Platform> {
+    pub(crate) platform: P,
+    pub(crate) p: Permanent,
+    pub(crate) v: Volatile,
+    pub(crate) rng: Drbg,
+    /// Recently derived primary keys: RSA key generation is the slowest thing a TPM does and
+    /// tools re-create the same EK/SRK over and over. Keyed by the derivation input digest.
+    pub(crate) primary_cache: Vec<([u8; 32], Public, Sensitive)>,
+}
+
+impl<P: Platform> core::fmt::Debug for Tpm<P> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Tpm").field("started", &self.v.started).finish_non_exhaustive()
+    }
+}
+
+/// One parsed authorisation from the command's session area.
+#[derive(Clone, Debug)]
+pub(crate) struct AuthIn {
+    pub(crate) handle: u32,
+    pub(crate) nonce_caller: Vec<u8>,
+    pub(crate) attrs: u8,
+    pub(crate) hmac: Vec<u8>,
+}
+
+/// Session attribute bits (TPMA_SESSION).
+pub(crate) mod sattr {
+    pub(crate) const CONTINUE: u8 = 0x01;
+    pub(crate) const AUDIT_EXCLUSIVE: u8 = 0x02;
+    pub(crate) const AUDIT_RESET: u8 = 0x04;
+    pub(crate) const DECRYPT: u8 = 0x20;
+    pub(crate) const ENCRYPT: u8 = 0x40;
+    pub(crate) const AUDIT: u8 = 0x80;
+}
+
+/// What a command handler sees.
+#[derive(Debug)]
+pub(crate) struct Ctx<'a> {
+    pub(crate) locality: u8,
+    pub(crate) cc: u32,
+    pub(crate) handles: Vec<u32>,
+    pub(crate) params: Reader<'a>,
+}
+
+/// What a command handler returns.
+#[derive(Debug, Default)]
+pub(crate) struct Out {
+    pub(crate) handle: Option<u32>,
+    pub(crate) params: Writer,
+}
+
+impl Out {
+    pub(crate) fn new() -> Self {
+        Out::default()
+    }
+}
+
+impl<P: Platform> Tpm<P> {
+    /// Creates an instance: loads permanent state from the platform, or manufactures a fresh
+    /// TPM (new seeds) when there is none. The TPM starts powered on and waiting for Startup.
+    pub fn new(mut platform: P) -> Result<Self, crate::StateError> {
+        let mut seed = [0u8; 48];
+        platform.entropy(&mut seed);
+        let mut rng = Drbg::new(&seed);
+        let p = match platform.nv_read() {
+            Some(blob) => crate::state::decode_permanent(&blob)?,
+            None => manufacture(&mut rng),
+        };
+        let v = fresh_volatile(&mut rng);
+        let mut tpm = Tpm { platform, p, v, rng, primary_cache: Vec::new() };
+        tpm.persist();
+        Ok(tpm)
+    }
+
+    /// The platform, for the host to inspect.
+    pub fn platform(&self) -> &P {
+        &self.platform
+    }
+
+    /// Power cycle (TPM_Init): volatile state is lost, Startup is required again.
+    pub fn power_on(&mut self) {
+        let mut seed = [0u8; 32];
+        self.platform.entropy(&mut seed);
+        self.rng.reseed(&seed);
+        self.v = fresh_volatile(&mut self.rng);
+        self.v.clock_at_boot = self.platform.clock_ms();
+    }
+
+    /// Whether Startup has run since the last power-on.
+    pub fn is_started(&self) -> bool {
+        self.v.started
+    }
+
+    /// Executes one command at `locality` and returns the response bytes (never panics).
+    pub fn execute(&mut self, locality: u8, command: &[u8]) -> Vec<u8> {
+        self.p.total_commands = self.p.total_commands.wrapping_add(1);
+        match self.run(locality, command) {
+            Ok(r) => r,
+            Err(rc) => {
+                let mut w = Writer::new();
+                w.u16(ST_NO_SESSIONS).u32(10).u32(rc.0);
+                w.into_vec()
+            }
+        }
+    }
+
+    /// Writes permanent state through the platform.
+    pub(crate) fn persist(&mut self) {
+        let blob = crate::state::encode_permanent(&self.p);
+        self.platform.nv_write(&blob);
+    }
+
+    pub(crate) fn random(&mut self, n: usize) -> Vec<u8> {
+        self.rng.bytes(n)
+    }
+
+    fn run(&mut self, locality: u8, command: &[u8]) -> Result<Vec<u8>, Rc> {
+        let mut r = Reader::new(command);
+        let tag = r.u16().map_err(|_| Rc::INSUFFICIENT)?;
+        let size = r.u32().map_err(|_| Rc::INSUFFICIENT)?;
+        let cc = r.u32().map_err(|_| Rc::INSUFFICIENT)?;
+        if tag != ST_NO_SESSIONS && tag != ST_SESSIONS {
+            return Err(Rc::BAD_TAG);
+        }
+        if size as usize != command.len() || command.len() > MAX_COMMAND {
+            return Err(Rc::COMMAND_SIZE);
+        }
+        if !self.v.started && cc != code::STARTUP {
+            return Err(Rc::INITIALIZE);
+        }
+        let info = cc::lookup(cc).ok_or(Rc::COMMAND_CODE)?;
+        let mut handles = Vec::with_capacity(info.handles as usize);
+        for i in 0..info.handles {
+            let hdl = r.u32().map_err(|_| Rc::INSUFFICIENT)?;
+            self.check_handle(cc, i, hdl).h(u32::from(i) + 1)?;
+            handles.push(hdl);
+        }
+        let mut auths = Vec::new();
+        let params_start;
+        if tag == ST_SESSIONS {
+            let auth_size = r.u32().map_err(|_| Rc::AUTHSIZE)? as usize;
+            if auth_size < 9 || auth_size > r.remaining() {
+                return Err(Rc::AUTHSIZE);
+            }
+            let mut ar = Reader::new(r.bytes(auth_size)?);
+            while ar.remaining() > 0 {
+                if auths.len() == 3 {
+                    return Err(Rc::AUTHSIZE);
+                }
+                let n = auths.len() as u32 + 1;
+                let handle = ar.u32().map_err(|_| Rc::AUTHSIZE)?;
+                let nonce_caller = ar.tpm2b(64).map_err(|e| if e == Rc::SIZE { Rc::SIZE.session(n) } else { Rc::AUTHSIZE })?.to_vec();
+                let attrs = ar.u8().map_err(|_| Rc::AUTHSIZE)?;
+                let hmac = ar.tpm2b(64).map_err(|e| if e == Rc::SIZE { Rc::SIZE.session(n) } else { Rc::AUTHSIZE })?.to_vec();
+                auths.push(AuthIn { handle, nonce_caller, attrs, hmac });
+            }
+            if auths.len() < info.auths as usize {
+                return Err(Rc::AUTH_MISSING);
+            }
+            params_start = command.len() - r.remaining();
+        } else {
+            if info.auths > 0 {
+                return Err(Rc::AUTH_MISSING);
+            }
+            params_start = command.len() - r.remaining();
+        }
+        let params = &command[params_start..];
+        let names: Vec<Vec<u8>> = handles.iter().map(|&hd| self.entity_name(hd)).collect();
+        let mut session_state = self.check_sessions(info, &handles, &names, &auths, cc, params)?;
+        let mut decrypted;
+        let params = if let Some(d) = self.decrypt_param(&auths, &session_state, params)? {
+            decrypted = d;
+            &decrypted[..]
+        } else {
+            decrypted = Vec::new();
+            let _ = &mut decrypted;
+            params
+        };
+        let mut ctx = Ctx { locality, cc, handles: handles.clone(), params: Reader::new(params) };
+        let out = self.dispatch(&mut ctx)?;
+        let mut params_out = out.params.into_vec();
+        let mut w = Writer::new();
+        w.u16(tag).u32(0).u32(0);
+        if let Some(hd) = out.handle {
+            w.u32(hd);
+        }
+        if tag == ST_SESSIONS {
+            self.encrypt_param(&auths, &mut session_state, &mut params_out);
+            let area = self.response_sessions(&auths, &mut session_state, cc, &params_out);
+            w.u32(params_out.len() as u32).bytes(&params_out).bytes(&area);
+        } else {
+            w.bytes(&params_out);
+        }
+        let mut resp = w.into_vec();
+        let len = resp.len() as u32;
+        resp[2..6].copy_from_slice(&len.to_be_bytes());
+        Ok(resp)
+    }
+
+    /// Checks that a handle in the handle area refers to something present and allowed.
+    fn check_handle(&self, cc: u32, idx: u8, hdl: u32) -> Result<(), Rc> {
+        match h::ty(hdl) {
+            h::HT_PCR => {
+                if hdl as usize >= crate::pcr::PCR_COUNT {
+                    return Err(Rc::VALUE);
+                }
+            }
+            h::HT_PERMANENT => match hdl {
+                h::RH_OWNER => {
+                    if !self.v.sh_enable {
+                        return Err(Rc::HIERARCHY);
+                    }
+                }
+                h::RH_ENDORSEMENT => {
+                    if !self.v.eh_enable {
+                        return Err(Rc::HIERARCHY);
+                    }
+                }
+                h::RH_PLATFORM | h::RH_PLATFORM_NV => {
+                    if !self.v.ph_enable {
+                        return Err(Rc::HIERARCHY);
+                    }
+                }
+                h::RH_NULL | h::RH_LOCKOUT => {}
+                _ => return Err(Rc::VALUE),
+            },
+            h::HT_TRANSIENT => {
+                let i = (hdl - h::TRANSIENT_FIRST) as usize;
+                if self.v.objects.get(i).and_then(|o| o.as_ref()).is_none() {
+                    return Err(Rc(0x910 + u32::from(idx)));
+                }
+                self.check_object_hierarchy(self.v.objects[i].as_ref().map(|o| o.hierarchy))?;
+            }
+            h::HT_PERSISTENT => {
+                let o = self.p.persistent.iter().find(|(ph, _)| *ph == hdl).ok_or(Rc::HANDLE)?;
+                self.check_object_hierarchy(Some(o.1.hierarchy))?;
+            }
+            h::HT_NV_INDEX => {
+                let nv = self.p.nv.iter().find(|n| n.handle == hdl).ok_or(Rc::HANDLE)?;
+                let platform = nv.attrs & crate::nv::a::PLATFORMCREATE != 0;
+                if (platform && !self.v.ph_enable_nv) || (!platform && !self.v.sh_enable) {
+                    return Err(Rc::HANDLE);
+                }
+            }
+            h::HT_HMAC_SESSION | h::HT_POLICY_SESSION => {
+                // Only a few commands name a session in their handle area.
+                if self.session_index(hdl).is_none() {
+                    return Err(Rc(0x910 + u32::from(idx)));
+                }
+            }
+            _ => return Err(Rc::VALUE),
+        }
+        let _ = cc;
+        Ok(())
+    }
+
+    fn check_object_hierarchy(&self, hier: Option<u32>) -> Result<(), Rc> {
+        let ok = match hier {
+            Some(h::RH_OWNER) => self.v.sh_enable,
+            Some(h::RH_ENDORSEMENT) => self.v.eh_enable,
+            Some(h::RH_PLATFORM) => self.v.ph_enable,
+            _ => true,
+        };
+        if ok { Ok(()) } else { Err(Rc::HIERARCHY) }
+    }
+
+    /// The Name of an entity referenced by handle (objects and NV: computed; others: the handle).
+    pub(crate) fn entity_name(&self, hdl: u32) -> Vec<u8> {
+        match h::ty(hdl) {
+            h::HT_TRANSIENT | h::HT_PERSISTENT => {
+                self.object(hdl).map(|o| o.name.clone()).unwrap_or_else(|_| hdl.to_be_bytes().to_vec())
+            }
+            h::HT_NV_INDEX => self
+                .p
+                .nv
+                .iter()
+                .find(|n| n.handle == hdl)
+                .map(|n| n.name())
+                .unwrap_or_else(|| hdl.to_be_bytes().to_vec()),
+            _ => hdl.to_be_bytes().to_vec(),
+        }
+    }
+
+    pub(crate) fn object(&self, hdl: u32) -> Result<&Object, Rc> {
+        match h::ty(hdl) {
+            h::HT_TRANSIENT => self
+                .v
+                .objects
+                .get((hdl - h::TRANSIENT_FIRST) as usize)
+                .and_then(|o| o.as_ref())
+                .ok_or(Rc::HANDLE),
+            h::HT_PERSISTENT => self.p.persistent.iter().find(|(p, _)| *p == hdl).map(|(_, o)| o).ok_or(Rc::HANDLE),
+            _ => Err(Rc::HANDLE),
+        }
+    }
+
+    pub(crate) fn object_mut(&mut self, hdl: u32) -> Result<&mut Object, Rc> {
+        match h::ty(hdl) {
+            h::HT_TRANSIENT => self
+                .v
+                .objects
+                .get_mut((hdl - h::TRANSIENT_FIRST) as usize)
+                .and_then(|o| o.as_mut())
+                .ok_or(Rc::HANDLE),
+            h::HT_PERSISTENT => {
+                self.p.persistent.iter_mut().find(|(p, _)| *p == hdl).map(|(_, o)| o).ok_or(Rc::HANDLE)
+            }
+            _ => Err(Rc::HANDLE),
+        }
+    }
+
+    /// Puts an object into a free transient slot and returns its handle.
+    pub(crate) fn load_object(&mut self, obj: Object) -> Result<u32, Rc> {
+        let slot = self.v.objects.iter().position(|o| o.is_none()).ok_or(Rc::OBJECT_MEMORY)?;
+        self.v.objects[slot] = Some(obj);
+        Ok(h::TRANSIENT_FIRST + slot as u32)
+    }
+
+    pub(crate) fn free_object_slot(&self) -> Result<(), Rc> {
+        if self.v.objects.iter().any(|o| o.is_none()) { Ok(()) } else { Err(Rc::OBJECT_MEMORY) }
+    }
+
+    /// The authValue of an entity, for password and HMAC authorisation.
+    pub(crate) fn entity_auth(&self, hdl: u32) -> Result<Vec<u8>, Rc> {
+        Ok(match h::ty(hdl) {
+            h::HT_PERMANENT => match hdl {
+                h::RH_OWNER => self.p.owner_auth.clone(),
+                h::RH_ENDORSEMENT => self.p.endorsement_auth.clone(),
+                h::RH_LOCKOUT => self.p.lockout_auth.clone(),
+                h::RH_PLATFORM | h::RH_PLATFORM_NV => self.v.platform_auth.clone(),
+                _ => Vec::new(),
+            },
+            h::HT_PCR => Vec::new(),
+            h::HT_TRANSIENT | h::HT_PERSISTENT => {
+                self.object(hdl)?.sens.as_ref().map(|s| s.auth.clone()).unwrap_or_default()
+            }
+            h::HT_NV_INDEX => self.p.nv.iter().find(|n| n.handle == hdl).map(|n| n.auth.clone()).ok_or(Rc::HANDLE)?,
+            _ => return Err(Rc::HANDLE),
+        })
+    }
+
+    /// The authPolicy of an entity (alg, digest); empty digest means "no policy".
+    pub(crate) fn entity_policy(&self, hdl: u32) -> (u16, Vec<u8>) {
+        match h::ty(hdl) {
+            h::HT_PERMANENT => match hdl {
+                h::RH_OWNER => self.p.owner_policy.clone(),
+                h::RH_ENDORSEMENT => self.p.endorsement_policy.clone(),
+                h::RH_LOCKOUT => self.p.lockout_policy.clone(),
+                h::RH_PLATFORM | h::RH_PLATFORM_NV => self.v.platform_policy.clone(),
+                _ => (crate::crypto::alg::NULL, Vec::new()),
+            },
+            h::HT_TRANSIENT | h::HT_PERSISTENT => self
+                .object(hdl)
+                .map(|o| (o.public.name_alg, o.public.policy.clone()))
+                .unwrap_or((crate::crypto::alg::NULL, Vec::new())),
+            h::HT_NV_INDEX => self
+                .p
+                .nv
+                .iter()
+                .find(|n| n.handle == hdl)
+                .map(|n| (n.name_alg, n.policy.clone()))
+                .unwrap_or((crate::crypto::alg::NULL, Vec::new())),
+            _ => (crate::crypto::alg::NULL, Vec::new()),
+        }
+    }
+
+    /// Whether an authorisation failure on this entity counts against dictionary-attack lockout.
+    pub(crate) fn entity_da_protected(&self, hdl: u32) -> bool {
+        match h::ty(hdl) {
+            h::HT_PERMANENT => hdl == h::RH_LOCKOUT,
+            h::HT_TRANSIENT | h::HT_PERSISTENT => self.object(hdl).map(|o| !o.public.has(attr::NO_DA)).unwrap_or(false),
+            h::HT_NV_INDEX => self
+                .p
+                .nv
+                .iter()
+                .find(|n| n.handle == hdl)
+                .map(|n| n.attrs & crate::nv::a::NO_DA == 0)
+                .unwrap_or(false),
+            _ => false,
+        }
+    }
+
+    /// Whether password/HMAC (authValue) authorisation is allowed for this handle in this role.
+    pub(crate) fn auth_value_allowed(&self, hdl: u32, role: Role) -> bool {
+        match h::ty(hdl) {
+            h::HT_TRANSIENT | h::HT_PERSISTENT => match self.object(hdl) {
+                Ok(o) => match role {
+                    Role::User => o.public.has(attr::USER_WITH_AUTH),
+                    Role::Admin => !o.public.has(attr::ADMIN_WITH_POLICY),
+                },
+                Err(_) => false,
+            },
+            _ => true,
+        }
+    }
+
+    /// Password comparison with DA bookkeeping.
+    pub(crate) fn check_password(&mut self, hdl: u32, given: &[u8], n: u32) -> Result<(), Rc> {
+        let want = self.entity_auth(hdl)?;
+        if ct_eq(trim(&want), trim(given)) {
+            return Ok(());
+        }
+        Err(self.auth_failure(hdl, Rc::AUTH_FAIL.session(n)))
+    }
+
+    /// Counts a failed authorisation; returns the code to report.
+    pub(crate) fn auth_failure(&mut self, hdl: u32, rc: Rc) -> Rc {
+        if hdl == h::RH_LOCKOUT {
+            self.p.lockout_locked = true;
+            self.persist();
+        } else if self.entity_da_protected(hdl) {
+            self.p.failed_tries = self.p.failed_tries.saturating_add(1);
+            self.persist();
+        }
+        rc
+    }
+
+    pub(crate) fn in_lockout(&self) -> bool {
+        self.p.max_tries == 0 || self.p.failed_tries >= self.p.max_tries
+    }
+
+    /// Processes the authorisation area: every authorised handle must be satisfied.
+    fn check_sessions(
+        &mut self,
+        info: &CmdInfo,
+        handles: &[u32],
+        names: &[Vec<u8>],
+        auths: &[AuthIn],
+        cc: u32,
+        params: &[u8],
+    ) -> Result<Vec<crate::session::SessionUse>, Rc> {
+        let mut uses = Vec::new();
+        for (i, a) in auths.iter().enumerate() {
+            let n = i as u32 + 1;
+            let bound = if i < info.auths as usize { Some(handles[i]) } else { None };
+            let role = if i == 0 { info.role } else { Role::User };
+            let role = if (cc == code::ACTIVATE_CREDENTIAL || cc == code::CERTIFY) && i == 1 { Role::User } else { role };
+            let u = self.check_one_session(a, n, bound, role, cc, names, params)?;
+            uses.push(u);
+        }
+        Ok(uses)
+    }
+
+    fn dispatch(&mut self, c: &mut Ctx<'_>) -> Result<Out, Rc> {
+        use code::*;
+        match c.cc {
+            STARTUP => self.startup(c),
+            SHUTDOWN => self.shutdown(c),
+            SELF_TEST => self.self_test(c),
+            INCREMENTAL_SELF_TEST => self.incremental_self_test(c),
+            GET_TEST_RESULT => self.get_test_result(c),
+            GET_RANDOM => self.get_random(c),
+            STIR_RANDOM => self.stir_random(c),
+            GET_CAPABILITY => self.get_capability(c),
+            TEST_PARMS => self.test_parms(c),
+            READ_CLOCK => self.read_clock(c),
+            PCR_READ => self.pcr_read(c),
+            PCR_EXTEND => self.pcr_extend(c),
+            PCR_EVENT => self.pcr_event(c),
+            PCR_RESET => self.pcr_reset(c),
+            _ => self.dispatch_more(c),
+        }
+    }
+}
+
+/// Trailing zeros of an authValue are not significant (Part 1 §19.6.4.3).
+pub(crate) fn trim(v: &[u8]) -> &[u8] {
+    let end = v.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+    &v[..end]
+}
+
+fn manufacture(rng: &mut Drbg) -> Permanent {
+    let null = (crate::crypto::alg::NULL, Vec::new());
+    Permanent {
+        eps: rng.bytes(64),
+        sps: rng.bytes(64),
+        pps: rng.bytes(64),
+        eh_proof: rng.bytes(32),
+        sh_proof: rng.bytes(32),
+        ph_proof: rng.bytes(32),
+        owner_auth: Vec::new(),
+        endorsement_auth: Vec::new(),
+        lockout_auth: Vec::new(),
+        owner_policy: null.clone(),
+        endorsement_policy: null.clone(),
+        lockout_policy: null,
+        disable_clear: false,
+        reset_count: 0,
+        restart_count: 0,
+        clock: 0,
+        failed_tries: 0,
+        max_tries: 3,
+        recovery_time: 1000,
+        lockout_recovery: 1000,
+        lockout_locked: false,
+        nv: Vec::new(),
+        persistent: Vec::new(),
+        saved_pcrs: None,
+        total_commands: 0,
+    }
+}
+
+fn fresh_volatile(rng: &mut Drbg) -> Volatile {
+    Volatile {
+        started: false,
+        self_tested: false,
+        ph_enable: true,
+        sh_enable: true,
+        eh_enable: true,
+        ph_enable_nv: true,
+        platform_auth: Vec::new(),
+        platform_policy: (crate::crypto::alg::NULL, Vec::new()),
+        pcrs: Pcrs::new(),
+        objects: alloc::vec![None; OBJECT_SLOTS],
+        sessions: alloc::vec![None; SESSION_SLOTS],
+        saved_sessions: Vec::new(),
+        context_seq: 1,
+        context_key: rng.bytes(32),
+        next_session: 0,
+        clock_at_boot: 0,
+        nonce_even_seed: 0,
+    }
+}
+
+#[allow(dead_code)]
+pub(crate) fn hash_of(alg_id: u16) -> Result<HashAlg, Rc> {
+    HashAlg::from_alg(alg_id)
+}

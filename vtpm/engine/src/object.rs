@@ -1,0 +1,665 @@
+//! TPM objects: the public area (TPMT_PUBLIC) parsed and re-marshalled, the sensitive area,
+//! names, key generation and the asymmetric operations that keys support.
+
+use crate::crypto::{HashAlg, alg};
+use crate::marshal::{Reader, Writer};
+use crate::rc::Rc;
+use alloc::vec::Vec;
+use rsa::BigUint;
+use rsa::traits::{PrivateKeyParts, PublicKeyParts};
+
+/// TPMA_OBJECT bits.
+#[allow(dead_code)]
+pub(crate) mod attr {
+    pub(crate) const FIXED_TPM: u32 = 1 << 1;
+    pub(crate) const ST_CLEAR: u32 = 1 << 2;
+    pub(crate) const FIXED_PARENT: u32 = 1 << 4;
+    pub(crate) const SENSITIVE_DATA_ORIGIN: u32 = 1 << 5;
+    pub(crate) const USER_WITH_AUTH: u32 = 1 << 6;
+    pub(crate) const ADMIN_WITH_POLICY: u32 = 1 << 7;
+    pub(crate) const NO_DA: u32 = 1 << 10;
+    pub(crate) const ENCRYPTED_DUPLICATION: u32 = 1 << 11;
+    pub(crate) const RESTRICTED: u32 = 1 << 16;
+    pub(crate) const DECRYPT: u32 = 1 << 17;
+    pub(crate) const SIGN: u32 = 1 << 18;
+    pub(crate) const X509SIGN: u32 = 1 << 19;
+    /// Bits that are reserved in TPMA_OBJECT.
+    pub(crate) const RESERVED: u32 = 1 | (1 << 3) | (0b11 << 8) | (0xF << 12) | 0xFFF0_0000 | X509SIGN;
+}
+
+/// TPMT_SYM_DEF_OBJECT (alg NULL means none).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct SymDef {
+    pub(crate) alg: u16,
+    pub(crate) bits: u16,
+    pub(crate) mode: u16,
+}
+
+impl SymDef {
+    pub(crate) const NULL: SymDef = SymDef { alg: alg::NULL, bits: 0, mode: 0 };
+    /// Parses a TPMT_SYM_DEF_OBJECT (`session` = TPMT_SYM_DEF, which also allows XOR).
+    pub(crate) fn parse(r: &mut Reader<'_>, session: bool) -> Result<Self, Rc> {
+        let a = r.u16()?;
+        match a {
+            alg::NULL => Ok(SymDef::NULL),
+            alg::AES => {
+                let bits = r.u16()?;
+                let mode = r.u16()?;
+                if !matches!(bits, 128 | 256) {
+                    return Err(Rc::KEY_SIZE);
+                }
+                if mode != alg::CFB && !(session && mode == alg::CFB) {
+                    return Err(Rc::MODE);
+                }
+                Ok(SymDef { alg: a, bits, mode })
+            }
+            alg::XOR if session => {
+                let h = r.u16()?;
+                HashAlg::from_alg(h)?;
+                Ok(SymDef { alg: a, bits: h, mode: alg::NULL })
+            }
+            _ => Err(Rc::SYMMETRIC),
+        }
+    }
+    pub(crate) fn write(&self, w: &mut Writer) {
+        w.u16(self.alg);
+        match self.alg {
+            alg::NULL => {}
+            alg::XOR => {
+                w.u16(self.bits);
+            }
+            _ => {
+                w.u16(self.bits).u16(self.mode);
+            }
+        }
+    }
+}
+
+/// A signing/encryption/KDF scheme: algorithm plus hash (NULL when the algorithm is NULL).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct Scheme {
+    pub(crate) alg: u16,
+    pub(crate) hash: u16,
+}
+
+impl Scheme {
+    pub(crate) const NULL: Scheme = Scheme { alg: alg::NULL, hash: alg::NULL };
+    pub(crate) fn parse(r: &mut Reader<'_>) -> Result<Self, Rc> {
+        let a = r.u16()?;
+        if a == alg::NULL {
+            return Ok(Scheme::NULL);
+        }
+        if a == alg::RSAES {
+            return Ok(Scheme { alg: a, hash: alg::NULL });
+        }
+        let hash = r.u16()?;
+        if a == alg::ECDAA {
+            return Err(Rc::SCHEME);
+        }
+        if !matches!(a, alg::RSASSA | alg::RSAPSS | alg::OAEP | alg::ECDSA | alg::ECDH | alg::HMAC | alg::RSAES
+            | alg::KDF1_SP800_108 | alg::KDF1_SP800_56A | alg::MGF1 | alg::XOR)
+        {
+            return Err(Rc::SCHEME);
+        }
+        HashAlg::from_alg(hash)?;
+        Ok(Scheme { alg: a, hash })
+    }
+    pub(crate) fn write(&self, w: &mut Writer) {
+        w.u16(self.alg);
+        if self.alg != alg::NULL && self.alg != alg::RSAES {
+            w.u16(self.hash);
+        }
+    }
+}
+
+/// The type-specific part of TPMT_PUBLIC.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub(crate) enum Params {
+    Rsa { sym: SymDef, scheme: Scheme, bits: u16, exponent: u32, n: Vec<u8> },
+    Ecc { sym: SymDef, scheme: Scheme, curve: u16, kdf: Scheme, x: Vec<u8>, y: Vec<u8> },
+    KeyedHash { scheme: Scheme, kdf: u16, unique: Vec<u8> },
+    Sym { sym: SymDef, unique: Vec<u8> },
+}
+
+/// TPMT_PUBLIC.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub(crate) struct Public {
+    pub(crate) name_alg: u16,
+    pub(crate) attrs: u32,
+    pub(crate) policy: Vec<u8>,
+    pub(crate) params: Params,
+}
+
+impl Public {
+    pub(crate) fn ty(&self) -> u16 {
+        match self.params {
+            Params::Rsa { .. } => alg::RSA,
+            Params::Ecc { .. } => alg::ECC,
+            Params::KeyedHash { .. } => alg::KEYEDHASH,
+            Params::Sym { .. } => alg::SYMCIPHER,
+        }
+    }
+    pub(crate) fn hash(&self) -> Result<HashAlg, Rc> {
+        HashAlg::from_alg(self.name_alg)
+    }
+    pub(crate) fn has(&self, a: u32) -> bool {
+        self.attrs & a != 0
+    }
+    pub(crate) fn is_storage_parent(&self) -> bool {
+        self.has(attr::RESTRICTED) && self.has(attr::DECRYPT) && !self.has(attr::SIGN)
+    }
+    pub(crate) fn sym(&self) -> SymDef {
+        match &self.params {
+            Params::Rsa { sym, .. } | Params::Ecc { sym, .. } | Params::Sym { sym, .. } => *sym,
+            Params::KeyedHash { .. } => SymDef::NULL,
+        }
+    }
+    pub(crate) fn scheme(&self) -> Scheme {
+        match &self.params {
+            Params::Rsa { scheme, .. } | Params::Ecc { scheme, .. } | Params::KeyedHash { scheme, .. } => *scheme,
+            Params::Sym { .. } => Scheme::NULL,
+        }
+    }
+
+    /// Parses the body of a TPM2B_PUBLIC (a TPMT_PUBLIC), checking what Part 2 requires.
+    pub(crate) fn parse(r: &mut Reader<'_>) -> Result<Self, Rc> {
+        let ty = r.u16()?;
+        let name_alg = r.u16()?;
+        if name_alg != alg::NULL {
+            HashAlg::from_alg(name_alg)?;
+        }
+        let attrs = r.u32()?;
+        if attrs & attr::RESERVED != 0 {
+            return Err(Rc::RESERVED_BITS);
+        }
+        let policy = r.tpm2b(64)?.to_vec();
+        let params = parse_parms(ty, r, true)?;
+        Ok(Public { name_alg, attrs, policy, params })
+    }
+
+    pub(crate) fn write(&self, w: &mut Writer) {
+        w.u16(self.ty()).u16(self.name_alg).u32(self.attrs).tpm2b(&self.policy);
+        match &self.params {
+            Params::Rsa { sym, scheme, bits, exponent, n } => {
+                sym.write(w);
+                scheme.write(w);
+                w.u16(*bits).u32(*exponent).tpm2b(n);
+            }
+            Params::Ecc { sym, scheme, curve, kdf, x, y } => {
+                sym.write(w);
+                scheme.write(w);
+                w.u16(*curve);
+                kdf.write(w);
+                w.tpm2b(x).tpm2b(y);
+            }
+            Params::KeyedHash { scheme, kdf, unique } => {
+                w.u16(scheme.alg);
+                if scheme.alg != alg::NULL {
+                    w.u16(scheme.hash);
+                }
+                if scheme.alg == alg::XOR {
+                    w.u16(*kdf);
+                }
+                w.tpm2b(unique);
+            }
+            Params::Sym { sym, unique } => {
+                sym.write(w);
+                w.tpm2b(unique);
+            }
+        }
+    }
+
+    pub(crate) fn to_bytes(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        self.write(&mut w);
+        w.into_vec()
+    }
+
+    /// TPM2B_PUBLIC.
+    pub(crate) fn write_2b(&self, w: &mut Writer) {
+        w.tpm2b(&self.to_bytes());
+    }
+
+    /// The object's Name: nameAlg || H(TPMT_PUBLIC), or just the handle for nameAlg NULL.
+    pub(crate) fn name(&self) -> Vec<u8> {
+        match HashAlg::from_alg(self.name_alg) {
+            Ok(h) => {
+                let mut n = Vec::from(self.name_alg.to_be_bytes());
+                n.extend_from_slice(&h.digest(&[&self.to_bytes()]));
+                n
+            }
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// Checks the attribute combinations Part 3 §12.1 (Create) requires.
+    pub(crate) fn check_create(&self) -> Result<(), Rc> {
+        let a = |b| self.has(b);
+        if a(attr::FIXED_TPM) && !a(attr::FIXED_PARENT) {
+            return Err(Rc::ATTRIBUTES);
+        }
+        if self.name_alg == alg::NULL {
+            return Err(Rc::HASH);
+        }
+        if a(attr::RESTRICTED) && a(attr::SIGN) && a(attr::DECRYPT) {
+            return Err(Rc::ATTRIBUTES);
+        }
+        match &self.params {
+            Params::KeyedHash { scheme, .. } => {
+                if !a(attr::SIGN) && !a(attr::DECRYPT) {
+                    // A sealed data object: the TPM cannot generate the data.
+                    if a(attr::SENSITIVE_DATA_ORIGIN) {
+                        return Err(Rc::ATTRIBUTES);
+                    }
+                    if scheme.alg != alg::NULL {
+                        return Err(Rc::SCHEME);
+                    }
+                }
+                if a(attr::SIGN) && a(attr::DECRYPT) && scheme.alg != alg::NULL {
+                    return Err(Rc::SCHEME);
+                }
+            }
+            Params::Rsa { sym, scheme, exponent, .. } => {
+                check_asym(self, *sym, *scheme)?;
+                if *exponent != 0 && (*exponent < 3 || exponent % 2 == 0) {
+                    return Err(Rc::VALUE);
+                }
+            }
+            Params::Ecc { sym, scheme, kdf, .. } => {
+                check_asym(self, *sym, *scheme)?;
+                if kdf.alg != alg::NULL {
+                    return Err(Rc::KDF);
+                }
+            }
+            Params::Sym { .. } => {
+                if a(attr::RESTRICTED) && a(attr::SIGN) {
+                    return Err(Rc::ATTRIBUTES);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Parses the type-specific parameters (TPMU_PUBLIC_PARMS) and, with `with_unique`, the
+/// unique field too (TestParms has no unique field).
+pub(crate) fn parse_parms(ty: u16, r: &mut Reader<'_>, with_unique: bool) -> Result<Params, Rc> {
+let params = match ty {
+        alg::RSA => {
+            let sym = SymDef::parse(r, false)?;
+            let scheme = Scheme::parse(r)?;
+            let bits = r.u16()?;
+            let exponent = r.u32()?;
+            let n = u2b(r, with_unique, 512)?;
+            if !matches!(bits, 1024 | 2048) {
+                return Err(Rc::KEY_SIZE);
+            }
+            Params::Rsa { sym, scheme, bits, exponent, n }
+        }
+        alg::ECC => {
+            let sym = SymDef::parse(r, false)?;
+            let scheme = Scheme::parse(r)?;
+            let curve = r.u16()?;
+            let kdf = Scheme::parse(r)?;
+            let x = u2b(r, with_unique, 128)?;
+            let y = u2b(r, with_unique, 128)?;
+            if curve != alg::CURVE_P256 {
+                return Err(Rc::CURVE);
+            }
+            Params::Ecc { sym, scheme, curve, kdf, x, y }
+        }
+        alg::KEYEDHASH => {
+            let sa = r.u16()?;
+            let (scheme, kdf) = match sa {
+                alg::NULL => (Scheme::NULL, alg::NULL),
+                alg::HMAC => {
+                    let h = r.u16()?;
+                    HashAlg::from_alg(h)?;
+                    (Scheme { alg: sa, hash: h }, alg::NULL)
+                }
+                alg::XOR => {
+                    let h = r.u16()?;
+                    HashAlg::from_alg(h)?;
+                    let k = r.u16()?;
+                    (Scheme { alg: sa, hash: h }, k)
+                }
+                _ => return Err(Rc::SCHEME),
+            };
+            let unique = u2b(r, with_unique, 64)?;
+            Params::KeyedHash { scheme, kdf, unique }
+        }
+        alg::SYMCIPHER => {
+            let sym = SymDef::parse(r, false)?;
+            if sym.alg == alg::NULL {
+                return Err(Rc::SYMMETRIC);
+            }
+            let unique = u2b(r, with_unique, 64)?;
+            Params::Sym { sym, unique }
+        }
+        _ => return Err(Rc::TYPE),
+    };
+    Ok(params)
+}
+
+fn u2b(r: &mut Reader<'_>, present: bool, max: usize) -> Result<Vec<u8>, Rc> {
+    if present { Ok(r.tpm2b(max)?.to_vec()) } else { Ok(Vec::new()) }
+}
+
+fn check_asym(p: &Public, sym: SymDef, scheme: Scheme) -> Result<(), Rc> {
+    let restricted_decrypt = p.has(attr::RESTRICTED) && p.has(attr::DECRYPT);
+    if restricted_decrypt {
+        if sym.alg == alg::NULL {
+            return Err(Rc::SYMMETRIC);
+        }
+        if scheme.alg != alg::NULL {
+            return Err(Rc::SCHEME);
+        }
+    } else if sym.alg != alg::NULL {
+        return Err(Rc::SYMMETRIC);
+    }
+    if p.has(attr::RESTRICTED) && p.has(attr::SIGN) && scheme.alg == alg::NULL {
+        return Err(Rc::SCHEME);
+    }
+    let sign_alg = matches!(scheme.alg, alg::RSASSA | alg::RSAPSS | alg::ECDSA);
+    let dec_alg = matches!(scheme.alg, alg::OAEP | alg::RSAES | alg::ECDH);
+    if (sign_alg && !p.has(attr::SIGN)) || (dec_alg && !p.has(attr::DECRYPT)) {
+        return Err(Rc::SCHEME);
+    }
+    if p.has(attr::SIGN) && p.has(attr::DECRYPT) && scheme.alg != alg::NULL {
+        return Err(Rc::SCHEME);
+    }
+    let rsa = matches!(p.params, Params::Rsa { .. });
+    if scheme.alg != alg::NULL && (rsa != matches!(scheme.alg, alg::RSASSA | alg::RSAPSS | alg::OAEP | alg::RSAES)) {
+        return Err(Rc::SCHEME);
+    }
+    Ok(())
+}
+
+/// TPMT_SENSITIVE minus the type: auth value, seed (protection seed for parents, or the
+/// obfuscation value) and the secret (RSA prime p, ECC scalar, sealed data/HMAC key or symmetric key).
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub(crate) struct Sensitive {
+    pub(crate) auth: Vec<u8>,
+    pub(crate) seed: Vec<u8>,
+    pub(crate) secret: Vec<u8>,
+}
+
+impl Sensitive {
+    pub(crate) fn write(&self, ty: u16, w: &mut Writer) {
+        w.u16(ty).tpm2b(&self.auth).tpm2b(&self.seed).tpm2b(&self.secret);
+    }
+    pub(crate) fn parse(r: &mut Reader<'_>, ty: u16) -> Result<Self, Rc> {
+        if r.u16()? != ty {
+            return Err(Rc::TYPE);
+        }
+        let auth = r.tpm2b(64)?.to_vec();
+        let seed = r.tpm2b(64)?.to_vec();
+        let secret = r.tpm2b(512)?.to_vec();
+        Ok(Sensitive { auth, seed, secret })
+    }
+}
+
+/// A loaded (transient or persistent) object.
+#[derive(Clone, Debug)]
+pub(crate) struct Object {
+    pub(crate) public: Public,
+    pub(crate) sens: Option<Sensitive>,
+    /// TPM_RH_OWNER, _ENDORSEMENT, _PLATFORM or _NULL.
+    pub(crate) hierarchy: u32,
+    pub(crate) name: Vec<u8>,
+    pub(crate) qualified: Vec<u8>,
+}
+
+/// Derives a new key pair or secret for `public` from `rng`, filling in the unique field.
+pub(crate) fn generate(
+    public: &mut Public,
+    rng: &mut crate::crypto::Drbg,
+    data: &[u8],
+) -> Result<Sensitive, Rc> {
+    let h = public.hash()?;
+    let seed = rng.bytes(h.size());
+    let secret = match &mut public.params {
+        Params::Rsa { bits, exponent, n, .. } => {
+            let e = if *exponent == 0 { 65537 } else { *exponent };
+            let key = rsa::RsaPrivateKey::new_with_exp(rng, *bits as usize, &BigUint::from(e))
+                .map_err(|_| Rc::KEY_SIZE)?;
+            *n = key.n().to_bytes_be();
+            key.primes()[0].to_bytes_be()
+        }
+        Params::Ecc { x, y, .. } => {
+            let sk = p256::SecretKey::random(rng);
+            let pt = p256::elliptic_curve::sec1::ToEncodedPoint::to_encoded_point(&sk.public_key(), false);
+            *x = pt.x().expect("uncompressed").to_vec();
+            *y = pt.y().expect("uncompressed").to_vec();
+            sk.to_bytes().to_vec()
+        }
+        Params::KeyedHash { unique, .. } => {
+            let secret = if data.is_empty() && public.attrs & attr::SENSITIVE_DATA_ORIGIN != 0 {
+                rng.bytes(h.size())
+            } else {
+                data.to_vec()
+            };
+            *unique = h.digest(&[&seed, &secret]);
+            secret
+        }
+        Params::Sym { sym, unique } => {
+            let secret = rng.bytes(sym.bits as usize / 8);
+            *unique = h.digest(&[&seed, &secret]);
+            secret
+        }
+    };
+    Ok(Sensitive { auth: Vec::new(), seed, secret })
+}
+
+/// Checks that a sensitive area belongs to a public area (Load, LoadExternal).
+pub(crate) fn check_pair(public: &Public, sens: &Sensitive) -> Result<(), Rc> {
+    let ok = match &public.params {
+        Params::Rsa { n, exponent, .. } => {
+            let p = BigUint::from_bytes_be(&sens.secret);
+            let n = BigUint::from_bytes_be(n);
+            let e = if *exponent == 0 { 65537 } else { *exponent };
+            p > BigUint::from(1u32) && (&n % &p) == BigUint::from(0u32) && rsa_key(&n, e, &p).is_some()
+        }
+        Params::Ecc { x, y, .. } => match p256::SecretKey::from_slice(&sens.secret) {
+            Ok(sk) => {
+                let pt = p256::elliptic_curve::sec1::ToEncodedPoint::to_encoded_point(&sk.public_key(), false);
+                pt.x().map(|v| v.as_slice()) == Some(x.as_slice()) && pt.y().map(|v| v.as_slice()) == Some(y.as_slice())
+            }
+            Err(_) => false,
+        },
+        Params::KeyedHash { unique, .. } | Params::Sym { unique, .. } => {
+            public.hash().map(|h| h.digest(&[&sens.seed, &sens.secret])).ok().as_deref() == Some(unique.as_slice())
+        }
+    };
+    if ok { Ok(()) } else { Err(Rc::BINDING) }
+}
+
+pub(crate) fn rsa_key(n: &BigUint, e: u32, p: &BigUint) -> Option<rsa::RsaPrivateKey> {
+    let q = n / p;
+    let key = rsa::RsaPrivateKey::from_p_q(p.clone(), q, BigUint::from(e)).ok()?;
+    if key.n() != n { None } else { Some(key) }
+}
+
+pub(crate) fn rsa_public(public: &Public) -> Result<rsa::RsaPublicKey, Rc> {
+    match &public.params {
+        Params::Rsa { n, exponent, .. } => {
+            let e = if *exponent == 0 { 65537 } else { *exponent };
+            rsa::RsaPublicKey::new(BigUint::from_bytes_be(n), BigUint::from(e)).map_err(|_| Rc::KEY)
+        }
+        _ => Err(Rc::KEY),
+    }
+}
+
+pub(crate) fn rsa_private(public: &Public, sens: &Sensitive) -> Result<rsa::RsaPrivateKey, Rc> {
+    match &public.params {
+        Params::Rsa { n, exponent, .. } => {
+            let e = if *exponent == 0 { 65537 } else { *exponent };
+            rsa_key(&BigUint::from_bytes_be(n), e, &BigUint::from_bytes_be(&sens.secret)).ok_or(Rc::KEY)
+        }
+        _ => Err(Rc::KEY),
+    }
+}
+
+pub(crate) fn ecc_public(public: &Public) -> Result<p256::PublicKey, Rc> {
+    match &public.params {
+        Params::Ecc { x, y, .. } => ecc_point(x, y),
+        _ => Err(Rc::KEY),
+    }
+}
+
+pub(crate) fn ecc_point(x: &[u8], y: &[u8]) -> Result<p256::PublicKey, Rc> {
+    if x.len() > 32 || y.len() > 32 {
+        return Err(Rc::ECC_POINT);
+    }
+    let mut sec1 = alloc::vec![4u8];
+    sec1.extend(core::iter::repeat_n(0, 32 - x.len()));
+    sec1.extend_from_slice(x);
+    sec1.extend(core::iter::repeat_n(0, 32 - y.len()));
+    sec1.extend_from_slice(y);
+    p256::PublicKey::from_sec1_bytes(&sec1).map_err(|_| Rc::ECC_POINT)
+}
+
+/// The DigestInfo prefix for PKCS#1 v1.5 signatures.
+pub(crate) fn pkcs1_prefix(h: HashAlg) -> &'static [u8] {
+    match h {
+        HashAlg::Sha1 => &[0x30, 0x21, 0x30, 0x09, 0x06, 0x05, 0x2b, 0x0e, 0x03, 0x02, 0x1a, 0x05, 0x00, 0x04, 0x14],
+        HashAlg::Sha256 => &[
+            0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04, 0x20,
+        ],
+        HashAlg::Sha384 => &[
+            0x30, 0x41, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x02, 0x05, 0x00, 0x04, 0x30,
+        ],
+        HashAlg::Sha512 => &[
+            0x30, 0x51, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x03, 0x05, 0x00, 0x04, 0x40,
+        ],
+    }
+}
+
+/// A TPMT_SIGNATURE.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub(crate) enum Signature {
+    Rsa { alg: u16, hash: u16, sig: Vec<u8> },
+    Ecdsa { hash: u16, r: Vec<u8>, s: Vec<u8> },
+    Hmac { hash: u16, digest: Vec<u8> },
+}
+
+impl Signature {
+    pub(crate) fn write(&self, w: &mut Writer) {
+        match self {
+            Signature::Rsa { alg, hash, sig } => {
+                w.u16(*alg).u16(*hash).tpm2b(sig);
+            }
+            Signature::Ecdsa { hash, r, s } => {
+                w.u16(alg::ECDSA).u16(*hash).tpm2b(r).tpm2b(s);
+            }
+            Signature::Hmac { hash, digest } => {
+                w.u16(alg::HMAC).u16(*hash).bytes(digest);
+            }
+        }
+    }
+    pub(crate) fn parse(r: &mut Reader<'_>) -> Result<Self, Rc> {
+        let a = r.u16()?;
+        match a {
+            alg::RSASSA | alg::RSAPSS => {
+                let hash = r.u16()?;
+                HashAlg::from_alg(hash)?;
+                Ok(Signature::Rsa { alg: a, hash, sig: r.tpm2b(512)?.to_vec() })
+            }
+            alg::ECDSA => {
+                let hash = r.u16()?;
+                HashAlg::from_alg(hash)?;
+                Ok(Signature::Ecdsa { hash, r: r.tpm2b(128)?.to_vec(), s: r.tpm2b(128)?.to_vec() })
+            }
+            alg::HMAC => {
+                let hash = r.u16()?;
+                let h = HashAlg::from_alg(hash)?;
+                Ok(Signature::Hmac { hash, digest: r.bytes(h.size())?.to_vec() })
+            }
+            _ => Err(Rc::SCHEME),
+        }
+    }
+}
+
+/// Signs `digest` with a key, with an already resolved scheme.
+pub(crate) fn sign(
+    obj: &Object,
+    scheme: Scheme,
+    digest: &[u8],
+    rng: &mut crate::crypto::Drbg,
+) -> Result<Signature, Rc> {
+    let sens = obj.sens.as_ref().ok_or(Rc::KEY)?;
+    let h = HashAlg::from_alg(scheme.hash)?;
+    if digest.len() != h.size() {
+        return Err(Rc::SIZE);
+    }
+    match (scheme.alg, &obj.public.params) {
+        (alg::RSASSA, Params::Rsa { .. }) => {
+            let key = rsa_private(&obj.public, sens)?;
+            let pad = rsa::Pkcs1v15Sign { hash_len: Some(h.size()), prefix: pkcs1_prefix(h).into() };
+            let sig = key.sign(pad, digest).map_err(|_| Rc::KEY)?;
+            Ok(Signature::Rsa { alg: alg::RSASSA, hash: scheme.hash, sig })
+        }
+        (alg::RSAPSS, Params::Rsa { .. }) => {
+            let key = rsa_private(&obj.public, sens)?;
+            let sig = match h {
+                HashAlg::Sha1 => key.sign_with_rng(rng, rsa::Pss::new_with_salt::<sha1::Sha1>(20), digest),
+                HashAlg::Sha256 => key.sign_with_rng(rng, rsa::Pss::new_with_salt::<sha2::Sha256>(32), digest),
+                HashAlg::Sha384 => key.sign_with_rng(rng, rsa::Pss::new_with_salt::<sha2::Sha384>(48), digest),
+                HashAlg::Sha512 => key.sign_with_rng(rng, rsa::Pss::new_with_salt::<sha2::Sha512>(64), digest),
+            }
+            .map_err(|_| Rc::KEY)?;
+            Ok(Signature::Rsa { alg: alg::RSAPSS, hash: scheme.hash, sig })
+        }
+        (alg::ECDSA, Params::Ecc { .. }) => {
+            use p256::ecdsa::signature::hazmat::PrehashSigner;
+            let sk = p256::ecdsa::SigningKey::from_slice(&sens.secret).map_err(|_| Rc::KEY)?;
+            let sig: p256::ecdsa::Signature = sk.sign_prehash(digest).map_err(|_| Rc::KEY)?;
+            let (r, s) = sig.split_bytes();
+            Ok(Signature::Ecdsa { hash: scheme.hash, r: r.to_vec(), s: s.to_vec() })
+        }
+        (alg::HMAC, Params::KeyedHash { .. }) => {
+            Ok(Signature::Hmac { hash: scheme.hash, digest: h.hmac(&sens.secret, &[digest]) })
+        }
+        _ => Err(Rc::SCHEME),
+    }
+}
+
+/// Verifies a signature over `digest` with the public part of a key.
+pub(crate) fn verify(obj: &Object, digest: &[u8], sig: &Signature) -> Result<(), Rc> {
+    match (sig, &obj.public.params) {
+        (Signature::Rsa { alg: a, hash, sig }, Params::Rsa { .. }) => {
+            let h = HashAlg::from_alg(*hash)?;
+            let key = rsa_public(&obj.public)?;
+            let res = if *a == alg::RSASSA {
+                key.verify(rsa::Pkcs1v15Sign { hash_len: Some(h.size()), prefix: pkcs1_prefix(h).into() }, digest, sig)
+            } else {
+                match h {
+                    HashAlg::Sha1 => key.verify(rsa::Pss::new::<sha1::Sha1>(), digest, sig),
+                    HashAlg::Sha256 => key.verify(rsa::Pss::new::<sha2::Sha256>(), digest, sig),
+                    HashAlg::Sha384 => key.verify(rsa::Pss::new::<sha2::Sha384>(), digest, sig),
+                    HashAlg::Sha512 => key.verify(rsa::Pss::new::<sha2::Sha512>(), digest, sig),
+                }
+            };
+            res.map_err(|_| Rc::SIGNATURE)
+        }
+        (Signature::Ecdsa { r, s, .. }, Params::Ecc { .. }) => {
+            use p256::ecdsa::signature::hazmat::PrehashVerifier;
+            let pk = ecc_public(&obj.public)?;
+            let vk = p256::ecdsa::VerifyingKey::from(&pk);
+            let mut rs = [0u8; 64];
+            if r.len() > 32 || s.len() > 32 {
+                return Err(Rc::SIGNATURE);
+            }
+            rs[32 - r.len()..32].copy_from_slice(r);
+            rs[64 - s.len()..].copy_from_slice(s);
+            let sig = p256::ecdsa::Signature::from_slice(&rs).map_err(|_| Rc::SIGNATURE)?;
+            vk.verify_prehash(digest, &sig).map_err(|_| Rc::SIGNATURE)
+        }
+        (Signature::Hmac { hash, digest: mac }, Params::KeyedHash { .. }) => {
+            let sens = obj.sens.as_ref().ok_or(Rc::KEY)?;
+            let h = HashAlg::from_alg(*hash)?;
+            if crate::crypto::ct_eq(&h.hmac(&sens.secret, &[digest]), mac) { Ok(()) } else { Err(Rc::SIGNATURE) }
+        }
+        _ => Err(Rc::SCHEME),
+    }
+}

@@ -1,0 +1,349 @@
+//! Versioned serialization of the instance: the permanent part (what NV storage holds) and the
+//! whole instance (permanent plus volatile: what checkpoints and migration carry).
+//!
+//! Layout: magic `WVTPM\0`, format version (u16), kind (u8), then the body. Version 2 added
+//! `total_commands` and the DA lockout flag to the permanent body; a version-2 build still reads
+//! version-1 blobs (defaults for the missing fields) and refuses anything newer than itself.
+
+use crate::crypto::HashAlg;
+use crate::engine::{Permanent, Volatile};
+use crate::marshal::{Reader, Writer};
+use crate::nv::NvIndex;
+use crate::object::{Object, Public, Sensitive};
+use crate::pcr::Pcrs;
+use alloc::vec::Vec;
+
+const MAGIC: &[u8; 6] = b"WVTPM\0";
+/// The format version this build writes.
+pub const STATE_VERSION: u16 = 2;
+const KIND_PERMANENT: u8 = 0;
+const KIND_FULL: u8 = 1;
+
+/// Why a state blob could not be loaded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StateError {
+    /// Not a Warden vTPM state blob.
+    BadMagic,
+    /// Written by a newer build: this build only understands versions up to `supported`.
+    UnsupportedVersion {
+        /// The blob's version.
+        found: u16,
+        /// The newest version this build reads.
+        supported: u16,
+    },
+    /// A permanent-state blob where a full instance was expected, or the reverse.
+    WrongKind,
+    /// Truncated or inconsistent contents.
+    Corrupt,
+}
+
+impl core::fmt::Display for StateError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            StateError::BadMagic => f.write_str("not a Warden vTPM state blob"),
+            StateError::UnsupportedVersion { found, supported } => write!(
+                f,
+                "vTPM state format version {found} is newer than this build supports ({supported}); upgrade first"
+            ),
+            StateError::WrongKind => f.write_str("state blob is of the wrong kind (permanent vs full instance)"),
+            StateError::Corrupt => f.write_str("vTPM state blob is truncated or corrupt"),
+        }
+    }
+}
+
+type R<T> = Result<T, StateError>;
+
+fn c<T>(r: Result<T, crate::rc::Rc>) -> R<T> {
+    r.map_err(|_| StateError::Corrupt)
+}
+
+fn header(w: &mut Writer, version: u16, kind: u8) {
+    w.bytes(MAGIC).u16(version).u8(kind);
+}
+
+fn read_header(r: &mut Reader<'_>, kind: u8) -> R<u16> {
+    if r.bytes(6).ok() != Some(&MAGIC[..]) {
+        return Err(StateError::BadMagic);
+    }
+    let version = c(r.u16())?;
+    if version > STATE_VERSION {
+        return Err(StateError::UnsupportedVersion { found: version, supported: STATE_VERSION });
+    }
+    if version == 0 {
+        return Err(StateError::Corrupt);
+    }
+    if c(r.u8())? != kind {
+        return Err(StateError::WrongKind);
+    }
+    Ok(version)
+}
+
+pub(crate) fn encode_permanent(p: &Permanent) -> Vec<u8> {
+    encode_permanent_version(p, STATE_VERSION)
+}
+
+pub(crate) fn encode_permanent_version(p: &Permanent, version: u16) -> Vec<u8> {
+    let mut w = Writer::new();
+    header(&mut w, version, KIND_PERMANENT);
+    write_permanent(&mut w, p, version);
+    w.into_vec()
+}
+
+pub(crate) fn decode_permanent(blob: &[u8]) -> R<Permanent> {
+    let mut r = Reader::new(blob);
+    let v = read_header(&mut r, KIND_PERMANENT)?;
+    let p = read_permanent(&mut r, v)?;
+    if r.remaining() != 0 {
+        return Err(StateError::Corrupt);
+    }
+    Ok(p)
+}
+
+pub(crate) fn encode_full(p: &Permanent, v: &Volatile) -> Vec<u8> {
+    let mut w = Writer::new();
+    header(&mut w, STATE_VERSION, KIND_FULL);
+    write_permanent(&mut w, p, STATE_VERSION);
+    write_volatile(&mut w, v);
+    w.into_vec()
+}
+
+pub(crate) fn decode_full(blob: &[u8]) -> R<(Permanent, Volatile)> {
+    let mut r = Reader::new(blob);
+    let ver = read_header(&mut r, KIND_FULL)?;
+    let p = read_permanent(&mut r, ver)?;
+    let v = read_volatile(&mut r)?;
+    if r.remaining() != 0 {
+        return Err(StateError::Corrupt);
+    }
+    Ok((p, v))
+}
+
+fn write_policy(w: &mut Writer, p: &(u16, Vec<u8>)) {
+    w.u16(p.0).tpm2b(&p.1);
+}
+
+fn read_policy(r: &mut Reader<'_>) -> R<(u16, Vec<u8>)> {
+    Ok((c(r.u16())?, c(r.tpm2b(64))?.to_vec()))
+}
+
+fn write_permanent(w: &mut Writer, p: &Permanent, version: u16) {
+    for s in [&p.eps, &p.sps, &p.pps, &p.eh_proof, &p.sh_proof, &p.ph_proof, &p.owner_auth, &p.endorsement_auth, &p.lockout_auth] {
+        w.tpm2b(s);
+    }
+    write_policy(w, &p.owner_policy);
+    write_policy(w, &p.endorsement_policy);
+    write_policy(w, &p.lockout_policy);
+    w.u8(u8::from(p.disable_clear)).u32(p.reset_count).u32(p.restart_count).u64(p.clock);
+    w.u32(p.failed_tries).u32(p.max_tries).u32(p.recovery_time).u32(p.lockout_recovery);
+    w.u32(p.nv.len() as u32);
+    for n in &p.nv {
+        n.write_public(w);
+        w.tpm2b(&n.auth).tpm2b(&n.data);
+    }
+    w.u32(p.persistent.len() as u32);
+    for (hd, o) in &p.persistent {
+        w.u32(*hd);
+        write_object(w, o);
+    }
+    match &p.saved_pcrs {
+        Some(pcrs) => {
+            w.u8(1);
+            write_pcrs(w, pcrs);
+        }
+        None => {
+            w.u8(0);
+        }
+    }
+    if version >= 2 {
+        w.u64(p.total_commands).u8(u8::from(p.lockout_locked));
+    }
+}
+
+fn read_permanent(r: &mut Reader<'_>, version: u16) -> R<Permanent> {
+    let mut b = || -> R<Vec<u8>> { Ok(c(r.tpm2b(128))?.to_vec()) };
+    let (eps, sps, pps) = (b()?, b()?, b()?);
+    let (eh_proof, sh_proof, ph_proof) = (b()?, b()?, b()?);
+    let (owner_auth, endorsement_auth, lockout_auth) = (b()?, b()?, b()?);
+    let owner_policy = read_policy(r)?;
+    let endorsement_policy = read_policy(r)?;
+    let lockout_policy = read_policy(r)?;
+    let disable_clear = c(r.u8())? != 0;
+    let reset_count = c(r.u32())?;
+    let restart_count = c(r.u32())?;
+    let clock = c(r.u64())?;
+    let failed_tries = c(r.u32())?;
+    let max_tries = c(r.u32())?;
+    let recovery_time = c(r.u32())?;
+    let lockout_recovery = c(r.u32())?;
+    let n_nv = c(r.u32())?;
+    if n_nv as usize > crate::nv::MAX_INDICES {
+        return Err(StateError::Corrupt);
+    }
+    let mut nv = Vec::new();
+    for _ in 0..n_nv {
+        let mut idx = c(NvIndex::parse_public(r))?;
+        idx.auth = c(r.tpm2b(64))?.to_vec();
+        idx.data = c(r.tpm2b(crate::nv::MAX_BUFFER))?.to_vec();
+        nv.push(idx);
+    }
+    let n_p = c(r.u32())?;
+    if n_p as usize > crate::engine::PERSISTENT_SLOTS {
+        return Err(StateError::Corrupt);
+    }
+    let mut persistent = Vec::new();
+    for _ in 0..n_p {
+        let hd = c(r.u32())?;
+        persistent.push((hd, read_object(r)?));
+    }
+    let saved_pcrs = if c(r.u8())? != 0 { Some(read_pcrs(r)?) } else { None };
+    let (total_commands, lockout_locked) =
+        if version >= 2 { (c(r.u64())?, c(r.u8())? != 0) } else { (0, false) };
+    Ok(Permanent {
+        eps,
+        sps,
+        pps,
+        eh_proof,
+        sh_proof,
+        ph_proof,
+        owner_auth,
+        endorsement_auth,
+        lockout_auth,
+        owner_policy,
+        endorsement_policy,
+        lockout_policy,
+        disable_clear,
+        reset_count,
+        restart_count,
+        clock,
+        failed_tries,
+        max_tries,
+        recovery_time,
+        lockout_recovery,
+        lockout_locked,
+        nv,
+        persistent,
+        saved_pcrs,
+        total_commands,
+    })
+}
+
+pub(crate) fn write_object(w: &mut Writer, o: &Object) {
+    w.u32(o.hierarchy);
+    o.public.write_2b(w);
+    w.tpm2b(&o.qualified);
+    match &o.sens {
+        Some(s) => {
+            w.u8(1).tpm2b(&s.auth).tpm2b(&s.seed).tpm2b(&s.secret);
+        }
+        None => {
+            w.u8(0);
+        }
+    }
+}
+
+pub(crate) fn read_object(r: &mut Reader<'_>) -> R<Object> {
+    let hierarchy = c(r.u32())?;
+    let mut pr = c(r.sized())?;
+    let public = c(Public::parse(&mut pr))?;
+    let qualified = c(r.tpm2b(66))?.to_vec();
+    let sens = if c(r.u8())? != 0 {
+        Some(Sensitive {
+            auth: c(r.tpm2b(64))?.to_vec(),
+            seed: c(r.tpm2b(64))?.to_vec(),
+            secret: c(r.tpm2b(512))?.to_vec(),
+        })
+    } else {
+        None
+    };
+    let name = public.name();
+    Ok(Object { public, sens, hierarchy, name, qualified })
+}
+
+fn write_pcrs(w: &mut Writer, p: &Pcrs) {
+    w.u32(p.update_counter).u8(p.banks.len() as u8);
+    for (h, vals) in &p.banks {
+        w.u16(h.alg());
+        for v in vals {
+            w.bytes(v);
+        }
+    }
+}
+
+fn read_pcrs(r: &mut Reader<'_>) -> R<Pcrs> {
+    let update_counter = c(r.u32())?;
+    let n = c(r.u8())?;
+    let mut banks = Vec::new();
+    for _ in 0..n {
+        let h = c(HashAlg::from_alg(c(r.u16())?))?;
+        let mut vals = Vec::new();
+        for _ in 0..crate::pcr::PCR_COUNT {
+            vals.push(c(r.bytes(h.size()))?.to_vec());
+        }
+        banks.push((h, vals));
+    }
+    Ok(Pcrs { banks, update_counter })
+}
+
+fn write_volatile(w: &mut Writer, v: &Volatile) {
+    let flags = u8::from(v.started)
+        | (u8::from(v.self_tested) << 1)
+        | (u8::from(v.ph_enable) << 2)
+        | (u8::from(v.sh_enable) << 3)
+        | (u8::from(v.eh_enable) << 4)
+        | (u8::from(v.ph_enable_nv) << 5);
+    w.u8(flags).tpm2b(&v.platform_auth);
+    write_policy(w, &v.platform_policy);
+    write_pcrs(w, &v.pcrs);
+    w.u8(v.objects.len() as u8);
+    for o in &v.objects {
+        match o {
+            Some(o) => {
+                w.u8(1);
+                write_object(w, o);
+            }
+            None => {
+                w.u8(0);
+            }
+        }
+    }
+    w.u64(v.context_seq).tpm2b(&v.context_key).u32(v.next_session);
+}
+
+fn read_volatile(r: &mut Reader<'_>) -> R<Volatile> {
+    let flags = c(r.u8())?;
+    let platform_auth = c(r.tpm2b(64))?.to_vec();
+    let platform_policy = read_policy(r)?;
+    let pcrs = read_pcrs(r)?;
+    let n = c(r.u8())? as usize;
+    if n != crate::engine::OBJECT_SLOTS {
+        return Err(StateError::Corrupt);
+    }
+    let mut objects = Vec::new();
+    for _ in 0..n {
+        objects.push(if c(r.u8())? != 0 { Some(read_object(r)?) } else { None });
+    }
+    let context_seq = c(r.u64())?;
+    let context_key = c(r.tpm2b(64))?.to_vec();
+    let next_session = c(r.u32())?;
+    Ok(Volatile {
+        started: flags & 1 != 0,
+        self_tested: flags & 2 != 0,
+        ph_enable: flags & 4 != 0,
+        sh_enable: flags & 8 != 0,
+        eh_enable: flags & 16 != 0,
+        ph_enable_nv: flags & 32 != 0,
+        platform_auth,
+        platform_policy,
+        pcrs,
+        objects,
+        sessions: alloc::vec![None; crate::engine::SESSION_SLOTS],
+        saved_sessions: Vec::new(),
+        context_seq,
+        context_key,
+        next_session,
+        clock_at_boot: 0,
+        nonce_even_seed: 0,
+    })
+}
+
+impl core::error::Error for StateError {}
