@@ -72,6 +72,7 @@ fn kmain(magic: u32, info: u32) -> ! {
     platform_tpm::probe(&cmdline);
 
     println!("boot: complete");
+    selftest::hold_if_requested(&cmdline);
     if boot.modules.is_empty() {
         println!("warden: no domains to run; shutting down");
     }

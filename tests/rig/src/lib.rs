@@ -14,7 +14,7 @@ pub mod swtpm;
 
 pub use error::RigError;
 pub use images::{Images, images};
-pub use qemu::{BootOptions, ExitKind, Outcome, boot};
+pub use qemu::{BootOptions, ExitKind, MonitorScript, Outcome, boot};
 pub use scenario::Scenario;
 
 use std::path::PathBuf;

@@ -75,6 +75,18 @@ pub struct BootOptions {
     pub interactive: bool,
     /// Called with every serial line as it arrives.
     pub on_line: Option<LineSink>,
+    /// Once a serial line contains the trigger, run these QEMU monitor (HMP) commands, keep
+    /// their output in [`Outcome::monitor`], and quit QEMU.
+    pub monitor: Option<MonitorScript>,
+}
+
+/// Monitor commands to run when the serial log shows `trigger`.
+#[derive(Debug, Clone)]
+pub struct MonitorScript {
+    /// Substring of a serial line that starts the script.
+    pub trigger: String,
+    /// HMP commands, e.g. `info tlb`.
+    pub commands: Vec<String>,
 }
 
 impl std::fmt::Debug for BootOptions {
@@ -99,6 +111,8 @@ pub struct Outcome {
     pub run_dir: PathBuf,
     /// swtpm, still running, when `keep_tpm` was set.
     pub swtpm: Option<Swtpm>,
+    /// What the monitor script's commands printed (empty without a script).
+    pub monitor: String,
     _tmp: Option<tempfile::TempDir>,
 }
 
@@ -204,13 +218,18 @@ pub fn boot(scenario: &Scenario, opts: &BootOptions) -> Result<Outcome, RigError
     }
     cmd.args(&opts.extra_qemu_args);
 
-    let (log, exit) = if opts.interactive {
+    let monitor_sock = run_dir.join("monitor.sock");
+    let (log, exit, monitor) = if opts.interactive {
         cmd.args(["-serial", "mon:stdio"]);
         let status = cmd.status().map_err(|source| RigError::Spawn { program: "qemu-system-x86_64".into(), source })?;
-        (String::new(), ExitKind::from_status(status))
+        (String::new(), ExitKind::from_status(status), String::new())
     } else {
-        cmd.args(["-serial", "stdio", "-monitor", "none"]).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-        run_captured(cmd, Duration::from_secs(scenario.timeout_secs), opts.on_line.clone())?
+        cmd.args(["-serial", "stdio"]).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        match &opts.monitor {
+            Some(_) => cmd.args(["-monitor", &format!("unix:{},server=on,wait=off", monitor_sock.display())]),
+            None => cmd.args(["-monitor", "none"]),
+        };
+        run_captured(cmd, Duration::from_secs(scenario.timeout_secs), opts.on_line.clone(), opts.monitor.clone().map(|m| (m, monitor_sock)))?
     };
 
     let swtpm = match swtpm {
@@ -223,15 +242,59 @@ pub fn boot(scenario: &Scenario, opts: &BootOptions) -> Result<Outcome, RigError
     } else {
         Some(tmp)
     };
-    Ok(Outcome { log, exit, run_dir, swtpm, _tmp: tmp })
+    Ok(Outcome { log, exit, run_dir, swtpm, monitor, _tmp: tmp })
 }
 
-fn run_captured(mut cmd: Command, timeout: Duration, sink: Option<LineSink>) -> Result<(String, ExitKind), RigError> {
+/// Runs HMP commands over the monitor socket, returns their output, then quits QEMU.
+fn run_monitor(socket: &std::path::Path, commands: &[String]) -> String {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::os::unix::net::UnixStream::connect(socket) else {
+        return String::from("monitor: could not connect");
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(20)));
+    // Reads until the HMP prompt returns.
+    let read_to_prompt = |s: &mut std::os::unix::net::UnixStream| {
+        let mut out = Vec::new();
+        let mut buf = [0u8; 65536];
+        while !out.ends_with(b"(qemu) ") {
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+            }
+        }
+        String::from_utf8_lossy(&out).replace('\r', "")
+    };
+    read_to_prompt(&mut s);
+    let mut output = String::new();
+    for c in commands {
+        let _ = s.write_all(format!("{c}\n").as_bytes());
+        let text = read_to_prompt(&mut s);
+        // Drop the echoed command line and the trailing prompt.
+        let body = text.trim_end_matches("(qemu) ");
+        let body = body.split_once('\n').map_or("", |(_, rest)| rest);
+        output.push_str(body);
+    }
+    let _ = s.write_all(b"quit\n");
+    // Wait for QEMU to close the connection: closing first can make it drop the pending quit.
+    let mut sink = Vec::new();
+    let _ = s.read_to_end(&mut sink);
+    output
+}
+
+fn run_captured(
+    mut cmd: Command,
+    timeout: Duration,
+    sink: Option<LineSink>,
+    monitor: Option<(MonitorScript, PathBuf)>,
+) -> Result<(String, ExitKind, String), RigError> {
     let mut child = cmd.spawn().map_err(|source| RigError::Spawn { program: "qemu-system-x86_64".into(), source })?;
     let log = Arc::new(Mutex::new(String::new()));
     let stdout = child.stdout.take().expect("stdout is piped");
+    let monitor_out = Arc::new(Mutex::new(String::new()));
     let reader = {
         let log = Arc::clone(&log);
+        let monitor_out = Arc::clone(&monitor_out);
+        let mut monitor = monitor;
         std::thread::spawn(move || {
             let mut r = BufReader::new(stdout);
             let mut buf = Vec::new();
@@ -244,6 +307,11 @@ fn run_captured(mut cmd: Command, timeout: Duration, sink: Option<LineSink>) -> 
                     s(line.trim_end_matches('\n'));
                 }
                 log.lock().expect("log lock").push_str(&line);
+                if monitor.as_ref().is_some_and(|(m, _)| line.contains(m.trigger.as_str())) {
+                    if let Some((m, sock)) = monitor.take() {
+                        *monitor_out.lock().expect("monitor lock") = run_monitor(&sock, &m.commands);
+                    }
+                }
                 buf.clear();
             }
         })
@@ -273,5 +341,6 @@ fn run_captured(mut cmd: Command, timeout: Duration, sink: Option<LineSink>) -> 
         log.push_str("--- qemu stderr ---\n");
         log.push_str(&stderr);
     }
-    Ok((log, exit))
+    let monitor = std::mem::take(&mut *monitor_out.lock().expect("monitor lock"));
+    Ok((log, exit, monitor))
 }

@@ -80,3 +80,44 @@ fn platform_tpm_is_found_or_reported_missing() {
     let required = expect_scenario("boot-require-tpm");
     assert_eq!(required.exit, ExitKind::Failure);
 }
+
+/// An independent W^X check: QEMU's monitor lists every mapping of the live hypervisor's page
+/// tables (`info tlb`); none may be writable without NX, and the image's code must be mapped.
+#[test]
+fn qemu_monitor_finds_no_writable_executable_page() {
+    let scenario = warden_rig::Scenario::load("boot-no-tpm").unwrap();
+    let opts = warden_rig::BootOptions {
+        extra_cmdline: vec!["hold".into()],
+        monitor: Some(warden_rig::MonitorScript {
+            trigger: "boot: holding for inspection".into(),
+            commands: vec!["info tlb".into()],
+        }),
+        ..Default::default()
+    };
+    let out = warden_rig::boot(&scenario, &opts).unwrap();
+    assert!(out.log.contains("boot: holding for inspection"), "{}", out.log);
+    assert_eq!(out.exit, warden_rig::ExitKind::QemuExit(0), "the rig quits QEMU through the monitor");
+    // Lines look like `0000000000100000: 0000000000100000 --------W` with flags
+    // NX(X) G P(S) D A C(D) T U W: 'X' means no-execute.
+    let mut mappings = 0;
+    let mut code = 0;
+    let mut violations = Vec::new();
+    for l in out.monitor.lines() {
+        let Some((va, rest)) = l.split_once(": ") else { continue };
+        let Some(flags) = rest.split_whitespace().nth(1) else { continue };
+        if flags.len() != 9 || u64::from_str_radix(va.trim(), 16).is_err() {
+            continue;
+        }
+        mappings += 1;
+        let (nx, writable) = (flags.starts_with('X'), flags.ends_with('W'));
+        if writable && !nx {
+            violations.push(l.to_string());
+        }
+        if !nx && !writable {
+            code += 1;
+        }
+    }
+    assert!(mappings > 1000, "the monitor listed too few mappings:\n{}", out.monitor);
+    assert!(code > 0, "no executable mapping at all:\n{}", out.monitor);
+    assert!(violations.is_empty(), "writable and executable mappings: {violations:#?}");
+}
