@@ -45,15 +45,25 @@ impl Boot {
     }
 }
 
+#[cfg(target_os = "none")]
 fn shutdown_now(reason: ShutdownReason) -> ! {
     loop {
         hypercall(HypercallArgs { call: crate::Call::Shutdown as u64, args: [reason as u64, 0, 0, 0, 0] });
     }
 }
 
-/// The domain's ELF entry point (`ENTRY(_start)` in the guest linker script).
+/// Reads the time-stamp counter (not intercepted; under `-icount` it counts instructions).
+pub fn rdtsc() -> u64 {
+    // SAFETY: RDTSC has no side effects and is allowed at CPL 0 (the hypervisor never sets
+    // CR4.TSD for domains).
+    unsafe { core::arch::x86_64::_rdtsc() }
+}
+
+/// The domain's ELF entry point (`ENTRY(_start)` in the guest linker script). Only on bare
+/// metal: on the host the C runtime owns `_start`.
 ///
 /// By the ABI the hypervisor starts here with `RDI` = the start-info page's address.
+#[cfg(target_os = "none")]
 #[unsafe(no_mangle)]
 pub extern "sysv64" fn _start(start_info: u64) -> ! {
     unsafe extern "Rust" {
@@ -81,11 +91,13 @@ pub extern "sysv64" fn _start(start_info: u64) -> ! {
 #[macro_export]
 macro_rules! domain_entry {
     ($main:expr) => {
+        #[cfg(target_os = "none")]
         #[unsafe(no_mangle)]
         extern "Rust" fn __warden_domain_main(boot: $crate::guest::Boot) -> ! {
             ($main)(boot)
         }
         // Pulls `_start` (and so this crate's object) into the link.
+        #[cfg(target_os = "none")]
         #[used]
         static __WARDEN_START: extern "sysv64" fn(u64) -> ! = $crate::guest::_start;
     };

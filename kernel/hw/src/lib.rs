@@ -25,3 +25,5 @@ mod boot;
 pub mod heap;
 #[cfg(target_os = "none")]
 pub mod paging;
+#[cfg(target_os = "none")]
+pub mod svm;

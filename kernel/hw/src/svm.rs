@@ -1,0 +1,168 @@
+//! AMD SVM instructions: enabling SVM (EFER.SVME, VM_HSAVE_PA) and entering a guest
+//! (VMSAVE/VMLOAD/VMRUN with the general registers VMRUN does not switch, and CLGI/STGI).
+
+use warden_core::mem::PhysMem;
+
+use crate::cpu::{rdmsr, wrmsr};
+
+const MSR_EFER: u32 = 0xc000_0080;
+const MSR_VM_CR: u32 = 0xc001_0114;
+const MSR_VM_HSAVE_PA: u32 = 0xc001_0117;
+const EFER_SVME: u64 = 1 << 12;
+const VM_CR_SVMDIS: u64 = 1 << 4;
+
+/// Why SVM could not be enabled or a guest not entered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SvmError {
+    /// The firmware disabled SVM (VM_CR.SVMDIS).
+    DisabledByFirmware,
+    /// An address is not page-aligned or lies inside the hypervisor image.
+    BadAddress(u64),
+    /// The VMCB does not enable nested paging, uses ASID 0, or does not intercept VMRUN: running
+    /// it could let a guest reach host memory, so it is refused.
+    UnsafeVmcb,
+}
+
+fn check_frame(pa: u64) -> Result<(), SvmError> {
+    let image = crate::layout::kernel_layout().image;
+    if pa >= image.0 && pa < image.1 {
+        return Err(SvmError::BadAddress(pa));
+    }
+    if !pa.is_multiple_of(4096) || pa == 0 || pa >= crate::phys::IDENTITY_LIMIT {
+        return Err(SvmError::BadAddress(pa));
+    }
+    Ok(())
+}
+
+/// Sets EFER.SVME and points VM_HSAVE_PA at `hsave_pa`, a frame the caller took from the
+/// frame allocator and never uses for anything else. The caller has checked CPUID for SVM.
+pub fn enable(hsave_pa: u64) -> Result<(), SvmError> {
+    check_frame(hsave_pa)?;
+    // SAFETY: VM_CR exists on every CPU with SVM (the caller checked CPUID); reading it has
+    // no side effects.
+    if unsafe { rdmsr(MSR_VM_CR) } & VM_CR_SVMDIS != 0 {
+        return Err(SvmError::DisabledByFirmware);
+    }
+    // SAFETY: EFER exists in long mode; setting SVME only makes the SVM instructions legal.
+    // VM_HSAVE_PA receives a page-aligned frame outside the hypervisor image that the CPU
+    // alone writes from now on (the caller's contract above).
+    unsafe {
+        wrmsr(MSR_EFER, rdmsr(MSR_EFER) | EFER_SVME);
+        wrmsr(MSR_VM_HSAVE_PA, hsave_pa);
+    }
+    Ok(())
+}
+
+/// The general registers VMRUN does not switch (RAX and RSP live in the VMCB).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GuestRegs {
+    pub rbx: u64,
+    pub rcx: u64,
+    pub rdx: u64,
+    pub rsi: u64,
+    pub rdi: u64,
+    pub rbp: u64,
+    pub r8: u64,
+    pub r9: u64,
+    pub r10: u64,
+    pub r11: u64,
+    pub r12: u64,
+    pub r13: u64,
+    pub r14: u64,
+    pub r15: u64,
+}
+
+/// Runs the guest of the VMCB at `vmcb_pa` until its next #VMEXIT.
+///
+/// `host_save_pa` is a frame for the host's VMSAVE state (FS, GS, TR, LDTR, syscall MSRs).
+/// Interrupts are enabled only while the guest runs (so a physical interrupt reaches the INTR
+/// intercept) and for one instruction after the exit, when a pending interrupt is delivered to
+/// the host's IDT; the function returns with interrupts disabled.
+pub fn run(vmcb_pa: u64, host_save_pa: u64, regs: &mut GuestRegs) -> Result<(), SvmError> {
+    check_frame(vmcb_pa)?;
+    check_frame(host_save_pa)?;
+    // What makes running the guest harmless to the host: nested paging on (the guest reaches
+    // only frames the NPT maps), a non-zero ASID, and VMRUN intercepted. The state-save area
+    // is the guest's business. Offsets: NP_ENABLE 0x90, ASID 0x58, INTERCEPT_MISC2 0x10.
+    let mem = crate::phys::IdentityMem::new();
+    let np = mem.read_u64(vmcb_pa + 0x90) & 1;
+    let asid = mem.read_u32(vmcb_pa + 0x58);
+    let vmrun_intercepted = mem.read_u32(vmcb_pa + 0x10) & 1;
+    if np == 0 || asid == 0 || vmrun_intercepted == 0 {
+        return Err(SvmError::UnsafeVmcb);
+    }
+    // SAFETY: the VMCB and host-save frames are page-aligned frames outside the image (checked
+    // above) owned by the caller; the VMCB enables nested paging, so the guest can touch only
+    // memory the caller mapped for it. Every general register the guest may change is either
+    // saved/restored here (RBX, RBP), declared as clobbered, or switched by VMRUN itself (RAX,
+    // RSP). The host's hidden segment state and syscall MSRs are preserved by VMSAVE/VMLOAD
+    // around the run. The stack is used only for balanced pushes and pops.
+    unsafe {
+        core::arch::asm!(
+            "push rbp",
+            "push rbx",
+            "push rdi",             // [rsp+16] regs pointer
+            "push rsi",             // [rsp+8]  host save area
+            "push rax",             // [rsp]    VMCB
+            "clgi",
+            "mov rax, rsi",
+            "vmsave rax",
+            "mov rax, [rsp]",
+            "vmload rax",
+            "mov rbx, [rdi + 0]",
+            "mov rcx, [rdi + 8]",
+            "mov rdx, [rdi + 16]",
+            "mov rsi, [rdi + 24]",
+            "mov rbp, [rdi + 40]",
+            "mov r8,  [rdi + 48]",
+            "mov r9,  [rdi + 56]",
+            "mov r10, [rdi + 64]",
+            "mov r11, [rdi + 72]",
+            "mov r12, [rdi + 80]",
+            "mov r13, [rdi + 88]",
+            "mov r14, [rdi + 96]",
+            "mov r15, [rdi + 104]",
+            "mov rdi, [rdi + 32]",
+            // GIF is clear, so STI only arms physical interrupts for the guest (V_INTR_MASKING).
+            "sti",
+            "vmrun rax",
+            // #VMEXIT: GIF clear; RAX, RSP, RIP and RFLAGS (IF set) are the host's again.
+            "push rdi",             // guest RDI; regs pointer now at [rsp+24]
+            "mov rdi, [rsp + 24]",
+            "mov [rdi + 0], rbx",
+            "mov [rdi + 8], rcx",
+            "mov [rdi + 16], rdx",
+            "mov [rdi + 24], rsi",
+            "mov [rdi + 40], rbp",
+            "mov [rdi + 48], r8",
+            "mov [rdi + 56], r9",
+            "mov [rdi + 64], r10",
+            "mov [rdi + 72], r11",
+            "mov [rdi + 80], r12",
+            "mov [rdi + 88], r13",
+            "mov [rdi + 96], r14",
+            "mov [rdi + 104], r15",
+            "pop rbx",
+            "mov [rdi + 32], rbx",
+            "mov rax, [rsp]",
+            "vmsave rax",
+            "mov rax, [rsp + 8]",
+            "vmload rax",
+            "add rsp, 24",
+            "pop rbx",
+            "pop rbp",
+            // A physical interrupt that caused the exit is delivered to the host IDT here.
+            "stgi",
+            "nop",
+            "cli",
+            inout("rax") vmcb_pa => _,
+            inout("rsi") host_save_pa => _,
+            inout("rdi") regs as *mut GuestRegs => _,
+            lateout("rcx") _, lateout("rdx") _,
+            lateout("r8") _, lateout("r9") _, lateout("r10") _, lateout("r11") _,
+            lateout("r12") _, lateout("r13") _, lateout("r14") _, lateout("r15") _,
+        );
+    }
+    Ok(())
+}
