@@ -143,12 +143,10 @@ pub fn expectation_diag(m: &Model, r: &ExpectResult, class: Class, allow: bool) 
         r.origin.clone(),
         "this expectation",
     );
-    if !allow {
-        if let Some(e) = m.av.get(&(s, t, class)) {
-            for &(gr, bits) in &e.why {
-                if bits & bad != 0 && m.rules[gr].kind == RuleKindPub::Allow {
-                    d = d.with_label(m.rules[gr].origin.clone(), "granted here");
-                }
+    if !allow && let Some(e) = m.av.get(&(s, t, class)) {
+        for &(gr, bits) in &e.why {
+            if bits & bad != 0 && m.rules[gr].kind == RuleKindPub::Allow {
+                d = d.with_label(m.rules[gr].origin.clone(), "granted here");
             }
         }
     }

@@ -506,6 +506,7 @@ impl Resolver {
         ok
     }
 
+    #[allow(clippy::too_many_arguments, reason = "one call site per rule form; a struct would only rename the arguments")]
     fn push_rule(&mut self, it: &Item, kind: RuleKindPub, via: RuleOrigin, src: &[Name], tgt: &Target, c: Class, perms: u64) -> usize {
         let tgt_names = match tgt {
             Target::Names(n) => n.iter().map(|n| n.text.clone()).collect(),

@@ -108,15 +108,15 @@ pub fn query(c: &Compiled, f: &Filter) -> Result<Vec<Row>, QueryError> {
         Some(n) => Some(Class::by_name(n).ok_or_else(|| QueryError::UnknownClass(n.clone(), suggest(n, CLASSES.iter().map(|c| c.name)).map(str::to_string)))?),
         None => None,
     };
-    if let (Some(c), Some(p)) = (class, &f.perm) {
-        if c.perm(p).is_none() {
-            return Err(QueryError::UnknownPerm(c.name().to_string(), p.clone()));
-        }
+    if let (Some(c), Some(p)) = (class, &f.perm)
+        && c.perm(p).is_none()
+    {
+        return Err(QueryError::UnknownPerm(c.name().to_string(), p.clone()));
     }
-    if let (None, Some(p)) = (class, &f.perm) {
-        if !CLASSES.iter().any(|c| c.perm(p).is_some()) {
-            return Err(QueryError::PermWithoutClass(p.clone()));
-        }
+    if let (None, Some(p)) = (class, &f.perm)
+        && !CLASSES.iter().any(|c| c.perm(p).is_some())
+    {
+        return Err(QueryError::PermWithoutClass(p.clone()));
     }
     let mut rows = Vec::new();
     for (&(s, t, cl), e) in &m.av {

@@ -1,4 +1,6 @@
 //! Policy source syntax: lexer, parser, and template expansion into a flat statement list.
+// A syntax error ends parsing, so a large `Err` is built once per run, not per token.
+#![allow(clippy::result_large_err)]
 
 use std::collections::HashMap;
 use std::rc::Rc;
