@@ -263,6 +263,7 @@ impl<P: Platform> Tpm<P> {
             params
         };
         let mut ctx = Ctx { locality, cc, handles: handles.clone(), params: Reader::new(params) };
+        // On error the sessions stay as they were (nonces included).
         let out = self.dispatch(&mut ctx)?;
         let mut params_out = out.params.into_vec();
         let mut w = Writer::new();
@@ -521,7 +522,7 @@ impl<P: Platform> Tpm<P> {
             let bound = if i < info.auths as usize { Some(handles[i]) } else { None };
             let role = if i == 0 { info.role } else { Role::User };
             let role = if (cc == code::ACTIVATE_CREDENTIAL || cc == code::CERTIFY) && i == 1 { Role::User } else { role };
-            let u = self.check_one_session(a, n, bound, role, cc, names, params)?;
+            let u = self.check_one_session(a, n, bound, role, cc, names, params, auths, i)?;
             uses.push(u);
         }
         Ok(uses)

@@ -1,24 +1,86 @@
-//! Authorisation sessions. Password authorisation (TPM_RS_PW) is complete; HMAC and policy
-//! sessions are not implemented yet, so a session handle other than TPM_RS_PW in the
-//! authorisation area is answered with TPM_RC_VALUE for that session.
+//! Authorisation sessions: password (TPM_RS_PW), HMAC and policy sessions (salted and/or bound),
+//! command/response HMACs, parameter encryption (AES-CFB and XOR) and the policy commands.
 
 use crate::Platform;
 use crate::cc::Role;
-use crate::engine::{AuthIn, Tpm, sattr};
+use crate::crypto::{HashAlg, alg, ct_eq, kdfa};
+use crate::engine::{AuthIn, Ctx, Out, Tpm, sattr};
+use crate::marshal::{Reader, Writer};
+use crate::object::SymDef;
+use crate::rc::At;
 use crate::handle as h;
 use crate::rc::Rc;
 use alloc::vec::Vec;
 
-/// A loaded session (placeholder until HMAC/policy sessions exist).
+const SE_HMAC: u8 = 0;
+const SE_POLICY: u8 = 1;
+const SE_TRIAL: u8 = 3;
+
+/// A started HMAC, policy or trial session.
 #[derive(Clone, Debug)]
 pub(crate) struct Session {
     pub(crate) handle: u32,
+    kind: u8,
+    hash: HashAlg,
+    nonce_tpm: Vec<u8>,
+    session_key: Vec<u8>,
+    sym: SymDef,
+    /// Name of the bind entity (empty when unbound).
+    bind_name: Vec<u8>,
+    policy_digest: Vec<u8>,
+    need_auth_value: bool,
+    need_password: bool,
+    /// Command code fixed by PolicyCommandCode.
+    cc: Option<u32>,
 }
 
-/// What processing one authorisation produced, for the response area.
+impl Session {
+    fn write(&self, w: &mut Writer) {
+        w.u32(self.handle).u8(self.kind).u16(self.hash.alg()).tpm2b(&self.nonce_tpm).tpm2b(&self.session_key);
+        w.u16(self.sym.alg).u16(self.sym.bits).u16(self.sym.mode).tpm2b(&self.bind_name).tpm2b(&self.policy_digest);
+        w.u8(u8::from(self.need_auth_value) | (u8::from(self.need_password) << 1)).u32(self.cc.unwrap_or(0));
+    }
+    fn read(r: &mut Reader<'_>) -> Result<Session, Rc> {
+        let handle = r.u32()?;
+        let kind = r.u8()?;
+        let hash = HashAlg::from_alg(r.u16()?)?;
+        let nonce_tpm = r.tpm2b(64)?.to_vec();
+        let session_key = r.tpm2b(64)?.to_vec();
+        let sym = SymDef { alg: r.u16()?, bits: r.u16()?, mode: r.u16()? };
+        let bind_name = r.tpm2b(66)?.to_vec();
+        let policy_digest = r.tpm2b(64)?.to_vec();
+        let flags = r.u8()?;
+        let cc = r.u32()?;
+        Ok(Session {
+            handle,
+            kind,
+            hash,
+            nonce_tpm,
+            session_key,
+            sym,
+            bind_name,
+            policy_digest,
+            need_auth_value: flags & 1 != 0,
+            need_password: flags & 2 != 0,
+            cc: if cc == 0 { None } else { Some(cc) },
+        })
+    }
+    fn is_policy(&self) -> bool {
+        self.kind != SE_HMAC
+    }
+}
+
+/// What processing one authorisation produced, for parameter encryption and the response.
 #[derive(Clone, Debug)]
 pub(crate) struct SessionUse {
-    pub(crate) attrs: u8,
+    attrs: u8,
+    /// Index into the loaded session slots; None for a password session.
+    slot: Option<usize>,
+    nonce_caller: Vec<u8>,
+    /// sessionKey || authValue (when the authValue takes part), the HMAC and encryption key.
+    session_value: Vec<u8>,
+    /// Policy session with PolicyPassword: the response HMAC is empty.
+    password: bool,
 }
 
 impl<P: Platform> Tpm<P> {
@@ -33,13 +95,96 @@ impl<P: Platform> Tpm<P> {
         n: u32,
         bound: Option<u32>,
         role: Role,
-        _cc: u32,
-        _names: &[Vec<u8>],
-        _params: &[u8],
+        cc: u32,
+        names: &[Vec<u8>],
+        params: &[u8],
+        all: &[AuthIn],
+        idx: usize,
     ) -> Result<SessionUse, Rc> {
-        if a.handle != h::RS_PW {
-            return Err(Rc::VALUE.session(n));
+        if a.handle == h::RS_PW {
+            return self.check_password_session(a, n, bound, role);
         }
+        let slot = self.session_index(a.handle).ok_or(Rc(0x918 + (n - 1)))?;
+        let s = self.v.sessions[slot].clone().expect("slot found above");
+        if a.attrs & (sattr::AUDIT | sattr::AUDIT_EXCLUSIVE | sattr::AUDIT_RESET) != 0 {
+            // Command audit is not implemented.
+            return Err(Rc::ATTRIBUTES.session(n));
+        }
+        let mut session_value = s.session_key.clone();
+        let Some(hdl) = bound else {
+            // Not authorising anything: must be there for encryption.
+            if a.attrs & (sattr::DECRYPT | sattr::ENCRYPT) == 0 {
+                return Err(Rc::ATTRIBUTES.session(n));
+            }
+            return Ok(SessionUse { attrs: a.attrs, slot: Some(slot), nonce_caller: a.nonce_caller.clone(), session_value, password: false });
+        };
+        if s.kind == SE_TRIAL {
+            return Err(Rc::ATTRIBUTES.session(n));
+        }
+        if self.entity_da_protected(hdl) && self.in_lockout() {
+            return Err(Rc::LOCKOUT);
+        }
+        let auth = self.entity_auth(hdl)?;
+        let auth = crate::engine::trim(&auth).to_vec();
+        if s.is_policy() {
+            let (palg, pdig) = self.entity_policy(hdl);
+            if pdig.is_empty() || palg != s.hash.alg() || !ct_eq(&pdig, &s.policy_digest) {
+                return Err(Rc::POLICY_FAIL.session(n));
+            }
+            if let Some(c) = s.cc {
+                if c != cc {
+                    return Err(Rc::POLICY_CC.session(n));
+                }
+            }
+            if s.need_password {
+                if !ct_eq(&auth, crate::engine::trim(&a.hmac)) {
+                    return Err(self.auth_failure(hdl, Rc::AUTH_FAIL.session(n)));
+                }
+                return Ok(SessionUse { attrs: a.attrs, slot: Some(slot), nonce_caller: a.nonce_caller.clone(), session_value, password: true });
+            }
+            if s.need_auth_value {
+                session_value.extend_from_slice(&auth);
+            }
+        } else {
+            if !self.auth_value_allowed(hdl, role) {
+                return Err(Rc::AUTH_UNAVAILABLE);
+            }
+            let bound_here = !s.bind_name.is_empty() && s.bind_name == self.entity_name(hdl);
+            if !bound_here {
+                session_value.extend_from_slice(&auth);
+            }
+        }
+        let cp = cp_hash(s.hash, cc, names, params);
+        let (dec_nonce, enc_nonce) = self.extra_nonces(all, idx);
+        let want = s.hash.hmac(
+            &session_value,
+            &[&cp, &a.nonce_caller, &s.nonce_tpm, &dec_nonce, &enc_nonce, &[a.attrs]],
+        );
+        if !ct_eq(&want, &a.hmac) {
+            return Err(self.auth_failure(hdl, Rc::AUTH_FAIL.session(n)));
+        }
+        Ok(SessionUse { attrs: a.attrs, slot: Some(slot), nonce_caller: a.nonce_caller.clone(), session_value, password: false })
+    }
+
+    /// The nonceTPM of the decrypt and encrypt sessions when they are not the first session
+    /// (Part 1 §19.6.5: they are folded into the first authorisation's HMAC).
+    fn extra_nonces(&self, all: &[AuthIn], idx: usize) -> (Vec<u8>, Vec<u8>) {
+        if idx != 0 {
+            return (Vec::new(), Vec::new());
+        }
+        let nonce_of = |bit: u8| {
+            all.iter()
+                .enumerate()
+                .skip(1)
+                .find(|(_, a)| a.attrs & bit != 0 && a.handle != h::RS_PW)
+                .and_then(|(_, a)| self.session_index(a.handle))
+                .and_then(|i| self.v.sessions[i].as_ref().map(|s| s.nonce_tpm.clone()))
+                .unwrap_or_default()
+        };
+        (nonce_of(sattr::DECRYPT), nonce_of(sattr::ENCRYPT))
+    }
+
+    fn check_password_session(&mut self, a: &AuthIn, n: u32, bound: Option<u32>, role: Role) -> Result<SessionUse, Rc> {
         // A password session has an empty nonce, continueSession and nothing else.
         if !a.nonce_caller.is_empty() {
             return Err(Rc::NONCE.session(n));
@@ -60,37 +205,80 @@ impl<P: Platform> Tpm<P> {
             return Err(Rc::LOCKOUT);
         }
         self.check_password(hdl, &a.hmac, n)?;
-        Ok(SessionUse { attrs: a.attrs })
+        Ok(SessionUse { attrs: a.attrs, slot: None, nonce_caller: Vec::new(), session_value: Vec::new(), password: true })
     }
 
-    pub(crate) fn decrypt_param(
-        &mut self,
-        _auths: &[AuthIn],
-        _uses: &[SessionUse],
-        _params: &[u8],
-    ) -> Result<Option<Vec<u8>>, Rc> {
-        Ok(None)
+    /// Decrypts the first command parameter if a session asks for it.
+    pub(crate) fn decrypt_param(&mut self, auths: &[AuthIn], uses: &[SessionUse], params: &[u8]) -> Result<Option<Vec<u8>>, Rc> {
+        let Some((i, u)) = uses.iter().enumerate().find(|(_, u)| u.attrs & sattr::DECRYPT != 0 && u.slot.is_some()) else {
+            return Ok(None);
+        };
+        let n = i as u32 + 1;
+        let s = self.v.sessions[u.slot.expect("checked")].clone().expect("loaded");
+        if params.len() < 2 {
+            return Err(Rc::ATTRIBUTES.session(n));
+        }
+        let len = usize::from(u16::from_be_bytes([params[0], params[1]]));
+        if len + 2 > params.len() {
+            return Err(Rc::SIZE.session(n));
+        }
+        let mut out = params.to_vec();
+        crypt(&s, &u.session_value, &auths[i].nonce_caller, &s.nonce_tpm, &mut out[2..2 + len], false).map_err(|e| e.session(n))?;
+        Ok(Some(out))
     }
 
-    pub(crate) fn encrypt_param(&mut self, _auths: &[AuthIn], _uses: &mut [SessionUse], _params: &mut [u8]) {}
-
-    pub(crate) fn response_sessions(
-        &mut self,
-        _auths: &[AuthIn],
-        uses: &mut [SessionUse],
-        _cc: u32,
-        _params: &[u8],
-    ) -> Vec<u8> {
-        let mut w = crate::marshal::Writer::new();
+    /// Rolls nonceTPM of every session used, then encrypts the first response parameter.
+    pub(crate) fn encrypt_param(&mut self, _auths: &[AuthIn], uses: &mut [SessionUse], params: &mut [u8]) {
         for u in uses.iter() {
-            // Password session: empty nonce, continueSession set, empty HMAC.
-            w.u16(0).u8(u.attrs | sattr::CONTINUE).u16(0);
+            if let Some(slot) = u.slot {
+                let size = self.v.sessions[slot].as_ref().map(|s| s.hash.size()).unwrap_or(32);
+                let nonce = self.random(size);
+                if let Some(s) = self.v.sessions[slot].as_mut() {
+                    s.nonce_tpm = nonce;
+                }
+            }
+        }
+        let Some(u) = uses.iter().find(|u| u.attrs & sattr::ENCRYPT != 0 && u.slot.is_some()) else { return };
+        let Some(s) = self.v.sessions[u.slot.expect("checked")].clone() else { return };
+        if params.len() < 2 {
+            return;
+        }
+        let len = usize::from(u16::from_be_bytes([params[0], params[1]]));
+        if len + 2 <= params.len() {
+            let _ = crypt(&s, &u.session_value, &s.nonce_tpm, &u.nonce_caller, &mut params[2..2 + len], true);
+        }
+    }
+
+    pub(crate) fn response_sessions(&mut self, _auths: &[AuthIn], uses: &mut [SessionUse], cc: u32, params: &[u8]) -> Vec<u8> {
+        let mut w = Writer::new();
+        for u in uses.iter() {
+            match u.slot.and_then(|i| self.v.sessions[i].clone()) {
+                None => {
+                    w.u16(0).u8(u.attrs | sattr::CONTINUE).u16(0);
+                }
+                Some(s) => {
+                    w.tpm2b(&s.nonce_tpm).u8(u.attrs);
+                    if u.password {
+                        w.u16(0);
+                    } else {
+                        let rp = s.hash.digest(&[&0u32.to_be_bytes(), &cc.to_be_bytes(), params]);
+                        let mac = s.hash.hmac(&u.session_value, &[&rp, &s.nonce_tpm, &u.nonce_caller, &[u.attrs]]);
+                        w.tpm2b(&mac);
+                    }
+                }
+            }
+        }
+        // Sessions without continueSession end with this command.
+        for u in uses.iter() {
+            if let Some(slot) = u.slot {
+                if u.attrs & sattr::CONTINUE == 0 {
+                    self.v.sessions[slot] = None;
+                }
+            }
         }
         w.into_vec()
     }
-}
 
-impl<P: Platform> Tpm<P> {
     pub(crate) fn flush_session(&mut self, hdl: u32) -> bool {
         if let Some(i) = self.session_index(hdl) {
             self.v.sessions[i] = None;
@@ -100,11 +288,280 @@ impl<P: Platform> Tpm<P> {
         self.v.saved_sessions.retain(|s| s.0 != hdl);
         before != self.v.saved_sessions.len()
     }
-    pub(crate) fn save_session(&mut self, _hdl: u32) -> Result<Vec<u8>, Rc> {
-        Err(Rc::HANDLE)
+
+    pub(crate) fn save_session(&mut self, hdl: u32) -> Result<Vec<u8>, Rc> {
+        let i = self.session_index(hdl).ok_or(Rc::HANDLE)?;
+        let mut w = Writer::new();
+        self.v.sessions[i].as_ref().ok_or(Rc::HANDLE)?.write(&mut w);
+        Ok(w.into_vec())
     }
-    pub(crate) fn mark_session_saved(&mut self, _hdl: u32, _seq: u64) {}
-    pub(crate) fn load_session(&mut self, _hdl: u32, _seq: u64, _plain: &[u8]) -> Result<(), Rc> {
-        Err(Rc::HANDLE.param(1))
+
+    /// After ContextSave the session leaves its slot; only the saved context can bring it back.
+    pub(crate) fn mark_session_saved(&mut self, hdl: u32, seq: u64) {
+        if let Some(i) = self.session_index(hdl) {
+            self.v.sessions[i] = None;
+        }
+        self.v.saved_sessions.retain(|s| s.0 != hdl);
+        self.v.saved_sessions.push((hdl, seq));
+    }
+
+    pub(crate) fn load_session(&mut self, hdl: u32, seq: u64, plain: &[u8]) -> Result<(), Rc> {
+        let pos = self.v.saved_sessions.iter().position(|s| *s == (hdl, seq)).ok_or(Rc::HANDLE.param(1))?;
+        let slot = self.v.sessions.iter().position(|s| s.is_none()).ok_or(Rc::SESSION_MEMORY)?;
+        let s = Session::read(&mut Reader::new(plain)).map_err(|_| Rc::INTEGRITY.param(1))?;
+        if s.handle != hdl {
+            return Err(Rc::INTEGRITY.param(1));
+        }
+        self.v.saved_sessions.remove(pos);
+        self.v.sessions[slot] = Some(s);
+        Ok(())
+    }
+
+    pub(crate) fn dispatch_session(&mut self, c: &mut Ctx<'_>) -> Result<Out, Rc> {
+        use crate::cc::code::*;
+        match c.cc {
+            START_AUTH_SESSION => self.start_auth_session(c),
+            POLICY_AUTH_VALUE | POLICY_PASSWORD => self.policy_auth_value(c),
+            POLICY_COMMAND_CODE => self.policy_command_code(c),
+            POLICY_PCR => self.policy_pcr(c),
+            POLICY_SECRET => self.policy_secret(c),
+            POLICY_OR => self.policy_or(c),
+            POLICY_GET_DIGEST => self.policy_get_digest(c),
+            POLICY_RESTART => self.policy_restart(c),
+            _ => Err(Rc::COMMAND_CODE),
+        }
+    }
+
+    fn start_auth_session(&mut self, c: &mut Ctx<'_>) -> Result<Out, Rc> {
+        let nonce_caller = c.params.tpm2b(64).p(1)?.to_vec();
+        let salt_ct = c.params.tpm2b(512).p(2)?.to_vec();
+        let kind = c.params.u8().p(3)?;
+        let sym = SymDef::parse(&mut c.params, true).p(4)?;
+        let hash = HashAlg::from_alg(c.params.u16().p(5)?).p(5)?;
+        c.params.finish().p(5)?;
+        if !matches!(kind, SE_HMAC | SE_POLICY | SE_TRIAL) {
+            return Err(Rc::VALUE.param(3));
+        }
+        if nonce_caller.len() < 16 {
+            return Err(Rc::SIZE.param(1));
+        }
+        let (tpm_key, bind) = (c.handles[0], c.handles[1]);
+        let salt = if tpm_key == h::RH_NULL {
+            if !salt_ct.is_empty() {
+                return Err(Rc::VALUE.param(2));
+            }
+            Vec::new()
+        } else {
+            let key = self.object(tpm_key).h(1)?.clone();
+            if !key.public.has(crate::object::attr::DECRYPT) || key.sens.is_none() {
+                return Err(Rc::KEY.handle(1));
+            }
+            self.secret_from(&key, b"SECRET", &salt_ct).map_err(|_| Rc::VALUE.param(2))?
+        };
+        let (bind_name, bind_auth) = if bind == h::RH_NULL {
+            (Vec::new(), Vec::new())
+        } else {
+            let auth = self.entity_auth(bind).h(2)?;
+            (self.entity_name(bind), crate::engine::trim(&auth).to_vec())
+        };
+        let active = self.v.sessions.iter().filter(|s| s.is_some()).count() + self.v.saved_sessions.len();
+        if active >= crate::engine::ACTIVE_SESSIONS {
+            return Err(Rc::SESSION_HANDLES);
+        }
+        let slot = self.v.sessions.iter().position(|s| s.is_none()).ok_or(Rc::SESSION_MEMORY)?;
+        let nonce_tpm = self.random(hash.size());
+        let key_in = [bind_auth.as_slice(), &salt].concat();
+        let session_key = if key_in.is_empty() {
+            Vec::new()
+        } else {
+            kdfa(hash, &key_in, b"ATH", &nonce_tpm, &nonce_caller, (hash.size() * 8) as u32)
+        };
+        // Handles cycle through a 24-bit space, skipping ones still in use.
+        let base = if kind == SE_HMAC { 0x0200_0000 } else { 0x0300_0000 };
+        let handle = loop {
+            self.v.next_session = (self.v.next_session + 1) & 0x00FF_FFFF;
+            let cand = base | self.v.next_session;
+            if self.session_index(cand).is_none() && !self.v.saved_sessions.iter().any(|s| s.0 & 0x00FF_FFFF == cand & 0x00FF_FFFF) {
+                break cand;
+            }
+        };
+        self.v.sessions[slot] = Some(Session {
+            handle,
+            kind,
+            hash,
+            nonce_tpm: nonce_tpm.clone(),
+            session_key,
+            sym,
+            bind_name,
+            policy_digest: alloc::vec![0; hash.size()],
+            need_auth_value: false,
+            need_password: false,
+            cc: None,
+        });
+        let mut o = Out::new();
+        o.handle = Some(handle);
+        o.params.tpm2b(&nonce_tpm);
+        Ok(o)
+    }
+
+    fn policy_session(&mut self, hdl: u32, n: u32) -> Result<&mut Session, Rc> {
+        let i = self.session_index(hdl).ok_or(Rc::HANDLE.handle(n))?;
+        let s = self.v.sessions[i].as_mut().ok_or(Rc::HANDLE.handle(n))?;
+        if !s.is_policy() {
+            return Err(Rc::TYPE.handle(n));
+        }
+        Ok(s)
+    }
+
+    fn policy_update(&mut self, hdl: u32, n: u32, parts: &[&[u8]]) -> Result<(), Rc> {
+        let s = self.policy_session(hdl, n)?;
+        let mut all: Vec<&[u8]> = alloc::vec![&s.policy_digest];
+        all.extend_from_slice(parts);
+        s.policy_digest = s.hash.digest(&all);
+        Ok(())
+    }
+
+    fn policy_auth_value(&mut self, c: &mut Ctx<'_>) -> Result<Out, Rc> {
+        c.params.finish().p(1)?;
+        // Both append TPM_CC_PolicyAuthValue: the policy is the same, only the proof differs.
+        self.policy_update(c.handles[0], 1, &[&crate::cc::code::POLICY_AUTH_VALUE.to_be_bytes()])?;
+        let password = c.cc == crate::cc::code::POLICY_PASSWORD;
+        let s = self.policy_session(c.handles[0], 1)?;
+        s.need_password = password;
+        s.need_auth_value = !password;
+        Ok(Out::new())
+    }
+
+    fn policy_command_code(&mut self, c: &mut Ctx<'_>) -> Result<Out, Rc> {
+        let code = c.params.u32().p(1)?;
+        c.params.finish().p(1)?;
+        if crate::cc::lookup(code).is_none() {
+            return Err(Rc::POLICY_CC.param(1));
+        }
+        let s = self.policy_session(c.handles[0], 1)?;
+        if s.cc.is_some_and(|x| x != code) {
+            return Err(Rc::VALUE.param(1));
+        }
+        s.cc = Some(code);
+        self.policy_update(c.handles[0], 1, &[&crate::cc::code::POLICY_COMMAND_CODE.to_be_bytes(), &code.to_be_bytes()])?;
+        Ok(Out::new())
+    }
+
+    fn policy_pcr(&mut self, c: &mut Ctx<'_>) -> Result<Out, Rc> {
+        let given = c.params.tpm2b(64).p(1)?.to_vec();
+        let start = c.params.clone();
+        let sel = crate::pcr::parse_selection(&mut c.params).p(2)?;
+        c.params.finish().p(2)?;
+        let sel_bytes = &start.rest()[..start.remaining() - c.params.remaining()];
+        let s = self.policy_session(c.handles[0], 1)?.clone();
+        let digest = self.v.pcrs.digest(&sel, s.hash);
+        let digest = if s.kind == SE_TRIAL && !given.is_empty() {
+            given
+        } else {
+            if !given.is_empty() && !ct_eq(&given, &digest) {
+                return Err(Rc::VALUE.param(1));
+            }
+            digest
+        };
+        self.policy_update(c.handles[0], 1, &[&crate::cc::code::POLICY_PCR.to_be_bytes(), sel_bytes, &digest])?;
+        Ok(Out::new())
+    }
+
+    fn policy_secret(&mut self, c: &mut Ctx<'_>) -> Result<Out, Rc> {
+        let _nonce = c.params.tpm2b(64).p(1)?;
+        let _cp = c.params.tpm2b(64).p(2)?;
+        let policy_ref = c.params.tpm2b(64).p(3)?.to_vec();
+        let expiration = c.params.u32().p(4)?;
+        c.params.finish().p(4)?;
+        let name = self.entity_name(c.handles[0]);
+        let s = self.policy_session(c.handles[1], 2)?;
+        let first = s.hash.digest(&[&s.policy_digest, &crate::cc::code::POLICY_SECRET.to_be_bytes(), &name]);
+        s.policy_digest = s.hash.digest(&[&first, &policy_ref]);
+        let _ = expiration;
+        let mut o = Out::new();
+        // No timeout requested: empty timeout and a NULL ticket.
+        o.params.u16(0).u16(0x8023).u32(h::RH_NULL).u16(0);
+        Ok(o)
+    }
+
+    fn policy_or(&mut self, c: &mut Ctx<'_>) -> Result<Out, Rc> {
+        let count = c.params.u32().p(1)?;
+        if !(2..=8).contains(&count) {
+            return Err(Rc::SIZE.param(1));
+        }
+        let mut list = Vec::new();
+        for _ in 0..count {
+            list.push(c.params.tpm2b(64).p(1)?.to_vec());
+        }
+        c.params.finish().p(1)?;
+        let s = self.policy_session(c.handles[0], 1)?;
+        if s.kind != SE_TRIAL && !list.iter().any(|d| ct_eq(d, &s.policy_digest)) {
+            return Err(Rc::VALUE.param(1));
+        }
+        let zero = alloc::vec![0u8; s.hash.size()];
+        let mut parts: Vec<&[u8]> = alloc::vec![&zero];
+        let code = crate::cc::code::POLICY_OR.to_be_bytes();
+        parts.push(&code);
+        for d in &list {
+            parts.push(d);
+        }
+        s.policy_digest = s.hash.digest(&parts);
+        Ok(Out::new())
+    }
+
+    fn policy_get_digest(&mut self, c: &mut Ctx<'_>) -> Result<Out, Rc> {
+        c.params.finish().p(1)?;
+        let d = self.policy_session(c.handles[0], 1)?.policy_digest.clone();
+        let mut o = Out::new();
+        o.params.tpm2b(&d);
+        Ok(o)
+    }
+
+    fn policy_restart(&mut self, c: &mut Ctx<'_>) -> Result<Out, Rc> {
+        c.params.finish().p(1)?;
+        let s = self.policy_session(c.handles[0], 1)?;
+        s.policy_digest = alloc::vec![0; s.hash.size()];
+        s.need_auth_value = false;
+        s.need_password = false;
+        s.cc = None;
+        Ok(Out::new())
+    }
+}
+
+/// cpHash: H(commandCode || names of the handles || parameters as sent).
+fn cp_hash(h: HashAlg, cc: u32, names: &[Vec<u8>], params: &[u8]) -> Vec<u8> {
+    let code = cc.to_be_bytes();
+    let mut parts: Vec<&[u8]> = alloc::vec![&code];
+    for n in names {
+        parts.push(n);
+    }
+    parts.push(params);
+    h.digest(&parts)
+}
+
+/// Parameter encryption with the session's symmetric algorithm (Part 1 §21).
+fn crypt(s: &Session, value: &[u8], newer: &[u8], older: &[u8], data: &mut [u8], encrypt: bool) -> Result<(), Rc> {
+    match s.sym.alg {
+        alg::AES => {
+            let bits = u32::from(s.sym.bits);
+            let k = kdfa(s.hash, value, b"CFB", newer, older, bits + 128);
+            let kb = (bits / 8) as usize;
+            let aes = crate::crypto::aes::Aes::new(&k[..kb]).ok_or(Rc::SYMMETRIC)?;
+            let mut iv = [0u8; 16];
+            iv.copy_from_slice(&k[kb..kb + 16]);
+            if encrypt {
+                aes.cfb_encrypt(&iv, data);
+            } else {
+                aes.cfb_decrypt(&iv, data);
+            }
+            Ok(())
+        }
+        alg::XOR => {
+            let xh = HashAlg::from_alg(s.sym.bits)?;
+            let mask = kdfa(xh, value, b"XOR", newer, older, (data.len() * 8) as u32);
+            data.iter_mut().zip(mask).for_each(|(d, m)| *d ^= m);
+            Ok(())
+        }
+        _ => Err(Rc::ATTRIBUTES),
     }
 }

@@ -143,8 +143,4 @@ impl<P: Platform> Tpm<P> {
         self.persist();
         Ok(Out::new())
     }
-
-    pub(crate) fn dispatch_session(&mut self, _c: &mut Ctx<'_>) -> Result<Out, Rc> {
-        Err(Rc::COMMAND_CODE)
-    }
 }

@@ -1,0 +1,114 @@
+//! Test harness: starts `vtpm-sim` on OS-chosen free ports and runs stock tpm2-tools against it.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// A running `vtpm-sim`, killed on drop.
+pub struct Sim {
+    child: Child,
+    pub port: u16,
+    pub dir: PathBuf,
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A private scratch folder under the target dir, fresh for each call.
+pub fn scratch(name: &str) -> PathBuf {
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("vtpm-{name}-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create scratch dir");
+    dir
+}
+
+impl Sim {
+    /// Starts the server (with `--state state_dir` when given) and waits until it listens.
+    pub fn start(dir: &Path, state: Option<&Path>) -> Sim {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_vtpm-sim"));
+        cmd.args(["--port", "0"]).stdout(Stdio::piped()).stderr(Stdio::inherit());
+        if let Some(s) = state {
+            cmd.arg("--state").arg(s);
+        }
+        let mut child = cmd.spawn().expect("spawn vtpm-sim");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut line = String::new();
+        // The server prints its port once both listeners are bound: that is the readiness signal.
+        BufReader::new(stdout).read_line(&mut line).expect("read vtpm-sim banner");
+        let port = line
+            .split("127.0.0.1:")
+            .nth(1)
+            .and_then(|s| s.split_whitespace().next())
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected vtpm-sim banner: {line:?}"));
+        Sim { child, port, dir: dir.to_path_buf() }
+    }
+
+    pub fn tcti(&self) -> String {
+        format!("mssim:host=127.0.0.1,port={}", self.port)
+    }
+
+    /// Runs a tpm2-tools command in the scratch folder; panics with its output on failure.
+    pub fn tool(&self, args: &[&str]) -> Output {
+        let out = self.try_tool(args);
+        assert!(
+            out.status.success(),
+            "{} failed: {}\nstdout: {}\nstderr: {}",
+            args[0],
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    pub fn try_tool(&self, args: &[&str]) -> Output {
+        Command::new(args[0])
+            .args(&args[1..])
+            .current_dir(&self.dir)
+            .env("TPM2TOOLS_TCTI", self.tcti())
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {} (is tpm2-tools installed? `cargo xtask setup`): {e}", args[0]))
+    }
+
+    /// Without a resource manager every tool leaves its objects loaded; flush them so the
+    /// three transient slots stay free (what tpm2-abrmd does for each client).
+    pub fn flush(&self) {
+        self.tool(&["tpm2_flushcontext", "-t"]);
+        self.tool(&["tpm2_flushcontext", "-s"]);
+    }
+
+    pub fn stdout(&self, args: &[&str]) -> String {
+        String::from_utf8_lossy(&self.tool(args).stdout).into_owned()
+    }
+
+    pub fn write(&self, name: &str, data: &[u8]) {
+        std::fs::write(self.dir.join(name), data).expect("write scratch file");
+    }
+
+    pub fn read(&self, name: &str) -> Vec<u8> {
+        std::fs::read(self.dir.join(name)).expect("read scratch file")
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `f` until it returns true or the deadline passes.
+pub fn wait_for(deadline: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + deadline;
+    while Instant::now() < end {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
