@@ -108,6 +108,7 @@ pub(crate) mod code {
     pub(crate) const POLICY_RESTART: u32 = 0x180;
     pub(crate) const READ_CLOCK: u32 = 0x181;
     pub(crate) const PCR_EXTEND: u32 = 0x182;
+    pub(crate) const EVENT_SEQUENCE_COMPLETE: u32 = 0x185;
     pub(crate) const HASH_SEQUENCE_START: u32 = 0x186;
     pub(crate) const POLICY_GET_DIGEST: u32 = 0x189;
     pub(crate) const TEST_PARMS: u32 = 0x18A;
@@ -184,6 +185,7 @@ pub(crate) static COMMANDS: &[CmdInfo] = &[
     c(POLICY_RESTART, 1, 0, false),
     c(READ_CLOCK, 0, 0, false),
     c(PCR_EXTEND, 1, 1, false),
+    flushed(c(EVENT_SEQUENCE_COMPLETE, 2, 2, false)),
     c(HASH_SEQUENCE_START, 0, 0, true),
     c(POLICY_GET_DIGEST, 1, 0, false),
     c(TEST_PARMS, 0, 0, false),

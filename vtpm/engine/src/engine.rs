@@ -72,6 +72,8 @@ pub(crate) struct Volatile {
     pub(crate) platform_policy: (u16, Vec<u8>),
     pub(crate) pcrs: Pcrs,
     pub(crate) objects: Vec<Option<Object>>,
+    /// Sequence state for object slots that hold a hash/HMAC/event sequence.
+    pub(crate) seqs: Vec<Option<crate::cmd::Seq>>,
     pub(crate) sessions: Vec<Option<Session>>,
     /// Sessions whose context is saved outside (handle, sequence number).
     pub(crate) saved_sessions: Vec<(u32, u64)>,
@@ -400,6 +402,7 @@ impl<P: Platform> Tpm<P> {
     pub(crate) fn load_object(&mut self, obj: Object) -> Result<u32, Rc> {
         let slot = self.v.objects.iter().position(|o| o.is_none()).ok_or(Rc::OBJECT_MEMORY)?;
         self.v.objects[slot] = Some(obj);
+        self.v.seqs[slot] = None;
         Ok(h::TRANSIENT_FIRST + slot as u32)
     }
 
@@ -599,6 +602,7 @@ fn fresh_volatile(rng: &mut Drbg) -> Volatile {
         platform_policy: (crate::crypto::alg::NULL, Vec::new()),
         pcrs: Pcrs::new(),
         objects: alloc::vec![None; OBJECT_SLOTS],
+        seqs: alloc::vec![None; OBJECT_SLOTS],
         sessions: alloc::vec![None; SESSION_SLOTS],
         saved_sessions: Vec::new(),
         context_seq: 1,

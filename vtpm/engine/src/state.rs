@@ -306,6 +306,17 @@ fn write_volatile(w: &mut Writer, v: &Volatile) {
             }
         }
     }
+    for s in &v.seqs {
+        match s {
+            Some(s) => {
+                w.u8(1);
+                s.write(w);
+            }
+            None => {
+                w.u8(0);
+            }
+        }
+    }
     w.u64(v.context_seq).tpm2b(&v.context_key).u32(v.next_session);
 }
 
@@ -322,6 +333,10 @@ fn read_volatile(r: &mut Reader<'_>) -> R<Volatile> {
     for _ in 0..n {
         objects.push(if c(r.u8())? != 0 { Some(read_object(r)?) } else { None });
     }
+    let mut seqs = Vec::new();
+    for _ in 0..n {
+        seqs.push(if c(r.u8())? != 0 { Some(c(crate::cmd::Seq::read(r))?) } else { None });
+    }
     let context_seq = c(r.u64())?;
     let context_key = c(r.tpm2b(64))?.to_vec();
     let next_session = c(r.u32())?;
@@ -336,6 +351,7 @@ fn read_volatile(r: &mut Reader<'_>) -> R<Volatile> {
         platform_policy,
         pcrs,
         objects,
+        seqs,
         sessions: alloc::vec![None; crate::engine::SESSION_SLOTS],
         saved_sessions: Vec::new(),
         context_seq,

@@ -17,7 +17,7 @@ impl<P: Platform> Tpm<P> {
             HIERARCHY_CONTROL => self.hierarchy_control(c),
             DA_LOCK_RESET => self.da_lock_reset(c),
             DA_PARAMETERS => self.da_parameters(c),
-            _ => self.dispatch_session(c),
+            _ => self.dispatch_sequence(c),
         }
     }
 

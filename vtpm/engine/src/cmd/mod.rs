@@ -6,3 +6,6 @@ mod object;
 mod crypto;
 mod nv;
 mod hier;
+mod sequence;
+
+pub(crate) use sequence::Seq;

@@ -413,6 +413,7 @@ impl<P: Platform> Tpm<P> {
                     .filter(|o| o.is_some())
                     .ok_or(Rc::HANDLE.param(1))?;
                 *slot = None;
+                self.v.seqs[(hdl - h::TRANSIENT_FIRST) as usize] = None;
             }
             h::HT_HMAC_SESSION | h::HT_POLICY_SESSION => {
                 if !self.flush_session(hdl) {
@@ -465,7 +466,15 @@ impl<P: Platform> Tpm<P> {
                 let obj = self.object(hdl).h(1)?;
                 let mut w = Writer::new();
                 crate::state::write_object(&mut w, obj);
-                let saved = if obj.public.has(attr::ST_CLEAR) { 0x8000_0002 } else { h::TRANSIENT_FIRST };
+                let seq = &self.v.seqs[(hdl - h::TRANSIENT_FIRST) as usize];
+                let saved = if let Some(seq) = seq {
+                    seq.write(&mut w);
+                    0x8000_0001
+                } else if obj.public.has(attr::ST_CLEAR) {
+                    0x8000_0002
+                } else {
+                    h::TRANSIENT_FIRST
+                };
                 (saved, obj.hierarchy, w.into_vec())
             }
             h::HT_HMAC_SESSION | h::HT_POLICY_SESSION => {
@@ -498,7 +507,14 @@ impl<P: Platform> Tpm<P> {
                 let mut r = Reader::new(&plain);
                 let obj = crate::state::read_object(&mut r).map_err(|_| Rc::INTEGRITY.param(1))?;
                 self.check_object_hierarchy_pub(obj.hierarchy)?;
-                o.handle = Some(self.load_object(obj)?);
+                let seq = if saved == 0x8000_0001 {
+                    Some(crate::cmd::Seq::read(&mut r).map_err(|_| Rc::INTEGRITY.param(1))?)
+                } else {
+                    None
+                };
+                let hd = self.load_object(obj)?;
+                self.v.seqs[(hd - h::TRANSIENT_FIRST) as usize] = seq;
+                o.handle = Some(hd);
             }
             h::HT_HMAC_SESSION | h::HT_POLICY_SESSION => {
                 self.load_session(saved, seq, &plain)?;
