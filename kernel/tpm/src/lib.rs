@@ -1,0 +1,16 @@
+//! `warden-tpm`: what Warden's hypervisor says to a TPM 2.0 for measured launch and
+//! attestation, and the TCG crypto-agile event log it keeps of its measurements.
+//!
+//! No allocator, no I/O of its own: a [`Transport`] moves command bytes (the TIS/FIFO driver
+//! in the hypervisor, a TCP socket to swtpm in host tests).
+#![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
+
+pub mod alg;
+pub mod client;
+pub mod eventlog;
+#[cfg(feature = "host")]
+pub mod host;
+
+pub use alg::{Banks, Digest, DigestSet, HashAlg};
+pub use client::{AttestationKey, Error, PcrSelection, Quote, Tpm, Transport};
