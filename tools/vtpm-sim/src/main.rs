@@ -66,6 +66,20 @@ impl Platform for HostPlatform {
 struct Shared {
     tpm: Tpm<HostPlatform>,
     powered: bool,
+    /// `VTPM_SIM_TRACE=1`: log every command code, its handles and the response code.
+    trace: bool,
+}
+
+fn trace(cmd: &[u8], resp: &[u8]) {
+    let word = |b: &[u8], i: usize| b.get(i..i + 4).map(|w| u32::from_be_bytes([w[0], w[1], w[2], w[3]])).unwrap_or(0);
+    eprintln!(
+        "vtpm-sim: cc={:#05x} h0={:#010x} h1={:#010x} -> rc={:#x} len={}",
+        word(cmd, 6),
+        word(cmd, 10),
+        word(cmd, 14),
+        word(resp, 6),
+        resp.len()
+    );
 }
 
 const SIGNAL_POWER_ON: u32 = 1;
@@ -130,7 +144,7 @@ fn run(cli: Cli) -> Result<(), SimError> {
     let platform = HostPlatform { start: Instant::now(), file: file.clone() };
     let tpm = Tpm::new(platform)
         .map_err(|source| SimError::State { path: file.clone().unwrap_or_default(), source })?;
-    let shared = Arc::new(Mutex::new(Shared { tpm, powered: true }));
+    let shared = Arc::new(Mutex::new(Shared { tpm, powered: true, trace: std::env::var_os("VTPM_SIM_TRACE").is_some() }));
     let (cmd, plat) = bind_pair(cli.port)?;
     let port = cmd.local_addr().map(|a| a.port()).unwrap_or(cli.port);
     println!("vtpm-sim listening on 127.0.0.1:{port} (platform {})", port + 1);
@@ -204,7 +218,11 @@ fn connection(mut s: TcpStream, shared: &Mutex<Shared>, platform: bool) -> io::R
                 let resp = {
                     let mut g = lock();
                     if g.powered {
-                        g.tpm.execute(loc[0], &buf)
+                        let r = g.tpm.execute(loc[0], &buf);
+                        if g.trace {
+                            trace(&buf, &r);
+                        }
+                        r
                     } else {
                         // TPM_RC_FAILURE: the TPM is powered off.
                         vec![0x80, 0x01, 0, 0, 0, 10, 0, 0, 1, 1]

@@ -81,6 +81,9 @@ pub(crate) struct SessionUse {
     session_value: Vec<u8>,
     /// Policy session with PolicyPassword: the response HMAC is empty.
     password: bool,
+    /// The authorised entity whose authValue is part of `session_value` (re-read for the
+    /// response: HierarchyChangeAuth answers under the new value).
+    auth_of: Option<u32>,
 }
 
 impl<P: Platform> Tpm<P> {
@@ -116,7 +119,7 @@ impl<P: Platform> Tpm<P> {
             if a.attrs & (sattr::DECRYPT | sattr::ENCRYPT) == 0 {
                 return Err(Rc::ATTRIBUTES.session(n));
             }
-            return Ok(SessionUse { attrs: a.attrs, slot: Some(slot), nonce_caller: a.nonce_caller.clone(), session_value, password: false });
+            return Ok(SessionUse { attrs: a.attrs, slot: Some(slot), nonce_caller: a.nonce_caller.clone(), session_value, password: false, auth_of: None });
         };
         if s.kind == SE_TRIAL {
             return Err(Rc::ATTRIBUTES.session(n));
@@ -126,6 +129,7 @@ impl<P: Platform> Tpm<P> {
         }
         let auth = self.entity_auth(hdl)?;
         let auth = crate::engine::trim(&auth).to_vec();
+        let mut auth_of = None;
         if s.is_policy() {
             let (palg, pdig) = self.entity_policy(hdl);
             if pdig.is_empty() || palg != s.hash.alg() || !ct_eq(&pdig, &s.policy_digest) {
@@ -140,10 +144,11 @@ impl<P: Platform> Tpm<P> {
                 if !ct_eq(&auth, crate::engine::trim(&a.hmac)) {
                     return Err(self.auth_failure(hdl, Rc::AUTH_FAIL.session(n)));
                 }
-                return Ok(SessionUse { attrs: a.attrs, slot: Some(slot), nonce_caller: a.nonce_caller.clone(), session_value, password: true });
+                return Ok(SessionUse { attrs: a.attrs, slot: Some(slot), nonce_caller: a.nonce_caller.clone(), session_value, password: true, auth_of: None });
             }
             if s.need_auth_value {
                 session_value.extend_from_slice(&auth);
+                auth_of = Some(hdl);
             }
         } else {
             if !self.auth_value_allowed(hdl, role) {
@@ -152,6 +157,7 @@ impl<P: Platform> Tpm<P> {
             let bound_here = !s.bind_name.is_empty() && s.bind_name == self.entity_name(hdl);
             if !bound_here {
                 session_value.extend_from_slice(&auth);
+                auth_of = Some(hdl);
             }
         }
         let cp = cp_hash(s.hash, cc, names, params);
@@ -163,7 +169,7 @@ impl<P: Platform> Tpm<P> {
         if !ct_eq(&want, &a.hmac) {
             return Err(self.auth_failure(hdl, Rc::AUTH_FAIL.session(n)));
         }
-        Ok(SessionUse { attrs: a.attrs, slot: Some(slot), nonce_caller: a.nonce_caller.clone(), session_value, password: false })
+        Ok(SessionUse { attrs: a.attrs, slot: Some(slot), nonce_caller: a.nonce_caller.clone(), session_value, password: false, auth_of })
     }
 
     /// The nonceTPM of the decrypt and encrypt sessions when they are not the first session
@@ -205,7 +211,7 @@ impl<P: Platform> Tpm<P> {
             return Err(Rc::LOCKOUT);
         }
         self.check_password(hdl, &a.hmac, n)?;
-        Ok(SessionUse { attrs: a.attrs, slot: None, nonce_caller: Vec::new(), session_value: Vec::new(), password: true })
+        Ok(SessionUse { attrs: a.attrs, slot: None, nonce_caller: Vec::new(), session_value: Vec::new(), password: true, auth_of: None })
     }
 
     /// Decrypts the first command parameter if a session asks for it.
@@ -262,7 +268,14 @@ impl<P: Platform> Tpm<P> {
                         w.u16(0);
                     } else {
                         let rp = s.hash.digest(&[&0u32.to_be_bytes(), &cc.to_be_bytes(), params]);
-                        let mac = s.hash.hmac(&u.session_value, &[&rp, &s.nonce_tpm, &u.nonce_caller, &[u.attrs]]);
+                        let value = match u.auth_of {
+                            Some(hdl) => {
+                                let auth = self.entity_auth(hdl).unwrap_or_default();
+                                [s.session_key.as_slice(), crate::engine::trim(&auth)].concat()
+                            }
+                            None => u.session_value.clone(),
+                        };
+                        let mac = s.hash.hmac(&value, &[&rp, &s.nonce_tpm, &u.nonce_caller, &[u.attrs]]);
                         w.tpm2b(&mac);
                     }
                 }

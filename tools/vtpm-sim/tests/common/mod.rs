@@ -112,3 +112,75 @@ pub fn wait_for(deadline: Duration, mut f: impl FnMut() -> bool) -> bool {
     }
     false
 }
+
+/// A private D-Bus session bus with `tpm2-abrmd --session` in front of a `Sim`; killed on drop.
+pub struct Abrmd {
+    dbus: Child,
+    abrmd: Child,
+    pub address: String,
+}
+
+impl Abrmd {
+    pub fn start(sim: &Sim) -> Abrmd {
+        let mut dbus = Command::new("dbus-daemon")
+            .args(["--session", "--print-address=1", "--nofork"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("cannot run dbus-daemon (package dbus-daemon; `cargo xtask setup`)");
+        let mut line = String::new();
+        BufReader::new(dbus.stdout.take().expect("piped")).read_line(&mut line).expect("dbus address");
+        let address = line.trim().to_string();
+        assert!(address.starts_with("unix:"), "unexpected dbus-daemon address {address:?}");
+        let abrmd = Command::new("tpm2-abrmd")
+            .args(["--session", "--allow-root", &format!("--tcti={}", sim.tcti())])
+            .env("DBUS_SESSION_BUS_ADDRESS", &address)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("cannot run tpm2-abrmd (package tpm2-abrmd; `cargo xtask setup`)");
+        let rm = Abrmd { dbus, abrmd, address };
+        let ready = wait_for(Duration::from_secs(15), || {
+            rm.cmd(sim, &["tpm2_getrandom", "4"]).output().map(|o| o.status.success()).unwrap_or(false)
+        });
+        assert!(ready, "tpm2-abrmd did not come up on its private bus");
+        rm
+    }
+
+    pub fn cmd(&self, sim: &Sim, args: &[&str]) -> Command {
+        let mut c = Command::new(args[0]);
+        c.args(&args[1..])
+            .current_dir(&sim.dir)
+            .env("TPM2TOOLS_TCTI", "tabrmd:bus_type=session")
+            .env("DBUS_SESSION_BUS_ADDRESS", &self.address);
+        c
+    }
+
+    /// Runs a tool through the resource manager; panics with its output on failure.
+    pub fn tool(&self, sim: &Sim, args: &[&str]) -> Output {
+        let out = self.cmd(sim, args).output().expect("run tool");
+        assert!(
+            out.status.success(),
+            "{} (via tpm2-abrmd) failed: {}\nstdout: {}\nstderr: {}",
+            args[0],
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+}
+
+impl Drop for Abrmd {
+    fn drop(&mut self) {
+        let _ = self.abrmd.kill();
+        let _ = self.abrmd.wait();
+        let _ = self.dbus.kill();
+        let _ = self.dbus.wait();
+    }
+}
+
+/// Runs a host command (openssl, sha256sum) in the scratch folder and returns its output.
+pub fn host(dir: &Path, args: &[&str]) -> Output {
+    Command::new(args[0]).args(&args[1..]).current_dir(dir).output().unwrap_or_else(|e| panic!("cannot run {}: {e}", args[0]))
+}

@@ -53,8 +53,8 @@ const ALGS: &[(u16, u32)] = &[
     (alg::CFB, 0x202),
 ];
 
-/// Most entries one GetCapability response carries.
-const MAX_CAP_ITEMS: u32 = 64;
+/// Bytes of capability data one GetCapability response carries (TPM_PT_MAX_CAP_BUFFER).
+const MAX_CAP_BUFFER: usize = 1024;
 
 impl<P: Platform> Tpm<P> {
     pub(crate) fn startup(&mut self, c: &mut Ctx<'_>) -> Result<Out, Rc> {
@@ -177,7 +177,14 @@ impl<P: Platform> Tpm<P> {
         let property = c.params.u32().p(2)?;
         let count = c.params.u32().p(3)?;
         c.params.finish().p(3)?;
-        let max = count.min(MAX_CAP_ITEMS) as usize;
+        // As many items as fit the capability buffer (clients such as tpm2-abrmd ask once).
+        let item_size = match capability {
+            cap::ALGS | cap::TPM_PROPERTIES => 8,
+            cap::PCR_PROPERTIES => 8,
+            cap::ECC_CURVES => 2,
+            _ => 4,
+        };
+        let max = (count as usize).min((MAX_CAP_BUFFER - 9) / item_size);
         let mut body = Writer::new();
         let more;
         match capability {
