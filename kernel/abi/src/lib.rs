@@ -21,6 +21,8 @@
 mod call;
 mod heap;
 mod start_info;
+// Inter-domain calls (event channels, grants, audit): owned by the IPC/MAC work, issue 7.
+pub mod ipc;
 
 #[cfg(feature = "guest")]
 #[allow(unsafe_code)]

@@ -1,0 +1,47 @@
+//! Warden's inter-domain primitives, all under the MAC policy: event channels, grant tables,
+//! the audit ring, and [`Mac`], the one place an access decision is taken and audited.
+//!
+//! Everything here is bookkeeping over fixed-size tables: no allocation, no I/O, no hardware.
+//! The hypervisor (`kernel/hypervisor/src/ipc.rs`, `mac.rs`) decodes a hypercall, asks this
+//! crate who the *target* of the request is ([`evtchn::EventChannels::peer`],
+//! [`grant::GrantTable::granter_of`], …), asks [`Mac::check`], and only then performs the
+//! operation here and in the nested page tables.
+//!
+//! **Architecture invariant:** an operation in [`evtchn`] or [`grant`] never succeeds for a
+//! domain that is not an end of the channel or a party to the grant: a port or reference that
+//! is out of range, free, stale or someone else's is a typed error, never a crash.
+#![no_std]
+#![forbid(unsafe_code)]
+
+#[cfg(test)]
+extern crate std;
+
+pub mod audit;
+pub mod calls;
+pub mod dispatch;
+pub mod evtchn;
+pub mod grant;
+pub mod mac;
+
+pub use audit::{AuditRing, Record, Verdict};
+pub use calls::{IpcCall, IpcError, Request, Target};
+pub use dispatch::{Failure, Ipc, Outcome, Platform};
+pub use evtchn::{EventChannels, Port};
+pub use grant::{Access, GrantRef, GrantTable};
+pub use mac::{Check, Denied, Mac, MacError, Object, Subject};
+
+/// Most domains the tables track (the hypervisor's manifest limit).
+pub const MAX_DOMAINS: usize = 16;
+
+/// A domain's index in the hypervisor's table (the same number the scheduler uses).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct DomId(pub u32);
+
+impl DomId {
+    /// The index into per-domain tables, if it is below `limit`.
+    #[must_use]
+    pub(crate) fn index(self, limit: usize) -> Option<usize> {
+        let i = self.0 as usize;
+        (i < limit).then_some(i)
+    }
+}

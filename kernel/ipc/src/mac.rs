@@ -1,0 +1,258 @@
+//! [`Mac`]: the loaded policy, the hypervisor's label, the Chinese Wall state and the audit
+//! ring together — the single place where an access decision is taken and audited.
+//!
+//! There is no permissive mode: [`Mac`] cannot be built without a policy that passed the
+//! loader, and [`Mac::check`] has no switch that turns a denial into a grant.
+
+use core::fmt;
+
+use warden_policy::{ChineseWall, Class, Conflict, Kind, LoadError, PermSet, Policy, TypeId};
+
+use crate::DomId;
+use crate::audit::{AuditRing, HYPERVISOR_OBJECT, Record, Verdict};
+
+/// Why a policy blob cannot be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MacError {
+    /// The loader refused the blob.
+    Load(LoadError),
+    /// The policy declares no type of kind `hypervisor`: nothing could check hypervisor
+    /// services (console, audit read) against it.
+    NoHypervisorType,
+    /// More than one type of kind `hypervisor`: which one labels this hypervisor is ambiguous.
+    SeveralHypervisorTypes,
+    /// More Chinese Wall memberships than the hypervisor's fixed state can count.
+    TooManyConflictMembers { needed: usize, capacity: usize },
+}
+
+impl fmt::Display for MacError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MacError::Load(e) => write!(f, "malformed policy: {e}"),
+            MacError::NoHypervisorType => f.write_str("the policy declares no type of kind `hypervisor`"),
+            MacError::SeveralHypervisorTypes => f.write_str("the policy declares more than one type of kind `hypervisor`"),
+            MacError::TooManyConflictMembers { needed, capacity } => {
+                write!(f, "the policy has {needed} conflict-set memberships; this hypervisor tracks at most {capacity}")
+            }
+        }
+    }
+}
+
+/// Why a domain's label is unusable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LabelError {
+    /// No type of that name.
+    Unknown,
+    /// The type exists but is not of kind `domain`.
+    NotADomain(Kind),
+}
+
+impl fmt::Display for LabelError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LabelError::Unknown => f.write_str("no such type in the policy"),
+            LabelError::NotADomain(k) => write!(f, "the type is of kind `{k}`, not `domain`"),
+        }
+    }
+}
+
+/// The calling domain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Subject {
+    pub dom: DomId,
+    pub label: TypeId,
+}
+
+/// What a request acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Object {
+    /// The hypervisor (labelled by the policy's `hypervisor`-kind type).
+    Hypervisor,
+    /// A domain (possibly the caller itself).
+    Domain { dom: DomId, label: TypeId },
+}
+
+/// One access check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Check {
+    /// The hypercall number (recorded in audit records).
+    pub hypercall: u64,
+    pub subject: Subject,
+    pub object: Object,
+    pub class: Class,
+    pub perms: PermSet,
+    /// Hypervisor time in timer ticks (recorded in audit records).
+    pub time: u64,
+}
+
+/// The policy refused a request; `record` is the audit record written, if the policy audits
+/// this denial (it does unless a `dontaudit` rule covers it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Denied {
+    pub record: Option<Record>,
+}
+
+/// A Chinese Wall refusal, with names for the report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WallConflict<'p> {
+    /// The label of the domain refused.
+    pub label: &'p str,
+    /// The running label it conflicts with.
+    pub running: &'p str,
+    /// The conflict set they share.
+    pub set: &'p str,
+}
+
+impl fmt::Display for WallConflict<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Chinese Wall: {} conflicts with running {} (conflict set {})", self.label, self.running, self.set)
+    }
+}
+
+/// The decision point. `A` is the audit ring's capacity, `W` the Chinese Wall membership
+/// capacity.
+#[derive(Debug)]
+pub struct Mac<'p, const A: usize, const W: usize> {
+    policy: Policy<'p>,
+    hash: [u8; 32],
+    hypervisor: TypeId,
+    wall: ChineseWall<'p, W>,
+    ring: AuditRing<A>,
+    checks: u64,
+    denials: u64,
+}
+
+impl<'p, const A: usize, const W: usize> Mac<'p, A, W> {
+    /// Validates `blob` with the no_std loader and prepares the decision state.
+    ///
+    /// # Errors
+    /// See [`MacError`].
+    pub fn new(blob: &'p [u8]) -> Result<Self, MacError> {
+        let policy = Policy::load(blob).map_err(MacError::Load)?;
+        let mut hv = policy.types().filter(|&t| policy.kind_of(t) == Some(Kind::Hypervisor));
+        let hypervisor = hv.next().ok_or(MacError::NoHypervisorType)?;
+        if hv.next().is_some() {
+            return Err(MacError::SeveralHypervisorTypes);
+        }
+        let wall = ChineseWall::new(policy)
+            .map_err(|e| MacError::TooManyConflictMembers { needed: e.needed, capacity: e.capacity })?;
+        Ok(Mac { policy, hash: policy.hash(), hypervisor, wall, ring: AuditRing::new(), checks: 0, denials: 0 })
+    }
+
+    #[must_use]
+    pub fn policy(&self) -> &Policy<'p> {
+        &self.policy
+    }
+
+    /// SHA-256 of the policy blob (what audit records carry and measured launch extends).
+    #[must_use]
+    pub fn hash(&self) -> [u8; 32] {
+        self.hash
+    }
+
+    /// The hypervisor's own label.
+    #[must_use]
+    pub fn hypervisor_label(&self) -> TypeId {
+        self.hypervisor
+    }
+
+    /// Resolves a manifest `label=` to a domain type.
+    ///
+    /// # Errors
+    /// See [`LabelError`].
+    pub fn domain_label(&self, name: &str) -> Result<TypeId, LabelError> {
+        let t = self.policy.type_by_name(name).ok_or(LabelError::Unknown)?;
+        match self.policy.kind_of(t) {
+            Some(Kind::Domain) => Ok(t),
+            Some(k) => Err(LabelError::NotADomain(k)),
+            None => Err(LabelError::Unknown),
+        }
+    }
+
+    /// The name of a type (for reports).
+    #[must_use]
+    pub fn type_name(&self, t: TypeId) -> &'p str {
+        self.policy.type_name(t)
+    }
+
+    /// Decides `c`, records it in the audit ring if the policy audits it, and says whether the
+    /// request may proceed. Every requested permission must be granted.
+    ///
+    /// # Errors
+    /// [`Denied`] when any requested permission is refused.
+    pub fn check(&mut self, c: &Check) -> Result<Option<Record>, Denied> {
+        self.checks += 1;
+        let (target_dom, target) = match c.object {
+            Object::Hypervisor => (DomId(HYPERVISOR_OBJECT), self.hypervisor),
+            Object::Domain { dom, label } => (dom, label),
+        };
+        let d = self.policy.decide(c.subject.label, target, c.class, c.perms);
+        // An empty request is a bug in a check site, never a grant.
+        let granted = !c.perms.is_empty() && d.all_allowed(c.perms);
+        let record = (!d.audit.is_empty()).then(|| {
+            let mut r = Record {
+                seq: 0,
+                hypercall: u32::try_from(c.hypercall).unwrap_or(u32::MAX),
+                source_dom: c.subject.dom,
+                target_dom,
+                source: c.subject.label,
+                target,
+                class: c.class,
+                verdict: if granted { Verdict::Granted } else { Verdict::Denied },
+                perms: d.audit,
+                policy_hash: self.hash,
+                time: c.time,
+            };
+            r.seq = self.ring.push(r);
+            r
+        });
+        if granted {
+            Ok(record)
+        } else {
+            self.denials += 1;
+            Err(Denied { record })
+        }
+    }
+
+    /// Checks the Chinese Wall for a domain of `label` about to be created, and counts it as
+    /// running if it may start.
+    ///
+    /// # Errors
+    /// The conflict, named.
+    pub fn domain_starting(&mut self, label: TypeId) -> Result<(), WallConflict<'p>> {
+        self.wall.started(label).map_err(|Conflict { with, set }| WallConflict {
+            label: self.policy.type_name(label),
+            running: self.policy.type_name(with),
+            set: self.policy.conflict_set_name(set),
+        })
+    }
+
+    /// Whether a domain of `label` could start now (no state change).
+    ///
+    /// # Errors
+    /// The conflict, named.
+    pub fn may_start(&self, label: TypeId) -> Result<(), WallConflict<'p>> {
+        self.wall.may_start(label).map_err(|Conflict { with, set }| WallConflict {
+            label: self.policy.type_name(label),
+            running: self.policy.type_name(with),
+            set: self.policy.conflict_set_name(set),
+        })
+    }
+
+    /// Records that a domain of `label` ended. Ending a domain that was never counted is
+    /// ignored: the wall only ever loosens for domains it admitted.
+    pub fn domain_stopped(&mut self, label: TypeId) {
+        let _ = self.wall.stopped(label);
+    }
+
+    #[must_use]
+    pub fn ring(&self) -> &AuditRing<A> {
+        &self.ring
+    }
+
+    /// Checks and denials since boot.
+    #[must_use]
+    pub fn counters(&self) -> (u64, u64) {
+        (self.checks, self.denials)
+    }
+}
