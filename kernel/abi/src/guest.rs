@@ -1,5 +1,5 @@
-//! Guest-side instruction wrappers: the ONLY `unsafe` code a domain links (VMMCALL, the entry
-//! symbol, the start-info view and the heap's `GlobalAlloc`). Compiled with the `guest` feature.
+//! Guest-side instruction wrappers: the ONLY `unsafe` code a domain links (VMMCALL, RDTSC, the
+//! entry symbol, the start-info view and the heap's `GlobalAlloc`). Compiled with the `guest` feature.
 //!
 //! The tidy test whitelists this one file; everything built on it (the runtime, the test domains)
 //! stays `#![forbid(unsafe_code)]`.
@@ -32,7 +32,7 @@ pub fn hypercall(call: HypercallArgs) -> (u64, u64) {
     (status, value)
 }
 
-/// Proof that the hypervisor started this domain: wraps the start-info page. Only [`_start`]
+/// Proof that the hypervisor started this domain: wraps the start-info page. Only [`enter`]
 /// creates one, so code that holds it may trust the page's addresses.
 #[derive(Debug, Clone, Copy)]
 pub struct Boot {
@@ -45,7 +45,6 @@ impl Boot {
     }
 }
 
-#[cfg(target_os = "none")]
 fn shutdown_now(reason: ShutdownReason) -> ! {
     loop {
         hypercall(HypercallArgs { call: crate::Call::Shutdown as u64, args: [reason as u64, 0, 0, 0, 0] });
@@ -59,47 +58,40 @@ pub fn rdtsc() -> u64 {
     unsafe { core::arch::x86_64::_rdtsc() }
 }
 
-/// The domain's ELF entry point (`ENTRY(_start)` in the guest linker script). Only on bare
-/// metal: on the host the C runtime owns `_start`.
+/// The body of the domain's entry point, `_start`, which [`domain_entry!`] defines in the
+/// domain's binary (`ENTRY(_start)` in the guest linker script): checks the start-info address
+/// the hypervisor passed in `RDI` and calls `main`.
 ///
-/// By the ABI the hypervisor starts here with `RDI` = the start-info page's address.
-#[cfg(target_os = "none")]
-#[unsafe(no_mangle)]
-pub extern "sysv64" fn _start(start_info: u64) -> ! {
-    unsafe extern "Rust" {
-        // Defined by `domain_entry!` in the domain's binary.
-        fn __warden_domain_main(boot: Boot) -> !;
-    }
+/// # Safety
+/// Call only from `_start` with the untouched `RDI` of the domain's first instruction.
+#[doc(hidden)]
+pub unsafe fn enter(start_info: u64, main: fn(Boot) -> !) -> ! {
     let aligned = start_info.is_multiple_of(core::mem::align_of::<StartInfo>() as u64);
     if start_info == 0 || !aligned {
         shutdown_now(ShutdownReason::Failure);
     }
-    // SAFETY: by the ABI, RDI holds the guest-physical address of the start-info page, which the
-    // hypervisor filled, mapped readable at the same virtual address (identity mapping), and
-    // never reuses for anything else; it is non-null and aligned (checked above), and every bit
-    // pattern is a valid `StartInfo` (plain integers).
+    // SAFETY: by the ABI (and the caller's contract), `start_info` is the guest-physical
+    // address of the start-info page, which the hypervisor filled, mapped readable at the same
+    // virtual address (identity mapping), and never reuses; it is non-null and aligned (checked
+    // above), and every bit pattern is a valid `StartInfo` (plain integers).
     let info: &'static StartInfo = unsafe { &*(start_info as *const StartInfo) };
     if info.magic != START_INFO_MAGIC {
         shutdown_now(ShutdownReason::Failure);
     }
-    // SAFETY: `domain_entry!` defines this symbol with exactly the declared signature; it is the
-    // only way a domain binary provides it.
-    unsafe { __warden_domain_main(Boot { info }) }
+    main(Boot { info })
 }
 
-/// Declares the domain's main function, `fn(Boot) -> !`, as the target of [`_start`].
+/// Defines the domain's entry symbol `_start`, which calls `$main: fn(Boot) -> !`.
+/// Bare metal only (on the host the C runtime owns `_start`).
 #[macro_export]
 macro_rules! domain_entry {
     ($main:expr) => {
         #[cfg(target_os = "none")]
         #[unsafe(no_mangle)]
-        extern "Rust" fn __warden_domain_main(boot: $crate::guest::Boot) -> ! {
-            ($main)(boot)
+        extern "sysv64" fn _start(start_info: u64) -> ! {
+            // SAFETY: this is `_start`, and `start_info` is its untouched first argument (RDI).
+            unsafe { $crate::guest::enter(start_info, $main) }
         }
-        // Pulls `_start` (and so this crate's object) into the link.
-        #[cfg(target_os = "none")]
-        #[used]
-        static __WARDEN_START: extern "sysv64" fn(u64) -> ! = $crate::guest::_start;
     };
 }
 

@@ -92,12 +92,13 @@ pub fn run(vmcb_pa: u64, host_save_pa: u64, regs: &mut GuestRegs) -> Result<(), 
     if np == 0 || asid == 0 || vmrun_intercepted == 0 {
         return Err(SvmError::UnsafeVmcb);
     }
+    // Registers: every general register the guest may change is saved and restored here (RBX,
+    // RBP), declared as clobbered, or switched by VMRUN itself (RAX, RSP); the host's hidden
+    // segment state and syscall MSRs are preserved by VMSAVE/VMLOAD around the run; the stack
+    // is used only for balanced pushes and pops.
     // SAFETY: the VMCB and host-save frames are page-aligned frames outside the image (checked
-    // above) owned by the caller; the VMCB enables nested paging, so the guest can touch only
-    // memory the caller mapped for it. Every general register the guest may change is either
-    // saved/restored here (RBX, RBP), declared as clobbered, or switched by VMRUN itself (RAX,
-    // RSP). The host's hidden segment state and syscall MSRs are preserved by VMSAVE/VMLOAD
-    // around the run. The stack is used only for balanced pushes and pops.
+    // above) owned by the caller; nested paging is on, so the guest touches only memory the
+    // caller mapped for it; registers and host state are preserved as described above.
     unsafe {
         core::arch::asm!(
             "push rbp",

@@ -22,6 +22,8 @@ mod memory;
 mod platform_tpm;
 #[cfg(target_os = "none")]
 mod selftest;
+#[cfg(target_os = "none")]
+mod svm;
 
 #[cfg(target_os = "none")]
 warden_hw::entry_point!(kmain);
@@ -72,6 +74,7 @@ fn kmain(magic: u32, info: u32) -> ! {
     platform_tpm::probe(&cmdline);
 
     println!("boot: complete");
+    svm::run_domains(&boot);
     selftest::hold_if_requested(&cmdline);
     if boot.modules.is_empty() {
         println!("warden: no domains to run; shutting down");

@@ -3,9 +3,9 @@
 #![forbid(unsafe_code)]
 
 /// The value of `key` in an argument string of `key:value` words separated by commas
-/// (the manifest's `args=` value), parsed as a number.
+/// or semicolons (the manifest's `args=` value), parsed as a number.
 pub fn arg_u64(args: &str, key: &str) -> Option<u64> {
-    args.split(',').find_map(|w| {
+    args.split([',', ';']).find_map(|w| {
         let (k, v) = w.split_once(':')?;
         if k == key { v.parse().ok() } else { None }
     })

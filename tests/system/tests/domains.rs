@@ -1,0 +1,119 @@
+//! Domains on SVM: preemptive priority scheduling, containment of hostile domains, refusal of
+//! malformed images and manifests, and a clean stop on CPUs without SVM or nested paging.
+
+use std::path::PathBuf;
+use warden_system_tests::{BootOptions, ExitKind, Outcome, Scenario, boot, expect_scenario, line};
+
+/// Position of the first log line containing `needle` (panics with the log if absent).
+fn pos(out: &Outcome, needle: &str) -> usize {
+    out.log.lines().position(|l| l.contains(needle)).unwrap_or_else(|| panic!("no line with '{needle}' in:\n{}", out.log))
+}
+
+/// A private scratch folder for replacement modules (no spaces or commas in the path).
+fn scratch(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("warden-domains-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A spinner that never yields does not starve an equal-priority printer (every printed line
+/// needed one timer preemption of the spinner), and the higher-priority printer's lines all come
+/// first.
+#[test]
+fn preemption_and_priorities() {
+    let out = expect_scenario("preempt");
+    assert_eq!(out.exit, ExitKind::Success);
+    let high: Vec<usize> = (1..=10).map(|i| pos(&out, &format!("[high] line {i} of 10"))).collect();
+    let low: Vec<usize> = (1..=20).map(|i| pos(&out, &format!("[low] line {i} of 20"))).collect();
+    assert!(high.windows(2).all(|w| w[0] < w[1]) && low.windows(2).all(|w| w[0] < w[1]), "lines in order");
+    assert!(high.last() < low.first(), "every high-priority line precedes every low-priority one");
+    // The spinner started before the low printer's first line: from then on the printer ran
+    // only when the timer preempted the spinner.
+    assert!(pos(&out, "[spin] spinning forever") < low[0]);
+    assert!(!out.log.contains("[spin] ") || out.log.matches("[spin] ").count() == 1);
+}
+
+/// Each hostile domain is stopped with a one-line diagnostic naming the domain, the reason, the
+/// RIP and the faulting address; bad hypercall pointers are refused; the well-behaved domain
+/// finishes after the others were stopped.
+#[test]
+fn containment() {
+    let out = expect_scenario("containment");
+    assert_eq!(out.exit, ExitKind::Success);
+    let checks: &[(&str, &[&str])] = &[
+        ("domain reader (id 0) stopped: memory violation", &["read outside its memory", "rip=0x2", "addr=0x40000000"]),
+        ("domain msr (id 1) stopped: forbidden MSR write", &["msr=0xc0000082", "value=0xdeadbeef", "rip=0x2"]),
+        ("domain triple (id 3) stopped: triple fault", &["rip=0x2", "addr=0x10000000000"]),
+        ("[badptr] ", &["8 of 8 bad pointers refused"]),
+        ("domain badptr (id 2) shut down", &["done"]),
+        ("[msr] EFER reads", &["SVME hidden: true"]),
+        ("domain good (id 4) shut down", &["done"]),
+    ];
+    for (needle, parts) in checks {
+        let l = line(&out.log, needle);
+        for p in *parts {
+            assert!(l.contains(p), "'{p}' missing from: {l}");
+        }
+    }
+    for check in ["cpuid signature WardenWarden", "cpuid hides SVM", "domain info matches start info", "heap vector sum", "block 2 ms times out"] {
+        assert!(line(&out.log, &format!("[good] check {check}:")).ends_with(": ok"), "{check}");
+    }
+    assert!(pos(&out, "domain reader (id 0) stopped") < pos(&out, "[good] well-behaved work complete"));
+}
+
+/// A truncated or garbage image is refused with the reason; the other domains still run, and the
+/// run ends with failure because the refused domains could not meet their outcome. A malformed
+/// manifest stops the boot cleanly with a message.
+#[test]
+fn malformed_images_and_manifests_are_refused() {
+    let dir = scratch("malformed");
+    let images = warden_rig::images().unwrap();
+    let printer = std::fs::read(images.image("printer").unwrap()).unwrap();
+    let mut far_entry = printer.clone();
+    far_entry[24..32].copy_from_slice(&0x9000_0000u64.to_le_bytes());
+    let cases: &[(&str, Vec<u8>, &str)] = &[
+        ("truncated", printer[..100].to_vec(), "bad image: truncated"),
+        ("garbage", [b"MZ not an ELF file ".as_slice(), &[0x5a; 200]].concat(), "bad image: not an ELF file"),
+        ("entry outside memory", far_entry, "bad image: entry point 0x90000000 is not in an executable segment"),
+    ];
+    let scenario = Scenario::load("preempt").unwrap();
+    for (what, bytes, reason) in cases {
+        let path = dir.join(what.replace(' ', "-"));
+        std::fs::write(&path, bytes).unwrap();
+        let opts = BootOptions { replace_modules: vec![("printer".into(), path)], ..Default::default() };
+        let out = boot(&scenario, &opts).unwrap();
+        for name in ["low (id 1)", "high (id 2)"] {
+            let l = line(&out.log, &format!("domain {name} refused:"));
+            assert!(l.contains(reason), "{what}: {l}");
+        }
+        assert!(out.log.contains("domain low (id 1): expected shutdown, NOT met"), "{}", out.log);
+        assert_eq!(out.exit, ExitKind::Failure, "{what}");
+        assert!(!out.log.contains("PANIC") && !out.log.contains("hypervisor exception"), "{}", out.log);
+    }
+
+    let bad_manifest = dir.join("manifest");
+    std::fs::write(&bad_manifest, "warden-manifest 1\ndomain name=x image=printer memory_mib=0\n").unwrap();
+    let opts = BootOptions { replace_modules: vec![("manifest".into(), bad_manifest)], ..Default::default() };
+    let out = boot(&scenario, &opts).unwrap();
+    let l = line(&out.log, "boot manifest refused");
+    assert!(l.contains("line 2: bad value for `memory_mib`"), "{l}");
+    assert_eq!(out.exit, ExitKind::Failure);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Without SVM or nested paging (from CPUID) the hypervisor says why and stops cleanly.
+#[test]
+fn cpus_without_svm_or_npt_stop_cleanly() {
+    for (cpu, reason) in [
+        ("qemu64,-svm", "does not offer SVM"),
+        ("qemu64,+svm,-npt", "does not offer nested paging"),
+    ] {
+        let mut scenario = Scenario::load("preempt").unwrap();
+        scenario.cpu = cpu.into();
+        let out = boot(&scenario, &BootOptions::default()).unwrap();
+        let l = line(&out.log, "cannot run domains");
+        assert!(l.contains(reason), "{cpu}: {l}");
+        assert_eq!(out.exit, ExitKind::Failure, "{cpu}");
+        assert!(!out.log.contains("[spin]"), "{cpu}: no domain ran");
+    }
+}
