@@ -224,6 +224,77 @@ const fn slot(alg: HashAlg) -> usize {
     }
 }
 
+/// Hashes a stream in several banks at once (for measuring large modules piecewise).
+#[derive(Clone)]
+pub struct MultiHasher {
+    sha1: Option<Sha1>,
+    sha256: Option<Sha256>,
+    sha384: Option<Sha384>,
+    sha512: Option<Sha512>,
+}
+
+impl MultiHasher {
+    /// A hasher for every bank in `banks`.
+    #[must_use]
+    pub fn new(banks: Banks) -> MultiHasher {
+        use sha2::Digest as _;
+        MultiHasher {
+            sha1: banks.contains(HashAlg::Sha1).then(Sha1::new),
+            sha256: banks.contains(HashAlg::Sha256).then(Sha256::new),
+            sha384: banks.contains(HashAlg::Sha384).then(Sha384::new),
+            sha512: banks.contains(HashAlg::Sha512).then(Sha512::new),
+        }
+    }
+
+    /// Feeds bytes.
+    pub fn update(&mut self, data: &[u8]) {
+        use sha2::Digest as _;
+        if let Some(h) = &mut self.sha1 {
+            h.update(data);
+        }
+        if let Some(h) = &mut self.sha256 {
+            h.update(data);
+        }
+        if let Some(h) = &mut self.sha384 {
+            h.update(data);
+        }
+        if let Some(h) = &mut self.sha512 {
+            h.update(data);
+        }
+    }
+
+    /// The digests of everything fed.
+    #[must_use]
+    pub fn finish(self) -> DigestSet {
+        use sha2::Digest as _;
+        let mut out = DigestSet::default();
+        let mut put = |alg: HashAlg, bytes: &[u8]| {
+            if let Some(d) = Digest::from_bytes(alg, bytes) {
+                out.insert(d);
+            }
+        };
+        if let Some(h) = self.sha1 {
+            put(HashAlg::Sha1, &h.finalize());
+        }
+        if let Some(h) = self.sha256 {
+            put(HashAlg::Sha256, &h.finalize());
+        }
+        if let Some(h) = self.sha384 {
+            put(HashAlg::Sha384, &h.finalize());
+        }
+        if let Some(h) = self.sha512 {
+            put(HashAlg::Sha512, &h.finalize());
+        }
+        out
+    }
+}
+
+impl core::fmt::Debug for MultiHasher {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("MultiHasher")
+    }
+}
+
 /// A set of PCR banks (the TPM's active banks, or those an event log records).
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
 pub struct Banks(u8);
@@ -299,6 +370,17 @@ mod tests {
         let mut cat = [0u8; 64];
         cat[32..].copy_from_slice(m.as_bytes());
         assert_eq!(old.extended(&m), HashAlg::Sha256.hash(&cat));
+    }
+
+    #[test]
+    fn multi_hasher_equals_one_shot() {
+        let banks = Banks::from_algs(&HashAlg::ALL);
+        let mut h = MultiHasher::new(banks);
+        h.update(b"ab");
+        h.update(b"c");
+        assert_eq!(h.finish(), DigestSet::of(banks, b"abc"));
+        let only = MultiHasher::new(Banks::from_algs(&[HashAlg::Sha384])).finish();
+        assert_eq!(only.len(), 1);
     }
 
     #[test]

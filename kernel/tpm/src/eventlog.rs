@@ -38,7 +38,46 @@ pub enum Tag {
     DomainImage = 0x5744_0004,
 }
 
+/// The PCRs Warden measures into; only locality 2 and up can reset or extend them, and the
+/// hypervisor never hands those localities to a domain.
+pub const WARDEN_PCRS: [u32; 3] = [20, 21, 22];
+
 impl Tag {
+    /// The PCR a component of this kind is measured into: 20 = policy, 21 = hypervisor
+    /// configuration (command line, boot manifest), 22 = domain images.
+    #[must_use]
+    pub const fn pcr(self) -> u32 {
+        match self {
+            Tag::Policy => 20,
+            Tag::CommandLine | Tag::Manifest => 21,
+            Tag::DomainImage => 22,
+        }
+    }
+
+    /// Short name used in reference manifests.
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Tag::CommandLine => "cmdline",
+            Tag::Policy => "policy",
+            Tag::Manifest => "manifest",
+            Tag::DomainImage => "image",
+        }
+    }
+
+    /// Looks a tag up by its short name.
+    #[must_use]
+    pub fn from_name(name: &str) -> Option<Tag> {
+        [
+            Tag::CommandLine,
+            Tag::Policy,
+            Tag::Manifest,
+            Tag::DomainImage,
+        ]
+        .into_iter()
+        .find(|t| t.name() == name)
+    }
+
     /// Looks a tag up by value.
     #[must_use]
     pub const fn from_u32(v: u32) -> Option<Tag> {

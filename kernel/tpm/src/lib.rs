@@ -12,5 +12,5 @@ pub mod eventlog;
 #[cfg(feature = "host")]
 pub mod host;
 
-pub use alg::{Banks, Digest, DigestSet, HashAlg};
+pub use alg::{Banks, Digest, DigestSet, HashAlg, MultiHasher};
 pub use client::{AttestationKey, Error, PcrSelection, Quote, Tpm, Transport};

@@ -1,0 +1,304 @@
+//! `wardenctl attest verify` on real quotes from a private swtpm: the good case and each
+//! rejection, through the binary (exit status, table, JSON) and the library.
+
+use std::path::PathBuf;
+use std::process::Command;
+use warden_tpm::eventlog::{EventLog, EventLogWriter, Tag, WARDEN_PCRS};
+use warden_tpm::host::{Swtpm, unique_temp_dir};
+use warden_tpm::{DigestSet, PcrSelection, Tpm};
+use wardenctl::reference::{Component, Reference};
+
+const NONCE: [u8; 20] = [0x11; 20];
+
+struct Evidence {
+    quote: Vec<u8>,
+    ak: Vec<u8>,
+    log: Vec<u8>,
+}
+
+fn components() -> Vec<(Tag, &'static str, &'static [u8])> {
+    vec![
+        (Tag::Policy, "policy", b"compiled policy blob"),
+        (Tag::CommandLine, "cmdline", b"require_tpm"),
+        (
+            Tag::Manifest,
+            "manifest",
+            b"warden-manifest 1\ndomain name=hello image=hello\n",
+        ),
+        (Tag::DomainImage, "image:hello", b"\x7fELF hello image"),
+    ]
+}
+
+fn reference(parts: &[(Tag, &str, &[u8])]) -> Reference {
+    Reference::new(
+        "test",
+        parts
+            .iter()
+            .map(|(t, n, b)| Component::new(*t, n, b))
+            .collect(),
+    )
+}
+
+/// Measures `parts` into a fresh swtpm exactly as the hypervisor does and quotes over `nonce`.
+fn measured_boot(sw: &Swtpm, parts: &[(Tag, &str, &[u8])], nonce: &[u8]) -> Evidence {
+    let mut t = Tpm::new(sw.connect().unwrap());
+    let banks = t.active_banks().unwrap();
+    t.transport().set_locality(2).unwrap();
+    let mut buf = vec![0u8; 8192];
+    let mut log = EventLogWriter::new(&mut buf, banks).unwrap();
+    for pcr in WARDEN_PCRS {
+        t.pcr_reset(pcr).unwrap();
+    }
+    for (tag, name, bytes) in parts {
+        let d = DigestSet::of(banks, bytes);
+        t.pcr_extend(tag.pcr(), &d).unwrap();
+        log.append_tagged(tag.pcr(), *tag, &d, name).unwrap();
+    }
+    for pcr in WARDEN_PCRS {
+        let d = log.append_separator(pcr).unwrap();
+        t.pcr_extend(pcr, &d).unwrap();
+    }
+    let ak = t.create_ak().unwrap();
+    let q = t
+        .quote(
+            ak.handle,
+            nonce,
+            PcrSelection {
+                banks,
+                pcrs: 0b111 << 20,
+            },
+        )
+        .unwrap();
+    let mut quote = u16::try_from(q.attest.as_bytes().len())
+        .unwrap()
+        .to_be_bytes()
+        .to_vec();
+    quote.extend_from_slice(q.attest.as_bytes());
+    quote.extend_from_slice(q.signature.as_bytes());
+    Evidence {
+        quote,
+        ak: ak.public.as_bytes().to_vec(),
+        log: log.as_bytes().to_vec(),
+    }
+}
+
+/// The log without the event naming `component`.
+fn without(log: &[u8], component: &str) -> Vec<u8> {
+    let parsed = EventLog::parse(log).unwrap();
+    let mut buf = vec![0u8; log.len()];
+    let mut w = EventLogWriter::new(&mut buf, parsed.banks()).unwrap();
+    for e in parsed.events().map(Result::unwrap) {
+        if e.warden_tag().is_some_and(|(_, n)| n == component) {
+            continue;
+        }
+        w.append(e.pcr, e.event_type, &e.digests, e.data).unwrap();
+    }
+    w.as_bytes().to_vec()
+}
+
+struct Files {
+    dir: PathBuf,
+}
+
+impl Files {
+    fn new() -> Files {
+        Files {
+            dir: unique_temp_dir("wardenctl-test").unwrap(),
+        }
+    }
+    fn put(&self, name: &str, bytes: &[u8]) -> String {
+        let p = self.dir.join(name);
+        std::fs::write(&p, bytes).unwrap();
+        p.to_str().unwrap().to_string()
+    }
+}
+
+impl Drop for Files {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Runs the binary; returns (exit code, stdout, stderr).
+fn wardenctl(
+    f: &Files,
+    ev: &Evidence,
+    reference: &Reference,
+    nonce: &[u8],
+    json: bool,
+) -> (i32, String, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_wardenctl"));
+    cmd.args(["attest", "verify"])
+        .args(["--quote", &f.put("quote.bin", &ev.quote)])
+        .args(["--ak", &f.put("ak.pub", &ev.ak)])
+        .args(["--eventlog", &f.put("eventlog.bin", &ev.log)])
+        .args([
+            "--reference",
+            &f.put(
+                "reference.json",
+                serde_json::to_string(reference).unwrap().as_bytes(),
+            ),
+        ])
+        .args(["--nonce", &wardenctl::hex(nonce)]);
+    if json {
+        cmd.args(["--format", "json"]);
+    }
+    let out = cmd.output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn good_boot_verifies_and_each_rejection_is_specific() {
+    let sw = Swtpm::start().unwrap();
+    let other = Swtpm::start().unwrap();
+    let parts = components();
+    let reference = reference(&parts);
+    let good = measured_boot(&sw, &parts, &NONCE);
+    let f = Files::new();
+
+    // The good case: exit 0, every row OK.
+    let (code, out, err) = wardenctl(&f, &good, &reference, &NONCE, false);
+    assert_eq!(code, 0, "{out}{err}");
+    for name in [
+        "policy",
+        "cmdline",
+        "manifest",
+        "image:hello",
+        "PCR 20",
+        "PCR 21",
+        "PCR 22",
+    ] {
+        let row = out
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no row {name}:\n{out}"));
+        assert!(row.ends_with(" OK"), "{row}");
+    }
+    assert!(!out.contains("MISMATCH"), "{out}");
+
+    // Each rejection: (case, evidence, reference, nonce, message that must appear).
+    let other_ak = measured_boot(&other, &parts, &NONCE).ak;
+    let mut tampered = parts.clone();
+    tampered[3].2 = b"\x7fELF hello image, one byte flipped";
+    let tampered_boot = measured_boot(&sw, &tampered, &NONCE);
+    let cases: Vec<(&str, Evidence, &Reference, &[u8], &str)> = vec![
+        (
+            "stale nonce",
+            Evidence {
+                quote: good.quote.clone(),
+                ak: good.ak.clone(),
+                log: good.log.clone(),
+            },
+            &reference,
+            &[0x22; 20],
+            "stale nonce: the quote was made for nonce 1111",
+        ),
+        (
+            "different key",
+            Evidence {
+                quote: good.quote.clone(),
+                ak: other_ak,
+                log: good.log.clone(),
+            },
+            &reference,
+            &NONCE,
+            "signed by a different key",
+        ),
+        (
+            "event removed",
+            Evidence {
+                quote: good.quote.clone(),
+                ak: good.ak.clone(),
+                log: without(&good.log, "image:hello"),
+            },
+            &reference,
+            &NONCE,
+            "event removed from the log: no event for image:hello (PCR 22)",
+        ),
+        (
+            "tampered image",
+            tampered_boot,
+            &reference,
+            &NONCE,
+            "MISMATCH image:hello (PCR 22)",
+        ),
+    ];
+    for (name, ev, reference, nonce, message) in cases {
+        let (code, out, err) = wardenctl(&f, &ev, reference, nonce, false);
+        assert_eq!(code, 1, "{name}: {out}{err}");
+        assert!(
+            err.contains(message),
+            "{name}: stderr lacks {message:?}:\n{err}"
+        );
+        assert!(out.contains("verdict: FAILED"), "{name}: {out}");
+    }
+}
+
+#[test]
+fn removed_event_also_breaks_the_quoted_digest() {
+    let sw = Swtpm::start().unwrap();
+    let parts = components();
+    let good = measured_boot(&sw, &parts, &NONCE);
+    let ev = wardenctl::verify::Evidence {
+        quote: &good.quote,
+        ak_public: &good.ak,
+        event_log: &without(&good.log, "manifest"),
+        nonce: &NONCE,
+    };
+    let report = wardenctl::verify::verify(&ev, &reference(&parts)).unwrap();
+    let failed: Vec<_> = report
+        .checks
+        .iter()
+        .filter(|c| !c.ok)
+        .map(|c| c.check)
+        .collect();
+    assert_eq!(failed, ["pcr digest", "event log"]);
+    let row = report
+        .rows
+        .iter()
+        .find(|r| r.component == "manifest")
+        .unwrap();
+    assert_eq!((row.actual.as_str(), row.ok), ("(absent)", false));
+}
+
+#[test]
+fn json_output_and_bad_inputs() {
+    let sw = Swtpm::start().unwrap();
+    let parts = components();
+    let reference = reference(&parts);
+    let good = measured_boot(&sw, &parts, &NONCE);
+    let f = Files::new();
+    let (code, out, _) = wardenctl(&f, &good, &reference, &NONCE, true);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["rows"].as_array().unwrap().len(), parts.len() + 3);
+    assert!(
+        v["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["ok"] == true)
+    );
+
+    // Unparseable inputs exit 2 with a message naming the input.
+    let truncated = Evidence {
+        quote: good.quote[..good.quote.len() - 5].to_vec(),
+        ak: good.ak.clone(),
+        log: good.log.clone(),
+    };
+    let (code, _, err) = wardenctl(&f, &truncated, &reference, &NONCE, false);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("quote:"), "{err}");
+    let bad_log = Evidence {
+        quote: good.quote.clone(),
+        ak: good.ak.clone(),
+        log: good.log[..50].to_vec(),
+    };
+    let (code, _, err) = wardenctl(&f, &bad_log, &reference, &NONCE, false);
+    assert_eq!((code, err.contains("event log:")), (2, true), "{err}");
+}
