@@ -253,11 +253,26 @@ impl Resolver {
         );
     }
 
+    /// Names that end up in the binary must satisfy the loader (`format::valid_name`).
+    fn valid(&mut self, n: &Name) -> bool {
+        if warden_policy::format::valid_name(n.text.as_bytes()) {
+            return true;
+        }
+        self.errors.push(
+            Diagnostic::error(Code::E0001, format!("`{}` is not a valid name", n.text), n.origin.clone(), "invalid name")
+                .with_help("names are letters, digits and `_`, start with a letter or `_`, and have at most 255 characters"),
+        );
+        false
+    }
+
     fn declare(&mut self, items: &[Item]) {
         // Attributes first, so types may name attributes declared later in the file.
         let mut attr_origin: HashMap<String, Origin> = HashMap::new();
         for it in items {
             if let Stmt::Attribute { name } = &it.stmt {
+                if !self.valid(name) {
+                    continue;
+                }
                 if let Some(prev) = attr_origin.get(&name.text).cloned() {
                     self.dup("attribute", name, &prev);
                     continue;
@@ -271,6 +286,9 @@ impl Resolver {
         let mut seen: HashMap<&str, Origin> = HashMap::new();
         for it in items {
             let Stmt::Type { name, kind, attrs } = &it.stmt else { continue };
+            if !self.valid(name) {
+                continue;
+            }
             if let Some(prev) = seen.get(name.text.as_str()).cloned() {
                 self.dup("type", name, &prev);
                 continue;
@@ -612,6 +630,9 @@ impl Resolver {
                     }
                 }
                 Stmt::Conflict { name, members } => {
+                    if !self.valid(name) {
+                        continue;
+                    }
                     if let Some(prev) = self.m.conflicts.iter().find(|c| c.name == name.text) {
                         let o = prev.origin.clone();
                         self.dup("conflict set", name, &o);

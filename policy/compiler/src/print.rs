@@ -134,7 +134,10 @@ pub(crate) fn file(src: &str, items: &[Item], comments: &[Comment]) -> String {
         out.push_str(&stmt(&it.stmt));
         last_end = it.origin.span.end;
         // A comment on the same line as the end of the statement stays there.
-        while ci < comments.len() && comments[ci].span.start < src.len() && !src[last_end..comments[ci].span.start].contains('\n') && comments[ci].span.start >= last_end {
+        while ci < comments.len()
+            && comments[ci].span.start >= last_end
+            && src.get(last_end..comments[ci].span.start).is_some_and(|gap| !gap.contains('\n'))
+        {
             out.push_str("  ");
             out.push_str(&comments[ci].text);
             last_end = comments[ci].span.end;
