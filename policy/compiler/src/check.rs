@@ -264,7 +264,7 @@ pub(crate) fn lints(m: &Model, out: &mut Vec<Diagnostic>) {
                     run.allow & (warden_policy::perms::introspect::WRITEMEM | warden_policy::perms::introspect::SETVCPU).0
                 };
                 if risky != 0 && m.types[s as usize].kind == Kind::Domain {
-                    let r = run.why.iter().find(|w| m.rules[w.0].kind == RuleKindPub::Allow).map_or(0, |w| w.0);
+                    let r = run.why.iter().find(|w| m.rules[w.0].kind == RuleKindPub::Allow && w.1 & risky != 0).map_or(0, |w| w.0);
                     out.push(
                         Diagnostic::warning(
                             Code::W0005,
