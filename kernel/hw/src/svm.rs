@@ -167,3 +167,58 @@ pub fn run(vmcb_pa: u64, host_save_pa: u64, regs: &mut GuestRegs) -> Result<(), 
     }
     Ok(())
 }
+
+/// One vCPU's x87/SSE register state in the FXSAVE format. VMRUN does not switch it, so the
+/// hypervisor (which itself never touches these registers: the target is soft-float) saves the
+/// outgoing domain's state and loads the incoming one's when it switches domains.
+#[repr(C, align(16))]
+#[derive(Clone)]
+pub struct FxState([u8; 512]);
+
+impl core::fmt::Debug for FxState {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("FxState")
+    }
+}
+
+impl Default for FxState {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl FxState {
+    /// The state after FNINIT with SSE defaults: FCW 0x037f, MXCSR 0x1f80, all else zero.
+    pub const fn new() -> Self {
+        let mut b = [0u8; 512];
+        b[0] = 0x7f;
+        b[1] = 0x03;
+        b[24] = 0x80;
+        b[25] = 0x1f;
+        FxState(b)
+    }
+}
+
+/// Whether FXSAVE/FXRSTOR can run here: the CPU has FXSR and CR0.EM and CR0.TS are clear.
+pub fn fx_usable() -> bool {
+    let fxsr = crate::cpu::cpuid(1, 0).edx & (1 << 24) != 0;
+    fxsr && crate::cpu::cr0() & 0b1100 == 0
+}
+
+/// Saves the x87/SSE registers into `state` (does nothing unless [`fx_usable`]).
+pub fn fxsave(state: &mut FxState) {
+    if fx_usable() {
+        // SAFETY: FXSR is present and CR0.EM/TS are clear (no #UD/#NM); the operand is a
+        // 512-byte, 16-byte-aligned buffer we hold exclusively.
+        unsafe { core::arch::asm!("fxsave64 [{}]", in(reg) state.0.as_mut_ptr(), options(nostack)) }
+    }
+}
+
+/// Loads the x87/SSE registers from `state` (does nothing unless [`fx_usable`]).
+pub fn fxrstor(state: &FxState) {
+    if fx_usable() {
+        // SAFETY: as for `fxsave`; the buffer holds either the defaults of `FxState::new`
+        // (valid MXCSR) or what FXSAVE wrote, so FXRSTOR cannot raise #GP for reserved bits.
+        unsafe { core::arch::asm!("fxrstor64 [{}]", in(reg) state.0.as_ptr(), options(nostack, readonly)) }
+    }
+}

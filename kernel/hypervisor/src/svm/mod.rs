@@ -14,7 +14,7 @@ use warden_core::mem::{PAGE_SIZE, PhysMem};
 use warden_core::multiboot::{BootInfo, Module};
 use warden_hw::debug_exit::{ExitCode, exit};
 use warden_hw::phys::IdentityMem;
-use warden_hw::svm::GuestRegs;
+use warden_hw::svm::{FxState, GuestRegs};
 use warden_vmm::construct::{self, Identity, Region, VmcbParams};
 use warden_vmm::domain::{Diagnostic, End, Violation};
 use warden_vmm::exit::Exit;
@@ -22,7 +22,7 @@ use warden_vmm::hypercall::LineBuffer;
 use warden_vmm::intercept::{self, EVENT_INJ_GP, IOPM_BYTES, MSRPM_BYTES, MsrAction};
 use warden_vmm::manifest::{self, DomainSpec, Expected};
 use warden_vmm::sched::{DomainId, Scheduler, State};
-use warden_vmm::vmcb::{self, Field, field};
+use warden_vmm::vmcb::{Field, field};
 
 use dispatch::Action;
 
@@ -37,9 +37,13 @@ pub(super) struct Dom {
     /// Host-physical address of the VMCB page.
     vmcb: u64,
     regs: GuestRegs,
+    /// x87/SSE state, switched when another domain gets the CPU.
+    fx: alloc::boxed::Box<FxState>,
     console: LineBuffer,
-    /// The next VMRUN is the first: flush the TLB.
+    /// The next VMRUN is the first (its VMCB asks for a TLB flush).
     first_run: bool,
+    /// An event is pending in EVENT_INJ (cleared after the next exit).
+    injected: bool,
     end: Option<End>,
     /// Construction failed: the domain never ran.
     refused: bool,
@@ -142,7 +146,7 @@ pub(crate) fn run_domains(boot: &BootInfo) {
         doms.push(dom);
     }
     timer::start();
-    let mut runner = Runner { mem, sched, doms, host_save };
+    let mut runner = Runner { mem, sched, doms, host_save, fx_owner: None };
     runner.run();
 }
 
@@ -156,8 +160,10 @@ fn build(mem: &mut IdentityMem, boot: &BootInfo, spec: &DomainSpec<'_>, id: u32,
         region: Region { hpa: 0, bytes: 0 },
         vmcb: 0,
         regs: GuestRegs { rdi: warden_vmm::layout::START_INFO, ..GuestRegs::default() },
+        fx: alloc::boxed::Box::new(FxState::new()),
         console: LineBuffer::new(),
         first_run: true,
+        injected: false,
         end: None,
         refused: true,
         exits: 0,
@@ -215,6 +221,8 @@ struct Runner {
     sched: Scheduler,
     doms: Vec<Dom>,
     host_save: u64,
+    /// The domain whose x87/SSE state is in the registers.
+    fx_owner: Option<DomainId>,
 }
 
 /// What the exit handler decided about the running domain.
@@ -228,10 +236,6 @@ impl Runner {
         let mut current: Option<(DomainId, u64)> = None; // (domain, tick when picked)
         let mut last_tick = timer::now();
         loop {
-            // Done when every domain that is documented to end has ended.
-            if self.doms.iter().all(|d| d.refused || d.end.is_some() || d.expected == Expected::Running) {
-                self.finish();
-            }
             let now = timer::now();
             if now != last_tick {
                 if let Some((id, _)) = current {
@@ -247,6 +251,10 @@ impl Runner {
             }
             let (id, since) = match current {
                 Some(c) if self.sched.state(c.0) == State::Runnable => c,
+                // Done when every domain that is documented to end has ended.
+                _ if self.doms.iter().all(|d| d.refused || d.end.is_some() || d.expected == Expected::Running) => {
+                    self.finish()
+                }
                 _ => match self.sched.pick() {
                     Some(id) => (id, timer::now()),
                     None if self.sched.next_deadline().is_some() => {
@@ -270,19 +278,35 @@ impl Runner {
     fn run_once(&mut self, id: DomainId) -> Next {
         let i = id.0 as usize;
         let vmcb = self.doms[i].vmcb;
-        let tlb = if self.doms[i].first_run { vmcb::TLB_FLUSH_ALL } else { 0 };
-        set(&mut self.mem, vmcb, field::TLB_CONTROL, tlb);
-        self.doms[i].first_run = false;
+        if self.fx_owner != Some(id) {
+            if let Some(prev) = self.fx_owner {
+                warden_hw::svm::fxsave(&mut self.doms[prev.0 as usize].fx);
+            }
+            warden_hw::svm::fxrstor(&self.doms[i].fx);
+            self.fx_owner = Some(id);
+        }
         if let Err(e) = warden_hw::svm::run(vmcb, self.host_save, &mut self.doms[i].regs) {
             self.end(id, End::Stopped { violation: Violation::InvalidState, rip: 0 });
             println!("domain {} refused by the VMRUN wrapper: {e:?}", self.doms[i].name);
             return Next::Reschedule;
         }
-        self.doms[i].exits += 1;
-        set(&mut self.mem, vmcb, field::EVENT_INJ, 0);
-        let code = get(&self.mem, vmcb, field::EXIT_CODE);
-        let info1 = get(&self.mem, vmcb, field::EXIT_INFO1);
-        let info2 = get(&self.mem, vmcb, field::EXIT_INFO2);
+        let d = &mut self.doms[i];
+        d.exits += 1;
+        // The first VMRUN flushed the TLB (the initial VMCB asks for it); ASIDs are unique and
+        // the NPT never changes, so later runs need no flush.
+        if d.first_run {
+            d.first_run = false;
+            set(&mut self.mem, vmcb, field::TLB_CONTROL, 0);
+        }
+        if d.injected {
+            d.injected = false;
+            set(&mut self.mem, vmcb, field::EVENT_INJ, 0);
+        }
+        // EXIT_CODE, EXIT_INFO1 and EXIT_INFO2 are adjacent: one read.
+        let mut words = [0u8; 24];
+        self.mem.read(vmcb + field::EXIT_CODE.offset as u64, &mut words);
+        let word = |k: usize| u64::from_le_bytes(words[k * 8..k * 8 + 8].try_into().unwrap_or([0; 8]));
+        let (code, info1, info2) = (word(0), word(1), word(2));
         let rip = get(&self.mem, vmcb, field::RIP);
         let stop = |violation| End::Stopped { violation, rip };
         match warden_vmm::exit::decode(code, info1, info2) {
@@ -325,6 +349,7 @@ impl Runner {
                     MsrAction::InjectGp => {
                         println!("domain {} (id {}): #GP injected for RDMSR {msr:#x} at rip={rip:#x}", self.doms[i].name, id.0);
                         set(&mut self.mem, vmcb, field::EVENT_INJ, EVENT_INJ_GP);
+                        self.doms[i].injected = true;
                         return Next::Continue;
                     }
                     MsrAction::Kill => {
