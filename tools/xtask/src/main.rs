@@ -57,7 +57,11 @@ fn main() {
     let result = match cli.command {
         Cmd::Setup => setup::ensure(),
         Cmd::Build => setup::ensure().and_then(|()| build()),
-        Cmd::Run { scenario, interactive, keep } => setup::ensure().and_then(|()| run(&scenario, interactive, keep)),
+        Cmd::Run {
+            scenario,
+            interactive,
+            keep,
+        } => setup::ensure().and_then(|()| run(&scenario, interactive, keep)),
         Cmd::Scenarios => scenarios(),
         Cmd::Test { args } => setup::ensure().and_then(|()| test(&args)),
         Cmd::Bench { name, args } => setup::ensure().and_then(|()| bench(&name, &args)),
@@ -79,7 +83,10 @@ fn build() -> Result<()> {
 fn run(name: &str, interactive: bool, keep: bool) -> Result<()> {
     let scenario = Scenario::load(name)?;
     build()?;
-    eprintln!("xtask: booting scenario '{}': {}", scenario.name, scenario.description);
+    eprintln!(
+        "xtask: booting scenario '{}': {}",
+        scenario.name, scenario.description
+    );
     if scenario.tpm {
         eprintln!("xtask: starting a private swtpm as the platform TPM");
     }
@@ -97,12 +104,17 @@ fn run(name: &str, interactive: bool, keep: bool) -> Result<()> {
         return Ok(());
     }
     outcome.check(&scenario).map_err(|e| match e {
-        warden_rig::RigError::Mismatch { scenario, failures, .. } => {
+        warden_rig::RigError::Mismatch {
+            scenario, failures, ..
+        } => {
             anyhow::anyhow!("scenario '{scenario}' failed:\n  {}", failures.join("\n  "))
         }
         other => other.into(),
     })?;
-    eprintln!("xtask: scenario '{}' passed ({:?})", scenario.name, outcome.exit);
+    eprintln!(
+        "xtask: scenario '{}' passed ({:?})",
+        scenario.name, outcome.exit
+    );
     Ok(())
 }
 
@@ -122,7 +134,10 @@ fn bench_packages() -> Result<Vec<String>> {
         .output()
         .context("running cargo metadata")?;
     if !out.status.success() {
-        bail!("cargo metadata failed: {}", String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "cargo metadata failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let meta: serde_json::Value = serde_json::from_slice(&out.stdout)?;
     Ok(meta["packages"]
@@ -137,7 +152,7 @@ fn bench_packages() -> Result<Vec<String>> {
 
 fn test(extra: &[String]) -> Result<()> {
     build()?;
-    let mut args: Vec<String> = vec!["test".into(), "--workspace".into()];
+    let mut args: Vec<String> = vec!["test".into(), "--workspace".into(), "--no-fail-fast".into()];
     for b in bench_packages()? {
         args.push("--exclude".into());
         args.push(b);
@@ -154,10 +169,19 @@ fn test(extra: &[String]) -> Result<()> {
 fn bench(name: &str, extra: &[String]) -> Result<()> {
     let package = format!("warden-{name}-bench");
     if !bench_packages()?.contains(&package) {
-        bail!("no benchmark '{name}' (known: {})", bench_packages()?.join(", "));
+        bail!(
+            "no benchmark '{name}' (known: {})",
+            bench_packages()?.join(", ")
+        );
     }
     build()?;
-    let mut args: Vec<String> = vec!["run".into(), "--release".into(), "--quiet".into(), "-p".into(), package];
+    let mut args: Vec<String> = vec![
+        "run".into(),
+        "--release".into(),
+        "--quiet".into(),
+        "-p".into(),
+        package,
+    ];
     if !extra.is_empty() {
         args.push("--".into());
         args.extend(extra.iter().cloned());
@@ -172,7 +196,10 @@ fn cargo_bin() -> String {
 /// Runs cargo with `args` from the workspace root, failing on a non-zero exit.
 fn cargo(args: &[String]) -> Result<()> {
     eprintln!("xtask: cargo {}", args.join(" "));
-    let status = Command::new(cargo_bin()).args(args).current_dir(warden_rig::workspace_root()).status()?;
+    let status = Command::new(cargo_bin())
+        .args(args)
+        .current_dir(warden_rig::workspace_root())
+        .status()?;
     if !status.success() {
         bail!("`cargo {}` failed ({status})", args.join(" "));
     }
