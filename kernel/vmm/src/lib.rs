@@ -10,6 +10,7 @@ pub mod cpuid;
 pub mod domain;
 pub mod elf;
 pub mod exit;
+pub mod fuzz;
 pub mod hypercall;
 pub mod intercept;
 pub mod layout;

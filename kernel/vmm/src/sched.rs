@@ -241,7 +241,7 @@ mod tests {
                 ran = 0;
             }
         }
-        assert_eq!(current == spinner || current == printer, true);
+        assert!(current == spinner || current == printer);
         assert!(lines >= 100 / (QUANTUM_TICKS as usize + 1), "printer starved: {lines} lines");
     }
 

@@ -405,7 +405,8 @@ mod tests {
     #[test]
     fn consistency_checks() {
         assert_eq!(sample().check(), Ok(()));
-        let cases: &[(fn(&mut Vmcb), VmcbProblem)] = &[
+        type Case = (fn(&mut Vmcb), VmcbProblem);
+        let cases: &[Case] = &[
             (|v| v.asid = 0, VmcbProblem::AsidZero),
             (|v| v.intercept_misc2 = misc2::VMMCALL, VmcbProblem::VmrunNotIntercepted),
             (|v| v.efer &= !EFER_SVME, VmcbProblem::EferSvmeClear),

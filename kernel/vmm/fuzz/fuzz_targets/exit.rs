@@ -1,0 +1,4 @@
+//! cargo-fuzz target: `cargo +nightly fuzz run exit` (from kernel/vmm/fuzz).
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| warden_vmm::fuzz::fuzz_exit(data));
