@@ -17,6 +17,8 @@ mod cpuinfo;
 #[cfg(target_os = "none")]
 mod exceptions;
 #[cfg(target_os = "none")]
+mod measure;
+#[cfg(target_os = "none")]
 mod memory;
 #[cfg(target_os = "none")]
 mod platform_tpm;
@@ -72,6 +74,7 @@ fn kmain(magic: u32, info: u32) -> ! {
     }
     selftest::run_requested_fault(&cmdline);
     platform_tpm::probe(&cmdline);
+    measure::measured_launch(&boot, &cmdline);
 
     println!("boot: complete");
     svm::run_domains(&boot);

@@ -20,6 +20,9 @@ pub enum RigError {
     /// swtpm did not come up.
     #[error("swtpm did not start: {0}")]
     Swtpm(String),
+    /// Attestation evidence is missing or a check of it could not run (tests/rig/src/attest.rs).
+    #[error("attestation: {0}")]
+    Attest(String),
     /// Other I/O.
     #[error("{context}: {source}")]
     Io { context: String, source: std::io::Error },

@@ -5,6 +5,7 @@
 //! Used by the whole-system tests (`tests/system`) and by `cargo xtask run`.
 #![forbid(unsafe_code)]
 
+pub mod attest;
 mod error;
 pub mod images;
 mod policy;

@@ -99,7 +99,14 @@ impl Report {
             self.rows
                 .iter()
                 .filter(|r| !r.ok)
-                .map(|r| format!("MISMATCH {} (PCR {})", r.component, r.pcr)),
+                .map(|r| {
+                    // PCR rows already name their PCR.
+                    if r.component.starts_with("PCR ") {
+                        format!("MISMATCH {}", r.component)
+                    } else {
+                        format!("MISMATCH {} (PCR {})", r.component, r.pcr)
+                    }
+                }),
         );
         out
     }

@@ -1,6 +1,7 @@
 //! `cargo xtask`: the one entry point for building, running, testing and benchmarking Warden.
 #![forbid(unsafe_code)]
 
+mod attest;
 mod setup;
 
 use anyhow::{Context, Result, bail};
@@ -34,6 +35,9 @@ enum Cmd {
         #[arg(long)]
         keep: bool,
     },
+    /// Measured launch and remote attestation: boot a scenario on a TPM with EK certificates,
+    /// verify the exported quote and event log against reference values, print the table.
+    Attest(attest::AttestArgs),
     /// List the scenarios, one line each.
     Scenarios,
     /// Run every test: host unit tests and whole-system QEMU tests.
@@ -57,12 +61,9 @@ fn main() {
     let result = match cli.command {
         Cmd::Setup => setup::ensure(),
         Cmd::Build => setup::ensure().and_then(|()| build()),
-        Cmd::Run {
-            scenario,
-            interactive,
-            keep,
-        } => setup::ensure().and_then(|()| run(&scenario, interactive, keep)),
+        Cmd::Run { scenario, interactive, keep } => setup::ensure().and_then(|()| run(&scenario, interactive, keep)),
         Cmd::Scenarios => scenarios(),
+        Cmd::Attest(args) => setup::ensure().and_then(|()| build()).and_then(|()| attest::attest(&args)),
         Cmd::Test { args } => setup::ensure().and_then(|()| test(&args)),
         Cmd::Bench { name, args } => setup::ensure().and_then(|()| bench(&name, &args)),
     };
@@ -83,10 +84,7 @@ fn build() -> Result<()> {
 fn run(name: &str, interactive: bool, keep: bool) -> Result<()> {
     let scenario = Scenario::load(name)?;
     build()?;
-    eprintln!(
-        "xtask: booting scenario '{}': {}",
-        scenario.name, scenario.description
-    );
+    eprintln!("xtask: booting scenario '{}': {}", scenario.name, scenario.description);
     if scenario.tpm {
         eprintln!("xtask: starting a private swtpm as the platform TPM");
     }
@@ -104,17 +102,12 @@ fn run(name: &str, interactive: bool, keep: bool) -> Result<()> {
         return Ok(());
     }
     outcome.check(&scenario).map_err(|e| match e {
-        warden_rig::RigError::Mismatch {
-            scenario, failures, ..
-        } => {
+        warden_rig::RigError::Mismatch { scenario, failures, .. } => {
             anyhow::anyhow!("scenario '{scenario}' failed:\n  {}", failures.join("\n  "))
         }
         other => other.into(),
     })?;
-    eprintln!(
-        "xtask: scenario '{}' passed ({:?})",
-        scenario.name, outcome.exit
-    );
+    eprintln!("xtask: scenario '{}' passed ({:?})", scenario.name, outcome.exit);
     Ok(())
 }
 
@@ -134,10 +127,7 @@ fn bench_packages() -> Result<Vec<String>> {
         .output()
         .context("running cargo metadata")?;
     if !out.status.success() {
-        bail!(
-            "cargo metadata failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        bail!("cargo metadata failed: {}", String::from_utf8_lossy(&out.stderr));
     }
     let meta: serde_json::Value = serde_json::from_slice(&out.stdout)?;
     Ok(meta["packages"]
@@ -169,19 +159,10 @@ fn test(extra: &[String]) -> Result<()> {
 fn bench(name: &str, extra: &[String]) -> Result<()> {
     let package = format!("warden-{name}-bench");
     if !bench_packages()?.contains(&package) {
-        bail!(
-            "no benchmark '{name}' (known: {})",
-            bench_packages()?.join(", ")
-        );
+        bail!("no benchmark '{name}' (known: {})", bench_packages()?.join(", "));
     }
     build()?;
-    let mut args: Vec<String> = vec![
-        "run".into(),
-        "--release".into(),
-        "--quiet".into(),
-        "-p".into(),
-        package,
-    ];
+    let mut args: Vec<String> = vec!["run".into(), "--release".into(), "--quiet".into(), "-p".into(), package];
     if !extra.is_empty() {
         args.push("--".into());
         args.extend(extra.iter().cloned());
@@ -196,10 +177,7 @@ fn cargo_bin() -> String {
 /// Runs cargo with `args` from the workspace root, failing on a non-zero exit.
 fn cargo(args: &[String]) -> Result<()> {
     eprintln!("xtask: cargo {}", args.join(" "));
-    let status = Command::new(cargo_bin())
-        .args(args)
-        .current_dir(warden_rig::workspace_root())
-        .status()?;
+    let status = Command::new(cargo_bin()).args(args).current_dir(warden_rig::workspace_root()).status()?;
     if !status.success() {
         bail!("`cargo {}` failed ({status})", args.join(" "));
     }

@@ -1,0 +1,282 @@
+//! Measured launch: before any domain runs, the hypervisor measures its command line and every
+//! boot module (policy, boot manifest, domain images) into PCRs 20–22 of every active bank at
+//! TPM locality 2, closes each PCR with a separator, keeps a TCG crypto-agile event log, and —
+//! given `attest_nonce=<hex>` — quotes those PCRs with its attestation key and exports the
+//! quote, the AK public area and the event log over the console (see docs/measured-launch.md).
+
+use crate::platform_tpm::TPM;
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::fmt::{self, Write as _};
+use warden_core::cmdline::CmdLine;
+use warden_core::mem::PhysMem;
+use warden_core::multiboot::{BootInfo, Module};
+use warden_core::tis::{Tis, TisError, TisRegs};
+use warden_hw::debug_exit::{ExitCode, exit};
+use warden_tpm::eventlog::{EventLogWriter, LogError, Tag, WARDEN_PCRS};
+use warden_tpm::{Banks, DigestSet, MultiHasher, PcrSelection, Tpm, Transport};
+
+/// The locality measured launch uses: PCRs 20–22 can be reset and extended from it, never from
+/// locality 0, which is the most a domain is ever given.
+const MEASURE_LOCALITY: u8 = 2;
+/// Where the attestation key is kept (TCG endorsement-range persistent handle).
+pub(crate) const AK_HANDLE: u32 = 0x8101_0100;
+/// Room for the event log (a few hundred bytes per event).
+const LOG_CAPACITY: usize = 64 * 1024;
+/// Command-line words that are per-boot inputs, not configuration, and so are not measured.
+const UNMEASURED_WORDS: &[&str] = &["attest_nonce"];
+
+/// Why measured launch failed.
+#[derive(Debug)]
+enum MeasureError {
+    Locality(TisError),
+    Tpm(warden_tpm::Error<TisError>),
+    Log(LogError),
+    BadNonce,
+}
+
+impl fmt::Display for MeasureError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Locality(e) => write!(f, "cannot take TPM locality {MEASURE_LOCALITY}: {e}"),
+            Self::Tpm(e) => write!(f, "{e}"),
+            Self::Log(e) => write!(f, "{e}"),
+            Self::BadNonce => f.write_str("attest_nonce is not hex of at most 64 bytes"),
+        }
+    }
+}
+
+impl From<warden_tpm::Error<TisError>> for MeasureError {
+    fn from(e: warden_tpm::Error<TisError>) -> Self {
+        Self::Tpm(e)
+    }
+}
+
+impl From<LogError> for MeasureError {
+    fn from(e: LogError) -> Self {
+        Self::Log(e)
+    }
+}
+
+/// The TIS driver as a `warden-tpm` transport.
+struct TisTransport<'a, R: TisRegs>(&'a mut Tis<R>);
+
+impl<R: TisRegs> Transport for TisTransport<'_, R> {
+    type Error = TisError;
+    fn execute(&mut self, cmd: &[u8], rsp: &mut [u8]) -> Result<usize, TisError> {
+        self.0.execute(cmd, rsp)
+    }
+}
+
+/// The command line as measured: the words after the kernel path, minus per-boot inputs,
+/// joined by single spaces (the reference computation in `cargo xtask attest` does the same).
+pub(crate) fn measured_cmdline(cmdline: &CmdLine<'_>) -> String {
+    let mut out = String::new();
+    for w in cmdline.words() {
+        let key = w.split_once('=').map_or(w, |(k, _)| k);
+        if UNMEASURED_WORDS.contains(&key) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(w);
+    }
+    out
+}
+
+/// What a module is measured as.
+fn classify(m: &Module, index: usize) -> (Tag, String) {
+    match m.arg("kind") {
+        Some("policy") => (Tag::Policy, "policy".into()),
+        Some("manifest") => (Tag::Manifest, "manifest".into()),
+        Some("image") => (
+            Tag::DomainImage,
+            alloc::format!("image:{}", m.arg("name").unwrap_or("?")),
+        ),
+        // A module of unknown kind is still measured: nothing reaches memory unmeasured.
+        _ => (Tag::DomainImage, alloc::format!("module:{index}")),
+    }
+}
+
+/// Hashes a module's bytes in every bank, reading physical memory piecewise.
+fn hash_module(mem: &impl PhysMem, m: &Module, banks: Banks) -> DigestSet {
+    let mut h = MultiHasher::new(banks);
+    let mut chunk = [0u8; 4096];
+    let mut at = m.start;
+    while at < m.end {
+        let n = core::cmp::min(m.end - at, chunk.len() as u64) as usize;
+        mem.read(at, &mut chunk[..n]);
+        h.update(&chunk[..n]);
+        at += n as u64;
+    }
+    h.finish()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+fn parse_nonce(s: &str) -> Result<Vec<u8>, MeasureError> {
+    if s.len() % 2 != 0 || s.len() > 128 {
+        return Err(MeasureError::BadNonce);
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| {
+            u8::from_str_radix(s.get(i..i + 2).ok_or(MeasureError::BadNonce)?, 16)
+                .map_err(|_| MeasureError::BadNonce)
+        })
+        .collect()
+}
+
+/// Measures the boot (and attests, if asked). Without a TPM the boot is unmeasured and says
+/// so (a missing TPM is already fatal under `require_tpm`); a TPM that fails is fatal, because
+/// domains must not run on a launch that claims to be measured but is not.
+pub(crate) fn measured_launch(boot: &BootInfo, cmdline: &CmdLine<'_>) {
+    let mut guard = TPM.lock();
+    let Some(tis) = guard.as_mut() else {
+        println!("measure: no platform TPM: this boot is not measured");
+        return;
+    };
+    let result = tis
+        .switch_locality(MEASURE_LOCALITY)
+        .map_err(MeasureError::Locality)
+        .and_then(|()| run(tis, boot, cmdline));
+    // Locality 2 is used for measured launch only; the TPM goes back to locality 0.
+    let back = tis.switch_locality(0);
+    if let Err(e) = result {
+        println!("measure: FATAL: {e}");
+        exit(ExitCode::Failure);
+    }
+    if let Err(e) = back {
+        println!("measure: FATAL: cannot return to TPM locality 0: {e}");
+        exit(ExitCode::Failure);
+    }
+}
+
+fn run<R: TisRegs>(
+    tis: &mut Tis<R>,
+    boot: &BootInfo,
+    cmdline: &CmdLine<'_>,
+) -> Result<(), MeasureError> {
+    // On the heap: the client holds two 4 KiB buffers.
+    let mut tpm = alloc::boxed::Box::new(Tpm::new(TisTransport(tis)));
+    let banks = tpm.active_banks()?;
+    let mut names = String::new();
+    for a in banks.iter() {
+        names.push_str(a.name());
+        names.push(' ');
+    }
+    println!("measure: active PCR banks: {}", names.trim_end());
+    for pcr in WARDEN_PCRS {
+        tpm.pcr_reset(pcr)?;
+    }
+    let mut log_buf = vec![0u8; LOG_CAPACITY];
+    let mut log = EventLogWriter::new(&mut log_buf, banks)?;
+    let mut measure = |tpm: &mut Tpm<TisTransport<'_, R>>,
+                       tag: Tag,
+                       name: &str,
+                       d: DigestSet|
+     -> Result<(), MeasureError> {
+        tpm.pcr_extend(tag.pcr(), &d)?;
+        log.append_tagged(tag.pcr(), tag, &d, name)?;
+        let shown = d
+            .get(warden_tpm::HashAlg::Sha256)
+            .or_else(|| d.iter().next())
+            .map(|x| hex(x.as_bytes()));
+        println!(
+            "measure: PCR {} {name} {}",
+            tag.pcr(),
+            shown.unwrap_or_default()
+        );
+        Ok(())
+    };
+
+    // Order (the reference computation follows it): policy, command line, manifest, images.
+    let mem = warden_hw::phys::IdentityMem::new();
+    let modules: Vec<(usize, &Module, Tag, String)> = boot
+        .modules
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let (tag, name) = classify(m, i);
+            (i, m, tag, name)
+        })
+        .collect();
+    for (_, m, tag, name) in modules.iter().filter(|(_, _, t, _)| *t == Tag::Policy) {
+        measure(&mut tpm, *tag, name, hash_module(&mem, m, banks))?;
+    }
+    let line = measured_cmdline(cmdline);
+    measure(
+        &mut tpm,
+        Tag::CommandLine,
+        "cmdline",
+        DigestSet::of(banks, line.as_bytes()),
+    )?;
+    for (_, m, tag, name) in modules.iter().filter(|(_, _, t, _)| *t != Tag::Policy) {
+        measure(&mut tpm, *tag, name, hash_module(&mem, m, banks))?;
+    }
+    drop(measure);
+    for pcr in WARDEN_PCRS {
+        let d = log.append_separator(pcr)?;
+        tpm.pcr_extend(pcr, &d)?;
+    }
+    println!(
+        "measure: {} modules and the command line measured into PCRs 20-22; separators extended",
+        boot.modules.len()
+    );
+
+    let ak = tpm.create_ak()?;
+    let ak = match tpm.persist_ak(&ak, AK_HANDLE) {
+        Ok(p) => p,
+        Err(e) => {
+            // E.g. an owner password on real hardware: the transient key still quotes.
+            println!(
+                "attest: cannot persist the AK at {AK_HANDLE:#x} ({e}); using the transient key"
+            );
+            ak
+        }
+    };
+    println!(
+        "attest: AK ECC P-256 at {:#x}, name {}",
+        ak.handle,
+        hex(ak.name.as_bytes())
+    );
+    // The evidence is exported only for a verifier's challenge: a quote without a fresh nonce
+    // proves nothing, and the hex would only clutter every other boot's log.
+    let Some(n) = cmdline.value("attest_nonce") else {
+        println!("attest: no attest_nonce on the command line: no quote");
+        return Ok(());
+    };
+    let nonce = parse_nonce(n)?;
+    let q = tpm.quote(
+        ak.handle,
+        &nonce,
+        PcrSelection {
+            banks,
+            pcrs: 0b111 << 20,
+        },
+    )?;
+    let attest = q.attest.as_bytes();
+    // TPM2B_ATTEST || TPMT_SIGNATURE: the quote response's parameters.
+    let len = u16::try_from(attest.len())
+        .unwrap_or(u16::MAX)
+        .to_be_bytes();
+    println!("attest: begin");
+    println!("attest: ak {}", hex(ak.public.as_bytes()));
+    println!(
+        "attest: quote {}{}{}",
+        hex(&len),
+        hex(attest),
+        hex(q.signature.as_bytes())
+    );
+    println!("attest: eventlog {}", hex(log.as_bytes()));
+    println!("attest: end");
+    Ok(())
+}
