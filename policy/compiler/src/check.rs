@@ -247,6 +247,25 @@ pub(crate) fn lints(m: &Model, out: &mut Vec<Diagnostic>) {
         }
     }
 
+    // A domain under construction carries its build label: if only the run label is in a
+    // conflict set, two competitors can coexist while one of them is being built.
+    for tr in &m.transitions {
+        for cs in &m.conflicts {
+            if cs.members.contains(&tr.run) && !cs.members.contains(&tr.build) {
+                out.push(
+                    Diagnostic::warning(
+                        Code::W0006,
+                        format!("`{}` is in conflict set `{}` but its build label `{}` is not", m.name(tr.run), cs.name, m.name(tr.build)),
+                        tr.origin.clone(),
+                        "transition",
+                    )
+                    .with_label(cs.origin.clone(), "conflict set")
+                    .with_help(format!("add `{}` to `{}` so the wall also holds while it is being built", m.name(tr.build), cs.name)),
+                );
+            }
+        }
+    }
+
     // A builder's access should end at the transition: warn if whoever may transition a build
     // label also holds build or introspection rights on the run label.
     for tr in &m.transitions {

@@ -93,6 +93,8 @@ pub enum Code {
     W0004,
     /// Builder keeps access to a run label.
     W0005,
+    /// A run label is walled off but its build label is not.
+    W0006,
 }
 
 impl Code {
