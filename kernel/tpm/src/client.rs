@@ -633,3 +633,39 @@ fn check_pcr<E>(pcr: u32) -> Result<(), Error<E>> {
         Err(Error::BadPcr(pcr))
     }
 }
+
+/// Replies with the same bytes to every command (for fuzzing the response parsers).
+struct Replay<'a>(&'a [u8]);
+
+impl Transport for Replay<'_> {
+    type Error = ();
+    fn execute(&mut self, _cmd: &[u8], rsp: &mut [u8]) -> Result<usize, ()> {
+        let n = self.0.len().min(rsp.len());
+        rsp[..n].copy_from_slice(&self.0[..n]);
+        Ok(self.0.len())
+    }
+}
+
+/// Fuzz entry: `data` as the TPM's answer to every command Warden sends must give a value or a
+/// typed error, never a panic.
+pub fn fuzz_response(data: &[u8]) {
+    let mut tpm = Tpm::new(Replay(data));
+    let _ = tpm.active_banks();
+    let _ = tpm.pcr_read(20, HashAlg::Sha256);
+    let _ = tpm.pcr_extend(20, &DigestSet::of(Banks::from_algs(&[HashAlg::Sha1]), b"x"));
+    let _ = tpm.pcr_reset(21);
+    let _ = tpm.get_random(&mut [0u8; 8]);
+    let _ = tpm.read_public(0x8101_0100);
+    if let Ok(ak) = tpm.create_ak() {
+        let _ = tpm.persist_ak(&ak, 0x8101_0100);
+    }
+    let _ = tpm.quote(
+        0x8101_0100,
+        &[1; 8],
+        PcrSelection {
+            banks: Banks::from_algs(&HashAlg::ALL),
+            pcrs: 0b111 << 20,
+        },
+    );
+    let _ = tpm.flush_context(0x8000_0000);
+}

@@ -302,3 +302,51 @@ fn json_output_and_bad_inputs() {
     let (code, _, err) = wardenctl(&f, &bad_log, &reference, &NONCE, false);
     assert_eq!((code, err.contains("event log:")), (2, true), "{err}");
 }
+
+/// Evidence from a real `cargo xtask attest` boot (tests/data): still verifies, and every
+/// single-byte change to the quote is rejected (never a panic, never a pass).
+#[test]
+fn recorded_boot_verifies_and_any_quote_byte_flip_is_rejected() {
+    let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let read = |n: &str| std::fs::read(data.join(n)).unwrap();
+    let reference: Reference = serde_json::from_slice(&read("reference.json")).unwrap();
+    let nonce = wardenctl::unhex(std::str::from_utf8(&read("nonce.hex")).unwrap()).unwrap();
+    let (quote, ak, log) = (read("quote.bin"), read("ak.pub"), read("eventlog.bin"));
+    let ev = |q: &[u8], a: &[u8], l: &[u8]| {
+        wardenctl::verify::verify(
+            &wardenctl::verify::Evidence {
+                quote: q,
+                ak_public: a,
+                event_log: l,
+                nonce: &nonce,
+            },
+            &reference,
+        )
+    };
+    assert!(ev(&quote, &ak, &log).unwrap().ok);
+    for i in 0..quote.len() {
+        for bit in [0x01u8, 0x80] {
+            let mut q = quote.clone();
+            q[i] ^= bit;
+            if let Ok(r) = ev(&q, &ak, &log) {
+                assert!(
+                    !r.ok,
+                    "flipping bit {bit:#x} of quote byte {i} still verifies"
+                );
+            }
+        }
+    }
+    // Flips in the AK and the log must not panic; a flip in a digest or the AK's point fails.
+    for i in 0..ak.len().max(log.len()) {
+        if i < ak.len() {
+            let mut a = ak.clone();
+            a[i] ^= 0x01;
+            let _ = ev(&quote, &a, &log);
+        }
+        if i < log.len() {
+            let mut l = log.clone();
+            l[i] ^= 0x01;
+            let _ = ev(&quote, &ak, &l);
+        }
+    }
+}
