@@ -71,9 +71,12 @@ impl Graph {
         self.out.iter().map(Vec::len).sum()
     }
 
-    /// A shortest path (in hops) from any of `from` to any of `to`, never passing through
-    /// `excluding` (excluded types may still be endpoints). Types in both `from` and `to`
-    /// count as reached only through at least one hop from another source.
+    /// A shortest path (in hops) from some `a` in `from` to some `b` in `to` with `a != b`,
+    /// never passing through `excluding` (excluded types may still be endpoints).
+    ///
+    /// One breadth-first search serves all sources: every node keeps its two nearest distinct
+    /// origins, which is enough to find, for a target that is itself a source, the nearest
+    /// *other* source (so `noflow tenants -> tenants` means "no tenant reaches another").
     #[must_use]
     pub fn shortest_path(&self, m: &Model, from: &[u32], to: &[u32], excluding: &[u32]) -> Option<Vec<Hop>> {
         let n = self.out.len();
@@ -85,46 +88,57 @@ impl Graph {
         for &x in excluding {
             blocked[x as usize] = true;
         }
-        let mut prev: Vec<Option<(u32, Edge)>> = vec![None; n];
-        let mut seen = vec![false; n];
+        // Per node up to two labels: (origin, predecessor label).
+        let mut labels: Vec<[Option<Label>; 2]> = vec![[None, None]; n];
         let mut q = VecDeque::new();
         for &f in from {
-            if !seen[f as usize] {
-                seen[f as usize] = true;
-                q.push_back(f);
+            let slot = &mut labels[f as usize];
+            if slot[0].is_none() {
+                slot[0] = Some(Label { origin: f, prev: None });
+                q.push_back((f, 0u8));
             }
         }
-        while let Some(u) = q.pop_front() {
+        while let Some((u, k)) = q.pop_front() {
+            let origin = labels[u as usize][k as usize].map_or(u, |l| l.origin);
             for e in &self.out[u as usize] {
                 let v = e.to as usize;
-                if seen[v] {
+                let ls = &mut labels[v];
+                if ls.iter().flatten().any(|l| l.origin == origin) {
                     continue;
                 }
-                seen[v] = true;
-                prev[v] = Some((u, *e));
-                if goal[v] {
-                    return Some(self.path(m, &prev, e.to));
+                let Some(free) = ls.iter().position(Option::is_none) else { continue };
+                ls[free] = Some(Label { origin, prev: Some((u, k, *e)) });
+                if goal[v] && origin != e.to {
+                    return Some(self.path(m, &labels, e.to, free as u8));
                 }
                 if !blocked[v] {
-                    q.push_back(e.to);
+                    q.push_back((e.to, free as u8));
                 }
             }
         }
         None
     }
 
-    fn path(&self, m: &Model, prev: &[Option<(u32, Edge)>], end: u32) -> Vec<Hop> {
+    fn path(&self, m: &Model, labels: &[[Option<Label>; 2]], end: u32, slot: u8) -> Vec<Hop> {
         let mut hops = Vec::new();
-        let mut cur = end;
-        while let Some((u, e)) = prev[cur as usize] {
+        let (mut cur, mut k) = (end, slot);
+        while let Some(Label { prev: Some((u, uk, e)), .. }) = labels[cur as usize][k as usize] {
             let entry = &m.av[&e.key];
             let rule = entry.why.iter().find(|(r, bits)| bits & (1 << e.perm) != 0 && m.rules[*r].kind == crate::model::RuleKindPub::Allow).map_or(0, |w| w.0);
             hops.push(Hop { from: u, to: cur, key: e.key, perm: e.perm, rule });
             cur = u;
+            k = uk;
         }
         hops.reverse();
         hops
     }
+}
+
+/// A BFS label: which source reached the node, and from which (node, label) it came.
+#[derive(Debug, Clone, Copy)]
+struct Label {
+    origin: u32,
+    prev: Option<(u32, u8, Edge)>,
 }
 
 /// All-pairs reachability: strongly connected components, then one bit row per component

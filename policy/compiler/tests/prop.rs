@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 
 use warden_policy::schema::{ALL_CLASSES, Class, Kind};
 use warden_policy::{ChineseWall, PermSet, Policy, TypeId};
+use warden_policy_compiler::Code;
 
 /// xorshift64*: small, seeded, reproducible.
 struct Rng(u64);
@@ -50,6 +51,7 @@ struct Gen {
     grants: Vec<(usize, Vec<String>, Tgt)>,
     transitions: Vec<(String, String)>,
     conflict: Option<Vec<String>>,
+    noflows: Vec<(Vec<String>, Vec<String>, Vec<String>)>,
 }
 
 impl Gen {
@@ -98,6 +100,70 @@ impl Gen {
         (a, aa, da)
     }
 
+    /// Whether some neverallow is violated, straight from the rules.
+    fn neverallow_violated(&self) -> bool {
+        self.rules.iter().filter(|r| r.kw == "neverallow").any(|r| {
+            self.types.iter().any(|(s, _)| {
+                self.types.iter().any(|(t, tk)| {
+                    *tk == r.class.target_kind() && self.matches(&r.src, &r.tgt, s, t) && self.vectors(s, t, r.class).0 & r.perms != 0
+                })
+            })
+        })
+    }
+
+    /// Whether some noflow assertion fails: depth-first search per source over edges derived
+    /// from the reference vectors and the schema's flow map.
+    fn noflow_fails(&self) -> bool {
+        let names: Vec<&str> = self.types.iter().map(|(n, _)| n.as_str()).collect();
+        let idx = |n: &str| names.iter().position(|x| *x == n).unwrap();
+        let mut adj = vec![Vec::new(); names.len()];
+        for (s, _) in &self.types {
+            for (t, tk) in &self.types {
+                if s == t {
+                    continue;
+                }
+                for &c in ALL_CLASSES {
+                    if c.target_kind() != *tk {
+                        continue;
+                    }
+                    let a = self.vectors(s, t, c).0;
+                    for p in c.info().perms.iter().filter(|p| a & (1 << p.bit) != 0) {
+                        if p.flow.forward() {
+                            adj[idx(s)].push(idx(t));
+                        }
+                        if p.flow.backward() {
+                            adj[idx(t)].push(idx(s));
+                        }
+                    }
+                }
+            }
+        }
+        self.noflows.iter().any(|(from, to, ex)| {
+            let (from, to, ex) = (self.expand(from), self.expand(to), self.expand(ex));
+            from.iter().any(|a| {
+                let start = idx(a);
+                let mut seen = vec![false; names.len()];
+                let mut stack = vec![start];
+                seen[start] = true;
+                let mut hit = false;
+                while let Some(u) = stack.pop() {
+                    for &v in &adj[u] {
+                        if v != start && to.contains(names[v]) {
+                            hit = true;
+                        }
+                        if !seen[v] {
+                            seen[v] = true;
+                            if !ex.contains(names[v]) {
+                                stack.push(v);
+                            }
+                        }
+                    }
+                }
+                hit
+            })
+        })
+    }
+
     fn source(&self) -> String {
         let list = |v: &[String]| if v.len() == 1 { v[0].clone() } else { format!("{{ {} }}", v.join(" ")) };
         let tgt = |t: &Tgt| match t {
@@ -139,6 +205,10 @@ impl Gen {
         }
         if let Some(m) = &self.conflict {
             s.push_str(&format!("conflict wall {{ {} }};\n", m.join(" ")));
+        }
+        for (f, t, x) in &self.noflows {
+            let ex = if x.is_empty() { String::new() } else { format!(" excluding {}", list(x)) };
+            s.push_str(&format!("assert noflow {} -> {}{ex};\n", list(f), list(t)));
         }
         s
     }
@@ -211,6 +281,18 @@ fn generate(seed: u64) -> Gen {
         let (perms, all) = random_perms(&mut rng, class);
         g.rules.push(Rule { kw, src, tgt, class, perms, all });
     }
+    if rng.chance(40) {
+        let src = pick(&mut rng, &dom_names);
+        let c = domain_classes[rng.below(4)];
+        let t = if rng.chance(20) { Tgt::Other } else { Tgt::Names(pick(&mut rng, &dom_names)) };
+        let (perms, all) = random_perms(&mut rng, c);
+        g.rules.push(Rule { kw: "neverallow", src, tgt: t, class: c, perms, all });
+    }
+    let all_names: Vec<String> = dom_names.iter().chain(&vtpm_names).cloned().collect();
+    for _ in 0..rng.below(3) {
+        let ex = if rng.chance(30) { pick(&mut rng, &all_names) } else { Vec::new() };
+        g.noflows.push((pick(&mut rng, &all_names), pick(&mut rng, &all_names), ex));
+    }
     for r in 0..rng.below(3) {
         let body = (0..1 + rng.below(2))
             .map(|_| {
@@ -239,15 +321,43 @@ fn generate(seed: u64) -> Gen {
 
 #[test]
 fn engine_equals_reference_on_random_policies() {
-    let mut compiled = 0;
+    let (mut compiled, mut rejected) = (0, 0);
     for seed in 0..400u64 {
         let g = generate(seed);
         let src = g.source();
+        let (want_e20, want_e21) = (g.neverallow_violated(), g.noflow_fails());
         let c = match warden_policy_compiler::compile(&src) {
-            Ok(c) => c,
-            Err(e) => panic!("seed {seed}: generated policy does not compile:\n{src}\n{}", warden_policy_compiler::diag::render("gen.wpol", &src, &e)),
+            Ok(c) => {
+                assert!(!want_e20 && !want_e21, "seed {seed}: compiled, but the reference finds a violation (neverallow {want_e20}, noflow {want_e21})\n{src}");
+                c
+            }
+            Err(e) => {
+                let codes: Vec<Code> = e.iter().map(|d| d.code).collect();
+                assert!(
+                    codes.iter().all(|c| matches!(c, Code::E0020 | Code::E0021)),
+                    "seed {seed}: generated policy does not compile:\n{src}\n{}",
+                    warden_policy_compiler::diag::render("gen.wpol", &src, &e)
+                );
+                assert_eq!((codes.contains(&Code::E0020), codes.contains(&Code::E0021)), (want_e20, want_e21), "seed {seed}\n{src}");
+                rejected += 1;
+                // Check the decisions of the same rules without the failing checks.
+                let mut g = g;
+                g.rules.retain(|r| r.kw != "neverallow");
+                g.noflows.clear();
+                let src = g.source();
+                let c = warden_policy_compiler::compile(&src).unwrap_or_else(|e| panic!("seed {seed}: {e:?}"));
+                check_engine(seed, &g, &src, &c);
+                continue;
+            }
         };
         compiled += 1;
+        check_engine(seed, &g, &src, &c);
+    }
+    assert!(compiled > 100 && rejected > 50, "generator coverage: {compiled} compiled, {rejected} rejected");
+}
+
+fn check_engine(seed: u64, g: &Gen, src: &str, c: &warden_policy_compiler::Compiled) {
+    {
         let bin = c.to_binary();
         let p = Policy::load(&bin).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
         let mut rng = Rng(seed + 7);
@@ -308,5 +418,4 @@ fn engine_equals_reference_on_random_policies() {
             }
         }
     }
-    assert_eq!(compiled, 400);
 }
