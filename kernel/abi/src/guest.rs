@@ -151,6 +151,24 @@ unsafe impl GlobalAlloc for BumpHeap {
     unsafe fn dealloc(&self, _ptr: *mut u8, _layout: Layout) {}
 }
 
+/// The page of the grant window at slot `slot` (`ipc::GRANT_WINDOW + slot * 4096`), where this
+/// domain maps pages other domains granted it (issue 7). `None` for a slot outside the window.
+///
+/// Touching the page before a successful `GrantMap` at that address stops the domain (nested
+/// page fault): a fault the hypervisor contains, not undefined behaviour in this domain's memory.
+pub fn grant_window_page(slot: u64) -> Option<&'static crate::ipc::SharedPage> {
+    if slot >= crate::ipc::GRANT_WINDOW_PAGES {
+        return None;
+    }
+    let addr = crate::ipc::GRANT_WINDOW + slot * 4096;
+    // SAFETY: the address is page-aligned (so aligned for `SharedPage`) and lies in the grant
+    // window, which the guest page tables identity-map and which no Rust object of this domain
+    // occupies (it is above all of its memory). `SharedPage` is atomics only, so a shared
+    // reference stays sound while the granting domain writes the same frame concurrently, and
+    // every bit pattern is valid.
+    Some(unsafe { &*(addr as *const crate::ipc::SharedPage) })
+}
+
 /// Deliberately forbidden operations for containment tests: each one is something the
 /// hypervisor must stop. They are outside Rust's safety model on purpose and exist only with the
 /// `hostile` feature, which only `tests/guests` enables.

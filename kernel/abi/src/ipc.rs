@@ -101,6 +101,31 @@ pub const GRANT_WINDOW_PAGES: u64 = 64;
 // The window lies above the largest domain (256 MiB, the manifest limit) and below 4 GiB.
 const _: () = assert!(GRANT_WINDOW >= 256 << 20 && GRANT_WINDOW + GRANT_WINDOW_PAGES * 4096 <= 4 << 30);
 
+/// A page shared between two domains through a grant: plain atomic words, so that both sides
+/// may access it concurrently from safe code. The granter declares one as a page-aligned
+/// `static` (its address, divided by 4096, is the frame it offers); the grantee sees the same
+/// frame at its mapping address.
+#[derive(Debug)]
+#[repr(C, align(4096))]
+pub struct SharedPage {
+    pub words: [core::sync::atomic::AtomicU64; 512],
+}
+
+impl SharedPage {
+    #[allow(clippy::declare_interior_mutable_const)]
+    const ZERO: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+    pub const fn new() -> Self {
+        SharedPage { words: [Self::ZERO; 512] }
+    }
+}
+
+impl Default for SharedPage {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// Audit-read buffer layout.
 pub const AUDIT_HEADER_LEN: usize = 32;
 pub const AUDIT_RECORD_LEN: usize = 96;

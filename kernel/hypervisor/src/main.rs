@@ -17,6 +17,8 @@ mod cpuinfo;
 #[cfg(target_os = "none")]
 mod exceptions;
 #[cfg(target_os = "none")]
+mod mac;
+#[cfg(target_os = "none")]
 mod measure;
 #[cfg(target_os = "none")]
 mod memory;

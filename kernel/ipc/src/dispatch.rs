@@ -81,18 +81,19 @@ impl From<IpcError> for Failure {
     }
 }
 
-/// Event channels, grants and the decision point of one host.
+/// Event channels, grants and the decision point of one host. The tables are borrowed so that
+/// the hypervisor can keep them in static storage (they are too large for its stack).
 #[derive(Debug)]
 pub struct Ipc<'p, const A: usize, const W: usize> {
     pub mac: Mac<'p, A, W>,
-    pub evtchn: EventChannels,
-    pub grants: GrantTable,
+    pub evtchn: &'p mut EventChannels,
+    pub grants: &'p mut GrantTable,
 }
 
 impl<'p, const A: usize, const W: usize> Ipc<'p, A, W> {
     #[must_use]
-    pub fn new(mac: Mac<'p, A, W>) -> Self {
-        Ipc { mac, evtchn: EventChannels::new(), grants: GrantTable::new() }
+    pub fn new(mac: Mac<'p, A, W>, evtchn: &'p mut EventChannels, grants: &'p mut GrantTable) -> Self {
+        Ipc { mac, evtchn, grants }
     }
 
     fn subject(p: &impl Platform, caller: DomId) -> Result<Subject, Failure> {
@@ -111,18 +112,19 @@ impl<'p, const A: usize, const W: usize> Ipc<'p, A, W> {
         self.mac.check(&c).map(|_| ()).map_err(Failure::Denied)
     }
 
-    /// The MAC check of a base (non-IPC) call, at the dispatch's hook.
+    /// The MAC check of a base (non-IPC) call, at the dispatch's hook: `subject` is the
+    /// running caller, `time` the hypervisor's tick count.
     ///
     /// # Errors
-    /// The denial, or `BadDomain` if the caller is not running.
-    pub fn check_base(&mut self, p: &impl Platform, caller: DomId, call: Call) -> Result<(), Failure> {
-        let s = Self::subject(p, caller)?;
+    /// The denial.
+    pub fn check_base(&mut self, subject: Subject, call: Call, time: u64) -> Result<(), Denied> {
         let req = base_requirement(call);
         let object = match req.target {
             Target::Hypervisor => Object::Hypervisor,
-            _ => Object::Domain { dom: caller, label: s.label },
+            _ => Object::Domain { dom: subject.dom, label: subject.label },
         };
-        self.check(p, call as u64, s, object, req)
+        let c = Check { hypercall: call as u64, subject, object, class: req.class, perms: req.perms, time };
+        self.mac.check(&c).map(|_| ())
     }
 
     /// Handles one IPC hypercall from `caller`.
@@ -148,9 +150,9 @@ impl<'p, const A: usize, const W: usize> Ipc<'p, A, W> {
                 Object::Domain { dom, label }
             }
             Target::Grantee(gref) => {
-                let grantee = self.grants.grantee_of(caller, gref)?;
-                let label = p.label(grantee).unwrap_or(TypeId(u32::MAX));
-                Object::Domain { dom: grantee, label }
+                // The grantee may have ended: its label as recorded at offer time still names it.
+                let (dom, label) = self.grants.grantee_of(caller, gref)?;
+                Object::Domain { dom, label }
             }
         };
         self.check(p, call as u64, s, object, req)?;
@@ -195,7 +197,7 @@ impl<'p, const A: usize, const W: usize> Ipc<'p, A, W> {
                 if !p.owns_frame(caller, gfn) {
                     return Err(IpcError::BadFrame.into());
                 }
-                let r = self.grants.offer(caller, grantee, gfn, access)?;
+                let r = self.grants.offer(caller, grantee, peer_label, gfn, access)?;
                 Ok(Outcome::Done(u64::from(r.0)))
             }
             Request::GrantMap { granter, gref, gpa, access } => {

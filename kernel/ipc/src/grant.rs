@@ -12,6 +12,8 @@
 //! `StaleRef` forever, even after the slot is offered again. Index 0 with generation 0 never
 //! exists, so a zeroed reference is always an error.
 
+use warden_policy::TypeId;
+
 use crate::calls::IpcError;
 use crate::{DomId, MAX_DOMAINS};
 
@@ -65,6 +67,9 @@ impl Access {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Grant {
     pub grantee: DomId,
+    /// The grantee's label when the grant was offered: the MAC target of `revoke`, valid even
+    /// after the grantee ended.
+    pub grantee_label: TypeId,
     /// The granter's guest frame number (guest-physical address / 4096).
     pub gfn: u64,
     pub access: Access,
@@ -144,12 +149,12 @@ impl GrantTable {
         slot.grant.ok_or(IpcError::BadRef)
     }
 
-    /// The grantee of a live grant: the MAC target of `revoke`.
+    /// The grantee of a live grant and its label: the MAC target of `revoke`.
     ///
     /// # Errors
     /// As [`Self::get`].
-    pub fn grantee_of(&self, granter: DomId, gref: GrantRef) -> Result<DomId, IpcError> {
-        self.get(granter, gref).map(|g| g.grantee)
+    pub fn grantee_of(&self, granter: DomId, gref: GrantRef) -> Result<(DomId, TypeId), IpcError> {
+        self.get(granter, gref).map(|g| (g.grantee, g.grantee_label))
     }
 
     /// Checks that `grantee` is the domain a grant names: the precondition of `map`/`unmap`
@@ -165,11 +170,19 @@ impl GrantTable {
         Ok(g)
     }
 
-    /// `granter` offers its page `gfn` (already checked against its memory) to `grantee`.
+    /// `granter` offers its page `gfn` (already checked against its memory) to `grantee`,
+    /// labelled `grantee_label`.
     ///
     /// # Errors
     /// `BadDomain`, `SelfPeer`, `NoFreeRef`.
-    pub fn offer(&mut self, granter: DomId, grantee: DomId, gfn: u64, access: Access) -> Result<GrantRef, IpcError> {
+    pub fn offer(
+        &mut self,
+        granter: DomId,
+        grantee: DomId,
+        grantee_label: TypeId,
+        gfn: u64,
+        access: Access,
+    ) -> Result<GrantRef, IpcError> {
         let g = dom_index(granter)?;
         dom_index(grantee)?;
         if granter == grantee {
@@ -177,7 +190,7 @@ impl GrantTable {
         }
         let i = self.slots[g].iter().position(|s| s.grant.is_none()).ok_or(IpcError::NoFreeRef)?;
         let slot = &mut self.slots[g][i];
-        slot.grant = Some(Grant { grantee, gfn, access, mapped: None });
+        slot.grant = Some(Grant { grantee, grantee_label, gfn, access, mapped: None });
         Ok(GrantRef::new(i, slot.generation))
     }
 
@@ -257,7 +270,7 @@ impl GrantTable {
 
     /// Cleans up after a domain ended: its own grants are withdrawn (mapped ones are returned
     /// for the hypervisor to remove from the grantees), and its mappings of other domains'
-    /// grants are released.
+    /// grants are released (and returned too).
     pub fn domain_dead(&mut self, dom: DomId, mut unmap: impl FnMut(Unmap)) {
         let Ok(d) = dom_index(dom) else { return };
         for slot in &mut self.slots[d] {
@@ -272,8 +285,11 @@ impl GrantTable {
             for slot in row.iter_mut() {
                 if let Some(g) = slot.grant.as_mut()
                     && g.grantee == dom
+                    && let Some(m) = g.mapped.take()
                 {
-                    g.mapped = None;
+                    // The dead domain never runs again, but its tables must not keep a window
+                    // into memory that stays in use.
+                    unmap(Unmap { grantee: dom, gpa: m.gpa });
                 }
             }
         }

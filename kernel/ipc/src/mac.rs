@@ -117,17 +117,18 @@ pub struct Mac<'p, const A: usize, const W: usize> {
     hash: [u8; 32],
     hypervisor: TypeId,
     wall: ChineseWall<'p, W>,
-    ring: AuditRing<A>,
+    ring: &'p mut AuditRing<A>,
     checks: u64,
     denials: u64,
 }
 
 impl<'p, const A: usize, const W: usize> Mac<'p, A, W> {
-    /// Validates `blob` with the no_std loader and prepares the decision state.
+    /// Validates `blob` with the no_std loader and prepares the decision state. The audit
+    /// ring is passed in so that the hypervisor can keep it in static storage.
     ///
     /// # Errors
     /// See [`MacError`].
-    pub fn new(blob: &'p [u8]) -> Result<Self, MacError> {
+    pub fn new(blob: &'p [u8], ring: &'p mut AuditRing<A>) -> Result<Self, MacError> {
         let policy = Policy::load(blob).map_err(MacError::Load)?;
         let mut hv = policy.types().filter(|&t| policy.kind_of(t) == Some(Kind::Hypervisor));
         let hypervisor = hv.next().ok_or(MacError::NoHypervisorType)?;
@@ -136,7 +137,7 @@ impl<'p, const A: usize, const W: usize> Mac<'p, A, W> {
         }
         let wall = ChineseWall::new(policy)
             .map_err(|e| MacError::TooManyConflictMembers { needed: e.needed, capacity: e.capacity })?;
-        Ok(Mac { policy, hash: policy.hash(), hypervisor, wall, ring: AuditRing::new(), checks: 0, denials: 0 })
+        Ok(Mac { policy, hash: policy.hash(), hypervisor, wall, ring, checks: 0, denials: 0 })
     }
 
     #[must_use]
@@ -247,7 +248,7 @@ impl<'p, const A: usize, const W: usize> Mac<'p, A, W> {
 
     #[must_use]
     pub fn ring(&self) -> &AuditRing<A> {
-        &self.ring
+        self.ring
     }
 
     /// Checks and denials since boot.

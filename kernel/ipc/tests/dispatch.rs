@@ -10,7 +10,7 @@ use warden_abi::ipc::{GRANT_READ_ONLY, GRANT_READ_WRITE, IpcCall};
 use warden_abi::{Call, Status};
 use warden_ipc::audit::{HEADER_LEN, RECORD_LEN, Verdict, decode_dump};
 use warden_ipc::grant::MAP_WINDOW;
-use warden_ipc::{DomId, Failure, Ipc, IpcError, Mac, Outcome};
+use warden_ipc::{DomId, Failure, Ipc, IpcError, Mac, Outcome, Subject};
 use warden_policy::Class;
 
 type TestIpc = Ipc<'static, 256, 16>;
@@ -24,10 +24,11 @@ const RING_GFN: u64 = 5;
 const RING_GPA: u64 = MAP_WINDOW + 3 * PAGE;
 
 fn setup() -> (TestIpc, FakePlatform) {
-    let mac = Mac::new(scenario_blob("ipc.wpol")).unwrap();
+    let mac = Mac::new(scenario_blob("ipc.wpol"), common::ring()).unwrap();
     let l = |n| mac.domain_label(n).unwrap();
     let p = FakePlatform::new(&[l("ping_t"), l("pong_t"), l("hostile_t"), l("auditor_t")], 16);
-    (Ipc::new(mac), p)
+    let (e, g) = common::tables();
+    (Ipc::new(mac, e, g), p)
 }
 
 fn call(ipc: &mut TestIpc, p: &mut FakePlatform, d: DomId, c: IpcCall, a: [u64; 5]) -> Result<Outcome, Failure> {
@@ -176,7 +177,7 @@ fn the_hostile_domain_is_refused_everything_and_the_peers_are_untouched() {
     assert!(outcomes[0] > 10_000 && outcomes[1] > 10_000, "the random calls exercise both paths: {outcomes:?}");
     assert_eq!(ipc.mac.counters().1 - before_denials, outcomes[0]);
     // Base calls on itself and the console stay allowed: the hostile domain can still run.
-    assert!(ipc.check_base(&p, h, Call::ConsoleWrite).is_ok());
+    assert!(ipc.check_base(Subject { dom: h, label: p.doms[2].label }, Call::ConsoleWrite, 0).is_ok());
 
     // The peers never noticed: their channel and mapping are intact and still work.
     assert_eq!(p.doms[PONG.0 as usize].maps.len(), 1);
@@ -251,14 +252,32 @@ fn a_dead_domain_releases_channels_grants_and_mappings() {
         Err(Failure::Invalid(IpcError::BadDomain)),
         "and makes no calls"
     );
+    // The other way round: the grantee ends while it maps the page; the granter may then
+    // revoke (the target is the grantee's label as recorded at offer time).
+    let (mut ipc, mut p) = setup();
+    let (_, _, gref) = connect(&mut ipc, &mut p);
+    p.doms[PONG.0 as usize].alive = false;
+    let label = p.doms[PONG.0 as usize].label;
+    ipc.domain_dead(&mut p, PONG, label);
+    assert!(p.doms[PONG.0 as usize].maps.is_empty());
+    ok(call(&mut ipc, &mut p, PING, IpcCall::GrantRevoke, [gref, 0, 0, 0, 0]));
 }
 
 #[test]
 fn base_calls_are_checked_with_the_schemas_class_and_permission() {
     let (mut ipc, p) = setup();
     for c in Call::ALL {
-        assert!(ipc.check_base(&p, PING, c).is_ok(), "{c:?} is allowed to ping by ipc.wpol");
+        assert!(ipc.check_base(Subject { dom: PING, label: p.doms[0].label }, c, 0).is_ok(), "{c:?} is allowed to ping by ipc.wpol");
+        assert!(
+            ipc.check_base(Subject { dom: HOSTILE, label: p.doms[2].label }, c, 0).is_ok(),
+            "{c:?}: the hostile domain may still run"
+        );
     }
     let checks = ipc.mac.counters().0;
-    assert_eq!(checks, Call::ALL.len() as u64, "each base call took exactly one decision");
+    assert_eq!(checks, 2 * Call::ALL.len() as u64, "each base call took exactly one decision");
+    // Without its `domain` rules a domain cannot even yield: the check is real.
+    let nobody = Subject { dom: DomId(5), label: warden_policy::TypeId(u32::MAX) };
+    for c in Call::ALL {
+        assert!(ipc.check_base(nobody, c, 0).is_err(), "{c:?} allowed to an unknown label");
+    }
 }

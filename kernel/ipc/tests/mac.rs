@@ -14,7 +14,7 @@ use warden_policy_compiler::Code;
 
 type TestMac = Mac<'static, 64, 16>;
 
-const SCENARIO_POLICIES: &[&str] = &["ipc.wpol", "chinese-wall.wpol"];
+const SCENARIO_POLICIES: &[&str] = &["ipc.wpol", "chinese-wall.wpol", "domains.wpol"];
 
 #[test]
 fn scenario_policies_pass_every_compiler_check_and_expectation() {
@@ -55,7 +55,7 @@ fn the_ipc_policy_asserts_that_the_hostile_domain_never_reaches_the_peers() {
 }
 
 fn mac() -> (TestMac, Labels) {
-    let mac = TestMac::new(scenario_blob("ipc.wpol")).unwrap();
+    let mac = TestMac::new(scenario_blob("ipc.wpol"), common::ring()).unwrap();
     let l = |n| mac.domain_label(n).unwrap();
     let labels = Labels { ping: l("ping_t"), pong: l("pong_t"), hostile: l("hostile_t"), auditor: l("auditor_t") };
     (mac, labels)
@@ -135,7 +135,7 @@ fn dontaudit_silences_a_denial_without_granting_it() {
                allow a_t hv_t: hypervisor console; allow b_t hv_t: hypervisor console;\n\
                dontaudit a_t b_t: evtchn send;\n";
     let blob: &'static [u8] = Box::leak(compile("inline", src).into_boxed_slice());
-    let mut mac = TestMac::new(blob).unwrap();
+    let mut mac = TestMac::new(blob, common::ring()).unwrap();
     let (a, b) = (mac.domain_label("a_t").unwrap(), mac.domain_label("b_t").unwrap());
     let c = Check {
         hypercall: 18,
@@ -155,7 +155,7 @@ fn dontaudit_silences_a_denial_without_granting_it() {
 fn malformed_or_unusable_policies_are_refused_with_a_reason() {
     let good = compile("ipc.wpol", &policy_source("ipc.wpol"));
     let leak = |v: Vec<u8>| -> &'static [u8] { Box::leak(v.into_boxed_slice()) };
-    let err = |b: &'static [u8]| TestMac::new(b).err();
+    let err = |b: &'static [u8]| TestMac::new(b, common::ring()).err();
     assert_eq!(err(leak(Vec::new())), Some(MacError::Load(LoadError::Truncated)));
     assert_eq!(err(leak(good[..good.len() / 2].to_vec())), Some(MacError::Load(LoadError::LengthMismatch)));
     let mut bad_magic = good.clone();
@@ -168,13 +168,13 @@ fn malformed_or_unusable_policies_are_refused_with_a_reason() {
     for i in 80..good.len() {
         let mut b = good.clone();
         b[i] ^= 0x5a;
-        let _ = TestMac::new(leak(b));
+        let _ = TestMac::new(leak(b), common::ring());
     }
     let no_hv = compile("inline", "type a_t: domain; allow a_t self: domain yield;\n");
     assert_eq!(err(leak(no_hv)), Some(MacError::NoHypervisorType));
     let two_hv = compile("inline", "type h1_t: hypervisor; type h2_t: hypervisor; type a_t: domain;\nallow a_t { h1_t h2_t }: hypervisor console;\n");
     assert_eq!(err(leak(two_hv)), Some(MacError::SeveralHypervisorTypes));
-    let small: Result<Mac<'static, 8, 1>, _> = Mac::new(scenario_blob("chinese-wall.wpol"));
+    let small: Result<Mac<'static, 8, 1>, _> = Mac::new(scenario_blob("chinese-wall.wpol"), common::ring());
     assert_eq!(small.err(), Some(MacError::TooManyConflictMembers { needed: 2, capacity: 1 }));
 }
 
@@ -189,7 +189,7 @@ fn manifest_labels_must_name_domain_types() {
 
 #[test]
 fn the_chinese_wall_refuses_a_conflicting_domain_by_name_until_the_first_ends() {
-    let mut mac: Mac<'static, 8, 16> = Mac::new(scenario_blob("chinese-wall.wpol")).unwrap();
+    let mut mac: Mac<'static, 8, 16> = Mac::new(scenario_blob("chinese-wall.wpol"), common::ring()).unwrap();
     let (a, b, shop) =
         (mac.domain_label("bank_a_t").unwrap(), mac.domain_label("bank_b_t").unwrap(), mac.domain_label("shop_t").unwrap());
     mac.domain_starting(a).unwrap();

@@ -137,9 +137,9 @@ const PAGE: u64 = 0x1000;
 #[test]
 fn a_grant_is_offered_mapped_unmapped_and_revoked() {
     let mut g = GrantTable::new();
-    let r = g.offer(A, B, 0x300, Access::ReadWrite).unwrap();
+    let r = g.offer(A, B, LB, 0x300, Access::ReadWrite).unwrap();
     assert_ne!(r, GrantRef(0), "reference 0 never exists");
-    assert_eq!(g.grantee_of(A, r), Ok(B));
+    assert_eq!(g.grantee_of(A, r), Ok((B, LB)));
     assert_eq!(g.map(B, A, r, MAP_WINDOW, true), Ok(0x300));
     assert_eq!(g.mapping_at(B, MAP_WINDOW), Some((A, (r.0 & 0xffff) as usize)));
     assert_eq!(g.revoke(A, r), Err(IpcError::StillMapped), "revoke is refused while mapped");
@@ -152,12 +152,12 @@ fn a_grant_is_offered_mapped_unmapped_and_revoked() {
 #[test]
 fn forged_stale_foreign_and_excessive_requests_are_errors() {
     let mut g = GrantTable::new();
-    let ro = g.offer(A, B, 0x300, Access::ReadOnly).unwrap();
-    let rw = g.offer(A, B, 0x301, Access::ReadWrite).unwrap();
-    let revoked = g.offer(A, B, 0x302, Access::ReadWrite).unwrap();
+    let ro = g.offer(A, B, LB, 0x300, Access::ReadOnly).unwrap();
+    let rw = g.offer(A, B, LB, 0x301, Access::ReadWrite).unwrap();
+    let revoked = g.offer(A, B, LB, 0x302, Access::ReadWrite).unwrap();
     g.revoke(A, revoked).unwrap();
     // The revoked slot is offered again: its old reference must stay dead.
-    let reused = g.offer(A, C, 0x303, Access::ReadWrite).unwrap();
+    let reused = g.offer(A, C, LC, 0x303, Access::ReadWrite).unwrap();
     assert_eq!(reused.0 & 0xffff, revoked.0 & 0xffff, "slot reused");
     let w = MAP_WINDOW;
     let cases: &[(&str, DomId, DomId, GrantRef, u64, bool, IpcError)] = &[
@@ -186,7 +186,7 @@ fn forged_stale_foreign_and_excessive_requests_are_errors() {
     assert_eq!(g.unmap(C, A, ro), Err(IpcError::ForeignRef));
     assert_eq!(g.revoke(B, ro), Err(IpcError::BadRef), "only the granter revokes");
     assert_eq!(g.revoke(A, revoked), Err(IpcError::StaleRef));
-    assert_eq!(g.offer(A, A, 1, Access::ReadOnly), Err(IpcError::SelfPeer));
+    assert_eq!(g.offer(A, A, LA, 1, Access::ReadOnly), Err(IpcError::SelfPeer));
     assert_eq!(Access::from_flags(2), Err(IpcError::BadFlags));
 }
 
@@ -194,22 +194,22 @@ fn forged_stale_foreign_and_excessive_requests_are_errors() {
 fn grant_tables_fill_up_cleanly() {
     let mut g = GrantTable::new();
     for i in 0..GRANTS as u64 {
-        g.offer(A, B, 0x300 + i, Access::ReadOnly).unwrap();
+        g.offer(A, B, LB, 0x300 + i, Access::ReadOnly).unwrap();
     }
-    assert_eq!(g.offer(A, B, 0x999, Access::ReadOnly), Err(IpcError::NoFreeRef));
-    assert_eq!(g.offer(B, A, 0x999, Access::ReadOnly).map(|_| ()), Ok(()), "tables are per granter");
+    assert_eq!(g.offer(A, B, LB, 0x999, Access::ReadOnly), Err(IpcError::NoFreeRef));
+    assert_eq!(g.offer(B, A, LA, 0x999, Access::ReadOnly).map(|_| ()), Ok(()), "tables are per granter");
 }
 
 #[test]
 fn a_dead_granter_forces_unmaps_and_a_dead_grantee_releases_its_mappings() {
     let mut g = GrantTable::new();
-    let r1 = g.offer(A, B, 0x300, Access::ReadWrite).unwrap();
-    let r2 = g.offer(B, A, 0x400, Access::ReadWrite).unwrap();
+    let r1 = g.offer(A, B, LB, 0x300, Access::ReadWrite).unwrap();
+    let r2 = g.offer(B, A, LA, 0x400, Access::ReadWrite).unwrap();
     g.map(B, A, r1, MAP_WINDOW, true).unwrap();
     g.map(A, B, r2, MAP_WINDOW + PAGE, true).unwrap();
     let mut unmaps = Vec::new();
     g.domain_dead(A, |u| unmaps.push((u.grantee, u.gpa)));
-    assert_eq!(unmaps, [(B, MAP_WINDOW)], "B loses its window into A's memory");
+    assert_eq!(unmaps, [(B, MAP_WINDOW), (A, MAP_WINDOW + PAGE)], "B loses its window into A's memory, A its own");
     assert_eq!(g.get(A, r1), Err(IpcError::StaleRef));
     assert_eq!(g.get(B, r2).unwrap().mapped, None, "A's mapping of B's page is gone");
     assert_eq!(g.revoke(B, r2), Ok(()), "so B can revoke");

@@ -19,6 +19,9 @@ pub use warden_abi as abi;
 
 pub mod console;
 pub mod hypercall;
+// Inter-domain calls and the shared ring (issue 7).
+pub mod ipc;
+pub mod ring;
 
 use warden_abi::guest::{BumpHeap, Boot};
 use warden_abi::{ABI_VERSION, ShutdownReason, StartInfo, Version};

@@ -22,20 +22,26 @@ pub(super) enum Action {
 }
 
 /// The mandatory-access-control hook: asked about every hypercall after its arguments are
-/// validated and before it has any effect. The policy engine (issue 7) is wired in here; until
-/// then every call of ABI v1 concerns only the caller itself and is allowed.
-pub(super) fn mac_check(subject_label: &str, call: Call) -> Result<(), Status> {
-    let _ = (subject_label, call);
-    Ok(())
+/// validated and before it has any effect. The decision (class and permission from the schema,
+/// audit) is taken by `warden_ipc::Mac` behind `Host::check_base`; the IPC calls take theirs in
+/// `warden_ipc::Ipc::handle` once their target is known.
+pub(super) fn mac_check(mac: &mut super::ipc::Host, id: u32, call: Call) -> Result<(), Status> {
+    mac.check_base(id, call)
 }
 
 /// Decodes, checks and performs one hypercall of domain `dom`; returns (`RAX`, `RDX`, action).
-pub(super) fn dispatch(mem: &mut impl PhysMem, dom: &mut Dom, id: u32, regs: HypercallArgs) -> (Status, u64, Action) {
+pub(super) fn dispatch(
+    mem: &mut impl PhysMem,
+    dom: &mut Dom,
+    id: u32,
+    regs: HypercallArgs,
+    mac: &mut super::ipc::Host,
+) -> (Status, u64, Action) {
     let call = match decode(regs, dom.memory_bytes) {
         Ok(c) => c,
         Err(status) => return (status, 0, Action::Resume),
     };
-    if let Err(status) = mac_check(&dom.label, call.call()) {
+    if let Err(status) = mac_check(mac, id, call.call()) {
         return (status, 0, Action::Resume);
     }
     match call {

@@ -4,6 +4,7 @@
 //! fault a domain can cause. The logic lives in `warden-vmm`; this module drives the hardware.
 
 mod dispatch;
+mod ipc;
 mod timer;
 
 use alloc::vec::Vec;
@@ -133,20 +134,47 @@ pub(crate) fn run_domains(boot: &BootInfo) {
     mem.write(iopm, &[0xff; IOPM_BYTES]);
     mem.write(msrpm, &[0xff; MSRPM_BYTES]);
 
+    // The MAC policy is validated before any domain is built; without one nothing runs.
+    let mut mac = ipc::Host::new(crate::mac::load(boot));
     let mut sched = Scheduler::new();
     let mut doms: Vec<Dom> = Vec::new();
     for (i, spec) in specs.iter().enumerate() {
-        let id = sched.add(spec.priority).unwrap_or_else(|| fail(format_args!("domain table full")));
-        let dom = build(&mut mem, boot, spec, i as u32, VmcbParams { asid: i as u32 + 1, iopm_pa: iopm, msrpm_pa: msrpm });
+        let id = sched
+            .add(spec.priority)
+            .unwrap_or_else(|| fail(format_args!("domain table full")));
+        let mut dom = build(
+            &mut mem,
+            boot,
+            spec,
+            i as u32,
+            VmcbParams {
+                asid: i as u32 + 1,
+                iopm_pa: iopm,
+                msrpm_pa: msrpm,
+            },
+        );
         if !dom.refused {
-            sched.set_state(id, State::Runnable);
-        } else {
+            match mac.admit(i as u32, &dom) {
+                ipc::Admission::Run => sched.set_state(id, State::Runnable),
+                ipc::Admission::BehindWall => {}
+                ipc::Admission::Refused => dom.refused = true,
+            }
+        }
+        if dom.refused {
             sched.set_state(id, State::Dead);
         }
         doms.push(dom);
     }
     timer::start();
-    let mut runner = Runner { mem, sched, doms, host_save, fx_owner: None };
+    let mut runner = Runner {
+        mem,
+        sched,
+        doms,
+        host_save,
+        mac,
+        fx_owner: None,
+        idle_halts: 0,
+    };
     runner.run();
 }
 
@@ -221,8 +249,12 @@ struct Runner {
     sched: Scheduler,
     doms: Vec<Dom>,
     host_save: u64,
+    /// Policy, audit ring, event channels and grants.
+    mac: ipc::Host,
     /// The domain whose x87/SSE state is in the registers.
     fx_owner: Option<DomainId>,
+    /// Times the CPU halted because no domain could run.
+    idle_halts: u64,
 }
 
 /// What the exit handler decided about the running domain.
@@ -259,6 +291,7 @@ impl Runner {
                     Some(id) => (id, timer::now()),
                     None if self.sched.next_deadline().is_some() => {
                         // Nothing runnable: halt until the next tick.
+                        self.idle_halts += 1;
                         warden_hw::cpu::wait_for_interrupt();
                         warden_hw::cpu::disable_interrupts();
                         current = None;
@@ -397,9 +430,17 @@ impl Runner {
         if rax == BARE_EXIT {
             return Next::Continue;
         }
+        self.hypercall_entry(id);
         let r = &self.doms[i].regs;
-        let args = HypercallArgs { call: rax, args: [r.rdi, r.rsi, r.rdx, r.r10, r.r8] };
-        let (status, value, action) = dispatch::dispatch(&mut self.mem, &mut self.doms[i], id.0, args);
+        let args = HypercallArgs {
+            call: rax,
+            args: [r.rdi, r.rsi, r.rdx, r.r10, r.r8],
+        };
+        if let Some(call) = warden_abi::ipc::IpcCall::from_raw(rax) {
+            return self.ipc_hypercall(id, call, args.args);
+        }
+        let (status, value, action) =
+            dispatch::dispatch(&mut self.mem, &mut self.doms[i], id.0, args, &mut self.mac);
         set(&mut self.mem, vmcb, field::RAX, status as u64);
         self.doms[i].regs.rdx = value;
         match action {
@@ -425,12 +466,15 @@ impl Runner {
         println!("{}", Diagnostic { name, id: id.0, end });
         d.end = Some(end);
         self.sched.set_state(id, State::Dead);
+        self.domain_ended(id);
     }
 
     /// Every domain has ended (or waits forever): compares each with its documented outcome
     /// and leaves QEMU with the verdict.
     fn finish(&mut self) -> ! {
         timer::stop();
+        let exits: u64 = self.doms.iter().map(|d| d.exits).sum();
+        println!("scheduler: {} ticks, {exits} exits, {} idle halts", timer::now(), self.idle_halts);
         let mut all_ok = true;
         for (i, d) in self.doms.iter().enumerate() {
             let alive = matches!(self.sched.state(DomainId(i as u32)), State::Runnable | State::Blocked { .. });

@@ -30,6 +30,16 @@ pub fn scenario_blob(name: &str) -> &'static [u8] {
     Box::leak(compile(name, &policy_source(name)).into_boxed_slice())
 }
 
+/// A fresh audit ring with static lifetime, as the hypervisor keeps it.
+pub fn ring<const N: usize>() -> &'static mut warden_ipc::AuditRing<N> {
+    Box::leak(Box::new(warden_ipc::AuditRing::new()))
+}
+
+/// Fresh tables with static lifetime, as the hypervisor keeps them.
+pub fn tables() -> (&'static mut warden_ipc::EventChannels, &'static mut warden_ipc::GrantTable) {
+    (Box::leak(Box::new(warden_ipc::EventChannels::new())), Box::leak(Box::new(warden_ipc::GrantTable::new())))
+}
+
 pub const PAGE: u64 = 4096;
 
 /// One fake domain: a label and a little memory.

@@ -1,0 +1,317 @@
+//! The hypervisor side of the MAC and of inter-domain communication: admission of domains
+//! (label from the manifest, Chinese Wall at creation), the base calls' MAC hook, the IPC
+//! hypercalls (through `warden_ipc::Ipc`, which holds the one decision point), nested-page-table
+//! edits for grants, event wake-ups through the scheduler, and cleanup when a domain ends.
+
+use warden_abi::ipc::IpcCall;
+use warden_abi::{BlockWake, Call, Status};
+use warden_core::mem::{PAGE_SIZE, PhysMem};
+use warden_core::paging::{MapError, PageSize, PageTable, flags};
+use warden_hw::phys::IdentityMem;
+use warden_ipc::{Denied, DomId, Failure, IpcError, Outcome, Platform, Subject};
+use warden_policy::TypeId;
+use warden_vmm::layout::{STACK_BOTTOM, guest_range, is_backed};
+use warden_vmm::manifest::MAX_DOMAINS;
+use warden_vmm::sched::{DomainId, State};
+use warden_vmm::vmcb::field;
+
+use super::{Dom, Next, Runner, get, set, timer};
+use crate::mac::HvIpc;
+
+/// Audited denials printed on the console; the rest are only in the audit ring (a hostile
+/// domain must not be able to flood the serial line).
+const AVC_PRINT_LIMIT: u64 = 24;
+
+/// What admission decided about a freshly built domain.
+pub(super) enum Admission {
+    Run,
+    /// Refused for now by the Chinese Wall; retried whenever a domain ends.
+    BehindWall,
+    Refused,
+}
+
+/// MAC and IPC state of the run loop.
+pub(super) struct Host {
+    ipc: HvIpc,
+    /// Labels of admitted domains (cleared when they end).
+    labels: [Option<TypeId>; MAX_DOMAINS],
+    /// Labels of domains waiting behind the Chinese Wall.
+    waiting: [Option<TypeId>; MAX_DOMAINS],
+    /// Port masks of domains blocked in `EvtchnWait`.
+    waits: [Option<u64>; MAX_DOMAINS],
+    avc_printed: u64,
+}
+
+impl Host {
+    pub(super) fn new(ipc: HvIpc) -> Self {
+        Host {
+            ipc,
+            labels: [None; MAX_DOMAINS],
+            waiting: [None; MAX_DOMAINS],
+            waits: [None; MAX_DOMAINS],
+            avc_printed: 0,
+        }
+    }
+
+    /// Resolves a domain's manifest label and checks the Chinese Wall before it may run.
+    pub(super) fn admit(&mut self, id: u32, dom: &Dom) -> Admission {
+        let i = id as usize;
+        let label = match self.ipc.mac.domain_label(&dom.label) {
+            Ok(t) => t,
+            Err(e) => {
+                println!(
+                    "domain {} (id {id}) refused: label {}: {e}",
+                    dom.name, dom.label
+                );
+                return Admission::Refused;
+            }
+        };
+        match self.ipc.mac.domain_starting(label) {
+            Ok(()) => {
+                self.labels[i] = Some(label);
+                Admission::Run
+            }
+            Err(conflict) => {
+                println!(
+                    "domain {} (id {id}) refused at creation: {conflict}; it may start once that domain ends",
+                    dom.name
+                );
+                self.waiting[i] = Some(label);
+                Admission::BehindWall
+            }
+        }
+    }
+
+    /// The MAC hook of the base calls (`dispatch::mac_check`).
+    pub(super) fn check_base(&mut self, id: u32, call: Call) -> Result<(), Status> {
+        let Some(label) = self.labels.get(id as usize).copied().flatten() else {
+            return Err(Status::Denied);
+        };
+        let r = self.ipc.check_base(
+            Subject {
+                dom: DomId(id),
+                label,
+            },
+            call,
+            timer::now(),
+        );
+        r.map_err(|d| {
+            self.report(&d);
+            Status::Denied
+        })
+    }
+
+    fn report(&mut self, d: &Denied) {
+        if let Some(rec) = d.record {
+            self.avc_printed += 1;
+            if self.avc_printed <= AVC_PRINT_LIMIT {
+                println!("{}", rec.avc(Some(self.ipc.mac.policy())));
+            } else if self.avc_printed == AVC_PRINT_LIMIT + 1 {
+                println!("mac: further denials go to the audit ring only");
+            }
+        }
+    }
+
+    /// Prints the decision counters (when a domain ends).
+    fn summary(&self) {
+        let (checks, denials) = self.ipc.mac.counters();
+        let ring = self.ipc.mac.ring();
+        println!(
+            "mac: {checks} checks, {denials} denied, {} audit records ({} dropped)",
+            ring.next_seq(),
+            ring.dropped()
+        );
+    }
+}
+
+/// `warden_ipc::Platform` over the run loop's memory and domains.
+struct Plat<'a> {
+    mem: &'a mut IdentityMem,
+    doms: &'a mut [Dom],
+    labels: &'a [Option<TypeId>; MAX_DOMAINS],
+    /// Domains an event was sent to (bit per domain), completed after the call.
+    woken: u32,
+}
+
+impl Plat<'_> {
+    fn dom(&self, d: DomId) -> Option<&Dom> {
+        self.doms.get(d.0 as usize)
+    }
+
+    fn npt(&self, d: DomId) -> Option<PageTable> {
+        let vmcb = self.dom(d)?.vmcb;
+        Some(PageTable::from_root(
+            get(self.mem, vmcb, field::N_CR3),
+            flags::WRITABLE | flags::USER,
+        ))
+    }
+}
+
+impl Platform for Plat<'_> {
+    fn label(&self, dom: DomId) -> Option<TypeId> {
+        self.labels.get(dom.0 as usize).copied().flatten()
+    }
+
+    fn owns_frame(&self, dom: DomId, gfn: u64) -> bool {
+        // Ordinary memory only: the stack, image and heap — never the start-info page, GDT or
+        // page tables below `STACK_BOTTOM`.
+        let Some(d) = self.dom(dom) else { return false };
+        let gpa = gfn.saturating_mul(PAGE_SIZE);
+        gpa >= STACK_BOTTOM
+            && is_backed(d.memory_bytes, gpa)
+            && is_backed(d.memory_bytes, gpa + PAGE_SIZE - 1)
+    }
+
+    fn map_grant(
+        &mut self,
+        grantee: DomId,
+        gpa: u64,
+        granter: DomId,
+        gfn: u64,
+        writable: bool,
+    ) -> Result<(), IpcError> {
+        let hpa = self.dom(granter).ok_or(IpcError::BadDomain)?.region.hpa + gfn * PAGE_SIZE;
+        let npt = self.npt(grantee).ok_or(IpcError::BadDomain)?;
+        let leaf = flags::USER | if writable { flags::WRITABLE } else { 0 };
+        let mem = &mut *self.mem;
+        crate::memory::with_frames(|f| npt.map(mem, f, gpa, hpa, PageSize::Small, leaf)).map_err(
+            |e| match e {
+                MapError::AlreadyMapped(_) | MapError::SizeConflict(_) => IpcError::MapAddressInUse,
+                _ => IpcError::BadMapAddress,
+            },
+        )?;
+        // New mappings need no flush; `first_run` flushes the ASID anyway on the next entry.
+        self.doms[grantee.0 as usize].first_run = true;
+        Ok(())
+    }
+
+    fn unmap_grant(&mut self, grantee: DomId, gpa: u64) {
+        if let Some(npt) = self.npt(grantee) {
+            let _ = npt.unmap(self.mem, gpa);
+            // Stale translations must go before the grantee runs again.
+            self.doms[grantee.0 as usize].first_run = true;
+        }
+    }
+
+    fn write_guest(&mut self, dom: DomId, gpa: u64, bytes: &[u8]) -> Result<(), IpcError> {
+        let d = self.dom(dom).ok_or(IpcError::BadDomain)?;
+        let range =
+            guest_range(d.memory_bytes, gpa, bytes.len() as u64).ok_or(IpcError::BadBuffer)?;
+        let hpa = d.region.hpa + range.gpa;
+        self.mem.write(hpa, bytes);
+        Ok(())
+    }
+
+    fn wake(&mut self, dom: DomId) {
+        if (dom.0 as usize) < MAX_DOMAINS {
+            self.woken |= 1 << dom.0;
+        }
+    }
+
+    fn now(&self) -> u64 {
+        timer::now()
+    }
+}
+
+impl Runner {
+    /// Builds the platform view and runs `f` on the IPC state with it; then delivers wake-ups.
+    fn with_ipc<R>(&mut self, f: impl FnOnce(&mut HvIpc, &mut Plat<'_>) -> R) -> R {
+        let Host { ipc, labels, .. } = &mut self.mac;
+        let mut plat = Plat {
+            mem: &mut self.mem,
+            doms: &mut self.doms,
+            labels,
+            woken: 0,
+        };
+        let r = f(ipc, &mut plat);
+        let woken = plat.woken;
+        self.deliver(woken);
+        r
+    }
+
+    /// Wakes blocked domains that received an event: an `EvtchnWait` completes with its pending
+    /// ports (if one of its ports is pending), a plain `Block` with `BlockWake::Event`.
+    fn deliver(&mut self, woken: u32) {
+        for i in 0..MAX_DOMAINS.min(self.doms.len()) {
+            if woken & (1 << i) == 0
+                || !matches!(self.sched.state(DomainId(i as u32)), State::Blocked { .. })
+            {
+                continue;
+            }
+            let d = DomId(i as u32);
+            match self.mac.waits[i] {
+                Some(mask) if self.mac.ipc.has_pending(d, mask) => {
+                    self.doms[i].regs.rdx = self.mac.ipc.finish_wait(d, mask);
+                    self.mac.waits[i] = None;
+                }
+                Some(_) => continue,
+                None => self.doms[i].regs.rdx = BlockWake::Event as u64,
+            }
+            self.sched.set_state(DomainId(i as u32), State::Runnable);
+        }
+    }
+
+    /// Handles an IPC hypercall (numbers `IPC_BASE..`) of domain `id`.
+    pub(super) fn ipc_hypercall(&mut self, id: DomainId, call: IpcCall, args: [u64; 5]) -> Next {
+        let i = id.0 as usize;
+        let r = self.with_ipc(|ipc, plat| ipc.handle(plat, DomId(id.0), call, args));
+        let (status, value, next) = match r {
+            Ok(Outcome::Done(v)) => (Status::Ok, v, Next::Continue),
+            Ok(Outcome::Wait { mask, timeout_us }) => {
+                let until = timeout_us.map(|us| {
+                    timer::now()
+                        .saturating_add(warden_vmm::sched::timeout_ticks(us, timer::TICK_US))
+                });
+                self.mac.waits[i] = Some(mask);
+                self.sched.set_state(id, State::Blocked { until });
+                // Until an event completes the wait, the answer is "timed out, nothing pending".
+                (Status::Ok, 0, Next::Reschedule)
+            }
+            Err(f) => {
+                if let Failure::Denied(d) = &f {
+                    self.mac.report(d);
+                }
+                let (s, v) = f.abi();
+                (s, v, Next::Continue)
+            }
+        };
+        set(&mut self.mem, self.doms[i].vmcb, field::RAX, status as u64);
+        self.doms[i].regs.rdx = value;
+        next
+    }
+
+    /// A hypercall begins: any earlier wait of this domain is over (it timed out).
+    pub(super) fn hypercall_entry(&mut self, id: DomainId) {
+        if let Some(w) = self.mac.waits.get_mut(id.0 as usize) {
+            *w = None;
+        }
+    }
+
+    /// Releases what an ended domain held, then starts domains the Chinese Wall held back if
+    /// it now lets them.
+    pub(super) fn domain_ended(&mut self, id: DomainId) {
+        let i = id.0 as usize;
+        self.mac.waits[i] = None;
+        self.mac.waiting[i] = None;
+        if let Some(label) = self.mac.labels[i] {
+            self.with_ipc(|ipc, plat| ipc.domain_dead(plat, DomId(id.0), label));
+            self.mac.labels[i] = None;
+        }
+        self.mac.summary();
+        for j in 0..MAX_DOMAINS.min(self.doms.len()) {
+            let Some(label) = self.mac.waiting[j] else {
+                continue;
+            };
+            if self.mac.ipc.mac.domain_starting(label).is_ok() {
+                self.mac.waiting[j] = None;
+                self.mac.labels[j] = Some(label);
+                self.sched.set_state(DomainId(j as u32), State::Runnable);
+                let d = &self.doms[j];
+                println!(
+                    "domain {} (id {j}) admitted: no running domain conflicts with {} any more",
+                    d.name, d.label
+                );
+            }
+        }
+    }
+}
