@@ -486,8 +486,19 @@ pub fn attest(scenario: &Scenario, opts: &AttestOptions) -> Result<Attested, Rig
     std::fs::create_dir_all(&work).map_err(RigError::io("creating the credential folder"))?;
     let credential = activate_credential(&tpm, &ca, &export.ak, &work)?;
 
-    let eventlog_yaml =
-        String::from_utf8_lossy(&run(Command::new("tpm2_eventlog").arg(&log_path))?).into_owned();
+    // tpm2_eventlog must parse the log without complaint: exit 0 and nothing on stderr.
+    let el = Command::new("tpm2_eventlog")
+        .arg(&log_path)
+        .output()
+        .map_err(|source| RigError::Spawn { program: "tpm2_eventlog".into(), source })?;
+    if !el.status.success() || !el.stderr.is_empty() {
+        return Err(fail(format!(
+            "tpm2_eventlog rejected the exported log ({}): {}",
+            el.status,
+            String::from_utf8_lossy(&el.stderr)
+        )));
+    }
+    let eventlog_yaml = String::from_utf8_lossy(&el.stdout).into_owned();
     let banks = warden_tpm::eventlog::EventLog::parse(&export.eventlog)
         .map_err(|e| fail(format!("exported event log: {e}")))?
         .banks();

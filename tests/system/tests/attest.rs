@@ -47,3 +47,13 @@ fn tampering_with_a_component_fails_verification_and_names_it() {
         assert!(a.report.failures().contains(&format!("MISMATCH {component} (PCR {pcr})")), "{tamper}");
     }
 }
+
+#[test]
+fn without_a_tpm_the_boot_says_it_is_not_measured() {
+    // `require_tpm` turning this into a fatal error is tests/system/tests/boot.rs's scenario
+    // boot-require-tpm; here: without it, the boot goes on and says it is unmeasured.
+    let out = warden_system_tests::expect_scenario("boot-no-tpm");
+    assert!(out.log.contains("tpm: no platform TPM"), "{}", out.log);
+    assert!(out.log.contains("measure: no platform TPM: this boot is not measured"), "{}", out.log);
+    assert!(!out.log.contains("attest: begin"), "{}", out.log);
+}
