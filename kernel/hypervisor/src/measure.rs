@@ -123,7 +123,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 fn parse_nonce(s: &str) -> Result<Vec<u8>, MeasureError> {
-    if s.len() % 2 != 0 || s.len() > 128 {
+    if !s.len().is_multiple_of(2) || s.len() > 128 {
         return Err(MeasureError::BadNonce);
     }
     (0..s.len())
@@ -222,7 +222,6 @@ fn run<R: TisRegs>(
     for (_, m, tag, name) in modules.iter().filter(|(_, _, t, _)| *t != Tag::Policy) {
         measure(&mut tpm, *tag, name, hash_module(&mem, m, banks))?;
     }
-    drop(measure);
     for pcr in WARDEN_PCRS {
         let d = log.append_separator(pcr)?;
         tpm.pcr_extend(pcr, &d)?;
