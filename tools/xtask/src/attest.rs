@@ -24,11 +24,18 @@ pub(crate) struct AttestArgs {
     /// Print the report as JSON instead of a table.
     #[arg(long)]
     pub(crate) json: bool,
+    /// Only compute the reference values (expected component digests and PCRs 20-22 in every
+    /// bank) from the built images, write `reference.json` into `--out` (or print it), and stop.
+    #[arg(long)]
+    pub(crate) reference_only: bool,
 }
 
 /// Runs the attestation; fails (non-zero exit) unless every check passes.
 pub(crate) fn attest(args: &AttestArgs) -> Result<()> {
     let scenario = Scenario::load(&args.scenario)?;
+    if args.reference_only {
+        return reference_only(&scenario, args.out.as_deref());
+    }
     eprintln!("xtask: attesting scenario '{}': {}", scenario.name, scenario.description);
     if let Some(t) = &args.tamper {
         eprintln!("xtask: tampering with '{t}' after computing the reference values");
@@ -90,6 +97,25 @@ pub(crate) fn attest(args: &AttestArgs) -> Result<()> {
         bail!("attestation FAILED: {}", a.report.failures().join("; "));
     }
     eprintln!("xtask: attestation of '{}' verified", scenario.name);
+    Ok(())
+}
+
+/// Writes (or prints) the reference values of `scenario`.
+fn reference_only(scenario: &Scenario, out: Option<&std::path::Path>) -> Result<()> {
+    let dir = std::env::temp_dir().join(format!("warden-reference-{}-{}", scenario.name, std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let files = warden_rig::attest::components(scenario, &dir)?;
+    let reference = warden_rig::attest::reference(scenario, "", &files)?;
+    let _ = std::fs::remove_dir_all(&dir);
+    let json = serde_json::to_string_pretty(&reference)?;
+    match out {
+        Some(out) => {
+            std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+            std::fs::write(out.join("reference.json"), json)?;
+            eprintln!("xtask: reference values of '{}' written to {}", scenario.name, out.join("reference.json").display());
+        }
+        None => println!("{json}"),
+    }
     Ok(())
 }
 
