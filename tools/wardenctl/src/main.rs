@@ -50,6 +50,12 @@ enum Attest {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+    /// Decode a Warden event log: every event with its PCR, kind, component and digests, then
+    /// the PCR values it replays to. Exit 2 if the log does not parse.
+    Log {
+        /// The TCG crypto-agile event log.
+        eventlog: PathBuf,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -63,20 +69,83 @@ fn read(path: &Path) -> Result<Vec<u8>, String> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let Top::Attest(Attest::Verify {
-        quote,
-        ak,
-        eventlog,
-        reference,
-        nonce,
-        format,
-    }) = cli.command;
+    match Cli::parse().command {
+        Top::Attest(Attest::Log { eventlog }) => match read(&eventlog).and_then(|b| decode_log(&b))
+        {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("wardenctl: error: {e}");
+                ExitCode::from(2)
+            }
+        },
+        Top::Attest(Attest::Verify {
+            quote,
+            ak,
+            eventlog,
+            reference,
+            nonce,
+            format,
+        }) => verify_command(&quote, &ak, &eventlog, &reference, &nonce, format),
+    }
+}
+
+/// The `attest log` listing.
+fn decode_log(bytes: &[u8]) -> Result<String, String> {
+    use warden_tpm::eventlog::{EV_SEPARATOR, EventLog, WARDEN_PCRS};
+    let log = EventLog::parse(bytes).map_err(|e| format!("event log: {e}"))?;
+    let banks: Vec<_> = log.banks().iter().collect();
+    let mut out = format!(
+        "banks: {}\n",
+        banks.iter().map(|b| b.name()).collect::<Vec<_>>().join(" ")
+    );
+    for (i, e) in log.events().enumerate() {
+        let e = e.map_err(|e| format!("event log: {e}"))?;
+        let what = match (e.warden_tag(), e.event_type) {
+            (Some((tag, name)), _) => format!("{:<9} {name}", tag.name()),
+            (None, EV_SEPARATOR) => "separator".to_string(),
+            (None, t) => format!("type {t:#x}"),
+        };
+        out.push_str(&format!("event {:>2}  PCR {:>2}  {what}\n", i + 1, e.pcr));
+        for d in e.digests.iter() {
+            out.push_str(&format!(
+                "           {:<7} {}\n",
+                d.alg().name(),
+                wardenctl::hex(d.as_bytes())
+            ));
+        }
+    }
+    let replay = log.replay();
+    out.push_str("replayed PCRs:\n");
+    for alg in &banks {
+        for pcr in WARDEN_PCRS {
+            if let Some(v) = replay.pcr(*alg, pcr) {
+                out.push_str(&format!(
+                    "  {:<7} {pcr}: {}\n",
+                    alg.name(),
+                    wardenctl::hex(v.as_bytes())
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn verify_command(
+    quote: &Path,
+    ak: &Path,
+    eventlog: &Path,
+    reference: &Path,
+    nonce: &str,
+    format: Format,
+) -> ExitCode {
     let run = || -> Result<wardenctl::verify::Report, String> {
-        let nonce = parse_nonce(&nonce).map_err(|e| format!("--nonce: {e}"))?;
-        let reference: Reference = serde_json::from_slice(&read(&reference)?)
+        let nonce = parse_nonce(nonce).map_err(|e| format!("--nonce: {e}"))?;
+        let reference: Reference = serde_json::from_slice(&read(reference)?)
             .map_err(|e| format!("{}: not a reference manifest: {e}", reference.display()))?;
-        let (quote, ak, log) = (read(&quote)?, read(&ak)?, read(&eventlog)?);
+        let (quote, ak, log) = (read(quote)?, read(ak)?, read(eventlog)?);
         verify(
             &Evidence {
                 quote: &quote,

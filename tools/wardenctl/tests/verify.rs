@@ -350,3 +350,42 @@ fn recorded_boot_verifies_and_any_quote_byte_flip_is_rejected() {
         }
     }
 }
+
+#[test]
+fn log_subcommand_decodes_the_recorded_log() {
+    let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let out = Command::new(env!("CARGO_BIN_EXE_wardenctl"))
+        .args(["attest", "log"])
+        .arg(data.join("eventlog.bin"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let reference: Reference =
+        serde_json::from_slice(&std::fs::read(data.join("reference.json")).unwrap()).unwrap();
+    for c in &reference.components {
+        let line = text
+            .lines()
+            .find(|l| l.ends_with(&format!(" {}", c.name)))
+            .unwrap_or_else(|| panic!("{} not listed:\n{text}", c.name));
+        assert!(line.contains(&format!("PCR {}", c.pcr)), "{line}");
+    }
+    for pcr in WARDEN_PCRS {
+        let want = format!(
+            "  sha256  {pcr}: {}",
+            wardenctl::hex(
+                reference
+                    .pcr(warden_tpm::HashAlg::Sha256, pcr)
+                    .unwrap()
+                    .as_bytes()
+            )
+        );
+        assert!(text.contains(&want), "missing {want:?}:\n{text}");
+    }
+    let bad = Command::new(env!("CARGO_BIN_EXE_wardenctl"))
+        .args(["attest", "log"])
+        .arg(data.join("ak.pub"))
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+}
