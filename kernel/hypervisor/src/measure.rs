@@ -22,6 +22,8 @@ use warden_tpm::{Banks, DigestSet, MultiHasher, PcrSelection, Tpm, Transport};
 const MEASURE_LOCALITY: u8 = 2;
 /// Where the attestation key is kept (TCG endorsement-range persistent handle).
 pub(crate) const AK_HANDLE: u32 = 0x8101_0100;
+/// The measured-launch event log, once written.
+pub(crate) static EVENT_LOG: spin::Mutex<Option<Vec<u8>>> = spin::Mutex::new(None);
 /// Room for the event log (a few hundred bytes per event).
 const LOG_CAPACITY: usize = 64 * 1024;
 /// Command-line words that are per-boot inputs, not configuration, and so are not measured.
@@ -230,6 +232,8 @@ fn run<R: TisRegs>(
         "measure: {} modules and the command line measured into PCRs 20-22; separators extended",
         boot.modules.len()
     );
+    // Kept for whoever exports it later (the management domain); the console gets it below.
+    *EVENT_LOG.lock() = Some(log.as_bytes().to_vec());
 
     let ak = tpm.create_ak()?;
     let ak = match tpm.persist_ak(&ak, AK_HANDLE) {
@@ -253,7 +257,11 @@ fn run<R: TisRegs>(
         println!("attest: no attest_nonce on the command line: no quote");
         return Ok(());
     };
-    let nonce = parse_nonce(n)?;
+    // A malformed challenge is the verifier's mistake: no quote, but the boot goes on.
+    let Ok(nonce) = parse_nonce(n) else {
+        println!("attest: {}: no quote", MeasureError::BadNonce);
+        return Ok(());
+    };
     let q = tpm.quote(
         ak.handle,
         &nonce,
