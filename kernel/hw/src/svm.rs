@@ -1,8 +1,6 @@
 //! AMD SVM instructions: enabling SVM (EFER.SVME, VM_HSAVE_PA) and entering a guest
 //! (VMSAVE/VMLOAD/VMRUN with the general registers VMRUN does not switch, and CLGI/STGI).
 
-use warden_core::mem::PhysMem;
-
 use crate::cpu::{rdmsr, wrmsr};
 
 const MSR_EFER: u32 = 0xc000_0080;
@@ -23,8 +21,11 @@ pub enum SvmError {
     UnsafeVmcb,
 }
 
+/// The hypervisor image's extent, computed once (it is on the VMRUN path).
+static IMAGE: spin::Once<(u64, u64)> = spin::Once::new();
+
 fn check_frame(pa: u64) -> Result<(), SvmError> {
-    let image = crate::layout::kernel_layout().image;
+    let image = *IMAGE.call_once(|| crate::layout::kernel_layout().image);
     if pa >= image.0 && pa < image.1 {
         return Err(SvmError::BadAddress(pa));
     }
@@ -85,10 +86,15 @@ pub fn run(vmcb_pa: u64, host_save_pa: u64, regs: &mut GuestRegs) -> Result<(), 
     // What makes running the guest harmless to the host: nested paging on (the guest reaches
     // only frames the NPT maps), a non-zero ASID, and VMRUN intercepted. The state-save area
     // is the guest's business. Offsets: NP_ENABLE 0x90, ASID 0x58, INTERCEPT_MISC2 0x10.
-    let mem = crate::phys::IdentityMem::new();
-    let np = mem.read_u64(vmcb_pa + 0x90) & 1;
-    let asid = mem.read_u32(vmcb_pa + 0x58);
-    let vmrun_intercepted = mem.read_u32(vmcb_pa + 0x10) & 1;
+    let word = |offset: u64| {
+        // SAFETY: `vmcb_pa` is a page-aligned frame below the identity-map limit and outside
+        // the image (checked above), so `vmcb_pa + offset` (offset < 4096, 8-aligned) is mapped
+        // RAM that no Rust reference points into; a volatile read has no other effect.
+        unsafe { core::ptr::read_volatile((vmcb_pa + offset) as *const u64) }
+    };
+    let np = word(0x90) & 1;
+    let asid = word(0x58) & 0xffff_ffff;
+    let vmrun_intercepted = word(0x10) & 1;
     if np == 0 || asid == 0 || vmrun_intercepted == 0 {
         return Err(SvmError::UnsafeVmcb);
     }
