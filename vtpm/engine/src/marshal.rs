@@ -61,9 +61,9 @@ impl<'a> Reader<'a> {
         let n = self.u16()? as usize;
         Ok(Reader::new(self.bytes(n)?))
     }
-    /// Fails with `TPM_RC_SIZE` if bytes are left over.
+    /// Fails with `TPM_RC_SIZE` (never numbered, as in the reference) if bytes are left over.
     pub(crate) fn finish(&self) -> Result<(), Rc> {
-        if self.remaining() == 0 { Ok(()) } else { Err(Rc::SIZE) }
+        if self.remaining() == 0 { Ok(()) } else { Err(Rc::TRAILING) }
     }
 }
 
@@ -117,7 +117,7 @@ mod tests {
         assert_eq!(r.tpm2b(1), Err(Rc::SIZE));
         let mut r = Reader::new(&[0, 2, 1, 2, 9]);
         assert_eq!(r.tpm2b(2).unwrap(), &[1, 2]);
-        assert_eq!(r.finish(), Err(Rc::SIZE));
+        assert_eq!(r.finish(), Err(Rc::TRAILING));
         assert_eq!(r.u8().unwrap(), 9);
         assert_eq!(r.finish(), Ok(()));
     }

@@ -9,6 +9,8 @@ use alloc::vec::Vec;
 pub(crate) const PCR_COUNT: usize = 24;
 /// The banks this TPM implements, in the order GetCapability reports them.
 pub(crate) const BANKS: [HashAlg; 2] = [HashAlg::Sha1, HashAlg::Sha256];
+/// Every implemented hash: PCR_Event and EventSequenceComplete report a digest for each.
+pub(crate) const HASHES: [HashAlg; 4] = [HashAlg::Sha1, HashAlg::Sha256, HashAlg::Sha384, HashAlg::Sha512];
 
 /// PCR values of every bank.
 #[derive(Clone, Debug, PartialEq, Eq)]

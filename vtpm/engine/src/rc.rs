@@ -11,6 +11,9 @@ const WARN: u32 = 0x900;
 #[allow(missing_docs, dead_code)]
 impl Rc {
     pub const SUCCESS: Rc = Rc(0);
+    /// Bytes left over after the last parameter: reported as a bare TPM_RC_SIZE (the reference
+    /// implementation does not attach a parameter number). Internal marker, never on the wire.
+    pub const TRAILING: Rc = Rc(0x8000_0000 | 0x095);
     pub const BAD_TAG: Rc = Rc(0x01E);
     // Format-0 errors.
     pub const INITIALIZE: Rc = Rc(VER1);
@@ -91,17 +94,22 @@ impl Rc {
 
     /// The error with "parameter number `n`" attached (Part 2 §6.6.3). Format-0 codes stay as they are.
     pub fn param(self, n: u32) -> Rc {
-        if self.0 & FMT1 != 0 && self.0 & 0xFC0 == FMT1 { Rc(self.0 | 0x040 | ((n & 0xF) << 8)) } else { self }
+        if self.0 < 0x1000 && self.0 & FMT1 != 0 && self.0 & 0xFC0 == FMT1 { Rc(self.0 | 0x040 | ((n & 0xF) << 8)) } else { self }
     }
 
     /// The error with "handle number `n`" attached.
     pub fn handle(self, n: u32) -> Rc {
-        if self.0 & FMT1 != 0 && self.0 & 0xFC0 == FMT1 { Rc(self.0 | ((n & 0x7) << 8)) } else { self }
+        if self.0 < 0x1000 && self.0 & FMT1 != 0 && self.0 & 0xFC0 == FMT1 { Rc(self.0 | ((n & 0x7) << 8)) } else { self }
     }
 
     /// The error with "session number `n`" attached.
     pub fn session(self, n: u32) -> Rc {
-        if self.0 & FMT1 != 0 && self.0 & 0xFC0 == FMT1 { Rc(self.0 | 0x800 | ((n & 0x7) << 8)) } else { self }
+        if self.0 < 0x1000 && self.0 & FMT1 != 0 && self.0 & 0xFC0 == FMT1 { Rc(self.0 | 0x800 | ((n & 0x7) << 8)) } else { self }
+    }
+
+    /// The code as it goes on the wire (internal markers resolved).
+    pub fn wire(self) -> Rc {
+        if self == Rc::TRAILING { Rc::SIZE } else { self }
     }
 
     /// True when the code is a format-1 code with no number attached yet.
@@ -140,6 +148,7 @@ mod tests {
             (Rc::INITIALIZE.param(1), 0x100),
             (Rc::LOCALITY.param(1), 0x907),
             (Rc::VALUE.param(1).param(2), 0x1C4),
+            (Rc::TRAILING.param(1).wire(), 0x095),
         ];
         for (got, want) in cases {
             assert_eq!(got.0, want, "{got:?}");

@@ -237,7 +237,7 @@ impl<P: Platform> Tpm<P> {
     pub(crate) fn encrypt_param(&mut self, _auths: &[AuthIn], uses: &mut [SessionUse], params: &mut [u8]) {
         for u in uses.iter() {
             if let Some(slot) = u.slot {
-                let size = self.v.sessions[slot].as_ref().map(|s| s.hash.size()).unwrap_or(32);
+                let size = self.v.sessions[slot].as_ref().map(|s| s.nonce_tpm.len()).unwrap_or(32);
                 let nonce = self.random(size);
                 if let Some(s) = self.v.sessions[slot].as_mut() {
                     s.nonce_tpm = nonce;
@@ -382,22 +382,23 @@ impl<P: Platform> Tpm<P> {
             return Err(Rc::SESSION_HANDLES);
         }
         let slot = self.v.sessions.iter().position(|s| s.is_none()).ok_or(Rc::SESSION_MEMORY)?;
-        let nonce_tpm = self.random(hash.size());
+        // nonceTPM has the size of nonceCaller (Part 3 §11.1), for the whole session.
+        let nonce_tpm = self.random(nonce_caller.len());
         let key_in = [bind_auth.as_slice(), &salt].concat();
         let session_key = if key_in.is_empty() {
             Vec::new()
         } else {
             kdfa(hash, &key_in, b"ATH", &nonce_tpm, &nonce_caller, (hash.size() * 8) as u32)
         };
-        // Handles cycle through a 24-bit space, skipping ones still in use.
+        // As in the reference implementation, the low bits are the lowest free context index
+        // (shared by HMAC and policy sessions), so handles repeat after a flush.
         let base = if kind == SE_HMAC { 0x0200_0000 } else { 0x0300_0000 };
-        let handle = loop {
-            self.v.next_session = (self.v.next_session + 1) & 0x00FF_FFFF;
-            let cand = base | self.v.next_session;
-            if self.session_index(cand).is_none() && !self.v.saved_sessions.iter().any(|s| s.0 & 0x00FF_FFFF == cand & 0x00FF_FFFF) {
-                break cand;
-            }
+        let used = |i: u32| {
+            self.v.sessions.iter().flatten().any(|s| s.handle & 0x00FF_FFFF == i)
+                || self.v.saved_sessions.iter().any(|s| s.0 & 0x00FF_FFFF == i)
         };
+        let index = (0..crate::engine::ACTIVE_SESSIONS as u32).find(|&i| !used(i)).ok_or(Rc::SESSION_HANDLES)?;
+        let handle = base | index;
         self.v.sessions[slot] = Some(Session {
             handle,
             kind,

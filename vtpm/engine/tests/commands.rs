@@ -276,7 +276,7 @@ fn wrong_owner_password_counts_and_lockout_engages() {
     // HierarchyChangeAuth(owner, "pw").
     assert_eq!(rc(&t.execute(0, &cmd(0x129, &[RH_OWNER], Some(&[b""]), &[0, 2, b'p', b'w']))), 0);
     let params = create_primary_params(&ecc_template(SIGN_ATTRS, &[]));
-    assert_eq!(rc(&t.execute(0, &cmd(0x131, &[RH_OWNER], Some(&[b"nope"]), &params))), 0x98E);
+    assert_eq!(rc(&t.execute(0, &cmd(0x131, &[RH_OWNER], Some(&[b"nope"]), &params))), 0x9A2, "hierarchies are not DA-protected: BAD_AUTH");
     assert_eq!(rc(&t.execute(0, &cmd(0x131, &[RH_OWNER], Some(&[b"pw"]), &params))), 0);
     // A DA-protected object: sealed data with userWithAuth and a password; three failures lock out.
     let mut lockout_failures = 0;

@@ -92,7 +92,7 @@ impl<P: Platform> Tpm<P> {
         }
         if key.public.has(attr::RESTRICTED) {
             // Only digests the TPM computed itself (with a hashcheck ticket) may be signed.
-            let ok = hier != h::RH_NULL && ct_eq(&tdigest, &sh.hmac(&self.proof(hier), &[&ST_HASHCHECK.to_be_bytes(), &digest]));
+            let ok = hier != h::RH_NULL && ct_eq(&tdigest, &HashAlg::Sha512.hmac(&self.proof(hier), &[&ST_HASHCHECK.to_be_bytes(), &digest]));
             if !ok {
                 return Err(Rc::TICKET.param(3));
             }

@@ -81,6 +81,12 @@ impl<P: Platform> Tpm<P> {
         }
     }
 
+    fn iv(&mut self) -> [u8; 16] {
+        let mut iv = [0u8; 16];
+        self.rng.fill(&mut iv);
+        iv
+    }
+
     pub(crate) fn hierarchy_seed(&self, hier: u32) -> Vec<u8> {
         match hier {
             h::RH_OWNER => self.p.sps.clone(),
@@ -111,7 +117,9 @@ impl<P: Platform> Tpm<P> {
         let t = tag.to_be_bytes();
         all.push(&t);
         all.extend_from_slice(parts);
-        let mac = h.hmac(&self.proof(hier), &all);
+        // Tickets are opaque to clients; like libtpms, MAC them with SHA-512 whatever the data.
+        let _ = h;
+        let mac = HashAlg::Sha512.hmac(&self.proof(hier), &all);
         w.u32(hier).tpm2b(&mac);
     }
 
@@ -208,7 +216,7 @@ impl<P: Platform> Tpm<P> {
         let mut sens = object::generate(&mut public, &mut self.rng, &inp.data).p(2)?;
         sens.auth = inp.auth.clone();
         let name = public.name();
-        let private = wrap_private(&parent, &public, &sens, &name)?;
+        let private = wrap_private(&parent, &public, &sens, &name, self.iv())?;
         let mut o = Out::new();
         if loaded {
             let qualified = qualify(&public, &parent.qualified, &name);
@@ -350,7 +358,7 @@ impl<P: Platform> Tpm<P> {
         }
         let mut sens = obj.sens.clone().ok_or(Rc::TYPE.handle(1))?;
         sens.auth = new_auth;
-        let private = wrap_private(&parent, &obj.public, &sens, &obj.name)?;
+        let private = wrap_private(&parent, &obj.public, &sens, &obj.name, self.iv())?;
         let mut o = Out::new();
         o.params.tpm2b(&private);
         Ok(o)
@@ -558,18 +566,23 @@ fn parent_keys(parent: &Object, name: &[u8]) -> Result<(Aes, HashAlg, Vec<u8>), 
     Ok((Aes::new(&sym_key).ok_or(Rc::SYMMETRIC)?, ph, hmac_key))
 }
 
-/// TPM2B_PRIVATE contents: outer HMAC then the AES-CFB-encrypted TPM2B_SENSITIVE (Part 1 §23).
-pub(crate) fn wrap_private(parent: &Object, public: &Public, sens: &Sensitive, name: &[u8]) -> Result<Vec<u8>, Rc> {
+/// TPM2B_PRIVATE contents (Part 1 §23, as the reference code lays it out): outer HMAC, a
+/// fresh IV, then the AES-CFB-encrypted TPM2B_SENSITIVE. The HMAC covers IV, ciphertext and
+/// name. A fresh IV matters: ObjectChangeAuth re-wraps the same object under the same key.
+pub(crate) fn wrap_private(parent: &Object, public: &Public, sens: &Sensitive, name: &[u8], iv: [u8; 16]) -> Result<Vec<u8>, Rc> {
     let (aes, ph, hmac_key) = parent_keys(parent, name)?;
     let mut inner = Writer::new();
     sens.write(public.ty(), &mut inner);
     let mut w = Writer::new();
     w.tpm2b(&inner.into_vec());
     let mut enc = w.into_vec();
-    aes.cfb_encrypt(&[0u8; 16], &mut enc);
-    let mac = ph.hmac(&hmac_key, &[&enc, name]);
+    aes.cfb_encrypt(&iv, &mut enc);
+    let mut body = Writer::new();
+    body.tpm2b(&iv).bytes(&enc);
+    let body = body.into_vec();
+    let mac = ph.hmac(&hmac_key, &[&body, name]);
     let mut out = Writer::new();
-    out.tpm2b(&mac).bytes(&enc);
+    out.tpm2b(&mac).bytes(&body);
     Ok(out.into_vec())
 }
 
@@ -577,11 +590,19 @@ pub(crate) fn unwrap_private(parent: &Object, public: &Public, private: &[u8], n
     let (aes, ph, hmac_key) = parent_keys(parent, name)?;
     let mut r = Reader::new(private);
     let mac = r.tpm2b(64).map_err(|_| Rc::INTEGRITY)?;
-    let mut enc = r.rest().to_vec();
-    if !ct_eq(mac, &ph.hmac(&hmac_key, &[&enc, name])) {
+    let body = r.rest();
+    if !ct_eq(mac, &ph.hmac(&hmac_key, &[body, name])) {
         return Err(Rc::INTEGRITY);
     }
-    aes.cfb_decrypt(&[0u8; 16], &mut enc);
+    let mut br = Reader::new(body);
+    let iv_b = br.tpm2b(16).map_err(|_| Rc::INTEGRITY)?;
+    let mut iv = [0u8; 16];
+    if iv_b.len() != 16 {
+        return Err(Rc::INTEGRITY);
+    }
+    iv.copy_from_slice(iv_b);
+    let mut enc = br.rest().to_vec();
+    aes.cfb_decrypt(&iv, &mut enc);
     let mut r = Reader::new(&enc);
     let mut s = r.sized().map_err(|_| Rc::INTEGRITY)?;
     let sens = Sensitive::parse(&mut s, public.ty()).map_err(|_| Rc::INTEGRITY)?;

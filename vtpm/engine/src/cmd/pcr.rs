@@ -4,7 +4,7 @@ use crate::Platform;
 use crate::crypto::HashAlg;
 use crate::engine::{Ctx, Out, Tpm};
 use crate::handle as h;
-use crate::pcr::{self, BANKS, PCR_COUNT, Selection};
+use crate::pcr::{self, HASHES, PCR_COUNT, Selection};
 use crate::rc::{At, Rc};
 use alloc::vec::Vec;
 
@@ -83,8 +83,8 @@ impl<P: Platform> Tpm<P> {
             }
         }
         let mut o = Out::new();
-        o.params.u32(BANKS.len() as u32);
-        for b in BANKS {
+        o.params.u32(HASHES.len() as u32);
+        for b in HASHES {
             let d = b.digest(&[data]);
             if let Some(i) = idx {
                 self.v.pcrs.extend(i, b, &d);

@@ -11,7 +11,7 @@ use crate::engine::{Ctx, Out, Tpm};
 use crate::handle as h;
 use crate::marshal::{Reader, Writer};
 use crate::object::{Object, Params, Public, Scheme, Sensitive, attr};
-use crate::pcr::BANKS;
+use crate::pcr::HASHES;
 use crate::rc::{At, Rc};
 use alloc::vec::Vec;
 
@@ -219,8 +219,8 @@ impl<P: Platform> Tpm<P> {
         }
         let seq = self.take_seq(c.handles[1], 2, &data)?;
         let mut o = Out::new();
-        o.params.u32(BANKS.len() as u32);
-        for b in BANKS {
+        o.params.u32(HASHES.len() as u32);
+        for b in HASHES {
             let d = b.digest(&[&seq.data]);
             if let Some(i) = idx {
                 self.v.pcrs.extend(i, b, &d);

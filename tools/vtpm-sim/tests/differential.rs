@@ -1,0 +1,337 @@
+//! Differential test: identical command sequences go to `vtpm-sim` and to swtpm (libtpms, the
+//! TCG reference code); response codes must match, and so must the response bytes where the
+//! TPM has no freedom (PCR values, event digests) or at least the response length where the
+//! content is random by design (nonces, keys, tickets).
+
+mod common;
+use common::{Sim, scratch, wait_for};
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// swtpm on a TCP data port (raw TPM commands), killed on drop.
+struct Swtpm {
+    child: Child,
+    port: u16,
+}
+
+impl Swtpm {
+    fn start(dir: &std::path::Path) -> Swtpm {
+        std::fs::create_dir_all(dir).expect("swtpm state dir");
+        for _ in 0..20 {
+            // Ask the OS for a free port, then hope P+1 is free too; retry if swtpm fails to bind.
+            let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+            if port == u16::MAX || TcpListener::bind(("127.0.0.1", port + 1)).is_err() {
+                continue;
+            }
+            let mut child = Command::new("swtpm")
+                .args(["socket", "--tpm2"])
+                .args(["--server", &format!("type=tcp,port={port},bindaddr=127.0.0.1")])
+                .args(["--ctrl", &format!("type=tcp,port={},bindaddr=127.0.0.1", port + 1)])
+                .args(["--tpmstate", &format!("dir={}", dir.display())])
+                .args(["--flags", "not-need-init"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("cannot run swtpm (package swtpm; `cargo xtask setup`)");
+            let up = wait_for(Duration::from_secs(10), || {
+                matches!(child.try_wait(), Ok(None)) && TcpStream::connect(("127.0.0.1", port)).is_ok()
+            });
+            if up {
+                return Swtpm { child, port };
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("swtpm did not start");
+    }
+}
+
+impl Drop for Swtpm {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Reads one TPM response (header says its size).
+fn read_response(s: &mut TcpStream) -> Vec<u8> {
+    let mut hdr = [0u8; 10];
+    s.read_exact(&mut hdr).expect("response header");
+    let size = u32::from_be_bytes([hdr[2], hdr[3], hdr[4], hdr[5]]) as usize;
+    let mut rest = vec![0u8; size.saturating_sub(10)];
+    s.read_exact(&mut rest).expect("response body");
+    [hdr.to_vec(), rest].concat()
+}
+
+/// Runs a command, retrying TPM_RC_RETRY / _YIELDED / _TESTING as a TSS does.
+fn with_retry(f: impl Fn() -> Vec<u8>) -> Vec<u8> {
+    for _ in 0..20 {
+        let r = f();
+        let rc = u32::from_be_bytes([r[6], r[7], r[8], r[9]]);
+        if !matches!(rc, 0x922 | 0x908 | 0x90A) {
+            return r;
+        }
+    }
+    f()
+}
+
+fn swtpm_exec(port: u16, cmd: &[u8]) -> Vec<u8> {
+    // swtpm answers malformed frames on the connection it was given; a fresh connection per
+    // command keeps one bad frame from affecting the next.
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect swtpm");
+    s.write_all(cmd).unwrap();
+    read_response(&mut s)
+}
+
+fn sim_exec(port: u16, cmd: &[u8]) -> Vec<u8> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect vtpm-sim");
+    s.set_nodelay(true).unwrap();
+    let mut frame = 8u32.to_be_bytes().to_vec();
+    frame.push(0);
+    frame.extend_from_slice(&(cmd.len() as u32).to_be_bytes());
+    frame.extend_from_slice(cmd);
+    s.write_all(&frame).unwrap();
+    let mut len = [0u8; 4];
+    s.read_exact(&mut len).unwrap();
+    let mut resp = vec![0u8; u32::from_be_bytes(len) as usize];
+    s.read_exact(&mut resp).unwrap();
+    let mut ack = [0u8; 4];
+    s.read_exact(&mut ack).unwrap();
+    s.write_all(&20u32.to_be_bytes()).unwrap();
+    resp
+}
+
+fn cmd(cc: u32, handles: &[u32], pw: bool, params: &[u8]) -> Vec<u8> {
+    let mut b = Vec::new();
+    b.extend_from_slice(&(if pw { 0x8002u16 } else { 0x8001 }).to_be_bytes());
+    b.extend_from_slice(&[0; 4]);
+    b.extend_from_slice(&cc.to_be_bytes());
+    for h in handles {
+        b.extend_from_slice(&h.to_be_bytes());
+    }
+    if pw {
+        b.extend_from_slice(&9u32.to_be_bytes());
+        b.extend_from_slice(&0x4000_0009u32.to_be_bytes());
+        b.extend_from_slice(&[0, 0, 1, 0, 0]);
+    }
+    b.extend_from_slice(params);
+    let len = b.len() as u32;
+    b[2..6].copy_from_slice(&len.to_be_bytes());
+    b
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Cmp {
+    /// Same response code.
+    Rc,
+    /// Same code and same length.
+    Len,
+    /// Identical bytes.
+    Exact,
+    /// Identical bytes except the PCR update counter (bytes 10..14), whose value depends on
+    /// how an implementation counts its own start-up.
+    PcrRead,
+}
+
+fn ecc_primary_params() -> Vec<u8> {
+    let mut t = Vec::new();
+    t.extend_from_slice(&[0x00, 0x23, 0x00, 0x0B]);
+    t.extend_from_slice(&0x0003_0072u32.to_be_bytes()); // fixedTPM|fixedParent|sensitiveDataOrigin|userWithAuth|restricted|decrypt
+    t.extend_from_slice(&[0, 0]);
+    t.extend_from_slice(&[0x00, 0x06, 0x00, 0x80, 0x00, 0x43]); // AES-128-CFB
+    t.extend_from_slice(&[0x00, 0x10, 0x00, 0x03, 0x00, 0x10]); // scheme NULL, P-256, KDF NULL
+    t.extend_from_slice(&[0, 0, 0, 0]);
+    let mut p = vec![0, 4, 0, 0, 0, 0];
+    p.extend_from_slice(&(t.len() as u16).to_be_bytes());
+    p.extend_from_slice(&t);
+    p.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+    p
+}
+
+/// Create parameters for an unrestricted ECDSA-P256/SHA-256 signing key.
+fn ecc_child_params() -> Vec<u8> {
+    let mut t = Vec::new();
+    t.extend_from_slice(&[0x00, 0x23, 0x00, 0x0B]);
+    t.extend_from_slice(&0x0004_0072u32.to_be_bytes()); // fixedTPM|fixedParent|sensitiveDataOrigin|userWithAuth|sign
+    t.extend_from_slice(&[0, 0]);
+    t.extend_from_slice(&[0x00, 0x10, 0x00, 0x18, 0x00, 0x0B, 0x00, 0x03, 0x00, 0x10]);
+    t.extend_from_slice(&[0, 0, 0, 0]);
+    let mut p = vec![0, 4, 0, 0, 0, 0];
+    p.extend_from_slice(&(t.len() as u16).to_be_bytes());
+    p.extend_from_slice(&t);
+    p.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+    p
+}
+
+fn nv_public(index: u32, attrs: u32, size: u16) -> Vec<u8> {
+    let mut n = index.to_be_bytes().to_vec();
+    n.extend_from_slice(&[0x00, 0x0B]);
+    n.extend_from_slice(&attrs.to_be_bytes());
+    n.extend_from_slice(&[0, 0]);
+    n.extend_from_slice(&size.to_be_bytes());
+    let mut p = vec![0, 0];
+    p.extend_from_slice(&(n.len() as u16).to_be_bytes());
+    p.extend_from_slice(&n);
+    p
+}
+
+#[test]
+fn same_codes_and_structure_as_swtpm() {
+    let dir = scratch("diff");
+    let sw = Swtpm::start(&dir.join("swtpm"));
+    std::fs::create_dir_all(dir.join("sim")).unwrap();
+    let sim = Sim::start(&dir.join("sim"), None);
+    let mut bad_tag = cmd(0x17B, &[], false, &[0, 8]);
+    bad_tag[1] = 0x05;
+    let mut bad_size = cmd(0x17B, &[], false, &[0, 8]);
+    bad_size[5] += 1;
+    let ext = |pcr: u32, d: u8| {
+        let mut p = vec![0, 0, 0, 1, 0, 0x0B];
+        p.extend_from_slice(&[d; 32]);
+        cmd(0x182, &[pcr], true, &p)
+    };
+    let pcr_read = cmd(0x17E, &[], false, &[0, 0, 0, 2, 0, 0x04, 3, 0x01, 0, 0x01, 0, 0x0B, 3, 0x01, 0, 0x03]);
+    let nv = 0x0150_0001u32;
+    let owner_rw = (1 << 1) | (1 << 17);
+    let fixed: Vec<(&str, Vec<u8>, Cmp)> = vec![
+        ("GetRandom before Startup", cmd(0x17B, &[], false, &[0, 8]), Cmp::Exact),
+        ("Startup(CLEAR)", cmd(0x144, &[], false, &[0, 0]), Cmp::Exact),
+        ("second Startup", cmd(0x144, &[], false, &[0, 0]), Cmp::Exact),
+        ("bad tag", bad_tag, Cmp::Exact),
+        ("size mismatch", bad_size, Cmp::Exact),
+        ("unknown command", cmd(0x1FF, &[], false, &[]), Cmp::Exact),
+        ("GetRandom 16", cmd(0x17B, &[], false, &[0, 16]), Cmp::Len),
+        ("GetRandom 100 (capped)", cmd(0x17B, &[], false, &[0, 100]), Cmp::Len),
+        ("FlushContext persistent", cmd(0x165, &[], false, &0x8100_0000u32.to_be_bytes()), Cmp::Exact),
+        ("ReadPublic missing persistent", cmd(0x173, &[0x8100_0001], false, &[]), Cmp::Exact),
+        ("NV_ReadPublic missing", cmd(0x169, &[0x0100_0001], false, &[]), Cmp::Exact),
+        ("GetRandom trailing byte", cmd(0x17B, &[], false, &[0, 16, 0]), Cmp::Exact),
+        ("GetRandom truncated", cmd(0x17B, &[], false, &[0]), Cmp::Exact),
+        ("StirRandom", cmd(0x146, &[], false, &[0, 4, 1, 2, 3, 4]), Cmp::Exact),
+        ("SelfTest", cmd(0x143, &[], false, &[1]), Cmp::Exact),
+        ("GetCapability bad", cmd(0x17A, &[], false, &[0, 0, 0, 0x77, 0, 0, 0, 0, 0, 0, 0, 1]), Cmp::Exact),
+        ("GetCapability PCRs", cmd(0x17A, &[], false, &[0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0, 8]), Cmp::Rc),
+        ("GetCapability PT_PCR_COUNT", cmd(0x17A, &[], false, &[0, 0, 0, 6, 0, 0, 1, 0x12, 0, 0, 0, 1]), Cmp::Exact),
+        ("PCR_Extend 16", ext(16, 0xAB), Cmp::Exact),
+        ("PCR_Extend 17 locality 0", ext(17, 0xAB), Cmp::Exact),
+        ("PCR_Extend 24", ext(24, 0xAB), Cmp::Exact),
+        ("PCR_Extend no auth", cmd(0x182, &[16], false, &[0, 0, 0, 0]), Cmp::Exact),
+        ("PCR_Read 0,16 sha1+sha256", pcr_read.clone(), Cmp::PcrRead),
+        ("PCR_Event 16", cmd(0x13C, &[16], true, &[0, 3, b'a', b'b', b'c']), Cmp::Exact),
+        ("PCR_Reset 0", cmd(0x13D, &[0], true, &[]), Cmp::Exact),
+        ("PCR_Reset 16", cmd(0x13D, &[16], true, &[]), Cmp::Exact),
+        ("PCR_Read after reset", pcr_read, Cmp::PcrRead),
+        ("Hash abc", cmd(0x17D, &[], false, &[0, 3, b'a', b'b', b'c', 0, 0x0B, 0x40, 0, 0, 1]), Cmp::Len),
+        ("Hash bad alg", cmd(0x17D, &[], false, &[0, 3, b'a', b'b', b'c', 0, 0x99, 0x40, 0, 0, 1]), Cmp::Exact),
+        ("TestParms RSA 2048", cmd(0x18A, &[], false, &[0, 1, 0, 0x10, 0, 0x10, 8, 0, 0, 0, 0, 0]), Cmp::Exact),
+        ("TestParms ECC P-256", cmd(0x18A, &[], false, &[0, 0x23, 0, 0x10, 0, 0x10, 0, 3, 0, 0x10]), Cmp::Exact),
+        ("TestParms bad type", cmd(0x18A, &[], false, &[0, 0x77]), Cmp::Exact),
+        ("CreatePrimary ECC SRK", cmd(0x131, &[0x4000_0001], true, &ecc_primary_params()), Cmp::Len),
+        ("ReadPublic 0x80000000", cmd(0x173, &[0x8000_0000], false, &[]), Cmp::Len),
+        ("FlushContext 0x80000000", cmd(0x165, &[], false, &0x8000_0000u32.to_be_bytes()), Cmp::Exact),
+        ("FlushContext again", cmd(0x165, &[], false, &0x8000_0000u32.to_be_bytes()), Cmp::Exact),
+        (
+            "StartAuthSession HMAC",
+            cmd(0x176, &[0x4000_0007, 0x4000_0007], false, &[&[0, 16][..], &[9; 16], &[0, 0, 0], &[0, 0x10], &[0, 0x0B]].concat()),
+            Cmp::Len,
+        ),
+        ("FlushContext session", cmd(0x165, &[], false, &0x0200_0000u32.to_be_bytes()), Cmp::Exact),
+        ("NV_DefineSpace", cmd(0x12A, &[0x4000_0001], true, &nv_public(nv, owner_rw, 16)), Cmp::Exact),
+        ("NV_DefineSpace again", cmd(0x12A, &[0x4000_0001], true, &nv_public(nv, owner_rw, 16)), Cmp::Exact),
+        ("NV_Read unwritten", cmd(0x14E, &[0x4000_0001, nv], true, &[0, 4, 0, 0]), Cmp::Exact),
+        ("NV_Write", cmd(0x137, &[0x4000_0001, nv], true, &[0, 4, 1, 2, 3, 4, 0, 2]), Cmp::Exact),
+        ("NV_Write out of range", cmd(0x137, &[0x4000_0001, nv], true, &[0, 4, 1, 2, 3, 4, 0, 14]), Cmp::Exact),
+        ("NV_Read", cmd(0x14E, &[0x4000_0001, nv], true, &[0, 6, 0, 0]), Cmp::Exact),
+        ("NV_ReadPublic", cmd(0x169, &[nv], false, &[]), Cmp::Exact),
+        ("NV_Increment on ordinary", cmd(0x134, &[0x4000_0001, nv], true, &[]), Cmp::Exact),
+        ("NV_UndefineSpace", cmd(0x122, &[0x4000_0001, nv], true, &[]), Cmp::Exact),
+        ("NV_ReadPublic gone", cmd(0x169, &[nv], false, &[]), Cmp::Exact),
+    ];
+    type Build = Box<dyn Fn(&[Vec<u8>]) -> Vec<u8>>;
+    let mut cases: Vec<(&str, Build, Cmp)> = fixed.into_iter().map(|(w, b, c)| (w, Box::new(move |_: &[Vec<u8>]| b.clone()) as Build, c)).collect();
+    let k = |b: Vec<u8>| Box::new(move |_: &[Vec<u8>]| b.clone()) as Build;
+    let policy = 0x0300_0000u32;
+    let pol = |cc: u32, params: &[u8]| cmd(cc, &[policy], false, params);
+    let start_policy = cmd(0x176, &[0x4000_0007, 0x4000_0007], false, &[&[0, 16][..], &[5; 16], &[0, 0, 1], &[0, 0x10], &[0, 0x0B]].concat());
+    let or_list = [&[0, 0, 0, 2][..], &[0, 32], &[0; 32], &[0, 32], &[0x11; 32]].concat();
+    let more: Vec<(&str, Build, Cmp)> = vec![
+        ("StartAuthSession policy", k(start_policy), Cmp::Len),
+        ("PolicyCommandCode Unseal", k(pol(0x16C, &0x15Eu32.to_be_bytes())), Cmp::Exact),
+        ("PolicyCommandCode other", k(pol(0x16C, &0x15Du32.to_be_bytes())), Cmp::Exact),
+        ("PolicyAuthValue", k(pol(0x16B, &[])), Cmp::Exact),
+        ("PolicyPCR sha256:16", k(pol(0x17F, &[0, 0, 0, 0, 0, 1, 0, 0x0B, 3, 0, 0, 1])), Cmp::Exact),
+        ("PolicyPCR wrong digest", k(pol(0x17F, &[&[0, 32][..], &[0x22; 32], &[0, 0, 0, 1, 0, 0x0B, 3, 0, 0, 1]].concat())), Cmp::Exact),
+        ("PolicyGetDigest", k(pol(0x189, &[])), Cmp::Exact),
+        ("PolicyRestart", k(pol(0x180, &[])), Cmp::Exact),
+        ("PolicyGetDigest after restart", k(pol(0x189, &[])), Cmp::Exact),
+        ("PolicyOR", k(pol(0x171, &or_list)), Cmp::Exact),
+        ("PolicyGetDigest after OR", k(pol(0x189, &[])), Cmp::Exact),
+        ("PolicyPassword", k(pol(0x18C, &[])), Cmp::Exact),
+        ("PolicySecret owner", k(cmd(0x151, &[0x4000_0001, policy], true, &[0, 0, 0, 0, 0, 0, 0, 0, 0, 0])), Cmp::Exact),
+        ("PolicyGetDigest after secret", k(pol(0x189, &[])), Cmp::Exact),
+        ("PolicyGetDigest on HMAC handle", k(cmd(0x189, &[0x0200_0005], false, &[])), Cmp::Exact),
+        ("FlushContext policy", k(cmd(0x165, &[], false, &policy.to_be_bytes())), Cmp::Exact),
+        ("CreatePrimary ECC SRK again", k(cmd(0x131, &[0x4000_0001], true, &ecc_primary_params())), Cmp::Len),
+        ("Create ECC signing key", k(cmd(0x153, &[0x8000_0000], true, &ecc_child_params())), Cmp::Len),
+        (
+            "Load it",
+            Box::new(|prev: &[Vec<u8>]| {
+                // outPrivate and outPublic follow the parameterSize of the Create response.
+                let r = prev.last().expect("Create response");
+                if r.len() < 16 {
+                    return cmd(0x157, &[0x8000_0000], true, &[]);
+                }
+                let priv_len = usize::from(u16::from_be_bytes([r[14], r[15]]));
+                let pub_at = 16 + priv_len;
+                let pub_len = usize::from(u16::from_be_bytes([r[pub_at], r[pub_at + 1]]));
+                cmd(0x157, &[0x8000_0000], true, &r[14..pub_at + 2 + pub_len])
+            }),
+            Cmp::Len,
+        ),
+        ("ReadPublic child", k(cmd(0x173, &[0x8000_0001], false, &[])), Cmp::Len),
+        ("Sign with child", k(cmd(0x15D, &[0x8000_0001], true, &[&[0, 32][..], &[0x33; 32], &[0, 0x10], &[0x80, 0x24, 0x40, 0, 0, 7, 0, 0]].concat())), Cmp::Len),
+        ("Sign wrong digest size", k(cmd(0x15D, &[0x8000_0001], true, &[&[0, 20][..], &[0x33; 20], &[0, 0x10], &[0x80, 0x24, 0x40, 0, 0, 7, 0, 0]].concat())), Cmp::Exact),
+        ("Sign with storage key", k(cmd(0x15D, &[0x8000_0000], true, &[&[0, 32][..], &[0x33; 32], &[0, 0x10], &[0x80, 0x24, 0x40, 0, 0, 7, 0, 0]].concat())), Cmp::Exact),
+        ("Unseal a signing key", k(cmd(0x15E, &[0x8000_0001], true, &[])), Cmp::Exact),
+        ("ContextSave child", k(cmd(0x162, &[0x8000_0001], false, &[])), Cmp::Rc),
+        ("EvictControl SRK", k(cmd(0x120, &[0x4000_0001, 0x8000_0000], true, &0x8100_0010u32.to_be_bytes())), Cmp::Exact),
+        ("EvictControl again", k(cmd(0x120, &[0x4000_0001, 0x8000_0000], true, &0x8100_0010u32.to_be_bytes())), Cmp::Exact),
+        ("EvictControl platform range by owner", k(cmd(0x120, &[0x4000_0001, 0x8000_0000], true, &0x8180_0010u32.to_be_bytes())), Cmp::Exact),
+        ("EvictControl remove", k(cmd(0x120, &[0x4000_0001, 0x8100_0010], true, &0x8100_0010u32.to_be_bytes())), Cmp::Exact),
+        ("HierarchyChangeAuth owner", k(cmd(0x129, &[0x4000_0001], true, &[0, 2, b'p', b'w'])), Cmp::Exact),
+        ("CreatePrimary wrong password", k(cmd(0x131, &[0x4000_0001], true, &ecc_primary_params())), Cmp::Exact),
+        ("Shutdown(CLEAR)", k(cmd(0x145, &[], false, &[0, 0])), Cmp::Exact),
+    ];
+    cases.extend(more);
+    let mut mismatches = Vec::new();
+    let (mut hist_a, mut hist_b): (Vec<Vec<u8>>, Vec<Vec<u8>>) = (Vec::new(), Vec::new());
+    for (what, build, how) in &cases {
+        let ca = build(&hist_a);
+        let cb = build(&hist_b);
+        let a = with_retry(|| sim_exec(sim.port, &ca));
+        let b = with_retry(|| swtpm_exec(sw.port, &cb));
+        hist_a.push(a.clone());
+        hist_b.push(b.clone());
+        let rc = |r: &[u8]| u32::from_be_bytes([r[6], r[7], r[8], r[9]]);
+        let same = match how {
+            Cmp::Rc => rc(&a) == rc(&b),
+            Cmp::Len => rc(&a) == rc(&b) && a.len() == b.len(),
+            Cmp::Exact => a == b,
+            Cmp::PcrRead => a.len() == b.len() && a.len() > 14 && a[..10] == b[..10] && a[14..] == b[14..],
+        };
+        if !same {
+            mismatches.push(format!(
+                "{what} ({how:?}): vtpm rc={:#x} len={} swtpm rc={:#x} len={}\n  vtpm  {:02x?}\n  swtpm {:02x?}",
+                rc(&a),
+                a.len(),
+                rc(&b),
+                b.len(),
+                &a[..a.len().min(48)],
+                &b[..b.len().min(48)]
+            ));
+        }
+    }
+    assert!(mismatches.is_empty(), "{} of {} differ:\n{}", mismatches.len(), cases.len(), mismatches.join("\n"));
+}
