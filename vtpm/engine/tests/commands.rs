@@ -111,12 +111,12 @@ fn framing_and_numbered_response_codes() {
     let mut bad_size = cmd(0x17B, &[], None, &[0, 8]);
     bad_size[5] += 1;
     let cases = vec![
-        Case { what: "bad tag", locality: 0, bytes: bad_tag, want: 0x01E },
+        Case { what: "bad tag (VALUE, as libtpms)", locality: 0, bytes: bad_tag, want: 0x084 },
         Case { what: "size field disagrees", locality: 0, bytes: bad_size, want: 0x142 },
         Case { what: "short header", locality: 0, bytes: vec![0x80, 0x01, 0], want: 0x09A },
         Case { what: "unknown command", locality: 0, bytes: cmd(0x1FF, &[], None, &[]), want: 0x143 },
         Case { what: "second Startup", locality: 0, bytes: cmd(0x144, &[], None, &[0, 0]), want: 0x100 },
-        Case { what: "GetRandom trailing byte", locality: 0, bytes: cmd(0x17B, &[], None, &[0, 8, 0]), want: 0x1D5 },
+        Case { what: "GetRandom trailing byte (bare SIZE)", locality: 0, bytes: cmd(0x17B, &[], None, &[0, 8, 0]), want: 0x095 },
         Case { what: "GetRandom truncated", locality: 0, bytes: cmd(0x17B, &[], None, &[0]), want: 0x1DA },
         Case {
             what: "GetCapability unknown capability",
