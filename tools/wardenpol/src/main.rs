@@ -16,6 +16,8 @@ use warden_policy_compiler::diag::{render, to_json};
 use warden_policy_compiler::query::{self, Filter, QueryError};
 use warden_policy_compiler::{Compiled, Diagnostic, compile, format_source};
 
+mod audit;
+
 #[derive(Parser, Debug)]
 #[command(name = "wardenpol", version, about = "Warden MAC policy tool")]
 struct Cli {
@@ -89,6 +91,14 @@ enum Cmd {
         input: PathBuf,
         #[arg(short, long)]
         output: Option<PathBuf>,
+    },
+    /// Decode audit records (an audit-read dump, raw records, or `audit-hex` console lines)
+    /// into `avc:` lines or JSON, with names from the policy given.
+    Audit {
+        input: PathBuf,
+        /// The policy (source `.wpol` or binary) whose type names to print.
+        #[arg(long)]
+        policy: Option<PathBuf>,
     },
     /// Ask a compiled binary policy, through the engine the hypervisor uses.
     Decide {
@@ -350,6 +360,7 @@ fn run(cli: &Cli) -> Result<Outcome, ToolError> {
             Ok(Outcome::Ok)
         }
         Cmd::Decide { binary, subject, target, class, perms } => decide(fmt, binary, subject, target, class, perms),
+        Cmd::Audit { input, policy } => audit::run(fmt, input, policy.as_deref()),
     }
 }
 
