@@ -47,8 +47,8 @@ fn main() -> ExitCode {
     let Some(check) = out
         .log
         .lines()
-        .filter(|l| l.starts_with("mac: null-call checks:"))
-        .last()
+        .rev()
+        .find(|l| l.starts_with("mac: null-call checks:"))
         .and_then(|l| l.split_whitespace().rev().nth(3).and_then(|w| w.parse::<u64>().ok()))
     else {
         return fail("no null-call check figure in the log");

@@ -19,7 +19,7 @@ fn scratch(name: &str) -> PathBuf {
 
 /// The last `mac: N checks, M denied, R audit records (D dropped)` line, as numbers.
 fn mac_summary(out: &Outcome) -> [u64; 4] {
-    let l = out.log.lines().filter(|l| l.starts_with("mac: ") && l.contains(" checks, ")).last().expect("a mac summary");
+    let l = out.log.lines().rev().find(|l| l.starts_with("mac: ") && l.contains(" checks, ")).expect("a mac summary");
     let nums: Vec<u64> = l.split(|c: char| !c.is_ascii_digit()).filter(|w| !w.is_empty()).map(|w| w.parse().unwrap()).collect();
     [nums[0], nums[1], nums[2], nums[3]]
 }
