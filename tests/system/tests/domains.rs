@@ -51,6 +51,9 @@ fn containment() {
         ("domain badptr (id 2) shut down", &["done"]),
         ("[msr] EFER reads", &["SVME hidden: true"]),
         ("domain good (id 4) shut down", &["done"]),
+        ("domain io (id 5) stopped: forbidden port I/O", &["(out)", "port=0x80", "rip=0x2"]),
+        ("domain gpprobe (id 6): #GP injected for RDMSR", &["0x1234", "rip=0x2"]),
+        ("domain gpprobe (id 6) stopped: triple fault", &["rip=0x"]),
     ];
     for (needle, parts) in checks {
         let l = line(&out.log, needle);
