@@ -2,10 +2,12 @@
 //! the audit ring, and [`Mac`], the one place an access decision is taken and audited.
 //!
 //! Everything here is bookkeeping over fixed-size tables: no allocation, no I/O, no hardware.
-//! The hypervisor (`kernel/hypervisor/src/ipc.rs`, `mac.rs`) decodes a hypercall, asks this
-//! crate who the *target* of the request is ([`evtchn::EventChannels::peer`],
-//! [`grant::GrantTable::granter_of`], …), asks [`Mac::check`], and only then performs the
-//! operation here and in the nested page tables.
+//! The hypervisor (`kernel/hypervisor/src/mac.rs` loads the policy, `svm/ipc.rs` implements
+//! [`Platform`]) hands every IPC hypercall to [`Ipc::handle`], which decodes it, resolves its
+//! *target* through the tables ([`evtchn::EventChannels::peer`],
+//! [`grant::GrantTable::grantee_of`], …), asks [`Mac::check`], and only then performs the
+//! operation here and, through [`Platform`], in the nested page tables. Base calls are checked
+//! by [`Ipc::check_base`] at the hypervisor's dispatch hook.
 //!
 //! **Architecture invariant:** an operation in [`evtchn`] or [`grant`] never succeeds for a
 //! domain that is not an end of the channel or a party to the grant: a port or reference that
