@@ -54,6 +54,10 @@ pub fn start(boot: Boot, main: fn(&'static StartInfo)) -> ! {
 #[cfg(target_os = "none")]
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
-    println!("panic: {info}");
+    // One line (the hypervisor's console keeps lines whole): message, then location.
+    match info.location() {
+        Some(l) => println!("panic: {} at {}:{}", info.message(), l.file(), l.line()),
+        None => println!("panic: {}", info.message()),
+    }
     hypercall::shutdown(ShutdownReason::Panic)
 }

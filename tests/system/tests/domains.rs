@@ -54,6 +54,8 @@ fn containment() {
         ("domain io (id 5) stopped: forbidden port I/O", &["(out)", "port=0x80", "rip=0x2"]),
         ("domain gpprobe (id 6): #GP injected for RDMSR", &["0x1234", "rip=0x2"]),
         ("domain gpprobe (id 6) stopped: triple fault", &["rip=0x"]),
+        ("[panicker] panic: ", &["deliberate panic in domain 7"]),
+        ("domain panicker (id 7) shut down", &["panic"]),
     ];
     for (needle, parts) in checks {
         let l = line(&out.log, needle);
