@@ -24,7 +24,7 @@ fn main(info: &'static warden_rt::abi::StartInfo) {
     sig[..4].copy_from_slice(&leaf.ebx.to_le_bytes());
     sig[4..8].copy_from_slice(&leaf.ecx.to_le_bytes());
     sig[8..].copy_from_slice(&leaf.edx.to_le_bytes());
-    check("cpuid signature WardenWarden", &sig == warden_rt::abi::CPUID_SIGNATURE.as_slice());
+    check("cpuid signature WardenWarden", sig == warden_rt::abi::CPUID_SIGNATURE);
     let svm = core::arch::x86_64::__cpuid(0x8000_0001).ecx & (1 << 2) != 0;
     check("cpuid hides SVM", !svm);
 
