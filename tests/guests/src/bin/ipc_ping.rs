@@ -66,6 +66,14 @@ fn main(info: &'static warden_rt::abi::StartInfo) {
         match ipc::grant_revoke(gref) {
             Ok(()) => {
                 println!("ping: grant revoked after the peer unmapped it (refused while mapped: {refused_while_mapped})");
+                // The revoked reference is dead for good, even for its granter.
+                match ipc::grant_revoke(gref) {
+                    Err(IpcFail::Invalid(IpcError::StaleRef)) => println!("ping: the revoked reference is stale"),
+                    other => {
+                        println!("ping: FAILED: revoking twice gave {other:?}");
+                        shutdown(ShutdownReason::Failure);
+                    }
+                }
                 let _ = ipc::evtchn_close(port);
                 if !refused_while_mapped {
                     println!("ping: FAILED: the revoke was never refused while mapped");

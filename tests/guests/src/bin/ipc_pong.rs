@@ -99,6 +99,14 @@ fn main(info: &'static warden_rt::abi::StartInfo) {
     }
     ipc::grant_unmap(peer, gref).unwrap_or_else(|e| fail("unmapping", e));
     println!("pong: ring page unmapped");
+    // A reference the peer never handed out is refused, as is unmapping twice.
+    let forged = ipc::grant_map(peer, gref + 5, GRANT_WINDOW, true);
+    let twice = ipc::grant_unmap(peer, gref);
+    if forged != Err(IpcFail::Invalid(IpcError::BadRef)) || twice != Err(IpcFail::Invalid(IpcError::NotMapped)) {
+        println!("pong: FAILED: forged map gave {forged:?}, second unmap {twice:?}");
+        shutdown(ShutdownReason::Failure);
+    }
+    println!("pong: a forged reference is refused (bad grant reference), a second unmap too (not mapped)");
     let _ = ipc::evtchn_send(port);
 }
 
