@@ -23,7 +23,7 @@ use warden_vmm::hypercall::LineBuffer;
 use warden_vmm::intercept::{self, EVENT_INJ_GP, IOPM_BYTES, MSRPM_BYTES, MsrAction};
 use warden_vmm::manifest::{self, DomainSpec, Expected};
 use warden_vmm::sched::{DomainId, Scheduler, State};
-use warden_vmm::vmcb::{Field, field};
+use warden_vmm::vmcb::{self, Field, field};
 
 use dispatch::Action;
 
@@ -41,7 +41,8 @@ pub(super) struct Dom {
     /// x87/SSE state, switched when another domain gets the CPU.
     fx: alloc::boxed::Box<FxState>,
     console: LineBuffer,
-    /// The next VMRUN is the first (its VMCB asks for a TLB flush).
+    /// The next VMRUN must flush the TLB: the domain's first run, or its nested page tables
+    /// changed (grant map/unmap). Set it after any NPT change.
     first_run: bool,
     /// An event is pending in EVENT_INJ (cleared after the next exit).
     injected: bool,
@@ -318,6 +319,9 @@ impl Runner {
             warden_hw::svm::fxrstor(&self.doms[i].fx);
             self.fx_owner = Some(id);
         }
+        if self.doms[i].first_run {
+            set(&mut self.mem, vmcb, field::TLB_CONTROL, vmcb::TLB_FLUSH_ALL);
+        }
         if let Err(e) = warden_hw::svm::run(vmcb, self.host_save, &mut self.doms[i].regs) {
             self.end(id, End::Stopped { violation: Violation::InvalidState, rip: 0 });
             println!("domain {} refused by the VMRUN wrapper: {e:?}", self.doms[i].name);
@@ -325,8 +329,7 @@ impl Runner {
         }
         let d = &mut self.doms[i];
         d.exits += 1;
-        // The first VMRUN flushed the TLB (the initial VMCB asks for it); ASIDs are unique and
-        // the NPT never changes, so later runs need no flush.
+        // The flush is done; ASIDs are unique, so runs without NPT changes need none.
         if d.first_run {
             d.first_run = false;
             set(&mut self.mem, vmcb, field::TLB_CONTROL, 0);
