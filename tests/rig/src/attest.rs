@@ -490,7 +490,10 @@ pub fn attest(scenario: &Scenario, opts: &AttestOptions) -> Result<Attested, Rig
     let el = Command::new("tpm2_eventlog")
         .arg(&log_path)
         .output()
-        .map_err(|source| RigError::Spawn { program: "tpm2_eventlog".into(), source })?;
+        .map_err(|source| RigError::Spawn {
+            program: "tpm2_eventlog".into(),
+            source,
+        })?;
     if !el.status.success() || !el.stderr.is_empty() {
         return Err(fail(format!(
             "tpm2_eventlog rejected the exported log ({}): {}",
@@ -575,4 +578,44 @@ impl Attested {
         }
         out
     }
+}
+
+impl Attested {
+    /// Verifies other evidence against this run's reference values (for rejection tests).
+    pub fn verify_with(
+        &self,
+        quote: &[u8],
+        ak_public: &[u8],
+        event_log: &[u8],
+        nonce: &[u8],
+    ) -> Result<Report, RigError> {
+        verify(
+            &Evidence {
+                quote,
+                ak_public,
+                event_log,
+                nonce,
+            },
+            &self.reference,
+        )
+        .map_err(|e| fail(format!("evidence does not parse: {e}")))
+    }
+}
+
+/// `log` without the event naming `component` (a verifier must notice).
+pub fn without_event(log: &[u8], component: &str) -> Result<Vec<u8>, RigError> {
+    let parsed =
+        warden_tpm::eventlog::EventLog::parse(log).map_err(|e| fail(format!("event log: {e}")))?;
+    let mut buf = vec![0u8; log.len()];
+    let mut w = warden_tpm::eventlog::EventLogWriter::new(&mut buf, parsed.banks())
+        .map_err(|e| fail(e.to_string()))?;
+    for e in parsed.events() {
+        let e = e.map_err(|e| fail(e.to_string()))?;
+        if e.warden_tag().is_some_and(|(_, n)| n == component) {
+            continue;
+        }
+        w.append(e.pcr, e.event_type, &e.digests, e.data)
+            .map_err(|e| fail(e.to_string()))?;
+    }
+    Ok(w.as_bytes().to_vec())
 }

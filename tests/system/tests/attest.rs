@@ -15,36 +15,120 @@ fn clean_boot_attests_and_the_log_replays_to_the_tpm() {
         panic!("{e}");
     }
     assert!(a.report.ok, "verification failed:\n{}", a.report.table());
-    let components: Vec<_> = a.reference.components.iter().map(|c| c.name.as_str()).collect();
+    let components: Vec<_> = a
+        .reference
+        .components
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
     assert_eq!(components, ["policy", "cmdline", "manifest", "image:good"]);
     // Measurement precedes the domain: the evidence is complete before the domain's first line.
     let (before, _) = a.outcome.log.split_once("attest: end").unwrap();
-    assert!(!before.contains("check cpuid"), "the domain ran before measured launch finished");
+    assert!(
+        !before.contains("check cpuid"),
+        "the domain ran before measured launch finished"
+    );
+
+    // The same real evidence with a stale nonce, or with one event removed from the log, is
+    // rejected with a specific message.
+    let e = &a.export;
+    let stale = a
+        .verify_with(&e.quote, &e.ak, &e.eventlog, &[0u8; 32])
+        .unwrap();
+    assert!(
+        !stale.ok
+            && stale
+                .failures()
+                .iter()
+                .any(|f| f.starts_with("nonce: stale nonce")),
+        "{:?}",
+        stale.failures()
+    );
+    let cut = warden_rig::attest::without_event(&e.eventlog, "image:good").unwrap();
+    let removed = a.verify_with(&e.quote, &e.ak, &cut, &a.nonce).unwrap();
+    assert!(
+        removed.failures().iter().any(|f| f == "event log: event removed from the log: no event for image:good (PCR 22)"),
+        "{:?}",
+        removed.failures()
+    );
 
     assert_eq!(a.credential.len(), 3, "{:?}", a.credential);
-    assert!(a.credential[2].contains("MakeCredential/ActivateCredential"), "{:?}", a.credential);
+    assert!(
+        a.credential[2].contains("MakeCredential/ActivateCredential"),
+        "{:?}",
+        a.credential
+    );
 
     // tpm2_eventlog parsed the exported log (it exited 0) and replays to the TPM's PCRs.
-    assert!(a.eventlog_yaml.contains("EV_SEPARATOR"), "{}", a.eventlog_yaml);
+    assert!(
+        a.eventlog_yaml.contains("EV_SEPARATOR"),
+        "{}",
+        a.eventlog_yaml
+    );
     let cmp = a.pcr_comparison();
     assert!(cmp.len() >= 3, "{cmp:?}");
     for (alg, pcr, replayed, read) in cmp {
-        assert!(replayed.is_some(), "tpm2_eventlog did not replay {} PCR {pcr}:\n{}", alg.name(), a.eventlog_yaml);
-        assert_eq!(replayed, read, "{} PCR {pcr}: tpm2_eventlog vs tpm2_pcrread", alg.name());
+        assert!(
+            replayed.is_some(),
+            "tpm2_eventlog did not replay {} PCR {pcr}:\n{}",
+            alg.name(),
+            a.eventlog_yaml
+        );
+        assert_eq!(
+            replayed,
+            read,
+            "{} PCR {pcr}: tpm2_eventlog vs tpm2_pcrread",
+            alg.name()
+        );
     }
 }
 
 #[test]
 fn tampering_with_a_component_fails_verification_and_names_it() {
     let scenario = Scenario::load("attest").unwrap();
-    for (tamper, component, pcr) in [("policy", "policy", 20), ("good", "image:good", 22), ("manifest", "manifest", 21)] {
-        let a = attest(&scenario, &AttestOptions { tamper: Some(tamper.into()), keep_dir: false }).unwrap_or_else(|e| panic!("{tamper}: {e}"));
-        assert!(!a.report.ok, "{tamper}: verification passed:\n{}", a.report.table());
+    for (tamper, component, pcr) in [
+        ("policy", "policy", 20),
+        ("good", "image:good", 22),
+        ("manifest", "manifest", 21),
+    ] {
+        let a = attest(
+            &scenario,
+            &AttestOptions {
+                tamper: Some(tamper.into()),
+                keep_dir: false,
+            },
+        )
+        .unwrap_or_else(|e| panic!("{tamper}: {e}"));
+        assert!(
+            !a.report.ok,
+            "{tamper}: verification passed:\n{}",
+            a.report.table()
+        );
         // The quote itself is genuine and fresh: only the measured component differs.
-        assert!(a.report.checks.iter().all(|c| c.ok), "{tamper}: {:?}", a.report.checks);
-        let bad: Vec<_> = a.report.rows.iter().filter(|r| !r.ok).map(|r| r.component.as_str()).collect();
-        assert_eq!(bad, [component, &format!("PCR {pcr}")], "{tamper}:\n{}", a.report.table());
-        assert!(a.report.failures().contains(&format!("MISMATCH {component} (PCR {pcr})")), "{tamper}");
+        assert!(
+            a.report.checks.iter().all(|c| c.ok),
+            "{tamper}: {:?}",
+            a.report.checks
+        );
+        let bad: Vec<_> = a
+            .report
+            .rows
+            .iter()
+            .filter(|r| !r.ok)
+            .map(|r| r.component.as_str())
+            .collect();
+        assert_eq!(
+            bad,
+            [component, &format!("PCR {pcr}")],
+            "{tamper}:\n{}",
+            a.report.table()
+        );
+        assert!(
+            a.report
+                .failures()
+                .contains(&format!("MISMATCH {component} (PCR {pcr})")),
+            "{tamper}"
+        );
     }
 }
 
@@ -54,6 +138,11 @@ fn without_a_tpm_the_boot_says_it_is_not_measured() {
     // boot-require-tpm; here: without it, the boot goes on and says it is unmeasured.
     let out = warden_system_tests::expect_scenario("boot-no-tpm");
     assert!(out.log.contains("tpm: no platform TPM"), "{}", out.log);
-    assert!(out.log.contains("measure: no platform TPM: this boot is not measured"), "{}", out.log);
+    assert!(
+        out.log
+            .contains("measure: no platform TPM: this boot is not measured"),
+        "{}",
+        out.log
+    );
     assert!(!out.log.contains("attest: begin"), "{}", out.log);
 }
