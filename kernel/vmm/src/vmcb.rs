@@ -1,6 +1,8 @@
 //! The VMCB (AMD APM vol. 2, appendix B) as a typed struct, serialised to its 4 KiB page, plus
 //! the handful of fields the run loop reads and writes on every exit.
 
+use warden_core::mem::PhysMem;
+
 /// Where a field sits in the page and how wide it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Field {
@@ -79,6 +81,19 @@ pub fn read(page: &[u8; 4096], fl: Field) -> u64 {
 /// Writes a field into a VMCB page (the value is truncated to the field's width).
 pub fn write(page: &mut [u8; 4096], fl: Field, v: u64) {
     page[fl.offset..fl.offset + fl.width].copy_from_slice(&v.to_le_bytes()[..fl.width]);
+}
+
+/// Reads a field of the VMCB page at physical address `vmcb_pa` in place (the run loop's access
+/// to exit information and guest state).
+pub fn get(mem: &impl PhysMem, vmcb_pa: u64, fl: Field) -> u64 {
+    let mut b = [0u8; 8];
+    mem.read(vmcb_pa + fl.offset as u64, &mut b[..fl.width]);
+    u64::from_le_bytes(b)
+}
+
+/// Writes a field of the VMCB page at `vmcb_pa` in place (truncated to the field's width).
+pub fn set(mem: &mut impl PhysMem, vmcb_pa: u64, fl: Field, v: u64) {
+    mem.write(vmcb_pa + fl.offset as u64, &v.to_le_bytes()[..fl.width]);
 }
 
 /// `INTERCEPT_MISC1` bits.
@@ -400,6 +415,23 @@ mod tests {
         assert_eq!(read(&page, field::RIP), 0x1122_3344_5566_7788);
         assert_eq!(read(&page, field::TLB_CONTROL), 0xff, "truncated to one byte");
         assert_eq!(page[0x5d], 0, "neighbour untouched");
+    }
+
+    #[test]
+    fn in_place_access_through_phys_mem() {
+        let mut mem = warden_core::mem::FakeMem::new(3 * 4096);
+        let mut page = [0u8; 4096];
+        sample().encode(&mut page);
+        mem.write(4096, &page);
+        assert_eq!(get(&mem, 4096, field::RIP), 0x20_0000);
+        assert_eq!(get(&mem, 4096, field::GUEST_ASID), 7);
+        set(&mut mem, 4096, field::RAX, 0x1_0000_0001);
+        set(&mut mem, 4096, field::TLB_CONTROL, 0x100);
+        let mut back = [0u8; 4096];
+        mem.read(4096, &mut back);
+        assert_eq!(Vmcb::decode(&back).rax, 0x1_0000_0001);
+        assert_eq!(Vmcb::decode(&back).tlb_control, 0, "one byte wide");
+        assert_eq!(Vmcb::decode(&back).asid, 7, "neighbour untouched");
     }
 
     #[test]

@@ -23,7 +23,7 @@ use warden_vmm::hypercall::LineBuffer;
 use warden_vmm::intercept::{self, EVENT_INJ_GP, IOPM_BYTES, MSRPM_BYTES, MsrAction};
 use warden_vmm::manifest::{self, DomainSpec, Expected};
 use warden_vmm::sched::{DomainId, Scheduler, State};
-use warden_vmm::vmcb::{self, Field, field};
+use warden_vmm::vmcb::{self, field, get, set};
 
 use dispatch::Action;
 
@@ -59,17 +59,6 @@ fn short(s: &str) -> String<32> {
         let _ = out.push(c);
     }
     out
-}
-
-/// A VMCB page's fields, read and written in place.
-fn get(mem: &IdentityMem, vmcb: u64, f: Field) -> u64 {
-    let mut b = [0u8; 8];
-    mem.read(vmcb + f.offset as u64, &mut b[..f.width]);
-    u64::from_le_bytes(b)
-}
-
-fn set(mem: &mut IdentityMem, vmcb: u64, f: Field, v: u64) {
-    mem.write(vmcb + f.offset as u64, &v.to_le_bytes()[..f.width]);
 }
 
 fn module_bytes(mem: &IdentityMem, m: &Module) -> Vec<u8> {
