@@ -146,9 +146,8 @@ pub(crate) fn measured_launch(boot: &BootInfo, cmdline: &CmdLine<'_>) {
         println!("measure: no platform TPM: this boot is not measured");
         return;
     };
-    let result = tis
-        .switch_locality(MEASURE_LOCALITY)
-        .map_err(MeasureError::Locality)
+    let result = ensure_started(tis)
+        .and_then(|()| tis.switch_locality(MEASURE_LOCALITY).map_err(MeasureError::Locality))
         .and_then(|()| run(tis, boot, cmdline));
     // Locality 2 is used for measured launch only; the TPM goes back to locality 0.
     let back = tis.switch_locality(0);
@@ -160,6 +159,15 @@ pub(crate) fn measured_launch(boot: &BootInfo, cmdline: &CmdLine<'_>) {
         println!("measure: FATAL: cannot return to TPM locality 0: {e}");
         exit(ExitCode::Failure);
     }
+}
+
+/// Sends TPM2_Startup at locality 0 if the firmware did not (SeaBIOS and UEFI do).
+fn ensure_started<R: TisRegs>(tis: &mut Tis<R>) -> Result<(), MeasureError> {
+    let mut tpm = alloc::boxed::Box::new(Tpm::new(TisTransport(tis)));
+    if tpm.startup_clear()? {
+        println!("measure: the firmware had not started the TPM: sent TPM2_Startup(CLEAR)");
+    }
+    Ok(())
 }
 
 fn run<R: TisRegs>(

@@ -13,10 +13,10 @@ use tpm2_protocol::{
     constant::TPM_MAX_COMMAND_SIZE,
     data::{
         Tpm2bData, Tpm2bPublic, Tpm2bSensitiveCreate, TpmAlgId, TpmCap, TpmEccCurve, TpmRc,
-        TpmRcBase, TpmRh, TpmSt, TpmaObject, TpmaSession, TpmlDigestValues, TpmlPcrSelection,
-        TpmsAuthCommand, TpmsCapabilityData, TpmsEccParms, TpmsEccPoint, TpmsPcrSelect,
-        TpmsPcrSelection, TpmsSchemeHash, TpmtEccScheme, TpmtHa, TpmtPublic, TpmtSigScheme,
-        TpmuAsymScheme, TpmuCapabilities, TpmuHa, TpmuPublicId, TpmuPublicParms,
+        TpmRcBase, TpmRh, TpmSt, TpmSu, TpmaObject, TpmaSession, TpmlDigestValues,
+        TpmlPcrSelection, TpmsAuthCommand, TpmsCapabilityData, TpmsEccParms, TpmsEccPoint,
+        TpmsPcrSelect, TpmsPcrSelection, TpmsSchemeHash, TpmtEccScheme, TpmtHa, TpmtPublic,
+        TpmtSigScheme, TpmuAsymScheme, TpmuCapabilities, TpmuHa, TpmuPublicId, TpmuPublicParms,
     },
     frame::{
         TpmCreatePrimaryCommand, TpmCreatePrimaryResponse, TpmEvictControlCommand,
@@ -25,7 +25,7 @@ use tpm2_protocol::{
         TpmGetRandomResponse, TpmPcrExtendCommand, TpmPcrExtendResponse, TpmPcrReadCommand,
         TpmPcrReadResponse, TpmPcrResetCommand, TpmPcrResetResponse, TpmQuoteCommand,
         TpmQuoteResponse, TpmReadPublicCommand, TpmReadPublicResponse, TpmResponse,
-        TpmUnmarshalBody, tpm_marshal_command,
+        TpmStartupCommand, TpmStartupResponse, TpmUnmarshalBody, tpm_marshal_command,
     },
 };
 
@@ -48,6 +48,7 @@ pub trait Transport {
 /// The TPM commands this crate sends, for error messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Command {
+    Startup,
     GetCapability,
     PcrRead,
     PcrExtend,
@@ -135,6 +136,17 @@ impl<const N: usize> Blob<N> {
         value.marshal(&mut w).map_err(|e| Error::Build(c, e))?;
         let len = w.len();
         Ok(Blob { len, data })
+    }
+
+    fn from_slice<E>(c: Command, bytes: &[u8]) -> Result<Self, Error<E>> {
+        let mut data = [0u8; N];
+        data.get_mut(..bytes.len())
+            .ok_or(Error::Unexpected(c, "value too large"))?
+            .copy_from_slice(bytes);
+        Ok(Blob {
+            len: bytes.len(),
+            data,
+        })
     }
 
     /// The bytes.
@@ -301,6 +313,27 @@ impl<T: Transport> Tpm<T> {
             {
                 return Err(Error::Tpm(c, rc.value()));
             }
+        }
+    }
+
+    /// Sends `TPM2_Startup(CLEAR)` unless the firmware already did (`TPM_RC_INITIALIZE`, the
+    /// normal case on a PC: SeaBIOS and UEFI start the TPM). Returns whether this call started it.
+    ///
+    /// # Errors
+    ///
+    /// A command failure other than "already started".
+    pub fn startup_clear(&mut self) -> Result<bool, Error<T::Error>> {
+        match self.run::<_, TpmStartupResponse>(
+            Command::Startup,
+            &TpmStartupCommand {
+                handles: [],
+                startup_type: TpmSu::Clear,
+            },
+            false,
+        ) {
+            Ok(_) => Ok(true),
+            Err(Error::Tpm(_, RC_INITIALIZE)) => Ok(false),
+            Err(e) => Err(e),
         }
     }
 
@@ -495,7 +528,7 @@ impl<T: Transport> Tpm<T> {
         Ok(AttestationKey {
             handle: r.handles[0].value(),
             public: Blob::from_marshal(c, &r.out_public)?,
-            name: Blob::from_marshal(c, &r.name)?,
+            name: Blob::from_slice(c, r.name.as_ref())?,
         })
     }
 
@@ -516,7 +549,7 @@ impl<T: Transport> Tpm<T> {
             Ok(r) => Ok(Some(AttestationKey {
                 handle,
                 public: Blob::from_marshal(c, &r.out_public)?,
-                name: Blob::from_marshal(c, &r.name)?,
+                name: Blob::from_slice(c, r.name.as_ref())?,
             })),
             // Format-one code: ignore the parameter bit (0x40) and the handle number (bits 8-11).
             Err(Error::Tpm(_, rc)) if rc & 0x0BF == RC_HANDLE => Ok(None),

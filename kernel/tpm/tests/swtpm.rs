@@ -141,6 +141,10 @@ fn ak_is_deterministic_persists_and_matches_tpm2_readpublic() {
     let ak1 = t.create_ak().unwrap();
     let ak2 = t.create_ak().unwrap();
     assert_eq!(ak1.name, ak2.name, "same template, same TPM: same key");
+    // The name is nameAlg (SHA-256) || SHA-256(TPMT_PUBLIC).
+    let mut name = vec![0x00, 0x0b];
+    name.extend_from_slice(HashAlg::Sha256.hash(&ak1.public.as_bytes()[2..]).as_bytes());
+    assert_eq!(ak1.name.as_bytes(), name);
     t.flush_context(ak2.handle).unwrap();
 
     assert_eq!(t.read_public(AK_HANDLE).unwrap(), None);
@@ -287,5 +291,28 @@ fn measured_launch_log_replays_to_tpm_pcrs_and_quote_verifies() {
         "tpm2_checkquote accepted a wrong nonce"
     );
     assert!(Path::new(&log_path).exists());
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn startup_is_sent_once_and_then_reported_as_done() {
+    // A TPM nobody started (no firmware in front of it): commands fail until TPM2_Startup.
+    let dir = unique_temp_dir("warden-tpm-startup").unwrap();
+    let sw = Swtpm::start_on(&dir, &["not-need-init"]).unwrap();
+    let mut t = tpm(&sw);
+    assert!(matches!(
+        t.active_banks(),
+        Err(Error::Tpm(
+            Cc::GetCapability,
+            warden_tpm::client::RC_INITIALIZE
+        ))
+    ));
+    assert!(t.startup_clear().unwrap(), "the first startup starts it");
+    assert!(
+        !t.startup_clear().unwrap(),
+        "the second one finds it started"
+    );
+    assert!(!t.active_banks().unwrap().is_empty());
+    drop(sw);
     let _ = std::fs::remove_dir_all(dir);
 }
