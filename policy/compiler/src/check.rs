@@ -181,6 +181,14 @@ pub(crate) fn lints(m: &Model, out: &mut Vec<Diagnostic>) {
     let mut needed = vec![false; n];
     let mut touched = vec![false; n];
     let mut cover: Vec<HashMap<usize, usize>> = vec![HashMap::new(); n];
+    // Of two rules that grant exactly the same thing, only the later one is redundant: a rule
+    // counts as covering `r` if it comes first, reaches more entries, or grants more bits.
+    let mut size = vec![0usize; n];
+    for e in m.av.values() {
+        for &(r, _) in &e.why {
+            size[r] += 1;
+        }
+    }
     for e in m.av.values() {
         for (i, &(r, bits)) in e.why.iter().enumerate() {
             if m.rules[r].kind != RuleKindPub::Allow {
@@ -189,7 +197,8 @@ pub(crate) fn lints(m: &Model, out: &mut Vec<Diagnostic>) {
             touched[r] = true;
             let mut others = 0u64;
             for (j, &(r2, b2)) in e.why.iter().enumerate() {
-                if i != j && r2 != r && m.rules[r2].kind == RuleKindPub::Allow {
+                let counts = r2 < r || size[r2] > size[r] || b2 & !bits != 0;
+                if i != j && r2 != r && counts && m.rules[r2].kind == RuleKindPub::Allow {
                     others |= b2;
                     if b2 & bits == bits {
                         *cover[r].entry(r2).or_default() += 1;
@@ -208,7 +217,7 @@ pub(crate) fn lints(m: &Model, out: &mut Vec<Diagnostic>) {
         }
         let mut d = Diagnostic::warning(Code::W0003, "rule is shadowed: every permission it grants is granted elsewhere", m.rules[r].origin.clone(), "redundant rule");
         if let Some((&r2, _)) = cover[r].iter().max_by_key(|(r2, c)| (**c, std::cmp::Reverse(**r2))) {
-            d = d.with_label(m.rules[r2].origin.clone(), "covered by this broader rule");
+            d = d.with_label(m.rules[r2].origin.clone(), "covered by this rule");
         }
         out.push(d.with_help("remove it, or narrow the broader rule"));
     }
