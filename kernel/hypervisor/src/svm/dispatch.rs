@@ -1,5 +1,8 @@
-//! The single hypercall dispatch function: every hypercall of every domain passes through
-//! [`dispatch`], and every one is offered to [`mac_check`] before it does anything.
+//! The single hypercall dispatch function: every base hypercall of every domain passes through
+//! [`dispatch`], and every one is offered to [`mac_check`] before it does anything. The
+//! inter-domain calls (`IPC_BASE..`) are routed by the run loop to `ipc::ipc_hypercall`, where
+//! `warden_ipc::Ipc::handle` takes their MAC decision once their target is known; both paths
+//! decide through the one `warden_ipc::Mac`.
 
 use warden_abi::{BlockWake, Call, DomainInfo, HypercallArgs, ShutdownReason, Status, to_fixed};
 use warden_core::mem::PhysMem;
