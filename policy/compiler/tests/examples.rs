@@ -73,3 +73,37 @@ fn fuzz_corpora_run_on_stable() {
         warden_policy::fuzz_load(&std::fs::read(f).unwrap());
     }
 }
+
+/// Acceptance: a three-hop path is found with its spans, the reverse direction is proved
+/// empty, and `assert noflow` fails the build as soon as a change opens a flow.
+#[test]
+fn noflow_fails_the_build_when_a_change_opens_a_flow() {
+    let base = std::fs::read_to_string(dir("../examples/flow.wpol")).unwrap();
+    let c = compile(&base).unwrap();
+    let m = &c.model;
+    let id = |n: &str| m.type_id(n).unwrap();
+    let path = c.graph.shortest_path(m, &[id("secret_t")], &[id("public_t")], &[]).expect("planted path");
+    let rules: Vec<&str> = path.iter().map(|h| m.rules[h.rule].text.as_str()).collect();
+    assert_eq!(
+        rules,
+        ["allow relay1_t secret_t: grant map_ro;", "allow relay1_t relay2_t: evtchn { alloc send };", "allow relay2_t public_t: introspect writemem;"]
+    );
+    for h in &path {
+        let span = &m.rules[h.rule].origin.span;
+        assert!(base[span.clone()].starts_with("allow "), "hop span points at its rule");
+    }
+    assert!(c.graph.shortest_path(m, &[id("public_t")], &[id("secret_t")], &[]).is_none());
+
+    let guarded = format!("{base}\nassert noflow public_t -> secret_t;\n");
+    compile(&guarded).expect("no flow from public_t to secret_t yet");
+    let opened = format!("{guarded}allow public_t relay1_t: evtchn send;\nallow relay1_t secret_t: grant map_rw;\n");
+    let errs = compile(&opened).expect_err("the change opens a flow");
+    assert_eq!(errs.len(), 1);
+    assert_eq!(errs[0].code, warden_policy_compiler::Code::E0021);
+    assert_eq!(errs[0].secondary.len(), 2, "two hops, each pointing at its rule");
+
+    // The same change, seen by `diff`.
+    let changed = compile(&format!("{base}allow public_t relay1_t: evtchn send;\nallow relay1_t secret_t: grant map_rw;\n")).unwrap();
+    let d = warden_policy_compiler::query::diff(&c, &changed);
+    assert!(d.flows_opened.contains(&("public_t".to_string(), "secret_t".to_string())), "{d:?}");
+}
