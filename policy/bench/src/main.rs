@@ -56,7 +56,10 @@ fn generate(n: usize) -> Generated {
             c,
             "permit(principal == Warden::Type::\"vtpmd{g}_t\", action in [Warden::Action::\"grant:map_rw\", Warden::Action::\"grant:unmap\"], resource in Warden::Group::\"grp{g}\");"
         );
-        let _ = writeln!(c, "permit(principal == Warden::Type::\"vtpmd{g}_t\", action == Warden::Action::\"vtpm:admin\", resource in Warden::Group::\"gv{g}\");");
+        let _ = writeln!(
+            c,
+            "permit(principal == Warden::Type::\"vtpmd{g}_t\", action == Warden::Action::\"vtpm:admin\", resource in Warden::Group::\"gv{g}\");"
+        );
     }
     for i in 0..tenants {
         let g = format!("grp{}", i / 10);
@@ -78,13 +81,21 @@ fn generate(n: usize) -> Generated {
         ("daemons", "self", "domain", &["yield", "block"]),
     ];
     let scope = |name: &str, var: &str| {
-        if name.ends_with("_t") { format!("{var} == Warden::Type::\"{name}\"") } else { format!("{var} in Warden::Group::\"{name}\"") }
+        if name.ends_with("_t") {
+            format!("{var} == Warden::Type::\"{name}\"")
+        } else {
+            format!("{var} in Warden::Group::\"{name}\"")
+        }
     };
     for (s, t, cl, perms) in rules {
         let _ = writeln!(w, "allow {s} {t}: {cl} {{ {} }};", perms.join(" "));
         let actions = perms.iter().map(|p| format!("Warden::Action::\"{cl}:{p}\"")).collect::<Vec<_>>().join(", ");
         if *t == "self" {
-            let _ = writeln!(c, "permit({}, action in [{actions}], resource) when {{ principal == resource }};", scope(s, "principal"));
+            let _ = writeln!(
+                c,
+                "permit({}, action in [{actions}], resource) when {{ principal == resource }};",
+                scope(s, "principal")
+            );
         } else {
             let _ = writeln!(c, "permit({}, action in [{actions}], {});", scope(s, "principal"), scope(t, "resource"));
         }
@@ -101,7 +112,10 @@ fn generate(n: usize) -> Generated {
     let mut k = 0;
     while types.len() < n {
         let _ = writeln!(w, "type b{k}_build_t: domain;\nallow mgmt_t b{k}_build_t: domain build;");
-        let _ = writeln!(c, "permit(principal == Warden::Type::\"mgmt_t\", action == Warden::Action::\"domain:build\", resource == Warden::Type::\"b{k}_build_t\");");
+        let _ = writeln!(
+            c,
+            "permit(principal == Warden::Type::\"mgmt_t\", action == Warden::Action::\"domain:build\", resource == Warden::Type::\"b{k}_build_t\");"
+        );
         ents.push(ent(&format!("b{k}_build_t"), &[]));
         types.push(format!("b{k}_build_t"));
         k += 1;
@@ -171,9 +185,13 @@ struct Row {
 
 fn bench_size(n: usize) -> Row {
     let g = generate(n);
-    let c = warden_policy_compiler::compile_with(&g.wpol, warden_policy_compiler::Options { lints: false }).unwrap_or_else(|e| {
-        panic!("generated policy does not compile: {}", warden_policy_compiler::diag::render("gen.wpol", &g.wpol, &e))
-    });
+    let c = warden_policy_compiler::compile_with(&g.wpol, warden_policy_compiler::Options { lints: false })
+        .unwrap_or_else(|e| {
+            panic!(
+                "generated policy does not compile: {}",
+                warden_policy_compiler::diag::render("gen.wpol", &g.wpol, &e)
+            )
+        });
     let bin = c.to_binary();
     let p = Policy::load(&bin).expect("load");
     let qs = queries(&g, 4096);
@@ -190,12 +208,19 @@ fn bench_size(n: usize) -> Row {
     let policies: cedar_policy::PolicySet = g.cedar.parse().expect("cedar policies parse");
     let entities = cedar_policy::Entities::from_json_value(g.entities.clone(), None).expect("cedar entities");
     let auth = cedar_policy::Authorizer::new();
-    let uid = |ty: &str, id: &str| -> cedar_policy::EntityUid { format!("Warden::{ty}::\"{id}\"").parse().expect("uid") };
+    let uid =
+        |ty: &str, id: &str| -> cedar_policy::EntityUid { format!("Warden::{ty}::\"{id}\"").parse().expect("uid") };
     let reqs: Vec<cedar_policy::Request> = qs
         .iter()
         .map(|(s, t, cl, perm)| {
-            cedar_policy::Request::new(uid("Type", s), uid("Action", &format!("{}:{perm}", cl.name())), uid("Type", t), cedar_policy::Context::empty(), None)
-                .expect("request")
+            cedar_policy::Request::new(
+                uid("Type", s),
+                uid("Action", &format!("{}:{perm}", cl.name())),
+                uid("Type", t),
+                cedar_policy::Context::empty(),
+                None,
+            )
+            .expect("request")
         })
         .collect();
     // Same answers, or the comparison means nothing.
@@ -214,18 +239,31 @@ fn bench_size(n: usize) -> Row {
     let cedar_ns = time_per_query(sample, Duration::from_millis(600), |i| {
         black_box(auth.is_authorized(black_box(&reqs[i]), &policies, &entities));
     });
-    Row { types: n, av: c.model.av.len(), cedar_policies: policies.policies().count(), warden_ns, cedar_ns, agree, checked: compared, allowed }
+    Row {
+        types: n,
+        av: c.model.av.len(),
+        cedar_policies: policies.policies().count(),
+        warden_ns,
+        cedar_ns,
+        agree,
+        checked: compared,
+        allowed,
+    }
 }
 
 fn main() {
     let mut out = String::new();
     let _ = writeln!(out, "# Policy engine performance\n");
     let _ = writeln!(out, "Produced by `cargo xtask bench policy` (`cargo run --release -p warden-policy-bench`).");
-    let _ = writeln!(out, "Decisions are single-permission checks over a fixed mix of 4,096 queries (column `allowed`);");
+    let _ =
+        writeln!(out, "Decisions are single-permission checks over a fixed mix of 4,096 queries (column `allowed`);");
     let _ = writeln!(out, "Cedar evaluates the same rules written as Cedar policies over an entity hierarchy");
     let _ = writeln!(out, "(attributes = groups), and must give the same answer to every query. Release build; on the");
     let _ = writeln!(out, "shared 2-core development VM figures move by tens of percent between runs.\n");
-    let _ = writeln!(out, "| types | access vectors | cedar policies | allowed | warden ns/decision | cedar ns/decision | cedar / warden | same answers |");
+    let _ = writeln!(
+        out,
+        "| types | access vectors | cedar policies | allowed | warden ns/decision | cedar ns/decision | cedar / warden | same answers |"
+    );
     let _ = writeln!(out, "|---:|---:|---:|---:|---:|---:|---:|---:|");
     let mut all_agree = true;
     for n in [10, 1_000, 10_000] {
@@ -234,7 +272,15 @@ fn main() {
         let _ = writeln!(
             out,
             "| {} | {} | {} | {}/4096 | {:.1} | {:.0} | {:.0}x | {}/{} |",
-            r.types, r.av, r.cedar_policies, r.allowed, r.warden_ns, r.cedar_ns, r.cedar_ns / r.warden_ns, r.agree, r.checked
+            r.types,
+            r.av,
+            r.cedar_policies,
+            r.allowed,
+            r.warden_ns,
+            r.cedar_ns,
+            r.cedar_ns / r.warden_ns,
+            r.agree,
+            r.checked
         );
         print!("{}", out.lines().last().map(|l| format!("{l}\n")).unwrap_or_default());
     }
@@ -268,9 +314,11 @@ fn main() {
     let _ = writeln!(out, "\nTargets: <= 20 ns per decision, flat with size; compile + analysis < 1 s.");
     let _ = writeln!(out, "Warden answers from a precomputed hash table (the compiler expanded attributes, roles and");
     let _ = writeln!(out, "`self`/`other`); Cedar evaluates every policy of the set against the entity hierarchy per");
-    let _ = writeln!(out, "request, so its cost grows with the number of policies (no policy slicing is applied here).");
+    let _ =
+        writeln!(out, "request, so its cost grows with the number of policies (no policy slicing is applied here).");
     if !all_agree {
-        let _ = writeln!(out, "\n**Warning: Cedar and Warden disagreed on some queries; the comparison is not valid.**");
+        let _ =
+            writeln!(out, "\n**Warning: Cedar and Warden disagreed on some queries; the comparison is not valid.**");
     }
     print!("{}", &out[out.find("\n| 10,000").unwrap_or(0)..]);
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/perf-policy.md");

@@ -36,7 +36,13 @@ pub(crate) fn neverallow(m: &Model, out: &mut Vec<Diagnostic>) {
         let (s, t, c, bad) = hits[0];
         let mut d = Diagnostic::error(
             Code::E0020,
-            format!("neverallow violated: `{}` is allowed `{}` {} on `{}`", m.name(s), c.name(), perms_text(c, bad), m.name(t)),
+            format!(
+                "neverallow violated: `{}` is allowed `{}` {} on `{}`",
+                m.name(s),
+                c.name(),
+                perms_text(c, bad),
+                m.name(t)
+            ),
             rule_origin(m, r),
             "this neverallow",
         );
@@ -45,7 +51,9 @@ pub(crate) fn neverallow(m: &Model, out: &mut Vec<Diagnostic>) {
             if bits & bad != 0 && m.rules[gr].kind == RuleKindPub::Allow {
                 let label = match &m.rules[gr].via {
                     RuleOrigin::Plain => format!("grants {}", perms_text(c, bits & bad)),
-                    RuleOrigin::Role { role, .. } => format!("grants {} through role `{role}`", perms_text(c, bits & bad)),
+                    RuleOrigin::Role { role, .. } => {
+                        format!("grants {} through role `{role}`", perms_text(c, bits & bad))
+                    }
                 };
                 d = d.with_label(rule_origin(m, gr), label);
                 if let RuleOrigin::Role { line, .. } = &m.rules[gr].via {
@@ -69,7 +77,14 @@ pub fn hop_text(m: &Model, h: &Hop) -> String {
     let dir = if h.from == s { "writes to" } else { "reads from" };
     let actor = m.name(s);
     let other = m.name(t);
-    format!("{} -> {}: `{actor}` {dir} `{other}` via {} {} ({})", m.name(h.from), m.name(h.to), c.name(), p.name, p.flow.name())
+    format!(
+        "{} -> {}: `{actor}` {dir} `{other}` via {} {} ({})",
+        m.name(h.from),
+        m.name(h.to),
+        c.name(),
+        p.name,
+        p.flow.name()
+    )
 }
 
 /// noflow assertions.
@@ -80,7 +95,12 @@ pub(crate) fn noflow(m: &Model, g: &Graph, out: &mut Vec<Diagnostic>) {
             let last = path.last().map_or(0, |h| h.to);
             let mut d = Diagnostic::error(
                 Code::E0021,
-                format!("assertion failed: information can flow from `{}` to `{}` in {} hop(s)", m.name(first), m.name(last), path.len()),
+                format!(
+                    "assertion failed: information can flow from `{}` to `{}` in {} hop(s)",
+                    m.name(first),
+                    m.name(last),
+                    path.len()
+                ),
                 a.origin.clone(),
                 "this assertion",
             );
@@ -164,15 +184,27 @@ pub(crate) fn lints(m: &Model, out: &mut Vec<Diagnostic>) {
     for (i, td) in m.types.iter().enumerate() {
         if !in_av[i] && !m.mentioned[i] {
             out.push(
-                Diagnostic::warning(Code::W0001, format!("type `{}` is never used", td.name), td.origin.clone(), "declared here")
-                    .with_help("no rule, conflict set, transition or assertion mentions it"),
+                Diagnostic::warning(
+                    Code::W0001,
+                    format!("type `{}` is never used", td.name),
+                    td.origin.clone(),
+                    "declared here",
+                )
+                .with_help("no rule, conflict set, transition or assertion mentions it"),
             );
         }
     }
     for a in &m.attrs {
         if a.members.is_empty() {
-            out.push(Diagnostic::warning(Code::W0002, format!("attribute `{}` has no members", a.name), a.origin.clone(), "empty attribute")
-                .with_help("rules over it grant nothing"));
+            out.push(
+                Diagnostic::warning(
+                    Code::W0002,
+                    format!("attribute `{}` has no members", a.name),
+                    a.origin.clone(),
+                    "empty attribute",
+                )
+                .with_help("rules over it grant nothing"),
+            );
         }
     }
 
@@ -215,7 +247,12 @@ pub(crate) fn lints(m: &Model, out: &mut Vec<Diagnostic>) {
         if !touched[r] || needed[r] || m.rules[r].via != RuleOrigin::Plain {
             continue;
         }
-        let mut d = Diagnostic::warning(Code::W0003, "rule is shadowed: every permission it grants is granted elsewhere", m.rules[r].origin.clone(), "redundant rule");
+        let mut d = Diagnostic::warning(
+            Code::W0003,
+            "rule is shadowed: every permission it grants is granted elsewhere",
+            m.rules[r].origin.clone(),
+            "redundant rule",
+        );
         if let Some((&r2, _)) = cover[r].iter().max_by_key(|(r2, c)| (**c, std::cmp::Reverse(**r2))) {
             d = d.with_label(m.rules[r2].origin.clone(), "covered by this rule");
         }
@@ -244,7 +281,12 @@ pub(crate) fn lints(m: &Model, out: &mut Vec<Diagnostic>) {
                         out.push(
                             Diagnostic::warning(
                                 Code::W0004,
-                                format!("dead rule: `{}` and `{}` are in conflict set `{}` and never run together", m.name(a), m.name(b), cs.name),
+                                format!(
+                                    "dead rule: `{}` and `{}` are in conflict set `{}` and never run together",
+                                    m.name(a),
+                                    m.name(b),
+                                    cs.name
+                                ),
                                 m.rules[r].origin.clone(),
                                 format!("lets `{}` use `{}` on `{}`", m.name(a), c.name(), m.name(b)),
                             )
@@ -264,12 +306,21 @@ pub(crate) fn lints(m: &Model, out: &mut Vec<Diagnostic>) {
                 out.push(
                     Diagnostic::warning(
                         Code::W0006,
-                        format!("`{}` is in conflict set `{}` but its build label `{}` is not", m.name(tr.run), cs.name, m.name(tr.build)),
+                        format!(
+                            "`{}` is in conflict set `{}` but its build label `{}` is not",
+                            m.name(tr.run),
+                            cs.name,
+                            m.name(tr.build)
+                        ),
                         tr.origin.clone(),
                         "transition",
                     )
                     .with_label(cs.origin.clone(), "conflict set")
-                    .with_help(format!("add `{}` to `{}` so the wall also holds while it is being built", m.name(tr.build), cs.name)),
+                    .with_help(format!(
+                        "add `{}` to `{}` so the wall also holds while it is being built",
+                        m.name(tr.build),
+                        cs.name
+                    )),
                 );
             }
         }
@@ -289,14 +340,25 @@ pub(crate) fn lints(m: &Model, out: &mut Vec<Diagnostic>) {
                 let risky = if c2 == Class::Domain {
                     run.allow & warden_policy::perms::domain::BUILD.0
                 } else {
-                    run.allow & (warden_policy::perms::introspect::WRITEMEM | warden_policy::perms::introspect::SETVCPU).0
+                    run.allow
+                        & (warden_policy::perms::introspect::WRITEMEM | warden_policy::perms::introspect::SETVCPU).0
                 };
                 if risky != 0 && m.types[s as usize].kind == Kind::Domain {
-                    let r = run.why.iter().find(|w| m.rules[w.0].kind == RuleKindPub::Allow && w.1 & risky != 0).map_or(0, |w| w.0);
+                    let r = run
+                        .why
+                        .iter()
+                        .find(|w| m.rules[w.0].kind == RuleKindPub::Allow && w.1 & risky != 0)
+                        .map_or(0, |w| w.0);
                     out.push(
                         Diagnostic::warning(
                             Code::W0005,
-                            format!("builder `{}` keeps `{}` {} on run label `{}`", m.name(s), c2.name(), perms_text(c2, risky), m.name(tr.run)),
+                            format!(
+                                "builder `{}` keeps `{}` {} on run label `{}`",
+                                m.name(s),
+                                c2.name(),
+                                perms_text(c2, risky),
+                                m.name(tr.run)
+                            ),
                             m.rules[r].origin.clone(),
                             "access survives the transition",
                         )

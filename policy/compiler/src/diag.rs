@@ -258,7 +258,8 @@ pub fn render(file: &str, src: &str, diags: &[Diagnostic]) -> String {
 fn push_chain(src: &str, o: &Origin, labels: &mut Vec<Label<()>>) {
     for f in o.chain.iter() {
         labels.push(
-            Label::secondary((), clamp(src, &f.use_span)).with_message(format!("in this use of template `{}`", f.template)),
+            Label::secondary((), clamp(src, &f.use_span))
+                .with_message(format!("in this use of template `{}`", f.template)),
         );
     }
 }

@@ -124,7 +124,11 @@ impl Graph {
         let (mut cur, mut k) = (end, slot);
         while let Some(Label { prev: Some((u, uk, e)), .. }) = labels[cur as usize][k as usize] {
             let entry = &m.av[&e.key];
-            let rule = entry.why.iter().find(|(r, bits)| bits & (1 << e.perm) != 0 && m.rules[*r].kind == crate::model::RuleKindPub::Allow).map_or(0, |w| w.0);
+            let rule = entry
+                .why
+                .iter()
+                .find(|(r, bits)| bits & (1 << e.perm) != 0 && m.rules[*r].kind == crate::model::RuleKindPub::Allow)
+                .map_or(0, |w| w.0);
             hops.push(Hop { from: u, to: cur, key: e.key, perm: e.perm, rule });
             cur = u;
             k = uk;

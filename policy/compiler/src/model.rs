@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use warden_policy::schema::{CLASSES, Class, Kind, KINDS};
+use warden_policy::schema::{CLASSES, Class, KINDS, Kind};
 
 use crate::diag::{Code, Diagnostic, Origin, suggest};
 use crate::syntax::{ClassPerms, Item, Name, Perms, RuleKind, Stmt, Target};
@@ -248,8 +248,13 @@ pub(crate) fn build(items: &[Item]) -> Result<Model, Vec<Diagnostic>> {
 impl Resolver {
     fn dup(&mut self, what: &str, n: &Name, prev: &Origin) {
         self.errors.push(
-            Diagnostic::error(Code::E0010, format!("{what} `{}` is defined more than once", n.text), n.origin.clone(), "redefined here")
-                .with_label(prev.clone(), "first defined here"),
+            Diagnostic::error(
+                Code::E0010,
+                format!("{what} `{}` is defined more than once", n.text),
+                n.origin.clone(),
+                "redefined here",
+            )
+            .with_label(prev.clone(), "first defined here"),
         );
     }
 
@@ -259,8 +264,15 @@ impl Resolver {
             return true;
         }
         self.errors.push(
-            Diagnostic::error(Code::E0001, format!("`{}` is not a valid name", n.text), n.origin.clone(), "invalid name")
-                .with_help("names are letters, digits and `_`, start with a letter or `_`, and have at most 255 characters"),
+            Diagnostic::error(
+                Code::E0001,
+                format!("`{}` is not a valid name", n.text),
+                n.origin.clone(),
+                "invalid name",
+            )
+            .with_help(
+                "names are letters, digits and `_`, start with a letter or `_`, and have at most 255 characters",
+            ),
         );
         false
     }
@@ -279,7 +291,11 @@ impl Resolver {
                 }
                 attr_origin.insert(name.text.clone(), name.origin.clone());
                 self.m.attr_index.insert(name.text.clone(), self.m.attrs.len());
-                self.m.attrs.push(AttrDecl { name: name.text.clone(), members: Vec::new(), origin: name.origin.clone() });
+                self.m.attrs.push(AttrDecl {
+                    name: name.text.clone(),
+                    members: Vec::new(),
+                    origin: name.origin.clone(),
+                });
             }
         }
         let mut decls: Vec<(&Name, Kind, Vec<usize>)> = Vec::new();
@@ -295,19 +311,34 @@ impl Resolver {
             }
             if let Some(a) = attr_origin.get(&name.text).cloned() {
                 self.errors.push(
-                    Diagnostic::error(Code::E0010, format!("`{}` is already an attribute", name.text), name.origin.clone(), "type declared here")
-                        .with_label(a, "attribute declared here")
-                        .with_help("types and attributes share one namespace"),
+                    Diagnostic::error(
+                        Code::E0010,
+                        format!("`{}` is already an attribute", name.text),
+                        name.origin.clone(),
+                        "type declared here",
+                    )
+                    .with_label(a, "attribute declared here")
+                    .with_help("types and attributes share one namespace"),
                 );
                 continue;
             }
             if matches!(name.text.as_str(), "self" | "other") {
-                self.errors.push(Diagnostic::error(Code::E0010, format!("`{}` is reserved", name.text), name.origin.clone(), "reserved word"));
+                self.errors.push(Diagnostic::error(
+                    Code::E0010,
+                    format!("`{}` is reserved", name.text),
+                    name.origin.clone(),
+                    "reserved word",
+                ));
                 continue;
             }
             let Some(k) = Kind::by_name(&kind.text) else {
-                let mut d = Diagnostic::error(Code::E0005, format!("unknown kind `{}`", kind.text), kind.origin.clone(), "not a kind")
-                    .with_note(format!("kinds: {}", KINDS.iter().map(|k| k.name()).collect::<Vec<_>>().join(", ")));
+                let mut d = Diagnostic::error(
+                    Code::E0005,
+                    format!("unknown kind `{}`", kind.text),
+                    kind.origin.clone(),
+                    "not a kind",
+                )
+                .with_note(format!("kinds: {}", KINDS.iter().map(|k| k.name()).collect::<Vec<_>>().join(", ")));
                 if let Some(s) = suggest(&kind.text, KINDS.iter().map(|k| k.name())) {
                     d = d.with_help(format!("did you mean `{s}`?"));
                 }
@@ -319,7 +350,12 @@ impl Resolver {
                 match self.m.attr_index.get(&a.text) {
                     Some(&i) => ai.push(i),
                     None => {
-                        let mut d = Diagnostic::error(Code::E0002, format!("unknown attribute `{}`", a.text), a.origin.clone(), "not declared");
+                        let mut d = Diagnostic::error(
+                            Code::E0002,
+                            format!("unknown attribute `{}`", a.text),
+                            a.origin.clone(),
+                            "not declared",
+                        );
                         if let Some(s) = suggest(&a.text, self.m.attrs.iter().map(|x| x.name.as_str())) {
                             d = d.with_help(format!("did you mean `{s}`?"));
                         } else {
@@ -362,7 +398,12 @@ impl Resolver {
 
     fn class_perms(&mut self, cp: &ClassPerms) -> Option<(Class, u64)> {
         let Some(c) = Class::by_name(&cp.class.text) else {
-            let mut d = Diagnostic::error(Code::E0003, format!("unknown class `{}`", cp.class.text), cp.class.origin.clone(), "not a class");
+            let mut d = Diagnostic::error(
+                Code::E0003,
+                format!("unknown class `{}`", cp.class.text),
+                cp.class.origin.clone(),
+                "not a class",
+            );
             if let Some(s) = suggest(&cp.class.text, CLASSES.iter().map(|c| c.name)) {
                 d = d.with_help(format!("did you mean `{s}`?"));
             } else {
@@ -387,11 +428,16 @@ impl Resolver {
                                 p.origin.clone(),
                                 "unknown permission",
                             );
-                            let owners: Vec<&str> = CLASSES.iter().filter(|ci| ci.perm(&p.text).is_some()).map(|ci| ci.name).collect();
+                            let owners: Vec<&str> =
+                                CLASSES.iter().filter(|ci| ci.perm(&p.text).is_some()).map(|ci| ci.name).collect();
                             if let Some(s) = suggest(&p.text, c.info().perms.iter().map(|p| p.name)) {
                                 d = d.with_help(format!("did you mean `{s}`?"));
                             } else if !owners.is_empty() {
-                                d = d.with_help(format!("`{}` is a permission of class {}", p.text, owners.iter().map(|o| format!("`{o}`")).collect::<Vec<_>>().join(", ")));
+                                d = d.with_help(format!(
+                                    "`{}` is a permission of class {}",
+                                    p.text,
+                                    owners.iter().map(|o| format!("`{o}`")).collect::<Vec<_>>().join(", ")
+                                ));
                             }
                             d = d.with_note(format!(
                                 "`{}` permissions: {}",
@@ -466,11 +512,19 @@ impl Resolver {
             let td = &self.m.types[s as usize];
             if td.kind != Kind::Domain {
                 ok = false;
-                let at = names.iter().find(|n| n.text == td.name || self.m.attr_index.get(&n.text).is_some_and(|&a| self.m.attrs[a].members.contains(&s)));
+                let at = names.iter().find(|n| {
+                    n.text == td.name
+                        || self.m.attr_index.get(&n.text).is_some_and(|&a| self.m.attrs[a].members.contains(&s))
+                });
                 let at = at.map_or_else(|| names[0].origin.clone(), |n| n.origin.clone());
                 let via = names.iter().find(|n| n.text != td.name && self.m.attr_index.contains_key(&n.text));
-                let mut d = Diagnostic::error(Code::E0012, format!("subject `{}` is a {}, not a domain", td.name, td.kind), at, "only domains act")
-                    .with_label(td.origin.clone(), format!("`{}` declared as {} here", td.name, td.kind));
+                let mut d = Diagnostic::error(
+                    Code::E0012,
+                    format!("subject `{}` is a {}, not a domain", td.name, td.kind),
+                    at,
+                    "only domains act",
+                )
+                .with_label(td.origin.clone(), format!("`{}` declared as {} here", td.name, td.kind));
                 if let Some(v) = via {
                     d = d.with_note(format!("`{}` is a member of attribute `{}`", td.name, v.text));
                 }
@@ -497,7 +551,9 @@ impl Resolver {
             let (at, via) = match t {
                 Target::Names(ns) => {
                     let n = ns.iter().find(|n| n.text == td.name).or_else(|| {
-                        ns.iter().find(|n| self.m.attr_index.get(&n.text).is_some_and(|&a| self.m.attrs[a].members.contains(&tt)))
+                        ns.iter().find(|n| {
+                            self.m.attr_index.get(&n.text).is_some_and(|&a| self.m.attrs[a].members.contains(&tt))
+                        })
                     });
                     let n = n.unwrap_or(&ns[0]);
                     (n.origin.clone(), (n.text != td.name).then(|| n.text.clone()))
@@ -524,8 +580,20 @@ impl Resolver {
         ok
     }
 
-    #[allow(clippy::too_many_arguments, reason = "one call site per rule form; a struct would only rename the arguments")]
-    fn push_rule(&mut self, it: &Item, kind: RuleKindPub, via: RuleOrigin, src: &[Name], tgt: &Target, c: Class, perms: u64) -> usize {
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one call site per rule form; a struct would only rename the arguments"
+    )]
+    fn push_rule(
+        &mut self,
+        it: &Item,
+        kind: RuleKindPub,
+        via: RuleOrigin,
+        src: &[Name],
+        tgt: &Target,
+        c: Class,
+        perms: u64,
+    ) -> usize {
         let tgt_names = match tgt {
             Target::Names(n) => n.iter().map(|n| n.text.clone()).collect(),
             Target::SelfT(_) => vec!["self".into()],
@@ -583,7 +651,12 @@ impl Resolver {
                 }
                 Stmt::Grant { role, src, tgt } => {
                     let Some(ri) = self.m.roles.iter().position(|r| r.name == role.text) else {
-                        let mut d = Diagnostic::error(Code::E0006, format!("unknown role `{}`", role.text), role.origin.clone(), "not declared");
+                        let mut d = Diagnostic::error(
+                            Code::E0006,
+                            format!("unknown role `{}`", role.text),
+                            role.origin.clone(),
+                            "not declared",
+                        );
                         if let Some(s) = suggest(&role.text, self.m.roles.iter().map(|r| r.name.as_str())) {
                             d = d.with_help(format!("did you mean `{s}`?"));
                         }
@@ -610,19 +683,36 @@ impl Resolver {
                     for (n, t) in [(build, b), (run, r)] {
                         if self.m.types[t as usize].kind != Kind::Domain {
                             bad = true;
-                            self.errors.push(Diagnostic::error(Code::E0023, format!("`{}` is not a domain type", n.text), n.origin.clone(), "labels of domains only")
-                                .with_label(self.m.types[t as usize].origin.clone(), "declared here"));
+                            self.errors.push(
+                                Diagnostic::error(
+                                    Code::E0023,
+                                    format!("`{}` is not a domain type", n.text),
+                                    n.origin.clone(),
+                                    "labels of domains only",
+                                )
+                                .with_label(self.m.types[t as usize].origin.clone(), "declared here"),
+                            );
                         }
                     }
                     if b == r {
                         bad = true;
-                        self.errors.push(Diagnostic::error(Code::E0023, "a build label must differ from its run label", it.origin.clone(), "same label twice"));
+                        self.errors.push(Diagnostic::error(
+                            Code::E0023,
+                            "a build label must differ from its run label",
+                            it.origin.clone(),
+                            "same label twice",
+                        ));
                     }
                     if let Some(prev) = self.m.transitions.iter().find(|t| t.build == b) {
                         bad = true;
                         self.errors.push(
-                            Diagnostic::error(Code::E0023, format!("build label `{}` already has a run label", build.text), build.origin.clone(), "second transition")
-                                .with_label(prev.origin.clone(), "first transition here"),
+                            Diagnostic::error(
+                                Code::E0023,
+                                format!("build label `{}` already has a run label", build.text),
+                                build.origin.clone(),
+                                "second transition",
+                            )
+                            .with_label(prev.origin.clone(), "first transition here"),
                         );
                     }
                     if !bad {
@@ -645,24 +735,46 @@ impl Resolver {
                         if td.kind != Kind::Domain {
                             bad = true;
                             self.errors.push(
-                                Diagnostic::error(Code::E0022, format!("conflict set `{}` contains `{}`, a {}", name.text, td.name, td.kind), it.origin.clone(), "only domain types can run")
-                                    .with_label(td.origin.clone(), "declared here"),
+                                Diagnostic::error(
+                                    Code::E0022,
+                                    format!("conflict set `{}` contains `{}`, a {}", name.text, td.name, td.kind),
+                                    it.origin.clone(),
+                                    "only domain types can run",
+                                )
+                                .with_label(td.origin.clone(), "declared here"),
                             );
                         }
                     }
                     if ms.len() < 2 {
                         bad = true;
-                        self.errors.push(Diagnostic::error(Code::E0022, format!("conflict set `{}` has fewer than two types", name.text), it.origin.clone(), "nothing to conflict with")
-                            .with_help("a conflict set lists the types that may never run at the same time"));
+                        self.errors.push(
+                            Diagnostic::error(
+                                Code::E0022,
+                                format!("conflict set `{}` has fewer than two types", name.text),
+                                it.origin.clone(),
+                                "nothing to conflict with",
+                            )
+                            .with_help("a conflict set lists the types that may never run at the same time"),
+                        );
                     }
                     if !bad {
-                        self.m.conflicts.push(ConflictSet { name: name.text.clone(), members: ms, origin: it.origin.clone() });
+                        self.m.conflicts.push(ConflictSet {
+                            name: name.text.clone(),
+                            members: ms,
+                            origin: it.origin.clone(),
+                        });
                     }
                 }
                 Stmt::NoFlow { from, to, excluding } => {
                     let (f, t, x) = (self.names(from), self.names(to), self.names(excluding));
                     let (Some(from), Some(to), Some(excluding)) = (f, t, x) else { continue };
-                    self.m.noflows.push(NoFlow { from, to, excluding, origin: it.origin.clone(), text: crate::print::stmt(&it.stmt) });
+                    self.m.noflows.push(NoFlow {
+                        from,
+                        to,
+                        excluding,
+                        origin: it.origin.clone(),
+                        text: crate::print::stmt(&it.stmt),
+                    });
                 }
                 Stmt::Expect { allow, src, tgt, cp } => {
                     let (subjects, tset, cpr) = (self.names(src), self.target(tgt), self.class_perms(cp));
@@ -670,8 +782,18 @@ impl Resolver {
                     if !self.check_kinds(tgt, &tset, &subjects, c) {
                         continue;
                     }
-                    let pairs = subjects.iter().flat_map(|&s| Self::targets(s, &subjects, &tset).into_iter().map(move |t| (s, t))).collect();
-                    self.m.expects.push(Expect { allow: *allow, pairs, class: c, perms: bits, origin: it.origin.clone(), text: crate::print::stmt(&it.stmt) });
+                    let pairs = subjects
+                        .iter()
+                        .flat_map(|&s| Self::targets(s, &subjects, &tset).into_iter().map(move |t| (s, t)))
+                        .collect();
+                    self.m.expects.push(Expect {
+                        allow: *allow,
+                        pairs,
+                        class: c,
+                        perms: bits,
+                        origin: it.origin.clone(),
+                        text: crate::print::stmt(&it.stmt),
+                    });
                 }
                 _ => {}
             }
@@ -685,7 +807,12 @@ impl Resolver {
                 Some(t)
             }
             None => {
-                let mut d = Diagnostic::error(Code::E0002, format!("unknown type `{}`", n.text), n.origin.clone(), "not a declared type");
+                let mut d = Diagnostic::error(
+                    Code::E0002,
+                    format!("unknown type `{}`", n.text),
+                    n.origin.clone(),
+                    "not a declared type",
+                );
                 if self.m.attr_index.contains_key(&n.text) {
                     d = d.with_help("transitions take single types, not attributes");
                 } else if let Some(s) = suggest(&n.text, self.m.types.iter().map(|t| t.name.as_str())) {

@@ -56,7 +56,11 @@ pub(crate) fn stmt(s: &Stmt) -> String {
         }
         Stmt::Grant { role, src, tgt } => format!("grant {} to {} over {};", role.text, list(src), target(tgt)),
         Stmt::Transition { build, run } => format!("transition {} -> {};", build.text, run.text),
-        Stmt::Conflict { name, members } => format!("conflict {} {{ {} }};", name.text, members.iter().map(|n| n.text.as_str()).collect::<Vec<_>>().join(" ")),
+        Stmt::Conflict { name, members } => format!(
+            "conflict {} {{ {} }};",
+            name.text,
+            members.iter().map(|n| n.text.as_str()).collect::<Vec<_>>().join(" ")
+        ),
         Stmt::NoFlow { from, to, excluding } => {
             let mut s = format!("assert noflow {} -> {}", list(from), list(to));
             if !excluding.is_empty() {

@@ -105,7 +105,9 @@ pub fn query(c: &Compiled, f: &Filter) -> Result<Vec<Row>, QueryError> {
     let src = f.source.as_deref().map(|n| resolve(m, n)).transpose()?;
     let tgt = f.target.as_deref().map(|n| resolve(m, n)).transpose()?;
     let class = match &f.class {
-        Some(n) => Some(Class::by_name(n).ok_or_else(|| QueryError::UnknownClass(n.clone(), suggest(n, CLASSES.iter().map(|c| c.name)).map(str::to_string)))?),
+        Some(n) => Some(Class::by_name(n).ok_or_else(|| {
+            QueryError::UnknownClass(n.clone(), suggest(n, CLASSES.iter().map(|c| c.name)).map(str::to_string))
+        })?),
         None => None,
     };
     if let (Some(c), Some(p)) = (class, &f.perm)
@@ -120,7 +122,10 @@ pub fn query(c: &Compiled, f: &Filter) -> Result<Vec<Row>, QueryError> {
     }
     let mut rows = Vec::new();
     for (&(s, t, cl), e) in &m.av {
-        if src.as_ref().is_some_and(|v| !v.contains(&s)) || tgt.as_ref().is_some_and(|v| !v.contains(&t)) || class.is_some_and(|c| c != cl) {
+        if src.as_ref().is_some_and(|v| !v.contains(&s))
+            || tgt.as_ref().is_some_and(|v| !v.contains(&t))
+            || class.is_some_and(|c| c != cl)
+        {
             continue;
         }
         let mut perms = e.allow;
@@ -139,7 +144,11 @@ pub fn query(c: &Compiled, f: &Filter) -> Result<Vec<Row>, QueryError> {
                 .why
                 .iter()
                 .filter(|(r, b)| b & (1 << bit) != 0 && m.rules[*r].kind == RuleKindPub::Allow)
-                .map(|&(r, _)| Why { rule: r, via_source: via(m, &m.rules[r].src, s), via_target: via(m, &m.rules[r].tgt, t) })
+                .map(|&(r, _)| Why {
+                    rule: r,
+                    via_source: via(m, &m.rules[r].src, s),
+                    via_target: via(m, &m.rules[r].tgt, t),
+                })
                 .collect();
             why.push((bit, ws));
         }
@@ -170,7 +179,14 @@ pub fn rows_text(c: &Compiled, file: &str, src: &str, rows: &[Row], explain: boo
     let mut out = String::new();
     for r in rows {
         let names = perm_names(r.class, r.perms);
-        let _ = writeln!(out, "allow {} {}: {} {{ {} }};", m.name(r.source), m.name(r.target), r.class.name(), names.join(" "));
+        let _ = writeln!(
+            out,
+            "allow {} {}: {} {{ {} }};",
+            m.name(r.source),
+            m.name(r.target),
+            r.class.name(),
+            names.join(" ")
+        );
         if explain {
             for (bit, ws) in &r.why {
                 let p = r.class.info().perms[*bit as usize].name;
@@ -220,7 +236,8 @@ pub fn path_text(c: &Compiled, file: &str, src: &str, path: &[Hop]) -> String {
     for (i, h) in path.iter().enumerate() {
         let r = &m.rules[h.rule];
         let _ = writeln!(out, "  {}. {}", i + 1, hop_text(m, h));
-        let _ = writeln!(out, "     {}  `{}`", location_chain(file, src, &r.origin), r.text.lines().next().unwrap_or(""));
+        let _ =
+            writeln!(out, "     {}  `{}`", location_chain(file, src, &r.origin), r.text.lines().next().unwrap_or(""));
         if let RuleOrigin::Role { role, line } = &r.via {
             let _ = writeln!(out, "     through role `{role}` at {}", location(file, src, line));
         }
@@ -350,7 +367,9 @@ pub fn diff_text(d: &Diff) -> String {
 /// Renders a diff as JSON.
 #[must_use]
 pub fn diff_json(d: &Diff) -> Value {
-    let g = |v: &Vec<(String, String, String, String)>| v.iter().map(|(s, t, c, p)| json!({"source": s, "target": t, "class": c, "perm": p})).collect::<Vec<_>>();
+    let g = |v: &Vec<(String, String, String, String)>| {
+        v.iter().map(|(s, t, c, p)| json!({"source": s, "target": t, "class": c, "perm": p})).collect::<Vec<_>>()
+    };
     let f = |v: &Vec<(String, String)>| v.iter().map(|(a, b)| json!({"from": a, "to": b})).collect::<Vec<_>>();
     json!({
         "types_added": d.types_added, "types_removed": d.types_removed,
@@ -375,7 +394,11 @@ pub fn dot(c: &Compiled) -> String {
         let _ = writeln!(out, "    \"{}\" [shape={shape}, tooltip=\"{}\"];", t.name, t.kind);
     }
     for (i, cs) in m.conflicts.iter().enumerate() {
-        let _ = writeln!(out, "    subgraph cluster_{i} {{\n        label=\"conflict set {}\"; style=dashed; color=red;", cs.name);
+        let _ = writeln!(
+            out,
+            "    subgraph cluster_{i} {{\n        label=\"conflict set {}\"; style=dashed; color=red;",
+            cs.name
+        );
         for &t in &cs.members {
             let _ = writeln!(out, "        \"{}\";", m.name(t));
         }
@@ -388,7 +411,13 @@ pub fn dot(c: &Compiled) -> String {
         }
     }
     for ((a, b), classes) in edges {
-        let _ = writeln!(out, "    \"{}\" -> \"{}\" [label=\"{}\"];", m.name(a), m.name(b), classes.into_iter().collect::<Vec<_>>().join(","));
+        let _ = writeln!(
+            out,
+            "    \"{}\" -> \"{}\" [label=\"{}\"];",
+            m.name(a),
+            m.name(b),
+            classes.into_iter().collect::<Vec<_>>().join(",")
+        );
     }
     out.push_str("}\n");
     out

@@ -80,8 +80,13 @@ pub(crate) fn lex(src: &str) -> Result<(Vec<Token>, Vec<Comment>), Diagnostic> {
         }
         if src[i..].starts_with("/*") {
             let Some(n) = src[i + 2..].find("*/") else {
-                return Err(Diagnostic::error(Code::E0001, "unterminated block comment", Origin::plain(start..start + 2), "comment starts here")
-                    .with_help("close it with `*/`"));
+                return Err(Diagnostic::error(
+                    Code::E0001,
+                    "unterminated block comment",
+                    Origin::plain(start..start + 2),
+                    "comment starts here",
+                )
+                .with_help("close it with `*/`"));
             };
             let end = i + 2 + n + 2;
             comments.push(Comment { span: start..end, text: src[start..end].to_string() });
@@ -203,8 +208,20 @@ struct Parser<'t> {
 type PResult<T> = Result<T, Diagnostic>;
 
 const KEYWORDS: &[&str] = &[
-    "attribute", "type", "allow", "auditallow", "dontaudit", "neverallow", "role", "grant", "transition", "conflict",
-    "assert", "expect", "template", "use",
+    "attribute",
+    "type",
+    "allow",
+    "auditallow",
+    "dontaudit",
+    "neverallow",
+    "role",
+    "grant",
+    "transition",
+    "conflict",
+    "assert",
+    "expect",
+    "template",
+    "use",
 ];
 
 impl Parser<'_> {
@@ -222,7 +239,12 @@ impl Parser<'_> {
 
     fn unexpected(&self, what: &str) -> Diagnostic {
         let t = self.peek();
-        Diagnostic::error(Code::E0001, format!("expected {what}, found {}", t.tok.describe()), t.origin.clone(), format!("expected {what}"))
+        Diagnostic::error(
+            Code::E0001,
+            format!("expected {what}, found {}", t.tok.describe()),
+            t.origin.clone(),
+            format!("expected {what}"),
+        )
     }
 
     fn expect(&mut self, tok: Tok, what: &str) -> PResult<Token> {
@@ -233,10 +255,14 @@ impl Parser<'_> {
             if tok == Tok::Semi && self.pos > 0 {
                 // Point at the end of the previous token: that is where the `;` belongs.
                 let prev = &self.toks[self.pos - 1].origin;
-                d = Diagnostic::error(Code::E0001, format!("expected `;`, found {}", self.peek().tok.describe()),
-                    Origin { span: prev.span.end..prev.span.end, chain: prev.chain.clone() }, "expected `;` here")
-                    .with_label(self.peek().origin.clone(), "unexpected token")
-                    .with_help("every statement ends with `;`");
+                d = Diagnostic::error(
+                    Code::E0001,
+                    format!("expected `;`, found {}", self.peek().tok.describe()),
+                    Origin { span: prev.span.end..prev.span.end, chain: prev.chain.clone() },
+                    "expected `;` here",
+                )
+                .with_label(self.peek().origin.clone(), "unexpected token")
+                .with_help("every statement ends with `;`");
             }
             Err(d)
         }
@@ -276,12 +302,19 @@ impl Parser<'_> {
                     }
                     Tok::Ident(_) => v.push(self.name(what)?),
                     _ => {
-                        return Err(self.unexpected(&format!("{what} or `}}`")).with_label(open.origin, "list opened here"));
+                        return Err(self
+                            .unexpected(&format!("{what} or `}}`"))
+                            .with_label(open.origin, "list opened here"));
                     }
                 }
             }
             if v.is_empty() {
-                return Err(Diagnostic::error(Code::E0001, format!("empty list of {what}s"), open.origin, "nothing in here"));
+                return Err(Diagnostic::error(
+                    Code::E0001,
+                    format!("empty list of {what}s"),
+                    open.origin,
+                    "nothing in here",
+                ));
             }
             Ok(v)
         } else {
@@ -361,7 +394,12 @@ impl Parser<'_> {
                             "allow" => (RuleKind::Allow, Some(true)),
                             "deny" => (RuleKind::Allow, Some(false)),
                             _ => {
-                                return Err(Diagnostic::error(Code::E0001, format!("expected `allow` or `deny`, found `{}`", w.text), w.origin, "expected `allow` or `deny`"));
+                                return Err(Diagnostic::error(
+                                    Code::E0001,
+                                    format!("expected `allow` or `deny`, found `{}`", w.text),
+                                    w.origin,
+                                    "expected `allow` or `deny`",
+                                ));
                             }
                         }
                     }
@@ -441,11 +479,20 @@ impl Parser<'_> {
                         Tok::RBrace => {
                             depth -= 1;
                             if depth == 0 {
-                                return Ok(Item { stmt: Stmt::Template { name, params, body }, origin: join(&first.origin, &t.origin) });
+                                return Ok(Item {
+                                    stmt: Stmt::Template { name, params, body },
+                                    origin: join(&first.origin, &t.origin),
+                                });
                             }
                         }
                         Tok::Eof => {
-                            return Err(Diagnostic::error(Code::E0001, "unclosed template body", open.origin, "opened here").with_help("add the missing `}`"));
+                            return Err(Diagnostic::error(
+                                Code::E0001,
+                                "unclosed template body",
+                                open.origin,
+                                "opened here",
+                            )
+                            .with_help("add the missing `}`"));
                         }
                         _ => {}
                     }
@@ -461,7 +508,12 @@ impl Parser<'_> {
                 Stmt::Use { name, args }
             }
             _ => {
-                let mut d = Diagnostic::error(Code::E0001, format!("unknown statement `{kw}`"), first.origin.clone(), "expected a statement keyword");
+                let mut d = Diagnostic::error(
+                    Code::E0001,
+                    format!("unknown statement `{kw}`"),
+                    first.origin.clone(),
+                    "expected a statement keyword",
+                );
                 if let Some(s) = crate::diag::suggest(&kw, KEYWORDS.iter().copied()) {
                     d = d.with_help(format!("did you mean `{s}`?"));
                 }
@@ -474,7 +526,11 @@ impl Parser<'_> {
 }
 
 fn join(a: &Origin, b: &Origin) -> Origin {
-    if a.chain == b.chain { Origin { span: a.span.start..b.span.end.max(a.span.start), chain: a.chain.clone() } } else { a.clone() }
+    if a.chain == b.chain {
+        Origin { span: a.span.start..b.span.end.max(a.span.start), chain: a.chain.clone() }
+    } else {
+        a.clone()
+    }
 }
 
 /// Parses a token stream (ending in `Eof`) into statements.
@@ -503,16 +559,31 @@ pub(crate) fn parse_expanded(src: &str) -> Result<Vec<Item>, Diagnostic> {
     for it in &items {
         if let Stmt::Template { name, params, body } = &it.stmt {
             if let Some((_, _, prev)) = templates.get(&name.text) {
-                return Err(Diagnostic::error(Code::E0010, format!("template `{}` is defined twice", name.text), name.origin.clone(), "second definition")
-                    .with_label(prev.clone(), "first definition"));
+                return Err(Diagnostic::error(
+                    Code::E0010,
+                    format!("template `{}` is defined twice", name.text),
+                    name.origin.clone(),
+                    "second definition",
+                )
+                .with_label(prev.clone(), "first definition"));
             }
             for (i, p) in params.iter().enumerate() {
                 if !p.text.starts_with('$') || p.text.len() < 2 || p.text[1..].contains('$') {
-                    return Err(Diagnostic::error(Code::E0001, format!("template parameter `{}` must be written `$name`", p.text), p.origin.clone(), "parameter")
-                        .with_help(format!("write `${}`", p.text.trim_start_matches('$'))));
+                    return Err(Diagnostic::error(
+                        Code::E0001,
+                        format!("template parameter `{}` must be written `$name`", p.text),
+                        p.origin.clone(),
+                        "parameter",
+                    )
+                    .with_help(format!("write `${}`", p.text.trim_start_matches('$'))));
                 }
                 if params[..i].iter().any(|q| q.text == p.text) {
-                    return Err(Diagnostic::error(Code::E0010, format!("parameter `{}` appears twice", p.text), p.origin.clone(), "repeated"));
+                    return Err(Diagnostic::error(
+                        Code::E0010,
+                        format!("parameter `{}` appears twice", p.text),
+                        p.origin.clone(),
+                        "repeated",
+                    ));
                 }
             }
             templates.insert(name.text.clone(), (params.clone(), body.clone(), name.origin.clone()));
@@ -532,12 +603,22 @@ fn expand_into(
     for it in items {
         match it.stmt {
             Stmt::Template { ref name, .. } if !chain.is_empty() => {
-                return Err(Diagnostic::error(Code::E0007, "templates cannot be defined inside templates", name.origin.clone(), "nested definition"));
+                return Err(Diagnostic::error(
+                    Code::E0007,
+                    "templates cannot be defined inside templates",
+                    name.origin.clone(),
+                    "nested definition",
+                ));
             }
             Stmt::Template { .. } => {}
             Stmt::Use { name, args } => {
                 let Some((params, body, def)) = templates.get(&name.text) else {
-                    let mut d = Diagnostic::error(Code::E0007, format!("unknown template `{}`", name.text), name.origin.clone(), "not defined in this file");
+                    let mut d = Diagnostic::error(
+                        Code::E0007,
+                        format!("unknown template `{}`", name.text),
+                        name.origin.clone(),
+                        "not defined in this file",
+                    );
                     if let Some(s) = crate::diag::suggest(&name.text, templates.keys().map(String::as_str)) {
                         d = d.with_help(format!("did you mean `{s}`?"));
                     }
@@ -546,35 +627,61 @@ fn expand_into(
                 if params.len() != args.len() {
                     return Err(Diagnostic::error(
                         Code::E0007,
-                        format!("template `{}` takes {} argument(s) but {} were given", name.text, params.len(), args.len()),
+                        format!(
+                            "template `{}` takes {} argument(s) but {} were given",
+                            name.text,
+                            params.len(),
+                            args.len()
+                        ),
                         it.origin.clone(),
                         "wrong number of arguments",
                     )
                     .with_label(def.clone(), "template defined here"));
                 }
                 if chain.len() >= MAX_DEPTH || chain.iter().any(|f| f.template == name.text) {
-                    return Err(Diagnostic::error(Code::E0007, format!("template `{}` expands itself", name.text), it.origin.clone(), "recursive use")
-                        .with_note("templates may not use themselves, directly or indirectly"));
+                    return Err(Diagnostic::error(
+                        Code::E0007,
+                        format!("template `{}` expands itself", name.text),
+                        it.origin.clone(),
+                        "recursive use",
+                    )
+                    .with_note("templates may not use themselves, directly or indirectly"));
                 }
                 let mut frames = vec![Frame { template: name.text.clone(), use_span: it.origin.span.clone() }];
                 frames.extend(chain.iter().cloned());
                 let inner = Rc::new(frames);
                 let mut toks: Vec<Token> = body
                     .iter()
-                    .map(|t| Token { tok: substitute(&t.tok, params, &args), origin: Origin { span: t.origin.span.clone(), chain: inner.clone() } })
+                    .map(|t| Token {
+                        tok: substitute(&t.tok, params, &args),
+                        origin: Origin { span: t.origin.span.clone(), chain: inner.clone() },
+                    })
                     .collect();
-                toks.push(Token { tok: Tok::Eof, origin: Origin { span: it.origin.span.clone(), chain: chain.clone() } });
+                toks.push(Token {
+                    tok: Tok::Eof,
+                    origin: Origin { span: it.origin.span.clone(), chain: chain.clone() },
+                });
                 let sub = parse_tokens(&toks)?;
                 if out.len() + sub.len() > MAX_ITEMS {
-                    return Err(Diagnostic::error(Code::E0007, "template expansion is too large", it.origin.clone(), "expands to over a million statements"));
+                    return Err(Diagnostic::error(
+                        Code::E0007,
+                        "template expansion is too large",
+                        it.origin.clone(),
+                        "expands to over a million statements",
+                    ));
                 }
                 expand_into(sub, templates, &inner, out)?;
             }
             _ => {
                 for n in names_of(&it.stmt) {
                     if n.text.contains('$') {
-                        return Err(Diagnostic::error(Code::E0001, format!("`{}` is not a template parameter here", n.text), n.origin.clone(), "`$` only appears in template parameters")
-                            .with_help("parameters are `$name` inside `template NAME($name) { ... }`"));
+                        return Err(Diagnostic::error(
+                            Code::E0001,
+                            format!("`{}` is not a template parameter here", n.text),
+                            n.origin.clone(),
+                            "`$` only appears in template parameters",
+                        )
+                        .with_help("parameters are `$name` inside `template NAME($name) { ... }`"));
                     }
                 }
                 out.push(it);

@@ -56,7 +56,12 @@ fn fmt_is_idempotent_and_preserves_meaning() {
             let (mut ia, mut ib) = (a.image(), b.image());
             ia.source_hash = [0; 32];
             ib.source_hash = [0; 32];
-            assert_eq!(warden_policy::encode::encode(&ia), warden_policy::encode::encode(&ib), "{}: fmt changed meaning", f.display());
+            assert_eq!(
+                warden_policy::encode::encode(&ia),
+                warden_policy::encode::encode(&ib),
+                "{}: fmt changed meaning",
+                f.display()
+            );
         }
     }
 }
@@ -86,7 +91,11 @@ fn noflow_fails_the_build_when_a_change_opens_a_flow() {
     let rules: Vec<&str> = path.iter().map(|h| m.rules[h.rule].text.as_str()).collect();
     assert_eq!(
         rules,
-        ["allow relay1_t secret_t: grant map_ro;", "allow relay1_t relay2_t: evtchn { alloc send };", "allow relay2_t public_t: introspect writemem;"]
+        [
+            "allow relay1_t secret_t: grant map_ro;",
+            "allow relay1_t relay2_t: evtchn { alloc send };",
+            "allow relay2_t public_t: introspect writemem;"
+        ]
     );
     for h in &path {
         let span = &m.rules[h.rule].origin.span;
@@ -103,7 +112,9 @@ fn noflow_fails_the_build_when_a_change_opens_a_flow() {
     assert_eq!(errs[0].secondary.len(), 2, "two hops, each pointing at its rule");
 
     // The same change, seen by `diff`.
-    let changed = compile(&format!("{base}allow public_t relay1_t: evtchn send;\nallow relay1_t secret_t: grant map_rw;\n")).unwrap();
+    let changed =
+        compile(&format!("{base}allow public_t relay1_t: evtchn send;\nallow relay1_t secret_t: grant map_rw;\n"))
+            .unwrap();
     let d = warden_policy_compiler::query::diff(&c, &changed);
     assert!(d.flows_opened.contains(&("public_t".to_string(), "secret_t".to_string())), "{d:?}");
 }

@@ -105,7 +105,9 @@ impl Gen {
         self.rules.iter().filter(|r| r.kw == "neverallow").any(|r| {
             self.types.iter().any(|(s, _)| {
                 self.types.iter().any(|(t, tk)| {
-                    *tk == r.class.target_kind() && self.matches(&r.src, &r.tgt, s, t) && self.vectors(s, t, r.class).0 & r.perms != 0
+                    *tk == r.class.target_kind()
+                        && self.matches(&r.src, &r.tgt, s, t)
+                        && self.vectors(s, t, r.class).0 & r.perms != 0
                 })
             })
         })
@@ -188,7 +190,14 @@ impl Gen {
             s.push_str(&format!("type {n}: {}{extra};\n", k.name()));
         }
         for r in &self.rules {
-            s.push_str(&format!("{} {} {}: {} {};\n", r.kw, list(&r.src), tgt(&r.tgt), r.class.name(), perms(r.class, r.perms, r.all)));
+            s.push_str(&format!(
+                "{} {} {}: {} {};\n",
+                r.kw,
+                list(&r.src),
+                tgt(&r.tgt),
+                r.class.name(),
+                perms(r.class, r.perms, r.all)
+            ));
         }
         for (name, body) in &self.roles {
             s.push_str(&format!("role {name} {{\n"));
@@ -328,7 +337,10 @@ fn engine_equals_reference_on_random_policies() {
         let (want_e20, want_e21) = (g.neverallow_violated(), g.noflow_fails());
         let c = match warden_policy_compiler::compile(&src) {
             Ok(c) => {
-                assert!(!want_e20 && !want_e21, "seed {seed}: compiled, but the reference finds a violation (neverallow {want_e20}, noflow {want_e21})\n{src}");
+                assert!(
+                    !want_e20 && !want_e21,
+                    "seed {seed}: compiled, but the reference finds a violation (neverallow {want_e20}, noflow {want_e21})\n{src}"
+                );
                 c
             }
             Err(e) => {
@@ -338,7 +350,11 @@ fn engine_equals_reference_on_random_policies() {
                     "seed {seed}: generated policy does not compile:\n{src}\n{}",
                     warden_policy_compiler::diag::render("gen.wpol", &src, &e)
                 );
-                assert_eq!((codes.contains(&Code::E0020), codes.contains(&Code::E0021)), (want_e20, want_e21), "seed {seed}\n{src}");
+                assert_eq!(
+                    (codes.contains(&Code::E0020), codes.contains(&Code::E0021)),
+                    (want_e20, want_e21),
+                    "seed {seed}\n{src}"
+                );
                 rejected += 1;
                 // Check the decisions of the same rules without the failing checks.
                 let mut g = g;
@@ -411,7 +427,10 @@ fn check_engine(seed: u64, g: &Gen, src: &str, c: &warden_policy_compiler::Compi
                         let d = p.decide(TypeId(s), TypeId(t), cl, PermSet(1 << h.perm));
                         assert!(!d.allowed.is_empty(), "seed {seed}: hop not allowed");
                         let flow = cl.info().perms[h.perm as usize].flow;
-                        assert!((h.from == s && flow.forward()) || (h.from == t && flow.backward()), "seed {seed}: hop against the flow map");
+                        assert!(
+                            (h.from == s && flow.forward()) || (h.from == t && flow.backward()),
+                            "seed {seed}: hop against the flow map"
+                        );
                     }
                     assert_eq!((path[0].from, path[path.len() - 1].to), (a, b));
                 }

@@ -57,14 +57,8 @@ pub enum SectionId {
 }
 
 /// Every section, in file order.
-pub const SECTIONS: [SectionId; 6] = [
-    SectionId::Strings,
-    SectionId::Types,
-    SectionId::Avtab,
-    SectionId::Trans,
-    SectionId::CwSets,
-    SectionId::CwMembers,
-];
+pub const SECTIONS: [SectionId; 6] =
+    [SectionId::Strings, SectionId::Types, SectionId::Avtab, SectionId::Trans, SectionId::CwSets, SectionId::CwMembers];
 
 impl SectionId {
     /// Entry size in bytes (1 for the string blob).

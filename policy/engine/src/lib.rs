@@ -29,7 +29,7 @@ mod tests;
 use core::fmt;
 use core::ops::{BitAnd, BitAndAssign, BitOr, BitOrAssign, Not};
 
-pub use cwall::{ChineseWall, CapacityError, Conflict, NotRunning};
+pub use cwall::{CapacityError, ChineseWall, Conflict, NotRunning};
 pub use policy::{ConflictSetId, LoadError, Policy, TransitionError};
 pub use schema::{Class, Flow, Kind, perms};
 

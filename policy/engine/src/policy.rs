@@ -5,8 +5,8 @@ use core::fmt;
 use sha2::{Digest, Sha256};
 
 use crate::format::{
-    self, AV_EMPTY, AV_ENTRY, CWSET_ENTRY, HEADER_LEN, MAGIC, MAX_TYPES, SECTION_ENTRY, SECTIONS,
-    TRANS_ENTRY, TYPE_ENTRY, VERSION, av_hash,
+    self, AV_EMPTY, AV_ENTRY, CWSET_ENTRY, HEADER_LEN, MAGIC, MAX_TYPES, SECTION_ENTRY, SECTIONS, TRANS_ENTRY,
+    TYPE_ENTRY, VERSION, av_hash,
 };
 use crate::schema::{self, Class, Kind};
 use crate::{Decision, PermSet, TypeId};
@@ -200,8 +200,12 @@ impl<'a> Policy<'a> {
         for (i, id) in SECTIONS.iter().enumerate() {
             let e = HEADER_LEN + i * SECTION_ENTRY;
             let bad = LoadError::BadSection(i as u32);
-            let (sid, off, len, count) =
-                (u32_at(bytes, e), u32_at(bytes, e + 4) as usize, u32_at(bytes, e + 8) as usize, u32_at(bytes, e + 12) as usize);
+            let (sid, off, len, count) = (
+                u32_at(bytes, e),
+                u32_at(bytes, e + 4) as usize,
+                u32_at(bytes, e + 8) as usize,
+                u32_at(bytes, e + 12) as usize,
+            );
             if sid != *id as u32 || off != cursor {
                 return Err(bad);
             }
@@ -318,7 +322,8 @@ impl<'a> Policy<'a> {
         for i in 0..self.trans.len() / TRANS_ENTRY {
             let bad = LoadError::BadTransition(i as u32);
             let (b, r) = (u32_at(self.trans, i * TRANS_ENTRY), u32_at(self.trans, i * TRANS_ENTRY + 4));
-            if self.kind_of(TypeId(b)) != Some(Kind::Domain) || self.kind_of(TypeId(r)) != Some(Kind::Domain) || b == r {
+            if self.kind_of(TypeId(b)) != Some(Kind::Domain) || self.kind_of(TypeId(r)) != Some(Kind::Domain) || b == r
+            {
                 return Err(bad);
             }
             if prev.is_some_and(|p| p >= b) {

@@ -90,7 +90,8 @@ fn build_label_transition() {
 fn chinese_wall() {
     let blob = encode(&image());
     let p = Policy::load(&blob).unwrap();
-    let (a, b, g) = (p.type_by_name("bank_a").unwrap(), p.type_by_name("bank_b").unwrap(), p.type_by_name("guest").unwrap());
+    let (a, b, g) =
+        (p.type_by_name("bank_a").unwrap(), p.type_by_name("bank_b").unwrap(), p.type_by_name("guest").unwrap());
     assert_eq!(p.conflict_set_name(ConflictSetId(0)), "banks");
     assert_eq!(p.conflict_set_members(ConflictSetId(0)).collect::<Vec<_>>(), vec![a, b]);
     assert!(ChineseWall::<1>::new(p).is_err());

@@ -13,7 +13,11 @@ fn examples() -> PathBuf {
 
 /// Runs wardenpol in the examples folder; returns (transcript, exit code).
 fn run(args: &[&str]) -> (String, i32) {
-    let out = Command::new(env!("CARGO_BIN_EXE_wardenpol")).args(args).current_dir(examples()).output().expect("run wardenpol");
+    let out = Command::new(env!("CARGO_BIN_EXE_wardenpol"))
+        .args(args)
+        .current_dir(examples())
+        .output()
+        .expect("run wardenpol");
     let code = out.status.code().expect("wardenpol was killed by a signal");
     let mut t = format!("$ wardenpol {}\n", args.join(" "));
     t.push_str(&String::from_utf8_lossy(&out.stdout));
@@ -79,7 +83,9 @@ fn examples_match_expected_output() {
         match std::fs::read_to_string(&expected_path) {
             Ok(e) if e == transcript => {}
             Ok(e) => mismatches.push(format!("{name}: output differs\n--- expected\n{e}\n--- actual\n{transcript}")),
-            Err(_) => mismatches.push(format!("{name}: missing {} (run with UPDATE_EXPECT=1)", expected_path.display())),
+            Err(_) => {
+                mismatches.push(format!("{name}: missing {} (run with UPDATE_EXPECT=1)", expected_path.display()))
+            }
         }
     }
     assert!(bad_count >= 5, "at least five bad-* examples");
