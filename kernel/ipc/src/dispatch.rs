@@ -34,6 +34,8 @@ pub trait Platform {
     fn map_grant(&mut self, grantee: DomId, gpa: u64, granter: DomId, gfn: u64, writable: bool) -> Result<(), IpcError>;
     /// Removes the mapping at `gpa` from `grantee`'s nested page tables (and flushes).
     fn unmap_grant(&mut self, grantee: DomId, gpa: u64);
+    /// Whether `[gpa, gpa + len)` lies entirely in `dom`'s own memory (no hole, no overflow).
+    fn buffer_ok(&self, dom: DomId, gpa: u64, len: u64) -> bool;
     /// Copies `bytes` into `dom`'s memory at `gpa`, which must lie entirely in its memory.
     ///
     /// # Errors
@@ -228,9 +230,9 @@ impl<'p, const A: usize, const W: usize> Ipc<'p, A, W> {
             return Err(IpcError::BadBuffer.into());
         }
         // Validate the whole buffer once, so that a partial copy never happens.
-        let end = gpa.checked_add(len).ok_or(IpcError::BadBuffer)?;
-        p.write_guest(caller, gpa, &[])?;
-        p.write_guest(caller, end - 1, &[0])?;
+        if !p.buffer_ok(caller, gpa, len) {
+            return Err(IpcError::BadBuffer.into());
+        }
         let room = ((len - HEADER_LEN as u64) / RECORD_LEN as u64) as usize;
         let ring = self.mac.ring();
         let mut n = 0u32;

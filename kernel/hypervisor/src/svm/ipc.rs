@@ -200,6 +200,10 @@ impl Platform for Plat<'_> {
         }
     }
 
+    fn buffer_ok(&self, dom: DomId, gpa: u64, len: u64) -> bool {
+        self.dom(dom).is_some_and(|d| guest_range(d.memory_bytes, gpa, len).is_some())
+    }
+
     fn write_guest(&mut self, dom: DomId, gpa: u64, bytes: &[u8]) -> Result<(), IpcError> {
         let d = self.dom(dom).ok_or(IpcError::BadDomain)?;
         let range =

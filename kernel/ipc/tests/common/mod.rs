@@ -114,6 +114,11 @@ impl Platform for FakePlatform {
         let prev = self.doms[grantee.0 as usize].maps.remove(&gpa);
         assert!(prev.is_some(), "unmap of nothing at {gpa:#x}");
     }
+    fn buffer_ok(&self, dom: DomId, gpa: u64, len: u64) -> bool {
+        // Page 0 is a hole, as in the hypervisor's layout.
+        let d = &self.doms[dom.0 as usize];
+        gpa >= PAGE && gpa.checked_add(len).is_some_and(|end| end <= d.mem.len() as u64)
+    }
     fn write_guest(&mut self, dom: DomId, gpa: u64, bytes: &[u8]) -> Result<(), IpcError> {
         let d = &mut self.doms[dom.0 as usize];
         let end = gpa.checked_add(bytes.len() as u64).ok_or(IpcError::BadBuffer)?;
