@@ -179,7 +179,9 @@ impl Platform for Plat<'_> {
     ) -> Result<(), IpcError> {
         let hpa = self.dom(granter).ok_or(IpcError::BadDomain)?.region.hpa + gfn * PAGE_SIZE;
         let npt = self.npt(grantee).ok_or(IpcError::BadDomain)?;
-        let leaf = flags::USER | if writable { flags::WRITABLE } else { 0 };
+        // Shared data is never code: the grantee cannot execute what a peer wrote (NX in the
+        // nested entry; the hypervisor runs with EFER.NXE).
+        let leaf = flags::USER | flags::NO_EXECUTE | if writable { flags::WRITABLE } else { 0 };
         let mem = &mut *self.mem;
         crate::memory::with_frames(|f| npt.map(mem, f, gpa, hpa, PageSize::Small, leaf)).map_err(
             |e| match e {
