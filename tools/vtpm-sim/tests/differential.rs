@@ -21,14 +21,24 @@ impl Swtpm {
         std::fs::create_dir_all(dir).expect("swtpm state dir");
         for _ in 0..20 {
             // Ask the OS for a free port, then hope P+1 is free too; retry if swtpm fails to bind.
-            let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+            let port = TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
             if port == u16::MAX || TcpListener::bind(("127.0.0.1", port + 1)).is_err() {
                 continue;
             }
             let mut child = Command::new("swtpm")
                 .args(["socket", "--tpm2"])
-                .args(["--server", &format!("type=tcp,port={port},bindaddr=127.0.0.1")])
-                .args(["--ctrl", &format!("type=tcp,port={},bindaddr=127.0.0.1", port + 1)])
+                .args([
+                    "--server",
+                    &format!("type=tcp,port={port},bindaddr=127.0.0.1"),
+                ])
+                .args([
+                    "--ctrl",
+                    &format!("type=tcp,port={},bindaddr=127.0.0.1", port + 1),
+                ])
                 .args(["--tpmstate", &format!("dir={}", dir.display())])
                 .args(["--flags", "not-need-init"])
                 .stdout(Stdio::null())
@@ -36,7 +46,8 @@ impl Swtpm {
                 .spawn()
                 .expect("cannot run swtpm (package swtpm; `cargo xtask setup`)");
             let up = wait_for(Duration::from_secs(10), || {
-                matches!(child.try_wait(), Ok(None)) && TcpStream::connect(("127.0.0.1", port)).is_ok()
+                matches!(child.try_wait(), Ok(None))
+                    && TcpStream::connect(("127.0.0.1", port)).is_ok()
             });
             if up {
                 return Swtpm { child, port };
@@ -192,89 +203,322 @@ fn same_codes_and_structure_as_swtpm() {
         p.extend_from_slice(&[d; 32]);
         cmd(0x182, &[pcr], true, &p)
     };
-    let pcr_read = cmd(0x17E, &[], false, &[0, 0, 0, 2, 0, 0x04, 3, 0x01, 0, 0x01, 0, 0x0B, 3, 0x01, 0, 0x03]);
+    let pcr_read = cmd(
+        0x17E,
+        &[],
+        false,
+        &[
+            0, 0, 0, 2, 0, 0x04, 3, 0x01, 0, 0x01, 0, 0x0B, 3, 0x01, 0, 0x03,
+        ],
+    );
     let nv = 0x0150_0001u32;
     let owner_rw = (1 << 1) | (1 << 17);
     let fixed: Vec<(&str, Vec<u8>, Cmp)> = vec![
-        ("GetRandom before Startup", cmd(0x17B, &[], false, &[0, 8]), Cmp::Exact),
-        ("Startup(CLEAR)", cmd(0x144, &[], false, &[0, 0]), Cmp::Exact),
-        ("second Startup", cmd(0x144, &[], false, &[0, 0]), Cmp::Exact),
+        (
+            "GetRandom before Startup",
+            cmd(0x17B, &[], false, &[0, 8]),
+            Cmp::Exact,
+        ),
+        (
+            "Startup(CLEAR)",
+            cmd(0x144, &[], false, &[0, 0]),
+            Cmp::Exact,
+        ),
+        (
+            "second Startup",
+            cmd(0x144, &[], false, &[0, 0]),
+            Cmp::Exact,
+        ),
         ("bad tag", bad_tag, Cmp::Exact),
         ("size mismatch", bad_size, Cmp::Exact),
         ("unknown command", cmd(0x1FF, &[], false, &[]), Cmp::Exact),
         ("GetRandom 16", cmd(0x17B, &[], false, &[0, 16]), Cmp::Len),
-        ("GetRandom 100 (capped)", cmd(0x17B, &[], false, &[0, 100]), Cmp::Len),
-        ("FlushContext persistent", cmd(0x165, &[], false, &0x8100_0000u32.to_be_bytes()), Cmp::Exact),
-        ("ReadPublic missing persistent", cmd(0x173, &[0x8100_0001], false, &[]), Cmp::Exact),
-        ("NV_ReadPublic missing", cmd(0x169, &[0x0100_0001], false, &[]), Cmp::Exact),
-        ("GetRandom trailing byte", cmd(0x17B, &[], false, &[0, 16, 0]), Cmp::Exact),
-        ("GetRandom truncated", cmd(0x17B, &[], false, &[0]), Cmp::Exact),
-        ("StirRandom", cmd(0x146, &[], false, &[0, 4, 1, 2, 3, 4]), Cmp::Exact),
+        (
+            "GetRandom 100 (capped)",
+            cmd(0x17B, &[], false, &[0, 100]),
+            Cmp::Len,
+        ),
+        (
+            "FlushContext persistent",
+            cmd(0x165, &[], false, &0x8100_0000u32.to_be_bytes()),
+            Cmp::Exact,
+        ),
+        (
+            "ReadPublic missing persistent",
+            cmd(0x173, &[0x8100_0001], false, &[]),
+            Cmp::Exact,
+        ),
+        (
+            "NV_ReadPublic missing",
+            cmd(0x169, &[0x0100_0001], false, &[]),
+            Cmp::Exact,
+        ),
+        (
+            "GetRandom trailing byte",
+            cmd(0x17B, &[], false, &[0, 16, 0]),
+            Cmp::Exact,
+        ),
+        (
+            "GetRandom truncated",
+            cmd(0x17B, &[], false, &[0]),
+            Cmp::Exact,
+        ),
+        (
+            "StirRandom",
+            cmd(0x146, &[], false, &[0, 4, 1, 2, 3, 4]),
+            Cmp::Exact,
+        ),
         ("SelfTest", cmd(0x143, &[], false, &[1]), Cmp::Exact),
-        ("GetCapability bad", cmd(0x17A, &[], false, &[0, 0, 0, 0x77, 0, 0, 0, 0, 0, 0, 0, 1]), Cmp::Exact),
-        ("GetCapability PCRs", cmd(0x17A, &[], false, &[0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0, 8]), Cmp::Rc),
-        ("GetCapability PT_PCR_COUNT", cmd(0x17A, &[], false, &[0, 0, 0, 6, 0, 0, 1, 0x12, 0, 0, 0, 1]), Cmp::Exact),
+        (
+            "GetCapability bad",
+            cmd(0x17A, &[], false, &[0, 0, 0, 0x77, 0, 0, 0, 0, 0, 0, 0, 1]),
+            Cmp::Exact,
+        ),
+        (
+            "GetCapability PCRs",
+            cmd(0x17A, &[], false, &[0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0, 8]),
+            Cmp::Rc,
+        ),
+        (
+            "GetCapability PT_PCR_COUNT",
+            cmd(0x17A, &[], false, &[0, 0, 0, 6, 0, 0, 1, 0x12, 0, 0, 0, 1]),
+            Cmp::Exact,
+        ),
         ("PCR_Extend 16", ext(16, 0xAB), Cmp::Exact),
         ("PCR_Extend 17 locality 0", ext(17, 0xAB), Cmp::Exact),
         ("PCR_Extend 24", ext(24, 0xAB), Cmp::Exact),
-        ("PCR_Extend no auth", cmd(0x182, &[16], false, &[0, 0, 0, 0]), Cmp::Exact),
+        (
+            "PCR_Extend no auth",
+            cmd(0x182, &[16], false, &[0, 0, 0, 0]),
+            Cmp::Exact,
+        ),
         ("PCR_Read 0,16 sha1+sha256", pcr_read.clone(), Cmp::PcrRead),
-        ("PCR_Event 16", cmd(0x13C, &[16], true, &[0, 3, b'a', b'b', b'c']), Cmp::Exact),
+        (
+            "PCR_Event 16",
+            cmd(0x13C, &[16], true, &[0, 3, b'a', b'b', b'c']),
+            Cmp::Exact,
+        ),
         ("PCR_Reset 0", cmd(0x13D, &[0], true, &[]), Cmp::Exact),
         ("PCR_Reset 16", cmd(0x13D, &[16], true, &[]), Cmp::Exact),
         ("PCR_Read after reset", pcr_read, Cmp::PcrRead),
-        ("Hash abc", cmd(0x17D, &[], false, &[0, 3, b'a', b'b', b'c', 0, 0x0B, 0x40, 0, 0, 1]), Cmp::Len),
-        ("Hash bad alg", cmd(0x17D, &[], false, &[0, 3, b'a', b'b', b'c', 0, 0x99, 0x40, 0, 0, 1]), Cmp::Exact),
-        ("TestParms RSA 2048", cmd(0x18A, &[], false, &[0, 1, 0, 0x10, 0, 0x10, 8, 0, 0, 0, 0, 0]), Cmp::Exact),
-        ("TestParms ECC P-256", cmd(0x18A, &[], false, &[0, 0x23, 0, 0x10, 0, 0x10, 0, 3, 0, 0x10]), Cmp::Exact),
-        ("TestParms bad type", cmd(0x18A, &[], false, &[0, 0x77]), Cmp::Exact),
-        ("CreatePrimary ECC SRK", cmd(0x131, &[0x4000_0001], true, &ecc_primary_params()), Cmp::Len),
-        ("ReadPublic 0x80000000", cmd(0x173, &[0x8000_0000], false, &[]), Cmp::Len),
-        ("FlushContext 0x80000000", cmd(0x165, &[], false, &0x8000_0000u32.to_be_bytes()), Cmp::Exact),
-        ("FlushContext again", cmd(0x165, &[], false, &0x8000_0000u32.to_be_bytes()), Cmp::Exact),
         (
-            "StartAuthSession HMAC",
-            cmd(0x176, &[0x4000_0007, 0x4000_0007], false, &[&[0, 16][..], &[9; 16], &[0, 0, 0], &[0, 0x10], &[0, 0x0B]].concat()),
+            "Hash abc",
+            cmd(
+                0x17D,
+                &[],
+                false,
+                &[0, 3, b'a', b'b', b'c', 0, 0x0B, 0x40, 0, 0, 1],
+            ),
             Cmp::Len,
         ),
-        ("FlushContext session", cmd(0x165, &[], false, &0x0200_0000u32.to_be_bytes()), Cmp::Exact),
-        ("NV_DefineSpace", cmd(0x12A, &[0x4000_0001], true, &nv_public(nv, owner_rw, 16)), Cmp::Exact),
-        ("NV_DefineSpace again", cmd(0x12A, &[0x4000_0001], true, &nv_public(nv, owner_rw, 16)), Cmp::Exact),
-        ("NV_Read unwritten", cmd(0x14E, &[0x4000_0001, nv], true, &[0, 4, 0, 0]), Cmp::Exact),
-        ("NV_Write", cmd(0x137, &[0x4000_0001, nv], true, &[0, 4, 1, 2, 3, 4, 0, 2]), Cmp::Exact),
-        ("NV_Write out of range", cmd(0x137, &[0x4000_0001, nv], true, &[0, 4, 1, 2, 3, 4, 0, 14]), Cmp::Exact),
-        ("NV_Read", cmd(0x14E, &[0x4000_0001, nv], true, &[0, 6, 0, 0]), Cmp::Exact),
+        (
+            "Hash bad alg",
+            cmd(
+                0x17D,
+                &[],
+                false,
+                &[0, 3, b'a', b'b', b'c', 0, 0x99, 0x40, 0, 0, 1],
+            ),
+            Cmp::Exact,
+        ),
+        (
+            "TestParms RSA 2048",
+            cmd(
+                0x18A,
+                &[],
+                false,
+                &[0, 1, 0, 0x10, 0, 0x10, 8, 0, 0, 0, 0, 0],
+            ),
+            Cmp::Exact,
+        ),
+        (
+            "TestParms ECC P-256",
+            cmd(
+                0x18A,
+                &[],
+                false,
+                &[0, 0x23, 0, 0x10, 0, 0x10, 0, 3, 0, 0x10],
+            ),
+            Cmp::Exact,
+        ),
+        (
+            "TestParms bad type",
+            cmd(0x18A, &[], false, &[0, 0x77]),
+            Cmp::Exact,
+        ),
+        (
+            "CreatePrimary ECC SRK",
+            cmd(0x131, &[0x4000_0001], true, &ecc_primary_params()),
+            Cmp::Len,
+        ),
+        (
+            "ReadPublic 0x80000000",
+            cmd(0x173, &[0x8000_0000], false, &[]),
+            Cmp::Len,
+        ),
+        (
+            "FlushContext 0x80000000",
+            cmd(0x165, &[], false, &0x8000_0000u32.to_be_bytes()),
+            Cmp::Exact,
+        ),
+        (
+            "FlushContext again",
+            cmd(0x165, &[], false, &0x8000_0000u32.to_be_bytes()),
+            Cmp::Exact,
+        ),
+        (
+            "StartAuthSession HMAC",
+            cmd(
+                0x176,
+                &[0x4000_0007, 0x4000_0007],
+                false,
+                &[&[0, 16][..], &[9; 16], &[0, 0, 0], &[0, 0x10], &[0, 0x0B]].concat(),
+            ),
+            Cmp::Len,
+        ),
+        (
+            "FlushContext session",
+            cmd(0x165, &[], false, &0x0200_0000u32.to_be_bytes()),
+            Cmp::Exact,
+        ),
+        (
+            "NV_DefineSpace",
+            cmd(0x12A, &[0x4000_0001], true, &nv_public(nv, owner_rw, 16)),
+            Cmp::Exact,
+        ),
+        (
+            "NV_DefineSpace again",
+            cmd(0x12A, &[0x4000_0001], true, &nv_public(nv, owner_rw, 16)),
+            Cmp::Exact,
+        ),
+        (
+            "NV_Read unwritten",
+            cmd(0x14E, &[0x4000_0001, nv], true, &[0, 4, 0, 0]),
+            Cmp::Exact,
+        ),
+        (
+            "NV_Write",
+            cmd(0x137, &[0x4000_0001, nv], true, &[0, 4, 1, 2, 3, 4, 0, 2]),
+            Cmp::Exact,
+        ),
+        (
+            "NV_Write out of range",
+            cmd(0x137, &[0x4000_0001, nv], true, &[0, 4, 1, 2, 3, 4, 0, 14]),
+            Cmp::Exact,
+        ),
+        (
+            "NV_Read",
+            cmd(0x14E, &[0x4000_0001, nv], true, &[0, 6, 0, 0]),
+            Cmp::Exact,
+        ),
         ("NV_ReadPublic", cmd(0x169, &[nv], false, &[]), Cmp::Exact),
-        ("NV_Increment on ordinary", cmd(0x134, &[0x4000_0001, nv], true, &[]), Cmp::Exact),
-        ("NV_UndefineSpace", cmd(0x122, &[0x4000_0001, nv], true, &[]), Cmp::Exact),
-        ("NV_ReadPublic gone", cmd(0x169, &[nv], false, &[]), Cmp::Exact),
+        (
+            "NV_Increment on ordinary",
+            cmd(0x134, &[0x4000_0001, nv], true, &[]),
+            Cmp::Exact,
+        ),
+        (
+            "NV_UndefineSpace",
+            cmd(0x122, &[0x4000_0001, nv], true, &[]),
+            Cmp::Exact,
+        ),
+        (
+            "NV_ReadPublic gone",
+            cmd(0x169, &[nv], false, &[]),
+            Cmp::Exact,
+        ),
     ];
     type Build = Box<dyn Fn(&[Vec<u8>]) -> Vec<u8>>;
-    let mut cases: Vec<(&str, Build, Cmp)> = fixed.into_iter().map(|(w, b, c)| (w, Box::new(move |_: &[Vec<u8>]| b.clone()) as Build, c)).collect();
+    let mut cases: Vec<(&str, Build, Cmp)> = fixed
+        .into_iter()
+        .map(|(w, b, c)| (w, Box::new(move |_: &[Vec<u8>]| b.clone()) as Build, c))
+        .collect();
     let k = |b: Vec<u8>| Box::new(move |_: &[Vec<u8>]| b.clone()) as Build;
     let policy = 0x0300_0000u32;
     let pol = |cc: u32, params: &[u8]| cmd(cc, &[policy], false, params);
-    let start_policy = cmd(0x176, &[0x4000_0007, 0x4000_0007], false, &[&[0, 16][..], &[5; 16], &[0, 0, 1], &[0, 0x10], &[0, 0x0B]].concat());
+    let start_policy = cmd(
+        0x176,
+        &[0x4000_0007, 0x4000_0007],
+        false,
+        &[&[0, 16][..], &[5; 16], &[0, 0, 1], &[0, 0x10], &[0, 0x0B]].concat(),
+    );
     let or_list = [&[0, 0, 0, 2][..], &[0, 32], &[0; 32], &[0, 32], &[0x11; 32]].concat();
     let more: Vec<(&str, Build, Cmp)> = vec![
         ("StartAuthSession policy", k(start_policy), Cmp::Len),
-        ("PolicyCommandCode Unseal", k(pol(0x16C, &0x15Eu32.to_be_bytes())), Cmp::Exact),
-        ("PolicyCommandCode other", k(pol(0x16C, &0x15Du32.to_be_bytes())), Cmp::Exact),
+        (
+            "PolicyCommandCode Unseal",
+            k(pol(0x16C, &0x15Eu32.to_be_bytes())),
+            Cmp::Exact,
+        ),
+        (
+            "PolicyCommandCode other",
+            k(pol(0x16C, &0x15Du32.to_be_bytes())),
+            Cmp::Exact,
+        ),
         ("PolicyAuthValue", k(pol(0x16B, &[])), Cmp::Exact),
-        ("PolicyPCR sha256:16", k(pol(0x17F, &[0, 0, 0, 0, 0, 1, 0, 0x0B, 3, 0, 0, 1])), Cmp::Exact),
-        ("PolicyPCR wrong digest", k(pol(0x17F, &[&[0, 32][..], &[0x22; 32], &[0, 0, 0, 1, 0, 0x0B, 3, 0, 0, 1]].concat())), Cmp::Exact),
+        (
+            "PolicyPCR sha256:16",
+            k(pol(0x17F, &[0, 0, 0, 0, 0, 1, 0, 0x0B, 3, 0, 0, 1])),
+            Cmp::Exact,
+        ),
+        (
+            "PolicyPCR wrong digest",
+            k(pol(
+                0x17F,
+                &[
+                    &[0, 32][..],
+                    &[0x22; 32],
+                    &[0, 0, 0, 1, 0, 0x0B, 3, 0, 0, 1],
+                ]
+                .concat(),
+            )),
+            Cmp::Exact,
+        ),
         ("PolicyGetDigest", k(pol(0x189, &[])), Cmp::Exact),
         ("PolicyRestart", k(pol(0x180, &[])), Cmp::Exact),
-        ("PolicyGetDigest after restart", k(pol(0x189, &[])), Cmp::Exact),
+        (
+            "PolicyGetDigest after restart",
+            k(pol(0x189, &[])),
+            Cmp::Exact,
+        ),
         ("PolicyOR", k(pol(0x171, &or_list)), Cmp::Exact),
         ("PolicyGetDigest after OR", k(pol(0x189, &[])), Cmp::Exact),
         ("PolicyPassword", k(pol(0x18C, &[])), Cmp::Exact),
-        ("PolicySecret owner", k(cmd(0x151, &[0x4000_0001, policy], true, &[0, 0, 0, 0, 0, 0, 0, 0, 0, 0])), Cmp::Exact),
-        ("PolicyGetDigest after secret", k(pol(0x189, &[])), Cmp::Exact),
-        ("PolicyGetDigest on HMAC handle", k(cmd(0x189, &[0x0200_0005], false, &[])), Cmp::Exact),
-        ("FlushContext policy", k(cmd(0x165, &[], false, &policy.to_be_bytes())), Cmp::Exact),
-        ("CreatePrimary ECC SRK again", k(cmd(0x131, &[0x4000_0001], true, &ecc_primary_params())), Cmp::Len),
-        ("Create ECC signing key", k(cmd(0x153, &[0x8000_0000], true, &ecc_child_params())), Cmp::Len),
+        (
+            "PolicySecret owner",
+            k(cmd(
+                0x151,
+                &[0x4000_0001, policy],
+                true,
+                &[0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            )),
+            Cmp::Exact,
+        ),
+        (
+            "PolicyGetDigest after secret",
+            k(pol(0x189, &[])),
+            Cmp::Exact,
+        ),
+        (
+            "PolicyGetDigest on HMAC handle",
+            k(cmd(0x189, &[0x0200_0005], false, &[])),
+            Cmp::Exact,
+        ),
+        (
+            "FlushContext policy",
+            k(cmd(0x165, &[], false, &policy.to_be_bytes())),
+            Cmp::Exact,
+        ),
+        (
+            "CreatePrimary ECC SRK again",
+            k(cmd(0x131, &[0x4000_0001], true, &ecc_primary_params())),
+            Cmp::Len,
+        ),
+        (
+            "Create ECC signing key",
+            k(cmd(0x153, &[0x8000_0000], true, &ecc_child_params())),
+            Cmp::Len,
+        ),
         (
             "Load it",
             Box::new(|prev: &[Vec<u8>]| {
@@ -290,19 +534,124 @@ fn same_codes_and_structure_as_swtpm() {
             }),
             Cmp::Len,
         ),
-        ("ReadPublic child", k(cmd(0x173, &[0x8000_0001], false, &[])), Cmp::Len),
-        ("Sign with child", k(cmd(0x15D, &[0x8000_0001], true, &[&[0, 32][..], &[0x33; 32], &[0, 0x10], &[0x80, 0x24, 0x40, 0, 0, 7, 0, 0]].concat())), Cmp::Len),
-        ("Sign wrong digest size", k(cmd(0x15D, &[0x8000_0001], true, &[&[0, 20][..], &[0x33; 20], &[0, 0x10], &[0x80, 0x24, 0x40, 0, 0, 7, 0, 0]].concat())), Cmp::Exact),
-        ("Sign with storage key", k(cmd(0x15D, &[0x8000_0000], true, &[&[0, 32][..], &[0x33; 32], &[0, 0x10], &[0x80, 0x24, 0x40, 0, 0, 7, 0, 0]].concat())), Cmp::Exact),
-        ("Unseal a signing key", k(cmd(0x15E, &[0x8000_0001], true, &[])), Cmp::Exact),
-        ("ContextSave child", k(cmd(0x162, &[0x8000_0001], false, &[])), Cmp::Rc),
-        ("EvictControl SRK", k(cmd(0x120, &[0x4000_0001, 0x8000_0000], true, &0x8100_0010u32.to_be_bytes())), Cmp::Exact),
-        ("EvictControl again", k(cmd(0x120, &[0x4000_0001, 0x8000_0000], true, &0x8100_0010u32.to_be_bytes())), Cmp::Exact),
-        ("EvictControl platform range by owner", k(cmd(0x120, &[0x4000_0001, 0x8000_0000], true, &0x8180_0010u32.to_be_bytes())), Cmp::Exact),
-        ("EvictControl remove", k(cmd(0x120, &[0x4000_0001, 0x8100_0010], true, &0x8100_0010u32.to_be_bytes())), Cmp::Exact),
-        ("HierarchyChangeAuth owner", k(cmd(0x129, &[0x4000_0001], true, &[0, 2, b'p', b'w'])), Cmp::Exact),
-        ("CreatePrimary wrong password", k(cmd(0x131, &[0x4000_0001], true, &ecc_primary_params())), Cmp::Exact),
-        ("Shutdown(CLEAR)", k(cmd(0x145, &[], false, &[0, 0])), Cmp::Exact),
+        (
+            "ReadPublic child",
+            k(cmd(0x173, &[0x8000_0001], false, &[])),
+            Cmp::Len,
+        ),
+        (
+            "Sign with child",
+            k(cmd(
+                0x15D,
+                &[0x8000_0001],
+                true,
+                &[
+                    &[0, 32][..],
+                    &[0x33; 32],
+                    &[0, 0x10],
+                    &[0x80, 0x24, 0x40, 0, 0, 7, 0, 0],
+                ]
+                .concat(),
+            )),
+            Cmp::Len,
+        ),
+        (
+            "Sign wrong digest size",
+            k(cmd(
+                0x15D,
+                &[0x8000_0001],
+                true,
+                &[
+                    &[0, 20][..],
+                    &[0x33; 20],
+                    &[0, 0x10],
+                    &[0x80, 0x24, 0x40, 0, 0, 7, 0, 0],
+                ]
+                .concat(),
+            )),
+            Cmp::Exact,
+        ),
+        (
+            "Sign with storage key",
+            k(cmd(
+                0x15D,
+                &[0x8000_0000],
+                true,
+                &[
+                    &[0, 32][..],
+                    &[0x33; 32],
+                    &[0, 0x10],
+                    &[0x80, 0x24, 0x40, 0, 0, 7, 0, 0],
+                ]
+                .concat(),
+            )),
+            Cmp::Exact,
+        ),
+        (
+            "Unseal a signing key",
+            k(cmd(0x15E, &[0x8000_0001], true, &[])),
+            Cmp::Exact,
+        ),
+        (
+            "ContextSave child",
+            k(cmd(0x162, &[0x8000_0001], false, &[])),
+            Cmp::Rc,
+        ),
+        (
+            "EvictControl SRK",
+            k(cmd(
+                0x120,
+                &[0x4000_0001, 0x8000_0000],
+                true,
+                &0x8100_0010u32.to_be_bytes(),
+            )),
+            Cmp::Exact,
+        ),
+        (
+            "EvictControl again",
+            k(cmd(
+                0x120,
+                &[0x4000_0001, 0x8000_0000],
+                true,
+                &0x8100_0010u32.to_be_bytes(),
+            )),
+            Cmp::Exact,
+        ),
+        (
+            "EvictControl platform range by owner",
+            k(cmd(
+                0x120,
+                &[0x4000_0001, 0x8000_0000],
+                true,
+                &0x8180_0010u32.to_be_bytes(),
+            )),
+            Cmp::Exact,
+        ),
+        (
+            "EvictControl remove",
+            k(cmd(
+                0x120,
+                &[0x4000_0001, 0x8100_0010],
+                true,
+                &0x8100_0010u32.to_be_bytes(),
+            )),
+            Cmp::Exact,
+        ),
+        (
+            "HierarchyChangeAuth owner",
+            k(cmd(0x129, &[0x4000_0001], true, &[0, 2, b'p', b'w'])),
+            Cmp::Exact,
+        ),
+        (
+            "CreatePrimary wrong password",
+            k(cmd(0x131, &[0x4000_0001], true, &ecc_primary_params())),
+            Cmp::Exact,
+        ),
+        (
+            "Shutdown(CLEAR)",
+            k(cmd(0x145, &[], false, &[0, 0])),
+            Cmp::Exact,
+        ),
     ];
     cases.extend(more);
     let mut mismatches = Vec::new();
@@ -319,7 +668,9 @@ fn same_codes_and_structure_as_swtpm() {
             Cmp::Rc => rc(&a) == rc(&b),
             Cmp::Len => rc(&a) == rc(&b) && a.len() == b.len(),
             Cmp::Exact => a == b,
-            Cmp::PcrRead => a.len() == b.len() && a.len() > 14 && a[..10] == b[..10] && a[14..] == b[14..],
+            Cmp::PcrRead => {
+                a.len() == b.len() && a.len() > 14 && a[..10] == b[..10] && a[14..] == b[14..]
+            }
         };
         if !same {
             mismatches.push(format!(
@@ -333,5 +684,11 @@ fn same_codes_and_structure_as_swtpm() {
             ));
         }
     }
-    assert!(mismatches.is_empty(), "{} of {} differ:\n{}", mismatches.len(), cases.len(), mismatches.join("\n"));
+    assert!(
+        mismatches.is_empty(),
+        "{} of {} differ:\n{}",
+        mismatches.len(),
+        cases.len(),
+        mismatches.join("\n")
+    );
 }

@@ -8,32 +8,45 @@ use common::{Sim, scratch};
 use sha2::Digest as _;
 use std::str::FromStr;
 use tss_esapi::abstraction::{ak, ek};
-use tss_esapi::attributes::{NvIndexAttributesBuilder, ObjectAttributesBuilder, SessionAttributesBuilder};
+use tss_esapi::attributes::{
+    NvIndexAttributesBuilder, ObjectAttributesBuilder, SessionAttributesBuilder,
+};
 use tss_esapi::constants::SessionType;
 use tss_esapi::handles::{NvIndexTpmHandle, PcrHandle};
-use tss_esapi::interface_types::algorithm::{AsymmetricAlgorithm, HashingAlgorithm, PublicAlgorithm, SignatureSchemeAlgorithm};
+use tss_esapi::interface_types::algorithm::{
+    AsymmetricAlgorithm, HashingAlgorithm, PublicAlgorithm, SignatureSchemeAlgorithm,
+};
 use tss_esapi::interface_types::ecc::EccCurve;
 use tss_esapi::interface_types::resource_handles::{Hierarchy, NvAuth, Provision};
 use tss_esapi::interface_types::session_handles::{AuthSession, PolicySession};
 use tss_esapi::structures::{
-    Data, Digest, DigestValues, EccScheme, HashScheme, HashcheckTicket, KeyedHashScheme, MaxNvBuffer, NvPublicBuilder,
-    PcrSelectionListBuilder, PcrSlot, PublicBuilder, PublicKeyedHashParameters, SensitiveData, SignatureScheme,
-    SymmetricDefinition, SymmetricDefinitionObject,
+    Data, Digest, DigestValues, EccScheme, HashScheme, HashcheckTicket, KeyedHashScheme,
+    MaxNvBuffer, NvPublicBuilder, PcrSelectionListBuilder, PcrSlot, PublicBuilder,
+    PublicKeyedHashParameters, SensitiveData, SignatureScheme, SymmetricDefinition,
+    SymmetricDefinitionObject,
 };
 use tss_esapi::tcti_ldr::TctiNameConf;
 use tss_esapi::traits::Marshall;
-use tss_esapi::{Context, constants::tss::TPM2_RH_NULL, constants::tss::TPM2_ST_HASHCHECK, tss2_esys::TPMT_TK_HASHCHECK};
+use tss_esapi::{
+    Context, constants::tss::TPM2_RH_NULL, constants::tss::TPM2_ST_HASHCHECK,
+    tss2_esys::TPMT_TK_HASHCHECK,
+};
 
 fn context(sim: &Sim) -> Context {
     let tcti = TctiNameConf::from_str(&sim.tcti()).expect("tcti string");
     let mut ctx = Context::new(tcti).expect("ESAPI context over mssim");
-    ctx.startup(tss_esapi::constants::StartupType::Clear).expect("startup");
+    ctx.startup(tss_esapi::constants::StartupType::Clear)
+        .expect("startup");
     ctx
 }
 
 fn null_ticket() -> HashcheckTicket {
-    HashcheckTicket::try_from(TPMT_TK_HASHCHECK { tag: TPM2_ST_HASHCHECK, hierarchy: TPM2_RH_NULL, digest: Default::default() })
-        .expect("null ticket")
+    HashcheckTicket::try_from(TPMT_TK_HASHCHECK {
+        tag: TPM2_ST_HASHCHECK,
+        hierarchy: TPM2_RH_NULL,
+        digest: Default::default(),
+    })
+    .expect("null ticket")
 }
 
 fn sha256(data: &[u8]) -> Vec<u8> {
@@ -49,9 +62,16 @@ fn random_and_pcrs() {
     assert_eq!(a.len(), 16);
     assert_ne!(a.value(), b.value());
     let mut vals = DigestValues::new();
-    vals.set(HashingAlgorithm::Sha256, Digest::try_from(vec![0x42; 32]).unwrap());
-    ctx.execute_with_nullauth_session(|ctx| ctx.pcr_extend(PcrHandle::Pcr16, vals)).expect("extend");
-    let sel = PcrSelectionListBuilder::new().with_selection(HashingAlgorithm::Sha256, &[PcrSlot::Slot16]).build().unwrap();
+    vals.set(
+        HashingAlgorithm::Sha256,
+        Digest::try_from(vec![0x42; 32]).unwrap(),
+    );
+    ctx.execute_with_nullauth_session(|ctx| ctx.pcr_extend(PcrHandle::Pcr16, vals))
+        .expect("extend");
+    let sel = PcrSelectionListBuilder::new()
+        .with_selection(HashingAlgorithm::Sha256, &[PcrSlot::Slot16])
+        .build()
+        .unwrap();
     let (_, _, digests) = ctx.pcr_read(sel).expect("read");
     let mut input = vec![0u8; 32];
     input.extend_from_slice(&[0x42; 32]);
@@ -69,7 +89,9 @@ fn keys_sign_verify_and_seal() {
     )
     .unwrap();
     let srk = ctx
-        .execute_with_nullauth_session(|ctx| ctx.create_primary(Hierarchy::Owner, srk_pub.clone(), None, None, None, None))
+        .execute_with_nullauth_session(|ctx| {
+            ctx.create_primary(Hierarchy::Owner, srk_pub.clone(), None, None, None, None)
+        })
         .expect("SRK")
         .key_handle;
     let sign_pub = tss_esapi::utils::create_unrestricted_signing_ecc_public(
@@ -77,31 +99,57 @@ fn keys_sign_verify_and_seal() {
         EccCurve::NistP256,
     )
     .unwrap();
-    let created = ctx.execute_with_nullauth_session(|ctx| ctx.create(srk, sign_pub, None, None, None, None)).expect("create");
+    let created = ctx
+        .execute_with_nullauth_session(|ctx| ctx.create(srk, sign_pub, None, None, None, None))
+        .expect("create");
     let key = ctx
-        .execute_with_nullauth_session(|ctx| ctx.load(srk, created.out_private.clone(), created.out_public.clone()))
+        .execute_with_nullauth_session(|ctx| {
+            ctx.load(srk, created.out_private.clone(), created.out_public.clone())
+        })
         .expect("load");
     let digest = Digest::try_from(sha256(b"esapi message")).unwrap();
     let sig = ctx
-        .execute_with_nullauth_session(|ctx| ctx.sign(key, digest.clone(), SignatureScheme::Null, null_ticket()))
+        .execute_with_nullauth_session(|ctx| {
+            ctx.sign(key, digest.clone(), SignatureScheme::Null, null_ticket())
+        })
         .expect("sign");
-    ctx.execute_with_nullauth_session(|ctx| ctx.verify_signature(key, digest, sig.clone())).expect("verify");
+    ctx.execute_with_nullauth_session(|ctx| ctx.verify_signature(key, digest, sig.clone()))
+        .expect("verify");
     let other = Digest::try_from(sha256(b"other message")).unwrap();
-    assert!(ctx.execute_with_nullauth_session(|ctx| ctx.verify_signature(key, other, sig)).is_err(), "wrong digest verified");
+    assert!(
+        ctx.execute_with_nullauth_session(|ctx| ctx.verify_signature(key, other, sig))
+            .is_err(),
+        "wrong digest verified"
+    );
     ctx.flush_context(key.into()).unwrap();
     // Seal and unseal.
     let seal_pub = PublicBuilder::new()
         .with_public_algorithm(PublicAlgorithm::KeyedHash)
         .with_name_hashing_algorithm(HashingAlgorithm::Sha256)
-        .with_object_attributes(ObjectAttributesBuilder::new().with_fixed_tpm(true).with_fixed_parent(true).with_user_with_auth(true).build().unwrap())
+        .with_object_attributes(
+            ObjectAttributesBuilder::new()
+                .with_fixed_tpm(true)
+                .with_fixed_parent(true)
+                .with_user_with_auth(true)
+                .build()
+                .unwrap(),
+        )
         .with_keyed_hash_parameters(PublicKeyedHashParameters::new(KeyedHashScheme::Null))
         .with_keyed_hash_unique_identifier(Digest::default())
         .build()
         .unwrap();
     let secret = SensitiveData::try_from(b"sealed via esapi".to_vec()).unwrap();
-    let sealed = ctx.execute_with_nullauth_session(|ctx| ctx.create(srk, seal_pub, None, Some(secret), None, None)).expect("seal");
-    let item = ctx.execute_with_nullauth_session(|ctx| ctx.load(srk, sealed.out_private, sealed.out_public)).expect("load sealed");
-    let out = ctx.execute_with_nullauth_session(|ctx| ctx.unseal(item.into())).expect("unseal");
+    let sealed = ctx
+        .execute_with_nullauth_session(|ctx| {
+            ctx.create(srk, seal_pub, None, Some(secret), None, None)
+        })
+        .expect("seal");
+    let item = ctx
+        .execute_with_nullauth_session(|ctx| ctx.load(srk, sealed.out_private, sealed.out_public))
+        .expect("load sealed");
+    let out = ctx
+        .execute_with_nullauth_session(|ctx| ctx.unseal(item.into()))
+        .expect("unseal");
     assert_eq!(out.value(), b"sealed via esapi");
 }
 
@@ -110,8 +158,17 @@ fn ek_ak_quote_and_credential() {
     let sim = Sim::start(&scratch("esapi-ek"), None);
     let mut ctx = context(&sim);
     let ek = ek::create_ek_object(&mut ctx, AsymmetricAlgorithm::Rsa, None).expect("EK");
-    let ak_res = ak::create_ak(&mut ctx, ek, HashingAlgorithm::Sha256, SignatureSchemeAlgorithm::RsaSsa, None, None).expect("AK");
-    let ak = ak::load_ak(&mut ctx, ek, None, ak_res.out_private, ak_res.out_public).expect("load AK");
+    let ak_res = ak::create_ak(
+        &mut ctx,
+        ek,
+        HashingAlgorithm::Sha256,
+        SignatureSchemeAlgorithm::RsaSsa,
+        None,
+        None,
+    )
+    .expect("AK");
+    let ak =
+        ak::load_ak(&mut ctx, ek, None, ak_res.out_private, ak_res.out_public).expect("load AK");
     // Quote PCR 0 and 16 and check the signature over the attestation with the TPM.
     let sel = PcrSelectionListBuilder::new()
         .with_selection(HashingAlgorithm::Sha256, &[PcrSlot::Slot0, PcrSlot::Slot16])
@@ -122,25 +179,47 @@ fn ek_ak_quote_and_credential() {
         .execute_with_nullauth_session(|ctx| ctx.quote(ak, nonce, SignatureScheme::Null, sel))
         .expect("quote");
     let digest = Digest::try_from(sha256(&attest.marshall().unwrap())).unwrap();
-    ctx.execute_with_nullauth_session(|ctx| ctx.verify_signature(ak, digest, sig)).expect("quote signature");
+    ctx.execute_with_nullauth_session(|ctx| ctx.verify_signature(ak, digest, sig))
+        .expect("quote signature");
     assert_eq!(attest.extra_data().value(), &[7u8; 16]);
     // MakeCredential to the EK for the AK's name, ActivateCredential under PolicySecret(endorsement).
     let (_, ak_name, _) = ctx.read_public(ak).unwrap();
     let cred = Digest::try_from(b"credential-0001".to_vec()).unwrap();
-    let (id, secret) = ctx.execute_without_session(|ctx| ctx.make_credential(ek, cred.clone(), ak_name)).expect("make credential");
+    let (id, secret) = ctx
+        .execute_without_session(|ctx| ctx.make_credential(ek, cred.clone(), ak_name))
+        .expect("make credential");
     let session = ctx
-        .start_auth_session(None, None, None, SessionType::Policy, SymmetricDefinition::AES_128_CFB, HashingAlgorithm::Sha256)
+        .start_auth_session(
+            None,
+            None,
+            None,
+            SessionType::Policy,
+            SymmetricDefinition::AES_128_CFB,
+            HashingAlgorithm::Sha256,
+        )
         .unwrap()
         .expect("policy session");
-    let (attrs, mask) = SessionAttributesBuilder::new().with_decrypt(true).with_encrypt(true).build();
+    let (attrs, mask) = SessionAttributesBuilder::new()
+        .with_decrypt(true)
+        .with_encrypt(true)
+        .build();
     ctx.tr_sess_set_attributes(session, attrs, mask).unwrap();
     let policy = PolicySession::try_from(session).unwrap();
     ctx.execute_with_nullauth_session(|ctx| {
-        ctx.policy_secret(policy, tss_esapi::handles::AuthHandle::Endorsement, Default::default(), Default::default(), Default::default(), None)
+        ctx.policy_secret(
+            policy,
+            tss_esapi::handles::AuthHandle::Endorsement,
+            Default::default(),
+            Default::default(),
+            Default::default(),
+            None,
+        )
     })
     .expect("policy secret");
     let got = ctx
-        .execute_with_sessions((Some(AuthSession::Password), Some(session), None), |ctx| ctx.activate_credential(ak, ek, id, secret))
+        .execute_with_sessions((Some(AuthSession::Password), Some(session), None), |ctx| {
+            ctx.activate_credential(ak, ek, id, secret)
+        })
         .expect("activate credential");
     assert_eq!(got.value(), cred.value());
 }
@@ -153,13 +232,24 @@ fn nv_define_write_read() {
     let public = NvPublicBuilder::new()
         .with_nv_index(index)
         .with_index_name_algorithm(HashingAlgorithm::Sha256)
-        .with_index_attributes(NvIndexAttributesBuilder::new().with_owner_write(true).with_owner_read(true).build().unwrap())
+        .with_index_attributes(
+            NvIndexAttributesBuilder::new()
+                .with_owner_write(true)
+                .with_owner_read(true)
+                .build()
+                .unwrap(),
+        )
         .with_data_area_size(32)
         .build()
         .unwrap();
-    let handle = ctx.execute_with_nullauth_session(|ctx| ctx.nv_define_space(Provision::Owner, None, public)).expect("define");
+    let handle = ctx
+        .execute_with_nullauth_session(|ctx| ctx.nv_define_space(Provision::Owner, None, public))
+        .expect("define");
     let data = MaxNvBuffer::try_from(b"esapi nv data".to_vec()).unwrap();
-    ctx.execute_with_nullauth_session(|ctx| ctx.nv_write(NvAuth::Owner, handle, data, 0)).expect("write");
-    let back = ctx.execute_with_nullauth_session(|ctx| ctx.nv_read(NvAuth::Owner, handle, 13, 0)).expect("read");
+    ctx.execute_with_nullauth_session(|ctx| ctx.nv_write(NvAuth::Owner, handle, data, 0))
+        .expect("write");
+    let back = ctx
+        .execute_with_nullauth_session(|ctx| ctx.nv_read(NvAuth::Owner, handle, 13, 0))
+        .expect("read");
     assert_eq!(back.value(), b"esapi nv data");
 }

@@ -21,43 +21,148 @@ fn make_and_activate_credential_between_ek_and_ak() {
     let sim = started("cred");
     sim.tool(&["tpm2_createek", "-c", "ek.ctx", "-G", "rsa", "-u", "ek.pub"]);
     sim.flush();
-    sim.tool(&["tpm2_createak", "-C", "ek.ctx", "-c", "ak.ctx", "-G", "ecc", "-g", "sha256", "-s", "ecdsa", "-u", "ak.pub", "-n", "ak.name"]);
+    sim.tool(&[
+        "tpm2_createak",
+        "-C",
+        "ek.ctx",
+        "-c",
+        "ak.ctx",
+        "-G",
+        "ecc",
+        "-g",
+        "sha256",
+        "-s",
+        "ecdsa",
+        "-u",
+        "ak.pub",
+        "-n",
+        "ak.name",
+    ]);
     sim.flush();
     let name = hex(&sim.read("ak.name"));
     sim.write("secret", b"0123456789abcdef");
     // Once in software (what a remote verifier does) and once by the TPM itself.
-    sim.tool(&["tpm2_makecredential", "-T", "none", "-e", "ek.pub", "-s", "secret", "-n", &name, "-o", "blob.sw"]);
-    sim.tool(&["tpm2_makecredential", "-e", "ek.pub", "-s", "secret", "-n", &name, "-o", "blob.tpm"]);
+    sim.tool(&[
+        "tpm2_makecredential",
+        "-T",
+        "none",
+        "-e",
+        "ek.pub",
+        "-s",
+        "secret",
+        "-n",
+        &name,
+        "-o",
+        "blob.sw",
+    ]);
+    sim.tool(&[
+        "tpm2_makecredential",
+        "-e",
+        "ek.pub",
+        "-s",
+        "secret",
+        "-n",
+        &name,
+        "-o",
+        "blob.tpm",
+    ]);
     sim.flush();
     for blob in ["blob.sw", "blob.tpm"] {
         // The EK's policy is PolicySecret(endorsement).
         sim.tool(&["tpm2_startauthsession", "--policy-session", "-S", "s.ctx"]);
         sim.tool(&["tpm2_policysecret", "-S", "s.ctx", "-c", "e"]);
-        sim.tool(&["tpm2_activatecredential", "-c", "ak.ctx", "-C", "ek.ctx", "-i", blob, "-o", "out", "-P", "session:s.ctx"]);
+        sim.tool(&[
+            "tpm2_activatecredential",
+            "-c",
+            "ak.ctx",
+            "-C",
+            "ek.ctx",
+            "-i",
+            blob,
+            "-o",
+            "out",
+            "-P",
+            "session:s.ctx",
+        ]);
         sim.tool(&["tpm2_flushcontext", "s.ctx"]);
         sim.flush();
         assert_eq!(sim.read("out"), b"0123456789abcdef", "{blob}");
     }
     // A credential bound to another name does not open.
     let other = format!("000b{}", "11".repeat(32));
-    sim.tool(&["tpm2_makecredential", "-T", "none", "-e", "ek.pub", "-s", "secret", "-n", &other, "-o", "blob.other"]);
+    sim.tool(&[
+        "tpm2_makecredential",
+        "-T",
+        "none",
+        "-e",
+        "ek.pub",
+        "-s",
+        "secret",
+        "-n",
+        &other,
+        "-o",
+        "blob.other",
+    ]);
     sim.tool(&["tpm2_startauthsession", "--policy-session", "-S", "s.ctx"]);
     sim.tool(&["tpm2_policysecret", "-S", "s.ctx", "-c", "e"]);
-    let bad = sim.try_tool(&["tpm2_activatecredential", "-c", "ak.ctx", "-C", "ek.ctx", "-i", "blob.other", "-o", "out2", "-P", "session:s.ctx"]);
-    assert!(!bad.status.success(), "credential for another name was released");
+    let bad = sim.try_tool(&[
+        "tpm2_activatecredential",
+        "-c",
+        "ak.ctx",
+        "-C",
+        "ek.ctx",
+        "-i",
+        "blob.other",
+        "-o",
+        "out2",
+        "-P",
+        "session:s.ctx",
+    ]);
+    assert!(
+        !bad.status.success(),
+        "credential for another name was released"
+    );
 }
 
 #[test]
 fn salted_bound_hmac_session_with_parameter_encryption() {
     let sim = started("hmacsess");
-    sim.tool(&["tpm2_createprimary", "-C", "o", "-G", "rsa", "-c", "prim.ctx"]);
+    sim.tool(&[
+        "tpm2_createprimary",
+        "-C",
+        "o",
+        "-G",
+        "rsa",
+        "-c",
+        "prim.ctx",
+    ]);
     sim.flush();
     // Salted with the primary, bound to the owner hierarchy; getrandom's output is encrypted.
-    sim.tool(&["tpm2_startauthsession", "--hmac-session", "-S", "s.ctx", "--tpmkey-context", "prim.ctx", "--bind-context", "o"]);
+    sim.tool(&[
+        "tpm2_startauthsession",
+        "--hmac-session",
+        "-S",
+        "s.ctx",
+        "--tpmkey-context",
+        "prim.ctx",
+        "--bind-context",
+        "o",
+    ]);
     sim.tool(&["tpm2_sessionconfig", "s.ctx", "--enable-encrypt"]);
     let out = sim.tool(&["tpm2_getrandom", "-S", "s.ctx", "--hex", "16"]);
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim().len(), 32);
-    sim.tool(&["tpm2_nvdefine", "0x1500030", "-C", "o", "-s", "8", "-a", "ownerread|ownerwrite", "-P", "session:s.ctx"]);
+    sim.tool(&[
+        "tpm2_nvdefine",
+        "0x1500030",
+        "-C",
+        "o",
+        "-s",
+        "8",
+        "-a",
+        "ownerread|ownerwrite",
+        "-P",
+        "session:s.ctx",
+    ]);
     sim.tool(&["tpm2_flushcontext", "s.ctx"]);
     sim.flush();
     let pubinfo = sim.stdout(&["tpm2_nvreadpublic", "0x1500030"]);
@@ -70,12 +175,44 @@ fn seal_under_a_pcr_policy_and_fail_after_extend() {
     sim.tool(&["tpm2_createprimary", "-C", "o", "-c", "prim.ctx"]);
     sim.flush();
     sim.tool(&["tpm2_startauthsession", "-S", "t.ctx"]);
-    sim.tool(&["tpm2_policypcr", "-S", "t.ctx", "-l", "sha256:16", "-L", "pcr.pol"]);
+    sim.tool(&[
+        "tpm2_policypcr",
+        "-S",
+        "t.ctx",
+        "-l",
+        "sha256:16",
+        "-L",
+        "pcr.pol",
+    ]);
     sim.tool(&["tpm2_flushcontext", "t.ctx"]);
     sim.write("secret", b"pcr bound");
-    sim.tool(&["tpm2_create", "-C", "prim.ctx", "-L", "pcr.pol", "-i", "secret", "-u", "s.pub", "-r", "s.priv", "-a", "fixedtpm|fixedparent"]);
+    sim.tool(&[
+        "tpm2_create",
+        "-C",
+        "prim.ctx",
+        "-L",
+        "pcr.pol",
+        "-i",
+        "secret",
+        "-u",
+        "s.pub",
+        "-r",
+        "s.priv",
+        "-a",
+        "fixedtpm|fixedparent",
+    ]);
     sim.flush();
-    sim.tool(&["tpm2_load", "-C", "prim.ctx", "-u", "s.pub", "-r", "s.priv", "-c", "s.ctx"]);
+    sim.tool(&[
+        "tpm2_load",
+        "-C",
+        "prim.ctx",
+        "-u",
+        "s.pub",
+        "-r",
+        "s.priv",
+        "-c",
+        "s.ctx",
+    ]);
     sim.flush();
     let unseal = |sim: &Sim| {
         sim.tool(&["tpm2_startauthsession", "--policy-session", "-S", "p.ctx"]);
@@ -86,38 +223,118 @@ fn seal_under_a_pcr_policy_and_fail_after_extend() {
         out
     };
     let out = unseal(&sim);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(out.stdout, b"pcr bound");
     sim.tool(&["tpm2_pcrextend", &format!("16:sha256={}", "11".repeat(32))]);
     let out = unseal(&sim);
     assert!(!out.status.success(), "unsealed after the PCR changed");
-    assert!(String::from_utf8_lossy(&out.stderr).to_lowercase().contains("0x99d"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .to_lowercase()
+            .contains("0x99d"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
 fn certify_hmac_aes_rsa_and_hash() {
     let sim = started("prims");
-    sim.tool(&["tpm2_createprimary", "-C", "o", "-G", "ecc", "-c", "prim.ctx"]);
+    sim.tool(&[
+        "tpm2_createprimary",
+        "-C",
+        "o",
+        "-G",
+        "ecc",
+        "-c",
+        "prim.ctx",
+    ]);
     sim.flush();
     let load = |alg: &str, attrs: Option<&str>, name: &str| {
-        let (pu, pr, cx) = (format!("{name}.pub"), format!("{name}.priv"), format!("{name}.ctx"));
-        let mut args = vec!["tpm2_create", "-C", "prim.ctx", "-G", alg, "-u", &pu, "-r", &pr];
+        let (pu, pr, cx) = (
+            format!("{name}.pub"),
+            format!("{name}.priv"),
+            format!("{name}.ctx"),
+        );
+        let mut args = vec![
+            "tpm2_create",
+            "-C",
+            "prim.ctx",
+            "-G",
+            alg,
+            "-u",
+            &pu,
+            "-r",
+            &pr,
+        ];
         if let Some(a) = attrs {
             args.extend(["-a", a]);
         }
         sim.tool(&args);
         sim.flush();
-        sim.tool(&["tpm2_load", "-C", "prim.ctx", "-u", &pu, "-r", &pr, "-c", &cx]);
+        sim.tool(&[
+            "tpm2_load",
+            "-C",
+            "prim.ctx",
+            "-u",
+            &pu,
+            "-r",
+            &pr,
+            "-c",
+            &cx,
+        ]);
         sim.flush();
     };
     // Certify the primary with an ECC signing key; check the signature with OpenSSL.
     load("ecc", None, "signer");
-    sim.tool(&["tpm2_certify", "-c", "prim.ctx", "-C", "signer.ctx", "-g", "sha256", "-o", "att", "-s", "att.sig", "-f", "plain"]);
+    sim.tool(&[
+        "tpm2_certify",
+        "-c",
+        "prim.ctx",
+        "-C",
+        "signer.ctx",
+        "-g",
+        "sha256",
+        "-o",
+        "att",
+        "-s",
+        "att.sig",
+        "-f",
+        "plain",
+    ]);
     sim.flush();
-    sim.tool(&["tpm2_readpublic", "-c", "signer.ctx", "-f", "pem", "-o", "signer.pem"]);
+    sim.tool(&[
+        "tpm2_readpublic",
+        "-c",
+        "signer.ctx",
+        "-f",
+        "pem",
+        "-o",
+        "signer.pem",
+    ]);
     sim.flush();
-    let v = host(&sim.dir, &["openssl", "dgst", "-sha256", "-verify", "signer.pem", "-signature", "att.sig", "att"]);
-    assert!(v.status.success(), "certify signature: {}", String::from_utf8_lossy(&v.stdout));
+    let v = host(
+        &sim.dir,
+        &[
+            "openssl",
+            "dgst",
+            "-sha256",
+            "-verify",
+            "signer.pem",
+            "-signature",
+            "att.sig",
+            "att",
+        ],
+    );
+    assert!(
+        v.status.success(),
+        "certify signature: {}",
+        String::from_utf8_lossy(&v.stdout)
+    );
     // HMAC: deterministic per key and message.
     load("hmac", None, "mac");
     sim.write("m1", b"message one");
@@ -136,23 +353,88 @@ fn certify_hmac_aes_rsa_and_hash() {
     sim.write("pt", b"a plaintext that spans more than one AES block");
     sim.tool(&["tpm2_encryptdecrypt", "-c", "aes.ctx", "-o", "ct", "pt"]);
     sim.flush();
-    sim.tool(&["tpm2_encryptdecrypt", "-d", "-c", "aes.ctx", "-o", "pt2", "ct"]);
+    sim.tool(&[
+        "tpm2_encryptdecrypt",
+        "-d",
+        "-c",
+        "aes.ctx",
+        "-o",
+        "pt2",
+        "ct",
+    ]);
     sim.flush();
     assert_ne!(sim.read("ct"), sim.read("pt"));
     assert_eq!(sim.read("pt2"), sim.read("pt"));
     // RSA-OAEP: OpenSSL encrypts to the exported key, the TPM decrypts; and a TPM round trip.
-    load("rsa2048", Some("decrypt|fixedtpm|fixedparent|sensitivedataorigin|userwithauth"), "rsa");
-    sim.tool(&["tpm2_readpublic", "-c", "rsa.ctx", "-f", "pem", "-o", "rsa.pem"]);
+    load(
+        "rsa2048",
+        Some("decrypt|fixedtpm|fixedparent|sensitivedataorigin|userwithauth"),
+        "rsa",
+    );
+    sim.tool(&[
+        "tpm2_readpublic",
+        "-c",
+        "rsa.ctx",
+        "-f",
+        "pem",
+        "-o",
+        "rsa.pem",
+    ]);
     sim.flush();
     sim.write("rm", b"rsa message");
-    let e = host(&sim.dir, &["openssl", "pkeyutl", "-encrypt", "-pubin", "-inkey", "rsa.pem", "-pkeyopt", "rsa_padding_mode:oaep", "-pkeyopt", "rsa_oaep_md:sha256", "-in", "rm", "-out", "rct.ossl"]);
+    let e = host(
+        &sim.dir,
+        &[
+            "openssl",
+            "pkeyutl",
+            "-encrypt",
+            "-pubin",
+            "-inkey",
+            "rsa.pem",
+            "-pkeyopt",
+            "rsa_padding_mode:oaep",
+            "-pkeyopt",
+            "rsa_oaep_md:sha256",
+            "-in",
+            "rm",
+            "-out",
+            "rct.ossl",
+        ],
+    );
     assert!(e.status.success(), "{}", String::from_utf8_lossy(&e.stderr));
-    sim.tool(&["tpm2_rsadecrypt", "-c", "rsa.ctx", "-s", "oaep", "-o", "rpt.ossl", "rct.ossl"]);
+    sim.tool(&[
+        "tpm2_rsadecrypt",
+        "-c",
+        "rsa.ctx",
+        "-s",
+        "oaep",
+        "-o",
+        "rpt.ossl",
+        "rct.ossl",
+    ]);
     sim.flush();
     assert_eq!(sim.read("rpt.ossl"), b"rsa message");
-    sim.tool(&["tpm2_rsaencrypt", "-c", "rsa.ctx", "-s", "oaep", "-o", "rct", "rm"]);
+    sim.tool(&[
+        "tpm2_rsaencrypt",
+        "-c",
+        "rsa.ctx",
+        "-s",
+        "oaep",
+        "-o",
+        "rct",
+        "rm",
+    ]);
     sim.flush();
-    sim.tool(&["tpm2_rsadecrypt", "-c", "rsa.ctx", "-s", "oaep", "-o", "rpt", "rct"]);
+    sim.tool(&[
+        "tpm2_rsadecrypt",
+        "-c",
+        "rsa.ctx",
+        "-s",
+        "oaep",
+        "-o",
+        "rpt",
+        "rct",
+    ]);
     sim.flush();
     assert_eq!(sim.read("rpt"), b"rsa message");
     // Hash: one-shot (small) and a hash sequence (large), against sha256sum.
@@ -160,7 +442,11 @@ fn certify_hmac_aes_rsa_and_hash() {
     sim.write("big", &vec![0x5a; 5000]);
     for f in ["small", "big"] {
         let tpm = sim.stdout(&["tpm2_hash", "-g", "sha256", "--hex", f]);
-        let sw = String::from_utf8_lossy(&host(&sim.dir, &["sha256sum", f]).stdout).split_whitespace().next().unwrap().to_string();
+        let sw = String::from_utf8_lossy(&host(&sim.dir, &["sha256sum", f]).stdout)
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_string();
         assert_eq!(tpm.trim(), sw, "{f}");
     }
 }
@@ -171,24 +457,60 @@ fn change_auth_evict_and_clear() {
     sim.tool(&["tpm2_changeauth", "-c", "o", "ownerpw"]);
     let bad = sim.try_tool(&["tpm2_createprimary", "-C", "o", "-c", "p.ctx"]);
     assert!(!bad.status.success(), "owner auth not enforced");
-    sim.tool(&["tpm2_createprimary", "-C", "o", "-P", "ownerpw", "-c", "p.ctx"]);
+    sim.tool(&[
+        "tpm2_createprimary",
+        "-C",
+        "o",
+        "-P",
+        "ownerpw",
+        "-c",
+        "p.ctx",
+    ]);
     sim.flush();
     sim.tool(&["tpm2_readpublic", "-c", "p.ctx", "-o", "srk1.pub"]);
     sim.flush();
-    sim.tool(&["tpm2_evictcontrol", "-C", "o", "-P", "ownerpw", "-c", "p.ctx", "0x81000005"]);
+    sim.tool(&[
+        "tpm2_evictcontrol",
+        "-C",
+        "o",
+        "-P",
+        "ownerpw",
+        "-c",
+        "p.ctx",
+        "0x81000005",
+    ]);
     sim.flush();
-    sim.tool(&["tpm2_createek", "-c", "ek.ctx", "-G", "ecc", "-u", "ek1.pub"]);
+    sim.tool(&[
+        "tpm2_createek",
+        "-c",
+        "ek.ctx",
+        "-G",
+        "ecc",
+        "-u",
+        "ek1.pub",
+    ]);
     sim.flush();
     sim.tool(&["tpm2_clear", "-c", "l"]);
     let persistent = sim.stdout(&["tpm2_getcap", "handles-persistent"]);
-    assert!(!persistent.contains("0x81000005"), "clear kept an owner key: {persistent}");
+    assert!(
+        !persistent.contains("0x81000005"),
+        "clear kept an owner key: {persistent}"
+    );
     // Owner auth is gone, the storage seed changed (new SRK), the endorsement seed did not.
     sim.tool(&["tpm2_createprimary", "-C", "o", "-c", "p2.ctx"]);
     sim.flush();
     sim.tool(&["tpm2_readpublic", "-c", "p2.ctx", "-o", "srk2.pub"]);
     sim.flush();
     assert_ne!(sim.read("srk1.pub"), sim.read("srk2.pub"));
-    sim.tool(&["tpm2_createek", "-c", "ek2.ctx", "-G", "ecc", "-u", "ek2.pub"]);
+    sim.tool(&[
+        "tpm2_createek",
+        "-c",
+        "ek2.ctx",
+        "-G",
+        "ecc",
+        "-u",
+        "ek2.pub",
+    ]);
     sim.flush();
     assert_eq!(sim.read("ek1.pub"), sim.read("ek2.pub"));
     // ClearControl disables Clear.
@@ -206,18 +528,73 @@ fn resource_manager_multiplexes_more_objects_than_slots() {
     // this would exhaust the three transient slots.
     sim.write("msg", b"multiplexed");
     for i in 0..5 {
-        let (pu, pr, cx) = (format!("k{i}.pub"), format!("k{i}.priv"), format!("k{i}.ctx"));
-        rm.tool(&sim, &["tpm2_create", "-C", "prim.ctx", "-G", "ecc", "-u", &pu, "-r", &pr]);
-        rm.tool(&sim, &["tpm2_load", "-C", "prim.ctx", "-u", &pu, "-r", &pr, "-c", &cx]);
+        let (pu, pr, cx) = (
+            format!("k{i}.pub"),
+            format!("k{i}.priv"),
+            format!("k{i}.ctx"),
+        );
+        rm.tool(
+            &sim,
+            &[
+                "tpm2_create",
+                "-C",
+                "prim.ctx",
+                "-G",
+                "ecc",
+                "-u",
+                &pu,
+                "-r",
+                &pr,
+            ],
+        );
+        rm.tool(
+            &sim,
+            &[
+                "tpm2_load",
+                "-C",
+                "prim.ctx",
+                "-u",
+                &pu,
+                "-r",
+                &pr,
+                "-c",
+                &cx,
+            ],
+        );
     }
     for i in 0..5 {
         let cx = format!("k{i}.ctx");
-        rm.tool(&sim, &["tpm2_sign", "-c", &cx, "-g", "sha256", "-o", "sig", "msg"]);
-        rm.tool(&sim, &["tpm2_verifysignature", "-c", &cx, "-g", "sha256", "-m", "msg", "-s", "sig"]);
+        rm.tool(
+            &sim,
+            &["tpm2_sign", "-c", &cx, "-g", "sha256", "-o", "sig", "msg"],
+        );
+        rm.tool(
+            &sim,
+            &[
+                "tpm2_verifysignature",
+                "-c",
+                &cx,
+                "-g",
+                "sha256",
+                "-m",
+                "msg",
+                "-s",
+                "sig",
+            ],
+        );
     }
     // Policy sessions are saved and reloaded by the resource manager between commands.
-    rm.tool(&sim, &["tpm2_startauthsession", "--policy-session", "-S", "s.ctx"]);
-    rm.tool(&sim, &["tpm2_policysecret", "-S", "s.ctx", "-c", "e", "-L", "pol"]);
+    rm.tool(
+        &sim,
+        &["tpm2_startauthsession", "--policy-session", "-S", "s.ctx"],
+    );
+    rm.tool(
+        &sim,
+        &["tpm2_policysecret", "-S", "s.ctx", "-c", "e", "-L", "pol"],
+    );
     rm.tool(&sim, &["tpm2_flushcontext", "s.ctx"]);
-    assert_eq!(hex(&sim.read("pol")), "837197674484b3f81a90cc8d46a5d724fd52d76e06520b64f2a1da1b331469aa");
+    assert_eq!(
+        hex(&sim.read("pol")),
+        "837197674484b3f81a90cc8d46a5d724fd52d76e06520b64f2a1da1b331469aa"
+    );
 }

@@ -18,7 +18,10 @@ fn startup_random_and_truthful_capabilities() {
     let hex = sim.stdout(&["tpm2_getrandom", "--hex", "16"]);
     assert_eq!(hex.trim().len(), 32, "{hex}");
     let fixed = sim.stdout(&["tpm2_getcap", "properties-fixed"]);
-    assert!(fixed.contains("TPM2_PT_PCR_COUNT") && fixed.contains("raw: 0x18"), "{fixed}");
+    assert!(
+        fixed.contains("TPM2_PT_PCR_COUNT") && fixed.contains("raw: 0x18"),
+        "{fixed}"
+    );
     let algs = sim.stdout(&["tpm2_getcap", "algorithms"]);
     for a in ["rsa:", "ecc:", "sha256:", "aes:", "cfb:"] {
         assert!(algs.contains(a), "{a} missing from {algs}");
@@ -35,49 +38,151 @@ fn pcr_extend_and_read_match_software_hash() {
     let mut input = vec![0u8; 32];
     input.extend(std::iter::repeat_n(1u8, 32));
     sim.write("ext.bin", &input);
-    let dg = std::process::Command::new("openssl").args(["dgst", "-sha256", "-r", "ext.bin"]).current_dir(&sim.dir).output().expect("openssl");
-    let want = String::from_utf8_lossy(&dg.stdout).split_whitespace().next().unwrap().to_uppercase();
-    assert!(out.contains(&format!("16: 0x{want}")), "PCR16 wrong:\n{out}\nwant {want}");
-    assert!(out.contains(&format!("17: 0x{}", "F".repeat(64))), "PCR17 starts as all ones:\n{out}");
-    assert!(out.contains(&format!("0 : 0x{}", "0".repeat(40))), "sha1 PCR0:\n{out}");
+    let dg = std::process::Command::new("openssl")
+        .args(["dgst", "-sha256", "-r", "ext.bin"])
+        .current_dir(&sim.dir)
+        .output()
+        .expect("openssl");
+    let want = String::from_utf8_lossy(&dg.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_uppercase();
+    assert!(
+        out.contains(&format!("16: 0x{want}")),
+        "PCR16 wrong:\n{out}\nwant {want}"
+    );
+    assert!(
+        out.contains(&format!("17: 0x{}", "F".repeat(64))),
+        "PCR17 starts as all ones:\n{out}"
+    );
+    assert!(
+        out.contains(&format!("0 : 0x{}", "0".repeat(40))),
+        "sha1 PCR0:\n{out}"
+    );
     // PCR 17 cannot be extended from locality 0.
     let bad = sim.try_tool(&["tpm2_pcrextend", &format!("17:sha256={d}")]);
     assert!(!bad.status.success());
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("0x907"), "{}", String::from_utf8_lossy(&bad.stderr));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("0x907"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
 }
 
 #[test]
 fn rsa_and_ecc_keys_sign_and_verify_also_with_openssl() {
     let sim = started("sign");
-    sim.tool(&["tpm2_createprimary", "-C", "o", "-G", "ecc", "-c", "prim.ctx"]);
+    sim.tool(&[
+        "tpm2_createprimary",
+        "-C",
+        "o",
+        "-G",
+        "ecc",
+        "-c",
+        "prim.ctx",
+    ]);
     sim.flush();
     sim.write("msg", b"hello warden");
     for (alg, scheme) in [("rsa2048", "rsassa"), ("ecc256", "ecdsa")] {
-        sim.tool(&["tpm2_create", "-C", "prim.ctx", "-G", alg, "-u", "k.pub", "-r", "k.priv"]);
+        sim.tool(&[
+            "tpm2_create",
+            "-C",
+            "prim.ctx",
+            "-G",
+            alg,
+            "-u",
+            "k.pub",
+            "-r",
+            "k.priv",
+        ]);
         sim.flush();
-        sim.tool(&["tpm2_load", "-C", "prim.ctx", "-u", "k.pub", "-r", "k.priv", "-c", "k.ctx"]);
+        sim.tool(&[
+            "tpm2_load",
+            "-C",
+            "prim.ctx",
+            "-u",
+            "k.pub",
+            "-r",
+            "k.priv",
+            "-c",
+            "k.ctx",
+        ]);
         sim.flush();
-        sim.tool(&["tpm2_sign", "-c", "k.ctx", "-g", "sha256", "-s", scheme, "-o", "sig", "msg"]);
+        sim.tool(&[
+            "tpm2_sign",
+            "-c",
+            "k.ctx",
+            "-g",
+            "sha256",
+            "-s",
+            scheme,
+            "-o",
+            "sig",
+            "msg",
+        ]);
         sim.flush();
-        sim.tool(&["tpm2_verifysignature", "-c", "k.ctx", "-g", "sha256", "-m", "msg", "-s", "sig"]);
+        sim.tool(&[
+            "tpm2_verifysignature",
+            "-c",
+            "k.ctx",
+            "-g",
+            "sha256",
+            "-m",
+            "msg",
+            "-s",
+            "sig",
+        ]);
         sim.flush();
         sim.tool(&["tpm2_readpublic", "-c", "k.ctx", "-f", "pem", "-o", "k.pem"]);
         sim.flush();
-        let fmt = if scheme == "ecdsa" { "plain" } else { "plain" };
-        sim.tool(&["tpm2_sign", "-c", "k.ctx", "-g", "sha256", "-s", scheme, "-f", fmt, "-o", "sig.raw", "msg"]);
+        // "plain": raw RSA signature, or DER for ECDSA: what openssl expects.
+        sim.tool(&[
+            "tpm2_sign",
+            "-c",
+            "k.ctx",
+            "-g",
+            "sha256",
+            "-s",
+            scheme,
+            "-f",
+            "plain",
+            "-o",
+            "sig.raw",
+            "msg",
+        ]);
         sim.flush();
-        if scheme == "ecdsa" {
-            // tpm2-tools "plain" ECDSA output is DER, which is what openssl expects.
-        }
         let v = std::process::Command::new("openssl")
-            .args(["dgst", "-sha256", "-verify", "k.pem", "-signature", "sig.raw", "msg"])
+            .args([
+                "dgst",
+                "-sha256",
+                "-verify",
+                "k.pem",
+                "-signature",
+                "sig.raw",
+                "msg",
+            ])
             .current_dir(&sim.dir)
             .output()
             .expect("openssl");
-        assert!(v.status.success(), "openssl rejects {alg} signature: {}", String::from_utf8_lossy(&v.stdout));
+        assert!(
+            v.status.success(),
+            "openssl rejects {alg} signature: {}",
+            String::from_utf8_lossy(&v.stdout)
+        );
         // A modified message must not verify in the TPM.
         sim.write("msg2", b"hello warden!");
-        let bad = sim.try_tool(&["tpm2_verifysignature", "-c", "k.ctx", "-g", "sha256", "-m", "msg2", "-s", "sig"]);
+        let bad = sim.try_tool(&[
+            "tpm2_verifysignature",
+            "-c",
+            "k.ctx",
+            "-g",
+            "sha256",
+            "-m",
+            "msg2",
+            "-s",
+            "sig",
+        ]);
         assert!(!bad.status.success(), "{alg}: tampered message verified");
         sim.flush();
     }
@@ -89,18 +194,82 @@ fn quote_checks_with_tpm2_checkquote() {
     sim.tool(&["tpm2_pcrextend", &format!("16:sha256={}", "ab".repeat(32))]);
     for alg in ["ecc256:ecdsa-sha256:null", "rsa2048:rsassa-sha256:null"] {
         sim.tool(&[
-            "tpm2_createprimary", "-C", "e", "-c", "ak.ctx", "-G", alg, "-g", "sha256",
-            "-a", "restricted|sign|fixedtpm|fixedparent|sensitivedataorigin|userwithauth",
+            "tpm2_createprimary",
+            "-C",
+            "e",
+            "-c",
+            "ak.ctx",
+            "-G",
+            alg,
+            "-g",
+            "sha256",
+            "-a",
+            "restricted|sign|fixedtpm|fixedparent|sensitivedataorigin|userwithauth",
         ]);
         sim.flush();
-        sim.tool(&["tpm2_readpublic", "-c", "ak.ctx", "-f", "pem", "-o", "ak.pem"]);
+        sim.tool(&[
+            "tpm2_readpublic",
+            "-c",
+            "ak.ctx",
+            "-f",
+            "pem",
+            "-o",
+            "ak.pem",
+        ]);
         sim.flush();
-        sim.tool(&["tpm2_quote", "-c", "ak.ctx", "-l", "sha256:0,16", "-q", "c0ffee", "-m", "q.msg", "-s", "q.sig", "-o", "q.pcrs", "-g", "sha256"]);
+        sim.tool(&[
+            "tpm2_quote",
+            "-c",
+            "ak.ctx",
+            "-l",
+            "sha256:0,16",
+            "-q",
+            "c0ffee",
+            "-m",
+            "q.msg",
+            "-s",
+            "q.sig",
+            "-o",
+            "q.pcrs",
+            "-g",
+            "sha256",
+        ]);
         sim.flush();
-        sim.tool(&["tpm2_checkquote", "-u", "ak.pem", "-m", "q.msg", "-s", "q.sig", "-f", "q.pcrs", "-g", "sha256", "-q", "c0ffee"]);
+        sim.tool(&[
+            "tpm2_checkquote",
+            "-u",
+            "ak.pem",
+            "-m",
+            "q.msg",
+            "-s",
+            "q.sig",
+            "-f",
+            "q.pcrs",
+            "-g",
+            "sha256",
+            "-q",
+            "c0ffee",
+        ]);
         // The wrong nonce is rejected.
-        let bad = sim.try_tool(&["tpm2_checkquote", "-u", "ak.pem", "-m", "q.msg", "-s", "q.sig", "-f", "q.pcrs", "-g", "sha256", "-q", "c0ffef"]);
-        assert!(!bad.status.success(), "{alg}: checkquote accepted a wrong nonce");
+        let bad = sim.try_tool(&[
+            "tpm2_checkquote",
+            "-u",
+            "ak.pem",
+            "-m",
+            "q.msg",
+            "-s",
+            "q.sig",
+            "-f",
+            "q.pcrs",
+            "-g",
+            "sha256",
+            "-q",
+            "c0ffef",
+        ]);
+        assert!(
+            !bad.status.success(),
+            "{alg}: checkquote accepted a wrong nonce"
+        );
     }
 }
 
@@ -110,38 +279,117 @@ fn seal_and_unseal() {
     sim.tool(&["tpm2_createprimary", "-C", "o", "-c", "prim.ctx"]);
     sim.flush();
     sim.write("secret", b"the eagle has landed");
-    sim.tool(&["tpm2_create", "-C", "prim.ctx", "-i", "secret", "-u", "s.pub", "-r", "s.priv", "-p", "sealpw"]);
+    sim.tool(&[
+        "tpm2_create",
+        "-C",
+        "prim.ctx",
+        "-i",
+        "secret",
+        "-u",
+        "s.pub",
+        "-r",
+        "s.priv",
+        "-p",
+        "sealpw",
+    ]);
     sim.flush();
-    sim.tool(&["tpm2_load", "-C", "prim.ctx", "-u", "s.pub", "-r", "s.priv", "-c", "s.ctx"]);
+    sim.tool(&[
+        "tpm2_load",
+        "-C",
+        "prim.ctx",
+        "-u",
+        "s.pub",
+        "-r",
+        "s.priv",
+        "-c",
+        "s.ctx",
+    ]);
     sim.flush();
     let out = sim.tool(&["tpm2_unseal", "-c", "s.ctx", "-p", "sealpw"]);
     assert_eq!(out.stdout, b"the eagle has landed");
     sim.flush();
     let bad = sim.try_tool(&["tpm2_unseal", "-c", "s.ctx", "-p", "wrong"]);
     assert!(!bad.status.success(), "unseal with a wrong password");
-    assert!(String::from_utf8_lossy(&bad.stderr).to_lowercase().contains("0x98e"), "{}", String::from_utf8_lossy(&bad.stderr));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr)
+            .to_lowercase()
+            .contains("0x98e"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
 }
 
 #[test]
 fn nv_define_write_read_counter_and_undefine() {
     let sim = started("nv");
-    sim.tool(&["tpm2_nvdefine", "0x1500016", "-C", "o", "-s", "32", "-a", "ownerread|ownerwrite"]);
+    sim.tool(&[
+        "tpm2_nvdefine",
+        "0x1500016",
+        "-C",
+        "o",
+        "-s",
+        "32",
+        "-a",
+        "ownerread|ownerwrite",
+    ]);
     sim.write("d", b"abc");
-    sim.tool(&["tpm2_nvwrite", "0x1500016", "-C", "o", "-i", "d", "--offset", "4"]);
-    let out = sim.tool(&["tpm2_nvread", "0x1500016", "-C", "o", "-s", "3", "--offset", "4"]);
+    sim.tool(&[
+        "tpm2_nvwrite",
+        "0x1500016",
+        "-C",
+        "o",
+        "-i",
+        "d",
+        "--offset",
+        "4",
+    ]);
+    let out = sim.tool(&[
+        "tpm2_nvread",
+        "0x1500016",
+        "-C",
+        "o",
+        "-s",
+        "3",
+        "--offset",
+        "4",
+    ]);
     assert_eq!(out.stdout, b"abc");
-    let bad = sim.try_tool(&["tpm2_nvwrite", "0x1500016", "-C", "o", "-i", "d", "--offset", "30"]);
+    let bad = sim.try_tool(&[
+        "tpm2_nvwrite",
+        "0x1500016",
+        "-C",
+        "o",
+        "-i",
+        "d",
+        "--offset",
+        "30",
+    ]);
     assert!(!bad.status.success(), "write past the end");
-    sim.tool(&["tpm2_nvdefine", "0x1500017", "-C", "o", "-s", "8", "-a", "ownerread|ownerwrite|nt=counter"]);
+    sim.tool(&[
+        "tpm2_nvdefine",
+        "0x1500017",
+        "-C",
+        "o",
+        "-s",
+        "8",
+        "-a",
+        "ownerread|ownerwrite|nt=counter",
+    ]);
     sim.tool(&["tpm2_nvincrement", "0x1500017", "-C", "o"]);
     sim.tool(&["tpm2_nvincrement", "0x1500017", "-C", "o"]);
     let out = sim.tool(&["tpm2_nvread", "0x1500017", "-C", "o", "-s", "8"]);
     assert_eq!(out.stdout, 2u64.to_be_bytes());
     let list = sim.stdout(&["tpm2_nvreadpublic"]);
-    assert!(list.contains("0x1500016") && list.contains("0x1500017"), "{list}");
+    assert!(
+        list.contains("0x1500016") && list.contains("0x1500017"),
+        "{list}"
+    );
     sim.tool(&["tpm2_nvundefine", "0x1500016", "-C", "o"]);
     let list = sim.stdout(&["tpm2_getcap", "handles-nv-index"]);
-    assert!(!list.contains("0x1500016") && list.contains("0x1500017"), "{list}");
+    assert!(
+        !list.contains("0x1500016") && list.contains("0x1500017"),
+        "{list}"
+    );
 }
 
 #[test]
@@ -152,13 +400,37 @@ fn restart_keeps_nv_persistent_keys_and_ek() {
     {
         let sim = Sim::start(&dir, Some(&state));
         sim.tool(&["tpm2_startup", "-c"]);
-        sim.tool(&["tpm2_createek", "-c", "ek.ctx", "-G", "rsa", "-u", "ek1.pub"]);
+        sim.tool(&[
+            "tpm2_createek",
+            "-c",
+            "ek.ctx",
+            "-G",
+            "rsa",
+            "-u",
+            "ek1.pub",
+        ]);
         sim.flush();
         sim.tool(&["tpm2_createprimary", "-C", "o", "-c", "srk.ctx"]);
         sim.flush();
-        sim.tool(&["tpm2_evictcontrol", "-C", "o", "-c", "srk.ctx", "0x81000001"]);
+        sim.tool(&[
+            "tpm2_evictcontrol",
+            "-C",
+            "o",
+            "-c",
+            "srk.ctx",
+            "0x81000001",
+        ]);
         sim.flush();
-        sim.tool(&["tpm2_nvdefine", "0x1500020", "-C", "o", "-s", "4", "-a", "ownerread|ownerwrite"]);
+        sim.tool(&[
+            "tpm2_nvdefine",
+            "0x1500020",
+            "-C",
+            "o",
+            "-s",
+            "4",
+            "-a",
+            "ownerread|ownerwrite",
+        ]);
         sim.write("d", b"keep");
         sim.tool(&["tpm2_nvwrite", "0x1500020", "-C", "o", "-i", "d"]);
         ek_name = sim.read("ek1.pub");
@@ -171,7 +443,15 @@ fn restart_keeps_nv_persistent_keys_and_ek() {
     assert!(persistent.contains("0x81000001"), "{persistent}");
     sim.tool(&["tpm2_readpublic", "-c", "0x81000001"]);
     // The EK is derived from the endorsement seed, which the state keeps: same public key.
-    sim.tool(&["tpm2_createek", "-c", "ek2.ctx", "-G", "rsa", "-u", "ek2.pub"]);
+    sim.tool(&[
+        "tpm2_createek",
+        "-c",
+        "ek2.ctx",
+        "-G",
+        "rsa",
+        "-u",
+        "ek2.pub",
+    ]);
     sim.flush();
     assert_eq!(sim.read("ek2.pub"), ek_name, "EK changed across a restart");
 }

@@ -26,7 +26,15 @@ pub(crate) struct CmdInfo {
 }
 
 const fn c(cc: u32, handles: u8, auths: u8, r_handle: bool) -> CmdInfo {
-    CmdInfo { cc, handles, auths, r_handle, role: Role::User, nv: false, flushed: false }
+    CmdInfo {
+        cc,
+        handles,
+        auths,
+        r_handle,
+        role: Role::User,
+        nv: false,
+        flushed: false,
+    }
 }
 const fn admin(mut i: CmdInfo) -> CmdInfo {
     i.role = Role::Admin;
@@ -43,7 +51,6 @@ const fn flushed(mut i: CmdInfo) -> CmdInfo {
 
 #[allow(missing_docs)]
 pub(crate) mod code {
-    pub(crate) const NV_UNDEFINE_SPACE_SPECIAL: u32 = 0x11F;
     pub(crate) const EVICT_CONTROL: u32 = 0x120;
     pub(crate) const HIERARCHY_CONTROL: u32 = 0x121;
     pub(crate) const NV_UNDEFINE_SPACE: u32 = 0x122;
@@ -195,7 +202,10 @@ pub(crate) static COMMANDS: &[CmdInfo] = &[
 ];
 
 pub(crate) fn lookup(cc: u32) -> Option<&'static CmdInfo> {
-    COMMANDS.binary_search_by_key(&cc, |i| i.cc).ok().map(|i| &COMMANDS[i])
+    COMMANDS
+        .binary_search_by_key(&cc, |i| i.cc)
+        .ok()
+        .map(|i| &COMMANDS[i])
 }
 
 /// TPMA_CC for GetCapability(TPM_CAP_COMMANDS).

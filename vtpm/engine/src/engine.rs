@@ -82,7 +82,6 @@ pub(crate) struct Volatile {
     pub(crate) context_key: Vec<u8>,
     pub(crate) next_session: u32,
     pub(crate) clock_at_boot: u64,
-    pub(crate) nonce_even_seed: u64,
 }
 
 /// A TPM 2.0 instance over a `Platform`.
@@ -98,7 +97,9 @@ pub struct Tpm<P: Platform> {
 
 impl<P: Platform> core::fmt::Debug for Tpm<P> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Tpm").field("started", &self.v.started).finish_non_exhaustive()
+        f.debug_struct("Tpm")
+            .field("started", &self.v.started)
+            .finish_non_exhaustive()
     }
 }
 
@@ -155,7 +156,13 @@ impl<P: Platform> Tpm<P> {
             None => manufacture(&mut rng),
         };
         let v = fresh_volatile(&mut rng);
-        let mut tpm = Tpm { platform, p, v, rng, primary_cache: Vec::new() };
+        let mut tpm = Tpm {
+            platform,
+            p,
+            v,
+            rng,
+            primary_cache: Vec::new(),
+        };
         tpm.persist();
         Ok(tpm)
     }
@@ -226,7 +233,6 @@ impl<P: Platform> Tpm<P> {
             handles.push(hdl);
         }
         let mut auths = Vec::new();
-        let params_start;
         if tag == ST_SESSIONS {
             let auth_size = r.u32().map_err(|_| Rc::AUTHSIZE)? as usize;
             if auth_size < 9 || auth_size > r.remaining() {
@@ -239,21 +245,41 @@ impl<P: Platform> Tpm<P> {
                 }
                 let n = auths.len() as u32 + 1;
                 let handle = ar.u32().map_err(|_| Rc::AUTHSIZE)?;
-                let nonce_caller = ar.tpm2b(64).map_err(|e| if e == Rc::SIZE { Rc::SIZE.session(n) } else { Rc::AUTHSIZE })?.to_vec();
+                let nonce_caller = ar
+                    .tpm2b(64)
+                    .map_err(|e| {
+                        if e == Rc::SIZE {
+                            Rc::SIZE.session(n)
+                        } else {
+                            Rc::AUTHSIZE
+                        }
+                    })?
+                    .to_vec();
                 let attrs = ar.u8().map_err(|_| Rc::AUTHSIZE)?;
-                let hmac = ar.tpm2b(64).map_err(|e| if e == Rc::SIZE { Rc::SIZE.session(n) } else { Rc::AUTHSIZE })?.to_vec();
-                auths.push(AuthIn { handle, nonce_caller, attrs, hmac });
+                let hmac = ar
+                    .tpm2b(64)
+                    .map_err(|e| {
+                        if e == Rc::SIZE {
+                            Rc::SIZE.session(n)
+                        } else {
+                            Rc::AUTHSIZE
+                        }
+                    })?
+                    .to_vec();
+                auths.push(AuthIn {
+                    handle,
+                    nonce_caller,
+                    attrs,
+                    hmac,
+                });
             }
             if auths.len() < info.auths as usize {
                 return Err(Rc::AUTH_MISSING);
             }
-            params_start = command.len() - r.remaining();
-        } else {
-            if info.auths > 0 {
-                return Err(Rc::AUTH_MISSING);
-            }
-            params_start = command.len() - r.remaining();
+        } else if info.auths > 0 {
+            return Err(Rc::AUTH_MISSING);
         }
+        let params_start = command.len() - r.remaining();
         let params = &command[params_start..];
         let names: Vec<Vec<u8>> = handles.iter().map(|&hd| self.entity_name(hd)).collect();
         let mut session_state = self.check_sessions(info, &handles, &names, &auths, cc, params)?;
@@ -266,7 +292,12 @@ impl<P: Platform> Tpm<P> {
             let _ = &mut decrypted;
             params
         };
-        let mut ctx = Ctx { locality, cc, handles: handles.clone(), params: Reader::new(params) };
+        let mut ctx = Ctx {
+            locality,
+            cc,
+            handles: handles.clone(),
+            params: Reader::new(params),
+        };
         // On error the sessions stay as they were (nonces included).
         let out = self.dispatch(&mut ctx)?;
         let mut params_out = out.params.into_vec();
@@ -278,7 +309,9 @@ impl<P: Platform> Tpm<P> {
         if tag == ST_SESSIONS {
             self.encrypt_param(&auths, &mut session_state, &mut params_out);
             let area = self.response_sessions(&auths, &mut session_state, cc, &params_out);
-            w.u32(params_out.len() as u32).bytes(&params_out).bytes(&area);
+            w.u32(params_out.len() as u32)
+                .bytes(&params_out)
+                .bytes(&area);
         } else {
             w.bytes(&params_out);
         }
@@ -323,11 +356,21 @@ impl<P: Platform> Tpm<P> {
                 self.check_object_hierarchy(self.v.objects[i].as_ref().map(|o| o.hierarchy))?;
             }
             h::HT_PERSISTENT => {
-                let o = self.p.persistent.iter().find(|(ph, _)| *ph == hdl).ok_or(Rc::HANDLE)?;
+                let o = self
+                    .p
+                    .persistent
+                    .iter()
+                    .find(|(ph, _)| *ph == hdl)
+                    .ok_or(Rc::HANDLE)?;
                 self.check_object_hierarchy(Some(o.1.hierarchy))?;
             }
             h::HT_NV_INDEX => {
-                let nv = self.p.nv.iter().find(|n| n.handle == hdl).ok_or(Rc::HANDLE)?;
+                let nv = self
+                    .p
+                    .nv
+                    .iter()
+                    .find(|n| n.handle == hdl)
+                    .ok_or(Rc::HANDLE)?;
                 let platform = nv.attrs & crate::nv::a::PLATFORMCREATE != 0;
                 if (platform && !self.v.ph_enable_nv) || (!platform && !self.v.sh_enable) {
                     return Err(Rc::HANDLE);
@@ -361,9 +404,10 @@ impl<P: Platform> Tpm<P> {
     /// The Name of an entity referenced by handle (objects and NV: computed; others: the handle).
     pub(crate) fn entity_name(&self, hdl: u32) -> Vec<u8> {
         match h::ty(hdl) {
-            h::HT_TRANSIENT | h::HT_PERSISTENT => {
-                self.object(hdl).map(|o| o.name.clone()).unwrap_or_else(|_| hdl.to_be_bytes().to_vec())
-            }
+            h::HT_TRANSIENT | h::HT_PERSISTENT => self
+                .object(hdl)
+                .map(|o| o.name.clone())
+                .unwrap_or_else(|_| hdl.to_be_bytes().to_vec()),
             h::HT_NV_INDEX => self
                 .p
                 .nv
@@ -383,36 +427,36 @@ impl<P: Platform> Tpm<P> {
                 .get((hdl - h::TRANSIENT_FIRST) as usize)
                 .and_then(|o| o.as_ref())
                 .ok_or(Rc::HANDLE),
-            h::HT_PERSISTENT => self.p.persistent.iter().find(|(p, _)| *p == hdl).map(|(_, o)| o).ok_or(Rc::HANDLE),
-            _ => Err(Rc::HANDLE),
-        }
-    }
-
-    pub(crate) fn object_mut(&mut self, hdl: u32) -> Result<&mut Object, Rc> {
-        match h::ty(hdl) {
-            h::HT_TRANSIENT => self
-                .v
-                .objects
-                .get_mut((hdl - h::TRANSIENT_FIRST) as usize)
-                .and_then(|o| o.as_mut())
+            h::HT_PERSISTENT => self
+                .p
+                .persistent
+                .iter()
+                .find(|(p, _)| *p == hdl)
+                .map(|(_, o)| o)
                 .ok_or(Rc::HANDLE),
-            h::HT_PERSISTENT => {
-                self.p.persistent.iter_mut().find(|(p, _)| *p == hdl).map(|(_, o)| o).ok_or(Rc::HANDLE)
-            }
             _ => Err(Rc::HANDLE),
         }
     }
 
     /// Puts an object into a free transient slot and returns its handle.
     pub(crate) fn load_object(&mut self, obj: Object) -> Result<u32, Rc> {
-        let slot = self.v.objects.iter().position(|o| o.is_none()).ok_or(Rc::OBJECT_MEMORY)?;
+        let slot = self
+            .v
+            .objects
+            .iter()
+            .position(|o| o.is_none())
+            .ok_or(Rc::OBJECT_MEMORY)?;
         self.v.objects[slot] = Some(obj);
         self.v.seqs[slot] = None;
         Ok(h::TRANSIENT_FIRST + slot as u32)
     }
 
     pub(crate) fn free_object_slot(&self) -> Result<(), Rc> {
-        if self.v.objects.iter().any(|o| o.is_none()) { Ok(()) } else { Err(Rc::OBJECT_MEMORY) }
+        if self.v.objects.iter().any(|o| o.is_none()) {
+            Ok(())
+        } else {
+            Err(Rc::OBJECT_MEMORY)
+        }
     }
 
     /// The authValue of an entity, for password and HMAC authorisation.
@@ -426,10 +470,19 @@ impl<P: Platform> Tpm<P> {
                 _ => Vec::new(),
             },
             h::HT_PCR => Vec::new(),
-            h::HT_TRANSIENT | h::HT_PERSISTENT => {
-                self.object(hdl)?.sens.as_ref().map(|s| s.auth.clone()).unwrap_or_default()
-            }
-            h::HT_NV_INDEX => self.p.nv.iter().find(|n| n.handle == hdl).map(|n| n.auth.clone()).ok_or(Rc::HANDLE)?,
+            h::HT_TRANSIENT | h::HT_PERSISTENT => self
+                .object(hdl)?
+                .sens
+                .as_ref()
+                .map(|s| s.auth.clone())
+                .unwrap_or_default(),
+            h::HT_NV_INDEX => self
+                .p
+                .nv
+                .iter()
+                .find(|n| n.handle == hdl)
+                .map(|n| n.auth.clone())
+                .ok_or(Rc::HANDLE)?,
             _ => return Err(Rc::HANDLE),
         })
     }
@@ -463,7 +516,10 @@ impl<P: Platform> Tpm<P> {
     pub(crate) fn entity_da_protected(&self, hdl: u32) -> bool {
         match h::ty(hdl) {
             h::HT_PERMANENT => hdl == h::RH_LOCKOUT,
-            h::HT_TRANSIENT | h::HT_PERSISTENT => self.object(hdl).map(|o| !o.public.has(attr::NO_DA)).unwrap_or(false),
+            h::HT_TRANSIENT | h::HT_PERSISTENT => self
+                .object(hdl)
+                .map(|o| !o.public.has(attr::NO_DA))
+                .unwrap_or(false),
             h::HT_NV_INDEX => self
                 .p
                 .nv
@@ -509,7 +565,9 @@ impl<P: Platform> Tpm<P> {
             self.p.failed_tries = self.p.failed_tries.saturating_add(1);
             self.persist();
             rc
-        } else if rc.0 & 0xFFF == Rc::AUTH_FAIL.session(1).0 & 0xFFF || rc.0 & 0x3F == Rc::AUTH_FAIL.0 & 0x3F {
+        } else if rc.0 & 0xFFF == Rc::AUTH_FAIL.session(1).0 & 0xFFF
+            || rc.0 & 0x3F == Rc::AUTH_FAIL.0 & 0x3F
+        {
             Rc((rc.0 & !0x3F) | (Rc::BAD_AUTH.0 & 0x3F))
         } else {
             rc
@@ -533,9 +591,17 @@ impl<P: Platform> Tpm<P> {
         let mut uses = Vec::new();
         for (i, a) in auths.iter().enumerate() {
             let n = i as u32 + 1;
-            let bound = if i < info.auths as usize { Some(handles[i]) } else { None };
+            let bound = if i < info.auths as usize {
+                Some(handles[i])
+            } else {
+                None
+            };
             let role = if i == 0 { info.role } else { Role::User };
-            let role = if (cc == code::ACTIVATE_CREDENTIAL || cc == code::CERTIFY) && i == 1 { Role::User } else { role };
+            let role = if (cc == code::ACTIVATE_CREDENTIAL || cc == code::CERTIFY) && i == 1 {
+                Role::User
+            } else {
+                role
+            };
             let u = self.check_one_session(a, n, bound, role, cc, names, params, auths, i)?;
             uses.push(u);
         }
@@ -570,8 +636,8 @@ fn session_handle_allowed(cc: u32, idx: u8, hdl: u32) -> bool {
     use code::*;
     let policy_pos = match cc {
         POLICY_SECRET => Some(1),
-        POLICY_AUTH_VALUE | POLICY_PASSWORD | POLICY_COMMAND_CODE | POLICY_PCR | POLICY_OR | POLICY_GET_DIGEST
-        | POLICY_RESTART => Some(0),
+        POLICY_AUTH_VALUE | POLICY_PASSWORD | POLICY_COMMAND_CODE | POLICY_PCR | POLICY_OR
+        | POLICY_GET_DIGEST | POLICY_RESTART => Some(0),
         _ => None,
     };
     match policy_pos {
@@ -637,7 +703,6 @@ fn fresh_volatile(rng: &mut Drbg) -> Volatile {
         context_key: rng.bytes(32),
         next_session: 0,
         clock_at_boot: 0,
-        nonce_even_seed: 0,
     }
 }
 

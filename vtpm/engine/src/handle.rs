@@ -17,9 +17,6 @@ pub(crate) const HT_TRANSIENT: u8 = 0x80;
 pub(crate) const HT_PERSISTENT: u8 = 0x81;
 
 pub(crate) const TRANSIENT_FIRST: u32 = 0x8000_0000;
-pub(crate) const PERSISTENT_FIRST: u32 = 0x8100_0000;
-pub(crate) const HMAC_SESSION_FIRST: u32 = 0x0200_0000;
-pub(crate) const POLICY_SESSION_FIRST: u32 = 0x0300_0000;
 
 pub(crate) fn ty(h: u32) -> u8 {
     (h >> 24) as u8

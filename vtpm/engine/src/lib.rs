@@ -69,14 +69,21 @@ pub struct MemPlatform {
 impl MemPlatform {
     /// A platform whose "entropy" is derived from `seed` (deterministic runs).
     pub fn with_seed(seed: u64) -> Self {
-        MemPlatform { counter: seed, clock: 0, nv: None }
+        MemPlatform {
+            counter: seed,
+            clock: 0,
+            nv: None,
+        }
     }
 }
 
 impl Platform for MemPlatform {
     fn entropy(&mut self, buf: &mut [u8]) {
         for b in buf.iter_mut() {
-            self.counter = self.counter.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            self.counter = self
+                .counter
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             *b = (self.counter >> 56) as u8;
         }
     }
@@ -95,7 +102,9 @@ impl Platform for MemPlatform {
 /// Fuzz entry: runs `data` as a sequence of commands (each prefixed by a locality byte and a
 /// big-endian u16 length) against a started TPM. Must never panic.
 pub fn fuzz_execute(data: &[u8]) {
-    let Ok(mut tpm) = Tpm::new(MemPlatform::with_seed(1)) else { return };
+    let Ok(mut tpm) = Tpm::new(MemPlatform::with_seed(1)) else {
+        return;
+    };
     // TPM2_Startup(CLEAR) so that most commands get past the initialisation check.
     tpm.execute(0, &[0x80, 0x01, 0, 0, 0, 12, 0, 0, 1, 0x44, 0, 0]);
     let mut rest = data;

@@ -63,7 +63,11 @@ impl<'a> Reader<'a> {
     }
     /// Fails with `TPM_RC_SIZE` (never numbered, as in the reference) if bytes are left over.
     pub(crate) fn finish(&self) -> Result<(), Rc> {
-        if self.remaining() == 0 { Ok(()) } else { Err(Rc::TRAILING) }
+        if self.remaining() == 0 {
+            Ok(())
+        } else {
+            Err(Rc::TRAILING)
+        }
     }
 }
 

@@ -66,7 +66,11 @@ impl NvIndex {
     }
     /// TPMS_NV_PUBLIC.
     pub(crate) fn write_public(&self, w: &mut Writer) {
-        w.u32(self.handle).u16(self.name_alg).u32(self.attrs).tpm2b(&self.policy).u16(self.size);
+        w.u32(self.handle)
+            .u16(self.name_alg)
+            .u32(self.attrs)
+            .tpm2b(&self.policy)
+            .u16(self.size);
     }
     pub(crate) fn public_bytes(&self) -> Vec<u8> {
         let mut w = Writer::new();
@@ -88,6 +92,14 @@ impl NvIndex {
         let attrs = r.u32()?;
         let policy = r.tpm2b(64)?.to_vec();
         let size = r.u16()?;
-        Ok(NvIndex { handle, name_alg, attrs, policy, size, auth: Vec::new(), data: Vec::new() })
+        Ok(NvIndex {
+            handle,
+            name_alg,
+            attrs,
+            policy,
+            size,
+            auth: Vec::new(),
+            data: Vec::new(),
+        })
     }
 }

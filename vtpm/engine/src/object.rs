@@ -24,7 +24,8 @@ pub(crate) mod attr {
     pub(crate) const SIGN: u32 = 1 << 18;
     pub(crate) const X509SIGN: u32 = 1 << 19;
     /// Bits that are reserved in TPMA_OBJECT.
-    pub(crate) const RESERVED: u32 = 1 | (1 << 3) | (0b11 << 8) | (0xF << 12) | 0xFFF0_0000 | X509SIGN;
+    pub(crate) const RESERVED: u32 =
+        1 | (1 << 3) | (0b11 << 8) | (0xF << 12) | 0xFFF0_0000 | X509SIGN;
 }
 
 /// TPMT_SYM_DEF_OBJECT (alg NULL means none).
@@ -36,7 +37,11 @@ pub(crate) struct SymDef {
 }
 
 impl SymDef {
-    pub(crate) const NULL: SymDef = SymDef { alg: alg::NULL, bits: 0, mode: 0 };
+    pub(crate) const NULL: SymDef = SymDef {
+        alg: alg::NULL,
+        bits: 0,
+        mode: 0,
+    };
     /// Parses a TPMT_SYM_DEF_OBJECT (`session` = TPMT_SYM_DEF, which also allows XOR).
     pub(crate) fn parse(r: &mut Reader<'_>, session: bool) -> Result<Self, Rc> {
         let a = r.u16()?;
@@ -48,7 +53,7 @@ impl SymDef {
                 if !matches!(bits, 128 | 256) {
                     return Err(Rc::KEY_SIZE);
                 }
-                if mode != alg::CFB && !(session && mode == alg::CFB) {
+                if mode != alg::CFB {
                     return Err(Rc::MODE);
                 }
                 Ok(SymDef { alg: a, bits, mode })
@@ -56,7 +61,11 @@ impl SymDef {
             alg::XOR if session => {
                 let h = r.u16()?;
                 HashAlg::from_alg(h)?;
-                Ok(SymDef { alg: a, bits: h, mode: alg::NULL })
+                Ok(SymDef {
+                    alg: a,
+                    bits: h,
+                    mode: alg::NULL,
+                })
             }
             _ => Err(Rc::SYMMETRIC),
         }
@@ -83,22 +92,39 @@ pub(crate) struct Scheme {
 }
 
 impl Scheme {
-    pub(crate) const NULL: Scheme = Scheme { alg: alg::NULL, hash: alg::NULL };
+    pub(crate) const NULL: Scheme = Scheme {
+        alg: alg::NULL,
+        hash: alg::NULL,
+    };
     pub(crate) fn parse(r: &mut Reader<'_>) -> Result<Self, Rc> {
         let a = r.u16()?;
         if a == alg::NULL {
             return Ok(Scheme::NULL);
         }
         if a == alg::RSAES {
-            return Ok(Scheme { alg: a, hash: alg::NULL });
+            return Ok(Scheme {
+                alg: a,
+                hash: alg::NULL,
+            });
         }
         let hash = r.u16()?;
         if a == alg::ECDAA {
             return Err(Rc::SCHEME);
         }
-        if !matches!(a, alg::RSASSA | alg::RSAPSS | alg::OAEP | alg::ECDSA | alg::ECDH | alg::HMAC | alg::RSAES
-            | alg::KDF1_SP800_108 | alg::KDF1_SP800_56A | alg::MGF1 | alg::XOR)
-        {
+        if !matches!(
+            a,
+            alg::RSASSA
+                | alg::RSAPSS
+                | alg::OAEP
+                | alg::ECDSA
+                | alg::ECDH
+                | alg::HMAC
+                | alg::RSAES
+                | alg::KDF1_SP800_108
+                | alg::KDF1_SP800_56A
+                | alg::MGF1
+                | alg::XOR
+        ) {
             return Err(Rc::SCHEME);
         }
         HashAlg::from_alg(hash)?;
@@ -115,10 +141,30 @@ impl Scheme {
 /// The type-specific part of TPMT_PUBLIC.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub(crate) enum Params {
-    Rsa { sym: SymDef, scheme: Scheme, bits: u16, exponent: u32, n: Vec<u8> },
-    Ecc { sym: SymDef, scheme: Scheme, curve: u16, kdf: Scheme, x: Vec<u8>, y: Vec<u8> },
-    KeyedHash { scheme: Scheme, kdf: u16, unique: Vec<u8> },
-    Sym { sym: SymDef, unique: Vec<u8> },
+    Rsa {
+        sym: SymDef,
+        scheme: Scheme,
+        bits: u16,
+        exponent: u32,
+        n: Vec<u8>,
+    },
+    Ecc {
+        sym: SymDef,
+        scheme: Scheme,
+        curve: u16,
+        kdf: Scheme,
+        x: Vec<u8>,
+        y: Vec<u8>,
+    },
+    KeyedHash {
+        scheme: Scheme,
+        kdf: u16,
+        unique: Vec<u8>,
+    },
+    Sym {
+        sym: SymDef,
+        unique: Vec<u8>,
+    },
 }
 
 /// TPMT_PUBLIC.
@@ -156,7 +202,9 @@ impl Public {
     }
     pub(crate) fn scheme(&self) -> Scheme {
         match &self.params {
-            Params::Rsa { scheme, .. } | Params::Ecc { scheme, .. } | Params::KeyedHash { scheme, .. } => *scheme,
+            Params::Rsa { scheme, .. }
+            | Params::Ecc { scheme, .. }
+            | Params::KeyedHash { scheme, .. } => *scheme,
             Params::Sym { .. } => Scheme::NULL,
         }
     }
@@ -174,25 +222,50 @@ impl Public {
         }
         let policy = r.tpm2b(64)?.to_vec();
         let params = parse_parms(ty, r, true)?;
-        Ok(Public { name_alg, attrs, policy, params })
+        Ok(Public {
+            name_alg,
+            attrs,
+            policy,
+            params,
+        })
     }
 
     pub(crate) fn write(&self, w: &mut Writer) {
-        w.u16(self.ty()).u16(self.name_alg).u32(self.attrs).tpm2b(&self.policy);
+        w.u16(self.ty())
+            .u16(self.name_alg)
+            .u32(self.attrs)
+            .tpm2b(&self.policy);
         match &self.params {
-            Params::Rsa { sym, scheme, bits, exponent, n } => {
+            Params::Rsa {
+                sym,
+                scheme,
+                bits,
+                exponent,
+                n,
+            } => {
                 sym.write(w);
                 scheme.write(w);
                 w.u16(*bits).u32(*exponent).tpm2b(n);
             }
-            Params::Ecc { sym, scheme, curve, kdf, x, y } => {
+            Params::Ecc {
+                sym,
+                scheme,
+                curve,
+                kdf,
+                x,
+                y,
+            } => {
                 sym.write(w);
                 scheme.write(w);
                 w.u16(*curve);
                 kdf.write(w);
                 w.tpm2b(x).tpm2b(y);
             }
-            Params::KeyedHash { scheme, kdf, unique } => {
+            Params::KeyedHash {
+                scheme,
+                kdf,
+                unique,
+            } => {
                 w.u16(scheme.alg);
                 if scheme.alg != alg::NULL {
                     w.u16(scheme.hash);
@@ -259,13 +332,20 @@ impl Public {
                     return Err(Rc::SCHEME);
                 }
             }
-            Params::Rsa { sym, scheme, exponent, .. } => {
+            Params::Rsa {
+                sym,
+                scheme,
+                exponent,
+                ..
+            } => {
                 check_asym(self, *sym, *scheme)?;
                 if *exponent != 0 && (*exponent < 3 || exponent % 2 == 0) {
                     return Err(Rc::VALUE);
                 }
             }
-            Params::Ecc { sym, scheme, kdf, .. } => {
+            Params::Ecc {
+                sym, scheme, kdf, ..
+            } => {
                 check_asym(self, *sym, *scheme)?;
                 if kdf.alg != alg::NULL {
                     return Err(Rc::KDF);
@@ -284,7 +364,7 @@ impl Public {
 /// Parses the type-specific parameters (TPMU_PUBLIC_PARMS) and, with `with_unique`, the
 /// unique field too (TestParms has no unique field).
 pub(crate) fn parse_parms(ty: u16, r: &mut Reader<'_>, with_unique: bool) -> Result<Params, Rc> {
-let params = match ty {
+    let params = match ty {
         alg::RSA => {
             let sym = SymDef::parse(r, false)?;
             let scheme = Scheme::parse(r)?;
@@ -294,7 +374,13 @@ let params = match ty {
             if !matches!(bits, 1024 | 2048) {
                 return Err(Rc::KEY_SIZE);
             }
-            Params::Rsa { sym, scheme, bits, exponent, n }
+            Params::Rsa {
+                sym,
+                scheme,
+                bits,
+                exponent,
+                n,
+            }
         }
         alg::ECC => {
             let sym = SymDef::parse(r, false)?;
@@ -306,7 +392,14 @@ let params = match ty {
             if curve != alg::CURVE_P256 {
                 return Err(Rc::CURVE);
             }
-            Params::Ecc { sym, scheme, curve, kdf, x, y }
+            Params::Ecc {
+                sym,
+                scheme,
+                curve,
+                kdf,
+                x,
+                y,
+            }
         }
         alg::KEYEDHASH => {
             let sa = r.u16()?;
@@ -326,7 +419,11 @@ let params = match ty {
                 _ => return Err(Rc::SCHEME),
             };
             let unique = u2b(r, with_unique, 64)?;
-            Params::KeyedHash { scheme, kdf, unique }
+            Params::KeyedHash {
+                scheme,
+                kdf,
+                unique,
+            }
         }
         alg::SYMCIPHER => {
             let sym = SymDef::parse(r, false)?;
@@ -342,7 +439,11 @@ let params = match ty {
 }
 
 fn u2b(r: &mut Reader<'_>, present: bool, max: usize) -> Result<Vec<u8>, Rc> {
-    if present { Ok(r.tpm2b(max)?.to_vec()) } else { Ok(Vec::new()) }
+    if present {
+        Ok(r.tpm2b(max)?.to_vec())
+    } else {
+        Ok(Vec::new())
+    }
 }
 
 fn check_asym(p: &Public, sym: SymDef, scheme: Scheme) -> Result<(), Rc> {
@@ -369,7 +470,13 @@ fn check_asym(p: &Public, sym: SymDef, scheme: Scheme) -> Result<(), Rc> {
         return Err(Rc::SCHEME);
     }
     let rsa = matches!(p.params, Params::Rsa { .. });
-    if scheme.alg != alg::NULL && (rsa != matches!(scheme.alg, alg::RSASSA | alg::RSAPSS | alg::OAEP | alg::RSAES)) {
+    if scheme.alg != alg::NULL
+        && (rsa
+            != matches!(
+                scheme.alg,
+                alg::RSASSA | alg::RSAPSS | alg::OAEP | alg::RSAES
+            ))
+    {
         return Err(Rc::SCHEME);
     }
     Ok(())
@@ -386,7 +493,10 @@ pub(crate) struct Sensitive {
 
 impl Sensitive {
     pub(crate) fn write(&self, ty: u16, w: &mut Writer) {
-        w.u16(ty).tpm2b(&self.auth).tpm2b(&self.seed).tpm2b(&self.secret);
+        w.u16(ty)
+            .tpm2b(&self.auth)
+            .tpm2b(&self.seed)
+            .tpm2b(&self.secret);
     }
     pub(crate) fn parse(r: &mut Reader<'_>, ty: u16) -> Result<Self, Rc> {
         if r.u16()? != ty {
@@ -419,7 +529,9 @@ pub(crate) fn generate(
     let h = public.hash()?;
     let seed = rng.bytes(h.size());
     let secret = match &mut public.params {
-        Params::Rsa { bits, exponent, n, .. } => {
+        Params::Rsa {
+            bits, exponent, n, ..
+        } => {
             let e = if *exponent == 0 { 65537 } else { *exponent };
             let key = rsa::RsaPrivateKey::new_with_exp(rng, *bits as usize, &BigUint::from(e))
                 .map_err(|_| Rc::KEY_SIZE)?;
@@ -428,7 +540,10 @@ pub(crate) fn generate(
         }
         Params::Ecc { x, y, .. } => {
             let sk = p256::SecretKey::random(rng);
-            let pt = p256::elliptic_curve::sec1::ToEncodedPoint::to_encoded_point(&sk.public_key(), false);
+            let pt = p256::elliptic_curve::sec1::ToEncodedPoint::to_encoded_point(
+                &sk.public_key(),
+                false,
+            );
             *x = pt.x().expect("uncompressed").to_vec();
             *y = pt.y().expect("uncompressed").to_vec();
             sk.to_bytes().to_vec()
@@ -448,7 +563,11 @@ pub(crate) fn generate(
             secret
         }
     };
-    Ok(Sensitive { auth: Vec::new(), seed, secret })
+    Ok(Sensitive {
+        auth: Vec::new(),
+        seed,
+        secret,
+    })
 }
 
 /// Checks that a sensitive area belongs to a public area (Load, LoadExternal).
@@ -458,17 +577,28 @@ pub(crate) fn check_pair(public: &Public, sens: &Sensitive) -> Result<(), Rc> {
             let p = BigUint::from_bytes_be(&sens.secret);
             let n = BigUint::from_bytes_be(n);
             let e = if *exponent == 0 { 65537 } else { *exponent };
-            p > BigUint::from(1u32) && (&n % &p) == BigUint::from(0u32) && rsa_key(&n, e, &p).is_some()
+            p > BigUint::from(1u32)
+                && (&n % &p) == BigUint::from(0u32)
+                && rsa_key(&n, e, &p).is_some()
         }
         Params::Ecc { x, y, .. } => match p256::SecretKey::from_slice(&sens.secret) {
             Ok(sk) => {
-                let pt = p256::elliptic_curve::sec1::ToEncodedPoint::to_encoded_point(&sk.public_key(), false);
-                pt.x().map(|v| v.as_slice()) == Some(x.as_slice()) && pt.y().map(|v| v.as_slice()) == Some(y.as_slice())
+                let pt = p256::elliptic_curve::sec1::ToEncodedPoint::to_encoded_point(
+                    &sk.public_key(),
+                    false,
+                );
+                pt.x().map(|v| v.as_slice()) == Some(x.as_slice())
+                    && pt.y().map(|v| v.as_slice()) == Some(y.as_slice())
             }
             Err(_) => false,
         },
         Params::KeyedHash { unique, .. } | Params::Sym { unique, .. } => {
-            public.hash().map(|h| h.digest(&[&sens.seed, &sens.secret])).ok().as_deref() == Some(unique.as_slice())
+            public
+                .hash()
+                .map(|h| h.digest(&[&sens.seed, &sens.secret]))
+                .ok()
+                .as_deref()
+                == Some(unique.as_slice())
         }
     };
     if ok { Ok(()) } else { Err(Rc::BINDING) }
@@ -494,7 +624,12 @@ pub(crate) fn rsa_private(public: &Public, sens: &Sensitive) -> Result<rsa::RsaP
     match &public.params {
         Params::Rsa { n, exponent, .. } => {
             let e = if *exponent == 0 { 65537 } else { *exponent };
-            rsa_key(&BigUint::from_bytes_be(n), e, &BigUint::from_bytes_be(&sens.secret)).ok_or(Rc::KEY)
+            rsa_key(
+                &BigUint::from_bytes_be(n),
+                e,
+                &BigUint::from_bytes_be(&sens.secret),
+            )
+            .ok_or(Rc::KEY)
         }
         _ => Err(Rc::KEY),
     }
@@ -522,15 +657,21 @@ pub(crate) fn ecc_point(x: &[u8], y: &[u8]) -> Result<p256::PublicKey, Rc> {
 /// The DigestInfo prefix for PKCS#1 v1.5 signatures.
 pub(crate) fn pkcs1_prefix(h: HashAlg) -> &'static [u8] {
     match h {
-        HashAlg::Sha1 => &[0x30, 0x21, 0x30, 0x09, 0x06, 0x05, 0x2b, 0x0e, 0x03, 0x02, 0x1a, 0x05, 0x00, 0x04, 0x14],
+        HashAlg::Sha1 => &[
+            0x30, 0x21, 0x30, 0x09, 0x06, 0x05, 0x2b, 0x0e, 0x03, 0x02, 0x1a, 0x05, 0x00, 0x04,
+            0x14,
+        ],
         HashAlg::Sha256 => &[
-            0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04, 0x20,
+            0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
+            0x01, 0x05, 0x00, 0x04, 0x20,
         ],
         HashAlg::Sha384 => &[
-            0x30, 0x41, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x02, 0x05, 0x00, 0x04, 0x30,
+            0x30, 0x41, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
+            0x02, 0x05, 0x00, 0x04, 0x30,
         ],
         HashAlg::Sha512 => &[
-            0x30, 0x51, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x03, 0x05, 0x00, 0x04, 0x40,
+            0x30, 0x51, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
+            0x03, 0x05, 0x00, 0x04, 0x40,
         ],
     }
 }
@@ -563,17 +704,28 @@ impl Signature {
             alg::RSASSA | alg::RSAPSS => {
                 let hash = r.u16()?;
                 HashAlg::from_alg(hash)?;
-                Ok(Signature::Rsa { alg: a, hash, sig: r.tpm2b(512)?.to_vec() })
+                Ok(Signature::Rsa {
+                    alg: a,
+                    hash,
+                    sig: r.tpm2b(512)?.to_vec(),
+                })
             }
             alg::ECDSA => {
                 let hash = r.u16()?;
                 HashAlg::from_alg(hash)?;
-                Ok(Signature::Ecdsa { hash, r: r.tpm2b(128)?.to_vec(), s: r.tpm2b(128)?.to_vec() })
+                Ok(Signature::Ecdsa {
+                    hash,
+                    r: r.tpm2b(128)?.to_vec(),
+                    s: r.tpm2b(128)?.to_vec(),
+                })
             }
             alg::HMAC => {
                 let hash = r.u16()?;
                 let h = HashAlg::from_alg(hash)?;
-                Ok(Signature::Hmac { hash, digest: r.bytes(h.size())?.to_vec() })
+                Ok(Signature::Hmac {
+                    hash,
+                    digest: r.bytes(h.size())?.to_vec(),
+                })
             }
             _ => Err(Rc::SCHEME),
         }
@@ -595,31 +747,55 @@ pub(crate) fn sign(
     match (scheme.alg, &obj.public.params) {
         (alg::RSASSA, Params::Rsa { .. }) => {
             let key = rsa_private(&obj.public, sens)?;
-            let pad = rsa::Pkcs1v15Sign { hash_len: Some(h.size()), prefix: pkcs1_prefix(h).into() };
+            let pad = rsa::Pkcs1v15Sign {
+                hash_len: Some(h.size()),
+                prefix: pkcs1_prefix(h).into(),
+            };
             let sig = key.sign(pad, digest).map_err(|_| Rc::KEY)?;
-            Ok(Signature::Rsa { alg: alg::RSASSA, hash: scheme.hash, sig })
+            Ok(Signature::Rsa {
+                alg: alg::RSASSA,
+                hash: scheme.hash,
+                sig,
+            })
         }
         (alg::RSAPSS, Params::Rsa { .. }) => {
             let key = rsa_private(&obj.public, sens)?;
             let sig = match h {
-                HashAlg::Sha1 => key.sign_with_rng(rng, rsa::Pss::new_with_salt::<sha1::Sha1>(20), digest),
-                HashAlg::Sha256 => key.sign_with_rng(rng, rsa::Pss::new_with_salt::<sha2::Sha256>(32), digest),
-                HashAlg::Sha384 => key.sign_with_rng(rng, rsa::Pss::new_with_salt::<sha2::Sha384>(48), digest),
-                HashAlg::Sha512 => key.sign_with_rng(rng, rsa::Pss::new_with_salt::<sha2::Sha512>(64), digest),
+                HashAlg::Sha1 => {
+                    key.sign_with_rng(rng, rsa::Pss::new_with_salt::<sha1::Sha1>(20), digest)
+                }
+                HashAlg::Sha256 => {
+                    key.sign_with_rng(rng, rsa::Pss::new_with_salt::<sha2::Sha256>(32), digest)
+                }
+                HashAlg::Sha384 => {
+                    key.sign_with_rng(rng, rsa::Pss::new_with_salt::<sha2::Sha384>(48), digest)
+                }
+                HashAlg::Sha512 => {
+                    key.sign_with_rng(rng, rsa::Pss::new_with_salt::<sha2::Sha512>(64), digest)
+                }
             }
             .map_err(|_| Rc::KEY)?;
-            Ok(Signature::Rsa { alg: alg::RSAPSS, hash: scheme.hash, sig })
+            Ok(Signature::Rsa {
+                alg: alg::RSAPSS,
+                hash: scheme.hash,
+                sig,
+            })
         }
         (alg::ECDSA, Params::Ecc { .. }) => {
             use p256::ecdsa::signature::hazmat::PrehashSigner;
             let sk = p256::ecdsa::SigningKey::from_slice(&sens.secret).map_err(|_| Rc::KEY)?;
             let sig: p256::ecdsa::Signature = sk.sign_prehash(digest).map_err(|_| Rc::KEY)?;
             let (r, s) = sig.split_bytes();
-            Ok(Signature::Ecdsa { hash: scheme.hash, r: r.to_vec(), s: s.to_vec() })
+            Ok(Signature::Ecdsa {
+                hash: scheme.hash,
+                r: r.to_vec(),
+                s: s.to_vec(),
+            })
         }
-        (alg::HMAC, Params::KeyedHash { .. }) => {
-            Ok(Signature::Hmac { hash: scheme.hash, digest: h.hmac(&sens.secret, &[digest]) })
-        }
+        (alg::HMAC, Params::KeyedHash { .. }) => Ok(Signature::Hmac {
+            hash: scheme.hash,
+            digest: h.hmac(&sens.secret, &[digest]),
+        }),
         _ => Err(Rc::SCHEME),
     }
 }
@@ -631,7 +807,14 @@ pub(crate) fn verify(obj: &Object, digest: &[u8], sig: &Signature) -> Result<(),
             let h = HashAlg::from_alg(*hash)?;
             let key = rsa_public(&obj.public)?;
             let res = if *a == alg::RSASSA {
-                key.verify(rsa::Pkcs1v15Sign { hash_len: Some(h.size()), prefix: pkcs1_prefix(h).into() }, digest, sig)
+                key.verify(
+                    rsa::Pkcs1v15Sign {
+                        hash_len: Some(h.size()),
+                        prefix: pkcs1_prefix(h).into(),
+                    },
+                    digest,
+                    sig,
+                )
             } else {
                 match h {
                     HashAlg::Sha1 => key.verify(rsa::Pss::new::<sha1::Sha1>(), digest, sig),
@@ -658,7 +841,11 @@ pub(crate) fn verify(obj: &Object, digest: &[u8], sig: &Signature) -> Result<(),
         (Signature::Hmac { hash, digest: mac }, Params::KeyedHash { .. }) => {
             let sens = obj.sens.as_ref().ok_or(Rc::KEY)?;
             let h = HashAlg::from_alg(*hash)?;
-            if crate::crypto::ct_eq(&h.hmac(&sens.secret, &[digest]), mac) { Ok(()) } else { Err(Rc::SIGNATURE) }
+            if crate::crypto::ct_eq(&h.hmac(&sens.secret, &[digest]), mac) {
+                Ok(())
+            } else {
+                Err(Rc::SIGNATURE)
+            }
         }
         _ => Err(Rc::SCHEME),
     }

@@ -10,7 +10,12 @@ pub(crate) const PCR_COUNT: usize = 24;
 /// The banks this TPM implements, in the order GetCapability reports them.
 pub(crate) const BANKS: [HashAlg; 2] = [HashAlg::Sha1, HashAlg::Sha256];
 /// Every implemented hash: PCR_Event and EventSequenceComplete report a digest for each.
-pub(crate) const HASHES: [HashAlg; 4] = [HashAlg::Sha1, HashAlg::Sha256, HashAlg::Sha384, HashAlg::Sha512];
+pub(crate) const HASHES: [HashAlg; 4] = [
+    HashAlg::Sha1,
+    HashAlg::Sha256,
+    HashAlg::Sha384,
+    HashAlg::Sha512,
+];
 
 /// PCR values of every bank.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -22,7 +27,10 @@ pub(crate) struct Pcrs {
 impl Pcrs {
     pub(crate) fn new() -> Self {
         let mut p = Pcrs {
-            banks: BANKS.iter().map(|&h| (h, alloc::vec![alloc::vec![0u8; h.size()]; PCR_COUNT])).collect(),
+            banks: BANKS
+                .iter()
+                .map(|&h| (h, alloc::vec![alloc::vec![0u8; h.size()]; PCR_COUNT]))
+                .collect(),
             update_counter: 0,
         };
         p.startup_clear();
@@ -128,7 +136,11 @@ pub(crate) fn parse_selection(r: &mut Reader<'_>) -> Result<Vec<Selection>, Rc> 
         }
         let select = r.bytes(size)?.to_vec();
         let hash = HashAlg::from_alg(hash_id)?;
-        out.push(Selection { hash, hash_id, select });
+        out.push(Selection {
+            hash,
+            hash_id,
+            select,
+        });
     }
     Ok(out)
 }

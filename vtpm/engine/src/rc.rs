@@ -94,17 +94,29 @@ impl Rc {
 
     /// The error with "parameter number `n`" attached (Part 2 §6.6.3). Format-0 codes stay as they are.
     pub fn param(self, n: u32) -> Rc {
-        if self.0 < 0x1000 && self.0 & FMT1 != 0 && self.0 & 0xFC0 == FMT1 { Rc(self.0 | 0x040 | ((n & 0xF) << 8)) } else { self }
+        if self.0 < 0x1000 && self.0 & FMT1 != 0 && self.0 & 0xFC0 == FMT1 {
+            Rc(self.0 | 0x040 | ((n & 0xF) << 8))
+        } else {
+            self
+        }
     }
 
     /// The error with "handle number `n`" attached.
     pub fn handle(self, n: u32) -> Rc {
-        if self.0 < 0x1000 && self.0 & FMT1 != 0 && self.0 & 0xFC0 == FMT1 { Rc(self.0 | ((n & 0x7) << 8)) } else { self }
+        if self.0 < 0x1000 && self.0 & FMT1 != 0 && self.0 & 0xFC0 == FMT1 {
+            Rc(self.0 | ((n & 0x7) << 8))
+        } else {
+            self
+        }
     }
 
     /// The error with "session number `n`" attached.
     pub fn session(self, n: u32) -> Rc {
-        if self.0 < 0x1000 && self.0 & FMT1 != 0 && self.0 & 0xFC0 == FMT1 { Rc(self.0 | 0x800 | ((n & 0x7) << 8)) } else { self }
+        if self.0 < 0x1000 && self.0 & FMT1 != 0 && self.0 & 0xFC0 == FMT1 {
+            Rc(self.0 | 0x800 | ((n & 0x7) << 8))
+        } else {
+            self
+        }
     }
 
     /// The code as it goes on the wire (internal markers resolved).

@@ -5,10 +5,10 @@ use crate::Platform;
 use crate::cc::Role;
 use crate::crypto::{HashAlg, alg, ct_eq, kdfa};
 use crate::engine::{AuthIn, Ctx, Out, Tpm, sattr};
+use crate::handle as h;
 use crate::marshal::{Reader, Writer};
 use crate::object::SymDef;
 use crate::rc::At;
-use crate::handle as h;
 use crate::rc::Rc;
 use alloc::vec::Vec;
 
@@ -36,9 +36,18 @@ pub(crate) struct Session {
 
 impl Session {
     fn write(&self, w: &mut Writer) {
-        w.u32(self.handle).u8(self.kind).u16(self.hash.alg()).tpm2b(&self.nonce_tpm).tpm2b(&self.session_key);
-        w.u16(self.sym.alg).u16(self.sym.bits).u16(self.sym.mode).tpm2b(&self.bind_name).tpm2b(&self.policy_digest);
-        w.u8(u8::from(self.need_auth_value) | (u8::from(self.need_password) << 1)).u32(self.cc.unwrap_or(0));
+        w.u32(self.handle)
+            .u8(self.kind)
+            .u16(self.hash.alg())
+            .tpm2b(&self.nonce_tpm)
+            .tpm2b(&self.session_key);
+        w.u16(self.sym.alg)
+            .u16(self.sym.bits)
+            .u16(self.sym.mode)
+            .tpm2b(&self.bind_name)
+            .tpm2b(&self.policy_digest);
+        w.u8(u8::from(self.need_auth_value) | (u8::from(self.need_password) << 1))
+            .u32(self.cc.unwrap_or(0));
     }
     fn read(r: &mut Reader<'_>) -> Result<Session, Rc> {
         let handle = r.u32()?;
@@ -46,7 +55,11 @@ impl Session {
         let hash = HashAlg::from_alg(r.u16()?)?;
         let nonce_tpm = r.tpm2b(64)?.to_vec();
         let session_key = r.tpm2b(64)?.to_vec();
-        let sym = SymDef { alg: r.u16()?, bits: r.u16()?, mode: r.u16()? };
+        let sym = SymDef {
+            alg: r.u16()?,
+            bits: r.u16()?,
+            mode: r.u16()?,
+        };
         let bind_name = r.tpm2b(66)?.to_vec();
         let policy_digest = r.tpm2b(64)?.to_vec();
         let flags = r.u8()?;
@@ -88,7 +101,10 @@ pub(crate) struct SessionUse {
 
 impl<P: Platform> Tpm<P> {
     pub(crate) fn session_index(&self, hdl: u32) -> Option<usize> {
-        self.v.sessions.iter().position(|s| s.as_ref().map(|s| s.handle) == Some(hdl))
+        self.v
+            .sessions
+            .iter()
+            .position(|s| s.as_ref().map(|s| s.handle) == Some(hdl))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -119,7 +135,14 @@ impl<P: Platform> Tpm<P> {
             if a.attrs & (sattr::DECRYPT | sattr::ENCRYPT) == 0 {
                 return Err(Rc::ATTRIBUTES.session(n));
             }
-            return Ok(SessionUse { attrs: a.attrs, slot: Some(slot), nonce_caller: a.nonce_caller.clone(), session_value, password: false, auth_of: None });
+            return Ok(SessionUse {
+                attrs: a.attrs,
+                slot: Some(slot),
+                nonce_caller: a.nonce_caller.clone(),
+                session_value,
+                password: false,
+                auth_of: None,
+            });
         };
         if s.kind == SE_TRIAL {
             return Err(Rc::ATTRIBUTES.session(n));
@@ -135,16 +158,23 @@ impl<P: Platform> Tpm<P> {
             if pdig.is_empty() || palg != s.hash.alg() || !ct_eq(&pdig, &s.policy_digest) {
                 return Err(Rc::POLICY_FAIL.session(n));
             }
-            if let Some(c) = s.cc {
-                if c != cc {
-                    return Err(Rc::POLICY_CC.session(n));
-                }
+            if let Some(c) = s.cc
+                && c != cc
+            {
+                return Err(Rc::POLICY_CC.session(n));
             }
             if s.need_password {
                 if !ct_eq(&auth, crate::engine::trim(&a.hmac)) {
                     return Err(self.auth_failure(hdl, Rc::AUTH_FAIL.session(n)));
                 }
-                return Ok(SessionUse { attrs: a.attrs, slot: Some(slot), nonce_caller: a.nonce_caller.clone(), session_value, password: true, auth_of: None });
+                return Ok(SessionUse {
+                    attrs: a.attrs,
+                    slot: Some(slot),
+                    nonce_caller: a.nonce_caller.clone(),
+                    session_value,
+                    password: true,
+                    auth_of: None,
+                });
             }
             if s.need_auth_value {
                 session_value.extend_from_slice(&auth);
@@ -164,12 +194,26 @@ impl<P: Platform> Tpm<P> {
         let (dec_nonce, enc_nonce) = self.extra_nonces(all, idx);
         let want = s.hash.hmac(
             &session_value,
-            &[&cp, &a.nonce_caller, &s.nonce_tpm, &dec_nonce, &enc_nonce, &[a.attrs]],
+            &[
+                &cp,
+                &a.nonce_caller,
+                &s.nonce_tpm,
+                &dec_nonce,
+                &enc_nonce,
+                &[a.attrs],
+            ],
         );
         if !ct_eq(&want, &a.hmac) {
             return Err(self.auth_failure(hdl, Rc::AUTH_FAIL.session(n)));
         }
-        Ok(SessionUse { attrs: a.attrs, slot: Some(slot), nonce_caller: a.nonce_caller.clone(), session_value, password: false, auth_of })
+        Ok(SessionUse {
+            attrs: a.attrs,
+            slot: Some(slot),
+            nonce_caller: a.nonce_caller.clone(),
+            session_value,
+            password: false,
+            auth_of,
+        })
     }
 
     /// The nonceTPM of the decrypt and encrypt sessions when they are not the first session
@@ -190,7 +234,13 @@ impl<P: Platform> Tpm<P> {
         (nonce_of(sattr::DECRYPT), nonce_of(sattr::ENCRYPT))
     }
 
-    fn check_password_session(&mut self, a: &AuthIn, n: u32, bound: Option<u32>, role: Role) -> Result<SessionUse, Rc> {
+    fn check_password_session(
+        &mut self,
+        a: &AuthIn,
+        n: u32,
+        bound: Option<u32>,
+        role: Role,
+    ) -> Result<SessionUse, Rc> {
         // A password session has an empty nonce, continueSession and nothing else.
         if !a.nonce_caller.is_empty() {
             return Err(Rc::NONCE.session(n));
@@ -211,16 +261,34 @@ impl<P: Platform> Tpm<P> {
             return Err(Rc::LOCKOUT);
         }
         self.check_password(hdl, &a.hmac, n)?;
-        Ok(SessionUse { attrs: a.attrs, slot: None, nonce_caller: Vec::new(), session_value: Vec::new(), password: true, auth_of: None })
+        Ok(SessionUse {
+            attrs: a.attrs,
+            slot: None,
+            nonce_caller: Vec::new(),
+            session_value: Vec::new(),
+            password: true,
+            auth_of: None,
+        })
     }
 
     /// Decrypts the first command parameter if a session asks for it.
-    pub(crate) fn decrypt_param(&mut self, auths: &[AuthIn], uses: &[SessionUse], params: &[u8]) -> Result<Option<Vec<u8>>, Rc> {
-        let Some((i, u)) = uses.iter().enumerate().find(|(_, u)| u.attrs & sattr::DECRYPT != 0 && u.slot.is_some()) else {
+    pub(crate) fn decrypt_param(
+        &mut self,
+        auths: &[AuthIn],
+        uses: &[SessionUse],
+        params: &[u8],
+    ) -> Result<Option<Vec<u8>>, Rc> {
+        let Some((i, u)) = uses
+            .iter()
+            .enumerate()
+            .find(|(_, u)| u.attrs & sattr::DECRYPT != 0 && u.slot.is_some())
+        else {
             return Ok(None);
         };
         let n = i as u32 + 1;
-        let s = self.v.sessions[u.slot.expect("checked")].clone().expect("loaded");
+        let s = self.v.sessions[u.slot.expect("checked")]
+            .clone()
+            .expect("loaded");
         if params.len() < 2 {
             return Err(Rc::ATTRIBUTES.session(n));
         }
@@ -229,33 +297,69 @@ impl<P: Platform> Tpm<P> {
             return Err(Rc::SIZE.session(n));
         }
         let mut out = params.to_vec();
-        crypt(&s, &u.session_value, &auths[i].nonce_caller, &s.nonce_tpm, &mut out[2..2 + len], false).map_err(|e| e.session(n))?;
+        crypt(
+            &s,
+            &u.session_value,
+            &auths[i].nonce_caller,
+            &s.nonce_tpm,
+            &mut out[2..2 + len],
+            false,
+        )
+        .map_err(|e| e.session(n))?;
         Ok(Some(out))
     }
 
     /// Rolls nonceTPM of every session used, then encrypts the first response parameter.
-    pub(crate) fn encrypt_param(&mut self, _auths: &[AuthIn], uses: &mut [SessionUse], params: &mut [u8]) {
+    pub(crate) fn encrypt_param(
+        &mut self,
+        _auths: &[AuthIn],
+        uses: &mut [SessionUse],
+        params: &mut [u8],
+    ) {
         for u in uses.iter() {
             if let Some(slot) = u.slot {
-                let size = self.v.sessions[slot].as_ref().map(|s| s.nonce_tpm.len()).unwrap_or(32);
+                let size = self.v.sessions[slot]
+                    .as_ref()
+                    .map(|s| s.nonce_tpm.len())
+                    .unwrap_or(32);
                 let nonce = self.random(size);
                 if let Some(s) = self.v.sessions[slot].as_mut() {
                     s.nonce_tpm = nonce;
                 }
             }
         }
-        let Some(u) = uses.iter().find(|u| u.attrs & sattr::ENCRYPT != 0 && u.slot.is_some()) else { return };
-        let Some(s) = self.v.sessions[u.slot.expect("checked")].clone() else { return };
+        let Some(u) = uses
+            .iter()
+            .find(|u| u.attrs & sattr::ENCRYPT != 0 && u.slot.is_some())
+        else {
+            return;
+        };
+        let Some(s) = self.v.sessions[u.slot.expect("checked")].clone() else {
+            return;
+        };
         if params.len() < 2 {
             return;
         }
         let len = usize::from(u16::from_be_bytes([params[0], params[1]]));
         if len + 2 <= params.len() {
-            let _ = crypt(&s, &u.session_value, &s.nonce_tpm, &u.nonce_caller, &mut params[2..2 + len], true);
+            let _ = crypt(
+                &s,
+                &u.session_value,
+                &s.nonce_tpm,
+                &u.nonce_caller,
+                &mut params[2..2 + len],
+                true,
+            );
         }
     }
 
-    pub(crate) fn response_sessions(&mut self, _auths: &[AuthIn], uses: &mut [SessionUse], cc: u32, params: &[u8]) -> Vec<u8> {
+    pub(crate) fn response_sessions(
+        &mut self,
+        _auths: &[AuthIn],
+        uses: &mut [SessionUse],
+        cc: u32,
+        params: &[u8],
+    ) -> Vec<u8> {
         let mut w = Writer::new();
         for u in uses.iter() {
             match u.slot.and_then(|i| self.v.sessions[i].clone()) {
@@ -267,7 +371,9 @@ impl<P: Platform> Tpm<P> {
                     if u.password {
                         w.u16(0);
                     } else {
-                        let rp = s.hash.digest(&[&0u32.to_be_bytes(), &cc.to_be_bytes(), params]);
+                        let rp = s
+                            .hash
+                            .digest(&[&0u32.to_be_bytes(), &cc.to_be_bytes(), params]);
                         let value = match u.auth_of {
                             Some(hdl) => {
                                 let auth = self.entity_auth(hdl).unwrap_or_default();
@@ -275,7 +381,9 @@ impl<P: Platform> Tpm<P> {
                             }
                             None => u.session_value.clone(),
                         };
-                        let mac = s.hash.hmac(&value, &[&rp, &s.nonce_tpm, &u.nonce_caller, &[u.attrs]]);
+                        let mac = s
+                            .hash
+                            .hmac(&value, &[&rp, &s.nonce_tpm, &u.nonce_caller, &[u.attrs]]);
                         w.tpm2b(&mac);
                     }
                 }
@@ -283,10 +391,10 @@ impl<P: Platform> Tpm<P> {
         }
         // Sessions without continueSession end with this command.
         for u in uses.iter() {
-            if let Some(slot) = u.slot {
-                if u.attrs & sattr::CONTINUE == 0 {
-                    self.v.sessions[slot] = None;
-                }
+            if let Some(slot) = u.slot
+                && u.attrs & sattr::CONTINUE == 0
+            {
+                self.v.sessions[slot] = None;
             }
         }
         w.into_vec()
@@ -319,8 +427,18 @@ impl<P: Platform> Tpm<P> {
     }
 
     pub(crate) fn load_session(&mut self, hdl: u32, seq: u64, plain: &[u8]) -> Result<(), Rc> {
-        let pos = self.v.saved_sessions.iter().position(|s| *s == (hdl, seq)).ok_or(Rc::HANDLE.param(1))?;
-        let slot = self.v.sessions.iter().position(|s| s.is_none()).ok_or(Rc::SESSION_MEMORY)?;
+        let pos = self
+            .v
+            .saved_sessions
+            .iter()
+            .position(|s| *s == (hdl, seq))
+            .ok_or(Rc::HANDLE.param(1))?;
+        let slot = self
+            .v
+            .sessions
+            .iter()
+            .position(|s| s.is_none())
+            .ok_or(Rc::SESSION_MEMORY)?;
         let s = Session::read(&mut Reader::new(plain)).map_err(|_| Rc::INTEGRITY.param(1))?;
         if s.handle != hdl {
             return Err(Rc::INTEGRITY.param(1));
@@ -369,7 +487,8 @@ impl<P: Platform> Tpm<P> {
             if !key.public.has(crate::object::attr::DECRYPT) || key.sens.is_none() {
                 return Err(Rc::KEY.handle(1));
             }
-            self.secret_from(&key, b"SECRET", &salt_ct).map_err(|_| Rc::VALUE.param(2))?
+            self.secret_from(&key, b"SECRET", &salt_ct)
+                .map_err(|_| Rc::VALUE.param(2))?
         };
         let (bind_name, bind_auth) = if bind == h::RH_NULL {
             (Vec::new(), Vec::new())
@@ -377,27 +496,50 @@ impl<P: Platform> Tpm<P> {
             let auth = self.entity_auth(bind).h(2)?;
             (self.entity_name(bind), crate::engine::trim(&auth).to_vec())
         };
-        let active = self.v.sessions.iter().filter(|s| s.is_some()).count() + self.v.saved_sessions.len();
+        let active =
+            self.v.sessions.iter().filter(|s| s.is_some()).count() + self.v.saved_sessions.len();
         if active >= crate::engine::ACTIVE_SESSIONS {
             return Err(Rc::SESSION_HANDLES);
         }
-        let slot = self.v.sessions.iter().position(|s| s.is_none()).ok_or(Rc::SESSION_MEMORY)?;
+        let slot = self
+            .v
+            .sessions
+            .iter()
+            .position(|s| s.is_none())
+            .ok_or(Rc::SESSION_MEMORY)?;
         // nonceTPM has the size of nonceCaller (Part 3 §11.1), for the whole session.
         let nonce_tpm = self.random(nonce_caller.len());
         let key_in = [bind_auth.as_slice(), &salt].concat();
         let session_key = if key_in.is_empty() {
             Vec::new()
         } else {
-            kdfa(hash, &key_in, b"ATH", &nonce_tpm, &nonce_caller, (hash.size() * 8) as u32)
+            kdfa(
+                hash,
+                &key_in,
+                b"ATH",
+                &nonce_tpm,
+                &nonce_caller,
+                (hash.size() * 8) as u32,
+            )
         };
         // As in the reference implementation, the low bits are the lowest free context index
         // (shared by HMAC and policy sessions), so handles repeat after a flush.
-        let base = if kind == SE_HMAC { 0x0200_0000 } else { 0x0300_0000 };
+        let base = if kind == SE_HMAC {
+            0x0200_0000
+        } else {
+            0x0300_0000
+        };
         let used = |i: u32| {
-            self.v.sessions.iter().flatten().any(|s| s.handle & 0x00FF_FFFF == i)
+            self.v
+                .sessions
+                .iter()
+                .flatten()
+                .any(|s| s.handle & 0x00FF_FFFF == i)
                 || self.v.saved_sessions.iter().any(|s| s.0 & 0x00FF_FFFF == i)
         };
-        let index = (0..crate::engine::ACTIVE_SESSIONS as u32).find(|&i| !used(i)).ok_or(Rc::SESSION_HANDLES)?;
+        let index = (0..crate::engine::ACTIVE_SESSIONS as u32)
+            .find(|&i| !used(i))
+            .ok_or(Rc::SESSION_HANDLES)?;
         let handle = base | index;
         self.v.sessions[slot] = Some(Session {
             handle,
@@ -438,7 +580,11 @@ impl<P: Platform> Tpm<P> {
     fn policy_auth_value(&mut self, c: &mut Ctx<'_>) -> Result<Out, Rc> {
         c.params.finish().p(1)?;
         // Both append TPM_CC_PolicyAuthValue: the policy is the same, only the proof differs.
-        self.policy_update(c.handles[0], 1, &[&crate::cc::code::POLICY_AUTH_VALUE.to_be_bytes()])?;
+        self.policy_update(
+            c.handles[0],
+            1,
+            &[&crate::cc::code::POLICY_AUTH_VALUE.to_be_bytes()],
+        )?;
         let password = c.cc == crate::cc::code::POLICY_PASSWORD;
         let s = self.policy_session(c.handles[0], 1)?;
         s.need_password = password;
@@ -457,7 +603,14 @@ impl<P: Platform> Tpm<P> {
             return Err(Rc::VALUE.param(1));
         }
         s.cc = Some(code);
-        self.policy_update(c.handles[0], 1, &[&crate::cc::code::POLICY_COMMAND_CODE.to_be_bytes(), &code.to_be_bytes()])?;
+        self.policy_update(
+            c.handles[0],
+            1,
+            &[
+                &crate::cc::code::POLICY_COMMAND_CODE.to_be_bytes(),
+                &code.to_be_bytes(),
+            ],
+        )?;
         Ok(Out::new())
     }
 
@@ -477,7 +630,15 @@ impl<P: Platform> Tpm<P> {
             }
             digest
         };
-        self.policy_update(c.handles[0], 1, &[&crate::cc::code::POLICY_PCR.to_be_bytes(), sel_bytes, &digest])?;
+        self.policy_update(
+            c.handles[0],
+            1,
+            &[
+                &crate::cc::code::POLICY_PCR.to_be_bytes(),
+                sel_bytes,
+                &digest,
+            ],
+        )?;
         Ok(Out::new())
     }
 
@@ -489,7 +650,11 @@ impl<P: Platform> Tpm<P> {
         c.params.finish().p(4)?;
         let name = self.entity_name(c.handles[0]);
         let s = self.policy_session(c.handles[1], 2)?;
-        let first = s.hash.digest(&[&s.policy_digest, &crate::cc::code::POLICY_SECRET.to_be_bytes(), &name]);
+        let first = s.hash.digest(&[
+            &s.policy_digest,
+            &crate::cc::code::POLICY_SECRET.to_be_bytes(),
+            &name,
+        ]);
         s.policy_digest = s.hash.digest(&[&first, &policy_ref]);
         let _ = expiration;
         let mut o = Out::new();
@@ -554,7 +719,14 @@ fn cp_hash(h: HashAlg, cc: u32, names: &[Vec<u8>], params: &[u8]) -> Vec<u8> {
 }
 
 /// Parameter encryption with the session's symmetric algorithm (Part 1 §21).
-fn crypt(s: &Session, value: &[u8], newer: &[u8], older: &[u8], data: &mut [u8], encrypt: bool) -> Result<(), Rc> {
+fn crypt(
+    s: &Session,
+    value: &[u8],
+    newer: &[u8],
+    older: &[u8],
+    data: &mut [u8],
+    encrypt: bool,
+) -> Result<(), Rc> {
     match s.sym.alg {
         alg::AES => {
             let bits = u32::from(s.sym.bits);

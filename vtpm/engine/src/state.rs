@@ -45,7 +45,9 @@ impl core::fmt::Display for StateError {
                 f,
                 "vTPM state format version {found} is newer than this build supports ({supported}); upgrade first"
             ),
-            StateError::WrongKind => f.write_str("state blob is of the wrong kind (permanent vs full instance)"),
+            StateError::WrongKind => {
+                f.write_str("state blob is of the wrong kind (permanent vs full instance)")
+            }
             StateError::Corrupt => f.write_str("vTPM state blob is truncated or corrupt"),
         }
     }
@@ -67,7 +69,10 @@ fn read_header(r: &mut Reader<'_>, kind: u8) -> R<u16> {
     }
     let version = c(r.u16())?;
     if version > STATE_VERSION {
-        return Err(StateError::UnsupportedVersion { found: version, supported: STATE_VERSION });
+        return Err(StateError::UnsupportedVersion {
+            found: version,
+            supported: STATE_VERSION,
+        });
     }
     if version == 0 {
         return Err(StateError::Corrupt);
@@ -127,14 +132,30 @@ fn read_policy(r: &mut Reader<'_>) -> R<(u16, Vec<u8>)> {
 }
 
 fn write_permanent(w: &mut Writer, p: &Permanent, version: u16) {
-    for s in [&p.eps, &p.sps, &p.pps, &p.eh_proof, &p.sh_proof, &p.ph_proof, &p.owner_auth, &p.endorsement_auth, &p.lockout_auth] {
+    for s in [
+        &p.eps,
+        &p.sps,
+        &p.pps,
+        &p.eh_proof,
+        &p.sh_proof,
+        &p.ph_proof,
+        &p.owner_auth,
+        &p.endorsement_auth,
+        &p.lockout_auth,
+    ] {
         w.tpm2b(s);
     }
     write_policy(w, &p.owner_policy);
     write_policy(w, &p.endorsement_policy);
     write_policy(w, &p.lockout_policy);
-    w.u8(u8::from(p.disable_clear)).u32(p.reset_count).u32(p.restart_count).u64(p.clock);
-    w.u32(p.failed_tries).u32(p.max_tries).u32(p.recovery_time).u32(p.lockout_recovery);
+    w.u8(u8::from(p.disable_clear))
+        .u32(p.reset_count)
+        .u32(p.restart_count)
+        .u64(p.clock);
+    w.u32(p.failed_tries)
+        .u32(p.max_tries)
+        .u32(p.recovery_time)
+        .u32(p.lockout_recovery);
     w.u32(p.nv.len() as u32);
     for n in &p.nv {
         n.write_public(w);
@@ -195,9 +216,16 @@ fn read_permanent(r: &mut Reader<'_>, version: u16) -> R<Permanent> {
         let hd = c(r.u32())?;
         persistent.push((hd, read_object(r)?));
     }
-    let saved_pcrs = if c(r.u8())? != 0 { Some(read_pcrs(r)?) } else { None };
-    let (total_commands, lockout_locked) =
-        if version >= 2 { (c(r.u64())?, c(r.u8())? != 0) } else { (0, false) };
+    let saved_pcrs = if c(r.u8())? != 0 {
+        Some(read_pcrs(r)?)
+    } else {
+        None
+    };
+    let (total_commands, lockout_locked) = if version >= 2 {
+        (c(r.u64())?, c(r.u8())? != 0)
+    } else {
+        (0, false)
+    };
     Ok(Permanent {
         eps,
         sps,
@@ -256,7 +284,13 @@ pub(crate) fn read_object(r: &mut Reader<'_>) -> R<Object> {
         None
     };
     let name = public.name();
-    Ok(Object { public, sens, hierarchy, name, qualified })
+    Ok(Object {
+        public,
+        sens,
+        hierarchy,
+        name,
+        qualified,
+    })
 }
 
 fn write_pcrs(w: &mut Writer, p: &Pcrs) {
@@ -281,7 +315,10 @@ fn read_pcrs(r: &mut Reader<'_>) -> R<Pcrs> {
         }
         banks.push((h, vals));
     }
-    Ok(Pcrs { banks, update_counter })
+    Ok(Pcrs {
+        banks,
+        update_counter,
+    })
 }
 
 fn write_volatile(w: &mut Writer, v: &Volatile) {
@@ -317,7 +354,9 @@ fn write_volatile(w: &mut Writer, v: &Volatile) {
             }
         }
     }
-    w.u64(v.context_seq).tpm2b(&v.context_key).u32(v.next_session);
+    w.u64(v.context_seq)
+        .tpm2b(&v.context_key)
+        .u32(v.next_session);
 }
 
 fn read_volatile(r: &mut Reader<'_>) -> R<Volatile> {
@@ -331,11 +370,19 @@ fn read_volatile(r: &mut Reader<'_>) -> R<Volatile> {
     }
     let mut objects = Vec::new();
     for _ in 0..n {
-        objects.push(if c(r.u8())? != 0 { Some(read_object(r)?) } else { None });
+        objects.push(if c(r.u8())? != 0 {
+            Some(read_object(r)?)
+        } else {
+            None
+        });
     }
     let mut seqs = Vec::new();
     for _ in 0..n {
-        seqs.push(if c(r.u8())? != 0 { Some(c(crate::cmd::Seq::read(r))?) } else { None });
+        seqs.push(if c(r.u8())? != 0 {
+            Some(c(crate::cmd::Seq::read(r))?)
+        } else {
+            None
+        });
     }
     let context_seq = c(r.u64())?;
     let context_key = c(r.tpm2b(64))?.to_vec();
@@ -358,7 +405,6 @@ fn read_volatile(r: &mut Reader<'_>) -> R<Volatile> {
         context_key,
         next_session,
         clock_at_boot: 0,
-        nonce_even_seed: 0,
     })
 }
 

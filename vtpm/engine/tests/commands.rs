@@ -111,13 +111,48 @@ fn framing_and_numbered_response_codes() {
     let mut bad_size = cmd(0x17B, &[], None, &[0, 8]);
     bad_size[5] += 1;
     let cases = vec![
-        Case { what: "bad tag (VALUE, as libtpms)", locality: 0, bytes: bad_tag, want: 0x084 },
-        Case { what: "size field disagrees", locality: 0, bytes: bad_size, want: 0x142 },
-        Case { what: "short header", locality: 0, bytes: vec![0x80, 0x01, 0], want: 0x09A },
-        Case { what: "unknown command", locality: 0, bytes: cmd(0x1FF, &[], None, &[]), want: 0x143 },
-        Case { what: "second Startup", locality: 0, bytes: cmd(0x144, &[], None, &[0, 0]), want: 0x100 },
-        Case { what: "GetRandom trailing byte (bare SIZE)", locality: 0, bytes: cmd(0x17B, &[], None, &[0, 8, 0]), want: 0x095 },
-        Case { what: "GetRandom truncated", locality: 0, bytes: cmd(0x17B, &[], None, &[0]), want: 0x1DA },
+        Case {
+            what: "bad tag (VALUE, as libtpms)",
+            locality: 0,
+            bytes: bad_tag,
+            want: 0x084,
+        },
+        Case {
+            what: "size field disagrees",
+            locality: 0,
+            bytes: bad_size,
+            want: 0x142,
+        },
+        Case {
+            what: "short header",
+            locality: 0,
+            bytes: vec![0x80, 0x01, 0],
+            want: 0x09A,
+        },
+        Case {
+            what: "unknown command",
+            locality: 0,
+            bytes: cmd(0x1FF, &[], None, &[]),
+            want: 0x143,
+        },
+        Case {
+            what: "second Startup",
+            locality: 0,
+            bytes: cmd(0x144, &[], None, &[0, 0]),
+            want: 0x100,
+        },
+        Case {
+            what: "GetRandom trailing byte (bare SIZE)",
+            locality: 0,
+            bytes: cmd(0x17B, &[], None, &[0, 8, 0]),
+            want: 0x095,
+        },
+        Case {
+            what: "GetRandom truncated",
+            locality: 0,
+            bytes: cmd(0x17B, &[], None, &[0]),
+            want: 0x1DA,
+        },
         Case {
             what: "GetCapability unknown capability",
             locality: 0,
@@ -133,29 +168,59 @@ fn framing_and_numbered_response_codes() {
         Case {
             what: "PCR_Extend unknown hash",
             locality: 0,
-            bytes: cmd(0x182, &[16], Some(&[b""]), &pcr_extend_params(0x99, &[1; 32])),
+            bytes: cmd(
+                0x182,
+                &[16],
+                Some(&[b""]),
+                &pcr_extend_params(0x99, &[1; 32]),
+            ),
             want: 0x1C3,
         },
         Case {
             what: "PCR_Extend handle beyond PCR 23",
             locality: 0,
-            bytes: cmd(0x182, &[24], Some(&[b""]), &pcr_extend_params(0x0B, &[1; 32])),
+            bytes: cmd(
+                0x182,
+                &[24],
+                Some(&[b""]),
+                &pcr_extend_params(0x0B, &[1; 32]),
+            ),
             want: 0x184,
         },
         Case {
             what: "PCR_Extend PCR 17 from locality 0",
             locality: 0,
-            bytes: cmd(0x182, &[17], Some(&[b""]), &pcr_extend_params(0x0B, &[1; 32])),
+            bytes: cmd(
+                0x182,
+                &[17],
+                Some(&[b""]),
+                &pcr_extend_params(0x0B, &[1; 32]),
+            ),
             want: 0x907,
         },
         Case {
             what: "PCR_Extend PCR 20 from locality 2",
             locality: 2,
-            bytes: cmd(0x182, &[20], Some(&[b""]), &pcr_extend_params(0x0B, &[1; 32])),
+            bytes: cmd(
+                0x182,
+                &[20],
+                Some(&[b""]),
+                &pcr_extend_params(0x0B, &[1; 32]),
+            ),
             want: 0,
         },
-        Case { what: "PCR_Reset PCR 0", locality: 0, bytes: cmd(0x13D, &[0], Some(&[b""]), &[]), want: 0x907 },
-        Case { what: "PCR_Reset PCR 16", locality: 0, bytes: cmd(0x13D, &[16], Some(&[b""]), &[]), want: 0 },
+        Case {
+            what: "PCR_Reset PCR 0",
+            locality: 0,
+            bytes: cmd(0x13D, &[0], Some(&[b""]), &[]),
+            want: 0x907,
+        },
+        Case {
+            what: "PCR_Reset PCR 16",
+            locality: 0,
+            bytes: cmd(0x13D, &[16], Some(&[b""]), &[]),
+            want: 0,
+        },
         Case {
             what: "FlushContext of nothing",
             locality: 0,
@@ -187,13 +252,23 @@ fn framing_and_numbered_response_codes() {
         Case {
             what: "CreatePrimary with reserved attribute bit",
             locality: 0,
-            bytes: cmd(0x131, &[RH_OWNER], Some(&[b""]), &create_primary_params(&ecc_template(SIGN_ATTRS | 1, &[]))),
+            bytes: cmd(
+                0x131,
+                &[RH_OWNER],
+                Some(&[b""]),
+                &create_primary_params(&ecc_template(SIGN_ATTRS | 1, &[])),
+            ),
             want: 0x2E1,
         },
         Case {
             what: "CreatePrimary on a bad hierarchy",
             locality: 0,
-            bytes: cmd(0x131, &[0x4000_0003], Some(&[b""]), &create_primary_params(&ecc_template(SIGN_ATTRS, &[]))),
+            bytes: cmd(
+                0x131,
+                &[0x4000_0003],
+                Some(&[b""]),
+                &create_primary_params(&ecc_template(SIGN_ATTRS, &[])),
+            ),
             want: 0x184,
         },
     ];
@@ -201,7 +276,12 @@ fn framing_and_numbered_response_codes() {
         let mut t = started();
         let r = t.execute(c.locality, &c.bytes);
         assert_eq!(rc(&r), c.want, "{}: got {:#x}", c.what, rc(&r));
-        assert_eq!(u32::from_be_bytes([r[2], r[3], r[4], r[5]]) as usize, r.len(), "{}: size field", c.what);
+        assert_eq!(
+            u32::from_be_bytes([r[2], r[3], r[4], r[5]]) as usize,
+            r.len(),
+            "{}: size field",
+            c.what
+        );
     }
 }
 
@@ -209,7 +289,11 @@ fn framing_and_numbered_response_codes() {
 fn commands_before_startup_are_refused() {
     let mut t = tpm();
     assert_eq!(rc(&t.execute(0, &cmd(0x17B, &[], None, &[0, 8]))), 0x100);
-    assert_eq!(rc(&t.execute(0, &cmd(0x144, &[], None, &[0, 1]))), 0x1C4, "Startup(STATE) with nothing saved");
+    assert_eq!(
+        rc(&t.execute(0, &cmd(0x144, &[], None, &[0, 1]))),
+        0x1C4,
+        "Startup(STATE) with nothing saved"
+    );
     assert_eq!(rc(&t.execute(0, &cmd(0x144, &[], None, &[0, 0]))), 0);
     let r = t.execute(0, &cmd(0x17B, &[], None, &[0, 8]));
     assert_eq!(rc(&r), 0);
@@ -220,7 +304,18 @@ fn commands_before_startup_are_refused() {
 fn pcr_extend_matches_reference_hash_and_resume_keeps_pcrs() {
     use sha2::Digest;
     let mut t = started();
-    assert_eq!(rc(&t.execute(0, &cmd(0x182, &[16], Some(&[b""]), &pcr_extend_params(0x0B, &[0xAB; 32])))), 0);
+    assert_eq!(
+        rc(&t.execute(
+            0,
+            &cmd(
+                0x182,
+                &[16],
+                Some(&[b""]),
+                &pcr_extend_params(0x0B, &[0xAB; 32])
+            )
+        )),
+        0
+    );
     let mut h = sha2::Sha256::new();
     h.update([0u8; 32]);
     h.update([0xABu8; 32]);
@@ -243,7 +338,10 @@ fn primaries_are_deterministic_and_survive_reload() {
     let params = create_primary_params(&ecc_template(SIGN_ATTRS, &[]));
     let a = t.execute(0, &cmd(0x131, &[RH_ENDORSEMENT], Some(&[b""]), &params));
     assert_eq!(rc(&a), 0);
-    assert_eq!(rc(&t.execute(0, &cmd(0x165, &[], None, &0x8000_0000u32.to_be_bytes()))), 0);
+    assert_eq!(
+        rc(&t.execute(0, &cmd(0x165, &[], None, &0x8000_0000u32.to_be_bytes()))),
+        0
+    );
     let b = t.execute(0, &cmd(0x131, &[RH_ENDORSEMENT], Some(&[b""]), &params));
     assert_eq!(rc(&b), 0);
     // outPublic follows the handle and parameterSize.
@@ -251,7 +349,15 @@ fn primaries_are_deterministic_and_survive_reload() {
     let pub_b = &b[18..18 + 2 + usize::from(u16::from_be_bytes([b[18], b[19]]))];
     assert_eq!(pub_a, pub_b);
     // A different unique field gives a different key.
-    let other = t.execute(0, &cmd(0x131, &[RH_ENDORSEMENT], Some(&[b""]), &create_primary_params(&ecc_template(SIGN_ATTRS, b"x"))));
+    let other = t.execute(
+        0,
+        &cmd(
+            0x131,
+            &[RH_ENDORSEMENT],
+            Some(&[b""]),
+            &create_primary_params(&ecc_template(SIGN_ATTRS, b"x")),
+        ),
+    );
     assert_eq!(rc(&other), 0);
     assert_ne!(&other[18..18 + pub_a.len()], pub_a);
     // Same seed after a reload from the platform's NV: the same key.
@@ -274,18 +380,39 @@ fn primaries_are_deterministic_and_survive_reload() {
 fn wrong_owner_password_counts_and_lockout_engages() {
     let mut t = started();
     // HierarchyChangeAuth(owner, "pw").
-    assert_eq!(rc(&t.execute(0, &cmd(0x129, &[RH_OWNER], Some(&[b""]), &[0, 2, b'p', b'w']))), 0);
+    assert_eq!(
+        rc(&t.execute(
+            0,
+            &cmd(0x129, &[RH_OWNER], Some(&[b""]), &[0, 2, b'p', b'w'])
+        )),
+        0
+    );
     let params = create_primary_params(&ecc_template(SIGN_ATTRS, &[]));
-    assert_eq!(rc(&t.execute(0, &cmd(0x131, &[RH_OWNER], Some(&[b"nope"]), &params))), 0x9A2, "hierarchies are not DA-protected: BAD_AUTH");
-    assert_eq!(rc(&t.execute(0, &cmd(0x131, &[RH_OWNER], Some(&[b"pw"]), &params))), 0);
+    assert_eq!(
+        rc(&t.execute(0, &cmd(0x131, &[RH_OWNER], Some(&[b"nope"]), &params))),
+        0x9A2,
+        "hierarchies are not DA-protected: BAD_AUTH"
+    );
+    assert_eq!(
+        rc(&t.execute(0, &cmd(0x131, &[RH_OWNER], Some(&[b"pw"]), &params))),
+        0
+    );
     // A DA-protected object: sealed data with userWithAuth and a password; three failures lock out.
     let mut lockout_failures = 0;
     for _ in 0..3 {
         // DictionaryAttackLockReset with a wrong lockout password locks the lockout hierarchy.
-        lockout_failures += u32::from(rc(&t.execute(0, &cmd(0x139, &[0x4000_000A], Some(&[b"bad"]), &[]))) == 0x98E);
+        lockout_failures += u32::from(
+            rc(&t.execute(0, &cmd(0x139, &[0x4000_000A], Some(&[b"bad"]), &[]))) == 0x98E,
+        );
     }
-    assert_eq!(lockout_failures, 1, "after one failure the lockout hierarchy itself is locked");
-    assert_eq!(rc(&t.execute(0, &cmd(0x139, &[0x4000_000A], Some(&[b""]), &[]))), 0x921);
+    assert_eq!(
+        lockout_failures, 1,
+        "after one failure the lockout hierarchy itself is locked"
+    );
+    assert_eq!(
+        rc(&t.execute(0, &cmd(0x139, &[0x4000_000A], Some(&[b""]), &[]))),
+        0x921
+    );
 }
 
 #[test]
@@ -298,7 +425,10 @@ fn context_save_load_and_tamper_detection() {
     let saved = t.execute(0, &cmd(0x162, &[handle], None, &[]));
     assert_eq!(rc(&saved), 0);
     let ctx = saved[10..].to_vec();
-    assert_eq!(rc(&t.execute(0, &cmd(0x165, &[], None, &handle.to_be_bytes()))), 0);
+    assert_eq!(
+        rc(&t.execute(0, &cmd(0x165, &[], None, &handle.to_be_bytes()))),
+        0
+    );
     let loaded = t.execute(0, &cmd(0x161, &[], None, &ctx));
     assert_eq!(rc(&loaded), 0);
     let mut bad = ctx.clone();
@@ -318,7 +448,18 @@ fn context_save_load_and_tamper_detection() {
 #[test]
 fn state_blob_round_trips_and_newer_versions_are_refused() {
     let mut t = started();
-    assert_eq!(rc(&t.execute(0, &cmd(0x182, &[16], Some(&[b""]), &pcr_extend_params(0x0B, &[7; 32])))), 0);
+    assert_eq!(
+        rc(&t.execute(
+            0,
+            &cmd(
+                0x182,
+                &[16],
+                Some(&[b""]),
+                &pcr_extend_params(0x0B, &[7; 32])
+            )
+        )),
+        0
+    );
     let blob = t.save_state();
     let mut t2 = tpm();
     t2.restore_state(&blob).expect("same-version blob");
@@ -328,14 +469,30 @@ fn state_blob_round_trips_and_newer_versions_are_refused() {
     let v = u16::from_be_bytes([newer[6], newer[7]]) + 1;
     newer[6..8].copy_from_slice(&v.to_be_bytes());
     let err = t2.restore_state(&newer).expect_err("newer blob");
-    assert_eq!(err, StateError::UnsupportedVersion { found: v, supported: warden_vtpm::STATE_VERSION });
+    assert_eq!(
+        err,
+        StateError::UnsupportedVersion {
+            found: v,
+            supported: warden_vtpm::STATE_VERSION
+        }
+    );
     assert!(err.to_string().contains("newer than this build"), "{err}");
-    assert_eq!(t2.restore_state(b"garbage").expect_err("garbage"), StateError::BadMagic);
-    assert_eq!(t2.restore_state(&blob[..blob.len() - 3]).expect_err("truncated"), StateError::Corrupt);
+    assert_eq!(
+        t2.restore_state(b"garbage").expect_err("garbage"),
+        StateError::BadMagic
+    );
+    assert_eq!(
+        t2.restore_state(&blob[..blob.len() - 3])
+            .expect_err("truncated"),
+        StateError::Corrupt
+    );
     // A newer permanent-state file stops the TPM from starting instead of being overwritten.
     let mut p = MemPlatform::with_seed(1);
     let mut perm = t.platform().nv.clone().expect("written");
     perm[6..8].copy_from_slice(&v.to_be_bytes());
     p.nv_write(&perm);
-    assert!(matches!(Tpm::new(p), Err(StateError::UnsupportedVersion { .. })));
+    assert!(matches!(
+        Tpm::new(p),
+        Err(StateError::UnsupportedVersion { .. })
+    ));
 }

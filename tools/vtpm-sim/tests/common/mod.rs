@@ -19,7 +19,8 @@ static COUNTER: AtomicU32 = AtomicU32::new(0);
 /// A private scratch folder under the target dir, fresh for each call.
 pub fn scratch(name: &str) -> PathBuf {
     let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("vtpm-{name}-{}-{n}", std::process::id()));
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("vtpm-{name}-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("create scratch dir");
     dir
@@ -29,7 +30,9 @@ impl Sim {
     /// Starts the server (with `--state state_dir` when given) and waits until it listens.
     pub fn start(dir: &Path, state: Option<&Path>) -> Sim {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_vtpm-sim"));
-        cmd.args(["--port", "0"]).stdout(Stdio::piped()).stderr(Stdio::inherit());
+        cmd.args(["--port", "0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
         if let Some(s) = state {
             cmd.arg("--state").arg(s);
         }
@@ -37,14 +40,20 @@ impl Sim {
         let stdout = child.stdout.take().expect("piped stdout");
         let mut line = String::new();
         // The server prints its port once both listeners are bound: that is the readiness signal.
-        BufReader::new(stdout).read_line(&mut line).expect("read vtpm-sim banner");
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read vtpm-sim banner");
         let port = line
             .split("127.0.0.1:")
             .nth(1)
             .and_then(|s| s.split_whitespace().next())
             .and_then(|s| s.parse().ok())
             .unwrap_or_else(|| panic!("unexpected vtpm-sim banner: {line:?}"));
-        Sim { child, port, dir: dir.to_path_buf() }
+        Sim {
+            child,
+            port,
+            dir: dir.to_path_buf(),
+        }
     }
 
     pub fn tcti(&self) -> String {
@@ -71,7 +80,12 @@ impl Sim {
             .current_dir(&self.dir)
             .env("TPM2TOOLS_TCTI", self.tcti())
             .output()
-            .unwrap_or_else(|e| panic!("cannot run {} (is tpm2-tools installed? `cargo xtask setup`): {e}", args[0]))
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot run {} (is tpm2-tools installed? `cargo xtask setup`): {e}",
+                    args[0]
+                )
+            })
     }
 
     /// Without a resource manager every tool leaves its objects loaded; flush them so the
@@ -129,19 +143,35 @@ impl Abrmd {
             .spawn()
             .expect("cannot run dbus-daemon (package dbus-daemon; `cargo xtask setup`)");
         let mut line = String::new();
-        BufReader::new(dbus.stdout.take().expect("piped")).read_line(&mut line).expect("dbus address");
+        BufReader::new(dbus.stdout.take().expect("piped"))
+            .read_line(&mut line)
+            .expect("dbus address");
         let address = line.trim().to_string();
-        assert!(address.starts_with("unix:"), "unexpected dbus-daemon address {address:?}");
+        assert!(
+            address.starts_with("unix:"),
+            "unexpected dbus-daemon address {address:?}"
+        );
         let abrmd = Command::new("tpm2-abrmd")
-            .args(["--session", "--allow-root", &format!("--tcti={}", sim.tcti())])
+            .args([
+                "--session",
+                "--allow-root",
+                &format!("--tcti={}", sim.tcti()),
+            ])
             .env("DBUS_SESSION_BUS_ADDRESS", &address)
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
             .expect("cannot run tpm2-abrmd (package tpm2-abrmd; `cargo xtask setup`)");
-        let rm = Abrmd { dbus, abrmd, address };
+        let rm = Abrmd {
+            dbus,
+            abrmd,
+            address,
+        };
         let ready = wait_for(Duration::from_secs(15), || {
-            rm.cmd(sim, &["tpm2_getrandom", "4"]).output().map(|o| o.status.success()).unwrap_or(false)
+            rm.cmd(sim, &["tpm2_getrandom", "4"])
+                .output()
+                .map(|o| o.status.success())
+                .unwrap_or(false)
         });
         assert!(ready, "tpm2-abrmd did not come up on its private bus");
         rm
@@ -182,5 +212,9 @@ impl Drop for Abrmd {
 
 /// Runs a host command (openssl, sha256sum) in the scratch folder and returns its output.
 pub fn host(dir: &Path, args: &[&str]) -> Output {
-    Command::new(args[0]).args(&args[1..]).current_dir(dir).output().unwrap_or_else(|e| panic!("cannot run {}: {e}", args[0]))
+    Command::new(args[0])
+        .args(&args[1..])
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", args[0]))
 }

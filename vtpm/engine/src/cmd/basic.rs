@@ -163,13 +163,18 @@ impl<P: Platform> Tpm<P> {
 
     /// Milliseconds since this power-on (TPMS_TIME_INFO.time).
     pub(crate) fn time_ms(&mut self) -> u64 {
-        self.platform.clock_ms().saturating_sub(self.v.clock_at_boot)
+        self.platform
+            .clock_ms()
+            .saturating_sub(self.v.clock_at_boot)
     }
 
     /// TPMS_CLOCK_INFO.
     pub(crate) fn write_clock_info(&mut self, w: &mut Writer) {
         let clock = self.p.clock + self.time_ms();
-        w.u64(clock).u32(self.p.reset_count).u32(self.p.restart_count).u8(1);
+        w.u64(clock)
+            .u32(self.p.reset_count)
+            .u32(self.p.restart_count)
+            .u8(1);
     }
 
     pub(crate) fn get_capability(&mut self, c: &mut Ctx<'_>) -> Result<Out, Rc> {
@@ -189,7 +194,10 @@ impl<P: Platform> Tpm<P> {
         let more;
         match capability {
             cap::ALGS => {
-                let items: Vec<_> = ALGS.iter().filter(|(a, _)| u32::from(*a) >= property).collect();
+                let items: Vec<_> = ALGS
+                    .iter()
+                    .filter(|(a, _)| u32::from(*a) >= property)
+                    .collect();
                 more = items.len() > max;
                 body.u32(items.len().min(max) as u32);
                 for (a, bits) in items.into_iter().take(max) {
@@ -224,7 +232,11 @@ impl<P: Platform> Tpm<P> {
                 }
             }
             cap::TPM_PROPERTIES => {
-                let props: Vec<(u32, u32)> = self.properties().into_iter().filter(|(p, _)| *p >= property).collect();
+                let props: Vec<(u32, u32)> = self
+                    .properties()
+                    .into_iter()
+                    .filter(|(p, _)| *p >= property)
+                    .collect();
                 more = props.len() > max;
                 body.u32(props.len().min(max) as u32);
                 for (p, v) in props.into_iter().take(max) {
@@ -232,7 +244,10 @@ impl<P: Platform> Tpm<P> {
                 }
             }
             cap::PCR_PROPERTIES => {
-                let props: Vec<(u32, [u8; 3])> = pcr_properties().into_iter().filter(|(p, _)| *p >= property).collect();
+                let props: Vec<(u32, [u8; 3])> = pcr_properties()
+                    .into_iter()
+                    .filter(|(p, _)| *p >= property)
+                    .collect();
                 more = props.len() > max;
                 body.u32(props.len().min(max) as u32);
                 for (p, sel) in props.into_iter().take(max) {
@@ -241,7 +256,11 @@ impl<P: Platform> Tpm<P> {
             }
             cap::ECC_CURVES => {
                 more = false;
-                body.u32(if property <= u32::from(alg::CURVE_P256) && max > 0 { 1 } else { 0 });
+                body.u32(if property <= u32::from(alg::CURVE_P256) && max > 0 {
+                    1
+                } else {
+                    0
+                });
                 if property <= u32::from(alg::CURVE_P256) && max > 0 {
                     body.u16(alg::CURVE_P256);
                 }
@@ -249,7 +268,10 @@ impl<P: Platform> Tpm<P> {
             _ => return Err(Rc::VALUE.param(1)),
         }
         let mut o = Out::new();
-        o.params.u8(u8::from(more)).u32(capability).bytes(&body.into_vec());
+        o.params
+            .u8(u8::from(more))
+            .u32(capability)
+            .bytes(&body.into_vec());
         Ok(o)
     }
 
@@ -369,7 +391,14 @@ impl<P: Platform> Tpm<P> {
             (0x207, crate::engine::OBJECT_SLOTS as u32 - loaded),
             (0x208, persistent),
             (0x209, crate::engine::PERSISTENT_SLOTS as u32 - persistent),
-            (0x20A, self.p.nv.iter().filter(|n| n.nt() == crate::nv::NT_COUNTER).count() as u32),
+            (
+                0x20A,
+                self.p
+                    .nv
+                    .iter()
+                    .filter(|n| n.nt() == crate::nv::NT_COUNTER)
+                    .count() as u32
+            ),
             (0x20B, (crate::nv::MAX_INDICES - self.p.nv.len()) as u32),
             (0x20C, 0),
             (0x20D, 1),

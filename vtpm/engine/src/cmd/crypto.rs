@@ -43,7 +43,13 @@ impl<P: Platform> Tpm<P> {
     }
 
     /// A signing key and the scheme to use with it (Part 1 §11.4.? scheme selection).
-    fn signing_key(&self, hdl: u32, n_handle: u32, in_scheme: Scheme, n_param: u32) -> Result<(Object, Scheme), Rc> {
+    fn signing_key(
+        &self,
+        hdl: u32,
+        n_handle: u32,
+        in_scheme: Scheme,
+        n_param: u32,
+    ) -> Result<(Object, Scheme), Rc> {
         let key = self.object(hdl).h(n_handle)?.clone();
         if !key.public.has(attr::SIGN) {
             return Err(Rc::KEY.handle(n_handle));
@@ -92,7 +98,12 @@ impl<P: Platform> Tpm<P> {
         }
         if key.public.has(attr::RESTRICTED) {
             // Only digests the TPM computed itself (with a hashcheck ticket) may be signed.
-            let ok = hier != h::RH_NULL && ct_eq(&tdigest, &HashAlg::Sha512.hmac(&self.proof(hier), &[&ST_HASHCHECK.to_be_bytes(), &digest]));
+            let ok = hier != h::RH_NULL
+                && ct_eq(
+                    &tdigest,
+                    &HashAlg::Sha512
+                        .hmac(&self.proof(hier), &[&ST_HASHCHECK.to_be_bytes(), &digest]),
+                );
             if !ok {
                 return Err(Rc::TICKET.param(3));
             }
@@ -114,13 +125,22 @@ impl<P: Platform> Tpm<P> {
         object::verify(&key, &digest, &sig).p(2)?;
         let mut o = Out::new();
         let hname = key.public.hash().unwrap_or(HashAlg::Sha256);
-        self.ticket(&mut o.params, ST_VERIFIED, key.hierarchy, hname, &[&digest, &key.name]);
+        self.ticket(
+            &mut o.params,
+            ST_VERIFIED,
+            key.hierarchy,
+            hname,
+            &[&digest, &key.name],
+        );
         Ok(o)
     }
 
     /// TPMS_ATTEST header up to (not including) the type-specific part.
     fn attest_header(&mut self, w: &mut Writer, ty: u16, signer: &Object, extra: &[u8]) {
-        w.u32(GENERATED).u16(ty).tpm2b(&signer.qualified).tpm2b(extra);
+        w.u32(GENERATED)
+            .u16(ty)
+            .tpm2b(&signer.qualified)
+            .tpm2b(extra);
         self.write_clock_info(w);
         w.u64(0x0001_0000_0000_0000);
     }
@@ -209,7 +229,10 @@ impl<P: Platform> Tpm<P> {
         let hh = HashAlg::from_alg(c.params.u16().p(2)?).p(2)?;
         let hier = c.params.u32().p(3)?;
         c.params.finish().p(3)?;
-        if !matches!(hier, h::RH_OWNER | h::RH_ENDORSEMENT | h::RH_PLATFORM | h::RH_NULL) {
+        if !matches!(
+            hier,
+            h::RH_OWNER | h::RH_ENDORSEMENT | h::RH_PLATFORM | h::RH_NULL
+        ) {
             return Err(Rc::VALUE.param(3));
         }
         let digest = hh.digest(&[&data]);
@@ -223,7 +246,13 @@ impl<P: Platform> Tpm<P> {
 
     fn rsa_scheme(key: &Object, in_scheme: Scheme) -> Result<Scheme, Rc> {
         let ks = key.public.scheme();
-        let s = if ks.alg == alg::NULL { in_scheme } else if in_scheme.alg == alg::NULL || in_scheme == ks { ks } else { return Err(Rc::SCHEME.param(2)) };
+        let s = if ks.alg == alg::NULL {
+            in_scheme
+        } else if in_scheme.alg == alg::NULL || in_scheme == ks {
+            ks
+        } else {
+            return Err(Rc::SCHEME.param(2));
+        };
         match s.alg {
             alg::OAEP | alg::RSAES => Ok(s),
             _ => Err(Rc::SCHEME.param(2)),
@@ -291,7 +320,9 @@ impl<P: Platform> Tpm<P> {
         if key.public.has(attr::RESTRICTED) {
             return Err(Rc::ATTRIBUTES.handle(1));
         }
-        if (decrypt == 1 && !key.public.has(attr::DECRYPT)) || (decrypt == 0 && !key.public.has(attr::SIGN)) {
+        if (decrypt == 1 && !key.public.has(attr::DECRYPT))
+            || (decrypt == 0 && !key.public.has(attr::SIGN))
+        {
             return Err(Rc::ATTRIBUTES.handle(1));
         }
         let mode = if mode == alg::NULL { sym.mode } else { mode };
@@ -301,7 +332,8 @@ impl<P: Platform> Tpm<P> {
         if iv.len() != 16 {
             return Err(Rc::SIZE.param(iv_param));
         }
-        let aes = Aes::new(&key.sens.as_ref().ok_or(Rc::KEY.handle(1))?.secret).ok_or(Rc::KEY.handle(1))?;
+        let aes = Aes::new(&key.sens.as_ref().ok_or(Rc::KEY.handle(1))?.secret)
+            .ok_or(Rc::KEY.handle(1))?;
         let mut ivb = [0u8; 16];
         ivb.copy_from_slice(&iv);
         let mut out = data.clone();
@@ -312,7 +344,11 @@ impl<P: Platform> Tpm<P> {
         }
         // CFB: the next IV is the last full ciphertext block.
         let ct = if decrypt == 1 { &data } else { &out };
-        let iv_out = if ct.len() >= 16 { ct[ct.len() - 16..].to_vec() } else { iv.clone() };
+        let iv_out = if ct.len() >= 16 {
+            ct[ct.len() - 16..].to_vec()
+        } else {
+            iv.clone()
+        };
         let mut o = Out::new();
         o.params.tpm2b(&out).tpm2b(&iv_out);
         Ok(o)
@@ -341,11 +377,15 @@ impl<P: Platform> Tpm<P> {
         pr.finish().p(1)?;
         c.params.finish().p(1)?;
         let key = self.object(c.handles[0]).h(1)?.clone();
-        if !matches!(key.public.params, Params::Ecc { .. }) || !key.public.has(attr::DECRYPT) || key.public.has(attr::RESTRICTED) {
+        if !matches!(key.public.params, Params::Ecc { .. })
+            || !key.public.has(attr::DECRYPT)
+            || key.public.has(attr::RESTRICTED)
+        {
             return Err(Rc::KEY.handle(1));
         }
         let pt = object::ecc_point(&x, &y).p(1)?;
-        let sk = p256::SecretKey::from_slice(&key.sens.as_ref().ok_or(Rc::KEY.handle(1))?.secret).map_err(|_| Rc::KEY.handle(1))?;
+        let sk = p256::SecretKey::from_slice(&key.sens.as_ref().ok_or(Rc::KEY.handle(1))?.secret)
+            .map_err(|_| Rc::KEY.handle(1))?;
         let shared = (pt.to_projective() * *sk.to_nonzero_scalar()).to_affine();
         let mut o = Out::new();
         write_point(&mut o.params, &shared);
@@ -388,23 +428,46 @@ impl<P: Platform> Tpm<P> {
     }
 
     /// Creates a seed and encrypts it to `key` (RSA-OAEP or ECDH+KDFe) with `label`.
-    pub(crate) fn secret_to(&mut self, key: &Object, label_s: &[u8]) -> Result<(Vec<u8>, Vec<u8>), Rc> {
+    pub(crate) fn secret_to(
+        &mut self,
+        key: &Object,
+        label_s: &[u8],
+    ) -> Result<(Vec<u8>, Vec<u8>), Rc> {
         let kh = key.public.hash()?;
         match &key.public.params {
             Params::Rsa { .. } => {
                 let seed = self.random(kh.size());
                 let mut l = label_s.to_vec();
                 l.push(0);
-                let ct = rsa_enc(key, Scheme { alg: alg::OAEP, hash: kh.alg() }, &seed, l, &mut self.rng)?;
+                let ct = rsa_enc(
+                    key,
+                    Scheme {
+                        alg: alg::OAEP,
+                        hash: kh.alg(),
+                    },
+                    &seed,
+                    l,
+                    &mut self.rng,
+                )?;
                 Ok((seed, ct))
             }
             Params::Ecc { x, .. } => {
                 let pk = object::ecc_public(&key.public)?;
                 let eph = p256::SecretKey::random(&mut self.rng);
                 let z = p256::ecdh::diffie_hellman(eph.to_nonzero_scalar(), pk.as_affine());
-                let ep = p256::elliptic_curve::sec1::ToEncodedPoint::to_encoded_point(&eph.public_key(), false);
+                let ep = p256::elliptic_curve::sec1::ToEncodedPoint::to_encoded_point(
+                    &eph.public_key(),
+                    false,
+                );
                 let ex = ep.x().ok_or(Rc::ECC_POINT)?.to_vec();
-                let seed = kdfe(kh, z.raw_secret_bytes(), label_s, &ex, x, (kh.size() * 8) as u32);
+                let seed = kdfe(
+                    kh,
+                    z.raw_secret_bytes(),
+                    label_s,
+                    &ex,
+                    x,
+                    (kh.size() * 8) as u32,
+                );
                 let mut w = Writer::new();
                 w.tpm2b(&ex).tpm2b(ep.y().ok_or(Rc::ECC_POINT)?);
                 Ok((seed, w.into_vec()))
@@ -414,13 +477,26 @@ impl<P: Platform> Tpm<P> {
     }
 
     /// Recovers a seed encrypted by `secret_to` with the private part of `key`.
-    pub(crate) fn secret_from(&mut self, key: &Object, label_s: &[u8], secret: &[u8]) -> Result<Vec<u8>, Rc> {
+    pub(crate) fn secret_from(
+        &mut self,
+        key: &Object,
+        label_s: &[u8],
+        secret: &[u8],
+    ) -> Result<Vec<u8>, Rc> {
         let kh = key.public.hash()?;
         match &key.public.params {
             Params::Rsa { .. } => {
                 let mut l = label_s.to_vec();
                 l.push(0);
-                rsa_dec(key, Scheme { alg: alg::OAEP, hash: kh.alg() }, secret, l)
+                rsa_dec(
+                    key,
+                    Scheme {
+                        alg: alg::OAEP,
+                        hash: kh.alg(),
+                    },
+                    secret,
+                    l,
+                )
             }
             Params::Ecc { x, .. } => {
                 let mut r = Reader::new(secret);
@@ -428,9 +504,17 @@ impl<P: Platform> Tpm<P> {
                 let ey = r.tpm2b(32)?.to_vec();
                 r.finish()?;
                 let pt = object::ecc_point(&ex, &ey)?;
-                let sk = p256::SecretKey::from_slice(&key.sens.as_ref().ok_or(Rc::KEY)?.secret).map_err(|_| Rc::KEY)?;
+                let sk = p256::SecretKey::from_slice(&key.sens.as_ref().ok_or(Rc::KEY)?.secret)
+                    .map_err(|_| Rc::KEY)?;
                 let z = p256::ecdh::diffie_hellman(sk.to_nonzero_scalar(), pt.as_affine());
-                Ok(kdfe(kh, z.raw_secret_bytes(), label_s, &ex, x, (kh.size() * 8) as u32))
+                Ok(kdfe(
+                    kh,
+                    z.raw_secret_bytes(),
+                    label_s,
+                    &ex,
+                    x,
+                    (kh.size() * 8) as u32,
+                ))
             }
             _ => Err(Rc::KEY),
         }
@@ -440,7 +524,9 @@ impl<P: Platform> Tpm<P> {
 fn write_point(w: &mut Writer, p: &p256::AffinePoint) {
     let ep = p256::elliptic_curve::sec1::ToEncodedPoint::to_encoded_point(p, false);
     let mut inner = Writer::new();
-    inner.tpm2b(ep.x().map(|v| v.as_slice()).unwrap_or(&[])).tpm2b(ep.y().map(|v| v.as_slice()).unwrap_or(&[]));
+    inner
+        .tpm2b(ep.x().map(|v| v.as_slice()).unwrap_or(&[]))
+        .tpm2b(ep.y().map(|v| v.as_slice()).unwrap_or(&[]));
     w.tpm2b(&inner.into_vec());
 }
 
@@ -454,7 +540,11 @@ fn label(l: &[u8]) -> Vec<u8> {
 }
 
 fn oaep_for(hash: u16, label: Vec<u8>) -> Result<rsa::Oaep, Rc> {
-    let label = if label.is_empty() { None } else { Some(alloc::string::String::from_utf8(label).map_err(|_| Rc::VALUE)?) };
+    let label = if label.is_empty() {
+        None
+    } else {
+        Some(alloc::string::String::from_utf8(label).map_err(|_| Rc::VALUE)?)
+    };
     let mut o = match HashAlg::from_alg(hash)? {
         HashAlg::Sha1 => rsa::Oaep::new::<sha1::Sha1>(),
         HashAlg::Sha256 => rsa::Oaep::new::<sha2::Sha256>(),
@@ -465,19 +555,36 @@ fn oaep_for(hash: u16, label: Vec<u8>) -> Result<rsa::Oaep, Rc> {
     Ok(o)
 }
 
-pub(crate) fn rsa_enc(key: &Object, scheme: Scheme, msg: &[u8], label: Vec<u8>, rng: &mut crate::crypto::Drbg) -> Result<Vec<u8>, Rc> {
+pub(crate) fn rsa_enc(
+    key: &Object,
+    scheme: Scheme,
+    msg: &[u8],
+    label: Vec<u8>,
+    rng: &mut crate::crypto::Drbg,
+) -> Result<Vec<u8>, Rc> {
     let pk = object::rsa_public(&key.public)?;
     match scheme.alg {
-        alg::OAEP => pk.encrypt(rng, oaep_for(scheme.hash, label)?, msg).map_err(|_| Rc::VALUE),
-        alg::RSAES => pk.encrypt(rng, rsa::Pkcs1v15Encrypt, msg).map_err(|_| Rc::VALUE),
+        alg::OAEP => pk
+            .encrypt(rng, oaep_for(scheme.hash, label)?, msg)
+            .map_err(|_| Rc::VALUE),
+        alg::RSAES => pk
+            .encrypt(rng, rsa::Pkcs1v15Encrypt, msg)
+            .map_err(|_| Rc::VALUE),
         _ => Err(Rc::SCHEME),
     }
 }
 
-pub(crate) fn rsa_dec(key: &Object, scheme: Scheme, ct: &[u8], label: Vec<u8>) -> Result<Vec<u8>, Rc> {
+pub(crate) fn rsa_dec(
+    key: &Object,
+    scheme: Scheme,
+    ct: &[u8],
+    label: Vec<u8>,
+) -> Result<Vec<u8>, Rc> {
     let sk = object::rsa_private(&key.public, key.sens.as_ref().ok_or(Rc::KEY)?)?;
     match scheme.alg {
-        alg::OAEP => sk.decrypt(oaep_for(scheme.hash, label)?, ct).map_err(|_| Rc::VALUE),
+        alg::OAEP => sk
+            .decrypt(oaep_for(scheme.hash, label)?, ct)
+            .map_err(|_| Rc::VALUE),
         alg::RSAES => sk.decrypt(rsa::Pkcs1v15Encrypt, ct).map_err(|_| Rc::VALUE),
         _ => Err(Rc::SCHEME),
     }
@@ -493,7 +600,9 @@ fn make_id_object(key: &Object, seed: &[u8], cred: &[u8], name: &[u8]) -> Result
     let mut w = Writer::new();
     w.tpm2b(cred);
     let mut enc = w.into_vec();
-    Aes::new(&sym_key).ok_or(Rc::SYMMETRIC)?.cfb_encrypt(&[0u8; 16], &mut enc);
+    Aes::new(&sym_key)
+        .ok_or(Rc::SYMMETRIC)?
+        .cfb_encrypt(&[0u8; 16], &mut enc);
     let mac = kh.hmac(&hmac_key, &[&enc, name]);
     let mut out = Writer::new();
     out.tpm2b(&mac).bytes(&enc);
@@ -511,7 +620,9 @@ fn open_id_object(key: &Object, seed: &[u8], blob: &[u8], name: &[u8]) -> Result
         return Err(Rc::INTEGRITY);
     }
     let sym_key = kdfa(kh, seed, b"STORAGE", name, b"", u32::from(sym.bits));
-    Aes::new(&sym_key).ok_or(Rc::SYMMETRIC)?.cfb_decrypt(&[0u8; 16], &mut enc);
+    Aes::new(&sym_key)
+        .ok_or(Rc::SYMMETRIC)?
+        .cfb_decrypt(&[0u8; 16], &mut enc);
     let mut r = Reader::new(&enc);
     let cred = r.tpm2b(64).map_err(|_| Rc::INTEGRITY)?.to_vec();
     r.finish().map_err(|_| Rc::INTEGRITY)?;

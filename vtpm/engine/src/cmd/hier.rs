@@ -42,9 +42,14 @@ impl<P: Platform> Tpm<P> {
         self.p.endorsement_policy = null.clone();
         self.p.lockout_policy = null;
         self.p.nv.retain(|n| n.has(a::PLATFORMCREATE));
-        self.p.persistent.retain(|(_, o)| o.hierarchy == h::RH_PLATFORM);
+        self.p
+            .persistent
+            .retain(|(_, o)| o.hierarchy == h::RH_PLATFORM);
         for slot in &mut self.v.objects {
-            if slot.as_ref().is_some_and(|o| matches!(o.hierarchy, h::RH_OWNER | h::RH_ENDORSEMENT)) {
+            if slot
+                .as_ref()
+                .is_some_and(|o| matches!(o.hierarchy, h::RH_OWNER | h::RH_ENDORSEMENT))
+            {
                 *slot = None;
             }
         }

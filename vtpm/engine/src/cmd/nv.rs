@@ -5,7 +5,10 @@ use crate::Platform;
 use crate::crypto::HashAlg;
 use crate::engine::{Ctx, Out, Tpm};
 use crate::handle as h;
-use crate::nv::{self, MAX_BUFFER, MAX_INDICES, MAX_TOTAL, NT_BITS, NT_COUNTER, NT_EXTEND, NT_ORDINARY, NvIndex, a};
+use crate::nv::{
+    self, MAX_BUFFER, MAX_INDICES, MAX_TOTAL, NT_BITS, NT_COUNTER, NT_EXTEND, NT_ORDINARY, NvIndex,
+    a,
+};
 use crate::rc::{At, Rc};
 
 impl<P: Platform> Tpm<P> {
@@ -39,7 +42,11 @@ impl<P: Platform> Tpm<P> {
     }
 
     fn nv_index(&self, hdl: u32) -> Result<usize, Rc> {
-        self.p.nv.iter().position(|n| n.handle == hdl).ok_or(Rc::HANDLE)
+        self.p
+            .nv
+            .iter()
+            .position(|n| n.handle == hdl)
+            .ok_or(Rc::HANDLE)
     }
 
     fn nv_define_space(&mut self, c: &mut Ctx<'_>) -> Result<Out, Rc> {
@@ -158,7 +165,11 @@ impl<P: Platform> Tpm<P> {
             x if x == n.handle => n.has(auth) || n.has(policy),
             _ => false,
         };
-        if ok { Ok(()) } else { Err(Rc::NV_AUTHORIZATION) }
+        if ok {
+            Ok(())
+        } else {
+            Err(Rc::NV_AUTHORIZATION)
+        }
     }
 
     fn nv_read(&mut self, c: &mut Ctx<'_>) -> Result<Out, Rc> {
@@ -226,18 +237,30 @@ impl<P: Platform> Tpm<P> {
             NV_INCREMENT => {
                 let mut b = [0u8; 8];
                 b.copy_from_slice(&entry.data);
-                let v = if entry.has(a::WRITTEN) { u64::from_be_bytes(b) } else { 0 };
+                let v = if entry.has(a::WRITTEN) {
+                    u64::from_be_bytes(b)
+                } else {
+                    0
+                };
                 entry.data = v.wrapping_add(1).to_be_bytes().to_vec();
             }
             NV_EXTEND => {
                 let hh = HashAlg::from_alg(entry.name_alg)?;
-                let old = if entry.has(a::WRITTEN) { entry.data.clone() } else { alloc::vec![0; hh.size()] };
+                let old = if entry.has(a::WRITTEN) {
+                    entry.data.clone()
+                } else {
+                    alloc::vec![0; hh.size()]
+                };
                 entry.data = hh.digest(&[&old, &data]);
             }
             _ => {
                 let mut b = [0u8; 8];
                 b.copy_from_slice(&entry.data);
-                let v = if entry.has(a::WRITTEN) { u64::from_be_bytes(b) } else { 0 };
+                let v = if entry.has(a::WRITTEN) {
+                    u64::from_be_bytes(b)
+                } else {
+                    0
+                };
                 entry.data = (v | bits).to_be_bytes().to_vec();
             }
         }

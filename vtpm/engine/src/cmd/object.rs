@@ -51,14 +51,19 @@ fn parse_create(r: &mut Reader<'_>, with_creation: bool) -> Result<CreateIn, Rc>
         Params::Rsa { .. } | Params::Ecc { .. } | Params::Sym { .. } if !data.is_empty() => {
             return Err(Rc::SIZE.param(1));
         }
-        Params::KeyedHash { .. }
-            if public.has(attr::SENSITIVE_DATA_ORIGIN) == !data.is_empty() && !data.is_empty() =>
-        {
+        Params::KeyedHash { .. } if public.has(attr::SENSITIVE_DATA_ORIGIN) && !data.is_empty() => {
             return Err(Rc::ATTRIBUTES.param(2));
         }
         _ => {}
     }
-    Ok(CreateIn { auth: crate::engine::trim(&auth).to_vec(), data, public, template, outside, pcrs })
+    Ok(CreateIn {
+        auth: crate::engine::trim(&auth).to_vec(),
+        data,
+        public,
+        template,
+        outside,
+        pcrs,
+    })
 }
 
 impl<P: Platform> Tpm<P> {
@@ -92,7 +97,14 @@ impl<P: Platform> Tpm<P> {
             h::RH_OWNER => self.p.sps.clone(),
             h::RH_ENDORSEMENT => self.p.eps.clone(),
             h::RH_PLATFORM => self.p.pps.clone(),
-            _ => kdfa(HashAlg::Sha256, &self.v.context_key, b"NULL SEED", b"", b"", 512),
+            _ => kdfa(
+                HashAlg::Sha256,
+                &self.v.context_key,
+                b"NULL SEED",
+                b"",
+                b"",
+                512,
+            ),
         }
     }
 
@@ -101,7 +113,14 @@ impl<P: Platform> Tpm<P> {
             h::RH_OWNER => self.p.sh_proof.clone(),
             h::RH_ENDORSEMENT => self.p.eh_proof.clone(),
             h::RH_PLATFORM => self.p.ph_proof.clone(),
-            _ => kdfa(HashAlg::Sha256, &self.v.context_key, b"NULL PROOF", b"", b"", 256),
+            _ => kdfa(
+                HashAlg::Sha256,
+                &self.v.context_key,
+                b"NULL PROOF",
+                b"",
+                b"",
+                256,
+            ),
         }
     }
 
@@ -137,7 +156,10 @@ impl<P: Platform> Tpm<P> {
         pcr::write_selection(&mut w, &inp.pcrs);
         w.tpm2b(&self.v.pcrs.digest(&inp.pcrs, h));
         w.u8(1u8 << c.locality.min(4));
-        w.u16(parent_name_alg).tpm2b(parent_name).tpm2b(parent_qn).tpm2b(&inp.outside);
+        w.u16(parent_name_alg)
+            .tpm2b(parent_name)
+            .tpm2b(parent_qn)
+            .tpm2b(&inp.outside);
         let data = w.into_vec();
         let digest = h.digest(&[&data]);
         (data, digest)
@@ -145,14 +167,24 @@ impl<P: Platform> Tpm<P> {
 
     fn create_primary(&mut self, c: &mut Ctx<'_>) -> Result<Out, Rc> {
         let hier = c.handles[0];
-        if !matches!(hier, h::RH_OWNER | h::RH_ENDORSEMENT | h::RH_PLATFORM | h::RH_NULL) {
+        if !matches!(
+            hier,
+            h::RH_OWNER | h::RH_ENDORSEMENT | h::RH_PLATFORM | h::RH_NULL
+        ) {
             return Err(Rc::VALUE.handle(1));
         }
         let inp = parse_create(&mut c.params, true)?;
         self.free_object_slot()?;
         let seed = self.hierarchy_seed(hier);
         let th = HashAlg::Sha256;
-        let key = kdfa(th, &seed, b"Primary Object Creation", &th.digest(&[&inp.template]), &th.digest(&[&inp.data]), 256);
+        let key = kdfa(
+            th,
+            &seed,
+            b"Primary Object Creation",
+            &th.digest(&[&inp.template]),
+            &th.digest(&[&inp.data]),
+            256,
+        );
         let mut cache_key = [0u8; 32];
         cache_key.copy_from_slice(&key);
         let (public, mut sens) = match self.primary_cache.iter().find(|(k, _, _)| *k == cache_key) {
@@ -164,7 +196,8 @@ impl<P: Platform> Tpm<P> {
                 if self.primary_cache.len() >= 8 {
                     self.primary_cache.remove(0);
                 }
-                self.primary_cache.push((cache_key, public.clone(), sens.clone()));
+                self.primary_cache
+                    .push((cache_key, public.clone(), sens.clone()));
                 (public, sens)
             }
         };
@@ -173,13 +206,25 @@ impl<P: Platform> Tpm<P> {
         let hb = hier.to_be_bytes();
         let qualified = qualify(&public, &hb, &name);
         let (cdata, chash) = self.creation_data(c, &inp, &public, alg::NULL, &hb, &hb);
-        let obj = Object { public: public.clone(), sens: Some(sens), hierarchy: hier, name: name.clone(), qualified };
+        let obj = Object {
+            public: public.clone(),
+            sens: Some(sens),
+            hierarchy: hier,
+            name: name.clone(),
+            qualified,
+        };
         let handle = self.load_object(obj)?;
         let mut o = Out::new();
         o.handle = Some(handle);
         public.write_2b(&mut o.params);
         o.params.tpm2b(&cdata).tpm2b(&chash);
-        self.ticket(&mut o.params, ST_CREATION, hier, public.hash().p(2)?, &[&name, &chash]);
+        self.ticket(
+            &mut o.params,
+            ST_CREATION,
+            hier,
+            public.hash().p(2)?,
+            &[&name, &chash],
+        );
         o.params.tpm2b(&name);
         Ok(o)
     }
@@ -198,7 +243,12 @@ impl<P: Platform> Tpm<P> {
 
     fn create(&mut self, c: &mut Ctx<'_>, loaded: bool) -> Result<Out, Rc> {
         let parent_h = c.handles[0];
-        if loaded && matches!(parent_h, h::RH_OWNER | h::RH_ENDORSEMENT | h::RH_PLATFORM | h::RH_NULL) {
+        if loaded
+            && matches!(
+                parent_h,
+                h::RH_OWNER | h::RH_ENDORSEMENT | h::RH_PLATFORM | h::RH_NULL
+            )
+        {
             // CreateLoaded with a hierarchy creates a primary object.
             let mut o = self.create_primary_loaded(c)?;
             o.handle = o.handle.or(None);
@@ -220,18 +270,36 @@ impl<P: Platform> Tpm<P> {
         let mut o = Out::new();
         if loaded {
             let qualified = qualify(&public, &parent.qualified, &name);
-            let obj = Object { public: public.clone(), sens: Some(sens), hierarchy: parent.hierarchy, name: name.clone(), qualified };
+            let obj = Object {
+                public: public.clone(),
+                sens: Some(sens),
+                hierarchy: parent.hierarchy,
+                name: name.clone(),
+                qualified,
+            };
             o.handle = Some(self.load_object(obj)?);
             o.params.tpm2b(&private);
             public.write_2b(&mut o.params);
             o.params.tpm2b(&name);
         } else {
-            let (cdata, chash) =
-                self.creation_data(c, &inp, &public, parent.public.name_alg, &parent.name, &parent.qualified);
+            let (cdata, chash) = self.creation_data(
+                c,
+                &inp,
+                &public,
+                parent.public.name_alg,
+                &parent.name,
+                &parent.qualified,
+            );
             o.params.tpm2b(&private);
             public.write_2b(&mut o.params);
             o.params.tpm2b(&cdata).tpm2b(&chash);
-            self.ticket(&mut o.params, ST_CREATION, parent.hierarchy, public.hash().p(2)?, &[&name, &chash]);
+            self.ticket(
+                &mut o.params,
+                ST_CREATION,
+                parent.hierarchy,
+                public.hash().p(2)?,
+                &[&name, &chash],
+            );
         }
         Ok(o)
     }
@@ -243,13 +311,26 @@ impl<P: Platform> Tpm<P> {
         self.free_object_slot()?;
         let seed = self.hierarchy_seed(hier);
         let th = HashAlg::Sha256;
-        let key = kdfa(th, &seed, b"Primary Object Creation", &th.digest(&[&inp.template]), &th.digest(&[&inp.data]), 256);
+        let key = kdfa(
+            th,
+            &seed,
+            b"Primary Object Creation",
+            &th.digest(&[&inp.template]),
+            &th.digest(&[&inp.data]),
+            256,
+        );
         let mut public = inp.public.clone();
         let mut sens = object::generate(&mut public, &mut Drbg::new(&key), &inp.data).p(2)?;
         sens.auth = inp.auth;
         let name = public.name();
         let qualified = qualify(&public, &hier.to_be_bytes(), &name);
-        let obj = Object { public: public.clone(), sens: Some(sens), hierarchy: hier, name: name.clone(), qualified };
+        let obj = Object {
+            public: public.clone(),
+            sens: Some(sens),
+            hierarchy: hier,
+            name: name.clone(),
+            qualified,
+        };
         let mut o = Out::new();
         o.handle = Some(self.load_object(obj)?);
         o.params.u16(0);
@@ -272,7 +353,13 @@ impl<P: Platform> Tpm<P> {
         let sens = unwrap_private(&parent, &public, &private, &name).p(1)?;
         object::check_pair(&public, &sens).p(2)?;
         let qualified = qualify(&public, &parent.qualified, &name);
-        let obj = Object { public, sens: Some(sens), hierarchy: parent.hierarchy, name: name.clone(), qualified };
+        let obj = Object {
+            public,
+            sens: Some(sens),
+            hierarchy: parent.hierarchy,
+            name: name.clone(),
+            qualified,
+        };
         let mut o = Out::new();
         o.handle = Some(self.load_object(obj)?);
         o.params.tpm2b(&name);
@@ -288,7 +375,10 @@ impl<P: Platform> Tpm<P> {
         pr.finish().p(2)?;
         let hier = c.params.u32().p(3)?;
         c.params.finish().p(3)?;
-        if !matches!(hier, h::RH_OWNER | h::RH_ENDORSEMENT | h::RH_PLATFORM | h::RH_NULL) {
+        if !matches!(
+            hier,
+            h::RH_OWNER | h::RH_ENDORSEMENT | h::RH_PLATFORM | h::RH_NULL
+        ) {
             return Err(Rc::VALUE.param(3));
         }
         let sens = if sens_bytes.is_empty() {
@@ -307,9 +397,19 @@ impl<P: Platform> Tpm<P> {
             Some(s)
         };
         self.free_object_slot()?;
-        let name = if public.name_alg == alg::NULL { Vec::new() } else { public.name() };
+        let name = if public.name_alg == alg::NULL {
+            Vec::new()
+        } else {
+            public.name()
+        };
         let qualified = qualify(&public, &hier.to_be_bytes(), &name);
-        let obj = Object { public, sens, hierarchy: hier, name: name.clone(), qualified };
+        let obj = Object {
+            public,
+            sens,
+            hierarchy: hier,
+            name: name.clone(),
+            qualified,
+        };
         let mut o = Out::new();
         o.handle = Some(self.load_object(obj)?);
         o.params.tpm2b(&name);
@@ -331,10 +431,17 @@ impl<P: Platform> Tpm<P> {
         if !matches!(obj.public.params, Params::KeyedHash { .. }) {
             return Err(Rc::TYPE.handle(1));
         }
-        if obj.public.has(attr::SIGN) || obj.public.has(attr::DECRYPT) || obj.public.has(attr::RESTRICTED) {
+        if obj.public.has(attr::SIGN)
+            || obj.public.has(attr::DECRYPT)
+            || obj.public.has(attr::RESTRICTED)
+        {
             return Err(Rc::ATTRIBUTES.handle(1));
         }
-        let data = obj.sens.as_ref().map(|s| s.secret.clone()).unwrap_or_default();
+        let data = obj
+            .sens
+            .as_ref()
+            .map(|s| s.secret.clone())
+            .unwrap_or_default();
         let mut o = Out::new();
         o.params.tpm2b(&data);
         Ok(o)
@@ -347,7 +454,13 @@ impl<P: Platform> Tpm<P> {
             return Err(Rc::HANDLE.handle(1));
         }
         let obj = self.object(c.handles[0]).h(1)?.clone();
-        let parent = self.storage_parent(c.handles[1]).map_err(|e| if e == Rc::TYPE.handle(1) { Rc::TYPE.handle(2) } else { e })?;
+        let parent = self.storage_parent(c.handles[1]).map_err(|e| {
+            if e == Rc::TYPE.handle(1) {
+                Rc::TYPE.handle(2)
+            } else {
+                e
+            }
+        })?;
         let hsize = obj.public.hash().p(1)?.size();
         let new_auth = crate::engine::trim(&new_auth).to_vec();
         if new_auth.len() > hsize {
@@ -380,13 +493,20 @@ impl<P: Platform> Tpm<P> {
             return Err(Rc::RANGE.param(1));
         }
         let obj = self.object(obj_h).h(2)?.clone();
-        let hier_ok = if auth == h::RH_PLATFORM { obj.hierarchy == h::RH_PLATFORM } else { obj.hierarchy != h::RH_PLATFORM };
+        let hier_ok = if auth == h::RH_PLATFORM {
+            obj.hierarchy == h::RH_PLATFORM
+        } else {
+            obj.hierarchy != h::RH_PLATFORM
+        };
         if !hier_ok {
             return Err(Rc::HIERARCHY);
         }
         match h::ty(obj_h) {
             h::HT_TRANSIENT => {
-                if obj.hierarchy == h::RH_NULL || obj.public.has(attr::ST_CLEAR) || obj.sens.is_none() {
+                if obj.hierarchy == h::RH_NULL
+                    || obj.public.has(attr::ST_CLEAR)
+                    || obj.sens.is_none()
+                {
                     return Err(Rc::ATTRIBUTES.handle(2));
                 }
                 if self.p.persistent.iter().any(|(p, _)| *p == persistent) {
@@ -434,25 +554,58 @@ impl<P: Platform> Tpm<P> {
     }
 
     fn context_key(&self, seq: u64, handle: u32, hier: u32) -> (Vec<u8>, Vec<u8>) {
-        let ctx = [seq.to_be_bytes().as_slice(), &handle.to_be_bytes(), &hier.to_be_bytes()].concat();
-        let enc = kdfa(HashAlg::Sha256, &self.v.context_key, b"CONTEXT ENC", &ctx, b"", 256 + 128);
-        let mac = kdfa(HashAlg::Sha256, &self.v.context_key, b"CONTEXT MAC", &ctx, b"", 256);
+        let ctx = [
+            seq.to_be_bytes().as_slice(),
+            &handle.to_be_bytes(),
+            &hier.to_be_bytes(),
+        ]
+        .concat();
+        let enc = kdfa(
+            HashAlg::Sha256,
+            &self.v.context_key,
+            b"CONTEXT ENC",
+            &ctx,
+            b"",
+            256 + 128,
+        );
+        let mac = kdfa(
+            HashAlg::Sha256,
+            &self.v.context_key,
+            b"CONTEXT MAC",
+            &ctx,
+            b"",
+            256,
+        );
         (enc, mac)
     }
 
-    pub(crate) fn seal_context(&mut self, seq: u64, handle: u32, hier: u32, plain: &[u8]) -> Vec<u8> {
+    pub(crate) fn seal_context(
+        &mut self,
+        seq: u64,
+        handle: u32,
+        hier: u32,
+        plain: &[u8],
+    ) -> Vec<u8> {
         let (enc, mac) = self.context_key(seq, handle, hier);
         let mut data = plain.to_vec();
         let mut iv = [0u8; 16];
         iv.copy_from_slice(&enc[32..48]);
-        Aes::new(&enc[..32]).expect("256-bit key").cfb_encrypt(&iv, &mut data);
+        Aes::new(&enc[..32])
+            .expect("256-bit key")
+            .cfb_encrypt(&iv, &mut data);
         let tag = HashAlg::Sha256.hmac(&mac, &[&data]);
         let mut w = Writer::new();
         w.tpm2b(&tag).bytes(&data);
         w.into_vec()
     }
 
-    pub(crate) fn open_context(&self, seq: u64, handle: u32, hier: u32, blob: &[u8]) -> Result<Vec<u8>, Rc> {
+    pub(crate) fn open_context(
+        &self,
+        seq: u64,
+        handle: u32,
+        hier: u32,
+        blob: &[u8],
+    ) -> Result<Vec<u8>, Rc> {
         let (enc, mac) = self.context_key(seq, handle, hier);
         let mut r = Reader::new(blob);
         let tag = r.tpm2b(64).map_err(|_| Rc::INTEGRITY)?;
@@ -462,7 +615,9 @@ impl<P: Platform> Tpm<P> {
         }
         let mut iv = [0u8; 16];
         iv.copy_from_slice(&enc[32..48]);
-        Aes::new(&enc[..32]).expect("256-bit key").cfb_decrypt(&iv, &mut data);
+        Aes::new(&enc[..32])
+            .expect("256-bit key")
+            .cfb_decrypt(&iv, &mut data);
         Ok(data)
     }
 
@@ -569,7 +724,13 @@ fn parent_keys(parent: &Object, name: &[u8]) -> Result<(Aes, HashAlg, Vec<u8>), 
 /// TPM2B_PRIVATE contents (Part 1 §23, as the reference code lays it out): outer HMAC, a
 /// fresh IV, then the AES-CFB-encrypted TPM2B_SENSITIVE. The HMAC covers IV, ciphertext and
 /// name. A fresh IV matters: ObjectChangeAuth re-wraps the same object under the same key.
-pub(crate) fn wrap_private(parent: &Object, public: &Public, sens: &Sensitive, name: &[u8], iv: [u8; 16]) -> Result<Vec<u8>, Rc> {
+pub(crate) fn wrap_private(
+    parent: &Object,
+    public: &Public,
+    sens: &Sensitive,
+    name: &[u8],
+    iv: [u8; 16],
+) -> Result<Vec<u8>, Rc> {
     let (aes, ph, hmac_key) = parent_keys(parent, name)?;
     let mut inner = Writer::new();
     sens.write(public.ty(), &mut inner);
@@ -586,7 +747,12 @@ pub(crate) fn wrap_private(parent: &Object, public: &Public, sens: &Sensitive, n
     Ok(out.into_vec())
 }
 
-pub(crate) fn unwrap_private(parent: &Object, public: &Public, private: &[u8], name: &[u8]) -> Result<Sensitive, Rc> {
+pub(crate) fn unwrap_private(
+    parent: &Object,
+    public: &Public,
+    private: &[u8],
+    name: &[u8],
+) -> Result<Sensitive, Rc> {
     let (aes, ph, hmac_key) = parent_keys(parent, name)?;
     let mut r = Reader::new(private);
     let mac = r.tpm2b(64).map_err(|_| Rc::INTEGRITY)?;

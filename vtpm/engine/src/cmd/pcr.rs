@@ -28,7 +28,11 @@ impl<P: Platform> Tpm<P> {
                     left -= 1;
                 }
             }
-            out_sel.push(Selection { hash: s.hash, hash_id: s.hash_id, select: bits });
+            out_sel.push(Selection {
+                hash: s.hash,
+                hash_id: s.hash_id,
+                select: bits,
+            });
         }
         let mut o = Out::new();
         o.params.u32(self.v.pcrs.update_counter);
@@ -45,7 +49,11 @@ impl<P: Platform> Tpm<P> {
         if hdl == h::RH_NULL {
             return Ok(None);
         }
-        if (hdl as usize) < PCR_COUNT { Ok(Some(hdl as usize)) } else { Err(Rc::VALUE.handle(1)) }
+        if (hdl as usize) < PCR_COUNT {
+            Ok(Some(hdl as usize))
+        } else {
+            Err(Rc::VALUE.handle(1))
+        }
     }
 
     pub(crate) fn pcr_extend(&mut self, c: &mut Ctx<'_>) -> Result<Out, Rc> {
@@ -77,10 +85,10 @@ impl<P: Platform> Tpm<P> {
         let idx = Self::pcr_index(c.handles[0])?;
         let data = c.params.tpm2b(1024).p(1)?;
         c.params.finish().p(1)?;
-        if let Some(i) = idx {
-            if !pcr::may_extend(i, c.locality) {
-                return Err(Rc::LOCALITY);
-            }
+        if let Some(i) = idx
+            && !pcr::may_extend(i, c.locality)
+        {
+            return Err(Rc::LOCALITY);
         }
         let mut o = Out::new();
         o.params.u32(HASHES.len() as u32);

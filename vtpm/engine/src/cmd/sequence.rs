@@ -63,7 +63,10 @@ impl Seq {
         if n > MAX_SEQUENCE_DATA {
             return Err(Rc::SIZE);
         }
-        Ok(Seq { kind, data: r.bytes(n)?.to_vec() })
+        Ok(Seq {
+            kind,
+            data: r.bytes(n)?.to_vec(),
+        })
     }
 }
 
@@ -73,11 +76,19 @@ fn seq_object(auth: Vec<u8>) -> Object {
         name_alg: alg::NULL,
         attrs: attr::USER_WITH_AUTH | attr::NO_DA,
         policy: Vec::new(),
-        params: Params::KeyedHash { scheme: Scheme::NULL, kdf: alg::NULL, unique: Vec::new() },
+        params: Params::KeyedHash {
+            scheme: Scheme::NULL,
+            kdf: alg::NULL,
+            unique: Vec::new(),
+        },
     };
     Object {
         public,
-        sens: Some(Sensitive { auth, seed: Vec::new(), secret: Vec::new() }),
+        sens: Some(Sensitive {
+            auth,
+            seed: Vec::new(),
+            secret: Vec::new(),
+        }),
         hierarchy: h::RH_NULL,
         name: Vec::new(),
         qualified: Vec::new(),
@@ -107,9 +118,19 @@ impl<P: Platform> Tpm<P> {
         let auth = c.params.tpm2b(64).p(1)?.to_vec();
         let a = c.params.u16().p(2)?;
         c.params.finish().p(2)?;
-        let kind = if a == alg::NULL { SeqKind::Event } else { SeqKind::Hash(HashAlg::from_alg(a).p(2)?) };
+        let kind = if a == alg::NULL {
+            SeqKind::Event
+        } else {
+            SeqKind::Hash(HashAlg::from_alg(a).p(2)?)
+        };
         let mut o = Out::new();
-        o.handle = Some(self.start_seq(&auth, Seq { kind, data: Vec::new() })?);
+        o.handle = Some(self.start_seq(
+            &auth,
+            Seq {
+                kind,
+                data: Vec::new(),
+            },
+        )?);
         Ok(o)
     }
 
@@ -135,13 +156,20 @@ impl<P: Platform> Tpm<P> {
         let hh = HashAlg::from_alg(hash).p(2)?;
         let secret = key.sens.as_ref().ok_or(Rc::KEY.handle(1))?.secret.clone();
         let mut o = Out::new();
-        o.handle = Some(self.start_seq(&auth, Seq { kind: SeqKind::Hmac(hh, secret), data: Vec::new() })?);
+        o.handle = Some(self.start_seq(
+            &auth,
+            Seq {
+                kind: SeqKind::Hmac(hh, secret),
+                data: Vec::new(),
+            },
+        )?);
         Ok(o)
     }
 
     fn seq_slot(&self, hdl: u32, n: u32) -> Result<usize, Rc> {
         let slot = hdl.wrapping_sub(h::TRANSIENT_FIRST) as usize;
-        if h::ty(hdl) != h::HT_TRANSIENT || self.v.seqs.get(slot).and_then(|s| s.as_ref()).is_none() {
+        if h::ty(hdl) != h::HT_TRANSIENT || self.v.seqs.get(slot).and_then(|s| s.as_ref()).is_none()
+        {
             return Err(Rc::MODE.handle(n));
         }
         Ok(slot)
@@ -171,11 +199,17 @@ impl<P: Platform> Tpm<P> {
         let data = c.params.tpm2b(1024).p(1)?.to_vec();
         let hier = c.params.u32().p(2)?;
         c.params.finish().p(2)?;
-        if !matches!(hier, h::RH_OWNER | h::RH_ENDORSEMENT | h::RH_PLATFORM | h::RH_NULL) {
+        if !matches!(
+            hier,
+            h::RH_OWNER | h::RH_ENDORSEMENT | h::RH_PLATFORM | h::RH_NULL
+        ) {
             return Err(Rc::VALUE.param(2));
         }
         let slot = self.seq_slot(c.handles[0], 1)?;
-        if self.v.seqs[slot].as_ref().is_some_and(|s| s.kind == SeqKind::Event) {
+        if self.v.seqs[slot]
+            .as_ref()
+            .is_some_and(|s| s.kind == SeqKind::Event)
+        {
             return Err(Rc::MODE.handle(1));
         }
         let seq = self.take_seq(c.handles[0], 1, &data)?;
@@ -184,7 +218,8 @@ impl<P: Platform> Tpm<P> {
             SeqKind::Hash(hh) => {
                 let digest = hh.digest(&[&seq.data]);
                 o.params.tpm2b(&digest);
-                let generated = seq.data.len() >= 4 && seq.data[..4] == 0xff54_4347u32.to_be_bytes();
+                let generated =
+                    seq.data.len() >= 4 && seq.data[..4] == 0xff54_4347u32.to_be_bytes();
                 let tk = if generated { h::RH_NULL } else { hier };
                 self.ticket(&mut o.params, ST_HASHCHECK, tk, hh, &[&digest]);
             }
@@ -208,13 +243,16 @@ impl<P: Platform> Tpm<P> {
         } else {
             return Err(Rc::VALUE.handle(1));
         };
-        if let Some(i) = idx {
-            if !crate::pcr::may_extend(i, c.locality) {
-                return Err(Rc::LOCALITY);
-            }
+        if let Some(i) = idx
+            && !crate::pcr::may_extend(i, c.locality)
+        {
+            return Err(Rc::LOCALITY);
         }
         let slot = self.seq_slot(c.handles[1], 2)?;
-        if self.v.seqs[slot].as_ref().is_some_and(|s| s.kind != SeqKind::Event) {
+        if self.v.seqs[slot]
+            .as_ref()
+            .is_some_and(|s| s.kind != SeqKind::Event)
+        {
             return Err(Rc::MODE.handle(2));
         }
         let seq = self.take_seq(c.handles[1], 2, &data)?;

@@ -91,7 +91,12 @@ impl Aes {
             }
             if round != n {
                 for c in 0..4 {
-                    let col = [block[4 * c], block[4 * c + 1], block[4 * c + 2], block[4 * c + 3]];
+                    let col = [
+                        block[4 * c],
+                        block[4 * c + 1],
+                        block[4 * c + 2],
+                        block[4 * c + 3],
+                    ];
                     for r in 0..4 {
                         block[4 * c + r] = gf_mul(col[r], 2)
                             ^ gf_mul(col[(r + 1) % 4], 3)
@@ -141,15 +146,24 @@ mod tests {
     use super::*;
 
     fn hex(s: &str) -> Vec<u8> {
-        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
     }
 
     #[test]
     fn fips197_vectors() {
         let pt = hex("00112233445566778899aabbccddeeff");
         let cases = [
-            ("000102030405060708090a0b0c0d0e0f", "69c4e0d86a7b0430d8cdb78070b4c55a"),
-            ("000102030405060708090a0b0c0d0e0f1011121314151617", "dda97ca4864cdfe06eaf70a0ec0d7191"),
+            (
+                "000102030405060708090a0b0c0d0e0f",
+                "69c4e0d86a7b0430d8cdb78070b4c55a",
+            ),
+            (
+                "000102030405060708090a0b0c0d0e0f1011121314151617",
+                "dda97ca4864cdfe06eaf70a0ec0d7191",
+            ),
             (
                 "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f",
                 "8ea2b7ca516745bfeafc49904b496089",
@@ -172,12 +186,18 @@ mod tests {
         let pt = hex("6bc1bee22e409f96e93d7e117393172aae2d8a571e03ac9c9eb76fac45af8e51");
         let mut data = pt.clone();
         aes.cfb_encrypt(&iv, &mut data);
-        assert_eq!(data, hex("3b3fd92eb72dad20333449f8e83cfb4ac8a64537a0b3a93fcde3cdad9f1ce58b"));
+        assert_eq!(
+            data,
+            hex("3b3fd92eb72dad20333449f8e83cfb4ac8a64537a0b3a93fcde3cdad9f1ce58b")
+        );
         aes.cfb_decrypt(&iv, &mut data);
         assert_eq!(data, pt);
         // A partial last block round-trips too.
         let mut short = pt[..21].to_vec();
         aes.cfb_encrypt(&iv, &mut short);
-        assert_eq!(short[..], hex("3b3fd92eb72dad20333449f8e83cfb4ac8a64537a0b3a93fcde3cdad9f1ce58b")[..21]);
+        assert_eq!(
+            short[..],
+            hex("3b3fd92eb72dad20333449f8e83cfb4ac8a64537a0b3a93fcde3cdad9f1ce58b")[..21]
+        );
     }
 }

@@ -1,0 +1,346 @@
+//! The `vtpm-sim` server: the Warden vTPM engine behind the Microsoft TPM 2.0 simulator TCP
+//! protocol (command port P, platform port P+1), so stock clients (tpm2-tools and tss-esapi
+//! through the `mssim` TCTI, tpm2-abrmd) can use it. The binary and the benchmark start it.
+#![forbid(unsafe_code)]
+
+use std::io::{self, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use warden_vtpm::{Platform, Tpm};
+
+/// Errors that end the server.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error("cannot bind 127.0.0.1:{port}: {source}")]
+    Bind { port: u16, source: io::Error },
+    #[error("cannot find two adjacent free ports")]
+    NoPortPair,
+    #[error("cannot load vTPM state from {path}: {source}")]
+    State {
+        path: PathBuf,
+        source: warden_vtpm::StateError,
+    },
+    #[error("cannot create state folder {path}: {source}")]
+    StateDir { path: PathBuf, source: io::Error },
+}
+
+/// Host platform: OS entropy, a monotonic clock, permanent state in a file.
+struct HostPlatform {
+    start: Instant,
+    file: Option<PathBuf>,
+}
+
+impl Platform for HostPlatform {
+    fn entropy(&mut self, buf: &mut [u8]) {
+        getrandom::getrandom(buf).expect("OS entropy source");
+    }
+    fn clock_ms(&mut self) -> u64 {
+        self.start.elapsed().as_millis() as u64
+    }
+    fn nv_read(&mut self) -> Option<Vec<u8>> {
+        self.file.as_ref().and_then(|f| std::fs::read(f).ok())
+    }
+    fn nv_write(&mut self, state: &[u8]) {
+        let Some(f) = &self.file else { return };
+        // Write-then-rename so a crash never leaves a half-written state file.
+        let tmp = f.with_extension("tmp");
+        if let Err(e) = std::fs::write(&tmp, state).and_then(|()| std::fs::rename(&tmp, f)) {
+            eprintln!("vtpm-sim: cannot write state {}: {e}", f.display());
+        }
+    }
+}
+
+/// The TPM plus its power state, shared by all connections.
+#[derive(Debug)]
+struct Shared {
+    tpm: Tpm<HostPlatform>,
+    powered: bool,
+    /// `VTPM_SIM_TRACE=1`: log every command code, its handles and the response code.
+    trace: bool,
+    /// `VTPM_SIM_RECORD=FILE`: append every command in the fuzz corpus format (seed material).
+    record: Option<std::fs::File>,
+}
+
+fn trace(cmd: &[u8], resp: &[u8]) {
+    let word = |b: &[u8], i: usize| {
+        b.get(i..i + 4)
+            .map(|w| u32::from_be_bytes([w[0], w[1], w[2], w[3]]))
+            .unwrap_or(0)
+    };
+    eprintln!(
+        "vtpm-sim: cc={:#05x} h0={:#010x} h1={:#010x} -> rc={:#x} len={}",
+        word(cmd, 6),
+        word(cmd, 10),
+        word(cmd, 14),
+        word(resp, 6),
+        resp.len()
+    );
+}
+
+const SIGNAL_POWER_ON: u32 = 1;
+const SIGNAL_POWER_OFF: u32 = 2;
+const SIGNAL_PHYS_PRES_ON: u32 = 3;
+const SIGNAL_PHYS_PRES_OFF: u32 = 4;
+const SIGNAL_HASH_START: u32 = 5;
+const SIGNAL_HASH_DATA: u32 = 6;
+const SIGNAL_HASH_END: u32 = 7;
+const SEND_COMMAND: u32 = 8;
+const SIGNAL_CANCEL_ON: u32 = 9;
+const SIGNAL_CANCEL_OFF: u32 = 10;
+const SIGNAL_NV_ON: u32 = 11;
+const SIGNAL_NV_OFF: u32 = 12;
+const SIGNAL_KEY_CACHE_ON: u32 = 13;
+const SIGNAL_KEY_CACHE_OFF: u32 = 14;
+const REMOTE_HANDSHAKE: u32 = 15;
+const SIGNAL_RESET: u32 = 17;
+const SIGNAL_RESTART: u32 = 18;
+const SESSION_END: u32 = 20;
+const STOP: u32 = 21;
+
+/// Largest command frame accepted.
+const MAX_FRAME: u32 = 8192;
+
+fn bind_pair(port: u16) -> Result<(TcpListener, TcpListener), SimError> {
+    let bind = |p: u16| TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, p)));
+    if port != 0 {
+        let a = bind(port).map_err(|source| SimError::Bind { port, source })?;
+        let b = bind(port + 1).map_err(|source| SimError::Bind {
+            port: port + 1,
+            source,
+        })?;
+        return Ok((a, b));
+    }
+    for _ in 0..100 {
+        let a = bind(0).map_err(|source| SimError::Bind { port: 0, source })?;
+        let p = a
+            .local_addr()
+            .map_err(|source| SimError::Bind { port: 0, source })?
+            .port();
+        if p == u16::MAX {
+            continue;
+        }
+        if let Ok(b) = bind(p + 1) {
+            return Ok((a, b));
+        }
+    }
+    Err(SimError::NoPortPair)
+}
+
+/// A bound server, ready to `serve`.
+#[derive(Debug)]
+pub struct Server {
+    cmd: TcpListener,
+    plat: TcpListener,
+    shared: Arc<Mutex<Shared>>,
+    /// The command port (the platform port is one above).
+    pub port: u16,
+}
+
+impl Server {
+    /// Binds 127.0.0.1:`port` and `port`+1 (a free pair when `port` is 0) and loads or
+    /// manufactures the TPM state in `state`.
+    pub fn bind(port: u16, state: Option<PathBuf>) -> Result<Server, SimError> {
+        bind(port, state)
+    }
+
+    /// Serves both ports until a client sends TPM_STOP (which ends the process).
+    pub fn serve(self) {
+        let stop = Arc::new(AtomicBool::new(false));
+        let port = self.port;
+        {
+            let (shared, stop) = (self.shared.clone(), stop.clone());
+            let plat = self.plat;
+            std::thread::spawn(move || serve(plat, shared, stop, true, port));
+        }
+        serve(self.cmd, self.shared, stop, false, port);
+    }
+}
+
+fn bind(port: u16, state: Option<PathBuf>) -> Result<Server, SimError> {
+    let file = match &state {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).map_err(|source| SimError::StateDir {
+                path: dir.clone(),
+                source,
+            })?;
+            Some(dir.join("vtpm-permanent.bin"))
+        }
+        None => None,
+    };
+    let platform = HostPlatform {
+        start: Instant::now(),
+        file: file.clone(),
+    };
+    let tpm = Tpm::new(platform).map_err(|source| SimError::State {
+        path: file.clone().unwrap_or_default(),
+        source,
+    })?;
+    let shared = Arc::new(Mutex::new(Shared {
+        tpm,
+        powered: true,
+        trace: std::env::var_os("VTPM_SIM_TRACE").is_some(),
+        record: std::env::var_os("VTPM_SIM_RECORD").and_then(|p| std::fs::File::create(p).ok()),
+    }));
+    let (cmd, plat) = bind_pair(port)?;
+    let port = cmd.local_addr().map(|a| a.port()).unwrap_or(port);
+    Ok(Server {
+        cmd,
+        plat,
+        shared,
+        port,
+    })
+}
+
+fn serve(
+    l: TcpListener,
+    shared: Arc<Mutex<Shared>>,
+    stop: Arc<AtomicBool>,
+    platform: bool,
+    port: u16,
+) {
+    for conn in l.incoming() {
+        if stop.load(Ordering::SeqCst) {
+            break;
+        }
+        let Ok(s) = conn else { continue };
+        let (shared, stop) = (shared.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let peer = s.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+            match connection(s, &shared, platform) {
+                Ok(Next::Continue) => {}
+                Ok(Next::Stop) => {
+                    eprintln!("vtpm-sim: stop requested by {peer}");
+                    stop.store(true, Ordering::SeqCst);
+                    // Wake both accept loops so they notice the flag, then leave.
+                    let _ = TcpStream::connect((Ipv4Addr::LOCALHOST, port));
+                    let _ = TcpStream::connect((Ipv4Addr::LOCALHOST, port + 1));
+                    std::process::exit(0);
+                }
+                Err(e) => eprintln!(
+                    "vtpm-sim: closing {} connection from {peer}: {e}",
+                    if platform { "platform" } else { "command" }
+                ),
+            }
+        });
+    }
+}
+
+enum Next {
+    Continue,
+    Stop,
+}
+
+fn read_u32(s: &mut impl Read) -> io::Result<u32> {
+    let mut b = [0u8; 4];
+    s.read_exact(&mut b)?;
+    Ok(u32::from_be_bytes(b))
+}
+
+/// Serves one connection until the client ends the session or sends a bad frame.
+fn connection(mut s: TcpStream, shared: &Mutex<Shared>, platform: bool) -> io::Result<Next> {
+    // Without TCP_NODELAY every response waits for the peer's delayed ACK (~40 ms).
+    s.set_nodelay(true)?;
+    // Buffered reads: a whole frame usually arrives in one segment, so one syscall reads it.
+    let mut r = io::BufReader::with_capacity(MAX_FRAME as usize + 16, s.try_clone()?);
+    loop {
+        let cmd = match read_u32(&mut r) {
+            Ok(c) => c,
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(Next::Continue),
+            Err(e) => return Err(e),
+        };
+        let lock = || shared.lock().unwrap_or_else(|p| p.into_inner());
+        match cmd {
+            SEND_COMMAND if !platform => {
+                let mut loc = [0u8; 1];
+                r.read_exact(&mut loc)?;
+                let len = read_u32(&mut r)?;
+                if len > MAX_FRAME {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("command frame of {len} bytes"),
+                    ));
+                }
+                let mut buf = vec![0u8; len as usize];
+                r.read_exact(&mut buf)?;
+                let resp = {
+                    let mut g = lock();
+                    if g.powered {
+                        let r = g.tpm.execute(loc[0], &buf);
+                        if g.trace {
+                            trace(&buf, &r);
+                        }
+                        if let Some(f) = g.record.as_mut() {
+                            // The fuzz corpus format: locality, u16 length, command.
+                            let mut rec = vec![loc[0]];
+                            rec.extend_from_slice(&(buf.len().min(0xFFFF) as u16).to_be_bytes());
+                            rec.extend_from_slice(&buf);
+                            let _ = f.write_all(&rec);
+                        }
+                        r
+                    } else {
+                        // TPM_RC_FAILURE: the TPM is powered off.
+                        vec![0x80, 0x01, 0, 0, 0, 10, 0, 0, 1, 1]
+                    }
+                };
+                let mut out = Vec::with_capacity(resp.len() + 8);
+                out.extend_from_slice(&(resp.len() as u32).to_be_bytes());
+                out.extend_from_slice(&resp);
+                out.extend_from_slice(&0u32.to_be_bytes());
+                s.write_all(&out)?;
+            }
+            REMOTE_HANDSHAKE if !platform => {
+                let _client_version = read_u32(&mut r)?;
+                let mut out = Vec::new();
+                out.extend_from_slice(&1u32.to_be_bytes());
+                // Flags: powered on, NV available, locality supported.
+                out.extend_from_slice(&0u32.to_be_bytes());
+                out.extend_from_slice(&0u32.to_be_bytes());
+                s.write_all(&out)?;
+            }
+            SESSION_END => return Ok(Next::Continue),
+            STOP => return Ok(Next::Stop),
+            SIGNAL_POWER_ON | SIGNAL_RESET | SIGNAL_RESTART => {
+                {
+                    let mut g = lock();
+                    // Power-on of a TPM that is already on is a no-op (as in the reference
+                    // simulator): every mssim client sends it when it connects.
+                    if !g.powered || cmd != SIGNAL_POWER_ON {
+                        g.tpm.power_on();
+                        g.powered = true;
+                    }
+                }
+                s.write_all(&0u32.to_be_bytes())?;
+            }
+            SIGNAL_POWER_OFF => {
+                lock().powered = false;
+                s.write_all(&0u32.to_be_bytes())?;
+            }
+            SIGNAL_HASH_DATA => {
+                let len = read_u32(&mut r)?;
+                if len > MAX_FRAME {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "hash data frame too large",
+                    ));
+                }
+                let mut buf = vec![0u8; len as usize];
+                r.read_exact(&mut buf)?;
+                s.write_all(&0u32.to_be_bytes())?;
+            }
+            SIGNAL_PHYS_PRES_ON | SIGNAL_PHYS_PRES_OFF | SIGNAL_HASH_START | SIGNAL_HASH_END
+            | SIGNAL_CANCEL_ON | SIGNAL_CANCEL_OFF | SIGNAL_NV_ON | SIGNAL_NV_OFF
+            | SIGNAL_KEY_CACHE_ON | SIGNAL_KEY_CACHE_OFF => {
+                s.write_all(&0u32.to_be_bytes())?;
+            }
+            other => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("unknown command {other:#x}"),
+                ));
+            }
+        }
+    }
+}
