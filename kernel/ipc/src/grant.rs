@@ -295,6 +295,14 @@ impl GrantTable {
         }
     }
 
+    /// The live grants of `granter` with their current references (diagnostics and tests).
+    pub fn live(&self, granter: DomId) -> impl Iterator<Item = (GrantRef, Grant)> + '_ {
+        let row = dom_index(granter).ok().map(|g| &self.slots[g]);
+        row.into_iter()
+            .flat_map(|r| r.iter().enumerate())
+            .filter_map(|(i, s)| s.grant.map(|g| (GrantRef::new(i, s.generation), g)))
+    }
+
     /// Live grants offered by `granter` (diagnostics and tests).
     #[must_use]
     pub fn offered(&self, granter: DomId) -> usize {
