@@ -201,6 +201,14 @@ pub mod hostile {
         u64::from(hi) << 32 | u64::from(lo)
     }
 
+    /// Reads DR0 (debug registers are not switched per domain, so domains may not use them).
+    pub fn read_dr0() -> u64 {
+        let v: u64;
+        // SAFETY: MOV from DR0 is intercepted by the hypervisor; see the module docs.
+        unsafe { core::arch::asm!("mov {}, dr0", out(reg) v, options(nostack, nomem)) };
+        v
+    }
+
     /// Executes `OUT dx, al` (port I/O is denied to domains).
     pub fn out_u8(port: u16, value: u8) {
         // SAFETY: port I/O is intercepted by the hypervisor; see the module docs.

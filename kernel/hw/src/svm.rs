@@ -51,6 +51,14 @@ pub fn enable(hsave_pa: u64) -> Result<(), SvmError> {
         wrmsr(MSR_EFER, rdmsr(MSR_EFER) | EFER_SVME);
         wrmsr(MSR_VM_HSAVE_PA, hsave_pa);
     }
+    // Domains may enable SSE themselves (their CR4 is theirs), so FXSAVE must include the XMM
+    // registers when domains are switched, or they would carry data from one domain to the
+    // next. FXSAVE saves them only while the host's CR4.OSFXSR is set.
+    use x86_64::registers::control::{Cr4, Cr4Flags};
+    // SAFETY: OSFXSR only makes SSE instructions legal and widens FXSAVE/FXRSTOR to the XMM
+    // registers and MXCSR; the hypervisor is compiled soft-float and never executes SSE, so its
+    // own execution is unchanged.
+    unsafe { Cr4::update(|f| f.insert(Cr4Flags::OSFXSR)) };
     Ok(())
 }
 
@@ -176,7 +184,8 @@ pub fn run(vmcb_pa: u64, host_save_pa: u64, regs: &mut GuestRegs) -> Result<(), 
 
 /// One vCPU's x87/SSE register state in the FXSAVE format. VMRUN does not switch it, so the
 /// hypervisor (which itself never touches these registers: the target is soft-float) saves the
-/// outgoing domain's state and loads the incoming one's when it switches domains.
+/// outgoing domain's state and loads the incoming one's when it switches domains ([`enable`]
+/// sets CR4.OSFXSR so that this includes the XMM registers).
 #[repr(C, align(16))]
 #[derive(Clone)]
 pub struct FxState([u8; 512]);

@@ -251,8 +251,11 @@ pub struct VmcbParams {
 
 /// Intercepts every domain runs with: physical interrupts (preemption), CPUID (filtered),
 /// HLT, port I/O and MSRs (all, through all-ones permission maps), shutdown (triple fault),
-/// task switches, and every SVM or cache-control instruction.
+/// task switches, every SVM or cache-control instruction, and the state VMRUN does not switch
+/// per domain (debug registers DR0-DR3, performance counters), which would otherwise be a
+/// channel between domains that the MAC policy never sees.
 pub const INTERCEPT_MISC1: u32 = misc1::INTR
+    | misc1::RDPMC
     | misc1::NMI
     | misc1::SMI
     | misc1::INIT
@@ -289,6 +292,8 @@ pub fn initial_vmcb(b: &Built, p: VmcbParams) -> Vmcb {
     let code = Segment { selector: CODE_SELECTOR, attrib: 0xa9b, limit: 0xffff_ffff, base: 0 };
     let data = Segment { selector: DATA_SELECTOR, attrib: 0xc93, limit: 0xffff_ffff, base: 0 };
     Vmcb {
+        // Every MOV to or from a debug register (reads in the low half, writes in the high).
+        intercept_dr: u32::MAX,
         intercept_misc1: INTERCEPT_MISC1,
         intercept_misc2: INTERCEPT_MISC2,
         iopm_base_pa: p.iopm_pa,
@@ -439,6 +444,7 @@ mod tests {
         assert_eq!(v.check(), Ok(()));
         assert_eq!((v.rip, v.rsp % 16, v.cr3, v.n_cr3), (0x20_0010, 8, b.guest_cr3, b.npt_root));
         assert!(v.intercept_misc1 & misc1::SHUTDOWN != 0 && v.intercept_misc1 & misc1::INTR != 0);
+        assert!(v.intercept_misc1 & misc1::RDPMC != 0 && v.intercept_dr == u32::MAX, "no shared DR/PMC state");
         let v0 = initial_vmcb(&b, VmcbParams { asid: 0, iopm_pa: 0, msrpm_pa: 0 });
         assert_eq!(v0.check(), Err(vmcb::VmcbProblem::AsidZero));
     }

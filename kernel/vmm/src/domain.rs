@@ -44,6 +44,7 @@ impl End {
                     | (Violation::Port { .. }, Expected::IoViolation)
                     | (Violation::TripleFault { .. }, Expected::TripleFault)
                     | (Violation::InvalidState, Expected::InvalidState)
+                    | (Violation::Instruction(_), Expected::ForbiddenInstruction)
             ),
             _ => false,
         }
@@ -106,6 +107,7 @@ mod tests {
             (stop(Violation::TripleFault { cr2: 0 }), Expected::TripleFault, true),
             (stop(Violation::InvalidState), Expected::InvalidState, true),
             (stop(Violation::Instruction("VMRUN")), Expected::Shutdown, false),
+            (stop(Violation::Instruction("MOV DR")), Expected::ForbiddenInstruction, true),
             (End::Shutdown(ShutdownReason::Done), Expected::Running, false),
         ];
         for (end, exp, want) in cases {

@@ -2,11 +2,14 @@
 
 /// Exit codes (APM vol. 2, appendix C).
 pub mod code {
+    /// MOV from/to DR0..DR15 (reads 0x20..0x2f, writes 0x30..0x3f).
+    pub const DR_BASE: u64 = 0x20;
     pub const EXCP_BASE: u64 = 0x40;
     pub const INTR: u64 = 0x60;
     pub const NMI: u64 = 0x61;
     pub const SMI: u64 = 0x62;
     pub const INIT: u64 = 0x63;
+    pub const RDPMC: u64 = 0x6f;
     pub const CPUID: u64 = 0x72;
     pub const INVD: u64 = 0x76;
     pub const HLT: u64 = 0x78;
@@ -122,6 +125,8 @@ pub fn decode(exit_code: u64, info1: u64, info2: u64) -> Exit {
             fetch: info1 & (1 << 4) != 0,
             in_guest_walk: info1 & (1 << 33) != 0,
         }),
+        code::DR_BASE..=0x3f => Exit::ForbiddenInstruction("MOV DR"),
+        code::RDPMC => Exit::ForbiddenInstruction("RDPMC"),
         c @ code::EXCP_BASE..=0x5f => {
             Exit::Exception { vector: (c - code::EXCP_BASE) as u8, error_code: info1 as u32, info2 }
         }
@@ -161,6 +166,9 @@ mod tests {
             ((0x7f, 0, 0), Exit::Shutdown),
             ((0x80, 0, 0), Exit::ForbiddenInstruction("VMRUN")),
             ((0x8d, 0, 0), Exit::ForbiddenInstruction("XSETBV")),
+            ((0x20, 0, 0), Exit::ForbiddenInstruction("MOV DR")),
+            ((0x37, 0, 0), Exit::ForbiddenInstruction("MOV DR")),
+            ((0x6f, 0, 0), Exit::ForbiddenInstruction("RDPMC")),
             // OUT dx, al to port 0x3f8: size 8 (bit 4), output, next RIP in info2.
             ((0x7b, 0x03f8_0010, 0x20_0042),
                 Exit::Io(PortAccess { port: 0x3f8, input: false, size: 1, string: false, rep: false, next_rip: 0x20_0042 })),

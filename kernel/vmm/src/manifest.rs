@@ -42,12 +42,14 @@ pub enum Expected {
     TripleFault,
     /// Stopped for invalid vCPU state (VMRUN refused it).
     InvalidState,
+    /// Stopped for an instruction domains may never execute (SVM, debug registers, ...).
+    ForbiddenInstruction,
     /// Still running when every other domain has ended (e.g. a spinner).
     Running,
 }
 
 impl Expected {
-    pub const ALL: [(&'static str, Expected); 8] = [
+    pub const ALL: [(&'static str, Expected); 9] = [
         ("shutdown", Expected::Shutdown),
         ("failure", Expected::Failure),
         ("memory-violation", Expected::MemoryViolation),
@@ -55,6 +57,7 @@ impl Expected {
         ("io-violation", Expected::IoViolation),
         ("triple-fault", Expected::TripleFault),
         ("invalid-state", Expected::InvalidState),
+        ("forbidden-instruction", Expected::ForbiddenInstruction),
         ("running", Expected::Running),
     ];
 

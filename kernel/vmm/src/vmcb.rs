@@ -103,6 +103,7 @@ pub mod misc1 {
     pub const SMI: u32 = 1 << 2;
     pub const INIT: u32 = 1 << 3;
     pub const CPUID: u32 = 1 << 18;
+    pub const RDPMC: u32 = 1 << 15;
     pub const INVD: u32 = 1 << 22;
     pub const HLT: u32 = 1 << 24;
     pub const INVLPGA: u32 = 1 << 26;
@@ -174,6 +175,7 @@ impl Segment {
 pub struct Vmcb {
     // Control area.
     pub intercept_cr: u32,
+    pub intercept_dr: u32,
     pub intercept_exceptions: u32,
     pub intercept_misc1: u32,
     pub intercept_misc2: u32,
@@ -218,6 +220,7 @@ impl Vmcb {
         use field::*;
         page.fill(0);
         write(page, INTERCEPT_CR, u64::from(self.intercept_cr));
+        write(page, INTERCEPT_DR, u64::from(self.intercept_dr));
         write(page, INTERCEPT_EXCEPTIONS, u64::from(self.intercept_exceptions));
         write(page, INTERCEPT_MISC1, u64::from(self.intercept_misc1));
         write(page, INTERCEPT_MISC2, u64::from(self.intercept_misc2));
@@ -255,6 +258,7 @@ impl Vmcb {
         use field::*;
         Vmcb {
             intercept_cr: read(page, INTERCEPT_CR) as u32,
+            intercept_dr: read(page, INTERCEPT_DR) as u32,
             intercept_exceptions: read(page, INTERCEPT_EXCEPTIONS) as u32,
             intercept_misc1: read(page, INTERCEPT_MISC1) as u32,
             intercept_misc2: read(page, INTERCEPT_MISC2) as u32,
@@ -341,6 +345,7 @@ mod tests {
         Vmcb {
             intercept_misc1: misc1::INTR | misc1::CPUID | misc1::SHUTDOWN,
             intercept_misc2: misc2::VMRUN | misc2::VMMCALL,
+            intercept_dr: 0xffff_0000,
             iopm_base_pa: 0x1234_5000,
             msrpm_base_pa: 0x2345_6000,
             asid: 7,
@@ -370,6 +375,7 @@ mod tests {
         sample().encode(&mut page);
         // (offset, bytes) pairs straight from the APM's VMCB layout table.
         let expect: &[(usize, &[u8])] = &[
+            (0x004, &[0, 0, 0xff, 0xff]),
             (0x00c, &(misc1::INTR | misc1::CPUID | misc1::SHUTDOWN).to_le_bytes()),
             (0x010, &[0x03, 0, 0, 0]),
             (0x040, &0x1234_5000u64.to_le_bytes()),

@@ -56,6 +56,7 @@ fn containment() {
         ("domain gpprobe (id 6) stopped: triple fault", &["rip=0x"]),
         ("[panicker] panic: ", &["deliberate panic in domain 7"]),
         ("domain panicker (id 7) shut down", &["panic"]),
+        ("domain debugreg (id 8) stopped: forbidden instruction MOV DR", &["rip=0x2"]),
     ];
     for (needle, parts) in checks {
         let l = line(&out.log, needle);
