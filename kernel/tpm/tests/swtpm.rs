@@ -11,6 +11,24 @@ use warden_tpm::{Banks, Digest, DigestSet, Error, HashAlg, PcrSelection, Tpm};
 const RC_LOCALITY: u32 = 0x907;
 const AK_HANDLE: u32 = 0x8101_0100;
 
+/// A private temp dir, removed on drop (also when the test fails).
+struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    fn new(prefix: &str) -> TempDir {
+        TempDir(unique_temp_dir(prefix).unwrap())
+    }
+    fn join(&self, name: &str) -> std::path::PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 fn tpm(sw: &Swtpm) -> Tpm<TcpTransport> {
     Tpm::new(sw.connect().expect("connect to swtpm"))
 }
@@ -136,7 +154,7 @@ fn get_random_fills_the_buffer() {
 #[test]
 fn ak_is_deterministic_persists_and_matches_tpm2_readpublic() {
     let sw = Swtpm::start().unwrap();
-    let dir = unique_temp_dir("warden-tpm-ak").unwrap();
+    let dir = TempDir::new("warden-tpm-ak");
     let mut t = tpm(&sw);
     let ak1 = t.create_ak().unwrap();
     let ak2 = t.create_ak().unwrap();
@@ -181,7 +199,6 @@ fn ak_is_deterministic_persists_and_matches_tpm2_readpublic() {
     ] {
         assert!(text.contains(needle), "AK lacks {needle:?}:\n{text}");
     }
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// Runs a measured launch like the hypervisor does and checks the log three ways:
@@ -190,7 +207,7 @@ fn ak_is_deterministic_persists_and_matches_tpm2_readpublic() {
 #[test]
 fn measured_launch_log_replays_to_tpm_pcrs_and_quote_verifies() {
     let sw = Swtpm::start().unwrap();
-    let dir = unique_temp_dir("warden-tpm-log").unwrap();
+    let dir = TempDir::new("warden-tpm-log");
     let mut t = tpm(&sw);
     let banks = t.active_banks().unwrap();
     t.transport().set_locality(2).unwrap();
@@ -291,14 +308,13 @@ fn measured_launch_log_replays_to_tpm_pcrs_and_quote_verifies() {
         "tpm2_checkquote accepted a wrong nonce"
     );
     assert!(Path::new(&log_path).exists());
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
 fn startup_is_sent_once_and_then_reported_as_done() {
     // A TPM nobody started (no firmware in front of it): commands fail until TPM2_Startup.
-    let dir = unique_temp_dir("warden-tpm-startup").unwrap();
-    let sw = Swtpm::start_on(&dir, &["not-need-init"]).unwrap();
+    let dir = TempDir::new("warden-tpm-startup");
+    let sw = Swtpm::start_on(&dir.0, &["not-need-init"]).unwrap();
     let mut t = tpm(&sw);
     assert!(matches!(
         t.active_banks(),
@@ -314,5 +330,4 @@ fn startup_is_sent_once_and_then_reported_as_done() {
     );
     assert!(!t.active_banks().unwrap().is_empty());
     drop(sw);
-    let _ = std::fs::remove_dir_all(dir);
 }
