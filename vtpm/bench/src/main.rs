@@ -206,7 +206,7 @@ fn workload(t: &mut dyn Transport, iters: usize, startup: bool) -> Vec<(&'static
     let mut counter = 0u64;
     out.push((
         "CreatePrimary RSA-2048 (new template each time)",
-        median(5, || {
+        median(15, || {
             counter += 1;
             let r = ok(
                 t,

@@ -1,6 +1,7 @@
 //! Cryptographic building blocks: hash algorithms, HMAC, the TPM KDFs, a DRBG and AES-CFB.
 
 pub(crate) mod aes;
+pub(crate) mod prime;
 
 use crate::rc::Rc;
 use alloc::vec::Vec;
