@@ -237,3 +237,56 @@ pub fn fxrstor(state: &FxState) {
         unsafe { core::arch::asm!("fxrstor64 [{}]", in(reg) state.0.as_ptr(), options(nostack, readonly)) }
     }
 }
+
+/// Word access to the hypervisor's own VMCB frames for the exit path: 8-byte volatile loads and
+/// stores instead of [`crate::phys::IdentityMem`]'s byte copies. Byte-range access falls back
+/// to `IdentityMem`.
+#[derive(Debug)]
+pub struct VmcbWords {
+    mem: crate::phys::IdentityMem,
+}
+
+impl VmcbWords {
+    pub fn new() -> Self {
+        VmcbWords { mem: crate::phys::IdentityMem::new() }
+    }
+
+    /// The same checks `IdentityMem` makes (inside the identity map; writes outside the image),
+    /// plus 8-byte alignment.
+    fn check(pa: u64, write: bool) {
+        let image = *IMAGE.call_once(|| crate::layout::kernel_layout().image);
+        assert!(pa.is_multiple_of(8) && pa < crate::phys::IDENTITY_LIMIT, "VMCB word access at {pa:#x}");
+        assert!(!write || pa + 8 <= image.0 || pa >= image.1, "VMCB word write into the image at {pa:#x}");
+    }
+}
+
+impl Default for VmcbWords {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl warden_core::mem::PhysMem for VmcbWords {
+    fn read(&self, pa: u64, buf: &mut [u8]) {
+        self.mem.read(pa, buf);
+    }
+
+    fn write(&mut self, pa: u64, buf: &[u8]) {
+        self.mem.write(pa, buf);
+    }
+
+    fn read_u64(&self, pa: u64) -> u64 {
+        Self::check(pa, false);
+        // SAFETY: `pa` is 8-aligned and inside the identity map (checked), so the word is mapped;
+        // physical RAM outside the image is not Rust memory (see `IdentityMem`), and a volatile
+        // load has no other effect.
+        unsafe { core::ptr::read_volatile(pa as *const u64) }
+    }
+
+    fn write_u64(&mut self, pa: u64, v: u64) {
+        Self::check(pa, true);
+        // SAFETY: as for `read_u64`, and the word lies outside the hypervisor image (checked), so
+        // no Rust object is overwritten.
+        unsafe { core::ptr::write_volatile(pa as *mut u64, v) }
+    }
+}

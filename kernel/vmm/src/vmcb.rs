@@ -83,17 +83,30 @@ pub fn write(page: &mut [u8; 4096], fl: Field, v: u64) {
     page[fl.offset..fl.offset + fl.width].copy_from_slice(&v.to_le_bytes()[..fl.width]);
 }
 
+/// The aligned 64-bit word holding a field, the field's bit shift in it, and its mask. Every
+/// field lies inside one aligned word, so in-place access is one word load (and store).
+fn word_of(fl: Field) -> (u64, u32, u64) {
+    let shift = (fl.offset % 8) as u32 * 8;
+    let mask = if fl.width == 8 { u64::MAX } else { (1u64 << (fl.width * 8)) - 1 };
+    ((fl.offset - fl.offset % 8) as u64, shift, mask)
+}
+
 /// Reads a field of the VMCB page at physical address `vmcb_pa` in place (the run loop's access
 /// to exit information and guest state).
 pub fn get(mem: &impl PhysMem, vmcb_pa: u64, fl: Field) -> u64 {
-    let mut b = [0u8; 8];
-    mem.read(vmcb_pa + fl.offset as u64, &mut b[..fl.width]);
-    u64::from_le_bytes(b)
+    let (word, shift, mask) = word_of(fl);
+    (mem.read_u64(vmcb_pa + word) >> shift) & mask
 }
 
 /// Writes a field of the VMCB page at `vmcb_pa` in place (truncated to the field's width).
 pub fn set(mem: &mut impl PhysMem, vmcb_pa: u64, fl: Field, v: u64) {
-    mem.write(vmcb_pa + fl.offset as u64, &v.to_le_bytes()[..fl.width]);
+    let (word, shift, mask) = word_of(fl);
+    if mask == u64::MAX {
+        mem.write_u64(vmcb_pa + word, v);
+    } else {
+        let old = mem.read_u64(vmcb_pa + word);
+        mem.write_u64(vmcb_pa + word, (old & !(mask << shift)) | ((v & mask) << shift));
+    }
 }
 
 /// `INTERCEPT_MISC1` bits.
@@ -421,6 +434,21 @@ mod tests {
         assert_eq!(read(&page, field::RIP), 0x1122_3344_5566_7788);
         assert_eq!(read(&page, field::TLB_CONTROL), 0xff, "truncated to one byte");
         assert_eq!(page[0x5d], 0, "neighbour untouched");
+    }
+
+    #[test]
+    fn every_field_lies_in_one_aligned_word() {
+        use field::*;
+        let all = [
+            INTERCEPT_CR, INTERCEPT_DR, INTERCEPT_EXCEPTIONS, INTERCEPT_MISC1, INTERCEPT_MISC2, IOPM_BASE_PA,
+            MSRPM_BASE_PA, TSC_OFFSET, GUEST_ASID, TLB_CONTROL, INT_CTL, INT_SHADOW, EXIT_CODE, EXIT_INFO1,
+            EXIT_INFO2, EXIT_INT_INFO, NP_ENABLE, EVENT_INJ, N_CR3, CLEAN_BITS, NEXT_RIP, CPL, EFER, CR4, CR3,
+            CR0, DR7, DR6, RFLAGS, RIP, RSP, RAX, STAR, LSTAR, CSTAR, SFMASK, KERNEL_GS_BASE, CR2, G_PAT,
+        ];
+        for f in all {
+            assert_eq!(f.offset / 8, (f.offset + f.width - 1) / 8, "{f:?}");
+            assert!(f.offset + f.width <= 4096);
+        }
     }
 
     #[test]

@@ -15,7 +15,7 @@ use warden_core::mem::{PAGE_SIZE, PhysMem};
 use warden_core::multiboot::{BootInfo, Module};
 use warden_hw::debug_exit::{ExitCode, exit};
 use warden_hw::phys::IdentityMem;
-use warden_hw::svm::{FxState, GuestRegs};
+use warden_hw::svm::{FxState, GuestRegs, VmcbWords};
 use warden_vmm::construct::{self, Identity, Region, VmcbParams};
 use warden_vmm::domain::{Diagnostic, End, Violation};
 use warden_vmm::exit::Exit;
@@ -161,6 +161,7 @@ pub(crate) fn run_domains(boot: &BootInfo) {
         sched,
         doms,
         host_save,
+        vmcbs: VmcbWords::new(),
         mac,
         fx_owner: None,
         idle_halts: 0,
@@ -239,6 +240,8 @@ struct Runner {
     sched: Scheduler,
     doms: Vec<Dom>,
     host_save: u64,
+    /// Word access to the VMCBs (the exit path's hot loads and stores).
+    vmcbs: VmcbWords,
     /// Policy, audit ring, event channels and grants.
     mac: ipc::Host,
     /// The domain whose x87/SSE state is in the registers.
@@ -309,7 +312,7 @@ impl Runner {
             self.fx_owner = Some(id);
         }
         if self.doms[i].first_run {
-            set(&mut self.mem, vmcb, field::TLB_CONTROL, vmcb::TLB_FLUSH_ALL);
+            set(&mut self.vmcbs, vmcb, field::TLB_CONTROL, vmcb::TLB_FLUSH_ALL);
         }
         if let Err(e) = warden_hw::svm::run(vmcb, self.host_save, &mut self.doms[i].regs) {
             self.end(id, End::Stopped { violation: Violation::InvalidState, rip: 0 });
@@ -321,59 +324,57 @@ impl Runner {
         // The flush is done; ASIDs are unique, so runs without NPT changes need none.
         if d.first_run {
             d.first_run = false;
-            set(&mut self.mem, vmcb, field::TLB_CONTROL, 0);
+            set(&mut self.vmcbs, vmcb, field::TLB_CONTROL, 0);
         }
         if d.injected {
             d.injected = false;
-            set(&mut self.mem, vmcb, field::EVENT_INJ, 0);
+            set(&mut self.vmcbs, vmcb, field::EVENT_INJ, 0);
         }
-        // EXIT_CODE, EXIT_INFO1 and EXIT_INFO2 are adjacent: one read.
-        let mut words = [0u8; 24];
-        self.mem.read(vmcb + field::EXIT_CODE.offset as u64, &mut words);
-        let word = |k: usize| u64::from_le_bytes(words[k * 8..k * 8 + 8].try_into().unwrap_or([0; 8]));
-        let (code, info1, info2) = (word(0), word(1), word(2));
-        let rip = get(&self.mem, vmcb, field::RIP);
+        let code = get(&self.vmcbs, vmcb, field::EXIT_CODE);
+        let info1 = get(&self.vmcbs, vmcb, field::EXIT_INFO1);
+        let info2 = get(&self.vmcbs, vmcb, field::EXIT_INFO2);
+        let rip = get(&self.vmcbs, vmcb, field::RIP);
         let stop = |violation| End::Stopped { violation, rip };
         match warden_vmm::exit::decode(code, info1, info2) {
             Exit::Interrupt | Exit::Nmi | Exit::Smi | Exit::Init => Next::Continue,
             Exit::Hypercall => self.hypercall(id, rip),
             Exit::Cpuid => {
                 let d = &mut self.doms[i];
-                let leaf = get(&self.mem, vmcb, field::RAX) as u32;
+                let leaf = get(&self.vmcbs, vmcb, field::RAX) as u32;
                 let sub = d.regs.rcx as u32;
                 let h = warden_hw::cpu::cpuid(leaf, sub);
                 let host = warden_vmm::cpuid::Regs { eax: h.eax, ebx: h.ebx, ecx: h.ecx, edx: h.edx };
                 let r = warden_vmm::cpuid::filter(leaf, sub, host, id.0);
-                set(&mut self.mem, vmcb, field::RAX, u64::from(r.eax));
+                set(&mut self.vmcbs, vmcb, field::RAX, u64::from(r.eax));
                 d.regs.rbx = u64::from(r.ebx);
                 d.regs.rcx = u64::from(r.ecx);
                 d.regs.rdx = u64::from(r.edx);
-                set(&mut self.mem, vmcb, field::RIP, rip + 2);
+                set(&mut self.vmcbs, vmcb, field::RIP, rip + 2);
                 Next::Continue
             }
             Exit::Hlt => {
-                set(&mut self.mem, vmcb, field::RIP, rip + 1);
+                set(&mut self.vmcbs, vmcb, field::RIP, rip + 1);
                 Next::Reschedule
             }
             Exit::Msr { write } => {
                 let d = &mut self.doms[i];
                 let msr = d.regs.rcx as u32;
-                let value = (d.regs.rdx << 32) | (get(&self.mem, vmcb, field::RAX) & 0xffff_ffff);
+                let value = (d.regs.rdx << 32) | (get(&self.vmcbs, vmcb, field::RAX) & 0xffff_ffff);
                 match intercept::msr(msr, write, value) {
                     MsrAction::ReadField(f, mask) => {
-                        let v = get(&self.mem, vmcb, f) & mask;
-                        set(&mut self.mem, vmcb, field::RAX, v & 0xffff_ffff);
+                        let v = get(&self.vmcbs, vmcb, f) & mask;
+                        set(&mut self.vmcbs, vmcb, field::RAX, v & 0xffff_ffff);
                         self.doms[i].regs.rdx = v >> 32;
                     }
-                    MsrAction::WriteField(f) => set(&mut self.mem, vmcb, f, value),
+                    MsrAction::WriteField(f) => set(&mut self.vmcbs, vmcb, f, value),
                     MsrAction::ReadTsc => {
                         let v = warden_hw::cpu::rdtsc();
-                        set(&mut self.mem, vmcb, field::RAX, v & 0xffff_ffff);
+                        set(&mut self.vmcbs, vmcb, field::RAX, v & 0xffff_ffff);
                         self.doms[i].regs.rdx = v >> 32;
                     }
                     MsrAction::InjectGp => {
                         println!("domain {} (id {}): #GP injected for RDMSR {msr:#x} at rip={rip:#x}", self.doms[i].name, id.0);
-                        set(&mut self.mem, vmcb, field::EVENT_INJ, EVENT_INJ_GP);
+                        set(&mut self.vmcbs, vmcb, field::EVENT_INJ, EVENT_INJ_GP);
                         self.doms[i].injected = true;
                         return Next::Continue;
                     }
@@ -382,7 +383,7 @@ impl Runner {
                         return Next::Reschedule;
                     }
                 }
-                set(&mut self.mem, vmcb, field::RIP, rip + 2);
+                set(&mut self.vmcbs, vmcb, field::RIP, rip + 2);
                 Next::Continue
             }
             Exit::Io(p) => {
@@ -395,7 +396,7 @@ impl Runner {
                 Next::Reschedule
             }
             Exit::Shutdown => {
-                let cr2 = get(&self.mem, vmcb, field::CR2);
+                let cr2 = get(&self.vmcbs, vmcb, field::CR2);
                 self.end(id, stop(Violation::TripleFault { cr2 }));
                 Next::Reschedule
             }
@@ -417,8 +418,8 @@ impl Runner {
     fn hypercall(&mut self, id: DomainId, rip: u64) -> Next {
         let i = id.0 as usize;
         let vmcb = self.doms[i].vmcb;
-        let rax = get(&self.mem, vmcb, field::RAX);
-        set(&mut self.mem, vmcb, field::RIP, rip + VMMCALL_LEN);
+        let rax = get(&self.vmcbs, vmcb, field::RAX);
+        set(&mut self.vmcbs, vmcb, field::RIP, rip + VMMCALL_LEN);
         if rax == BARE_EXIT {
             return Next::Continue;
         }
@@ -433,7 +434,7 @@ impl Runner {
         }
         let (status, value, action) =
             dispatch::dispatch(&mut self.mem, &mut self.doms[i], id.0, args, &mut self.mac);
-        set(&mut self.mem, vmcb, field::RAX, status as u64);
+        set(&mut self.vmcbs, vmcb, field::RAX, status as u64);
         self.doms[i].regs.rdx = value;
         match action {
             Action::Resume => Next::Continue,
