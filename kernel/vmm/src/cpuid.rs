@@ -17,6 +17,9 @@ const LEAF1_ECX_HIDE: u32 = 1 << 3 | 1 << 5 | 1 << 6 | 1 << 21 | 1 << 26 | 1 << 
 const LEAF1_ECX_HYPERVISOR: u32 = 1 << 31;
 /// Leaf 1 EDX: the local APIC (9), MTRR (12), MCA/MCE (14, 7), ACPI thermal (22) are not offered.
 const LEAF1_EDX_HIDE: u32 = 1 << 7 | 1 << 9 | 1 << 12 | 1 << 14 | 1 << 22;
+/// Leaf 7 (subleaf 0) ECX: protection keys (PKU 3, OSPKE 4) are not offered: PKRU is not
+/// switched per domain.
+const LEAF7_ECX_HIDE: u32 = 1 << 3 | 1 << 4;
 /// Leaf 0x8000_0001 ECX: SVM (2) and SKINIT (12) are not offered (no nested virtualization).
 const EXT1_ECX_HIDE: u32 = 1 << 2 | 1 << 12;
 
@@ -35,6 +38,7 @@ pub fn filter(leaf: u32, _subleaf: u32, host: Regs, domain_id: u32) -> Regs {
             edx: host.edx & !LEAF1_EDX_HIDE,
             ..host
         },
+        7 => Regs { ecx: host.ecx & !LEAF7_ECX_HIDE, ..host },
         // Thermal/power, cache topology, XSAVE state, extended topology: nothing to offer.
         4..=6 | 0xb | 0xd | 0x1f => Regs::default(),
         CPUID_LEAF_BASE => Regs {
@@ -83,5 +87,6 @@ mod tests {
         assert_eq!(filter(0x8000_000a, 0, ALL, 0), Regs::default());
         assert_eq!(filter(0, 0, ALL, 0), ALL, "vendor leaf passes through");
         assert_eq!(filter(0xd, 1, ALL, 0), Regs::default());
+        assert_eq!(filter(7, 0, ALL, 0).ecx & 0b11000, 0, "PKU/OSPKE");
     }
 }
