@@ -13,10 +13,10 @@ use crate::{HypercallArgs, START_INFO_MAGIC, ShutdownReason, StartInfo};
 pub fn hypercall(call: HypercallArgs) -> (u64, u64) {
     let status: u64;
     let value: u64;
-    // SAFETY: VMMCALL transfers control to the hypervisor, which by the ABI (see the crate docs)
-    // preserves every register except RAX and RDX, which are declared as outputs here. The
-    // hypervisor may read or write guest memory named by pointer arguments, so the asm is not
-    // `nomem`: the compiler treats memory reachable from those pointers as clobbered.
+    // The asm is not `nomem`: the hypervisor may read or write guest memory that pointer
+    // arguments name, so the compiler must treat memory reachable from them as clobbered.
+    // SAFETY: by the ABI (crate docs) the hypervisor preserves every register but RAX and RDX,
+    // which are outputs here, and touches only memory the arguments name (see above).
     unsafe {
         core::arch::asm!(
             "vmmcall",
@@ -70,10 +70,10 @@ pub unsafe fn enter(start_info: u64, main: fn(Boot) -> !) -> ! {
     if start_info == 0 || !aligned {
         shutdown_now(ShutdownReason::Failure);
     }
-    // SAFETY: by the ABI (and the caller's contract), `start_info` is the guest-physical
-    // address of the start-info page, which the hypervisor filled, mapped readable at the same
-    // virtual address (identity mapping), and never reuses; it is non-null and aligned (checked
-    // above), and every bit pattern is a valid `StartInfo` (plain integers).
+    // By the ABI (and the caller's contract) `start_info` is the start-info page's address,
+    // filled by the hypervisor, identity-mapped readable, and never reused.
+    // SAFETY: as said above; it is non-null and aligned (checked above), and every bit pattern
+    // is a valid `StartInfo` (plain integers).
     let info: &'static StartInfo = unsafe { &*(start_info as *const StartInfo) };
     if info.magic != START_INFO_MAGIC {
         shutdown_now(ShutdownReason::Failure);
