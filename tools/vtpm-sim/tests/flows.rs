@@ -598,3 +598,303 @@ fn resource_manager_multiplexes_more_objects_than_slots() {
         "837197674484b3f81a90cc8d46a5d724fd52d76e06520b64f2a1da1b331469aa"
     );
 }
+
+fn error_code(out: &std::process::Output) -> String {
+    let err = String::from_utf8_lossy(&out.stderr).to_lowercase();
+    err.split("errorcode (0x")
+        .nth(1)
+        .map(|s| s[..8].to_string())
+        .unwrap_or_default()
+}
+
+#[test]
+fn nv_extend_bits_and_locks() {
+    let sim = started("nvmore");
+    sim.tool(&[
+        "tpm2_nvdefine",
+        "0x1500018",
+        "-C",
+        "o",
+        "-s",
+        "32",
+        "-a",
+        "ownerread|ownerwrite|nt=extend",
+    ]);
+    sim.write("d", b"abc");
+    sim.tool(&["tpm2_nvextend", "0x1500018", "-C", "o", "-i", "d"]);
+    let out = sim.tool(&["tpm2_nvread", "0x1500018", "-C", "o"]);
+    let mut input = vec![0u8; 32];
+    input.extend_from_slice(b"abc");
+    sim.write("ext", &input);
+    let sw = String::from_utf8_lossy(&host(&sim.dir, &["sha256sum", "ext"]).stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    assert_eq!(hex(&out.stdout), sw);
+    sim.tool(&[
+        "tpm2_nvdefine",
+        "0x1500019",
+        "-C",
+        "o",
+        "-s",
+        "8",
+        "-a",
+        "ownerread|ownerwrite|nt=bits",
+    ]);
+    sim.tool(&["tpm2_nvsetbits", "0x1500019", "-C", "o", "-i", "0x5"]);
+    sim.tool(&["tpm2_nvsetbits", "0x1500019", "-C", "o", "-i", "0x10"]);
+    assert_eq!(
+        sim.tool(&["tpm2_nvread", "0x1500019", "-C", "o"]).stdout,
+        0x15u64.to_be_bytes()
+    );
+    sim.tool(&[
+        "tpm2_nvdefine",
+        "0x150001a",
+        "-C",
+        "o",
+        "-s",
+        "8",
+        "-a",
+        "ownerread|ownerwrite|writedefine|read_stclear",
+    ]);
+    sim.tool(&["tpm2_nvwrite", "0x150001a", "-C", "o", "-i", "d"]);
+    sim.tool(&["tpm2_nvwritelock", "0x150001a", "-C", "o"]);
+    assert_eq!(
+        error_code(&sim.try_tool(&["tpm2_nvwrite", "0x150001a", "-C", "o", "-i", "d"])),
+        "00000148"
+    );
+    sim.tool(&["tpm2_nvreadlock", "0x150001a", "-C", "o"]);
+    assert_eq!(
+        error_code(&sim.try_tool(&["tpm2_nvread", "0x150001a", "-C", "o", "-s", "3"])),
+        "00000148"
+    );
+}
+
+#[test]
+fn object_change_auth_ecdh_and_ecc_salted_session() {
+    let sim = started("objmore");
+    sim.tool(&["tpm2_createprimary", "-C", "o", "-G", "ecc", "-c", "p.ctx"]);
+    sim.flush();
+    sim.tool(&[
+        "tpm2_create",
+        "-C",
+        "p.ctx",
+        "-u",
+        "k.pub",
+        "-r",
+        "k.priv",
+        "-p",
+        "old",
+    ]);
+    sim.flush();
+    sim.tool(&[
+        "tpm2_load",
+        "-C",
+        "p.ctx",
+        "-u",
+        "k.pub",
+        "-r",
+        "k.priv",
+        "-c",
+        "k.ctx",
+    ]);
+    sim.flush();
+    sim.tool(&[
+        "tpm2_changeauth",
+        "-c",
+        "k.ctx",
+        "-C",
+        "p.ctx",
+        "-p",
+        "old",
+        "-r",
+        "k2.priv",
+        "new",
+    ]);
+    sim.flush();
+    sim.tool(&[
+        "tpm2_load",
+        "-C",
+        "p.ctx",
+        "-u",
+        "k.pub",
+        "-r",
+        "k2.priv",
+        "-c",
+        "k2.ctx",
+    ]);
+    sim.flush();
+    sim.write("m", b"m");
+    sim.tool(&[
+        "tpm2_sign",
+        "-c",
+        "k2.ctx",
+        "-p",
+        "new",
+        "-g",
+        "sha256",
+        "-o",
+        "s",
+        "m",
+    ]);
+    sim.flush();
+    assert!(
+        !sim.try_tool(&[
+            "tpm2_sign",
+            "-c",
+            "k2.ctx",
+            "-p",
+            "old",
+            "-g",
+            "sha256",
+            "-o",
+            "s",
+            "m"
+        ])
+        .status
+        .success()
+    );
+    sim.flush();
+    // ECDH: the Z from ECDH_KeyGen equals ECDH_ZGen on the ephemeral public point.
+    sim.tool(&[
+        "tpm2_create",
+        "-C",
+        "p.ctx",
+        "-G",
+        "ecc",
+        "-a",
+        "decrypt|fixedtpm|fixedparent|sensitivedataorigin|userwithauth",
+        "-u",
+        "e.pub",
+        "-r",
+        "e.priv",
+    ]);
+    sim.flush();
+    sim.tool(&[
+        "tpm2_load",
+        "-C",
+        "p.ctx",
+        "-u",
+        "e.pub",
+        "-r",
+        "e.priv",
+        "-c",
+        "e.ctx",
+    ]);
+    sim.flush();
+    sim.tool(&[
+        "tpm2_ecdhkeygen",
+        "-u",
+        "eph.pub",
+        "-o",
+        "z1",
+        "-c",
+        "e.ctx",
+    ]);
+    sim.flush();
+    sim.tool(&["tpm2_ecdhzgen", "-u", "eph.pub", "-o", "z2", "-c", "e.ctx"]);
+    sim.flush();
+    assert_eq!(sim.read("z1"), sim.read("z2"));
+    // A session salted with an ECC key (ECDH + KDFe), used for response encryption.
+    sim.tool(&[
+        "tpm2_startauthsession",
+        "--hmac-session",
+        "-S",
+        "s.ctx",
+        "--tpmkey-context",
+        "p.ctx",
+    ]);
+    sim.tool(&["tpm2_sessionconfig", "s.ctx", "--enable-encrypt"]);
+    let out = sim.tool(&["tpm2_getrandom", "-S", "s.ctx", "--hex", "8"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim().len(), 16);
+}
+
+#[test]
+fn hierarchy_control_and_dictionary_attack_lockout() {
+    let sim = started("da");
+    sim.tool(&["tpm2_hierarchycontrol", "-C", "p", "shEnable", "clear"]);
+    assert_eq!(
+        error_code(&sim.try_tool(&["tpm2_createprimary", "-C", "o", "-c", "x.ctx"])),
+        "00000185"
+    );
+    sim.tool(&["tpm2_hierarchycontrol", "-C", "p", "shEnable", "set"]);
+    sim.tool(&["tpm2_createprimary", "-C", "o", "-c", "p.ctx"]);
+    sim.flush();
+    sim.tool(&[
+        "tpm2_create",
+        "-C",
+        "p.ctx",
+        "-u",
+        "k.pub",
+        "-r",
+        "k.priv",
+        "-p",
+        "pw",
+    ]);
+    sim.flush();
+    sim.tool(&[
+        "tpm2_load",
+        "-C",
+        "p.ctx",
+        "-u",
+        "k.pub",
+        "-r",
+        "k.priv",
+        "-c",
+        "k.ctx",
+    ]);
+    sim.flush();
+    sim.write("m", b"m");
+    // Two failures allowed, long recovery: the third attempt is refused even with the right password.
+    sim.tool(&[
+        "tpm2_dictionarylockout",
+        "-s",
+        "-n",
+        "2",
+        "-t",
+        "1000",
+        "-l",
+        "1000",
+    ]);
+    let mut codes = Vec::new();
+    for pw in ["bad", "bad", "pw"] {
+        codes.push(error_code(&sim.try_tool(&[
+            "tpm2_sign",
+            "-c",
+            "k.ctx",
+            "-p",
+            pw,
+            "-g",
+            "sha256",
+            "-o",
+            "s",
+            "m",
+        ])));
+        sim.flush();
+    }
+    assert_eq!(codes, ["0000098e", "0000098e", "00000921"]);
+    sim.tool(&["tpm2_dictionarylockout", "-c"]);
+    sim.tool(&[
+        "tpm2_sign",
+        "-c",
+        "k.ctx",
+        "-p",
+        "pw",
+        "-g",
+        "sha256",
+        "-o",
+        "s",
+        "m",
+    ]);
+    sim.flush();
+    // A wrong lockout password locks the lockout hierarchy itself.
+    assert_eq!(
+        error_code(&sim.try_tool(&["tpm2_dictionarylockout", "-c", "-p", "bad"])),
+        "0000098e"
+    );
+    assert_eq!(
+        error_code(&sim.try_tool(&["tpm2_dictionarylockout", "-c"])),
+        "00000921"
+    );
+}

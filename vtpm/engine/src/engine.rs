@@ -82,6 +82,10 @@ pub(crate) struct Volatile {
     pub(crate) context_key: Vec<u8>,
     pub(crate) next_session: u32,
     pub(crate) clock_at_boot: u64,
+    /// When the DA failure counter and the lockout-hierarchy lock last started counting down
+    /// (ms since power-on); not part of the state blob (a restore restarts the count).
+    pub(crate) da_tick: u64,
+    pub(crate) lockout_tick: u64,
 }
 
 /// A TPM 2.0 instance over a `Platform`.
@@ -189,6 +193,7 @@ impl<P: Platform> Tpm<P> {
     /// Executes one command at `locality` and returns the response bytes (never panics).
     pub fn execute(&mut self, locality: u8, command: &[u8]) -> Vec<u8> {
         self.p.total_commands = self.p.total_commands.wrapping_add(1);
+        self.da_recover();
         match self.run(locality, command) {
             Ok(r) => r,
             Err(rc) => {
@@ -515,7 +520,8 @@ impl<P: Platform> Tpm<P> {
     /// Whether an authorisation failure on this entity counts against dictionary-attack lockout.
     pub(crate) fn entity_da_protected(&self, hdl: u32) -> bool {
         match h::ty(hdl) {
-            h::HT_PERMANENT => hdl == h::RH_LOCKOUT,
+            // The lockout hierarchy has its own lock (see `auth_failure`), not the DA counter.
+            h::HT_PERMANENT => false,
             h::HT_TRANSIENT | h::HT_PERSISTENT => self
                 .object(hdl)
                 .map(|o| !o.public.has(attr::NO_DA))
@@ -571,6 +577,34 @@ impl<P: Platform> Tpm<P> {
             Rc((rc.0 & !0x3F) | (Rc::BAD_AUTH.0 & 0x3F))
         } else {
             rc
+        }
+    }
+
+    /// Dictionary-attack recovery: one failure forgiven per `recovery_time` seconds, the lockout
+    /// hierarchy unlocked after `lockout_recovery` seconds (0 = only by a reboot or reset).
+    fn da_recover(&mut self) {
+        let now = self
+            .platform
+            .clock_ms()
+            .saturating_sub(self.v.clock_at_boot);
+        let rt = u64::from(self.p.recovery_time) * 1000;
+        if self.p.failed_tries == 0 || rt == 0 {
+            self.v.da_tick = now;
+        } else if now.saturating_sub(self.v.da_tick) >= rt {
+            let steps = now.saturating_sub(self.v.da_tick) / rt;
+            self.p.failed_tries = self
+                .p
+                .failed_tries
+                .saturating_sub(steps.min(u64::from(u32::MAX)) as u32);
+            self.v.da_tick += steps * rt;
+            self.persist();
+        }
+        let lr = u64::from(self.p.lockout_recovery) * 1000;
+        if !self.p.lockout_locked {
+            self.v.lockout_tick = now;
+        } else if lr != 0 && now.saturating_sub(self.v.lockout_tick) >= lr {
+            self.p.lockout_locked = false;
+            self.persist();
         }
     }
 
@@ -703,6 +737,8 @@ fn fresh_volatile(rng: &mut Drbg) -> Volatile {
         context_key: rng.bytes(32),
         next_session: 0,
         clock_at_boot: 0,
+        da_tick: 0,
+        lockout_tick: 0,
     }
 }
 

@@ -533,7 +533,8 @@ pub(crate) fn generate(
             bits, exponent, n, ..
         } => {
             let e = if *exponent == 0 { 65537 } else { *exponent };
-            let key = crate::crypto::prime::rsa_keygen(*bits as usize, e, rng).ok_or(Rc::KEY_SIZE)?;
+            let key =
+                crate::crypto::prime::rsa_keygen(*bits as usize, e, rng).ok_or(Rc::KEY_SIZE)?;
             *n = key.n().to_bytes_be();
             key.primes()[0].to_bytes_be()
         }

@@ -150,6 +150,9 @@ impl<P: Platform> Tpm<P> {
         if self.entity_da_protected(hdl) && self.in_lockout() {
             return Err(Rc::LOCKOUT);
         }
+        if hdl == h::RH_LOCKOUT && self.p.lockout_locked {
+            return Err(Rc::LOCKOUT);
+        }
         let auth = self.entity_auth(hdl)?;
         let auth = crate::engine::trim(&auth).to_vec();
         let mut auth_of = None;

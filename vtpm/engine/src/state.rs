@@ -405,6 +405,8 @@ fn read_volatile(r: &mut Reader<'_>) -> R<Volatile> {
         context_key,
         next_session,
         clock_at_boot: 0,
+        da_tick: 0,
+        lockout_tick: 0,
     })
 }
 

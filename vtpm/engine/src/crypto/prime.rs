@@ -35,6 +35,7 @@ fn to_limbs(x: &BigUint, n: usize) -> Vec<u64> {
     l
 }
 
+#[cfg(test)]
 fn from_limbs(l: &[u64]) -> BigUint {
     let mut bytes = Vec::with_capacity(l.len() * 8);
     for w in l {
@@ -66,7 +67,12 @@ impl Mont {
         let r = BigUint::from(1u32) << (64 * n);
         let one = to_limbs(&(&r % m), n);
         let r2 = to_limbs(&((&r * &r) % m), n);
-        Mont { m: ml, m_inv: inv.wrapping_neg(), one, r2 }
+        Mont {
+            m: ml,
+            m_inv: inv.wrapping_neg(),
+            one,
+            r2,
+        }
     }
 
     /// a * b * R^-1 mod m (CIOS), inputs and output in [0, m).
@@ -259,7 +265,10 @@ pub(crate) fn random_prime(bits: usize, e: u32, rng: &mut impl RngCore) -> BigUi
         // Walk odd offsets from the random start until something survives the sieve.
         let mut delta: u32 = 0;
         while delta < (1 << 20) {
-            let survives = primes.iter().zip(&residues).all(|(&p, &r)| (r + delta % p) % p != 0)
+            let survives = primes
+                .iter()
+                .zip(&residues)
+                .all(|(&p, &r)| (r + delta % p) % p != 0)
                 && (e_res + u64::from(delta)) % u64::from(e) != 1;
             if survives {
                 let cand = &base + BigUint::from(delta);
@@ -276,7 +285,11 @@ pub(crate) fn random_prime(bits: usize, e: u32, rng: &mut impl RngCore) -> BigUi
 }
 
 /// An RSA key of `bits` bits with public exponent `e`, from `rng`.
-pub(crate) fn rsa_keygen(bits: usize, e: u32, rng: &mut impl RngCore) -> Option<rsa::RsaPrivateKey> {
+pub(crate) fn rsa_keygen(
+    bits: usize,
+    e: u32,
+    rng: &mut impl RngCore,
+) -> Option<rsa::RsaPrivateKey> {
     loop {
         let p = random_prime(bits / 2, e, rng);
         let q = random_prime(bits / 2, e, rng);
@@ -310,10 +323,20 @@ mod tests {
             let e = BigUint::from_bytes_le(&buf);
             let mont = Mont::new(&m, limbs);
             let am = mont.mul(&to_limbs(&a, limbs), &mont.r2);
-            let got = mont.mul(&mont.pow(Some(&am), &to_limbs(&e, limbs), e.bits()), &to_limbs(&BigUint::from(1u32), limbs));
+            let got = mont.mul(
+                &mont.pow(Some(&am), &to_limbs(&e, limbs), e.bits()),
+                &to_limbs(&BigUint::from(1u32), limbs),
+            );
             assert_eq!(from_limbs(&got), a.modpow(&e, &m), "{limbs} limbs");
-            let got2 = mont.mul(&mont.pow(None, &to_limbs(&e, limbs), e.bits()), &to_limbs(&BigUint::from(1u32), limbs));
-            assert_eq!(from_limbs(&got2), BigUint::from(2u32).modpow(&e, &m), "{limbs} limbs, base 2");
+            let got2 = mont.mul(
+                &mont.pow(None, &to_limbs(&e, limbs), e.bits()),
+                &to_limbs(&BigUint::from(1u32), limbs),
+            );
+            assert_eq!(
+                from_limbs(&got2),
+                BigUint::from(2u32).modpow(&e, &m),
+                "{limbs} limbs, base 2"
+            );
         }
     }
 
