@@ -268,7 +268,7 @@ pub(crate) fn random_prime(bits: usize, e: u32, rng: &mut impl RngCore) -> BigUi
             let survives = primes
                 .iter()
                 .zip(&residues)
-                .all(|(&p, &r)| (r + delta % p) % p != 0)
+                .all(|(&p, &r)| !(r + delta % p).is_multiple_of(p))
                 && (e_res + u64::from(delta)) % u64::from(e) != 1;
             if survives {
                 let cand = &base + BigUint::from(delta);
