@@ -131,14 +131,6 @@ impl Scheduler {
     pub fn any_alive(&self) -> bool {
         self.entries.iter().any(|e| matches!(e.state, State::Runnable | State::Blocked { .. }))
     }
-
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
 }
 
 /// Ticks to wait for a timeout of `us` microseconds with a tick of `tick_us` (rounded up, at
