@@ -209,6 +209,28 @@ pub mod hostile {
         v
     }
 
+    /// Resets the x87 FPU (FNINIT). With [`x87_push`] and [`x87_pop`], lets a test domain show
+    /// that its x87 registers survive other domains running in between.
+    pub fn x87_init() {
+        // SAFETY: FNINIT only resets the x87 unit, which this soft-float domain does not use
+        // otherwise.
+        unsafe { core::arch::asm!("fninit", options(nostack, nomem)) }
+    }
+
+    /// Pushes `v` onto the x87 register stack (FILD).
+    pub fn x87_push(v: i64) {
+        // SAFETY: FILD reads the 8 bytes of `v` and changes only x87 state (see `x87_init`).
+        unsafe { core::arch::asm!("fild qword ptr [{}]", in(reg) &v, options(nostack, readonly)) }
+    }
+
+    /// Pops the top of the x87 register stack as an integer (FISTP).
+    pub fn x87_pop() -> i64 {
+        let mut v = 0i64;
+        // SAFETY: FISTP writes the 8 bytes of `v` and changes only x87 state (see `x87_init`).
+        unsafe { core::arch::asm!("fistp qword ptr [{}]", in(reg) &mut v, options(nostack)) }
+        v
+    }
+
     /// Executes `OUT dx, al` (port I/O is denied to domains).
     pub fn out_u8(port: u16, value: u8) {
         // SAFETY: port I/O is intercepted by the hypervisor; see the module docs.

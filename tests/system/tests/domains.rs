@@ -141,3 +141,12 @@ fn idle_cpu_halts_until_the_next_tick() {
     let halts: u64 = l.split(", ").find_map(|p| p.strip_suffix(" idle halts")).and_then(|n| n.parse().ok()).unwrap();
     assert!(halts >= 1, "{l}");
 }
+
+/// Two domains keep different values on their x87 register stacks while yielding to each other
+/// fifty times: each gets its own value back, so the extended state is switched with the domain.
+#[test]
+fn extended_state_is_switched_between_domains() {
+    let out = expect_scenario("fpu-state");
+    assert!(line(&out.log, "[first] x87 value").contains("1111 kept across 50 switches"));
+    assert!(line(&out.log, "[second] x87 value").contains("2222 kept across 50 switches"));
+}
