@@ -3,6 +3,8 @@
 //! through the `mssim` TCTI, tpm2-abrmd) can use it. The binary and the benchmark start it.
 #![forbid(unsafe_code)]
 
+pub mod manufacture;
+
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -14,6 +16,8 @@ use warden_vtpm::{Platform, Tpm};
 /// Errors that end the server.
 #[derive(Debug, thiserror::Error)]
 pub enum SimError {
+    #[error("--manufacture: {0}")]
+    Manufacture(#[from] manufacture::ManufactureError),
     #[error("cannot bind 127.0.0.1:{port}: {source}")]
     Bind { port: u16, source: io::Error },
     #[error("cannot find two adjacent free ports")]
@@ -143,7 +147,12 @@ impl Server {
     /// Binds 127.0.0.1:`port` and `port`+1 (a free pair when `port` is 0) and loads or
     /// manufactures the TPM state in `state`.
     pub fn bind(port: u16, state: Option<PathBuf>) -> Result<Server, SimError> {
-        bind(port, state)
+        bind(port, state, false)
+    }
+
+    /// As `bind`, first creating the EKs and their certificates (`--manufacture`).
+    pub fn bind_manufactured(port: u16, state: Option<PathBuf>) -> Result<Server, SimError> {
+        bind(port, state, true)
     }
 
     /// Serves both ports until a client sends TPM_STOP (which ends the process).
@@ -159,7 +168,7 @@ impl Server {
     }
 }
 
-fn bind(port: u16, state: Option<PathBuf>) -> Result<Server, SimError> {
+fn bind(port: u16, state: Option<PathBuf>, manufacture: bool) -> Result<Server, SimError> {
     let file = match &state {
         Some(dir) => {
             std::fs::create_dir_all(dir).map_err(|source| SimError::StateDir {
@@ -174,10 +183,13 @@ fn bind(port: u16, state: Option<PathBuf>) -> Result<Server, SimError> {
         start: Instant::now(),
         file: file.clone(),
     };
-    let tpm = Tpm::new(platform).map_err(|source| SimError::State {
+    let mut tpm = Tpm::new(platform).map_err(|source| SimError::State {
         path: file.clone().unwrap_or_default(),
         source,
     })?;
+    if manufacture {
+        manufacture::manufacture(&mut tpm, state.as_deref())?;
+    }
     let shared = Arc::new(Mutex::new(Shared {
         tpm,
         powered: true,

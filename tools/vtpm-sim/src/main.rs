@@ -19,11 +19,20 @@ struct Cli {
     /// Folder for the permanent state (NV, seeds, persistent objects); in memory if absent.
     #[arg(long)]
     state: Option<PathBuf>,
+    /// Create the RSA and ECC EKs and store their certificates (signed by a CA kept in the state
+    /// folder as vtpm-ca-key.bin / vtpm-ca.pem) in NV indices 0x01C00002 and 0x01C0000A.
+    #[arg(long, requires = "state")]
+    manufacture: bool,
 }
 
 fn main() {
     let cli = Cli::parse();
-    match Server::bind(cli.port, cli.state) {
+    let bound = if cli.manufacture {
+        Server::bind_manufactured(cli.port, cli.state)
+    } else {
+        Server::bind(cli.port, cli.state)
+    };
+    match bound {
         Ok(server) => {
             // Tests wait for this line: both ports are bound when it appears.
             println!(

@@ -455,3 +455,70 @@ fn restart_keeps_nv_persistent_keys_and_ek() {
     sim.flush();
     assert_eq!(sim.read("ek2.pub"), ek_name, "EK changed across a restart");
 }
+
+#[test]
+fn manufacture_stores_ek_certificates_signed_by_the_state_ca() {
+    let dir = scratch("manufacture");
+    let state = dir.join("state");
+    let ca = state.join("vtpm-ca.pem");
+    let mut first = Vec::new();
+    for round in 0..2 {
+        // The second start finds the certificates in NV and keeps them.
+        let sim = Sim::start_with(&dir, Some(&state), &["--manufacture"]);
+        sim.tool(&["tpm2_startup", "-c"]);
+        for (alg, index) in [("ecc", "0x1c0000a"), ("rsa", "0x1c00002")] {
+            let der = format!("{alg}.der");
+            sim.tool(&["tpm2_nvread", index, "-C", "o", "-o", &der]);
+            let pem = format!("{alg}-{round}.pem");
+            let conv = common::host(
+                &dir,
+                &[
+                    "openssl", "x509", "-inform", "der", "-in", &der, "-out", &pem,
+                ],
+            );
+            assert!(
+                conv.status.success(),
+                "{}",
+                String::from_utf8_lossy(&conv.stderr)
+            );
+            let verify = common::host(
+                &dir,
+                &["openssl", "verify", "-CAfile", ca.to_str().unwrap(), &pem],
+            );
+            assert!(
+                verify.status.success(),
+                "{alg} EK certificate does not verify: {}",
+                String::from_utf8_lossy(&verify.stdout)
+            );
+            // The certified key is the EK that tpm2_createek derives.
+            let certpub =
+                common::host(&dir, &["openssl", "x509", "-in", &pem, "-noout", "-pubkey"]).stdout;
+            let ekpem = format!("ek-{alg}.pem");
+            sim.tool(&[
+                "tpm2_createek",
+                "-G",
+                alg,
+                "-c",
+                "ek.ctx",
+                "-u",
+                &ekpem,
+                "-f",
+                "pem",
+            ]);
+            sim.flush();
+            assert_eq!(
+                certpub,
+                sim.read(&ekpem),
+                "{alg}: certificate is for another key"
+            );
+            if round == 0 {
+                first.push(sim.read(&der));
+            } else {
+                assert!(
+                    first.contains(&sim.read(&der)),
+                    "{alg}: certificate changed on restart"
+                );
+            }
+        }
+    }
+}

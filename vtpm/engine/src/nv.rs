@@ -9,6 +9,8 @@ use alloc::vec::Vec;
 pub(crate) const MAX_INDICES: usize = 64;
 /// Largest NV index and largest single NV_Read/NV_Write.
 pub(crate) const MAX_BUFFER: usize = 1024;
+/// Largest ordinary NV index (EK certificates of RSA keys approach 1 KiB).
+pub(crate) const MAX_INDEX_SIZE: usize = 2048;
 /// Total bytes of NV index data the TPM holds.
 pub(crate) const MAX_TOTAL: usize = 32 * 1024;
 

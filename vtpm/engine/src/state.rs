@@ -204,7 +204,7 @@ fn read_permanent(r: &mut Reader<'_>, version: u16) -> R<Permanent> {
     for _ in 0..n_nv {
         let mut idx = c(NvIndex::parse_public(r))?;
         idx.auth = c(r.tpm2b(64))?.to_vec();
-        idx.data = c(r.tpm2b(crate::nv::MAX_BUFFER))?.to_vec();
+        idx.data = c(r.tpm2b(crate::nv::MAX_INDEX_SIZE))?.to_vec();
         nv.push(idx);
     }
     let n_p = c(r.u32())?;

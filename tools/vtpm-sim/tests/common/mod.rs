@@ -29,8 +29,14 @@ pub fn scratch(name: &str) -> PathBuf {
 impl Sim {
     /// Starts the server (with `--state state_dir` when given) and waits until it listens.
     pub fn start(dir: &Path, state: Option<&Path>) -> Sim {
+        Sim::start_with(dir, state, &[])
+    }
+
+    /// As `start`, with extra command-line arguments.
+    pub fn start_with(dir: &Path, state: Option<&Path>, extra: &[&str]) -> Sim {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_vtpm-sim"));
         cmd.args(["--port", "0"])
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         if let Some(s) = state {

@@ -89,7 +89,7 @@ impl<P: Platform> Tpm<P> {
         let size = usize::from(idx.size);
         match idx.nt() {
             NT_ORDINARY => {
-                if size > MAX_BUFFER {
+                if size > nv::MAX_INDEX_SIZE {
                     return Err(Rc::SIZE.param(2));
                 }
             }
