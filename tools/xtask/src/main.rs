@@ -3,6 +3,7 @@
 
 mod attest;
 mod setup;
+mod size;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
@@ -40,6 +41,8 @@ enum Cmd {
     Attest(attest::AttestArgs),
     /// List the scenarios, one line each.
     Scenarios,
+    /// Print the trusted core's size in lines beside its peers'.
+    Size,
     /// Run every test: host unit tests and whole-system QEMU tests.
     Test {
         /// Extra arguments for `cargo test` (after `--`), e.g. a test-name filter.
@@ -63,6 +66,7 @@ fn main() {
         Cmd::Build => setup::ensure().and_then(|()| build()),
         Cmd::Run { scenario, interactive, keep } => setup::ensure().and_then(|()| run(&scenario, interactive, keep)),
         Cmd::Scenarios => scenarios(),
+        Cmd::Size => size::report(),
         Cmd::Attest(args) => setup::ensure().and_then(|()| build()).and_then(|()| attest::attest(&args)),
         Cmd::Test { args } => setup::ensure().and_then(|()| test(&args)),
         Cmd::Bench { name, args } => setup::ensure().and_then(|()| bench(&name, &args)),
