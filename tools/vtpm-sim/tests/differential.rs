@@ -442,6 +442,20 @@ fn same_codes_and_structure_as_swtpm() {
         false,
         &[&[0, 16][..], &[5; 16], &[0, 0, 1], &[0, 0x10], &[0, 0x0B]].concat(),
     );
+    let start_trial = cmd(
+        0x176,
+        &[0x4000_0007, 0x4000_0007],
+        false,
+        &[&[0, 16][..], &[6; 16], &[0, 0, 3], &[0, 0x10], &[0, 0x0B]].concat(),
+    );
+    let authorize = [
+        &[0, 0][..],
+        &[0, 2, b'a', b'b'],
+        &[0, 34, 0, 0x0B],
+        &[0x44; 32],
+        &[0x80, 0x22, 0x40, 0, 0, 7, 0, 0],
+    ]
+    .concat();
     let or_list = [&[0, 0, 0, 2][..], &[0, 32], &[0; 32], &[0, 32], &[0x11; 32]].concat();
     let more: Vec<(&str, Build, Cmp)> = vec![
         ("StartAuthSession policy", k(start_policy), Cmp::Len),
@@ -506,6 +520,22 @@ fn same_codes_and_structure_as_swtpm() {
         ),
         (
             "FlushContext policy",
+            k(cmd(0x165, &[], false, &policy.to_be_bytes())),
+            Cmp::Exact,
+        ),
+        ("StartAuthSession trial", k(start_trial), Cmp::Len),
+        (
+            "PolicyAuthorize (trial)",
+            k(pol(0x16A, &authorize)),
+            Cmp::Exact,
+        ),
+        (
+            "PolicyGetDigest after authorize",
+            k(pol(0x189, &[])),
+            Cmp::Exact,
+        ),
+        (
+            "FlushContext trial",
             k(cmd(0x165, &[], false, &policy.to_be_bytes())),
             Cmp::Exact,
         ),

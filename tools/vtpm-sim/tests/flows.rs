@@ -898,3 +898,156 @@ fn hierarchy_control_and_dictionary_attack_lockout() {
         "00000921"
     );
 }
+
+#[test]
+fn policy_authorize_with_an_external_signing_key() {
+    let sim = started("authorize");
+    // The policy authority's key lives outside the TPM; only its public part is loaded.
+    let genrsa = host(
+        &sim.dir,
+        &["openssl", "genrsa", "-out", "authority.pem", "2048"],
+    );
+    assert!(genrsa.status.success());
+    host(
+        &sim.dir,
+        &[
+            "openssl",
+            "rsa",
+            "-in",
+            "authority.pem",
+            "-out",
+            "authority.pub.pem",
+            "-pubout",
+        ],
+    );
+    sim.tool(&[
+        "tpm2_loadexternal",
+        "-G",
+        "rsa",
+        "-C",
+        "o",
+        "-u",
+        "authority.pub.pem",
+        "-c",
+        "authority.ctx",
+        "-n",
+        "authority.name",
+    ]);
+    sim.flush();
+    sim.tool(&["tpm2_startauthsession", "-S", "t.ctx"]);
+    sim.tool(&[
+        "tpm2_policypcr",
+        "-S",
+        "t.ctx",
+        "-l",
+        "sha256:0",
+        "-L",
+        "pcr.policy",
+    ]);
+    sim.tool(&["tpm2_flushcontext", "t.ctx"]);
+    sim.tool(&["tpm2_startauthsession", "-S", "t.ctx"]);
+    sim.tool(&[
+        "tpm2_policyauthorize",
+        "-S",
+        "t.ctx",
+        "-L",
+        "authorized.policy",
+        "-n",
+        "authority.name",
+    ]);
+    sim.tool(&["tpm2_flushcontext", "t.ctx"]);
+    sim.tool(&["tpm2_createprimary", "-C", "o", "-c", "prim.ctx"]);
+    sim.flush();
+    sim.write("secret", b"authorized secret");
+    sim.tool(&[
+        "tpm2_create",
+        "-C",
+        "prim.ctx",
+        "-L",
+        "authorized.policy",
+        "-i",
+        "secret",
+        "-u",
+        "s.pub",
+        "-r",
+        "s.priv",
+    ]);
+    sim.flush();
+    sim.tool(&[
+        "tpm2_load",
+        "-C",
+        "prim.ctx",
+        "-u",
+        "s.pub",
+        "-r",
+        "s.priv",
+        "-c",
+        "s.ctx",
+    ]);
+    sim.flush();
+    // The authority signs the PCR policy; the TPM checks the signature and issues a ticket.
+    host(
+        &sim.dir,
+        &[
+            "openssl",
+            "dgst",
+            "-sha256",
+            "-sign",
+            "authority.pem",
+            "-out",
+            "pcr.sig",
+            "pcr.policy",
+        ],
+    );
+    sim.tool(&[
+        "tpm2_verifysignature",
+        "-c",
+        "authority.ctx",
+        "-g",
+        "sha256",
+        "-m",
+        "pcr.policy",
+        "-s",
+        "pcr.sig",
+        "-t",
+        "v.tkt",
+        "-f",
+        "rsassa",
+    ]);
+    sim.flush();
+    sim.tool(&["tpm2_startauthsession", "--policy-session", "-S", "p.ctx"]);
+    sim.tool(&["tpm2_policypcr", "-S", "p.ctx", "-l", "sha256:0"]);
+    sim.tool(&[
+        "tpm2_policyauthorize",
+        "-S",
+        "p.ctx",
+        "-i",
+        "pcr.policy",
+        "-n",
+        "authority.name",
+        "-t",
+        "v.tkt",
+    ]);
+    let out = sim.tool(&["tpm2_unseal", "-p", "session:p.ctx", "-c", "s.ctx"]);
+    assert_eq!(out.stdout, b"authorized secret");
+    sim.tool(&["tpm2_flushcontext", "p.ctx"]);
+    sim.flush();
+    // An unsigned policy (PCR 1 instead of 0) is not authorised.
+    sim.tool(&["tpm2_startauthsession", "--policy-session", "-S", "p.ctx"]);
+    sim.tool(&["tpm2_policypcr", "-S", "p.ctx", "-l", "sha256:1"]);
+    let bad = sim.try_tool(&[
+        "tpm2_policyauthorize",
+        "-S",
+        "p.ctx",
+        "-i",
+        "pcr.policy",
+        "-n",
+        "authority.name",
+        "-t",
+        "v.tkt",
+    ]);
+    assert!(
+        !bad.status.success(),
+        "PolicyAuthorize accepted a policy that was not signed"
+    );
+}

@@ -99,6 +99,7 @@ pub(crate) mod code {
     pub(crate) const LOAD_EXTERNAL: u32 = 0x167;
     pub(crate) const MAKE_CREDENTIAL: u32 = 0x168;
     pub(crate) const NV_READ_PUBLIC: u32 = 0x169;
+    pub(crate) const POLICY_AUTHORIZE: u32 = 0x16A;
     pub(crate) const POLICY_AUTH_VALUE: u32 = 0x16B;
     pub(crate) const POLICY_COMMAND_CODE: u32 = 0x16C;
     pub(crate) const POLICY_OR: u32 = 0x171;
@@ -176,6 +177,7 @@ pub(crate) static COMMANDS: &[CmdInfo] = &[
     c(LOAD_EXTERNAL, 0, 0, true),
     c(MAKE_CREDENTIAL, 1, 0, false),
     c(NV_READ_PUBLIC, 1, 0, false),
+    c(POLICY_AUTHORIZE, 1, 0, false),
     c(POLICY_AUTH_VALUE, 1, 0, false),
     c(POLICY_COMMAND_CODE, 1, 0, false),
     c(POLICY_OR, 1, 0, false),

@@ -670,8 +670,8 @@ fn session_handle_allowed(cc: u32, idx: u8, hdl: u32) -> bool {
     use code::*;
     let policy_pos = match cc {
         POLICY_SECRET => Some(1),
-        POLICY_AUTH_VALUE | POLICY_PASSWORD | POLICY_COMMAND_CODE | POLICY_PCR | POLICY_OR
-        | POLICY_GET_DIGEST | POLICY_RESTART => Some(0),
+        POLICY_AUTHORIZE | POLICY_AUTH_VALUE | POLICY_PASSWORD | POLICY_COMMAND_CODE
+        | POLICY_PCR | POLICY_OR | POLICY_GET_DIGEST | POLICY_RESTART => Some(0),
         _ => None,
     };
     match policy_pos {

@@ -460,6 +460,7 @@ impl<P: Platform> Tpm<P> {
             POLICY_PCR => self.policy_pcr(c),
             POLICY_SECRET => self.policy_secret(c),
             POLICY_OR => self.policy_or(c),
+            POLICY_AUTHORIZE => self.policy_authorize(c),
             POLICY_GET_DIGEST => self.policy_get_digest(c),
             POLICY_RESTART => self.policy_restart(c),
             _ => Err(Rc::COMMAND_CODE),
@@ -688,6 +689,51 @@ impl<P: Platform> Tpm<P> {
             parts.push(d);
         }
         s.policy_digest = s.hash.digest(&parts);
+        Ok(Out::new())
+    }
+
+    /// PolicyAuthorize: replaces the digest by one that names the authorising key, if the
+    /// current digest was approved (signed) by that key, as shown by a VerifySignature ticket.
+    fn policy_authorize(&mut self, c: &mut Ctx<'_>) -> Result<Out, Rc> {
+        let approved = c.params.tpm2b(64).p(1)?.to_vec();
+        let policy_ref = c.params.tpm2b(64).p(2)?.to_vec();
+        let key_name = c.params.tpm2b(66).p(3)?.to_vec();
+        let tag = c.params.u16().p(4)?;
+        let hier = c.params.u32().p(4)?;
+        let tk = c.params.tpm2b(64).p(4)?.to_vec();
+        c.params.finish().p(4)?;
+        let s = self.policy_session(c.handles[0], 1)?.clone();
+        if key_name.len() < 2 {
+            return Err(Rc::SIZE.param(3));
+        }
+        let kh = HashAlg::from_alg(u16::from_be_bytes([key_name[0], key_name[1]])).p(3)?;
+        if key_name.len() != 2 + kh.size() {
+            return Err(Rc::SIZE.param(3));
+        }
+        if s.kind != SE_TRIAL {
+            if !ct_eq(&approved, &s.policy_digest) {
+                return Err(Rc::VALUE.param(1));
+            }
+            if tag != 0x8022 {
+                return Err(Rc::TAG.param(4));
+            }
+            let a_hash = kh.digest(&[&approved, &policy_ref]);
+            let want = HashAlg::Sha512.hmac(
+                &self.proof(hier),
+                &[&0x8022u16.to_be_bytes(), &a_hash, &key_name],
+            );
+            if hier == h::RH_NULL || !ct_eq(&want, &tk) {
+                return Err(Rc::TICKET.param(4));
+            }
+        }
+        let sess = self.policy_session(c.handles[0], 1)?;
+        let zero = alloc::vec![0u8; sess.hash.size()];
+        let first = sess.hash.digest(&[
+            &zero,
+            &crate::cc::code::POLICY_AUTHORIZE.to_be_bytes(),
+            &key_name,
+        ]);
+        sess.policy_digest = sess.hash.digest(&[&first, &policy_ref]);
         Ok(Out::new())
     }
 

@@ -173,7 +173,7 @@ impl Abrmd {
             abrmd,
             address,
         };
-        let ready = wait_for(Duration::from_secs(15), || {
+        let ready = wait_for(Duration::from_secs(30), || {
             rm.cmd(sim, &["tpm2_getrandom", "4"])
                 .output()
                 .map(|o| o.status.success())
