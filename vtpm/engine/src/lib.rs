@@ -41,7 +41,7 @@ pub trait Platform {
 
 impl<P: Platform> Tpm<P> {
     /// The whole instance (permanent and volatile state) as a versioned blob, for checkpoints
-    /// and migration. Loaded sessions are not included yet: they are flushed by a restore.
+    /// and migration, sessions included.
     pub fn save_state(&self) -> Vec<u8> {
         state::encode_full(&self.p, &self.v)
     }

@@ -35,7 +35,7 @@ pub(crate) struct Session {
 }
 
 impl Session {
-    fn write(&self, w: &mut Writer) {
+    pub(crate) fn write(&self, w: &mut Writer) {
         w.u32(self.handle)
             .u8(self.kind)
             .u16(self.hash.alg())
@@ -49,7 +49,7 @@ impl Session {
         w.u8(u8::from(self.need_auth_value) | (u8::from(self.need_password) << 1))
             .u32(self.cc.unwrap_or(0));
     }
-    fn read(r: &mut Reader<'_>) -> Result<Session, Rc> {
+    pub(crate) fn read(r: &mut Reader<'_>) -> Result<Session, Rc> {
         let handle = r.u32()?;
         let kind = r.u8()?;
         let hash = HashAlg::from_alg(r.u16()?)?;

@@ -2,8 +2,9 @@
 //! whole instance (permanent plus volatile: what checkpoints and migration carry).
 //!
 //! Layout: magic `WVTPM\0`, format version (u16), kind (u8), then the body. Version 2 added
-//! `total_commands` and the DA lockout flag to the permanent body; a version-2 build still reads
-//! version-1 blobs (defaults for the missing fields) and refuses anything newer than itself.
+//! `total_commands` and the DA lockout flag to the permanent body; version 3 added the sessions
+//! to the full-instance body. A build reads every older version (defaults for the missing
+//! fields) and refuses anything newer than itself.
 
 use crate::crypto::HashAlg;
 use crate::engine::{Permanent, Volatile};
@@ -15,7 +16,7 @@ use alloc::vec::Vec;
 
 const MAGIC: &[u8; 6] = b"WVTPM\0";
 /// The format version this build writes.
-pub const STATE_VERSION: u16 = 2;
+pub const STATE_VERSION: u16 = 3;
 const KIND_PERMANENT: u8 = 0;
 const KIND_FULL: u8 = 1;
 
@@ -105,10 +106,15 @@ pub(crate) fn decode_permanent(blob: &[u8]) -> R<Permanent> {
 }
 
 pub(crate) fn encode_full(p: &Permanent, v: &Volatile) -> Vec<u8> {
+    encode_full_version(p, v, STATE_VERSION)
+}
+
+/// A full-instance blob in an older format (tests of upgrade paths).
+pub(crate) fn encode_full_version(p: &Permanent, v: &Volatile, version: u16) -> Vec<u8> {
     let mut w = Writer::new();
-    header(&mut w, STATE_VERSION, KIND_FULL);
-    write_permanent(&mut w, p, STATE_VERSION);
-    write_volatile(&mut w, v);
+    header(&mut w, version, KIND_FULL);
+    write_permanent(&mut w, p, version);
+    write_volatile(&mut w, v, version);
     w.into_vec()
 }
 
@@ -116,7 +122,7 @@ pub(crate) fn decode_full(blob: &[u8]) -> R<(Permanent, Volatile)> {
     let mut r = Reader::new(blob);
     let ver = read_header(&mut r, KIND_FULL)?;
     let p = read_permanent(&mut r, ver)?;
-    let v = read_volatile(&mut r)?;
+    let v = read_volatile(&mut r, ver)?;
     if r.remaining() != 0 {
         return Err(StateError::Corrupt);
     }
@@ -321,7 +327,7 @@ fn read_pcrs(r: &mut Reader<'_>) -> R<Pcrs> {
     })
 }
 
-fn write_volatile(w: &mut Writer, v: &Volatile) {
+fn write_volatile(w: &mut Writer, v: &Volatile, version: u16) {
     let flags = u8::from(v.started)
         | (u8::from(v.self_tested) << 1)
         | (u8::from(v.ph_enable) << 2)
@@ -357,9 +363,29 @@ fn write_volatile(w: &mut Writer, v: &Volatile) {
     w.u64(v.context_seq)
         .tpm2b(&v.context_key)
         .u32(v.next_session);
+    if version < 3 {
+        return;
+    }
+    // Version 3: sessions (loaded ones in full, saved ones by handle and sequence number).
+    w.u8(v.sessions.len() as u8);
+    for s in &v.sessions {
+        match s {
+            Some(s) => {
+                w.u8(1);
+                s.write(w);
+            }
+            None => {
+                w.u8(0);
+            }
+        }
+    }
+    w.u32(v.saved_sessions.len() as u32);
+    for (hd, seq) in &v.saved_sessions {
+        w.u32(*hd).u64(*seq);
+    }
 }
 
-fn read_volatile(r: &mut Reader<'_>) -> R<Volatile> {
+fn read_volatile(r: &mut Reader<'_>, version: u16) -> R<Volatile> {
     let flags = c(r.u8())?;
     let platform_auth = c(r.tpm2b(64))?.to_vec();
     let platform_policy = read_policy(r)?;
@@ -387,6 +413,25 @@ fn read_volatile(r: &mut Reader<'_>) -> R<Volatile> {
     let context_seq = c(r.u64())?;
     let context_key = c(r.tpm2b(64))?.to_vec();
     let next_session = c(r.u32())?;
+    let mut sessions = alloc::vec![None; crate::engine::SESSION_SLOTS];
+    let mut saved_sessions = Vec::new();
+    if version >= 3 {
+        if usize::from(c(r.u8())?) != crate::engine::SESSION_SLOTS {
+            return Err(StateError::Corrupt);
+        }
+        for slot in sessions.iter_mut() {
+            if c(r.u8())? != 0 {
+                *slot = Some(c(crate::session::Session::read(r))?);
+            }
+        }
+        let n = c(r.u32())? as usize;
+        if n > crate::engine::ACTIVE_SESSIONS {
+            return Err(StateError::Corrupt);
+        }
+        for _ in 0..n {
+            saved_sessions.push((c(r.u32())?, c(r.u64())?));
+        }
+    }
     Ok(Volatile {
         started: flags & 1 != 0,
         self_tested: flags & 2 != 0,
@@ -399,8 +444,8 @@ fn read_volatile(r: &mut Reader<'_>) -> R<Volatile> {
         pcrs,
         objects,
         seqs,
-        sessions: alloc::vec![None; crate::engine::SESSION_SLOTS],
-        saved_sessions: Vec::new(),
+        sessions,
+        saved_sessions,
         context_seq,
         context_key,
         next_session,
@@ -411,3 +456,45 @@ fn read_volatile(r: &mut Reader<'_>) -> R<Volatile> {
 }
 
 impl core::error::Error for StateError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{MemPlatform, Tpm};
+
+    fn tpm_with_session() -> Tpm<MemPlatform> {
+        let mut t = Tpm::new(MemPlatform::with_seed(3)).unwrap();
+        let startup = [0x80, 0x01, 0, 0, 0, 12, 0, 0, 1, 0x44, 0, 0];
+        assert_eq!(&t.execute(0, &startup)[6..10], &[0, 0, 0, 0]);
+        // StartAuthSession(NULL, NULL, nonce[16], no salt, HMAC, sym NULL, SHA-256).
+        let mut c = alloc::vec![
+            0x80, 0x01, 0, 0, 0, 0, 0, 0, 1, 0x76, 0x40, 0, 0, 7, 0x40, 0, 0, 7, 0, 16,
+        ];
+        c.extend_from_slice(&[1; 16]);
+        c.extend_from_slice(&[0, 0, 0, 0, 0x10, 0, 0x0B]);
+        let len = c.len() as u8;
+        c[5] = len;
+        assert_eq!(&t.execute(0, &c)[6..10], &[0, 0, 0, 0]);
+        t
+    }
+
+    #[test]
+    fn every_older_version_still_loads() {
+        let t = tpm_with_session();
+        for version in 1..=STATE_VERSION {
+            let perm = encode_permanent_version(&t.p, version);
+            let p = decode_permanent(&perm).unwrap_or_else(|e| panic!("permanent v{version}: {e}"));
+            assert_eq!(p.eps, t.p.eps);
+            assert_eq!(
+                p.total_commands,
+                if version >= 2 { t.p.total_commands } else { 0 }
+            );
+            let full = encode_full_version(&t.p, &t.v, version);
+            let (_, v) = decode_full(&full).unwrap_or_else(|e| panic!("full v{version}: {e}"));
+            assert_eq!(v.pcrs, t.v.pcrs);
+            // Sessions travel from version 3 on.
+            let sessions = v.sessions.iter().flatten().count();
+            assert_eq!(sessions, if version >= 3 { 1 } else { 0 }, "v{version}");
+        }
+    }
+}
