@@ -522,3 +522,85 @@ fn manufacture_stores_ek_certificates_signed_by_the_state_ca() {
         }
     }
 }
+
+#[test]
+fn restricted_key_signs_only_tpm_hashed_data_with_a_ticket() {
+    let sim = started("restricted");
+    sim.tool(&[
+        "tpm2_createprimary",
+        "-C",
+        "e",
+        "-G",
+        "ecc256:ecdsa-sha256:null",
+        "-c",
+        "ak.ctx",
+        "-a",
+        "restricted|sign|fixedtpm|fixedparent|sensitivedataorigin|userwithauth",
+    ]);
+    sim.flush();
+    sim.write("m", b"ordinary data");
+    sim.tool(&[
+        "tpm2_hash",
+        "-C",
+        "e",
+        "-g",
+        "sha256",
+        "-o",
+        "m.dig",
+        "-t",
+        "m.tkt",
+        "m",
+    ]);
+    sim.tool(&[
+        "tpm2_sign",
+        "-c",
+        "ak.ctx",
+        "-g",
+        "sha256",
+        "-d",
+        "-t",
+        "m.tkt",
+        "-o",
+        "s",
+        "m.dig",
+    ]);
+    sim.flush();
+    // Data that starts with TPM_GENERATED_VALUE gets no ticket, so a restricted key refuses it
+    // (otherwise it could forge quotes): TPM_RC_TICKET for parameter 3.
+    let mut forged = vec![0xff, b'T', b'C', b'G'];
+    forged.extend_from_slice(b"fake attestation");
+    sim.write("g", &forged);
+    sim.tool(&[
+        "tpm2_hash",
+        "-C",
+        "e",
+        "-g",
+        "sha256",
+        "-o",
+        "g.dig",
+        "-t",
+        "g.tkt",
+        "g",
+    ]);
+    let out = sim.try_tool(&[
+        "tpm2_sign",
+        "-c",
+        "ak.ctx",
+        "-g",
+        "sha256",
+        "-d",
+        "-t",
+        "g.tkt",
+        "-o",
+        "s2",
+        "g.dig",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .to_lowercase()
+            .contains("0x3e0"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
