@@ -214,9 +214,9 @@ pub(crate) fn probably_prime(c: &BigUint, rounds: usize, rng: &mut impl RngCore)
     true
 }
 
-/// Odd primes below 2^14 for the sieve.
+/// Odd primes below 2^16 for the sieve.
 fn small_primes() -> Vec<u32> {
-    const LIMIT: usize = 1 << 14;
+    const LIMIT: usize = 1 << 16;
     let mut composite = vec![false; LIMIT];
     let mut out = Vec::new();
     for i in 2..LIMIT {
@@ -245,41 +245,39 @@ pub(crate) fn random_prime(bits: usize, e: u32, rng: &mut impl RngCore) -> BigUi
         buf[last] |= 1;
         let base = BigUint::from_bytes_be(&buf);
         let limbs = to_limbs(&base, bits.div_ceil(64));
-        let residues: Vec<u32> = primes
-            .iter()
-            .map(|&p| {
-                let mut r: u64 = 0;
-                for w in limbs.iter().rev() {
-                    r = ((u128::from(r) << 64 | u128::from(*w)) % u128::from(p)) as u64;
-                }
-                r as u32
-            })
-            .collect();
-        let e_res = {
+        let residue = |p: u64| {
             let mut r: u64 = 0;
             for w in limbs.iter().rev() {
-                r = ((u128::from(r) << 64 | u128::from(*w)) % u128::from(e)) as u64;
+                r = ((u128::from(r) << 64 | u128::from(*w)) % u128::from(p)) as u64;
             }
             r
         };
-        // Walk odd offsets from the random start until something survives the sieve.
-        let mut delta: u32 = 0;
-        while delta < (1 << 20) {
-            let survives = primes
-                .iter()
-                .zip(&residues)
-                .all(|(&p, &r)| !(r + delta % p).is_multiple_of(p))
-                && (e_res + u64::from(delta)) % u64::from(e) != 1;
-            if survives {
-                let cand = &base + BigUint::from(delta);
-                if cand.bits() != bits {
-                    break;
-                }
-                if probably_prime(&cand, 5, rng) {
-                    return cand;
-                }
+        // Sieve a window of odd candidates base + 2k at once: for each small prime p, the k
+        // with p | base + 2k form one residue class mod p (2 is invertible mod odd p).
+        const WINDOW: usize = 1 << 15;
+        let mut composite = vec![false; WINDOW];
+        let mut mark = |p: u64, r: u64| {
+            let inv2 = p.div_ceil(2);
+            let mut k = ((p - r % p) % p * inv2 % p) as usize;
+            while k < WINDOW {
+                composite[k] = true;
+                k += p as usize;
             }
-            delta += 2;
+        };
+        for &p in &primes {
+            mark(u64::from(p), residue(u64::from(p)));
+        }
+        // Also skip p = 1 mod e, where gcd(p - 1, e) = e (e prime): same trick with r' = e_res - 1.
+        let e64 = u64::from(e);
+        mark(e64, (residue(e64) + e64 - 1) % e64);
+        for (k, _) in composite.iter().enumerate().filter(|(_, c)| !**c) {
+            let cand = &base + BigUint::from(2 * k as u64);
+            if cand.bits() != bits {
+                break;
+            }
+            if probably_prime(&cand, 5, rng) {
+                return cand;
+            }
         }
     }
 }
@@ -366,6 +364,13 @@ mod tests {
         let b = rsa_keygen(1024, 65537, &mut Drbg::new(b"seed")).unwrap();
         assert_eq!(a, b);
         a.validate().unwrap();
+        for p in rsa::traits::PrivateKeyParts::primes(&a) {
+            assert!(
+                probably_prime(p, 30, &mut Drbg::new(b"check")),
+                "factor is not prime"
+            );
+            assert_eq!(p.bits(), 512);
+        }
         assert_eq!(rsa::traits::PublicKeyParts::n(&a).bits(), 1024);
     }
 }
