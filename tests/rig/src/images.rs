@@ -84,19 +84,32 @@ fn build() -> Result<Images, RigError> {
     let dir = target_dir().join(TARGET).join("release");
     let elf64 = dir.join("warden");
     let kernel = dir.join("warden.elf32");
-    // QEMU's Multiboot loader takes ELF32 (or the a.out kludge); objcopy converts, keeping the
-    // physical load addresses.
-    let out = Command::new("objcopy")
-        .args(["-O", "elf32-i386"])
-        .arg(&elf64)
-        .arg(&kernel)
-        .output()
-        .map_err(|source| RigError::Spawn { program: "objcopy".into(), source })?;
-    if !out.status.success() {
-        return Err(RigError::Build(format!("objcopy: {}", String::from_utf8_lossy(&out.stderr))));
+    if !is_newer(&kernel, &elf64) {
+        // QEMU's Multiboot loader takes ELF32 (or the a.out kludge); objcopy converts, keeping
+        // the physical load addresses. It writes a private file that is then renamed into
+        // place, so a QEMU started by another test process never reads a half-written kernel.
+        let partial = dir.join(format!("warden.elf32.{}", std::process::id()));
+        let out = Command::new("objcopy")
+            .args(["-O", "elf32-i386"])
+            .arg(&elf64)
+            .arg(&partial)
+            .output()
+            .map_err(|source| RigError::Spawn { program: "objcopy".into(), source })?;
+        if !out.status.success() {
+            let _ = std::fs::remove_file(&partial);
+            return Err(RigError::Build(format!("objcopy: {}", String::from_utf8_lossy(&out.stderr))));
+        }
+        check_multiboot_header(&partial)?;
+        std::fs::rename(&partial, &kernel).map_err(RigError::io("installing warden.elf32"))?;
     }
     check_multiboot_header(&kernel)?;
     Ok(Images { dir, kernel })
+}
+
+/// Whether `derived` exists and was written after `source`.
+fn is_newer(derived: &Path, source: &Path) -> bool {
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    matches!((modified(derived), modified(source)), (Some(d), Some(s)) if d > s)
 }
 
 /// The Multiboot v1 header must sit in the first 8 KiB, 4-byte aligned, with a valid checksum.

@@ -58,7 +58,15 @@ fn main(info: &'static warden_rt::abi::StartInfo) {
     }
     println!("ping: all {n} messages sent and acknowledged");
     if linger_ms > 0 {
-        let _ = warden_rt::hypercall::block(Some(linger_ms * 1000));
+        // A plain block also ends when the peer rings the channel (its last acknowledgement may
+        // arrive now): linger until the timeout itself wakes us, so that the scenario's other
+        // domains really find both peers alive for `linger` ms. Bounded: the peer sends no more
+        // than a few events from here on.
+        for _ in 0..64 {
+            if let Ok(warden_rt::abi::BlockWake::Timeout) = warden_rt::hypercall::block(Some(linger_ms * 1000)) {
+                break;
+            }
+        }
     }
     // Revoke while the peer still maps the page: refused. Then wait for the unmap and retry.
     let mut refused_while_mapped = false;
