@@ -72,6 +72,19 @@ fn build() -> Result<Images, RigError> {
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .env_remove("CARGO_MAKEFLAGS");
+    // Reproducible images: the checkout's and cargo's folders must not leak into the binaries
+    // (panic locations, debug info), or reference measurements computed from one checkout would
+    // not match an image built from another. Array-valued config is appended to
+    // `.cargo/config.toml`'s flags for the target.
+    let cargo_home = std::env::var("CARGO_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cargo"));
+    let remap = |from: &Path, to: &str| format!("\"--remap-path-prefix={}={to}\"", from.display());
+    cmd.arg("--config").arg(format!(
+        "target.{TARGET}.rustflags=[{}, {}]",
+        remap(&root, "/warden"),
+        remap(&cargo_home, "/cargo")
+    ));
     for (package, folder) in IMAGE_PACKAGES {
         if root.join(folder).join("Cargo.toml").is_file() {
             cmd.args(["-p", package]);

@@ -121,3 +121,20 @@ fn qemu_monitor_finds_no_writable_executable_page() {
     assert!(code > 0, "no executable mapping at all:\n{}", out.monitor);
     assert!(violations.is_empty(), "writable and executable mappings: {violations:#?}");
 }
+
+/// Images are reproducible across checkouts: neither the checkout's folder nor cargo's registry
+/// path is embedded, so reference measurements computed from one build match another's.
+#[test]
+fn images_do_not_embed_build_paths() {
+    let images = warden_rig::images().unwrap();
+    let root = warden_rig::workspace_root();
+    let root = root.canonicalize().unwrap_or(root);
+    let needle = root.to_string_lossy().into_owned();
+    for name in ["warden", "good", "hostile", "printer"] {
+        let bytes = std::fs::read(images.dir().join(name)).unwrap();
+        let found = bytes.windows(needle.len()).any(|w| w == needle.as_bytes());
+        assert!(!found, "{name} embeds the checkout path {needle}");
+        let registry = b"/.cargo/registry/";
+        assert!(!bytes.windows(registry.len()).any(|w| w == registry), "{name} embeds cargo's registry path");
+    }
+}
