@@ -57,6 +57,7 @@ pub(crate) unsafe fn rdmsr(msr: u32) -> u64 {
 ///
 /// # Safety
 /// `msr` must exist and `value` must not break the hypervisor's invariants (paging, EFER...).
+#[cfg_attr(not(target_os = "none"), allow(dead_code))] // its users (SVM) exist only on bare metal
 pub(crate) unsafe fn wrmsr(msr: u32, value: u64) {
     // SAFETY: upheld by the caller.
     unsafe { x86_64::registers::model_specific::Msr::new(msr).write(value) }
