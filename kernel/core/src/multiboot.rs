@@ -16,6 +16,7 @@ pub const MAX_MODULES: usize = 16;
 /// The longest command line or module string accepted, in bytes.
 pub const MAX_STRING: usize = 256;
 
+#[cfg(test)]
 const FLAG_MEM: u32 = 1 << 0;
 const FLAG_CMDLINE: u32 = 1 << 2;
 const FLAG_MODS: u32 = 1 << 3;
@@ -180,8 +181,7 @@ pub fn parse(mem: &impl PhysMem, magic: u32, info: u64, limit: u64) -> Result<Bo
     let _ = out.occupied.push((info, info + INFO_SIZE));
 
     if flags & FLAG_MMAP == 0 {
-        // The legacy mem_lower/mem_upper fields are not enough to place anything safely.
-        let _ = flags & FLAG_MEM;
+        // The legacy mem_lower/mem_upper fields (FLAG_MEM) are not enough to place anything.
         return Err(MultibootError::NoMemoryMap);
     }
     let map_len = u64::from(mem.read_u32(info + 44));
@@ -302,7 +302,6 @@ mod tests {
     #[test]
     fn malformed_input_gives_typed_errors() {
         type Patch = fn(&mut FakeMem);
-        let w = |m: &mut FakeMem, a: u64, v: u32| m.write(a, &v.to_le_bytes());
         let cases: &[(&str, Patch, MultibootError)] = &[
             ("no mmap", |m| m.write(INFO, &(FLAG_MEM).to_le_bytes()), MultibootError::NoMemoryMap),
             ("mmap beyond limit", |m| m.write(INFO + 48, &0xfff0u32.to_le_bytes()), MultibootError::OutOfRange { what: "the memory map", addr: 0xfff0 }),
@@ -317,7 +316,6 @@ mod tests {
             ("cmdline not utf8", |m| m.write(STRS, &[0xff, 0xfe, 0]), MultibootError::NotUtf8 { what: "the command line" }),
             ("cmdline runs off the end", |m| m.write(INFO + 16, &(LIMIT as u32 - 2).to_le_bytes()), MultibootError::OutOfRange { what: "the command line", addr: LIMIT }),
         ];
-        let _ = w;
         for (name, patch, want) in cases {
             let mut m = good();
             if *name == "cmdline runs off the end" {

@@ -163,8 +163,7 @@ impl<R: TisRegs> Tis<R> {
     }
 
     fn burst(&mut self) -> u16 {
-        let l = self.locality;
-        u16::from(self.regs.read8(l, BURST_COUNT)) | (u16::from(self.regs.read8(l, BURST_COUNT + 1)) << 8)
+        burst_count(&mut self.regs, self.locality)
     }
 
     fn status(&mut self) -> u8 {
@@ -184,7 +183,7 @@ impl<R: TisRegs> Tis<R> {
         while sent < cmd.len() {
             let mut burst = 0;
             self.wait("burst count", |r, l| {
-                burst = u16::from(r.read8(l, BURST_COUNT)) | (u16::from(r.read8(l, BURST_COUNT + 1)) << 8);
+                burst = burst_count(r, l);
                 burst > 0
             })?;
             let n = core::cmp::min(usize::from(burst), cmd.len() - sent);
@@ -233,6 +232,11 @@ impl<R: TisRegs> Tis<R> {
         self.regs.write8(l, STS, STS_COMMAND_READY);
         Ok(total)
     }
+}
+
+/// How many bytes the FIFO takes or gives without waiting (the 16-bit `burstCount` field).
+fn burst_count(regs: &mut impl TisRegs, locality: u8) -> u16 {
+    u16::from(regs.read8(locality, BURST_COUNT)) | (u16::from(regs.read8(locality, BURST_COUNT + 1)) << 8)
 }
 
 /// TPM2_GetRandom for `n` bytes (TPM 2.0 Part 3 §16.1), without sessions.

@@ -22,7 +22,6 @@ const NAMES: [&str; 32] = [
 static IRQ_HANDLER: spin::Once<fn(u8)> = spin::Once::new();
 
 /// Routes external interrupts to `handler` (once; later calls are ignored).
-#[allow(dead_code)] // used by the domain scheduler
 pub(crate) fn set_irq_handler(handler: fn(u8)) {
     IRQ_HANDLER.call_once(|| handler);
 }

@@ -4,7 +4,7 @@
 
 use alloc::boxed::Box;
 use alloc::vec;
-use warden_core::frame::{BitmapAllocator, FrameAlloc};
+use warden_core::frame::BitmapAllocator;
 use warden_core::mem::{LARGE_PAGE_SIZE, PAGE_SIZE};
 use warden_core::multiboot::{BootInfo, RegionKind};
 use warden_core::paging::{MapError, PageTable, find_writable_executable, flags};
@@ -23,7 +23,6 @@ pub(crate) static FRAMES: spin::Mutex<Option<BitmapAllocator<'static>>> = spin::
 pub(crate) static KERNEL_TABLES: spin::Once<PageTable> = spin::Once::new();
 
 /// Runs `f` with the frame allocator.
-#[allow(dead_code)] // used by the domain builder
 pub(crate) fn with_frames<R>(f: impl FnOnce(&mut BitmapAllocator<'static>) -> R) -> R {
     let mut guard = FRAMES.lock();
     let frames = guard.as_mut().expect("frame allocator used before memory::init");
@@ -150,10 +149,6 @@ pub(crate) fn init(boot: &BootInfo) -> Result<(), MemoryError> {
         frames.free_frames(),
         frames.free_frames() as u64 * PAGE_SIZE >> 20
     );
-    // Keep the allocator honest: one round trip proves it hands out and takes back frames.
-    if let Ok(f) = frames.alloc() {
-        let _ = frames.free(f);
-    }
     KERNEL_TABLES.call_once(|| table);
     *FRAMES.lock() = Some(frames);
     Ok(())

@@ -10,7 +10,7 @@ use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::string::String;
+use std::string::{String, ToString};
 use std::time::{Duration, Instant};
 use std::{format, fs, io};
 
@@ -250,4 +250,23 @@ impl Transport for TcpTransport {
         stream.read_exact(&mut rsp[10..size])?;
         Ok(size)
     }
+}
+
+/// The PCR values in `tpm2_pcrread`/`tpm2_eventlog` YAML (`  sha256:` then `    20 : 0x…`).
+pub fn yaml_pcr(text: &str, alg: crate::HashAlg, pcr: u32) -> Option<String> {
+    let mut in_bank = false;
+    for line in text.lines() {
+        let t = line.trim();
+        if let Some(name) = t.strip_suffix(':') {
+            in_bank = name == alg.name();
+            continue;
+        }
+        if in_bank
+            && let Some((idx, val)) = t.split_once(':')
+            && idx.trim() == pcr.to_string()
+        {
+            return Some(val.trim().trim_start_matches("0x").to_lowercase());
+        }
+    }
+    None
 }

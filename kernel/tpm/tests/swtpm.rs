@@ -4,7 +4,7 @@ use std::path::Path;
 use std::process::Command;
 use warden_tpm::client::{Command as Cc, PCR_COUNT};
 use warden_tpm::eventlog::{EventLog, EventLogWriter, Tag};
-use warden_tpm::host::{Swtpm, TcpTransport, unique_temp_dir};
+use warden_tpm::host::{Swtpm, TcpTransport, unique_temp_dir, yaml_pcr};
 use warden_tpm::{Banks, Digest, DigestSet, Error, HashAlg, PcrSelection, Tpm};
 
 /// `TPM_RC_LOCALITY`
@@ -48,25 +48,6 @@ fn tool(args: &[&str]) -> String {
 
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-/// `tpm2_pcrread`/`tpm2_eventlog` style YAML: `  sha256:` then `    20 : 0xABCD` lines.
-fn yaml_pcrs(text: &str, alg: HashAlg, pcr: u32) -> Option<String> {
-    let mut in_bank = false;
-    for line in text.lines() {
-        let t = line.trim();
-        if let Some(name) = t.strip_suffix(':') {
-            in_bank = name == alg.name();
-            continue;
-        }
-        if in_bank
-            && let Some((idx, val)) = t.split_once(':')
-            && idx.trim() == pcr.to_string()
-        {
-            return Some(val.trim().trim_start_matches("0x").to_lowercase());
-        }
-    }
-    None
 }
 
 #[test]
@@ -129,7 +110,7 @@ fn pcr_20_needs_locality_2_and_extends_every_bank() {
             &format!("{}:21", alg.name()),
         ]);
         assert_eq!(
-            yaml_pcrs(&tools, alg, 21).as_deref(),
+            yaml_pcr(&tools, alg, 21).as_deref(),
             Some(hex(expect.as_bytes()).as_str())
         );
     }
@@ -251,7 +232,7 @@ fn measured_launch_log_replays_to_tpm_pcrs_and_quote_verifies() {
                 "our replay {alg:?} PCR {pcr}"
             );
             assert_eq!(
-                yaml_pcrs(yaml.split("pcrs:").nth(1).unwrap(), alg, pcr).as_deref(),
+                yaml_pcr(yaml.split("pcrs:").nth(1).unwrap(), alg, pcr).as_deref(),
                 Some(hex(actual.as_bytes()).as_str()),
                 "tpm2_eventlog replay {alg:?} PCR {pcr}"
             );

@@ -13,6 +13,7 @@ use tpm2_protocol::TpmUnmarshal;
 use tpm2_protocol::data::{Tpm2bPublic, TpmuPublicId};
 use warden_tpm::eventlog::Tag;
 use warden_tpm::host::Swtpm as TcpSwtpm;
+pub use warden_tpm::host::yaml_pcr;
 use warden_tpm::{Banks, HashAlg};
 use wardenctl::reference::{Component, Reference};
 use wardenctl::verify::{Evidence, Report, verify};
@@ -540,25 +541,6 @@ pub fn attest(scenario: &Scenario, opts: &AttestOptions) -> Result<Attested, Rig
         dir,
         _tmp: guard,
     })
-}
-
-/// The PCR values in `tpm2_pcrread`/`tpm2_eventlog` YAML (`  sha256:` then `    20 : 0x…`).
-pub fn yaml_pcr(text: &str, alg: HashAlg, pcr: u32) -> Option<String> {
-    let mut in_bank = false;
-    for line in text.lines() {
-        let t = line.trim();
-        if let Some(name) = t.strip_suffix(':') {
-            in_bank = name == alg.name();
-            continue;
-        }
-        if in_bank
-            && let Some((idx, val)) = t.split_once(':')
-            && idx.trim() == pcr.to_string()
-        {
-            return Some(val.trim().trim_start_matches("0x").to_lowercase());
-        }
-    }
-    None
 }
 
 impl Attested {

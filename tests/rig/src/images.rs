@@ -114,8 +114,9 @@ fn build() -> Result<Images, RigError> {
         }
         check_multiboot_header(&partial)?;
         std::fs::rename(&partial, &kernel).map_err(RigError::io("installing warden.elf32"))?;
+    } else {
+        check_multiboot_header(&kernel)?;
     }
-    check_multiboot_header(&kernel)?;
     Ok(Images { dir, kernel })
 }
 

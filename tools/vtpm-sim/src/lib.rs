@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod manufacture;
+pub mod wire;
 
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};

@@ -8,6 +8,7 @@
 
 use p256::ecdsa::signature::Signer;
 use std::path::Path;
+use crate::wire::{self, tpm2b};
 use warden_vtpm::{Platform, Tpm};
 
 /// Why manufacturing failed.
@@ -178,25 +179,6 @@ fn ca(dir: &Path) -> Result<p256::ecdsa::SigningKey, ManufactureError> {
     Ok(key)
 }
 
-fn command(cc: u32, handles: &[u32], pw: bool, params: &[u8]) -> Vec<u8> {
-    let mut b = Vec::new();
-    b.extend_from_slice(&(if pw { 0x8002u16 } else { 0x8001 }).to_be_bytes());
-    b.extend_from_slice(&[0; 4]);
-    b.extend_from_slice(&cc.to_be_bytes());
-    for h in handles {
-        b.extend_from_slice(&h.to_be_bytes());
-    }
-    if pw {
-        b.extend_from_slice(&9u32.to_be_bytes());
-        b.extend_from_slice(&0x4000_0009u32.to_be_bytes());
-        b.extend_from_slice(&[0, 0, 1, 0, 0]);
-    }
-    b.extend_from_slice(params);
-    let len = b.len() as u32;
-    b[2..6].copy_from_slice(&len.to_be_bytes());
-    b
-}
-
 fn run<P: Platform>(
     tpm: &mut Tpm<P>,
     what: &'static str,
@@ -208,10 +190,6 @@ fn run<P: Platform>(
         return Err(ManufactureError::Tpm { what, rc });
     }
     Ok(r)
-}
-
-fn tpm2b(v: &[u8]) -> Vec<u8> {
-    [&(v.len() as u16).to_be_bytes()[..], v].concat()
 }
 
 /// The EK templates L-1 (RSA 2048) and L-2 (ECC P-256) as TPMT_PUBLIC.
@@ -241,12 +219,12 @@ pub fn manufacture<P: Platform>(
 ) -> Result<(), ManufactureError> {
     let dir = dir.ok_or(ManufactureError::NoState)?;
     let ca = ca(dir)?;
-    run(tpm, "Startup", &command(0x144, &[], false, &[0, 0]))?;
+    run(tpm, "Startup", &wire::command(0x144, &[], false, &[0, 0]))?;
     for (rsa, index, serial) in [
         (true, RSA_EK_CERT_INDEX, 2u64),
         (false, ECC_EK_CERT_INDEX, 3),
     ] {
-        if tpm.execute(0, &command(0x169, &[index], false, &[]))[6..10] == [0, 0, 0, 0] {
+        if tpm.execute(0, &wire::command(0x169, &[index], false, &[]))[6..10] == [0, 0, 0, 0] {
             continue;
         }
         let params = [
@@ -258,7 +236,7 @@ pub fn manufacture<P: Platform>(
         let r = run(
             tpm,
             "CreatePrimary(EK)",
-            &command(0x131, &[0x4000_000B], true, &params),
+            &wire::command(0x131, &[0x4000_000B], true, &params),
         )?;
         let handle = u32::from_be_bytes([r[10], r[11], r[12], r[13]]);
         // outPublic starts after the handle and parameterSize; the unique field is at its end.
@@ -277,7 +255,7 @@ pub fn manufacture<P: Platform>(
         run(
             tpm,
             "FlushContext",
-            &command(0x165, &[], false, &handle.to_be_bytes()),
+            &wire::command(0x165, &[], false, &handle.to_be_bytes()),
         )?;
         let subject = if rsa {
             "Warden vTPM EK (RSA 2048)"
@@ -295,7 +273,7 @@ pub fn manufacture<P: Platform>(
         run(
             tpm,
             "NV_DefineSpace",
-            &command(
+            &wire::command(
                 0x12A,
                 &[0x4000_000C],
                 true,
@@ -307,17 +285,17 @@ pub fn manufacture<P: Platform>(
             run(
                 tpm,
                 "NV_Write",
-                &command(0x137, &[0x4000_000C, index], true, &p),
+                &wire::command(0x137, &[0x4000_000C, index], true, &p),
             )?;
         }
         // The index is written fully; lock it against further writes until it is undefined.
         run(
             tpm,
             "NV_WriteLock",
-            &command(0x138, &[0x4000_000C, index], true, &[]),
+            &wire::command(0x138, &[0x4000_000C, index], true, &[]),
         )?;
     }
-    run(tpm, "Shutdown", &command(0x145, &[], false, &[0, 0]))?;
+    run(tpm, "Shutdown", &wire::command(0x145, &[], false, &[0, 0]))?;
     tpm.power_on();
     Ok(())
 }

@@ -9,6 +9,7 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
+use vtpm_sim::wire::command as cmd;
 
 /// swtpm on a TCP data port (raw TPM commands), killed on drop.
 struct Swtpm {
@@ -112,25 +113,6 @@ fn sim_exec(port: u16, cmd: &[u8]) -> Vec<u8> {
     s.read_exact(&mut ack).unwrap();
     s.write_all(&20u32.to_be_bytes()).unwrap();
     resp
-}
-
-fn cmd(cc: u32, handles: &[u32], pw: bool, params: &[u8]) -> Vec<u8> {
-    let mut b = Vec::new();
-    b.extend_from_slice(&(if pw { 0x8002u16 } else { 0x8001 }).to_be_bytes());
-    b.extend_from_slice(&[0; 4]);
-    b.extend_from_slice(&cc.to_be_bytes());
-    for h in handles {
-        b.extend_from_slice(&h.to_be_bytes());
-    }
-    if pw {
-        b.extend_from_slice(&9u32.to_be_bytes());
-        b.extend_from_slice(&0x4000_0009u32.to_be_bytes());
-        b.extend_from_slice(&[0, 0, 1, 0, 0]);
-    }
-    b.extend_from_slice(params);
-    let len = b.len() as u32;
-    b[2..6].copy_from_slice(&len.to_be_bytes());
-    b
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -162,8 +162,9 @@ fn test(extra: &[String]) -> Result<()> {
 
 fn bench(name: &str, extra: &[String]) -> Result<()> {
     let package = format!("warden-{name}-bench");
-    if !bench_packages()?.contains(&package) {
-        bail!("no benchmark '{name}' (known: {})", bench_packages()?.join(", "));
+    let known = bench_packages()?;
+    if !known.contains(&package) {
+        bail!("no benchmark '{name}' (known: {})", known.join(", "));
     }
     build()?;
     let mut args: Vec<String> = vec!["run".into(), "--release".into(), "--quiet".into(), "-p".into(), package];

@@ -11,6 +11,7 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use vtpm_sim::wire::{command as cmd, tpm2b};
 
 /// Sends raw TPM commands and returns responses.
 trait Transport {
@@ -68,29 +69,6 @@ fn ok(t: &mut dyn Transport, cmd: &[u8], what: &str) -> Vec<u8> {
         }
     }
     panic!("{what}: TPM kept asking for a retry");
-}
-
-fn cmd(cc: u32, handles: &[u32], pw: bool, params: &[u8]) -> Vec<u8> {
-    let mut b = Vec::new();
-    b.extend_from_slice(&(if pw { 0x8002u16 } else { 0x8001 }).to_be_bytes());
-    b.extend_from_slice(&[0; 4]);
-    b.extend_from_slice(&cc.to_be_bytes());
-    for h in handles {
-        b.extend_from_slice(&h.to_be_bytes());
-    }
-    if pw {
-        b.extend_from_slice(&9u32.to_be_bytes());
-        b.extend_from_slice(&0x4000_0009u32.to_be_bytes());
-        b.extend_from_slice(&[0, 0, 1, 0, 0]);
-    }
-    b.extend_from_slice(params);
-    let len = b.len() as u32;
-    b[2..6].copy_from_slice(&len.to_be_bytes());
-    b
-}
-
-fn tpm2b(v: &[u8]) -> Vec<u8> {
-    [&(v.len() as u16).to_be_bytes()[..], v].concat()
 }
 
 const SIGN_ATTRS: u32 = 0x0004_0072;
