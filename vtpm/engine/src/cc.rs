@@ -76,6 +76,7 @@ pub(crate) mod code {
     pub(crate) const STIR_RANDOM: u32 = 0x146;
     pub(crate) const ACTIVATE_CREDENTIAL: u32 = 0x147;
     pub(crate) const CERTIFY: u32 = 0x148;
+    pub(crate) const POLICY_NV: u32 = 0x149;
     pub(crate) const GET_TIME: u32 = 0x14C;
     pub(crate) const NV_READ: u32 = 0x14E;
     pub(crate) const NV_READ_LOCK: u32 = 0x14F;
@@ -91,6 +92,7 @@ pub(crate) mod code {
     pub(crate) const SEQUENCE_UPDATE: u32 = 0x15C;
     pub(crate) const SIGN: u32 = 0x15D;
     pub(crate) const UNSEAL: u32 = 0x15E;
+    pub(crate) const POLICY_SIGNED: u32 = 0x160;
     pub(crate) const CONTEXT_LOAD: u32 = 0x161;
     pub(crate) const CONTEXT_SAVE: u32 = 0x162;
     pub(crate) const ECDH_KEYGEN: u32 = 0x163;
@@ -102,7 +104,11 @@ pub(crate) mod code {
     pub(crate) const POLICY_AUTHORIZE: u32 = 0x16A;
     pub(crate) const POLICY_AUTH_VALUE: u32 = 0x16B;
     pub(crate) const POLICY_COMMAND_CODE: u32 = 0x16C;
+    pub(crate) const POLICY_CP_HASH: u32 = 0x16E;
+    pub(crate) const POLICY_LOCALITY: u32 = 0x16F;
+    pub(crate) const POLICY_NAME_HASH: u32 = 0x170;
     pub(crate) const POLICY_OR: u32 = 0x171;
+    pub(crate) const POLICY_TICKET: u32 = 0x172;
     pub(crate) const READ_PUBLIC: u32 = 0x173;
     pub(crate) const RSA_ENCRYPT: u32 = 0x174;
     pub(crate) const START_AUTH_SESSION: u32 = 0x176;
@@ -154,6 +160,7 @@ pub(crate) static COMMANDS: &[CmdInfo] = &[
     c(STIR_RANDOM, 0, 0, false),
     admin(c(ACTIVATE_CREDENTIAL, 2, 2, false)),
     admin(c(CERTIFY, 2, 2, false)),
+    c(POLICY_NV, 3, 1, false),
     c(GET_TIME, 2, 2, false),
     c(NV_READ, 2, 1, false),
     c(NV_READ_LOCK, 2, 1, false),
@@ -169,6 +176,7 @@ pub(crate) static COMMANDS: &[CmdInfo] = &[
     c(SEQUENCE_UPDATE, 1, 1, false),
     c(SIGN, 1, 1, false),
     c(UNSEAL, 1, 1, false),
+    c(POLICY_SIGNED, 2, 0, false),
     c(CONTEXT_LOAD, 0, 0, true),
     c(CONTEXT_SAVE, 1, 0, false),
     c(ECDH_KEYGEN, 1, 0, false),
@@ -180,7 +188,11 @@ pub(crate) static COMMANDS: &[CmdInfo] = &[
     c(POLICY_AUTHORIZE, 1, 0, false),
     c(POLICY_AUTH_VALUE, 1, 0, false),
     c(POLICY_COMMAND_CODE, 1, 0, false),
+    c(POLICY_CP_HASH, 1, 0, false),
+    c(POLICY_LOCALITY, 1, 0, false),
+    c(POLICY_NAME_HASH, 1, 0, false),
     c(POLICY_OR, 1, 0, false),
+    c(POLICY_TICKET, 1, 0, false),
     c(READ_PUBLIC, 1, 0, false),
     c(RSA_ENCRYPT, 1, 0, false),
     c(START_AUTH_SESSION, 2, 0, true),

@@ -287,7 +287,8 @@ impl<P: Platform> Tpm<P> {
         let params_start = command.len() - r.remaining();
         let params = &command[params_start..];
         let names: Vec<Vec<u8>> = handles.iter().map(|&hd| self.entity_name(hd)).collect();
-        let mut session_state = self.check_sessions(info, &handles, &names, &auths, cc, params)?;
+        let mut session_state =
+            self.check_sessions(info, &handles, &names, &auths, cc, params, locality)?;
         let mut decrypted;
         let params = if let Some(d) = self.decrypt_param(&auths, &session_state, params)? {
             decrypted = d;
@@ -613,6 +614,7 @@ impl<P: Platform> Tpm<P> {
     }
 
     /// Processes the authorisation area: every authorised handle must be satisfied.
+    #[allow(clippy::too_many_arguments)]
     fn check_sessions(
         &mut self,
         info: &CmdInfo,
@@ -621,6 +623,7 @@ impl<P: Platform> Tpm<P> {
         auths: &[AuthIn],
         cc: u32,
         params: &[u8],
+        locality: u8,
     ) -> Result<Vec<crate::session::SessionUse>, Rc> {
         let mut uses = Vec::new();
         for (i, a) in auths.iter().enumerate() {
@@ -636,7 +639,8 @@ impl<P: Platform> Tpm<P> {
             } else {
                 role
             };
-            let u = self.check_one_session(a, n, bound, role, cc, names, params, auths, i)?;
+            let u =
+                self.check_one_session(a, n, bound, role, cc, names, params, auths, i, locality)?;
             uses.push(u);
         }
         Ok(uses)
@@ -672,6 +676,9 @@ fn session_handle_allowed(cc: u32, idx: u8, hdl: u32) -> bool {
         POLICY_SECRET => Some(1),
         POLICY_AUTHORIZE | POLICY_AUTH_VALUE | POLICY_PASSWORD | POLICY_COMMAND_CODE
         | POLICY_PCR | POLICY_OR | POLICY_GET_DIGEST | POLICY_RESTART => Some(0),
+        POLICY_SIGNED => Some(1),
+        POLICY_NV => Some(2),
+        POLICY_TICKET | POLICY_CP_HASH | POLICY_NAME_HASH | POLICY_LOCALITY => Some(0),
         _ => None,
     };
     match policy_pos {

@@ -14,28 +14,50 @@ use alloc::vec::Vec;
 
 const SE_HMAC: u8 = 0;
 const SE_POLICY: u8 = 1;
-const SE_TRIAL: u8 = 3;
+pub(crate) const SE_TRIAL: u8 = 3;
+
+/// What the session's cpHash slot holds (Part 3: cpHash and nameHash share one slot, so a
+/// session can be limited to a command's parameters or to its handles, not both).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Bound {
+    None,
+    CpHash,
+    NameHash,
+}
 
 /// A started HMAC, policy or trial session.
 #[derive(Clone, Debug)]
 pub(crate) struct Session {
     pub(crate) handle: u32,
-    kind: u8,
-    hash: HashAlg,
-    nonce_tpm: Vec<u8>,
+    pub(crate) kind: u8,
+    pub(crate) hash: HashAlg,
+    pub(crate) nonce_tpm: Vec<u8>,
     session_key: Vec<u8>,
     sym: SymDef,
     /// Name of the bind entity (empty when unbound).
     bind_name: Vec<u8>,
-    policy_digest: Vec<u8>,
-    need_auth_value: bool,
-    need_password: bool,
+    pub(crate) policy_digest: Vec<u8>,
+    pub(crate) need_auth_value: bool,
+    pub(crate) need_password: bool,
     /// Command code fixed by PolicyCommandCode.
-    cc: Option<u32>,
+    pub(crate) cc: Option<u32>,
+    /// cpHash (PolicyCpHash, or cpHashA of PolicySigned/Secret/Ticket) or nameHash.
+    pub(crate) bound: Bound,
+    pub(crate) bound_digest: Vec<u8>,
+    /// TPMA_LOCALITY set by PolicyLocality (0: any locality).
+    pub(crate) locality: u8,
+    /// When the session started (ms since power-on): the base of nonce-bound expirations.
+    pub(crate) start_time: u64,
+    /// When the policy stops authorising (ms since power-on; 0: never).
+    pub(crate) timeout: u64,
 }
 
 impl Session {
     pub(crate) fn write(&self, w: &mut Writer) {
+        self.write_ext(w, true);
+    }
+    /// Writes the session, with the policy extension when `ext` (state format 4 on).
+    pub(crate) fn write_ext(&self, w: &mut Writer, ext: bool) {
         w.u32(self.handle)
             .u8(self.kind)
             .u16(self.hash.alg())
@@ -48,8 +70,24 @@ impl Session {
             .tpm2b(&self.policy_digest);
         w.u8(u8::from(self.need_auth_value) | (u8::from(self.need_password) << 1))
             .u32(self.cc.unwrap_or(0));
+        if !ext {
+            return;
+        }
+        // Policy extension (state format 4 on): cpHash/nameHash, locality, times.
+        let bound = match self.bound {
+            Bound::None => 0,
+            Bound::CpHash => 1,
+            Bound::NameHash => 2,
+        };
+        w.u8(bound)
+            .tpm2b(&self.bound_digest)
+            .u8(self.locality)
+            .u64(self.start_time)
+            .u64(self.timeout);
     }
-    pub(crate) fn read(r: &mut Reader<'_>) -> Result<Session, Rc> {
+    /// Reads a session; `ext` says whether the policy extension follows (state format 4 on;
+    /// context blobs: whenever bytes are left).
+    pub(crate) fn read(r: &mut Reader<'_>, ext: Option<bool>) -> Result<Session, Rc> {
         let handle = r.u32()?;
         let kind = r.u8()?;
         let hash = HashAlg::from_alg(r.u16()?)?;
@@ -64,6 +102,20 @@ impl Session {
         let policy_digest = r.tpm2b(64)?.to_vec();
         let flags = r.u8()?;
         let cc = r.u32()?;
+        let (mut bound, mut bound_digest, mut locality, mut start_time, mut timeout) =
+            (Bound::None, Vec::new(), 0, 0, 0);
+        if ext.unwrap_or(r.remaining() > 0) {
+            bound = match r.u8()? {
+                0 => Bound::None,
+                1 => Bound::CpHash,
+                2 => Bound::NameHash,
+                _ => return Err(Rc::VALUE),
+            };
+            bound_digest = r.tpm2b(64)?.to_vec();
+            locality = r.u8()?;
+            start_time = r.u64()?;
+            timeout = r.u64()?;
+        }
         Ok(Session {
             handle,
             kind,
@@ -76,9 +128,14 @@ impl Session {
             need_auth_value: flags & 1 != 0,
             need_password: flags & 2 != 0,
             cc: if cc == 0 { None } else { Some(cc) },
+            bound,
+            bound_digest,
+            locality,
+            start_time,
+            timeout,
         })
     }
-    fn is_policy(&self) -> bool {
+    pub(crate) fn is_policy(&self) -> bool {
         self.kind != SE_HMAC
     }
 }
@@ -119,6 +176,7 @@ impl<P: Platform> Tpm<P> {
         params: &[u8],
         all: &[AuthIn],
         idx: usize,
+        locality: u8,
     ) -> Result<SessionUse, Rc> {
         if a.handle == h::RS_PW {
             return self.check_password_session(a, n, bound, role);
@@ -157,15 +215,7 @@ impl<P: Platform> Tpm<P> {
         let auth = crate::engine::trim(&auth).to_vec();
         let mut auth_of = None;
         if s.is_policy() {
-            let (palg, pdig) = self.entity_policy(hdl);
-            if pdig.is_empty() || palg != s.hash.alg() || !ct_eq(&pdig, &s.policy_digest) {
-                return Err(Rc::POLICY_FAIL.session(n));
-            }
-            if let Some(c) = s.cc
-                && c != cc
-            {
-                return Err(Rc::POLICY_CC.session(n));
-            }
+            self.check_policy_use(&s, n, hdl, role, cc, names, params, locality)?;
             if s.need_password {
                 if !ct_eq(&auth, crate::engine::trim(&a.hmac)) {
                     return Err(self.auth_failure(hdl, Rc::AUTH_FAIL.session(n)));
@@ -217,6 +267,51 @@ impl<P: Platform> Tpm<P> {
             password: false,
             auth_of,
         })
+    }
+
+    /// The conditions a policy session carries besides its digest (Part 1 §19.7.?; the order
+    /// of the reference implementation, whose codes the differential test compares).
+    #[allow(clippy::too_many_arguments)]
+    fn check_policy_use(
+        &mut self,
+        s: &Session,
+        n: u32,
+        hdl: u32,
+        role: Role,
+        cc: u32,
+        names: &[Vec<u8>],
+        params: &[u8],
+        locality: u8,
+    ) -> Result<(), Rc> {
+        // PolicySecret authorised by a policy session must prove the authValue itself.
+        if cc == crate::cc::code::POLICY_SECRET && !s.need_password && !s.need_auth_value {
+            return Err(Rc::MODE.session(n));
+        }
+        let (palg, pdig) = self.entity_policy(hdl);
+        if pdig.is_empty() || palg != s.hash.alg() || !ct_eq(&pdig, &s.policy_digest) {
+            return Err(Rc::POLICY_FAIL.session(n));
+        }
+        if s.timeout != 0 && s.timeout < self.time_ms() {
+            return Err(Rc::EXPIRED.session(n));
+        }
+        match s.cc {
+            Some(c) if c != cc => return Err(Rc::POLICY_CC.session(n)),
+            // An ADMIN-role action needs a policy that names the command.
+            None if role == Role::Admin => return Err(Rc::POLICY_FAIL.session(n)),
+            _ => {}
+        }
+        if s.locality != 0 && !locality_allowed(s.locality, locality) {
+            return Err(Rc::LOCALITY);
+        }
+        let ok = match s.bound {
+            Bound::None => true,
+            Bound::CpHash => ct_eq(&s.bound_digest, &cp_hash(s.hash, cc, names, params)),
+            Bound::NameHash => ct_eq(&s.bound_digest, &name_hash(s.hash, names)),
+        };
+        if !ok {
+            return Err(Rc::POLICY_FAIL.session(n));
+        }
+        Ok(())
     }
 
     /// The nonceTPM of the decrypt and encrypt sessions when they are not the first session
@@ -442,7 +537,7 @@ impl<P: Platform> Tpm<P> {
             .iter()
             .position(|s| s.is_none())
             .ok_or(Rc::SESSION_MEMORY)?;
-        let s = Session::read(&mut Reader::new(plain)).map_err(|_| Rc::INTEGRITY.param(1))?;
+        let s = Session::read(&mut Reader::new(plain), None).map_err(|_| Rc::INTEGRITY.param(1))?;
         if s.handle != hdl {
             return Err(Rc::INTEGRITY.param(1));
         }
@@ -458,12 +553,11 @@ impl<P: Platform> Tpm<P> {
             POLICY_AUTH_VALUE | POLICY_PASSWORD => self.policy_auth_value(c),
             POLICY_COMMAND_CODE => self.policy_command_code(c),
             POLICY_PCR => self.policy_pcr(c),
-            POLICY_SECRET => self.policy_secret(c),
             POLICY_OR => self.policy_or(c),
             POLICY_AUTHORIZE => self.policy_authorize(c),
             POLICY_GET_DIGEST => self.policy_get_digest(c),
             POLICY_RESTART => self.policy_restart(c),
-            _ => Err(Rc::COMMAND_CODE),
+            _ => self.dispatch_policy(c),
         }
     }
 
@@ -557,6 +651,11 @@ impl<P: Platform> Tpm<P> {
             need_auth_value: false,
             need_password: false,
             cc: None,
+            bound: Bound::None,
+            bound_digest: Vec::new(),
+            locality: 0,
+            start_time: self.time_ms(),
+            timeout: 0,
         });
         let mut o = Out::new();
         o.handle = Some(handle);
@@ -564,7 +663,7 @@ impl<P: Platform> Tpm<P> {
         Ok(o)
     }
 
-    fn policy_session(&mut self, hdl: u32, n: u32) -> Result<&mut Session, Rc> {
+    pub(crate) fn policy_session(&mut self, hdl: u32, n: u32) -> Result<&mut Session, Rc> {
         let i = self.session_index(hdl).ok_or(Rc::HANDLE.handle(n))?;
         let s = self.v.sessions[i].as_mut().ok_or(Rc::HANDLE.handle(n))?;
         if !s.is_policy() {
@@ -573,7 +672,7 @@ impl<P: Platform> Tpm<P> {
         Ok(s)
     }
 
-    fn policy_update(&mut self, hdl: u32, n: u32, parts: &[&[u8]]) -> Result<(), Rc> {
+    pub(crate) fn policy_update(&mut self, hdl: u32, n: u32, parts: &[&[u8]]) -> Result<(), Rc> {
         let s = self.policy_session(hdl, n)?;
         let mut all: Vec<&[u8]> = alloc::vec![&s.policy_digest];
         all.extend_from_slice(parts);
@@ -644,27 +743,6 @@ impl<P: Platform> Tpm<P> {
             ],
         )?;
         Ok(Out::new())
-    }
-
-    fn policy_secret(&mut self, c: &mut Ctx<'_>) -> Result<Out, Rc> {
-        let _nonce = c.params.tpm2b(64).p(1)?;
-        let _cp = c.params.tpm2b(64).p(2)?;
-        let policy_ref = c.params.tpm2b(64).p(3)?.to_vec();
-        let expiration = c.params.u32().p(4)?;
-        c.params.finish().p(4)?;
-        let name = self.entity_name(c.handles[0]);
-        let s = self.policy_session(c.handles[1], 2)?;
-        let first = s.hash.digest(&[
-            &s.policy_digest,
-            &crate::cc::code::POLICY_SECRET.to_be_bytes(),
-            &name,
-        ]);
-        s.policy_digest = s.hash.digest(&[&first, &policy_ref]);
-        let _ = expiration;
-        let mut o = Out::new();
-        // No timeout requested: empty timeout and a NULL ticket.
-        o.params.u16(0).u16(0x8023).u32(h::RH_NULL).u16(0);
-        Ok(o)
     }
 
     fn policy_or(&mut self, c: &mut Ctx<'_>) -> Result<Out, Rc> {
@@ -752,12 +830,32 @@ impl<P: Platform> Tpm<P> {
         s.need_auth_value = false;
         s.need_password = false;
         s.cc = None;
+        s.bound = Bound::None;
+        s.bound_digest.clear();
+        s.locality = 0;
+        s.timeout = 0;
         Ok(Out::new())
     }
 }
 
+/// Whether a command at `loc` meets a TPMA_LOCALITY setting: bits 0-4 select localities 0-4,
+/// values above 31 name one extended locality.
+pub(crate) fn locality_allowed(set: u8, loc: u8) -> bool {
+    if loc < 5 {
+        set < 32 && set & (1 << loc) != 0
+    } else {
+        loc > 31 && set == loc
+    }
+}
+
+/// nameHash: H(names of the handles in the handle area).
+pub(crate) fn name_hash(h: HashAlg, names: &[Vec<u8>]) -> Vec<u8> {
+    let parts: Vec<&[u8]> = names.iter().map(|n| n.as_slice()).collect();
+    h.digest(&parts)
+}
+
 /// cpHash: H(commandCode || names of the handles || parameters as sent).
-fn cp_hash(h: HashAlg, cc: u32, names: &[Vec<u8>], params: &[u8]) -> Vec<u8> {
+pub(crate) fn cp_hash(h: HashAlg, cc: u32, names: &[Vec<u8>], params: &[u8]) -> Vec<u8> {
     let code = cc.to_be_bytes();
     let mut parts: Vec<&[u8]> = alloc::vec![&code];
     for n in names {

@@ -3,7 +3,8 @@
 //!
 //! Layout: magic `WVTPM\0`, format version (u16), kind (u8), then the body. Version 2 added
 //! `total_commands` and the DA lockout flag to the permanent body; version 3 added the sessions
-//! to the full-instance body. A build reads every older version (defaults for the missing
+//! to the full-instance body; version 4 added the policy-session state (cpHash/nameHash,
+//! locality, start time and timeout) to each session. A build reads every older version (defaults for the missing
 //! fields) and refuses anything newer than itself.
 
 use crate::crypto::HashAlg;
@@ -16,7 +17,7 @@ use alloc::vec::Vec;
 
 const MAGIC: &[u8; 6] = b"WVTPM\0";
 /// The format version this build writes.
-pub const STATE_VERSION: u16 = 3;
+pub const STATE_VERSION: u16 = 4;
 const KIND_PERMANENT: u8 = 0;
 const KIND_FULL: u8 = 1;
 
@@ -372,7 +373,7 @@ fn write_volatile(w: &mut Writer, v: &Volatile, version: u16) {
         match s {
             Some(s) => {
                 w.u8(1);
-                s.write(w);
+                s.write_ext(w, version >= 4);
             }
             None => {
                 w.u8(0);
@@ -421,7 +422,7 @@ fn read_volatile(r: &mut Reader<'_>, version: u16) -> R<Volatile> {
         }
         for slot in sessions.iter_mut() {
             if c(r.u8())? != 0 {
-                *slot = Some(c(crate::session::Session::read(r))?);
+                *slot = Some(c(crate::session::Session::read(r, Some(version >= 4)))?);
             }
         }
         let n = c(r.u32())? as usize;

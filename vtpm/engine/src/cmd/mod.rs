@@ -6,6 +6,7 @@ mod hier;
 mod nv;
 mod object;
 mod pcr;
+mod policy;
 mod sequence;
 
 pub(crate) use sequence::Seq;

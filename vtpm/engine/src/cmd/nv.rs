@@ -153,7 +153,7 @@ impl<P: Platform> Tpm<P> {
         Ok(o)
     }
 
-    fn nv_check_auth(&self, auth_h: u32, n: &NvIndex, read: bool) -> Result<(), Rc> {
+    pub(crate) fn nv_check_auth(&self, auth_h: u32, n: &NvIndex, read: bool) -> Result<(), Rc> {
         let (pp, owner, auth, policy) = if read {
             (a::PPREAD, a::OWNERREAD, a::AUTHREAD, a::POLICYREAD)
         } else {
