@@ -1047,3 +1047,280 @@ fn policy_codes_match_swtpm() {
         mismatches.join("\n")
     );
 }
+
+/// NV_ChangeAuth, NV_GlobalWriteLock, NV_Certify and CertifyCreation against libtpms,
+/// failing cases included.
+#[test]
+fn nv_and_attestation_codes_match_swtpm() {
+    type Build = Box<dyn Fn(&[Vec<u8>]) -> Vec<u8>>;
+    let dir = scratch("diff-nv-attest");
+    let sw = Swtpm::start(&dir.join("swtpm"));
+    std::fs::create_dir_all(dir.join("sim")).unwrap();
+    let sim = Sim::start(&dir.join("sim"), None);
+    let k = |b: Vec<u8>| Box::new(move |_: &[Vec<u8>]| b.clone()) as Build;
+    let b2 = vtpm_sim::wire::tpm2b;
+    let owner = 0x4000_0001u32;
+    let key = 0x8000_0000u32;
+    let ps = 0x0300_0000u32;
+    let (nv, nv_admin, nv_nocc, nv_global) = (
+        0x0150_0003u32,
+        0x0150_0004u32,
+        0x0150_0005u32,
+        0x0150_0006u32,
+    );
+    let start = |kind: u8| {
+        cmd(
+            0x176,
+            &[0x4000_0007, 0x4000_0007],
+            false,
+            &[&b2(&[5; 16])[..], &[0, 0, kind], &[0, 0x10], &[0, 0x0B]].concat(),
+        )
+    };
+    let pol = |cc: u32, params: &[u8]| cmd(cc, &[ps], false, params);
+    let flush = |h: u32| cmd(0x165, &[], false, &h.to_be_bytes());
+    // NV_DefineSpace of an index whose authPolicy is the digest in response `back` steps ago.
+    let define_with_policy = |index: u32, back: usize| {
+        Box::new(move |prev: &[Vec<u8>]| {
+            let d = &prev[prev.len() - back];
+            let policy = if d.len() >= 44 { &d[12..44] } else { &[][..] };
+            let mut n = index.to_be_bytes().to_vec();
+            n.extend_from_slice(&[0x00, 0x0B]);
+            // authRead | authWrite | ownerRead | ownerWrite
+            n.extend_from_slice(&((1u32 << 2) | (1 << 18) | (1 << 1) | (1 << 17)).to_be_bytes());
+            n.extend_from_slice(&b2(policy));
+            n.extend_from_slice(&8u16.to_be_bytes());
+            cmd(0x12A, &[owner], true, &[&b2(b"pw")[..], &b2(&n)].concat())
+        }) as Build
+    };
+    // CertifyCreation with the creationHash and ticket of the CreatePrimary response (the
+    // second in the sequence), optionally spoiled.
+    let certify_creation = |spoil: u8| {
+        Box::new(move |prev: &[Vec<u8>]| {
+            let r = &prev[1];
+            if r.len() < 20 {
+                return cmd(0x14A, &[key, key], true, &[]);
+            }
+            let mut at = 18;
+            for _ in 0..2 {
+                at += 2 + usize::from(u16::from_be_bytes([r[at], r[at + 1]]));
+            }
+            let hash_at = at;
+            at += 2 + usize::from(u16::from_be_bytes([r[at], r[at + 1]]));
+            let mut hash = r[hash_at..at].to_vec();
+            let tk_len = 6 + 2 + usize::from(u16::from_be_bytes([r[at + 6], r[at + 7]]));
+            let mut ticket = r[at..at + tk_len].to_vec();
+            match spoil {
+                1 => *ticket.last_mut().unwrap() ^= 1,
+                2 => ticket[1] = 0x22,
+                3 => *hash.last_mut().unwrap() ^= 1,
+                _ => {}
+            }
+            let p = [&b2(b"q")[..], &hash, &[0, 0x10], &ticket].concat();
+            cmd(0x14A, &[key, key], true, &p)
+        }) as Build
+    };
+    let nv_certify = |size: u16, offset: u16| {
+        let p = [
+            &b2(b"q")[..],
+            &[0, 0x10],
+            &size.to_be_bytes(),
+            &offset.to_be_bytes(),
+        ]
+        .concat();
+        let mut c = cmd(0x184, &[key, owner, nv], true, &[]);
+        // Two password authorisations: the signing key and the owner.
+        c.truncate(22);
+        c.extend_from_slice(&18u32.to_be_bytes());
+        for _ in 0..2 {
+            c.extend_from_slice(&0x4000_0009u32.to_be_bytes());
+            c.extend_from_slice(&[0, 0, 1, 0, 0]);
+        }
+        c.extend_from_slice(&p);
+        let len = c.len() as u32;
+        c[2..6].copy_from_slice(&len.to_be_bytes());
+        c
+    };
+    let change_auth = |index: u32, password: &[u8]| {
+        with_policy_password(0x13B, &[index], ps, password, &b2(b"newpw"))
+    };
+    let cases: Vec<(&str, Build, Cmp)> = vec![
+        ("Startup", k(cmd(0x144, &[], false, &[0, 0])), Cmp::Exact),
+        (
+            "CreatePrimary ECC signing key",
+            k(cmd(0x131, &[owner], true, &ecc_child_params())),
+            Cmp::Len,
+        ),
+        ("CertifyCreation", certify_creation(0), Cmp::Len),
+        (
+            "CertifyCreation forged ticket",
+            certify_creation(1),
+            Cmp::Exact,
+        ),
+        (
+            "CertifyCreation wrong ticket tag",
+            certify_creation(2),
+            Cmp::Exact,
+        ),
+        (
+            "CertifyCreation other creationHash",
+            certify_creation(3),
+            Cmp::Exact,
+        ),
+        (
+            "NV_DefineSpace",
+            k(cmd(
+                0x12A,
+                &[owner],
+                true,
+                &nv_public(nv, (1 << 1) | (1 << 17), 16),
+            )),
+            Cmp::Exact,
+        ),
+        ("NV_Certify unwritten", k(nv_certify(8, 4)), Cmp::Exact),
+        (
+            "NV_Write",
+            k(cmd(
+                0x137,
+                &[owner, nv],
+                true,
+                &[&b2(&[7; 16])[..], &[0, 0]].concat(),
+            )),
+            Cmp::Exact,
+        ),
+        ("NV_Certify 8 at 4", k(nv_certify(8, 4)), Cmp::Len),
+        ("NV_Certify digest", k(nv_certify(0, 0)), Cmp::Len),
+        ("NV_Certify past the end", k(nv_certify(16, 4)), Cmp::Exact),
+        ("FlushContext key", k(flush(key)), Cmp::Exact),
+        ("StartAuthSession trial", k(start(3)), Cmp::Len),
+        (
+            "trial PolicyCommandCode",
+            k(pol(0x16C, &0x13Bu32.to_be_bytes())),
+            Cmp::Exact,
+        ),
+        ("trial PolicyPassword", k(pol(0x18C, &[])), Cmp::Exact),
+        ("trial PolicyGetDigest", k(pol(0x189, &[])), Cmp::Exact),
+        ("trial PolicyRestart", k(pol(0x180, &[])), Cmp::Exact),
+        ("trial PolicyPassword alone", k(pol(0x18C, &[])), Cmp::Exact),
+        (
+            "trial PolicyGetDigest alone",
+            k(pol(0x189, &[])),
+            Cmp::Exact,
+        ),
+        ("FlushContext trial", k(flush(ps)), Cmp::Exact),
+        (
+            "NV_DefineSpace ChangeAuth policy",
+            define_with_policy(nv_admin, 5),
+            Cmp::Exact,
+        ),
+        (
+            "NV_DefineSpace password-only policy",
+            define_with_policy(nv_nocc, 3),
+            Cmp::Exact,
+        ),
+        (
+            "NV_ChangeAuth with a password",
+            k(cmd(0x13B, &[nv_admin], true, &b2(b"newpw"))),
+            Cmp::Exact,
+        ),
+        ("StartAuthSession policy", k(start(1)), Cmp::Len),
+        ("PolicyPassword", k(pol(0x18C, &[])), Cmp::Exact),
+        (
+            "NV_ChangeAuth without a command code",
+            k(change_auth(nv_nocc, b"pw")),
+            Cmp::Exact,
+        ),
+        (
+            "PolicyCommandCode",
+            k(pol(0x16C, &0x13Bu32.to_be_bytes())),
+            Cmp::Exact,
+        ),
+        (
+            "NV_ChangeAuth wrong command code",
+            k(change_auth(nv_nocc, b"pw")),
+            Cmp::Exact,
+        ),
+        ("PolicyRestart", k(pol(0x180, &[])), Cmp::Exact),
+        (
+            "PolicyCommandCode again",
+            k(pol(0x16C, &0x13Bu32.to_be_bytes())),
+            Cmp::Exact,
+        ),
+        ("PolicyPassword again", k(pol(0x18C, &[])), Cmp::Exact),
+        (
+            "NV_ChangeAuth wrong password",
+            k(change_auth(nv_admin, b"nope")),
+            Cmp::Exact,
+        ),
+        // The response carries a fresh nonceTPM: only its layout can match.
+        ("NV_ChangeAuth", k(change_auth(nv_admin, b"pw")), Cmp::Len),
+        (
+            "NV_Write with the old password",
+            k({
+                let mut c = cmd(0x137, &[nv_admin, nv_admin], false, &[]);
+                c[1] = 2;
+                c.extend_from_slice(&11u32.to_be_bytes());
+                c.extend_from_slice(&0x4000_0009u32.to_be_bytes());
+                c.extend_from_slice(&[0, 0, 1, 0, 2, b'p', b'w']);
+                c.extend_from_slice(&[&b2(&[1; 8])[..], &[0, 0]].concat());
+                let len = c.len() as u32;
+                c[2..6].copy_from_slice(&len.to_be_bytes());
+                c
+            }),
+            Cmp::Exact,
+        ),
+        (
+            "NV_DefineSpace globalLock",
+            k(cmd(
+                0x12A,
+                &[owner],
+                true,
+                &nv_public(nv_global, (1 << 1) | (1 << 17) | (1 << 15), 8),
+            )),
+            Cmp::Exact,
+        ),
+        (
+            "NV_GlobalWriteLock by endorsement",
+            k(cmd(0x132, &[0x4000_000B], true, &[])),
+            Cmp::Exact,
+        ),
+        (
+            "NV_GlobalWriteLock",
+            k(cmd(0x132, &[owner], true, &[])),
+            Cmp::Exact,
+        ),
+        (
+            "NV_Write globally locked",
+            k(cmd(
+                0x137,
+                &[owner, nv_global],
+                true,
+                &[&b2(&[1; 8])[..], &[0, 0]].concat(),
+            )),
+            Cmp::Exact,
+        ),
+        (
+            "NV_Write not globalLock",
+            k(cmd(
+                0x137,
+                &[owner, nv],
+                true,
+                &[&b2(&[1; 8])[..], &[0, 0]].concat(),
+            )),
+            Cmp::Exact,
+        ),
+        (
+            "NV_ReadPublic globally locked",
+            k(cmd(0x169, &[nv_global], false, &[])),
+            Cmp::Exact,
+        ),
+        ("Shutdown", k(cmd(0x145, &[], false, &[0, 0])), Cmp::Exact),
+    ];
+    let mismatches = differences(&sim, &sw, &cases);
+    assert!(
+        mismatches.is_empty(),
+        "{} of {} differ:\n{}",
+        mismatches.len(),
+        cases.len(),
+        mismatches.join("\n")
+    );
+}

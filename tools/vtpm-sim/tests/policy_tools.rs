@@ -2,7 +2,10 @@
 //! ticket (PolicyTicket), PolicySigned with OpenSSL-signed authorisations (RSA and ECDSA keys
 //! loaded with tpm2_loadexternal), PolicyLocality, PolicyNV and PolicyCpHash (approved through
 //! PolicyAuthorize). Each flow seals a secret under the policy and checks that tpm2_unseal
-//! works only when the policy is met, and that the failures carry the spec's codes.
+//! works only when the policy is met, and that the failures carry the spec's codes. Also the
+//! NV and attestation commands next to them: tpm2_changeauth on an index (policy-only ADMIN
+//! role), tpm2_nvwritelock --global, tpm2_nvcertify and tpm2_certifycreation (signatures
+//! checked by OpenSSL).
 
 mod common;
 use common::{Sim, host, scratch};
@@ -446,4 +449,215 @@ fn policycphash_through_policyauthorize() {
             fails_with(&unseal(&sim, &obj), "0x99d");
         }
     }
+}
+
+#[test]
+fn nv_changeauth_globallock_and_certifications() {
+    let sim = started("pol-nv-attest");
+    // NV_ChangeAuth needs the ADMIN role: a policy session with PolicyCommandCode.
+    sim.tool(&["tpm2_startauthsession", "-S", "trial.ctx"]);
+    sim.tool(&[
+        "tpm2_policycommandcode",
+        "-S",
+        "trial.ctx",
+        "-L",
+        "ca.pol",
+        "TPM2_CC_NV_ChangeAuth",
+    ]);
+    sim.tool(&["tpm2_flushcontext", "trial.ctx"]);
+    sim.tool(&[
+        "tpm2_nvdefine",
+        "-C",
+        "o",
+        "-s",
+        "8",
+        "-a",
+        "authread|authwrite",
+        "-L",
+        "ca.pol",
+        "-p",
+        "oldpw",
+        "0x1500021",
+    ]);
+    sim.write("d8", b"12345678");
+    sim.tool(&["tpm2_nvwrite", "-P", "oldpw", "-i", "d8", "0x1500021"]);
+    // With the old password instead of the policy: TPM_RC_AUTH_TYPE.
+    let out = sim.try_tool(&["tpm2_changeauth", "-p", "oldpw", "-c", "0x1500021", "newpw"]);
+    fails_with(&out, "0x124");
+    satisfy(
+        &sim,
+        &[&["tpm2_policycommandcode", "TPM2_CC_NV_ChangeAuth"]],
+    );
+    sim.tool(&[
+        "tpm2_changeauth",
+        "-p",
+        "session:p.ctx",
+        "-c",
+        "0x1500021",
+        "newpw",
+    ]);
+    sim.flush();
+    let out = sim.stdout(&["tpm2_nvread", "-P", "newpw", "-s", "8", "0x1500021"]);
+    assert_eq!(out, "12345678");
+    fails_with(
+        &sim.try_tool(&["tpm2_nvread", "-P", "oldpw", "-s", "8", "0x1500021"]),
+        "0x98e",
+    );
+
+    // NV_GlobalWriteLock locks the globallock indices only (until the next TPM Reset or
+    // Restart, which the engine tests cover: tpm2-tools cannot power-cycle).
+    sim.tool(&[
+        "tpm2_nvdefine",
+        "-C",
+        "o",
+        "-s",
+        "8",
+        "-a",
+        "ownerread|ownerwrite|globallock",
+        "0x1500022",
+    ]);
+    sim.tool(&["tpm2_nvwritelock", "-C", "o", "--global"]);
+    fails_with(
+        &sim.try_tool(&["tpm2_nvwrite", "-C", "o", "-i", "d8", "0x1500022"]),
+        "0x148",
+    );
+    sim.tool(&["tpm2_nvwrite", "-P", "newpw", "-i", "d8", "0x1500021"]);
+
+    // NV_Certify and CertifyCreation with an ECC key whose public part OpenSSL checks.
+    let d = &sim.dir;
+    sim.tool(&[
+        "tpm2_create",
+        "-Q",
+        "-C",
+        "prim.ctx",
+        "-G",
+        "ecc",
+        "-u",
+        "k.pub",
+        "-r",
+        "k.priv",
+        "--creation-hash",
+        "ch.bin",
+        "--creation-ticket",
+        "ct.bin",
+    ]);
+    sim.flush();
+    sim.tool(&[
+        "tpm2_load",
+        "-Q",
+        "-C",
+        "prim.ctx",
+        "-u",
+        "k.pub",
+        "-r",
+        "k.priv",
+        "-c",
+        "k.ctx",
+    ]);
+    sim.flush();
+    sim.tool(&["tpm2_readpublic", "-c", "k.ctx", "-f", "pem", "-o", "k.pem"]);
+    sim.flush();
+    let verify = |att: &str, sig: &str| {
+        let out = host(
+            d,
+            &[
+                "openssl",
+                "dgst",
+                "-sha256",
+                "-verify",
+                "k.pem",
+                "-signature",
+                sig,
+                att,
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "openssl rejects {sig}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    sim.tool(&[
+        "tpm2_nvcertify",
+        "-C",
+        "k.ctx",
+        "-P",
+        "",
+        "-c",
+        "0x1500021",
+        "-p",
+        "newpw",
+        "-g",
+        "sha256",
+        "-f",
+        "plain",
+        "-s",
+        "ecdsa",
+        "-o",
+        "nv.sig",
+        "--attestation",
+        "nv.att",
+        "--size",
+        "4",
+        "--offset",
+        "2",
+        "0x1500021",
+    ]);
+    sim.flush();
+    verify("nv.att", "nv.sig");
+    // TPMS_NV_CERTIFY_INFO ends with offset 2 and the 4 bytes certified.
+    assert!(
+        sim.read("nv.att")
+            .ends_with(&[0, 2, 0, 4, b'3', b'4', b'5', b'6'])
+    );
+    sim.tool(&[
+        "tpm2_certifycreation",
+        "-C",
+        "k.ctx",
+        "-c",
+        "k.ctx",
+        "-d",
+        "ch.bin",
+        "-t",
+        "ct.bin",
+        "-g",
+        "sha256",
+        "-f",
+        "plain",
+        "-s",
+        "ecdsa",
+        "-o",
+        "cc.sig",
+        "--attestation",
+        "cc.att",
+    ]);
+    sim.flush();
+    verify("cc.att", "cc.sig");
+    // Another object's creation hash does not match the ticket: TPM_RC_TICKET.
+    let mut hash = sim.read("ch.bin");
+    *hash.last_mut().unwrap() ^= 1;
+    sim.write("other.bin", &hash);
+    let out = sim.try_tool(&[
+        "tpm2_certifycreation",
+        "-C",
+        "k.ctx",
+        "-c",
+        "k.ctx",
+        "-d",
+        "other.bin",
+        "-t",
+        "ct.bin",
+        "-g",
+        "sha256",
+        "-f",
+        "plain",
+        "-s",
+        "ecdsa",
+        "-o",
+        "x.sig",
+        "--attestation",
+        "x.att",
+    ]);
+    fails_with(&out, "0x4e0");
+    sim.flush();
 }

@@ -59,6 +59,7 @@ pub(crate) mod code {
     pub(crate) const HIERARCHY_CHANGE_AUTH: u32 = 0x129;
     pub(crate) const NV_DEFINE_SPACE: u32 = 0x12A;
     pub(crate) const CREATE_PRIMARY: u32 = 0x131;
+    pub(crate) const NV_GLOBAL_WRITE_LOCK: u32 = 0x132;
     pub(crate) const NV_INCREMENT: u32 = 0x134;
     pub(crate) const NV_SET_BITS: u32 = 0x135;
     pub(crate) const NV_EXTEND: u32 = 0x136;
@@ -66,6 +67,7 @@ pub(crate) mod code {
     pub(crate) const NV_WRITE_LOCK: u32 = 0x138;
     pub(crate) const DA_LOCK_RESET: u32 = 0x139;
     pub(crate) const DA_PARAMETERS: u32 = 0x13A;
+    pub(crate) const NV_CHANGE_AUTH: u32 = 0x13B;
     pub(crate) const PCR_EVENT: u32 = 0x13C;
     pub(crate) const PCR_RESET: u32 = 0x13D;
     pub(crate) const SEQUENCE_COMPLETE: u32 = 0x13E;
@@ -77,6 +79,7 @@ pub(crate) mod code {
     pub(crate) const ACTIVATE_CREDENTIAL: u32 = 0x147;
     pub(crate) const CERTIFY: u32 = 0x148;
     pub(crate) const POLICY_NV: u32 = 0x149;
+    pub(crate) const CERTIFY_CREATION: u32 = 0x14A;
     pub(crate) const GET_TIME: u32 = 0x14C;
     pub(crate) const NV_READ: u32 = 0x14E;
     pub(crate) const NV_READ_LOCK: u32 = 0x14F;
@@ -122,6 +125,7 @@ pub(crate) mod code {
     pub(crate) const POLICY_RESTART: u32 = 0x180;
     pub(crate) const READ_CLOCK: u32 = 0x181;
     pub(crate) const PCR_EXTEND: u32 = 0x182;
+    pub(crate) const NV_CERTIFY: u32 = 0x184;
     pub(crate) const EVENT_SEQUENCE_COMPLETE: u32 = 0x185;
     pub(crate) const HASH_SEQUENCE_START: u32 = 0x186;
     pub(crate) const POLICY_GET_DIGEST: u32 = 0x189;
@@ -143,6 +147,7 @@ pub(crate) static COMMANDS: &[CmdInfo] = &[
     nv(c(HIERARCHY_CHANGE_AUTH, 1, 1, false)),
     nv(c(NV_DEFINE_SPACE, 1, 1, false)),
     c(CREATE_PRIMARY, 1, 1, true),
+    nv(c(NV_GLOBAL_WRITE_LOCK, 1, 1, false)),
     nv(c(NV_INCREMENT, 2, 1, false)),
     nv(c(NV_SET_BITS, 2, 1, false)),
     nv(c(NV_EXTEND, 2, 1, false)),
@@ -150,6 +155,7 @@ pub(crate) static COMMANDS: &[CmdInfo] = &[
     nv(c(NV_WRITE_LOCK, 2, 1, false)),
     nv(c(DA_LOCK_RESET, 1, 1, false)),
     nv(c(DA_PARAMETERS, 1, 1, false)),
+    nv(admin(c(NV_CHANGE_AUTH, 1, 1, false))),
     c(PCR_EVENT, 1, 1, false),
     c(PCR_RESET, 1, 1, false),
     flushed(c(SEQUENCE_COMPLETE, 1, 1, false)),
@@ -161,6 +167,7 @@ pub(crate) static COMMANDS: &[CmdInfo] = &[
     admin(c(ACTIVATE_CREDENTIAL, 2, 2, false)),
     admin(c(CERTIFY, 2, 2, false)),
     c(POLICY_NV, 3, 1, false),
+    c(CERTIFY_CREATION, 2, 1, false),
     c(GET_TIME, 2, 2, false),
     c(NV_READ, 2, 1, false),
     c(NV_READ_LOCK, 2, 1, false),
@@ -206,6 +213,7 @@ pub(crate) static COMMANDS: &[CmdInfo] = &[
     c(POLICY_RESTART, 1, 0, false),
     c(READ_CLOCK, 0, 0, false),
     c(PCR_EXTEND, 1, 1, false),
+    c(NV_CERTIFY, 3, 2, false),
     flushed(c(EVENT_SEQUENCE_COMPLETE, 2, 2, false)),
     c(HASH_SEQUENCE_START, 0, 0, true),
     c(POLICY_GET_DIGEST, 1, 0, false),

@@ -57,6 +57,8 @@ pub(crate) struct Permanent {
     /// PCR state saved by Shutdown(STATE), consumed by Startup(STATE).
     pub(crate) saved_pcrs: Option<Pcrs>,
     pub(crate) total_commands: u64,
+    /// Indices NV_GlobalWriteLock locked (released by the next TPM Reset or Restart).
+    pub(crate) global_locked: Vec<u32>,
 }
 
 /// State that a power cycle loses.
@@ -548,6 +550,8 @@ impl<P: Platform> Tpm<P> {
                 },
                 Err(_) => false,
             },
+            // An index's ADMIN role (NV_ChangeAuth) is policy-only.
+            h::HT_NV_INDEX => role == Role::User,
             _ => true,
         }
     }
@@ -722,6 +726,7 @@ fn manufacture(rng: &mut Drbg) -> Permanent {
         persistent: Vec::new(),
         saved_pcrs: None,
         total_commands: 0,
+        global_locked: Vec::new(),
     }
 }
 

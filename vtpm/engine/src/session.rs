@@ -234,6 +234,9 @@ impl<P: Platform> Tpm<P> {
                 auth_of = Some(hdl);
             }
         } else {
+            if self.policy_required(hdl, role) {
+                return Err(Rc::AUTH_TYPE);
+            }
             if !self.auth_value_allowed(hdl, role) {
                 return Err(Rc::AUTH_UNAVAILABLE);
             }
@@ -269,6 +272,21 @@ impl<P: Platform> Tpm<P> {
         })
     }
 
+    /// Whether only a policy session may act in this role: an NV index's ADMIN role, and an
+    /// object's with adminWithPolicy (a password or HMAC session gets TPM_RC_AUTH_TYPE).
+    fn policy_required(&self, hdl: u32, role: Role) -> bool {
+        if role != Role::Admin {
+            return false;
+        }
+        match h::ty(hdl) {
+            h::HT_NV_INDEX => true,
+            h::HT_TRANSIENT | h::HT_PERSISTENT => self
+                .object(hdl)
+                .is_ok_and(|o| o.public.has(crate::object::attr::ADMIN_WITH_POLICY)),
+            _ => false,
+        }
+    }
+
     /// The conditions a policy session carries besides its digest (Part 1 §19.7.?; the order
     /// of the reference implementation, whose codes the differential test compares).
     #[allow(clippy::too_many_arguments)]
@@ -288,7 +306,10 @@ impl<P: Platform> Tpm<P> {
             return Err(Rc::MODE.session(n));
         }
         let (palg, pdig) = self.entity_policy(hdl);
-        if pdig.is_empty() || palg != s.hash.alg() || !ct_eq(&pdig, &s.policy_digest) {
+        if pdig.is_empty() {
+            return Err(Rc::AUTH_UNAVAILABLE);
+        }
+        if palg != s.hash.alg() || !ct_eq(&pdig, &s.policy_digest) {
             return Err(Rc::POLICY_FAIL.session(n));
         }
         if s.timeout != 0 && s.timeout < self.time_ms() {
@@ -349,6 +370,9 @@ impl<P: Platform> Tpm<P> {
         let Some(hdl) = bound else {
             return Err(Rc::AUTH_CONTEXT);
         };
+        if self.policy_required(hdl, role) {
+            return Err(Rc::AUTH_TYPE);
+        }
         if !self.auth_value_allowed(hdl, role) {
             return Err(Rc::AUTH_UNAVAILABLE);
         }

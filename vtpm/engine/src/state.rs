@@ -4,7 +4,8 @@
 //! Layout: magic `WVTPM\0`, format version (u16), kind (u8), then the body. Version 2 added
 //! `total_commands` and the DA lockout flag to the permanent body; version 3 added the sessions
 //! to the full-instance body; version 4 added the policy-session state (cpHash/nameHash,
-//! locality, start time and timeout) to each session. A build reads every older version (defaults for the missing
+//! locality, start time and timeout) to each session and the NV_GlobalWriteLock set to the
+//! permanent body. A build reads every older version (defaults for the missing
 //! fields) and refuses anything newer than itself.
 
 use crate::crypto::HashAlg;
@@ -185,6 +186,12 @@ fn write_permanent(w: &mut Writer, p: &Permanent, version: u16) {
     if version >= 2 {
         w.u64(p.total_commands).u8(u8::from(p.lockout_locked));
     }
+    if version >= 4 {
+        w.u32(p.global_locked.len() as u32);
+        for hd in &p.global_locked {
+            w.u32(*hd);
+        }
+    }
 }
 
 fn read_permanent(r: &mut Reader<'_>, version: u16) -> R<Permanent> {
@@ -233,6 +240,16 @@ fn read_permanent(r: &mut Reader<'_>, version: u16) -> R<Permanent> {
     } else {
         (0, false)
     };
+    let mut global_locked = Vec::new();
+    if version >= 4 {
+        let n = c(r.u32())? as usize;
+        if n > crate::nv::MAX_INDICES {
+            return Err(StateError::Corrupt);
+        }
+        for _ in 0..n {
+            global_locked.push(c(r.u32())?);
+        }
+    }
     Ok(Permanent {
         eps,
         sps,
@@ -259,6 +276,7 @@ fn read_permanent(r: &mut Reader<'_>, version: u16) -> R<Permanent> {
         persistent,
         saved_pcrs,
         total_commands,
+        global_locked,
     })
 }
 

@@ -1,7 +1,8 @@
 //! Policy sessions at the engine level, from raw command bytes: how each assertion extends the
 //! policy digest (computed here independently from Part 3), the nonceTPM / cpHashA /
 //! expiration rules of PolicySecret, PolicySigned and PolicyTicket, and the conditions a
-//! policy session carries into the command it authorises (locality, cpHash, nameHash, timeout).
+//! policy session carries into the command it authorises (locality, cpHash, nameHash, timeout);
+//! and the NV/attestation commands beside them (NV_GlobalWriteLock, NV_Certify, CertifyCreation).
 
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
@@ -764,4 +765,146 @@ fn conditions_checked_when_the_session_authorises() {
         0x2C4,
         "offset beyond the index: TPM_RC_VALUE on offset"
     );
+}
+
+fn nv_define(t: &mut T, index: u32, attrs: u32, size: u16) {
+    let public = [
+        &index.to_be_bytes()[..],
+        &[0, 0x0B],
+        &attrs.to_be_bytes(),
+        &b2(&[]),
+        &size.to_be_bytes(),
+    ]
+    .concat();
+    t.ok(
+        0,
+        &pw(
+            0x12A,
+            &[RH_OWNER],
+            1,
+            &[&b2(&[])[..], &b2(&public)].concat(),
+        ),
+    );
+}
+
+fn nv_write(t: &mut T, index: u32, data: &[u8]) -> u32 {
+    let p = [&b2(data)[..], &[0, 0]].concat();
+    rc(&t.run(0, &pw(0x137, &[RH_OWNER, index], 1, &p)))
+}
+
+/// The TPMS_ATTEST and signature of an attestation response; checks the signature with
+/// TPM2_VerifySignature over SHA-256(attest).
+fn verified_attest(t: &mut T, key: u32, r: &[u8]) -> Vec<u8> {
+    let mut at = 14;
+    let attest = take2b(r, &mut at);
+    let size = u32::from_be_bytes([r[10], r[11], r[12], r[13]]) as usize;
+    let sig = &r[at..14 + size];
+    let p = [&b2(&sha256(&[&attest]))[..], sig].concat();
+    t.ok(0, &plain(0x177, &[key], &p));
+    attest
+}
+
+#[test]
+fn nv_global_lock_certify_and_certify_creation() {
+    let mut t = T::new();
+    let owner_rw = (1u32 << 1) | (1 << 17);
+    let (g, n) = (0x0150_0050u32, 0x0150_0051u32);
+    nv_define(&mut t, g, owner_rw | (1 << 15), 8);
+    nv_define(&mut t, n, owner_rw, 8);
+    t.ok(0, &pw(0x132, &[RH_OWNER], 1, &[]));
+    assert_eq!(nv_write(&mut t, g, &[1; 8]), 0x148, "globally locked");
+    assert_eq!(nv_write(&mut t, n, &[1; 8]), 0);
+    // The lock survives a resume (Shutdown/Startup STATE) and ends with a restart.
+    for (startup, want) in [(1u8, 0x148), (0, 0)] {
+        t.ok(0, &plain(0x145, &[], &[0, 1]));
+        t.tpm.power_on();
+        t.ok(0, &plain(0x144, &[], &[0, startup]));
+        assert_eq!(
+            nv_write(&mut t, g, &[2; 8]),
+            want,
+            "after Startup({startup})"
+        );
+    }
+
+    // NV_Certify, both forms, checked by the TPM's own VerifySignature.
+    let (key, key_name) = t.primary(&ecc_sign_template(), &[]);
+    let data = [9u8, 8, 7, 6, 5, 4, 3, 2];
+    assert_eq!(nv_write(&mut t, n, &data), 0);
+    let r = t.ok(
+        0,
+        &pw(
+            0x184,
+            &[key, RH_OWNER, n],
+            2,
+            &[&b2(b"q")[..], &[0, 0x10], &[0, 3], &[0, 2]].concat(),
+        ),
+    );
+    let attest = verified_attest(&mut t, key, &r);
+    assert_eq!(&attest[4..6], &[0x80, 0x14], "TPM_ST_ATTEST_NV");
+    assert!(
+        attest.ends_with(&[0, 2, 0, 3, 7, 6, 5]),
+        "offset and contents"
+    );
+    let r = t.ok(
+        0,
+        &pw(
+            0x184,
+            &[key, RH_OWNER, n],
+            2,
+            &[&b2(b"q")[..], &[0, 0x10], &[0, 0], &[0, 0]].concat(),
+        ),
+    );
+    let attest = verified_attest(&mut t, key, &r);
+    assert_eq!(&attest[4..6], &[0x80, 0x1C], "TPM_ST_ATTEST_NV_DIGEST");
+    assert!(attest.ends_with(&b2(&sha256(&[&data]))));
+    let r = t.run(
+        0,
+        &pw(
+            0x184,
+            &[key, RH_OWNER, n],
+            2,
+            &[&b2(b"q")[..], &[0, 0x10], &[0, 8], &[0, 1]].concat(),
+        ),
+    );
+    assert_eq!(rc(&r), 0x146, "beyond the index: TPM_RC_NV_RANGE");
+
+    // CertifyCreation of the key itself, with the creation data CreatePrimary returned.
+    let sens = b2(&[&b2(&[])[..], &b2(&[])].concat());
+    let params = [
+        &sens[..],
+        &b2(&ecc_sign_template()),
+        &b2(b"outside"),
+        &[0, 0, 0, 0],
+    ]
+    .concat();
+    let r = t.ok(0, &pw(0x131, &[RH_OWNER], 1, &params));
+    let obj = u32::from_be_bytes([r[10], r[11], r[12], r[13]]);
+    let mut at = 18;
+    take2b(&r, &mut at);
+    take2b(&r, &mut at);
+    let hash_at = at;
+    take2b(&r, &mut at);
+    let creation_hash = r[hash_at..at].to_vec();
+    let ticket_at = at;
+    at += 6;
+    take2b(&r, &mut at);
+    let ticket = r[ticket_at..at].to_vec();
+    assert_eq!(take2b(&r, &mut at), key_name, "same template: same key");
+    let certify = |hash: &[u8], ticket: &[u8]| {
+        pw(
+            0x14A,
+            &[key, obj],
+            1,
+            &[&b2(b"q")[..], hash, &[0, 0x10], ticket].concat(),
+        )
+    };
+    let r = t.ok(0, &certify(&creation_hash, &ticket));
+    let attest = verified_attest(&mut t, key, &r);
+    assert_eq!(&attest[4..6], &[0x80, 0x1A], "TPM_ST_ATTEST_CREATION");
+    assert!(attest.ends_with(&[&b2(&key_name)[..], &creation_hash].concat()));
+    let mut other = creation_hash.clone();
+    *other.last_mut().unwrap() ^= 1;
+    assert_eq!(rc(&t.run(0, &certify(&other, &ticket))), 0x4E0);
+    let null_ticket = [0x80, 0x21, 0x40, 0, 0, 7, 0, 0];
+    assert_eq!(rc(&t.run(0, &certify(&creation_hash, &null_ticket))), 0x4E0);
 }

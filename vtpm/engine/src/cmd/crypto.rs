@@ -43,7 +43,7 @@ impl<P: Platform> Tpm<P> {
     }
 
     /// A signing key and the scheme to use with it (Part 1 §11.4.? scheme selection).
-    fn signing_key(
+    pub(super) fn signing_key(
         &self,
         hdl: u32,
         n_handle: u32,
@@ -136,7 +136,7 @@ impl<P: Platform> Tpm<P> {
     }
 
     /// TPMS_ATTEST header up to (not including) the type-specific part.
-    fn attest_header(&mut self, w: &mut Writer, ty: u16, signer: &Object, extra: &[u8]) {
+    pub(super) fn attest_header(&mut self, w: &mut Writer, ty: u16, signer: &Object, extra: &[u8]) {
         w.u32(GENERATED)
             .u16(ty)
             .tpm2b(&signer.qualified)
@@ -145,7 +145,12 @@ impl<P: Platform> Tpm<P> {
         w.u64(0x0001_0000_0000_0000);
     }
 
-    fn finish_attest(&mut self, key: &Object, scheme: Scheme, attest: Vec<u8>) -> Result<Out, Rc> {
+    pub(super) fn finish_attest(
+        &mut self,
+        key: &Object,
+        scheme: Scheme,
+        attest: Vec<u8>,
+    ) -> Result<Out, Rc> {
         let sh = HashAlg::from_alg(scheme.hash)?;
         let digest = sh.digest(&[&attest]);
         let sig = object::sign(key, scheme, &digest, &mut self.rng)?;

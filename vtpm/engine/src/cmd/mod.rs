@@ -1,5 +1,6 @@
 //! Command handlers, one module per family (Part 3 chapter grouping).
 
+mod attest;
 mod basic;
 mod crypto;
 mod hier;

@@ -22,12 +22,23 @@ impl<P: Platform> Tpm<P> {
             NV_WRITE | NV_INCREMENT | NV_EXTEND | NV_SET_BITS => self.nv_write(c),
             NV_WRITE_LOCK => self.nv_write_lock(c),
             NV_READ_LOCK => self.nv_read_lock(c),
+            NV_CHANGE_AUTH => self.nv_change_auth(c),
+            NV_GLOBAL_WRITE_LOCK => self.nv_global_write_lock(c),
+            NV_CERTIFY | CERTIFY_CREATION => self.dispatch_attest(c),
             _ => self.dispatch_hier(c),
         }
     }
 
     /// Clears the *_STCLEAR locks (and WRITTEN for CLEAR_STCLEAR indices on Reset/Restart).
     pub(crate) fn nv_startup_clear(&mut self, clear: bool) {
+        if clear {
+            // The global write lock lasts until the next TPM Reset or Restart.
+            for hd in core::mem::take(&mut self.p.global_locked) {
+                if let Some(n) = self.p.nv.iter_mut().find(|n| n.handle == hd) {
+                    n.attrs &= !a::WRITELOCKED;
+                }
+            }
+        }
         for n in &mut self.p.nv {
             if n.has(a::WRITE_STCLEAR) {
                 n.attrs &= !a::WRITELOCKED;
@@ -291,6 +302,41 @@ impl<P: Platform> Tpm<P> {
             return Err(Rc::ATTRIBUTES.handle(2));
         }
         self.p.nv[i].attrs |= a::READLOCKED;
+        Ok(Out::new())
+    }
+}
+
+impl<P: Platform> Tpm<P> {
+    /// NV_ChangeAuth: a new authValue for an index (ADMIN role: a policy session naming this
+    /// command).
+    fn nv_change_auth(&mut self, c: &mut Ctx<'_>) -> Result<Out, Rc> {
+        let new_auth = c.params.tpm2b(64).p(1)?.to_vec();
+        c.params.finish().p(1)?;
+        let i = self.nv_index(c.handles[0]).h(1)?;
+        let hs = HashAlg::from_alg(self.p.nv[i].name_alg).h(1)?.size();
+        let new_auth = crate::engine::trim(&new_auth).to_vec();
+        if new_auth.len() > hs {
+            return Err(Rc::SIZE.param(1));
+        }
+        self.p.nv[i].auth = new_auth;
+        self.persist();
+        Ok(Out::new())
+    }
+
+    /// NV_GlobalWriteLock: write-locks every index with TPMA_NV_GLOBALLOCK until the next
+    /// TPM Reset or Restart.
+    fn nv_global_write_lock(&mut self, c: &mut Ctx<'_>) -> Result<Out, Rc> {
+        c.params.finish().p(1)?;
+        if !matches!(c.handles[0], h::RH_OWNER | h::RH_PLATFORM) {
+            return Err(Rc::VALUE.handle(1));
+        }
+        for n in &mut self.p.nv {
+            if n.has(a::GLOBALLOCK) && !n.has(a::WRITELOCKED) {
+                n.attrs |= a::WRITELOCKED;
+                self.p.global_locked.push(n.handle);
+            }
+        }
+        self.persist();
         Ok(Out::new())
     }
 }
