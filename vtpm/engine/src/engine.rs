@@ -59,6 +59,10 @@ pub(crate) struct Permanent {
     pub(crate) total_commands: u64,
     /// Indices NV_GlobalWriteLock locked (released by the next TPM Reset or Restart).
     pub(crate) global_locked: Vec<u32>,
+    /// TPMS_CLOCK_INFO.safe: no Clock value above the current one was reported before.
+    pub(crate) clock_safe: bool,
+    /// The last power cycle ended with TPM2_Shutdown (Clock was saved exactly).
+    pub(crate) orderly: bool,
 }
 
 /// State that a power cycle loses.
@@ -84,6 +88,8 @@ pub(crate) struct Volatile {
     pub(crate) context_key: Vec<u8>,
     pub(crate) next_session: u32,
     pub(crate) clock_at_boot: u64,
+    /// Clock at time 0 of this power cycle (wrapping: TPM2_Clear sets Clock to 0 mid-cycle).
+    pub(crate) clock_base: u64,
     /// When the DA failure counter and the lockout-hierarchy lock last started counting down
     /// (ms since power-on); not part of the state blob (a restore restarts the count).
     pub(crate) da_tick: u64,
@@ -169,6 +175,7 @@ impl<P: Platform> Tpm<P> {
             rng,
             primary_cache: Vec::new(),
         };
+        tpm.clock_power_on();
         tpm.persist();
         Ok(tpm)
     }
@@ -185,6 +192,7 @@ impl<P: Platform> Tpm<P> {
         self.rng.reseed(&seed);
         self.v = fresh_volatile(&mut self.rng);
         self.v.clock_at_boot = self.platform.clock_ms();
+        self.clock_power_on();
     }
 
     /// Whether Startup has run since the last power-on.
@@ -196,6 +204,7 @@ impl<P: Platform> Tpm<P> {
     pub fn execute(&mut self, locality: u8, command: &[u8]) -> Vec<u8> {
         self.p.total_commands = self.p.total_commands.wrapping_add(1);
         self.da_recover();
+        self.clock_tick();
         match self.run(locality, command) {
             Ok(r) => r,
             Err(rc) => {
@@ -208,6 +217,9 @@ impl<P: Platform> Tpm<P> {
 
     /// Writes permanent state through the platform.
     pub(crate) fn persist(&mut self) {
+        // Every write of the permanent state checkpoints Clock too.
+        let now = self.clock_now();
+        self.p.clock = self.p.clock.max(now);
         let blob = crate::state::encode_permanent(&self.p);
         self.platform.nv_write(&blob);
     }
@@ -727,6 +739,8 @@ fn manufacture(rng: &mut Drbg) -> Permanent {
         saved_pcrs: None,
         total_commands: 0,
         global_locked: Vec::new(),
+        clock_safe: true,
+        orderly: true,
     }
 }
 
@@ -749,6 +763,7 @@ fn fresh_volatile(rng: &mut Drbg) -> Volatile {
         context_key: rng.bytes(32),
         next_session: 0,
         clock_at_boot: 0,
+        clock_base: 0,
         da_tick: 0,
         lockout_tick: 0,
     }

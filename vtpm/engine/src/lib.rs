@@ -9,6 +9,7 @@
 extern crate alloc;
 
 mod cc;
+mod clock;
 mod cmd;
 mod crypto;
 mod engine;
@@ -52,6 +53,7 @@ impl<P: Platform> Tpm<P> {
         v.clock_at_boot = self.platform.clock_ms();
         self.p = p;
         self.v = v;
+        self.clock_power_on();
         self.persist();
         Ok(())
     }

@@ -4,8 +4,8 @@
 //! Layout: magic `WVTPM\0`, format version (u16), kind (u8), then the body. Version 2 added
 //! `total_commands` and the DA lockout flag to the permanent body; version 3 added the sessions
 //! to the full-instance body; version 4 added the policy-session state (cpHash/nameHash,
-//! locality, start time and timeout) to each session and the NV_GlobalWriteLock set to the
-//! permanent body. A build reads every older version (defaults for the missing
+//! locality, start time and timeout) to each session, and the NV_GlobalWriteLock set, Clock's
+//! safe flag and the orderly-shutdown flag to the permanent body. A build reads every older version (defaults for the missing
 //! fields) and refuses anything newer than itself.
 
 use crate::crypto::HashAlg;
@@ -191,6 +191,7 @@ fn write_permanent(w: &mut Writer, p: &Permanent, version: u16) {
         for hd in &p.global_locked {
             w.u32(*hd);
         }
+        w.u8(u8::from(p.clock_safe) | (u8::from(p.orderly) << 1));
     }
 }
 
@@ -250,6 +251,14 @@ fn read_permanent(r: &mut Reader<'_>, version: u16) -> R<Permanent> {
             global_locked.push(c(r.u32())?);
         }
     }
+    // Before version 4 the shutdown was not recorded: treat it as not orderly (Clock unsafe
+    // until its next checkpoint).
+    let (clock_safe, orderly) = if version >= 4 {
+        let f = c(r.u8())?;
+        (f & 1 != 0, f & 2 != 0)
+    } else {
+        (true, false)
+    };
     Ok(Permanent {
         eps,
         sps,
@@ -277,6 +286,8 @@ fn read_permanent(r: &mut Reader<'_>, version: u16) -> R<Permanent> {
         saved_pcrs,
         total_commands,
         global_locked,
+        clock_safe,
+        orderly,
     })
 }
 
@@ -469,6 +480,7 @@ fn read_volatile(r: &mut Reader<'_>, version: u16) -> R<Volatile> {
         context_key,
         next_session,
         clock_at_boot: 0,
+        clock_base: 0,
         da_tick: 0,
         lockout_tick: 0,
     })

@@ -83,6 +83,7 @@ impl<P: Platform> Tpm<P> {
         }
         // Objects with stClear do not survive a restart; NV locks with *_STCLEAR are released.
         self.nv_startup_clear(ty == SU_CLEAR);
+        self.clock_startup();
         self.v.started = true;
         self.persist();
         Ok(Out::new())
@@ -96,6 +97,7 @@ impl<P: Platform> Tpm<P> {
             SU_STATE => self.p.saved_pcrs = Some(self.v.pcrs.clone()),
             _ => return Err(Rc::VALUE.param(1)),
         }
+        self.p.orderly = true;
         self.persist();
         Ok(Out::new())
     }
@@ -170,11 +172,11 @@ impl<P: Platform> Tpm<P> {
 
     /// TPMS_CLOCK_INFO.
     pub(crate) fn write_clock_info(&mut self, w: &mut Writer) {
-        let clock = self.p.clock + self.time_ms();
+        let clock = self.clock_now();
         w.u64(clock)
             .u32(self.p.reset_count)
             .u32(self.p.restart_count)
-            .u8(1);
+            .u8(u8::from(self.p.clock_safe));
     }
 
     pub(crate) fn get_capability(&mut self, c: &mut Ctx<'_>) -> Result<Out, Rc> {

@@ -141,8 +141,7 @@ impl<P: Platform> Tpm<P> {
             .u16(ty)
             .tpm2b(&signer.qualified)
             .tpm2b(extra);
-        self.write_clock_info(w);
-        w.u64(0x0001_0000_0000_0000);
+        self.write_attest_clock(w, signer);
     }
 
     pub(super) fn finish_attest(

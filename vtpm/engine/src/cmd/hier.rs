@@ -58,6 +58,7 @@ impl<P: Platform> Tpm<P> {
         self.p.lockout_locked = false;
         self.v.sh_enable = true;
         self.v.eh_enable = true;
+        self.clock_clear();
         self.persist();
         Ok(Out::new())
     }

@@ -1,0 +1,197 @@
+//! The TPM clock across power cycles and restarts of the host process: Clock continues from
+//! its saved value, `safe` says whether an earlier Clock value may have been reported, Clear
+//! restarts Clock and the counters, and attestations by owner keys obfuscate the counters.
+
+use std::cell::Cell;
+use std::rc::Rc;
+use warden_vtpm::{Platform, Tpm};
+
+/// A platform whose clock the test moves; NV is a shared cell so a "restarted process" (a new
+/// `Tpm`) reads what the previous one wrote.
+struct Plat {
+    clock: Rc<Cell<u64>>,
+    nv: Rc<std::cell::RefCell<Option<Vec<u8>>>>,
+    counter: u64,
+}
+
+impl Platform for Plat {
+    fn entropy(&mut self, buf: &mut [u8]) {
+        for b in buf.iter_mut() {
+            self.counter = self
+                .counter
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1);
+            *b = (self.counter >> 56) as u8;
+        }
+    }
+    fn clock_ms(&mut self) -> u64 {
+        self.clock.get()
+    }
+    fn nv_read(&mut self) -> Option<Vec<u8>> {
+        self.nv.borrow().clone()
+    }
+    fn nv_write(&mut self, state: &[u8]) {
+        *self.nv.borrow_mut() = Some(state.to_vec());
+    }
+}
+
+fn cmd(cc: u32, handles: &[u32], pw: bool, params: &[u8]) -> Vec<u8> {
+    let mut b = (if pw { 0x8002u16 } else { 0x8001 }).to_be_bytes().to_vec();
+    b.extend_from_slice(&[0; 4]);
+    b.extend_from_slice(&cc.to_be_bytes());
+    for h in handles {
+        b.extend_from_slice(&h.to_be_bytes());
+    }
+    if pw {
+        b.extend_from_slice(&9u32.to_be_bytes());
+        b.extend_from_slice(&0x4000_0009u32.to_be_bytes());
+        b.extend_from_slice(&[0, 0, 1, 0, 0]);
+    }
+    b.extend_from_slice(params);
+    let len = b.len() as u32;
+    b[2..6].copy_from_slice(&len.to_be_bytes());
+    b
+}
+
+fn ok(t: &mut Tpm<Plat>, c: &[u8]) -> Vec<u8> {
+    let r = t.execute(0, c);
+    assert_eq!(&r[6..10], &[0, 0, 0, 0], "command {:02x?}", &c[6..10]);
+    r
+}
+
+/// The host process: one NV store, one clock that restarts with each process.
+struct Host {
+    nv: Rc<std::cell::RefCell<Option<Vec<u8>>>>,
+    clock: Rc<Cell<u64>>,
+}
+
+impl Host {
+    /// A new process (its clock from 0) on the same NV, started with Startup(CLEAR).
+    fn boot(&mut self) -> Tpm<Plat> {
+        self.clock = Rc::new(Cell::new(0));
+        let plat = Plat {
+            clock: self.clock.clone(),
+            nv: self.nv.clone(),
+            counter: 3,
+        };
+        let mut t = Tpm::new(plat).expect("TPM from NV");
+        ok(&mut t, &cmd(0x144, &[], false, &[0, 0]));
+        t
+    }
+    fn advance(&self, ms: u64) {
+        self.clock.set(self.clock.get() + ms);
+    }
+}
+
+/// (Clock, resetCount, restartCount, safe) from ReadClock.
+fn read_clock(t: &mut Tpm<Plat>) -> (u64, u32, u32, u8) {
+    let r = ok(t, &cmd(0x181, &[], false, &[]));
+    let u64at = |i: usize| u64::from_be_bytes(r[i..i + 8].try_into().unwrap());
+    let u32at = |i: usize| u32::from_be_bytes(r[i..i + 4].try_into().unwrap());
+    (u64at(18), u32at(26), u32at(30), r[34])
+}
+
+#[test]
+fn clock_never_goes_back_unseen_across_restarts() {
+    let mut host = Host {
+        nv: Rc::new(std::cell::RefCell::new(None)),
+        clock: Rc::new(Cell::new(0)),
+    };
+    let mut t = host.boot();
+    host.advance(10_000);
+    let (c1, resets, _, safe) = read_clock(&mut t);
+    assert!(c1 >= 10_000 && safe == 1, "{c1} {safe}");
+
+    // Orderly: Shutdown saves Clock; the next process continues from it and stays safe.
+    ok(&mut t, &cmd(0x145, &[], false, &[0, 0]));
+    drop(t);
+    let mut t = host.boot();
+    host.advance(500);
+    let (c2, resets2, restarts2, safe) = read_clock(&mut t);
+    assert!(c2 >= c1 + 500, "Clock continued: {c1} -> {c2}");
+    assert_eq!(
+        (resets2, restarts2, safe),
+        (resets + 1, 0, 1),
+        "a TPM Reset"
+    );
+
+    // Power loss without Shutdown: Clock resumes from its last checkpoint (no later than what
+    // was reported) and is flagged unsafe...
+    host.advance(60_000);
+    let (reported, ..) = read_clock(&mut t);
+    drop(t);
+    let mut t = host.boot();
+    let (c3, _, _, safe) = read_clock(&mut t);
+    assert!(c3 >= c1, "never below the last checkpoint: {c1} -> {c3}");
+    assert!(
+        c3 < reported,
+        "the unsaved minute is lost: {reported} -> {c3}"
+    );
+    assert_eq!(safe, 0);
+    // ...until Clock passes the next checkpoint interval (2^22 ms), beyond anything reported.
+    host.advance(1 << 22);
+    let (c4, _, _, safe) = read_clock(&mut t);
+    assert!(c4 > reported && safe == 1, "{c4} {safe}");
+
+    // Shutdown(STATE) then Startup(STATE): a TPM Resume, counted in restartCount.
+    ok(&mut t, &cmd(0x145, &[], false, &[0, 1]));
+    t.power_on();
+    ok(&mut t, &cmd(0x144, &[], false, &[0, 1]));
+    let (c5, resets5, restarts5, safe) = read_clock(&mut t);
+    assert!(c5 >= c4);
+    assert_eq!((restarts5, safe), (1, 1));
+
+    // TPM2_Clear: Clock, resetCount and restartCount from zero, safe.
+    ok(&mut t, &cmd(0x126, &[0x4000_000C], true, &[]));
+    let (c6, resets6, restarts6, safe) = read_clock(&mut t);
+    assert!(c6 < 100, "Clock restarted: {c6}");
+    assert_eq!((resets6, restarts6, safe), (0, 0, 1));
+    assert!(resets5 > 0);
+}
+
+#[test]
+fn owner_key_attestations_obfuscate_the_counters() {
+    let mut host = Host {
+        nv: Rc::new(std::cell::RefCell::new(None)),
+        clock: Rc::new(Cell::new(0)),
+    };
+    let mut t = host.boot();
+    // Raise resetCount a little so that the counters are not all zero.
+    for _ in 0..2 {
+        ok(&mut t, &cmd(0x145, &[], false, &[0, 0]));
+        t = host.boot();
+    }
+    let (_, resets, restarts, _) = read_clock(&mut t);
+    // An unrestricted ECDSA signing key in the owner and in the endorsement hierarchy.
+    let attrs: u32 = (1 << 1) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 18);
+    let mut tpl = vec![0, 0x23, 0, 0x0B];
+    tpl.extend_from_slice(&attrs.to_be_bytes());
+    tpl.extend_from_slice(&[
+        0, 0, 0, 0x10, 0, 0x18, 0, 0x0B, 0, 0x03, 0, 0x10, 0, 0, 0, 0,
+    ]);
+    let mut params = vec![0, 4, 0, 0, 0, 0];
+    params.extend_from_slice(&(tpl.len() as u16).to_be_bytes());
+    params.extend_from_slice(&tpl);
+    params.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+    for (hier, hidden) in [(0x4000_000Bu32, false), (0x4000_0001, true)] {
+        let r = ok(&mut t, &cmd(0x131, &[hier], true, &params));
+        let key = u32::from_be_bytes(r[10..14].try_into().unwrap());
+        // Quote over no PCRs: TPMS_ATTEST = magic, type, qualifiedSigner, extraData, clockInfo.
+        let q = ok(
+            &mut t,
+            &cmd(0x158, &[key], true, &[0, 0, 0, 0x10, 0, 0, 0, 0]),
+        );
+        let a = &q[16..];
+        let signer = usize::from(u16::from_be_bytes([a[6], a[7]]));
+        let ci = 8 + signer + 2;
+        let reset = u32::from_be_bytes(a[ci + 8..ci + 12].try_into().unwrap());
+        let restart = u32::from_be_bytes(a[ci + 12..ci + 16].try_into().unwrap());
+        let firmware = u64::from_be_bytes(a[ci + 17..ci + 25].try_into().unwrap());
+        let plain = (reset, restart, firmware) == (resets, restarts, 0x0001_0000_0000_0000);
+        assert_eq!(
+            plain, !hidden,
+            "hierarchy {hier:#x}: {reset} {restart} {firmware:#x}"
+        );
+        ok(&mut t, &cmd(0x165, &[], false, &key.to_be_bytes()));
+    }
+}
