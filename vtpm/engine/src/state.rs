@@ -511,7 +511,18 @@ mod tests {
 
     #[test]
     fn every_older_version_still_loads() {
-        let t = tpm_with_session();
+        let mut t = tpm_with_session();
+        // Version-4 state: NV global lock, clock flags, policy conditions of a session.
+        t.p.global_locked = alloc::vec![0x0150_0001];
+        t.p.clock_safe = false;
+        t.p.orderly = true;
+        {
+            let s = t.v.sessions.iter_mut().flatten().next().expect("session");
+            s.bound = crate::session::Bound::CpHash;
+            s.bound_digest = alloc::vec![7; 32];
+            s.locality = 0x18;
+            s.timeout = 1234;
+        }
         for version in 1..=STATE_VERSION {
             let perm = encode_permanent_version(&t.p, version);
             let p = decode_permanent(&perm).unwrap_or_else(|e| panic!("permanent v{version}: {e}"));
@@ -523,9 +534,26 @@ mod tests {
             let full = encode_full_version(&t.p, &t.v, version);
             let (_, v) = decode_full(&full).unwrap_or_else(|e| panic!("full v{version}: {e}"));
             assert_eq!(v.pcrs, t.v.pcrs);
-            // Sessions travel from version 3 on.
-            let sessions = v.sessions.iter().flatten().count();
-            assert_eq!(sessions, if version >= 3 { 1 } else { 0 }, "v{version}");
+            // Sessions travel from version 3 on, with their policy conditions from 4 on.
+            let sessions: alloc::vec::Vec<_> = v.sessions.iter().flatten().collect();
+            assert_eq!(
+                sessions.len(),
+                if version >= 3 { 1 } else { 0 },
+                "v{version}"
+            );
+            if let Some(s) = sessions.first() {
+                let v4 = version >= 4;
+                assert_eq!(s.bound == crate::session::Bound::CpHash, v4, "v{version}");
+                assert_eq!(
+                    (s.locality, s.timeout),
+                    if v4 { (0x18, 1234) } else { (0, 0) }
+                );
+            }
+            let p = decode_permanent(&encode_permanent_version(&t.p, version)).expect("perm");
+            let v4 = version >= 4;
+            assert_eq!(p.global_locked.len(), usize::from(v4), "v{version}");
+            // Older formats did not record the shutdown: not orderly, safe until then.
+            assert_eq!((p.clock_safe, p.orderly), (!v4, v4), "v{version}");
         }
     }
 }
