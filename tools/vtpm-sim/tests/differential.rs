@@ -788,10 +788,10 @@ fn policy_codes_match_swtpm() {
             &[&b2(&[5; 16])[..], &[0, 0, kind], &[0, 0x10], &[0, 0x0B]].concat(),
         )
     };
-    let auth = |nonce: &[u8], cp: &[u8], r: &[u8], exp: i32| {
+    let auth = move |nonce: &[u8], cp: &[u8], r: &[u8], exp: i32| {
         [&b2(nonce)[..], &b2(cp), &b2(r), &exp.to_be_bytes()].concat()
     };
-    let secret = |p: Vec<u8>| cmd(0x151, &[owner, ps], true, &p);
+    let secret = move |p: Vec<u8>| cmd(0x151, &[owner, ps], true, &p);
     let flush = |h: u32| cmd(0x165, &[], false, &h.to_be_bytes());
     let ticket = |timeout: &[u8], tag: u16| {
         [
@@ -838,6 +838,21 @@ fn policy_codes_match_swtpm() {
         (
             "PolicySecret negative expiration: ticket",
             k(secret(auth(&[], &[], b"r", -3600))),
+            Cmp::Len,
+        ),
+        (
+            "PolicySecret expiration without nonce",
+            k(secret(auth(&[], &[], &[], 3600))),
+            Cmp::Exact,
+        ),
+        (
+            "PolicySecret with this session's nonceTPM: ticket",
+            Box::new(move |prev: &[Vec<u8>]| {
+                // nonceTPM follows the handle in the StartAuthSession response.
+                let r = &prev[1];
+                let nonce = if r.len() >= 16 { &r[16..] } else { &[][..] };
+                secret(auth(nonce, &[], &[], -60))
+            }),
             Cmp::Len,
         ),
         (
