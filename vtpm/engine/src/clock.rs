@@ -1,8 +1,9 @@
 //! The TPM clock (Part 1 §36.3): Clock is permanent state that only advances while powered.
-//! It is checkpointed with the permanent state (on every write of it, on an orderly Shutdown,
-//! and at least every 2^22 ms, the reference implementation's NV update rate); after a power
-//! loss it resumes from the last checkpoint and `safe` is NO until the next checkpoint by rate,
-//! which is past every value reported before the loss. Attestations by keys outside the
+//! The permanent copy follows it at every command (so state blobs carry it) and reaches NV
+//! with every write of the permanent state, on an orderly Shutdown, and at least every 2^22 ms
+//! (the reference implementation's NV update rate); after a power loss it resumes from what NV
+//! holds and `safe` is NO until the next write by rate, which is past every value reported
+//! before the loss. Attestations by keys outside the
 //! endorsement and platform hierarchies carry obfuscated resetCount/restartCount/firmware.
 
 use crate::Platform;
@@ -23,16 +24,20 @@ impl<P: Platform> Tpm<P> {
         self.v.clock_base.wrapping_add(self.time_ms())
     }
 
-    /// TPM_Init: Clock resumes from the value last written to NV.
+    /// TPM_Init: Clock resumes from the permanent state (as read from NV by a new instance,
+    /// or as restored from a state blob).
     pub(crate) fn clock_power_on(&mut self) {
         self.v.clock_base = self.p.clock;
+        self.v.clock_saved = self.p.clock;
     }
 
-    /// Before each command: checkpoint Clock when it crosses the update interval; that
-    /// checkpoint is beyond anything reported before a power loss, so Clock is safe again.
+    /// Before each command: the permanent Clock follows the current one (so a state blob
+    /// carries it), and is written to NV when it crosses the update interval; that checkpoint
+    /// is beyond anything reported before a power loss, so Clock is safe again.
     pub(crate) fn clock_tick(&mut self) {
         let now = self.clock_now();
-        if (now | CLOCK_UPDATE_MASK) > (self.p.clock | CLOCK_UPDATE_MASK) {
+        self.p.clock = self.p.clock.max(now);
+        if (now | CLOCK_UPDATE_MASK) > (self.v.clock_saved | CLOCK_UPDATE_MASK) {
             self.p.clock_safe = true;
             self.persist();
         }

@@ -90,6 +90,8 @@ pub(crate) struct Volatile {
     pub(crate) clock_at_boot: u64,
     /// Clock at time 0 of this power cycle (wrapping: TPM2_Clear sets Clock to 0 mid-cycle).
     pub(crate) clock_base: u64,
+    /// Clock as last written to NV (`Permanent::clock` runs ahead of it between writes).
+    pub(crate) clock_saved: u64,
     /// When the DA failure counter and the lockout-hierarchy lock last started counting down
     /// (ms since power-on); not part of the state blob (a restore restarts the count).
     pub(crate) da_tick: u64,
@@ -220,6 +222,7 @@ impl<P: Platform> Tpm<P> {
         // Every write of the permanent state checkpoints Clock too.
         let now = self.clock_now();
         self.p.clock = self.p.clock.max(now);
+        self.v.clock_saved = self.p.clock;
         let blob = crate::state::encode_permanent(&self.p);
         self.platform.nv_write(&blob);
     }
@@ -764,6 +767,7 @@ fn fresh_volatile(rng: &mut Drbg) -> Volatile {
         next_session: 0,
         clock_at_boot: 0,
         clock_base: 0,
+        clock_saved: 0,
         da_tick: 0,
         lockout_tick: 0,
     }

@@ -481,6 +481,7 @@ fn read_volatile(r: &mut Reader<'_>, version: u16) -> R<Volatile> {
         next_session,
         clock_at_boot: 0,
         clock_base: 0,
+        clock_saved: 0,
         da_tick: 0,
         lockout_tick: 0,
     })

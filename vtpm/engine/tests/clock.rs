@@ -195,3 +195,32 @@ fn owner_key_attestations_obfuscate_the_counters() {
         ok(&mut t, &cmd(0x165, &[], false, &key.to_be_bytes()));
     }
 }
+
+#[test]
+fn state_blobs_carry_the_current_clock() {
+    let mut host = Host {
+        nv: Rc::new(std::cell::RefCell::new(None)),
+        clock: Rc::new(Cell::new(0)),
+    };
+    let mut t = host.boot();
+    // An hour of commands that write no permanent state.
+    for _ in 0..6 {
+        host.advance(600_000);
+        ok(&mut t, &cmd(0x17B, &[], false, &[0, 8]));
+    }
+    let (before, ..) = read_clock(&mut t);
+    let blob = t.save_state();
+    // Migration: another process (its clock from 0) restores the blob.
+    let mut other = Host {
+        nv: Rc::new(std::cell::RefCell::new(None)),
+        clock: Rc::new(Cell::new(0)),
+    };
+    let mut t2 = other.boot();
+    t2.restore_state(&blob).expect("restore");
+    let (after, _, _, safe) = read_clock(&mut t2);
+    assert!(
+        after >= before,
+        "Clock went back across a migration: {before} -> {after}"
+    );
+    assert_eq!(safe, 1);
+}
