@@ -565,8 +565,6 @@ impl<P: Platform> Tpm<P> {
                 },
                 Err(_) => false,
             },
-            // An index's ADMIN role (NV_ChangeAuth) is policy-only.
-            h::HT_NV_INDEX => role == Role::User,
             _ => true,
         }
     }
