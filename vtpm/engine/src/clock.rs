@@ -31,6 +31,13 @@ impl<P: Platform> Tpm<P> {
         self.v.clock_saved = self.p.clock;
     }
 
+    /// restore_state: time goes on from where the saved instance was (`time_offset`), and
+    /// Clock from its saved value.
+    pub(crate) fn clock_restored(&mut self) {
+        self.v.clock_base = self.p.clock.wrapping_sub(self.v.time_offset);
+        self.v.clock_saved = self.p.clock;
+    }
+
     /// Before each command: the permanent Clock follows the current one (so a state blob
     /// carries it), and is written to NV when it crosses the update interval; that checkpoint
     /// is beyond anything reported before a power loss, so Clock is safe again.

@@ -92,6 +92,9 @@ pub(crate) struct Volatile {
     pub(crate) clock_base: u64,
     /// Clock as last written to NV (`Permanent::clock` runs ahead of it between writes).
     pub(crate) clock_saved: u64,
+    /// Time (ms) this power cycle had run before a restore_state: time goes on from there,
+    /// so session start times and timeouts keep their meaning across a migration.
+    pub(crate) time_offset: u64,
     /// When the DA failure counter and the lockout-hierarchy lock last started counting down
     /// (ms since power-on); not part of the state blob (a restore restarts the count).
     pub(crate) da_tick: u64,
@@ -766,6 +769,7 @@ fn fresh_volatile(rng: &mut Drbg) -> Volatile {
         clock_at_boot: 0,
         clock_base: 0,
         clock_saved: 0,
+        time_offset: 0,
         da_tick: 0,
         lockout_tick: 0,
     }

@@ -42,7 +42,7 @@ pub trait Platform {
 
 impl<P: Platform> Tpm<P> {
     /// The whole instance (permanent and volatile state) as a versioned blob, for checkpoints
-    /// and migration, sessions included.
+    /// and migration, sessions included. Clock and time are carried as of the last command.
     pub fn save_state(&self) -> Vec<u8> {
         state::encode_full(&self.p, &self.v)
     }
@@ -53,7 +53,7 @@ impl<P: Platform> Tpm<P> {
         v.clock_at_boot = self.platform.clock_ms();
         self.p = p;
         self.v = v;
-        self.clock_power_on();
+        self.clock_restored();
         self.persist();
         Ok(())
     }

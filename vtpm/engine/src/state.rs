@@ -116,7 +116,7 @@ pub(crate) fn encode_full_version(p: &Permanent, v: &Volatile, version: u16) -> 
     let mut w = Writer::new();
     header(&mut w, version, KIND_FULL);
     write_permanent(&mut w, p, version);
-    write_volatile(&mut w, v, version);
+    write_volatile(&mut w, v, p.clock, version);
     w.into_vec()
 }
 
@@ -357,7 +357,7 @@ fn read_pcrs(r: &mut Reader<'_>) -> R<Pcrs> {
     })
 }
 
-fn write_volatile(w: &mut Writer, v: &Volatile, version: u16) {
+fn write_volatile(w: &mut Writer, v: &Volatile, p_clock: u64, version: u16) {
     let flags = u8::from(v.started)
         | (u8::from(v.self_tested) << 1)
         | (u8::from(v.ph_enable) << 2)
@@ -413,6 +413,10 @@ fn write_volatile(w: &mut Writer, v: &Volatile, version: u16) {
     for (hd, seq) in &v.saved_sessions {
         w.u32(*hd).u64(*seq);
     }
+    if version >= 4 {
+        // Time into this power cycle at the last command: Clock minus Clock at time 0.
+        w.u64(p_clock.wrapping_sub(v.clock_base));
+    }
 }
 
 fn read_volatile(r: &mut Reader<'_>, version: u16) -> R<Volatile> {
@@ -462,6 +466,7 @@ fn read_volatile(r: &mut Reader<'_>, version: u16) -> R<Volatile> {
             saved_sessions.push((c(r.u32())?, c(r.u64())?));
         }
     }
+    let time_offset = if version >= 4 { c(r.u64())? } else { 0 };
     Ok(Volatile {
         started: flags & 1 != 0,
         self_tested: flags & 2 != 0,
@@ -482,6 +487,7 @@ fn read_volatile(r: &mut Reader<'_>, version: u16) -> R<Volatile> {
         clock_at_boot: 0,
         clock_base: 0,
         clock_saved: 0,
+        time_offset,
         da_tick: 0,
         lockout_tick: 0,
     })

@@ -91,6 +91,12 @@ fn read_clock(t: &mut Tpm<Plat>) -> (u64, u32, u32, u8) {
     (u64at(18), u32at(26), u32at(30), r[34])
 }
 
+/// TPMS_TIME_INFO.time from ReadClock.
+fn read_time(t: &mut Tpm<Plat>) -> u64 {
+    let r = ok(t, &cmd(0x181, &[], false, &[]));
+    u64::from_be_bytes(r[10..18].try_into().unwrap())
+}
+
 #[test]
 fn clock_never_goes_back_unseen_across_restarts() {
     let mut host = Host {
@@ -209,6 +215,7 @@ fn state_blobs_carry_the_current_clock() {
         ok(&mut t, &cmd(0x17B, &[], false, &[0, 8]));
     }
     let (before, ..) = read_clock(&mut t);
+    let time_before = read_time(&mut t);
     let blob = t.save_state();
     // Migration: another process (its clock from 0) restores the blob.
     let mut other = Host {
@@ -223,4 +230,7 @@ fn state_blobs_carry_the_current_clock() {
         "Clock went back across a migration: {before} -> {after}"
     );
     assert_eq!(safe, 1);
+    // Time (since this TPM's power-on) goes on too: a migration is not a reset.
+    let time_after = read_time(&mut t2);
+    assert!(time_after >= time_before, "{time_before} -> {time_after}");
 }

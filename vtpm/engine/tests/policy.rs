@@ -506,6 +506,20 @@ fn timeouts_and_tickets_bound_the_authorisation() {
     assert_eq!(t.unseal(0, &obj, &s), 0x9A3, "session 1 expired");
     t.flush(s.handle);
 
+    // A migrated instance keeps the session's clock: 3 s before and 3 s after the restore.
+    let s = t.start(SE_POLICY);
+    let p = auth_params(&s.nonce_tpm, &[], &[], 5);
+    t.ok(0, &pw(0x151, &[RH_OWNER, s.handle], 1, &p));
+    t.advance(3_000);
+    // The blob carries time as of the last command (saving reads no clock).
+    t.ok(0, &plain(0x17B, &[], &[0, 1]));
+    let blob = t.tpm.save_state();
+    let mut moved = T::new();
+    moved.tpm.restore_state(&blob).expect("restore");
+    moved.advance(3_000);
+    assert_eq!(moved.unseal(0, &obj, &s), 0x9A3, "expired on the new host");
+    t.flush(s.handle);
+
     // A fresh session within its time unseals.
     let s = t.start(SE_POLICY);
     let p = auth_params(&s.nonce_tpm, &[], &[], 5);

@@ -168,6 +168,7 @@ impl<P: Platform> Tpm<P> {
         self.platform
             .clock_ms()
             .saturating_sub(self.v.clock_at_boot)
+            .wrapping_add(self.v.time_offset)
     }
 
     /// TPMS_CLOCK_INFO.
