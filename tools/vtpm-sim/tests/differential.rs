@@ -728,12 +728,12 @@ fn with_policy_password(
     c
 }
 
+/// One step of a sequence: its name, the command (built from the responses so far), and how
+/// the two responses are compared.
+type Step<'a> = (&'a str, Box<dyn Fn(&[Vec<u8>]) -> Vec<u8>>, Cmp);
+
 /// Runs `cases` in order against both TPMs; returns the mismatches.
-fn differences(
-    sim: &Sim,
-    sw: &Swtpm,
-    cases: &[(&str, Box<dyn Fn(&[Vec<u8>]) -> Vec<u8>>, Cmp)],
-) -> Vec<String> {
+fn differences(sim: &Sim, sw: &Swtpm, cases: &[Step<'_>]) -> Vec<String> {
     let mut mismatches = Vec::new();
     let (mut hist_a, mut hist_b): (Vec<Vec<u8>>, Vec<Vec<u8>>) = (Vec::new(), Vec::new());
     for (what, build, how) in cases {
