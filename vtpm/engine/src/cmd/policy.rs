@@ -211,7 +211,6 @@ impl<P: Platform> Tpm<P> {
 
     /// timeout and policyTicket of PolicySigned/PolicySecret: a ticket only for a negative
     /// expiration in a real (not trial) session.
-    #[allow(clippy::too_many_arguments)]
     fn auth_output(
         &self,
         tag: u16,
