@@ -84,31 +84,13 @@ fn random_and_pcrs() {
 fn keys_sign_verify_and_seal() {
     let sim = Sim::start(&scratch("esapi-keys"), None);
     let mut ctx = context(&sim);
-    let srk_pub = tss_esapi::utils::create_restricted_decryption_rsa_public(
-        SymmetricDefinitionObject::AES_128_CFB,
-        tss_esapi::interface_types::key_bits::RsaKeyBits::Rsa2048,
-        tss_esapi::structures::RsaExponent::default(),
-    )
-    .unwrap();
-    let srk = ctx
-        .execute_with_nullauth_session(|ctx| {
-            ctx.create_primary(Hierarchy::Owner, srk_pub.clone(), None, None, None, None)
-        })
-        .expect("SRK")
-        .key_handle;
+    let srk = create_srk(&mut ctx);
     let sign_pub = tss_esapi::utils::create_unrestricted_signing_ecc_public(
         EccScheme::EcDsa(HashScheme::new(HashingAlgorithm::Sha256)),
         EccCurve::NistP256,
     )
     .unwrap();
-    let created = ctx
-        .execute_with_nullauth_session(|ctx| ctx.create(srk, sign_pub, None, None, None, None))
-        .expect("create");
-    let key = ctx
-        .execute_with_nullauth_session(|ctx| {
-            ctx.load(srk, created.out_private.clone(), created.out_public.clone())
-        })
-        .expect("load");
+    let key = create_loaded(&mut ctx, srk, sign_pub, None);
     let digest = Digest::try_from(sha256(b"esapi message")).unwrap();
     let sig = ctx
         .execute_with_nullauth_session(|ctx| {
@@ -125,30 +107,8 @@ fn keys_sign_verify_and_seal() {
     );
     ctx.flush_context(key.into()).unwrap();
     // Seal and unseal.
-    let seal_pub = PublicBuilder::new()
-        .with_public_algorithm(PublicAlgorithm::KeyedHash)
-        .with_name_hashing_algorithm(HashingAlgorithm::Sha256)
-        .with_object_attributes(
-            ObjectAttributesBuilder::new()
-                .with_fixed_tpm(true)
-                .with_fixed_parent(true)
-                .with_user_with_auth(true)
-                .build()
-                .unwrap(),
-        )
-        .with_keyed_hash_parameters(PublicKeyedHashParameters::new(KeyedHashScheme::Null))
-        .with_keyed_hash_unique_identifier(Digest::default())
-        .build()
-        .unwrap();
     let secret = SensitiveData::try_from(b"sealed via esapi".to_vec()).unwrap();
-    let sealed = ctx
-        .execute_with_nullauth_session(|ctx| {
-            ctx.create(srk, seal_pub, None, Some(secret), None, None)
-        })
-        .expect("seal");
-    let item = ctx
-        .execute_with_nullauth_session(|ctx| ctx.load(srk, sealed.out_private, sealed.out_public))
-        .expect("load sealed");
+    let item = create_loaded(&mut ctx, srk, sealed_data_public(None), Some(secret));
     let out = ctx
         .execute_with_nullauth_session(|ctx| ctx.unseal(item.into()))
         .expect("unseal");
@@ -159,18 +119,7 @@ fn keys_sign_verify_and_seal() {
 fn ek_ak_quote_and_credential() {
     let sim = Sim::start(&scratch("esapi-ek"), None);
     let mut ctx = context(&sim);
-    let ek = ek::create_ek_object(&mut ctx, AsymmetricAlgorithm::Rsa, None).expect("EK");
-    let ak_res = ak::create_ak(
-        &mut ctx,
-        ek,
-        HashingAlgorithm::Sha256,
-        SignatureSchemeAlgorithm::RsaSsa,
-        None,
-        None,
-    )
-    .expect("AK");
-    let ak =
-        ak::load_ak(&mut ctx, ek, None, ak_res.out_private, ak_res.out_public).expect("load AK");
+    let (ek, ak, _) = ek_and_ak(&mut ctx);
     // Quote PCR 0 and 16 and check the signature over the attestation with the TPM.
     let sel = PcrSelectionListBuilder::new()
         .with_selection(HashingAlgorithm::Sha256, &[PcrSlot::Slot0, PcrSlot::Slot16])
@@ -269,6 +218,48 @@ fn create_srk(ctx: &mut Context) -> tss_esapi::handles::KeyHandle {
     })
     .expect("SRK")
     .key_handle
+}
+
+/// The RSA EK (default template) and an RSASSA AK under it: (EK, AK, AK public).
+fn ek_and_ak(
+    ctx: &mut Context,
+) -> (
+    tss_esapi::handles::KeyHandle,
+    tss_esapi::handles::KeyHandle,
+    tss_esapi::structures::Public,
+) {
+    let ek = ek::create_ek_object(ctx, AsymmetricAlgorithm::Rsa, None).expect("EK");
+    let ak_res = ak::create_ak(
+        ctx,
+        ek,
+        HashingAlgorithm::Sha256,
+        SignatureSchemeAlgorithm::RsaSsa,
+        None,
+        None,
+    )
+    .expect("AK");
+    let public = ak_res.out_public.clone();
+    let ak = ak::load_ak(ctx, ek, None, ak_res.out_private, ak_res.out_public).expect("load AK");
+    (ek, ak, public)
+}
+
+/// A sealed-data object: authorised by its password, or only by `policy` when given.
+fn sealed_data_public(policy: Option<Digest>) -> tss_esapi::structures::Public {
+    let attrs = ObjectAttributesBuilder::new()
+        .with_fixed_tpm(true)
+        .with_fixed_parent(true)
+        .with_user_with_auth(policy.is_none())
+        .build()
+        .unwrap();
+    PublicBuilder::new()
+        .with_public_algorithm(PublicAlgorithm::KeyedHash)
+        .with_name_hashing_algorithm(HashingAlgorithm::Sha256)
+        .with_auth_policy(policy.unwrap_or_default())
+        .with_object_attributes(attrs)
+        .with_keyed_hash_parameters(PublicKeyedHashParameters::new(KeyedHashScheme::Null))
+        .with_keyed_hash_unique_identifier(Digest::default())
+        .build()
+        .unwrap()
 }
 
 /// Creates `public` (with `sensitive` data if given) under `parent` and loads it.
@@ -462,19 +453,7 @@ fn certify_and_openssl_verifies_rsa_and_ecc_signatures() {
 fn quote_checks_on_the_host_like_tpm2_checkquote() {
     let sim = Sim::start(&scratch("esapi-checkquote"), None);
     let mut ctx = context(&sim);
-    let ek = ek::create_ek_object(&mut ctx, AsymmetricAlgorithm::Rsa, None).expect("EK");
-    let ak_res = ak::create_ak(
-        &mut ctx,
-        ek,
-        HashingAlgorithm::Sha256,
-        SignatureSchemeAlgorithm::RsaSsa,
-        None,
-        None,
-    )
-    .expect("AK");
-    let ak_public = ak_res.out_public.clone();
-    let ak =
-        ak::load_ak(&mut ctx, ek, None, ak_res.out_private, ak_res.out_public).expect("load AK");
+    let (_, ak, ak_public) = ek_and_ak(&mut ctx);
     let mut vals = DigestValues::new();
     vals.set(
         HashingAlgorithm::Sha256,
@@ -587,21 +566,7 @@ fn seal_under_a_pcr_policy_unseals_until_the_pcr_changes() {
         sha256(&input).as_slice(),
         "PolicyPCR digest"
     );
-    let public = PublicBuilder::new()
-        .with_public_algorithm(PublicAlgorithm::KeyedHash)
-        .with_name_hashing_algorithm(HashingAlgorithm::Sha256)
-        .with_auth_policy(policy)
-        .with_object_attributes(
-            ObjectAttributesBuilder::new()
-                .with_fixed_tpm(true)
-                .with_fixed_parent(true)
-                .build()
-                .unwrap(),
-        )
-        .with_keyed_hash_parameters(PublicKeyedHashParameters::new(KeyedHashScheme::Null))
-        .with_keyed_hash_unique_identifier(Digest::default())
-        .build()
-        .unwrap();
+    let public = sealed_data_public(Some(policy));
     let item = create_loaded(
         &mut ctx,
         srk,
