@@ -81,6 +81,10 @@ impl Session {
     fn is_policy(&self) -> bool {
         self.kind != SE_HMAC
     }
+    /// The command code a policy session is bound to (PolicyCommandCode), if any.
+    pub(crate) fn command_code(&self) -> Option<u32> {
+        self.cc
+    }
 }
 
 /// What processing one authorisation produced, for parameter encryption and the response.

@@ -52,6 +52,21 @@ fn cmd_pw(cc: u32, handles: &[u32], pws: &[&[u8]], params: &[u8]) -> Vec<u8> {
     b
 }
 
+/// A command authorised by one (policy) session with an empty nonce and HMAC, continueSession.
+fn cmd_session(cc: u32, handles: &[u32], session: u32, params: &[u8]) -> Vec<u8> {
+    let area = [&u32b(session)[..], &b2(&[]), &[1], &b2(&[])].concat();
+    let mut b = [&u16b(0x8002)[..], &[0; 4], &u32b(cc)].concat();
+    for h in handles {
+        b.extend_from_slice(&u32b(*h));
+    }
+    b.extend_from_slice(&u32b(area.len() as u32));
+    b.extend_from_slice(&area);
+    b.extend_from_slice(params);
+    let len = b.len() as u32;
+    b[2..6].copy_from_slice(&len.to_be_bytes());
+    b
+}
+
 /// A command with `n` empty-password sessions.
 fn cmd(cc: u32, handles: &[u32], n: usize, params: &[u8]) -> Vec<u8> {
     cmd_pw(cc, handles, &vec![&b""[..]; n], params)
@@ -103,6 +118,22 @@ fn srk_pub() -> Vec<u8> {
 }
 fn sign_pub() -> Vec<u8> {
     ecc_pub(BASE | SIGN, &u16b(NULL), &ECDSA_SHA256)
+}
+/// An ECC signing key that may be duplicated (no fixedTPM/fixedParent) under `policy`.
+fn duplicable_pub(policy: &[u8]) -> Vec<u8> {
+    [
+        &u16b(0x0023)[..],
+        &u16b(SHA256),
+        &u32b((1 << 5) | (1 << 6) | SIGN),
+        &b2(policy),
+        &u16b(NULL),
+        &ECDSA_SHA256,
+        &u16b(0x0003),
+        &u16b(NULL),
+        &b2(&[]),
+        &b2(&[]),
+    ]
+    .concat()
 }
 fn ak_pub() -> Vec<u8> {
     ecc_pub(BASE | RESTRICTED | SIGN, &u16b(NULL), &ECDSA_SHA256)
@@ -909,6 +940,186 @@ fn steps() -> Vec<(&'static str, Check, Build)> {
             "FlushContext RSA key",
             roundtrip::<TpmFlushContextCommand, TpmFlushContextResponse>,
             Box::new(|h| cmd(0x165, &[], 0, &u32b(h.handle("CreateLoaded RSA key")))),
+        ),
+        (
+            "StartAuthSession trial for duplication",
+            roundtrip::<TpmStartAuthSessionCommand, TpmStartAuthSessionResponse>,
+            k(cmd(
+                0x176,
+                &[RH_NULL, RH_NULL],
+                0,
+                &[
+                    &b2(&[7; 16])[..],
+                    &b2(&[]),
+                    &[3],
+                    &u16b(NULL),
+                    &u16b(SHA256),
+                ]
+                .concat(),
+            )),
+        ),
+        (
+            "PolicyCommandCode Duplicate (trial)",
+            roundtrip::<TpmPolicyCommandCodeCommand, TpmPolicyCommandCodeResponse>,
+            Box::new(|h| {
+                cmd(
+                    0x16C,
+                    &[h.handle("StartAuthSession trial for duplication")],
+                    0,
+                    &u32b(0x14B),
+                )
+            }),
+        ),
+        (
+            "PolicyPassword (trial)",
+            roundtrip::<TpmPolicyPasswordCommand, TpmPolicyPasswordResponse>,
+            Box::new(|h| {
+                cmd(
+                    0x18C,
+                    &[h.handle("StartAuthSession trial for duplication")],
+                    0,
+                    &[],
+                )
+            }),
+        ),
+        (
+            "PolicyGetDigest duplication policy",
+            roundtrip::<TpmPolicyGetDigestCommand, TpmPolicyGetDigestResponse>,
+            Box::new(|h| {
+                cmd(
+                    0x189,
+                    &[h.handle("StartAuthSession trial for duplication")],
+                    0,
+                    &[],
+                )
+            }),
+        ),
+        (
+            "FlushContext duplication trial",
+            roundtrip::<TpmFlushContextCommand, TpmFlushContextResponse>,
+            Box::new(|h| {
+                cmd(
+                    0x165,
+                    &[],
+                    0,
+                    &u32b(h.handle("StartAuthSession trial for duplication")),
+                )
+            }),
+        ),
+        (
+            "Create duplicable key",
+            roundtrip::<TpmCreateCommand, TpmCreateResponse>,
+            Box::new(|h| {
+                let policy = h.field("PolicyGetDigest duplication policy", 0);
+                cmd(
+                    0x153,
+                    &[h.handle("CreatePrimary SRK")],
+                    1,
+                    &create_params(&[], &[], &duplicable_pub(&policy[2..])),
+                )
+            }),
+        ),
+        (
+            "Load duplicable key",
+            roundtrip::<TpmLoadCommand, TpmLoadResponse>,
+            Box::new(|h| {
+                let p = [
+                    h.field("Create duplicable key", 0),
+                    h.field("Create duplicable key", 1),
+                ]
+                .concat();
+                cmd(0x157, &[h.handle("CreatePrimary SRK")], 1, &p)
+            }),
+        ),
+        (
+            "StartAuthSession policy for duplication",
+            roundtrip::<TpmStartAuthSessionCommand, TpmStartAuthSessionResponse>,
+            k(cmd(
+                0x176,
+                &[RH_NULL, RH_NULL],
+                0,
+                &[
+                    &b2(&[8; 16])[..],
+                    &b2(&[]),
+                    &[1],
+                    &u16b(NULL),
+                    &u16b(SHA256),
+                ]
+                .concat(),
+            )),
+        ),
+        (
+            "PolicyCommandCode Duplicate",
+            roundtrip::<TpmPolicyCommandCodeCommand, TpmPolicyCommandCodeResponse>,
+            Box::new(|h| {
+                cmd(
+                    0x16C,
+                    &[h.handle("StartAuthSession policy for duplication")],
+                    0,
+                    &u32b(0x14B),
+                )
+            }),
+        ),
+        (
+            "PolicyPassword",
+            roundtrip::<TpmPolicyPasswordCommand, TpmPolicyPasswordResponse>,
+            Box::new(|h| {
+                cmd(
+                    0x18C,
+                    &[h.handle("StartAuthSession policy for duplication")],
+                    0,
+                    &[],
+                )
+            }),
+        ),
+        (
+            "Duplicate (inner and outer wrapper)",
+            roundtrip::<TpmDuplicateCommand, TpmDuplicateResponse>,
+            Box::new(|h| {
+                cmd_session(
+                    0x14B,
+                    &[
+                        h.handle("Load duplicable key"),
+                        h.handle("CreatePrimary SRK"),
+                    ],
+                    h.handle("StartAuthSession policy for duplication"),
+                    &[&b2(&[])[..], &AES128_CFB].concat(),
+                )
+            }),
+        ),
+        (
+            "Import",
+            roundtrip::<TpmImportCommand, TpmImportResponse>,
+            Box::new(|h| {
+                let d = "Duplicate (inner and outer wrapper)";
+                let p = [
+                    h.field(d, 0),
+                    h.field("Create duplicable key", 1),
+                    h.field(d, 1),
+                    h.field(d, 2),
+                    AES128_CFB.to_vec(),
+                ]
+                .concat();
+                cmd(0x156, &[h.handle("CreatePrimary SRK")], 1, &p)
+            }),
+        ),
+        (
+            "FlushContext duplicated key",
+            roundtrip::<TpmFlushContextCommand, TpmFlushContextResponse>,
+            Box::new(|h| cmd(0x165, &[], 0, &u32b(h.handle("Load duplicable key")))),
+        ),
+        (
+            "Load imported key",
+            roundtrip::<TpmLoadCommand, TpmLoadResponse>,
+            Box::new(|h| {
+                let p = [h.field("Import", 0), h.field("Create duplicable key", 1)].concat();
+                cmd(0x157, &[h.handle("CreatePrimary SRK")], 1, &p)
+            }),
+        ),
+        (
+            "FlushContext imported key",
+            roundtrip::<TpmFlushContextCommand, TpmFlushContextResponse>,
+            Box::new(|h| cmd(0x165, &[], 0, &u32b(h.handle("Load imported key")))),
         ),
         (
             "EvictControl persist",
