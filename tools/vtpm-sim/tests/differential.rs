@@ -4,68 +4,10 @@
 //! content is random by design (nonces, keys, tickets).
 
 mod common;
-use common::{Sim, scratch, wait_for};
+use common::{Sim, Swtpm, scratch};
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::net::TcpStream;
 use vtpm_sim::wire::command as cmd;
-
-/// swtpm on a TCP data port (raw TPM commands), killed on drop.
-struct Swtpm {
-    child: Child,
-    port: u16,
-}
-
-impl Swtpm {
-    fn start(dir: &std::path::Path) -> Swtpm {
-        std::fs::create_dir_all(dir).expect("swtpm state dir");
-        for _ in 0..20 {
-            // Ask the OS for a free port, then hope P+1 is free too; retry if swtpm fails to bind.
-            let port = TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
-            if port == u16::MAX || TcpListener::bind(("127.0.0.1", port + 1)).is_err() {
-                continue;
-            }
-            let mut child = Command::new("swtpm")
-                .args(["socket", "--tpm2"])
-                .args([
-                    "--server",
-                    &format!("type=tcp,port={port},bindaddr=127.0.0.1"),
-                ])
-                .args([
-                    "--ctrl",
-                    &format!("type=tcp,port={},bindaddr=127.0.0.1", port + 1),
-                ])
-                .args(["--tpmstate", &format!("dir={}", dir.display())])
-                .args(["--flags", "not-need-init"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("cannot run swtpm (package swtpm; `cargo xtask setup`)");
-            let up = wait_for(Duration::from_secs(10), || {
-                matches!(child.try_wait(), Ok(None))
-                    && TcpStream::connect(("127.0.0.1", port)).is_ok()
-            });
-            if up {
-                return Swtpm { child, port };
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        panic!("swtpm did not start");
-    }
-}
-
-impl Drop for Swtpm {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Reads one TPM response (header says its size).
 fn read_response(s: &mut TcpStream) -> Vec<u8> {
