@@ -145,15 +145,15 @@ impl<P: Platform> Tpm<P> {
         let mut w = Writer::new();
         w.tpm2b(&inner.into_vec());
         let mut blob = w.into_vec();
-        // The reference code returns the inner key whether the caller chose it or the TPM did.
+        // encryptionKeyOut is the key the TPM chose; a caller's own key is not echoed back.
         let mut key_out = Vec::new();
         if sym.alg != alg::NULL {
-            key_out = if key_in.is_empty() {
-                self.random(key_bytes(sym))
+            if key_in.is_empty() {
+                key_out = self.random(key_bytes(sym));
+                blob = inner_wrap(obj.public.hash().h(1)?, &key_out, &obj.name, &blob)?;
             } else {
-                key_in
-            };
-            blob = inner_wrap(obj.public.hash().h(1)?, &key_out, &obj.name, &blob)?;
+                blob = inner_wrap(obj.public.hash().h(1)?, &key_in, &obj.name, &blob)?;
+            }
         }
         if let Some(p) = &new_parent {
             blob = outer_wrap(&p.public, &seed, &obj.name, &blob)?;
@@ -248,10 +248,14 @@ impl<P: Platform> Tpm<P> {
         if sym.alg != alg::NULL {
             data = inner_unwrap(oh, key, name, &data)?;
         }
+        // A TPM2B_SENSITIVE that must fill the rest exactly (SIZE otherwise, as the reference
+        // code checks it before looking inside).
         let mut r = Reader::new(&data);
-        let mut s = r.sized()?;
-        let sens = Sensitive::parse(&mut s, public.ty())?;
-        if s.remaining() != 0 || r.remaining() != 0 {
+        if usize::from(r.u16()?) != r.remaining() {
+            return Err(Rc::SIZE);
+        }
+        let sens = Sensitive::parse(&mut r, public.ty())?;
+        if r.remaining() != 0 {
             return Err(Rc::SIZE);
         }
         Ok(sens)
