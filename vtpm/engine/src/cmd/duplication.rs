@@ -217,11 +217,7 @@ impl<P: Platform> Tpm<P> {
             }
             check_pair(&public, &sens).p(3)?;
         }
-        let private = super::object::wrap_private(&parent, &public, &sens, &name, {
-            let mut iv = [0u8; 16];
-            self.rng.fill(&mut iv);
-            iv
-        })?;
+        let private = super::object::wrap_private(&parent, &public, &sens, &name, self.iv())?;
         let mut o = Out::new();
         o.params.tpm2b(&private);
         Ok(o)

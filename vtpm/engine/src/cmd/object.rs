@@ -89,7 +89,7 @@ impl<P: Platform> Tpm<P> {
         }
     }
 
-    fn iv(&mut self) -> [u8; 16] {
+    pub(crate) fn iv(&mut self) -> [u8; 16] {
         let mut iv = [0u8; 16];
         self.rng.fill(&mut iv);
         iv
