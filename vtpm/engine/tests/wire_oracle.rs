@@ -6,9 +6,14 @@
 //! engine returns must unmarshal with `tpm2-protocol`'s typed structure for that command code,
 //! with no byte left over, and marshal back to exactly the same bytes.
 //!
-//! Known gap in tpm2-protocol 1.2.3: a sized structure with size 0 (an empty TPM2B_SENSITIVE,
-//! as in a public-only LoadExternal) does not unmarshal, so LoadExternal is exercised with a
-//! sensitive area here; the public-only form is covered by the tpm2-tools tests.
+//! Known gaps in tpm2-protocol 1.2.3, worked around here (the other forms are covered by the
+//! tpm2-tools and differential tests):
+//! - a sized structure with size 0 (an empty TPM2B_SENSITIVE, as in a public-only LoadExternal)
+//!   does not unmarshal, so LoadExternal is exercised with a sensitive area;
+//! - TPML_TAGGED_TPM_PROPERTY holds at most 64 entries where Part 2 allows MAX_TPM_PROPERTIES
+//!   (127 with a 1024-byte capability buffer): asked for 127 fixed properties, as tpm2_getcap
+//!   does, the engine (like libtpms) answers 67 and tpm2-protocol reports TooManyItems; the
+//!   property requests here ask for 64.
 
 use tpm2_protocol::data::{TpmRc, TpmsAuthCommand, TpmsAuthResponse};
 // The typed command/response structures (TpmXxxCommand, TpmXxxResponse) and the frame API.
