@@ -12,7 +12,7 @@
 //!   does not unmarshal, so LoadExternal is exercised with a sensitive area;
 //! - TPML_TAGGED_TPM_PROPERTY holds at most 64 entries where Part 2 allows MAX_TPM_PROPERTIES
 //!   (127 with a 1024-byte capability buffer): asked for 127 fixed properties, as tpm2_getcap
-//!   does, the engine (like libtpms) answers 67 and tpm2-protocol reports TooManyItems; the
+//!   does, the engine answers 67 and tpm2-protocol reports TooManyItems; the
 //!   property requests here ask for 64.
 
 use tpm2_protocol::data::{TpmRc, TpmsAuthCommand, TpmsAuthResponse};
