@@ -81,6 +81,17 @@ impl Session {
     fn is_policy(&self) -> bool {
         self.kind != SE_HMAC
     }
+    /// Back to the state StartAuthSession left (PolicyRestart, and after every use).
+    fn reset_policy(&mut self) {
+        self.policy_digest = alloc::vec![0; self.hash.size()];
+        self.need_auth_value = false;
+        self.need_password = false;
+        self.cc = None;
+    }
+    /// The command code a policy session is bound to (PolicyCommandCode), if any.
+    pub(crate) fn command_code(&self) -> Option<u32> {
+        self.cc
+    }
 }
 
 /// What processing one authorisation produced, for parameter encryption and the response.
@@ -328,6 +339,11 @@ impl<P: Platform> Tpm<P> {
                 let nonce = self.random(size);
                 if let Some(s) = self.v.sessions[slot].as_mut() {
                     s.nonce_tpm = nonce;
+                    // A policy authorises one command: when its nonce rolls, the policy starts
+                    // over (the reference code's UpdateInternalSession does the same).
+                    if s.is_policy() {
+                        s.reset_policy();
+                    }
                 }
             }
         }
@@ -747,11 +763,7 @@ impl<P: Platform> Tpm<P> {
 
     fn policy_restart(&mut self, c: &mut Ctx<'_>) -> Result<Out, Rc> {
         c.params.finish().p(1)?;
-        let s = self.policy_session(c.handles[0], 1)?;
-        s.policy_digest = alloc::vec![0; s.hash.size()];
-        s.need_auth_value = false;
-        s.need_password = false;
-        s.cc = None;
+        self.policy_session(c.handles[0], 1)?.reset_policy();
         Ok(Out::new())
     }
 }

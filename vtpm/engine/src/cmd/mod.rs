@@ -2,6 +2,7 @@
 
 mod basic;
 mod crypto;
+mod duplication;
 mod hier;
 mod nv;
 mod object;
