@@ -46,13 +46,16 @@ pub(crate) fn stmt(s: &Stmt) -> String {
         Stmt::Expect { allow, src, tgt, cp: c } => {
             format!("expect {} {} {}: {};", if *allow { "allow" } else { "deny" }, list(src), target(tgt), cp(c))
         }
-        Stmt::Role { name, body } => {
-            let mut s = format!("role {} {{\n", name.text);
-            for c in body {
-                s.push_str(&format!("    {};\n", cp(c)));
+        Stmt::Role { .. } | Stmt::Template { .. } => {
+            let (header, entries) = block(s).unwrap_or_default();
+            let mut out = header;
+            for (_, text) in entries {
+                for line in text.lines() {
+                    out.push_str(&format!("    {line}\n"));
+                }
             }
-            s.push('}');
-            s
+            out.push('}');
+            out
         }
         Stmt::Grant { role, src, tgt } => format!("grant {} to {} over {};", role.text, list(src), target(tgt)),
         Stmt::Transition { build, run } => format!("transition {} -> {};", build.text, run.text),
@@ -70,29 +73,32 @@ pub(crate) fn stmt(s: &Stmt) -> String {
             s
         }
         Stmt::Use { name, args } => format!("use {}({});", name.text, comma(args)),
+    }
+}
+
+/// A multi-line statement as its opening line and its body entries, each with the source
+/// offset where it starts (so the formatter can put comments back between entries); `None`
+/// for single-line statements. A template body that does not parse on its own (it only has to
+/// parse after substitution) is one entry: its tokens as they are.
+fn block(s: &Stmt) -> Option<(String, Vec<(usize, String)>)> {
+    match s {
+        Stmt::Role { name, body } => Some((
+            format!("role {} {{\n", name.text),
+            body.iter().map(|c| (c.class.origin.span.start, format!("{};", cp(c)))).collect(),
+        )),
         Stmt::Template { name, params, body } => {
-            let mut s = format!("template {}({}) {{\n", name.text, comma(params));
-            // The body is raw tokens: parse it to print it; if it does not parse on its own
-            // (it only has to parse after substitution), print its tokens as they are.
             let mut toks = body.clone();
             toks.push(Token { tok: Tok::Eof, origin: Default::default() });
-            match crate::syntax::parse_tokens(&toks) {
-                Ok(items) => {
-                    for it in items {
-                        for line in stmt(&it.stmt).lines() {
-                            s.push_str(&format!("    {line}\n"));
-                        }
-                    }
-                }
+            let entries = match crate::syntax::parse_tokens(&toks) {
+                Ok(items) => items.iter().map(|it| (it.origin.span.start, stmt(&it.stmt))).collect(),
                 Err(_) => {
-                    s.push_str("    ");
-                    s.push_str(&body.iter().map(tok_text).collect::<Vec<_>>().join(" "));
-                    s.push('\n');
+                    let start = body.first().map_or(0, |t| t.origin.span.start);
+                    vec![(start, body.iter().map(tok_text).collect::<Vec<_>>().join(" "))]
                 }
-            }
-            s.push('}');
-            s
+            };
+            Some((format!("template {}({}) {{\n", name.text, comma(params)), entries))
         }
+        _ => None,
     }
 }
 
@@ -135,7 +141,14 @@ pub(crate) fn file(src: &str, items: &[Item], comments: &[Comment]) -> String {
         if !out.is_empty() && blank_between(last_end, start) {
             out.push('\n');
         }
-        out.push_str(&stmt(&it.stmt));
+        match block(&it.stmt) {
+            Some((header, entries)) => {
+                // The statement ends with its closing brace; comments before it are the body's.
+                let close = it.origin.span.end.saturating_sub(1);
+                block_with_comments(src, header, &entries, close, comments, &mut ci, &mut out);
+            }
+            None => out.push_str(&stmt(&it.stmt)),
+        }
         last_end = it.origin.span.end;
         // A comment on the same line as the end of the statement stays there.
         while ci < comments.len()
@@ -147,7 +160,7 @@ pub(crate) fn file(src: &str, items: &[Item], comments: &[Comment]) -> String {
             last_end = comments[ci].span.end;
             ci += 1;
         }
-        // Comments inside a statement (e.g. in a role body) move after it.
+        // Comments inside a single-line statement move after it.
         while ci < comments.len() && comments[ci].span.start < it.origin.span.end {
             out.push('\n');
             out.push_str(&comments[ci].text);
@@ -165,4 +178,83 @@ pub(crate) fn file(src: &str, items: &[Item], comments: &[Comment]) -> String {
         ci += 1;
     }
     out
+}
+
+/// Prints a role or template body with the comments written inside it kept in place: a comment
+/// before an entry stays on its own line before it, a comment on an entry's line stays trailing
+/// on that line, comments after the last entry stay before the closing brace. (`ci` advances
+/// past every comment before the closing brace.)
+fn block_with_comments(
+    src: &str,
+    header: String,
+    entries: &[(usize, String)],
+    close: usize,
+    comments: &[Comment],
+    ci: &mut usize,
+    out: &mut String,
+) {
+    out.push_str(&header);
+    let mut prev: Option<(usize, bool)> = None; // (start, single-line) of the last entry printed
+    let mut next = entries.iter().peekable();
+    loop {
+        let entry_start = next.peek().map_or(close, |(start, _)| *start);
+        while *ci < comments.len() && comments[*ci].span.start < entry_start.min(close) {
+            let c = &comments[*ci];
+            let same_line = prev
+                .is_some_and(|(start, single)| single && src.get(start..c.span.start).is_some_and(|g| !g.contains('\n')));
+            if same_line {
+                out.pop();
+                out.push_str("  ");
+                out.push_str(&c.text);
+                out.push('\n');
+            } else {
+                out.push_str("    ");
+                out.push_str(&c.text);
+                out.push('\n');
+            }
+            *ci += 1;
+        }
+        let Some((start, text)) = next.next() else { break };
+        for line in text.lines() {
+            out.push_str(&format!("    {line}\n"));
+        }
+        prev = Some((*start, !text.contains('\n')));
+    }
+    out.push('}');
+}
+
+#[cfg(test)]
+mod tests {
+    /// (what, input, canonical output): comments stay where the author put them.
+    const CASES: &[(&str, &str, &str)] = &[
+        (
+            "comment lines inside a role body stay before their entry and before the brace",
+            "role r {\n// a\ndomain {pause};\n  introspect *;\n// z\n}\n",
+            "role r {\n    // a\n    domain pause;\n    introspect *;\n    // z\n}\n",
+        ),
+        (
+            "a trailing comment stays on its entry's line",
+            "role r { domain pause; // p\n introspect *; }\n",
+            "role r {\n    domain pause;  // p\n    introspect *;\n}\n",
+        ),
+        (
+            "comments inside a template body stay in place",
+            "template t($x) {\n/* c */ type $x: domain; // d\nallow $x self: evtchn send; }\n",
+            "template t($x) {\n    /* c */\n    type $x: domain;  // d\n    allow $x self: evtchn send;\n}\n",
+        ),
+        (
+            "a comment after a role stays after it",
+            "role r { introspect *; } // after\ntype a_t: domain;\n",
+            "role r {\n    introspect *;\n}  // after\ntype a_t: domain;\n",
+        ),
+    ];
+
+    #[test]
+    fn comments_keep_their_place() {
+        for (what, input, expected) in CASES {
+            let once = crate::format_source(input).unwrap();
+            assert_eq!(&once, expected, "{what}");
+            assert_eq!(crate::format_source(&once).unwrap(), once, "{what}: not idempotent");
+        }
+    }
 }

@@ -6,7 +6,7 @@
 pub mod manufacture;
 pub mod wire;
 
-use std::io::{self, Read, Write};
+use std::io::{self, BufRead, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -232,10 +232,14 @@ fn serve(
                     let _ = TcpStream::connect((Ipv4Addr::LOCALHOST, port + 1));
                     std::process::exit(0);
                 }
-                Err(e) => eprintln!(
-                    "vtpm-sim: closing {} connection from {peer}: {e}",
-                    if platform { "platform" } else { "command" }
-                ),
+                Err(e) => {
+                    let kind = if platform { "platform" } else { "command" };
+                    if e.kind() == io::ErrorKind::UnexpectedEof {
+                        eprintln!("vtpm-sim: closing {kind} connection from {peer}: frame cut off");
+                    } else {
+                        eprintln!("vtpm-sim: closing {kind} connection from {peer}: {e}");
+                    }
+                }
             }
         });
     }
@@ -259,11 +263,11 @@ fn connection(mut s: TcpStream, shared: &Mutex<Shared>, platform: bool) -> io::R
     // Buffered reads: a whole frame usually arrives in one segment, so one syscall reads it.
     let mut r = io::BufReader::with_capacity(MAX_FRAME as usize + 16, s.try_clone()?);
     loop {
-        let cmd = match read_u32(&mut r) {
-            Ok(c) => c,
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(Next::Continue),
-            Err(e) => return Err(e),
-        };
+        // The client may hang up between frames; a hang-up inside one is a truncated frame.
+        if r.fill_buf()?.is_empty() {
+            return Ok(Next::Continue);
+        }
+        let cmd = read_u32(&mut r)?;
         let lock = || shared.lock().unwrap_or_else(|p| p.into_inner());
         match cmd {
             SEND_COMMAND if !platform => {

@@ -4,68 +4,10 @@
 //! content is random by design (nonces, keys, tickets).
 
 mod common;
-use common::{Sim, scratch, wait_for};
+use common::{Sim, Swtpm, scratch};
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::net::TcpStream;
 use vtpm_sim::wire::command as cmd;
-
-/// swtpm on a TCP data port (raw TPM commands), killed on drop.
-struct Swtpm {
-    child: Child,
-    port: u16,
-}
-
-impl Swtpm {
-    fn start(dir: &std::path::Path) -> Swtpm {
-        std::fs::create_dir_all(dir).expect("swtpm state dir");
-        for _ in 0..20 {
-            // Ask the OS for a free port, then hope P+1 is free too; retry if swtpm fails to bind.
-            let port = TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
-            if port == u16::MAX || TcpListener::bind(("127.0.0.1", port + 1)).is_err() {
-                continue;
-            }
-            let mut child = Command::new("swtpm")
-                .args(["socket", "--tpm2"])
-                .args([
-                    "--server",
-                    &format!("type=tcp,port={port},bindaddr=127.0.0.1"),
-                ])
-                .args([
-                    "--ctrl",
-                    &format!("type=tcp,port={},bindaddr=127.0.0.1", port + 1),
-                ])
-                .args(["--tpmstate", &format!("dir={}", dir.display())])
-                .args(["--flags", "not-need-init"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("cannot run swtpm (package swtpm; `cargo xtask setup`)");
-            let up = wait_for(Duration::from_secs(10), || {
-                matches!(child.try_wait(), Ok(None))
-                    && TcpStream::connect(("127.0.0.1", port)).is_ok()
-            });
-            if up {
-                return Swtpm { child, port };
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        panic!("swtpm did not start");
-    }
-}
-
-impl Drop for Swtpm {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Reads one TPM response (header says its size).
 fn read_response(s: &mut TcpStream) -> Vec<u8> {
@@ -126,6 +68,44 @@ enum Cmp {
     /// Identical bytes except the PCR update counter (bytes 10..14), whose value depends on
     /// how an implementation counts its own start-up.
     PcrRead,
+}
+
+/// A step of a sequence: builds its command from the responses so far (same TPM).
+type Build = Box<dyn Fn(&[Vec<u8>]) -> Vec<u8>>;
+
+/// Runs `cases` in order against both TPMs; returns a description of every step that differs.
+fn compare(sim_port: u16, sw_port: u16, cases: &[(&str, Build, Cmp)]) -> Vec<String> {
+    let mut mismatches = Vec::new();
+    let (mut hist_a, mut hist_b): (Vec<Vec<u8>>, Vec<Vec<u8>>) = (Vec::new(), Vec::new());
+    for (what, build, how) in cases {
+        let ca = build(&hist_a);
+        let cb = build(&hist_b);
+        let a = with_retry(|| sim_exec(sim_port, &ca));
+        let b = with_retry(|| swtpm_exec(sw_port, &cb));
+        hist_a.push(a.clone());
+        hist_b.push(b.clone());
+        let rc = |r: &[u8]| u32::from_be_bytes([r[6], r[7], r[8], r[9]]);
+        let same = match how {
+            Cmp::Rc => rc(&a) == rc(&b),
+            Cmp::Len => rc(&a) == rc(&b) && a.len() == b.len(),
+            Cmp::Exact => a == b,
+            Cmp::PcrRead => {
+                a.len() == b.len() && a.len() > 14 && a[..10] == b[..10] && a[14..] == b[14..]
+            }
+        };
+        if !same {
+            mismatches.push(format!(
+                "{what} ({how:?}): vtpm rc={:#x} len={} swtpm rc={:#x} len={}\n  vtpm  {:02x?}\n  swtpm {:02x?}",
+                rc(&a),
+                a.len(),
+                rc(&b),
+                b.len(),
+                &a[..a.len().min(48)],
+                &b[..b.len().min(48)]
+            ));
+        }
+    }
+    mismatches
 }
 
 fn ecc_primary_params() -> Vec<u8> {
@@ -410,7 +390,6 @@ fn same_codes_and_structure_as_swtpm() {
             Cmp::Exact,
         ),
     ];
-    type Build = Box<dyn Fn(&[Vec<u8>]) -> Vec<u8>>;
     let mut cases: Vec<(&str, Build, Cmp)> = fixed
         .into_iter()
         .map(|(w, b, c)| (w, Box::new(move |_: &[Vec<u8>]| b.clone()) as Build, c))
@@ -666,36 +645,478 @@ fn same_codes_and_structure_as_swtpm() {
         ),
     ];
     cases.extend(more);
-    let mut mismatches = Vec::new();
-    let (mut hist_a, mut hist_b): (Vec<Vec<u8>>, Vec<Vec<u8>>) = (Vec::new(), Vec::new());
-    for (what, build, how) in &cases {
-        let ca = build(&hist_a);
-        let cb = build(&hist_b);
-        let a = with_retry(|| sim_exec(sim.port, &ca));
-        let b = with_retry(|| swtpm_exec(sw.port, &cb));
-        hist_a.push(a.clone());
-        hist_b.push(b.clone());
-        let rc = |r: &[u8]| u32::from_be_bytes([r[6], r[7], r[8], r[9]]);
-        let same = match how {
-            Cmp::Rc => rc(&a) == rc(&b),
-            Cmp::Len => rc(&a) == rc(&b) && a.len() == b.len(),
-            Cmp::Exact => a == b,
-            Cmp::PcrRead => {
-                a.len() == b.len() && a.len() > 14 && a[..10] == b[..10] && a[14..] == b[14..]
-            }
+    let mismatches = compare(sim.port, sw.port, &cases);
+    assert!(
+        mismatches.is_empty(),
+        "{} of {} differ:\n{}",
+        mismatches.len(),
+        cases.len(),
+        mismatches.join("\n")
+    );
+}
+
+/// A command authorised by one policy session (16-byte nonce, continueSession, empty HMAC: the
+/// policies here end in PolicyPassword with an empty password).
+fn with_policy(cc: u32, handles: &[u32], session: u32, params: &[u8]) -> Vec<u8> {
+    let mut c = cmd(cc, handles, true, params);
+    // Replace the password session (TPM_RS_PW, empty nonce) by `session` with a nonce.
+    let at = 10 + 4 * handles.len();
+    let area = [
+        &session.to_be_bytes()[..],
+        &[0, 16],
+        &[0x5A; 16],
+        &[1, 0, 0],
+    ]
+    .concat();
+    c.splice(
+        at..at + 4 + 9,
+        [(area.len() as u32).to_be_bytes().to_vec(), area].concat(),
+    );
+    let len = c.len() as u32;
+    c[2..6].copy_from_slice(&len.to_be_bytes());
+    c
+}
+
+/// The `i`th TPM2B (with its size) of a response's parameter area starting at `start`; empty
+/// when the response is an error or too short (the comparison reports that step instead).
+fn field(resp: &[u8], start: usize, i: usize) -> Vec<u8> {
+    let mut at = start;
+    for k in 0..=i {
+        let Some(n) = resp.get(at..at + 2) else {
+            return Vec::new();
         };
-        if !same {
-            mismatches.push(format!(
-                "{what} ({how:?}): vtpm rc={:#x} len={} swtpm rc={:#x} len={}\n  vtpm  {:02x?}\n  swtpm {:02x?}",
-                rc(&a),
-                a.len(),
-                rc(&b),
-                b.len(),
-                &a[..a.len().min(48)],
-                &b[..b.len().min(48)]
-            ));
+        let n = usize::from(u16::from_be_bytes([n[0], n[1]]));
+        if k == i {
+            return resp
+                .get(at..at + 2 + n)
+                .map(<[u8]>::to_vec)
+                .unwrap_or_default();
         }
+        at += 2 + n;
     }
+    Vec::new()
+}
+
+/// A response handle (bytes 10..14), or 0 for an error response.
+fn handle_of(resp: &[u8]) -> u32 {
+    resp.get(10..14)
+        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+        .unwrap_or(0)
+}
+
+/// Create parameters for an ECDSA-P256 signing key with `attrs` and `policy` as authPolicy.
+fn ecc_key_params(attrs: u32, policy: &[u8]) -> Vec<u8> {
+    let t = [
+        &[0x00, 0x23, 0x00, 0x0B][..],
+        &attrs.to_be_bytes(),
+        policy,
+        &[0x00, 0x10, 0x00, 0x18, 0x00, 0x0B, 0x00, 0x03, 0x00, 0x10],
+        &[0, 0, 0, 0],
+    ]
+    .concat();
+    [
+        &[0, 4, 0, 0, 0, 0][..],
+        &vtpm_sim::wire::tpm2b(&t),
+        &[0, 0, 0, 0, 0, 0],
+    ]
+    .concat()
+}
+
+/// Where Import's encryptionKey comes from: the Duplicate response at that step, or a
+/// caller-chosen key of 16 equal bytes. Failing cases use caller keys so that what the TPM
+/// decrypts, and so the code it answers, does not depend on random bytes.
+#[derive(Clone, Copy)]
+enum InnerKey {
+    Returned(usize),
+    Given(u8),
+}
+
+/// Duplicate and Import: the DUP role, the inner and outer wrappers, encryptedDuplication and
+/// the failure codes (wrong key sizes, tampered blobs, wrong parents, fixed objects).
+#[test]
+fn duplication_same_codes_as_swtpm() {
+    let dir = scratch("diff-dup");
+    let sw = Swtpm::start(&dir.join("swtpm"));
+    std::fs::create_dir_all(dir.join("sim")).unwrap();
+    let sim = Sim::start(&dir.join("sim"), None);
+    const SRK: u32 = 0x8000_0000;
+    const NULL: u32 = 0x4000_0007;
+    // sensitiveDataOrigin | userWithAuth | sign, and variants.
+    const DUPLICABLE: u32 = 0x0004_0060;
+    const FIXED: u32 = DUPLICABLE | (1 << 1) | (1 << 4);
+    const ENC_DUP: u32 = DUPLICABLE | (1 << 11);
+    const AES128_CFB: [u8; 6] = [0x00, 0x06, 0x00, 0x80, 0x00, 0x43];
+    const SYM_NULL: [u8; 2] = [0x00, 0x10];
+    let start_session = |kind: u8, nonce: u8| {
+        cmd(
+            0x176,
+            &[NULL, NULL],
+            false,
+            &[
+                &[0, 16][..],
+                &[nonce; 16],
+                &[0, 0, kind],
+                &[0, 0x10],
+                &[0, 0x0B],
+            ]
+            .concat(),
+        )
+    };
+    // Steps refer to earlier responses by position: `step` returns it.
+    let mut cases: Vec<(&str, Build, Cmp)> = Vec::new();
+    let mut step = |name: &'static str, build: Build, how: Cmp| {
+        cases.push((name, build, how));
+        cases.len() - 1
+    };
+    let k = |b: Vec<u8>| Box::new(move |_: &[Vec<u8>]| b.clone()) as Build;
+    step(
+        "Startup(CLEAR)",
+        k(cmd(0x144, &[], false, &[0, 0])),
+        Cmp::Exact,
+    );
+    step(
+        "CreatePrimary ECC SRK",
+        k(cmd(0x131, &[0x4000_0001], true, &ecc_primary_params())),
+        Cmp::Len,
+    );
+    step("StartAuthSession trial", k(start_session(3, 1)), Cmp::Len);
+    let trial = 0x0300_0000;
+    step(
+        "PolicyCommandCode(Duplicate) trial",
+        k(cmd(0x16C, &[trial], false, &0x14Bu32.to_be_bytes())),
+        Cmp::Exact,
+    );
+    step(
+        "PolicyPassword trial",
+        k(cmd(0x18C, &[trial], false, &[])),
+        Cmp::Exact,
+    );
+    let digest = step(
+        "PolicyGetDigest",
+        k(cmd(0x189, &[trial], false, &[])),
+        Cmp::Exact,
+    );
+    step(
+        "FlushContext trial",
+        k(cmd(0x165, &[], false, &trial.to_be_bytes())),
+        Cmp::Exact,
+    );
+    let create = move |attrs: u32| -> Build {
+        Box::new(move |h: &[Vec<u8>]| {
+            cmd(
+                0x153,
+                &[SRK],
+                true,
+                &ecc_key_params(attrs, &field(&h[digest], 10, 0)),
+            )
+        })
+    };
+    let dup_key = step("Create duplicable key", create(DUPLICABLE), Cmp::Len);
+    let fixed_key = step("Create fixed key", create(FIXED), Cmp::Len);
+    let enc_key = step("Create encryptedDuplication key", create(ENC_DUP), Cmp::Len);
+    step(
+        "Create fixedTPM + encryptedDuplication",
+        create(FIXED | (1 << 11)),
+        Cmp::Exact,
+    );
+    let load = |created: usize| -> Build {
+        Box::new(move |h: &[Vec<u8>]| {
+            let p = [field(&h[created], 14, 0), field(&h[created], 14, 1)].concat();
+            cmd(0x157, &[SRK], true, &p)
+        })
+    };
+    let key = step("Load duplicable key", load(dup_key), Cmp::Len);
+    let ps = step("StartAuthSession policy", k(start_session(1, 2)), Cmp::Len);
+    // A satisfied policy authorises one command (the session starts over when its nonce
+    // rolls), so the policy is run again after every successful Duplicate.
+    let satisfy = move || -> [(&'static str, Build, Cmp); 2] {
+        [
+            (
+                "PolicyCommandCode(Duplicate)",
+                Box::new(move |h: &[Vec<u8>]| {
+                    cmd(0x16C, &[handle_of(&h[ps])], false, &0x14Bu32.to_be_bytes())
+                }),
+                Cmp::Exact,
+            ),
+            (
+                "PolicyPassword",
+                Box::new(move |h: &[Vec<u8>]| cmd(0x18C, &[handle_of(&h[ps])], false, &[])),
+                Cmp::Exact,
+            ),
+        ]
+    };
+    // Duplicate(objectHandle, newParentHandle) authorised by the policy session.
+    let duplicate = move |parent: Option<u32>, key_in: Vec<u8>, sym: &'static [u8]| -> Build {
+        Box::new(move |h: &[Vec<u8>]| {
+            with_policy(
+                0x14B,
+                &[handle_of(&h[key]), parent.unwrap_or(NULL)],
+                handle_of(&h[ps]),
+                &[vtpm_sim::wire::tpm2b(&key_in), sym.to_vec()].concat(),
+            )
+        })
+    };
+    step(
+        "Duplicate with a password session (DUP role)",
+        Box::new(move |h: &[Vec<u8>]| {
+            cmd(
+                0x14B,
+                &[handle_of(&h[key]), SRK],
+                true,
+                &[&[0, 0][..], &SYM_NULL].concat(),
+            )
+        }),
+        Cmp::Exact,
+    );
+    step(
+        "Duplicate before the policy is satisfied",
+        duplicate(Some(SRK), vec![], &SYM_NULL),
+        Cmp::Exact,
+    );
+    for (n, b, c) in satisfy() {
+        step(n, b, c);
+    }
+    let outer = step(
+        "Duplicate outer wrapper only",
+        duplicate(Some(SRK), vec![], &SYM_NULL),
+        Cmp::Len,
+    );
+    // The policy was spent on that command: using the session again fails until it is re-run.
+    step(
+        "Duplicate with the spent policy",
+        duplicate(Some(SRK), vec![], &SYM_NULL),
+        Cmp::Exact,
+    );
+    for (n, b, c) in satisfy() {
+        step(n, b, c);
+    }
+    let both = step(
+        "Duplicate inner (TPM key) and outer",
+        duplicate(Some(SRK), vec![], &AES128_CFB),
+        Cmp::Len,
+    );
+    for (n, b, c) in satisfy() {
+        step(n, b, c);
+    }
+    step(
+        "Duplicate inner key of the wrong size",
+        duplicate(Some(SRK), vec![7; 8], &AES128_CFB),
+        Cmp::Exact,
+    );
+    let caller = step(
+        "Duplicate inner (caller key) and outer",
+        duplicate(Some(SRK), vec![7; 16], &AES128_CFB),
+        Cmp::Len,
+    );
+    for (n, b, c) in satisfy() {
+        step(n, b, c);
+    }
+    step(
+        "Duplicate key without an algorithm",
+        duplicate(Some(SRK), vec![7; 16], &SYM_NULL),
+        Cmp::Exact,
+    );
+    step(
+        "Duplicate to the NULL parent, no wrapper",
+        duplicate(None, vec![], &SYM_NULL),
+        Cmp::Len,
+    );
+    for (n, b, c) in satisfy() {
+        step(n, b, c);
+    }
+    step(
+        "Duplicate to a non-storage parent",
+        Box::new(move |h: &[Vec<u8>]| {
+            with_policy(
+                0x14B,
+                &[handle_of(&h[key]), handle_of(&h[key])],
+                handle_of(&h[ps]),
+                &[&[0, 0][..], &SYM_NULL].concat(),
+            )
+        }),
+        Cmp::Exact,
+    );
+    // Import(parent; encryptionKey, objectPublic, duplicate, inSymSeed, symmetricAlg).
+    let import = move |from: usize,
+                       key: InnerKey,
+                       public_of: usize,
+                       sym: &'static [u8],
+                       tamper: bool|
+          -> Build {
+        Box::new(move |h: &[Vec<u8>]| {
+            let mut blob = field(&h[from], 14, 1);
+            if tamper && let Some(b) = blob.last_mut() {
+                *b ^= 1;
+            }
+            let key = match key {
+                InnerKey::Returned(by) => field(&h[by], 14, 0),
+                InnerKey::Given(b) => vtpm_sim::wire::tpm2b(&[b; 16]),
+            };
+            let p = [
+                key,
+                field(&h[public_of], 14, 1),
+                blob,
+                field(&h[from], 14, 2),
+                sym.to_vec(),
+            ]
+            .concat();
+            cmd(0x156, &[SRK], true, &p)
+        })
+    };
+    let imported = step(
+        "Import outer wrapper only",
+        import(outer, InnerKey::Returned(outer), dup_key, &SYM_NULL, false),
+        Cmp::Len,
+    );
+    step(
+        "Import tampered blob",
+        import(outer, InnerKey::Returned(outer), dup_key, &SYM_NULL, true),
+        Cmp::Exact,
+    );
+    step(
+        "Import under another object's name",
+        import(
+            outer,
+            InnerKey::Returned(outer),
+            fixed_key,
+            &SYM_NULL,
+            false,
+        ),
+        Cmp::Exact,
+    );
+    step(
+        "Import inner and outer",
+        import(both, InnerKey::Returned(both), dup_key, &AES128_CFB, false),
+        Cmp::Len,
+    );
+    step(
+        "Import inner (caller key) and outer",
+        import(caller, InnerKey::Given(7), dup_key, &AES128_CFB, false),
+        Cmp::Len,
+    );
+    step(
+        "Import with the wrong inner key",
+        import(caller, InnerKey::Given(8), dup_key, &AES128_CFB, false),
+        Cmp::Exact,
+    );
+    step(
+        "Import inner wrapper without its key",
+        import(both, InnerKey::Returned(outer), dup_key, &AES128_CFB, false),
+        Cmp::Exact,
+    );
+    step(
+        "Import, inner wrapper not declared",
+        import(caller, InnerKey::Returned(outer), dup_key, &SYM_NULL, false),
+        Cmp::Exact,
+    );
+    let loaded = step(
+        "Load the imported key",
+        Box::new(move |h: &[Vec<u8>]| {
+            let p = [field(&h[imported], 14, 0), field(&h[dup_key], 14, 1)].concat();
+            cmd(0x157, &[SRK], true, &p)
+        }),
+        Cmp::Len,
+    );
+    step(
+        "Sign with the imported key",
+        Box::new(move |h: &[Vec<u8>]| {
+            let p = [
+                &[0, 32][..],
+                &[0x33; 32],
+                &[0, 0x10],
+                &[0x80, 0x24, 0x40, 0, 0, 7, 0, 0],
+            ]
+            .concat();
+            cmd(0x15D, &[handle_of(&h[loaded])], true, &p)
+        }),
+        Cmp::Len,
+    );
+    step(
+        "FlushContext imported key",
+        Box::new(move |h: &[Vec<u8>]| cmd(0x165, &[], false, &handle_of(&h[loaded]).to_be_bytes())),
+        Cmp::Exact,
+    );
+    step(
+        "Import a fixedTPM object",
+        import(
+            outer,
+            InnerKey::Returned(outer),
+            fixed_key,
+            &SYM_NULL,
+            false,
+        ),
+        Cmp::Exact,
+    );
+    step(
+        "Import under a signing key",
+        Box::new(move |h: &[Vec<u8>]| {
+            let p = [
+                field(&h[outer], 14, 0),
+                field(&h[dup_key], 14, 1),
+                field(&h[outer], 14, 1),
+                field(&h[outer], 14, 2),
+                SYM_NULL.to_vec(),
+            ]
+            .concat();
+            cmd(0x156, &[handle_of(&h[key])], true, &p)
+        }),
+        Cmp::Exact,
+    );
+    step(
+        "Import encryptedDuplication without inner wrapper",
+        import(outer, InnerKey::Returned(outer), enc_key, &SYM_NULL, false),
+        Cmp::Exact,
+    );
+    step(
+        "FlushContext duplicable key",
+        Box::new(move |h: &[Vec<u8>]| cmd(0x165, &[], false, &handle_of(&h[key]).to_be_bytes())),
+        Cmp::Exact,
+    );
+    let fixed = step("Load fixed key", load(fixed_key), Cmp::Len);
+    step(
+        "Duplicate a fixedParent key",
+        Box::new(move |h: &[Vec<u8>]| {
+            with_policy(
+                0x14B,
+                &[handle_of(&h[fixed]), SRK],
+                handle_of(&h[ps]),
+                &[&[0, 0][..], &SYM_NULL].concat(),
+            )
+        }),
+        Cmp::Exact,
+    );
+    step(
+        "FlushContext fixed key",
+        Box::new(move |h: &[Vec<u8>]| cmd(0x165, &[], false, &handle_of(&h[fixed]).to_be_bytes())),
+        Cmp::Exact,
+    );
+    let enc = step("Load encryptedDuplication key", load(enc_key), Cmp::Len);
+    let dup_enc = move |parent: u32, sym: &'static [u8]| -> Build {
+        Box::new(move |h: &[Vec<u8>]| {
+            with_policy(
+                0x14B,
+                &[handle_of(&h[enc]), parent],
+                handle_of(&h[ps]),
+                &[&[0, 0][..], sym].concat(),
+            )
+        })
+    };
+    step(
+        "Duplicate encryptedDuplication without inner wrapper",
+        dup_enc(SRK, &SYM_NULL),
+        Cmp::Exact,
+    );
+    step(
+        "Duplicate encryptedDuplication to the NULL parent",
+        dup_enc(NULL, &AES128_CFB),
+        Cmp::Exact,
+    );
+    step(
+        "Duplicate encryptedDuplication with both wrappers",
+        dup_enc(SRK, &AES128_CFB),
+        Cmp::Len,
+    );
+    let mismatches = compare(sim.port, sw.port, &cases);
     assert!(
         mismatches.is_empty(),
         "{} of {} differ:\n{}",
@@ -728,49 +1149,11 @@ fn with_policy_password(
     c
 }
 
-/// One step of a sequence: its name, the command (built from the responses so far), and how
-/// the two responses are compared.
-type Step<'a> = (&'a str, Box<dyn Fn(&[Vec<u8>]) -> Vec<u8>>, Cmp);
-
-/// Runs `cases` in order against both TPMs; returns the mismatches.
-fn differences(sim: &Sim, sw: &Swtpm, cases: &[Step<'_>]) -> Vec<String> {
-    let mut mismatches = Vec::new();
-    let (mut hist_a, mut hist_b): (Vec<Vec<u8>>, Vec<Vec<u8>>) = (Vec::new(), Vec::new());
-    for (what, build, how) in cases {
-        let ca = build(&hist_a);
-        let cb = build(&hist_b);
-        let a = with_retry(|| sim_exec(sim.port, &ca));
-        let b = with_retry(|| swtpm_exec(sw.port, &cb));
-        hist_a.push(a.clone());
-        hist_b.push(b.clone());
-        let rc = |r: &[u8]| u32::from_be_bytes([r[6], r[7], r[8], r[9]]);
-        let same = match how {
-            Cmp::Rc => rc(&a) == rc(&b),
-            Cmp::Len => rc(&a) == rc(&b) && a.len() == b.len(),
-            Cmp::Exact => a == b,
-            Cmp::PcrRead => a.len() == b.len() && a[..10] == b[..10],
-        };
-        if !same {
-            mismatches.push(format!(
-                "{what} ({how:?}): vtpm rc={:#x} len={} swtpm rc={:#x} len={}\n  vtpm  {:02x?}\n  swtpm {:02x?}",
-                rc(&a),
-                a.len(),
-                rc(&b),
-                b.len(),
-                &a[..a.len().min(48)],
-                &b[..b.len().min(48)]
-            ));
-        }
-    }
-    mismatches
-}
-
 /// The policy assertions and the conditions a policy session carries, failing cases included:
 /// numbered response codes and response layouts as libtpms gives them. (Time-dependent cases
 /// are left to the engine tests, which control the clock.)
 #[test]
 fn policy_codes_match_swtpm() {
-    type Build = Box<dyn Fn(&[Vec<u8>]) -> Vec<u8>>;
     let dir = scratch("diff-policy");
     let sw = Swtpm::start(&dir.join("swtpm"));
     std::fs::create_dir_all(dir.join("sim")).unwrap();
@@ -1053,7 +1436,7 @@ fn policy_codes_match_swtpm() {
         ),
         ("Shutdown", k(cmd(0x145, &[], false, &[0, 0])), Cmp::Exact),
     ];
-    let mismatches = differences(&sim, &sw, &cases);
+    let mismatches = compare(sim.port, sw.port, &cases);
     assert!(
         mismatches.is_empty(),
         "{} of {} differ:\n{}",
@@ -1067,7 +1450,6 @@ fn policy_codes_match_swtpm() {
 /// failing cases included.
 #[test]
 fn nv_and_attestation_codes_match_swtpm() {
-    type Build = Box<dyn Fn(&[Vec<u8>]) -> Vec<u8>>;
     let dir = scratch("diff-nv-attest");
     let sw = Swtpm::start(&dir.join("swtpm"));
     std::fs::create_dir_all(dir.join("sim")).unwrap();
@@ -1356,7 +1738,7 @@ fn nv_and_attestation_codes_match_swtpm() {
             Cmp::Exact,
         ));
     }
-    let mismatches = differences(&sim, &sw, &cases);
+    let mismatches = compare(sim.port, sw.port, &cases);
     assert!(
         mismatches.is_empty(),
         "{} of {} differ:\n{}",

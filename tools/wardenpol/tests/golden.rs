@@ -124,3 +124,20 @@ fn compile_writes_a_loadable_binary_and_json_dump() {
     assert!(!out.exists());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn graph_renders_svg_with_graphviz() {
+    let dir = std::env::temp_dir().join(format!("wardenpol-graph-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let svg = dir.join("demo.svg");
+    let (t, code) = run(&["graph", "demo.wpol", "-o", svg.to_str().unwrap()]);
+    assert_eq!(code, 0, "graphviz `dot` is installed by `cargo xtask setup`:\n{t}");
+    let text = std::fs::read_to_string(&svg).unwrap();
+    assert!(text.contains("<svg"), "not an SVG document:\n{text}");
+    // Every type of the policy is a node in the picture.
+    let (dot, _) = run(&["graph", "demo.wpol"]);
+    for ty in ["mgmt_t", "guest1_t"] {
+        assert!(dot.contains(ty) && text.contains(ty), "{ty} missing from the graph");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

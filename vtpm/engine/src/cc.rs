@@ -6,6 +6,8 @@
 pub(crate) enum Role {
     User,
     Admin,
+    /// Duplication: only a policy session that fixed the command code may authorise.
+    Dup,
 }
 
 /// One implemented command.
@@ -38,6 +40,10 @@ const fn c(cc: u32, handles: u8, auths: u8, r_handle: bool) -> CmdInfo {
 }
 const fn admin(mut i: CmdInfo) -> CmdInfo {
     i.role = Role::Admin;
+    i
+}
+const fn dup(mut i: CmdInfo) -> CmdInfo {
+    i.role = Role::Dup;
     i
 }
 const fn nv(mut i: CmdInfo) -> CmdInfo {
@@ -80,6 +86,7 @@ pub(crate) mod code {
     pub(crate) const CERTIFY: u32 = 0x148;
     pub(crate) const POLICY_NV: u32 = 0x149;
     pub(crate) const CERTIFY_CREATION: u32 = 0x14A;
+    pub(crate) const DUPLICATE: u32 = 0x14B;
     pub(crate) const GET_TIME: u32 = 0x14C;
     pub(crate) const NV_READ: u32 = 0x14E;
     pub(crate) const NV_READ_LOCK: u32 = 0x14F;
@@ -88,6 +95,7 @@ pub(crate) mod code {
     pub(crate) const CREATE: u32 = 0x153;
     pub(crate) const ECDH_ZGEN: u32 = 0x154;
     pub(crate) const HMAC: u32 = 0x155;
+    pub(crate) const IMPORT: u32 = 0x156;
     pub(crate) const LOAD: u32 = 0x157;
     pub(crate) const QUOTE: u32 = 0x158;
     pub(crate) const RSA_DECRYPT: u32 = 0x159;
@@ -168,6 +176,7 @@ pub(crate) static COMMANDS: &[CmdInfo] = &[
     admin(c(CERTIFY, 2, 2, false)),
     c(POLICY_NV, 3, 1, false),
     c(CERTIFY_CREATION, 2, 1, false),
+    dup(c(DUPLICATE, 2, 1, false)),
     c(GET_TIME, 2, 2, false),
     c(NV_READ, 2, 1, false),
     c(NV_READ_LOCK, 2, 1, false),
@@ -176,6 +185,7 @@ pub(crate) static COMMANDS: &[CmdInfo] = &[
     c(CREATE, 1, 1, false),
     c(ECDH_ZGEN, 1, 1, false),
     c(HMAC, 1, 1, false),
+    c(IMPORT, 1, 1, false),
     c(LOAD, 1, 1, true),
     c(QUOTE, 1, 1, false),
     c(RSA_DECRYPT, 1, 1, false),

@@ -565,6 +565,7 @@ impl<P: Platform> Tpm<P> {
                 Ok(o) => match role {
                     Role::User => o.public.has(attr::USER_WITH_AUTH),
                     Role::Admin => !o.public.has(attr::ADMIN_WITH_POLICY),
+                    Role::Dup => false,
                 },
                 Err(_) => false,
             },
@@ -659,8 +660,22 @@ impl<P: Platform> Tpm<P> {
             } else {
                 role
             };
+            // The DUP role needs a policy session (AUTH_TYPE, unnumbered, as the reference code
+            // answers), and that policy must have fixed the command code.
+            if role == Role::Dup && bound.is_some() && h::ty(a.handle) != h::HT_POLICY_SESSION {
+                return Err(Rc::AUTH_TYPE);
+            }
             let u =
                 self.check_one_session(a, n, bound, role, cc, names, params, auths, i, locality)?;
+            if role == Role::Dup
+                && bound.is_some()
+                && self
+                    .session_index(a.handle)
+                    .and_then(|s| self.v.sessions[s].as_ref())
+                    .is_some_and(|s| s.command_code().is_none())
+            {
+                return Err(Rc::POLICY_FAIL.session(n));
+            }
             uses.push(u);
         }
         Ok(uses)

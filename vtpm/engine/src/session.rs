@@ -138,6 +138,21 @@ impl Session {
     pub(crate) fn is_policy(&self) -> bool {
         self.kind != SE_HMAC
     }
+    /// Back to the state StartAuthSession left (PolicyRestart, and after every use).
+    fn reset_policy(&mut self) {
+        self.policy_digest = alloc::vec![0; self.hash.size()];
+        self.need_auth_value = false;
+        self.need_password = false;
+        self.cc = None;
+        self.bound = Bound::None;
+        self.bound_digest.clear();
+        self.locality = 0;
+        self.timeout = 0;
+    }
+    /// The command code a policy session is bound to (PolicyCommandCode), if any.
+    pub(crate) fn command_code(&self) -> Option<u32> {
+        self.cc
+    }
 }
 
 /// What processing one authorisation produced, for parameter encryption and the response.
@@ -447,6 +462,11 @@ impl<P: Platform> Tpm<P> {
                 let nonce = self.random(size);
                 if let Some(s) = self.v.sessions[slot].as_mut() {
                     s.nonce_tpm = nonce;
+                    // A policy authorises one command: when its nonce rolls, the policy starts
+                    // over (the reference code's UpdateInternalSession does the same).
+                    if s.is_policy() {
+                        s.reset_policy();
+                    }
                 }
             }
         }
@@ -849,15 +869,7 @@ impl<P: Platform> Tpm<P> {
 
     fn policy_restart(&mut self, c: &mut Ctx<'_>) -> Result<Out, Rc> {
         c.params.finish().p(1)?;
-        let s = self.policy_session(c.handles[0], 1)?;
-        s.policy_digest = alloc::vec![0; s.hash.size()];
-        s.need_auth_value = false;
-        s.need_password = false;
-        s.cc = None;
-        s.bound = Bound::None;
-        s.bound_digest.clear();
-        s.locality = 0;
-        s.timeout = 0;
+        self.policy_session(c.handles[0], 1)?.reset_policy();
         Ok(Out::new())
     }
 }

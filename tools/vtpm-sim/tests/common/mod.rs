@@ -224,3 +224,70 @@ pub fn host(dir: &Path, args: &[&str]) -> Output {
         .output()
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", args[0]))
 }
+
+/// swtpm (libtpms, the TCG reference code) on a TCP data port and control port P+1, with its
+/// state in `dir`; killed on drop. Raw TPM commands go to `port`; tpm2-tools reach it through
+/// the `swtpm` TCTI.
+pub struct Swtpm {
+    child: Child,
+    pub port: u16,
+    pub dir: PathBuf,
+}
+
+impl Swtpm {
+    pub fn start(dir: &Path) -> Swtpm {
+        std::fs::create_dir_all(dir).expect("swtpm state dir");
+        for _ in 0..20 {
+            // Ask the OS for a free port, then hope P+1 is free too; retry if swtpm fails to bind.
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            if port == u16::MAX || std::net::TcpListener::bind(("127.0.0.1", port + 1)).is_err() {
+                continue;
+            }
+            let mut child = Command::new("swtpm")
+                .args(["socket", "--tpm2"])
+                .args([
+                    "--server",
+                    &format!("type=tcp,port={port},bindaddr=127.0.0.1"),
+                ])
+                .args([
+                    "--ctrl",
+                    &format!("type=tcp,port={},bindaddr=127.0.0.1", port + 1),
+                ])
+                .args(["--tpmstate", &format!("dir={}", dir.display())])
+                .args(["--flags", "not-need-init"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("cannot run swtpm (package swtpm; `cargo xtask setup`)");
+            let up = wait_for(Duration::from_secs(10), || {
+                matches!(child.try_wait(), Ok(None))
+                    && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+            });
+            if up {
+                return Swtpm {
+                    child,
+                    port,
+                    dir: dir.to_path_buf(),
+                };
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("swtpm did not start");
+    }
+
+    pub fn tcti(&self) -> String {
+        format!("swtpm:host=127.0.0.1,port={}", self.port)
+    }
+}
+
+impl Drop for Swtpm {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -3,6 +3,7 @@
 mod attest;
 mod basic;
 mod crypto;
+mod duplication;
 mod hier;
 mod nv;
 mod object;

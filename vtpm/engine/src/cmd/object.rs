@@ -1,5 +1,6 @@
 //! Object commands: CreatePrimary, Create, CreateLoaded, Load, LoadExternal, ReadPublic,
-//! Unseal, ObjectChangeAuth, EvictControl, FlushContext, ContextSave, ContextLoad (Part 3 ch. 12, 24, 28).
+//! Unseal, ObjectChangeAuth, EvictControl, FlushContext, ContextSave, ContextLoad (Part 3 ch. 12, 24, 28);
+//! Duplicate and Import dispatch to `duplication`.
 
 use crate::Platform;
 use crate::crypto::aes::Aes;
@@ -82,11 +83,13 @@ impl<P: Platform> Tpm<P> {
             FLUSH_CONTEXT => self.flush_context(c),
             CONTEXT_SAVE => self.context_save(c),
             CONTEXT_LOAD => self.context_load(c),
+            DUPLICATE => self.duplicate(c),
+            IMPORT => self.import(c),
             _ => self.dispatch_crypto(c),
         }
     }
 
-    fn iv(&mut self) -> [u8; 16] {
+    pub(crate) fn iv(&mut self) -> [u8; 16] {
         let mut iv = [0u8; 16];
         self.rng.fill(&mut iv);
         iv
@@ -175,6 +178,7 @@ impl<P: Platform> Tpm<P> {
             return Err(Rc::VALUE.handle(1));
         }
         let inp = parse_create(&mut c.params, true)?;
+        super::duplication::check_duplication_attrs(&inp.public, None).p(2)?;
         self.free_object_slot()?;
         let seed = self.hierarchy_seed(hier);
         let th = HashAlg::Sha256;
@@ -260,6 +264,7 @@ impl<P: Platform> Tpm<P> {
         if inp.public.has(attr::FIXED_TPM) && !parent.public.has(attr::FIXED_TPM) {
             return Err(Rc::ATTRIBUTES.param(2));
         }
+        super::duplication::check_duplication_attrs(&inp.public, Some(&parent.public)).p(2)?;
         if loaded {
             self.free_object_slot()?;
         }
@@ -309,6 +314,7 @@ impl<P: Platform> Tpm<P> {
         // Same derivation as CreatePrimary; CreateLoaded has no creation data in or out.
         let hier = c.handles[0];
         let inp = parse_create(&mut c.params, false)?;
+        super::duplication::check_duplication_attrs(&inp.public, None).p(2)?;
         self.free_object_slot()?;
         let seed = self.hierarchy_seed(hier);
         let th = HashAlg::Sha256;
