@@ -262,15 +262,20 @@ impl<const N: usize> Mont<N> {
     }
 
     /// 2^e in Montgomery form (`bits` = bit length of e): square, then double or not by mask.
-    /// Doubling costs a shift and a subtraction where a multiplication would cost as much as
-    /// the squaring: this is the test every sieve survivor goes through.
+    /// Doubling costs an addition and a subtraction where a multiplication would cost as much
+    /// as the squaring: this is the test every sieve survivor goes through.
     fn pow2(&self, e: &[u64; N], bits: usize) -> [u64; N] {
         let mut x = self.one;
         for i in (0..bits).rev() {
             let s = self.sqr(&x);
-            let d = self.double(&s);
+            // s + (s & mask): s doubled when the bit is set, else s plus zero.
             let bit = 0u64.wrapping_sub((e[i / 64] >> (i % 64)) & 1);
-            x = select(bit, &d, &s);
+            let mut d = [0u64; N];
+            let mut carry = 0u64;
+            for j in 0..N {
+                (d[j], carry) = adc(s[j], s[j] & bit, carry);
+            }
+            x = self.final_sub(&d, carry);
         }
         x
     }
