@@ -534,8 +534,11 @@ fn random_prime<const N: usize>(e: u32, rounds: usize, rng: &mut impl RngCore) -
         // invertible mod odd p): mark them all in the window.
         composite.fill(0);
         let mut mark = |p: u64, r: u64| {
-            let inv2 = p.div_ceil(2);
-            let mut k = ((p - r) % p * inv2 % p) as usize;
+            // k = -r / 2 mod p without a division: t = p - r in [1, p], halved (p added first
+            // when t is odd), p itself folded to 0.
+            let t = p - r;
+            let k = (t + (t & 1) * p) / 2;
+            let mut k = (k - p * u64::from(k >= p)) as usize;
             while k < WINDOW {
                 composite[k / 64] |= 1 << (k % 64);
                 k += p as usize;
