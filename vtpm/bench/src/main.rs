@@ -8,7 +8,7 @@
 //! (fresh RSA keys: the median of all rounds' samples).
 #![forbid(unsafe_code)]
 
-use std::io::{BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -162,7 +162,7 @@ fn median_of(sorted: &[f64]) -> f64 {
 /// Fresh RSA-2048 keys per round and target: the prime search's cost varies a lot from key
 /// to key (the distance to the next prime is roughly geometric), so it takes many keys for a
 /// median that moves by less than the gap between the two targets.
-const RSA_NEW_KEYS: usize = 41;
+const RSA_NEW_KEYS: usize = 81;
 
 /// Runs the workload; returns (command, sorted samples in µs) in a fixed order.
 fn workload(t: &mut dyn Transport, iters: usize, startup: bool) -> Vec<(&'static str, Vec<f64>)> {
@@ -304,6 +304,39 @@ fn workload(t: &mut dyn Transport, iters: usize, startup: bool) -> Vec<(&'static
     out
 }
 
+/// vtpm-sim in a child process (this binary, re-run with `--serve`), as swtpm runs in its own:
+/// with the server in the client's process, the scheduler places the two threads differently
+/// from two processes and round trips came out bimodal (14 or 30-50 µs from run to run).
+struct VtpmSim(Child, u16);
+
+impl Drop for VtpmSim {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_vtpm_sim() -> VtpmSim {
+    let child = Command::new(std::env::current_exe().expect("own path"))
+        .arg("--serve")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("cannot start the vtpm-sim server process");
+    // Killed on drop from here on, also if the port never comes.
+    let mut sim = VtpmSim(child, 0);
+    let out = sim.0.stdout.take().expect("child stdout");
+    // The child prints its command port once it listens.
+    let mut line = String::new();
+    BufReader::new(out)
+        .read_line(&mut line)
+        .expect("vtpm-sim server process output");
+    sim.1 = line
+        .trim()
+        .parse()
+        .expect("vtpm-sim server process did not report its port");
+    sim
+}
+
 /// swtpm on OS-chosen ports, killed on drop.
 struct Swtpm(Child, u16, std::path::PathBuf);
 
@@ -372,9 +405,15 @@ fn main() {
         .unwrap_or(200);
     let out_file = arg("--out");
 
-    let server = vtpm_sim::Server::bind(0, None).expect("bind vtpm-sim");
-    let port = server.port;
-    std::thread::spawn(move || server.serve());
+    if args.get(1).map(String::as_str) == Some("--serve") {
+        // The server process of `start_vtpm_sim`.
+        let server = vtpm_sim::Server::bind(0, None).expect("bind vtpm-sim");
+        println!("{}", server.port);
+        server.serve();
+        return;
+    }
+    let sim = start_vtpm_sim();
+    let port = sim.1;
     let sw = start_swtpm();
     let connect = |port: u16| Conn::new(TcpStream::connect(("127.0.0.1", port)).expect("connect"));
     // Alternate the two targets over a few rounds, so that a burst of load on this shared
