@@ -4,7 +4,7 @@
 //! TCP_NODELAY, and prints per-command medians and their ratio as a Markdown table.
 //!
 //! `--out FILE` also writes the table to FILE. `--iterations N` scales the fast commands;
-//! `--rounds R` (default 3) alternates the targets R times and keeps each command's best median
+//! `--rounds R` (default 5) alternates the targets R times and keeps each command's best median
 //! (fresh RSA keys: the median of all rounds' samples).
 #![forbid(unsafe_code)]
 
@@ -412,15 +412,14 @@ fn main() {
         server.serve();
         return;
     }
-    let sim = start_vtpm_sim();
-    let port = sim.1;
-    let sw = start_swtpm();
     let connect = |port: u16| Conn::new(TcpStream::connect(("127.0.0.1", port)).expect("connect"));
     // Alternate the two targets over a few rounds, so that a burst of load on this shared
-    // machine does not land on one side only. Round-trip-bound commands keep their best
+    // machine does not land on one side only; both servers are fresh processes each round, so
+    // one unlucky placement (a CPU shared with someone's build for the whole run) does not
+    // stick to one side either. Round-trip-bound commands keep their best
     // per-round median (load only ever adds time); fresh RSA keys pool all rounds' samples,
     // since their spread is the prime search's own, not noise.
-    let rounds: usize = arg("--rounds").and_then(|s| s.parse().ok()).unwrap_or(3);
+    let rounds: usize = arg("--rounds").and_then(|s| s.parse().ok()).unwrap_or(5);
     let mut vtpm: Vec<(&str, Vec<Vec<f64>>)> = Vec::new();
     let mut swtpm: Vec<(&str, Vec<Vec<f64>>)> = Vec::new();
     let add = |acc: &mut Vec<(&'static str, Vec<Vec<f64>>)>, new: Vec<(&'static str, Vec<f64>)>| {
@@ -432,11 +431,11 @@ fn main() {
             }
         }
     };
-    for round in 0..rounds {
-        add(
-            &mut vtpm,
-            workload(&mut Mssim(connect(port)), iters, round == 0),
-        );
+    for _ in 0..rounds {
+        let sim = start_vtpm_sim();
+        add(&mut vtpm, workload(&mut Mssim(connect(sim.1)), iters, true));
+        drop(sim);
+        let sw = start_swtpm();
         add(&mut swtpm, workload(&mut Raw(connect(sw.1)), iters, false));
     }
     let summary = |name: &str, runs: &[Vec<f64>]| -> f64 {
