@@ -164,7 +164,8 @@ pub(crate) struct SessionUse {
     nonce_caller: Vec<u8>,
     /// sessionKey || authValue (when the authValue takes part), the HMAC and encryption key.
     session_value: Vec<u8>,
-    /// Policy session with PolicyPassword: the response HMAC is empty.
+    /// Policy session with PolicyPassword, or an empty HMAC under an empty key: the response
+    /// HMAC is empty.
     password: bool,
     /// The authorised entity whose authValue is part of `session_value` (re-read for the
     /// response: HierarchyChangeAuth answers under the new value).
@@ -260,6 +261,19 @@ impl<P: Platform> Tpm<P> {
                 session_value.extend_from_slice(&auth);
                 auth_of = Some(hdl);
             }
+        }
+        // With an empty HMAC key (no sessionKey, no authValue in it) an empty HMAC is a valid
+        // authorisation, and the response HMAC is empty too (ComputeCommandHMAC and
+        // ComputeResponseHMAC of the reference implementation).
+        if session_value.is_empty() && a.hmac.is_empty() {
+            return Ok(SessionUse {
+                attrs: a.attrs,
+                slot: Some(slot),
+                nonce_caller: a.nonce_caller.clone(),
+                session_value,
+                password: true,
+                auth_of: None,
+            });
         }
         let cp = cp_hash(s.hash, cc, names, params);
         let (dec_nonce, enc_nonce) = self.extra_nonces(all, idx);
