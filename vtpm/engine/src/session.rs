@@ -50,14 +50,21 @@ pub(crate) struct Session {
     pub(crate) start_time: u64,
     /// When the policy stops authorising (ms since power-on; 0: never).
     pub(crate) timeout: u64,
+    /// The PCR update counter when PolicyPCR last checked the PCRs (None: no PolicyPCR since
+    /// the policy started). Any PCR change since then makes the session fail with
+    /// TPM_RC_PCR_CHANGED. (The reference uses 0 for "none", which lets a PolicyPCR made while
+    /// the counter is still 0 survive later PCR changes; an explicit None closes that gap.)
+    pub(crate) pcr_counter: Option<u32>,
 }
 
 impl Session {
     pub(crate) fn write(&self, w: &mut Writer) {
-        self.write_ext(w, true);
+        self.write_ext(w, crate::state::STATE_VERSION);
     }
-    /// Writes the session, with the policy extension when `ext` (state format 4 on).
-    pub(crate) fn write_ext(&self, w: &mut Writer, ext: bool) {
+    /// Writes the session as state format `version` has it: the policy extension from format
+    /// 4 on, the PolicyPCR counter from format 5 on.
+    pub(crate) fn write_ext(&self, w: &mut Writer, version: u16) {
+        let ext = version >= 4;
         w.u32(self.handle)
             .u8(self.kind)
             .u16(self.hash.alg())
@@ -84,10 +91,17 @@ impl Session {
             .u8(self.locality)
             .u64(self.start_time)
             .u64(self.timeout);
+        if version >= 5 {
+            // Format 5: the PolicyPCR counter (flag, value).
+            w.u8(u8::from(self.pcr_counter.is_some()))
+                .u32(self.pcr_counter.unwrap_or(0));
+        }
     }
-    /// Reads a session; `ext` says whether the policy extension follows (state format 4 on;
-    /// context blobs: whenever bytes are left).
-    pub(crate) fn read(r: &mut Reader<'_>, ext: Option<bool>) -> Result<Session, Rc> {
+    /// Reads a session written in state format `version` (context blobs, None: each extension
+    /// whenever bytes are left).
+    pub(crate) fn read(r: &mut Reader<'_>, version: Option<u16>) -> Result<Session, Rc> {
+        let ext = version.map(|v| v >= 4);
+        let ext5 = version.map(|v| v >= 5);
         let handle = r.u32()?;
         let kind = r.u8()?;
         let hash = HashAlg::from_alg(r.u16()?)?;
@@ -116,6 +130,16 @@ impl Session {
             start_time = r.u64()?;
             timeout = r.u64()?;
         }
+        let mut pcr_counter = None;
+        if ext5.unwrap_or(r.remaining() > 0) {
+            let set = r.u8()?;
+            let value = r.u32()?;
+            pcr_counter = match set {
+                0 => None,
+                1 => Some(value),
+                _ => return Err(Rc::VALUE),
+            };
+        }
         Ok(Session {
             handle,
             kind,
@@ -133,6 +157,7 @@ impl Session {
             locality,
             start_time,
             timeout,
+            pcr_counter,
         })
     }
     pub(crate) fn is_policy(&self) -> bool {
@@ -148,6 +173,7 @@ impl Session {
         self.bound_digest.clear();
         self.locality = 0;
         self.timeout = 0;
+        self.pcr_counter = None;
     }
     /// The command code a policy session is bound to (PolicyCommandCode), if any.
     pub(crate) fn command_code(&self) -> Option<u32> {
@@ -333,6 +359,10 @@ impl<P: Platform> Tpm<P> {
         // PolicySecret authorised by a policy session must prove the authValue itself.
         if cc == crate::cc::code::POLICY_SECRET && !s.need_password && !s.need_auth_value {
             return Err(Rc::MODE.session(n));
+        }
+        // The PCRs PolicyPCR checked have changed since (checked first, as in the reference).
+        if !self.pcr_value_current(s) {
+            return Err(Rc::PCR_CHANGED);
         }
         let (palg, pdig) = self.entity_policy(hdl);
         if pdig.is_empty() {
@@ -714,6 +744,7 @@ impl<P: Platform> Tpm<P> {
             locality: 0,
             start_time: self.time_ms(),
             timeout: 0,
+            pcr_counter: None,
         });
         let mut o = Out::new();
         o.handle = Some(handle);
@@ -782,6 +813,10 @@ impl<P: Platform> Tpm<P> {
         c.params.finish().p(2)?;
         let sel_bytes = &start.rest()[..start.remaining() - c.params.remaining()];
         let s = self.policy_session(c.handles[0], 1)?.clone();
+        // A second PolicyPCR must not hide a change since the first.
+        if s.kind != SE_TRIAL && !self.pcr_value_current(&s) {
+            return Err(Rc::PCR_CHANGED);
+        }
         let digest = self.v.pcrs.digest(&sel, s.hash);
         let digest = if s.kind == SE_TRIAL && !given.is_empty() {
             given
@@ -800,7 +835,18 @@ impl<P: Platform> Tpm<P> {
                 &digest,
             ],
         )?;
+        let counter = self.v.pcrs.update_counter;
+        let s = self.policy_session(c.handles[0], 1)?;
+        if s.kind != SE_TRIAL {
+            s.pcr_counter = Some(counter);
+        }
         Ok(Out::new())
+    }
+
+    /// Whether no PCR changed since the session's PolicyPCR (true without one).
+    fn pcr_value_current(&self, s: &Session) -> bool {
+        s.pcr_counter
+            .is_none_or(|c| c == self.v.pcrs.update_counter)
     }
 
     fn policy_or(&mut self, c: &mut Ctx<'_>) -> Result<Out, Rc> {
