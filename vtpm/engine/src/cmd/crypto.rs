@@ -144,6 +144,57 @@ impl<P: Platform> Tpm<P> {
         self.write_attest_clock(w, signer);
     }
 
+    /// The signer of an attestation: a signing key and its scheme, or None for TPM_RH_NULL
+    /// (the attestation goes out unsigned, any inScheme ignored: CryptSelectSignScheme of the
+    /// reference selects TPM_ALG_NULL then).
+    pub(super) fn attest_signer(
+        &self,
+        hdl: u32,
+        n_handle: u32,
+        in_scheme: Scheme,
+        n_param: u32,
+    ) -> Result<Option<(Object, Scheme)>, Rc> {
+        if hdl == h::RH_NULL {
+            return Ok(None);
+        }
+        self.signing_key(hdl, n_handle, in_scheme, n_param)
+            .map(Some)
+    }
+
+    /// `attest_header` for an optional signer (TPM_RH_NULL: qualifiedSigner is its handle).
+    pub(super) fn attest_header_opt(
+        &mut self,
+        w: &mut Writer,
+        ty: u16,
+        signer: Option<&(Object, Scheme)>,
+        extra: &[u8],
+    ) {
+        match signer {
+            Some((key, _)) => self.attest_header(w, ty, key, extra),
+            None => {
+                let null = h::RH_NULL.to_be_bytes();
+                w.u32(GENERATED).u16(ty).tpm2b(&null).tpm2b(extra);
+                self.write_attest_clock_of(w, &null, h::RH_NULL);
+            }
+        }
+    }
+
+    /// `finish_attest` for an optional signer (None: a TPMT_SIGNATURE of TPM_ALG_NULL).
+    pub(super) fn finish_attest_opt(
+        &mut self,
+        signer: Option<(Object, Scheme)>,
+        attest: Vec<u8>,
+    ) -> Result<Out, Rc> {
+        match signer {
+            Some((key, scheme)) => self.finish_attest(&key, scheme, attest),
+            None => {
+                let mut o = Out::new();
+                o.params.tpm2b(&attest).u16(alg::NULL);
+                Ok(o)
+            }
+        }
+    }
+
     pub(super) fn finish_attest(
         &mut self,
         key: &Object,
@@ -164,7 +215,11 @@ impl<P: Platform> Tpm<P> {
         let in_scheme = Scheme::parse(&mut c.params).p(2)?;
         let sel = pcr::parse_selection(&mut c.params).p(3)?;
         c.params.finish().p(3)?;
-        let (key, scheme) = self.signing_key(c.handles[0], 1, in_scheme, 2)?;
+        // Unlike the other attestations, a quote needs a signing key: without one the scheme
+        // (and so the hash of pcrDigest) is TPM_ALG_NULL, which the reference refuses.
+        let Some((key, scheme)) = self.attest_signer(c.handles[0], 1, in_scheme, 2)? else {
+            return Err(Rc::SCHEME.param(2));
+        };
         let sh = HashAlg::from_alg(scheme.hash).p(2)?;
         let mut w = Writer::new();
         self.attest_header(&mut w, ST_ATTEST_QUOTE, &key, &extra);
@@ -178,11 +233,11 @@ impl<P: Platform> Tpm<P> {
         let in_scheme = Scheme::parse(&mut c.params).p(2)?;
         c.params.finish().p(2)?;
         let obj = self.object(c.handles[0]).h(1)?.clone();
-        let (key, scheme) = self.signing_key(c.handles[1], 2, in_scheme, 2)?;
+        let signer = self.attest_signer(c.handles[1], 2, in_scheme, 2)?;
         let mut w = Writer::new();
-        self.attest_header(&mut w, ST_ATTEST_CERTIFY, &key, &extra);
+        self.attest_header_opt(&mut w, ST_ATTEST_CERTIFY, signer.as_ref(), &extra);
         w.tpm2b(&obj.name).tpm2b(&obj.qualified);
-        self.finish_attest(&key, scheme, w.into_vec()).p(2)
+        self.finish_attest_opt(signer, w.into_vec()).p(2)
     }
 
     fn get_time(&mut self, c: &mut Ctx<'_>) -> Result<Out, Rc> {
@@ -192,14 +247,14 @@ impl<P: Platform> Tpm<P> {
         if c.handles[0] != h::RH_ENDORSEMENT {
             return Err(Rc::VALUE.handle(1));
         }
-        let (key, scheme) = self.signing_key(c.handles[1], 2, in_scheme, 2)?;
+        let signer = self.attest_signer(c.handles[1], 2, in_scheme, 2)?;
         let mut w = Writer::new();
-        self.attest_header(&mut w, ST_ATTEST_TIME, &key, &extra);
+        self.attest_header_opt(&mut w, ST_ATTEST_TIME, signer.as_ref(), &extra);
         let t = self.time_ms();
         w.u64(t);
         self.write_clock_info(&mut w);
         w.u64(0x0001_0000_0000_0000);
-        self.finish_attest(&key, scheme, w.into_vec()).p(2)
+        self.finish_attest_opt(signer, w.into_vec()).p(2)
     }
 
     fn hmac(&mut self, c: &mut Ctx<'_>) -> Result<Out, Rc> {
