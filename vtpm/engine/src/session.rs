@@ -247,11 +247,17 @@ impl<P: Platform> Tpm<P> {
         if s.kind == SE_TRIAL {
             return Err(Rc::ATTRIBUTES.session(n));
         }
-        if self.entity_da_protected(hdl) && self.in_lockout() {
-            return Err(Rc::LOCKOUT);
-        }
-        if hdl == h::RH_LOCKOUT && self.p.lockout_locked {
-            return Err(Rc::LOCKOUT);
+        let bound_here = !s.bind_name.is_empty() && s.bind_name == self.entity_name(hdl);
+        // Lockout matters only where the authValue takes part (the reference's includeAuth):
+        // a policy session with PolicyAuthValue/PolicyPassword, an HMAC session not bound to
+        // the entity. It is checked before the session type is.
+        let include_auth = if s.is_policy() {
+            s.need_auth_value || s.need_password
+        } else {
+            !bound_here
+        };
+        if include_auth {
+            self.check_lockout(hdl)?;
         }
         let auth = self.entity_auth(hdl)?;
         let auth = crate::engine::trim(&auth).to_vec();
@@ -282,7 +288,6 @@ impl<P: Platform> Tpm<P> {
             if !self.auth_value_allowed(hdl, role) {
                 return Err(Rc::AUTH_UNAVAILABLE);
             }
-            let bound_here = !s.bind_name.is_empty() && s.bind_name == self.entity_name(hdl);
             if !bound_here {
                 session_value.extend_from_slice(&auth);
                 auth_of = Some(hdl);
@@ -325,6 +330,18 @@ impl<P: Platform> Tpm<P> {
             password: false,
             auth_of,
         })
+    }
+
+    /// TPM_RC_LOCKOUT if the entity's authValue is locked out: a DA-protected entity in
+    /// lockout, or lockoutAuth after a failure.
+    fn check_lockout(&self, hdl: u32) -> Result<(), Rc> {
+        if self.entity_da_protected(hdl) && self.in_lockout() {
+            return Err(Rc::LOCKOUT);
+        }
+        if hdl == h::RH_LOCKOUT && self.p.lockout_locked {
+            return Err(Rc::LOCKOUT);
+        }
+        Ok(())
     }
 
     /// Whether only a policy session may act in this role: an NV index's ADMIN role, and an
@@ -429,17 +446,14 @@ impl<P: Platform> Tpm<P> {
         let Some(hdl) = bound else {
             return Err(Rc::AUTH_CONTEXT);
         };
+        // Lockout first, then the session type (TPM_RC_LOCKOUT before TPM_RC_AUTH_TYPE, as in
+        // the reference's CheckAuthSession).
+        self.check_lockout(hdl)?;
         if self.policy_required(hdl, role) {
             return Err(Rc::AUTH_TYPE);
         }
         if !self.auth_value_allowed(hdl, role) {
             return Err(Rc::AUTH_UNAVAILABLE);
-        }
-        if self.entity_da_protected(hdl) && self.in_lockout() {
-            return Err(Rc::LOCKOUT);
-        }
-        if hdl == h::RH_LOCKOUT && self.p.lockout_locked {
-            return Err(Rc::LOCKOUT);
         }
         self.check_password(hdl, &a.hmac, n)?;
         Ok(SessionUse {
