@@ -50,12 +50,19 @@ fn ok(t: &mut Tpm<MemPlatform>, what: &str, cmd: &[u8]) -> Vec<u8> {
 
 fn start_session(t: &mut Tpm<MemPlatform>, kind: u8) -> u32 {
     let p = [&b2(&[5; 16])[..], &[0, 0, kind], &[0, 0x10], &[0, 0x0B]].concat();
-    let r = ok(t, "StartAuthSession", &frame(0x176, &[RH_NULL, RH_NULL], None, &p));
+    let r = ok(
+        t,
+        "StartAuthSession",
+        &frame(0x176, &[RH_NULL, RH_NULL], None, &p),
+    );
     u32::from_be_bytes([r[10], r[11], r[12], r[13]])
 }
 
 fn policy_pcr(t: &mut Tpm<MemPlatform>, s: u32) -> Vec<u8> {
-    t.execute(0, &frame(0x17F, &[s], None, &[&b2(&[])[..], &SEL10].concat()))
+    t.execute(
+        0,
+        &frame(0x17F, &[s], None, &[&b2(&[])[..], &SEL10].concat()),
+    )
 }
 
 fn extend10(t: &mut Tpm<MemPlatform>, d: u8) {
@@ -91,9 +98,17 @@ fn policy_pcr_session_fails_after_a_pcr_change() {
                 // The index's policy: PolicyPCR over the current PCR 10, from a trial session.
                 let trial = start_session(&mut t, 3);
                 assert_eq!(rc(&policy_pcr(&mut t, trial)), 0, "{case}: trial PolicyPCR");
-                let digest = ok(&mut t, "PolicyGetDigest", &frame(0x189, &[trial], None, &[]));
+                let digest = ok(
+                    &mut t,
+                    "PolicyGetDigest",
+                    &frame(0x189, &[trial], None, &[]),
+                );
                 let policy = digest[12..44].to_vec();
-                ok(&mut t, "Flush", &frame(0x165, &[], None, &trial.to_be_bytes()));
+                ok(
+                    &mut t,
+                    "Flush",
+                    &frame(0x165, &[], None, &trial.to_be_bytes()),
+                );
                 let attrs: u32 = (1 << 1) | (1 << 3) | (1 << 17) | (1 << 19) | (1 << 25);
                 let public = [
                     &NV.to_be_bytes()[..],
@@ -104,9 +119,17 @@ fn policy_pcr_session_fails_after_a_pcr_change() {
                 ]
                 .concat();
                 let p = [&b2(&[])[..], &b2(&public)].concat();
-                ok(&mut t, "NV_DefineSpace", &frame(0x12A, &[RH_OWNER], Some(RS_PW), &p));
+                ok(
+                    &mut t,
+                    "NV_DefineSpace",
+                    &frame(0x12A, &[RH_OWNER], Some(RS_PW), &p),
+                );
                 let p = [&b2(&[7; 8])[..], &[0, 0]].concat();
-                ok(&mut t, "NV_Write", &frame(0x137, &[RH_OWNER, NV], Some(RS_PW), &p));
+                ok(
+                    &mut t,
+                    "NV_Write",
+                    &frame(0x137, &[RH_OWNER, NV], Some(RS_PW), &p),
+                );
 
                 let mut s = start_session(&mut t, 1);
                 let r = policy_pcr(&mut t, s);
@@ -115,7 +138,11 @@ fn policy_pcr_session_fails_after_a_pcr_change() {
                     Detour::None => {}
                     Detour::Context => {
                         let saved = ok(&mut t, "ContextSave", &frame(0x162, &[s], None, &[]));
-                        let r = ok(&mut t, "ContextLoad", &frame(0x161, &[], None, &saved[10..]));
+                        let r = ok(
+                            &mut t,
+                            "ContextLoad",
+                            &frame(0x161, &[], None, &saved[10..]),
+                        );
                         s = u32::from_be_bytes([r[10], r[11], r[12], r[13]]);
                     }
                     Detour::Instance => {
