@@ -209,9 +209,10 @@ impl<P: Platform> Tpm<P> {
         let sens = self
             .blob_to_sensitive(&parent.public, &public, oh, &name, &seed, sym, &key, &dup)
             .p(3)?;
-        // Below a fixedTPM parent the object is validated now, so that Load can trust it.
+        // Below a fixedTPM parent the object is validated now, so that Load can trust it (the
+        // reference's ObjectLoad without a parent).
         if parent.public.has(attr::FIXED_TPM) {
-            check_duplication_attrs(&public, Some(&parent.public)).p(2)?;
+            public.check_load(None).p(2)?;
             if crate::engine::trim(&sens.auth).len() > oh.size() {
                 return Err(Rc::SIZE.param(3));
             }
