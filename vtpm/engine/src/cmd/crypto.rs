@@ -5,7 +5,7 @@
 use super::object::{ST_HASHCHECK, ST_VERIFIED};
 use crate::Platform;
 use crate::crypto::aes::Aes;
-use crate::crypto::{HashAlg, alg, ct_eq, kdfa, kdfe};
+use crate::crypto::{HashAlg, alg, ct_eq, kdfe};
 use crate::engine::{Ctx, Out, Tpm};
 use crate::handle as h;
 use crate::marshal::{Reader, Writer};
@@ -649,40 +649,19 @@ pub(crate) fn rsa_dec(
     }
 }
 
-/// TPM2B_ID_OBJECT contents (Part 1 §24): integrity HMAC, then the credential encrypted with a
-/// key derived from the seed and the name of the object it is bound to.
+/// TPM2B_ID_OBJECT contents (Part 1 §24): the credential, as a TPM2B, under the outer wrapper
+/// of duplication keyed by the seed and the name of the object it is bound to.
 fn make_id_object(key: &Object, seed: &[u8], cred: &[u8], name: &[u8]) -> Result<Vec<u8>, Rc> {
-    let kh = key.public.hash()?;
-    let sym = key.public.sym();
-    let sym_key = kdfa(kh, seed, b"STORAGE", name, b"", u32::from(sym.bits));
-    let hmac_key = kdfa(kh, seed, b"INTEGRITY", b"", b"", (kh.size() * 8) as u32);
     let mut w = Writer::new();
     w.tpm2b(cred);
-    let mut enc = w.into_vec();
-    Aes::new(&sym_key)
-        .ok_or(Rc::SYMMETRIC)?
-        .cfb_encrypt(&[0u8; 16], &mut enc);
-    let mac = kh.hmac(&hmac_key, &[&enc, name]);
-    let mut out = Writer::new();
-    out.tpm2b(&mac).bytes(&enc);
-    Ok(out.into_vec())
+    super::duplication::outer_wrap(&key.public, seed, name, &w.into_vec())
 }
 
 fn open_id_object(key: &Object, seed: &[u8], blob: &[u8], name: &[u8]) -> Result<Vec<u8>, Rc> {
-    let kh = key.public.hash()?;
-    let sym = key.public.sym();
-    let mut r = Reader::new(blob);
-    let mac = r.tpm2b(64).map_err(|_| Rc::INTEGRITY)?;
-    let mut enc = r.rest().to_vec();
-    let hmac_key = kdfa(kh, seed, b"INTEGRITY", b"", b"", (kh.size() * 8) as u32);
-    if !ct_eq(mac, &kh.hmac(&hmac_key, &[&enc, name])) {
-        return Err(Rc::INTEGRITY);
-    }
-    let sym_key = kdfa(kh, seed, b"STORAGE", name, b"", u32::from(sym.bits));
-    Aes::new(&sym_key)
-        .ok_or(Rc::SYMMETRIC)?
-        .cfb_decrypt(&[0u8; 16], &mut enc);
-    let mut r = Reader::new(&enc);
+    // A blob cut inside its integrity field is TPM_RC_INSUFFICIENT, as for Import (the
+    // reference's UnwrapOuter serves both too).
+    let plain = super::duplication::outer_unwrap(&key.public, seed, name, blob)?;
+    let mut r = Reader::new(&plain);
     let cred = r.tpm2b(64).map_err(|_| Rc::INTEGRITY)?.to_vec();
     r.finish().map_err(|_| Rc::INTEGRITY)?;
     Ok(cred)
