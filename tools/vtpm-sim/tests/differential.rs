@@ -1914,6 +1914,24 @@ fn conformance_fixes_match_swtpm() {
         two_pw(0x184, &[null, owner, nv_st], &p)
     };
 
+    // ActivateCredential with the MakeCredential response `spoil` + 1 steps back, its blob
+    // spoiled: 1 last byte flipped, 2 cut to 3 bytes, 3 only the integrity field left.
+    let activate = move |spoil: u8| {
+        Box::new(move |prev: &[Vec<u8>]| {
+            let r = &prev[prev.len() - 1 - usize::from(spoil)];
+            let (mut blob, secret) = (field(r, 10, 0), field(r, 10, 1));
+            match spoil {
+                1 if blob.len() > 2 => *blob.last_mut().unwrap() ^= 1,
+                2 => blob = b2(blob.get(2..5).unwrap_or(&[])),
+                3 => {
+                    let mac = field(&blob, 2, 0);
+                    blob = b2(&mac);
+                }
+                _ => {}
+            }
+            two_pw(0x147, &[primary, primary], &[&blob[..], &secret].concat())
+        }) as Build
+    };
     // Phase 1: up to Shutdown(STATE).
     let phase1: Vec<(&str, Build, Cmp)> = vec![
         (
@@ -2329,6 +2347,37 @@ fn conformance_fixes_match_swtpm() {
                 &[&b2(b"q")[..], &[0, 0x10]].concat(),
             )),
             Cmp::Len,
+        ),
+        // Credential blobs share duplication's outer wrapper: its failure codes.
+        (
+            "ReadPublic storage key",
+            k(cmd(0x173, &[primary], false, &[])),
+            Cmp::Len,
+        ),
+        (
+            "MakeCredential to the storage key",
+            Box::new(move |prev: &[Vec<u8>]| {
+                let name = field(&prev[prev.len() - 1], 10, 1);
+                cmd(
+                    0x168,
+                    &[primary],
+                    false,
+                    &[&b2(&[0x42; 16])[..], &name].concat(),
+                )
+            }),
+            Cmp::Len,
+        ),
+        ("ActivateCredential", activate(0), Cmp::Len),
+        ("ActivateCredential, tampered blob", activate(1), Cmp::Exact),
+        (
+            "ActivateCredential, blob cut inside its integrity field",
+            activate(2),
+            Cmp::Exact,
+        ),
+        (
+            "ActivateCredential, blob of its integrity field only",
+            activate(3),
+            Cmp::Exact,
         ),
     ];
     let mut mismatches = compare(sim.port, sw.port, &phase1);
