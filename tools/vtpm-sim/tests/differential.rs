@@ -1878,14 +1878,15 @@ fn conformance_fixes_match_swtpm() {
         cmd(0x182, &[10], true, &p)
     };
     let policy_pcr_cmd = pol(0x17F, &[&b2(&[])[..], &sel10].concat());
+    // How a step authorises its command: (command code, handles, parameters) to bytes.
+    type Authorise = dyn Fn(u32, &[u32], &[u8]) -> Vec<u8>;
     // ECDSA key with adminWithPolicy (ADMIN role needs a policy session naming the command).
     let admin_key = {
         let attrs = 0x0004_00F2u32; // fixedTPM|fixedParent|sensitiveDataOrigin|userWithAuth|adminWithPolicy|sign
         let p = ecc_key_params(attrs, &b2(&[0x11; 32]));
         p[..p.len() - 6].to_vec()
     };
-    let change_auth =
-        |with: &dyn Fn(u32, &[u32], &[u8]) -> Vec<u8>| with(0x150, &[key, primary], &b2(b"new"));
+    let change_auth = |with: &Authorise| with(0x150, &[key, primary], &b2(b"new"));
     let pw = |cc: u32, h: &[u32], p: &[u8]| cmd(cc, h, true, p);
     let hmac_empty = move |cc: u32, h: &[u32], p: &[u8]| with_policy(cc, h, hs, p);
     let policy_empty = move |cc: u32, h: &[u32], p: &[u8]| with_policy(cc, h, ps, p);

@@ -1027,6 +1027,9 @@ mod load_check_tests {
         Public::parse(&mut Reader::new(&b)).expect("template parses")
     }
 
+    /// A case: what, the public area, its parent, the expected result.
+    type Case<'a> = (&'a str, Public, Option<&'a Public>, Result<(), Rc>);
+
     /// Rules Load must apply that no imported blob can reach (Import refuses fixedTPM and
     /// fixedParent objects), with the parent's attributes in play; and Create's rule about
     /// TPM-generated data, which Load must not apply.
@@ -1037,7 +1040,7 @@ mod load_check_tests {
         let fixed_parent = storage(fixed);
         let moving_parent = storage(SENSITIVE_DATA_ORIGIN | USER_WITH_AUTH);
         let sign = (alg::ECDSA, alg::SHA256);
-        let cases: &[(&str, Public, Option<&Public>, Result<(), Rc>)] = &[
+        let cases: &[Case<'_>] = &[
             (
                 "fixed key below a fixed parent",
                 ecc(alg::SHA256, fixed | SIGN, false, sign),
