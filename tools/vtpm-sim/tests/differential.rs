@@ -1991,6 +1991,17 @@ fn conformance_fixes_match_swtpm() {
             k(with_policy(0x14E, &[owner, nv_cc], hs, &[0, 8, 0, 0])),
             Cmp::Len,
         ),
+        // The response HMAC is keyed with the new ownerAuth: not empty any more.
+        (
+            "HierarchyChangeAuth, HMAC session, empty HMAC",
+            k(with_policy(0x129, &[owner], hs, &b2(b"abc"))),
+            Cmp::Len,
+        ),
+        (
+            "HierarchyChangeAuth back",
+            k(pw_with(0x129, &[owner], b"abc", &b2(&[]))),
+            Cmp::Exact,
+        ),
         ("PolicyRestart", k(pol(0x180, &[])), Cmp::Exact),
         // 2. ADMIN role of an adminWithPolicy object.
         (

@@ -190,8 +190,7 @@ pub(crate) struct SessionUse {
     nonce_caller: Vec<u8>,
     /// sessionKey || authValue (when the authValue takes part), the HMAC and encryption key.
     session_value: Vec<u8>,
-    /// Policy session with PolicyPassword, or an empty HMAC under an empty key: the response
-    /// HMAC is empty.
+    /// Policy session with PolicyPassword: the response HMAC is empty.
     password: bool,
     /// The authorised entity whose authValue is part of `session_value` (re-read for the
     /// response: HierarchyChangeAuth answers under the new value).
@@ -294,16 +293,15 @@ impl<P: Platform> Tpm<P> {
             }
         }
         // With an empty HMAC key (no sessionKey, no authValue in it) an empty HMAC is a valid
-        // authorisation, and the response HMAC is empty too (ComputeCommandHMAC and
-        // ComputeResponseHMAC of the reference implementation).
+        // authorisation (ComputeCommandHMAC of the reference implementation).
         if session_value.is_empty() && a.hmac.is_empty() {
             return Ok(SessionUse {
                 attrs: a.attrs,
                 slot: Some(slot),
                 nonce_caller: a.nonce_caller.clone(),
                 session_value,
-                password: true,
-                auth_of: None,
+                password: false,
+                auth_of,
             });
         }
         let cp = cp_hash(s.hash, cc, names, params);
@@ -555,13 +553,13 @@ impl<P: Platform> Tpm<P> {
 
     pub(crate) fn response_sessions(
         &mut self,
-        _auths: &[AuthIn],
+        auths: &[AuthIn],
         uses: &mut [SessionUse],
         cc: u32,
         params: &[u8],
     ) -> Vec<u8> {
         let mut w = Writer::new();
-        for u in uses.iter() {
+        for (i, u) in uses.iter().enumerate() {
             match u.slot.and_then(|i| self.v.sessions[i].clone()) {
                 None => {
                     w.u16(0).u8(u.attrs | sattr::CONTINUE).u16(0);
@@ -581,6 +579,13 @@ impl<P: Platform> Tpm<P> {
                             }
                             None => u.session_value.clone(),
                         };
+                        // An empty key (as the response sees it: HierarchyChangeAuth may have
+                        // set a new authValue) after an empty command HMAC: an empty HMAC
+                        // (ComputeResponseHMAC of the reference implementation).
+                        if value.is_empty() && auths.get(i).is_some_and(|a| a.hmac.is_empty()) {
+                            w.u16(0);
+                            continue;
+                        }
                         let mac = s
                             .hash
                             .hmac(&value, &[&rp, &s.nonce_tpm, &u.nonce_caller, &[u.attrs]]);
