@@ -1799,6 +1799,14 @@ fn conformance_fixes_match_swtpm() {
     let ps = 0x0300_0000u32;
     let hs = 0x0200_0001u32;
     let persistent = 0x8100_0010u32;
+    let dupkey = 0x8000_0002u32;
+    // A duplicable ECDSA key (its policy is never satisfied here), and Duplicate's parameters:
+    // no inner wrapper.
+    let dup_key = {
+        let p = ecc_key_params(0x0004_0060, &b2(&[0x22; 32])); // sensitiveDataOrigin|userWithAuth|sign
+        p[..p.len() - 6].to_vec()
+    };
+    let dup_params = [&b2(&[])[..], &[0, 0x10]].concat();
     let lockout = 0x4000_000Au32;
     // A command with one password authorisation carrying `password`.
     let pw_with = |cc: u32, handles: &[u32], password: &[u8], params: &[u8]| {
@@ -2069,6 +2077,28 @@ fn conformance_fixes_match_swtpm() {
         ),
         // In lockout: the reference checks it before the session type (password), and only
         // when the authValue takes part (not for a policy session without PolicyAuthValue).
+        // DUP role: a password session fails its own checks first, then lockout, then the
+        // session type.
+        (
+            "CreateLoaded duplicable key",
+            k(cmd(0x191, &[primary], true, &dup_key)),
+            Cmp::Len,
+        ),
+        (
+            "Duplicate, password session with a nonce",
+            k(with_policy(
+                0x14B,
+                &[dupkey, null],
+                0x4000_0009,
+                &dup_params,
+            )),
+            Cmp::Exact,
+        ),
+        (
+            "Duplicate, password session",
+            k(cmd(0x14B, &[dupkey, null], true, &dup_params)),
+            Cmp::Exact,
+        ),
         (
             "DictionaryAttackParameters maxTries 1",
             k(cmd(
@@ -2105,10 +2135,17 @@ fn conformance_fixes_match_swtpm() {
             Cmp::Exact,
         ),
         (
+            "Duplicate in lockout, password session",
+            k(cmd(0x14B, &[dupkey, null], true, &dup_params)),
+            Cmp::Exact,
+        ),
+        (
             "DictionaryAttackLockReset",
             k(cmd(0x139, &[lockout], true, &[])),
             Cmp::Exact,
         ),
+        // Three transient slots: the persistent key needs one to be used.
+        ("FlushContext duplicable key", k(flush(dupkey)), Cmp::Exact),
         (
             "EvictControl remove",
             k(cmd(

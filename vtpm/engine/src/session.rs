@@ -342,9 +342,13 @@ impl<P: Platform> Tpm<P> {
         Ok(())
     }
 
-    /// Whether only a policy session may act in this role: an NV index's ADMIN role, and an
-    /// object's with adminWithPolicy (a password or HMAC session gets TPM_RC_AUTH_TYPE).
+    /// Whether only a policy session may act in this role: the DUP role, an NV index's ADMIN
+    /// role, and an object's with adminWithPolicy (a password or HMAC session gets
+    /// TPM_RC_AUTH_TYPE).
     fn policy_required(&self, hdl: u32, role: Role) -> bool {
+        if role == Role::Dup {
+            return true;
+        }
         if role != Role::Admin {
             return false;
         }
