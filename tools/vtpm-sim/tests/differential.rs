@@ -1780,10 +1780,11 @@ fn sha256(parts: &[&[u8]]) -> Vec<u8> {
 }
 
 /// The deviations a review of the engine found, each with its failing case: empty HMACs when
-/// the HMAC key is empty, ADMIN-role authorisation of adminWithPolicy objects, *_STCLEAR and
-/// global NV locks across Resume / Restart (with a power cycle of both TPMs in between),
-/// indices defined after NV_GlobalWriteLock, the shared cpHash/nameHash slot, PolicyPCR
-/// against later PCR changes, and NV_Certify without a signing key.
+/// the HMAC key is empty, ADMIN- and DUP-role authorisation (session type, lockout order),
+/// *_STCLEAR and global NV locks across Resume / Restart (with a power cycle of both TPMs in
+/// between), indices defined after NV_GlobalWriteLock, the shared cpHash/nameHash slot,
+/// PolicyPCR against later PCR changes, attestations without a signing key (TPM_RH_NULL),
+/// and credential blobs (which share duplication's outer wrapper).
 #[test]
 fn conformance_fixes_match_swtpm() {
     let dir = scratch("diff-conform");
@@ -2386,6 +2387,32 @@ fn conformance_fixes_match_swtpm() {
         (
             "CreatePrimary storage key",
             k(cmd(0x131, &[owner], true, &ecc_primary_params())),
+            Cmp::Len,
+        ),
+        (
+            "CertifyCreation, NULL key",
+            Box::new(move |prev: &[Vec<u8>]| {
+                // creationHash and creationTicket of the CreatePrimary response.
+                let r = &prev[prev.len() - 1];
+                if r.len() < 20 {
+                    return cmd(0x14A, &[null, primary], true, &[]);
+                }
+                let size = |at: usize| usize::from(u16::from_be_bytes([r[at], r[at + 1]]));
+                let mut at = 18;
+                at += 2 + size(at); // outPublic
+                at += 2 + size(at); // creationData
+                let hash_at = at;
+                at += 2 + size(at);
+                let ticket_end = at + 6 + 2 + size(at + 6);
+                let p = [
+                    &b2(b"q")[..],
+                    &r[hash_at..at],
+                    &[0, 0x10],
+                    &r[at..ticket_end],
+                ]
+                .concat();
+                cmd(0x14A, &[null, primary], true, &p)
+            }),
             Cmp::Len,
         ),
         (
