@@ -50,14 +50,21 @@ pub(crate) struct Session {
     pub(crate) start_time: u64,
     /// When the policy stops authorising (ms since power-on; 0: never).
     pub(crate) timeout: u64,
+    /// The PCR update counter when PolicyPCR last checked the PCRs (None: no PolicyPCR since
+    /// the policy started). Any PCR change since then makes the session fail with
+    /// TPM_RC_PCR_CHANGED. (The reference uses 0 for "none", which lets a PolicyPCR made while
+    /// the counter is still 0 survive later PCR changes; an explicit None closes that gap.)
+    pub(crate) pcr_counter: Option<u32>,
 }
 
 impl Session {
     pub(crate) fn write(&self, w: &mut Writer) {
-        self.write_ext(w, true);
+        self.write_ext(w, crate::state::STATE_VERSION);
     }
-    /// Writes the session, with the policy extension when `ext` (state format 4 on).
-    pub(crate) fn write_ext(&self, w: &mut Writer, ext: bool) {
+    /// Writes the session as state format `version` has it: the policy extension from format
+    /// 4 on, the PolicyPCR counter from format 5 on.
+    pub(crate) fn write_ext(&self, w: &mut Writer, version: u16) {
+        let ext = version >= 4;
         w.u32(self.handle)
             .u8(self.kind)
             .u16(self.hash.alg())
@@ -84,10 +91,17 @@ impl Session {
             .u8(self.locality)
             .u64(self.start_time)
             .u64(self.timeout);
+        if version >= 5 {
+            // Format 5: the PolicyPCR counter (flag, value).
+            w.u8(u8::from(self.pcr_counter.is_some()))
+                .u32(self.pcr_counter.unwrap_or(0));
+        }
     }
-    /// Reads a session; `ext` says whether the policy extension follows (state format 4 on;
-    /// context blobs: whenever bytes are left).
-    pub(crate) fn read(r: &mut Reader<'_>, ext: Option<bool>) -> Result<Session, Rc> {
+    /// Reads a session written in state format `version` (context blobs, None: each extension
+    /// whenever bytes are left).
+    pub(crate) fn read(r: &mut Reader<'_>, version: Option<u16>) -> Result<Session, Rc> {
+        let ext = version.map(|v| v >= 4);
+        let ext5 = version.map(|v| v >= 5);
         let handle = r.u32()?;
         let kind = r.u8()?;
         let hash = HashAlg::from_alg(r.u16()?)?;
@@ -116,6 +130,16 @@ impl Session {
             start_time = r.u64()?;
             timeout = r.u64()?;
         }
+        let mut pcr_counter = None;
+        if ext5.unwrap_or(r.remaining() > 0) {
+            let set = r.u8()?;
+            let value = r.u32()?;
+            pcr_counter = match set {
+                0 => None,
+                1 => Some(value),
+                _ => return Err(Rc::VALUE),
+            };
+        }
         Ok(Session {
             handle,
             kind,
@@ -133,6 +157,7 @@ impl Session {
             locality,
             start_time,
             timeout,
+            pcr_counter,
         })
     }
     pub(crate) fn is_policy(&self) -> bool {
@@ -148,6 +173,7 @@ impl Session {
         self.bound_digest.clear();
         self.locality = 0;
         self.timeout = 0;
+        self.pcr_counter = None;
     }
     /// The command code a policy session is bound to (PolicyCommandCode), if any.
     pub(crate) fn command_code(&self) -> Option<u32> {
@@ -220,11 +246,17 @@ impl<P: Platform> Tpm<P> {
         if s.kind == SE_TRIAL {
             return Err(Rc::ATTRIBUTES.session(n));
         }
-        if self.entity_da_protected(hdl) && self.in_lockout() {
-            return Err(Rc::LOCKOUT);
-        }
-        if hdl == h::RH_LOCKOUT && self.p.lockout_locked {
-            return Err(Rc::LOCKOUT);
+        let bound_here = !s.bind_name.is_empty() && s.bind_name == self.entity_name(hdl);
+        // Lockout matters only where the authValue takes part (the reference's includeAuth):
+        // a policy session with PolicyAuthValue/PolicyPassword, an HMAC session not bound to
+        // the entity. It is checked before the session type is.
+        let include_auth = if s.is_policy() {
+            s.need_auth_value || s.need_password
+        } else {
+            !bound_here
+        };
+        if include_auth {
+            self.check_lockout(hdl)?;
         }
         let auth = self.entity_auth(hdl)?;
         let auth = crate::engine::trim(&auth).to_vec();
@@ -255,11 +287,22 @@ impl<P: Platform> Tpm<P> {
             if !self.auth_value_allowed(hdl, role) {
                 return Err(Rc::AUTH_UNAVAILABLE);
             }
-            let bound_here = !s.bind_name.is_empty() && s.bind_name == self.entity_name(hdl);
             if !bound_here {
                 session_value.extend_from_slice(&auth);
                 auth_of = Some(hdl);
             }
+        }
+        // With an empty HMAC key (no sessionKey, no authValue in it) an empty HMAC is a valid
+        // authorisation (ComputeCommandHMAC of the reference implementation).
+        if session_value.is_empty() && a.hmac.is_empty() {
+            return Ok(SessionUse {
+                attrs: a.attrs,
+                slot: Some(slot),
+                nonce_caller: a.nonce_caller.clone(),
+                session_value,
+                password: false,
+                auth_of,
+            });
         }
         let cp = cp_hash(s.hash, cc, names, params);
         let (dec_nonce, enc_nonce) = self.extra_nonces(all, idx);
@@ -287,9 +330,25 @@ impl<P: Platform> Tpm<P> {
         })
     }
 
-    /// Whether only a policy session may act in this role: an NV index's ADMIN role, and an
-    /// object's with adminWithPolicy (a password or HMAC session gets TPM_RC_AUTH_TYPE).
+    /// TPM_RC_LOCKOUT if the entity's authValue is locked out: a DA-protected entity in
+    /// lockout, or lockoutAuth after a failure.
+    fn check_lockout(&self, hdl: u32) -> Result<(), Rc> {
+        if self.entity_da_protected(hdl) && self.in_lockout() {
+            return Err(Rc::LOCKOUT);
+        }
+        if hdl == h::RH_LOCKOUT && self.p.lockout_locked {
+            return Err(Rc::LOCKOUT);
+        }
+        Ok(())
+    }
+
+    /// Whether only a policy session may act in this role: the DUP role, an NV index's ADMIN
+    /// role, and an object's with adminWithPolicy (a password or HMAC session gets
+    /// TPM_RC_AUTH_TYPE).
     fn policy_required(&self, hdl: u32, role: Role) -> bool {
+        if role == Role::Dup {
+            return true;
+        }
         if role != Role::Admin {
             return false;
         }
@@ -319,6 +378,10 @@ impl<P: Platform> Tpm<P> {
         // PolicySecret authorised by a policy session must prove the authValue itself.
         if cc == crate::cc::code::POLICY_SECRET && !s.need_password && !s.need_auth_value {
             return Err(Rc::MODE.session(n));
+        }
+        // The PCRs PolicyPCR checked have changed since (checked first, as in the reference).
+        if !self.pcr_value_current(s) {
+            return Err(Rc::PCR_CHANGED);
         }
         let (palg, pdig) = self.entity_policy(hdl);
         if pdig.is_empty() {
@@ -385,17 +448,14 @@ impl<P: Platform> Tpm<P> {
         let Some(hdl) = bound else {
             return Err(Rc::AUTH_CONTEXT);
         };
+        // Lockout first, then the session type (TPM_RC_LOCKOUT before TPM_RC_AUTH_TYPE, as in
+        // the reference's CheckAuthSession).
+        self.check_lockout(hdl)?;
         if self.policy_required(hdl, role) {
             return Err(Rc::AUTH_TYPE);
         }
         if !self.auth_value_allowed(hdl, role) {
             return Err(Rc::AUTH_UNAVAILABLE);
-        }
-        if self.entity_da_protected(hdl) && self.in_lockout() {
-            return Err(Rc::LOCKOUT);
-        }
-        if hdl == h::RH_LOCKOUT && self.p.lockout_locked {
-            return Err(Rc::LOCKOUT);
         }
         self.check_password(hdl, &a.hmac, n)?;
         Ok(SessionUse {
@@ -497,13 +557,13 @@ impl<P: Platform> Tpm<P> {
 
     pub(crate) fn response_sessions(
         &mut self,
-        _auths: &[AuthIn],
+        auths: &[AuthIn],
         uses: &mut [SessionUse],
         cc: u32,
         params: &[u8],
     ) -> Vec<u8> {
         let mut w = Writer::new();
-        for u in uses.iter() {
+        for (i, u) in uses.iter().enumerate() {
             match u.slot.and_then(|i| self.v.sessions[i].clone()) {
                 None => {
                     w.u16(0).u8(u.attrs | sattr::CONTINUE).u16(0);
@@ -523,6 +583,13 @@ impl<P: Platform> Tpm<P> {
                             }
                             None => u.session_value.clone(),
                         };
+                        // An empty key (as the response sees it: HierarchyChangeAuth may have
+                        // set a new authValue) after an empty command HMAC: an empty HMAC
+                        // (ComputeResponseHMAC of the reference implementation).
+                        if value.is_empty() && auths.get(i).is_some_and(|a| a.hmac.is_empty()) {
+                            w.u16(0);
+                            continue;
+                        }
                         let mac = s
                             .hash
                             .hmac(&value, &[&rp, &s.nonce_tpm, &u.nonce_caller, &[u.attrs]]);
@@ -700,6 +767,7 @@ impl<P: Platform> Tpm<P> {
             locality: 0,
             start_time: self.time_ms(),
             timeout: 0,
+            pcr_counter: None,
         });
         let mut o = Out::new();
         o.handle = Some(handle);
@@ -768,6 +836,10 @@ impl<P: Platform> Tpm<P> {
         c.params.finish().p(2)?;
         let sel_bytes = &start.rest()[..start.remaining() - c.params.remaining()];
         let s = self.policy_session(c.handles[0], 1)?.clone();
+        // A second PolicyPCR must not hide a change since the first.
+        if s.kind != SE_TRIAL && !self.pcr_value_current(&s) {
+            return Err(Rc::PCR_CHANGED);
+        }
         let digest = self.v.pcrs.digest(&sel, s.hash);
         let digest = if s.kind == SE_TRIAL && !given.is_empty() {
             given
@@ -786,7 +858,18 @@ impl<P: Platform> Tpm<P> {
                 &digest,
             ],
         )?;
+        let counter = self.v.pcrs.update_counter;
+        let s = self.policy_session(c.handles[0], 1)?;
+        if s.kind != SE_TRIAL {
+            s.pcr_counter = Some(counter);
+        }
         Ok(Out::new())
+    }
+
+    /// Whether no PCR changed since the session's PolicyPCR (true without one).
+    fn pcr_value_current(&self, s: &Session) -> bool {
+        s.pcr_counter
+            .is_none_or(|c| c == self.v.pcrs.update_counter)
     }
 
     fn policy_or(&mut self, c: &mut Ctx<'_>) -> Result<Out, Rc> {

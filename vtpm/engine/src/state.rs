@@ -5,7 +5,8 @@
 //! `total_commands` and the DA lockout flag to the permanent body; version 3 added the sessions
 //! to the full-instance body; version 4 added the policy-session state (cpHash/nameHash,
 //! locality, start time and timeout) to each session, and the NV_GlobalWriteLock set, Clock's
-//! safe flag and the orderly-shutdown flag to the permanent body. A build reads every older version (defaults for the missing
+//! safe flag and the orderly-shutdown flag to the permanent body; version 5 added the PolicyPCR
+//! update counter to each session. A build reads every older version (defaults for the missing
 //! fields) and refuses anything newer than itself.
 
 use crate::crypto::HashAlg;
@@ -18,7 +19,7 @@ use alloc::vec::Vec;
 
 const MAGIC: &[u8; 6] = b"WVTPM\0";
 /// The format version this build writes.
-pub const STATE_VERSION: u16 = 4;
+pub const STATE_VERSION: u16 = 5;
 const KIND_PERMANENT: u8 = 0;
 const KIND_FULL: u8 = 1;
 
@@ -402,7 +403,7 @@ fn write_volatile(w: &mut Writer, v: &Volatile, p_clock: u64, version: u16) {
         match s {
             Some(s) => {
                 w.u8(1);
-                s.write_ext(w, version >= 4);
+                s.write_ext(w, version);
             }
             None => {
                 w.u8(0);
@@ -455,7 +456,7 @@ fn read_volatile(r: &mut Reader<'_>, version: u16) -> R<Volatile> {
         }
         for slot in sessions.iter_mut() {
             if c(r.u8())? != 0 {
-                *slot = Some(c(crate::session::Session::read(r, Some(version >= 4)))?);
+                *slot = Some(c(crate::session::Session::read(r, Some(version)))?);
             }
         }
         let n = c(r.u32())? as usize;
@@ -529,6 +530,7 @@ mod tests {
             s.bound_digest = alloc::vec![7; 32];
             s.locality = 0x18;
             s.timeout = 1234;
+            s.pcr_counter = Some(0);
         }
         for version in 1..=STATE_VERSION {
             let perm = encode_permanent_version(&t.p, version);
@@ -555,6 +557,8 @@ mod tests {
                     (s.locality, s.timeout),
                     if v4 { (0x18, 1234) } else { (0, 0) }
                 );
+                // Version 5: the PolicyPCR counter (Some(0) is not "none").
+                assert_eq!(s.pcr_counter.is_some(), version >= 5, "v{version}");
             }
             let p = decode_permanent(&encode_permanent_version(&t.p, version)).expect("perm");
             let v4 = version >= 4;

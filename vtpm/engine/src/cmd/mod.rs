@@ -3,7 +3,7 @@
 mod attest;
 mod basic;
 mod crypto;
-mod duplication;
+pub(crate) mod duplication;
 mod hier;
 mod nv;
 mod object;
