@@ -358,20 +358,32 @@ fn connection(mut s: TcpStream, shared: &Mutex<Shared>, platform: bool) -> io::R
                 lock().powered = false;
                 s.write_all(&0u32.to_be_bytes())?;
             }
-            SIGNAL_HASH_DATA => {
-                let len = read_u32(&mut r)?;
-                if len > MAX_FRAME {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        "hash data frame too large",
-                    ));
+            SIGNAL_HASH_START | SIGNAL_HASH_DATA | SIGNAL_HASH_END => {
+                let mut buf = Vec::new();
+                if cmd == SIGNAL_HASH_DATA {
+                    let len = read_u32(&mut r)?;
+                    if len > MAX_FRAME {
+                        return Err(io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            "hash data frame too large",
+                        ));
+                    }
+                    buf = vec![0u8; len as usize];
+                    r.read_exact(&mut buf)?;
                 }
-                let mut buf = vec![0u8; len as usize];
-                r.read_exact(&mut buf)?;
+                // The platform's measurement indications (locality 4, H-CRTM / DRTM).
+                let mut g = lock();
+                if g.powered {
+                    match cmd {
+                        SIGNAL_HASH_START => g.tpm.hash_start(),
+                        SIGNAL_HASH_DATA => g.tpm.hash_data(&buf),
+                        _ => g.tpm.hash_end(),
+                    }
+                }
+                drop(g);
                 s.write_all(&0u32.to_be_bytes())?;
             }
-            SIGNAL_PHYS_PRES_ON | SIGNAL_PHYS_PRES_OFF | SIGNAL_HASH_START | SIGNAL_HASH_END
-            | SIGNAL_CANCEL_ON | SIGNAL_CANCEL_OFF | SIGNAL_NV_ON | SIGNAL_NV_OFF
+            SIGNAL_PHYS_PRES_ON | SIGNAL_PHYS_PRES_OFF | SIGNAL_CANCEL_ON | SIGNAL_CANCEL_OFF | SIGNAL_NV_ON | SIGNAL_NV_OFF
             | SIGNAL_KEY_CACHE_ON | SIGNAL_KEY_CACHE_OFF => {
                 s.write_all(&0u32.to_be_bytes())?;
             }

@@ -194,3 +194,44 @@ fn bad_frames_close_their_connection_with_a_log_line_and_the_server_keeps_servin
         "connection unusable after a TPM error"
     );
 }
+
+/// PCR 17 (SHA-256 bank) through a raw TPM2_PCR_Read.
+fn read_pcr17(s: &mut TcpStream) -> Vec<u8> {
+    let cmd = [
+        0x80, 0x01, 0, 0, 0, 20, 0, 0, 0x01, 0x7E, 0, 0, 0, 1, 0, 0x0B, 3, 0, 0, 0x02,
+    ];
+    s.write_all(&send_command(&cmd)).unwrap();
+    let mut len = [0u8; 4];
+    s.read_exact(&mut len).unwrap();
+    let mut resp = vec![0u8; u32::from_be_bytes(len) as usize];
+    s.read_exact(&mut resp).unwrap();
+    let mut ack = [0u8; 4];
+    s.read_exact(&mut ack).unwrap();
+    assert_eq!(&resp[6..10], &[0, 0, 0, 0], "PCR_Read");
+    resp[resp.len() - 32..].to_vec()
+}
+
+#[test]
+fn hash_signals_measure_a_dynamic_launch_into_pcr17() {
+    use sha2::Digest as _;
+    let sim = LoggedSim::start();
+    let mut c = connect(sim.port);
+    assert_eq!(exchange(&mut c, &STARTUP), 0);
+    assert_eq!(read_pcr17(&mut c), vec![0xFF; 32], "PCR 17 before any DRTM");
+    // _TPM_Hash_Start, _TPM_Hash_Data (length-prefixed), _TPM_Hash_End; each acknowledged.
+    let code = b"dynamically launched code";
+    let mut signals = 5u32.to_be_bytes().to_vec();
+    signals.extend_from_slice(&6u32.to_be_bytes());
+    signals.extend_from_slice(&(code.len() as u32).to_be_bytes());
+    signals.extend_from_slice(code);
+    signals.extend_from_slice(&7u32.to_be_bytes());
+    c.write_all(&signals).unwrap();
+    for _ in 0..3 {
+        let mut ack = [0u8; 4];
+        c.read_exact(&mut ack).unwrap();
+        assert_eq!(ack, [0; 4]);
+    }
+    let expected =
+        sha2::Sha256::digest([[0u8; 32].as_slice(), &sha2::Sha256::digest(code)].concat());
+    assert_eq!(read_pcr17(&mut c), expected.to_vec(), "PCR 17 after DRTM");
+}

@@ -110,6 +110,8 @@ pub struct Tpm<P: Platform> {
     /// Recently derived primary keys: RSA key generation is the slowest thing a TPM does and
     /// tools re-create the same EK/SRK over and over. Keyed by the derivation input digest.
     pub(crate) primary_cache: Vec<([u8; 32], Public, Sensitive)>,
+    /// The platform's hash indications (H-CRTM / DRTM measurement) of this power cycle.
+    pub(crate) drtm: crate::drtm::Drtm,
 }
 
 impl<P: Platform> core::fmt::Debug for Tpm<P> {
@@ -179,6 +181,7 @@ impl<P: Platform> Tpm<P> {
             v,
             rng,
             primary_cache: Vec::new(),
+            drtm: Default::default(),
         };
         tpm.clock_power_on();
         tpm.persist();
@@ -196,6 +199,7 @@ impl<P: Platform> Tpm<P> {
         self.platform.entropy(&mut seed);
         self.rng.reseed(&seed);
         self.v = fresh_volatile(&mut self.rng);
+        self.drtm = Default::default();
         self.v.clock_at_boot = self.platform.clock_ms();
         self.clock_power_on();
     }
@@ -207,6 +211,7 @@ impl<P: Platform> Tpm<P> {
 
     /// Executes one command at `locality` and returns the response bytes (never panics).
     pub fn execute(&mut self, locality: u8, command: &[u8]) -> Vec<u8> {
+        self.drtm_abort();
         self.p.total_commands = self.p.total_commands.wrapping_add(1);
         self.da_recover();
         self.clock_tick();

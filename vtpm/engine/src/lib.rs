@@ -12,6 +12,7 @@ mod cc;
 mod clock;
 mod cmd;
 mod crypto;
+mod drtm;
 mod engine;
 mod handle;
 mod marshal;

@@ -73,8 +73,10 @@ impl<P: Platform> Tpm<P> {
                     self.p.restart_count = 0;
                 }
                 self.v.pcrs.startup_clear();
+                self.drtm_startup(true)?;
             }
             SU_STATE => {
+                self.drtm_startup(false)?;
                 let saved = self.p.saved_pcrs.take().ok_or(Rc::VALUE.param(1))?;
                 self.v.pcrs = saved;
                 self.p.restart_count = self.p.restart_count.wrapping_add(1);

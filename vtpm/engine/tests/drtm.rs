@@ -1,0 +1,138 @@
+//! The platform's hash indications: an H-CRTM event before Startup lands in PCR 0 (0…04
+//! extended with the measurement) and survives Startup(CLEAR); a DRTM event after Startup resets
+//! PCRs 17–22 and extends PCR 17; a command in between, or a missing start, measures nothing.
+
+use sha2::Digest as _;
+use warden_vtpm::{MemPlatform, Tpm};
+
+fn cmd(cc: u32, params: &[u8]) -> Vec<u8> {
+    let mut b = vec![0x80, 0x01, 0, 0, 0, 0];
+    b.extend_from_slice(&cc.to_be_bytes());
+    b.extend_from_slice(params);
+    let len = b.len() as u32;
+    b[2..6].copy_from_slice(&len.to_be_bytes());
+    b
+}
+
+fn rc(resp: &[u8]) -> u32 {
+    u32::from_be_bytes(resp[6..10].try_into().unwrap())
+}
+
+const STARTUP_CLEAR: [u8; 2] = [0, 0];
+const STARTUP_STATE: [u8; 2] = [0, 1];
+
+/// PCR `i` of the SHA-1 (0x0004) or SHA-256 (0x000B) bank.
+fn pcr(t: &mut Tpm<MemPlatform>, alg: u16, i: usize) -> Vec<u8> {
+    let mut select = [0u8; 3];
+    select[i / 8] = 1 << (i % 8);
+    let params = [&[0, 0, 0, 1][..], &alg.to_be_bytes(), &[3], &select].concat();
+    let r = t.execute(0, &cmd(0x17E, &params));
+    assert_eq!(rc(&r), 0, "PCR_Read");
+    // header, updateCounter, TPML_PCR_SELECTION (4 + 6), TPML_DIGEST count, TPM2B.
+    let at = 10 + 4 + 10 + 4;
+    let n = usize::from(u16::from_be_bytes([r[at], r[at + 1]]));
+    r[at + 2..at + 2 + n].to_vec()
+}
+
+fn sha256(parts: &[&[u8]]) -> Vec<u8> {
+    let mut h = sha2::Sha256::new();
+    parts.iter().for_each(|p| h.update(p));
+    h.finalize().to_vec()
+}
+
+fn sha1(parts: &[&[u8]]) -> Vec<u8> {
+    use sha1::Digest as _;
+    let mut h = sha1::Sha1::new();
+    parts.iter().for_each(|p| h.update(p));
+    h.finalize().to_vec()
+}
+
+#[test]
+fn hcrtm_before_startup_measures_into_pcr0_and_survives_startup_clear() {
+    let mut t = Tpm::new(MemPlatform::with_seed(3)).unwrap();
+    t.hash_start();
+    t.hash_data(b"CRTM ");
+    t.hash_data(b"code");
+    t.hash_end();
+    assert_eq!(rc(&t.execute(0, &cmd(0x144, &STARTUP_CLEAR))), 0);
+    let mut marker256 = vec![0u8; 32];
+    marker256[31] = 4;
+    let mut marker1 = vec![0u8; 20];
+    marker1[19] = 4;
+    assert_eq!(
+        pcr(&mut t, 0x000B, 0),
+        sha256(&[&marker256, &sha256(&[b"CRTM code"])])
+    );
+    assert_eq!(
+        pcr(&mut t, 0x0004, 0),
+        sha1(&[&marker1, &sha1(&[b"CRTM code"])])
+    );
+    // The other static PCRs are untouched, the dynamic ones still all ones.
+    assert_eq!(pcr(&mut t, 0x000B, 1), vec![0; 32]);
+    assert_eq!(pcr(&mut t, 0x000B, 17), vec![0xFF; 32]);
+}
+
+#[test]
+fn resume_after_an_hcrtm_event_is_refused() {
+    let mut t = Tpm::new(MemPlatform::with_seed(4)).unwrap();
+    assert_eq!(rc(&t.execute(0, &cmd(0x144, &STARTUP_CLEAR))), 0);
+    assert_eq!(
+        rc(&t.execute(0, &cmd(0x145, &[0, 1]))),
+        0,
+        "Shutdown(STATE)"
+    );
+    t.power_on();
+    t.hash_start();
+    t.hash_end();
+    // TPM_RC_LOCALITY: the saved state does not carry this H-CRTM event.
+    assert_eq!(rc(&t.execute(0, &cmd(0x144, &STARTUP_STATE))), 0x907);
+    assert_eq!(rc(&t.execute(0, &cmd(0x144, &STARTUP_CLEAR))), 0);
+}
+
+#[test]
+fn drtm_after_startup_resets_the_dynamic_pcrs_and_extends_pcr17() {
+    let mut t = Tpm::new(MemPlatform::with_seed(5)).unwrap();
+    assert_eq!(rc(&t.execute(0, &cmd(0x144, &STARTUP_CLEAR))), 0);
+    let pcr0 = pcr(&mut t, 0x000B, 0);
+    t.hash_start();
+    t.hash_data(b"secure loader block");
+    t.hash_end();
+    assert_eq!(
+        pcr(&mut t, 0x000B, 17),
+        sha256(&[&[0; 32], &sha256(&[b"secure loader block"])])
+    );
+    for i in 18..=22 {
+        assert_eq!(pcr(&mut t, 0x000B, i), vec![0; 32], "PCR {i} after DRTM");
+    }
+    assert_eq!(pcr(&mut t, 0x000B, 0), pcr0, "PCR 0 untouched by DRTM");
+}
+
+#[test]
+fn interrupted_or_unstarted_sequences_measure_nothing() {
+    // (what happens between start and end, whether a start is sent at all)
+    let cases: [(&str, bool, bool); 3] = [
+        ("a command between start and end", true, true),
+        ("end without start", false, false),
+        ("power cycle between start and end", true, false),
+    ];
+    for (what, start, command_between) in cases {
+        let mut t = Tpm::new(MemPlatform::with_seed(6)).unwrap();
+        assert_eq!(rc(&t.execute(0, &cmd(0x144, &STARTUP_CLEAR))), 0);
+        if start {
+            t.hash_start();
+            t.hash_data(b"measured");
+        }
+        if command_between {
+            assert_eq!(rc(&t.execute(0, &cmd(0x17B, &[0, 8]))), 0, "GetRandom");
+        } else if start {
+            t.power_on();
+            assert_eq!(rc(&t.execute(0, &cmd(0x144, &STARTUP_CLEAR))), 0);
+        }
+        t.hash_end();
+        assert_eq!(
+            pcr(&mut t, 0x000B, 17),
+            vec![0xFF; 32],
+            "{what}: PCR 17 changed"
+        );
+    }
+}
