@@ -2471,3 +2471,145 @@ fn conformance_fixes_match_swtpm() {
         mismatches.join("\n")
     );
 }
+
+/// The platform's measurement sequence (_TPM_Hash_Start, _Data, _End) on both TPMs: vtpm-sim
+/// through its mssim signals 5/6/7, swtpm through its control channel (CMD_HASH_START 6,
+/// CMD_HASH_DATA 7 with a length, CMD_HASH_END 8).
+fn hash_sequence(sim_port: u16, sw_port: u16, data: &[u8]) {
+    let mut s = TcpStream::connect(("127.0.0.1", sim_port)).expect("connect vtpm-sim");
+    let mut w = TcpStream::connect(("127.0.0.1", sw_port + 1)).expect("connect swtpm control");
+    let frames: [(u32, u32, &[u8]); 3] = [(5, 6, &[]), (6, 7, data), (7, 8, &[])];
+    for (sim_signal, sw_cmd, payload) in frames {
+        for (conn, code) in [(&mut s, sim_signal), (&mut w, sw_cmd)] {
+            let mut f = code.to_be_bytes().to_vec();
+            if !payload.is_empty() {
+                f.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+                f.extend_from_slice(payload);
+            }
+            conn.write_all(&f).unwrap();
+            let mut ack = [0u8; 4];
+            conn.read_exact(&mut ack).unwrap();
+            assert_eq!(ack, [0; 4], "hash indication {code} refused");
+        }
+    }
+}
+
+/// H-CRTM before Startup (PCR 0) and DRTM after it (PCRs 17-22), and Resume after an H-CRTM
+/// event, against libtpms.
+#[test]
+fn hash_indications_match_swtpm() {
+    let dir = scratch("diff-drtm");
+    let sw = Swtpm::start(&dir.join("swtpm"));
+    std::fs::create_dir_all(dir.join("sim")).unwrap();
+    let sim = Sim::start(&dir.join("sim"), None);
+    let k = |b: Vec<u8>| Box::new(move |_: &[Vec<u8>]| b.clone()) as Build;
+    let pcr_read = |alg: u16, i: usize| {
+        let mut select = [0u8; 3];
+        select[i / 8] = 1 << (i % 8);
+        k(cmd(
+            0x17E,
+            &[],
+            false,
+            &[&[0, 0, 0, 1][..], &alg.to_be_bytes(), &[3], &select].concat(),
+        ))
+    };
+    let mut mismatches = Vec::new();
+    hash_sequence(sim.port, sw.port, b"H-CRTM code");
+    mismatches.extend(compare(
+        sim.port,
+        sw.port,
+        &[
+            (
+                "Startup(CLEAR) after H-CRTM",
+                k(cmd(0x144, &[], false, &[0, 0])),
+                Cmp::Exact,
+            ),
+            (
+                "PCR 0 SHA-256 after H-CRTM",
+                pcr_read(0x000B, 0),
+                Cmp::PcrRead,
+            ),
+            (
+                "PCR 0 SHA-1 after H-CRTM",
+                pcr_read(0x0004, 0),
+                Cmp::PcrRead,
+            ),
+            ("PCR 17 before DRTM", pcr_read(0x000B, 17), Cmp::PcrRead),
+        ],
+    ));
+    hash_sequence(sim.port, sw.port, b"dynamically launched code");
+    mismatches.extend(compare(
+        sim.port,
+        sw.port,
+        &[
+            ("PCR 17 after DRTM", pcr_read(0x000B, 17), Cmp::PcrRead),
+            ("PCR 18 after DRTM", pcr_read(0x000B, 18), Cmp::PcrRead),
+            ("PCR 0 after DRTM", pcr_read(0x000B, 0), Cmp::PcrRead),
+            (
+                "Shutdown(STATE)",
+                k(cmd(0x145, &[], false, &[0, 1])),
+                Cmp::Exact,
+            ),
+        ],
+    ));
+    // Resume after another H-CRTM event (as the saved boot had): PCRs come from the saved state.
+    sim_power_cycle(sim.port);
+    swtpm_power_cycle(sw.port);
+    hash_sequence(sim.port, sw.port, b"another H-CRTM code");
+    mismatches.extend(compare(
+        sim.port,
+        sw.port,
+        &[
+            (
+                "Startup(STATE) after H-CRTM",
+                k(cmd(0x144, &[], false, &[0, 1])),
+                Cmp::Exact,
+            ),
+            ("PCR 0 after the Resume", pcr_read(0x000B, 0), Cmp::PcrRead),
+            (
+                "PCR 17 after the Resume",
+                pcr_read(0x000B, 17),
+                Cmp::PcrRead,
+            ),
+            (
+                "Shutdown(STATE) again",
+                k(cmd(0x145, &[], false, &[0, 1])),
+                Cmp::Exact,
+            ),
+        ],
+    ));
+    // Resumes with and without the H-CRTM event the saved boot had (each boot ends with
+    // Shutdown(STATE) so the next can try to resume it).
+    let boots: [(&str, bool); 3] = [
+        ("saved with H-CRTM, resumed without", false),
+        ("saved without H-CRTM, resumed without", false),
+        ("saved without H-CRTM, resumed with", true),
+    ];
+    for (what, hcrtm) in boots {
+        sim_power_cycle(sim.port);
+        swtpm_power_cycle(sw.port);
+        if hcrtm {
+            hash_sequence(sim.port, sw.port, b"late H-CRTM code");
+        }
+        mismatches.extend(compare(
+            sim.port,
+            sw.port,
+            &[
+                (what, k(cmd(0x144, &[], false, &[0, 1])), Cmp::Exact),
+                (
+                    "Startup(CLEAR) if the Resume failed",
+                    k(cmd(0x144, &[], false, &[0, 0])),
+                    Cmp::Exact,
+                ),
+                ("PCR 0", pcr_read(0x000B, 0), Cmp::PcrRead),
+                ("PCR 17", pcr_read(0x000B, 17), Cmp::PcrRead),
+                (
+                    "Shutdown(STATE)",
+                    k(cmd(0x145, &[], false, &[0, 1])),
+                    Cmp::Exact,
+                ),
+            ],
+        ));
+    }
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+}

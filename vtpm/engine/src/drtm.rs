@@ -3,8 +3,9 @@
 //! measures code into PCR 0 or PCR 17 at locality 4, which no command can imitate.
 //!
 //! Before Startup the sequence is an H-CRTM event: PCR 0 becomes 0…04 extended with the
-//! digest, and the following Startup(CLEAR) keeps that value (a Startup(STATE) is refused with
-//! TPM_RC_LOCALITY: the saved state does not carry this H-CRTM event). After Startup it is a
+//! digest, and the following Startup(CLEAR) keeps that value; a Startup(STATE) needs the same
+//! H-CRTM state as the Startup before the Shutdown(STATE) (TPM_RC_VALUE for parameter 1
+//! otherwise, as libtpms answers) and restores PCR 0 from the saved state. After Startup it is a
 //! DRTM event: PCRs 17–22 are reset to zero, PCR 17 is extended with the digest, and
 //! restartCount goes up. Every TPM command ends a sequence in progress (the platform sends the
 //! three indications back to back), and a power cycle ends it too. The sequence is volatile and
@@ -87,15 +88,18 @@ impl<P: Platform> Tpm<P> {
         self.drtm.sequence = None;
     }
 
-    /// Startup after an H-CRTM event: PCR 0 keeps the measurement. Err for Startup(STATE).
+    /// Startup: a Resume (`clear` false) must match the saved state's H-CRTM state; a
+    /// Startup(CLEAR) after an H-CRTM event keeps its PCR 0.
     pub(crate) fn drtm_startup(&mut self, clear: bool) -> Result<(), crate::rc::Rc> {
-        let Some(pcr0) = self.drtm.hcrtm_pcr0.clone() else {
-            return Ok(());
-        };
         if !clear {
-            return Err(crate::rc::Rc::LOCALITY);
+            return if self.p.hcrtm_saved == self.drtm.hcrtm_pcr0.is_some() {
+                Ok(())
+            } else {
+                // The reference names TPM_RC_LOCALITY; libtpms answers this, and so do we.
+                Err(crate::rc::Rc::VALUE.param(1))
+            };
         }
-        for (h, v) in pcr0 {
+        for (h, v) in self.drtm.hcrtm_pcr0.clone().unwrap_or_default() {
             if let Some((_, vals)) = self.v.pcrs.banks.iter_mut().find(|(b, _)| *b == h) {
                 vals[HCRTM_PCR] = v;
             }

@@ -63,6 +63,9 @@ pub(crate) struct Permanent {
     pub(crate) clock_safe: bool,
     /// The last power cycle ended with TPM2_Shutdown (Clock was saved exactly).
     pub(crate) orderly: bool,
+    /// The Startup before the saved state (Shutdown(STATE)) followed an H-CRTM event: a
+    /// Resume must follow one too (TPM_RC_LOCALITY otherwise).
+    pub(crate) hcrtm_saved: bool,
 }
 
 /// State that a power cycle loses.
@@ -762,6 +765,7 @@ fn manufacture(rng: &mut Drbg) -> Permanent {
         global_locked: Vec::new(),
         clock_safe: true,
         orderly: true,
+        hcrtm_saved: false,
     }
 }
 

@@ -192,7 +192,9 @@ fn write_permanent(w: &mut Writer, p: &Permanent, version: u16) {
         for hd in &p.global_locked {
             w.u32(*hd);
         }
-        w.u8(u8::from(p.clock_safe) | (u8::from(p.orderly) << 1));
+        // Bit 2 (H-CRTM before the saved state) is read as 0 by builds that predate it: no
+        // H-CRTM, which is what their TPMs had.
+        w.u8(u8::from(p.clock_safe) | (u8::from(p.orderly) << 1) | (u8::from(p.hcrtm_saved) << 2));
     }
 }
 
@@ -254,11 +256,11 @@ fn read_permanent(r: &mut Reader<'_>, version: u16) -> R<Permanent> {
     }
     // Before version 4 the shutdown was not recorded: treat it as not orderly (Clock unsafe
     // until its next checkpoint).
-    let (clock_safe, orderly) = if version >= 4 {
+    let (clock_safe, orderly, hcrtm_saved) = if version >= 4 {
         let f = c(r.u8())?;
-        (f & 1 != 0, f & 2 != 0)
+        (f & 1 != 0, f & 2 != 0, f & 4 != 0)
     } else {
-        (true, false)
+        (true, false, false)
     };
     Ok(Permanent {
         eps,
@@ -289,6 +291,7 @@ fn read_permanent(r: &mut Reader<'_>, version: u16) -> R<Permanent> {
         global_locked,
         clock_safe,
         orderly,
+        hcrtm_saved,
     })
 }
 

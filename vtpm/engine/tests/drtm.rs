@@ -1,5 +1,6 @@
 //! The platform's hash indications: an H-CRTM event before Startup lands in PCR 0 (0…04
-//! extended with the measurement) and survives Startup(CLEAR); a DRTM event after Startup resets
+//! extended with the measurement) and survives Startup(CLEAR); a Resume needs the H-CRTM state
+//! of the boot it resumes; a DRTM event after Startup resets
 //! PCRs 17–22 and extends PCR 17; a command in between, or a missing start, measures nothing.
 
 use sha2::Digest as _;
@@ -73,20 +74,48 @@ fn hcrtm_before_startup_measures_into_pcr0_and_survives_startup_clear() {
 }
 
 #[test]
-fn resume_after_an_hcrtm_event_is_refused() {
-    let mut t = Tpm::new(MemPlatform::with_seed(4)).unwrap();
-    assert_eq!(rc(&t.execute(0, &cmd(0x144, &STARTUP_CLEAR))), 0);
-    assert_eq!(
-        rc(&t.execute(0, &cmd(0x145, &[0, 1]))),
-        0,
-        "Shutdown(STATE)"
-    );
-    t.power_on();
-    t.hash_start();
-    t.hash_end();
-    // TPM_RC_LOCALITY: the saved state does not carry this H-CRTM event.
-    assert_eq!(rc(&t.execute(0, &cmd(0x144, &STARTUP_STATE))), 0x907);
-    assert_eq!(rc(&t.execute(0, &cmd(0x144, &STARTUP_CLEAR))), 0);
+fn resume_needs_the_same_hcrtm_state_as_the_saved_boot() {
+    // (H-CRTM before the first Startup, H-CRTM before the Resume, Startup(STATE)'s code:
+    // TPM_RC_VALUE for parameter 1 on a mismatch, as libtpms answers)
+    let cases = [
+        (false, false, 0),
+        (true, true, 0),
+        (false, true, 0x1C4),
+        (true, false, 0x1C4),
+    ];
+    for (before, after, want) in cases {
+        let mut t = Tpm::new(MemPlatform::with_seed(4)).unwrap();
+        if before {
+            t.hash_start();
+            t.hash_data(b"first boot");
+            t.hash_end();
+        }
+        assert_eq!(rc(&t.execute(0, &cmd(0x144, &STARTUP_CLEAR))), 0);
+        let pcr0 = pcr(&mut t, 0x000B, 0);
+        assert_eq!(
+            rc(&t.execute(0, &cmd(0x145, &[0, 1]))),
+            0,
+            "Shutdown(STATE)"
+        );
+        t.power_on();
+        if after {
+            t.hash_start();
+            t.hash_data(b"second boot");
+            t.hash_end();
+        }
+        let what = format!("H-CRTM {before} then {after}");
+        assert_eq!(
+            rc(&t.execute(0, &cmd(0x144, &STARTUP_STATE))),
+            want,
+            "{what}"
+        );
+        if want == 0 {
+            // A Resume restores every PCR from the saved state, PCR 0 included.
+            assert_eq!(pcr(&mut t, 0x000B, 0), pcr0, "{what}: PCR 0");
+        } else {
+            assert_eq!(rc(&t.execute(0, &cmd(0x144, &STARTUP_CLEAR))), 0, "{what}");
+        }
+    }
 }
 
 #[test]

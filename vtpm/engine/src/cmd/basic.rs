@@ -79,6 +79,10 @@ impl<P: Platform> Tpm<P> {
                 self.drtm_startup(false)?;
                 let saved = self.p.saved_pcrs.take().ok_or(Rc::VALUE.param(1))?;
                 self.v.pcrs = saved;
+                // PCRs 17-22 have no stateSave (PC Client): a Resume starts them at all ones.
+                for (_, vals) in &mut self.v.pcrs.banks {
+                    vals[17..=22].iter_mut().for_each(|v| v.fill(0xFF));
+                }
                 self.p.restart_count = self.p.restart_count.wrapping_add(1);
             }
             _ => return Err(Rc::VALUE.param(1)),
@@ -97,7 +101,10 @@ impl<P: Platform> Tpm<P> {
         c.params.finish().p(1)?;
         match ty {
             SU_CLEAR => self.p.saved_pcrs = None,
-            SU_STATE => self.p.saved_pcrs = Some(self.v.pcrs.clone()),
+            SU_STATE => {
+                self.p.saved_pcrs = Some(self.v.pcrs.clone());
+                self.p.hcrtm_saved = self.drtm.hcrtm_pcr0.is_some();
+            }
             _ => return Err(Rc::VALUE.param(1)),
         }
         self.p.orderly = true;
