@@ -361,18 +361,21 @@ fn miller_rabin<const N: usize>(w: &[u64; N], rounds: usize, rng: &mut impl RngC
     }
     let d_bits = bit_len(&d);
     let minus_one = sub(&mont.m, &mont.one).0;
-    // x = b^d; w passes for this base when x = ±1 or some x^(2^j) = -1 (0 < j < s).
+    // All ones when a == b, compared without an early exit.
+    let eq = |a: &[u64; N], b: &[u64; N]| {
+        let diff = a.iter().zip(b).fold(0u64, |acc, (x, y)| acc | (x ^ y));
+        ((diff | diff.wrapping_neg()) >> 63).wrapping_sub(1)
+    };
+    // x = b^d; w passes for this base when x = ±1 or some x^(2^j) = -1 (0 < j < s). All s - 1
+    // squarings run whatever x is, so the time of a test on the prime that is kept does not
+    // tell where the chain met -1 (only s, a property of w - 1, shows).
     let passes = |mut x: [u64; N]| {
-        if x == mont.one || x == minus_one {
-            return true;
-        }
+        let mut ok = eq(&x, &mont.one) | eq(&x, &minus_one);
         for _ in 1..s {
             x = mont.sqr(&x);
-            if x == minus_one {
-                return true;
-            }
+            ok |= eq(&x, &minus_one);
         }
-        false
+        ok != 0
     };
     if !passes(mont.pow2(&d, d_bits)) {
         return false;
