@@ -1747,3 +1747,267 @@ fn nv_and_attestation_codes_match_swtpm() {
         mismatches.join("\n")
     );
 }
+
+/// A command with `n` empty-password authorisations (TPM_RS_PW, continueSession).
+fn cmd_pws(cc: u32, handles: &[u32], n: usize, params: &[u8]) -> Vec<u8> {
+    cmd_area(cc, handles, &vec![(0x4000_0009, 0x01); n], params)
+}
+
+/// A command whose session area lists `sessions` (handle, attributes), each with a 16-byte
+/// nonce (none for TPM_RS_PW) and an empty HMAC: right for password sessions with an empty
+/// password and for unbound, unsalted sessions used only for audit (their HMAC key is empty).
+fn cmd_area(cc: u32, handles: &[u32], sessions: &[(u32, u8)], params: &[u8]) -> Vec<u8> {
+    let mut c = cmd(cc, handles, false, &[]);
+    c[1] = 0x02;
+    let mut area = Vec::new();
+    for &(h, attrs) in sessions {
+        area.extend_from_slice(&h.to_be_bytes());
+        let nonce: &[u8] = if h == 0x4000_0009 { &[] } else { &[3; 16] };
+        area.extend_from_slice(&vtpm_sim::wire::tpm2b(nonce));
+        area.extend_from_slice(&[attrs, 0, 0]);
+    }
+    c.extend_from_slice(&(area.len() as u32).to_be_bytes());
+    c.extend_from_slice(&area);
+    c.extend_from_slice(params);
+    let len = c.len() as u32;
+    c[2..6].copy_from_slice(&len.to_be_bytes());
+    c
+}
+
+/// Command audit (SetCommandCodeAuditStatus, GetCommandAuditDigest, TPM_CAP_AUDIT_COMMANDS)
+/// and audit sessions (audit / auditExclusive / auditReset, GetSessionAuditDigest) against
+/// libtpms, failing cases included.
+#[test]
+fn audit_codes_match_swtpm() {
+    let dir = scratch("diff-audit");
+    let sw = Swtpm::start(&dir.join("swtpm"));
+    std::fs::create_dir_all(dir.join("sim")).unwrap();
+    let sim = Sim::start(&dir.join("sim"), None);
+    let k = |b: Vec<u8>| Box::new(move |_: &[Vec<u8>]| b.clone()) as Build;
+    let b2 = vtpm_sim::wire::tpm2b;
+    let (owner, endorsement, null) = (0x4000_0001u32, 0x4000_000Bu32, 0x4000_0007u32);
+    let key = 0x8000_0000u32;
+    let (hmac, policy, hmac2) = (0x0200_0000u32, 0x0300_0001u32, 0x0200_0002u32);
+    let list = |ccs: &[u32]| {
+        let mut l = (ccs.len() as u32).to_be_bytes().to_vec();
+        for c in ccs {
+            l.extend_from_slice(&c.to_be_bytes());
+        }
+        l
+    };
+    let set_status = |auth: u32, alg: u16, set: &[u32], clear: &[u32]| {
+        let p = [&alg.to_be_bytes()[..], &list(set), &list(clear)].concat();
+        cmd(0x140, &[auth], true, &p)
+    };
+    let cmd_digest = || {
+        cmd_pws(
+            0x133,
+            &[endorsement, key],
+            2,
+            &[&b2(b"q")[..], &[0, 0x10]].concat(),
+        )
+    };
+    let session_digest = |s: u32| {
+        cmd_pws(
+            0x14D,
+            &[endorsement, key, s],
+            2,
+            &[&b2(b"q")[..], &[0, 0x10]].concat(),
+        )
+    };
+    let start = |kind: u8| {
+        cmd(
+            0x176,
+            &[null, null],
+            false,
+            &[&b2(&[5; 16])[..], &[0, 0, kind], &[0, 0x10], &[0, 0x0B]].concat(),
+        )
+    };
+    let random_in = |sessions: &[(u32, u8)]| cmd_area(0x17B, &[], sessions, &[0, 8]);
+    let audit_caps = cmd(0x17A, &[], false, &[0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0, 16]);
+    let mut cases: Vec<(&str, Build, Cmp)> = vec![
+        ("Startup", k(cmd(0x144, &[], false, &[0, 0])), Cmp::Exact),
+        (
+            "CreatePrimary signing key",
+            k(cmd(0x131, &[owner], true, &ecc_child_params())),
+            Cmp::Len,
+        ),
+        (
+            "audited commands as manufactured",
+            k(audit_caps.clone()),
+            Cmp::Exact,
+        ),
+        ("GetCommandAuditDigest fresh", k(cmd_digest()), Cmp::Len),
+        (
+            "SetCommandCodeAuditStatus endorsement",
+            k(set_status(endorsement, 0x10, &[0x17B], &[])),
+            Cmp::Exact,
+        ),
+        (
+            "SetCommandCodeAuditStatus bad hash",
+            k(set_status(owner, 0x99, &[], &[])),
+            Cmp::Exact,
+        ),
+        (
+            "SetCommandCodeAuditStatus new hash and list",
+            k(set_status(owner, 0x04, &[0x17B], &[])),
+            Cmp::Exact,
+        ),
+        (
+            "SetCommandCodeAuditStatus list too long",
+            k(set_status(owner, 0x10, &[0x17B; 300], &[])),
+            Cmp::Exact,
+        ),
+        (
+            "SetCommandCodeAuditStatus truncated",
+            k(cmd(0x140, &[owner], true, &[0, 0x10, 0, 0, 0, 1])),
+            Cmp::Exact,
+        ),
+        (
+            "audit GetRandom and an unimplemented code",
+            k(set_status(owner, 0x10, &[0x17B, 0x1FF], &[])),
+            Cmp::Exact,
+        ),
+        ("audited commands", k(audit_caps.clone()), Cmp::Exact),
+        (
+            "GetRandom audited",
+            k(cmd(0x17B, &[], false, &[0, 8])),
+            Cmp::Len,
+        ),
+        ("GetCommandAuditDigest", k(cmd_digest()), Cmp::Len),
+        (
+            "GetCommandAuditDigest no key",
+            k(cmd_pws(
+                0x133,
+                &[endorsement, 0x8000_0001],
+                2,
+                &[0, 0, 0, 0x10],
+            )),
+            Cmp::Exact,
+        ),
+        (
+            "GetCommandAuditDigest owner",
+            k(cmd_pws(0x133, &[owner, key], 2, &[0, 0, 0, 0x10])),
+            Cmp::Exact,
+        ),
+        (
+            "GetCommandAuditDigest audit on a password",
+            k(cmd_area(
+                0x133,
+                &[endorsement, key],
+                &[(0x4000_0009, 0x81), (0x4000_0009, 0x01)],
+                &[0, 0, 0, 0x10],
+            )),
+            Cmp::Exact,
+        ),
+        (
+            "audit hash SHA-1",
+            k(set_status(owner, 0x04, &[], &[])),
+            Cmp::Exact,
+        ),
+        (
+            "GetRandom audited (SHA-1)",
+            k(cmd(0x17B, &[], false, &[0, 8])),
+            Cmp::Len,
+        ),
+        ("GetCommandAuditDigest SHA-1", k(cmd_digest()), Cmp::Len),
+        (
+            "stop auditing GetRandom (and try SetCommandCodeAuditStatus)",
+            k(set_status(owner, 0x10, &[], &[0x17B, 0x140])),
+            Cmp::Exact,
+        ),
+        ("audited commands after clear", k(audit_caps), Cmp::Exact),
+        ("GetCommandAuditDigest cleared", k(cmd_digest()), Cmp::Len),
+        ("StartAuthSession HMAC", k(start(0)), Cmp::Len),
+        ("StartAuthSession policy", k(start(1)), Cmp::Len),
+        ("StartAuthSession HMAC 2", k(start(0)), Cmp::Len),
+        (
+            "GetSessionAuditDigest before any audit",
+            k(session_digest(hmac)),
+            Cmp::Exact,
+        ),
+        (
+            "GetSessionAuditDigest policy session",
+            k(session_digest(policy)),
+            Cmp::Exact,
+        ),
+        (
+            "GetRandom audit session",
+            k(random_in(&[(hmac, 0x81)])),
+            Cmp::Len,
+        ),
+        ("GetSessionAuditDigest", k(session_digest(hmac)), Cmp::Len),
+        (
+            "GetRandom auditExclusive after another command",
+            k(random_in(&[(hmac, 0x83)])),
+            Cmp::Exact,
+        ),
+        (
+            "GetRandom policy session as audit",
+            k(random_in(&[(policy, 0x81)])),
+            Cmp::Exact,
+        ),
+        (
+            "GetRandom two audit sessions",
+            k(random_in(&[(hmac, 0x81), (hmac2, 0x81)])),
+            Cmp::Exact,
+        ),
+        (
+            "GetRandom outside the audit",
+            k(cmd(0x17B, &[], false, &[0, 8])),
+            Cmp::Len,
+        ),
+        (
+            "GetRandom auditExclusive, no longer exclusive",
+            k(random_in(&[(hmac, 0x83)])),
+            Cmp::Exact,
+        ),
+        (
+            "GetRandom auditReset makes it exclusive",
+            k(random_in(&[(hmac, 0x87)])),
+            Cmp::Len,
+        ),
+        (
+            "GetRandom auditExclusive again",
+            k(random_in(&[(hmac, 0x83)])),
+            Cmp::Len,
+        ),
+        (
+            "GetSessionAuditDigest not an audit session",
+            k(session_digest(hmac2)),
+            Cmp::Exact,
+        ),
+        (
+            "GetSessionAuditDigest after reset",
+            k(session_digest(hmac)),
+            Cmp::Len,
+        ),
+        (
+            "FlushContext audit session",
+            k(cmd(0x165, &[], false, &hmac.to_be_bytes())),
+            Cmp::Exact,
+        ),
+        (
+            "GetSessionAuditDigest flushed",
+            k(session_digest(hmac)),
+            Cmp::Exact,
+        ),
+    ];
+    // TPMA_CC of the audit commands.
+    for cc in [0x133u32, 0x140, 0x14D] {
+        let p = [&[0, 0, 0, 2][..], &cc.to_be_bytes(), &[0, 0, 0, 1]].concat();
+        cases.push((
+            "GetCapability TPMA_CC",
+            k(cmd(0x17A, &[], false, &p)),
+            Cmp::Exact,
+        ));
+    }
+    let mismatches = compare(sim.port, sw.port, &cases);
+    assert!(
+        mismatches.is_empty(),
+        "{} of {} differ:\n{}",
+        mismatches.len(),
+        cases.len(),
+        mismatches.join("\n")
+    );
+}

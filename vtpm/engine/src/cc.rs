@@ -66,6 +66,7 @@ pub(crate) mod code {
     pub(crate) const NV_DEFINE_SPACE: u32 = 0x12A;
     pub(crate) const CREATE_PRIMARY: u32 = 0x131;
     pub(crate) const NV_GLOBAL_WRITE_LOCK: u32 = 0x132;
+    pub(crate) const GET_COMMAND_AUDIT_DIGEST: u32 = 0x133;
     pub(crate) const NV_INCREMENT: u32 = 0x134;
     pub(crate) const NV_SET_BITS: u32 = 0x135;
     pub(crate) const NV_EXTEND: u32 = 0x136;
@@ -77,6 +78,7 @@ pub(crate) mod code {
     pub(crate) const PCR_EVENT: u32 = 0x13C;
     pub(crate) const PCR_RESET: u32 = 0x13D;
     pub(crate) const SEQUENCE_COMPLETE: u32 = 0x13E;
+    pub(crate) const SET_COMMAND_CODE_AUDIT_STATUS: u32 = 0x140;
     pub(crate) const INCREMENTAL_SELF_TEST: u32 = 0x142;
     pub(crate) const SELF_TEST: u32 = 0x143;
     pub(crate) const STARTUP: u32 = 0x144;
@@ -88,6 +90,7 @@ pub(crate) mod code {
     pub(crate) const CERTIFY_CREATION: u32 = 0x14A;
     pub(crate) const DUPLICATE: u32 = 0x14B;
     pub(crate) const GET_TIME: u32 = 0x14C;
+    pub(crate) const GET_SESSION_AUDIT_DIGEST: u32 = 0x14D;
     pub(crate) const NV_READ: u32 = 0x14E;
     pub(crate) const NV_READ_LOCK: u32 = 0x14F;
     pub(crate) const OBJECT_CHANGE_AUTH: u32 = 0x150;
@@ -156,6 +159,7 @@ pub(crate) static COMMANDS: &[CmdInfo] = &[
     nv(c(NV_DEFINE_SPACE, 1, 1, false)),
     c(CREATE_PRIMARY, 1, 1, true),
     nv(c(NV_GLOBAL_WRITE_LOCK, 1, 1, false)),
+    nv(c(GET_COMMAND_AUDIT_DIGEST, 2, 2, false)),
     nv(c(NV_INCREMENT, 2, 1, false)),
     nv(c(NV_SET_BITS, 2, 1, false)),
     nv(c(NV_EXTEND, 2, 1, false)),
@@ -167,6 +171,7 @@ pub(crate) static COMMANDS: &[CmdInfo] = &[
     c(PCR_EVENT, 1, 1, false),
     c(PCR_RESET, 1, 1, false),
     flushed(c(SEQUENCE_COMPLETE, 1, 1, false)),
+    nv(c(SET_COMMAND_CODE_AUDIT_STATUS, 1, 1, false)),
     c(INCREMENTAL_SELF_TEST, 0, 0, false),
     c(SELF_TEST, 0, 0, false),
     c(STARTUP, 0, 0, false),
@@ -178,6 +183,7 @@ pub(crate) static COMMANDS: &[CmdInfo] = &[
     c(CERTIFY_CREATION, 2, 1, false),
     dup(c(DUPLICATE, 2, 1, false)),
     c(GET_TIME, 2, 2, false),
+    c(GET_SESSION_AUDIT_DIGEST, 3, 2, false),
     c(NV_READ, 2, 1, false),
     c(NV_READ_LOCK, 2, 1, false),
     admin(c(OBJECT_CHANGE_AUTH, 2, 1, false)),

@@ -63,6 +63,8 @@ pub(crate) struct Permanent {
     pub(crate) clock_safe: bool,
     /// The last power cycle ended with TPM2_Shutdown (Clock was saved exactly).
     pub(crate) orderly: bool,
+    /// Command audit: audited commands, hash, counter and digest.
+    pub(crate) audit: crate::cmd::CommandAudit,
 }
 
 /// State that a power cycle loses.
@@ -99,6 +101,8 @@ pub(crate) struct Volatile {
     /// (ms since power-on); not part of the state blob (a restore restarts the count).
     pub(crate) da_tick: u64,
     pub(crate) lockout_tick: u64,
+    /// Audit sessions' digests and the exclusive audit session.
+    pub(crate) audit: crate::cmd::SessionAudit,
 }
 
 /// A TPM 2.0 instance over a `Platform`.
@@ -307,6 +311,7 @@ impl<P: Platform> Tpm<P> {
         let params_start = command.len() - r.remaining();
         let params = &command[params_start..];
         let names: Vec<Vec<u8>> = handles.iter().map(|&hd| self.entity_name(hd)).collect();
+        self.audit_check_sessions(&auths)?;
         let mut session_state =
             self.check_sessions(info, &handles, &names, &auths, cc, params, locality)?;
         let mut decrypted;
@@ -334,6 +339,11 @@ impl<P: Platform> Tpm<P> {
         }
         if tag == ST_SESSIONS {
             self.encrypt_param(&auths, &mut session_state, &mut params_out);
+        }
+        // Audit sees the parameters as they travel (encrypted), as cpHash and rpHash do.
+        let cp_params = &command[params_start..];
+        self.audit_record(cc, &names, cp_params, &params_out, &mut session_state);
+        if tag == ST_SESSIONS {
             let area = self.response_sessions(&auths, &mut session_state, cc, &params_out);
             w.u32(params_out.len() as u32)
                 .bytes(&params_out)
@@ -714,6 +724,8 @@ fn session_handle_allowed(cc: u32, idx: u8, hdl: u32) -> bool {
         POLICY_SIGNED => Some(1),
         POLICY_NV => Some(2),
         POLICY_TICKET | POLICY_CP_HASH | POLICY_NAME_HASH | POLICY_LOCALITY => Some(0),
+        // TPMI_SH_HMAC: the audit session whose digest is asked for.
+        GET_SESSION_AUDIT_DIGEST => return idx == 2 && h::ty(hdl) == h::HT_HMAC_SESSION,
         _ => None,
     };
     match policy_pos {
@@ -760,6 +772,7 @@ fn manufacture(rng: &mut Drbg) -> Permanent {
         global_locked: Vec::new(),
         clock_safe: true,
         orderly: true,
+        audit: crate::cmd::CommandAudit::new(),
     }
 }
 
@@ -787,6 +800,7 @@ fn fresh_volatile(rng: &mut Drbg) -> Volatile {
         time_offset: 0,
         da_tick: 0,
         lockout_tick: 0,
+        audit: crate::cmd::SessionAudit::default(),
     }
 }
 

@@ -153,6 +153,10 @@ impl Session {
     pub(crate) fn command_code(&self) -> Option<u32> {
         self.cc
     }
+    /// An audit session is never bound (its authValue use must show in every HMAC).
+    pub(crate) fn unbind(&mut self) {
+        self.bind_name.clear();
+    }
 }
 
 /// What processing one authorisation produced, for parameter encryption and the response.
@@ -169,6 +173,19 @@ pub(crate) struct SessionUse {
     /// The authorised entity whose authValue is part of `session_value` (re-read for the
     /// response: HierarchyChangeAuth answers under the new value).
     auth_of: Option<u32>,
+}
+
+impl SessionUse {
+    pub(crate) fn attrs(&self) -> u8 {
+        self.attrs
+    }
+    /// The attributes the response reports (audit sets or clears auditExclusive).
+    pub(crate) fn set_attrs(&mut self, attrs: u8) {
+        self.attrs = attrs;
+    }
+    pub(crate) fn slot(&self) -> Option<usize> {
+        self.slot
+    }
 }
 
 impl<P: Platform> Tpm<P> {
@@ -198,14 +215,10 @@ impl<P: Platform> Tpm<P> {
         }
         let slot = self.session_index(a.handle).ok_or(Rc(0x918 + (n - 1)))?;
         let s = self.v.sessions[slot].clone().expect("slot found above");
-        if a.attrs & (sattr::AUDIT | sattr::AUDIT_EXCLUSIVE | sattr::AUDIT_RESET) != 0 {
-            // Command audit is not implemented.
-            return Err(Rc::ATTRIBUTES.session(n));
-        }
         let mut session_value = s.session_key.clone();
         let Some(hdl) = bound else {
-            // Not authorising anything: must be there for encryption.
-            if a.attrs & (sattr::DECRYPT | sattr::ENCRYPT) == 0 {
+            // Not authorising anything: must be there for encryption or audit.
+            if a.attrs & (sattr::DECRYPT | sattr::ENCRYPT | sattr::AUDIT) == 0 {
                 return Err(Rc::ATTRIBUTES.session(n));
             }
             return Ok(SessionUse {
@@ -497,13 +510,13 @@ impl<P: Platform> Tpm<P> {
 
     pub(crate) fn response_sessions(
         &mut self,
-        _auths: &[AuthIn],
+        auths: &[AuthIn],
         uses: &mut [SessionUse],
         cc: u32,
         params: &[u8],
     ) -> Vec<u8> {
         let mut w = Writer::new();
-        for u in uses.iter() {
+        for (u, a) in uses.iter().zip(auths) {
             match u.slot.and_then(|i| self.v.sessions[i].clone()) {
                 None => {
                     w.u16(0).u8(u.attrs | sattr::CONTINUE).u16(0);
@@ -523,6 +536,12 @@ impl<P: Platform> Tpm<P> {
                             }
                             None => u.session_value.clone(),
                         };
+                        // An empty key and an empty command HMAC: the response HMAC is empty
+                        // too (ComputeResponseHMAC), e.g. an unbound, unsalted audit session.
+                        if value.is_empty() && a.hmac.is_empty() {
+                            w.u16(0);
+                            continue;
+                        }
                         let mac = s
                             .hash
                             .hmac(&value, &[&rp, &s.nonce_tpm, &u.nonce_caller, &[u.attrs]]);

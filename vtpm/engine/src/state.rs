@@ -5,7 +5,9 @@
 //! `total_commands` and the DA lockout flag to the permanent body; version 3 added the sessions
 //! to the full-instance body; version 4 added the policy-session state (cpHash/nameHash,
 //! locality, start time and timeout) to each session, and the NV_GlobalWriteLock set, Clock's
-//! safe flag and the orderly-shutdown flag to the permanent body. A build reads every older version (defaults for the missing
+//! safe flag and the orderly-shutdown flag to the permanent body; version 5 added the command
+//! audit state (hash, audited commands, counter, digest) to the permanent body and the audit
+//! sessions' digests and the exclusive audit session to the full-instance body. A build reads every older version (defaults for the missing
 //! fields) and refuses anything newer than itself.
 
 use crate::crypto::HashAlg;
@@ -18,7 +20,7 @@ use alloc::vec::Vec;
 
 const MAGIC: &[u8; 6] = b"WVTPM\0";
 /// The format version this build writes.
-pub const STATE_VERSION: u16 = 4;
+pub const STATE_VERSION: u16 = 5;
 const KIND_PERMANENT: u8 = 0;
 const KIND_FULL: u8 = 1;
 
@@ -193,6 +195,9 @@ fn write_permanent(w: &mut Writer, p: &Permanent, version: u16) {
         }
         w.u8(u8::from(p.clock_safe) | (u8::from(p.orderly) << 1));
     }
+    if version >= 5 {
+        p.audit.write(w);
+    }
 }
 
 fn read_permanent(r: &mut Reader<'_>, version: u16) -> R<Permanent> {
@@ -259,7 +264,13 @@ fn read_permanent(r: &mut Reader<'_>, version: u16) -> R<Permanent> {
     } else {
         (true, false)
     };
+    let audit = if version >= 5 {
+        c(crate::cmd::CommandAudit::read(r))?
+    } else {
+        crate::cmd::CommandAudit::new()
+    };
     Ok(Permanent {
+        audit,
         eps,
         sps,
         pps,
@@ -417,6 +428,9 @@ fn write_volatile(w: &mut Writer, v: &Volatile, p_clock: u64, version: u16) {
         // Time into this power cycle at the last command: Clock minus Clock at time 0.
         w.u64(p_clock.wrapping_sub(v.clock_base));
     }
+    if version >= 5 {
+        v.audit.write(w);
+    }
 }
 
 fn read_volatile(r: &mut Reader<'_>, version: u16) -> R<Volatile> {
@@ -467,7 +481,13 @@ fn read_volatile(r: &mut Reader<'_>, version: u16) -> R<Volatile> {
         }
     }
     let time_offset = if version >= 4 { c(r.u64())? } else { 0 };
+    let audit = if version >= 5 {
+        c(crate::cmd::SessionAudit::read(r))?
+    } else {
+        crate::cmd::SessionAudit::default()
+    };
     Ok(Volatile {
+        audit,
         started: flags & 1 != 0,
         self_tested: flags & 2 != 0,
         ph_enable: flags & 4 != 0,
@@ -530,6 +550,19 @@ mod tests {
             s.locality = 0x18;
             s.timeout = 1234;
         }
+        // Version-5 state: command audit and an audit session.
+        t.p.audit.commands.push(0x17B);
+        t.p.audit.counter = 9;
+        t.p.audit.digest = alloc::vec![5; 32];
+        let sh =
+            t.v.sessions
+                .iter()
+                .flatten()
+                .next()
+                .expect("session")
+                .handle;
+        t.v.audit.digests.push((sh, alloc::vec![6; 32]));
+        t.v.audit.exclusive = sh;
         for version in 1..=STATE_VERSION {
             let perm = encode_permanent_version(&t.p, version);
             let p = decode_permanent(&perm).unwrap_or_else(|e| panic!("permanent v{version}: {e}"));
@@ -561,6 +594,16 @@ mod tests {
             assert_eq!(p.global_locked.len(), usize::from(v4), "v{version}");
             // Older formats did not record the shutdown: not orderly, safe until then.
             assert_eq!((p.clock_safe, p.orderly), (!v4, v4), "v{version}");
+            // Audit state travels from version 5 on; older blobs get the manufactured state.
+            let v5 = version >= 5;
+            let want = if v5 {
+                t.p.audit.clone()
+            } else {
+                crate::cmd::CommandAudit::new()
+            };
+            assert_eq!(p.audit, want, "v{version}");
+            assert_eq!(v.audit.exclusive != 0, v5, "v{version}");
+            assert_eq!(v.audit.digests.len(), usize::from(v5), "v{version}");
         }
     }
 }

@@ -796,6 +796,95 @@ fn steps() -> Vec<(&'static str, Check, Build)> {
             }),
         ),
         (
+            "SetCommandCodeAuditStatus GetRandom",
+            roundtrip::<TpmSetCommandCodeAuditStatusCommand, TpmSetCommandCodeAuditStatusResponse>,
+            k(cmd(
+                0x140,
+                &[RH_OWNER],
+                1,
+                &[&u16b(NULL)[..], &u32b(1), &u32b(0x17B), &u32b(0)].concat(),
+            )),
+        ),
+        (
+            "GetRandom audited",
+            roundtrip::<TpmGetRandomCommand, TpmGetRandomResponse>,
+            k(cmd(0x17B, &[], 0, &u16b(8))),
+        ),
+        (
+            "GetCommandAuditDigest",
+            roundtrip::<TpmGetCommandAuditDigestCommand, TpmGetCommandAuditDigestResponse>,
+            Box::new(|h| {
+                cmd(
+                    0x133,
+                    &[RH_ENDORSEMENT, h.handle("CreateLoaded AK")],
+                    2,
+                    &[&b2(b"nonce")[..], &u16b(NULL)].concat(),
+                )
+            }),
+        ),
+        (
+            "StartAuthSession HMAC for audit",
+            roundtrip::<TpmStartAuthSessionCommand, TpmStartAuthSessionResponse>,
+            k(cmd(
+                0x176,
+                &[RH_NULL, RH_NULL],
+                0,
+                &[
+                    &b2(&[9; 16])[..],
+                    &b2(&[]),
+                    &[0],
+                    &u16b(NULL),
+                    &u16b(SHA256),
+                ]
+                .concat(),
+            )),
+        ),
+        (
+            "GetRandom in an audit session",
+            roundtrip::<TpmGetRandomCommand, TpmGetRandomResponse>,
+            Box::new(|h| {
+                // Unbound and unsalted with an empty authValue: the HMAC key is empty, so an
+                // empty HMAC is accepted. continueSession | audit.
+                let s = h.handle("StartAuthSession HMAC for audit");
+                let area = [&u32b(s)[..], &b2(&[1; 16]), &[0x81], &b2(&[])].concat();
+                let mut b = [&u16b(0x8002)[..], &[0; 4], &u32b(0x17B)].concat();
+                b.extend_from_slice(&u32b(area.len() as u32));
+                b.extend_from_slice(&area);
+                b.extend_from_slice(&u16b(8));
+                let len = b.len() as u32;
+                b[2..6].copy_from_slice(&len.to_be_bytes());
+                b
+            }),
+        ),
+        (
+            "GetSessionAuditDigest",
+            roundtrip::<TpmGetSessionAuditDigestCommand, TpmGetSessionAuditDigestResponse>,
+            Box::new(|h| {
+                cmd(
+                    0x14D,
+                    &[
+                        RH_ENDORSEMENT,
+                        h.handle("CreateLoaded AK"),
+                        h.handle("StartAuthSession HMAC for audit"),
+                    ],
+                    2,
+                    &[&b2(b"nonce")[..], &u16b(NULL)].concat(),
+                )
+            }),
+        ),
+        (
+            "FlushContext audit session",
+            roundtrip::<TpmFlushContextCommand, TpmFlushContextResponse>,
+            Box::new(|h| {
+                cmd(
+                    0x165,
+                    &[],
+                    0,
+                    &u32b(h.handle("StartAuthSession HMAC for audit")),
+                )
+            }),
+        ),
+        (
             "MakeCredential",
             roundtrip::<TpmMakeCredentialCommand, TpmMakeCredentialResponse>,
             Box::new(|h| {

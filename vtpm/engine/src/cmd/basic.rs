@@ -71,6 +71,8 @@ impl<P: Platform> Tpm<P> {
                 } else {
                     self.p.reset_count = self.p.reset_count.wrapping_add(1);
                     self.p.restart_count = 0;
+                    // A TPM Reset clears the command audit digest (CommandAuditStartup).
+                    self.p.audit.digest.clear();
                 }
                 self.v.pcrs.startup_clear();
             }
@@ -223,9 +225,20 @@ impl<P: Platform> Tpm<P> {
                     body.u32(cc::tpma_cc(i));
                 }
             }
-            cap::PP_COMMANDS | cap::AUDIT_COMMANDS => {
+            cap::PP_COMMANDS => {
                 more = false;
                 body.u32(0);
+            }
+            cap::AUDIT_COMMANDS => {
+                let items: Vec<u32> = (self.p.audit.commands.iter())
+                    .copied()
+                    .filter(|&c| c >= property)
+                    .collect();
+                more = items.len() > max;
+                body.u32(items.len().min(max) as u32);
+                for c in items.into_iter().take(max) {
+                    body.u32(c);
+                }
             }
             cap::PCRS => {
                 more = false;

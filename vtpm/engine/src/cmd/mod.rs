@@ -1,6 +1,7 @@
 //! Command handlers, one module per family (Part 3 chapter grouping).
 
 mod attest;
+mod audit;
 mod basic;
 mod crypto;
 mod duplication;
@@ -11,4 +12,5 @@ mod pcr;
 mod policy;
 mod sequence;
 
+pub(crate) use audit::{CommandAudit, SessionAudit};
 pub(crate) use sequence::Seq;

@@ -72,7 +72,7 @@ impl<P: Platform> Tpm<P> {
             code::POLICY_CP_HASH | code::POLICY_NAME_HASH => self.policy_cp_name_hash(c),
             code::POLICY_LOCALITY => self.policy_locality(c),
             code::POLICY_NV => self.policy_nv(c),
-            _ => Err(Rc::COMMAND_CODE),
+            _ => self.dispatch_audit(c),
         }
     }
 
