@@ -2011,3 +2011,259 @@ fn audit_codes_match_swtpm() {
         mismatches.join("\n")
     );
 }
+
+/// PolicyDuplicationSelect, PolicyNvWritten, PolicyCounterTimer, PolicyPhysicalPresence and
+/// PolicyTemplate against libtpms: digests (exact), clashes in the cpHash slot, numbered codes,
+/// and the conditions at use (a written index, no physical presence).
+#[test]
+fn more_policy_codes_match_swtpm() {
+    let dir = scratch("diff-policy-more");
+    let sw = Swtpm::start(&dir.join("swtpm"));
+    std::fs::create_dir_all(dir.join("sim")).unwrap();
+    let sim = Sim::start(&dir.join("sim"), None);
+    let k = |b: Vec<u8>| Box::new(move |_: &[Vec<u8>]| b.clone()) as Build;
+    let b2 = vtpm_sim::wire::tpm2b;
+    let (owner, trial, ps) = (0x4000_0001u32, 0x0300_0000u32, 0x0300_0001u32);
+    let start = |kind: u8| {
+        cmd(
+            0x176,
+            &[0x4000_0007, 0x4000_0007],
+            false,
+            &[&b2(&[5; 16])[..], &[0, 0, kind], &[0, 0x10], &[0, 0x0B]].concat(),
+        )
+    };
+    let on = |s: u32, cc: u32, params: &[u8]| cmd(cc, &[s], false, params);
+    let (obj, parent) = ([0x22u8; 34], [0x33u8; 34]);
+    let dup_select = |s: u32, include: u8| {
+        on(
+            s,
+            0x188,
+            &[&b2(&obj)[..], &b2(&parent), &[include]].concat(),
+        )
+    };
+    let counter_timer = |s: u32, operand: &[u8], offset: u16, op: u16| {
+        on(
+            s,
+            0x16D,
+            &[&b2(operand)[..], &offset.to_be_bytes(), &op.to_be_bytes()].concat(),
+        )
+    };
+    let digest = |s: u32| on(s, 0x189, &[]);
+    let restart = |s: u32| on(s, 0x180, &[]);
+    // NV_DefineSpace (authRead|authWrite|policyWrite... see below) with the authPolicy from
+    // the PolicyGetDigest `back` steps ago.
+    let define = |index: u32, back: usize| {
+        Box::new(move |prev: &[Vec<u8>]| {
+            let d = &prev[prev.len() - back];
+            let policy = if d.len() >= 44 { &d[12..44] } else { &[][..] };
+            let mut n = index.to_be_bytes().to_vec();
+            n.extend_from_slice(&[0x00, 0x0B]);
+            // policyWrite | authRead | ownerRead
+            n.extend_from_slice(&((1u32 << 3) | (1 << 18) | (1 << 17)).to_be_bytes());
+            n.extend_from_slice(&b2(policy));
+            n.extend_from_slice(&8u16.to_be_bytes());
+            cmd(0x12A, &[owner], true, &[&b2(b"")[..], &b2(&n)].concat())
+        }) as Build
+    };
+    let (nv_written, nv_pp) = (0x0150_0011u32, 0x0150_0012u32);
+    let nv_write = |index: u32| {
+        with_policy_password(
+            0x137,
+            &[index, index],
+            ps,
+            b"",
+            &[&b2(&[7; 8])[..], &[0, 0]].concat(),
+        )
+    };
+    let cases: Vec<(&str, Build, Cmp)> = vec![
+        ("Startup", k(cmd(0x144, &[], false, &[0, 0])), Cmp::Exact),
+        ("StartAuthSession trial", k(start(3)), Cmp::Len),
+        ("StartAuthSession policy", k(start(1)), Cmp::Len),
+        (
+            "PolicyDuplicationSelect",
+            k(dup_select(trial, 1)),
+            Cmp::Exact,
+        ),
+        ("its digest", k(digest(trial)), Cmp::Exact),
+        (
+            "PolicyDuplicationSelect twice",
+            k(dup_select(trial, 1)),
+            Cmp::Exact,
+        ),
+        ("restart", k(restart(trial)), Cmp::Exact),
+        (
+            "PolicyCommandCode then PolicyDuplicationSelect",
+            k(on(trial, 0x16C, &0x14Bu32.to_be_bytes())),
+            Cmp::Exact,
+        ),
+        ("... refused", k(dup_select(trial, 1)), Cmp::Exact),
+        ("restart 2", k(restart(trial)), Cmp::Exact),
+        ("includeObject 2", k(dup_select(trial, 2)), Cmp::Exact),
+        ("without the object", k(dup_select(trial, 0)), Cmp::Exact),
+        ("its digest 2", k(digest(trial)), Cmp::Exact),
+        (
+            "PolicyNameHash after PolicyDuplicationSelect",
+            k(on(trial, 0x170, &b2(&[1; 32]))),
+            Cmp::Exact,
+        ),
+        ("restart 3", k(restart(trial)), Cmp::Exact),
+        ("PolicyNvWritten YES", k(on(trial, 0x18F, &[1])), Cmp::Exact),
+        (
+            "PolicyNvWritten NO after YES",
+            k(on(trial, 0x18F, &[0])),
+            Cmp::Exact,
+        ),
+        ("PolicyNvWritten 2", k(on(trial, 0x18F, &[2])), Cmp::Exact),
+        (
+            "PolicyNvWritten YES again",
+            k(on(trial, 0x18F, &[1])),
+            Cmp::Exact,
+        ),
+        ("its digest 3", k(digest(trial)), Cmp::Exact),
+        ("restart 4", k(restart(trial)), Cmp::Exact),
+        (
+            "PolicyCounterTimer (trial)",
+            k(counter_timer(trial, &[0xFF; 8], 0, 0x0005)),
+            Cmp::Exact,
+        ),
+        (
+            "PolicyPhysicalPresence",
+            k(on(trial, 0x187, &[])),
+            Cmp::Exact,
+        ),
+        ("its digest 4", k(digest(trial)), Cmp::Exact),
+        (
+            "PolicyCounterTimer bad operation",
+            k(counter_timer(trial, &[1], 0, 0x000C)),
+            Cmp::Exact,
+        ),
+        ("restart 5", k(restart(trial)), Cmp::Exact),
+        (
+            "PolicyTemplate short",
+            k(on(trial, 0x190, &b2(&[4; 20]))),
+            Cmp::Exact,
+        ),
+        (
+            "PolicyTemplate",
+            k(on(trial, 0x190, &b2(&[4; 32]))),
+            Cmp::Exact,
+        ),
+        (
+            "PolicyTemplate same",
+            k(on(trial, 0x190, &b2(&[4; 32]))),
+            Cmp::Exact,
+        ),
+        (
+            "PolicyTemplate other",
+            k(on(trial, 0x190, &b2(&[5; 32]))),
+            Cmp::Exact,
+        ),
+        (
+            "PolicyCpHash after PolicyTemplate",
+            k(on(trial, 0x16E, &b2(&[4; 32]))),
+            Cmp::Exact,
+        ),
+        ("its digest 5", k(digest(trial)), Cmp::Exact),
+        ("restart 6", k(restart(trial)), Cmp::Exact),
+        (
+            "PolicyCpHash then PolicyTemplate",
+            k(on(trial, 0x16E, &b2(&[4; 32]))),
+            Cmp::Exact,
+        ),
+        (
+            "... refused",
+            k(on(trial, 0x190, &b2(&[4; 32]))),
+            Cmp::Exact,
+        ),
+        // Real sessions: PolicyCounterTimer compares with TPMS_TIME_INFO.
+        (
+            "time < 2^64-1",
+            k(counter_timer(ps, &[0xFF; 8], 0, 0x0005)),
+            Cmp::Exact,
+        ),
+        (
+            "time > 2^64-1",
+            k(counter_timer(ps, &[0xFF; 8], 0, 0x0003)),
+            Cmp::Exact,
+        ),
+        (
+            "past the end of TPMS_TIME_INFO",
+            k(counter_timer(ps, &[0; 8], 20, 0x0000)),
+            Cmp::Exact,
+        ),
+        (
+            "offset beyond TPMS_TIME_INFO",
+            k(counter_timer(ps, &[], 30, 0x0000)),
+            Cmp::Exact,
+        ),
+        ("digest after counter/timer", k(digest(ps)), Cmp::Exact),
+        // An index writable once: PolicyNvWritten(NO) + PolicyPassword.
+        ("restart 7", k(restart(trial)), Cmp::Exact),
+        (
+            "trial PolicyNvWritten NO",
+            k(on(trial, 0x18F, &[0])),
+            Cmp::Exact,
+        ),
+        ("trial PolicyPassword", k(on(trial, 0x18C, &[])), Cmp::Exact),
+        ("write-once digest", k(digest(trial)), Cmp::Exact),
+        (
+            "NV_DefineSpace write-once",
+            define(nv_written, 1),
+            Cmp::Exact,
+        ),
+        ("restart policy", k(restart(ps)), Cmp::Exact),
+        ("PolicyNvWritten NO", k(on(ps, 0x18F, &[0])), Cmp::Exact),
+        ("PolicyPassword", k(on(ps, 0x18C, &[])), Cmp::Exact),
+        ("first NV_Write", k(nv_write(nv_written)), Cmp::Len),
+        (
+            "PolicyNvWritten NO again",
+            k(on(ps, 0x18F, &[0])),
+            Cmp::Exact,
+        ),
+        ("PolicyPassword again", k(on(ps, 0x18C, &[])), Cmp::Exact),
+        (
+            "second NV_Write refused",
+            k(nv_write(nv_written)),
+            Cmp::Exact,
+        ),
+        // Physical presence is never asserted.
+        ("restart 8", k(restart(trial)), Cmp::Exact),
+        (
+            "trial PolicyPhysicalPresence",
+            k(on(trial, 0x187, &[])),
+            Cmp::Exact,
+        ),
+        (
+            "trial PolicyPassword 2",
+            k(on(trial, 0x18C, &[])),
+            Cmp::Exact,
+        ),
+        ("PP digest", k(digest(trial)), Cmp::Exact),
+        ("NV_DefineSpace PP", define(nv_pp, 1), Cmp::Exact),
+        ("restart policy 2", k(restart(ps)), Cmp::Exact),
+        ("PolicyPhysicalPresence", k(on(ps, 0x187, &[])), Cmp::Exact),
+        ("PolicyPassword 3", k(on(ps, 0x18C, &[])), Cmp::Exact),
+        (
+            "NV_Write without physical presence",
+            k(nv_write(nv_pp)),
+            Cmp::Exact,
+        ),
+    ];
+    let mut cases = cases;
+    for cc in [0x16Du32, 0x187, 0x188, 0x18F, 0x190] {
+        let p = [&[0, 0, 0, 2][..], &cc.to_be_bytes(), &[0, 0, 0, 1]].concat();
+        cases.push((
+            "GetCapability TPMA_CC",
+            k(cmd(0x17A, &[], false, &p)),
+            Cmp::Exact,
+        ));
+    }
+    let mismatches = compare(sim.port, sw.port, &cases);
+    assert!(
+        mismatches.is_empty(),
+        "{} of {} differ:\n{}",
+        mismatches.len(),
+        cases.len(),
+        mismatches.join("\n")
+    );
+}

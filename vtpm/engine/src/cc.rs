@@ -118,6 +118,7 @@ pub(crate) mod code {
     pub(crate) const POLICY_AUTHORIZE: u32 = 0x16A;
     pub(crate) const POLICY_AUTH_VALUE: u32 = 0x16B;
     pub(crate) const POLICY_COMMAND_CODE: u32 = 0x16C;
+    pub(crate) const POLICY_COUNTER_TIMER: u32 = 0x16D;
     pub(crate) const POLICY_CP_HASH: u32 = 0x16E;
     pub(crate) const POLICY_LOCALITY: u32 = 0x16F;
     pub(crate) const POLICY_NAME_HASH: u32 = 0x170;
@@ -139,9 +140,13 @@ pub(crate) mod code {
     pub(crate) const NV_CERTIFY: u32 = 0x184;
     pub(crate) const EVENT_SEQUENCE_COMPLETE: u32 = 0x185;
     pub(crate) const HASH_SEQUENCE_START: u32 = 0x186;
+    pub(crate) const POLICY_PHYSICAL_PRESENCE: u32 = 0x187;
+    pub(crate) const POLICY_DUPLICATION_SELECT: u32 = 0x188;
     pub(crate) const POLICY_GET_DIGEST: u32 = 0x189;
     pub(crate) const TEST_PARMS: u32 = 0x18A;
     pub(crate) const POLICY_PASSWORD: u32 = 0x18C;
+    pub(crate) const POLICY_NV_WRITTEN: u32 = 0x18F;
+    pub(crate) const POLICY_TEMPLATE: u32 = 0x190;
     pub(crate) const CREATE_LOADED: u32 = 0x191;
     pub(crate) const ENCRYPT_DECRYPT2: u32 = 0x193;
 }
@@ -211,6 +216,7 @@ pub(crate) static COMMANDS: &[CmdInfo] = &[
     c(POLICY_AUTHORIZE, 1, 0, false),
     c(POLICY_AUTH_VALUE, 1, 0, false),
     c(POLICY_COMMAND_CODE, 1, 0, false),
+    c(POLICY_COUNTER_TIMER, 1, 0, false),
     c(POLICY_CP_HASH, 1, 0, false),
     c(POLICY_LOCALITY, 1, 0, false),
     c(POLICY_NAME_HASH, 1, 0, false),
@@ -232,9 +238,13 @@ pub(crate) static COMMANDS: &[CmdInfo] = &[
     c(NV_CERTIFY, 3, 2, false),
     flushed(c(EVENT_SEQUENCE_COMPLETE, 2, 2, false)),
     c(HASH_SEQUENCE_START, 0, 0, true),
+    c(POLICY_PHYSICAL_PRESENCE, 1, 0, false),
+    c(POLICY_DUPLICATION_SELECT, 1, 0, false),
     c(POLICY_GET_DIGEST, 1, 0, false),
     c(TEST_PARMS, 0, 0, false),
     c(POLICY_PASSWORD, 1, 0, false),
+    c(POLICY_NV_WRITTEN, 1, 0, false),
+    c(POLICY_TEMPLATE, 1, 0, false),
     c(CREATE_LOADED, 1, 1, true),
     c(ENCRYPT_DECRYPT2, 1, 1, false),
 ];

@@ -724,6 +724,11 @@ fn session_handle_allowed(cc: u32, idx: u8, hdl: u32) -> bool {
         POLICY_SIGNED => Some(1),
         POLICY_NV => Some(2),
         POLICY_TICKET | POLICY_CP_HASH | POLICY_NAME_HASH | POLICY_LOCALITY => Some(0),
+        POLICY_DUPLICATION_SELECT
+        | POLICY_NV_WRITTEN
+        | POLICY_COUNTER_TIMER
+        | POLICY_PHYSICAL_PRESENCE
+        | POLICY_TEMPLATE => Some(0),
         // TPMI_SH_HMAC: the audit session whose digest is asked for.
         GET_SESSION_AUDIT_DIGEST => return idx == 2 && h::ty(hdl) == h::HT_HMAC_SESSION,
         _ => None,

@@ -23,6 +23,8 @@ pub(crate) enum Bound {
     None,
     CpHash,
     NameHash,
+    /// PolicyTemplate: the hash of the template Create/CreatePrimary/CreateLoaded must use.
+    Template,
 }
 
 /// A started HMAC, policy or trial session.
@@ -50,11 +52,14 @@ pub(crate) struct Session {
     pub(crate) start_time: u64,
     /// When the policy stops authorising (ms since power-on; 0: never).
     pub(crate) timeout: u64,
+    /// PolicyNvWritten and PolicyPhysicalPresence conditions (state format 5 on).
+    pub(crate) more: crate::cmd::PolicyMore,
 }
 
 impl Session {
     pub(crate) fn write(&self, w: &mut Writer) {
         self.write_ext(w, true);
+        self.more.write(w);
     }
     /// Writes the session, with the policy extension when `ext` (state format 4 on).
     pub(crate) fn write_ext(&self, w: &mut Writer, ext: bool) {
@@ -78,6 +83,7 @@ impl Session {
             Bound::None => 0,
             Bound::CpHash => 1,
             Bound::NameHash => 2,
+            Bound::Template => 3,
         };
         w.u8(bound)
             .tpm2b(&self.bound_digest)
@@ -109,6 +115,7 @@ impl Session {
                 0 => Bound::None,
                 1 => Bound::CpHash,
                 2 => Bound::NameHash,
+                3 => Bound::Template,
                 _ => return Err(Rc::VALUE),
             };
             bound_digest = r.tpm2b(64)?.to_vec();
@@ -116,7 +123,15 @@ impl Session {
             start_time = r.u64()?;
             timeout = r.u64()?;
         }
+        // Context blobs carry the format-5 conditions when bytes are left (state blobs read
+        // them in `state.rs`, by version).
+        let more = if ext.is_none() && r.remaining() > 0 {
+            crate::cmd::PolicyMore::read(r)?
+        } else {
+            Default::default()
+        };
         Ok(Session {
+            more,
             handle,
             kind,
             hash,
@@ -148,6 +163,7 @@ impl Session {
         self.bound_digest.clear();
         self.locality = 0;
         self.timeout = 0;
+        self.more = Default::default();
     }
     /// The command code a policy session is bound to (PolicyCommandCode), if any.
     pub(crate) fn command_code(&self) -> Option<u32> {
@@ -352,15 +368,20 @@ impl<P: Platform> Tpm<P> {
         if s.locality != 0 && !locality_allowed(s.locality, locality) {
             return Err(Rc::LOCALITY);
         }
+        // PolicyPhysicalPresence: this engine has no physical-presence input.
+        if s.more.pp_required {
+            return Err(Rc::PP.session(n));
+        }
         let ok = match s.bound {
             Bound::None => true,
             Bound::CpHash => ct_eq(&s.bound_digest, &cp_hash(s.hash, cc, names, params)),
             Bound::NameHash => ct_eq(&s.bound_digest, &name_hash(s.hash, names)),
+            Bound::Template => crate::cmd::template_matches(s, cc, params),
         };
         if !ok {
             return Err(Rc::POLICY_FAIL.session(n));
         }
-        Ok(())
+        self.check_nv_written(s, hdl).map_err(|e| e.session(n))
     }
 
     /// The nonceTPM of the decrypt and encrypt sessions when they are not the first session
@@ -719,6 +740,7 @@ impl<P: Platform> Tpm<P> {
             locality: 0,
             start_time: self.time_ms(),
             timeout: 0,
+            more: Default::default(),
         });
         let mut o = Out::new();
         o.handle = Some(handle);

@@ -6,8 +6,10 @@
 //! to the full-instance body; version 4 added the policy-session state (cpHash/nameHash,
 //! locality, start time and timeout) to each session, and the NV_GlobalWriteLock set, Clock's
 //! safe flag and the orderly-shutdown flag to the permanent body; version 5 added the command
-//! audit state (hash, audited commands, counter, digest) to the permanent body and the audit
-//! sessions' digests and the exclusive audit session to the full-instance body. A build reads every older version (defaults for the missing
+//! audit state (hash, audited commands, counter, digest) to the permanent body, and to the
+//! full-instance body the audit sessions' digests, the exclusive audit session and each
+//! session's PolicyNvWritten / PolicyPhysicalPresence conditions (a PolicyTemplate hash uses
+//! the cpHash slot's kind 3). A build reads every older version (defaults for the missing
 //! fields) and refuses anything newer than itself.
 
 use crate::crypto::HashAlg;
@@ -414,6 +416,9 @@ fn write_volatile(w: &mut Writer, v: &Volatile, p_clock: u64, version: u16) {
             Some(s) => {
                 w.u8(1);
                 s.write_ext(w, version >= 4);
+                if version >= 5 {
+                    s.more.write(w);
+                }
             }
             None => {
                 w.u8(0);
@@ -469,7 +474,11 @@ fn read_volatile(r: &mut Reader<'_>, version: u16) -> R<Volatile> {
         }
         for slot in sessions.iter_mut() {
             if c(r.u8())? != 0 {
-                *slot = Some(c(crate::session::Session::read(r, Some(version >= 4)))?);
+                let mut s = c(crate::session::Session::read(r, Some(version >= 4)))?;
+                if version >= 5 {
+                    s.more = c(crate::cmd::PolicyMore::read(r))?;
+                }
+                *slot = Some(s);
             }
         }
         let n = c(r.u32())? as usize;

@@ -885,6 +885,108 @@ fn steps() -> Vec<(&'static str, Check, Build)> {
             }),
         ),
         (
+            "StartAuthSession trial for more policies",
+            roundtrip::<TpmStartAuthSessionCommand, TpmStartAuthSessionResponse>,
+            k(cmd(
+                0x176,
+                &[RH_NULL, RH_NULL],
+                0,
+                &[
+                    &b2(&[8; 16])[..],
+                    &b2(&[]),
+                    &[3],
+                    &u16b(NULL),
+                    &u16b(SHA256),
+                ]
+                .concat(),
+            )),
+        ),
+        (
+            "PolicyNvWritten",
+            roundtrip::<TpmPolicyNvWrittenCommand, TpmPolicyNvWrittenResponse>,
+            Box::new(|h| {
+                cmd(
+                    0x18F,
+                    &[h.handle("StartAuthSession trial for more policies")],
+                    0,
+                    &[1],
+                )
+            }),
+        ),
+        (
+            "PolicyCounterTimer",
+            roundtrip::<TpmPolicyCounterTimerCommand, TpmPolicyCounterTimerResponse>,
+            Box::new(|h| {
+                cmd(
+                    0x16D,
+                    &[h.handle("StartAuthSession trial for more policies")],
+                    0,
+                    &[&b2(&[0xFF; 8])[..], &u16b(0), &u16b(5)].concat(),
+                )
+            }),
+        ),
+        (
+            "PolicyPhysicalPresence",
+            roundtrip::<TpmPolicyPhysicalPresenceCommand, TpmPolicyPhysicalPresenceResponse>,
+            Box::new(|h| {
+                cmd(
+                    0x187,
+                    &[h.handle("StartAuthSession trial for more policies")],
+                    0,
+                    &[],
+                )
+            }),
+        ),
+        (
+            "PolicyDuplicationSelect",
+            roundtrip::<TpmPolicyDuplicationSelectCommand, TpmPolicyDuplicationSelectResponse>,
+            Box::new(|h| {
+                let name = [&u16b(SHA256)[..], &[0x44; 32]].concat();
+                cmd(
+                    0x188,
+                    &[h.handle("StartAuthSession trial for more policies")],
+                    0,
+                    &[&b2(&name)[..], &b2(&name), &[1]].concat(),
+                )
+            }),
+        ),
+        (
+            "PolicyRestart for PolicyTemplate",
+            roundtrip::<TpmPolicyRestartCommand, TpmPolicyRestartResponse>,
+            Box::new(|h| {
+                cmd(
+                    0x180,
+                    &[h.handle("StartAuthSession trial for more policies")],
+                    0,
+                    &[],
+                )
+            }),
+        ),
+        (
+            "PolicyTemplate",
+            roundtrip::<TpmPolicyTemplateCommand, TpmPolicyTemplateResponse>,
+            Box::new(|h| {
+                cmd(
+                    0x190,
+                    &[h.handle("StartAuthSession trial for more policies")],
+                    0,
+                    &b2(&[0x55; 32]),
+                )
+            }),
+        ),
+        (
+            "FlushContext trial for more policies",
+            roundtrip::<TpmFlushContextCommand, TpmFlushContextResponse>,
+            Box::new(|h| {
+                cmd(
+                    0x165,
+                    &[],
+                    0,
+                    &u32b(h.handle("StartAuthSession trial for more policies")),
+                )
+            }),
+        ),
+        (
             "MakeCredential",
             roundtrip::<TpmMakeCredentialCommand, TpmMakeCredentialResponse>,
             Box::new(|h| {

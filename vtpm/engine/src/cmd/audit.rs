@@ -128,7 +128,7 @@ impl<P: Platform> Tpm<P> {
             code::SET_COMMAND_CODE_AUDIT_STATUS => self.set_command_code_audit_status(c),
             code::GET_COMMAND_AUDIT_DIGEST => self.get_command_audit_digest(c),
             code::GET_SESSION_AUDIT_DIGEST => self.get_session_audit_digest(c),
-            _ => Err(Rc::COMMAND_CODE),
+            _ => self.dispatch_policy_more(c),
         }
     }
 

@@ -10,7 +10,9 @@ mod nv;
 mod object;
 mod pcr;
 mod policy;
+mod policy_more;
 mod sequence;
 
 pub(crate) use audit::{CommandAudit, SessionAudit};
+pub(crate) use policy_more::{PolicyMore, template_matches};
 pub(crate) use sequence::Seq;

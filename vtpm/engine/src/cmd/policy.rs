@@ -36,7 +36,7 @@ fn parse_auth_args(c: &mut Ctx<'_>) -> Result<AuthArgs, Rc> {
 }
 
 /// TPM_EO comparisons for PolicyNV: big-endian operands of equal size.
-fn condition(op: u16, a: &[u8], b: &[u8]) -> bool {
+pub(super) fn condition(op: u16, a: &[u8], b: &[u8]) -> bool {
     use core::cmp::Ordering;
     let unsigned = a.cmp(b);
     let signed = match (
