@@ -2267,3 +2267,279 @@ fn more_policy_codes_match_swtpm() {
         mismatches.join("\n")
     );
 }
+
+/// ClockSet, ClockRateAdjust, SetPrimaryPolicy, ChangeEPS, ChangePPS, NV_UndefineSpaceSpecial
+/// and ECC_Parameters against libtpms, failing cases included.
+#[test]
+fn admin_codes_match_swtpm() {
+    let dir = scratch("diff-admin");
+    let sw = Swtpm::start(&dir.join("swtpm"));
+    std::fs::create_dir_all(dir.join("sim")).unwrap();
+    let sim = Sim::start(&dir.join("sim"), None);
+    let k = |b: Vec<u8>| Box::new(move |_: &[Vec<u8>]| b.clone()) as Build;
+    let b2 = vtpm_sim::wire::tpm2b;
+    let (owner, endorsement, platform, null) = (
+        0x4000_0001u32,
+        0x4000_000Bu32,
+        0x4000_000Cu32,
+        0x4000_0007u32,
+    );
+    let (trial, ps) = (0x0300_0000u32, 0x0300_0001u32);
+    let start = |kind: u8| {
+        cmd(
+            0x176,
+            &[null, null],
+            false,
+            &[&b2(&[5; 16])[..], &[0, 0, kind], &[0, 0x10], &[0, 0x0B]].concat(),
+        )
+    };
+    let clock_set = |auth: u32, t: u64| cmd(0x128, &[auth], true, &t.to_be_bytes());
+    let rate = |auth: u32, r: i8| cmd(0x130, &[auth], true, &[r as u8]);
+    let primary_policy = |auth: u32, policy: &[u8], alg: u16| {
+        cmd(
+            0x12E,
+            &[auth],
+            true,
+            &[&b2(policy)[..], &alg.to_be_bytes()].concat(),
+        )
+    };
+    let (nv_special, nv_plain) = (0x0150_0021u32, 0x0150_0022u32);
+    // NV_DefineSpace by the platform with the authPolicy of the PolicyGetDigest one step back.
+    let define = |index: u32, attrs: u32| {
+        Box::new(move |prev: &[Vec<u8>]| {
+            let d = &prev[prev.len() - 1];
+            let policy = if d.len() >= 44 { &d[12..44] } else { &[][..] };
+            let n = [
+                &index.to_be_bytes()[..],
+                &[0x00, 0x0B],
+                &attrs.to_be_bytes(),
+                &b2(policy),
+                &8u16.to_be_bytes(),
+            ]
+            .concat();
+            cmd(0x12A, &[platform], true, &[&b2(b"")[..], &b2(&n)].concat())
+        }) as Build
+    };
+    // ppwrite | ppread | authread | platformCreate (| policyDelete).
+    let base = (1u32 << 0) | (1 << 16) | (1 << 18) | (1 << 30);
+    let special = |index: u32| {
+        cmd_area(
+            0x11F,
+            &[index, platform],
+            &[(ps, 0x01), (0x4000_0009, 0x01)],
+            &[],
+        )
+    };
+    let read_public = |h: u32| cmd(0x173, &[h], false, &[]);
+    let cases: Vec<(&str, Build, Cmp)> = vec![
+        ("Startup", k(cmd(0x144, &[], false, &[0, 0])), Cmp::Exact),
+        (
+            "ECC_Parameters P-256",
+            k(cmd(0x178, &[], false, &[0, 3])),
+            Cmp::Exact,
+        ),
+        (
+            "ECC_Parameters bad curve",
+            k(cmd(0x178, &[], false, &[0, 0x99])),
+            Cmp::Exact,
+        ),
+        (
+            "ECC_Parameters truncated",
+            k(cmd(0x178, &[], false, &[0])),
+            Cmp::Exact,
+        ),
+        (
+            "ClockSet too far",
+            k(clock_set(owner, 0xFFFF_0000_0000_0001)),
+            Cmp::Exact,
+        ),
+        ("ClockSet backwards", k(clock_set(owner, 0)), Cmp::Exact),
+        (
+            "ClockSet endorsement",
+            k(clock_set(endorsement, 1 << 40)),
+            Cmp::Exact,
+        ),
+        ("ClockSet forward", k(clock_set(owner, 1 << 40)), Cmp::Exact),
+        (
+            "ClockSet platform",
+            k(clock_set(platform, (1 << 40) + 1_000_000)),
+            Cmp::Exact,
+        ),
+        ("ReadClock", k(cmd(0x181, &[], false, &[])), Cmp::Len),
+        ("ClockRateAdjust 4", k(rate(owner, 4)), Cmp::Exact),
+        ("ClockRateAdjust -4", k(rate(owner, -4)), Cmp::Exact),
+        ("ClockRateAdjust 1", k(rate(owner, 1)), Cmp::Exact),
+        (
+            "ClockRateAdjust -3 platform",
+            k(rate(platform, -3)),
+            Cmp::Exact,
+        ),
+        (
+            "ClockRateAdjust endorsement",
+            k(rate(endorsement, 0)),
+            Cmp::Exact,
+        ),
+        (
+            "SetPrimaryPolicy owner",
+            k(primary_policy(owner, &[7; 32], 0x0B)),
+            Cmp::Exact,
+        ),
+        (
+            "SetPrimaryPolicy size",
+            k(primary_policy(owner, &[7; 20], 0x0B)),
+            Cmp::Exact,
+        ),
+        (
+            "SetPrimaryPolicy bad hash",
+            k(primary_policy(owner, &[7; 32], 0x99)),
+            Cmp::Exact,
+        ),
+        (
+            "SetPrimaryPolicy NULL with a digest",
+            k(primary_policy(owner, &[7; 32], 0x10)),
+            Cmp::Exact,
+        ),
+        (
+            "SetPrimaryPolicy lockout",
+            k(primary_policy(0x4000_000A, &[], 0x10)),
+            Cmp::Exact,
+        ),
+        (
+            "SetPrimaryPolicy null handle",
+            k(primary_policy(null, &[], 0x10)),
+            Cmp::Exact,
+        ),
+        (
+            "SetPrimaryPolicy owner cleared",
+            k(primary_policy(owner, &[], 0x10)),
+            Cmp::Exact,
+        ),
+        (
+            "CreatePrimary endorsement",
+            k(cmd(0x131, &[endorsement], true, &ecc_child_params())),
+            Cmp::Len,
+        ),
+        (
+            "EvictControl endorsement key",
+            k(cmd(
+                0x120,
+                &[owner, 0x8000_0000],
+                true,
+                &0x8101_0001u32.to_be_bytes(),
+            )),
+            Cmp::Exact,
+        ),
+        (
+            "ChangeEPS by owner",
+            k(cmd(0x124, &[owner], true, &[])),
+            Cmp::Exact,
+        ),
+        (
+            "ChangeEPS",
+            k(cmd(0x124, &[platform], true, &[])),
+            Cmp::Exact,
+        ),
+        ("loaded EK gone", k(read_public(0x8000_0000)), Cmp::Exact),
+        (
+            "persistent EK gone",
+            k(read_public(0x8101_0001)),
+            Cmp::Exact,
+        ),
+        ("StartAuthSession trial", k(start(3)), Cmp::Len),
+        ("StartAuthSession policy", k(start(1)), Cmp::Len),
+        (
+            "trial PolicyCommandCode(NV_UndefineSpaceSpecial)",
+            k(cmd(0x16C, &[trial], false, &0x11Fu32.to_be_bytes())),
+            Cmp::Exact,
+        ),
+        (
+            "trial PolicyPassword",
+            k(cmd(0x18C, &[trial], false, &[])),
+            Cmp::Exact,
+        ),
+        (
+            "policy digest",
+            k(cmd(0x189, &[trial], false, &[])),
+            Cmp::Exact,
+        ),
+        (
+            "NV_DefineSpace policyDelete",
+            define(nv_special, base | (1 << 10)),
+            Cmp::Exact,
+        ),
+        (
+            "policy digest again",
+            k(cmd(0x189, &[trial], false, &[])),
+            Cmp::Exact,
+        ),
+        ("NV_DefineSpace plain", define(nv_plain, base), Cmp::Exact),
+        (
+            "NV_UndefineSpace policyDelete index",
+            k(cmd(0x122, &[platform, nv_special], true, &[])),
+            Cmp::Exact,
+        ),
+        (
+            "NV_UndefineSpaceSpecial with a password",
+            k(cmd_pws(0x11F, &[nv_special, platform], 2, &[])),
+            Cmp::Exact,
+        ),
+        (
+            "PolicyCommandCode",
+            k(cmd(0x16C, &[ps], false, &0x11Fu32.to_be_bytes())),
+            Cmp::Exact,
+        ),
+        (
+            "PolicyPassword",
+            k(cmd(0x18C, &[ps], false, &[])),
+            Cmp::Exact,
+        ),
+        (
+            "NV_UndefineSpaceSpecial plain index",
+            k(special(nv_plain)),
+            Cmp::Exact,
+        ),
+        (
+            "PolicyCommandCode 2",
+            k(cmd(0x16C, &[ps], false, &0x11Fu32.to_be_bytes())),
+            Cmp::Exact,
+        ),
+        (
+            "PolicyPassword 2",
+            k(cmd(0x18C, &[ps], false, &[])),
+            Cmp::Exact,
+        ),
+        ("NV_UndefineSpaceSpecial", k(special(nv_special)), Cmp::Len),
+        (
+            "index gone",
+            k(cmd(0x169, &[nv_special], false, &[])),
+            Cmp::Exact,
+        ),
+        (
+            "ChangePPS",
+            k(cmd(0x125, &[platform], true, &[])),
+            Cmp::Exact,
+        ),
+        (
+            "platform index stays",
+            k(cmd(0x169, &[nv_plain], false, &[])),
+            Cmp::Exact,
+        ),
+    ];
+    let mut cases = cases;
+    for cc in [0x11Fu32, 0x124, 0x125, 0x126, 0x128, 0x12E, 0x130, 0x178] {
+        let p = [&[0, 0, 0, 2][..], &cc.to_be_bytes(), &[0, 0, 0, 1]].concat();
+        cases.push((
+            "GetCapability TPMA_CC",
+            k(cmd(0x17A, &[], false, &p)),
+            Cmp::Exact,
+        ));
+    }
+    let mismatches = compare(sim.port, sw.port, &cases);
+    assert!(
+        mismatches.is_empty(),
+        "{} of {} differ:\n{}",
+        mismatches.len(),
+        cases.len(),
+        mismatches.join("\n")
+    );
+}

@@ -25,6 +25,8 @@ pub(crate) struct CmdInfo {
     pub(crate) nv: bool,
     /// Flushes handles (TPMA_CC.flushed).
     pub(crate) flushed: bool,
+    /// May flush many contexts or change much NV (TPMA_CC.extensive).
+    pub(crate) extensive: bool,
 }
 
 const fn c(cc: u32, handles: u8, auths: u8, r_handle: bool) -> CmdInfo {
@@ -36,6 +38,7 @@ const fn c(cc: u32, handles: u8, auths: u8, r_handle: bool) -> CmdInfo {
         role: Role::User,
         nv: false,
         flushed: false,
+        extensive: false,
     }
 }
 const fn admin(mut i: CmdInfo) -> CmdInfo {
@@ -50,6 +53,10 @@ const fn nv(mut i: CmdInfo) -> CmdInfo {
     i.nv = true;
     i
 }
+const fn extensive(mut i: CmdInfo) -> CmdInfo {
+    i.extensive = true;
+    i
+}
 const fn flushed(mut i: CmdInfo) -> CmdInfo {
     i.flushed = true;
     i
@@ -57,13 +64,19 @@ const fn flushed(mut i: CmdInfo) -> CmdInfo {
 
 #[allow(missing_docs)]
 pub(crate) mod code {
+    pub(crate) const NV_UNDEFINE_SPACE_SPECIAL: u32 = 0x11F;
     pub(crate) const EVICT_CONTROL: u32 = 0x120;
     pub(crate) const HIERARCHY_CONTROL: u32 = 0x121;
     pub(crate) const NV_UNDEFINE_SPACE: u32 = 0x122;
+    pub(crate) const CHANGE_EPS: u32 = 0x124;
+    pub(crate) const CHANGE_PPS: u32 = 0x125;
     pub(crate) const CLEAR: u32 = 0x126;
     pub(crate) const CLEAR_CONTROL: u32 = 0x127;
+    pub(crate) const CLOCK_SET: u32 = 0x128;
     pub(crate) const HIERARCHY_CHANGE_AUTH: u32 = 0x129;
     pub(crate) const NV_DEFINE_SPACE: u32 = 0x12A;
+    pub(crate) const SET_PRIMARY_POLICY: u32 = 0x12E;
+    pub(crate) const CLOCK_RATE_ADJUST: u32 = 0x130;
     pub(crate) const CREATE_PRIMARY: u32 = 0x131;
     pub(crate) const NV_GLOBAL_WRITE_LOCK: u32 = 0x132;
     pub(crate) const GET_COMMAND_AUDIT_DIGEST: u32 = 0x133;
@@ -128,6 +141,7 @@ pub(crate) mod code {
     pub(crate) const RSA_ENCRYPT: u32 = 0x174;
     pub(crate) const START_AUTH_SESSION: u32 = 0x176;
     pub(crate) const VERIFY_SIGNATURE: u32 = 0x177;
+    pub(crate) const ECC_PARAMETERS: u32 = 0x178;
     pub(crate) const GET_CAPABILITY: u32 = 0x17A;
     pub(crate) const GET_RANDOM: u32 = 0x17B;
     pub(crate) const GET_TEST_RESULT: u32 = 0x17C;
@@ -155,13 +169,19 @@ use code::*;
 
 /// Sorted by command code (GetCapability walks it in order).
 pub(crate) static COMMANDS: &[CmdInfo] = &[
+    nv(admin(c(NV_UNDEFINE_SPACE_SPECIAL, 2, 2, false))),
     nv(c(EVICT_CONTROL, 2, 1, false)),
     nv(c(HIERARCHY_CONTROL, 1, 1, false)),
     nv(c(NV_UNDEFINE_SPACE, 2, 1, false)),
-    nv(c(CLEAR, 1, 1, false)),
+    extensive(nv(c(CHANGE_EPS, 1, 1, false))),
+    extensive(nv(c(CHANGE_PPS, 1, 1, false))),
+    extensive(nv(c(CLEAR, 1, 1, false))),
     nv(c(CLEAR_CONTROL, 1, 1, false)),
+    nv(c(CLOCK_SET, 1, 1, false)),
     nv(c(HIERARCHY_CHANGE_AUTH, 1, 1, false)),
     nv(c(NV_DEFINE_SPACE, 1, 1, false)),
+    nv(c(SET_PRIMARY_POLICY, 1, 1, false)),
+    c(CLOCK_RATE_ADJUST, 1, 1, false),
     c(CREATE_PRIMARY, 1, 1, true),
     nv(c(NV_GLOBAL_WRITE_LOCK, 1, 1, false)),
     nv(c(GET_COMMAND_AUDIT_DIGEST, 2, 2, false)),
@@ -226,6 +246,7 @@ pub(crate) static COMMANDS: &[CmdInfo] = &[
     c(RSA_ENCRYPT, 1, 0, false),
     c(START_AUTH_SESSION, 2, 0, true),
     c(VERIFY_SIGNATURE, 1, 0, false),
+    c(ECC_PARAMETERS, 0, 0, false),
     c(GET_CAPABILITY, 0, 0, false),
     c(GET_RANDOM, 0, 0, false),
     c(GET_TEST_RESULT, 0, 0, false),
@@ -260,6 +281,7 @@ pub(crate) fn lookup(cc: u32) -> Option<&'static CmdInfo> {
 pub(crate) fn tpma_cc(i: &CmdInfo) -> u32 {
     (i.cc & 0xFFFF)
         | (u32::from(i.nv) << 22)
+        | (u32::from(i.extensive) << 23)
         | (u32::from(i.flushed) << 24)
         | (u32::from(i.handles) << 25)
         | (u32::from(i.r_handle) << 28)

@@ -1579,6 +1579,138 @@ fn steps() -> Vec<(&'static str, Check, Build)> {
             k(cmd(0x122, &[RH_OWNER, NV_EXT], 1, &[])),
         ),
         (
+            "ECC_Parameters",
+            roundtrip::<TpmEccParametersCommand, TpmEccParametersResponse>,
+            k(cmd(0x178, &[], 0, &u16b(0x0003))),
+        ),
+        (
+            "ClockSet",
+            roundtrip::<TpmClockSetCommand, TpmClockSetResponse>,
+            k(cmd(0x128, &[RH_OWNER], 1, &(1u64 << 40).to_be_bytes())),
+        ),
+        (
+            "ClockRateAdjust",
+            roundtrip::<TpmClockRateAdjustCommand, TpmClockRateAdjustResponse>,
+            k(cmd(0x130, &[RH_PLATFORM], 1, &[1])),
+        ),
+        (
+            "SetPrimaryPolicy",
+            roundtrip::<TpmSetPrimaryPolicyCommand, TpmSetPrimaryPolicyResponse>,
+            k(cmd(
+                0x12E,
+                &[RH_LOCKOUT],
+                1,
+                &[&b2(&[3; 32])[..], &u16b(SHA256)].concat(),
+            )),
+        ),
+        (
+            "SetPrimaryPolicy back to none",
+            roundtrip::<TpmSetPrimaryPolicyCommand, TpmSetPrimaryPolicyResponse>,
+            k(cmd(
+                0x12E,
+                &[RH_LOCKOUT],
+                1,
+                &[&b2(&[])[..], &u16b(NULL)].concat(),
+            )),
+        ),
+        (
+            "ChangeEPS",
+            roundtrip::<TpmChangeEpsCommand, TpmChangeEpsResponse>,
+            k(cmd(0x124, &[RH_PLATFORM], 1, &[])),
+        ),
+        (
+            "ChangePPS",
+            roundtrip::<TpmChangePpsCommand, TpmChangePpsResponse>,
+            k(cmd(0x125, &[RH_PLATFORM], 1, &[])),
+        ),
+        (
+            "NV_DefineSpace policyDelete",
+            roundtrip::<TpmNvDefineSpaceCommand, TpmNvDefineSpaceResponse>,
+            Box::new(|_| {
+                use sha2::{Digest, Sha256};
+                let cc = Sha256::digest([&[0u8; 32][..], &u32b(0x16C), &u32b(0x11F)].concat());
+                // PolicyPassword extends with TPM_CC_PolicyAuthValue.
+                let policy = Sha256::digest([&cc[..], &u32b(0x16B)].concat());
+                // ppwrite | ppread | authread | policyDelete | platformCreate
+                let attrs = 1u32 | (1 << 16) | (1 << 18) | (1 << 10) | (1 << 30);
+                let public = [
+                    &u32b(0x0140_0001)[..],
+                    &u16b(SHA256),
+                    &u32b(attrs),
+                    &b2(&policy),
+                    &u16b(8),
+                ]
+                .concat();
+                cmd(
+                    0x12A,
+                    &[RH_PLATFORM],
+                    1,
+                    &[&b2(&[])[..], &b2(&public)].concat(),
+                )
+            }),
+        ),
+        (
+            "StartAuthSession policy for NV_UndefineSpaceSpecial",
+            roundtrip::<TpmStartAuthSessionCommand, TpmStartAuthSessionResponse>,
+            k(cmd(
+                0x176,
+                &[RH_NULL, RH_NULL],
+                0,
+                &[
+                    &b2(&[6; 16])[..],
+                    &b2(&[]),
+                    &[1],
+                    &u16b(NULL),
+                    &u16b(SHA256),
+                ]
+                .concat(),
+            )),
+        ),
+        (
+            "PolicyCommandCode NV_UndefineSpaceSpecial",
+            roundtrip::<TpmPolicyCommandCodeCommand, TpmPolicyCommandCodeResponse>,
+            Box::new(|h| {
+                let s = h.handle("StartAuthSession policy for NV_UndefineSpaceSpecial");
+                cmd(0x16C, &[s], 0, &u32b(0x11F))
+            }),
+        ),
+        (
+            "PolicyPassword for NV_UndefineSpaceSpecial",
+            roundtrip::<TpmPolicyPasswordCommand, TpmPolicyPasswordResponse>,
+            Box::new(|h| {
+                let s = h.handle("StartAuthSession policy for NV_UndefineSpaceSpecial");
+                cmd(0x18C, &[s], 0, &[])
+            }),
+        ),
+        (
+            "NV_UndefineSpaceSpecial",
+            roundtrip::<TpmNvUndefineSpaceSpecialCommand, TpmNvUndefineSpaceSpecialResponse>,
+            Box::new(|h| {
+                // The policy session (PolicyPassword: the empty password in the HMAC field),
+                // then the platform's empty password; the session ends with the command.
+                let s = h.handle("StartAuthSession policy for NV_UndefineSpaceSpecial");
+                let area = [
+                    &u32b(s)[..],
+                    &b2(&[2; 16]),
+                    &[0],
+                    &b2(&[]),
+                    &u32b(0x4000_0009),
+                    &b2(&[]),
+                    &[1],
+                    &b2(&[]),
+                ]
+                .concat();
+                let mut b = [&u16b(0x8002)[..], &[0; 4], &u32b(0x11F)].concat();
+                b.extend_from_slice(&u32b(0x0140_0001));
+                b.extend_from_slice(&u32b(RH_PLATFORM));
+                b.extend_from_slice(&u32b(area.len() as u32));
+                b.extend_from_slice(&area);
+                let len = b.len() as u32;
+                b[2..6].copy_from_slice(&len.to_be_bytes());
+                b
+            }),
+        ),
+        (
             "HierarchyChangeAuth set",
             roundtrip::<TpmHierarchyChangeAuthCommand, TpmHierarchyChangeAuthResponse>,
             k(cmd(0x129, &[RH_OWNER], 1, &b2(b"pw"))),

@@ -1,5 +1,6 @@
 //! Command handlers, one module per family (Part 3 chapter grouping).
 
+mod admin;
 mod attest;
 mod audit;
 mod basic;

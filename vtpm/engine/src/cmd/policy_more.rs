@@ -83,7 +83,7 @@ impl<P: Platform> Tpm<P> {
             code::POLICY_COUNTER_TIMER => self.policy_counter_timer(c),
             code::POLICY_PHYSICAL_PRESENCE => self.policy_physical_presence(c),
             code::POLICY_TEMPLATE => self.policy_template(c),
-            _ => Err(Rc::COMMAND_CODE),
+            _ => self.dispatch_admin(c),
         }
     }
 
