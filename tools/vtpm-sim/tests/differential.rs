@@ -2543,3 +2543,157 @@ fn admin_codes_match_swtpm() {
         mismatches.join("\n")
     );
 }
+
+/// PCR_Allocate, PCR_SetAuthValue and PCR_SetAuthPolicy against libtpms (PCRs 20-22 form the
+/// one authValue/authPolicy group), failing cases included.
+#[test]
+fn pcr_admin_codes_match_swtpm() {
+    let dir = scratch("diff-pcr-admin");
+    let sw = Swtpm::start(&dir.join("swtpm"));
+    std::fs::create_dir_all(dir.join("sim")).unwrap();
+    let sim = Sim::start(&dir.join("sim"), None);
+    let k = |b: Vec<u8>| Box::new(move |_: &[Vec<u8>]| b.clone()) as Build;
+    let b2 = vtpm_sim::wire::tpm2b;
+    let (owner, platform) = (0x4000_0001u32, 0x4000_000Cu32);
+    // TPML_PCR_SELECTION of (hash, 3-byte select).
+    let selection = |banks: &[(u16, [u8; 3])]| {
+        let mut p = (banks.len() as u32).to_be_bytes().to_vec();
+        for (h, s) in banks {
+            p.extend_from_slice(&h.to_be_bytes());
+            p.push(3);
+            p.extend_from_slice(s);
+        }
+        p
+    };
+    let allocate =
+        |auth: u32, banks: &[(u16, [u8; 3])]| cmd(0x12B, &[auth], true, &selection(banks));
+    let (none, all) = ([0u8; 3], [0xFFu8; 3]);
+    // A command with one password authorisation carrying `password`.
+    let with_pw = |cc: u32, handles: &[u32], password: &[u8], params: &[u8]| {
+        let mut c = cmd(cc, handles, false, &[]);
+        c[1] = 0x02;
+        let area = [&0x4000_0009u32.to_be_bytes()[..], &[0, 0, 1], &b2(password)].concat();
+        c.extend_from_slice(&(area.len() as u32).to_be_bytes());
+        c.extend_from_slice(&area);
+        c.extend_from_slice(params);
+        let len = c.len() as u32;
+        c[2..6].copy_from_slice(&len.to_be_bytes());
+        c
+    };
+    let extend = |pcr: u32, password: &[u8]| {
+        with_pw(
+            0x182,
+            &[pcr],
+            password,
+            &[&[0, 0, 0, 1, 0, 0x0B][..], &[1; 32]].concat(),
+        )
+    };
+    let set_policy = |policy: &[u8], alg: u16, pcr: u32| {
+        cmd(
+            0x12C,
+            &[platform],
+            true,
+            &[&b2(policy)[..], &alg.to_be_bytes(), &pcr.to_be_bytes()].concat(),
+        )
+    };
+    let cases: Vec<(&str, Build, Cmp)> = vec![
+        ("Startup", k(cmd(0x144, &[], false, &[0, 0])), Cmp::Exact),
+        (
+            "PCR_SetAuthValue 20",
+            k(cmd(0x183, &[20], true, &b2(b"pcrpw"))),
+            Cmp::Exact,
+        ),
+        (
+            "PCR_SetAuthValue 16",
+            k(cmd(0x183, &[16], true, &b2(b"pcrpw"))),
+            Cmp::Exact,
+        ),
+        (
+            "PCR_Extend 20 without the password",
+            k(extend(20, b"")),
+            Cmp::Exact,
+        ),
+        ("PCR_Extend 21 with it", k(extend(21, b"pcrpw")), Cmp::Exact),
+        ("PCR_Extend 16 unaffected", k(extend(16, b"")), Cmp::Exact),
+        (
+            "PCR_SetAuthPolicy 21",
+            k(set_policy(&[9; 32], 0x0B, 21)),
+            Cmp::Exact,
+        ),
+        (
+            "PCR_SetAuthPolicy size",
+            k(set_policy(&[9; 20], 0x0B, 21)),
+            Cmp::Exact,
+        ),
+        (
+            "PCR_SetAuthPolicy PCR 16",
+            k(set_policy(&[9; 32], 0x0B, 16)),
+            Cmp::Exact,
+        ),
+        (
+            "PCR_SetAuthPolicy PCR 30",
+            k(set_policy(&[9; 32], 0x0B, 30)),
+            Cmp::Exact,
+        ),
+        (
+            "PCR_SetAuthPolicy bad hash",
+            k(set_policy(&[9; 32], 0x99, 21)),
+            Cmp::Exact,
+        ),
+        (
+            "PCR_SetAuthPolicy cleared",
+            k(set_policy(&[], 0x10, 20)),
+            Cmp::Exact,
+        ),
+        (
+            "PCR_Allocate by the owner",
+            k(allocate(owner, &[(0x0B, all)])),
+            Cmp::Exact,
+        ),
+        (
+            "PCR_Allocate without PCR 0 and 17",
+            k(allocate(
+                platform,
+                &[(0x04, none), (0x0B, none), (0x0C, none), (0x0D, none)],
+            )),
+            Cmp::Exact,
+        ),
+        (
+            "PCR_Allocate bad hash",
+            k(allocate(platform, &[(0x99, all)])),
+            Cmp::Exact,
+        ),
+        (
+            "PCR_Allocate SHA-256 only",
+            k(allocate(platform, &[(0x04, none), (0x0B, all)])),
+            Cmp::Rc,
+        ),
+        (
+            "Shutdown(STATE) after PCR_Allocate",
+            k(cmd(0x145, &[], false, &[0, 1])),
+            Cmp::Exact,
+        ),
+        (
+            "Shutdown(CLEAR)",
+            k(cmd(0x145, &[], false, &[0, 0])),
+            Cmp::Exact,
+        ),
+    ];
+    let mut cases = cases;
+    for cc in [0x12Bu32, 0x12C, 0x183] {
+        let p = [&[0, 0, 0, 2][..], &cc.to_be_bytes(), &[0, 0, 0, 1]].concat();
+        cases.push((
+            "GetCapability TPMA_CC",
+            k(cmd(0x17A, &[], false, &p)),
+            Cmp::Exact,
+        ));
+    }
+    let mismatches = compare(sim.port, sw.port, &cases);
+    assert!(
+        mismatches.is_empty(),
+        "{} of {} differ:\n{}",
+        mismatches.len(),
+        cases.len(),
+        mismatches.join("\n")
+    );
+}

@@ -75,6 +75,8 @@ pub(crate) mod code {
     pub(crate) const CLOCK_SET: u32 = 0x128;
     pub(crate) const HIERARCHY_CHANGE_AUTH: u32 = 0x129;
     pub(crate) const NV_DEFINE_SPACE: u32 = 0x12A;
+    pub(crate) const PCR_ALLOCATE: u32 = 0x12B;
+    pub(crate) const PCR_SET_AUTH_POLICY: u32 = 0x12C;
     pub(crate) const SET_PRIMARY_POLICY: u32 = 0x12E;
     pub(crate) const CLOCK_RATE_ADJUST: u32 = 0x130;
     pub(crate) const CREATE_PRIMARY: u32 = 0x131;
@@ -151,6 +153,7 @@ pub(crate) mod code {
     pub(crate) const POLICY_RESTART: u32 = 0x180;
     pub(crate) const READ_CLOCK: u32 = 0x181;
     pub(crate) const PCR_EXTEND: u32 = 0x182;
+    pub(crate) const PCR_SET_AUTH_VALUE: u32 = 0x183;
     pub(crate) const NV_CERTIFY: u32 = 0x184;
     pub(crate) const EVENT_SEQUENCE_COMPLETE: u32 = 0x185;
     pub(crate) const HASH_SEQUENCE_START: u32 = 0x186;
@@ -180,6 +183,8 @@ pub(crate) static COMMANDS: &[CmdInfo] = &[
     nv(c(CLOCK_SET, 1, 1, false)),
     nv(c(HIERARCHY_CHANGE_AUTH, 1, 1, false)),
     nv(c(NV_DEFINE_SPACE, 1, 1, false)),
+    nv(c(PCR_ALLOCATE, 1, 1, false)),
+    nv(c(PCR_SET_AUTH_POLICY, 1, 1, false)),
     nv(c(SET_PRIMARY_POLICY, 1, 1, false)),
     c(CLOCK_RATE_ADJUST, 1, 1, false),
     c(CREATE_PRIMARY, 1, 1, true),
@@ -256,6 +261,7 @@ pub(crate) static COMMANDS: &[CmdInfo] = &[
     c(POLICY_RESTART, 1, 0, false),
     c(READ_CLOCK, 0, 0, false),
     c(PCR_EXTEND, 1, 1, false),
+    c(PCR_SET_AUTH_VALUE, 1, 1, false),
     c(NV_CERTIFY, 3, 2, false),
     flushed(c(EVENT_SEQUENCE_COMPLETE, 2, 2, false)),
     c(HASH_SEQUENCE_START, 0, 0, true),

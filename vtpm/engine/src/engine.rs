@@ -65,6 +65,12 @@ pub(crate) struct Permanent {
     pub(crate) orderly: bool,
     /// Command audit: audited commands, hash, counter and digest.
     pub(crate) audit: crate::cmd::CommandAudit,
+    /// PCR banks the next Startup(CLEAR) allocates (PCR_Allocate).
+    pub(crate) pcr_alloc: Vec<HashAlg>,
+    /// authValue and authPolicy of the PCR group 20-22 (PCR_SetAuthValue/Policy); the
+    /// authValue is state-clear data (reset by Startup(CLEAR)).
+    pub(crate) pcr_auth: Vec<u8>,
+    pub(crate) pcr_policy: (u16, Vec<u8>),
 }
 
 /// State that a power cycle loses.
@@ -103,6 +109,8 @@ pub(crate) struct Volatile {
     pub(crate) lockout_tick: u64,
     /// Audit sessions' digests and the exclusive audit session.
     pub(crate) audit: crate::cmd::SessionAudit,
+    /// PCR_Allocate succeeded this power cycle: Shutdown(STATE) is refused.
+    pub(crate) pcr_reconfig: bool,
 }
 
 /// A TPM 2.0 instance over a `Platform`.
@@ -505,7 +513,7 @@ impl<P: Platform> Tpm<P> {
                 h::RH_PLATFORM | h::RH_PLATFORM_NV => self.v.platform_auth.clone(),
                 _ => Vec::new(),
             },
-            h::HT_PCR => Vec::new(),
+            h::HT_PCR => self.pcr_group_auth(hdl),
             h::HT_TRANSIENT | h::HT_PERSISTENT => self
                 .object(hdl)?
                 .sens
@@ -533,6 +541,7 @@ impl<P: Platform> Tpm<P> {
                 h::RH_PLATFORM | h::RH_PLATFORM_NV => self.v.platform_policy.clone(),
                 _ => (crate::crypto::alg::NULL, Vec::new()),
             },
+            h::HT_PCR => self.pcr_group_policy(hdl),
             h::HT_TRANSIENT | h::HT_PERSISTENT => self
                 .object(hdl)
                 .map(|o| (o.public.name_alg, o.public.policy.clone()))
@@ -778,6 +787,9 @@ fn manufacture(rng: &mut Drbg) -> Permanent {
         clock_safe: true,
         orderly: true,
         audit: crate::cmd::CommandAudit::new(),
+        pcr_alloc: crate::pcr::BANKS.to_vec(),
+        pcr_auth: Vec::new(),
+        pcr_policy: (crate::crypto::alg::NULL, Vec::new()),
     }
 }
 
@@ -806,6 +818,7 @@ fn fresh_volatile(rng: &mut Drbg) -> Volatile {
         da_tick: 0,
         lockout_tick: 0,
         audit: crate::cmd::SessionAudit::default(),
+        pcr_reconfig: false,
     }
 }
 

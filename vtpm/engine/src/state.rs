@@ -6,7 +6,8 @@
 //! to the full-instance body; version 4 added the policy-session state (cpHash/nameHash,
 //! locality, start time and timeout) to each session, and the NV_GlobalWriteLock set, Clock's
 //! safe flag and the orderly-shutdown flag to the permanent body; version 5 added the command
-//! audit state (hash, audited commands, counter, digest) to the permanent body, and to the
+//! audit state (hash, audited commands, counter, digest), the PCR allocation of the next
+//! Startup(CLEAR) and the PCR 20-22 group's authValue and authPolicy to the permanent body, and to the
 //! full-instance body the audit sessions' digests, the exclusive audit session and each
 //! session's PolicyNvWritten / PolicyPhysicalPresence conditions (a PolicyTemplate hash uses
 //! the cpHash slot's kind 3). A build reads every older version (defaults for the missing
@@ -199,6 +200,12 @@ fn write_permanent(w: &mut Writer, p: &Permanent, version: u16) {
     }
     if version >= 5 {
         p.audit.write(w);
+        w.u8(p.pcr_alloc.len() as u8);
+        for b in &p.pcr_alloc {
+            w.u16(b.alg());
+        }
+        w.tpm2b(&p.pcr_auth);
+        write_policy(w, &p.pcr_policy);
     }
 }
 
@@ -271,8 +278,29 @@ fn read_permanent(r: &mut Reader<'_>, version: u16) -> R<Permanent> {
     } else {
         crate::cmd::CommandAudit::new()
     };
+    let (mut pcr_alloc, mut pcr_auth, mut pcr_policy) = (
+        crate::pcr::BANKS.to_vec(),
+        Vec::new(),
+        (crate::crypto::alg::NULL, Vec::new()),
+    );
+    if version >= 5 {
+        let n = c(r.u8())?;
+        pcr_alloc.clear();
+        for _ in 0..n {
+            let b = c(HashAlg::from_alg(c(r.u16())?))?;
+            if !crate::pcr::BANKS.contains(&b) || pcr_alloc.contains(&b) {
+                return Err(StateError::Corrupt);
+            }
+            pcr_alloc.push(b);
+        }
+        pcr_auth = c(r.tpm2b(64))?.to_vec();
+        pcr_policy = read_policy(r)?;
+    }
     Ok(Permanent {
         audit,
+        pcr_alloc,
+        pcr_auth,
+        pcr_policy,
         eps,
         sps,
         pps,
@@ -497,6 +525,7 @@ fn read_volatile(r: &mut Reader<'_>, version: u16) -> R<Volatile> {
     };
     Ok(Volatile {
         audit,
+        pcr_reconfig: false,
         started: flags & 1 != 0,
         self_tested: flags & 2 != 0,
         ph_enable: flags & 4 != 0,
@@ -572,6 +601,8 @@ mod tests {
                 .handle;
         t.v.audit.digests.push((sh, alloc::vec![6; 32]));
         t.v.audit.exclusive = sh;
+        t.p.pcr_alloc = alloc::vec![HashAlg::Sha256];
+        t.p.pcr_auth = alloc::vec![1, 2];
         for version in 1..=STATE_VERSION {
             let perm = encode_permanent_version(&t.p, version);
             let p = decode_permanent(&perm).unwrap_or_else(|e| panic!("permanent v{version}: {e}"));
@@ -613,6 +644,13 @@ mod tests {
             assert_eq!(p.audit, want, "v{version}");
             assert_eq!(v.audit.exclusive != 0, v5, "v{version}");
             assert_eq!(v.audit.digests.len(), usize::from(v5), "v{version}");
+            let banks = if v5 {
+                alloc::vec![HashAlg::Sha256]
+            } else {
+                crate::pcr::BANKS.to_vec()
+            };
+            assert_eq!(p.pcr_alloc, banks, "v{version}");
+            assert_eq!(p.pcr_auth.len(), if v5 { 2 } else { 0 }, "v{version}");
         }
     }
 }

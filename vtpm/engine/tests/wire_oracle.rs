@@ -1711,6 +1711,36 @@ fn steps() -> Vec<(&'static str, Check, Build)> {
             }),
         ),
         (
+            "PCR_SetAuthValue",
+            roundtrip::<TpmPcrSetAuthValueCommand, TpmPcrSetAuthValueResponse>,
+            k(cmd(0x183, &[20], 1, &b2(b"pcr"))),
+        ),
+        (
+            "PCR_SetAuthValue back to empty",
+            roundtrip::<TpmPcrSetAuthValueCommand, TpmPcrSetAuthValueResponse>,
+            k(cmd_pw(0x183, &[20], &[b"pcr"], &b2(&[]))),
+        ),
+        (
+            "PCR_SetAuthPolicy",
+            roundtrip::<TpmPcrSetAuthPolicyCommand, TpmPcrSetAuthPolicyResponse>,
+            k(cmd(
+                0x12C,
+                &[RH_PLATFORM],
+                1,
+                &[&b2(&[4; 32])[..], &u16b(SHA256), &u32b(21)].concat(),
+            )),
+        ),
+        (
+            "PCR_Allocate",
+            roundtrip::<TpmPcrAllocateCommand, TpmPcrAllocateResponse>,
+            k(cmd(
+                0x12B,
+                &[RH_PLATFORM],
+                1,
+                &[&u32b(1)[..], &u16b(SHA256), &[3, 0xFF, 0xFF, 0xFF]].concat(),
+            )),
+        ),
+        (
             "HierarchyChangeAuth set",
             roundtrip::<TpmHierarchyChangeAuthCommand, TpmHierarchyChangeAuthResponse>,
             k(cmd(0x129, &[RH_OWNER], 1, &b2(b"pw"))),

@@ -59,7 +59,7 @@ impl<P: Platform> Tpm<P> {
             code::CLOCK_RATE_ADJUST => self.clock_rate_adjust(c),
             code::NV_UNDEFINE_SPACE_SPECIAL => self.nv_undefine_space_special(c),
             code::ECC_PARAMETERS => self.ecc_parameters(c),
-            _ => Err(Rc::COMMAND_CODE),
+            _ => self.dispatch_pcr_admin(c),
         }
     }
 
@@ -113,7 +113,8 @@ impl<P: Platform> Tpm<P> {
         } else {
             self.p.pps = self.random(64);
             self.p.ph_proof = self.random(32);
-            self.v.platform_policy = null;
+            self.v.platform_policy = null.clone();
+            self.p.pcr_policy = null;
             // Platform NV indices stay (as in libtpms: NvFlushHierarchy removes only the
             // platform's persistent objects).
             h::RH_PLATFORM

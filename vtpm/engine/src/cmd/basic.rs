@@ -74,6 +74,18 @@ impl<P: Platform> Tpm<P> {
                     // A TPM Reset clears the command audit digest (CommandAuditStartup).
                     self.p.audit.digest.clear();
                 }
+                // A PCR_Allocate takes effect here; the PCR group's authValue is state-clear data.
+                if !self
+                    .v
+                    .pcrs
+                    .banks
+                    .iter()
+                    .map(|b| b.0)
+                    .eq(self.p.pcr_alloc.iter().copied())
+                {
+                    self.v.pcrs = crate::pcr::Pcrs::with_banks(&self.p.pcr_alloc);
+                }
+                self.p.pcr_auth.clear();
                 self.v.pcrs.startup_clear();
             }
             SU_STATE => {
@@ -96,6 +108,8 @@ impl<P: Platform> Tpm<P> {
         c.params.finish().p(1)?;
         match ty {
             SU_CLEAR => self.p.saved_pcrs = None,
+            // After a PCR_Allocate the PCRs cannot be saved for Startup(STATE).
+            SU_STATE if self.v.pcr_reconfig => return Err(Rc::TYPE.param(1)),
             SU_STATE => self.p.saved_pcrs = Some(self.v.pcrs.clone()),
             _ => return Err(Rc::VALUE.param(1)),
         }
@@ -244,7 +258,12 @@ impl<P: Platform> Tpm<P> {
                 more = false;
                 body.u32(BANKS.len() as u32);
                 for b in BANKS {
-                    body.u16(b.alg()).u8(3).bytes(&[0xFF, 0xFF, 0xFF]);
+                    let on = if self.v.pcrs.bank(b).is_some() {
+                        0xFF
+                    } else {
+                        0
+                    };
+                    body.u16(b.alg()).u8(3).bytes(&[on; 3]);
                 }
             }
             cap::TPM_PROPERTIES => {

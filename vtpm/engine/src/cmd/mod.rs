@@ -10,6 +10,7 @@ mod hier;
 mod nv;
 mod object;
 mod pcr;
+mod pcr_admin;
 mod policy;
 mod policy_more;
 mod sequence;
