@@ -367,3 +367,145 @@ fn undefine_space_special_needs_policy_delete_and_the_policy() {
     );
     let _ = s;
 }
+
+#[test]
+fn pcr_allocation_applies_at_the_next_startup_clear() {
+    let mut t = T::new();
+    // (SHA-1 bank allocated?) as TPM_CAP_PCRS reports it.
+    let sha1_allocated = |t: &mut T| {
+        let r = t.ok(&plain(0x17A, &[], &[0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0, 8]));
+        // moreData, capability, count, then (hash, size 3, select) per bank: SHA-1 first.
+        assert_eq!(&r[19..22], &[0, 0x04, 3]);
+        r[22..25] == [0xFF; 3]
+    };
+    let sha1_read = |t: &mut T| {
+        let r = t.ok(&plain(0x17E, &[], &[0, 0, 0, 1, 0, 0x04, 3, 1, 0, 0]));
+        // updateCounter, selection out (count, hash, size, select), digest count.
+        u32::from_be_bytes(r[24..28].try_into().unwrap())
+    };
+    let sel = |sha1: u8| {
+        [
+            &[0, 0, 0, 2][..],
+            &[0, 0x04, 3],
+            &[sha1; 3],
+            &[0, 0x0B, 3, 0xFF, 0xFF, 0xFF],
+        ]
+        .concat()
+    };
+    let cases: [(&str, Vec<u8>, u32); 3] = [
+        (
+            "by the owner: TPM_RC_VALUE, handle 1",
+            pw(0x12B, &[RH_OWNER], 1, b"", &sel(0)),
+            0x184,
+        ),
+        (
+            "no bank keeps PCR 0 and 17: TPM_RC_PCR",
+            pw(
+                0x12B,
+                &[RH_PLATFORM],
+                1,
+                b"",
+                &[
+                    &[0, 0, 0, 2][..],
+                    &[0, 0x04, 3, 0, 0, 0],
+                    &[0, 0x0B, 3, 0, 0, 0],
+                ]
+                .concat(),
+            ),
+            0x127,
+        ),
+        (
+            "unknown hash: TPM_RC_HASH, parameter 1",
+            pw(
+                0x12B,
+                &[RH_PLATFORM],
+                1,
+                b"",
+                &[&[0, 0, 0, 1][..], &[0, 0x99, 3, 0xFF, 0xFF, 0xFF]].concat(),
+            ),
+            0x1C3,
+        ),
+    ];
+    for (what, c, want) in cases {
+        assert_eq!(rc(&t.run(&c)), want, "{what}");
+    }
+    // Part of a bank: allocationSuccess NO, nothing changes.
+    let r = t.ok(&pw(0x12B, &[RH_PLATFORM], 1, b"", &sel(0x0F)));
+    assert_eq!(r[14], 0, "partial bank refused");
+    let r = t.ok(&pw(0x12B, &[RH_PLATFORM], 1, b"", &sel(0)));
+    assert_eq!(r[14], 1, "allocationSuccess");
+    assert_eq!(
+        u32::from_be_bytes(r[15..19].try_into().unwrap()),
+        24,
+        "maxPCR"
+    );
+    assert_eq!(
+        u32::from_be_bytes(r[19..23].try_into().unwrap()),
+        24 * 32,
+        "sizeNeeded: SHA-256 only"
+    );
+    assert!(
+        sha1_allocated(&mut t),
+        "still allocated until the next Startup(CLEAR)"
+    );
+    assert_eq!(sha1_read(&mut t), 1);
+    assert_eq!(
+        rc(&t.run(&plain(0x145, &[], &[0, 1]))),
+        0x1CA,
+        "Shutdown(STATE): TPM_RC_TYPE"
+    );
+    t.ok(&plain(0x145, &[], &[0, 0]));
+    t.0.power_on();
+    t.ok(&plain(0x144, &[], &[0, 0]));
+    assert!(
+        !sha1_allocated(&mut t),
+        "SHA-1 bank gone after Startup(CLEAR)"
+    );
+    assert_eq!(sha1_read(&mut t), 0, "PCR_Read returns no SHA-1 digest");
+    // The allocation is permanent: a state blob carries it.
+    let blob = t.0.save_state();
+    let mut u = T(Tpm::new(MemPlatform::with_seed(3)).expect("fresh TPM"));
+    u.0.restore_state(&blob).expect("restore");
+    u.ok(&plain(0x145, &[], &[0, 0]));
+    u.0.power_on();
+    u.ok(&plain(0x144, &[], &[0, 0]));
+    assert!(!sha1_allocated(&mut u));
+}
+
+#[test]
+fn pcr_group_auth_value_guards_pcrs_20_to_22() {
+    let mut t = T::new();
+    let extend = |pcr: u32, password: &[u8]| {
+        pw(
+            0x182,
+            &[pcr],
+            1,
+            password,
+            &[&[0, 0, 0, 1, 0, 0x0B][..], &[1; 32]].concat(),
+        )
+    };
+    assert_eq!(
+        rc(&t.run(&pw(0x183, &[16], 1, b"", &b2(b"g")))),
+        0x084,
+        "PCR 16 is in no group"
+    );
+    t.ok(&pw(0x183, &[22], 1, b"", &b2(b"g")));
+    for (what, pcr, password, want) in [
+        (
+            "PCR 20 without the group password: TPM_RC_BAD_AUTH",
+            20u32,
+            &b""[..],
+            0x9A2,
+        ),
+        ("PCR 21 with it", 21, b"g", 0),
+        ("PCR 16 is not guarded", 16, b"", 0),
+    ] {
+        // Locality 2: the PC Client profile lets it extend PCRs 16-22.
+        assert_eq!(rc(&t.0.execute(2, &extend(pcr, password))), want, "{what}");
+    }
+    // The group authValue is state-clear data: Startup(CLEAR) empties it.
+    t.ok(&plain(0x145, &[], &[0, 0]));
+    t.0.power_on();
+    t.ok(&plain(0x144, &[], &[0, 0]));
+    assert_eq!(rc(&t.0.execute(2, &extend(20, b""))), 0);
+}
