@@ -155,3 +155,52 @@ fn seeds_primary_policy_clock_and_policy_delete_with_tpm2_tools() {
     let gone = sim.try_tool(&["tpm2_nvreadpublic", "0x01400001"]);
     assert!(!gone.status.success(), "the index is gone");
 }
+
+/// tpm2_pcrallocate switches from the SHA-1 bank to SHA-256 only; the change shows after the
+/// next power cycle and Startup(CLEAR) (the `--state` folder keeps it), in tpm2_getcap pcrs
+/// and in what tpm2_pcrread returns.
+#[test]
+fn pcrallocate_takes_effect_after_restart() {
+    let dir = scratch("admin-tools-pcr");
+    let state = dir.join("state");
+    let banks = |sim: &Sim| {
+        let out = sim.stdout(&["tpm2_getcap", "pcrs"]);
+        let allocated = |name: &str| {
+            let line = out
+                .lines()
+                .find(|l| l.trim_start().starts_with(&format!("- {name}:")))
+                .unwrap_or_else(|| panic!("no {name} bank in {out}"));
+            line.contains('0')
+        };
+        (allocated("sha1"), allocated("sha256"))
+    };
+    {
+        let sim = Sim::start(&dir, Some(&state));
+        sim.tool(&["tpm2_startup", "-c"]);
+        assert_eq!(banks(&sim), (true, true));
+        sim.tool(&["tpm2_pcrallocate", "sha1:none+sha256:all"]);
+        assert_eq!(
+            banks(&sim),
+            (true, true),
+            "not before the next Startup(CLEAR)"
+        );
+        assert!(sha1_value_shown(&sim), "SHA-1 PCR 0 readable before");
+        sim.tool(&["tpm2_shutdown", "-c"]);
+    }
+    let sim = Sim::start(&dir, Some(&state));
+    sim.tool(&["tpm2_startup", "-c"]);
+    assert_eq!(banks(&sim), (false, true));
+    assert!(
+        !sha1_value_shown(&sim),
+        "PCR_Read returns no SHA-1 digest any more"
+    );
+}
+
+/// Whether tpm2_pcrread shows a SHA-1 value for PCR 0 (its YAML lists "sha1:" and then
+/// "0 : 0x..." lines per bank).
+fn sha1_value_shown(sim: &Sim) -> bool {
+    let out = sim.stdout(&["tpm2_pcrread", "sha1:0+sha256:0"]);
+    let sha1 = out.split("sha256:").next().unwrap_or("");
+    assert!(out.contains("sha256:"), "{out}");
+    sha1.lines().any(|l| l.trim_start().starts_with("0 :"))
+}
