@@ -2697,3 +2697,98 @@ fn pcr_admin_codes_match_swtpm() {
         mismatches.join("\n")
     );
 }
+
+/// EC_Ephemeral and ZGen_2Phase (ECDH) against libtpms: codes and layouts, a spent counter.
+#[test]
+fn two_phase_ecdh_codes_match_swtpm() {
+    let dir = scratch("diff-ecc2");
+    let sw = Swtpm::start(&dir.join("swtpm"));
+    std::fs::create_dir_all(dir.join("sim")).unwrap();
+    let sim = Sim::start(&dir.join("sim"), None);
+    let k = |b: Vec<u8>| Box::new(move |_: &[Vec<u8>]| b.clone()) as Build;
+    let b2 = vtpm_sim::wire::tpm2b;
+    let key = 0x8000_0000u32;
+    // An unrestricted ECDH key: decrypt, no symmetric algorithm, scheme or KDF.
+    let t = [
+        &[0x00, 0x23, 0x00, 0x0B][..],
+        &0x0002_0072u32.to_be_bytes(),
+        &[
+            0, 0, 0x00, 0x10, 0x00, 0x10, 0x00, 0x03, 0x00, 0x10, 0, 0, 0, 0,
+        ],
+    ]
+    .concat();
+    let ecdh = [&[0, 4, 0, 0, 0, 0][..], &b2(&t), &[0, 0, 0, 0, 0, 0]].concat();
+    // ZGen_2Phase with the Q and counter of the EC_Ephemeral response `back` steps ago.
+    let zgen = |back: usize, scheme: u16, spoil: bool| {
+        Box::new(move |prev: &[Vec<u8>]| {
+            let e = &prev[prev.len() - back];
+            if e.len() < 14 {
+                return cmd(0x18D, &[key], true, &[]);
+            }
+            let mut q = e[10..e.len() - 2].to_vec();
+            if spoil {
+                let last = q.len() - 1;
+                q[last] ^= 1;
+            }
+            let p = [&q[..], &q, &scheme.to_be_bytes(), &e[e.len() - 2..]].concat();
+            cmd(0x18D, &[key], true, &p)
+        }) as Build
+    };
+    let cases: Vec<(&str, Build, Cmp)> = vec![
+        ("Startup", k(cmd(0x144, &[], false, &[0, 0])), Cmp::Exact),
+        (
+            "CreatePrimary ECDH key",
+            k(cmd(0x131, &[0x4000_0001], true, &ecdh)),
+            Cmp::Len,
+        ),
+        (
+            "EC_Ephemeral bad curve",
+            k(cmd(0x18E, &[], false, &[0, 0x77])),
+            Cmp::Exact,
+        ),
+        ("EC_Ephemeral", k(cmd(0x18E, &[], false, &[0, 3])), Cmp::Len),
+        (
+            "ZGen_2Phase ECDSA scheme",
+            zgen(1, 0x0018, false),
+            Cmp::Exact,
+        ),
+        (
+            "ZGen_2Phase point off the curve",
+            zgen(2, 0x0019, true),
+            Cmp::Exact,
+        ),
+        ("ZGen_2Phase", zgen(3, 0x0019, false), Cmp::Len),
+        (
+            "ZGen_2Phase counter spent",
+            zgen(4, 0x0019, false),
+            Cmp::Exact,
+        ),
+        (
+            "ZGen_2Phase bad point size",
+            k(cmd(
+                0x18D,
+                &[key],
+                true,
+                &[&b2(&[0, 1, 7])[..], &[0, 0, 0, 0x19, 0, 0]].concat(),
+            )),
+            Cmp::Exact,
+        ),
+    ];
+    let mut cases = cases;
+    for cc in [0x18Du32, 0x18E] {
+        let p = [&[0, 0, 0, 2][..], &cc.to_be_bytes(), &[0, 0, 0, 1]].concat();
+        cases.push((
+            "GetCapability TPMA_CC",
+            k(cmd(0x17A, &[], false, &p)),
+            Cmp::Exact,
+        ));
+    }
+    let mismatches = compare(sim.port, sw.port, &cases);
+    assert!(
+        mismatches.is_empty(),
+        "{} of {} differ:\n{}",
+        mismatches.len(),
+        cases.len(),
+        mismatches.join("\n")
+    );
+}

@@ -162,6 +162,8 @@ pub(crate) mod code {
     pub(crate) const POLICY_GET_DIGEST: u32 = 0x189;
     pub(crate) const TEST_PARMS: u32 = 0x18A;
     pub(crate) const POLICY_PASSWORD: u32 = 0x18C;
+    pub(crate) const ZGEN_2PHASE: u32 = 0x18D;
+    pub(crate) const EC_EPHEMERAL: u32 = 0x18E;
     pub(crate) const POLICY_NV_WRITTEN: u32 = 0x18F;
     pub(crate) const POLICY_TEMPLATE: u32 = 0x190;
     pub(crate) const CREATE_LOADED: u32 = 0x191;
@@ -270,6 +272,8 @@ pub(crate) static COMMANDS: &[CmdInfo] = &[
     c(POLICY_GET_DIGEST, 1, 0, false),
     c(TEST_PARMS, 0, 0, false),
     c(POLICY_PASSWORD, 1, 0, false),
+    c(ZGEN_2PHASE, 1, 1, false),
+    c(EC_EPHEMERAL, 0, 0, false),
     c(POLICY_NV_WRITTEN, 1, 0, false),
     c(POLICY_TEMPLATE, 1, 0, false),
     c(CREATE_LOADED, 1, 1, true),

@@ -71,6 +71,8 @@ pub(crate) struct Permanent {
     /// authValue is state-clear data (reset by Startup(CLEAR)).
     pub(crate) pcr_auth: Vec<u8>,
     pub(crate) pcr_policy: (u16, Vec<u8>),
+    /// EC_Ephemeral / ZGen_2Phase commit nonce, counter and array (renewed by a TPM Reset).
+    pub(crate) commit: crate::cmd::CommitState,
 }
 
 /// State that a power cycle loses.
@@ -790,6 +792,7 @@ fn manufacture(rng: &mut Drbg) -> Permanent {
         pcr_alloc: crate::pcr::BANKS.to_vec(),
         pcr_auth: Vec::new(),
         pcr_policy: (crate::crypto::alg::NULL, Vec::new()),
+        commit: crate::cmd::CommitState::new(rng.bytes(32)),
     }
 }
 

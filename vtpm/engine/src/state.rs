@@ -7,7 +7,8 @@
 //! locality, start time and timeout) to each session, and the NV_GlobalWriteLock set, Clock's
 //! safe flag and the orderly-shutdown flag to the permanent body; version 5 added the command
 //! audit state (hash, audited commands, counter, digest), the PCR allocation of the next
-//! Startup(CLEAR) and the PCR 20-22 group's authValue and authPolicy to the permanent body, and to the
+//! Startup(CLEAR), the PCR 20-22 group's authValue and authPolicy and the EC_Ephemeral commit
+//! state to the permanent body, and to the
 //! full-instance body the audit sessions' digests, the exclusive audit session and each
 //! session's PolicyNvWritten / PolicyPhysicalPresence conditions (a PolicyTemplate hash uses
 //! the cpHash slot's kind 3). A build reads every older version (defaults for the missing
@@ -206,6 +207,7 @@ fn write_permanent(w: &mut Writer, p: &Permanent, version: u16) {
         }
         w.tpm2b(&p.pcr_auth);
         write_policy(w, &p.pcr_policy);
+        p.commit.write(w);
     }
 }
 
@@ -296,7 +298,14 @@ fn read_permanent(r: &mut Reader<'_>, version: u16) -> R<Permanent> {
         pcr_auth = c(r.tpm2b(64))?.to_vec();
         pcr_policy = read_policy(r)?;
     }
+    // Older blobs: a commit nonce derived from the proof values (fresh at the next TPM Reset).
+    let commit = if version >= 5 {
+        c(crate::cmd::CommitState::read(r))?
+    } else {
+        crate::cmd::CommitState::new(crate::crypto::HashAlg::Sha256.digest(&[&sh_proof, b"COMMIT"]))
+    };
     Ok(Permanent {
+        commit,
         audit,
         pcr_alloc,
         pcr_auth,

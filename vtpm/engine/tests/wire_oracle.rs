@@ -1045,6 +1045,26 @@ fn steps() -> Vec<(&'static str, Check, Build)> {
             }),
         ),
         (
+            "EC_Ephemeral",
+            roundtrip::<TpmEcEphemeralCommand, TpmEcEphemeralResponse>,
+            k(cmd(0x18E, &[], 0, &u16b(0x0003))),
+        ),
+        (
+            "ZGen_2Phase",
+            roundtrip::<TpmZGen2PhaseCommand, TpmZGen2PhaseResponse>,
+            Box::new(|h| {
+                // EC_Ephemeral's Q as both of the other party's points; its counter.
+                let e = h.params("EC_Ephemeral");
+                let q = &e[..e.len() - 2];
+                cmd(
+                    0x18D,
+                    &[h.handle("CreateLoaded ECDH key")],
+                    1,
+                    &[q, q, &u16b(0x0019), &e[e.len() - 2..]].concat(),
+                )
+            }),
+        ),
+        (
             "FlushContext ECDH key",
             roundtrip::<TpmFlushContextCommand, TpmFlushContextResponse>,
             Box::new(|h| cmd(0x165, &[], 0, &u32b(h.handle("CreateLoaded ECDH key")))),

@@ -71,8 +71,10 @@ impl<P: Platform> Tpm<P> {
                 } else {
                     self.p.reset_count = self.p.reset_count.wrapping_add(1);
                     self.p.restart_count = 0;
-                    // A TPM Reset clears the command audit digest (CommandAuditStartup).
+                    // A TPM Reset clears the command audit digest (CommandAuditStartup) and
+                    // renews the EC_Ephemeral commit state.
                     self.p.audit.digest.clear();
+                    self.p.commit = crate::cmd::CommitState::new(self.random(32));
                 }
                 // A PCR_Allocate takes effect here; the PCR group's authValue is state-clear data.
                 if !self

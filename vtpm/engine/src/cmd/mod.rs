@@ -6,6 +6,7 @@ mod audit;
 mod basic;
 mod crypto;
 mod duplication;
+mod ecc2;
 mod hier;
 mod nv;
 mod object;
@@ -16,5 +17,6 @@ mod policy_more;
 mod sequence;
 
 pub(crate) use audit::{CommandAudit, SessionAudit};
+pub(crate) use ecc2::CommitState;
 pub(crate) use policy_more::{PolicyMore, template_matches};
 pub(crate) use sequence::Seq;

@@ -25,7 +25,7 @@ impl<P: Platform> Tpm<P> {
             crate::cc::code::PCR_ALLOCATE => self.pcr_allocate(c),
             crate::cc::code::PCR_SET_AUTH_POLICY => self.pcr_set_auth_policy(c),
             crate::cc::code::PCR_SET_AUTH_VALUE => self.pcr_set_auth_value(c),
-            _ => Err(Rc::COMMAND_CODE),
+            _ => self.dispatch_ecc2(c),
         }
     }
 
