@@ -218,7 +218,7 @@ fn command_audit_digest_is_recomputable() {
     // Audited from here on: the list change itself, GetRandom, PCR_Extend (PCR name: handle).
     let c = set_status(0x10, &[GET_RANDOM, PCR_EXTEND], &[]);
     let r = t.ok(&c);
-    let mut want = extend(&[0; 32], &c, &[owner.clone()], &r);
+    let mut want = extend(&[0; 32], &c, std::slice::from_ref(&owner), &r);
     let c = cmd(GET_RANDOM, &[], &[], &[0, 12]);
     let r = t.ok(&c);
     want = extend(&want, &c, &[], &r);

@@ -72,7 +72,7 @@ struct Sess {
 /// A command authorised by policy session `s` (unbound, unsalted: the HMAC key is empty).
 fn with_policy(cc: u32, handles: &[u32], names: &[Vec<u8>], s: &Sess, params: &[u8]) -> Vec<u8> {
     let nonce = [0x11u8; 16];
-    let mut cp = vec![&cc.to_be_bytes()[..]].concat();
+    let mut cp = cc.to_be_bytes().to_vec();
     for n in names {
         cp.extend_from_slice(n);
     }
@@ -323,7 +323,13 @@ fn conditions_hold_when_the_session_authorises() {
     let obj = t.sealed(&pp);
     let s = t.start(1);
     t.ok(&plain(PHYSICAL_PRESENCE, &[s.handle], &[]));
-    let r = t.run(&with_policy(0x15E, &[obj.0], &[obj.1.clone()], &s, &[]));
+    let r = t.run(&with_policy(
+        0x15E,
+        &[obj.0],
+        std::slice::from_ref(&obj.1),
+        &s,
+        &[],
+    ));
     assert_eq!(rc(&r), PP_S1, "Unseal needs physical presence");
     t.ok(&plain(0x165, &[], &obj.0.to_be_bytes()));
 
@@ -331,7 +337,13 @@ fn conditions_hold_when_the_session_authorises() {
     let yes = ext(&[0; 32], &[&NV_WRITTEN.to_be_bytes(), &[1]]);
     let obj = t.sealed(&yes);
     t.ok(&plain(NV_WRITTEN, &[s.handle], &[1]));
-    let r = t.run(&with_policy(0x15E, &[obj.0], &[obj.1.clone()], &s, &[]));
+    let r = t.run(&with_policy(
+        0x15E,
+        &[obj.0],
+        std::slice::from_ref(&obj.1),
+        &s,
+        &[],
+    ));
     assert_eq!(rc(&r), POLICY_FAIL_S1, "PolicyNvWritten on an object");
     t.ok(&plain(0x165, &[], &obj.0.to_be_bytes()));
 
@@ -404,7 +416,7 @@ fn conditions_hold_when_the_session_authorises() {
         let r = t.run(&with_policy(
             0x153,
             &[parent.0],
-            &[parent.1.clone()],
+            std::slice::from_ref(&parent.1),
             &s,
             &p,
         ));
