@@ -1824,6 +1824,24 @@ fn audit_codes_match_swtpm() {
         )
     };
     let random_in = |sessions: &[(u32, u8)]| cmd_area(0x17B, &[], sessions, &[0, 8]);
+    // GetRandom with the audit session and a wrong (non-empty) HMAC.
+    let random_bad_hmac = |s: u32| {
+        let area = [
+            &s.to_be_bytes()[..],
+            &b2(&[3; 16]),
+            &[0x81],
+            &b2(&[0x55; 32]),
+        ]
+        .concat();
+        let mut c = cmd(0x17B, &[], false, &[]);
+        c[1] = 0x02;
+        c.extend_from_slice(&(area.len() as u32).to_be_bytes());
+        c.extend_from_slice(&area);
+        c.extend_from_slice(&[0, 8]);
+        let len = c.len() as u32;
+        c[2..6].copy_from_slice(&len.to_be_bytes());
+        c
+    };
     let audit_caps = cmd(0x17A, &[], false, &[0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0, 16]);
     let mut cases: Vec<(&str, Build, Cmp)> = vec![
         ("Startup", k(cmd(0x144, &[], false, &[0, 0])), Cmp::Exact),
@@ -1937,6 +1955,11 @@ fn audit_codes_match_swtpm() {
             Cmp::Len,
         ),
         ("GetSessionAuditDigest", k(session_digest(hmac)), Cmp::Len),
+        (
+            "GetRandom audit session, wrong HMAC",
+            k(random_bad_hmac(hmac)),
+            Cmp::Exact,
+        ),
         (
             "GetRandom auditExclusive after another command",
             k(random_in(&[(hmac, 0x83)])),

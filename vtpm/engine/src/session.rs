@@ -237,6 +237,18 @@ impl<P: Platform> Tpm<P> {
             if a.attrs & (sattr::DECRYPT | sattr::ENCRYPT | sattr::AUDIT) == 0 {
                 return Err(Rc::ATTRIBUTES.session(n));
             }
+            // Its HMAC is checked too, keyed by the sessionKey alone (CheckSessionHMAC); with
+            // no key, an empty HMAC will do.
+            if !(session_value.is_empty() && a.hmac.is_empty()) {
+                let cp = cp_hash(s.hash, cc, names, params);
+                let want = s.hash.hmac(
+                    &session_value,
+                    &[&cp, &a.nonce_caller, &s.nonce_tpm, &[a.attrs]],
+                );
+                if !ct_eq(&want, &a.hmac) {
+                    return Err(Rc::BAD_AUTH.session(n));
+                }
+            }
             return Ok(SessionUse {
                 attrs: a.attrs,
                 slot: Some(slot),
