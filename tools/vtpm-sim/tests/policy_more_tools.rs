@@ -91,3 +91,130 @@ fn write_once_nv_index_with_policynvwritten() {
     ]);
     assert_eq!(sim.read("out.bin"), [0xAA]);
 }
+
+/// tpm2_policyduplicationselect: a key whose policy names only its new parent duplicates to
+/// that parent and to no other; the trial digest is Part 3's formula.
+#[test]
+fn duplication_select_names_the_new_parent() {
+    let dir = scratch("policy-more-dupsel");
+    let sim = Sim::start(&dir, None);
+    let run = |args: &[&str]| {
+        sim.tool(args);
+        sim.tool(&["tpm2_flushcontext", "-t"]);
+    };
+    sim.tool(&["tpm2_startup", "-c"]);
+    run(&[
+        "tpm2_createprimary",
+        "-C",
+        "o",
+        "-G",
+        "ecc",
+        "-c",
+        "prim.ctx",
+    ]);
+    run(&[
+        "tpm2_createprimary",
+        "-C",
+        "e",
+        "-G",
+        "ecc",
+        "-c",
+        "parent.ctx",
+    ]);
+    run(&[
+        "tpm2_createprimary",
+        "-C",
+        "p",
+        "-G",
+        "ecc",
+        "-c",
+        "other.ctx",
+    ]);
+    run(&["tpm2_readpublic", "-c", "parent.ctx", "-n", "parent.name"]);
+    sim.tool(&["tpm2_startauthsession", "-S", "trial.ctx"]);
+    sim.tool(&[
+        "tpm2_policyduplicationselect",
+        "-S",
+        "trial.ctx",
+        "-n",
+        "parent.name",
+        "-N",
+        "parent.name",
+        "-L",
+        "dup.policy",
+    ]);
+    sim.tool(&["tpm2_flushcontext", "trial.ctx"]);
+    let parent_name = sim.read("parent.name");
+    let want = sha256(&[&[0; 32], &0x188u32.to_be_bytes(), &parent_name, &[0]]);
+    assert_eq!(sim.read("dup.policy"), want, "policy digest per Part 3");
+    run(&[
+        "tpm2_create",
+        "-C",
+        "prim.ctx",
+        "-G",
+        "ecc",
+        "-L",
+        "dup.policy",
+        "-a",
+        "sensitivedataorigin|userwithauth|sign",
+        "-u",
+        "key.pub",
+        "-r",
+        "key.priv",
+    ]);
+    run(&[
+        "tpm2_load",
+        "-C",
+        "prim.ctx",
+        "-u",
+        "key.pub",
+        "-r",
+        "key.priv",
+        "-c",
+        "key.ctx",
+    ]);
+    run(&["tpm2_readpublic", "-c", "key.ctx", "-n", "key.name"]);
+    let duplicate = |parent: &str| {
+        sim.tool(&["tpm2_startauthsession", "--policy-session", "-S", "s.ctx"]);
+        sim.tool(&[
+            "tpm2_policyduplicationselect",
+            "-S",
+            "s.ctx",
+            "-n",
+            "key.name",
+            "-N",
+            "parent.name",
+        ]);
+        let out = sim.try_tool(&[
+            "tpm2_duplicate",
+            "-C",
+            parent,
+            "-c",
+            "key.ctx",
+            "-p",
+            "session:s.ctx",
+            "-G",
+            "null",
+            "-r",
+            "dup.priv",
+            "-s",
+            "dup.seed",
+        ]);
+        sim.tool(&["tpm2_flushcontext", "-t"]);
+        sim.tool(&["tpm2_flushcontext", "s.ctx"]);
+        out
+    };
+    let to_other = duplicate("other.ctx");
+    let err = String::from_utf8_lossy(&to_other.stderr).to_lowercase();
+    assert!(
+        !to_other.status.success() && err.contains("0x99d"),
+        "the policy names another parent (TPM_RC_POLICY_FAIL): {err}"
+    );
+    let to_parent = duplicate("parent.ctx");
+    assert!(
+        to_parent.status.success(),
+        "{}",
+        String::from_utf8_lossy(&to_parent.stderr)
+    );
+    assert!(!sim.read("dup.priv").is_empty());
+}
