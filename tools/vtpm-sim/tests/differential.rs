@@ -1895,6 +1895,16 @@ fn audit_codes_match_swtpm() {
             k(cmd(0x17B, &[], false, &[0, 8])),
             Cmp::Len,
         ),
+        (
+            "GetCommandAuditDigest unsigned",
+            k(cmd_pws(
+                0x133,
+                &[endorsement, null],
+                2,
+                &[&b2(b"q")[..], &[0, 0x10]].concat(),
+            )),
+            Cmp::Len,
+        ),
         ("GetCommandAuditDigest", k(cmd_digest()), Cmp::Len),
         (
             "GetCommandAuditDigest no key",
@@ -2006,6 +2016,16 @@ fn audit_codes_match_swtpm() {
         (
             "GetSessionAuditDigest after reset",
             k(session_digest(hmac)),
+            Cmp::Len,
+        ),
+        (
+            "GetSessionAuditDigest unsigned",
+            k(cmd_pws(
+                0x14D,
+                &[endorsement, null, hmac],
+                2,
+                &[&b2(b"q")[..], &[0, 0x10]].concat(),
+            )),
             Cmp::Len,
         ),
         (

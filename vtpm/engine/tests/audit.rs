@@ -232,8 +232,18 @@ fn command_audit_digest_is_recomputable() {
     );
     let r = t.ok(&c);
     want = extend(&want, &c, &[16u32.to_be_bytes().to_vec()], &r);
+    // Unsigned (TPM_RH_NULL): qualifiedSigner TPM_RH_NULL, TPM_ALG_NULL signature, and the
+    // digest is not reset.
+    let r = t.ok(&get_command_audit(RH_NULL));
+    let p = resp_params(&r, false);
+    let n = usize::from(u16::from_be_bytes([p[0], p[1]]));
+    assert_eq!(&p[2 + n..], &[0, 0x10], "TPM_ALG_NULL signature");
+    assert_eq!(&p[8..14], &[0, 4, 0x40, 0, 0, 7], "qualifiedSigner TPM_RH_NULL");
+    // magic, type, qualifiedSigner (2+4), extraData (2+1), clockInfo and firmware (25).
+    let unsigned = command_audit_info(&p[2 + 6 + 6 + 3 + 25..2 + n]);
     let (counter, alg, digest, commands) =
         command_audit_info(&t.attest(&get_command_audit(key), key, 0x8015));
+    assert_eq!(unsigned, (counter, alg, digest.clone(), commands.clone()));
     assert_eq!((counter, alg), (1, SHA256));
     assert_eq!(digest, want);
     let codes: Vec<u8> = [SET_STATUS, GET_RANDOM, PCR_EXTEND]
