@@ -218,3 +218,100 @@ fn duplication_select_names_the_new_parent() {
     );
     assert!(!sim.read("dup.priv").is_empty());
 }
+
+/// tpm2_policytemplate with tpm2_setprimarypolicy (its manual page's example): the owner
+/// hierarchy's policy admits CreatePrimary with the one template whose hash it names.
+#[test]
+fn policytemplate_restricts_createprimary() {
+    let dir = scratch("policy-more-template");
+    let sim = Sim::start(&dir, None);
+    sim.tool(&["tpm2_startup", "-c"]);
+    sim.tool(&[
+        "tpm2_createprimary",
+        "-C",
+        "o",
+        "-G",
+        "ecc",
+        "-c",
+        "prim.ctx",
+        "--template-data",
+        "template.data",
+    ]);
+    sim.flush();
+    let hash = sha256(&[&sim.read("template.data")]);
+    sim.write("template.hash", &hash);
+    sim.tool(&["tpm2_startauthsession", "-S", "t.ctx", "-g", "sha256"]);
+    sim.tool(&[
+        "tpm2_policytemplate",
+        "-S",
+        "t.ctx",
+        "-L",
+        "policy.template",
+        "--template-hash",
+        "template.hash",
+    ]);
+    sim.tool(&["tpm2_flushcontext", "t.ctx"]);
+    let want = sha256(&[&[0; 32], &0x190u32.to_be_bytes(), &hash]);
+    assert_eq!(
+        sim.read("policy.template"),
+        want,
+        "policy digest per Part 3"
+    );
+    sim.tool(&[
+        "tpm2_setprimarypolicy",
+        "-C",
+        "o",
+        "-g",
+        "sha256",
+        "-L",
+        "policy.template",
+    ]);
+    let create = |extra: &[&str]| {
+        sim.tool(&[
+            "tpm2_startauthsession",
+            "-S",
+            "s.ctx",
+            "-g",
+            "sha256",
+            "--policy-session",
+        ]);
+        sim.tool(&[
+            "tpm2_policytemplate",
+            "-S",
+            "s.ctx",
+            "--template-hash",
+            "template.hash",
+        ]);
+        let mut args = vec![
+            "tpm2_createprimary",
+            "-C",
+            "o",
+            "-G",
+            "ecc",
+            "-c",
+            "prim2.ctx",
+            "-P",
+            "session:s.ctx",
+        ];
+        args.extend_from_slice(extra);
+        let out = sim.try_tool(&args);
+        sim.tool(&["tpm2_flushcontext", "s.ctx"]);
+        sim.flush();
+        out
+    };
+    let same = create(&[]);
+    assert!(
+        same.status.success(),
+        "{}",
+        String::from_utf8_lossy(&same.stderr)
+    );
+    let other = create(&[
+        "-a",
+        "fixedtpm|fixedparent|sensitivedataorigin|userwithauth|decrypt",
+    ]);
+    let err = String::from_utf8_lossy(&other.stderr).to_lowercase();
+    assert!(
+        !other.status.success() && err.contains("0x99d"),
+        "another template is refused (TPM_RC_POLICY_FAIL): {err}"
+    );
+}
