@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod manufacture;
+pub mod seal;
 pub mod wire;
 
 use std::io::{self, BufRead, Read, Write};
@@ -30,12 +31,26 @@ pub enum SimError {
     },
     #[error("cannot create state folder {path}: {source}")]
     StateDir { path: PathBuf, source: io::Error },
+    #[error("cannot read {path}: {source}")]
+    StateRead { path: PathBuf, source: io::Error },
+    #[error(transparent)]
+    Seal(#[from] seal::SealError),
 }
 
-/// Host platform: OS entropy, a monotonic clock, permanent state in a file.
+/// A state folder and the key its files are sealed with (`--state`, `--state-key`).
+#[derive(Debug)]
+pub struct StateDir {
+    pub dir: PathBuf,
+    pub key: seal::StateKey,
+}
+
+/// Host platform: OS entropy, a monotonic clock, permanent state sealed in a file.
 struct HostPlatform {
     start: Instant,
-    file: Option<PathBuf>,
+    file: Option<(PathBuf, Arc<seal::StateKey>)>,
+    /// The state read (and opened) before the TPM was built: a file that does not open stops
+    /// the server instead of being taken for a fresh TPM.
+    initial: Option<Vec<u8>>,
 }
 
 impl Platform for HostPlatform {
@@ -46,13 +61,14 @@ impl Platform for HostPlatform {
         self.start.elapsed().as_millis() as u64
     }
     fn nv_read(&mut self) -> Option<Vec<u8>> {
-        self.file.as_ref().and_then(|f| std::fs::read(f).ok())
+        self.initial.take()
     }
     fn nv_write(&mut self, state: &[u8]) {
-        let Some(f) = &self.file else { return };
+        let Some((f, key)) = &self.file else { return };
+        let sealed = key.seal(seal::Role::State, state);
         // Write-then-rename so a crash never leaves a half-written state file.
         let tmp = f.with_extension("tmp");
-        if let Err(e) = std::fs::write(&tmp, state).and_then(|()| std::fs::rename(&tmp, f)) {
+        if let Err(e) = std::fs::write(&tmp, sealed).and_then(|()| std::fs::rename(&tmp, f)) {
             eprintln!("vtpm-sim: cannot write state {}: {e}", f.display());
         }
     }
@@ -147,12 +163,12 @@ pub struct Server {
 impl Server {
     /// Binds 127.0.0.1:`port` and `port`+1 (a free pair when `port` is 0) and loads or
     /// manufactures the TPM state in `state`.
-    pub fn bind(port: u16, state: Option<PathBuf>) -> Result<Server, SimError> {
+    pub fn bind(port: u16, state: Option<StateDir>) -> Result<Server, SimError> {
         bind(port, state, false)
     }
 
     /// As `bind`, first creating the EKs and their certificates (`--manufacture`).
-    pub fn bind_manufactured(port: u16, state: Option<PathBuf>) -> Result<Server, SimError> {
+    pub fn bind_manufactured(port: u16, state: Option<StateDir>) -> Result<Server, SimError> {
         bind(port, state, true)
     }
 
@@ -169,27 +185,34 @@ impl Server {
     }
 }
 
-fn bind(port: u16, state: Option<PathBuf>, manufacture: bool) -> Result<Server, SimError> {
-    let file = match &state {
-        Some(dir) => {
-            std::fs::create_dir_all(dir).map_err(|source| SimError::StateDir {
+fn bind(port: u16, state: Option<StateDir>, manufacture: bool) -> Result<Server, SimError> {
+    let (file, initial, key) = match state {
+        Some(StateDir { dir, key }) => {
+            std::fs::create_dir_all(&dir).map_err(|source| SimError::StateDir {
                 path: dir.clone(),
                 source,
             })?;
-            Some(dir.join("vtpm-permanent.bin"))
+            let file = dir.join("vtpm-permanent.bin");
+            let initial = match std::fs::read(&file) {
+                Ok(sealed) => Some(key.open(seal::Role::State, &file, &sealed)?),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+                Err(source) => return Err(SimError::StateRead { path: file, source }),
+            };
+            (Some((file, Arc::new(key))), initial, Some(dir))
         }
-        None => None,
+        None => (None, None, None),
     };
+    let path = file.as_ref().map(|(f, _)| f.clone()).unwrap_or_default();
+    let sealer = file.as_ref().map(|(_, k)| k.clone());
     let platform = HostPlatform {
         start: Instant::now(),
-        file: file.clone(),
+        file,
+        initial,
     };
-    let mut tpm = Tpm::new(platform).map_err(|source| SimError::State {
-        path: file.clone().unwrap_or_default(),
-        source,
-    })?;
+    let mut tpm = Tpm::new(platform).map_err(|source| SimError::State { path, source })?;
     if manufacture {
-        manufacture::manufacture(&mut tpm, state.as_deref())?;
+        let folder = key.as_deref().zip(sealer.as_deref());
+        manufacture::manufacture(&mut tpm, folder)?;
     }
     let shared = Arc::new(Mutex::new(Shared {
         tpm,

@@ -1,14 +1,15 @@
 //! `--manufacture`: endorsement-key certificates for the RSA and ECC EKs (TCG EK Credential
 //! Profile templates L-1 and L-2) in the standard NV indices 0x01C00002 and 0x01C0000A, signed
-//! by a vTPM CA (ECDSA P-256) whose key and certificate live in the state folder.
+//! by a vTPM CA (ECDSA P-256) whose certificate and sealed private key live in the state folder.
 //!
 //! The certificates are minimal X.509 v3 (DER written by hand): subject and issuer common
 //! names, the EK's public key, basicConstraints and keyUsage. Running it again on the same state
 //! leaves existing certificates alone.
 
 use p256::ecdsa::signature::Signer;
-use std::path::Path;
+use crate::seal::{Role, SealError, StateKey};
 use crate::wire::{self, tpm2b};
+use std::path::Path;
 use warden_vtpm::{Platform, Tpm};
 
 /// Why manufacturing failed.
@@ -20,6 +21,8 @@ pub enum ManufactureError {
     Ca(String, std::io::Error),
     #[error("CA key in {0} is not a P-256 scalar")]
     BadCaKey(String),
+    #[error(transparent)]
+    Seal(#[from] SealError),
     #[error("TPM command {what} failed with {rc:#x}")]
     Tpm { what: &'static str, rc: u32 },
 }
@@ -150,13 +153,19 @@ fn pem(der: &[u8]) -> String {
     out
 }
 
-/// The CA: loaded from `dir`, or created (key `vtpm-ca-key.bin`, certificate `vtpm-ca.pem`).
-fn ca(dir: &Path) -> Result<p256::ecdsa::SigningKey, ManufactureError> {
+/// The CA: loaded from `dir`, or created (certificate `vtpm-ca.pem`, private key sealed under
+/// the state key in `vtpm-ca-key.bin`).
+fn ca(dir: &Path, seal: &StateKey) -> Result<p256::ecdsa::SigningKey, ManufactureError> {
     let key_path = dir.join("vtpm-ca-key.bin");
     let io = |e| ManufactureError::Ca(dir.display().to_string(), e);
-    if let Ok(bytes) = std::fs::read(&key_path) {
-        return p256::ecdsa::SigningKey::from_slice(&bytes)
-            .map_err(|_| ManufactureError::BadCaKey(key_path.display().to_string()));
+    match std::fs::read(&key_path) {
+        Ok(sealed) => {
+            let bytes = seal.open(Role::CaKey, &key_path, &sealed)?;
+            return p256::ecdsa::SigningKey::from_slice(&bytes)
+                .map_err(|_| ManufactureError::BadCaKey(key_path.display().to_string()));
+        }
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(e)),
+        Err(_) => {}
     }
     let mut scalar = [0u8; 32];
     let key = loop {
@@ -174,7 +183,7 @@ fn ca(dir: &Path) -> Result<p256::ecdsa::SigningKey, ManufactureError> {
         true,
         &key,
     );
-    std::fs::write(&key_path, key.to_bytes()).map_err(io)?;
+    std::fs::write(&key_path, seal.seal(Role::CaKey, &key.to_bytes())).map_err(io)?;
     std::fs::write(dir.join("vtpm-ca.pem"), pem(&cert)).map_err(io)?;
     Ok(key)
 }
@@ -215,10 +224,10 @@ fn ek_template(rsa: bool) -> Vec<u8> {
 /// the TPM off again so that the first client's Startup finds a fresh TPM.
 pub fn manufacture<P: Platform>(
     tpm: &mut Tpm<P>,
-    dir: Option<&Path>,
+    state: Option<(&Path, &StateKey)>,
 ) -> Result<(), ManufactureError> {
-    let dir = dir.ok_or(ManufactureError::NoState)?;
-    let ca = ca(dir)?;
+    let (dir, seal) = state.ok_or(ManufactureError::NoState)?;
+    let ca = ca(dir, seal)?;
     run(tpm, "Startup", &wire::command(0x144, &[], false, &[0, 0]))?;
     for (rsa, index, serial) in [
         (true, RSA_EK_CERT_INDEX, 2u64),

@@ -1751,6 +1751,730 @@ fn nv_and_attestation_codes_match_swtpm() {
     );
 }
 
+/// Power-cycles vtpm-sim through its platform port (TPM_SIGNAL_POWER_OFF, then _ON).
+fn sim_power_cycle(port: u16) {
+    let mut s = TcpStream::connect(("127.0.0.1", port + 1)).expect("connect vtpm-sim platform");
+    for signal in [2u32, 1] {
+        s.write_all(&signal.to_be_bytes()).unwrap();
+        let mut ack = [0u8; 4];
+        s.read_exact(&mut ack).unwrap();
+        assert_eq!(ack, [0; 4], "vtpm-sim refused platform signal {signal}");
+    }
+}
+
+/// Power-cycles swtpm through its control channel (CMD_INIT, flags 0: keep the state that
+/// Shutdown(STATE) saved).
+fn swtpm_power_cycle(port: u16) {
+    let mut s = TcpStream::connect(("127.0.0.1", port + 1)).expect("connect swtpm control");
+    s.write_all(&[0, 0, 0, 2, 0, 0, 0, 0]).unwrap();
+    let mut res = [0u8; 4];
+    s.read_exact(&mut res).unwrap();
+    assert_eq!(res, [0; 4], "swtpm CMD_INIT failed");
+}
+
+/// SHA-256 of the concatenated parts (policy digests computed by the test itself).
+fn sha256(parts: &[&[u8]]) -> Vec<u8> {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    for p in parts {
+        h.update(p);
+    }
+    h.finalize().to_vec()
+}
+
+/// The deviations a review of the engine found, each with its failing case: empty HMACs when
+/// the HMAC key is empty, ADMIN- and DUP-role authorisation (session type, lockout order),
+/// *_STCLEAR and global NV locks across Resume / Restart (with a power cycle of both TPMs in
+/// between), indices defined after NV_GlobalWriteLock, the shared cpHash/nameHash slot,
+/// PolicyPCR against later PCR changes, attestations without a signing key (TPM_RH_NULL),
+/// and credential blobs (which share duplication's outer wrapper).
+#[test]
+fn conformance_fixes_match_swtpm() {
+    let dir = scratch("diff-conform");
+    let sw = Swtpm::start(&dir.join("swtpm"));
+    std::fs::create_dir_all(dir.join("sim")).unwrap();
+    let sim = Sim::start(&dir.join("sim"), None);
+    let k = |b: Vec<u8>| Box::new(move |_: &[Vec<u8>]| b.clone()) as Build;
+    let b2 = vtpm_sim::wire::tpm2b;
+    let owner = 0x4000_0001u32;
+    let null = 0x4000_0007u32;
+    let primary = 0x8000_0000u32;
+    let key = 0x8000_0001u32;
+    let ps = 0x0300_0000u32;
+    let hs = 0x0200_0001u32;
+    let persistent = 0x8100_0010u32;
+    let dupkey = 0x8000_0002u32;
+    // A duplicable ECDSA key (its policy is never satisfied here), and Duplicate's parameters:
+    // no inner wrapper.
+    let dup_key = {
+        let p = ecc_key_params(0x0004_0060, &b2(&[0x22; 32])); // sensitiveDataOrigin|userWithAuth|sign
+        p[..p.len() - 6].to_vec()
+    };
+    let dup_params = [&b2(&[])[..], &[0, 0x10]].concat();
+    let lockout = 0x4000_000Au32;
+    // A command with one password authorisation carrying `password`.
+    let pw_with = |cc: u32, handles: &[u32], password: &[u8], params: &[u8]| {
+        let mut c = cmd(cc, handles, false, &[]);
+        c[1] = 0x02;
+        let area = [&0x4000_0009u32.to_be_bytes()[..], &[0, 0, 1], &b2(password)].concat();
+        c.extend_from_slice(&(area.len() as u32).to_be_bytes());
+        c.extend_from_slice(&area);
+        c.extend_from_slice(params);
+        let len = c.len() as u32;
+        c[2..6].copy_from_slice(&len.to_be_bytes());
+        c
+    };
+    // Sign parameters: a SHA-256 digest, the key's scheme, a NULL hashcheck ticket.
+    let sign_params = [
+        &b2(&[0; 32])[..],
+        &[0, 0x10],
+        &[0x80, 0x24],
+        &null.to_be_bytes(),
+        &b2(&[]),
+    ]
+    .concat();
+    let start = |kind: u8| {
+        cmd(
+            0x176,
+            &[null, null],
+            false,
+            &[&b2(&[5; 16])[..], &[0, 0, kind], &[0, 0x10], &[0, 0x0B]].concat(),
+        )
+    };
+    let flush = |h: u32| cmd(0x165, &[], false, &h.to_be_bytes());
+    let pol = |cc: u32, params: &[u8]| cmd(cc, &[ps], false, params);
+    let define = |index: u32, attrs: u32, policy: &[u8]| {
+        let n = [
+            &index.to_be_bytes()[..],
+            &[0x00, 0x0B],
+            &attrs.to_be_bytes(),
+            &b2(policy),
+            &8u16.to_be_bytes(),
+        ]
+        .concat();
+        cmd(0x12A, &[owner], true, &[&b2(&[])[..], &b2(&n)].concat())
+    };
+    let nv_write = |index: u32| {
+        cmd(
+            0x137,
+            &[owner, index],
+            true,
+            &[&b2(&[7; 8])[..], &[0, 0]].concat(),
+        )
+    };
+    let nv_read = |index: u32| cmd(0x14E, &[owner, index], true, &[0, 8, 0, 0]);
+    let read_public = |index: u32| cmd(0x169, &[index], false, &[]);
+    // Attributes: owner read/write, and the policy and auth bits where the index is used with
+    // sessions of its own; NO_DA keeps failed tries away from the lockout counter.
+    let owner_rw = (1u32 << 1) | (1 << 17);
+    let own_pol = owner_rw | (1 << 2) | (1 << 3) | (1 << 18) | (1 << 19) | (1 << 25);
+    let (write_stclear, global, read_stclear) = (1u32 << 14, 1u32 << 15, 1u32 << 31);
+    let (nv_cc, nv_pcr, nv_st, nv_g, nv_g2, nv_plain) = (
+        0x0150_0020u32,
+        0x0150_0021u32,
+        0x0150_0022u32,
+        0x0150_0023u32,
+        0x0150_0024u32,
+        0x0150_0025u32,
+    );
+    let zero = [0u8; 32];
+    let cc_nv_read = 0x14Eu32.to_be_bytes();
+    let policy_cc_read = sha256(&[&zero, &0x16Cu32.to_be_bytes(), &cc_nv_read]);
+    // PCR 10 after one extend with 32 bytes of 0x0A (from zero), and PolicyPCR over it.
+    let sel10 = [0, 0, 0, 1, 0, 0x0B, 3, 0x00, 0x04, 0x00];
+    let pcr10 = sha256(&[&zero, &[0x0A; 32]]);
+    let policy_pcr = sha256(&[&zero, &0x17Fu32.to_be_bytes(), &sel10, &sha256(&[&pcr10])]);
+    let extend10 = |d: u8| {
+        let mut p = vec![0, 0, 0, 1, 0, 0x0B];
+        p.extend_from_slice(&[d; 32]);
+        cmd(0x182, &[10], true, &p)
+    };
+    let policy_pcr_cmd = pol(0x17F, &[&b2(&[])[..], &sel10].concat());
+    // How a step authorises its command: (command code, handles, parameters) to bytes.
+    type Authorise = dyn Fn(u32, &[u32], &[u8]) -> Vec<u8>;
+    // ECDSA key with adminWithPolicy (ADMIN role needs a policy session naming the command).
+    let admin_key = {
+        let attrs = 0x0004_00F2u32; // fixedTPM|fixedParent|sensitiveDataOrigin|userWithAuth|adminWithPolicy|sign
+        let p = ecc_key_params(attrs, &b2(&[0x11; 32]));
+        p[..p.len() - 6].to_vec()
+    };
+    let change_auth = |with: &Authorise| with(0x150, &[key, primary], &b2(b"new"));
+    let pw = |cc: u32, h: &[u32], p: &[u8]| cmd(cc, h, true, p);
+    let hmac_empty = move |cc: u32, h: &[u32], p: &[u8]| with_policy(cc, h, hs, p);
+    let policy_empty = move |cc: u32, h: &[u32], p: &[u8]| with_policy(cc, h, ps, p);
+    // A command with two empty password authorisations (the first two handles).
+    let two_pw = |cc: u32, handles: &[u32], params: &[u8]| {
+        let mut c = cmd(cc, handles, false, &[]);
+        c[1] = 0x02;
+        c.extend_from_slice(&18u32.to_be_bytes());
+        for _ in 0..2 {
+            c.extend_from_slice(&0x4000_0009u32.to_be_bytes());
+            c.extend_from_slice(&[0, 0, 1, 0, 0]);
+        }
+        c.extend_from_slice(params);
+        let len = c.len() as u32;
+        c[2..6].copy_from_slice(&len.to_be_bytes());
+        c
+    };
+    let nv_certify_null = |scheme: &[u8], size: u16| {
+        let p = [
+            &b2(b"q")[..],
+            scheme,
+            &size.to_be_bytes(),
+            &0u16.to_be_bytes(),
+        ]
+        .concat();
+        two_pw(0x184, &[null, owner, nv_st], &p)
+    };
+
+    // ActivateCredential with the MakeCredential response `spoil` + 1 steps back, its blob
+    // spoiled: 1 last byte flipped, 2 cut to 3 bytes, 3 only the integrity field left.
+    let activate = move |spoil: u8| {
+        Box::new(move |prev: &[Vec<u8>]| {
+            let r = &prev[prev.len() - 1 - usize::from(spoil)];
+            let (mut blob, secret) = (field(r, 10, 0), field(r, 10, 1));
+            match spoil {
+                1 if blob.len() > 2 => *blob.last_mut().unwrap() ^= 1,
+                2 => blob = b2(blob.get(2..5).unwrap_or(&[])),
+                3 => {
+                    let mac = field(&blob, 2, 0);
+                    blob = b2(&mac);
+                }
+                _ => {}
+            }
+            two_pw(0x147, &[primary, primary], &[&blob[..], &secret].concat())
+        }) as Build
+    };
+    // Phase 1: up to Shutdown(STATE).
+    let phase1: Vec<(&str, Build, Cmp)> = vec![
+        (
+            "Startup(CLEAR)",
+            k(cmd(0x144, &[], false, &[0, 0])),
+            Cmp::Exact,
+        ),
+        // 1. Empty HMAC when sessionKey and authValue are both empty.
+        (
+            "define index with PolicyCommandCode(NV_Read)",
+            k(define(nv_cc, own_pol, &policy_cc_read)),
+            Cmp::Exact,
+        ),
+        ("NV_Write it", k(nv_write(nv_cc)), Cmp::Exact),
+        ("StartAuthSession policy", k(start(1)), Cmp::Len),
+        ("StartAuthSession HMAC", k(start(0)), Cmp::Len),
+        (
+            "PolicyCommandCode(NV_Read)",
+            k(pol(0x16C, &cc_nv_read)),
+            Cmp::Exact,
+        ),
+        (
+            "NV_Read, policy session, wrong HMAC",
+            k(with_policy_password(
+                0x14E,
+                &[nv_cc, nv_cc],
+                ps,
+                &[9; 32],
+                &[0, 8, 0, 0],
+            )),
+            Cmp::Exact,
+        ),
+        (
+            "NV_Read, policy session, empty HMAC, empty key",
+            k(with_policy(0x14E, &[nv_cc, nv_cc], ps, &[0, 8, 0, 0])),
+            Cmp::Len,
+        ),
+        (
+            "NV_Read, policy session reset by its use",
+            k(with_policy(0x14E, &[nv_cc, nv_cc], ps, &[0, 8, 0, 0])),
+            Cmp::Exact,
+        ),
+        (
+            "NV_Read, HMAC session, wrong HMAC",
+            k(with_policy_password(
+                0x14E,
+                &[owner, nv_cc],
+                hs,
+                &[9; 32],
+                &[0, 8, 0, 0],
+            )),
+            Cmp::Exact,
+        ),
+        (
+            "NV_Read, HMAC session, empty HMAC, empty key",
+            k(with_policy(0x14E, &[owner, nv_cc], hs, &[0, 8, 0, 0])),
+            Cmp::Len,
+        ),
+        // The response HMAC is keyed with the new ownerAuth: not empty any more.
+        (
+            "HierarchyChangeAuth, HMAC session, empty HMAC",
+            k(with_policy(0x129, &[owner], hs, &b2(b"abc"))),
+            Cmp::Len,
+        ),
+        (
+            "HierarchyChangeAuth back",
+            k(pw_with(0x129, &[owner], b"abc", &b2(&[]))),
+            Cmp::Exact,
+        ),
+        ("PolicyRestart", k(pol(0x180, &[])), Cmp::Exact),
+        // 2. ADMIN role of an adminWithPolicy object.
+        (
+            "CreatePrimary storage key",
+            k(cmd(0x131, &[owner], true, &ecc_primary_params())),
+            Cmp::Len,
+        ),
+        (
+            "CreateLoaded adminWithPolicy key",
+            k(cmd(0x191, &[primary], true, &admin_key)),
+            Cmp::Len,
+        ),
+        (
+            "ObjectChangeAuth, password session",
+            k(change_auth(&pw)),
+            Cmp::Exact,
+        ),
+        (
+            "ObjectChangeAuth, HMAC session",
+            k(change_auth(&hmac_empty)),
+            Cmp::Exact,
+        ),
+        (
+            "ObjectChangeAuth, policy session without the policy",
+            k(change_auth(&policy_empty)),
+            Cmp::Exact,
+        ),
+        (
+            "Certify, password for the ADMIN role",
+            k(two_pw(
+                0x148,
+                &[key, key],
+                &[&b2(b"q")[..], &[0, 0x10]].concat(),
+            )),
+            Cmp::Exact,
+        ),
+        (
+            "ActivateCredential, password for the ADMIN role",
+            k(two_pw(
+                0x147,
+                &[key, primary],
+                &[&b2(&[1; 8])[..], &b2(&[2; 8])].concat(),
+            )),
+            Cmp::Exact,
+        ),
+        (
+            "NV_ChangeAuth, password for the ADMIN role",
+            k(cmd(0x13B, &[nv_cc], true, &b2(b"new"))),
+            Cmp::Exact,
+        ),
+        (
+            "EvictControl adminWithPolicy key",
+            k(cmd(0x120, &[owner, key], true, &persistent.to_be_bytes())),
+            Cmp::Exact,
+        ),
+        (
+            "ObjectChangeAuth persistent, password session",
+            k(cmd(0x150, &[persistent, primary], true, &b2(b"new"))),
+            Cmp::Exact,
+        ),
+        (
+            "ObjectChangeAuth persistent, HMAC session",
+            k(with_policy(0x150, &[persistent, primary], hs, &b2(b"new"))),
+            Cmp::Exact,
+        ),
+        // In lockout: the reference checks it before the session type (password), and only
+        // when the authValue takes part (not for a policy session without PolicyAuthValue).
+        // DUP role: a password session fails its own checks first, then lockout, then the
+        // session type.
+        (
+            "CreateLoaded duplicable key",
+            k(cmd(0x191, &[primary], true, &dup_key)),
+            Cmp::Len,
+        ),
+        (
+            "Duplicate, password session with a nonce",
+            k(with_policy(
+                0x14B,
+                &[dupkey, null],
+                0x4000_0009,
+                &dup_params,
+            )),
+            Cmp::Exact,
+        ),
+        (
+            "Duplicate, password session",
+            k(cmd(0x14B, &[dupkey, null], true, &dup_params)),
+            Cmp::Exact,
+        ),
+        (
+            "DictionaryAttackParameters maxTries 1",
+            k(cmd(
+                0x13A,
+                &[lockout],
+                true,
+                &[0, 0, 0, 1, 0, 0, 0x03, 0xE8, 0, 0, 0x03, 0xE8],
+            )),
+            Cmp::Exact,
+        ),
+        (
+            "Sign with a wrong password: lockout",
+            k(pw_with(0x15D, &[key], b"wrong", &sign_params)),
+            Cmp::Exact,
+        ),
+        (
+            "ObjectChangeAuth in lockout, password session",
+            k(change_auth(&pw)),
+            Cmp::Exact,
+        ),
+        (
+            "ObjectChangeAuth in lockout, HMAC session",
+            k(change_auth(&hmac_empty)),
+            Cmp::Exact,
+        ),
+        (
+            "ObjectChangeAuth in lockout, policy session without authValue",
+            k(change_auth(&policy_empty)),
+            Cmp::Exact,
+        ),
+        (
+            "Sign in lockout, policy session without authValue",
+            k(with_policy(0x15D, &[key], ps, &sign_params)),
+            Cmp::Exact,
+        ),
+        (
+            "Duplicate in lockout, password session",
+            k(cmd(0x14B, &[dupkey, null], true, &dup_params)),
+            Cmp::Exact,
+        ),
+        (
+            "DictionaryAttackLockReset",
+            k(cmd(0x139, &[lockout], true, &[])),
+            Cmp::Exact,
+        ),
+        // Three transient slots: the persistent key needs one to be used.
+        ("FlushContext duplicable key", k(flush(dupkey)), Cmp::Exact),
+        (
+            "EvictControl remove",
+            k(cmd(
+                0x120,
+                &[owner, persistent],
+                true,
+                &persistent.to_be_bytes(),
+            )),
+            Cmp::Exact,
+        ),
+        ("FlushContext key", k(flush(key)), Cmp::Exact),
+        ("FlushContext HMAC session", k(flush(hs)), Cmp::Exact),
+        // 3. and 4. *_STCLEAR locks and the global lock.
+        (
+            "define READ_STCLEAR|WRITE_STCLEAR index",
+            k(define(nv_st, owner_rw | write_stclear | read_stclear, &[])),
+            Cmp::Exact,
+        ),
+        ("NV_Write it", k(nv_write(nv_st)), Cmp::Exact),
+        (
+            "NV_WriteLock",
+            k(cmd(0x138, &[owner, nv_st], true, &[])),
+            Cmp::Exact,
+        ),
+        (
+            "NV_ReadLock",
+            k(cmd(0x14F, &[owner, nv_st], true, &[])),
+            Cmp::Exact,
+        ),
+        (
+            "define GLOBALLOCK index",
+            k(define(nv_g, owner_rw | global, &[])),
+            Cmp::Exact,
+        ),
+        (
+            "NV_GlobalWriteLock",
+            k(cmd(0x132, &[owner], true, &[])),
+            Cmp::Exact,
+        ),
+        (
+            "define GLOBALLOCK index after the lock",
+            k(define(nv_g2, owner_rw | global, &[])),
+            Cmp::Exact,
+        ),
+        (
+            "define plain index after the lock",
+            k(define(nv_plain, owner_rw, &[])),
+            Cmp::Exact,
+        ),
+        ("NV_Write GLOBALLOCK index", k(nv_write(nv_g)), Cmp::Exact),
+        (
+            "NV_Write later GLOBALLOCK index",
+            k(nv_write(nv_g2)),
+            Cmp::Exact,
+        ),
+        ("NV_Write plain index", k(nv_write(nv_plain)), Cmp::Exact),
+        (
+            "NV_ReadPublic later GLOBALLOCK index",
+            k(read_public(nv_g2)),
+            Cmp::Exact,
+        ),
+        ("NV_Write write-locked", k(nv_write(nv_st)), Cmp::Exact),
+        ("NV_Read read-locked", k(nv_read(nv_st)), Cmp::Exact),
+        (
+            "Shutdown(STATE)",
+            k(cmd(0x145, &[], false, &[0, 1])),
+            Cmp::Exact,
+        ),
+    ];
+    // Phase 2: TPM Resume (Startup(STATE)): every lock stays.
+    let phase2: Vec<(&str, Build, Cmp)> = vec![
+        (
+            "Startup(STATE)",
+            k(cmd(0x144, &[], false, &[0, 1])),
+            Cmp::Exact,
+        ),
+        (
+            "resume: NV_Write write-locked",
+            k(nv_write(nv_st)),
+            Cmp::Exact,
+        ),
+        ("resume: NV_Read read-locked", k(nv_read(nv_st)), Cmp::Exact),
+        ("resume: NV_Write GLOBALLOCK", k(nv_write(nv_g)), Cmp::Exact),
+        (
+            "resume: NV_Write later GLOBALLOCK",
+            k(nv_write(nv_g2)),
+            Cmp::Exact,
+        ),
+        (
+            "resume: NV_ReadPublic stclear index",
+            k(read_public(nv_st)),
+            Cmp::Exact,
+        ),
+        (
+            "resume: NV_ReadPublic GLOBALLOCK",
+            k(read_public(nv_g)),
+            Cmp::Exact,
+        ),
+        (
+            "Shutdown(STATE)",
+            k(cmd(0x145, &[], false, &[0, 1])),
+            Cmp::Exact,
+        ),
+    ];
+    // Phase 3: TPM Restart (Startup(CLEAR) after Shutdown(STATE)): the locks go.
+    let phase3: Vec<(&str, Build, Cmp)> = vec![
+        (
+            "Startup(CLEAR)",
+            k(cmd(0x144, &[], false, &[0, 0])),
+            Cmp::Exact,
+        ),
+        ("restart: NV_Write stclear", k(nv_write(nv_st)), Cmp::Exact),
+        ("restart: NV_Read stclear", k(nv_read(nv_st)), Cmp::Exact),
+        (
+            "restart: NV_Write GLOBALLOCK",
+            k(nv_write(nv_g)),
+            Cmp::Exact,
+        ),
+        (
+            "restart: NV_Write later GLOBALLOCK",
+            k(nv_write(nv_g2)),
+            Cmp::Exact,
+        ),
+        (
+            "restart: NV_ReadPublic GLOBALLOCK",
+            k(read_public(nv_g2)),
+            Cmp::Exact,
+        ),
+        // 5. cpHash and nameHash share one slot.
+        ("StartAuthSession policy", k(start(1)), Cmp::Len),
+        ("PolicyNameHash", k(pol(0x170, &b2(&[1; 32]))), Cmp::Exact),
+        (
+            "PolicyNameHash again",
+            k(pol(0x170, &b2(&[1; 32]))),
+            Cmp::Exact,
+        ),
+        (
+            "PolicyCpHash after nameHash",
+            k(pol(0x16E, &b2(&[2; 32]))),
+            Cmp::Exact,
+        ),
+        ("PolicyRestart", k(pol(0x180, &[])), Cmp::Exact),
+        ("PolicyCpHash", k(pol(0x16E, &b2(&[2; 32]))), Cmp::Exact),
+        (
+            "PolicyCpHash same",
+            k(pol(0x16E, &b2(&[2; 32]))),
+            Cmp::Exact,
+        ),
+        (
+            "PolicyCpHash other",
+            k(pol(0x16E, &b2(&[3; 32]))),
+            Cmp::Exact,
+        ),
+        (
+            "PolicyNameHash after cpHash",
+            k(pol(0x170, &b2(&[1; 32]))),
+            Cmp::Exact,
+        ),
+        ("PolicyRestart", k(pol(0x180, &[])), Cmp::Exact),
+        // 6. PolicyPCR, then the PCRs change.
+        ("PCR_Extend 10", k(extend10(0x0A)), Cmp::Exact),
+        (
+            "define index with PolicyPCR",
+            k(define(nv_pcr, own_pol, &policy_pcr)),
+            Cmp::Exact,
+        ),
+        ("NV_Write it", k(nv_write(nv_pcr)), Cmp::Exact),
+        ("PolicyPCR", k(policy_pcr_cmd.clone()), Cmp::Exact),
+        (
+            "NV_Read under PolicyPCR",
+            k(with_policy(0x14E, &[nv_pcr, nv_pcr], ps, &[0, 8, 0, 0])),
+            Cmp::Len,
+        ),
+        ("PolicyPCR again", k(policy_pcr_cmd.clone()), Cmp::Exact),
+        ("PCR_Extend 10 again", k(extend10(0x0B)), Cmp::Exact),
+        (
+            "NV_Read after the PCRs changed",
+            k(with_policy(0x14E, &[nv_pcr, nv_pcr], ps, &[0, 8, 0, 0])),
+            Cmp::Exact,
+        ),
+        (
+            "PolicyPCR after the change",
+            k(policy_pcr_cmd.clone()),
+            Cmp::Exact,
+        ),
+        ("PolicyRestart", k(pol(0x180, &[])), Cmp::Exact),
+        (
+            "PolicyPCR after restart",
+            k(policy_pcr_cmd.clone()),
+            Cmp::Exact,
+        ),
+        ("FlushContext policy session", k(flush(ps)), Cmp::Exact),
+        // 7. NV_Certify without a signing key.
+        (
+            "NV_Certify, NULL key",
+            k(nv_certify_null(&[0, 0x10], 8)),
+            Cmp::Len,
+        ),
+        (
+            "NV_Certify, NULL key with a scheme",
+            k(nv_certify_null(&[0, 0x18, 0, 0x0B], 8)),
+            Cmp::Len,
+        ),
+        (
+            "NV_Certify digest, NULL key",
+            k(nv_certify_null(&[0, 0x10], 0)),
+            Cmp::Len,
+        ),
+        (
+            "Quote, NULL key",
+            k(cmd(
+                0x158,
+                &[null],
+                true,
+                &[&b2(b"q")[..], &[0, 0x10], &sel10].concat(),
+            )),
+            Cmp::Len,
+        ),
+        (
+            "Quote, NULL key with a scheme",
+            k(cmd(
+                0x158,
+                &[null],
+                true,
+                &[&b2(b"q")[..], &[0, 0x18, 0, 0x0B], &sel10].concat(),
+            )),
+            Cmp::Len,
+        ),
+        (
+            "GetTime, NULL key",
+            k(two_pw(
+                0x14C,
+                &[0x4000_000B, null],
+                &[&b2(b"q")[..], &[0, 0x10]].concat(),
+            )),
+            Cmp::Len,
+        ),
+        (
+            "CreatePrimary storage key",
+            k(cmd(0x131, &[owner], true, &ecc_primary_params())),
+            Cmp::Len,
+        ),
+        (
+            "CertifyCreation, NULL key",
+            Box::new(move |prev: &[Vec<u8>]| {
+                // creationHash and creationTicket of the CreatePrimary response.
+                let r = &prev[prev.len() - 1];
+                if r.len() < 20 {
+                    return cmd(0x14A, &[null, primary], true, &[]);
+                }
+                let size = |at: usize| usize::from(u16::from_be_bytes([r[at], r[at + 1]]));
+                let mut at = 18;
+                at += 2 + size(at); // outPublic
+                at += 2 + size(at); // creationData
+                let hash_at = at;
+                at += 2 + size(at);
+                let ticket_end = at + 6 + 2 + size(at + 6);
+                let p = [
+                    &b2(b"q")[..],
+                    &r[hash_at..at],
+                    &[0, 0x10],
+                    &r[at..ticket_end],
+                ]
+                .concat();
+                cmd(0x14A, &[null, primary], true, &p)
+            }),
+            Cmp::Len,
+        ),
+        (
+            "Certify, NULL key",
+            k(two_pw(
+                0x148,
+                &[primary, null],
+                &[&b2(b"q")[..], &[0, 0x10]].concat(),
+            )),
+            Cmp::Len,
+        ),
+        // Credential blobs share duplication's outer wrapper: its failure codes.
+        (
+            "ReadPublic storage key",
+            k(cmd(0x173, &[primary], false, &[])),
+            Cmp::Len,
+        ),
+        (
+            "MakeCredential to the storage key",
+            Box::new(move |prev: &[Vec<u8>]| {
+                let name = field(&prev[prev.len() - 1], 10, 1);
+                cmd(
+                    0x168,
+                    &[primary],
+                    false,
+                    &[&b2(&[0x42; 16])[..], &name].concat(),
+                )
+            }),
+            Cmp::Len,
+        ),
+        ("ActivateCredential", activate(0), Cmp::Len),
+        ("ActivateCredential, tampered blob", activate(1), Cmp::Exact),
+        (
+            "ActivateCredential, blob cut inside its integrity field",
+            activate(2),
+            Cmp::Exact,
+        ),
+        (
+            "ActivateCredential, blob of its integrity field only",
+            activate(3),
+            Cmp::Exact,
+        ),
+    ];
+    let mut mismatches = compare(sim.port, sw.port, &phase1);
+    sim_power_cycle(sim.port);
+    swtpm_power_cycle(sw.port);
+    mismatches.extend(compare(sim.port, sw.port, &phase2));
+    sim_power_cycle(sim.port);
+    swtpm_power_cycle(sw.port);
+    mismatches.extend(compare(sim.port, sw.port, &phase3));
+    let total = phase1.len() + phase2.len() + phase3.len();
+    assert!(
+        mismatches.is_empty(),
+        "{} of {total} differ:\n{}",
+        mismatches.len(),
+        mismatches.join("\n")
+    );
+}
+
 /// A command with `n` empty-password authorisations (TPM_RS_PW, continueSession).
 fn cmd_pws(cc: u32, handles: &[u32], n: usize, params: &[u8]) -> Vec<u8> {
     cmd_area(cc, handles, &vec![(0x4000_0009, 0x01); n], params)

@@ -4,10 +4,11 @@
 //! TCP_NODELAY, and prints per-command medians and their ratio as a Markdown table.
 //!
 //! `--out FILE` also writes the table to FILE. `--iterations N` scales the fast commands;
-//! `--rounds R` (default 3) alternates the targets R times and keeps each command's best median.
+//! `--rounds R` (default 5) alternates the targets R times and keeps each command's best median
+//! (fresh RSA keys: the median of all rounds' samples).
 #![forbid(unsafe_code)]
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -18,8 +19,28 @@ trait Transport {
     fn exec(&mut self, cmd: &[u8]) -> Vec<u8>;
 }
 
-/// The Microsoft simulator framing (vtpm-sim).
-struct Mssim(TcpStream);
+/// A client connection: each request goes out in one write, responses are read through a
+/// buffer (one read syscall per response when it arrives in one segment). Both targets get the
+/// same client, only the framing differs, so the client's cost is the same on both sides.
+struct Conn {
+    w: TcpStream,
+    r: BufReader<TcpStream>,
+}
+
+impl Conn {
+    fn new(s: TcpStream) -> Conn {
+        s.set_nodelay(true).expect("nodelay");
+        let w = s.try_clone().expect("clone socket");
+        Conn {
+            w,
+            r: BufReader::with_capacity(16 * 1024, s),
+        }
+    }
+}
+
+/// The Microsoft simulator framing (vtpm-sim): TPM_SEND_COMMAND, locality, length, command;
+/// the response comes back as length, response, and a 4-byte zero.
+struct Mssim(Conn);
 
 impl Transport for Mssim {
     fn exec(&mut self, cmd: &[u8]) -> Vec<u8> {
@@ -28,29 +49,29 @@ impl Transport for Mssim {
         frame.push(0);
         frame.extend_from_slice(&(cmd.len() as u32).to_be_bytes());
         frame.extend_from_slice(cmd);
-        self.0.write_all(&frame).expect("send");
+        self.0.w.write_all(&frame).expect("send");
         let mut len = [0u8; 4];
-        self.0.read_exact(&mut len).expect("length");
+        self.0.r.read_exact(&mut len).expect("length");
         let mut resp = vec![0u8; u32::from_be_bytes(len) as usize];
-        self.0.read_exact(&mut resp).expect("response");
+        self.0.r.read_exact(&mut resp).expect("response");
         let mut ack = [0u8; 4];
-        self.0.read_exact(&mut ack).expect("ack");
+        self.0.r.read_exact(&mut ack).expect("ack");
         resp
     }
 }
 
 /// Raw TPM commands on swtpm's TCP server socket.
-struct Raw(TcpStream);
+struct Raw(Conn);
 
 impl Transport for Raw {
     fn exec(&mut self, cmd: &[u8]) -> Vec<u8> {
-        self.0.write_all(cmd).expect("send");
-        let mut hdr = [0u8; 10];
-        self.0.read_exact(&mut hdr).expect("header");
-        let size = u32::from_be_bytes([hdr[2], hdr[3], hdr[4], hdr[5]]) as usize;
-        let mut rest = vec![0u8; size.saturating_sub(10)];
-        self.0.read_exact(&mut rest).expect("body");
-        [hdr.to_vec(), rest].concat()
+        self.0.w.write_all(cmd).expect("send");
+        let mut resp = vec![0u8; 10];
+        self.0.r.read_exact(&mut resp).expect("header");
+        let size = u32::from_be_bytes([resp[2], resp[3], resp[4], resp[5]]) as usize;
+        resp.resize(size.max(10), 0);
+        self.0.r.read_exact(&mut resp[10..]).expect("body");
+        resp
     }
 }
 
@@ -121,21 +142,30 @@ fn rsa_modulus(r: &[u8]) -> Vec<u8> {
     r[46..46 + n_len].to_vec()
 }
 
-/// Median of `n` timed runs of `f`, in microseconds.
-fn median(n: usize, mut f: impl FnMut()) -> f64 {
-    let mut v: Vec<Duration> = (0..n)
+/// `n` timed runs of `f`, in microseconds, sorted.
+fn median(n: usize, mut f: impl FnMut()) -> Vec<f64> {
+    let mut v: Vec<f64> = (0..n)
         .map(|_| {
             let t = Instant::now();
             f();
-            t.elapsed()
+            t.elapsed().as_secs_f64() * 1e6
         })
         .collect();
-    v.sort();
-    v[v.len() / 2].as_secs_f64() * 1e6
+    v.sort_by(f64::total_cmp);
+    v
 }
 
-/// Runs the workload; returns (command, median µs) in a fixed order.
-fn workload(t: &mut dyn Transport, iters: usize, startup: bool) -> Vec<(&'static str, f64)> {
+fn median_of(sorted: &[f64]) -> f64 {
+    sorted[sorted.len() / 2]
+}
+
+/// Fresh RSA-2048 keys per round and target: the prime search's cost varies a lot from key
+/// to key (the distance to the next prime is roughly geometric), so it takes many keys for a
+/// median that moves by less than the gap between the two targets.
+const RSA_NEW_KEYS: usize = 81;
+
+/// Runs the workload; returns (command, sorted samples in µs) in a fixed order.
+fn workload(t: &mut dyn Transport, iters: usize, startup: bool) -> Vec<(&'static str, Vec<f64>)> {
     if startup {
         ok(t, &cmd(0x144, &[], false, &[0, 0]), "Startup");
     }
@@ -185,7 +215,7 @@ fn workload(t: &mut dyn Transport, iters: usize, startup: bool) -> Vec<(&'static
     let mut counter = 0u64;
     out.push((
         "CreatePrimary RSA-2048 (new template each time)",
-        median(15, || {
+        median(RSA_NEW_KEYS, || {
             counter += 1;
             let r = ok(
                 t,
@@ -274,6 +304,39 @@ fn workload(t: &mut dyn Transport, iters: usize, startup: bool) -> Vec<(&'static
     out
 }
 
+/// vtpm-sim in a child process (this binary, re-run with `--serve`), as swtpm runs in its own:
+/// with the server in the client's process, the scheduler places the two threads differently
+/// from two processes and round trips came out bimodal (14 or 30-50 µs from run to run).
+struct VtpmSim(Child, u16);
+
+impl Drop for VtpmSim {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_vtpm_sim() -> VtpmSim {
+    let child = Command::new(std::env::current_exe().expect("own path"))
+        .arg("--serve")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("cannot start the vtpm-sim server process");
+    // Killed on drop from here on, also if the port never comes.
+    let mut sim = VtpmSim(child, 0);
+    let out = sim.0.stdout.take().expect("child stdout");
+    // The child prints its command port once it listens.
+    let mut line = String::new();
+    BufReader::new(out)
+        .read_line(&mut line)
+        .expect("vtpm-sim server process output");
+    sim.1 = line
+        .trim()
+        .parse()
+        .expect("vtpm-sim server process did not report its port");
+    sim
+}
+
 /// swtpm on OS-chosen ports, killed on drop.
 struct Swtpm(Child, u16, std::path::PathBuf);
 
@@ -342,42 +405,67 @@ fn main() {
         .unwrap_or(200);
     let out_file = arg("--out");
 
-    let server = vtpm_sim::Server::bind(0, None).expect("bind vtpm-sim");
-    let port = server.port;
-    std::thread::spawn(move || server.serve());
-    let sw = start_swtpm();
-    let connect = |port: u16| {
-        let s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-        s.set_nodelay(true).expect("nodelay");
-        s
-    };
-    // Alternate the two targets over a few rounds and keep each command's best median, so that
-    // a burst of load on this shared machine does not land on one side only.
-    let rounds: usize = arg("--rounds").and_then(|s| s.parse().ok()).unwrap_or(3);
-    let mut vtpm: Vec<(&str, f64)> = Vec::new();
-    let mut swtpm: Vec<(&str, f64)> = Vec::new();
-    let best = |acc: &mut Vec<(&'static str, f64)>, new: Vec<(&'static str, f64)>| {
+    if args.get(1).map(String::as_str) == Some("--serve") {
+        // The server process of `start_vtpm_sim`.
+        let server = vtpm_sim::Server::bind(0, None).expect("bind vtpm-sim");
+        println!("{}", server.port);
+        server.serve();
+        return;
+    }
+    let connect = |port: u16| Conn::new(TcpStream::connect(("127.0.0.1", port)).expect("connect"));
+    // Alternate the two targets over a few rounds, so that a burst of load on this shared
+    // machine does not land on one side only; both servers are fresh processes each round, so
+    // one unlucky placement (a CPU shared with someone's build for the whole run) does not
+    // stick to one side either. Round-trip-bound commands keep their best
+    // per-round median (load only ever adds time); fresh RSA keys pool all rounds' samples,
+    // since their spread is the prime search's own, not noise.
+    let rounds: usize = arg("--rounds").and_then(|s| s.parse().ok()).unwrap_or(5);
+    let mut vtpm: Vec<(&str, Vec<Vec<f64>>)> = Vec::new();
+    let mut swtpm: Vec<(&str, Vec<Vec<f64>>)> = Vec::new();
+    let add = |acc: &mut Vec<(&'static str, Vec<Vec<f64>>)>, new: Vec<(&'static str, Vec<f64>)>| {
         if acc.is_empty() {
-            *acc = new;
+            *acc = new.into_iter().map(|(n, v)| (n, vec![v])).collect();
         } else {
-            for (a, n) in acc.iter_mut().zip(new) {
-                a.1 = a.1.min(n.1);
+            for (a, (_, v)) in acc.iter_mut().zip(new) {
+                a.1.push(v);
             }
         }
     };
-    for round in 0..rounds {
-        best(
-            &mut vtpm,
-            workload(&mut Mssim(connect(port)), iters, round == 0),
-        );
-        best(&mut swtpm, workload(&mut Raw(connect(sw.1)), iters, false));
+    for _ in 0..rounds {
+        let sim = start_vtpm_sim();
+        add(&mut vtpm, workload(&mut Mssim(connect(sim.1)), iters, true));
+        drop(sim);
+        let sw = start_swtpm();
+        add(&mut swtpm, workload(&mut Raw(connect(sw.1)), iters, false));
     }
+    let summary = |name: &str, runs: &[Vec<f64>]| -> f64 {
+        if name.contains("new template") {
+            let mut all: Vec<f64> = runs.concat();
+            all.sort_by(f64::total_cmp);
+            median_of(&all)
+        } else {
+            runs.iter().map(|r| median_of(r)).fold(f64::MAX, f64::min)
+        }
+    };
+    let fmt = |us: f64| {
+        if us < 100.0 {
+            format!("{us:.1}")
+        } else {
+            format!("{us:.0}")
+        }
+    };
 
     let mut table = String::from(
         "| command | vtpm-sim median (µs) | swtpm median (µs) | swtpm / vtpm-sim |\n|---|---:|---:|---:|\n",
     );
     for ((name, a), (_, b)) in vtpm.iter().zip(&swtpm) {
-        table.push_str(&format!("| {name} | {a:.0} | {b:.0} | {:.2}× |\n", b / a));
+        let (a, b) = (summary(name, a), summary(name, b));
+        table.push_str(&format!(
+            "| {name} | {} | {} | {:.2}× |\n",
+            fmt(a),
+            fmt(b),
+            b / a
+        ));
     }
     println!("{table}");
     if let Some(f) = out_file {

@@ -71,16 +71,22 @@ impl<P: Platform> Tpm<P> {
 
     /// TPMS_CLOCK_INFO and firmwareVersion of a TPMS_ATTEST signed by `signer`.
     pub(crate) fn write_attest_clock(&mut self, w: &mut Writer, signer: &Object) {
+        self.write_attest_clock_of(w, &signer.name, signer.hierarchy);
+    }
+
+    /// As `write_attest_clock`, for a signer known by name and hierarchy (TPM_RH_NULL for an
+    /// unsigned attestation, whose counters are obfuscated too).
+    pub(crate) fn write_attest_clock_of(&mut self, w: &mut Writer, name: &[u8], hierarchy: u32) {
         let clock = self.clock_now();
         let (mut reset, mut restart, mut fw) =
             (self.p.reset_count, self.p.restart_count, FIRMWARE_VERSION);
-        if !matches!(signer.hierarchy, h::RH_ENDORSEMENT | h::RH_PLATFORM) {
+        if !matches!(hierarchy, h::RH_ENDORSEMENT | h::RH_PLATFORM) {
             // Privacy (Part 1 §36.6): the counters would link attestations of one TPM.
             let k = kdfa(
                 HashAlg::Sha256,
                 &self.p.sh_proof,
                 b"OBFUSCATE",
-                &signer.name,
+                name,
                 b"",
                 128,
             );

@@ -681,11 +681,8 @@ impl<P: Platform> Tpm<P> {
             } else {
                 role
             };
-            // The DUP role needs a policy session (AUTH_TYPE, unnumbered, as the reference code
-            // answers), and that policy must have fixed the command code.
-            if role == Role::Dup && bound.is_some() && h::ty(a.handle) != h::HT_POLICY_SESSION {
-                return Err(Rc::AUTH_TYPE);
-            }
+            // The DUP role needs a policy session (`policy_required`: TPM_RC_AUTH_TYPE after the
+            // session's own checks and lockout), and that policy must have fixed the command code.
             let u =
                 self.check_one_session(a, n, bound, role, cc, names, params, auths, i, locality)?;
             if role == Role::Dup

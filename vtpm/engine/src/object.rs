@@ -361,6 +361,147 @@ impl Public {
     }
 }
 
+impl Public {
+    /// The public-area validation Load runs on what it brings in (and Import below a fixedTPM
+    /// parent, with `parent` None), in the order and with the codes of the reference's
+    /// PublicAttributesValidation and SchemeChecks: unlike Create's checks it knows the
+    /// parent, and it leaves out what only concerns the TPM generating the object
+    /// (sensitiveDataOrigin of a data object). Codes carry no number: the caller adds it.
+    pub(crate) fn check_load(&self, parent: Option<&Public>) -> Result<(), Rc> {
+        let a = |b| self.has(b);
+        if self.name_alg == alg::NULL {
+            return Err(Rc::HASH);
+        }
+        let hs = self.hash()?.size();
+        if !self.policy.is_empty() && self.policy.len() != hs {
+            return Err(Rc::SIZE);
+        }
+        match parent {
+            // Below a parent that may move, the object cannot be fixed to this TPM.
+            Some(p) if !p.has(attr::FIXED_TPM) => {
+                if a(attr::FIXED_TPM) {
+                    return Err(Rc::ATTRIBUTES);
+                }
+            }
+            _ => {
+                if a(attr::FIXED_TPM) != a(attr::FIXED_PARENT) {
+                    return Err(Rc::ATTRIBUTES);
+                }
+            }
+        }
+        if a(attr::SIGN) == a(attr::DECRYPT) {
+            // A restricted key is for exactly one of the two; only a data object (keyed
+            // hash) may be for neither.
+            if a(attr::RESTRICTED) {
+                return Err(Rc::ATTRIBUTES);
+            }
+            if !a(attr::SIGN) && !matches!(self.params, Params::KeyedHash { .. }) {
+                return Err(Rc::ATTRIBUTES);
+            }
+        }
+        crate::cmd::duplication::check_duplication_attrs(self, parent)?;
+        self.scheme_checks(parent)
+    }
+
+    /// SchemeChecks of the reference implementation.
+    fn scheme_checks(&self, parent: Option<&Public>) -> Result<(), Rc> {
+        let a = |b| self.has(b);
+        let (sign, decrypt, restricted) = (a(attr::SIGN), a(attr::DECRYPT), a(attr::RESTRICTED));
+        let sym = match &self.params {
+            // Only CFB parses, a valid mode for decryption and signing alike.
+            Params::Sym { sym, .. } => Some(*sym),
+            Params::KeyedHash { scheme, kdf, .. } => {
+                if sign == decrypt {
+                    if scheme.alg != alg::NULL {
+                        return Err(Rc::SCHEME);
+                    }
+                } else if sign {
+                    if scheme.alg != alg::HMAC {
+                        return Err(Rc::SCHEME);
+                    }
+                } else {
+                    if scheme.alg != alg::XOR {
+                        return Err(Rc::SCHEME);
+                    }
+                    // A derivation parent needs the SP800-108 KDF and a hash.
+                    if restricted {
+                        if *kdf != alg::KDF1_SP800_108 {
+                            return Err(Rc::SCHEME);
+                        }
+                        if HashAlg::from_alg(scheme.hash).is_err() {
+                            return Err(Rc::HASH);
+                        }
+                    }
+                }
+                None
+            }
+            Params::Rsa { sym, scheme, .. } | Params::Ecc { sym, scheme, .. } => {
+                let rsa = matches!(self.params, Params::Rsa { .. });
+                let sign_scheme = if rsa {
+                    matches!(scheme.alg, alg::RSASSA | alg::RSAPSS)
+                } else {
+                    matches!(scheme.alg, alg::ECDSA | alg::ECDAA)
+                };
+                let decrypt_scheme = if rsa {
+                    matches!(scheme.alg, alg::OAEP | alg::RSAES)
+                } else {
+                    scheme.alg == alg::ECDH
+                };
+                if sign == decrypt {
+                    // No way to name both a signing and a decryption scheme.
+                    if scheme.alg != alg::NULL {
+                        return Err(Rc::SCHEME);
+                    }
+                } else if sign {
+                    if sign_scheme {
+                        if scheme.hash == alg::NULL {
+                            return Err(Rc::SCHEME);
+                        }
+                    } else if restricted || scheme.alg != alg::NULL {
+                        return Err(Rc::SCHEME);
+                    }
+                } else if restricted {
+                    if scheme.alg != alg::NULL {
+                        return Err(Rc::SCHEME);
+                    }
+                } else if scheme.alg != alg::NULL && !decrypt_scheme {
+                    return Err(Rc::SCHEME);
+                }
+                // Only a parent (restricted decryption key) has symmetric algorithms.
+                if !(restricted && decrypt) && sym.alg != alg::NULL {
+                    return Err(Rc::SYMMETRIC);
+                }
+                if let Params::Ecc { kdf, .. } = &self.params
+                    && kdf.alg != alg::NULL
+                {
+                    return Err(Rc::KDF);
+                }
+                Some(*sym)
+            }
+        };
+        // A parent needs symmetric algorithms; a non-duplicable one those of its own parent.
+        if let Some(sym) = sym
+            && restricted
+            && decrypt
+        {
+            if sym.alg == alg::NULL {
+                return Err(Rc::SYMMETRIC);
+            }
+            if let Some(p) = parent
+                && a(attr::FIXED_PARENT)
+            {
+                if self.name_alg != p.name_alg {
+                    return Err(Rc::HASH);
+                }
+                if sym != p.sym() {
+                    return Err(Rc::SYMMETRIC);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Parses the type-specific parameters (TPMU_PUBLIC_PARMS) and, with `with_unique`, the
 /// unique field too (TestParms has no unique field).
 pub(crate) fn parse_parms(ty: u16, r: &mut Reader<'_>, with_unique: bool) -> Result<Params, Rc> {
@@ -848,5 +989,152 @@ pub(crate) fn verify(obj: &Object, digest: &[u8], sig: &Signature) -> Result<(),
             }
         }
         _ => Err(Rc::SCHEME),
+    }
+}
+
+#[cfg(test)]
+mod load_check_tests {
+    use super::*;
+    use attr::*;
+
+    /// An ECC P-256 public area: `sym` AES-128-CFB when true, `scheme` (alg, hash).
+    fn ecc(name_alg: u16, attrs: u32, sym: bool, scheme: (u16, u16)) -> Public {
+        let mut w = Writer::new();
+        w.u16(alg::ECC).u16(name_alg).u32(attrs).tpm2b(&[]);
+        if sym {
+            w.u16(alg::AES).u16(128).u16(alg::CFB);
+        } else {
+            w.u16(alg::NULL);
+        }
+        w.u16(scheme.0);
+        if scheme.0 != alg::NULL {
+            w.u16(scheme.1);
+        }
+        w.u16(0x0003).u16(alg::NULL).tpm2b(&[]).tpm2b(&[]);
+        let b = w.into_vec();
+        Public::parse(&mut Reader::new(&b)).expect("template parses")
+    }
+
+    fn sealed(attrs: u32) -> Public {
+        let mut w = Writer::new();
+        w.u16(alg::KEYEDHASH)
+            .u16(alg::SHA256)
+            .u32(attrs)
+            .tpm2b(&[])
+            .u16(alg::NULL)
+            .tpm2b(&[]);
+        let b = w.into_vec();
+        Public::parse(&mut Reader::new(&b)).expect("template parses")
+    }
+
+    /// A case: what, the public area, its parent, the expected result.
+    type Case<'a> = (&'a str, Public, Option<&'a Public>, Result<(), Rc>);
+
+    /// Rules Load must apply that no imported blob can reach (Import refuses fixedTPM and
+    /// fixedParent objects), with the parent's attributes in play; and Create's rule about
+    /// TPM-generated data, which Load must not apply.
+    #[test]
+    fn load_validates_against_the_parent() {
+        let fixed = FIXED_TPM | FIXED_PARENT | SENSITIVE_DATA_ORIGIN | USER_WITH_AUTH;
+        let storage = |a: u32| ecc(alg::SHA256, a | RESTRICTED | DECRYPT, true, (alg::NULL, 0));
+        let fixed_parent = storage(fixed);
+        let moving_parent = storage(SENSITIVE_DATA_ORIGIN | USER_WITH_AUTH);
+        let sign = (alg::ECDSA, alg::SHA256);
+        let cases: &[Case<'_>] = &[
+            (
+                "fixed key below a fixed parent",
+                ecc(alg::SHA256, fixed | SIGN, false, sign),
+                Some(&fixed_parent),
+                Ok(()),
+            ),
+            (
+                "fixedTPM without fixedParent",
+                ecc(alg::SHA256, FIXED_TPM | USER_WITH_AUTH | SIGN, false, sign),
+                Some(&fixed_parent),
+                Err(Rc::ATTRIBUTES),
+            ),
+            (
+                "fixedParent without fixedTPM below a fixedTPM parent",
+                ecc(
+                    alg::SHA256,
+                    FIXED_PARENT | USER_WITH_AUTH | SIGN,
+                    false,
+                    sign,
+                ),
+                Some(&fixed_parent),
+                Err(Rc::ATTRIBUTES),
+            ),
+            (
+                "fixedParent without fixedTPM below a duplicable parent",
+                ecc(
+                    alg::SHA256,
+                    FIXED_PARENT | USER_WITH_AUTH | SIGN,
+                    false,
+                    sign,
+                ),
+                Some(&moving_parent),
+                Ok(()),
+            ),
+            (
+                "fixedTPM below a duplicable parent",
+                ecc(alg::SHA256, fixed | SIGN, false, sign),
+                Some(&moving_parent),
+                Err(Rc::ATTRIBUTES),
+            ),
+            (
+                "restricted sign and decrypt",
+                ecc(
+                    alg::SHA256,
+                    fixed | RESTRICTED | SIGN | DECRYPT,
+                    true,
+                    (alg::NULL, 0),
+                ),
+                Some(&fixed_parent),
+                Err(Rc::ATTRIBUTES),
+            ),
+            (
+                "storage key with another nameAlg than its fixed parent",
+                storage_with(alg::SHA1, fixed),
+                Some(&fixed_parent),
+                Err(Rc::HASH),
+            ),
+            (
+                "storage key without symmetric algorithm",
+                ecc(
+                    alg::SHA256,
+                    fixed | RESTRICTED | DECRYPT,
+                    false,
+                    (alg::NULL, 0),
+                ),
+                Some(&fixed_parent),
+                Err(Rc::SYMMETRIC),
+            ),
+            (
+                "encryptedDuplication on a fixedTPM object",
+                ecc(
+                    alg::SHA256,
+                    fixed | ENCRYPTED_DUPLICATION | SIGN,
+                    false,
+                    sign,
+                ),
+                Some(&fixed_parent),
+                Err(Rc::ATTRIBUTES),
+            ),
+            (
+                "sealed data the TPM did not generate, marked sensitiveDataOrigin",
+                sealed(fixed),
+                Some(&fixed_parent),
+                Ok(()),
+            ),
+        ];
+        for (what, public, parent, want) in cases {
+            assert_eq!(public.check_load(*parent), *want, "{what}");
+        }
+        // Create refuses what Load accepts here: the TPM cannot originate sealed data.
+        assert_eq!(sealed(fixed).check_create(), Err(Rc::ATTRIBUTES));
+    }
+
+    fn storage_with(name_alg: u16, attrs: u32) -> Public {
+        ecc(name_alg, attrs | RESTRICTED | DECRYPT, true, (alg::NULL, 0))
     }
 }

@@ -52,17 +52,23 @@ pub(crate) struct Session {
     pub(crate) start_time: u64,
     /// When the policy stops authorising (ms since power-on; 0: never).
     pub(crate) timeout: u64,
-    /// PolicyNvWritten and PolicyPhysicalPresence conditions (state format 5 on).
+    /// The PCR update counter when PolicyPCR last checked the PCRs (None: no PolicyPCR since
+    /// the policy started). Any PCR change since then makes the session fail with
+    /// TPM_RC_PCR_CHANGED. (The reference uses 0 for "none", which lets a PolicyPCR made while
+    /// the counter is still 0 survive later PCR changes; an explicit None closes that gap.)
+    pub(crate) pcr_counter: Option<u32>,
+    /// PolicyNvWritten and PolicyPhysicalPresence conditions (state format 6 on).
     pub(crate) more: crate::cmd::PolicyMore,
 }
 
 impl Session {
     pub(crate) fn write(&self, w: &mut Writer) {
-        self.write_ext(w, true);
-        self.more.write(w);
+        self.write_ext(w, crate::state::STATE_VERSION);
     }
-    /// Writes the session, with the policy extension when `ext` (state format 4 on).
-    pub(crate) fn write_ext(&self, w: &mut Writer, ext: bool) {
+    /// Writes the session as state format `version` has it: the policy extension from format
+    /// 4 on, the PolicyPCR counter from format 5 on, PolicyNvWritten/PhysicalPresence from 6 on.
+    pub(crate) fn write_ext(&self, w: &mut Writer, version: u16) {
+        let ext = version >= 4;
         w.u32(self.handle)
             .u8(self.kind)
             .u16(self.hash.alg())
@@ -90,10 +96,22 @@ impl Session {
             .u8(self.locality)
             .u64(self.start_time)
             .u64(self.timeout);
+        if version >= 5 {
+            // Format 5: the PolicyPCR counter (flag, value).
+            w.u8(u8::from(self.pcr_counter.is_some()))
+                .u32(self.pcr_counter.unwrap_or(0));
+        }
+        if version >= 6 {
+            // Format 6: PolicyNvWritten / PolicyPhysicalPresence.
+            self.more.write(w);
+        }
     }
-    /// Reads a session; `ext` says whether the policy extension follows (state format 4 on;
-    /// context blobs: whenever bytes are left).
-    pub(crate) fn read(r: &mut Reader<'_>, ext: Option<bool>) -> Result<Session, Rc> {
+    /// Reads a session written in state format `version` (context blobs, None: each extension
+    /// whenever bytes are left).
+    pub(crate) fn read(r: &mut Reader<'_>, version: Option<u16>) -> Result<Session, Rc> {
+        let ext = version.map(|v| v >= 4);
+        let ext5 = version.map(|v| v >= 5);
+        let ext6 = version.map(|v| v >= 6);
         let handle = r.u32()?;
         let kind = r.u8()?;
         let hash = HashAlg::from_alg(r.u16()?)?;
@@ -123,9 +141,19 @@ impl Session {
             start_time = r.u64()?;
             timeout = r.u64()?;
         }
-        // Context blobs carry the format-5 conditions when bytes are left (state blobs read
-        // them in `state.rs`, by version).
-        let more = if ext.is_none() && r.remaining() > 0 {
+        let mut pcr_counter = None;
+        if ext5.unwrap_or(r.remaining() > 0) {
+            let set = r.u8()?;
+            let value = r.u32()?;
+            pcr_counter = match set {
+                0 => None,
+                1 => Some(value),
+                _ => return Err(Rc::VALUE),
+            };
+        }
+        // PolicyNvWritten / PolicyPhysicalPresence conditions: state format 6 on; context blobs
+        // carry them when bytes are left.
+        let more = if ext6.unwrap_or(r.remaining() > 0) {
             crate::cmd::PolicyMore::read(r)?
         } else {
             Default::default()
@@ -148,6 +176,7 @@ impl Session {
             locality,
             start_time,
             timeout,
+            pcr_counter,
         })
     }
     pub(crate) fn is_policy(&self) -> bool {
@@ -164,6 +193,7 @@ impl Session {
         self.locality = 0;
         self.timeout = 0;
         self.more = Default::default();
+        self.pcr_counter = None;
     }
     /// The command code a policy session is bound to (PolicyCommandCode), if any.
     pub(crate) fn command_code(&self) -> Option<u32> {
@@ -261,11 +291,17 @@ impl<P: Platform> Tpm<P> {
         if s.kind == SE_TRIAL {
             return Err(Rc::ATTRIBUTES.session(n));
         }
-        if self.entity_da_protected(hdl) && self.in_lockout() {
-            return Err(Rc::LOCKOUT);
-        }
-        if hdl == h::RH_LOCKOUT && self.p.lockout_locked {
-            return Err(Rc::LOCKOUT);
+        let bound_here = !s.bind_name.is_empty() && s.bind_name == self.entity_name(hdl);
+        // Lockout matters only where the authValue takes part (the reference's includeAuth):
+        // a policy session with PolicyAuthValue/PolicyPassword, an HMAC session not bound to
+        // the entity. It is checked before the session type is.
+        let include_auth = if s.is_policy() {
+            s.need_auth_value || s.need_password
+        } else {
+            !bound_here
+        };
+        if include_auth {
+            self.check_lockout(hdl)?;
         }
         let auth = self.entity_auth(hdl)?;
         let auth = crate::engine::trim(&auth).to_vec();
@@ -296,11 +332,22 @@ impl<P: Platform> Tpm<P> {
             if !self.auth_value_allowed(hdl, role) {
                 return Err(Rc::AUTH_UNAVAILABLE);
             }
-            let bound_here = !s.bind_name.is_empty() && s.bind_name == self.entity_name(hdl);
             if !bound_here {
                 session_value.extend_from_slice(&auth);
                 auth_of = Some(hdl);
             }
+        }
+        // With an empty HMAC key (no sessionKey, no authValue in it) an empty HMAC is a valid
+        // authorisation (ComputeCommandHMAC of the reference implementation).
+        if session_value.is_empty() && a.hmac.is_empty() {
+            return Ok(SessionUse {
+                attrs: a.attrs,
+                slot: Some(slot),
+                nonce_caller: a.nonce_caller.clone(),
+                session_value,
+                password: false,
+                auth_of,
+            });
         }
         let cp = cp_hash(s.hash, cc, names, params);
         let (dec_nonce, enc_nonce) = self.extra_nonces(all, idx);
@@ -328,9 +375,25 @@ impl<P: Platform> Tpm<P> {
         })
     }
 
-    /// Whether only a policy session may act in this role: an NV index's ADMIN role, and an
-    /// object's with adminWithPolicy (a password or HMAC session gets TPM_RC_AUTH_TYPE).
+    /// TPM_RC_LOCKOUT if the entity's authValue is locked out: a DA-protected entity in
+    /// lockout, or lockoutAuth after a failure.
+    fn check_lockout(&self, hdl: u32) -> Result<(), Rc> {
+        if self.entity_da_protected(hdl) && self.in_lockout() {
+            return Err(Rc::LOCKOUT);
+        }
+        if hdl == h::RH_LOCKOUT && self.p.lockout_locked {
+            return Err(Rc::LOCKOUT);
+        }
+        Ok(())
+    }
+
+    /// Whether only a policy session may act in this role: the DUP role, an NV index's ADMIN
+    /// role, and an object's with adminWithPolicy (a password or HMAC session gets
+    /// TPM_RC_AUTH_TYPE).
     fn policy_required(&self, hdl: u32, role: Role) -> bool {
+        if role == Role::Dup {
+            return true;
+        }
         if role != Role::Admin {
             return false;
         }
@@ -360,6 +423,10 @@ impl<P: Platform> Tpm<P> {
         // PolicySecret authorised by a policy session must prove the authValue itself.
         if cc == crate::cc::code::POLICY_SECRET && !s.need_password && !s.need_auth_value {
             return Err(Rc::MODE.session(n));
+        }
+        // The PCRs PolicyPCR checked have changed since (checked first, as in the reference).
+        if !self.pcr_value_current(s) {
+            return Err(Rc::PCR_CHANGED);
         }
         let (palg, pdig) = self.entity_policy(hdl);
         if pdig.is_empty() {
@@ -431,17 +498,14 @@ impl<P: Platform> Tpm<P> {
         let Some(hdl) = bound else {
             return Err(Rc::AUTH_CONTEXT);
         };
+        // Lockout first, then the session type (TPM_RC_LOCKOUT before TPM_RC_AUTH_TYPE, as in
+        // the reference's CheckAuthSession).
+        self.check_lockout(hdl)?;
         if self.policy_required(hdl, role) {
             return Err(Rc::AUTH_TYPE);
         }
         if !self.auth_value_allowed(hdl, role) {
             return Err(Rc::AUTH_UNAVAILABLE);
-        }
-        if self.entity_da_protected(hdl) && self.in_lockout() {
-            return Err(Rc::LOCKOUT);
-        }
-        if hdl == h::RH_LOCKOUT && self.p.lockout_locked {
-            return Err(Rc::LOCKOUT);
         }
         self.check_password(hdl, &a.hmac, n)?;
         Ok(SessionUse {
@@ -549,7 +613,7 @@ impl<P: Platform> Tpm<P> {
         params: &[u8],
     ) -> Vec<u8> {
         let mut w = Writer::new();
-        for (u, a) in uses.iter().zip(auths) {
+        for (i, u) in uses.iter().enumerate() {
             match u.slot.and_then(|i| self.v.sessions[i].clone()) {
                 None => {
                     w.u16(0).u8(u.attrs | sattr::CONTINUE).u16(0);
@@ -569,9 +633,10 @@ impl<P: Platform> Tpm<P> {
                             }
                             None => u.session_value.clone(),
                         };
-                        // An empty key and an empty command HMAC: the response HMAC is empty
-                        // too (ComputeResponseHMAC), e.g. an unbound, unsalted audit session.
-                        if value.is_empty() && a.hmac.is_empty() {
+                        // An empty key (as the response sees it: HierarchyChangeAuth may have
+                        // set a new authValue) after an empty command HMAC: an empty HMAC
+                        // (ComputeResponseHMAC of the reference implementation).
+                        if value.is_empty() && auths.get(i).is_some_and(|a| a.hmac.is_empty()) {
                             w.u16(0);
                             continue;
                         }
@@ -753,6 +818,7 @@ impl<P: Platform> Tpm<P> {
             start_time: self.time_ms(),
             timeout: 0,
             more: Default::default(),
+            pcr_counter: None,
         });
         let mut o = Out::new();
         o.handle = Some(handle);
@@ -821,6 +887,10 @@ impl<P: Platform> Tpm<P> {
         c.params.finish().p(2)?;
         let sel_bytes = &start.rest()[..start.remaining() - c.params.remaining()];
         let s = self.policy_session(c.handles[0], 1)?.clone();
+        // A second PolicyPCR must not hide a change since the first.
+        if s.kind != SE_TRIAL && !self.pcr_value_current(&s) {
+            return Err(Rc::PCR_CHANGED);
+        }
         let digest = self.v.pcrs.digest(&sel, s.hash);
         let digest = if s.kind == SE_TRIAL && !given.is_empty() {
             given
@@ -839,7 +909,18 @@ impl<P: Platform> Tpm<P> {
                 &digest,
             ],
         )?;
+        let counter = self.v.pcrs.update_counter;
+        let s = self.policy_session(c.handles[0], 1)?;
+        if s.kind != SE_TRIAL {
+            s.pcr_counter = Some(counter);
+        }
         Ok(Out::new())
+    }
+
+    /// Whether no PCR changed since the session's PolicyPCR (true without one).
+    fn pcr_value_current(&self, s: &Session) -> bool {
+        s.pcr_counter
+            .is_none_or(|c| c == self.v.pcrs.update_counter)
     }
 
     fn policy_or(&mut self, c: &mut Ctx<'_>) -> Result<Out, Rc> {

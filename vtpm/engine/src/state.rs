@@ -5,13 +5,13 @@
 //! `total_commands` and the DA lockout flag to the permanent body; version 3 added the sessions
 //! to the full-instance body; version 4 added the policy-session state (cpHash/nameHash,
 //! locality, start time and timeout) to each session, and the NV_GlobalWriteLock set, Clock's
-//! safe flag and the orderly-shutdown flag to the permanent body; version 5 added the command
-//! audit state (hash, audited commands, counter, digest), the PCR allocation of the next
-//! Startup(CLEAR), the PCR 20-22 group's authValue and authPolicy and the EC_Ephemeral commit
-//! state to the permanent body, and to the
-//! full-instance body the audit sessions' digests, the exclusive audit session and each
-//! session's PolicyNvWritten / PolicyPhysicalPresence conditions (a PolicyTemplate hash uses
-//! the cpHash slot's kind 3). A build reads every older version (defaults for the missing
+//! safe flag and the orderly-shutdown flag to the permanent body; version 5 added the PolicyPCR
+//! update counter to each session; version 6 added the command audit state (hash, audited
+//! commands, counter, digest), the PCR allocation of the next Startup(CLEAR), the PCR 20-22
+//! group's authValue and authPolicy and the EC_Ephemeral commit state to the permanent body,
+//! and to the full-instance body the audit sessions' digests, the exclusive audit session and
+//! each session's PolicyNvWritten / PolicyPhysicalPresence conditions (a PolicyTemplate hash
+//! uses the cpHash slot's kind 3). A build reads every older version (defaults for the missing
 //! fields) and refuses anything newer than itself.
 
 use crate::crypto::HashAlg;
@@ -24,7 +24,7 @@ use alloc::vec::Vec;
 
 const MAGIC: &[u8; 6] = b"WVTPM\0";
 /// The format version this build writes.
-pub const STATE_VERSION: u16 = 5;
+pub const STATE_VERSION: u16 = 6;
 const KIND_PERMANENT: u8 = 0;
 const KIND_FULL: u8 = 1;
 
@@ -199,7 +199,7 @@ fn write_permanent(w: &mut Writer, p: &Permanent, version: u16) {
         }
         w.u8(u8::from(p.clock_safe) | (u8::from(p.orderly) << 1));
     }
-    if version >= 5 {
+    if version >= 6 {
         p.audit.write(w);
         w.u8(p.pcr_alloc.len() as u8);
         for b in &p.pcr_alloc {
@@ -275,7 +275,7 @@ fn read_permanent(r: &mut Reader<'_>, version: u16) -> R<Permanent> {
     } else {
         (true, false)
     };
-    let audit = if version >= 5 {
+    let audit = if version >= 6 {
         c(crate::cmd::CommandAudit::read(r))?
     } else {
         crate::cmd::CommandAudit::new()
@@ -285,7 +285,7 @@ fn read_permanent(r: &mut Reader<'_>, version: u16) -> R<Permanent> {
         Vec::new(),
         (crate::crypto::alg::NULL, Vec::new()),
     );
-    if version >= 5 {
+    if version >= 6 {
         let n = c(r.u8())?;
         pcr_alloc.clear();
         for _ in 0..n {
@@ -299,7 +299,7 @@ fn read_permanent(r: &mut Reader<'_>, version: u16) -> R<Permanent> {
         pcr_policy = read_policy(r)?;
     }
     // Older blobs: a commit nonce derived from the proof values (fresh at the next TPM Reset).
-    let commit = if version >= 5 {
+    let commit = if version >= 6 {
         c(crate::cmd::CommitState::read(r))?
     } else {
         crate::cmd::CommitState::new(crate::crypto::HashAlg::Sha256.digest(&[&sh_proof, b"COMMIT"]))
@@ -452,10 +452,7 @@ fn write_volatile(w: &mut Writer, v: &Volatile, p_clock: u64, version: u16) {
         match s {
             Some(s) => {
                 w.u8(1);
-                s.write_ext(w, version >= 4);
-                if version >= 5 {
-                    s.more.write(w);
-                }
+                s.write_ext(w, version);
             }
             None => {
                 w.u8(0);
@@ -470,7 +467,7 @@ fn write_volatile(w: &mut Writer, v: &Volatile, p_clock: u64, version: u16) {
         // Time into this power cycle at the last command: Clock minus Clock at time 0.
         w.u64(p_clock.wrapping_sub(v.clock_base));
     }
-    if version >= 5 {
+    if version >= 6 {
         v.audit.write(w);
     }
 }
@@ -511,11 +508,7 @@ fn read_volatile(r: &mut Reader<'_>, version: u16) -> R<Volatile> {
         }
         for slot in sessions.iter_mut() {
             if c(r.u8())? != 0 {
-                let mut s = c(crate::session::Session::read(r, Some(version >= 4)))?;
-                if version >= 5 {
-                    s.more = c(crate::cmd::PolicyMore::read(r))?;
-                }
-                *slot = Some(s);
+                *slot = Some(c(crate::session::Session::read(r, Some(version)))?);
             }
         }
         let n = c(r.u32())? as usize;
@@ -527,7 +520,7 @@ fn read_volatile(r: &mut Reader<'_>, version: u16) -> R<Volatile> {
         }
     }
     let time_offset = if version >= 4 { c(r.u64())? } else { 0 };
-    let audit = if version >= 5 {
+    let audit = if version >= 6 {
         c(crate::cmd::SessionAudit::read(r))?
     } else {
         crate::cmd::SessionAudit::default()
@@ -596,8 +589,9 @@ mod tests {
             s.bound_digest = alloc::vec![7; 32];
             s.locality = 0x18;
             s.timeout = 1234;
+            s.pcr_counter = Some(0);
         }
-        // Version-5 state: command audit and an audit session.
+        // Version-6 state: command audit and an audit session.
         t.p.audit.commands.push(0x17B);
         t.p.audit.counter = 9;
         t.p.audit.digest = alloc::vec![5; 32];
@@ -637,29 +631,31 @@ mod tests {
                     (s.locality, s.timeout),
                     if v4 { (0x18, 1234) } else { (0, 0) }
                 );
+                // Version 5: the PolicyPCR counter (Some(0) is not "none").
+                assert_eq!(s.pcr_counter.is_some(), version >= 5, "v{version}");
             }
             let p = decode_permanent(&encode_permanent_version(&t.p, version)).expect("perm");
             let v4 = version >= 4;
             assert_eq!(p.global_locked.len(), usize::from(v4), "v{version}");
             // Older formats did not record the shutdown: not orderly, safe until then.
             assert_eq!((p.clock_safe, p.orderly), (!v4, v4), "v{version}");
-            // Audit state travels from version 5 on; older blobs get the manufactured state.
-            let v5 = version >= 5;
-            let want = if v5 {
+            // Audit state travels from version 6 on; older blobs get the manufactured state.
+            let v6 = version >= 6;
+            let want = if v6 {
                 t.p.audit.clone()
             } else {
                 crate::cmd::CommandAudit::new()
             };
             assert_eq!(p.audit, want, "v{version}");
-            assert_eq!(v.audit.exclusive != 0, v5, "v{version}");
-            assert_eq!(v.audit.digests.len(), usize::from(v5), "v{version}");
-            let banks = if v5 {
+            assert_eq!(v.audit.exclusive != 0, v6, "v{version}");
+            assert_eq!(v.audit.digests.len(), usize::from(v6), "v{version}");
+            let banks = if v6 {
                 alloc::vec![HashAlg::Sha256]
             } else {
                 crate::pcr::BANKS.to_vec()
             };
             assert_eq!(p.pcr_alloc, banks, "v{version}");
-            assert_eq!(p.pcr_auth.len(), if v5 { 2 } else { 0 }, "v{version}");
+            assert_eq!(p.pcr_auth.len(), if v6 { 2 } else { 0 }, "v{version}");
         }
     }
 }

@@ -238,7 +238,11 @@ fn command_audit_digest_is_recomputable() {
     let p = resp_params(&r, false);
     let n = usize::from(u16::from_be_bytes([p[0], p[1]]));
     assert_eq!(&p[2 + n..], &[0, 0x10], "TPM_ALG_NULL signature");
-    assert_eq!(&p[8..14], &[0, 4, 0x40, 0, 0, 7], "qualifiedSigner TPM_RH_NULL");
+    assert_eq!(
+        &p[8..14],
+        &[0, 4, 0x40, 0, 0, 7],
+        "qualifiedSigner TPM_RH_NULL"
+    );
     // magic, type, qualifiedSigner (2+4), extraData (2+1), clockInfo and firmware (25).
     let unsigned = command_audit_info(&p[2 + 6 + 6 + 3 + 25..2 + n]);
     let (counter, alg, digest, commands) =
@@ -405,13 +409,14 @@ fn audit_state_across_restart_reset_and_a_state_blob() {
     t.ok(&set_status(0x10, &[GET_RANDOM], &[]));
     t.ok(&cmd(GET_RANDOM, &[], &[(s, 0x81)], &[0, 8]));
     let digest_of = |t: &mut T| command_audit_info(&t.attest(&get_command_audit(key), key, 0x8015));
-    // A state blob carries both digests (format 5) to a fresh instance.
+    // A state blob carries both digests (format 6 on) to a fresh instance.
     let blob = t.0.save_state();
     assert_eq!(
         u16::from_be_bytes([blob[6], blob[7]]),
-        5,
+        warden_vtpm::STATE_VERSION,
         "state format version"
     );
+    assert!(warden_vtpm::STATE_VERSION >= 6);
     let mut u = T(Tpm::new(MemPlatform::with_seed(99)).expect("fresh TPM"));
     u.0.restore_state(&blob).expect("restore");
     let a = t.attest(&get_session_audit(key, s), key, 0x8016);

@@ -26,6 +26,25 @@ pub fn scratch(name: &str) -> PathBuf {
     dir
 }
 
+/// The key that seals state folder `state`: `<state>.key` beside it, created (owner-only) on
+/// first use, so a restart on the same state finds the same key.
+pub fn state_key(state: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let mut name = state.as_os_str().to_owned();
+    name.push(".key");
+    let path = PathBuf::from(name);
+    if !path.exists() {
+        let mut key = [0u8; 32];
+        std::fs::File::open("/dev/urandom")
+            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut key))
+            .expect("random state key");
+        std::fs::write(&path, key).expect("write state key");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+            .expect("chmod state key");
+    }
+    path
+}
+
 impl Sim {
     /// Starts the server (with `--state state_dir` when given) and waits until it listens.
     pub fn start(dir: &Path, state: Option<&Path>) -> Sim {
@@ -40,7 +59,10 @@ impl Sim {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         if let Some(s) = state {
-            cmd.arg("--state").arg(s);
+            cmd.arg("--state")
+                .arg(s)
+                .arg("--state-key")
+                .arg(state_key(s));
         }
         let mut child = cmd.spawn().expect("spawn vtpm-sim");
         let stdout = child.stdout.take().expect("piped stdout");

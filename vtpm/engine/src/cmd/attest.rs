@@ -10,6 +10,7 @@ use crate::marshal::Writer;
 use crate::nv::{MAX_BUFFER, a};
 use crate::object::Scheme;
 use crate::rc::{At, Rc};
+use alloc::vec::Vec;
 
 const ST_ATTEST_NV: u16 = 0x8014;
 const ST_ATTEST_CREATION: u16 = 0x801A;
@@ -52,20 +53,25 @@ impl<P: Platform> Tpm<P> {
         if size > MAX_BUFFER {
             return Err(Rc::VALUE.param(3));
         }
-        let (key, scheme) = self.signing_key(sign_h, 1, in_scheme, 2)?;
+        // TPM_RH_NULL as signHandle: an unsigned attestation.
+        let signer = self.attest_signer(sign_h, 1, in_scheme, 2)?;
         let mut w = Writer::new();
         if size == 0 && offset == 0 {
-            // The whole index, as a digest with the signing scheme's hash.
-            let sh = HashAlg::from_alg(scheme.hash).p(2)?;
-            self.attest_header(&mut w, ST_ATTEST_NV_DIGEST, &key, &extra);
-            w.tpm2b(&n.name()).tpm2b(&sh.digest(&[&n.data]));
+            // The whole index, as a digest with the signing scheme's hash (none without a
+            // signing key: the scheme is TPM_ALG_NULL, the digest empty, as in the reference).
+            let digest = match &signer {
+                Some((_, scheme)) => HashAlg::from_alg(scheme.hash).p(2)?.digest(&[&n.data]),
+                None => Vec::new(),
+            };
+            self.attest_header_opt(&mut w, ST_ATTEST_NV_DIGEST, signer.as_ref(), &extra);
+            w.tpm2b(&n.name()).tpm2b(&digest);
         } else {
-            self.attest_header(&mut w, ST_ATTEST_NV, &key, &extra);
+            self.attest_header_opt(&mut w, ST_ATTEST_NV, signer.as_ref(), &extra);
             w.tpm2b(&n.name())
                 .u16(offset as u16)
                 .tpm2b(&n.data[offset..offset + size]);
         }
-        self.finish_attest(&key, scheme, w.into_vec()).p(2)
+        self.finish_attest_opt(signer, w.into_vec()).p(2)
     }
 
     /// CertifyCreation: the object was created by this TPM with that creationHash, as the
@@ -105,10 +111,10 @@ impl<P: Platform> Tpm<P> {
         ) {
             return Err(Rc::TICKET.param(4));
         }
-        let (key, scheme) = self.signing_key(c.handles[0], 1, in_scheme, 3)?;
+        let signer = self.attest_signer(c.handles[0], 1, in_scheme, 3)?;
         let mut w = Writer::new();
-        self.attest_header(&mut w, ST_ATTEST_CREATION, &key, &extra);
+        self.attest_header_opt(&mut w, ST_ATTEST_CREATION, signer.as_ref(), &extra);
         w.tpm2b(&obj.name).tpm2b(&creation_hash);
-        self.finish_attest(&key, scheme, w.into_vec()).p(3)
+        self.finish_attest_opt(signer, w.into_vec()).p(3)
     }
 }

@@ -97,7 +97,8 @@ impl<P: Platform> Tpm<P> {
             }
             _ => return Err(Rc::VALUE.param(1)),
         }
-        // Objects with stClear do not survive a restart; NV locks with *_STCLEAR are released.
+        // Objects with stClear do not survive a restart; NV locks with *_STCLEAR are released
+        // (on Reset and Restart, not on Resume).
         self.nv_startup_clear(ty == SU_CLEAR);
         self.clock_startup();
         self.v.started = true;

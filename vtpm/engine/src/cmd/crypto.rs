@@ -5,7 +5,7 @@
 use super::object::{ST_HASHCHECK, ST_VERIFIED};
 use crate::Platform;
 use crate::crypto::aes::Aes;
-use crate::crypto::{HashAlg, alg, ct_eq, kdfa, kdfe};
+use crate::crypto::{HashAlg, alg, ct_eq, kdfe};
 use crate::engine::{Ctx, Out, Tpm};
 use crate::handle as h;
 use crate::marshal::{Reader, Writer};
@@ -144,6 +144,57 @@ impl<P: Platform> Tpm<P> {
         self.write_attest_clock(w, signer);
     }
 
+    /// The signer of an attestation: a signing key and its scheme, or None for TPM_RH_NULL
+    /// (the attestation goes out unsigned, any inScheme ignored: CryptSelectSignScheme of the
+    /// reference selects TPM_ALG_NULL then).
+    pub(super) fn attest_signer(
+        &self,
+        hdl: u32,
+        n_handle: u32,
+        in_scheme: Scheme,
+        n_param: u32,
+    ) -> Result<Option<(Object, Scheme)>, Rc> {
+        if hdl == h::RH_NULL {
+            return Ok(None);
+        }
+        self.signing_key(hdl, n_handle, in_scheme, n_param)
+            .map(Some)
+    }
+
+    /// `attest_header` for an optional signer (TPM_RH_NULL: qualifiedSigner is its handle).
+    pub(super) fn attest_header_opt(
+        &mut self,
+        w: &mut Writer,
+        ty: u16,
+        signer: Option<&(Object, Scheme)>,
+        extra: &[u8],
+    ) {
+        match signer {
+            Some((key, _)) => self.attest_header(w, ty, key, extra),
+            None => {
+                let null = h::RH_NULL.to_be_bytes();
+                w.u32(GENERATED).u16(ty).tpm2b(&null).tpm2b(extra);
+                self.write_attest_clock_of(w, &null, h::RH_NULL);
+            }
+        }
+    }
+
+    /// `finish_attest` for an optional signer (None: a TPMT_SIGNATURE of TPM_ALG_NULL).
+    pub(super) fn finish_attest_opt(
+        &mut self,
+        signer: Option<(Object, Scheme)>,
+        attest: Vec<u8>,
+    ) -> Result<Out, Rc> {
+        match signer {
+            Some((key, scheme)) => self.finish_attest(&key, scheme, attest),
+            None => {
+                let mut o = Out::new();
+                o.params.tpm2b(&attest).u16(alg::NULL);
+                Ok(o)
+            }
+        }
+    }
+
     pub(super) fn finish_attest(
         &mut self,
         key: &Object,
@@ -164,7 +215,11 @@ impl<P: Platform> Tpm<P> {
         let in_scheme = Scheme::parse(&mut c.params).p(2)?;
         let sel = pcr::parse_selection(&mut c.params).p(3)?;
         c.params.finish().p(3)?;
-        let (key, scheme) = self.signing_key(c.handles[0], 1, in_scheme, 2)?;
+        // Unlike the other attestations, a quote needs a signing key: without one the scheme
+        // (and so the hash of pcrDigest) is TPM_ALG_NULL, which the reference refuses.
+        let Some((key, scheme)) = self.attest_signer(c.handles[0], 1, in_scheme, 2)? else {
+            return Err(Rc::SCHEME.param(2));
+        };
         let sh = HashAlg::from_alg(scheme.hash).p(2)?;
         let mut w = Writer::new();
         self.attest_header(&mut w, ST_ATTEST_QUOTE, &key, &extra);
@@ -178,11 +233,11 @@ impl<P: Platform> Tpm<P> {
         let in_scheme = Scheme::parse(&mut c.params).p(2)?;
         c.params.finish().p(2)?;
         let obj = self.object(c.handles[0]).h(1)?.clone();
-        let (key, scheme) = self.signing_key(c.handles[1], 2, in_scheme, 2)?;
+        let signer = self.attest_signer(c.handles[1], 2, in_scheme, 2)?;
         let mut w = Writer::new();
-        self.attest_header(&mut w, ST_ATTEST_CERTIFY, &key, &extra);
+        self.attest_header_opt(&mut w, ST_ATTEST_CERTIFY, signer.as_ref(), &extra);
         w.tpm2b(&obj.name).tpm2b(&obj.qualified);
-        self.finish_attest(&key, scheme, w.into_vec()).p(2)
+        self.finish_attest_opt(signer, w.into_vec()).p(2)
     }
 
     fn get_time(&mut self, c: &mut Ctx<'_>) -> Result<Out, Rc> {
@@ -192,14 +247,14 @@ impl<P: Platform> Tpm<P> {
         if c.handles[0] != h::RH_ENDORSEMENT {
             return Err(Rc::VALUE.handle(1));
         }
-        let (key, scheme) = self.signing_key(c.handles[1], 2, in_scheme, 2)?;
+        let signer = self.attest_signer(c.handles[1], 2, in_scheme, 2)?;
         let mut w = Writer::new();
-        self.attest_header(&mut w, ST_ATTEST_TIME, &key, &extra);
+        self.attest_header_opt(&mut w, ST_ATTEST_TIME, signer.as_ref(), &extra);
         let t = self.time_ms();
         w.u64(t);
         self.write_clock_info(&mut w);
         w.u64(0x0001_0000_0000_0000);
-        self.finish_attest(&key, scheme, w.into_vec()).p(2)
+        self.finish_attest_opt(signer, w.into_vec()).p(2)
     }
 
     fn hmac(&mut self, c: &mut Ctx<'_>) -> Result<Out, Rc> {
@@ -594,40 +649,19 @@ pub(crate) fn rsa_dec(
     }
 }
 
-/// TPM2B_ID_OBJECT contents (Part 1 §24): integrity HMAC, then the credential encrypted with a
-/// key derived from the seed and the name of the object it is bound to.
+/// TPM2B_ID_OBJECT contents (Part 1 §24): the credential, as a TPM2B, under the outer wrapper
+/// of duplication keyed by the seed and the name of the object it is bound to.
 fn make_id_object(key: &Object, seed: &[u8], cred: &[u8], name: &[u8]) -> Result<Vec<u8>, Rc> {
-    let kh = key.public.hash()?;
-    let sym = key.public.sym();
-    let sym_key = kdfa(kh, seed, b"STORAGE", name, b"", u32::from(sym.bits));
-    let hmac_key = kdfa(kh, seed, b"INTEGRITY", b"", b"", (kh.size() * 8) as u32);
     let mut w = Writer::new();
     w.tpm2b(cred);
-    let mut enc = w.into_vec();
-    Aes::new(&sym_key)
-        .ok_or(Rc::SYMMETRIC)?
-        .cfb_encrypt(&[0u8; 16], &mut enc);
-    let mac = kh.hmac(&hmac_key, &[&enc, name]);
-    let mut out = Writer::new();
-    out.tpm2b(&mac).bytes(&enc);
-    Ok(out.into_vec())
+    super::duplication::outer_wrap(&key.public, seed, name, &w.into_vec())
 }
 
 fn open_id_object(key: &Object, seed: &[u8], blob: &[u8], name: &[u8]) -> Result<Vec<u8>, Rc> {
-    let kh = key.public.hash()?;
-    let sym = key.public.sym();
-    let mut r = Reader::new(blob);
-    let mac = r.tpm2b(64).map_err(|_| Rc::INTEGRITY)?;
-    let mut enc = r.rest().to_vec();
-    let hmac_key = kdfa(kh, seed, b"INTEGRITY", b"", b"", (kh.size() * 8) as u32);
-    if !ct_eq(mac, &kh.hmac(&hmac_key, &[&enc, name])) {
-        return Err(Rc::INTEGRITY);
-    }
-    let sym_key = kdfa(kh, seed, b"STORAGE", name, b"", u32::from(sym.bits));
-    Aes::new(&sym_key)
-        .ok_or(Rc::SYMMETRIC)?
-        .cfb_decrypt(&[0u8; 16], &mut enc);
-    let mut r = Reader::new(&enc);
+    // A blob cut inside its integrity field is TPM_RC_INSUFFICIENT, as for Import (the
+    // reference's UnwrapOuter serves both too).
+    let plain = super::duplication::outer_unwrap(&key.public, seed, name, blob)?;
+    let mut r = Reader::new(&plain);
     let cred = r.tpm2b(64).map_err(|_| Rc::INTEGRITY)?.to_vec();
     r.finish().map_err(|_| Rc::INTEGRITY)?;
     Ok(cred)

@@ -25,8 +25,14 @@ fn outer_keys(parent: &Public, seed: &[u8], name: &[u8]) -> Result<(Aes, HashAlg
     Ok((Aes::new(&sym_key).ok_or(Rc::SYMMETRIC)?, ph, hmac_key))
 }
 
-/// Outer wrapper: TPM2B_DIGEST(HMAC(ciphertext || name)) || ciphertext.
-fn outer_wrap(parent: &Public, seed: &[u8], name: &[u8], data: &[u8]) -> Result<Vec<u8>, Rc> {
+/// Outer wrapper: TPM2B_DIGEST(HMAC(ciphertext || name)) || ciphertext. Duplication blobs
+/// and credential blobs (MakeCredential's TPM2B_ID_OBJECT) share it.
+pub(super) fn outer_wrap(
+    parent: &Public,
+    seed: &[u8],
+    name: &[u8],
+    data: &[u8],
+) -> Result<Vec<u8>, Rc> {
     let (aes, ph, hmac_key) = outer_keys(parent, seed, name)?;
     let mut enc = data.to_vec();
     aes.cfb_encrypt(&[0u8; 16], &mut enc);
@@ -36,7 +42,12 @@ fn outer_wrap(parent: &Public, seed: &[u8], name: &[u8], data: &[u8]) -> Result<
     Ok(w.into_vec())
 }
 
-fn outer_unwrap(parent: &Public, seed: &[u8], name: &[u8], blob: &[u8]) -> Result<Vec<u8>, Rc> {
+pub(super) fn outer_unwrap(
+    parent: &Public,
+    seed: &[u8],
+    name: &[u8],
+    blob: &[u8],
+) -> Result<Vec<u8>, Rc> {
     let (aes, ph, hmac_key) = outer_keys(parent, seed, name)?;
     let mut r = Reader::new(blob);
     let mac = r.tpm2b(64)?;
@@ -209,9 +220,10 @@ impl<P: Platform> Tpm<P> {
         let sens = self
             .blob_to_sensitive(&parent.public, &public, oh, &name, &seed, sym, &key, &dup)
             .p(3)?;
-        // Below a fixedTPM parent the object is validated now, so that Load can trust it.
+        // Below a fixedTPM parent the object is validated now, so that Load can trust it (the
+        // reference's ObjectLoad without a parent).
         if parent.public.has(attr::FIXED_TPM) {
-            check_duplication_attrs(&public, Some(&parent.public)).p(2)?;
+            public.check_load(None).p(2)?;
             if crate::engine::trim(&sens.auth).len() > oh.size() {
                 return Err(Rc::SIZE.param(3));
             }

@@ -5,7 +5,7 @@ mod attest;
 mod audit;
 mod basic;
 mod crypto;
-mod duplication;
+pub(crate) mod duplication;
 mod ecc2;
 mod hier;
 mod nv;

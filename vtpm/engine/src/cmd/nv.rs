@@ -29,14 +29,17 @@ impl<P: Platform> Tpm<P> {
         }
     }
 
-    /// Clears the *_STCLEAR locks (and WRITTEN for CLEAR_STCLEAR indices on Reset/Restart).
+    /// On TPM Reset and Restart (`clear`), releases the global write lock and the *_STCLEAR
+    /// locks and clears WRITTEN of CLEAR_STCLEAR indices. TPM Resume (Startup(STATE)) keeps
+    /// them all, as the reference's NvEntityStartup does.
     pub(crate) fn nv_startup_clear(&mut self, clear: bool) {
-        if clear {
-            // The global write lock lasts until the next TPM Reset or Restart.
-            for hd in core::mem::take(&mut self.p.global_locked) {
-                if let Some(n) = self.p.nv.iter_mut().find(|n| n.handle == hd) {
-                    n.attrs &= !a::WRITELOCKED;
-                }
+        if !clear {
+            return;
+        }
+        // The global write lock lasts until the next TPM Reset or Restart.
+        for hd in core::mem::take(&mut self.p.global_locked) {
+            if let Some(n) = self.p.nv.iter_mut().find(|n| n.handle == hd) {
+                n.attrs &= !a::WRITELOCKED;
             }
         }
         for n in &mut self.p.nv {
@@ -46,7 +49,7 @@ impl<P: Platform> Tpm<P> {
             if n.has(a::READ_STCLEAR) {
                 n.attrs &= !a::READLOCKED;
             }
-            if clear && n.has(a::CLEAR_STCLEAR) {
+            if n.has(a::CLEAR_STCLEAR) {
                 n.attrs &= !a::WRITTEN;
             }
         }

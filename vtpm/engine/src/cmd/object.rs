@@ -358,6 +358,9 @@ impl<P: Platform> Tpm<P> {
         }
         let name = public.name();
         let sens = unwrap_private(&parent, &public, &private, &name).p(1)?;
+        // The attribute and scheme rules hold for what is loaded, not only for what this TPM
+        // created: a blob can come from Import below a parent that is not fixedTPM.
+        public.check_load(Some(&parent.public)).p(2)?;
         object::check_pair(&public, &sens).p(2)?;
         let qualified = qualify(&public, &parent.qualified, &name);
         let obj = Object {
