@@ -416,7 +416,7 @@ fn audit_state_across_restart_reset_and_a_state_blob() {
         warden_vtpm::STATE_VERSION,
         "state format version"
     );
-    assert!(warden_vtpm::STATE_VERSION >= 6);
+    const { assert!(warden_vtpm::STATE_VERSION >= 6) };
     let mut u = T(Tpm::new(MemPlatform::with_seed(99)).expect("fresh TPM"));
     u.0.restore_state(&blob).expect("restore");
     let a = t.attest(&get_session_audit(key, s), key, 0x8016);
