@@ -10,7 +10,7 @@ use crate::crypto::{HashAlg, alg};
 use crate::engine::{AuthIn, Ctx, Out, Tpm, sattr};
 use crate::handle as h;
 use crate::marshal::{Reader, Writer};
-use crate::object::{Object, Scheme};
+use crate::object::Scheme;
 use crate::rc::{At, Rc};
 use crate::session::SessionUse;
 use alloc::vec::Vec;
@@ -19,8 +19,6 @@ use alloc::vec::Vec;
 const RC_EXCLUSIVE: Rc = Rc(0x121);
 const ST_ATTEST_COMMAND_AUDIT: u16 = 0x8015;
 const ST_ATTEST_SESSION_AUDIT: u16 = 0x8016;
-/// TPM_GENERATED_VALUE.
-const GENERATED: u32 = 0xff54_4347;
 /// MAX_CAP_CC: the most command codes a TPML_CC carries.
 const MAX_CAP_CC: u32 = 254;
 
@@ -311,7 +309,7 @@ impl<P: Platform> Tpm<P> {
         if c.handles[0] != h::RH_ENDORSEMENT {
             return Err(Rc::VALUE.handle(1));
         }
-        let signer = self.audit_signer(c.handles[1], in_scheme)?;
+        let signer = self.attest_signer(c.handles[1], 2, in_scheme, 2)?;
         let hash = HashAlg::from_alg(self.p.audit.alg).map_err(|_| Rc::FAILURE)?;
         let codes: Vec<[u8; 4]> = self
             .p
@@ -323,13 +321,13 @@ impl<P: Platform> Tpm<P> {
         let parts: Vec<&[u8]> = codes.iter().map(|b| &b[..]).collect();
         let command_digest = hash.digest(&parts);
         let mut w = Writer::new();
-        self.audit_header(&mut w, ST_ATTEST_COMMAND_AUDIT, signer.as_ref(), &extra);
+        self.attest_header_opt(&mut w, ST_ATTEST_COMMAND_AUDIT, signer.as_ref(), &extra);
         w.u64(self.p.audit.counter)
             .u16(self.p.audit.alg)
             .tpm2b(&self.p.audit.digest)
             .tpm2b(&command_digest);
         let signed = signer.is_some();
-        let out = self.audit_sign(signer, w.into_vec())?;
+        let out = self.finish_attest_opt(signer, w.into_vec()).p(2)?;
         // Signing resets the digest; an unsigned report (TPM_RH_NULL) leaves it.
         if signed {
             self.p.audit.digest.clear();
@@ -356,71 +354,11 @@ impl<P: Platform> Tpm<P> {
             .find(|d| d.0 == sh)
             .map(|d| d.1.clone())
             .ok_or(Rc::TYPE.handle(3))?;
-        let signer = self.audit_signer(c.handles[1], in_scheme)?;
+        let signer = self.attest_signer(c.handles[1], 2, in_scheme, 2)?;
         let mut w = Writer::new();
-        self.audit_header(&mut w, ST_ATTEST_SESSION_AUDIT, signer.as_ref(), &extra);
+        self.attest_header_opt(&mut w, ST_ATTEST_SESSION_AUDIT, signer.as_ref(), &extra);
         w.u8(u8::from(self.v.audit.exclusive == sh)).tpm2b(&digest);
-        self.audit_sign(signer, w.into_vec())
-    }
-}
-
-impl<P: Platform> Tpm<P> {
-    /// The signing key (handle 2) and scheme (parameter 2), or none for TPM_RH_NULL: the
-    /// attestation then goes out unsigned (FillInAttestInfo / SignAttestInfo).
-    fn audit_signer(&self, hdl: u32, in_scheme: Scheme) -> Result<Option<(Object, Scheme)>, Rc> {
-        if hdl == h::RH_NULL {
-            return Ok(None);
-        }
-        self.signing_key(hdl, 2, in_scheme, 2).map(Some)
-    }
-
-    /// The TPMS_ATTEST header. Without a signer, qualifiedSigner is TPM_RH_NULL and, as for
-    /// keys outside the endorsement and platform hierarchies, the counters are obfuscated.
-    fn audit_header(
-        &mut self,
-        w: &mut Writer,
-        ty: u16,
-        signer: Option<&(Object, Scheme)>,
-        extra: &[u8],
-    ) {
-        if let Some((key, _)) = signer {
-            self.attest_header(w, ty, key, extra);
-            return;
-        }
-        let null = h::RH_NULL.to_be_bytes();
-        w.u32(GENERATED).u16(ty).tpm2b(&null).tpm2b(extra);
-        let k = crate::crypto::kdfa(
-            HashAlg::Sha256,
-            &self.p.sh_proof,
-            b"OBFUSCATE",
-            &null,
-            b"",
-            128,
-        );
-        let word = |i: usize| {
-            let mut a = [0u8; 8];
-            a.copy_from_slice(&k[i..i + 8]);
-            u64::from_be_bytes(a)
-        };
-        let (fw, o) = (word(0), word(8));
-        let clock = self.clock_now();
-        w.u64(clock)
-            .u32(self.p.reset_count.wrapping_add((o >> 32) as u32))
-            .u32(self.p.restart_count.wrapping_add(o as u32))
-            .u8(u8::from(self.p.clock_safe))
-            .u64(crate::clock::FIRMWARE_VERSION.wrapping_add(fw));
-    }
-
-    /// TPM2B_ATTEST and its signature (TPM_ALG_NULL without a signer).
-    fn audit_sign(&mut self, signer: Option<(Object, Scheme)>, attest: Vec<u8>) -> Result<Out, Rc> {
-        match signer {
-            Some((key, scheme)) => self.finish_attest(&key, scheme, attest).p(2),
-            None => {
-                let mut o = Out::new();
-                o.params.tpm2b(&attest).u16(alg::NULL);
-                Ok(o)
-            }
-        }
+        self.finish_attest_opt(signer, w.into_vec()).p(2)
     }
 }
 
