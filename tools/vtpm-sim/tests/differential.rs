@@ -68,6 +68,8 @@ enum Cmp {
     /// Identical bytes except the PCR update counter (bytes 10..14), whose value depends on
     /// how an implementation counts its own start-up.
     PcrRead,
+    /// Same code and the same last four bytes (one TPMA_CC, whatever moreData says).
+    Tail4,
 }
 
 /// A step of a sequence: builds its command from the responses so far (same TPM).
@@ -89,6 +91,7 @@ fn compare(sim_port: u16, sw_port: u16, cases: &[(&str, Build, Cmp)]) -> Vec<Str
             Cmp::Rc => rc(&a) == rc(&b),
             Cmp::Len => rc(&a) == rc(&b) && a.len() == b.len(),
             Cmp::Exact => a == b,
+            Cmp::Tail4 => rc(&a) == rc(&b) && a.len() >= 4 && a[a.len() - 4..] == b[b.len() - 4..],
             Cmp::PcrRead => {
                 a.len() == b.len() && a.len() > 14 && a[..10] == b[..10] && a[14..] == b[14..]
             }
@@ -2468,6 +2471,1133 @@ fn conformance_fixes_match_swtpm() {
         mismatches.is_empty(),
         "{} of {total} differ:\n{}",
         mismatches.len(),
+        mismatches.join("\n")
+    );
+}
+
+/// A command with `n` empty-password authorisations (TPM_RS_PW, continueSession).
+fn cmd_pws(cc: u32, handles: &[u32], n: usize, params: &[u8]) -> Vec<u8> {
+    cmd_area(cc, handles, &vec![(0x4000_0009, 0x01); n], params)
+}
+
+/// A command whose session area lists `sessions` (handle, attributes), each with a 16-byte
+/// nonce (none for TPM_RS_PW) and an empty HMAC: right for password sessions with an empty
+/// password and for unbound, unsalted sessions used only for audit (their HMAC key is empty).
+fn cmd_area(cc: u32, handles: &[u32], sessions: &[(u32, u8)], params: &[u8]) -> Vec<u8> {
+    let mut c = cmd(cc, handles, false, &[]);
+    c[1] = 0x02;
+    let mut area = Vec::new();
+    for &(h, attrs) in sessions {
+        area.extend_from_slice(&h.to_be_bytes());
+        let nonce: &[u8] = if h == 0x4000_0009 { &[] } else { &[3; 16] };
+        area.extend_from_slice(&vtpm_sim::wire::tpm2b(nonce));
+        area.extend_from_slice(&[attrs, 0, 0]);
+    }
+    c.extend_from_slice(&(area.len() as u32).to_be_bytes());
+    c.extend_from_slice(&area);
+    c.extend_from_slice(params);
+    let len = c.len() as u32;
+    c[2..6].copy_from_slice(&len.to_be_bytes());
+    c
+}
+
+/// Command audit (SetCommandCodeAuditStatus, GetCommandAuditDigest, TPM_CAP_AUDIT_COMMANDS)
+/// and audit sessions (audit / auditExclusive / auditReset, GetSessionAuditDigest) against
+/// libtpms, failing cases included.
+#[test]
+fn audit_codes_match_swtpm() {
+    let dir = scratch("diff-audit");
+    let sw = Swtpm::start(&dir.join("swtpm"));
+    std::fs::create_dir_all(dir.join("sim")).unwrap();
+    let sim = Sim::start(&dir.join("sim"), None);
+    let k = |b: Vec<u8>| Box::new(move |_: &[Vec<u8>]| b.clone()) as Build;
+    let b2 = vtpm_sim::wire::tpm2b;
+    let (owner, endorsement, null) = (0x4000_0001u32, 0x4000_000Bu32, 0x4000_0007u32);
+    let key = 0x8000_0000u32;
+    let (hmac, policy, hmac2) = (0x0200_0000u32, 0x0300_0001u32, 0x0200_0002u32);
+    let list = |ccs: &[u32]| {
+        let mut l = (ccs.len() as u32).to_be_bytes().to_vec();
+        for c in ccs {
+            l.extend_from_slice(&c.to_be_bytes());
+        }
+        l
+    };
+    let set_status = |auth: u32, alg: u16, set: &[u32], clear: &[u32]| {
+        let p = [&alg.to_be_bytes()[..], &list(set), &list(clear)].concat();
+        cmd(0x140, &[auth], true, &p)
+    };
+    let cmd_digest = || {
+        cmd_pws(
+            0x133,
+            &[endorsement, key],
+            2,
+            &[&b2(b"q")[..], &[0, 0x10]].concat(),
+        )
+    };
+    let session_digest = |s: u32| {
+        cmd_pws(
+            0x14D,
+            &[endorsement, key, s],
+            2,
+            &[&b2(b"q")[..], &[0, 0x10]].concat(),
+        )
+    };
+    let start = |kind: u8| {
+        cmd(
+            0x176,
+            &[null, null],
+            false,
+            &[&b2(&[5; 16])[..], &[0, 0, kind], &[0, 0x10], &[0, 0x0B]].concat(),
+        )
+    };
+    let random_in = |sessions: &[(u32, u8)]| cmd_area(0x17B, &[], sessions, &[0, 8]);
+    // GetRandom with the audit session and a wrong (non-empty) HMAC.
+    let random_bad_hmac = |s: u32| {
+        let area = [
+            &s.to_be_bytes()[..],
+            &b2(&[3; 16]),
+            &[0x81],
+            &b2(&[0x55; 32]),
+        ]
+        .concat();
+        let mut c = cmd(0x17B, &[], false, &[]);
+        c[1] = 0x02;
+        c.extend_from_slice(&(area.len() as u32).to_be_bytes());
+        c.extend_from_slice(&area);
+        c.extend_from_slice(&[0, 8]);
+        let len = c.len() as u32;
+        c[2..6].copy_from_slice(&len.to_be_bytes());
+        c
+    };
+    let audit_caps = cmd(0x17A, &[], false, &[0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0, 16]);
+    let mut cases: Vec<(&str, Build, Cmp)> = vec![
+        ("Startup", k(cmd(0x144, &[], false, &[0, 0])), Cmp::Exact),
+        (
+            "CreatePrimary signing key",
+            k(cmd(0x131, &[owner], true, &ecc_child_params())),
+            Cmp::Len,
+        ),
+        (
+            "audited commands as manufactured",
+            k(audit_caps.clone()),
+            Cmp::Exact,
+        ),
+        ("GetCommandAuditDigest fresh", k(cmd_digest()), Cmp::Len),
+        (
+            "SetCommandCodeAuditStatus endorsement",
+            k(set_status(endorsement, 0x10, &[0x17B], &[])),
+            Cmp::Exact,
+        ),
+        (
+            "SetCommandCodeAuditStatus bad hash",
+            k(set_status(owner, 0x99, &[], &[])),
+            Cmp::Exact,
+        ),
+        (
+            "SetCommandCodeAuditStatus new hash and list",
+            k(set_status(owner, 0x04, &[0x17B], &[])),
+            Cmp::Exact,
+        ),
+        (
+            "SetCommandCodeAuditStatus list too long",
+            k(set_status(owner, 0x10, &[0x17B; 300], &[])),
+            Cmp::Exact,
+        ),
+        (
+            "SetCommandCodeAuditStatus truncated",
+            k(cmd(0x140, &[owner], true, &[0, 0x10, 0, 0, 0, 1])),
+            Cmp::Exact,
+        ),
+        (
+            "audit GetRandom and an unimplemented code",
+            k(set_status(owner, 0x10, &[0x17B, 0x1FF], &[])),
+            Cmp::Exact,
+        ),
+        ("audited commands", k(audit_caps.clone()), Cmp::Exact),
+        (
+            "GetRandom audited",
+            k(cmd(0x17B, &[], false, &[0, 8])),
+            Cmp::Len,
+        ),
+        (
+            "GetCommandAuditDigest unsigned",
+            k(cmd_pws(
+                0x133,
+                &[endorsement, null],
+                2,
+                &[&b2(b"q")[..], &[0, 0x10]].concat(),
+            )),
+            Cmp::Len,
+        ),
+        ("GetCommandAuditDigest", k(cmd_digest()), Cmp::Len),
+        (
+            "GetCommandAuditDigest no key",
+            k(cmd_pws(
+                0x133,
+                &[endorsement, 0x8000_0001],
+                2,
+                &[0, 0, 0, 0x10],
+            )),
+            Cmp::Exact,
+        ),
+        (
+            "GetCommandAuditDigest owner",
+            k(cmd_pws(0x133, &[owner, key], 2, &[0, 0, 0, 0x10])),
+            Cmp::Exact,
+        ),
+        (
+            "GetCommandAuditDigest audit on a password",
+            k(cmd_area(
+                0x133,
+                &[endorsement, key],
+                &[(0x4000_0009, 0x81), (0x4000_0009, 0x01)],
+                &[0, 0, 0, 0x10],
+            )),
+            Cmp::Exact,
+        ),
+        (
+            "audit hash SHA-1",
+            k(set_status(owner, 0x04, &[], &[])),
+            Cmp::Exact,
+        ),
+        (
+            "GetRandom audited (SHA-1)",
+            k(cmd(0x17B, &[], false, &[0, 8])),
+            Cmp::Len,
+        ),
+        ("GetCommandAuditDigest SHA-1", k(cmd_digest()), Cmp::Len),
+        (
+            "stop auditing GetRandom (and try SetCommandCodeAuditStatus)",
+            k(set_status(owner, 0x10, &[], &[0x17B, 0x140])),
+            Cmp::Exact,
+        ),
+        ("audited commands after clear", k(audit_caps), Cmp::Exact),
+        ("GetCommandAuditDigest cleared", k(cmd_digest()), Cmp::Len),
+        ("StartAuthSession HMAC", k(start(0)), Cmp::Len),
+        ("StartAuthSession policy", k(start(1)), Cmp::Len),
+        ("StartAuthSession HMAC 2", k(start(0)), Cmp::Len),
+        (
+            "GetSessionAuditDigest before any audit",
+            k(session_digest(hmac)),
+            Cmp::Exact,
+        ),
+        (
+            "GetSessionAuditDigest policy session",
+            k(session_digest(policy)),
+            Cmp::Exact,
+        ),
+        (
+            "GetRandom audit session",
+            k(random_in(&[(hmac, 0x81)])),
+            Cmp::Len,
+        ),
+        ("GetSessionAuditDigest", k(session_digest(hmac)), Cmp::Len),
+        (
+            "GetRandom audit session, wrong HMAC",
+            k(random_bad_hmac(hmac)),
+            Cmp::Exact,
+        ),
+        (
+            "GetRandom auditExclusive after another command",
+            k(random_in(&[(hmac, 0x83)])),
+            Cmp::Exact,
+        ),
+        (
+            "GetRandom policy session as audit",
+            k(random_in(&[(policy, 0x81)])),
+            Cmp::Exact,
+        ),
+        (
+            "GetRandom two audit sessions",
+            k(random_in(&[(hmac, 0x81), (hmac2, 0x81)])),
+            Cmp::Exact,
+        ),
+        (
+            "GetRandom outside the audit",
+            k(cmd(0x17B, &[], false, &[0, 8])),
+            Cmp::Len,
+        ),
+        (
+            "GetRandom auditExclusive, no longer exclusive",
+            k(random_in(&[(hmac, 0x83)])),
+            Cmp::Exact,
+        ),
+        (
+            "GetRandom auditReset makes it exclusive",
+            k(random_in(&[(hmac, 0x87)])),
+            Cmp::Len,
+        ),
+        (
+            "GetRandom auditExclusive again",
+            k(random_in(&[(hmac, 0x83)])),
+            Cmp::Len,
+        ),
+        (
+            "GetSessionAuditDigest not an audit session",
+            k(session_digest(hmac2)),
+            Cmp::Exact,
+        ),
+        (
+            "GetSessionAuditDigest after reset",
+            k(session_digest(hmac)),
+            Cmp::Len,
+        ),
+        (
+            "GetSessionAuditDigest unsigned",
+            k(cmd_pws(
+                0x14D,
+                &[endorsement, null, hmac],
+                2,
+                &[&b2(b"q")[..], &[0, 0x10]].concat(),
+            )),
+            Cmp::Len,
+        ),
+        (
+            "FlushContext audit session",
+            k(cmd(0x165, &[], false, &hmac.to_be_bytes())),
+            Cmp::Exact,
+        ),
+        (
+            "GetSessionAuditDigest flushed",
+            k(session_digest(hmac)),
+            Cmp::Exact,
+        ),
+    ];
+    // TPMA_CC of the audit commands.
+    for cc in [0x133u32, 0x140, 0x14D] {
+        let p = [&[0, 0, 0, 2][..], &cc.to_be_bytes(), &[0, 0, 0, 1]].concat();
+        cases.push((
+            "GetCapability TPMA_CC",
+            k(cmd(0x17A, &[], false, &p)),
+            Cmp::Exact,
+        ));
+    }
+    let mismatches = compare(sim.port, sw.port, &cases);
+    assert!(
+        mismatches.is_empty(),
+        "{} of {} differ:\n{}",
+        mismatches.len(),
+        cases.len(),
+        mismatches.join("\n")
+    );
+}
+
+/// PolicyDuplicationSelect, PolicyNvWritten, PolicyCounterTimer, PolicyPhysicalPresence and
+/// PolicyTemplate against libtpms: digests (exact), clashes in the cpHash slot, numbered codes,
+/// and the conditions at use (a written index, no physical presence).
+#[test]
+fn more_policy_codes_match_swtpm() {
+    let dir = scratch("diff-policy-more");
+    let sw = Swtpm::start(&dir.join("swtpm"));
+    std::fs::create_dir_all(dir.join("sim")).unwrap();
+    let sim = Sim::start(&dir.join("sim"), None);
+    let k = |b: Vec<u8>| Box::new(move |_: &[Vec<u8>]| b.clone()) as Build;
+    let b2 = vtpm_sim::wire::tpm2b;
+    let (owner, trial, ps) = (0x4000_0001u32, 0x0300_0000u32, 0x0300_0001u32);
+    let start = |kind: u8| {
+        cmd(
+            0x176,
+            &[0x4000_0007, 0x4000_0007],
+            false,
+            &[&b2(&[5; 16])[..], &[0, 0, kind], &[0, 0x10], &[0, 0x0B]].concat(),
+        )
+    };
+    let on = |s: u32, cc: u32, params: &[u8]| cmd(cc, &[s], false, params);
+    let (obj, parent) = ([0x22u8; 34], [0x33u8; 34]);
+    let dup_select = |s: u32, include: u8| {
+        on(
+            s,
+            0x188,
+            &[&b2(&obj)[..], &b2(&parent), &[include]].concat(),
+        )
+    };
+    let counter_timer = |s: u32, operand: &[u8], offset: u16, op: u16| {
+        on(
+            s,
+            0x16D,
+            &[&b2(operand)[..], &offset.to_be_bytes(), &op.to_be_bytes()].concat(),
+        )
+    };
+    let digest = |s: u32| on(s, 0x189, &[]);
+    let restart = |s: u32| on(s, 0x180, &[]);
+    // NV_DefineSpace (authRead|authWrite|policyWrite... see below) with the authPolicy from
+    // the PolicyGetDigest `back` steps ago.
+    let define = |index: u32, back: usize| {
+        Box::new(move |prev: &[Vec<u8>]| {
+            let d = &prev[prev.len() - back];
+            let policy = if d.len() >= 44 { &d[12..44] } else { &[][..] };
+            let mut n = index.to_be_bytes().to_vec();
+            n.extend_from_slice(&[0x00, 0x0B]);
+            // policyWrite | authRead | ownerRead
+            n.extend_from_slice(&((1u32 << 3) | (1 << 18) | (1 << 17)).to_be_bytes());
+            n.extend_from_slice(&b2(policy));
+            n.extend_from_slice(&8u16.to_be_bytes());
+            cmd(0x12A, &[owner], true, &[&b2(b"")[..], &b2(&n)].concat())
+        }) as Build
+    };
+    let (nv_written, nv_pp) = (0x0150_0011u32, 0x0150_0012u32);
+    let nv_write = |index: u32| {
+        with_policy_password(
+            0x137,
+            &[index, index],
+            ps,
+            b"",
+            &[&b2(&[7; 8])[..], &[0, 0]].concat(),
+        )
+    };
+    let cases: Vec<(&str, Build, Cmp)> = vec![
+        ("Startup", k(cmd(0x144, &[], false, &[0, 0])), Cmp::Exact),
+        ("StartAuthSession trial", k(start(3)), Cmp::Len),
+        ("StartAuthSession policy", k(start(1)), Cmp::Len),
+        (
+            "PolicyDuplicationSelect",
+            k(dup_select(trial, 1)),
+            Cmp::Exact,
+        ),
+        ("its digest", k(digest(trial)), Cmp::Exact),
+        (
+            "PolicyDuplicationSelect twice",
+            k(dup_select(trial, 1)),
+            Cmp::Exact,
+        ),
+        ("restart", k(restart(trial)), Cmp::Exact),
+        (
+            "PolicyCommandCode then PolicyDuplicationSelect",
+            k(on(trial, 0x16C, &0x14Bu32.to_be_bytes())),
+            Cmp::Exact,
+        ),
+        ("... refused", k(dup_select(trial, 1)), Cmp::Exact),
+        ("restart 2", k(restart(trial)), Cmp::Exact),
+        ("includeObject 2", k(dup_select(trial, 2)), Cmp::Exact),
+        ("without the object", k(dup_select(trial, 0)), Cmp::Exact),
+        ("its digest 2", k(digest(trial)), Cmp::Exact),
+        (
+            "PolicyNameHash after PolicyDuplicationSelect",
+            k(on(trial, 0x170, &b2(&[1; 32]))),
+            Cmp::Exact,
+        ),
+        ("restart 3", k(restart(trial)), Cmp::Exact),
+        ("PolicyNvWritten YES", k(on(trial, 0x18F, &[1])), Cmp::Exact),
+        (
+            "PolicyNvWritten NO after YES",
+            k(on(trial, 0x18F, &[0])),
+            Cmp::Exact,
+        ),
+        ("PolicyNvWritten 2", k(on(trial, 0x18F, &[2])), Cmp::Exact),
+        (
+            "PolicyNvWritten YES again",
+            k(on(trial, 0x18F, &[1])),
+            Cmp::Exact,
+        ),
+        ("its digest 3", k(digest(trial)), Cmp::Exact),
+        ("restart 4", k(restart(trial)), Cmp::Exact),
+        (
+            "PolicyCounterTimer (trial)",
+            k(counter_timer(trial, &[0xFF; 8], 0, 0x0005)),
+            Cmp::Exact,
+        ),
+        (
+            "PolicyPhysicalPresence",
+            k(on(trial, 0x187, &[])),
+            Cmp::Exact,
+        ),
+        ("its digest 4", k(digest(trial)), Cmp::Exact),
+        (
+            "PolicyCounterTimer bad operation",
+            k(counter_timer(trial, &[1], 0, 0x000C)),
+            Cmp::Exact,
+        ),
+        ("restart 5", k(restart(trial)), Cmp::Exact),
+        (
+            "PolicyTemplate short",
+            k(on(trial, 0x190, &b2(&[4; 20]))),
+            Cmp::Exact,
+        ),
+        (
+            "PolicyTemplate",
+            k(on(trial, 0x190, &b2(&[4; 32]))),
+            Cmp::Exact,
+        ),
+        (
+            "PolicyTemplate same",
+            k(on(trial, 0x190, &b2(&[4; 32]))),
+            Cmp::Exact,
+        ),
+        (
+            "PolicyTemplate other",
+            k(on(trial, 0x190, &b2(&[5; 32]))),
+            Cmp::Exact,
+        ),
+        (
+            "PolicyCpHash after PolicyTemplate",
+            k(on(trial, 0x16E, &b2(&[4; 32]))),
+            Cmp::Exact,
+        ),
+        ("its digest 5", k(digest(trial)), Cmp::Exact),
+        ("restart 6", k(restart(trial)), Cmp::Exact),
+        (
+            "PolicyCpHash then PolicyTemplate",
+            k(on(trial, 0x16E, &b2(&[4; 32]))),
+            Cmp::Exact,
+        ),
+        (
+            "... refused",
+            k(on(trial, 0x190, &b2(&[4; 32]))),
+            Cmp::Exact,
+        ),
+        // Real sessions: PolicyCounterTimer compares with TPMS_TIME_INFO.
+        (
+            "time < 2^64-1",
+            k(counter_timer(ps, &[0xFF; 8], 0, 0x0005)),
+            Cmp::Exact,
+        ),
+        (
+            "time > 2^64-1",
+            k(counter_timer(ps, &[0xFF; 8], 0, 0x0003)),
+            Cmp::Exact,
+        ),
+        (
+            "past the end of TPMS_TIME_INFO",
+            k(counter_timer(ps, &[0; 8], 20, 0x0000)),
+            Cmp::Exact,
+        ),
+        (
+            "offset beyond TPMS_TIME_INFO",
+            k(counter_timer(ps, &[], 30, 0x0000)),
+            Cmp::Exact,
+        ),
+        ("digest after counter/timer", k(digest(ps)), Cmp::Exact),
+        // An index writable once: PolicyNvWritten(NO) + PolicyPassword.
+        ("restart 7", k(restart(trial)), Cmp::Exact),
+        (
+            "trial PolicyNvWritten NO",
+            k(on(trial, 0x18F, &[0])),
+            Cmp::Exact,
+        ),
+        ("trial PolicyPassword", k(on(trial, 0x18C, &[])), Cmp::Exact),
+        ("write-once digest", k(digest(trial)), Cmp::Exact),
+        (
+            "NV_DefineSpace write-once",
+            define(nv_written, 1),
+            Cmp::Exact,
+        ),
+        ("restart policy", k(restart(ps)), Cmp::Exact),
+        ("PolicyNvWritten NO", k(on(ps, 0x18F, &[0])), Cmp::Exact),
+        ("PolicyPassword", k(on(ps, 0x18C, &[])), Cmp::Exact),
+        ("first NV_Write", k(nv_write(nv_written)), Cmp::Len),
+        (
+            "PolicyNvWritten NO again",
+            k(on(ps, 0x18F, &[0])),
+            Cmp::Exact,
+        ),
+        ("PolicyPassword again", k(on(ps, 0x18C, &[])), Cmp::Exact),
+        (
+            "second NV_Write refused",
+            k(nv_write(nv_written)),
+            Cmp::Exact,
+        ),
+        // Physical presence is never asserted.
+        ("restart 8", k(restart(trial)), Cmp::Exact),
+        (
+            "trial PolicyPhysicalPresence",
+            k(on(trial, 0x187, &[])),
+            Cmp::Exact,
+        ),
+        (
+            "trial PolicyPassword 2",
+            k(on(trial, 0x18C, &[])),
+            Cmp::Exact,
+        ),
+        ("PP digest", k(digest(trial)), Cmp::Exact),
+        ("NV_DefineSpace PP", define(nv_pp, 1), Cmp::Exact),
+        ("restart policy 2", k(restart(ps)), Cmp::Exact),
+        ("PolicyPhysicalPresence", k(on(ps, 0x187, &[])), Cmp::Exact),
+        ("PolicyPassword 3", k(on(ps, 0x18C, &[])), Cmp::Exact),
+        (
+            "NV_Write without physical presence",
+            k(nv_write(nv_pp)),
+            Cmp::Exact,
+        ),
+    ];
+    let mut cases = cases;
+    for cc in [0x16Du32, 0x187, 0x188, 0x18F, 0x190] {
+        let p = [&[0, 0, 0, 2][..], &cc.to_be_bytes(), &[0, 0, 0, 1]].concat();
+        cases.push((
+            "GetCapability TPMA_CC",
+            k(cmd(0x17A, &[], false, &p)),
+            Cmp::Exact,
+        ));
+    }
+    let mismatches = compare(sim.port, sw.port, &cases);
+    assert!(
+        mismatches.is_empty(),
+        "{} of {} differ:\n{}",
+        mismatches.len(),
+        cases.len(),
+        mismatches.join("\n")
+    );
+}
+
+/// ClockSet, ClockRateAdjust, SetPrimaryPolicy, ChangeEPS, ChangePPS, NV_UndefineSpaceSpecial
+/// and ECC_Parameters against libtpms, failing cases included.
+#[test]
+fn admin_codes_match_swtpm() {
+    let dir = scratch("diff-admin");
+    let sw = Swtpm::start(&dir.join("swtpm"));
+    std::fs::create_dir_all(dir.join("sim")).unwrap();
+    let sim = Sim::start(&dir.join("sim"), None);
+    let k = |b: Vec<u8>| Box::new(move |_: &[Vec<u8>]| b.clone()) as Build;
+    let b2 = vtpm_sim::wire::tpm2b;
+    let (owner, endorsement, platform, null) = (
+        0x4000_0001u32,
+        0x4000_000Bu32,
+        0x4000_000Cu32,
+        0x4000_0007u32,
+    );
+    let (trial, ps) = (0x0300_0000u32, 0x0300_0001u32);
+    let start = |kind: u8| {
+        cmd(
+            0x176,
+            &[null, null],
+            false,
+            &[&b2(&[5; 16])[..], &[0, 0, kind], &[0, 0x10], &[0, 0x0B]].concat(),
+        )
+    };
+    let clock_set = |auth: u32, t: u64| cmd(0x128, &[auth], true, &t.to_be_bytes());
+    let rate = |auth: u32, r: i8| cmd(0x130, &[auth], true, &[r as u8]);
+    let primary_policy = |auth: u32, policy: &[u8], alg: u16| {
+        cmd(
+            0x12E,
+            &[auth],
+            true,
+            &[&b2(policy)[..], &alg.to_be_bytes()].concat(),
+        )
+    };
+    let (nv_special, nv_plain) = (0x0150_0021u32, 0x0150_0022u32);
+    // NV_DefineSpace by the platform with the authPolicy of the PolicyGetDigest one step back.
+    let define = |index: u32, attrs: u32| {
+        Box::new(move |prev: &[Vec<u8>]| {
+            let d = &prev[prev.len() - 1];
+            let policy = if d.len() >= 44 { &d[12..44] } else { &[][..] };
+            let n = [
+                &index.to_be_bytes()[..],
+                &[0x00, 0x0B],
+                &attrs.to_be_bytes(),
+                &b2(policy),
+                &8u16.to_be_bytes(),
+            ]
+            .concat();
+            cmd(0x12A, &[platform], true, &[&b2(b"")[..], &b2(&n)].concat())
+        }) as Build
+    };
+    // ppwrite | ppread | authread | platformCreate (| policyDelete).
+    let base = (1u32 << 0) | (1 << 16) | (1 << 18) | (1 << 30);
+    let special = |index: u32| {
+        cmd_area(
+            0x11F,
+            &[index, platform],
+            &[(ps, 0x01), (0x4000_0009, 0x01)],
+            &[],
+        )
+    };
+    let read_public = |h: u32| cmd(0x173, &[h], false, &[]);
+    let cases: Vec<(&str, Build, Cmp)> = vec![
+        ("Startup", k(cmd(0x144, &[], false, &[0, 0])), Cmp::Exact),
+        (
+            "ECC_Parameters P-256",
+            k(cmd(0x178, &[], false, &[0, 3])),
+            Cmp::Exact,
+        ),
+        (
+            "ECC_Parameters bad curve",
+            k(cmd(0x178, &[], false, &[0, 0x99])),
+            Cmp::Exact,
+        ),
+        (
+            "ECC_Parameters truncated",
+            k(cmd(0x178, &[], false, &[0])),
+            Cmp::Exact,
+        ),
+        (
+            "ClockSet too far",
+            k(clock_set(owner, 0xFFFF_0000_0000_0001)),
+            Cmp::Exact,
+        ),
+        ("ClockSet backwards", k(clock_set(owner, 0)), Cmp::Exact),
+        (
+            "ClockSet endorsement",
+            k(clock_set(endorsement, 1 << 40)),
+            Cmp::Exact,
+        ),
+        ("ClockSet forward", k(clock_set(owner, 1 << 40)), Cmp::Exact),
+        (
+            "ClockSet platform",
+            k(clock_set(platform, (1 << 40) + 1_000_000)),
+            Cmp::Exact,
+        ),
+        ("ReadClock", k(cmd(0x181, &[], false, &[])), Cmp::Len),
+        ("ClockRateAdjust 4", k(rate(owner, 4)), Cmp::Exact),
+        ("ClockRateAdjust -4", k(rate(owner, -4)), Cmp::Exact),
+        ("ClockRateAdjust 1", k(rate(owner, 1)), Cmp::Exact),
+        (
+            "ClockRateAdjust -3 platform",
+            k(rate(platform, -3)),
+            Cmp::Exact,
+        ),
+        (
+            "ClockRateAdjust endorsement",
+            k(rate(endorsement, 0)),
+            Cmp::Exact,
+        ),
+        (
+            "SetPrimaryPolicy owner",
+            k(primary_policy(owner, &[7; 32], 0x0B)),
+            Cmp::Exact,
+        ),
+        (
+            "SetPrimaryPolicy size",
+            k(primary_policy(owner, &[7; 20], 0x0B)),
+            Cmp::Exact,
+        ),
+        (
+            "SetPrimaryPolicy bad hash",
+            k(primary_policy(owner, &[7; 32], 0x99)),
+            Cmp::Exact,
+        ),
+        (
+            "SetPrimaryPolicy NULL with a digest",
+            k(primary_policy(owner, &[7; 32], 0x10)),
+            Cmp::Exact,
+        ),
+        (
+            "SetPrimaryPolicy lockout",
+            k(primary_policy(0x4000_000A, &[], 0x10)),
+            Cmp::Exact,
+        ),
+        (
+            "SetPrimaryPolicy null handle",
+            k(primary_policy(null, &[], 0x10)),
+            Cmp::Exact,
+        ),
+        (
+            "SetPrimaryPolicy owner cleared",
+            k(primary_policy(owner, &[], 0x10)),
+            Cmp::Exact,
+        ),
+        (
+            "CreatePrimary endorsement",
+            k(cmd(0x131, &[endorsement], true, &ecc_child_params())),
+            Cmp::Len,
+        ),
+        (
+            "EvictControl endorsement key",
+            k(cmd(
+                0x120,
+                &[owner, 0x8000_0000],
+                true,
+                &0x8101_0001u32.to_be_bytes(),
+            )),
+            Cmp::Exact,
+        ),
+        (
+            "ChangeEPS by owner",
+            k(cmd(0x124, &[owner], true, &[])),
+            Cmp::Exact,
+        ),
+        (
+            "ChangeEPS",
+            k(cmd(0x124, &[platform], true, &[])),
+            Cmp::Exact,
+        ),
+        ("loaded EK gone", k(read_public(0x8000_0000)), Cmp::Exact),
+        (
+            "persistent EK gone",
+            k(read_public(0x8101_0001)),
+            Cmp::Exact,
+        ),
+        ("StartAuthSession trial", k(start(3)), Cmp::Len),
+        ("StartAuthSession policy", k(start(1)), Cmp::Len),
+        (
+            "trial PolicyCommandCode(NV_UndefineSpaceSpecial)",
+            k(cmd(0x16C, &[trial], false, &0x11Fu32.to_be_bytes())),
+            Cmp::Exact,
+        ),
+        (
+            "trial PolicyPassword",
+            k(cmd(0x18C, &[trial], false, &[])),
+            Cmp::Exact,
+        ),
+        (
+            "policy digest",
+            k(cmd(0x189, &[trial], false, &[])),
+            Cmp::Exact,
+        ),
+        (
+            "NV_DefineSpace policyDelete",
+            define(nv_special, base | (1 << 10)),
+            Cmp::Exact,
+        ),
+        (
+            "policy digest again",
+            k(cmd(0x189, &[trial], false, &[])),
+            Cmp::Exact,
+        ),
+        ("NV_DefineSpace plain", define(nv_plain, base), Cmp::Exact),
+        (
+            "NV_UndefineSpace policyDelete index",
+            k(cmd(0x122, &[platform, nv_special], true, &[])),
+            Cmp::Exact,
+        ),
+        (
+            "NV_UndefineSpaceSpecial with a password",
+            k(cmd_pws(0x11F, &[nv_special, platform], 2, &[])),
+            Cmp::Exact,
+        ),
+        (
+            "PolicyCommandCode",
+            k(cmd(0x16C, &[ps], false, &0x11Fu32.to_be_bytes())),
+            Cmp::Exact,
+        ),
+        (
+            "PolicyPassword",
+            k(cmd(0x18C, &[ps], false, &[])),
+            Cmp::Exact,
+        ),
+        (
+            "NV_UndefineSpaceSpecial plain index",
+            k(special(nv_plain)),
+            Cmp::Exact,
+        ),
+        (
+            "PolicyCommandCode 2",
+            k(cmd(0x16C, &[ps], false, &0x11Fu32.to_be_bytes())),
+            Cmp::Exact,
+        ),
+        (
+            "PolicyPassword 2",
+            k(cmd(0x18C, &[ps], false, &[])),
+            Cmp::Exact,
+        ),
+        ("NV_UndefineSpaceSpecial", k(special(nv_special)), Cmp::Len),
+        (
+            "index gone",
+            k(cmd(0x169, &[nv_special], false, &[])),
+            Cmp::Exact,
+        ),
+        (
+            "ChangePPS",
+            k(cmd(0x125, &[platform], true, &[])),
+            Cmp::Exact,
+        ),
+        (
+            "platform index stays",
+            k(cmd(0x169, &[nv_plain], false, &[])),
+            Cmp::Exact,
+        ),
+    ];
+    let mut cases = cases;
+    for cc in [0x11Fu32, 0x124, 0x125, 0x126, 0x128, 0x12E, 0x130, 0x178] {
+        let p = [&[0, 0, 0, 2][..], &cc.to_be_bytes(), &[0, 0, 0, 1]].concat();
+        cases.push((
+            "GetCapability TPMA_CC",
+            k(cmd(0x17A, &[], false, &p)),
+            Cmp::Exact,
+        ));
+    }
+    let mismatches = compare(sim.port, sw.port, &cases);
+    assert!(
+        mismatches.is_empty(),
+        "{} of {} differ:\n{}",
+        mismatches.len(),
+        cases.len(),
+        mismatches.join("\n")
+    );
+}
+
+/// PCR_Allocate, PCR_SetAuthValue and PCR_SetAuthPolicy against libtpms (PCRs 20-22 form the
+/// one authValue/authPolicy group), failing cases included.
+#[test]
+fn pcr_admin_codes_match_swtpm() {
+    let dir = scratch("diff-pcr-admin");
+    let sw = Swtpm::start(&dir.join("swtpm"));
+    std::fs::create_dir_all(dir.join("sim")).unwrap();
+    let sim = Sim::start(&dir.join("sim"), None);
+    let k = |b: Vec<u8>| Box::new(move |_: &[Vec<u8>]| b.clone()) as Build;
+    let b2 = vtpm_sim::wire::tpm2b;
+    let (owner, platform) = (0x4000_0001u32, 0x4000_000Cu32);
+    // TPML_PCR_SELECTION of (hash, 3-byte select).
+    let selection = |banks: &[(u16, [u8; 3])]| {
+        let mut p = (banks.len() as u32).to_be_bytes().to_vec();
+        for (h, s) in banks {
+            p.extend_from_slice(&h.to_be_bytes());
+            p.push(3);
+            p.extend_from_slice(s);
+        }
+        p
+    };
+    let allocate =
+        |auth: u32, banks: &[(u16, [u8; 3])]| cmd(0x12B, &[auth], true, &selection(banks));
+    let (none, all) = ([0u8; 3], [0xFFu8; 3]);
+    // A command with one password authorisation carrying `password`.
+    let with_pw = |cc: u32, handles: &[u32], password: &[u8], params: &[u8]| {
+        let mut c = cmd(cc, handles, false, &[]);
+        c[1] = 0x02;
+        let area = [&0x4000_0009u32.to_be_bytes()[..], &[0, 0, 1], &b2(password)].concat();
+        c.extend_from_slice(&(area.len() as u32).to_be_bytes());
+        c.extend_from_slice(&area);
+        c.extend_from_slice(params);
+        let len = c.len() as u32;
+        c[2..6].copy_from_slice(&len.to_be_bytes());
+        c
+    };
+    let extend = |pcr: u32, password: &[u8]| {
+        with_pw(
+            0x182,
+            &[pcr],
+            password,
+            &[&[0, 0, 0, 1, 0, 0x0B][..], &[1; 32]].concat(),
+        )
+    };
+    let set_policy = |policy: &[u8], alg: u16, pcr: u32| {
+        cmd(
+            0x12C,
+            &[platform],
+            true,
+            &[&b2(policy)[..], &alg.to_be_bytes(), &pcr.to_be_bytes()].concat(),
+        )
+    };
+    let cases: Vec<(&str, Build, Cmp)> = vec![
+        ("Startup", k(cmd(0x144, &[], false, &[0, 0])), Cmp::Exact),
+        (
+            "PCR_SetAuthValue 20",
+            k(cmd(0x183, &[20], true, &b2(b"pcrpw"))),
+            Cmp::Exact,
+        ),
+        (
+            "PCR_SetAuthValue 16",
+            k(cmd(0x183, &[16], true, &b2(b"pcrpw"))),
+            Cmp::Exact,
+        ),
+        (
+            "PCR_Extend 20 without the password",
+            k(extend(20, b"")),
+            Cmp::Exact,
+        ),
+        ("PCR_Extend 21 with it", k(extend(21, b"pcrpw")), Cmp::Exact),
+        ("PCR_Extend 16 unaffected", k(extend(16, b"")), Cmp::Exact),
+        (
+            "PCR_SetAuthPolicy 21",
+            k(set_policy(&[9; 32], 0x0B, 21)),
+            Cmp::Exact,
+        ),
+        (
+            "PCR_SetAuthPolicy size",
+            k(set_policy(&[9; 20], 0x0B, 21)),
+            Cmp::Exact,
+        ),
+        (
+            "PCR_SetAuthPolicy PCR 16",
+            k(set_policy(&[9; 32], 0x0B, 16)),
+            Cmp::Exact,
+        ),
+        (
+            "PCR_SetAuthPolicy PCR 30",
+            k(set_policy(&[9; 32], 0x0B, 30)),
+            Cmp::Exact,
+        ),
+        (
+            "PCR_SetAuthPolicy bad hash",
+            k(set_policy(&[9; 32], 0x99, 21)),
+            Cmp::Exact,
+        ),
+        (
+            "PCR_SetAuthPolicy cleared",
+            k(set_policy(&[], 0x10, 20)),
+            Cmp::Exact,
+        ),
+        (
+            "PCR_Allocate by the owner",
+            k(allocate(owner, &[(0x0B, all)])),
+            Cmp::Exact,
+        ),
+        (
+            "PCR_Allocate without PCR 0 and 17",
+            k(allocate(
+                platform,
+                &[(0x04, none), (0x0B, none), (0x0C, none), (0x0D, none)],
+            )),
+            Cmp::Exact,
+        ),
+        (
+            "PCR_Allocate bad hash",
+            k(allocate(platform, &[(0x99, all)])),
+            Cmp::Exact,
+        ),
+        (
+            "PCR_Allocate SHA-256 only",
+            k(allocate(platform, &[(0x04, none), (0x0B, all)])),
+            Cmp::Rc,
+        ),
+        (
+            "Shutdown(STATE) after PCR_Allocate",
+            k(cmd(0x145, &[], false, &[0, 1])),
+            Cmp::Exact,
+        ),
+        (
+            "Shutdown(CLEAR)",
+            k(cmd(0x145, &[], false, &[0, 0])),
+            Cmp::Exact,
+        ),
+    ];
+    let mut cases = cases;
+    for cc in [0x12Bu32, 0x12C, 0x183] {
+        let p = [&[0, 0, 0, 2][..], &cc.to_be_bytes(), &[0, 0, 0, 1]].concat();
+        cases.push((
+            "GetCapability TPMA_CC",
+            k(cmd(0x17A, &[], false, &p)),
+            Cmp::Exact,
+        ));
+    }
+    let mismatches = compare(sim.port, sw.port, &cases);
+    assert!(
+        mismatches.is_empty(),
+        "{} of {} differ:\n{}",
+        mismatches.len(),
+        cases.len(),
+        mismatches.join("\n")
+    );
+}
+
+/// EC_Ephemeral and ZGen_2Phase (ECDH) against libtpms: codes and layouts, a spent counter.
+#[test]
+fn two_phase_ecdh_codes_match_swtpm() {
+    let dir = scratch("diff-ecc2");
+    let sw = Swtpm::start(&dir.join("swtpm"));
+    std::fs::create_dir_all(dir.join("sim")).unwrap();
+    let sim = Sim::start(&dir.join("sim"), None);
+    let k = |b: Vec<u8>| Box::new(move |_: &[Vec<u8>]| b.clone()) as Build;
+    let b2 = vtpm_sim::wire::tpm2b;
+    let key = 0x8000_0000u32;
+    // An unrestricted ECDH key: decrypt, no symmetric algorithm, scheme or KDF.
+    let t = [
+        &[0x00, 0x23, 0x00, 0x0B][..],
+        &0x0002_0072u32.to_be_bytes(),
+        &[
+            0, 0, 0x00, 0x10, 0x00, 0x10, 0x00, 0x03, 0x00, 0x10, 0, 0, 0, 0,
+        ],
+    ]
+    .concat();
+    let ecdh = [&[0, 4, 0, 0, 0, 0][..], &b2(&t), &[0, 0, 0, 0, 0, 0]].concat();
+    // ZGen_2Phase with the Q and counter of the EC_Ephemeral response `back` steps ago.
+    let zgen = |back: usize, scheme: u16, spoil: bool| {
+        Box::new(move |prev: &[Vec<u8>]| {
+            let e = &prev[prev.len() - back];
+            if e.len() < 14 {
+                return cmd(0x18D, &[key], true, &[]);
+            }
+            let mut q = e[10..e.len() - 2].to_vec();
+            if spoil {
+                let last = q.len() - 1;
+                q[last] ^= 1;
+            }
+            let p = [&q[..], &q, &scheme.to_be_bytes(), &e[e.len() - 2..]].concat();
+            cmd(0x18D, &[key], true, &p)
+        }) as Build
+    };
+    let cases: Vec<(&str, Build, Cmp)> = vec![
+        ("Startup", k(cmd(0x144, &[], false, &[0, 0])), Cmp::Exact),
+        (
+            "CreatePrimary ECDH key",
+            k(cmd(0x131, &[0x4000_0001], true, &ecdh)),
+            Cmp::Len,
+        ),
+        (
+            "EC_Ephemeral bad curve",
+            k(cmd(0x18E, &[], false, &[0, 0x77])),
+            Cmp::Exact,
+        ),
+        ("EC_Ephemeral", k(cmd(0x18E, &[], false, &[0, 3])), Cmp::Len),
+        (
+            "ZGen_2Phase ECDSA scheme",
+            zgen(1, 0x0018, false),
+            Cmp::Exact,
+        ),
+        (
+            "ZGen_2Phase point off the curve",
+            zgen(2, 0x0019, true),
+            Cmp::Exact,
+        ),
+        ("ZGen_2Phase", zgen(3, 0x0019, false), Cmp::Len),
+        (
+            "ZGen_2Phase counter spent",
+            zgen(4, 0x0019, false),
+            Cmp::Exact,
+        ),
+        (
+            "ZGen_2Phase bad point size",
+            k(cmd(
+                0x18D,
+                &[key],
+                true,
+                &[&b2(&[0, 1, 7])[..], &[0, 0, 0, 0x19, 0, 0]].concat(),
+            )),
+            Cmp::Exact,
+        ),
+    ];
+    let mut cases = cases;
+    for cc in [0x18Du32, 0x18E] {
+        let p = [&[0, 0, 0, 2][..], &cc.to_be_bytes(), &[0, 0, 0, 1]].concat();
+        cases.push((
+            "GetCapability TPMA_CC",
+            k(cmd(0x17A, &[], false, &p)),
+            Cmp::Exact,
+        ));
+    }
+    let mismatches = compare(sim.port, sw.port, &cases);
+    assert!(
+        mismatches.is_empty(),
+        "{} of {} differ:\n{}",
+        mismatches.len(),
+        cases.len(),
+        mismatches.join("\n")
+    );
+}
+
+/// TPMA_CC of every command vtpm-sim implements, as TPM2_GetCapability(TPM_CAP_COMMANDS)
+/// reports it, equals libtpms's (handle count, nv, extensive, flushed, response handle).
+#[test]
+fn command_attributes_match_swtpm() {
+    let dir = scratch("diff-tpma-cc");
+    let sw = Swtpm::start(&dir.join("swtpm"));
+    std::fs::create_dir_all(dir.join("sim")).unwrap();
+    let sim = Sim::start(&dir.join("sim"), None);
+    let startup = cmd(0x144, &[], false, &[0, 0]);
+    sim_exec(sim.port, &startup);
+    swtpm_exec(sw.port, &startup);
+    let all = sim_exec(
+        sim.port,
+        &cmd(0x17A, &[], false, &[0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 1, 0]),
+    );
+    let n = u32::from_be_bytes([all[15], all[16], all[17], all[18]]) as usize;
+    assert!(n > 100, "vtpm-sim reports {n} commands");
+    let codes: Vec<u32> = (0..n)
+        .map(|i| {
+            let at = 19 + 4 * i;
+            u32::from_be_bytes([all[at], all[at + 1], all[at + 2], all[at + 3]]) & 0xFFFF
+        })
+        .collect();
+    let k = |b: Vec<u8>| Box::new(move |_: &[Vec<u8>]| b.clone()) as Build;
+    let mut cases: Vec<(&str, Build, Cmp)> = Vec::new();
+    for cc in codes {
+        let p = [&[0, 0, 0, 2][..], &cc.to_be_bytes(), &[0, 0, 0, 1]].concat();
+        cases.push(("TPMA_CC", k(cmd(0x17A, &[], false, &p)), Cmp::Tail4));
+    }
+    let mismatches = compare(sim.port, sw.port, &cases);
+    assert!(
+        mismatches.is_empty(),
+        "{} of {} differ:\n{}",
+        mismatches.len(),
+        cases.len(),
         mismatches.join("\n")
     );
 }

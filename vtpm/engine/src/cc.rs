@@ -25,6 +25,8 @@ pub(crate) struct CmdInfo {
     pub(crate) nv: bool,
     /// Flushes handles (TPMA_CC.flushed).
     pub(crate) flushed: bool,
+    /// May flush many contexts or change much NV (TPMA_CC.extensive).
+    pub(crate) extensive: bool,
 }
 
 const fn c(cc: u32, handles: u8, auths: u8, r_handle: bool) -> CmdInfo {
@@ -36,6 +38,7 @@ const fn c(cc: u32, handles: u8, auths: u8, r_handle: bool) -> CmdInfo {
         role: Role::User,
         nv: false,
         flushed: false,
+        extensive: false,
     }
 }
 const fn admin(mut i: CmdInfo) -> CmdInfo {
@@ -50,6 +53,10 @@ const fn nv(mut i: CmdInfo) -> CmdInfo {
     i.nv = true;
     i
 }
+const fn extensive(mut i: CmdInfo) -> CmdInfo {
+    i.extensive = true;
+    i
+}
 const fn flushed(mut i: CmdInfo) -> CmdInfo {
     i.flushed = true;
     i
@@ -57,15 +64,24 @@ const fn flushed(mut i: CmdInfo) -> CmdInfo {
 
 #[allow(missing_docs)]
 pub(crate) mod code {
+    pub(crate) const NV_UNDEFINE_SPACE_SPECIAL: u32 = 0x11F;
     pub(crate) const EVICT_CONTROL: u32 = 0x120;
     pub(crate) const HIERARCHY_CONTROL: u32 = 0x121;
     pub(crate) const NV_UNDEFINE_SPACE: u32 = 0x122;
+    pub(crate) const CHANGE_EPS: u32 = 0x124;
+    pub(crate) const CHANGE_PPS: u32 = 0x125;
     pub(crate) const CLEAR: u32 = 0x126;
     pub(crate) const CLEAR_CONTROL: u32 = 0x127;
+    pub(crate) const CLOCK_SET: u32 = 0x128;
     pub(crate) const HIERARCHY_CHANGE_AUTH: u32 = 0x129;
     pub(crate) const NV_DEFINE_SPACE: u32 = 0x12A;
+    pub(crate) const PCR_ALLOCATE: u32 = 0x12B;
+    pub(crate) const PCR_SET_AUTH_POLICY: u32 = 0x12C;
+    pub(crate) const SET_PRIMARY_POLICY: u32 = 0x12E;
+    pub(crate) const CLOCK_RATE_ADJUST: u32 = 0x130;
     pub(crate) const CREATE_PRIMARY: u32 = 0x131;
     pub(crate) const NV_GLOBAL_WRITE_LOCK: u32 = 0x132;
+    pub(crate) const GET_COMMAND_AUDIT_DIGEST: u32 = 0x133;
     pub(crate) const NV_INCREMENT: u32 = 0x134;
     pub(crate) const NV_SET_BITS: u32 = 0x135;
     pub(crate) const NV_EXTEND: u32 = 0x136;
@@ -77,6 +93,7 @@ pub(crate) mod code {
     pub(crate) const PCR_EVENT: u32 = 0x13C;
     pub(crate) const PCR_RESET: u32 = 0x13D;
     pub(crate) const SEQUENCE_COMPLETE: u32 = 0x13E;
+    pub(crate) const SET_COMMAND_CODE_AUDIT_STATUS: u32 = 0x140;
     pub(crate) const INCREMENTAL_SELF_TEST: u32 = 0x142;
     pub(crate) const SELF_TEST: u32 = 0x143;
     pub(crate) const STARTUP: u32 = 0x144;
@@ -88,6 +105,7 @@ pub(crate) mod code {
     pub(crate) const CERTIFY_CREATION: u32 = 0x14A;
     pub(crate) const DUPLICATE: u32 = 0x14B;
     pub(crate) const GET_TIME: u32 = 0x14C;
+    pub(crate) const GET_SESSION_AUDIT_DIGEST: u32 = 0x14D;
     pub(crate) const NV_READ: u32 = 0x14E;
     pub(crate) const NV_READ_LOCK: u32 = 0x14F;
     pub(crate) const OBJECT_CHANGE_AUTH: u32 = 0x150;
@@ -115,6 +133,7 @@ pub(crate) mod code {
     pub(crate) const POLICY_AUTHORIZE: u32 = 0x16A;
     pub(crate) const POLICY_AUTH_VALUE: u32 = 0x16B;
     pub(crate) const POLICY_COMMAND_CODE: u32 = 0x16C;
+    pub(crate) const POLICY_COUNTER_TIMER: u32 = 0x16D;
     pub(crate) const POLICY_CP_HASH: u32 = 0x16E;
     pub(crate) const POLICY_LOCALITY: u32 = 0x16F;
     pub(crate) const POLICY_NAME_HASH: u32 = 0x170;
@@ -124,6 +143,7 @@ pub(crate) mod code {
     pub(crate) const RSA_ENCRYPT: u32 = 0x174;
     pub(crate) const START_AUTH_SESSION: u32 = 0x176;
     pub(crate) const VERIFY_SIGNATURE: u32 = 0x177;
+    pub(crate) const ECC_PARAMETERS: u32 = 0x178;
     pub(crate) const GET_CAPABILITY: u32 = 0x17A;
     pub(crate) const GET_RANDOM: u32 = 0x17B;
     pub(crate) const GET_TEST_RESULT: u32 = 0x17C;
@@ -133,12 +153,19 @@ pub(crate) mod code {
     pub(crate) const POLICY_RESTART: u32 = 0x180;
     pub(crate) const READ_CLOCK: u32 = 0x181;
     pub(crate) const PCR_EXTEND: u32 = 0x182;
+    pub(crate) const PCR_SET_AUTH_VALUE: u32 = 0x183;
     pub(crate) const NV_CERTIFY: u32 = 0x184;
     pub(crate) const EVENT_SEQUENCE_COMPLETE: u32 = 0x185;
     pub(crate) const HASH_SEQUENCE_START: u32 = 0x186;
+    pub(crate) const POLICY_PHYSICAL_PRESENCE: u32 = 0x187;
+    pub(crate) const POLICY_DUPLICATION_SELECT: u32 = 0x188;
     pub(crate) const POLICY_GET_DIGEST: u32 = 0x189;
     pub(crate) const TEST_PARMS: u32 = 0x18A;
     pub(crate) const POLICY_PASSWORD: u32 = 0x18C;
+    pub(crate) const ZGEN_2PHASE: u32 = 0x18D;
+    pub(crate) const EC_EPHEMERAL: u32 = 0x18E;
+    pub(crate) const POLICY_NV_WRITTEN: u32 = 0x18F;
+    pub(crate) const POLICY_TEMPLATE: u32 = 0x190;
     pub(crate) const CREATE_LOADED: u32 = 0x191;
     pub(crate) const ENCRYPT_DECRYPT2: u32 = 0x193;
 }
@@ -147,15 +174,24 @@ use code::*;
 
 /// Sorted by command code (GetCapability walks it in order).
 pub(crate) static COMMANDS: &[CmdInfo] = &[
+    nv(admin(c(NV_UNDEFINE_SPACE_SPECIAL, 2, 2, false))),
     nv(c(EVICT_CONTROL, 2, 1, false)),
-    nv(c(HIERARCHY_CONTROL, 1, 1, false)),
+    extensive(nv(c(HIERARCHY_CONTROL, 1, 1, false))),
     nv(c(NV_UNDEFINE_SPACE, 2, 1, false)),
-    nv(c(CLEAR, 1, 1, false)),
+    extensive(nv(c(CHANGE_EPS, 1, 1, false))),
+    extensive(nv(c(CHANGE_PPS, 1, 1, false))),
+    extensive(nv(c(CLEAR, 1, 1, false))),
     nv(c(CLEAR_CONTROL, 1, 1, false)),
+    nv(c(CLOCK_SET, 1, 1, false)),
     nv(c(HIERARCHY_CHANGE_AUTH, 1, 1, false)),
     nv(c(NV_DEFINE_SPACE, 1, 1, false)),
+    nv(c(PCR_ALLOCATE, 1, 1, false)),
+    nv(c(PCR_SET_AUTH_POLICY, 1, 1, false)),
+    nv(c(SET_PRIMARY_POLICY, 1, 1, false)),
+    c(CLOCK_RATE_ADJUST, 1, 1, false),
     c(CREATE_PRIMARY, 1, 1, true),
     nv(c(NV_GLOBAL_WRITE_LOCK, 1, 1, false)),
+    nv(c(GET_COMMAND_AUDIT_DIGEST, 2, 2, false)),
     nv(c(NV_INCREMENT, 2, 1, false)),
     nv(c(NV_SET_BITS, 2, 1, false)),
     nv(c(NV_EXTEND, 2, 1, false)),
@@ -164,22 +200,24 @@ pub(crate) static COMMANDS: &[CmdInfo] = &[
     nv(c(DA_LOCK_RESET, 1, 1, false)),
     nv(c(DA_PARAMETERS, 1, 1, false)),
     nv(admin(c(NV_CHANGE_AUTH, 1, 1, false))),
-    c(PCR_EVENT, 1, 1, false),
-    c(PCR_RESET, 1, 1, false),
+    nv(c(PCR_EVENT, 1, 1, false)),
+    nv(c(PCR_RESET, 1, 1, false)),
     flushed(c(SEQUENCE_COMPLETE, 1, 1, false)),
-    c(INCREMENTAL_SELF_TEST, 0, 0, false),
-    c(SELF_TEST, 0, 0, false),
-    c(STARTUP, 0, 0, false),
+    nv(c(SET_COMMAND_CODE_AUDIT_STATUS, 1, 1, false)),
+    nv(c(INCREMENTAL_SELF_TEST, 0, 0, false)),
+    nv(c(SELF_TEST, 0, 0, false)),
+    nv(c(STARTUP, 0, 0, false)),
     nv(c(SHUTDOWN, 0, 0, false)),
-    c(STIR_RANDOM, 0, 0, false),
+    nv(c(STIR_RANDOM, 0, 0, false)),
     admin(c(ACTIVATE_CREDENTIAL, 2, 2, false)),
     admin(c(CERTIFY, 2, 2, false)),
     c(POLICY_NV, 3, 1, false),
     c(CERTIFY_CREATION, 2, 1, false),
     dup(c(DUPLICATE, 2, 1, false)),
     c(GET_TIME, 2, 2, false),
+    c(GET_SESSION_AUDIT_DIGEST, 3, 2, false),
     c(NV_READ, 2, 1, false),
-    c(NV_READ_LOCK, 2, 1, false),
+    nv(c(NV_READ_LOCK, 2, 1, false)),
     admin(c(OBJECT_CHANGE_AUTH, 2, 1, false)),
     c(POLICY_SECRET, 2, 1, false),
     c(CREATE, 1, 1, false),
@@ -198,13 +236,15 @@ pub(crate) static COMMANDS: &[CmdInfo] = &[
     c(CONTEXT_SAVE, 1, 0, false),
     c(ECDH_KEYGEN, 1, 0, false),
     c(ENCRYPT_DECRYPT, 1, 1, false),
-    flushed(c(FLUSH_CONTEXT, 0, 0, false)),
+    // Its handle is a parameter: not TPMA_CC.flushed (libtpms agrees).
+    c(FLUSH_CONTEXT, 0, 0, false),
     c(LOAD_EXTERNAL, 0, 0, true),
     c(MAKE_CREDENTIAL, 1, 0, false),
     c(NV_READ_PUBLIC, 1, 0, false),
     c(POLICY_AUTHORIZE, 1, 0, false),
     c(POLICY_AUTH_VALUE, 1, 0, false),
     c(POLICY_COMMAND_CODE, 1, 0, false),
+    c(POLICY_COUNTER_TIMER, 1, 0, false),
     c(POLICY_CP_HASH, 1, 0, false),
     c(POLICY_LOCALITY, 1, 0, false),
     c(POLICY_NAME_HASH, 1, 0, false),
@@ -214,6 +254,7 @@ pub(crate) static COMMANDS: &[CmdInfo] = &[
     c(RSA_ENCRYPT, 1, 0, false),
     c(START_AUTH_SESSION, 2, 0, true),
     c(VERIFY_SIGNATURE, 1, 0, false),
+    c(ECC_PARAMETERS, 0, 0, false),
     c(GET_CAPABILITY, 0, 0, false),
     c(GET_RANDOM, 0, 0, false),
     c(GET_TEST_RESULT, 0, 0, false),
@@ -222,13 +263,20 @@ pub(crate) static COMMANDS: &[CmdInfo] = &[
     c(POLICY_PCR, 1, 0, false),
     c(POLICY_RESTART, 1, 0, false),
     c(READ_CLOCK, 0, 0, false),
-    c(PCR_EXTEND, 1, 1, false),
+    nv(c(PCR_EXTEND, 1, 1, false)),
+    c(PCR_SET_AUTH_VALUE, 1, 1, false),
     c(NV_CERTIFY, 3, 2, false),
-    flushed(c(EVENT_SEQUENCE_COMPLETE, 2, 2, false)),
+    nv(flushed(c(EVENT_SEQUENCE_COMPLETE, 2, 2, false))),
     c(HASH_SEQUENCE_START, 0, 0, true),
+    c(POLICY_PHYSICAL_PRESENCE, 1, 0, false),
+    c(POLICY_DUPLICATION_SELECT, 1, 0, false),
     c(POLICY_GET_DIGEST, 1, 0, false),
     c(TEST_PARMS, 0, 0, false),
     c(POLICY_PASSWORD, 1, 0, false),
+    c(ZGEN_2PHASE, 1, 1, false),
+    c(EC_EPHEMERAL, 0, 0, false),
+    c(POLICY_NV_WRITTEN, 1, 0, false),
+    c(POLICY_TEMPLATE, 1, 0, false),
     c(CREATE_LOADED, 1, 1, true),
     c(ENCRYPT_DECRYPT2, 1, 1, false),
 ];
@@ -244,6 +292,7 @@ pub(crate) fn lookup(cc: u32) -> Option<&'static CmdInfo> {
 pub(crate) fn tpma_cc(i: &CmdInfo) -> u32 {
     (i.cc & 0xFFFF)
         | (u32::from(i.nv) << 22)
+        | (u32::from(i.extensive) << 23)
         | (u32::from(i.flushed) << 24)
         | (u32::from(i.handles) << 25)
         | (u32::from(i.r_handle) << 28)

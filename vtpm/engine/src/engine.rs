@@ -66,6 +66,16 @@ pub(crate) struct Permanent {
     /// The Startup before the saved state (Shutdown(STATE)) followed an H-CRTM event: a
     /// Resume must follow one too (TPM_RC_LOCALITY otherwise).
     pub(crate) hcrtm_saved: bool,
+    /// Command audit: audited commands, hash, counter and digest.
+    pub(crate) audit: crate::cmd::CommandAudit,
+    /// PCR banks the next Startup(CLEAR) allocates (PCR_Allocate).
+    pub(crate) pcr_alloc: Vec<HashAlg>,
+    /// authValue and authPolicy of the PCR group 20-22 (PCR_SetAuthValue/Policy); the
+    /// authValue is state-clear data (reset by Startup(CLEAR)).
+    pub(crate) pcr_auth: Vec<u8>,
+    pub(crate) pcr_policy: (u16, Vec<u8>),
+    /// EC_Ephemeral / ZGen_2Phase commit nonce, counter and array (renewed by a TPM Reset).
+    pub(crate) commit: crate::cmd::CommitState,
 }
 
 /// State that a power cycle loses.
@@ -102,6 +112,10 @@ pub(crate) struct Volatile {
     /// (ms since power-on); not part of the state blob (a restore restarts the count).
     pub(crate) da_tick: u64,
     pub(crate) lockout_tick: u64,
+    /// Audit sessions' digests and the exclusive audit session.
+    pub(crate) audit: crate::cmd::SessionAudit,
+    /// PCR_Allocate succeeded this power cycle: Shutdown(STATE) is refused.
+    pub(crate) pcr_reconfig: bool,
 }
 
 /// A TPM 2.0 instance over a `Platform`.
@@ -315,6 +329,7 @@ impl<P: Platform> Tpm<P> {
         let params_start = command.len() - r.remaining();
         let params = &command[params_start..];
         let names: Vec<Vec<u8>> = handles.iter().map(|&hd| self.entity_name(hd)).collect();
+        self.audit_check_sessions(&auths)?;
         let mut session_state =
             self.check_sessions(info, &handles, &names, &auths, cc, params, locality)?;
         let mut decrypted;
@@ -342,6 +357,11 @@ impl<P: Platform> Tpm<P> {
         }
         if tag == ST_SESSIONS {
             self.encrypt_param(&auths, &mut session_state, &mut params_out);
+        }
+        // Audit sees the parameters as they travel (encrypted), as cpHash and rpHash do.
+        let cp_params = &command[params_start..];
+        self.audit_record(cc, &names, cp_params, &params_out, &mut session_state);
+        if tag == ST_SESSIONS {
             let area = self.response_sessions(&auths, &mut session_state, cc, &params_out);
             w.u32(params_out.len() as u32)
                 .bytes(&params_out)
@@ -503,7 +523,7 @@ impl<P: Platform> Tpm<P> {
                 h::RH_PLATFORM | h::RH_PLATFORM_NV => self.v.platform_auth.clone(),
                 _ => Vec::new(),
             },
-            h::HT_PCR => Vec::new(),
+            h::HT_PCR => self.pcr_group_auth(hdl),
             h::HT_TRANSIENT | h::HT_PERSISTENT => self
                 .object(hdl)?
                 .sens
@@ -531,6 +551,7 @@ impl<P: Platform> Tpm<P> {
                 h::RH_PLATFORM | h::RH_PLATFORM_NV => self.v.platform_policy.clone(),
                 _ => (crate::crypto::alg::NULL, Vec::new()),
             },
+            h::HT_PCR => self.pcr_group_policy(hdl),
             h::HT_TRANSIENT | h::HT_PERSISTENT => self
                 .object(hdl)
                 .map(|o| (o.public.name_alg, o.public.policy.clone()))
@@ -719,6 +740,13 @@ fn session_handle_allowed(cc: u32, idx: u8, hdl: u32) -> bool {
         POLICY_SIGNED => Some(1),
         POLICY_NV => Some(2),
         POLICY_TICKET | POLICY_CP_HASH | POLICY_NAME_HASH | POLICY_LOCALITY => Some(0),
+        POLICY_DUPLICATION_SELECT
+        | POLICY_NV_WRITTEN
+        | POLICY_COUNTER_TIMER
+        | POLICY_PHYSICAL_PRESENCE
+        | POLICY_TEMPLATE => Some(0),
+        // TPMI_SH_HMAC: the audit session whose digest is asked for.
+        GET_SESSION_AUDIT_DIGEST => return idx == 2 && h::ty(hdl) == h::HT_HMAC_SESSION,
         _ => None,
     };
     match policy_pos {
@@ -766,6 +794,11 @@ fn manufacture(rng: &mut Drbg) -> Permanent {
         clock_safe: true,
         orderly: true,
         hcrtm_saved: false,
+        audit: crate::cmd::CommandAudit::new(),
+        pcr_alloc: crate::pcr::BANKS.to_vec(),
+        pcr_auth: Vec::new(),
+        pcr_policy: (crate::crypto::alg::NULL, Vec::new()),
+        commit: crate::cmd::CommitState::new(rng.bytes(32)),
     }
 }
 
@@ -793,6 +826,8 @@ fn fresh_volatile(rng: &mut Drbg) -> Volatile {
         time_offset: 0,
         da_tick: 0,
         lockout_tick: 0,
+        audit: crate::cmd::SessionAudit::default(),
+        pcr_reconfig: false,
     }
 }
 

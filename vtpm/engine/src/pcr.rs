@@ -26,8 +26,13 @@ pub(crate) struct Pcrs {
 
 impl Pcrs {
     pub(crate) fn new() -> Self {
+        Self::with_banks(&BANKS)
+    }
+
+    /// Only the given banks allocated (PCR_Allocate), all 24 PCRs in each.
+    pub(crate) fn with_banks(banks: &[HashAlg]) -> Self {
         let mut p = Pcrs {
-            banks: BANKS
+            banks: banks
                 .iter()
                 .map(|&h| (h, alloc::vec![alloc::vec![0u8; h.size()]; PCR_COUNT]))
                 .collect(),

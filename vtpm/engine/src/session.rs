@@ -23,6 +23,8 @@ pub(crate) enum Bound {
     None,
     CpHash,
     NameHash,
+    /// PolicyTemplate: the hash of the template Create/CreatePrimary/CreateLoaded must use.
+    Template,
 }
 
 /// A started HMAC, policy or trial session.
@@ -55,6 +57,8 @@ pub(crate) struct Session {
     /// TPM_RC_PCR_CHANGED. (The reference uses 0 for "none", which lets a PolicyPCR made while
     /// the counter is still 0 survive later PCR changes; an explicit None closes that gap.)
     pub(crate) pcr_counter: Option<u32>,
+    /// PolicyNvWritten and PolicyPhysicalPresence conditions (state format 6 on).
+    pub(crate) more: crate::cmd::PolicyMore,
 }
 
 impl Session {
@@ -62,7 +66,7 @@ impl Session {
         self.write_ext(w, crate::state::STATE_VERSION);
     }
     /// Writes the session as state format `version` has it: the policy extension from format
-    /// 4 on, the PolicyPCR counter from format 5 on.
+    /// 4 on, the PolicyPCR counter from format 5 on, PolicyNvWritten/PhysicalPresence from 6 on.
     pub(crate) fn write_ext(&self, w: &mut Writer, version: u16) {
         let ext = version >= 4;
         w.u32(self.handle)
@@ -85,6 +89,7 @@ impl Session {
             Bound::None => 0,
             Bound::CpHash => 1,
             Bound::NameHash => 2,
+            Bound::Template => 3,
         };
         w.u8(bound)
             .tpm2b(&self.bound_digest)
@@ -96,12 +101,17 @@ impl Session {
             w.u8(u8::from(self.pcr_counter.is_some()))
                 .u32(self.pcr_counter.unwrap_or(0));
         }
+        if version >= 6 {
+            // Format 6: PolicyNvWritten / PolicyPhysicalPresence.
+            self.more.write(w);
+        }
     }
     /// Reads a session written in state format `version` (context blobs, None: each extension
     /// whenever bytes are left).
     pub(crate) fn read(r: &mut Reader<'_>, version: Option<u16>) -> Result<Session, Rc> {
         let ext = version.map(|v| v >= 4);
         let ext5 = version.map(|v| v >= 5);
+        let ext6 = version.map(|v| v >= 6);
         let handle = r.u32()?;
         let kind = r.u8()?;
         let hash = HashAlg::from_alg(r.u16()?)?;
@@ -123,6 +133,7 @@ impl Session {
                 0 => Bound::None,
                 1 => Bound::CpHash,
                 2 => Bound::NameHash,
+                3 => Bound::Template,
                 _ => return Err(Rc::VALUE),
             };
             bound_digest = r.tpm2b(64)?.to_vec();
@@ -140,7 +151,15 @@ impl Session {
                 _ => return Err(Rc::VALUE),
             };
         }
+        // PolicyNvWritten / PolicyPhysicalPresence conditions: state format 6 on; context blobs
+        // carry them when bytes are left.
+        let more = if ext6.unwrap_or(r.remaining() > 0) {
+            crate::cmd::PolicyMore::read(r)?
+        } else {
+            Default::default()
+        };
         Ok(Session {
+            more,
             handle,
             kind,
             hash,
@@ -173,11 +192,16 @@ impl Session {
         self.bound_digest.clear();
         self.locality = 0;
         self.timeout = 0;
+        self.more = Default::default();
         self.pcr_counter = None;
     }
     /// The command code a policy session is bound to (PolicyCommandCode), if any.
     pub(crate) fn command_code(&self) -> Option<u32> {
         self.cc
+    }
+    /// An audit session is never bound (its authValue use must show in every HMAC).
+    pub(crate) fn unbind(&mut self) {
+        self.bind_name.clear();
     }
 }
 
@@ -195,6 +219,19 @@ pub(crate) struct SessionUse {
     /// The authorised entity whose authValue is part of `session_value` (re-read for the
     /// response: HierarchyChangeAuth answers under the new value).
     auth_of: Option<u32>,
+}
+
+impl SessionUse {
+    pub(crate) fn attrs(&self) -> u8 {
+        self.attrs
+    }
+    /// The attributes the response reports (audit sets or clears auditExclusive).
+    pub(crate) fn set_attrs(&mut self, attrs: u8) {
+        self.attrs = attrs;
+    }
+    pub(crate) fn slot(&self) -> Option<usize> {
+        self.slot
+    }
 }
 
 impl<P: Platform> Tpm<P> {
@@ -224,15 +261,23 @@ impl<P: Platform> Tpm<P> {
         }
         let slot = self.session_index(a.handle).ok_or(Rc(0x918 + (n - 1)))?;
         let s = self.v.sessions[slot].clone().expect("slot found above");
-        if a.attrs & (sattr::AUDIT | sattr::AUDIT_EXCLUSIVE | sattr::AUDIT_RESET) != 0 {
-            // Command audit is not implemented.
-            return Err(Rc::ATTRIBUTES.session(n));
-        }
         let mut session_value = s.session_key.clone();
         let Some(hdl) = bound else {
-            // Not authorising anything: must be there for encryption.
-            if a.attrs & (sattr::DECRYPT | sattr::ENCRYPT) == 0 {
+            // Not authorising anything: must be there for encryption or audit.
+            if a.attrs & (sattr::DECRYPT | sattr::ENCRYPT | sattr::AUDIT) == 0 {
                 return Err(Rc::ATTRIBUTES.session(n));
+            }
+            // Its HMAC is checked too, keyed by the sessionKey alone (CheckSessionHMAC); with
+            // no key, an empty HMAC will do.
+            if !(session_value.is_empty() && a.hmac.is_empty()) {
+                let cp = cp_hash(s.hash, cc, names, params);
+                let want = s.hash.hmac(
+                    &session_value,
+                    &[&cp, &a.nonce_caller, &s.nonce_tpm, &[a.attrs]],
+                );
+                if !ct_eq(&want, &a.hmac) {
+                    return Err(Rc::BAD_AUTH.session(n));
+                }
             }
             return Ok(SessionUse {
                 attrs: a.attrs,
@@ -402,15 +447,20 @@ impl<P: Platform> Tpm<P> {
         if s.locality != 0 && !locality_allowed(s.locality, locality) {
             return Err(Rc::LOCALITY);
         }
+        // PolicyPhysicalPresence: this engine has no physical-presence input.
+        if s.more.pp_required {
+            return Err(Rc::PP.session(n));
+        }
         let ok = match s.bound {
             Bound::None => true,
             Bound::CpHash => ct_eq(&s.bound_digest, &cp_hash(s.hash, cc, names, params)),
             Bound::NameHash => ct_eq(&s.bound_digest, &name_hash(s.hash, names)),
+            Bound::Template => crate::cmd::template_matches(s, cc, params),
         };
         if !ok {
             return Err(Rc::POLICY_FAIL.session(n));
         }
-        Ok(())
+        self.check_nv_written(s, hdl).map_err(|e| e.session(n))
     }
 
     /// The nonceTPM of the decrypt and encrypt sessions when they are not the first session
@@ -767,6 +817,7 @@ impl<P: Platform> Tpm<P> {
             locality: 0,
             start_time: self.time_ms(),
             timeout: 0,
+            more: Default::default(),
             pcr_counter: None,
         });
         let mut o = Out::new();

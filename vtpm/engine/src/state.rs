@@ -6,7 +6,12 @@
 //! to the full-instance body; version 4 added the policy-session state (cpHash/nameHash,
 //! locality, start time and timeout) to each session, and the NV_GlobalWriteLock set, Clock's
 //! safe flag and the orderly-shutdown flag to the permanent body; version 5 added the PolicyPCR
-//! update counter to each session. A build reads every older version (defaults for the missing
+//! update counter to each session; version 6 added the command audit state (hash, audited
+//! commands, counter, digest), the PCR allocation of the next Startup(CLEAR), the PCR 20-22
+//! group's authValue and authPolicy and the EC_Ephemeral commit state to the permanent body,
+//! and to the full-instance body the audit sessions' digests, the exclusive audit session and
+//! each session's PolicyNvWritten / PolicyPhysicalPresence conditions (a PolicyTemplate hash
+//! uses the cpHash slot's kind 3). A build reads every older version (defaults for the missing
 //! fields) and refuses anything newer than itself.
 
 use crate::crypto::HashAlg;
@@ -19,7 +24,7 @@ use alloc::vec::Vec;
 
 const MAGIC: &[u8; 6] = b"WVTPM\0";
 /// The format version this build writes.
-pub const STATE_VERSION: u16 = 5;
+pub const STATE_VERSION: u16 = 6;
 const KIND_PERMANENT: u8 = 0;
 const KIND_FULL: u8 = 1;
 
@@ -196,6 +201,16 @@ fn write_permanent(w: &mut Writer, p: &Permanent, version: u16) {
         // H-CRTM, which is what their TPMs had.
         w.u8(u8::from(p.clock_safe) | (u8::from(p.orderly) << 1) | (u8::from(p.hcrtm_saved) << 2));
     }
+    if version >= 6 {
+        p.audit.write(w);
+        w.u8(p.pcr_alloc.len() as u8);
+        for b in &p.pcr_alloc {
+            w.u16(b.alg());
+        }
+        w.tpm2b(&p.pcr_auth);
+        write_policy(w, &p.pcr_policy);
+        p.commit.write(w);
+    }
 }
 
 fn read_permanent(r: &mut Reader<'_>, version: u16) -> R<Permanent> {
@@ -262,7 +277,41 @@ fn read_permanent(r: &mut Reader<'_>, version: u16) -> R<Permanent> {
     } else {
         (true, false, false)
     };
+    let audit = if version >= 6 {
+        c(crate::cmd::CommandAudit::read(r))?
+    } else {
+        crate::cmd::CommandAudit::new()
+    };
+    let (mut pcr_alloc, mut pcr_auth, mut pcr_policy) = (
+        crate::pcr::BANKS.to_vec(),
+        Vec::new(),
+        (crate::crypto::alg::NULL, Vec::new()),
+    );
+    if version >= 6 {
+        let n = c(r.u8())?;
+        pcr_alloc.clear();
+        for _ in 0..n {
+            let b = c(HashAlg::from_alg(c(r.u16())?))?;
+            if !crate::pcr::BANKS.contains(&b) || pcr_alloc.contains(&b) {
+                return Err(StateError::Corrupt);
+            }
+            pcr_alloc.push(b);
+        }
+        pcr_auth = c(r.tpm2b(64))?.to_vec();
+        pcr_policy = read_policy(r)?;
+    }
+    // Older blobs: a commit nonce derived from the proof values (fresh at the next TPM Reset).
+    let commit = if version >= 6 {
+        c(crate::cmd::CommitState::read(r))?
+    } else {
+        crate::cmd::CommitState::new(crate::crypto::HashAlg::Sha256.digest(&[&sh_proof, b"COMMIT"]))
+    };
     Ok(Permanent {
+        commit,
+        audit,
+        pcr_alloc,
+        pcr_auth,
+        pcr_policy,
         eps,
         sps,
         pps,
@@ -421,6 +470,9 @@ fn write_volatile(w: &mut Writer, v: &Volatile, p_clock: u64, version: u16) {
         // Time into this power cycle at the last command: Clock minus Clock at time 0.
         w.u64(p_clock.wrapping_sub(v.clock_base));
     }
+    if version >= 6 {
+        v.audit.write(w);
+    }
 }
 
 fn read_volatile(r: &mut Reader<'_>, version: u16) -> R<Volatile> {
@@ -471,7 +523,14 @@ fn read_volatile(r: &mut Reader<'_>, version: u16) -> R<Volatile> {
         }
     }
     let time_offset = if version >= 4 { c(r.u64())? } else { 0 };
+    let audit = if version >= 6 {
+        c(crate::cmd::SessionAudit::read(r))?
+    } else {
+        crate::cmd::SessionAudit::default()
+    };
     Ok(Volatile {
+        audit,
+        pcr_reconfig: false,
         started: flags & 1 != 0,
         self_tested: flags & 2 != 0,
         ph_enable: flags & 4 != 0,
@@ -535,6 +594,21 @@ mod tests {
             s.timeout = 1234;
             s.pcr_counter = Some(0);
         }
+        // Version-6 state: command audit and an audit session.
+        t.p.audit.commands.push(0x17B);
+        t.p.audit.counter = 9;
+        t.p.audit.digest = alloc::vec![5; 32];
+        let sh =
+            t.v.sessions
+                .iter()
+                .flatten()
+                .next()
+                .expect("session")
+                .handle;
+        t.v.audit.digests.push((sh, alloc::vec![6; 32]));
+        t.v.audit.exclusive = sh;
+        t.p.pcr_alloc = alloc::vec![HashAlg::Sha256];
+        t.p.pcr_auth = alloc::vec![1, 2];
         for version in 1..=STATE_VERSION {
             let perm = encode_permanent_version(&t.p, version);
             let p = decode_permanent(&perm).unwrap_or_else(|e| panic!("permanent v{version}: {e}"));
@@ -568,6 +642,23 @@ mod tests {
             assert_eq!(p.global_locked.len(), usize::from(v4), "v{version}");
             // Older formats did not record the shutdown: not orderly, safe until then.
             assert_eq!((p.clock_safe, p.orderly), (!v4, v4), "v{version}");
+            // Audit state travels from version 6 on; older blobs get the manufactured state.
+            let v6 = version >= 6;
+            let want = if v6 {
+                t.p.audit.clone()
+            } else {
+                crate::cmd::CommandAudit::new()
+            };
+            assert_eq!(p.audit, want, "v{version}");
+            assert_eq!(v.audit.exclusive != 0, v6, "v{version}");
+            assert_eq!(v.audit.digests.len(), usize::from(v6), "v{version}");
+            let banks = if v6 {
+                alloc::vec![HashAlg::Sha256]
+            } else {
+                crate::pcr::BANKS.to_vec()
+            };
+            assert_eq!(p.pcr_alloc, banks, "v{version}");
+            assert_eq!(p.pcr_auth.len(), if v6 { 2 } else { 0 }, "v{version}");
         }
     }
 }

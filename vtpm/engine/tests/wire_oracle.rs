@@ -796,6 +796,197 @@ fn steps() -> Vec<(&'static str, Check, Build)> {
             }),
         ),
         (
+            "SetCommandCodeAuditStatus GetRandom",
+            roundtrip::<TpmSetCommandCodeAuditStatusCommand, TpmSetCommandCodeAuditStatusResponse>,
+            k(cmd(
+                0x140,
+                &[RH_OWNER],
+                1,
+                &[&u16b(NULL)[..], &u32b(1), &u32b(0x17B), &u32b(0)].concat(),
+            )),
+        ),
+        (
+            "GetRandom audited",
+            roundtrip::<TpmGetRandomCommand, TpmGetRandomResponse>,
+            k(cmd(0x17B, &[], 0, &u16b(8))),
+        ),
+        (
+            "GetCommandAuditDigest",
+            roundtrip::<TpmGetCommandAuditDigestCommand, TpmGetCommandAuditDigestResponse>,
+            Box::new(|h| {
+                cmd(
+                    0x133,
+                    &[RH_ENDORSEMENT, h.handle("CreateLoaded AK")],
+                    2,
+                    &[&b2(b"nonce")[..], &u16b(NULL)].concat(),
+                )
+            }),
+        ),
+        (
+            "StartAuthSession HMAC for audit",
+            roundtrip::<TpmStartAuthSessionCommand, TpmStartAuthSessionResponse>,
+            k(cmd(
+                0x176,
+                &[RH_NULL, RH_NULL],
+                0,
+                &[
+                    &b2(&[9; 16])[..],
+                    &b2(&[]),
+                    &[0],
+                    &u16b(NULL),
+                    &u16b(SHA256),
+                ]
+                .concat(),
+            )),
+        ),
+        (
+            "GetRandom in an audit session",
+            roundtrip::<TpmGetRandomCommand, TpmGetRandomResponse>,
+            Box::new(|h| {
+                // Unbound and unsalted with an empty authValue: the HMAC key is empty, so an
+                // empty HMAC is accepted. continueSession | audit.
+                let s = h.handle("StartAuthSession HMAC for audit");
+                let area = [&u32b(s)[..], &b2(&[1; 16]), &[0x81], &b2(&[])].concat();
+                let mut b = [&u16b(0x8002)[..], &[0; 4], &u32b(0x17B)].concat();
+                b.extend_from_slice(&u32b(area.len() as u32));
+                b.extend_from_slice(&area);
+                b.extend_from_slice(&u16b(8));
+                let len = b.len() as u32;
+                b[2..6].copy_from_slice(&len.to_be_bytes());
+                b
+            }),
+        ),
+        (
+            "GetSessionAuditDigest",
+            roundtrip::<TpmGetSessionAuditDigestCommand, TpmGetSessionAuditDigestResponse>,
+            Box::new(|h| {
+                cmd(
+                    0x14D,
+                    &[
+                        RH_ENDORSEMENT,
+                        h.handle("CreateLoaded AK"),
+                        h.handle("StartAuthSession HMAC for audit"),
+                    ],
+                    2,
+                    &[&b2(b"nonce")[..], &u16b(NULL)].concat(),
+                )
+            }),
+        ),
+        (
+            "FlushContext audit session",
+            roundtrip::<TpmFlushContextCommand, TpmFlushContextResponse>,
+            Box::new(|h| {
+                cmd(
+                    0x165,
+                    &[],
+                    0,
+                    &u32b(h.handle("StartAuthSession HMAC for audit")),
+                )
+            }),
+        ),
+        (
+            "StartAuthSession trial for more policies",
+            roundtrip::<TpmStartAuthSessionCommand, TpmStartAuthSessionResponse>,
+            k(cmd(
+                0x176,
+                &[RH_NULL, RH_NULL],
+                0,
+                &[
+                    &b2(&[8; 16])[..],
+                    &b2(&[]),
+                    &[3],
+                    &u16b(NULL),
+                    &u16b(SHA256),
+                ]
+                .concat(),
+            )),
+        ),
+        (
+            "PolicyNvWritten",
+            roundtrip::<TpmPolicyNvWrittenCommand, TpmPolicyNvWrittenResponse>,
+            Box::new(|h| {
+                cmd(
+                    0x18F,
+                    &[h.handle("StartAuthSession trial for more policies")],
+                    0,
+                    &[1],
+                )
+            }),
+        ),
+        (
+            "PolicyCounterTimer",
+            roundtrip::<TpmPolicyCounterTimerCommand, TpmPolicyCounterTimerResponse>,
+            Box::new(|h| {
+                cmd(
+                    0x16D,
+                    &[h.handle("StartAuthSession trial for more policies")],
+                    0,
+                    &[&b2(&[0xFF; 8])[..], &u16b(0), &u16b(5)].concat(),
+                )
+            }),
+        ),
+        (
+            "PolicyPhysicalPresence",
+            roundtrip::<TpmPolicyPhysicalPresenceCommand, TpmPolicyPhysicalPresenceResponse>,
+            Box::new(|h| {
+                cmd(
+                    0x187,
+                    &[h.handle("StartAuthSession trial for more policies")],
+                    0,
+                    &[],
+                )
+            }),
+        ),
+        (
+            "PolicyDuplicationSelect",
+            roundtrip::<TpmPolicyDuplicationSelectCommand, TpmPolicyDuplicationSelectResponse>,
+            Box::new(|h| {
+                let name = [&u16b(SHA256)[..], &[0x44; 32]].concat();
+                cmd(
+                    0x188,
+                    &[h.handle("StartAuthSession trial for more policies")],
+                    0,
+                    &[&b2(&name)[..], &b2(&name), &[1]].concat(),
+                )
+            }),
+        ),
+        (
+            "PolicyRestart for PolicyTemplate",
+            roundtrip::<TpmPolicyRestartCommand, TpmPolicyRestartResponse>,
+            Box::new(|h| {
+                cmd(
+                    0x180,
+                    &[h.handle("StartAuthSession trial for more policies")],
+                    0,
+                    &[],
+                )
+            }),
+        ),
+        (
+            "PolicyTemplate",
+            roundtrip::<TpmPolicyTemplateCommand, TpmPolicyTemplateResponse>,
+            Box::new(|h| {
+                cmd(
+                    0x190,
+                    &[h.handle("StartAuthSession trial for more policies")],
+                    0,
+                    &b2(&[0x55; 32]),
+                )
+            }),
+        ),
+        (
+            "FlushContext trial for more policies",
+            roundtrip::<TpmFlushContextCommand, TpmFlushContextResponse>,
+            Box::new(|h| {
+                cmd(
+                    0x165,
+                    &[],
+                    0,
+                    &u32b(h.handle("StartAuthSession trial for more policies")),
+                )
+            }),
+        ),
+        (
             "MakeCredential",
             roundtrip::<TpmMakeCredentialCommand, TpmMakeCredentialResponse>,
             Box::new(|h| {
@@ -850,6 +1041,26 @@ fn steps() -> Vec<(&'static str, Check, Build)> {
                     &[h.handle("CreateLoaded ECDH key")],
                     1,
                     &h.field("ECDH_KeyGen", 1),
+                )
+            }),
+        ),
+        (
+            "EC_Ephemeral",
+            roundtrip::<TpmEcEphemeralCommand, TpmEcEphemeralResponse>,
+            k(cmd(0x18E, &[], 0, &u16b(0x0003))),
+        ),
+        (
+            "ZGen_2Phase",
+            roundtrip::<TpmZGen2PhaseCommand, TpmZGen2PhaseResponse>,
+            Box::new(|h| {
+                // EC_Ephemeral's Q as both of the other party's points; its counter.
+                let e = h.params("EC_Ephemeral");
+                let q = &e[..e.len() - 2];
+                cmd(
+                    0x18D,
+                    &[h.handle("CreateLoaded ECDH key")],
+                    1,
+                    &[q, q, &u16b(0x0019), &e[e.len() - 2..]].concat(),
                 )
             }),
         ),
@@ -1386,6 +1597,168 @@ fn steps() -> Vec<(&'static str, Check, Build)> {
             "NV_UndefineSpace",
             roundtrip::<TpmNvUndefineSpaceCommand, TpmNvUndefineSpaceResponse>,
             k(cmd(0x122, &[RH_OWNER, NV_EXT], 1, &[])),
+        ),
+        (
+            "ECC_Parameters",
+            roundtrip::<TpmEccParametersCommand, TpmEccParametersResponse>,
+            k(cmd(0x178, &[], 0, &u16b(0x0003))),
+        ),
+        (
+            "ClockSet",
+            roundtrip::<TpmClockSetCommand, TpmClockSetResponse>,
+            k(cmd(0x128, &[RH_OWNER], 1, &(1u64 << 40).to_be_bytes())),
+        ),
+        (
+            "ClockRateAdjust",
+            roundtrip::<TpmClockRateAdjustCommand, TpmClockRateAdjustResponse>,
+            k(cmd(0x130, &[RH_PLATFORM], 1, &[1])),
+        ),
+        (
+            "SetPrimaryPolicy",
+            roundtrip::<TpmSetPrimaryPolicyCommand, TpmSetPrimaryPolicyResponse>,
+            k(cmd(
+                0x12E,
+                &[RH_LOCKOUT],
+                1,
+                &[&b2(&[3; 32])[..], &u16b(SHA256)].concat(),
+            )),
+        ),
+        (
+            "SetPrimaryPolicy back to none",
+            roundtrip::<TpmSetPrimaryPolicyCommand, TpmSetPrimaryPolicyResponse>,
+            k(cmd(
+                0x12E,
+                &[RH_LOCKOUT],
+                1,
+                &[&b2(&[])[..], &u16b(NULL)].concat(),
+            )),
+        ),
+        (
+            "ChangeEPS",
+            roundtrip::<TpmChangeEpsCommand, TpmChangeEpsResponse>,
+            k(cmd(0x124, &[RH_PLATFORM], 1, &[])),
+        ),
+        (
+            "ChangePPS",
+            roundtrip::<TpmChangePpsCommand, TpmChangePpsResponse>,
+            k(cmd(0x125, &[RH_PLATFORM], 1, &[])),
+        ),
+        (
+            "NV_DefineSpace policyDelete",
+            roundtrip::<TpmNvDefineSpaceCommand, TpmNvDefineSpaceResponse>,
+            Box::new(|_| {
+                use sha2::{Digest, Sha256};
+                let cc = Sha256::digest([&[0u8; 32][..], &u32b(0x16C), &u32b(0x11F)].concat());
+                // PolicyPassword extends with TPM_CC_PolicyAuthValue.
+                let policy = Sha256::digest([&cc[..], &u32b(0x16B)].concat());
+                // ppwrite | ppread | authread | policyDelete | platformCreate
+                let attrs = 1u32 | (1 << 16) | (1 << 18) | (1 << 10) | (1 << 30);
+                let public = [
+                    &u32b(0x0140_0001)[..],
+                    &u16b(SHA256),
+                    &u32b(attrs),
+                    &b2(&policy),
+                    &u16b(8),
+                ]
+                .concat();
+                cmd(
+                    0x12A,
+                    &[RH_PLATFORM],
+                    1,
+                    &[&b2(&[])[..], &b2(&public)].concat(),
+                )
+            }),
+        ),
+        (
+            "StartAuthSession policy for NV_UndefineSpaceSpecial",
+            roundtrip::<TpmStartAuthSessionCommand, TpmStartAuthSessionResponse>,
+            k(cmd(
+                0x176,
+                &[RH_NULL, RH_NULL],
+                0,
+                &[
+                    &b2(&[6; 16])[..],
+                    &b2(&[]),
+                    &[1],
+                    &u16b(NULL),
+                    &u16b(SHA256),
+                ]
+                .concat(),
+            )),
+        ),
+        (
+            "PolicyCommandCode NV_UndefineSpaceSpecial",
+            roundtrip::<TpmPolicyCommandCodeCommand, TpmPolicyCommandCodeResponse>,
+            Box::new(|h| {
+                let s = h.handle("StartAuthSession policy for NV_UndefineSpaceSpecial");
+                cmd(0x16C, &[s], 0, &u32b(0x11F))
+            }),
+        ),
+        (
+            "PolicyPassword for NV_UndefineSpaceSpecial",
+            roundtrip::<TpmPolicyPasswordCommand, TpmPolicyPasswordResponse>,
+            Box::new(|h| {
+                let s = h.handle("StartAuthSession policy for NV_UndefineSpaceSpecial");
+                cmd(0x18C, &[s], 0, &[])
+            }),
+        ),
+        (
+            "NV_UndefineSpaceSpecial",
+            roundtrip::<TpmNvUndefineSpaceSpecialCommand, TpmNvUndefineSpaceSpecialResponse>,
+            Box::new(|h| {
+                // The policy session (PolicyPassword: the empty password in the HMAC field),
+                // then the platform's empty password; the session ends with the command.
+                let s = h.handle("StartAuthSession policy for NV_UndefineSpaceSpecial");
+                let area = [
+                    &u32b(s)[..],
+                    &b2(&[2; 16]),
+                    &[0],
+                    &b2(&[]),
+                    &u32b(0x4000_0009),
+                    &b2(&[]),
+                    &[1],
+                    &b2(&[]),
+                ]
+                .concat();
+                let mut b = [&u16b(0x8002)[..], &[0; 4], &u32b(0x11F)].concat();
+                b.extend_from_slice(&u32b(0x0140_0001));
+                b.extend_from_slice(&u32b(RH_PLATFORM));
+                b.extend_from_slice(&u32b(area.len() as u32));
+                b.extend_from_slice(&area);
+                let len = b.len() as u32;
+                b[2..6].copy_from_slice(&len.to_be_bytes());
+                b
+            }),
+        ),
+        (
+            "PCR_SetAuthValue",
+            roundtrip::<TpmPcrSetAuthValueCommand, TpmPcrSetAuthValueResponse>,
+            k(cmd(0x183, &[20], 1, &b2(b"pcr"))),
+        ),
+        (
+            "PCR_SetAuthValue back to empty",
+            roundtrip::<TpmPcrSetAuthValueCommand, TpmPcrSetAuthValueResponse>,
+            k(cmd_pw(0x183, &[20], &[b"pcr"], &b2(&[]))),
+        ),
+        (
+            "PCR_SetAuthPolicy",
+            roundtrip::<TpmPcrSetAuthPolicyCommand, TpmPcrSetAuthPolicyResponse>,
+            k(cmd(
+                0x12C,
+                &[RH_PLATFORM],
+                1,
+                &[&b2(&[4; 32])[..], &u16b(SHA256), &u32b(21)].concat(),
+            )),
+        ),
+        (
+            "PCR_Allocate",
+            roundtrip::<TpmPcrAllocateCommand, TpmPcrAllocateResponse>,
+            k(cmd(
+                0x12B,
+                &[RH_PLATFORM],
+                1,
+                &[&u32b(1)[..], &u16b(SHA256), &[3, 0xFF, 0xFF, 0xFF]].concat(),
+            )),
         ),
         (
             "HierarchyChangeAuth set",

@@ -71,7 +71,23 @@ impl<P: Platform> Tpm<P> {
                 } else {
                     self.p.reset_count = self.p.reset_count.wrapping_add(1);
                     self.p.restart_count = 0;
+                    // A TPM Reset clears the command audit digest (CommandAuditStartup) and
+                    // renews the EC_Ephemeral commit state.
+                    self.p.audit.digest.clear();
+                    self.p.commit = crate::cmd::CommitState::new(self.random(32));
                 }
+                // A PCR_Allocate takes effect here; the PCR group's authValue is state-clear data.
+                if !self
+                    .v
+                    .pcrs
+                    .banks
+                    .iter()
+                    .map(|b| b.0)
+                    .eq(self.p.pcr_alloc.iter().copied())
+                {
+                    self.v.pcrs = crate::pcr::Pcrs::with_banks(&self.p.pcr_alloc);
+                }
+                self.p.pcr_auth.clear();
                 self.v.pcrs.startup_clear();
                 self.drtm_startup(true)?;
             }
@@ -101,6 +117,8 @@ impl<P: Platform> Tpm<P> {
         c.params.finish().p(1)?;
         match ty {
             SU_CLEAR => self.p.saved_pcrs = None,
+            // After a PCR_Allocate the PCRs cannot be saved for Startup(STATE).
+            SU_STATE if self.v.pcr_reconfig => return Err(Rc::TYPE.param(1)),
             SU_STATE => {
                 self.p.saved_pcrs = Some(self.v.pcrs.clone());
                 self.p.hcrtm_saved = self.drtm.hcrtm_pcr0.is_some();
@@ -233,15 +251,31 @@ impl<P: Platform> Tpm<P> {
                     body.u32(cc::tpma_cc(i));
                 }
             }
-            cap::PP_COMMANDS | cap::AUDIT_COMMANDS => {
+            cap::PP_COMMANDS => {
                 more = false;
                 body.u32(0);
+            }
+            cap::AUDIT_COMMANDS => {
+                let items: Vec<u32> = (self.p.audit.commands.iter())
+                    .copied()
+                    .filter(|&c| c >= property)
+                    .collect();
+                more = items.len() > max;
+                body.u32(items.len().min(max) as u32);
+                for c in items.into_iter().take(max) {
+                    body.u32(c);
+                }
             }
             cap::PCRS => {
                 more = false;
                 body.u32(BANKS.len() as u32);
                 for b in BANKS {
-                    body.u16(b.alg()).u8(3).bytes(&[0xFF, 0xFF, 0xFF]);
+                    let on = if self.v.pcrs.bank(b).is_some() {
+                        0xFF
+                    } else {
+                        0
+                    };
+                    body.u16(b.alg()).u8(3).bytes(&[on; 3]);
                 }
             }
             cap::TPM_PROPERTIES => {

@@ -36,7 +36,7 @@ fn parse_auth_args(c: &mut Ctx<'_>) -> Result<AuthArgs, Rc> {
 }
 
 /// TPM_EO comparisons for PolicyNV: big-endian operands of equal size.
-fn condition(op: u16, a: &[u8], b: &[u8]) -> bool {
+pub(super) fn condition(op: u16, a: &[u8], b: &[u8]) -> bool {
     use core::cmp::Ordering;
     let unsigned = a.cmp(b);
     let signed = match (
@@ -72,7 +72,7 @@ impl<P: Platform> Tpm<P> {
             code::POLICY_CP_HASH | code::POLICY_NAME_HASH => self.policy_cp_name_hash(c),
             code::POLICY_LOCALITY => self.policy_locality(c),
             code::POLICY_NV => self.policy_nv(c),
-            _ => Err(Rc::COMMAND_CODE),
+            _ => self.dispatch_audit(c),
         }
     }
 
