@@ -76,8 +76,9 @@ impl StateKey {
         let bytes = std::fs::read(path).map_err(io)?;
         let raw = match bytes.len() {
             32 => bytes,
-            64 | 65 if bytes.len() == 64 || bytes[64] == b'\n' => hex(&bytes[..64])
-                .ok_or_else(|| SealError::KeyFormat(path.to_path_buf()))?,
+            64 | 65 if bytes.len() == 64 || bytes[64] == b'\n' => {
+                hex(&bytes[..64]).ok_or_else(|| SealError::KeyFormat(path.to_path_buf()))?
+            }
             _ => return Err(SealError::KeyFormat(path.to_path_buf())),
         };
         StateKey::from_bytes(&raw).ok_or_else(|| SealError::KeyFormat(path.to_path_buf()))
@@ -126,7 +127,11 @@ impl StateKey {
         let mut body = sealed[HEADER..].to_vec();
         let plain = self
             .0
-            .open_in_place(Nonce::assume_unique_for_key(nonce), Aad::from(aad(role)), &mut body)
+            .open_in_place(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(aad(role)),
+                &mut body,
+            )
             .map_err(|_| SealError::Open(path.to_path_buf()))?;
         Ok(plain.to_vec())
     }
@@ -155,19 +160,32 @@ mod tests {
         let p = Path::new("f");
         let plain = b"seeds and proofs".to_vec();
         let sealed = key.seal(Role::State, &plain);
-        assert!(!sealed.windows(plain.len()).any(|w| w == plain), "plaintext visible");
+        assert!(
+            !sealed.windows(plain.len()).any(|w| w == plain),
+            "plaintext visible"
+        );
         assert_eq!(key.open(Role::State, p, &sealed).unwrap(), plain);
         // Two seals of the same bytes differ (fresh nonce).
         assert_ne!(key.seal(Role::State, &plain), sealed);
         let cases: Vec<(&str, Vec<u8>, &StateKey, Role)> = vec![
             ("other key", sealed.clone(), &other, Role::State),
             ("other role", sealed.clone(), &key, Role::CaKey),
-            ("flipped byte", {
-                let mut s = sealed.clone();
-                *s.last_mut().unwrap() ^= 1;
-                s
-            }, &key, Role::State),
-            ("cut short", sealed[..sealed.len() - 1].to_vec(), &key, Role::State),
+            (
+                "flipped byte",
+                {
+                    let mut s = sealed.clone();
+                    *s.last_mut().unwrap() ^= 1;
+                    s
+                },
+                &key,
+                Role::State,
+            ),
+            (
+                "cut short",
+                sealed[..sealed.len() - 1].to_vec(),
+                &key,
+                Role::State,
+            ),
             ("header only", sealed[..HEADER].to_vec(), &key, Role::State),
         ];
         for (what, bytes, k, role) in cases {
@@ -176,10 +194,16 @@ mod tests {
                 "{what}: opened"
             );
         }
-        assert!(matches!(key.open(Role::State, p, &plain), Err(SealError::NotSealed(_))));
+        assert!(matches!(
+            key.open(Role::State, p, &plain),
+            Err(SealError::NotSealed(_))
+        ));
         let mut v2 = sealed.clone();
         v2[4] = 2;
-        assert!(matches!(key.open(Role::State, p, &v2), Err(SealError::Version(_, 2))));
+        assert!(matches!(
+            key.open(Role::State, p, &v2),
+            Err(SealError::Version(_, 2))
+        ));
     }
 
     #[test]
@@ -204,14 +228,20 @@ mod tests {
         }
         let bad = [
             (write("short", &[1; 31], 0o600), "KeyFormat"),
-            (write("nothex", "zz".repeat(32).as_bytes(), 0o600), "KeyFormat"),
+            (
+                write("nothex", "zz".repeat(32).as_bytes(), 0o600),
+                "KeyFormat",
+            ),
             (write("shared", &[1; 32], 0o640), "KeyPermissions"),
         ];
         for (p, want) in bad {
             let e = StateKey::load(&p).unwrap_err();
             assert!(format!("{e:?}").starts_with(want), "{}: {e:?}", p.display());
         }
-        assert!(matches!(StateKey::load(&dir.join("missing")), Err(SealError::KeyIo(..))));
+        assert!(matches!(
+            StateKey::load(&dir.join("missing")),
+            Err(SealError::KeyIo(..))
+        ));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
