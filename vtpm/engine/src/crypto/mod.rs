@@ -223,7 +223,9 @@ pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
 /// from a hierarchy seed come back identical after a restart.
 #[derive(Clone)]
 pub(crate) struct Drbg {
-    k: [u8; 32],
+    /// HMAC keyed with K: the key's inner and outer blocks are hashed once per K, not once per
+    /// HMAC (a third of the SHA-256 work of a 32-byte request).
+    mac: Hmac<Sha256>,
     v: [u8; 32],
 }
 
@@ -236,23 +238,29 @@ impl core::fmt::Debug for Drbg {
 impl Drbg {
     pub(crate) fn new(seed: &[u8]) -> Self {
         let mut d = Drbg {
-            k: [0; 32],
+            mac: Self::keyed(&[0; 32]),
             v: [1; 32],
         };
         d.update(seed);
         d
     }
+    fn keyed(k: &[u8]) -> Hmac<Sha256> {
+        Hmac::new_from_slice(k).expect("HMAC takes keys of any length")
+    }
+    /// HMAC_K(parts...).
+    fn hmac(&self, parts: &[&[u8]]) -> [u8; 32] {
+        let mut m = self.mac.clone();
+        for p in parts {
+            m.update(p);
+        }
+        m.finalize().into_bytes().into()
+    }
     fn update(&mut self, data: &[u8]) {
-        let h = HashAlg::Sha256;
-        let k = h.hmac(&self.k, &[&self.v, &[0], data]);
-        self.k.copy_from_slice(&k);
-        let v = h.hmac(&self.k, &[&self.v]);
-        self.v.copy_from_slice(&v);
+        self.mac = Self::keyed(&self.hmac(&[&self.v, &[0], data]));
+        self.v = self.hmac(&[&self.v]);
         if !data.is_empty() {
-            let k = h.hmac(&self.k, &[&self.v, &[1], data]);
-            self.k.copy_from_slice(&k);
-            let v = h.hmac(&self.k, &[&self.v]);
-            self.v.copy_from_slice(&v);
+            self.mac = Self::keyed(&self.hmac(&[&self.v, &[1], data]));
+            self.v = self.hmac(&[&self.v]);
         }
     }
     pub(crate) fn reseed(&mut self, data: &[u8]) {
@@ -260,8 +268,7 @@ impl Drbg {
     }
     pub(crate) fn fill(&mut self, out: &mut [u8]) {
         for chunk in out.chunks_mut(32) {
-            let v = HashAlg::Sha256.hmac(&self.k, &[&self.v]);
-            self.v.copy_from_slice(&v);
+            self.v = self.hmac(&[&self.v]);
             chunk.copy_from_slice(&self.v[..chunk.len()]);
         }
         self.update(&[]);
