@@ -3,54 +3,30 @@
 //! hierarchy, ClockSet moves Clock forward only, NV_UndefineSpaceSpecial deletes a
 //! policy-delete index; and the numbered codes of bad requests.
 
+mod support;
+
+use support::{
+    RH_ENDORSEMENT, RH_LOCKOUT, RH_NULL, RH_OWNER, RH_PLATFORM, RS_PW, b2, expect_ok, plain, rc,
+    session, started,
+};
 use warden_vtpm::{MemPlatform, Tpm};
-
-const RH_OWNER: u32 = 0x4000_0001;
-const RH_NULL: u32 = 0x4000_0007;
-const RS_PW: u32 = 0x4000_0009;
-const RH_LOCKOUT: u32 = 0x4000_000A;
-const RH_ENDORSEMENT: u32 = 0x4000_000B;
-const RH_PLATFORM: u32 = 0x4000_000C;
-
-fn b2(v: &[u8]) -> Vec<u8> {
-    [&(v.len() as u16).to_be_bytes()[..], v].concat()
-}
-
-fn rc(r: &[u8]) -> u32 {
-    u32::from_be_bytes([r[6], r[7], r[8], r[9]])
-}
 
 /// A command with session area entries (handle, nonce, attributes, hmac/password).
 fn frame(cc: u32, handles: &[u32], sessions: &[(u32, &[u8], u8, &[u8])], params: &[u8]) -> Vec<u8> {
-    let tag: u16 = if sessions.is_empty() { 0x8001 } else { 0x8002 };
-    let mut b = [&tag.to_be_bytes()[..], &[0; 4], &cc.to_be_bytes()].concat();
-    for h in handles {
-        b.extend_from_slice(&h.to_be_bytes());
-    }
-    if !sessions.is_empty() {
-        let mut area = Vec::new();
-        for (h, nonce, attrs, auth) in sessions {
-            area.extend_from_slice(&h.to_be_bytes());
-            area.extend_from_slice(&b2(nonce));
-            area.push(*attrs);
-            area.extend_from_slice(&b2(auth));
-        }
-        b.extend_from_slice(&(area.len() as u32).to_be_bytes());
-        b.extend_from_slice(&area);
-    }
-    b.extend_from_slice(params);
-    let len = b.len() as u32;
-    b[2..6].copy_from_slice(&len.to_be_bytes());
-    b
+    let area = sessions
+        .iter()
+        .flat_map(|&(h, nonce, attrs, auth)| session(h, nonce, attrs, auth));
+    support::frame(
+        cc,
+        handles,
+        (!sessions.is_empty()).then(|| area.collect()),
+        params,
+    )
 }
 
 /// With `n` password authorisations (each `pw`).
 fn pw(cc: u32, handles: &[u32], n: usize, pw: &[u8], params: &[u8]) -> Vec<u8> {
     frame(cc, handles, &vec![(RS_PW, &[][..], 1, pw); n], params)
-}
-
-fn plain(cc: u32, handles: &[u32], params: &[u8]) -> Vec<u8> {
-    frame(cc, handles, &[], params)
 }
 
 /// An ECC P-256 storage-key template (restricted decrypt, AES-128-CFB).
@@ -70,23 +46,13 @@ struct T(Tpm<MemPlatform>);
 
 impl T {
     fn new() -> T {
-        let mut t = T(Tpm::new(MemPlatform::with_seed(8)).expect("fresh TPM"));
-        t.ok(&plain(0x144, &[], &[0, 0]));
-        t
+        T(started(8))
     }
     fn run(&mut self, c: &[u8]) -> Vec<u8> {
         self.0.execute(0, c)
     }
     fn ok(&mut self, c: &[u8]) -> Vec<u8> {
-        let r = self.run(c);
-        assert_eq!(
-            rc(&r),
-            0,
-            "command {:02x?} failed: {:#x}",
-            &c[6..10],
-            rc(&r)
-        );
-        r
+        expect_ok(self.run(c), c)
     }
     /// CreatePrimary of the storage template in `hier`: (handle, outPublic).
     fn primary(&mut self, hier: u32) -> (u32, Vec<u8>) {

@@ -3,13 +3,15 @@
 //! counter, the audited-command digest, exclusivity, the response codes of bad requests, and
 //! the audit state across Restart, Reset and a state blob.
 
+mod support;
+
 use sha2::{Digest, Sha256};
+use support::{
+    RH_ENDORSEMENT, RH_NULL, RH_OWNER, RS_PW, b2, expect_ok, rc, session, sha256,
+    start_session_params, started,
+};
 use warden_vtpm::{MemPlatform, Tpm};
 
-const RS_PW: u32 = 0x4000_0009;
-const RH_OWNER: u32 = 0x4000_0001;
-const RH_NULL: u32 = 0x4000_0007;
-const RH_ENDORSEMENT: u32 = 0x4000_000B;
 const SHA256: u16 = 0x000B;
 const SET_STATUS: u32 = 0x140;
 const GET_COMMAND_AUDIT: u32 = 0x133;
@@ -20,46 +22,19 @@ const PCR_EXTEND: u32 = 0x182;
 /// A command with the given session area entries (handle, attributes); non-password sessions
 /// get a 16-byte nonce; every HMAC/password is empty.
 fn cmd(cc: u32, handles: &[u32], sessions: &[(u32, u8)], params: &[u8]) -> Vec<u8> {
-    let tag: u16 = if sessions.is_empty() { 0x8001 } else { 0x8002 };
-    let mut b = [&tag.to_be_bytes()[..], &[0; 4], &cc.to_be_bytes()].concat();
-    for h in handles {
-        b.extend_from_slice(&h.to_be_bytes());
-    }
-    if !sessions.is_empty() {
-        let mut area = Vec::new();
-        for &(h, attrs) in sessions {
-            area.extend_from_slice(&h.to_be_bytes());
-            area.extend_from_slice(&b2(if h == RS_PW { &[] } else { &[4; 16] }));
-            area.push(attrs);
-            area.extend_from_slice(&b2(&[]));
-        }
-        b.extend_from_slice(&(area.len() as u32).to_be_bytes());
-        b.extend_from_slice(&area);
-    }
-    b.extend_from_slice(params);
-    let len = b.len() as u32;
-    b[2..6].copy_from_slice(&len.to_be_bytes());
-    b
+    let area = sessions
+        .iter()
+        .flat_map(|&(h, attrs)| session(h, if h == RS_PW { &[] } else { &[4; 16] }, attrs, &[]));
+    support::frame(
+        cc,
+        handles,
+        (!sessions.is_empty()).then(|| area.collect()),
+        params,
+    )
 }
 
 fn pw(n: usize) -> Vec<(u32, u8)> {
     vec![(RS_PW, 1); n]
-}
-
-fn b2(v: &[u8]) -> Vec<u8> {
-    [&(v.len() as u16).to_be_bytes()[..], v].concat()
-}
-
-fn rc(r: &[u8]) -> u32 {
-    u32::from_be_bytes([r[6], r[7], r[8], r[9]])
-}
-
-fn sha256(parts: &[&[u8]]) -> Vec<u8> {
-    let mut h = Sha256::new();
-    for p in parts {
-        h.update(p);
-    }
-    h.finalize().to_vec()
 }
 
 /// The parameters of a command as sent: after the handles and the session area.
@@ -102,17 +77,13 @@ struct T(Tpm<MemPlatform>);
 
 impl T {
     fn new() -> T {
-        let mut t = T(Tpm::new(MemPlatform::with_seed(21)).expect("fresh TPM"));
-        t.ok(&cmd(0x144, &[], &[], &[0, 0]));
-        t
+        T(started(21))
     }
     fn run(&mut self, c: &[u8]) -> Vec<u8> {
         self.0.execute(0, c)
     }
     fn ok(&mut self, c: &[u8]) -> Vec<u8> {
-        let r = self.run(c);
-        assert_eq!(rc(&r), 0, "command {:02x?} failed", &c[6..10]);
-        r
+        expect_ok(self.run(c), c)
     }
     /// An ECDSA P-256 / SHA-256 signing key in the owner hierarchy.
     fn signing_key(&mut self) -> u32 {
@@ -131,7 +102,7 @@ impl T {
     }
     /// StartAuthSession: unbound, unsalted, no symmetric algorithm, SHA-256.
     fn start(&mut self, kind: u8) -> u32 {
-        let p = [&b2(&[5; 16])[..], &b2(&[]), &[kind], &[0, 0x10, 0, 0x0B]].concat();
+        let p = start_session_params(kind);
         let r = self.ok(&cmd(0x176, &[RH_NULL, RH_NULL], &[], &p));
         u32::from_be_bytes([r[10], r[11], r[12], r[13]])
     }

@@ -2,58 +2,14 @@
 //! its saved value, `safe` says whether an earlier Clock value may have been reported, Clear
 //! restarts Clock and the counters, and attestations by owner keys obfuscate the counters.
 
-use std::cell::Cell;
+mod support;
+
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
-use warden_vtpm::{Platform, Tpm};
+use support::{ClockPlat, cmd};
+use warden_vtpm::Tpm;
 
-/// A platform whose clock the test moves; NV is a shared cell so a "restarted process" (a new
-/// `Tpm`) reads what the previous one wrote.
-struct Plat {
-    clock: Rc<Cell<u64>>,
-    nv: Rc<std::cell::RefCell<Option<Vec<u8>>>>,
-    counter: u64,
-}
-
-impl Platform for Plat {
-    fn entropy(&mut self, buf: &mut [u8]) {
-        for b in buf.iter_mut() {
-            self.counter = self
-                .counter
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1);
-            *b = (self.counter >> 56) as u8;
-        }
-    }
-    fn clock_ms(&mut self) -> u64 {
-        self.clock.get()
-    }
-    fn nv_read(&mut self) -> Option<Vec<u8>> {
-        self.nv.borrow().clone()
-    }
-    fn nv_write(&mut self, state: &[u8]) {
-        *self.nv.borrow_mut() = Some(state.to_vec());
-    }
-}
-
-fn cmd(cc: u32, handles: &[u32], pw: bool, params: &[u8]) -> Vec<u8> {
-    let mut b = (if pw { 0x8002u16 } else { 0x8001 }).to_be_bytes().to_vec();
-    b.extend_from_slice(&[0; 4]);
-    b.extend_from_slice(&cc.to_be_bytes());
-    for h in handles {
-        b.extend_from_slice(&h.to_be_bytes());
-    }
-    if pw {
-        b.extend_from_slice(&9u32.to_be_bytes());
-        b.extend_from_slice(&0x4000_0009u32.to_be_bytes());
-        b.extend_from_slice(&[0, 0, 1, 0, 0]);
-    }
-    b.extend_from_slice(params);
-    let len = b.len() as u32;
-    b[2..6].copy_from_slice(&len.to_be_bytes());
-    b
-}
-
-fn ok(t: &mut Tpm<Plat>, c: &[u8]) -> Vec<u8> {
+fn ok(t: &mut Tpm<ClockPlat>, c: &[u8]) -> Vec<u8> {
     let r = t.execute(0, c);
     assert_eq!(&r[6..10], &[0, 0, 0, 0], "command {:02x?}", &c[6..10]);
     r
@@ -61,18 +17,19 @@ fn ok(t: &mut Tpm<Plat>, c: &[u8]) -> Vec<u8> {
 
 /// The host process: one NV store, one clock that restarts with each process.
 struct Host {
-    nv: Rc<std::cell::RefCell<Option<Vec<u8>>>>,
+    nv: Rc<RefCell<Option<Vec<u8>>>>,
     clock: Rc<Cell<u64>>,
 }
 
 impl Host {
     /// A new process (its clock from 0) on the same NV, started with Startup(CLEAR).
-    fn boot(&mut self) -> Tpm<Plat> {
+    fn boot(&mut self) -> Tpm<ClockPlat> {
         self.clock = Rc::new(Cell::new(0));
-        let plat = Plat {
+        let plat = ClockPlat {
             clock: self.clock.clone(),
             nv: self.nv.clone(),
             counter: 3,
+            increment: 1,
         };
         let mut t = Tpm::new(plat).expect("TPM from NV");
         ok(&mut t, &cmd(0x144, &[], false, &[0, 0]));
@@ -84,7 +41,7 @@ impl Host {
 }
 
 /// (Clock, resetCount, restartCount, safe) from ReadClock.
-fn read_clock(t: &mut Tpm<Plat>) -> (u64, u32, u32, u8) {
+fn read_clock(t: &mut Tpm<ClockPlat>) -> (u64, u32, u32, u8) {
     let r = ok(t, &cmd(0x181, &[], false, &[]));
     let u64at = |i: usize| u64::from_be_bytes(r[i..i + 8].try_into().unwrap());
     let u32at = |i: usize| u32::from_be_bytes(r[i..i + 4].try_into().unwrap());
@@ -92,7 +49,7 @@ fn read_clock(t: &mut Tpm<Plat>) -> (u64, u32, u32, u8) {
 }
 
 /// TPMS_TIME_INFO.time from ReadClock.
-fn read_time(t: &mut Tpm<Plat>) -> u64 {
+fn read_time(t: &mut Tpm<ClockPlat>) -> u64 {
     let r = ok(t, &cmd(0x181, &[], false, &[]));
     u64::from_be_bytes(r[10..18].try_into().unwrap())
 }

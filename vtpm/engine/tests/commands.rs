@@ -2,53 +2,25 @@
 //! handle/parameter/session numbers, start-up rules, PCR locality rules, determinism of
 //! primary keys, persistence through the platform and the versioned state blob.
 
-use warden_vtpm::{MemPlatform, Platform, StateError, Tpm};
+mod support;
 
-const NO_SESSIONS: u16 = 0x8001;
-const SESSIONS: u16 = 0x8002;
-const RS_PW: u32 = 0x4000_0009;
-const RH_OWNER: u32 = 0x4000_0001;
-const RH_NULL: u32 = 0x4000_0007;
-const RH_ENDORSEMENT: u32 = 0x4000_000B;
+use support::{RH_ENDORSEMENT, RH_NULL, RH_OWNER, RS_PW, pcr_read, pw_area, rc};
+use warden_vtpm::{MemPlatform, Platform, StateError, Tpm};
 
 /// Builds a command; `pw` adds a password authorisation for each handle that needs one.
 fn cmd(cc: u32, handles: &[u32], pw: Option<&[&[u8]]>, params: &[u8]) -> Vec<u8> {
-    let mut b = Vec::new();
-    b.extend_from_slice(&(if pw.is_some() { SESSIONS } else { NO_SESSIONS }).to_be_bytes());
-    b.extend_from_slice(&[0; 4]);
-    b.extend_from_slice(&cc.to_be_bytes());
-    for h in handles {
-        b.extend_from_slice(&h.to_be_bytes());
-    }
-    if let Some(pws) = pw {
-        let mut area = Vec::new();
-        for p in pws {
-            area.extend_from_slice(&RS_PW.to_be_bytes());
-            area.extend_from_slice(&[0, 0, 1]);
-            area.extend_from_slice(&(p.len() as u16).to_be_bytes());
-            area.extend_from_slice(p);
-        }
-        b.extend_from_slice(&(area.len() as u32).to_be_bytes());
-        b.extend_from_slice(&area);
-    }
-    b.extend_from_slice(params);
-    let len = b.len() as u32;
-    b[2..6].copy_from_slice(&len.to_be_bytes());
-    b
+    support::frame(cc, handles, pw.map(pw_area), params)
 }
 
-fn rc(resp: &[u8]) -> u32 {
-    u32::from_be_bytes([resp[6], resp[7], resp[8], resp[9]])
-}
+/// The seed of every TPM here.
+const SEED: u64 = 7;
 
 fn tpm() -> Tpm<MemPlatform> {
-    Tpm::new(MemPlatform::with_seed(7)).expect("fresh TPM")
+    support::tpm(SEED)
 }
 
 fn started() -> Tpm<MemPlatform> {
-    let mut t = tpm();
-    assert_eq!(rc(&t.execute(0, &cmd(0x144, &[], None, &[0, 0]))), 0);
-    t
+    support::started(SEED)
 }
 
 fn pcr_extend_params(alg: u16, digest: &[u8]) -> Vec<u8> {
@@ -56,17 +28,6 @@ fn pcr_extend_params(alg: u16, digest: &[u8]) -> Vec<u8> {
     p.extend_from_slice(&alg.to_be_bytes());
     p.extend_from_slice(digest);
     p
-}
-
-fn pcr_read(t: &mut Tpm<MemPlatform>, idx: usize) -> Vec<u8> {
-    let mut sel = [0u8; 3];
-    sel[idx / 8] |= 1 << (idx % 8);
-    let mut p = vec![0, 0, 0, 1, 0, 0x0B, 3];
-    p.extend_from_slice(&sel);
-    let r = t.execute(0, &cmd(0x17E, &[], None, &p));
-    assert_eq!(rc(&r), 0);
-    // header 10, update counter 4, selection 4+2+1+3, count 4, size 2
-    r[30..62].to_vec()
 }
 
 /// A minimal ECC P-256 signing template (TPM2B_PUBLIC) with `unique` as given.
@@ -320,16 +281,16 @@ fn pcr_extend_matches_reference_hash_and_resume_keeps_pcrs() {
     h.update([0u8; 32]);
     h.update([0xABu8; 32]);
     let want = h.finalize().to_vec();
-    assert_eq!(pcr_read(&mut t, 16), want);
+    assert_eq!(pcr_read(&mut t, 0x000B, 16), want);
     // Shutdown(STATE), power cycle, Startup(STATE): PCRs come back.
     assert_eq!(rc(&t.execute(0, &cmd(0x145, &[], None, &[0, 1]))), 0);
     t.power_on();
     assert_eq!(rc(&t.execute(0, &cmd(0x144, &[], None, &[0, 1]))), 0);
-    assert_eq!(pcr_read(&mut t, 16), want);
+    assert_eq!(pcr_read(&mut t, 0x000B, 16), want);
     // Power cycle and Startup(CLEAR): reset.
     t.power_on();
     assert_eq!(rc(&t.execute(0, &cmd(0x144, &[], None, &[0, 0]))), 0);
-    assert_eq!(pcr_read(&mut t, 16), vec![0; 32]);
+    assert_eq!(pcr_read(&mut t, 0x000B, 16), vec![0; 32]);
 }
 
 #[test]
@@ -464,7 +425,7 @@ fn state_blob_round_trips_and_newer_versions_are_refused() {
     let mut t2 = tpm();
     t2.restore_state(&blob).expect("same-version blob");
     assert!(t2.is_started());
-    assert_eq!(pcr_read(&mut t2, 16), pcr_read(&mut t, 16));
+    assert_eq!(pcr_read(&mut t2, 0x000B, 16), pcr_read(&mut t, 0x000B, 16));
     let mut newer = blob.clone();
     let v = u16::from_be_bytes([newer[6], newer[7]]) + 1;
     newer[6..8].copy_from_slice(&v.to_be_bytes());

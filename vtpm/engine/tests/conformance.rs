@@ -2,44 +2,21 @@
 //! a PolicyPCR made while the PCR update counter is still 0, and the PolicyPCR counter carried
 //! through ContextSave/ContextLoad and through a saved instance.
 
+mod support;
+
+use support::{RH_NULL, RH_OWNER, RS_PW, b2, rc, session, start_session_params};
 use warden_vtpm::{MemPlatform, Tpm};
 
-const RH_OWNER: u32 = 0x4000_0001;
-const RH_NULL: u32 = 0x4000_0007;
-const RS_PW: u32 = 0x4000_0009;
 const RC_PCR_CHANGED: u32 = 0x128;
 const NV: u32 = 0x0150_0030;
 /// TPML_PCR_SELECTION of PCR 10 in the SHA-256 bank.
 const SEL10: [u8; 10] = [0, 0, 0, 1, 0, 0x0B, 3, 0x00, 0x04, 0x00];
 
-fn b2(v: &[u8]) -> Vec<u8> {
-    [&(v.len() as u16).to_be_bytes()[..], v].concat()
-}
-
-fn rc(r: &[u8]) -> u32 {
-    u32::from_be_bytes([r[6], r[7], r[8], r[9]])
-}
-
 /// A command; `session` (with an empty nonce for TPM_RS_PW) authorises it when given, with an
 /// empty HMAC: every session here has an empty HMAC key.
-fn frame(cc: u32, handles: &[u32], session: Option<u32>, params: &[u8]) -> Vec<u8> {
-    let tag: u16 = if session.is_some() { 0x8002 } else { 0x8001 };
-    let mut b = tag.to_be_bytes().to_vec();
-    b.extend_from_slice(&[0; 4]);
-    b.extend_from_slice(&cc.to_be_bytes());
-    for h in handles {
-        b.extend_from_slice(&h.to_be_bytes());
-    }
-    if let Some(s) = session {
-        let nonce: &[u8] = if s == RS_PW { &[] } else { &[0x22; 16] };
-        let area = [&s.to_be_bytes()[..], &b2(nonce), &[1], &b2(&[])].concat();
-        b.extend_from_slice(&(area.len() as u32).to_be_bytes());
-        b.extend_from_slice(&area);
-    }
-    b.extend_from_slice(params);
-    let len = b.len() as u32;
-    b[2..6].copy_from_slice(&len.to_be_bytes());
-    b
+fn frame(cc: u32, handles: &[u32], s: Option<u32>, params: &[u8]) -> Vec<u8> {
+    let area = s.map(|s| session(s, if s == RS_PW { &[] } else { &[0x22; 16] }, 1, &[]));
+    support::frame(cc, handles, area, params)
 }
 
 fn ok(t: &mut Tpm<MemPlatform>, what: &str, cmd: &[u8]) -> Vec<u8> {
@@ -49,7 +26,7 @@ fn ok(t: &mut Tpm<MemPlatform>, what: &str, cmd: &[u8]) -> Vec<u8> {
 }
 
 fn start_session(t: &mut Tpm<MemPlatform>, kind: u8) -> u32 {
-    let p = [&b2(&[5; 16])[..], &[0, 0, kind], &[0, 0x10], &[0, 0x0B]].concat();
+    let p = start_session_params(kind);
     let r = ok(
         t,
         "StartAuthSession",

@@ -3,43 +3,18 @@
 //! of the boot it resumes; a DRTM event after Startup resets
 //! PCRs 17–22 and extends PCR 17; a command in between, or a missing start, measures nothing.
 
-use sha2::Digest as _;
+mod support;
+
+use support::{pcr_read, rc, sha256};
 use warden_vtpm::{MemPlatform, Tpm};
 
+/// A command without handles or sessions.
 fn cmd(cc: u32, params: &[u8]) -> Vec<u8> {
-    let mut b = vec![0x80, 0x01, 0, 0, 0, 0];
-    b.extend_from_slice(&cc.to_be_bytes());
-    b.extend_from_slice(params);
-    let len = b.len() as u32;
-    b[2..6].copy_from_slice(&len.to_be_bytes());
-    b
-}
-
-fn rc(resp: &[u8]) -> u32 {
-    u32::from_be_bytes(resp[6..10].try_into().unwrap())
+    support::plain(cc, &[], params)
 }
 
 const STARTUP_CLEAR: [u8; 2] = [0, 0];
 const STARTUP_STATE: [u8; 2] = [0, 1];
-
-/// PCR `i` of the SHA-1 (0x0004) or SHA-256 (0x000B) bank.
-fn pcr(t: &mut Tpm<MemPlatform>, alg: u16, i: usize) -> Vec<u8> {
-    let mut select = [0u8; 3];
-    select[i / 8] = 1 << (i % 8);
-    let params = [&[0, 0, 0, 1][..], &alg.to_be_bytes(), &[3], &select].concat();
-    let r = t.execute(0, &cmd(0x17E, &params));
-    assert_eq!(rc(&r), 0, "PCR_Read");
-    // header, updateCounter, TPML_PCR_SELECTION (4 + 6), TPML_DIGEST count, TPM2B.
-    let at = 10 + 4 + 10 + 4;
-    let n = usize::from(u16::from_be_bytes([r[at], r[at + 1]]));
-    r[at + 2..at + 2 + n].to_vec()
-}
-
-fn sha256(parts: &[&[u8]]) -> Vec<u8> {
-    let mut h = sha2::Sha256::new();
-    parts.iter().for_each(|p| h.update(p));
-    h.finalize().to_vec()
-}
 
 fn sha1(parts: &[&[u8]]) -> Vec<u8> {
     use sha1::Digest as _;
@@ -61,16 +36,16 @@ fn hcrtm_before_startup_measures_into_pcr0_and_survives_startup_clear() {
     let mut marker1 = vec![0u8; 20];
     marker1[19] = 4;
     assert_eq!(
-        pcr(&mut t, 0x000B, 0),
+        pcr_read(&mut t, 0x000B, 0),
         sha256(&[&marker256, &sha256(&[b"CRTM code"])])
     );
     assert_eq!(
-        pcr(&mut t, 0x0004, 0),
+        pcr_read(&mut t, 0x0004, 0),
         sha1(&[&marker1, &sha1(&[b"CRTM code"])])
     );
     // The other static PCRs are untouched, the dynamic ones still all ones.
-    assert_eq!(pcr(&mut t, 0x000B, 1), vec![0; 32]);
-    assert_eq!(pcr(&mut t, 0x000B, 17), vec![0xFF; 32]);
+    assert_eq!(pcr_read(&mut t, 0x000B, 1), vec![0; 32]);
+    assert_eq!(pcr_read(&mut t, 0x000B, 17), vec![0xFF; 32]);
 }
 
 #[test]
@@ -91,7 +66,7 @@ fn resume_needs_the_same_hcrtm_state_as_the_saved_boot() {
             t.hash_end();
         }
         assert_eq!(rc(&t.execute(0, &cmd(0x144, &STARTUP_CLEAR))), 0);
-        let pcr0 = pcr(&mut t, 0x000B, 0);
+        let pcr0 = pcr_read(&mut t, 0x000B, 0);
         assert_eq!(
             rc(&t.execute(0, &cmd(0x145, &[0, 1]))),
             0,
@@ -111,7 +86,7 @@ fn resume_needs_the_same_hcrtm_state_as_the_saved_boot() {
         );
         if want == 0 {
             // A Resume restores every PCR from the saved state, PCR 0 included.
-            assert_eq!(pcr(&mut t, 0x000B, 0), pcr0, "{what}: PCR 0");
+            assert_eq!(pcr_read(&mut t, 0x000B, 0), pcr0, "{what}: PCR 0");
         } else {
             assert_eq!(rc(&t.execute(0, &cmd(0x144, &STARTUP_CLEAR))), 0, "{what}");
         }
@@ -122,18 +97,22 @@ fn resume_needs_the_same_hcrtm_state_as_the_saved_boot() {
 fn drtm_after_startup_resets_the_dynamic_pcrs_and_extends_pcr17() {
     let mut t = Tpm::new(MemPlatform::with_seed(5)).unwrap();
     assert_eq!(rc(&t.execute(0, &cmd(0x144, &STARTUP_CLEAR))), 0);
-    let pcr0 = pcr(&mut t, 0x000B, 0);
+    let pcr0 = pcr_read(&mut t, 0x000B, 0);
     t.hash_start();
     t.hash_data(b"secure loader block");
     t.hash_end();
     assert_eq!(
-        pcr(&mut t, 0x000B, 17),
+        pcr_read(&mut t, 0x000B, 17),
         sha256(&[&[0; 32], &sha256(&[b"secure loader block"])])
     );
     for i in 18..=22 {
-        assert_eq!(pcr(&mut t, 0x000B, i), vec![0; 32], "PCR {i} after DRTM");
+        assert_eq!(
+            pcr_read(&mut t, 0x000B, i),
+            vec![0; 32],
+            "PCR {i} after DRTM"
+        );
     }
-    assert_eq!(pcr(&mut t, 0x000B, 0), pcr0, "PCR 0 untouched by DRTM");
+    assert_eq!(pcr_read(&mut t, 0x000B, 0), pcr0, "PCR 0 untouched by DRTM");
 }
 
 #[test]
@@ -159,7 +138,7 @@ fn interrupted_or_unstarted_sequences_measure_nothing() {
         }
         t.hash_end();
         assert_eq!(
-            pcr(&mut t, 0x000B, 17),
+            pcr_read(&mut t, 0x000B, 17),
             vec![0xFF; 32],
             "{what}: PCR 17 changed"
         );

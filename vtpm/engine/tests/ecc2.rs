@@ -2,36 +2,10 @@
 //! computes them with each key (Z1 = [dsA]QsB; Z2 = [r]QeB, checked as [dsB]Q with QeB = QsB
 //! and Q = [r]G from EC_Ephemeral), a counter is spent once, and bad input gets numbered codes.
 
+mod support;
+
+use support::{RH_ENDORSEMENT, RH_OWNER, b2, cmd, expect_ok, rc};
 use warden_vtpm::{MemPlatform, Tpm};
-
-const RH_OWNER: u32 = 0x4000_0001;
-const RH_ENDORSEMENT: u32 = 0x4000_000B;
-const RS_PW: u32 = 0x4000_0009;
-
-fn b2(v: &[u8]) -> Vec<u8> {
-    [&(v.len() as u16).to_be_bytes()[..], v].concat()
-}
-
-fn rc(r: &[u8]) -> u32 {
-    u32::from_be_bytes([r[6], r[7], r[8], r[9]])
-}
-
-fn frame(cc: u32, handles: &[u32], pw: bool, params: &[u8]) -> Vec<u8> {
-    let tag: u16 = if pw { 0x8002 } else { 0x8001 };
-    let mut b = [&tag.to_be_bytes()[..], &[0; 4], &cc.to_be_bytes()].concat();
-    for h in handles {
-        b.extend_from_slice(&h.to_be_bytes());
-    }
-    if pw {
-        b.extend_from_slice(&9u32.to_be_bytes());
-        b.extend_from_slice(&RS_PW.to_be_bytes());
-        b.extend_from_slice(&[0, 0, 1, 0, 0]);
-    }
-    b.extend_from_slice(params);
-    let len = b.len() as u32;
-    b[2..6].copy_from_slice(&len.to_be_bytes());
-    b
-}
 
 /// An ECC P-256 decryption (key-exchange) key template.
 fn ecdh_template(attrs: u32) -> Vec<u8> {
@@ -59,15 +33,7 @@ struct T(Tpm<MemPlatform>);
 
 impl T {
     fn ok(&mut self, c: &[u8]) -> Vec<u8> {
-        let r = self.0.execute(0, c);
-        assert_eq!(
-            rc(&r),
-            0,
-            "command {:02x?} failed: {:#x}",
-            &c[6..10],
-            rc(&r)
-        );
-        r
+        expect_ok(self.0.execute(0, c), c)
     }
     /// CreatePrimary: (handle, TPM2B_ECC_POINT of its public key).
     fn key(&mut self, hier: u32, attrs: u32) -> (u32, Vec<u8>) {
@@ -77,7 +43,7 @@ impl T {
             &[0, 0, 0, 0, 0, 0],
         ]
         .concat();
-        let r = self.ok(&frame(0x131, &[hier], true, &p));
+        let r = self.ok(&cmd(0x131, &[hier], true, &p));
         // handle, paramSize, TPM2B_PUBLIC size, then TPMT_PUBLIC: 18 bytes before x and y
         // (22 with AES).
         let sym_extra = if attrs & (1 << 16) != 0 { 4 } else { 0 };
@@ -91,13 +57,13 @@ impl T {
     }
     /// ECDH_ZGen(key, point): the TPM2B_ECC_POINT [d]P.
     fn zgen(&mut self, key: u32, point: &[u8]) -> Vec<u8> {
-        point_at(&self.ok(&frame(0x154, &[key], true, point)), 0)
+        point_at(&self.ok(&cmd(0x154, &[key], true, point)), 0)
     }
 }
 
 fn zgen2(key: u32, qs: &[u8], qe: &[u8], scheme: u16, counter: u16) -> Vec<u8> {
     let p = [qs, qe, &scheme.to_be_bytes(), &counter.to_be_bytes()].concat();
-    frame(0x18D, &[key], true, &p)
+    cmd(0x18D, &[key], true, &p)
 }
 
 /// The i-th TPM2B_ECC_POINT of a response's parameters (after paramSize).
@@ -113,17 +79,17 @@ fn point_at(r: &[u8], i: usize) -> Vec<u8> {
 #[test]
 fn two_phase_products_match_single_ecdh() {
     let mut t = T(Tpm::new(MemPlatform::with_seed(17)).expect("fresh TPM"));
-    t.ok(&frame(0x144, &[], false, &[0, 0]));
+    t.ok(&cmd(0x144, &[], false, &[0, 0]));
     let (a, _) = t.key(RH_OWNER, DECRYPT_KEY);
     let (b, qs_b) = t.key(RH_ENDORSEMENT, DECRYPT_KEY);
-    let r = t.ok(&frame(0x18E, &[], false, &[0, 3]));
+    let r = t.ok(&cmd(0x18E, &[], false, &[0, 3]));
     let q = r[10..r.len() - 2].to_vec();
     let counter = u16::from_be_bytes([r[r.len() - 2], r[r.len() - 1]]);
     let z = t.ok(&zgen2(a, &qs_b, &qs_b, 0x0019, counter));
     assert_eq!(point_at(&z, 0), t.zgen(a, &qs_b), "Z1 = [dsA]QsB");
     assert_eq!(point_at(&z, 1), t.zgen(b, &q), "Z2 = [r]QsB = [dsB]([r]G)");
     // A second ephemeral key is a different one.
-    let r2 = t.ok(&frame(0x18E, &[], false, &[0, 3]));
+    let r2 = t.ok(&cmd(0x18E, &[], false, &[0, 3]));
     assert_ne!(r2[10..r2.len() - 2], q[..]);
     let counter2 = u16::from_be_bytes([r2[r2.len() - 2], r2[r2.len() - 1]]);
     assert_eq!(counter2, counter.wrapping_add(1));
@@ -157,7 +123,7 @@ fn two_phase_products_match_single_ecdh() {
         ),
         (
             "EC_Ephemeral unknown curve: TPM_RC_CURVE, parameter 1",
-            frame(0x18E, &[], false, &[0, 0x77]),
+            cmd(0x18E, &[], false, &[0, 0x77]),
             0x1E6,
         ),
     ];

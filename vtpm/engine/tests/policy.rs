@@ -4,146 +4,29 @@
 //! policy session carries into the command it authorises (locality, cpHash, nameHash, timeout);
 //! and the NV/attestation commands beside them (NV_GlobalWriteLock, NV_Certify, CertifyCreation).
 
-use hmac::{Hmac, Mac};
-use sha2::{Digest, Sha256};
-use std::cell::Cell;
-use std::rc::Rc;
-use warden_vtpm::{Platform, Tpm};
+mod support;
 
-const RH_OWNER: u32 = 0x4000_0001;
-const RH_NULL: u32 = 0x4000_0007;
-const RS_PW: u32 = 0x4000_0009;
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use support::*;
+use warden_vtpm::Tpm;
+
 const SE_POLICY: u8 = 1;
 const SE_TRIAL: u8 = 3;
 
-/// A platform whose clock the test moves.
-struct Plat {
-    clock: Rc<Cell<u64>>,
-    counter: u64,
-    nv: Option<Vec<u8>>,
-}
-
-impl Platform for Plat {
-    fn entropy(&mut self, buf: &mut [u8]) {
-        for b in buf.iter_mut() {
-            self.counter = self
-                .counter
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            *b = (self.counter >> 56) as u8;
-        }
-    }
-    fn clock_ms(&mut self) -> u64 {
-        self.clock.get()
-    }
-    fn nv_read(&mut self) -> Option<Vec<u8>> {
-        self.nv.clone()
-    }
-    fn nv_write(&mut self, state: &[u8]) {
-        self.nv = Some(state.to_vec());
-    }
-}
-
-fn sha256(parts: &[&[u8]]) -> Vec<u8> {
-    let mut h = Sha256::new();
-    for p in parts {
-        h.update(p);
-    }
-    h.finalize().to_vec()
-}
-
-fn b2(v: &[u8]) -> Vec<u8> {
-    let mut o = (v.len() as u16).to_be_bytes().to_vec();
-    o.extend_from_slice(v);
-    o
-}
-
-/// Reads a TPM2B at `*at` and moves past it.
-fn take2b(r: &[u8], at: &mut usize) -> Vec<u8> {
-    let n = usize::from(u16::from_be_bytes([r[*at], r[*at + 1]]));
-    let v = r[*at + 2..*at + 2 + n].to_vec();
-    *at += 2 + n;
-    v
-}
-
-fn rc(r: &[u8]) -> u32 {
-    u32::from_be_bytes([r[6], r[7], r[8], r[9]])
-}
-
-fn frame(cc: u32, handles: &[u32], area: Option<Vec<u8>>, params: &[u8]) -> Vec<u8> {
-    let tag: u16 = if area.is_some() { 0x8002 } else { 0x8001 };
-    let mut b = tag.to_be_bytes().to_vec();
-    b.extend_from_slice(&[0; 4]);
-    b.extend_from_slice(&cc.to_be_bytes());
-    for h in handles {
-        b.extend_from_slice(&h.to_be_bytes());
-    }
-    if let Some(a) = area {
-        b.extend_from_slice(&(a.len() as u32).to_be_bytes());
-        b.extend_from_slice(&a);
-    }
-    b.extend_from_slice(params);
-    let len = b.len() as u32;
-    b[2..6].copy_from_slice(&len.to_be_bytes());
-    b
-}
-
-/// A command with an empty-password authorisation for each of the first `auths` handles.
-fn pw(cc: u32, handles: &[u32], auths: usize, params: &[u8]) -> Vec<u8> {
-    let mut area = Vec::new();
-    for _ in 0..auths {
-        area.extend_from_slice(&RS_PW.to_be_bytes());
-        area.extend_from_slice(&[0, 0, 1, 0, 0]);
-    }
-    frame(cc, handles, Some(area), params)
-}
-
-fn plain(cc: u32, handles: &[u32], params: &[u8]) -> Vec<u8> {
-    frame(cc, handles, None, params)
-}
-
-/// A started policy (or trial) session.
-struct Sess {
-    handle: u32,
-    nonce_tpm: Vec<u8>,
-}
-
-const NONCE_CALLER: [u8; 16] = [0x11; 16];
-
-/// A command authorised by policy session `s` (unbound, unsalted: the HMAC key is empty).
-fn with_policy(cc: u32, handles: &[u32], names: &[Vec<u8>], s: &Sess, params: &[u8]) -> Vec<u8> {
-    let mut cp_in: Vec<&[u8]> = Vec::new();
-    let code = cc.to_be_bytes();
-    cp_in.push(&code);
-    for n in names {
-        cp_in.push(n);
-    }
-    cp_in.push(params);
-    let cp = sha256(&cp_in);
-    let attrs = [1u8];
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&[]).unwrap();
-    for part in [&cp[..], &NONCE_CALLER, &s.nonce_tpm, &attrs] {
-        mac.update(part);
-    }
-    let mut area = s.handle.to_be_bytes().to_vec();
-    area.extend_from_slice(&b2(&NONCE_CALLER));
-    area.extend_from_slice(&attrs);
-    area.extend_from_slice(&b2(&mac.finalize().into_bytes()));
-    frame(cc, handles, Some(area), params)
-}
-
 struct T {
-    tpm: Tpm<Plat>,
+    tpm: Tpm<ClockPlat>,
     clock: Rc<Cell<u64>>,
 }
 
 impl T {
     fn new() -> T {
         let clock = Rc::new(Cell::new(1_000));
-        let plat = Plat {
+        let plat = ClockPlat {
             clock: clock.clone(),
+            nv: Rc::new(RefCell::new(None)),
             counter: 42,
-            nv: None,
+            increment: 1442695040888963407,
         };
         let mut t = T {
             tpm: Tpm::new(plat).expect("fresh TPM"),
@@ -174,14 +57,8 @@ impl T {
     }
 
     fn start(&mut self, kind: u8) -> Sess {
-        let params = [&b2(&[5; 16])[..], &[0, 0, kind], &[0, 0x10], &[0, 0x0B]].concat();
-        let r = self.ok(0, &plain(0x176, &[RH_NULL, RH_NULL], &params));
-        let handle = u32::from_be_bytes([r[10], r[11], r[12], r[13]]);
-        let mut at = 14;
-        Sess {
-            handle,
-            nonce_tpm: take2b(&r, &mut at),
-        }
+        let params = start_session_params(kind);
+        Sess::from_response(&self.ok(0, &plain(0x176, &[RH_NULL, RH_NULL], &params)))
     }
 
     fn digest(&mut self, s: &Sess) -> Vec<u8> {
@@ -207,16 +84,7 @@ impl T {
 
     /// A sealed primary object that only a policy session with `policy` can unseal.
     fn sealed(&mut self, policy: &[u8]) -> (u32, Vec<u8>) {
-        let attrs: u32 = (1 << 1) | (1 << 4) | (1 << 10); // fixedTPM|fixedParent|noDA
-        let tpl = [
-            &[0, 0x08, 0, 0x0B][..],
-            &attrs.to_be_bytes(),
-            &b2(policy),
-            &[0, 0x10],
-            &b2(&[]),
-        ]
-        .concat();
-        self.primary(&tpl, b"sealed secret")
+        self.primary(&sealed_template(policy), b"sealed secret")
     }
 
     fn unseal(&mut self, loc: u8, obj: &(u32, Vec<u8>), s: &Sess) -> u32 {

@@ -3,13 +3,11 @@
 //! Part 3 §23), their numbered codes, and the conditions they put on the authorised command
 //! (a written or unwritten NV index, physical presence, the template of Create).
 
-use hmac::{Hmac, Mac};
-use sha2::{Digest, Sha256};
+mod support;
+
+use support::*;
 use warden_vtpm::{MemPlatform, Tpm};
 
-const RH_OWNER: u32 = 0x4000_0001;
-const RH_NULL: u32 = 0x4000_0007;
-const RS_PW: u32 = 0x4000_0009;
 const DUP_SELECT: u32 = 0x188;
 const NV_WRITTEN: u32 = 0x18F;
 const COUNTER_TIMER: u32 = 0x16D;
@@ -19,130 +17,33 @@ const TEMPLATE: u32 = 0x190;
 const POLICY_FAIL_S1: u32 = 0x99D;
 const PP_S1: u32 = 0x990;
 
-fn sha256(parts: &[&[u8]]) -> Vec<u8> {
-    let mut h = Sha256::new();
-    for p in parts {
-        h.update(p);
-    }
-    h.finalize().to_vec()
-}
-
-fn b2(v: &[u8]) -> Vec<u8> {
-    [&(v.len() as u16).to_be_bytes()[..], v].concat()
-}
-
-fn rc(r: &[u8]) -> u32 {
-    u32::from_be_bytes([r[6], r[7], r[8], r[9]])
-}
-
-fn frame(cc: u32, handles: &[u32], area: Option<Vec<u8>>, params: &[u8]) -> Vec<u8> {
-    let tag: u16 = if area.is_some() { 0x8002 } else { 0x8001 };
-    let mut b = [&tag.to_be_bytes()[..], &[0; 4], &cc.to_be_bytes()].concat();
-    for h in handles {
-        b.extend_from_slice(&h.to_be_bytes());
-    }
-    if let Some(a) = area {
-        b.extend_from_slice(&(a.len() as u32).to_be_bytes());
-        b.extend_from_slice(&a);
-    }
-    b.extend_from_slice(params);
-    let len = b.len() as u32;
-    b[2..6].copy_from_slice(&len.to_be_bytes());
-    b
-}
-
-fn pw(cc: u32, handles: &[u32], params: &[u8]) -> Vec<u8> {
-    frame(
-        cc,
-        handles,
-        Some([&RS_PW.to_be_bytes()[..], &[0, 0, 1, 0, 0]].concat()),
-        params,
-    )
-}
-
-fn plain(cc: u32, handles: &[u32], params: &[u8]) -> Vec<u8> {
-    frame(cc, handles, None, params)
-}
-
-struct Sess {
-    handle: u32,
-    nonce_tpm: Vec<u8>,
-}
-
-/// A command authorised by policy session `s` (unbound, unsalted: the HMAC key is empty).
-fn with_policy(cc: u32, handles: &[u32], names: &[Vec<u8>], s: &Sess, params: &[u8]) -> Vec<u8> {
-    let nonce = [0x11u8; 16];
-    let mut cp = cc.to_be_bytes().to_vec();
-    for n in names {
-        cp.extend_from_slice(n);
-    }
-    cp.extend_from_slice(params);
-    let cp = sha256(&[&cp]);
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&[]).unwrap();
-    for part in [&cp[..], &nonce, &s.nonce_tpm, &[1]] {
-        mac.update(part);
-    }
-    let area = [
-        &s.handle.to_be_bytes()[..],
-        &b2(&nonce),
-        &[1],
-        &b2(&mac.finalize().into_bytes()),
-    ]
-    .concat();
-    frame(cc, handles, Some(area), params)
-}
-
 struct T(Tpm<MemPlatform>);
 
 impl T {
     fn new() -> T {
-        let mut t = T(Tpm::new(MemPlatform::with_seed(5)).expect("fresh TPM"));
-        t.ok(&plain(0x144, &[], &[0, 0]));
-        t
+        T(started(5))
     }
     fn run(&mut self, c: &[u8]) -> Vec<u8> {
         self.0.execute(0, c)
     }
     fn ok(&mut self, c: &[u8]) -> Vec<u8> {
-        let r = self.run(c);
-        assert_eq!(
-            rc(&r),
-            0,
-            "command {:02x?} failed: {:#x}",
-            &c[6..10],
-            rc(&r)
-        );
-        r
+        expect_ok(self.run(c), c)
     }
     fn start(&mut self, kind: u8) -> Sess {
-        let p = [&b2(&[5; 16])[..], &[0, 0, kind], &[0, 0x10], &[0, 0x0B]].concat();
-        let r = self.ok(&plain(0x176, &[RH_NULL, RH_NULL], &p));
-        let n = usize::from(u16::from_be_bytes([r[14], r[15]]));
-        Sess {
-            handle: u32::from_be_bytes([r[10], r[11], r[12], r[13]]),
-            nonce_tpm: r[16..16 + n].to_vec(),
-        }
+        let p = start_session_params(kind);
+        Sess::from_response(&self.ok(&plain(0x176, &[RH_NULL, RH_NULL], &p)))
     }
     fn digest(&mut self, s: &Sess) -> Vec<u8> {
         self.ok(&plain(0x189, &[s.handle], &[]))[12..].to_vec()
     }
     /// A sealed primary that only a policy session with `policy` can unseal: (handle, name).
     fn sealed(&mut self, policy: &[u8]) -> (u32, Vec<u8>) {
-        let attrs: u32 = (1 << 1) | (1 << 4) | (1 << 10);
-        let tpl = [
-            &[0, 0x08, 0, 0x0B][..],
-            &attrs.to_be_bytes(),
-            &b2(policy),
-            &[0, 0x10],
-            &b2(&[]),
-        ]
-        .concat();
-        self.primary(&tpl, b"secret")
+        self.primary(&sealed_template(policy), b"secret")
     }
     fn primary(&mut self, tpl: &[u8], data: &[u8]) -> (u32, Vec<u8>) {
         let sens = b2(&[&b2(&[])[..], &b2(data)].concat());
         let p = [&sens[..], &b2(tpl), &[0, 0, 0, 0, 0, 0]].concat();
-        let r = self.ok(&pw(0x131, &[RH_OWNER], &p));
+        let r = self.ok(&pw(0x131, &[RH_OWNER], 1, &p));
         let h = u32::from_be_bytes([r[10], r[11], r[12], r[13]]);
         let name = self.ok(&plain(0x173, &[h], &[]));
         let n = usize::from(u16::from_be_bytes([name[10], name[11]]));
@@ -362,6 +263,7 @@ fn conditions_hold_when_the_session_authorises() {
     t.ok(&pw(
         0x12A,
         &[RH_OWNER],
+        1,
         &[&b2(&[])[..], &b2(&public)].concat(),
     ));
     let nv_name = |t: &mut T| {

@@ -15,17 +15,15 @@
 //!   does, the engine answers 67 and tpm2-protocol reports TooManyItems; the
 //!   property requests here ask for 64.
 
+mod support;
+
 use tpm2_protocol::data::{TpmRc, TpmsAuthCommand, TpmsAuthResponse};
 // The typed command/response structures (TpmXxxCommand, TpmXxxResponse) and the frame API.
+use support::{RH_ENDORSEMENT, RH_LOCKOUT, RH_NULL, RH_OWNER, RH_PLATFORM, b2, pw_area, session};
 use tpm2_protocol::frame::*;
 use tpm2_protocol::{TpmUnmarshal, TpmWriter};
 use warden_vtpm::{MemPlatform, Tpm};
 
-const RH_OWNER: u32 = 0x4000_0001;
-const RH_NULL: u32 = 0x4000_0007;
-const RH_LOCKOUT: u32 = 0x4000_000A;
-const RH_PLATFORM: u32 = 0x4000_000C;
-const RH_ENDORSEMENT: u32 = 0x4000_000B;
 const NV_ORD: u32 = 0x0150_0001;
 const NV_CTR: u32 = 0x0150_0002;
 const NV_BITS: u32 = 0x0150_0003;
@@ -34,52 +32,17 @@ const PERSISTENT: u32 = 0x8100_0010;
 
 /// A command with `pws.len()` password sessions (TPM_RS_PW, continueSession).
 fn cmd_pw(cc: u32, handles: &[u32], pws: &[&[u8]], params: &[u8]) -> Vec<u8> {
-    let mut b = Vec::new();
-    b.extend_from_slice(&(if pws.is_empty() { 0x8001u16 } else { 0x8002 }).to_be_bytes());
-    b.extend_from_slice(&[0; 4]);
-    b.extend_from_slice(&cc.to_be_bytes());
-    for h in handles {
-        b.extend_from_slice(&h.to_be_bytes());
-    }
-    if !pws.is_empty() {
-        let mut area = Vec::new();
-        for p in pws {
-            area.extend_from_slice(&0x4000_0009u32.to_be_bytes());
-            area.extend_from_slice(&[0, 0, 1]);
-            area.extend_from_slice(&b2(p));
-        }
-        b.extend_from_slice(&(area.len() as u32).to_be_bytes());
-        b.extend_from_slice(&area);
-    }
-    b.extend_from_slice(params);
-    let len = b.len() as u32;
-    b[2..6].copy_from_slice(&len.to_be_bytes());
-    b
+    support::frame(cc, handles, (!pws.is_empty()).then(|| pw_area(pws)), params)
 }
 
 /// A command authorised by one (policy) session with an empty nonce and HMAC, continueSession.
-fn cmd_session(cc: u32, handles: &[u32], session: u32, params: &[u8]) -> Vec<u8> {
-    let area = [&u32b(session)[..], &b2(&[]), &[1], &b2(&[])].concat();
-    let mut b = [&u16b(0x8002)[..], &[0; 4], &u32b(cc)].concat();
-    for h in handles {
-        b.extend_from_slice(&u32b(*h));
-    }
-    b.extend_from_slice(&u32b(area.len() as u32));
-    b.extend_from_slice(&area);
-    b.extend_from_slice(params);
-    let len = b.len() as u32;
-    b[2..6].copy_from_slice(&len.to_be_bytes());
-    b
+fn cmd_session(cc: u32, handles: &[u32], s: u32, params: &[u8]) -> Vec<u8> {
+    support::frame(cc, handles, Some(session(s, &[], 1, &[])), params)
 }
 
 /// A command with `n` empty-password sessions.
 fn cmd(cc: u32, handles: &[u32], n: usize, params: &[u8]) -> Vec<u8> {
     cmd_pw(cc, handles, &vec![&b""[..]; n], params)
-}
-
-/// TPM2B.
-fn b2(v: &[u8]) -> Vec<u8> {
-    [&(v.len() as u16).to_be_bytes()[..], v].concat()
 }
 
 fn u16b(v: u16) -> [u8; 2] {
