@@ -5,8 +5,9 @@
 
 mod support;
 
+use support::Engine as T;
 use support::{
-    RH_ENDORSEMENT, RH_LOCKOUT, RH_NULL, RH_OWNER, RH_PLATFORM, RS_PW, b2, expect_ok, plain, rc,
+    RH_ENDORSEMENT, RH_LOCKOUT, RH_NULL, RH_OWNER, RH_PLATFORM, RS_PW, b2, nv_public, plain, rc,
     session, started,
 };
 use warden_vtpm::{MemPlatform, Tpm};
@@ -42,17 +43,9 @@ fn srk_template() -> Vec<u8> {
     .concat()
 }
 
-struct T(Tpm<MemPlatform>);
-
 impl T {
     fn new() -> T {
         T(started(8))
-    }
-    fn run(&mut self, c: &[u8]) -> Vec<u8> {
-        self.0.execute(0, c)
-    }
-    fn ok(&mut self, c: &[u8]) -> Vec<u8> {
-        expect_ok(self.run(c), c)
     }
     /// CreatePrimary of the storage template in `hier`: (handle, outPublic).
     fn primary(&mut self, hier: u32) -> (u32, Vec<u8>) {
@@ -267,14 +260,7 @@ fn undefine_space_special_needs_policy_delete_and_the_policy() {
     let policy = Sha256::digest([&cc[..], &0x16Bu32.to_be_bytes()].concat()).to_vec();
     let define = |t: &mut T, index: u32, extra: u32| {
         let attrs = 1u32 | (1 << 16) | (1 << 18) | (1 << 30) | extra;
-        let public = [
-            &index.to_be_bytes()[..],
-            &[0, 0x0B],
-            &attrs.to_be_bytes(),
-            &b2(&policy),
-            &8u16.to_be_bytes(),
-        ]
-        .concat();
+        let public = nv_public(index, attrs, &policy, 8);
         t.ok(&pw(
             0x12A,
             &[RH_PLATFORM],

@@ -6,9 +6,10 @@
 mod support;
 
 use sha2::{Digest, Sha256};
+use support::Engine as T;
 use support::{
-    RH_ENDORSEMENT, RH_NULL, RH_OWNER, RS_PW, b2, expect_ok, rc, session, sha256,
-    start_session_params, started,
+    RH_ENDORSEMENT, RH_NULL, RH_OWNER, RS_PW, b2, rc, session, sha256, start_session_params,
+    started,
 };
 use warden_vtpm::{MemPlatform, Tpm};
 
@@ -73,17 +74,9 @@ fn extend(old: &[u8], c: &[u8], names: &[Vec<u8>], r: &[u8]) -> Vec<u8> {
     sha256(&[old, &cp, &rp])
 }
 
-struct T(Tpm<MemPlatform>);
-
 impl T {
     fn new() -> T {
         T(started(21))
-    }
-    fn run(&mut self, c: &[u8]) -> Vec<u8> {
-        self.0.execute(0, c)
-    }
-    fn ok(&mut self, c: &[u8]) -> Vec<u8> {
-        expect_ok(self.run(c), c)
     }
     /// An ECDSA P-256 / SHA-256 signing key in the owner hierarchy.
     fn signing_key(&mut self) -> u32 {

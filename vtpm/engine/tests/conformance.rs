@@ -4,7 +4,7 @@
 
 mod support;
 
-use support::{RH_NULL, RH_OWNER, RS_PW, b2, rc, session, start_session_params};
+use support::{RH_NULL, RH_OWNER, RS_PW, b2, nv_public, rc, session, start_session_params};
 use warden_vtpm::{MemPlatform, Tpm};
 
 const RC_PCR_CHANGED: u32 = 0x128;
@@ -87,14 +87,7 @@ fn policy_pcr_session_fails_after_a_pcr_change() {
                     &frame(0x165, &[], None, &trial.to_be_bytes()),
                 );
                 let attrs: u32 = (1 << 1) | (1 << 3) | (1 << 17) | (1 << 19) | (1 << 25);
-                let public = [
-                    &NV.to_be_bytes()[..],
-                    &[0, 0x0B],
-                    &attrs.to_be_bytes(),
-                    &b2(&policy),
-                    &8u16.to_be_bytes(),
-                ]
-                .concat();
+                let public = nv_public(NV, attrs, &policy, 8);
                 let p = [&b2(&[])[..], &b2(&public)].concat();
                 ok(
                     &mut t,

@@ -4,7 +4,8 @@
 
 mod support;
 
-use support::{RH_ENDORSEMENT, RH_OWNER, b2, cmd, expect_ok, rc};
+use support::Engine as T;
+use support::{RH_ENDORSEMENT, RH_OWNER, b2, cmd, rc};
 use warden_vtpm::{MemPlatform, Tpm};
 
 /// An ECC P-256 decryption (key-exchange) key template.
@@ -29,12 +30,7 @@ fn ecdh_template(attrs: u32) -> Vec<u8> {
 
 const DECRYPT_KEY: u32 = 0x0002_0072;
 
-struct T(Tpm<MemPlatform>);
-
 impl T {
-    fn ok(&mut self, c: &[u8]) -> Vec<u8> {
-        expect_ok(self.0.execute(0, c), c)
-    }
     /// CreatePrimary: (handle, TPM2B_ECC_POINT of its public key).
     fn key(&mut self, hier: u32, attrs: u32) -> (u32, Vec<u8>) {
         let p = [

@@ -163,14 +163,7 @@ fn assertions_extend_the_digest_as_part3_says() {
     let (key, key_name) = t.primary(&ecc_sign_template(), &[]);
     // An NV index for PolicyNV: its Name comes from NV_ReadPublic.
     let nv = 0x0150_0020u32;
-    let nv_pub = [
-        &nv.to_be_bytes()[..],
-        &[0, 0x0B],
-        &((1u32 << 1) | (1 << 17)).to_be_bytes(),
-        &b2(&[]),
-        &8u16.to_be_bytes(),
-    ]
-    .concat();
+    let nv_pub = nv_public(nv, (1 << 1) | (1 << 17), &[], 8);
     t.ok(
         0,
         &pw(
@@ -593,14 +586,7 @@ fn conditions_checked_when_the_session_authorises() {
     // policy is PolicySecret(owner)); see timeouts_and_tickets_bound_the_authorisation.
 
     let nv = 0x0150_0030u32;
-    let nv_pub = [
-        &nv.to_be_bytes()[..],
-        &[0, 0x0B],
-        &((1u32 << 1) | (1 << 17)).to_be_bytes(),
-        &b2(&[]),
-        &4u16.to_be_bytes(),
-    ]
-    .concat();
+    let nv_pub = nv_public(nv, (1 << 1) | (1 << 17), &[], 4);
     t.ok(
         0,
         &pw(
@@ -650,14 +636,7 @@ fn conditions_checked_when_the_session_authorises() {
 }
 
 fn nv_define(t: &mut T, index: u32, attrs: u32, size: u16) {
-    let public = [
-        &index.to_be_bytes()[..],
-        &[0, 0x0B],
-        &attrs.to_be_bytes(),
-        &b2(&[]),
-        &size.to_be_bytes(),
-    ]
-    .concat();
+    let public = nv_public(index, attrs, &[], size);
     t.ok(
         0,
         &pw(

@@ -5,8 +5,8 @@
 
 mod support;
 
+use support::Engine as T;
 use support::*;
-use warden_vtpm::{MemPlatform, Tpm};
 
 const DUP_SELECT: u32 = 0x188;
 const NV_WRITTEN: u32 = 0x18F;
@@ -17,17 +17,9 @@ const TEMPLATE: u32 = 0x190;
 const POLICY_FAIL_S1: u32 = 0x99D;
 const PP_S1: u32 = 0x990;
 
-struct T(Tpm<MemPlatform>);
-
 impl T {
     fn new() -> T {
         T(started(5))
-    }
-    fn run(&mut self, c: &[u8]) -> Vec<u8> {
-        self.0.execute(0, c)
-    }
-    fn ok(&mut self, c: &[u8]) -> Vec<u8> {
-        expect_ok(self.run(c), c)
     }
     fn start(&mut self, kind: u8) -> Sess {
         let p = start_session_params(kind);
@@ -252,14 +244,7 @@ fn conditions_hold_when_the_session_authorises() {
     let no = ext(&[0; 32], &[&NV_WRITTEN.to_be_bytes(), &[0]]);
     let nv = 0x0150_0030u32;
     let attrs: u32 = (1 << 3) | (1 << 17) | (1 << 18);
-    let public = [
-        &nv.to_be_bytes()[..],
-        &[0, 0x0B],
-        &attrs.to_be_bytes(),
-        &b2(&no),
-        &8u16.to_be_bytes(),
-    ]
-    .concat();
+    let public = nv_public(nv, attrs, &no, 8);
     t.ok(&pw(
         0x12A,
         &[RH_OWNER],

@@ -120,6 +120,32 @@ pub fn started(seed: u64) -> Tpm<MemPlatform> {
     t
 }
 
+/// A TPM on `MemPlatform` driven by raw command bytes; each test file adds its own methods
+/// (and its constructor, with its seed) in an `impl` block of its own.
+pub struct Engine(pub Tpm<MemPlatform>);
+
+impl Engine {
+    pub fn run(&mut self, c: &[u8]) -> Vec<u8> {
+        self.0.execute(0, c)
+    }
+    /// Runs `c` and checks that it succeeded.
+    pub fn ok(&mut self, c: &[u8]) -> Vec<u8> {
+        expect_ok(self.run(c), c)
+    }
+}
+
+/// A TPMS_NV_PUBLIC: `index`, SHA-256 name algorithm, `attrs`, authPolicy `policy`, `size`.
+pub fn nv_public(index: u32, attrs: u32, policy: &[u8], size: u16) -> Vec<u8> {
+    [
+        &index.to_be_bytes()[..],
+        &[0, 0x0B],
+        &attrs.to_be_bytes(),
+        &b2(policy),
+        &size.to_be_bytes(),
+    ]
+    .concat()
+}
+
 /// PCR_Read of PCR `i` in the SHA-1 (0x0004) or SHA-256 (0x000B) bank: its value.
 pub fn pcr_read<P: Platform>(t: &mut Tpm<P>, alg: u16, i: usize) -> Vec<u8> {
     let mut select = [0u8; 3];
