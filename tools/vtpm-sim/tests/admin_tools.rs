@@ -36,9 +36,7 @@ fn clock(sim: &Sim) -> u64 {
 
 #[test]
 fn seeds_primary_policy_clock_and_policy_delete_with_tpm2_tools() {
-    let dir = scratch("admin-tools");
-    let sim = Sim::start(&dir, None);
-    sim.tool(&["tpm2_startup", "-c"]);
+    let sim = Sim::started("admin-tools");
 
     // New endorsement and platform seeds.
     for (tool, hier, other) in [("tpm2_changeeps", "e", "o"), ("tpm2_changepps", "p", "e")] {

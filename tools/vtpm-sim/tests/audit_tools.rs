@@ -5,19 +5,10 @@
 //! (digestNew = H(digestOld || cpHash || rpHash), Part 1 §33).
 
 mod common;
-use common::{Sim, host, scratch};
-use sha2::{Digest, Sha256};
+use common::{Sim, openssl_verify, sha256};
 
 const KEY: &str = "0x81000010";
 const GET_RANDOM: [u8; 4] = 0x17Bu32.to_be_bytes();
-
-fn sha256(parts: &[&[u8]]) -> Vec<u8> {
-    let mut h = Sha256::new();
-    for p in parts {
-        h.update(p);
-    }
-    h.finalize().to_vec()
-}
 
 /// The audit-digest step for TPM2_GetRandom(n) that returned `bytes`.
 fn extend_get_random(old: &[u8], bytes: &[u8]) -> Vec<u8> {
@@ -30,19 +21,7 @@ fn extend_get_random(old: &[u8], bytes: &[u8]) -> Vec<u8> {
 /// Checks the signature over `msg` with OpenSSL and returns TPMS_ATTEST.attested, after the
 /// common header (magic, type, qualifiedSigner, extraData, clockInfo, firmwareVersion).
 fn verified_attest(sim: &Sim, msg: &str, sig: &str, ty: u16) -> Vec<u8> {
-    let out = host(
-        &sim.dir,
-        &[
-            "openssl",
-            "dgst",
-            "-sha256",
-            "-verify",
-            "k.pem",
-            "-signature",
-            sig,
-            msg,
-        ],
-    );
+    let out = openssl_verify(&sim.dir, "k.pem", sig, msg);
     assert!(
         out.status.success(),
         "openssl rejects the signature over {msg}: {}",
@@ -65,9 +44,7 @@ fn tpm2b(b: &[u8], at: usize) -> (Vec<u8>, usize) {
 
 #[test]
 fn command_and_session_audit_with_tpm2_tools() {
-    let dir = scratch("audit-tools");
-    let sim = Sim::start(&dir, None);
-    sim.tool(&["tpm2_startup", "-c"]);
+    let sim = Sim::started("audit-tools");
     sim.tool(&[
         "tpm2_createprimary",
         "-Q",

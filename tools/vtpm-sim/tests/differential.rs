@@ -4,7 +4,7 @@
 //! content is random by design (nonces, keys, tickets).
 
 mod common;
-use common::{Sim, Swtpm, scratch};
+use common::{Sim, Swtpm, read_mssim_response, scratch, send_command, sha256};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use vtpm_sim::wire::command as cmd;
@@ -42,17 +42,8 @@ fn swtpm_exec(port: u16, cmd: &[u8]) -> Vec<u8> {
 fn sim_exec(port: u16, cmd: &[u8]) -> Vec<u8> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect vtpm-sim");
     s.set_nodelay(true).unwrap();
-    let mut frame = 8u32.to_be_bytes().to_vec();
-    frame.push(0);
-    frame.extend_from_slice(&(cmd.len() as u32).to_be_bytes());
-    frame.extend_from_slice(cmd);
-    s.write_all(&frame).unwrap();
-    let mut len = [0u8; 4];
-    s.read_exact(&mut len).unwrap();
-    let mut resp = vec![0u8; u32::from_be_bytes(len) as usize];
-    s.read_exact(&mut resp).unwrap();
-    let mut ack = [0u8; 4];
-    s.read_exact(&mut ack).unwrap();
+    s.write_all(&send_command(cmd)).unwrap();
+    let resp = read_mssim_response(&mut s);
     s.write_all(&20u32.to_be_bytes()).unwrap();
     resp
 }
@@ -1770,16 +1761,6 @@ fn swtpm_power_cycle(port: u16) {
     let mut res = [0u8; 4];
     s.read_exact(&mut res).unwrap();
     assert_eq!(res, [0; 4], "swtpm CMD_INIT failed");
-}
-
-/// SHA-256 of the concatenated parts (policy digests computed by the test itself).
-fn sha256(parts: &[&[u8]]) -> Vec<u8> {
-    use sha2::Digest;
-    let mut h = sha2::Sha256::new();
-    for p in parts {
-        h.update(p);
-    }
-    h.finalize().to_vec()
 }
 
 /// The deviations a review of the engine found, each with its failing case: empty HMACs when

@@ -5,7 +5,7 @@
 //! must verify against the original public key.
 
 mod common;
-use common::{Sim, Swtpm, host, scratch};
+use common::{Sim, Swtpm, host, openssl_verify, scratch};
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -68,13 +68,6 @@ fn carry(from: &dyn Tpm2, to: &dyn Tpm2, files: &[&str]) {
     for f in files {
         std::fs::copy(from.dir().join(f), to.dir().join(f)).expect("copy scratch file");
     }
-}
-
-fn started(name: &str) -> Sim {
-    let dir = scratch(name);
-    let sim = Sim::start(&dir, None);
-    tool(&sim, &["tpm2_startup", "-c"]);
-    sim
 }
 
 /// A storage parent for duplicated keys (fixed to this TPM itself).
@@ -227,7 +220,7 @@ fn import_and_sign(sim: &dyn Tpm2, parent: &str, inner: bool) {
 
 #[test]
 fn duplicate_to_another_parent_then_import_load_and_sign() {
-    let sim = started("dup-local");
+    let sim = Sim::started("dup-local");
     duplicable_key(&sim);
     run(
         &sim,
@@ -352,8 +345,8 @@ fn migrate(src: &dyn Tpm2, dst: &dyn Tpm2, parent_alg: &str) {
 
 #[test]
 fn migrate_a_key_to_a_second_vtpm_by_its_parent_public_key() {
-    let a = started("dup-src");
-    let b = started("dup-dst");
+    let a = Sim::started("dup-src");
+    let b = Sim::started("dup-dst");
     migrate(&a, &b, "ecc");
     // A blob for B's parent means nothing under another parent (A's own primary): refused.
     let out = try_tool(
@@ -383,7 +376,7 @@ fn migrate_a_key_to_a_second_vtpm_by_its_parent_public_key() {
 /// we unwrap).
 #[test]
 fn migrate_between_vtpm_sim_and_swtpm_both_ways() {
-    let sim = started("dup-x-sim");
+    let sim = Sim::started("dup-x-sim");
     let sw = Swtpm::start(&scratch("dup-x-swtpm"));
     tool(&sw, &["tpm2_startup", "-c"]);
     migrate(&sim, &sw, "ecc");
@@ -392,7 +385,7 @@ fn migrate_between_vtpm_sim_and_swtpm_both_ways() {
 
 #[test]
 fn import_openssl_rsa_and_ecc_keys_and_verify_with_openssl() {
-    let sim = started("dup-openssl");
+    let sim = Sim::started("dup-openssl");
     run(
         &sim,
         &[
@@ -484,19 +477,7 @@ fn import_openssl_rsa_and_ecc_keys_and_verify_with_openssl() {
             &["openssl", "pkey", "-in", &pem, "-pubout", "-out", &pubpem],
         );
         assert!(out.status.success(), "openssl pkey");
-        let v = host(
-            &sim.dir,
-            &[
-                "openssl",
-                "dgst",
-                "-sha256",
-                "-verify",
-                &pubpem,
-                "-signature",
-                &sig,
-                "msg",
-            ],
-        );
+        let v = openssl_verify(&sim.dir, &pubpem, &sig, "msg");
         assert!(
             v.status.success(),
             "openssl rejects the imported {alg} key's signature: {}{}",

@@ -4,13 +4,7 @@
 //! through tpm2-abrmd that needs more objects than the TPM's three slots.
 
 mod common;
-use common::{Abrmd, Sim, host, scratch};
-
-fn started(name: &str) -> Sim {
-    let sim = Sim::start(&scratch(name), None);
-    sim.tool(&["tpm2_startup", "-c"]);
-    sim
-}
+use common::{Abrmd, Sim, host, openssl_rsa_key, openssl_verify};
 
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
@@ -18,7 +12,7 @@ fn hex(b: &[u8]) -> String {
 
 #[test]
 fn make_and_activate_credential_between_ek_and_ak() {
-    let sim = started("cred");
+    let sim = Sim::started("cred");
     sim.tool(&["tpm2_createek", "-c", "ek.ctx", "-G", "rsa", "-u", "ek.pub"]);
     sim.flush();
     sim.tool(&[
@@ -126,17 +120,8 @@ fn make_and_activate_credential_between_ek_and_ak() {
 
 #[test]
 fn salted_bound_hmac_session_with_parameter_encryption() {
-    let sim = started("hmacsess");
-    sim.tool(&[
-        "tpm2_createprimary",
-        "-C",
-        "o",
-        "-G",
-        "rsa",
-        "-c",
-        "prim.ctx",
-    ]);
-    sim.flush();
+    let sim = Sim::started("hmacsess");
+    sim.primary("o", "rsa", "prim.ctx");
     // Salted with the primary, bound to the owner hierarchy; getrandom's output is encrypted.
     sim.tool(&[
         "tpm2_startauthsession",
@@ -171,7 +156,7 @@ fn salted_bound_hmac_session_with_parameter_encryption() {
 
 #[test]
 fn seal_under_a_pcr_policy_and_fail_after_extend() {
-    let sim = started("pcrseal");
+    let sim = Sim::started("pcrseal");
     sim.tool(&["tpm2_createprimary", "-C", "o", "-c", "prim.ctx"]);
     sim.flush();
     sim.tool(&["tpm2_startauthsession", "-S", "t.ctx"]);
@@ -202,18 +187,7 @@ fn seal_under_a_pcr_policy_and_fail_after_extend() {
         "fixedtpm|fixedparent",
     ]);
     sim.flush();
-    sim.tool(&[
-        "tpm2_load",
-        "-C",
-        "prim.ctx",
-        "-u",
-        "s.pub",
-        "-r",
-        "s.priv",
-        "-c",
-        "s.ctx",
-    ]);
-    sim.flush();
+    sim.load("prim.ctx", "s");
     let unseal = |sim: &Sim| {
         sim.tool(&["tpm2_startauthsession", "--policy-session", "-S", "p.ctx"]);
         sim.tool(&["tpm2_policypcr", "-S", "p.ctx", "-l", "sha256:16"]);
@@ -243,23 +217,10 @@ fn seal_under_a_pcr_policy_and_fail_after_extend() {
 
 #[test]
 fn certify_hmac_aes_rsa_and_hash() {
-    let sim = started("prims");
-    sim.tool(&[
-        "tpm2_createprimary",
-        "-C",
-        "o",
-        "-G",
-        "ecc",
-        "-c",
-        "prim.ctx",
-    ]);
-    sim.flush();
+    let sim = Sim::started("prims");
+    sim.primary("o", "ecc", "prim.ctx");
     let load = |alg: &str, attrs: Option<&str>, name: &str| {
-        let (pu, pr, cx) = (
-            format!("{name}.pub"),
-            format!("{name}.priv"),
-            format!("{name}.ctx"),
-        );
+        let (pu, pr) = (format!("{name}.pub"), format!("{name}.priv"));
         let mut args = vec![
             "tpm2_create",
             "-C",
@@ -276,18 +237,7 @@ fn certify_hmac_aes_rsa_and_hash() {
         }
         sim.tool(&args);
         sim.flush();
-        sim.tool(&[
-            "tpm2_load",
-            "-C",
-            "prim.ctx",
-            "-u",
-            &pu,
-            "-r",
-            &pr,
-            "-c",
-            &cx,
-        ]);
-        sim.flush();
+        sim.load("prim.ctx", name);
     };
     // Certify the primary with an ECC signing key; check the signature with OpenSSL.
     load("ecc", None, "signer");
@@ -307,29 +257,8 @@ fn certify_hmac_aes_rsa_and_hash() {
         "plain",
     ]);
     sim.flush();
-    sim.tool(&[
-        "tpm2_readpublic",
-        "-c",
-        "signer.ctx",
-        "-f",
-        "pem",
-        "-o",
-        "signer.pem",
-    ]);
-    sim.flush();
-    let v = host(
-        &sim.dir,
-        &[
-            "openssl",
-            "dgst",
-            "-sha256",
-            "-verify",
-            "signer.pem",
-            "-signature",
-            "att.sig",
-            "att",
-        ],
-    );
+    sim.public_pem("signer");
+    let v = openssl_verify(&sim.dir, "signer.pem", "att.sig", "att");
     assert!(
         v.status.success(),
         "certify signature: {}",
@@ -371,16 +300,7 @@ fn certify_hmac_aes_rsa_and_hash() {
         Some("decrypt|fixedtpm|fixedparent|sensitivedataorigin|userwithauth"),
         "rsa",
     );
-    sim.tool(&[
-        "tpm2_readpublic",
-        "-c",
-        "rsa.ctx",
-        "-f",
-        "pem",
-        "-o",
-        "rsa.pem",
-    ]);
-    sim.flush();
+    sim.public_pem("rsa");
     sim.write("rm", b"rsa message");
     let e = host(
         &sim.dir,
@@ -453,7 +373,7 @@ fn certify_hmac_aes_rsa_and_hash() {
 
 #[test]
 fn change_auth_evict_and_clear() {
-    let sim = started("clear");
+    let sim = Sim::started("clear");
     sim.tool(&["tpm2_changeauth", "-c", "o", "ownerpw"]);
     let bad = sim.try_tool(&["tpm2_createprimary", "-C", "o", "-c", "p.ctx"]);
     assert!(!bad.status.success(), "owner auth not enforced");
@@ -521,7 +441,7 @@ fn change_auth_evict_and_clear() {
 
 #[test]
 fn resource_manager_multiplexes_more_objects_than_slots() {
-    let sim = started("abrmd");
+    let sim = Sim::started("abrmd");
     let rm = Abrmd::start(&sim);
     rm.tool(&sim, &["tpm2_createprimary", "-C", "o", "-c", "prim.ctx"]);
     // Five loaded keys over time: without ContextSave/ContextLoad and FlushContext
@@ -609,7 +529,7 @@ fn error_code(out: &std::process::Output) -> String {
 
 #[test]
 fn nv_extend_bits_and_locks() {
-    let sim = started("nvmore");
+    let sim = Sim::started("nvmore");
     sim.tool(&[
         "tpm2_nvdefine",
         "0x1500018",
@@ -673,9 +593,8 @@ fn nv_extend_bits_and_locks() {
 
 #[test]
 fn object_change_auth_ecdh_and_ecc_salted_session() {
-    let sim = started("objmore");
-    sim.tool(&["tpm2_createprimary", "-C", "o", "-G", "ecc", "-c", "p.ctx"]);
-    sim.flush();
+    let sim = Sim::started("objmore");
+    sim.primary("o", "ecc", "p.ctx");
     sim.tool(&[
         "tpm2_create",
         "-C",
@@ -688,18 +607,7 @@ fn object_change_auth_ecdh_and_ecc_salted_session() {
         "old",
     ]);
     sim.flush();
-    sim.tool(&[
-        "tpm2_load",
-        "-C",
-        "p.ctx",
-        "-u",
-        "k.pub",
-        "-r",
-        "k.priv",
-        "-c",
-        "k.ctx",
-    ]);
-    sim.flush();
+    sim.load("p.ctx", "k");
     sim.tool(&[
         "tpm2_changeauth",
         "-c",
@@ -771,18 +679,7 @@ fn object_change_auth_ecdh_and_ecc_salted_session() {
         "e.priv",
     ]);
     sim.flush();
-    sim.tool(&[
-        "tpm2_load",
-        "-C",
-        "p.ctx",
-        "-u",
-        "e.pub",
-        "-r",
-        "e.priv",
-        "-c",
-        "e.ctx",
-    ]);
-    sim.flush();
+    sim.load("p.ctx", "e");
     sim.tool(&[
         "tpm2_ecdhkeygen",
         "-u",
@@ -812,7 +709,7 @@ fn object_change_auth_ecdh_and_ecc_salted_session() {
 
 #[test]
 fn hierarchy_control_and_dictionary_attack_lockout() {
-    let sim = started("da");
+    let sim = Sim::started("da");
     sim.tool(&["tpm2_hierarchycontrol", "-C", "p", "shEnable", "clear"]);
     assert_eq!(
         error_code(&sim.try_tool(&["tpm2_createprimary", "-C", "o", "-c", "x.ctx"])),
@@ -833,18 +730,7 @@ fn hierarchy_control_and_dictionary_attack_lockout() {
         "pw",
     ]);
     sim.flush();
-    sim.tool(&[
-        "tpm2_load",
-        "-C",
-        "p.ctx",
-        "-u",
-        "k.pub",
-        "-r",
-        "k.priv",
-        "-c",
-        "k.ctx",
-    ]);
-    sim.flush();
+    sim.load("p.ctx", "k");
     sim.write("m", b"m");
     // Two failures allowed, long recovery: the third attempt is refused even with the right password.
     sim.tool(&[
@@ -901,25 +787,9 @@ fn hierarchy_control_and_dictionary_attack_lockout() {
 
 #[test]
 fn policy_authorize_with_an_external_signing_key() {
-    let sim = started("authorize");
+    let sim = Sim::started("authorize");
     // The policy authority's key lives outside the TPM; only its public part is loaded.
-    let genrsa = host(
-        &sim.dir,
-        &["openssl", "genrsa", "-out", "authority.pem", "2048"],
-    );
-    assert!(genrsa.status.success());
-    host(
-        &sim.dir,
-        &[
-            "openssl",
-            "rsa",
-            "-in",
-            "authority.pem",
-            "-out",
-            "authority.pub.pem",
-            "-pubout",
-        ],
-    );
+    openssl_rsa_key(&sim.dir, "authority.pem", "authority.pub.pem");
     sim.tool(&[
         "tpm2_loadexternal",
         "-G",
@@ -973,18 +843,7 @@ fn policy_authorize_with_an_external_signing_key() {
         "s.priv",
     ]);
     sim.flush();
-    sim.tool(&[
-        "tpm2_load",
-        "-C",
-        "prim.ctx",
-        "-u",
-        "s.pub",
-        "-r",
-        "s.priv",
-        "-c",
-        "s.ctx",
-    ]);
-    sim.flush();
+    sim.load("prim.ctx", "s");
     // The authority signs the PCR policy; the TPM checks the signature and issues a ticket.
     host(
         &sim.dir,

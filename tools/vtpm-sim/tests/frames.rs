@@ -1,6 +1,9 @@
 //! Hostile and broken Microsoft-simulator frames: each closes only its own connection, with a
 //! log line naming the peer and the reason, and the server goes on serving the next client.
 
+mod common;
+
+use common::{read_mssim_response, send_command};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::process::{Child, Command, Stdio};
@@ -79,15 +82,6 @@ fn connect(port: u16) -> TcpStream {
     s
 }
 
-/// A send-command frame (command 8, locality, length, bytes).
-fn send_command(tpm_cmd: &[u8]) -> Vec<u8> {
-    let mut f = 8u32.to_be_bytes().to_vec();
-    f.push(0);
-    f.extend_from_slice(&(tpm_cmd.len() as u32).to_be_bytes());
-    f.extend_from_slice(tpm_cmd);
-    f
-}
-
 /// TPM2_GetRandom(8) without sessions.
 const GET_RANDOM: [u8; 12] = [0x80, 0x01, 0, 0, 0, 12, 0, 0, 0x01, 0x7B, 0, 8];
 /// TPM2_Startup(CLEAR).
@@ -96,12 +90,7 @@ const STARTUP: [u8; 12] = [0x80, 0x01, 0, 0, 0, 12, 0, 0, 0x01, 0x44, 0, 0];
 /// Sends one TPM command on a connection and returns its response code.
 fn exchange(s: &mut TcpStream, tpm_cmd: &[u8]) -> u32 {
     s.write_all(&send_command(tpm_cmd)).unwrap();
-    let mut len = [0u8; 4];
-    s.read_exact(&mut len).expect("response length");
-    let mut resp = vec![0u8; u32::from_be_bytes(len) as usize];
-    s.read_exact(&mut resp).expect("response");
-    let mut ack = [0u8; 4];
-    s.read_exact(&mut ack).expect("trailing ack");
+    let resp = read_mssim_response(s);
     u32::from_be_bytes(resp[6..10].try_into().unwrap())
 }
 
@@ -201,12 +190,7 @@ fn read_pcr17(s: &mut TcpStream) -> Vec<u8> {
         0x80, 0x01, 0, 0, 0, 20, 0, 0, 0x01, 0x7E, 0, 0, 0, 1, 0, 0x0B, 3, 0, 0, 0x02,
     ];
     s.write_all(&send_command(&cmd)).unwrap();
-    let mut len = [0u8; 4];
-    s.read_exact(&mut len).unwrap();
-    let mut resp = vec![0u8; u32::from_be_bytes(len) as usize];
-    s.read_exact(&mut resp).unwrap();
-    let mut ack = [0u8; 4];
-    s.read_exact(&mut ack).unwrap();
+    let resp = read_mssim_response(s);
     assert_eq!(&resp[6..10], &[0, 0, 0, 0], "PCR_Read");
     resp[resp.len() - 32..].to_vec()
 }

@@ -5,7 +5,7 @@
 //! Load must). vtpm-sim must give the same response codes as swtpm (libtpms) at each step.
 
 mod common;
-use common::{Sim, Swtpm, host, scratch};
+use common::{Sim, Swtpm, openssl_ecc_key, scratch};
 use std::path::Path;
 use std::process::Command;
 
@@ -43,17 +43,7 @@ fn must(dir: &Path, tcti: &str, args: &[&str]) {
 
 /// Key material on the host, the same files for both TPMs.
 fn keys(dir: &Path) {
-    let ecc = [
-        "openssl",
-        "ecparam",
-        "-name",
-        "prime256v1",
-        "-genkey",
-        "-noout",
-        "-out",
-        "ecc.pem",
-    ];
-    assert!(host(dir, &ecc).status.success(), "openssl ecparam");
+    openssl_ecc_key(dir, "ecc.pem");
     std::fs::write(dir.join("hmac.key"), [0x5Au8; 32]).unwrap();
 }
 

@@ -3,22 +3,11 @@
 //! compute checked against Part 3's formula, and a second write refused.
 
 mod common;
-use common::{Sim, scratch};
-use sha2::{Digest, Sha256};
-
-fn sha256(parts: &[&[u8]]) -> Vec<u8> {
-    let mut h = Sha256::new();
-    for p in parts {
-        h.update(p);
-    }
-    h.finalize().to_vec()
-}
+use common::{Sim, sha256};
 
 #[test]
 fn write_once_nv_index_with_policynvwritten() {
-    let dir = scratch("policy-more-tools");
-    let sim = Sim::start(&dir, None);
-    sim.tool(&["tpm2_startup", "-c"]);
+    let sim = Sim::started("policy-more-tools");
     // The write policy: PolicyCommandCode(NV_Write) then PolicyNvWritten(NO).
     sim.tool(&["tpm2_startauthsession", "-S", "trial.ctx"]);
     sim.tool(&[
@@ -96,22 +85,13 @@ fn write_once_nv_index_with_policynvwritten() {
 /// that parent and to no other; the trial digest is Part 3's formula.
 #[test]
 fn duplication_select_names_the_new_parent() {
-    let dir = scratch("policy-more-dupsel");
-    let sim = Sim::start(&dir, None);
+    let sim = Sim::started("policy-more-dupsel");
     let run = |args: &[&str]| {
         sim.tool(args);
         sim.tool(&["tpm2_flushcontext", "-t"]);
     };
-    sim.tool(&["tpm2_startup", "-c"]);
-    run(&[
-        "tpm2_createprimary",
-        "-C",
-        "o",
-        "-G",
-        "ecc",
-        "-c",
-        "prim.ctx",
-    ]);
+    // No session is open yet: flushing them too (as primary does) changes nothing.
+    sim.primary("o", "ecc", "prim.ctx");
     run(&[
         "tpm2_createprimary",
         "-C",
@@ -223,9 +203,7 @@ fn duplication_select_names_the_new_parent() {
 /// hierarchy's policy admits CreatePrimary with the one template whose hash it names.
 #[test]
 fn policytemplate_restricts_createprimary() {
-    let dir = scratch("policy-more-template");
-    let sim = Sim::start(&dir, None);
-    sim.tool(&["tpm2_startup", "-c"]);
+    let sim = Sim::started("policy-more-template");
     sim.tool(&[
         "tpm2_createprimary",
         "-C",

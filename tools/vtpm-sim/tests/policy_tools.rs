@@ -8,24 +8,12 @@
 //! checked by OpenSSL).
 
 mod common;
-use common::{Sim, host, scratch};
+use common::{Sim, host, openssl_ecc_key, openssl_rsa_key, openssl_verify};
 use std::time::{Duration, Instant};
 
 fn started(name: &str) -> Sim {
-    let dir = scratch(name);
-    let sim = Sim::start(&dir, None);
-    sim.tool(&["tpm2_startup", "-c"]);
-    sim.tool(&[
-        "tpm2_createprimary",
-        "-Q",
-        "-C",
-        "o",
-        "-G",
-        "ecc",
-        "-c",
-        "prim.ctx",
-    ]);
-    sim.flush();
+    let sim = Sim::started(name);
+    sim.primary("o", "ecc", "prim.ctx");
     sim.write("secret", b"policy-protected secret");
     sim
 }
@@ -196,33 +184,9 @@ fn policysecret_expiration_and_ticket() {
 fn policysigned_with_openssl_keys() {
     let sim = started("pol-signed");
     let d = &sim.dir;
-    host(d, &["openssl", "genrsa", "-out", "rsa.pem", "2048"]);
-    host(
-        d,
-        &[
-            "openssl",
-            "rsa",
-            "-in",
-            "rsa.pem",
-            "-pubout",
-            "-out",
-            "rsa.pub.pem",
-        ],
-    );
+    openssl_rsa_key(d, "rsa.pem", "rsa.pub.pem");
     host(d, &["openssl", "genrsa", "-out", "rsa2.pem", "2048"]);
-    host(
-        d,
-        &[
-            "openssl",
-            "ecparam",
-            "-name",
-            "prime256v1",
-            "-genkey",
-            "-noout",
-            "-out",
-            "ec.pem",
-        ],
-    );
+    openssl_ecc_key(d, "ec.pem");
     host(
         d,
         &[
@@ -359,19 +323,7 @@ fn policylocality_and_policynv() {
 fn policycphash_through_policyauthorize() {
     let sim = started("pol-cphash");
     let d = &sim.dir;
-    host(d, &["openssl", "genrsa", "-out", "rsa.pem", "2048"]);
-    host(
-        d,
-        &[
-            "openssl",
-            "rsa",
-            "-in",
-            "rsa.pem",
-            "-pubout",
-            "-out",
-            "rsa.pub.pem",
-        ],
-    );
+    openssl_rsa_key(d, "rsa.pem", "rsa.pub.pem");
     sim.tool(&[
         "tpm2_loadexternal",
         "-C",
@@ -555,22 +507,9 @@ fn nv_changeauth_globallock_and_certifications() {
         "k.ctx",
     ]);
     sim.flush();
-    sim.tool(&["tpm2_readpublic", "-c", "k.ctx", "-f", "pem", "-o", "k.pem"]);
-    sim.flush();
+    sim.public_pem("k");
     let verify = |att: &str, sig: &str| {
-        let out = host(
-            d,
-            &[
-                "openssl",
-                "dgst",
-                "-sha256",
-                "-verify",
-                "k.pem",
-                "-signature",
-                sig,
-                att,
-            ],
-        );
+        let out = openssl_verify(d, "k.pem", sig, att);
         assert!(
             out.status.success(),
             "openssl rejects {sig}: {}",

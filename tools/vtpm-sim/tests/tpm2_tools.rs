@@ -3,18 +3,11 @@
 //! persistence across a restart.
 
 mod common;
-use common::{Sim, scratch};
-
-fn started(name: &str) -> Sim {
-    let dir = scratch(name);
-    let sim = Sim::start(&dir, None);
-    sim.tool(&["tpm2_startup", "-c"]);
-    sim
-}
+use common::{Sim, openssl_verify, scratch};
 
 #[test]
 fn startup_random_and_truthful_capabilities() {
-    let sim = started("startup");
+    let sim = Sim::started("startup");
     let hex = sim.stdout(&["tpm2_getrandom", "--hex", "16"]);
     assert_eq!(hex.trim().len(), 32, "{hex}");
     let fixed = sim.stdout(&["tpm2_getcap", "properties-fixed"]);
@@ -30,7 +23,7 @@ fn startup_random_and_truthful_capabilities() {
 
 #[test]
 fn pcr_extend_and_read_match_software_hash() {
-    let sim = started("pcr");
+    let sim = Sim::started("pcr");
     let d = "01".repeat(32);
     sim.tool(&["tpm2_pcrextend", &format!("16:sha256={d}")]);
     let out = sim.stdout(&["tpm2_pcrread", "sha256:16,17+sha1:0"]);
@@ -72,43 +65,11 @@ fn pcr_extend_and_read_match_software_hash() {
 
 #[test]
 fn rsa_and_ecc_keys_sign_and_verify_also_with_openssl() {
-    let sim = started("sign");
-    sim.tool(&[
-        "tpm2_createprimary",
-        "-C",
-        "o",
-        "-G",
-        "ecc",
-        "-c",
-        "prim.ctx",
-    ]);
-    sim.flush();
+    let sim = Sim::started("sign");
+    sim.primary("o", "ecc", "prim.ctx");
     sim.write("msg", b"hello warden");
     for (alg, scheme) in [("rsa2048", "rsassa"), ("ecc256", "ecdsa")] {
-        sim.tool(&[
-            "tpm2_create",
-            "-C",
-            "prim.ctx",
-            "-G",
-            alg,
-            "-u",
-            "k.pub",
-            "-r",
-            "k.priv",
-        ]);
-        sim.flush();
-        sim.tool(&[
-            "tpm2_load",
-            "-C",
-            "prim.ctx",
-            "-u",
-            "k.pub",
-            "-r",
-            "k.priv",
-            "-c",
-            "k.ctx",
-        ]);
-        sim.flush();
+        sim.create_loaded("prim.ctx", alg, "k");
         sim.tool(&[
             "tpm2_sign",
             "-c",
@@ -134,8 +95,7 @@ fn rsa_and_ecc_keys_sign_and_verify_also_with_openssl() {
             "sig",
         ]);
         sim.flush();
-        sim.tool(&["tpm2_readpublic", "-c", "k.ctx", "-f", "pem", "-o", "k.pem"]);
-        sim.flush();
+        sim.public_pem("k");
         // "plain": raw RSA signature, or DER for ECDSA: what openssl expects.
         sim.tool(&[
             "tpm2_sign",
@@ -152,19 +112,7 @@ fn rsa_and_ecc_keys_sign_and_verify_also_with_openssl() {
             "msg",
         ]);
         sim.flush();
-        let v = std::process::Command::new("openssl")
-            .args([
-                "dgst",
-                "-sha256",
-                "-verify",
-                "k.pem",
-                "-signature",
-                "sig.raw",
-                "msg",
-            ])
-            .current_dir(&sim.dir)
-            .output()
-            .expect("openssl");
+        let v = openssl_verify(&sim.dir, "k.pem", "sig.raw", "msg");
         assert!(
             v.status.success(),
             "openssl rejects {alg} signature: {}",
@@ -190,7 +138,7 @@ fn rsa_and_ecc_keys_sign_and_verify_also_with_openssl() {
 
 #[test]
 fn quote_checks_with_tpm2_checkquote() {
-    let sim = started("quote");
+    let sim = Sim::started("quote");
     sim.tool(&["tpm2_pcrextend", &format!("16:sha256={}", "ab".repeat(32))]);
     for alg in ["ecc256:ecdsa-sha256:null", "rsa2048:rsassa-sha256:null"] {
         sim.tool(&[
@@ -207,16 +155,7 @@ fn quote_checks_with_tpm2_checkquote() {
             "restricted|sign|fixedtpm|fixedparent|sensitivedataorigin|userwithauth",
         ]);
         sim.flush();
-        sim.tool(&[
-            "tpm2_readpublic",
-            "-c",
-            "ak.ctx",
-            "-f",
-            "pem",
-            "-o",
-            "ak.pem",
-        ]);
-        sim.flush();
+        sim.public_pem("ak");
         sim.tool(&[
             "tpm2_quote",
             "-c",
@@ -275,7 +214,7 @@ fn quote_checks_with_tpm2_checkquote() {
 
 #[test]
 fn seal_and_unseal() {
-    let sim = started("seal");
+    let sim = Sim::started("seal");
     sim.tool(&["tpm2_createprimary", "-C", "o", "-c", "prim.ctx"]);
     sim.flush();
     sim.write("secret", b"the eagle has landed");
@@ -293,18 +232,7 @@ fn seal_and_unseal() {
         "sealpw",
     ]);
     sim.flush();
-    sim.tool(&[
-        "tpm2_load",
-        "-C",
-        "prim.ctx",
-        "-u",
-        "s.pub",
-        "-r",
-        "s.priv",
-        "-c",
-        "s.ctx",
-    ]);
-    sim.flush();
+    sim.load("prim.ctx", "s");
     let out = sim.tool(&["tpm2_unseal", "-c", "s.ctx", "-p", "sealpw"]);
     assert_eq!(out.stdout, b"the eagle has landed");
     sim.flush();
@@ -321,7 +249,7 @@ fn seal_and_unseal() {
 
 #[test]
 fn nv_define_write_read_counter_and_undefine() {
-    let sim = started("nv");
+    let sim = Sim::started("nv");
     sim.tool(&[
         "tpm2_nvdefine",
         "0x1500016",
@@ -525,7 +453,7 @@ fn manufacture_stores_ek_certificates_signed_by_the_state_ca() {
 
 #[test]
 fn restricted_key_signs_only_tpm_hashed_data_with_a_ticket() {
-    let sim = started("restricted");
+    let sim = Sim::started("restricted");
     sim.tool(&[
         "tpm2_createprimary",
         "-C",

@@ -1,11 +1,43 @@
 //! Test harness: starts `vtpm-sim` on OS-chosen free ports and runs stock tpm2-tools against it.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
+
+/// SHA-256 of the concatenated `parts`.
+pub fn sha256(parts: &[&[u8]]) -> Vec<u8> {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p);
+    }
+    h.finalize().to_vec()
+}
+
+/// A Microsoft-simulator TPM_SEND_COMMAND frame (command 8, locality 0, length, bytes).
+pub fn send_command(tpm_cmd: &[u8]) -> Vec<u8> {
+    let mut f = 8u32.to_be_bytes().to_vec();
+    f.push(0);
+    f.extend_from_slice(&(tpm_cmd.len() as u32).to_be_bytes());
+    f.extend_from_slice(tpm_cmd);
+    f
+}
+
+/// Reads a Microsoft-simulator response to a command: its length, the TPM response (returned)
+/// and the trailing acknowledgement.
+pub fn read_mssim_response(s: &mut TcpStream) -> Vec<u8> {
+    let mut len = [0u8; 4];
+    s.read_exact(&mut len).expect("response length");
+    let mut resp = vec![0u8; u32::from_be_bytes(len) as usize];
+    s.read_exact(&mut resp).expect("response");
+    let mut ack = [0u8; 4];
+    s.read_exact(&mut ack).expect("trailing ack");
+    resp
+}
 
 /// A running `vtpm-sim`, killed on drop.
 pub struct Sim {
@@ -86,6 +118,49 @@ impl Sim {
 
     pub fn tcti(&self) -> String {
         format!("mssim:host=127.0.0.1,port={}", self.port)
+    }
+
+    /// A fresh `vtpm-sim` in the scratch folder `name`, after `tpm2_startup -c`.
+    pub fn started(name: &str) -> Sim {
+        let sim = Sim::start(&scratch(name), None);
+        sim.tool(&["tpm2_startup", "-c"]);
+        sim
+    }
+
+    /// `tpm2_createprimary -C hier -G alg -c ctx` (the tool's default template for `alg`),
+    /// then flushes the transient slots.
+    pub fn primary(&self, hier: &str, alg: &str, ctx: &str) {
+        self.tool(&["tpm2_createprimary", "-C", hier, "-G", alg, "-c", ctx]);
+        self.flush();
+    }
+
+    /// `tpm2_create` of an `alg` key under `parent` into `name.pub` / `name.priv`, then
+    /// `tpm2_load` of it as `name.ctx`, flushing after each.
+    pub fn create_loaded(&self, parent: &str, alg: &str, name: &str) {
+        let (pu, pr) = (format!("{name}.pub"), format!("{name}.priv"));
+        self.tool(&["tpm2_create", "-C", parent, "-G", alg, "-u", &pu, "-r", &pr]);
+        self.flush();
+        self.load(parent, name);
+    }
+
+    /// `tpm2_readpublic` of the loaded `name.ctx` into `name.pem` (PEM, for OpenSSL), then
+    /// flushes the transient slots.
+    pub fn public_pem(&self, name: &str) {
+        let (cx, pem) = (format!("{name}.ctx"), format!("{name}.pem"));
+        self.tool(&["tpm2_readpublic", "-c", &cx, "-f", "pem", "-o", &pem]);
+        self.flush();
+    }
+
+    /// `tpm2_load` of `name.pub` / `name.priv` under `parent` as `name.ctx`, then flushes the
+    /// transient slots.
+    pub fn load(&self, parent: &str, name: &str) {
+        let (pu, pr, cx) = (
+            format!("{name}.pub"),
+            format!("{name}.priv"),
+            format!("{name}.ctx"),
+        );
+        self.tool(&["tpm2_load", "-C", parent, "-u", &pu, "-r", &pr, "-c", &cx]);
+        self.flush();
     }
 
     /// Runs a tpm2-tools command in the scratch folder; panics with its output on failure.
@@ -245,6 +320,57 @@ pub fn host(dir: &Path, args: &[&str]) -> Output {
         .current_dir(dir)
         .output()
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", args[0]))
+}
+
+/// `openssl dgst -sha256 -verify pem -signature sig msg` in `dir` (the files are named relative
+/// to it): whether OpenSSL accepts the signature `sig` over `msg` by the public key in `pem`.
+pub fn openssl_verify(dir: &Path, pem: &str, sig: &str, msg: &str) -> Output {
+    host(
+        dir,
+        &[
+            "openssl",
+            "dgst",
+            "-sha256",
+            "-verify",
+            pem,
+            "-signature",
+            sig,
+            msg,
+        ],
+    )
+}
+
+/// Runs `openssl args…` in `dir`; panics with its output on failure.
+pub fn openssl(dir: &Path, args: &[&str]) {
+    let out = host(dir, &[&["openssl"][..], args].concat());
+    assert!(
+        out.status.success(),
+        "openssl {} failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A new RSA-2048 key with OpenSSL: the private key in `pem`, the public key in `pub_pem`.
+pub fn openssl_rsa_key(dir: &Path, pem: &str, pub_pem: &str) {
+    openssl(dir, &["genrsa", "-out", pem, "2048"]);
+    openssl(dir, &["rsa", "-in", pem, "-pubout", "-out", pub_pem]);
+}
+
+/// A new NIST P-256 private key with OpenSSL in `pem`.
+pub fn openssl_ecc_key(dir: &Path, pem: &str) {
+    openssl(
+        dir,
+        &[
+            "ecparam",
+            "-name",
+            "prime256v1",
+            "-genkey",
+            "-noout",
+            "-out",
+            pem,
+        ],
+    );
 }
 
 /// swtpm (libtpms, the TCG reference code) on a TCP data port and control port P+1, with its
