@@ -22,6 +22,13 @@ struct Host {
 }
 
 impl Host {
+    /// A host with empty NV (no process started yet).
+    fn new() -> Host {
+        Host {
+            nv: Rc::new(RefCell::new(None)),
+            clock: Rc::new(Cell::new(0)),
+        }
+    }
     /// A new process (its clock from 0) on the same NV, started with Startup(CLEAR).
     fn boot(&mut self) -> Tpm<ClockPlat> {
         self.clock = Rc::new(Cell::new(0));
@@ -56,10 +63,7 @@ fn read_time(t: &mut Tpm<ClockPlat>) -> u64 {
 
 #[test]
 fn clock_never_goes_back_unseen_across_restarts() {
-    let mut host = Host {
-        nv: Rc::new(std::cell::RefCell::new(None)),
-        clock: Rc::new(Cell::new(0)),
-    };
+    let mut host = Host::new();
     let mut t = host.boot();
     host.advance(10_000);
     let (c1, resets, _, safe) = read_clock(&mut t);
@@ -114,10 +118,7 @@ fn clock_never_goes_back_unseen_across_restarts() {
 
 #[test]
 fn owner_key_attestations_obfuscate_the_counters() {
-    let mut host = Host {
-        nv: Rc::new(std::cell::RefCell::new(None)),
-        clock: Rc::new(Cell::new(0)),
-    };
+    let mut host = Host::new();
     let mut t = host.boot();
     // Raise resetCount a little so that the counters are not all zero.
     for _ in 0..2 {
@@ -161,10 +162,7 @@ fn owner_key_attestations_obfuscate_the_counters() {
 
 #[test]
 fn state_blobs_carry_the_current_clock() {
-    let mut host = Host {
-        nv: Rc::new(std::cell::RefCell::new(None)),
-        clock: Rc::new(Cell::new(0)),
-    };
+    let mut host = Host::new();
     let mut t = host.boot();
     // An hour of commands that write no permanent state.
     for _ in 0..6 {
@@ -175,10 +173,7 @@ fn state_blobs_carry_the_current_clock() {
     let time_before = read_time(&mut t);
     let blob = t.save_state();
     // Migration: another process (its clock from 0) restores the blob.
-    let mut other = Host {
-        nv: Rc::new(std::cell::RefCell::new(None)),
-        clock: Rc::new(Cell::new(0)),
-    };
+    let mut other = Host::new();
     let mut t2 = other.boot();
     t2.restore_state(&blob).expect("restore");
     let (after, _, _, safe) = read_clock(&mut t2);
