@@ -3724,3 +3724,57 @@ fn hash_indications_match_swtpm() {
     }
     assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
 }
+
+/// NV_DefineSpace by a hierarchy that does not match TPMA_NV_PLATFORMCREATE, against libtpms.
+#[test]
+fn nv_define_hierarchy_codes_match_swtpm() {
+    let dir = scratch("diff-nvdefine");
+    let sw = Swtpm::start(&dir.join("swtpm"));
+    std::fs::create_dir_all(dir.join("sim")).unwrap();
+    let sim = Sim::start(&dir.join("sim"), None);
+    let k = |b: Vec<u8>| Box::new(move |_: &[Vec<u8>]| b.clone()) as Build;
+    let (owner, platform) = (0x4000_0001u32, 0x4000_000Cu32);
+    // ppread|ppwrite|ownerread|ownerwrite, with and without PLATFORMCREATE.
+    let rw = 0x0001_0001u32 | (1 << 17) | (1 << 1);
+    let pc = 1u32 << 30;
+    let steps: Vec<(&str, Build, Cmp)> = vec![
+        ("Startup", k(cmd(0x144, &[], false, &[0, 0])), Cmp::Exact),
+        (
+            "platform defines without PLATFORMCREATE",
+            k(cmd(
+                0x12A,
+                &[platform],
+                true,
+                &nv_public(0x0150_0040, rw, 8),
+            )),
+            Cmp::Exact,
+        ),
+        (
+            "owner defines with PLATFORMCREATE",
+            k(cmd(
+                0x12A,
+                &[owner],
+                true,
+                &nv_public(0x0150_0041, rw | pc, 8),
+            )),
+            Cmp::Exact,
+        ),
+        (
+            "platform defines with PLATFORMCREATE",
+            k(cmd(
+                0x12A,
+                &[platform],
+                true,
+                &nv_public(0x0150_0042, rw | pc, 8),
+            )),
+            Cmp::Exact,
+        ),
+        (
+            "owner defines without PLATFORMCREATE",
+            k(cmd(0x12A, &[owner], true, &nv_public(0x0150_0043, rw, 8))),
+            Cmp::Exact,
+        ),
+    ];
+    let mismatches = compare(sim.port, sw.port, &steps);
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+}

@@ -86,8 +86,9 @@ impl<P: Platform> Tpm<P> {
         }
         let at = idx.attrs;
         let platform = at & a::PLATFORMCREATE != 0;
+        // The hierarchy must match PLATFORMCREATE; the reference numbers the authorising handle.
         if platform != (auth_h == h::RH_PLATFORM) {
-            return Err(Rc::ATTRIBUTES.param(2));
+            return Err(Rc::ATTRIBUTES.handle(1));
         }
         if at & (a::RESERVED | a::WRITELOCKED | a::READLOCKED | a::WRITTEN) != 0 {
             return Err(Rc::ATTRIBUTES.param(2));
