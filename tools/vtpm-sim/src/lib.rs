@@ -186,33 +186,32 @@ impl Server {
 }
 
 fn bind(port: u16, state: Option<StateDir>, manufacture: bool) -> Result<Server, SimError> {
-    let (file, initial, key) = match state {
-        Some(StateDir { dir, key }) => {
-            std::fs::create_dir_all(&dir).map_err(|source| SimError::StateDir {
-                path: dir.clone(),
-                source,
-            })?;
-            let file = dir.join("vtpm-permanent.bin");
-            let initial = match std::fs::read(&file) {
-                Ok(sealed) => Some(key.open(seal::Role::State, &file, &sealed)?),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-                Err(source) => return Err(SimError::StateRead { path: file, source }),
-            };
-            (Some((file, Arc::new(key))), initial, Some(dir))
-        }
-        None => (None, None, None),
-    };
-    let path = file.as_ref().map(|(f, _)| f.clone()).unwrap_or_default();
-    let sealer = file.as_ref().map(|(_, k)| k.clone());
+    // The state folder with its state file and key, and the state read from it (if any).
+    let mut folder = None;
+    let mut initial = None;
+    if let Some(StateDir { dir, key }) = state {
+        std::fs::create_dir_all(&dir).map_err(|source| SimError::StateDir {
+            path: dir.clone(),
+            source,
+        })?;
+        let file = dir.join("vtpm-permanent.bin");
+        initial = match std::fs::read(&file) {
+            Ok(sealed) => Some(key.open(seal::Role::State, &file, &sealed)?),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(source) => return Err(SimError::StateRead { path: file, source }),
+        };
+        folder = Some((dir, file, Arc::new(key)));
+    }
     let platform = HostPlatform {
         start: Instant::now(),
-        file,
+        file: folder.as_ref().map(|(_, f, k)| (f.clone(), k.clone())),
         initial,
     };
+    let path = folder.as_ref().map(|(_, f, _)| f.clone()).unwrap_or_default();
     let mut tpm = Tpm::new(platform).map_err(|source| SimError::State { path, source })?;
     if manufacture {
-        let folder = key.as_deref().zip(sealer.as_deref());
-        manufacture::manufacture(&mut tpm, folder)?;
+        let state = folder.as_ref().map(|(d, _, k)| (d.as_path(), &**k));
+        manufacture::manufacture(&mut tpm, state)?;
     }
     let shared = Arc::new(Mutex::new(Shared {
         tpm,

@@ -99,9 +99,9 @@ impl<P: Platform> Tpm<P> {
                 Err(crate::rc::Rc::VALUE.param(1))
             };
         }
-        for (h, v) in self.drtm.hcrtm_pcr0.clone().unwrap_or_default() {
-            if let Some((_, vals)) = self.v.pcrs.banks.iter_mut().find(|(b, _)| *b == h) {
-                vals[HCRTM_PCR] = v;
+        for (h, v) in self.drtm.hcrtm_pcr0.iter().flatten() {
+            if let Some((_, vals)) = self.v.pcrs.banks.iter_mut().find(|(b, _)| b == h) {
+                vals[HCRTM_PCR].clone_from(v);
             }
         }
         Ok(())

@@ -135,16 +135,19 @@ impl<P: Platform> Tpm<P> {
     /// Forgets the audit digests of sessions that no longer exist (flushed, or ended with
     /// continueSession clear), so a new session that reuses a handle starts unaudited.
     fn audit_prune(&mut self) {
-        let live = |v: &crate::engine::Volatile, hd: u32| {
-            v.sessions.iter().flatten().any(|s| s.handle == hd)
-                || v.saved_sessions.iter().any(|s| s.0 == hd)
+        let crate::engine::Volatile {
+            sessions,
+            saved_sessions,
+            audit,
+            ..
+        } = &mut self.v;
+        let live = |hd: u32| {
+            sessions.iter().flatten().any(|s| s.handle == hd)
+                || saved_sessions.iter().any(|s| s.0 == hd)
         };
-        let v = &self.v;
-        let keep: Vec<bool> = v.audit.digests.iter().map(|(hd, _)| live(v, *hd)).collect();
-        let mut k = keep.iter();
-        self.v.audit.digests.retain(|_| *k.next().unwrap_or(&false));
-        if self.v.audit.exclusive != 0 && !live(&self.v, self.v.audit.exclusive) {
-            self.v.audit.exclusive = 0;
+        audit.digests.retain(|(hd, _)| live(*hd));
+        if audit.exclusive != 0 && !live(audit.exclusive) {
+            audit.exclusive = 0;
         }
     }
 

@@ -56,14 +56,7 @@ impl Aes {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use alloc::vec::Vec;
-
-    fn hex(s: &str) -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
+    use crate::crypto::tests::hex;
 
     /// NIST SP 800-38A F.3.13/15/17 (CFB128-AES128/192/256 encrypt), four blocks each.
     #[test]
