@@ -23,6 +23,8 @@ mod heap;
 mod start_info;
 // Inter-domain calls (event channels, grants, audit): owned by the IPC/MAC work, issue 7.
 pub mod ipc;
+// Device assignment (PCI config access, DMA offset): the management network, issue 11.
+pub mod device;
 
 #[cfg(feature = "guest")]
 #[allow(unsafe_code)]

@@ -30,7 +30,7 @@ pub use calls::{IpcCall, IpcError, Request, Target};
 pub use dispatch::{Failure, Ipc, Outcome, Platform};
 pub use evtchn::{EventChannels, Port};
 pub use grant::{Access, GrantRef, GrantTable};
-pub use mac::{Check, Denied, Mac, MacError, Object, Subject};
+pub use mac::{Check, Denied, LabelError, Mac, MacError, Object, Subject};
 
 /// Most domains the tables track (the hypervisor's manifest limit).
 pub const MAX_DOMAINS: usize = 16;

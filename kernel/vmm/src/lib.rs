@@ -15,5 +15,6 @@ pub mod hypercall;
 pub mod intercept;
 pub mod layout;
 pub mod manifest;
+pub mod pci;
 pub mod sched;
 pub mod vmcb;

@@ -3,6 +3,7 @@
 //! under the priority scheduler with timer preemption until all have ended, containing every
 //! fault a domain can cause. The logic lives in `warden-vmm`; this module drives the hardware.
 
+mod device;
 mod dispatch;
 mod ipc;
 mod timer;
@@ -51,6 +52,8 @@ pub(super) struct Dom {
     refused: bool,
     exits: u64,
     cpu_ticks: u64,
+    /// The PCI function assigned by the manifest, if any.
+    device: Option<device::Grant>,
 }
 
 fn short(s: &str) -> String<32> {
@@ -143,6 +146,12 @@ pub(crate) fn run_domains(boot: &BootInfo) {
                 msrpm_pa: msrpm,
             },
         );
+        if !dom.refused
+            && let Err(why) = device::assign(&mut mem, &mut mac, i as u32, spec, &mut dom, &doms)
+        {
+            println!("domain {} (id {i}) refused: {why}", spec.name);
+            dom.refused = true;
+        }
         if !dom.refused {
             match mac.admit(i as u32, &dom) {
                 ipc::Admission::Run => sched.set_state(id, State::Runnable),
@@ -187,6 +196,7 @@ fn build(mem: &mut IdentityMem, boot: &BootInfo, spec: &DomainSpec<'_>, id: u32,
         refused: true,
         exits: 0,
         cpu_ticks: 0,
+        device: None,
     };
     let refuse = |why: core::fmt::Arguments<'_>| println!("domain {} (id {id}) refused: {why}", spec.name);
     let Some(image) = boot.modules.iter().find(|m| m.arg("kind") == Some("image") && m.arg("name") == Some(spec.image)) else {
@@ -431,6 +441,9 @@ impl Runner {
         };
         if let Some(call) = warden_abi::ipc::IpcCall::from_raw(rax) {
             return self.ipc_hypercall(id, call, args.args);
+        }
+        if let Some(call) = warden_abi::device::DeviceCall::from_raw(rax) {
+            return self.device_hypercall(id, call, args.args);
         }
         let (status, value, action) =
             dispatch::dispatch(&mut self.mem, &mut self.doms[i], id.0, args, &mut self.mac);
