@@ -18,6 +18,10 @@
 // the allocator); everything else in this crate is plain data. The tidy test whitelists it.
 #![deny(unsafe_code)]
 
+// The virtio HAL allocates DMA buffers from the domain heap.
+#[cfg(feature = "virtio")]
+extern crate alloc;
+
 mod call;
 mod heap;
 mod start_info;

@@ -18,7 +18,11 @@
 pub use warden_abi as abi;
 
 pub mod console;
+// Device assignment (issue 11): the device calls of a domain holding a PCI function.
+pub mod device;
 pub mod hypercall;
+// Lifecycle calls (issue 11), to the numbers agreed with the lifecycle work.
+pub mod lifecycle;
 // Inter-domain calls and the shared ring (issue 7).
 pub mod ipc;
 pub mod ring;

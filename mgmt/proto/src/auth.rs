@@ -164,8 +164,8 @@ impl fmt::Display for OperatorsError {
 }
 
 /// The operators the server accepts, parsed from text: one `ROLE PUBLIC-KEY-HEX NAME` per line
-/// (`#` comments and blank lines ignored), or the same separated by `;` (manifest arguments
-/// cannot hold newlines).
+/// (`#` comments and blank lines ignored), or the same separated by `;` with `/` (or `,`)
+/// between the words (manifest arguments hold no newlines, spaces or commas).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OperatorList {
     operators: Vec<Operator>,
@@ -180,7 +180,9 @@ impl OperatorList {
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            let mut words = line.split_ascii_whitespace();
+            let mut words = line
+                .split(|c: char| c.is_ascii_whitespace() || c == ',' || c == '/')
+                .filter(|w| !w.is_empty());
             let (Some(role), Some(key), Some(name), None) =
                 (words.next(), words.next(), words.next(), words.next())
             else {

@@ -151,8 +151,9 @@ pub struct DomainSummary {
 pub struct HostInfo {
     /// The hypervisor's ABI version (`major << 16 | minor`).
     pub abi_version: u32,
-    pub memory_total_bytes: u64,
-    pub memory_free_bytes: u64,
+    /// `None` when the hypervisor does not answer `physinfo`.
+    pub memory_total_bytes: Option<u64>,
+    pub memory_free_bytes: Option<u64>,
     pub domains: u32,
     /// The management domain's own id and label.
     pub mgmt_domain: u32,

@@ -54,8 +54,8 @@ fn every_response() -> Vec<Response> {
     let replies = [
         Reply::HostInfo(HostInfo {
             abi_version: 0x1_0000,
-            memory_total_bytes: 1 << 30,
-            memory_free_bytes: 1 << 29,
+            memory_total_bytes: Some(1 << 30),
+            memory_free_bytes: Some(1 << 29),
             domains: 2,
             mgmt_domain: 0,
             mgmt_label: "mgmt_t".into(),

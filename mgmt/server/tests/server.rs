@@ -64,8 +64,8 @@ impl Hypervisor for FakeHv {
         self.gate("physinfo")?;
         Ok(HostInfo {
             abi_version: 0x1_0000,
-            memory_total_bytes: 512 << 20,
-            memory_free_bytes: 400 << 20,
+            memory_total_bytes: Some(512 << 20),
+            memory_free_bytes: Some(400 << 20),
             domains: self.domains.len() as u32,
             mgmt_domain: 0,
             mgmt_label: "mgmt_t".into(),
