@@ -1,10 +1,11 @@
-//! The serve loop: smoltcp over the virtio-net device, one TCP connection at a time, each
-//! frame handed to the connection's `Session`; every refusal is logged with its reason.
+//! The serve loop: smoltcp over the virtio-net device, up to `CONNECTIONS` TCP connections at
+//! once, each frame handed to its connection's `Session`; every refusal is logged with its
+//! reason.
 
 use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
-use smoltcp::iface::{Config, Interface, SocketSet};
+use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
 use smoltcp::socket::tcp;
 use smoltcp::time::Instant;
 use smoltcp::wire::{EthernetAddress, IpAddress, IpCidr, Ipv4Address};
@@ -21,6 +22,8 @@ const DEFAULT_PORT: u16 = 7000;
 /// QEMU user networking's guest address, prefix and gateway.
 const ADDRESS: [u8; 4] = [10, 0, 2, 15];
 const GATEWAY: [u8; 4] = [10, 0, 2, 2];
+/// Connections served at once (one listening socket each).
+const CONNECTIONS: usize = 4;
 /// TCP buffers (a template image arrives through the receive buffer in pieces).
 const SOCKET_BUFFER: usize = 64 * 1024;
 /// Bytes of template images the store may hold.
@@ -96,88 +99,109 @@ pub fn run(info: &'static StartInfo, mut nic: Nic, port: u16, operators: Operato
         GATEWAY[0], GATEWAY[1], GATEWAY[2], GATEWAY[3],
     ));
     let mut sockets = SocketSet::new(vec![]);
-    let socket = tcp::Socket::new(
-        tcp::SocketBuffer::new(vec![0; SOCKET_BUFFER]),
-        tcp::SocketBuffer::new(vec![0; SOCKET_BUFFER]),
-    );
-    let handle = sockets.add(socket);
-    let mut conn: Option<Conn> = None;
+    let mut slots: Vec<(SocketHandle, Option<Conn>)> = (0..CONNECTIONS)
+        .map(|_| {
+            let socket = tcp::Socket::new(
+                tcp::SocketBuffer::new(vec![0; SOCKET_BUFFER]),
+                tcp::SocketBuffer::new(vec![0; SOCKET_BUFFER]),
+            );
+            (sockets.add(socket), None)
+        })
+        .collect();
     println!("mgmt: listening on 10.0.2.15:{port} for {n_ops} operators");
     loop {
-        let changed = iface.poll(now(), &mut nic, &mut sockets);
-        let s = sockets.get_mut::<tcp::Socket>(handle);
-        if !s.is_open() {
-            if conn.take().is_some() {
-                println!("mgmt: connection closed");
-            }
-            if s.listen(port).is_err() {
-                println!("mgmt: cannot listen on port {port}");
-                hypercall::shutdown(ShutdownReason::Failure);
-            }
+        let mut busy = iface.poll(now(), &mut nic, &mut sockets)
+            == smoltcp::iface::PollResult::SocketStateChanged;
+        for (handle, conn) in slots.iter_mut() {
+            let s = sockets.get_mut::<tcp::Socket>(*handle);
+            busy |= serve_socket(s, conn, port, &mut server, &mut nonces);
         }
-        let mut busy = changed == smoltcp::iface::PollResult::SocketStateChanged;
-        if s.may_send() && conn.is_none() {
-            let session = Session::new(&mut nonces);
-            let out = encode_frame(&session.hello());
-            conn = Some(Conn {
-                session,
-                reader: FrameReader::new(),
-                out,
-                close: false,
-            });
-        }
-        if let Some(c) = conn.as_mut() {
-            if s.can_recv() && !c.close {
-                let _ = s.recv(|buf| {
-                    c.reader.push(buf);
-                    (buf.len(), ())
-                });
-                busy = true;
+        if server.hypervisor().end_self
+            && slots
+                .iter()
+                .all(|(_, c)| c.as_ref().is_none_or(|c| c.out.is_empty()))
+        {
+            // Let the last response leave before the domain ends.
+            for _ in 0..200 {
+                iface.poll(now(), &mut nic, &mut sockets);
             }
-            while !c.close {
-                match c.reader.next_frame() {
-                    Ok(Some(body)) => {
-                        let h = c.session.handle(&mut server, &body);
-                        log(&h);
-                        c.out.extend_from_slice(&encode_frame(&h.response));
-                    }
-                    Ok(None) => break,
-                    Err(e) => {
-                        println!("mgmt: refused frame: {e:?}; closing the connection");
-                        c.out.extend_from_slice(&encode_frame(&Response {
-                            seq: u64::MAX,
-                            result: Err(Error::Malformed),
-                        }));
-                        c.close = true;
-                    }
-                }
-            }
-            if !c.out.is_empty() && s.can_send() {
-                if let Ok(n) = s.send_slice(&c.out) {
-                    c.out.drain(..n);
-                    busy = true;
-                }
-            }
-            let peer_done = !s.may_recv();
-            if c.out.is_empty() && (c.close || peer_done) {
-                s.close();
-            }
-            if c.out.is_empty() && server.hypervisor().end_self {
-                // Let the response leave before the domain ends.
-                for _ in 0..200 {
-                    iface.poll(now(), &mut nic, &mut sockets);
-                }
-                println!(
-                    "mgmt: host shutdown requested; no lifecycle call here: ending the management domain"
-                );
-                hypercall::shutdown(ShutdownReason::Done);
-            }
+            println!(
+                "mgmt: host shutdown requested; no lifecycle call here: ending the management domain"
+            );
+            hypercall::shutdown(ShutdownReason::Done);
         }
         if !busy {
             // Nothing to do: give the CPU away for a moment (polling, no interrupts).
             let _ = hypercall::block(Some(200));
         }
     }
+}
+
+/// Moves one socket's connection along: (re)listen, hello, frames in, responses out, close.
+/// Returns whether anything happened.
+fn serve_socket(
+    s: &mut tcp::Socket<'_>,
+    conn: &mut Option<Conn>,
+    port: u16,
+    server: &mut Server<Lifecycle>,
+    nonces: &mut Nonces,
+) -> bool {
+    let mut busy = false;
+    if !s.is_open() {
+        if conn.take().is_some() {
+            println!("mgmt: connection closed");
+        }
+        if s.listen(port).is_err() {
+            println!("mgmt: cannot listen on port {port}");
+            hypercall::shutdown(ShutdownReason::Failure);
+        }
+    }
+    if s.may_send() && conn.is_none() {
+        let session = Session::new(nonces);
+        let out = encode_frame(&session.hello());
+        *conn = Some(Conn {
+            session,
+            reader: FrameReader::new(),
+            out,
+            close: false,
+        });
+    }
+    let Some(c) = conn.as_mut() else { return busy };
+    if s.can_recv() && !c.close {
+        let _ = s.recv(|buf| {
+            c.reader.push(buf);
+            (buf.len(), ())
+        });
+        busy = true;
+    }
+    while !c.close {
+        match c.reader.next_frame() {
+            Ok(Some(body)) => {
+                let h = c.session.handle(server, &body);
+                log(&h);
+                c.out.extend_from_slice(&encode_frame(&h.response));
+            }
+            Ok(None) => break,
+            Err(e) => {
+                println!("mgmt: refused frame: {e:?}; closing the connection");
+                c.out.extend_from_slice(&encode_frame(&Response {
+                    seq: u64::MAX,
+                    result: Err(Error::Malformed),
+                }));
+                c.close = true;
+            }
+        }
+    }
+    if !c.out.is_empty() && s.can_send() {
+        if let Ok(n) = s.send_slice(&c.out) {
+            c.out.drain(..n);
+            busy = true;
+        }
+    }
+    if c.out.is_empty() && (c.close || !s.may_recv()) {
+        s.close();
+    }
+    busy
 }
 
 fn log(h: &warden_mgmt_server::Handled) {

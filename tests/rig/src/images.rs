@@ -169,3 +169,20 @@ fn check_multiboot_header(path: &Path) -> Result<(), RigError> {
         )))
     }
 }
+
+/// Builds the host tool package `name` (its binary has the same name) and returns the
+/// binary's path, so whole-system tests drive the real CLI.
+pub fn host_tool(name: &str) -> Result<PathBuf, RigError> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let root = workspace_root();
+    let out = Command::new(cargo)
+        .current_dir(&root)
+        .args(["build", "-q", "-p", name])
+        .env_remove("CARGO_TARGET_DIR")
+        .output()
+        .map_err(|source| RigError::Spawn { program: "cargo".into(), source })?;
+    if !out.status.success() {
+        return Err(RigError::Build(String::from_utf8_lossy(&out.stderr).into_owned()));
+    }
+    Ok(root.join("target/debug").join(name))
+}
