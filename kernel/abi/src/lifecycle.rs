@@ -112,8 +112,94 @@ impl LifecycleCall {
     }
 }
 
-/// Largest ELF image `DomainBuild` accepts.
-pub const IMAGE_MAX: u64 = 16 << 20;
+/// Largest ELF image `DomainBuild` accepts (the hypervisor copies it into its 4 MiB heap to
+/// validate it before loading; a larger length is `BadLength`).
+pub const IMAGE_MAX: u64 = 2 << 20;
+/// Boot images a domain may read (the manifest key `images=a,b`, a mechanism for management
+/// domains that build others): image `k` of the list is mapped read-only, never executable, at
+/// `IMAGE_WINDOW + k * IMAGE_SLOT`, and listed in the [`ImageDirectory`] at
+/// [`IMAGE_DIRECTORY_GPA`]. Every boot module is measured at launch, these included.
+/// `DomainBuild` accepts an image address in this window as well as in the caller's memory.
+pub const IMAGE_WINDOW: u64 = 0x8000_0000;
+pub const IMAGE_SLOT: u64 = IMAGE_MAX;
+pub const IMAGE_SLOTS: usize = 8;
+/// The image directory lies in the second half of the (read-only) start-info page.
+pub const IMAGE_DIRECTORY_GPA: u64 = 0x1800;
+
+// The window lies above the largest domain (256 MiB) and below the grant window.
+const _: () = assert!(
+    IMAGE_WINDOW >= 256 << 20 && IMAGE_WINDOW + IMAGE_SLOTS as u64 * IMAGE_SLOT <= crate::ipc::GRANT_WINDOW
+);
+
+/// One readable boot image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[repr(C)]
+pub struct ImageEntry {
+    /// The module's `name=`, NUL-padded.
+    pub name: [u8; NAME_LEN],
+    /// Where it is mapped, and its exact length in bytes.
+    pub gpa: u64,
+    pub len: u64,
+}
+
+/// The boot images a domain may read ([`IMAGE_WINDOW`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[repr(C)]
+pub struct ImageDirectory {
+    /// Entries in use (at most [`IMAGE_SLOTS`]).
+    pub count: u32,
+    pub reserved: u32,
+    pub entries: [ImageEntry; IMAGE_SLOTS],
+}
+
+impl ImageDirectory {
+    pub const SIZE: usize = size_of::<ImageDirectory>();
+
+    pub fn to_bytes(&self) -> [u8; Self::SIZE] {
+        let mut o = [0u8; Self::SIZE];
+        put(&mut o, 0, &self.count.to_le_bytes());
+        put(&mut o, 4, &self.reserved.to_le_bytes());
+        for (i, e) in self.entries.iter().enumerate() {
+            let at = 8 + i * size_of::<ImageEntry>();
+            put(&mut o, at + offset_of!(ImageEntry, name), &e.name);
+            put(&mut o, at + offset_of!(ImageEntry, gpa), &e.gpa.to_le_bytes());
+            put(&mut o, at + offset_of!(ImageEntry, len), &e.len.to_le_bytes());
+        }
+        o
+    }
+
+    pub fn from_bytes(b: &[u8; Self::SIZE]) -> Self {
+        let mut d = ImageDirectory {
+            count: u32::from_le_bytes(get(b, 0)),
+            reserved: u32::from_le_bytes(get(b, 4)),
+            ..ImageDirectory::default()
+        };
+        for (i, e) in d.entries.iter_mut().enumerate() {
+            let at = 8 + i * size_of::<ImageEntry>();
+            e.name = get(b, at + offset_of!(ImageEntry, name));
+            e.gpa = u64::from_le_bytes(get(b, at + offset_of!(ImageEntry, gpa)));
+            e.len = u64::from_le_bytes(get(b, at + offset_of!(ImageEntry, len)));
+        }
+        d
+    }
+
+    /// The entries in use.
+    pub fn images(&self) -> &[ImageEntry] {
+        &self.entries[..(self.count as usize).min(IMAGE_SLOTS)]
+    }
+
+    /// The image called `name`.
+    pub fn find(&self, name: &str) -> Option<&ImageEntry> {
+        self.images().iter().find(|e| crate::fixed_str(&e.name) == name)
+    }
+}
+
+const _: () = assert!(ImageDirectory::SIZE == 8 + IMAGE_SLOTS * (NAME_LEN + 16));
+const _: () = assert!(
+    IMAGE_DIRECTORY_GPA + ImageDirectory::SIZE as u64 <= 0x2000
+        && IMAGE_DIRECTORY_GPA >= 0x1000 + crate::StartInfo::SIZE as u64
+);
+
 /// Memory bounds of a created domain, in MiB (the boot manifest's bounds).
 pub const MIN_MEMORY_MIB: u32 = 3;
 pub const MAX_MEMORY_MIB: u32 = 256;
@@ -601,6 +687,17 @@ mod tests {
         assert_eq!(CreateRequest::from_bytes(&cb), c);
         assert_eq!(&cb[64..68], &4u32.to_le_bytes());
         assert_eq!(crate::fixed_str(&c.args), "count=3");
+
+        let mut d = ImageDirectory { count: 2, ..ImageDirectory::default() };
+        d.entries[0] = ImageEntry { name: crate::to_fixed("worker"), gpa: IMAGE_WINDOW, len: 1234 };
+        d.entries[1] = ImageEntry { name: crate::to_fixed("counter"), gpa: IMAGE_WINDOW + IMAGE_SLOT, len: 99 };
+        let back = ImageDirectory::from_bytes(&d.to_bytes());
+        assert_eq!(back, d);
+        assert_eq!(back.find("counter").map(|e| e.len), Some(99));
+        assert_eq!(back.find("nope"), None);
+        let mut lying = d;
+        lying.count = 1000;
+        assert_eq!(ImageDirectory::from_bytes(&lying.to_bytes()).images().len(), IMAGE_SLOTS);
 
         let p = PhysInfo {
             total_bytes: 1 << 30,

@@ -129,6 +129,21 @@ pub fn build(id: u32, image: &[u8]) -> Result<(), LifecycleFail> {
     .map(|_| ())
 }
 
+/// Loads the ELF image at guest-physical `[gpa, gpa + len)` into building domain `id`: an
+/// image in this domain's memory or in its boot-image window (see [`boot_image`]).
+///
+/// # Errors
+/// See [`LifecycleFail`].
+pub fn build_raw(id: u32, gpa: u64, len: u64) -> Result<(), LifecycleFail> {
+    call(LifecycleCall::DomainBuild, [id.into(), gpa, len, 0, 0]).map(|_| ())
+}
+
+/// The boot image `name` this domain may read (the manifest's `images=`), as (address, length)
+/// for [`build_raw`].
+pub fn boot_image(name: &str) -> Option<(u64, u64)> {
+    warden_abi::guest::image_directory().find(name).map(|e| (e.gpa, e.len))
+}
+
 /// Moves building domain `id` from its build label to `run_label`.
 ///
 /// # Errors
