@@ -376,10 +376,12 @@ pub enum LifecycleError {
     WallConflict = 13,
     /// The policy has no `transition` rule from the domain's label to the requested one.
     NoTransition = 14,
+    /// The platform TPM failed to measure the domain: it may not run.
+    Unmeasured = 15,
 }
 
 impl LifecycleError {
-    pub const ALL: [LifecycleError; 14] = [
+    pub const ALL: [LifecycleError; 15] = [
         LifecycleError::NoSuchDomain,
         LifecycleError::Ended,
         LifecycleError::WrongState,
@@ -394,6 +396,7 @@ impl LifecycleError {
         LifecycleError::BadImage,
         LifecycleError::WallConflict,
         LifecycleError::NoTransition,
+        LifecycleError::Unmeasured,
     ];
 
     pub const fn from_raw(raw: u64) -> Option<LifecycleError> {
@@ -419,6 +422,7 @@ impl LifecycleError {
             LifecycleError::BadImage => "bad image",
             LifecycleError::WallConflict => "Chinese Wall conflict",
             LifecycleError::NoTransition => "no such transition",
+            LifecycleError::Unmeasured => "measurement failed",
         }
     }
 }
