@@ -115,7 +115,7 @@ impl LifecycleCall {
 /// Largest ELF image `DomainBuild` accepts (the hypervisor copies it into its 4 MiB heap to
 /// validate it before loading; a larger length is `BadLength`).
 pub const IMAGE_MAX: u64 = 2 << 20;
-/// Boot images a domain may read (the manifest key `images=a,b`, a mechanism for management
+/// Boot images a domain may read (the manifest key `images=a;b`, a mechanism for management
 /// domains that build others): image `k` of the list is mapped read-only, never executable, at
 /// `IMAGE_WINDOW + k * IMAGE_SLOT`, and listed in the [`ImageDirectory`] at
 /// [`IMAGE_DIRECTORY_GPA`]. Every boot module is measured at launch, these included.

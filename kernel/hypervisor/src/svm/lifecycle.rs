@@ -79,14 +79,14 @@ fn fixed<const N: usize>(s: &str) -> String<N> {
     out
 }
 
-/// Maps the boot images the manifest's `images=a,b` names read-only into the domain's nested
+/// Maps the boot images the manifest's `images=a;b` names read-only into the domain's nested
 /// page tables (slot `k` at `IMAGE_WINDOW + k * IMAGE_SLOT`) and writes their directory into
 /// its start-info page. Every boot module was measured at launch.
 pub(super) fn map_boot_images(mem: &mut IdentityMem, boot: &BootInfo, spec: &DomainSpec<'_>, built: &Built, dom: &mut Dom) {
     let Some(list) = spec.get("images") else { return };
     let npt = PageTable::from_root(built.npt_root, flags::WRITABLE | flags::USER);
     let mut dir = ImageDirectory::default();
-    for (k, name) in list.split(',').enumerate() {
+    for (k, name) in list.split(';').enumerate() {
         let found = boot.modules.iter().find(|m| m.arg("kind") == Some("image") && m.arg("name") == Some(name));
         let (Some(m), true) = (found, k < IMAGE_SLOTS) else {
             println!("domain {}: images= names {name}, which is not an image module or beyond {IMAGE_SLOTS} slots: not mapped", spec.name);
