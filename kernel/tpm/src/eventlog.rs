@@ -610,12 +610,16 @@ mod tests {
         let n = sample(&mut buf);
         let mut w = EventLogWriter::resume(&mut buf, n, b).unwrap();
         let d = DigestSet::of(b, b"created:w id=1");
-        w.append_tagged(22, Tag::CreatedDomain, &d, "created:w id=1").unwrap();
+        w.append_tagged(22, Tag::CreatedDomain, &d, "created:w id=1")
+            .unwrap();
         let total = w.as_bytes().len();
         let log = EventLog::parse(&buf[..total]).unwrap();
         let events: Vec<_> = log.events().map(Result::unwrap).collect();
         assert_eq!(events.len(), 4);
-        assert_eq!(events[3].warden_tag(), Some((Tag::CreatedDomain, "created:w id=1")));
+        assert_eq!(
+            events[3].warden_tag(),
+            Some((Tag::CreatedDomain, "created:w id=1"))
+        );
         assert_eq!(Tag::from_name("created"), Some(Tag::CreatedDomain));
         assert_eq!(Tag::CreatedDomain.pcr(), 22);
         assert!(EventLogWriter::resume(&mut [0u8; 4], 5, b).is_err());

@@ -13,8 +13,8 @@ use alloc::vec::Vec;
 use core::fmt::Write as _;
 use heapless::String;
 use warden_abi::lifecycle::{
-    CreateRequest, DomainState, DomainStatus, EndReason, IMAGE_DIRECTORY_GPA, IMAGE_SLOT, IMAGE_SLOTS,
-    IMAGE_WINDOW, ImageDirectory, ImageEntry, LifecycleCall, LifecycleError, PhysInfo,
+    CreateRequest, DomainState, DomainStatus, EndReason, IMAGE_DIRECTORY_GPA, IMAGE_SLOT,
+    IMAGE_SLOTS, IMAGE_WINDOW, ImageDirectory, ImageEntry, LifecycleCall, LifecycleError, PhysInfo,
 };
 use warden_abi::{ShutdownReason, StartInfo, Status, to_fixed};
 use warden_core::frame::{FrameAlloc, PhysFrame};
@@ -22,7 +22,9 @@ use warden_core::mem::{PAGE_SIZE, PhysMem};
 use warden_core::multiboot::BootInfo;
 use warden_core::paging::{PageSize, PageTable, flags};
 use warden_hw::phys::IdentityMem;
-use warden_ipc::{Check, CreateSpec, DomId, LifecycleRequest, Object, Refusal, Subject, lifecycle_requirement};
+use warden_ipc::{
+    Check, CreateSpec, DomId, LifecycleRequest, Object, Refusal, Subject, lifecycle_requirement,
+};
 use warden_policy::TypeId;
 use warden_vmm::construct::{self, Built, Identity, Region, VmcbParams};
 use warden_vmm::domain::End;
@@ -82,19 +84,36 @@ fn fixed<const N: usize>(s: &str) -> String<N> {
 /// Maps the boot images the manifest's `images=a;b` names read-only into the domain's nested
 /// page tables (slot `k` at `IMAGE_WINDOW + k * IMAGE_SLOT`) and writes their directory into
 /// its start-info page. Every boot module was measured at launch.
-pub(super) fn map_boot_images(mem: &mut IdentityMem, boot: &BootInfo, spec: &DomainSpec<'_>, built: &Built, dom: &mut Dom) {
-    let Some(list) = spec.get("images") else { return };
+pub(super) fn map_boot_images(
+    mem: &mut IdentityMem,
+    boot: &BootInfo,
+    spec: &DomainSpec<'_>,
+    built: &Built,
+    dom: &mut Dom,
+) {
+    let Some(list) = spec.get("images") else {
+        return;
+    };
     let npt = PageTable::from_root(built.npt_root, flags::WRITABLE | flags::USER);
     let mut dir = ImageDirectory::default();
     for (k, name) in list.split(';').enumerate() {
-        let found = boot.modules.iter().find(|m| m.arg("kind") == Some("image") && m.arg("name") == Some(name));
+        let found = boot
+            .modules
+            .iter()
+            .find(|m| m.arg("kind") == Some("image") && m.arg("name") == Some(name));
         let (Some(m), true) = (found, k < IMAGE_SLOTS) else {
-            println!("domain {}: images= names {name}, which is not an image module or beyond {IMAGE_SLOTS} slots: not mapped", spec.name);
+            println!(
+                "domain {}: images= names {name}, which is not an image module or beyond {IMAGE_SLOTS} slots: not mapped",
+                spec.name
+            );
             continue;
         };
         let len = m.len();
         if len > IMAGE_SLOT {
-            println!("domain {}: boot image {name} is larger than a window slot: not mapped", spec.name);
+            println!(
+                "domain {}: boot image {name} is larger than a window slot: not mapped",
+                spec.name
+            );
             continue;
         }
         let first = m.start & !(PAGE_SIZE - 1);
@@ -104,17 +123,33 @@ pub(super) fn map_boot_images(mem: &mut IdentityMem, boot: &BootInfo, spec: &Dom
         // Read-only and never executable: the window is for building other domains.
         let leaf = flags::USER | flags::NO_EXECUTE;
         let mapped = crate::memory::with_frames(|f| {
-            (0..pages).try_for_each(|p| npt.map(mem, f, slot + p * PAGE_SIZE, first + p * PAGE_SIZE, PageSize::Small, leaf))
+            (0..pages).try_for_each(|p| {
+                npt.map(
+                    mem,
+                    f,
+                    slot + p * PAGE_SIZE,
+                    first + p * PAGE_SIZE,
+                    PageSize::Small,
+                    leaf,
+                )
+            })
         });
         if let Err(e) = mapped {
             println!("domain {}: boot image {name} not mapped: {e:?}", spec.name);
             continue;
         }
         let n = dir.count as usize;
-        dir.entries[n] = ImageEntry { name: to_fixed(name), gpa, len };
+        dir.entries[n] = ImageEntry {
+            name: to_fixed(name),
+            gpa,
+            len,
+        };
         dir.count += 1;
         dom.life.windows.push((gpa, m.start, len));
-        println!("domain {} may read boot image {name} at {gpa:#x} ({len} bytes, read-only)", spec.name);
+        println!(
+            "domain {} may read boot image {name} at {gpa:#x} ({len} bytes, read-only)",
+            spec.name
+        );
     }
     mem.write(dom.region.hpa + IMAGE_DIRECTORY_GPA, &dir.to_bytes());
 }
@@ -138,16 +173,26 @@ impl From<Refusal> for Fail {
 }
 
 fn bad_address() -> Fail {
-    Fail::Refused(Refusal { status: Status::BadAddress, detail: 0 })
+    Fail::Refused(Refusal {
+        status: Status::BadAddress,
+        detail: 0,
+    })
 }
 
 type Done = Result<u64, Fail>;
 
 impl Runner {
     /// Handles a lifecycle hypercall (numbers `LIFECYCLE_BASE..`) of domain `id`.
-    pub(super) fn lifecycle_hypercall(&mut self, id: DomainId, call: LifecycleCall, args: [u64; 5]) -> Next {
+    pub(super) fn lifecycle_hypercall(
+        &mut self,
+        id: DomainId,
+        call: LifecycleCall,
+        args: [u64; 5],
+    ) -> Next {
         let i = id.0 as usize;
-        let r = LifecycleRequest::decode(call, args).map_err(Fail::from).and_then(|req| self.lifecycle(id.0, req));
+        let r = LifecycleRequest::decode(call, args)
+            .map_err(Fail::from)
+            .and_then(|req| self.lifecycle(id.0, req));
         let (status, value) = match r {
             Ok(v) => (Status::Ok, v),
             Err(Fail::Denied) => (Status::Denied, 0),
@@ -157,7 +202,11 @@ impl Runner {
         self.doms[i].regs.rdx = value;
         // The caller may have been ended or paused by its own call (never: both refuse the
         // caller as target), or given the CPU away by a priority change.
-        if self.sched.state(id) == State::Runnable { Next::Continue } else { Next::Reschedule }
+        if self.sched.state(id) == State::Runnable {
+            Next::Continue
+        } else {
+            Next::Reschedule
+        }
     }
 
     fn lifecycle(&mut self, caller: u32, req: LifecycleRequest) -> Done {
@@ -174,21 +223,29 @@ impl Runner {
             }
             LifecycleRequest::Create { gpa } => self.create(caller, gpa),
             LifecycleRequest::Build { dom, gpa, len } => self.build_created(caller, dom, gpa, len),
-            LifecycleRequest::Transition { dom, gpa, len } => self.transition(caller, dom, gpa, len),
+            LifecycleRequest::Transition { dom, gpa, len } => {
+                self.transition(caller, dom, gpa, len)
+            }
             LifecycleRequest::Unpause { dom } => self.unpause(caller, dom),
             LifecycleRequest::Pause { dom } => {
                 let i = self.checked_target(caller, dom, call, true)?;
                 if !self.sched.pause(DomainId(dom.0)) {
                     return Err(LifecycleError::WrongState.into());
                 }
-                println!("lifecycle: domain {} (id {}) paused by domain {caller}", self.doms[i].name, dom.0);
+                println!(
+                    "lifecycle: domain {} (id {}) paused by domain {caller}",
+                    self.doms[i].name, dom.0
+                );
                 Ok(0)
             }
             LifecycleRequest::SetPriority { dom, priority } => {
                 let i = self.checked_target(caller, dom, call, false)?;
                 self.sched.set_priority(DomainId(dom.0), priority);
                 let d = &mut self.doms[i];
-                println!("lifecycle: domain {} (id {}) priority {} -> {priority} (by domain {caller})", d.name, dom.0, d.priority);
+                println!(
+                    "lifecycle: domain {} (id {}) priority {} -> {priority} (by domain {caller})",
+                    d.name, dom.0, d.priority
+                );
                 d.priority = priority;
                 Ok(0)
             }
@@ -201,7 +258,8 @@ impl Runner {
                 self.check(caller, call, Object::Hypervisor)?;
                 let d = &mut self.doms[caller as usize];
                 let name = d.name.as_str();
-                d.console.flush(&mut |line: &str| println!("[{name}] {line}"));
+                d.console
+                    .flush(&mut |line: &str| println!("[{name}] {line}"));
                 println!("lifecycle: host shutdown requested by domain {name} (id {caller})");
                 self.finish()
             }
@@ -222,7 +280,10 @@ impl Runner {
         let (class, perms) = lifecycle_requirement(call);
         let c = Check {
             hypercall: call as u64,
-            subject: Subject { dom: DomId(caller), label },
+            subject: Subject {
+                dom: DomId(caller),
+                label,
+            },
             object,
             class,
             perms,
@@ -240,13 +301,23 @@ impl Runner {
         let i = dom.0 as usize;
         let d = self.doms.get(i).ok_or(LifecycleError::NoSuchDomain)?;
         // Only domains refused at boot for an unknown label have none: they never existed.
-        let label = self.mac.decider().domain_label(&d.label).map_err(|_| LifecycleError::NoSuchDomain)?;
+        let label = self
+            .mac
+            .decider()
+            .domain_label(&d.label)
+            .map_err(|_| LifecycleError::NoSuchDomain)?;
         Ok((i, label))
     }
 
     /// Resolves, checks (MAC) and vets a request's target domain: not the caller (when
     /// `not_self`), not ended.
-    fn checked_target(&mut self, caller: u32, dom: DomId, call: LifecycleCall, not_self: bool) -> Result<usize, Fail> {
+    fn checked_target(
+        &mut self,
+        caller: u32,
+        dom: DomId,
+        call: LifecycleCall,
+        not_self: bool,
+    ) -> Result<usize, Fail> {
         let (i, label) = self.target(dom)?;
         if not_self && dom.0 == caller {
             return Err(LifecycleError::SelfTarget.into());
@@ -300,7 +371,11 @@ impl Runner {
             state: state as u32,
             priority: u32::from(d.priority),
             end: end as u32,
-            memory_bytes: if d.life.freed || d.refused { 0 } else { d.memory_bytes },
+            memory_bytes: if d.life.freed || d.refused {
+                0
+            } else {
+                d.memory_bytes
+            },
             cpu_ticks: d.cpu_ticks,
             exits: d.exits,
             name: to_fixed(&d.name),
@@ -327,15 +402,23 @@ impl Runner {
     fn list(&mut self, caller: u32, gpa: u64, len: u64) -> Done {
         let room = len / DomainStatus::SIZE as u64;
         let base = self.caller_range(caller, gpa, room * DomainStatus::SIZE as u64)?;
-        let subject = Subject { dom: DomId(caller), label: self.mac.running_label(caller).ok_or(Fail::Denied)? };
+        let subject = Subject {
+            dom: DomId(caller),
+            label: self.mac.running_label(caller).ok_or(Fail::Denied)?,
+        };
         let (class, perms) = lifecycle_requirement(LifecycleCall::DomainList);
         let mut n = 0u64;
         for i in 0..self.doms.len() {
-            let Ok((_, label)) = self.target(DomId(i as u32)) else { continue };
+            let Ok((_, label)) = self.target(DomId(i as u32)) else {
+                continue;
+            };
             let c = Check {
                 hypercall: LifecycleCall::DomainList as u64,
                 subject,
-                object: Object::Domain { dom: DomId(i as u32), label },
+                object: Object::Domain {
+                    dom: DomId(i as u32),
+                    label,
+                },
                 class,
                 perms,
                 time: timer::now(),
@@ -361,11 +444,25 @@ impl Runner {
         self.mem.read(at, &mut raw);
         let req = CreateRequest::from_bytes(&raw);
         let spec = CreateSpec::parse(&req)?;
-        let label = self.mac.decider().domain_label(spec.label).map_err(|_| LifecycleError::BadLabel)?;
+        let label = self
+            .mac
+            .decider()
+            .domain_label(spec.label)
+            .map_err(|_| LifecycleError::BadLabel)?;
         let id = self.doms.len() as u32;
-        self.check(caller, LifecycleCall::DomainCreate, Object::Domain { dom: DomId(id), label })?;
+        self.check(
+            caller,
+            LifecycleCall::DomainCreate,
+            Object::Domain {
+                dom: DomId(id),
+                label,
+            },
+        )?;
         if let Err(conflict) = self.mac.decider().may_start(label) {
-            println!("lifecycle: domain {} refused at creation: {conflict}", spec.name);
+            println!(
+                "lifecycle: domain {} refused at creation: {conflict}",
+                spec.name
+            );
             return Err(LifecycleError::WallConflict.into());
         }
         if self.doms.len() >= self.capacity() {
@@ -376,7 +473,10 @@ impl Runner {
         let hpa = crate::memory::with_frames(|f| f.alloc_contiguous(pages))
             .map_err(|_| LifecycleError::NoMemory)?
             .addr();
-        let sid = self.sched.add(spec.priority).ok_or(LifecycleError::TableFull)?;
+        let sid = self
+            .sched
+            .add(spec.priority)
+            .ok_or(LifecycleError::TableFull)?;
         debug_assert_eq!(sid.0, id);
         self.doms.push(Dom {
             name: short(spec.name),
@@ -384,9 +484,15 @@ impl Runner {
             priority: spec.priority,
             expected: Expected::Running,
             memory_bytes,
-            region: Region { hpa, bytes: memory_bytes },
+            region: Region {
+                hpa,
+                bytes: memory_bytes,
+            },
             vmcb: 0,
-            regs: warden_hw::svm::GuestRegs { rdi: START_INFO, ..Default::default() },
+            regs: warden_hw::svm::GuestRegs {
+                rdi: START_INFO,
+                ..Default::default()
+            },
             fx: alloc::boxed::Box::new(FxState::new()),
             console: LineBuffer::new(),
             first_run: true,
@@ -438,30 +544,46 @@ impl Runner {
         // A copy in the heap: the loader validates the bytes it loads, and the caller cannot
         // change them in between. The length is bounded by IMAGE_MAX at decode.
         let mut elf = Vec::new();
-        elf.try_reserve_exact(len as usize).map_err(|_| LifecycleError::NoMemory)?;
+        elf.try_reserve_exact(len as usize)
+            .map_err(|_| LifecycleError::NoMemory)?;
         elf.resize(len as usize, 0);
         self.mem.read(src, &mut elf);
         let d = &self.doms[i];
-        let who = Identity { id: dom.0, name: &d.name, label: &d.label, priority: d.priority, args: &d.life.args };
+        let who = Identity {
+            id: dom.0,
+            name: &d.name,
+            label: &d.label,
+            priority: d.priority,
+            args: &d.life.args,
+        };
         let region = d.region;
         let mem = &mut self.mem;
         let built = crate::memory::with_frames(|f| construct::build(mem, f, region, &elf, who));
         let built = match built {
             Ok(b) => b,
             Err(e) => {
-                println!("lifecycle: domain {} (id {}) build refused: {e}", self.doms[i].name, dom.0);
+                println!(
+                    "lifecycle: domain {} (id {}) build refused: {e}",
+                    self.doms[i].name, dom.0
+                );
                 return Err(LifecycleError::BadImage.into());
             }
         };
         let v = construct::initial_vmcb(
             &built,
-            VmcbParams { asid: dom.0 + 1, iopm_pa: self.host.iopm, msrpm_pa: self.host.msrpm },
+            VmcbParams {
+                asid: dom.0 + 1,
+                iopm_pa: self.host.iopm,
+                msrpm_pa: self.host.msrpm,
+            },
         );
         if v.check().is_err() {
             return Err(LifecycleError::BadImage.into());
         }
         let Ok(vmcb) = crate::memory::with_frames(|f| f.alloc()) else {
-            crate::memory::with_frames(|f| PageTable::from_root(built.npt_root, 0).free_tables(&self.mem, f));
+            crate::memory::with_frames(|f| {
+                PageTable::from_root(built.npt_root, 0).free_tables(&self.mem, f)
+            });
             return Err(LifecycleError::NoMemory.into());
         };
         let mut page = [0u8; 4096];
@@ -480,7 +602,10 @@ impl Runner {
             crate::measure::sha256_hex(&elf)
         );
         if let Err(e) = crate::measure::measure_runtime(&text) {
-            println!("lifecycle: domain {} (id {}) not measured ({e}): it will not run", d.name, dom.0);
+            println!(
+                "lifecycle: domain {} (id {}) not measured ({e}): it will not run",
+                d.name, dom.0
+            );
             crate::memory::with_frames(|f| {
                 PageTable::from_root(built.npt_root, 0).free_tables(&self.mem, f);
                 let _ = f.free(vmcb);
@@ -513,17 +638,28 @@ impl Runner {
         let bytes = &mut buf[..len as usize];
         self.mem.read(at, bytes);
         let name = core::str::from_utf8(bytes).map_err(|_| LifecycleError::BadLabel)?;
-        let to = self.mac.decider().domain_label(name).map_err(|_| LifecycleError::BadLabel)?;
+        let to = self
+            .mac
+            .decider()
+            .domain_label(name)
+            .map_err(|_| LifecycleError::BadLabel)?;
         if self.mac.decider().policy().run_label_of(from) != Some(to) {
             return Err(LifecycleError::NoTransition.into());
         }
         let d = &self.doms[i];
         let mut text = HeapString::new();
-        let _ = write!(text, "transition:{} id={} {}->{name}", d.name, dom.0, d.label);
+        let _ = write!(
+            text,
+            "transition:{} id={} {}->{name}",
+            d.name, dom.0, d.label
+        );
         if crate::measure::measure_runtime(&text).is_err() {
             return Err(LifecycleError::Unmeasured.into());
         }
-        println!("lifecycle: domain {} (id {}) label {} -> {name} (by domain {caller})", d.name, dom.0, d.label);
+        println!(
+            "lifecycle: domain {} (id {}) label {} -> {name} (by domain {caller})",
+            d.name, dom.0, d.label
+        );
         let d = &mut self.doms[i];
         d.label = short(name);
         if d.life.built {
@@ -545,17 +681,26 @@ impl Runner {
         match self.sched.state(id) {
             State::Paused => {
                 self.sched.resume(id);
-                println!("lifecycle: domain {} (id {}) resumed by domain {caller}", self.doms[i].name, dom.0);
+                println!(
+                    "lifecycle: domain {} (id {}) resumed by domain {caller}",
+                    self.doms[i].name, dom.0
+                );
                 Ok(0)
             }
             State::Building if self.doms[i].life.created && self.doms[i].life.built => {
                 let label = self.target(dom)?.1;
                 if let Err(conflict) = self.mac.admit_created(dom.0, label) {
-                    println!("lifecycle: domain {} (id {}) refused at unpause: {conflict}", self.doms[i].name, dom.0);
+                    println!(
+                        "lifecycle: domain {} (id {}) refused at unpause: {conflict}",
+                        self.doms[i].name, dom.0
+                    );
                     return Err(LifecycleError::WallConflict.into());
                 }
                 self.sched.set_state(id, State::Runnable);
-                println!("lifecycle: domain {} (id {}) started by domain {caller}", self.doms[i].name, dom.0);
+                println!(
+                    "lifecycle: domain {} (id {}) started by domain {caller}",
+                    self.doms[i].name, dom.0
+                );
                 Ok(0)
             }
             _ => Err(LifecycleError::WrongState.into()),

@@ -17,7 +17,9 @@ warden_rt::entry!(main);
 
 #[cfg(target_os = "none")]
 mod guest {
-    use warden_rt::abi::lifecycle::{CreateRequest, DomainState, DomainStatus, EndReason, IMAGE_MAX, LifecycleError};
+    use warden_rt::abi::lifecycle::{
+        CreateRequest, DomainState, DomainStatus, EndReason, IMAGE_MAX, LifecycleError,
+    };
     use warden_rt::abi::{StartInfo, Status};
     use warden_rt::lifecycle::{self as lc, LifecycleFail};
     use warden_rt::println;
@@ -68,7 +70,10 @@ mod guest {
         let tries: [(&str, Result<(), LifecycleFail>); 4] = [
             ("pause domain 0", lc::pause(0)),
             ("destroy domain 0", lc::destroy(0)),
-            ("create a domain", create("evil", "counter_t", 5).map(|_| ())),
+            (
+                "create a domain",
+                create("evil", "counter_t", 5).map(|_| ()),
+            ),
             ("shut the host down", lc::host_shutdown()),
         ];
         for (what, r) in tries {
@@ -78,7 +83,10 @@ mod guest {
         // Listing is not refused: it shows only what the caller may see, here itself.
         let mut out = [DomainStatus::from_bytes(&[0; DomainStatus::SIZE]); 16];
         let n = lc::list(&mut out).expect("list");
-        assert!(n == 1 && out[0].domain_id == info.domain_id, "{n} domains visible");
+        assert!(
+            n == 1 && out[0].domain_id == info.domain_id,
+            "{n} domains visible"
+        );
         println!("intruder: list shows {n} domain (itself)");
     }
 
@@ -104,23 +112,48 @@ mod guest {
         // Refused requests change nothing.
         assert_eq!(create("bad", "forbidden_t", 5), Err(LifecycleFail::Denied));
         println!("mgmt: create under forbidden_t: denied");
-        assert_eq!(create("Bad Name", "counter_t", 5), Err(LifecycleFail::Invalid(LifecycleError::BadName)));
-        assert_eq!(create("huge", "counter_t", 5000), Err(LifecycleFail::Invalid(LifecycleError::BadPriority)));
-        assert_eq!(create("nolabel", "no_such_t", 5), Err(LifecycleFail::Invalid(LifecycleError::BadLabel)));
+        assert_eq!(
+            create("Bad Name", "counter_t", 5),
+            Err(LifecycleFail::Invalid(LifecycleError::BadName))
+        );
+        assert_eq!(
+            create("huge", "counter_t", 5000),
+            Err(LifecycleFail::Invalid(LifecycleError::BadPriority))
+        );
+        assert_eq!(
+            create("nolabel", "no_such_t", 5),
+            Err(LifecycleFail::Invalid(LifecycleError::BadLabel))
+        );
         let garbage = [0x5au8; 512];
-        assert_eq!(lc::build(w1, &garbage), Err(LifecycleFail::Invalid(LifecycleError::BadImage)));
+        assert_eq!(
+            lc::build(w1, &garbage),
+            Err(LifecycleFail::Invalid(LifecycleError::BadImage))
+        );
         println!("mgmt: build from a bad ELF: bad image");
-        assert_eq!(lc::build_raw(w1, 0x30_0000, IMAGE_MAX + 1), Err(LifecycleFail::Other(Status::BadLength)));
+        assert_eq!(
+            lc::build_raw(w1, 0x30_0000, IMAGE_MAX + 1),
+            Err(LifecycleFail::Other(Status::BadLength))
+        );
         println!("mgmt: build from an oversized image: bad length");
         // Starting a domain before it is built is wrong; the worker under its build label
         // may not be started by mgmt at all (the policy decides before the state is looked at).
-        assert_eq!(lc::unpause(w2), Err(LifecycleFail::Invalid(LifecycleError::WrongState)));
+        assert_eq!(
+            lc::unpause(w2),
+            Err(LifecycleFail::Invalid(LifecycleError::WrongState))
+        );
         assert_eq!(lc::unpause(w1), Err(LifecycleFail::Denied));
         assert_eq!(lc::info(w1).unwrap().state(), Some(DomainState::Building));
 
         build(w1, "spinner");
-        assert_eq!(lc::build_raw(w1, 0, 0), Err(LifecycleFail::Invalid(LifecycleError::WrongState)), "built once only");
-        assert_eq!(lc::transition(w1, "bank_a_t"), Err(LifecycleFail::Invalid(LifecycleError::NoTransition)));
+        assert_eq!(
+            lc::build_raw(w1, 0, 0),
+            Err(LifecycleFail::Invalid(LifecycleError::WrongState)),
+            "built once only"
+        );
+        assert_eq!(
+            lc::transition(w1, "bank_a_t"),
+            Err(LifecycleFail::Invalid(LifecycleError::NoTransition))
+        );
         lc::transition(w1, "worker_t").expect("transition w1");
         build(w2, "counter");
         build(w3, "counter");
@@ -128,7 +161,10 @@ mod guest {
 
         lc::unpause(w1).expect("start w1");
         lc::unpause(w2).expect("start w2");
-        assert_eq!(lc::unpause(w3), Err(LifecycleFail::Invalid(LifecycleError::WallConflict)));
+        assert_eq!(
+            lc::unpause(w3),
+            Err(LifecycleFail::Invalid(LifecycleError::WallConflict))
+        );
         println!("mgmt: start w3: Chinese Wall conflict with w2");
         sleep_ms(40);
         list_all("running");
@@ -164,12 +200,31 @@ mod guest {
         lc::destroy(w2).expect("destroy w2");
         let free_after = lc::physinfo().unwrap().free_bytes;
         let s = lc::info(w2).unwrap();
-        assert_eq!((s.state(), s.end(), s.memory_bytes), (Some(DomainState::Ended), Some(EndReason::Destroyed), 0));
-        assert!(free_after >= free_before + (4 << 20), "{free_before} -> {free_after}");
-        println!("mgmt: w2 destroyed: free memory {} KiB -> {} KiB", free_before >> 10, free_after >> 10);
-        assert_eq!(lc::pause(w2), Err(LifecycleFail::Invalid(LifecycleError::Ended)));
-        assert_eq!(lc::info(99), Err(LifecycleFail::Invalid(LifecycleError::NoSuchDomain)));
-        assert_eq!(lc::pause(info.domain_id), Err(LifecycleFail::Invalid(LifecycleError::SelfTarget)));
+        assert_eq!(
+            (s.state(), s.end(), s.memory_bytes),
+            (Some(DomainState::Ended), Some(EndReason::Destroyed), 0)
+        );
+        assert!(
+            free_after >= free_before + (4 << 20),
+            "{free_before} -> {free_after}"
+        );
+        println!(
+            "mgmt: w2 destroyed: free memory {} KiB -> {} KiB",
+            free_before >> 10,
+            free_after >> 10
+        );
+        assert_eq!(
+            lc::pause(w2),
+            Err(LifecycleFail::Invalid(LifecycleError::Ended))
+        );
+        assert_eq!(
+            lc::info(99),
+            Err(LifecycleFail::Invalid(LifecycleError::NoSuchDomain))
+        );
+        assert_eq!(
+            lc::pause(info.domain_id),
+            Err(LifecycleFail::Invalid(LifecycleError::SelfTarget))
+        );
         println!("mgmt: stale and unknown ids refused");
         lc::unpause(w3).expect("start w3 once w2 has gone");
         println!("mgmt: w3 started after w2 was destroyed");
@@ -183,7 +238,11 @@ mod guest {
 
 #[cfg(target_os = "none")]
 fn main(info: &'static warden_rt::abi::StartInfo) {
-    if info.args() == "intruder" { guest::intruder(info) } else { guest::mgmt(info) }
+    if info.args() == "intruder" {
+        guest::intruder(info)
+    } else {
+        guest::mgmt(info)
+    }
 }
 
 #[cfg(not(target_os = "none"))]
