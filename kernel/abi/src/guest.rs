@@ -151,6 +151,18 @@ unsafe impl GlobalAlloc for BumpHeap {
     unsafe fn dealloc(&self, _ptr: *mut u8, _layout: Layout) {}
 }
 
+/// The directory of boot images this domain may read (the manifest's `images=`; empty when
+/// it names none): see [`crate::lifecycle::IMAGE_WINDOW`].
+pub fn image_directory() -> crate::lifecycle::ImageDirectory {
+    use crate::lifecycle::{IMAGE_DIRECTORY_GPA, ImageDirectory};
+    // SAFETY: the directory lies inside the start-info page, which the hypervisor maps
+    // read-only, always backs, and fills before the domain's first instruction; the guest page
+    // tables identity-map it. A byte array has alignment 1 and every bit pattern is valid, and
+    // nothing writes the page while the domain runs, so a shared reference is sound.
+    let bytes = unsafe { &*(IMAGE_DIRECTORY_GPA as *const [u8; ImageDirectory::SIZE]) };
+    ImageDirectory::from_bytes(bytes)
+}
+
 /// The page of the grant window at slot `slot` (`ipc::GRANT_WINDOW + slot * 4096`), where this
 /// domain maps pages other domains granted it (issue 7). `None` for a slot outside the window.
 ///

@@ -29,6 +29,8 @@ mod start_info;
 pub mod ipc;
 // Device assignment (PCI config access, DMA offset): the management network, issue 11.
 pub mod device;
+// Domain lifecycle and host management (issue 11).
+pub mod lifecycle;
 
 #[cfg(feature = "guest")]
 #[allow(unsafe_code)]

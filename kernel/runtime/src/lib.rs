@@ -21,10 +21,10 @@ pub mod console;
 // Device assignment (issue 11): the device calls of a domain holding a PCI function.
 pub mod device;
 pub mod hypercall;
-// Lifecycle calls (issue 11), to the numbers agreed with the lifecycle work.
-pub mod lifecycle;
 // Inter-domain calls and the shared ring (issue 7).
 pub mod ipc;
+// Domain lifecycle and host management (issue 11).
+pub mod lifecycle;
 pub mod ring;
 
 use warden_abi::guest::{BumpHeap, Boot};

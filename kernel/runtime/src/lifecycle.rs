@@ -1,69 +1,160 @@
-//! Wrappers for the lifecycle calls (32..47). Written by the management-network work to the
-//! numbers agreed with the lifecycle work (list 32, getinfo 33, create 34, build 35,
-//! transition 36, unpause 37, pause 38, setpriority 39, destroy 40, host shutdown 41,
-//! physinfo 42); the lifecycle branch's own module replaces this one when both are merged.
-//! Until then a hypervisor without these calls answers [`Status::UnknownCall`].
+//! Typed wrappers for the domain lifecycle and host-management hypercalls: list, info, create,
+//! build, transition, pause/unpause, set priority, destroy, host shutdown, physical info.
+//!
+//! Every call is checked by the hypervisor's MAC policy; a refusal is [`LifecycleFail::Denied`],
+//! a malformed request [`LifecycleFail::Invalid`] with the exact reason.
 
 use warden_abi::guest::hypercall as raw;
-use warden_abi::{DomainInfo, HypercallArgs, Status};
+use warden_abi::lifecycle::{CreateRequest, DomainStatus, LifecycleCall, LifecycleError, PhysInfo};
+use warden_abi::{HypercallArgs, Status};
 
-const LIST: u64 = 32;
-const GETINFO: u64 = 33;
-const CREATE: u64 = 34;
-const BUILD: u64 = 35;
-const TRANSITION: u64 = 36;
-const UNPAUSE: u64 = 37;
-const PAUSE: u64 = 38;
-const SETPRIORITY: u64 = 39;
-const DESTROY: u64 = 40;
-const HOST_SHUTDOWN: u64 = 41;
-const PHYSINFO: u64 = 42;
+/// Why a lifecycle call failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LifecycleFail {
+    /// The policy refused it (the hypervisor audited the denial as the policy says).
+    Denied,
+    /// The request was wrong, or does not apply now.
+    Invalid(LifecycleError),
+    /// Another status (unknown call, bad address, bad length, …).
+    Other(Status),
+}
 
-fn call(c: u64, args: [u64; 5]) -> Result<u64, Status> {
-    let (status, value) = raw(HypercallArgs { call: c, args });
-    match Status::from_raw(status) {
-        Some(Status::Ok) => Ok(value),
-        Some(err) => Err(err),
-        None => Err(Status::InvalidArgument),
+impl LifecycleFail {
+    /// The ABI status this failure came with.
+    pub fn status(self) -> Status {
+        match self {
+            LifecycleFail::Denied => Status::Denied,
+            LifecycleFail::Invalid(_) => Status::InvalidArgument,
+            LifecycleFail::Other(s) => s,
+        }
+    }
+
+    /// A short description for diagnostics.
+    pub fn name(self) -> &'static str {
+        match self {
+            LifecycleFail::Denied => "denied",
+            LifecycleFail::Invalid(e) => e.name(),
+            LifecycleFail::Other(s) => s.name(),
+        }
     }
 }
 
-/// Fills `ids` with the ids of existing domains; returns how many there are.
-pub fn list(ids: &mut [u32]) -> Result<usize, Status> {
-    call(LIST, [ids.as_mut_ptr() as u64, ids.len() as u64, 0, 0, 0]).map(|n| n as usize)
+/// Issues lifecycle call `c` with raw argument words; exposed for tests that send arbitrary
+/// words.
+///
+/// # Errors
+/// See [`LifecycleFail`].
+pub fn call_raw(c: u64, args: [u64; 5]) -> Result<u64, LifecycleFail> {
+    let (status, value) = raw(HypercallArgs { call: c, args });
+    match Status::from_raw(status) {
+        Some(Status::Ok) => Ok(value),
+        Some(Status::Denied) => Err(LifecycleFail::Denied),
+        Some(Status::InvalidArgument) => Err(LifecycleError::from_raw(value).map_or(
+            LifecycleFail::Other(Status::InvalidArgument),
+            LifecycleFail::Invalid,
+        )),
+        Some(s) => Err(LifecycleFail::Other(s)),
+        None => Err(LifecycleFail::Other(Status::InvalidArgument)),
+    }
 }
 
-/// Domain `id`'s info.
-pub fn info(id: u32) -> Result<DomainInfo, Status> {
-    let mut buf = [0u8; DomainInfo::SIZE];
-    call(GETINFO, [u64::from(id), buf.as_mut_ptr() as u64, 0, 0, 0])?;
-    Ok(DomainInfo::from_bytes(&buf))
+fn call(c: LifecycleCall, args: [u64; 5]) -> Result<u64, LifecycleFail> {
+    call_raw(c as u64, args)
 }
 
-/// A new paused, empty domain of `memory_mib` under `build_label`; its id.
-pub fn create(memory_mib: u32, priority: u8, build_label: &str) -> Result<u32, Status> {
-    let l = build_label.as_bytes();
-    call(
-        CREATE,
+/// Fills `out` with the status of every domain the caller may see; returns how many there are
+/// (more than `out.len()` if `out` was too small: only the first `out.len()` were written).
+///
+/// # Errors
+/// See [`LifecycleFail`].
+pub fn list(out: &mut [DomainStatus]) -> Result<usize, LifecycleFail> {
+    // The hypervisor writes the byte encoding; a bounded stack buffer per call keeps this
+    // allocation-free (16 records: the domain table's capacity).
+    const CHUNK: usize = 16;
+    let mut buf = [0u8; CHUNK * DomainStatus::SIZE];
+    let want = out.len().min(CHUNK);
+    let n = call(
+        LifecycleCall::DomainList,
         [
-            u64::from(memory_mib),
-            u64::from(priority),
-            l.as_ptr() as u64,
-            l.len() as u64,
+            buf.as_mut_ptr() as u64,
+            (want * DomainStatus::SIZE) as u64,
+            0,
+            0,
             0,
         ],
-    )
-    .map(|v| v as u32)
+    )? as usize;
+    for (i, slot) in out.iter_mut().enumerate().take(n.min(want)) {
+        let mut rec = [0u8; DomainStatus::SIZE];
+        rec.copy_from_slice(&buf[i * DomainStatus::SIZE..(i + 1) * DomainStatus::SIZE]);
+        *slot = DomainStatus::from_bytes(&rec);
+    }
+    Ok(n)
 }
 
-/// Loads `image` into domain `id` and sets its start state.
-pub fn build(id: u32, image: &[u8]) -> Result<(), Status> {
+/// The status of domain `id`.
+///
+/// # Errors
+/// See [`LifecycleFail`].
+pub fn info(id: u32) -> Result<DomainStatus, LifecycleFail> {
+    let mut buf = [0u8; DomainStatus::SIZE];
     call(
-        BUILD,
+        LifecycleCall::DomainGetInfo,
+        [id.into(), buf.as_mut_ptr() as u64, 0, 0, 0],
+    )?;
+    Ok(DomainStatus::from_bytes(&buf))
+}
+
+/// Creates a domain (state building, under the request's build label); returns its id.
+///
+/// # Errors
+/// See [`LifecycleFail`].
+pub fn create(req: &CreateRequest) -> Result<u32, LifecycleFail> {
+    let bytes = req.to_bytes();
+    call(
+        LifecycleCall::DomainCreate,
+        [bytes.as_ptr() as u64, 0, 0, 0, 0],
+    )
+    .map(|id| id as u32)
+}
+
+/// Loads ELF `image` into building domain `id` and sets its start state (measured).
+///
+/// # Errors
+/// See [`LifecycleFail`].
+pub fn build(id: u32, image: &[u8]) -> Result<(), LifecycleFail> {
+    call(
+        LifecycleCall::DomainBuild,
+        [id.into(), image.as_ptr() as u64, image.len() as u64, 0, 0],
+    )
+    .map(|_| ())
+}
+
+/// Loads the ELF image at guest-physical `[gpa, gpa + len)` into building domain `id`: an
+/// image in this domain's memory or in its boot-image window (see [`boot_image`]).
+///
+/// # Errors
+/// See [`LifecycleFail`].
+pub fn build_raw(id: u32, gpa: u64, len: u64) -> Result<(), LifecycleFail> {
+    call(LifecycleCall::DomainBuild, [id.into(), gpa, len, 0, 0]).map(|_| ())
+}
+
+/// The boot image `name` this domain may read (the manifest's `images=`), as (address, length)
+/// for [`build_raw`].
+pub fn boot_image(name: &str) -> Option<(u64, u64)> {
+    warden_abi::guest::image_directory().find(name).map(|e| (e.gpa, e.len))
+}
+
+/// Moves building domain `id` from its build label to `run_label`.
+///
+/// # Errors
+/// See [`LifecycleFail`].
+pub fn transition(id: u32, run_label: &str) -> Result<(), LifecycleFail> {
+    call(
+        LifecycleCall::DomainTransition,
         [
-            u64::from(id),
-            image.as_ptr() as u64,
-            image.len() as u64,
+            id.into(),
+            run_label.as_ptr() as u64,
+            run_label.len() as u64,
             0,
             0,
         ],
@@ -71,39 +162,59 @@ pub fn build(id: u32, image: &[u8]) -> Result<(), Status> {
     .map(|_| ())
 }
 
-/// Relabels domain `id` from its build label to `label`.
-pub fn transition(id: u32, label: &str) -> Result<(), Status> {
-    let l = label.as_bytes();
+/// Starts a built domain or resumes a paused one.
+///
+/// # Errors
+/// See [`LifecycleFail`].
+pub fn unpause(id: u32) -> Result<(), LifecycleFail> {
+    call(LifecycleCall::DomainUnpause, [id.into(), 0, 0, 0, 0]).map(|_| ())
+}
+
+/// Stops scheduling domain `id` until it is unpaused.
+///
+/// # Errors
+/// See [`LifecycleFail`].
+pub fn pause(id: u32) -> Result<(), LifecycleFail> {
+    call(LifecycleCall::DomainPause, [id.into(), 0, 0, 0, 0]).map(|_| ())
+}
+
+/// Sets domain `id`'s priority (higher runs first).
+///
+/// # Errors
+/// See [`LifecycleFail`].
+pub fn set_priority(id: u32, priority: u8) -> Result<(), LifecycleFail> {
     call(
-        TRANSITION,
-        [u64::from(id), l.as_ptr() as u64, l.len() as u64, 0, 0],
+        LifecycleCall::DomainSetPriority,
+        [id.into(), priority.into(), 0, 0, 0],
     )
     .map(|_| ())
 }
 
-pub fn unpause(id: u32) -> Result<(), Status> {
-    call(UNPAUSE, [u64::from(id), 0, 0, 0, 0]).map(|_| ())
+/// Ends domain `id` and releases what it holds.
+///
+/// # Errors
+/// See [`LifecycleFail`].
+pub fn destroy(id: u32) -> Result<(), LifecycleFail> {
+    call(LifecycleCall::DomainDestroy, [id.into(), 0, 0, 0, 0]).map(|_| ())
 }
 
-pub fn pause(id: u32) -> Result<(), Status> {
-    call(PAUSE, [u64::from(id), 0, 0, 0, 0]).map(|_| ())
+/// Ends the whole run; returns only if refused.
+///
+/// # Errors
+/// See [`LifecycleFail`].
+pub fn host_shutdown() -> Result<(), LifecycleFail> {
+    call(LifecycleCall::HostShutdown, [0; 5]).map(|_| ())
 }
 
-pub fn set_priority(id: u32, priority: u8) -> Result<(), Status> {
-    call(SETPRIORITY, [u64::from(id), u64::from(priority), 0, 0, 0]).map(|_| ())
-}
-
-pub fn destroy(id: u32) -> Result<(), Status> {
-    call(DESTROY, [u64::from(id), 0, 0, 0, 0]).map(|_| ())
-}
-
-pub fn host_shutdown() -> Result<(), Status> {
-    call(HOST_SHUTDOWN, [0; 5]).map(|_| ())
-}
-
-/// The host's (total, free) memory in bytes.
-pub fn physinfo() -> Result<(u64, u64), Status> {
-    let mut buf = [0u64; 2];
-    call(PHYSINFO, [buf.as_mut_ptr() as u64, 16, 0, 0, 0])?;
-    Ok((buf[0], buf[1]))
+/// The host's memory and domain counts.
+///
+/// # Errors
+/// See [`LifecycleFail`].
+pub fn physinfo() -> Result<PhysInfo, LifecycleFail> {
+    let mut buf = [0u8; PhysInfo::SIZE];
+    call(
+        LifecycleCall::PhysInfo,
+        [buf.as_mut_ptr() as u64, 0, 0, 0, 0],
+    )?;
+    Ok(PhysInfo::from_bytes(&buf))
 }

@@ -79,7 +79,6 @@ pub fn run(info: &'static StartInfo, mut nic: Nic, port: u16, operators: Operato
     let n_ops = config.operators.len();
     let hv = Lifecycle {
         abi_version: info.abi_version,
-        end_self: false,
     };
     let mut server = Server::new(config, hv);
     let mut nonces = Nonces::new(seed());
@@ -115,20 +114,6 @@ pub fn run(info: &'static StartInfo, mut nic: Nic, port: u16, operators: Operato
         for (handle, conn) in slots.iter_mut() {
             let s = sockets.get_mut::<tcp::Socket>(*handle);
             busy |= serve_socket(s, conn, port, &mut server, &mut nonces);
-        }
-        if server.hypervisor().end_self
-            && slots
-                .iter()
-                .all(|(_, c)| c.as_ref().is_none_or(|c| c.out.is_empty()))
-        {
-            // Let the last response leave before the domain ends.
-            for _ in 0..200 {
-                iface.poll(now(), &mut nic, &mut sockets);
-            }
-            println!(
-                "mgmt: host shutdown requested; no lifecycle call here: ending the management domain"
-            );
-            hypercall::shutdown(ShutdownReason::Done);
         }
         if !busy {
             // Nothing to do: give the CPU away for a moment (polling, no interrupts).

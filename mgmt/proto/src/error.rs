@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::role::Role;
 
 /// What the hypervisor answered to a lifecycle hypercall (the ABI's status codes).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum HvStatus {
     /// The MAC policy refused the call (the hypervisor audited the decision).
     Denied,
@@ -16,6 +16,8 @@ pub enum HvStatus {
     BadLength,
     /// This hypervisor does not implement the call.
     UnknownCall,
+    /// The request does not apply (the hypervisor's reason, e.g. `wrong state`, `bad image`).
+    Invalid(String),
     /// A status this protocol version does not know.
     Other(u64),
 }
@@ -74,6 +76,7 @@ impl fmt::Display for HvStatus {
             HvStatus::BadAddress => f.write_str("bad address"),
             HvStatus::BadLength => f.write_str("bad length"),
             HvStatus::UnknownCall => f.write_str("not implemented by this hypervisor"),
+            HvStatus::Invalid(why) => write!(f, "refused: {why}"),
             HvStatus::Other(s) => write!(f, "unknown status {s}"),
         }
     }

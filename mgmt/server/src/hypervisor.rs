@@ -9,16 +9,17 @@ pub trait Hypervisor {
     fn host_info(&mut self) -> Result<HostInfo, HvStatus>;
     fn list(&mut self) -> Result<Vec<DomainSummary>, HvStatus>;
     fn info(&mut self, id: u32) -> Result<DomainSummary, HvStatus>;
-    /// A new, empty domain under `build_label`, paused; its id.
+    /// A new, empty domain under `build_label` with its start arguments, not yet running; its id.
     fn create(
         &mut self,
         name: &str,
         build_label: &str,
         memory_mib: u32,
         priority: u8,
+        args: &str,
     ) -> Result<u32, HvStatus>;
-    /// Loads `image` and sets the start state (arguments included); the hypervisor measures both.
-    fn build(&mut self, id: u32, image: &[u8], args: &str) -> Result<(), HvStatus>;
+    /// Loads `image` and sets the start state; the hypervisor measures both.
+    fn build(&mut self, id: u32, image: &[u8]) -> Result<(), HvStatus>;
     /// Relabels a built domain from its build label to `label`.
     fn transition(&mut self, id: u32, label: &str) -> Result<(), HvStatus>;
     fn unpause(&mut self, id: u32) -> Result<(), HvStatus>;

@@ -114,15 +114,13 @@ impl<H: Hypervisor> Server<H> {
         let t = self.templates.get(template)?;
         let id = self
             .hv
-            .create(name, &self.build_label, t.memory_mib, t.priority)
+            .create(name, &self.build_label, t.memory_mib, t.priority, &t.args)
             .map_err(|status| Error::CreateFailed {
                 step: "create".into(),
                 status,
             })?;
         let steps = (|| {
-            self.hv
-                .build(id, &t.image, &t.args)
-                .map_err(|s| ("build", s))?;
+            self.hv.build(id, &t.image).map_err(|s| ("build", s))?;
             self.hv
                 .transition(id, &t.label)
                 .map_err(|s| ("transition", s))?;

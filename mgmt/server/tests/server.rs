@@ -85,6 +85,7 @@ impl Hypervisor for FakeHv {
         build_label: &str,
         memory_mib: u32,
         priority: u8,
+        _args: &str,
     ) -> Result<u32, HvStatus> {
         self.gate("create")?;
         let id = self.next_id;
@@ -100,7 +101,7 @@ impl Hypervisor for FakeHv {
         });
         Ok(id)
     }
-    fn build(&mut self, id: u32, image: &[u8], _args: &str) -> Result<(), HvStatus> {
+    fn build(&mut self, id: u32, image: &[u8]) -> Result<(), HvStatus> {
         self.gate("build")?;
         if image.len() < 8 {
             return Err(HvStatus::InvalidArgument);

@@ -171,11 +171,15 @@ impl Scenario {
         Ok(out)
     }
 
-    /// The image names the domains use, in order, without repeats.
+    /// The image names the domains use, in order, without repeats: each domain's `image`, then
+    /// the boot images it may read (`images = "a;b"`, for a management domain that builds
+    /// domains from them).
     pub fn images(&self) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
         for d in &self.domain {
-            if let Some(i) = d.get("image").and_then(toml::Value::as_str) {
+            let own = d.get("image").and_then(toml::Value::as_str);
+            let readable = d.get("images").and_then(toml::Value::as_str).unwrap_or("").split(';');
+            for i in own.into_iter().chain(readable).filter(|i| !i.is_empty()) {
                 if !out.iter().any(|o| o == i) {
                     out.push(i.into());
                 }
@@ -221,6 +225,11 @@ mod tests {
             "warden-manifest 1\ndomain name=a image=hello memory_mib=4\ndomain name=b image=hello priority=3\n"
         );
         assert_eq!(s.images(), vec!["hello".to_string()]);
+        let m: Scenario = toml::from_str(
+            "description = \"x\"\n[[domain]]\nname = \"m\"\nimage = \"mgmt\"\nimages = \"w;hello;w\"\n[[domain]]\nname = \"h\"\nimage = \"hello\"",
+        )
+        .unwrap();
+        assert_eq!(m.images(), ["mgmt", "w", "hello"]);
         assert_eq!(s.cpu, "qemu64,+svm,+npt");
         assert!(s.tpm);
     }

@@ -2,7 +2,10 @@
 //! real `wardenctl` drives it through QEMU's loopback-only forward with operator keys it
 //! generated: reads work, a viewer cannot pause, an unknown key, a replayed request, a request
 //! signed for another connection and malformed frames are refused while the domain keeps
-//! serving, and an admin's `host shutdown` ends the run.
+//! serving; templates are stored, three domains are created from two of them, one is paused
+//! (its progress stops while another's goes on) and resumed, one re-prioritised, one destroyed
+//! (its memory returns), a template with a forbidden label is refused at the transition; an
+//! admin's `host shutdown` ends the run.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -198,37 +201,128 @@ fn wardenctl_drives_the_management_domain_over_the_network() {
     );
     drop(c);
 
-    // The operator passes the role check; the hypervisor's answer is reported as such.
-    let o = ctl.run("olga", &["domain", "pause", "0"]);
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        o.status.success() || err.contains("hypervisor refused `pause`"),
-        "{err}"
-    );
-    // Templates live in the management domain.
-    ctl.ok(
-        "alice",
-        &[
-            "template",
-            "add",
-            "--name",
-            "printer",
-            "--label",
-            "guest_t",
-            "--memory-mib",
-            "4",
-            "--image",
-            image,
-        ],
-    );
+    // Templates live in the management domain; domains are created from them.
+    let counter = warden_rig::images().unwrap().image("counter").unwrap();
+    let counter = counter.to_str().unwrap();
+    for (name, mem, label) in [
+        ("count", "4", "guest_t"),
+        ("count8", "8", "guest_t"),
+        ("secret", "4", "secret_t"),
+    ] {
+        ctl.ok(
+            "alice",
+            &[
+                "template",
+                "add",
+                "--name",
+                name,
+                "--label",
+                label,
+                "--memory-mib",
+                mem,
+                "--image",
+                counter,
+            ],
+        );
+    }
     let tl = ctl.ok("victor", &["template", "list"]);
     assert!(
         tl.lines()
-            .any(|l| l.starts_with("printer") && l.contains("guest_t")),
+            .any(|l| l.starts_with("count8") && l.contains("8 MiB") && l.contains("guest_t")),
         "{tl}"
     );
     let e = ctl.refused("alice", &["template", "rm", "nope"]);
     assert!(e.contains("unknown template `nope`"), "{e}");
+    let free = |ctl: &Ctl| -> u64 {
+        let v: serde_json::Value =
+            serde_json::from_str(&ctl.ok("victor", &["host", "info", "--json"])).unwrap();
+        v["HostInfo"]["memory_free_bytes"].as_u64().unwrap()
+    };
+    let created = |out: String| -> u32 {
+        out.trim()
+            .strip_prefix("created domain ")
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let c1 = created(ctl.ok(
+        "alice",
+        &["domain", "create", "--template", "count", "--name", "c1"],
+    ));
+    let c2 = created(ctl.ok(
+        "alice",
+        &["domain", "create", "--template", "count", "--name", "c2"],
+    ));
+    let c3 = created(ctl.ok(
+        "alice",
+        &["domain", "create", "--template", "count8", "--name", "c3"],
+    ));
+    let info = |ctl: &Ctl, id: u32| -> serde_json::Value {
+        let v: serde_json::Value =
+            serde_json::from_str(&ctl.ok("victor", &["domain", "info", &id.to_string(), "--json"]))
+                .unwrap();
+        v["Domain"].clone()
+    };
+    let list = ctl.ok("victor", &["domain", "list"]);
+    for (id, name) in [(c1, "c1"), (c2, "c2"), (c3, "c3")] {
+        assert!(
+            list.lines()
+                .any(|l| l.trim_start().starts_with(&id.to_string())
+                    && l.contains(name)
+                    && l.contains("guest_t")),
+            "{list}"
+        );
+    }
+    // A template whose run label the policy forbids: refused at the transition, nothing left.
+    let e = ctl.refused(
+        "alice",
+        &["domain", "create", "--template", "secret", "--name", "s1"],
+    );
+    assert!(e.contains("create failed at `transition`"), "{e}");
+    // The partial domain was destroyed: listed as ended (ids are never reused), holding nothing.
+    let list = ctl.ok("victor", &["domain", "list"]);
+    assert!(
+        list.lines()
+            .filter(|l| l.contains(" s1 "))
+            .all(|l| l.contains("dead") && l.contains(" 0 MiB")),
+        "{list}"
+    );
+
+    // Pause one: its progress stops while another's goes on; resume it: it goes on again.
+    let e = ctl.refused("victor", &["domain", "pause", &c1.to_string()]);
+    assert!(e.contains("forbidden"), "{e}");
+    ctl.ok("olga", &["domain", "pause", &c1.to_string()]);
+    assert_eq!(info(&ctl, c1)["state"], "Paused");
+    let (p1, p2) = (
+        info(&ctl, c1)["cpu_ticks"].as_u64().unwrap(),
+        info(&ctl, c2)["cpu_ticks"].as_u64().unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while info(&ctl, c2)["cpu_ticks"].as_u64().unwrap() < p2 + 20 {
+        assert!(Instant::now() < deadline, "c2 made no progress");
+    }
+    assert_eq!(
+        info(&ctl, c1)["cpu_ticks"].as_u64().unwrap(),
+        p1,
+        "a paused domain made progress"
+    );
+    ctl.ok("olga", &["domain", "resume", &c1.to_string()]);
+    while info(&ctl, c1)["cpu_ticks"].as_u64().unwrap() <= p1 {
+        assert!(
+            Instant::now() < deadline,
+            "c1 made no progress after resume"
+        );
+    }
+    ctl.ok("olga", &["domain", "set-priority", &c2.to_string(), "9"]);
+    assert_eq!(info(&ctl, c2)["priority"], 9);
+    // Destroy one: its memory goes back to the hypervisor.
+    let before = free(&ctl);
+    let e = ctl.refused("olga", &["domain", "destroy", &c3.to_string()]);
+    assert!(e.contains("needs `admin`"), "{e}");
+    ctl.ok("alice", &["domain", "destroy", &c3.to_string()]);
+    assert!(free(&ctl) >= before + (8 << 20), "8 MiB returned");
+    let e = ctl.refused("alice", &["domain", "pause", "4242"]);
+    assert!(e.contains("no domain with id 4242"), "{e}");
 
     // Still serving after every refusal; then the admin stops the host.
     assert!(ctl.ok("victor", &["domain", "list"]).contains("mgmt_t"));
@@ -246,6 +340,8 @@ fn wardenctl_drives_the_management_domain_over_the_network() {
         "[mgmt] mgmt: refused -: -: bad signature",
         "[mgmt] mgmt: refused -: -: malformed frame",
         "[mgmt] mgmt: alice: host shutdown: ok",
+        "[mgmt] mgmt: alice: domain create: ok",
+        "[mgmt] mgmt: refused alice: domain create: create failed at `transition`",
     ] {
         assert!(
             outcome.log.contains(line),

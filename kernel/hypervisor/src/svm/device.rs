@@ -10,7 +10,8 @@ use warden_abi::device::{DEVICE_BASE, DeviceCall};
 use warden_core::paging::{PageTable, flags};
 use warden_hw::phys::IdentityMem;
 use warden_hw::port::{inl, outl};
-use warden_policy::{Class, Kind, TypeId, perms};
+use warden_ipc::device::{ASSIGNMENT_CHECKS, device_requirement};
+use warden_policy::{Kind, TypeId};
 use warden_vmm::manifest::DomainSpec;
 use warden_vmm::pci::{self, Assigned, Bdf, ConfigSpace, Write};
 use warden_vmm::sched::DomainId;
@@ -78,24 +79,11 @@ pub(super) fn assign(
     let mmio_t = mac
         .resolve(mmio_label, Kind::Mmio)
         .map_err(|e| format!("mmio_label {mmio_label}: {e}"))?;
-    mac.check_resource(
-        id,
-        subject,
-        DEVICE_BASE,
-        dev_t,
-        Class::Device,
-        perms::device::ASSIGN,
-    )
-    .map_err(|_| format!("the policy does not grant device assign on {dev_label} ({bdf})"))?;
-    mac.check_resource(
-        id,
-        subject,
-        DEVICE_BASE,
-        mmio_t,
-        Class::Mmio,
-        perms::mmio::MAP,
-    )
-    .map_err(|_| format!("the policy does not grant mmio map on {mmio_label} ({bdf})"))?;
+    let [(dev_class, dev_perm), (mmio_class, mmio_perm)] = ASSIGNMENT_CHECKS;
+    mac.check_resource(id, subject, DEVICE_BASE, dev_t, dev_class, dev_perm)
+        .map_err(|_| format!("the policy does not grant device assign on {dev_label} ({bdf})"))?;
+    mac.check_resource(id, subject, DEVICE_BASE, mmio_t, mmio_class, mmio_perm)
+        .map_err(|_| format!("the policy does not grant mmio map on {mmio_label} ({bdf})"))?;
     let device = pci::probe(&mut Ports, bdf).map_err(|e| format!("device {bdf}: {e}"))?;
     let npt = PageTable::from_root(
         get(mem, dom.vmcb, field::N_CR3),
@@ -156,15 +144,10 @@ impl Runner {
         let Some(grant) = d.device.as_mut().filter(|_| args[0] == 0) else {
             return (Status::InvalidArgument, 0);
         };
+        let (class, perm) = device_requirement(call);
         if self
             .mac
-            .check_own_resource(
-                i as u32,
-                call as u64,
-                grant.label,
-                Class::Device,
-                perms::device::ASSIGN,
-            )
+            .check_own_resource(i as u32, call as u64, grant.label, class, perm)
             .is_err()
         {
             return (Status::Denied, 0);

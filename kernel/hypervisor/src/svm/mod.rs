@@ -6,6 +6,7 @@
 mod device;
 mod dispatch;
 mod ipc;
+mod lifecycle;
 mod timer;
 
 use alloc::vec::Vec;
@@ -54,6 +55,8 @@ pub(super) struct Dom {
     cpu_ticks: u64,
     /// The PCI function assigned by the manifest, if any.
     device: Option<device::Grant>,
+    /// Run-time lifecycle state (`svm/lifecycle.rs`).
+    life: lifecycle::Life,
 }
 
 fn short(s: &str) -> String<32> {
@@ -174,6 +177,7 @@ pub(crate) fn run_domains(boot: &BootInfo) {
         mac,
         fx_owner: None,
         idle_halts: 0,
+        host: lifecycle::HostParams { asids: check_cpu(0).unwrap_or(0), iopm, msrpm },
     };
     runner.run();
 }
@@ -197,6 +201,7 @@ fn build(mem: &mut IdentityMem, boot: &BootInfo, spec: &DomainSpec<'_>, id: u32,
         exits: 0,
         cpu_ticks: 0,
         device: None,
+        life: lifecycle::Life::boot(spec),
     };
     let refuse = |why: core::fmt::Arguments<'_>| println!("domain {} (id {id}) refused: {why}", spec.name);
     let Some(image) = boot.modules.iter().find(|m| m.arg("kind") == Some("image") && m.arg("name") == Some(spec.image)) else {
@@ -237,6 +242,7 @@ fn build(mem: &mut IdentityMem, boot: &BootInfo, spec: &DomainSpec<'_>, id: u32,
     v.encode(&mut page);
     mem.write(vmcb_frame.addr(), &page);
     dom.vmcb = vmcb_frame.addr();
+    lifecycle::map_boot_images(mem, boot, spec, &built, &mut dom);
     dom.refused = false;
     println!(
         "domain {} (id {id}) built: {} MiB at {:#x}, entry {:#x}, priority {}, label {}, ASID {}",
@@ -258,6 +264,8 @@ struct Runner {
     fx_owner: Option<DomainId>,
     /// Times the CPU halted because no domain could run.
     idle_halts: u64,
+    /// What creating domains at run time needs.
+    host: lifecycle::HostParams,
 }
 
 /// What the exit handler decided about the running domain.
@@ -286,8 +294,11 @@ impl Runner {
             }
             let (id, since) = match current {
                 Some(c) if self.sched.state(c.0) == State::Runnable => c,
-                // Done when every domain that is documented to end has ended.
-                _ if self.doms.iter().all(|d| d.refused || d.end.is_some() || d.expected == Expected::Running) => {
+                // Done when every domain that is documented to end has ended, unless a live
+                // domain keeps the host (`keep_host=true`: it ends the run with HostShutdown).
+                _ if self.doms.iter().all(|d| d.refused || d.end.is_some() || d.expected == Expected::Running)
+                    && !self.host_kept() =>
+                {
                     self.finish()
                 }
                 _ => match self.sched.pick() {
@@ -445,6 +456,9 @@ impl Runner {
         if let Some(call) = warden_abi::device::DeviceCall::from_raw(rax) {
             return self.device_hypercall(id, call, args.args);
         }
+        if let Some(call) = warden_abi::lifecycle::LifecycleCall::from_raw(rax) {
+            return self.lifecycle_hypercall(id, call, args.args);
+        }
         let (status, value, action) =
             dispatch::dispatch(&mut self.mem, &mut self.doms[i], id.0, args, &mut self.mac);
         set(&mut self.vmcbs, vmcb, field::RAX, status as u64);
@@ -473,6 +487,7 @@ impl Runner {
         d.end = Some(end);
         self.sched.set_state(id, State::Dead);
         self.domain_ended(id);
+        self.release(id);
     }
 
     /// Every domain has ended (or waits forever): compares each with its documented outcome
@@ -483,6 +498,11 @@ impl Runner {
         println!("scheduler: {} ticks, {exits} exits, {} idle halts", timer::now(), self.idle_halts);
         let mut all_ok = true;
         for (i, d) in self.doms.iter().enumerate() {
+            if d.life.created {
+                // Created at run time: no documented outcome to meet.
+                println!("domain {} (id {i}): created at run time, {}", d.name, self.state_name(i));
+                continue;
+            }
             let alive = matches!(self.sched.state(DomainId(i as u32)), State::Runnable | State::Blocked { .. });
             let ok = match (d.end, d.expected) {
                 _ if d.refused => false,
