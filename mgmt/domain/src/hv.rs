@@ -117,6 +117,8 @@ impl Hypervisor for Lifecycle {
     }
 
     fn host_shutdown(&mut self) -> Result<(), HvStatus> {
+        // If the hypervisor grants it, the call does not return and no response leaves.
+        warden_rt::println!("mgmt: host shutdown: asking the hypervisor");
         lifecycle::host_shutdown().map_err(hv)
     }
 }

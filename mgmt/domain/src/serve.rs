@@ -32,19 +32,38 @@ const TEMPLATE_BUDGET: usize = 16 << 20;
 const BUILD_LABEL: &str = "build_t";
 
 /// `port:N` and the operator entries from the manifest arguments.
-pub fn parse_args(args: &str) -> Result<(u16, OperatorList), String> {
+/// What the manifest arguments configure.
+pub struct Args {
+    pub port: u16,
+    pub operators: OperatorList,
+    /// `bench:N`: time N `list` hypercalls before serving (`cargo xtask bench mgmt`).
+    pub bench: Option<u32>,
+}
+
+/// `port:N`, `bench:N` and the operator entries from the manifest arguments.
+pub fn parse_args(args: &str) -> Result<Args, String> {
     let mut port = DEFAULT_PORT;
+    let mut bench = None;
     let mut ops = String::new();
     for item in args.split(';').map(str::trim).filter(|i| !i.is_empty()) {
         if let Some(p) = item.strip_prefix("port:") {
             port = p.parse().map_err(|_| alloc::format!("bad port `{p}`"))?;
+        } else if let Some(n) = item.strip_prefix("bench:") {
+            bench = Some(
+                n.parse()
+                    .map_err(|_| alloc::format!("bad bench count `{n}`"))?,
+            );
         } else {
             ops.push_str(item);
             ops.push('\n');
         }
     }
     let operators = OperatorList::parse(&ops).map_err(|e| alloc::format!("operator list: {e}"))?;
-    Ok((port, operators))
+    Ok(Args {
+        port,
+        operators,
+        bench,
+    })
 }
 
 /// Microseconds since boot from the TSC (its rate is only roughly 1 GHz under QEMU; smoltcp

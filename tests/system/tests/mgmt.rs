@@ -339,7 +339,7 @@ fn wardenctl_drives_the_management_domain_over_the_network() {
         "[mgmt] mgmt: refused -: -: replayed request refused",
         "[mgmt] mgmt: refused -: -: bad signature",
         "[mgmt] mgmt: refused -: -: malformed frame",
-        "[mgmt] mgmt: alice: host shutdown: ok",
+        "[mgmt] mgmt: host shutdown: asking the hypervisor",
         "[mgmt] mgmt: alice: domain create: ok",
         "[mgmt] mgmt: refused alice: domain create: create failed at `transition`",
     ] {

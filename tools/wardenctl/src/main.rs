@@ -6,7 +6,7 @@
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use warden_mgmt_proto::{Request, Template};
+use warden_mgmt_proto::{Reply, Request, Template};
 use wardenctl::keyfile;
 use wardenctl::mgmt::{Client, ClientError};
 use wardenctl::reference::Reference;
@@ -350,7 +350,18 @@ fn mgmt(conn: &Conn, request: Request) -> ExitCode {
         Ok(s) => s,
         Err(e) => return usage_error(&e),
     };
-    let answer = Client::connect(&conn.connect).and_then(|mut c| c.request(&signer, &request));
+    let shutdown = request == Request::HostShutdown;
+    let mut answer = Client::connect(&conn.connect).and_then(|mut c| c.request(&signer, &request));
+    if shutdown && matches!(answer, Err(ClientError::Closed)) {
+        // A host that shuts down cannot answer: the connection closes with the machine. Show
+        // that it is down: the management domain no longer says hello.
+        answer = match Client::connect_within(&conn.connect, std::time::Duration::from_secs(10)) {
+            Ok(_) => Err(ClientError::Protocol(
+                "the connection closed but the management domain still answers".into(),
+            )),
+            Err(_) => Ok(Reply::Done),
+        };
+    }
     match answer {
         Ok(reply) => {
             if conn.json {

@@ -39,6 +39,11 @@ pub struct Client {
 
 impl Client {
     pub fn connect(addr: &str) -> Result<Client, ClientError> {
+        Self::connect_within(addr, Duration::from_secs(120))
+    }
+
+    /// [`Self::connect`] waiting at most `wait` for each read.
+    pub fn connect_within(addr: &str, wait: Duration) -> Result<Client, ClientError> {
         let err = |source| ClientError::Connect {
             addr: addr.into(),
             source,
@@ -49,7 +54,7 @@ impl Client {
             .next()
             .ok_or_else(|| err(std::io::Error::other("no address")))?;
         let stream = TcpStream::connect_timeout(&sock, Duration::from_secs(20)).map_err(err)?;
-        stream.set_read_timeout(Some(Duration::from_secs(120)))?;
+        stream.set_read_timeout(Some(wait))?;
         stream.set_nodelay(true)?;
         let mut c = Client {
             stream,
