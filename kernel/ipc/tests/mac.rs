@@ -14,7 +14,7 @@ use warden_policy_compiler::Code;
 
 type TestMac = Mac<'static, 64, 16>;
 
-const SCENARIO_POLICIES: &[&str] = &["ipc.wpol", "chinese-wall.wpol", "domains.wpol"];
+const SCENARIO_POLICIES: &[&str] = &["ipc.wpol", "chinese-wall.wpol", "domains.wpol", "mgmt.wpol"];
 
 #[test]
 fn scenario_policies_pass_every_compiler_check_and_expectation() {
