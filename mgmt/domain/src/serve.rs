@@ -126,6 +126,17 @@ pub fn run(info: &'static StartInfo, mut nic: Nic, port: u16, operators: Operato
             (sockets.add(socket), None)
         })
         .collect();
+    // Listen before saying so: a connection that arrives before `listen` is reset.
+    for (handle, _) in &slots {
+        if sockets
+            .get_mut::<tcp::Socket>(*handle)
+            .listen(port)
+            .is_err()
+        {
+            println!("mgmt: cannot listen on port {port}");
+            hypercall::shutdown(ShutdownReason::Failure);
+        }
+    }
     println!("mgmt: listening on 10.0.2.15:{port} for {n_ops} operators");
     loop {
         let mut busy = iface.poll(now(), &mut nic, &mut sockets)
