@@ -18,6 +18,42 @@ fn perms_text(c: Class, bits: u64) -> String {
     if n.len() == 1 { n[0].to_string() } else { format!("{{ {} }}", n.join(" ")) }
 }
 
+/// The hypervisor labels itself with the one type of kind `hypervisor`: the loader refuses a
+/// policy with none or several (`LoadError::HypervisorCount`), so the compiler says so first,
+/// with the declarations.
+pub(crate) fn hypervisor_label(m: &Model, out: &mut Vec<Diagnostic>) {
+    let mut hv: Vec<_> = m.types.iter().filter(|t| t.kind == Kind::Hypervisor).collect();
+    hv.sort_by_key(|t| t.origin.span.start);
+    match hv.as_slice() {
+        [_] => {}
+        [] => out.push(
+            Diagnostic::error(
+                Code::E0024,
+                "the policy declares no type of kind `hypervisor`",
+                Origin::plain(0..0),
+                "in this policy",
+            )
+            .with_note("the hypervisor labels itself with that type (`hypervisor` rules target it), and refuses to boot a policy without one")
+            .with_help("declare it, e.g. `type xen_t: hypervisor;` (Xen's `xen_t`)"),
+        ),
+        [first, rest @ ..] => {
+            let mut d = Diagnostic::error(
+                Code::E0024,
+                format!("the policy declares {} types of kind `hypervisor`", hv.len()),
+                rest[0].origin.clone(),
+                "another hypervisor type",
+            )
+            .with_label(first.origin.clone(), "first hypervisor type");
+            for t in &rest[1..] {
+                d = d.with_label(t.origin.clone(), "another hypervisor type");
+            }
+            out.push(d.with_note("there is one hypervisor: its label must be unambiguous").with_help(
+                "keep one `hypervisor` type; Xen's `xen_t` and its `xen_*` pseudo-domains all map to it",
+            ));
+        }
+    }
+}
+
 /// neverallow: every expanded neverallow triple against the allowed vectors.
 pub(crate) fn neverallow(m: &Model, out: &mut Vec<Diagnostic>) {
     // One diagnostic per neverallow rule, naming the first few violating grants.
@@ -182,7 +218,8 @@ pub(crate) fn lints(m: &Model, out: &mut Vec<Diagnostic>) {
         in_av[t as usize] = true;
     }
     for (i, td) in m.types.iter().enumerate() {
-        if !in_av[i] && !m.mentioned[i] {
+        // The hypervisor type is used by the hypervisor itself (its own label), rules or not.
+        if !in_av[i] && !m.mentioned[i] && td.kind != Kind::Hypervisor {
             out.push(
                 Diagnostic::warning(
                     Code::W0001,
@@ -269,7 +306,9 @@ pub(crate) fn lints(m: &Model, out: &mut Vec<Diagnostic>) {
                     continue;
                 }
                 for &c in warden_policy::schema::ALL_CLASSES {
-                    let Some(e) = m.av.get(&(a, b, c)) else { continue };
+                    let Some(e) = m.av.get(&(a, b, c)) else {
+                        continue;
+                    };
                     if e.allow == 0 {
                         continue;
                     }
@@ -334,7 +373,9 @@ pub(crate) fn lints(m: &Model, out: &mut Vec<Diagnostic>) {
                 continue;
             }
             for c2 in [Class::Domain, Class::Introspect] {
-                let Some(run) = m.av.get(&(s, tr.run, c2)) else { continue };
+                let Some(run) = m.av.get(&(s, tr.run, c2)) else {
+                    continue;
+                };
                 // The rights that construct a domain; introspection granted on purpose by a
                 // role (checkpoint, migrate) is a separate decision and not flagged.
                 let risky = if c2 == Class::Domain {

@@ -60,6 +60,7 @@ pub fn compile_with(src: &str, opts: Options) -> Result<Compiled, Vec<Diagnostic
     let model = model::build(&items)?;
     let graph = flow::Graph::new(&model);
     let mut errors = Vec::new();
+    check::hypervisor_label(&model, &mut errors);
     check::neverallow(&model, &mut errors);
     check::noflow(&model, &graph, &mut errors);
     if !errors.is_empty() {
@@ -69,7 +70,21 @@ pub fn compile_with(src: &str, opts: Options) -> Result<Compiled, Vec<Diagnostic
     if opts.lints {
         check::lints(&model, &mut warnings);
     }
-    Ok(Compiled { model, graph, warnings, source_hash: Sha256::digest(src.as_bytes()).into() })
+    let c = Compiled { model, graph, warnings, source_hash: Sha256::digest(src.as_bytes()).into() };
+    // One validation: what the compiler accepts is what the hypervisor loads, because the last
+    // step of every compile is the hypervisor's own loader on the bytes it would receive.
+    if let Err(e) = warden_policy::Policy::load(&c.to_binary()) {
+        return Err(vec![
+            Diagnostic::error(
+                Code::E0090,
+                format!("the compiled policy fails the hypervisor's loader: {e}"),
+                diag::Origin::plain(0..0),
+                "this policy",
+            )
+            .with_note("this is a compiler bug: every check the loader makes should be a compile error first"),
+        ]);
+    }
+    Ok(c)
 }
 
 /// Canonically formats source text (comments kept).
@@ -142,7 +157,9 @@ impl Compiled {
 /// Fuzz entry point for the whole front end: any bytes must give a policy or diagnostics,
 /// never a panic, and a policy that compiles must load in the engine.
 pub fn fuzz_compile(data: &[u8]) {
-    let Ok(src) = std::str::from_utf8(data) else { return };
+    let Ok(src) = std::str::from_utf8(data) else {
+        return;
+    };
     let _ = format_source(src);
     match compile(src) {
         Ok(c) => {

@@ -52,6 +52,9 @@ pub enum LoadError {
     BadTransition(u32),
     /// A conflict set is malformed or out of order.
     BadConflictSet(u32),
+    /// The policy does not declare exactly one type of kind `hypervisor` (it has this many):
+    /// the hypervisor's own label must be unambiguous.
+    HypervisorCount(u32),
 }
 
 impl fmt::Display for LoadError {
@@ -72,9 +75,14 @@ impl fmt::Display for LoadError {
             LoadError::BadKind(k) => write!(f, "unknown kind {k}"),
             LoadError::BadTableSize => f.write_str("access-vector table size is invalid"),
             LoadError::BadAvEntry(i) => write!(f, "access-vector slot {i} is malformed"),
-            LoadError::AvMisplaced(i) => write!(f, "access-vector slot {i} is misplaced or duplicated"),
+            LoadError::AvMisplaced(i) => {
+                write!(f, "access-vector slot {i} is misplaced or duplicated")
+            }
             LoadError::BadTransition(i) => write!(f, "transition entry {i} is malformed"),
             LoadError::BadConflictSet(i) => write!(f, "conflict set {i} is malformed"),
+            LoadError::HypervisorCount(n) => {
+                write!(f, "the policy declares {n} types of kind `hypervisor`; exactly one is required")
+            }
         }
     }
 }
@@ -249,10 +257,13 @@ impl<'a> Policy<'a> {
             return Err(LoadError::TooManyTypes);
         }
         let mut prev: &[u8] = &[];
+        let mut hypervisors = 0u32;
         for i in 0..n {
             let e = &self.types[i * TYPE_ENTRY..(i + 1) * TYPE_ENTRY];
             let name = take_name(self.strings, u32_at(e, 0), u16_at(e, 4), cursor)?;
-            Kind::from_u8(e[6]).ok_or(LoadError::BadKind(e[6]))?;
+            if Kind::from_u8(e[6]).ok_or(LoadError::BadKind(e[6]))? == Kind::Hypervisor {
+                hypervisors += 1;
+            }
             if e[7] != 0 {
                 return Err(LoadError::NonZeroReserved);
             }
@@ -260,6 +271,9 @@ impl<'a> Policy<'a> {
                 return Err(LoadError::TypesNotSorted);
             }
             prev = name;
+        }
+        if hypervisors != 1 {
+            return Err(LoadError::HypervisorCount(hypervisors));
         }
         Ok(())
     }
@@ -473,7 +487,9 @@ impl<'a> Policy<'a> {
             let mid = lo + (hi - lo) / 2;
             let b = u32_at(self.trans, mid * TRANS_ENTRY);
             match b.cmp(&build.0) {
-                core::cmp::Ordering::Equal => return Some(TypeId(u32_at(self.trans, mid * TRANS_ENTRY + 4))),
+                core::cmp::Ordering::Equal => {
+                    return Some(TypeId(u32_at(self.trans, mid * TRANS_ENTRY + 4)));
+                }
                 core::cmp::Ordering::Less => lo = mid + 1,
                 core::cmp::Ordering::Greater => hi = mid,
             }

@@ -9,7 +9,8 @@ use crate::format::{AV_ENTRY, HEADER_LEN, SECTION_ENTRY};
 use crate::schema::{Class, Kind, perms};
 use crate::{ChineseWall, Conflict, ConflictSetId, LoadError, NotRunning, PermSet, Policy, TransitionError, TypeId};
 
-// Types sorted by name: 0 bank_a, 1 bank_b, 2 builder, 3 guest, 4 guest_build, 5 mgmt, 6 vtpm0.
+// Types sorted by name: 0 bank_a, 1 bank_b, 2 builder, 3 guest, 4 guest_build, 5 mgmt, 6 vtpm0,
+// 7 xen (the hypervisor's own label: every policy has exactly one).
 fn image() -> Image {
     let names = [
         ("bank_a", Kind::Domain),
@@ -19,6 +20,7 @@ fn image() -> Image {
         ("guest_build", Kind::Domain),
         ("mgmt", Kind::Domain),
         ("vtpm0", Kind::Vtpm),
+        ("xen", Kind::Hypervisor),
     ];
     let d = Class::Domain;
     Image {
@@ -63,7 +65,8 @@ fn names_kinds_and_hashes() {
     }
     assert_eq!(p.type_by_name("nope"), None);
     assert_eq!(p.kind_of(p.type_by_name("vtpm0").unwrap()), Some(Kind::Vtpm));
-    assert_eq!(p.kind_of(TypeId(7)), None);
+    assert_eq!(p.kind_of(TypeId(7)), Some(Kind::Hypervisor));
+    assert_eq!(p.kind_of(TypeId(8)), None);
     assert_eq!(p.source_hash(), [7; 32]);
     let mut other = image();
     other.source_hash = [8; 32];
@@ -191,10 +194,27 @@ fn misplaced_av_entry_is_rejected() {
 }
 
 #[test]
-fn empty_policy_loads() {
-    let blob = encode(&Image::default());
+fn smallest_policy_is_the_hypervisor_label_alone() {
+    let img = Image { types: vec![("xen".to_string(), Kind::Hypervisor)], ..Image::default() };
+    let blob = encode(&img);
     let p = Policy::load(&blob).unwrap();
-    assert_eq!(p.type_count(), 0);
+    assert_eq!(p.type_count(), 1);
     assert_eq!(p.type_by_name("x"), None);
     assert!(p.decide(TypeId(0), TypeId(0), Class::Domain, PermSet(1)).allowed.is_empty());
+}
+
+/// The hypervisor resolves its own label once at boot: none or two must be refused here, by
+/// the one loader the compiler also runs, not discovered later.
+#[test]
+fn exactly_one_hypervisor_type() {
+    let cases: &[(&[(&str, Kind)], u32)] = &[
+        (&[], 0),
+        (&[("a", Kind::Domain)], 0),
+        (&[("a", Kind::Hypervisor), ("b", Kind::Hypervisor)], 2),
+        (&[("a", Kind::Hypervisor), ("b", Kind::Domain), ("c", Kind::Hypervisor), ("d", Kind::Hypervisor)], 3),
+    ];
+    for (types, n) in cases {
+        let img = Image { types: types.iter().map(|(t, k)| (t.to_string(), *k)).collect(), ..Image::default() };
+        assert_eq!(Policy::load(&encode(&img)).map(|_| ()), Err(LoadError::HypervisorCount(*n)), "{types:?}");
+    }
 }
