@@ -28,11 +28,16 @@ pub enum QueryError {
 impl std::fmt::Display for QueryError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let hint = |s: &Option<String>| s.as_ref().map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default();
+        // A newcomer's next question is "then what is there?": list the valid names.
+        let classes = || CLASSES.iter().map(|c| c.name).collect::<Vec<_>>().join(", ");
         match self {
             QueryError::UnknownName(n, s) => write!(f, "unknown type or attribute `{n}`{}", hint(s)),
-            QueryError::UnknownClass(n, s) => write!(f, "unknown class `{n}`{}", hint(s)),
-            QueryError::UnknownPerm(c, p) => write!(f, "class `{c}` has no permission `{p}`"),
-            QueryError::PermWithoutClass(p) => write!(f, "no class has a permission `{p}`"),
+            QueryError::UnknownClass(n, s) => write!(f, "unknown class `{n}`{}; classes: {}", hint(s), classes()),
+            QueryError::UnknownPerm(c, p) => {
+                let perms = Class::by_name(c).map(|c| perm_names(c, c.all().0).join(", ")).unwrap_or_default();
+                write!(f, "class `{c}` has no permission `{p}`; `{c}` permissions: {perms}")
+            }
+            QueryError::PermWithoutClass(p) => write!(f, "no class has a permission `{p}`; classes: {}", classes()),
         }
     }
 }
@@ -61,6 +66,18 @@ pub struct Filter {
     pub class: Option<String>,
     /// Permission.
     pub perm: Option<String>,
+}
+
+impl Filter {
+    /// The filter in words, for "nothing matches" messages.
+    #[must_use]
+    pub fn describe(&self) -> String {
+        let parts: Vec<String> = [("source", &self.source), ("target", &self.target), ("class", &self.class), ("perm", &self.perm)]
+            .iter()
+            .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k} `{v}`")))
+            .collect();
+        if parts.is_empty() { "(no filter)".into() } else { parts.join(", ") }
+    }
 }
 
 /// Why one permission is granted.

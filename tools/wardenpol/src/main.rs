@@ -1,7 +1,9 @@
 //! `wardenpol`: the Warden policy authoring tool (compile, check, query, flow, diff, test, fmt, graph).
 //!
-//! Exit codes: 0 success; 1 policy errors, failed assertions or expectations (or `fmt --check`
-//! finding unformatted input); 2 usage or I/O errors.
+//! Exit codes (for scripts; documented in `policy/README.md`): 0 success; 1 policy errors,
+//! failed assertions or expectations, `fmt --check` finding unformatted input, and the negative
+//! answers: `decide` denying any requested permission, `flow` finding a flow (0 = no flow: the
+//! isolation holds, as for `assert noflow`), `query` matching nothing; 2 usage or I/O errors.
 #![forbid(unsafe_code)]
 
 use std::fs;
@@ -248,10 +250,12 @@ fn run(cli: &Cli) -> Result<Outcome, ToolError> {
             let f = Filter { source: source.clone(), target: target.clone(), class: class.clone(), perm: perm.clone() };
             let rows = query::query(&c, &f)?;
             match fmt {
+                Format::Text if rows.is_empty() => println!("no permission matches {}", f.describe()),
                 Format::Text => print!("{}", query::rows_text(&c, &src.name, &src.text, &rows, *explain)),
                 Format::Json => print_json(&query::rows_json(&c, &src.name, &src.text, &rows)),
             }
-            Ok(Outcome::Ok)
+            // Like grep: nothing found is exit 1.
+            Ok(if rows.is_empty() { Outcome::PolicyFailed } else { Outcome::Ok })
         }
         Cmd::Flow { input, from, to, exclude } => {
             let src = read(input)?;
@@ -278,7 +282,8 @@ fn run(cli: &Cli) -> Result<Outcome, ToolError> {
                     "path": p.as_ref().map(|p| query::path_json(&c, &src.name, &src.text, p)),
                 })),
             }
-            Ok(Outcome::Ok)
+            // Like `assert noflow`: a flow is the failing answer.
+            Ok(if path.is_some() { Outcome::PolicyFailed } else { Outcome::Ok })
         }
         Cmd::Diff { old, new } => {
             let (so, sn) = (read(old)?, read(new)?);
@@ -408,5 +413,6 @@ fn decide(fmt: Format, binary: &Path, subject: &str, target: &str, class: &str, 
         }
         Format::Json => print_json(&json!({"allowed": names(d.allowed), "audit": names(d.audit)})),
     }
-    Ok(Outcome::Ok)
+    // allow 0 / deny 1: a script can write `wardenpol decide ... && start_guest`.
+    Ok(if d.all_allowed(set) { Outcome::Ok } else { Outcome::PolicyFailed })
 }
