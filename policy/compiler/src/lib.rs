@@ -56,7 +56,16 @@ pub fn compile(src: &str) -> Result<Compiled, Vec<Diagnostic>> {
 /// # Errors
 /// See [`compile`].
 pub fn compile_with(src: &str, opts: Options) -> Result<Compiled, Vec<Diagnostic>> {
-    let items = syntax::parse_expanded(src).map_err(|d| vec![d])?;
+    compile_defined(src, opts, &[])
+}
+
+/// Compiles source text with booleans set from outside (`wardenpol -D name=true`): the
+/// `if` branches are chosen here, so the binary holds one fixed policy.
+///
+/// # Errors
+/// See [`compile`]; also a define that names no `bool` of the policy.
+pub fn compile_defined(src: &str, opts: Options, defines: &[(String, bool)]) -> Result<Compiled, Vec<Diagnostic>> {
+    let items = syntax::parse_expanded(src, defines).map_err(|d| vec![d])?;
     let model = model::build(&items)?;
     let graph = flow::Graph::new(&model);
     let mut errors = Vec::new();
@@ -70,7 +79,14 @@ pub fn compile_with(src: &str, opts: Options) -> Result<Compiled, Vec<Diagnostic
     if opts.lints {
         check::lints(&model, &mut warnings);
     }
-    let c = Compiled { model, graph, warnings, source_hash: Sha256::digest(src.as_bytes()).into() };
+    // The binary records what it was built from: the source and, if any, the `-D` values
+    // (they choose `if` branches, so they are part of the policy's identity).
+    let mut h = Sha256::new();
+    h.update(src.as_bytes());
+    for (name, value) in defines {
+        h.update(format!("\0-D {name}={value}").as_bytes());
+    }
+    let c = Compiled { model, graph, warnings, source_hash: h.finalize().into() };
     // One validation: what the compiler accepts is what the hypervisor loads, because the last
     // step of every compile is the hypervisor's own loader on the bytes it would receive.
     if let Err(e) = warden_policy::Policy::load(&c.to_binary()) {

@@ -453,6 +453,38 @@ impl Resolver {
         ok.then_some((c, bits))
     }
 
+    /// Resolves a type set (see `syntax::Parser::type_set`). `*` stands for every type of
+    /// kind `wild` (every type if `None`): as a source, every domain; as a target, every type
+    /// the class applies to. `-NAME` entries are removed from the union of the others.
+    fn names_of_kind(&mut self, names: &[Name], wild: Option<Kind>) -> Option<Vec<u32>> {
+        let plus: Vec<Name> = names.iter().filter(|n| !n.text.starts_with('-')).cloned().collect();
+        let minus: Vec<Name> = names
+            .iter()
+            .filter_map(|n| n.text.strip_prefix('-').map(|t| Name { text: t.to_string(), origin: n.origin.clone() }))
+            .collect();
+        let mut out = Vec::new();
+        let mut ok = true;
+        let mut rest = Vec::new();
+        for n in plus {
+            if n.text == "*" {
+                out.extend(
+                    (0..self.m.types.len() as u32).filter(|&t| wild.is_none_or(|k| self.m.types[t as usize].kind == k)),
+                );
+            } else {
+                rest.push(n);
+            }
+        }
+        match self.names(&rest) {
+            Some(v) => out.extend(v),
+            None => ok = false,
+        }
+        let Some(removed) = self.names(&minus) else { return None };
+        out.retain(|t| !removed.contains(t));
+        out.sort_unstable();
+        out.dedup();
+        ok.then_some(out)
+    }
+
     fn names(&mut self, names: &[Name]) -> Option<Vec<u32>> {
         let mut out = Vec::new();
         let mut ok = true;
@@ -498,9 +530,9 @@ impl Resolver {
         }
     }
 
-    fn target(&mut self, t: &Target) -> Option<TargetSet> {
+    fn target(&mut self, t: &Target, wild: Option<Kind>) -> Option<TargetSet> {
         Some(match t {
-            Target::Names(n) => TargetSet::Types(self.names(n)?),
+            Target::Names(n) => TargetSet::Types(self.names_of_kind(n, wild)?),
             Target::SelfT(_) => TargetSet::SelfT,
             Target::Other(_) => TargetSet::Other,
         })
@@ -635,7 +667,9 @@ impl Resolver {
         for it in items {
             match &it.stmt {
                 Stmt::Rule { kind, src, tgt, cp } => {
-                    let (subjects, tset, cpr) = (self.names(src), self.target(tgt), self.class_perms(cp));
+                    let cpr = self.class_perms(cp);
+                    let kind_of_target = cpr.map(|(c, _)| c.target_kind());
+                    let (subjects, tset) = (self.names_of_kind(src, Some(Kind::Domain)), self.target(tgt, kind_of_target));
                     let (Some(subjects), Some(tset), Some((c, bits))) = (subjects, tset, cpr) else { continue };
                     if !self.check_subjects(src, &subjects) || !self.check_kinds(tgt, &tset, &subjects, c) {
                         continue;
@@ -663,12 +697,20 @@ impl Resolver {
                         self.errors.push(d);
                         continue;
                     };
-                    let (Some(subjects), Some(tset)) = (self.names(src), self.target(tgt)) else { continue };
+                    let body = self.m.roles[ri].body.clone();
+                    let first_kind = body.first().map(|(c, _, _)| c.target_kind());
+                    let subjects = self.names_of_kind(src, Some(Kind::Domain));
+                    let (Some(subjects), Some(mut tset)) = (subjects, self.target(tgt, first_kind)) else { continue };
                     if !self.check_subjects(src, &subjects) {
                         continue;
                     }
-                    let body = self.m.roles[ri].body.clone();
                     for (c, bits, line) in body {
+                        if Some(c.target_kind()) != first_kind {
+                            // `*` means the types this line's class applies to; names resolved
+                            // without error above, so this cannot fail.
+                            let Some(t) = self.target(tgt, Some(c.target_kind())) else { break };
+                            tset = t;
+                        }
                         if !self.check_kinds(tgt, &tset, &subjects, c) {
                             break;
                         }
@@ -728,7 +770,7 @@ impl Resolver {
                         self.dup("conflict set", name, &o);
                         continue;
                     }
-                    let Some(ms) = self.names(members) else { continue };
+                    let Some(ms) = self.names_of_kind(members, Some(Kind::Domain)) else { continue };
                     let mut bad = false;
                     for &t in &ms {
                         let td = &self.m.types[t as usize];
@@ -766,7 +808,8 @@ impl Resolver {
                     }
                 }
                 Stmt::NoFlow { from, to, excluding } => {
-                    let (f, t, x) = (self.names(from), self.names(to), self.names(excluding));
+                    let (f, t, x) =
+                        (self.names_of_kind(from, None), self.names_of_kind(to, None), self.names_of_kind(excluding, None));
                     let (Some(from), Some(to), Some(excluding)) = (f, t, x) else { continue };
                     self.m.noflows.push(NoFlow {
                         from,
@@ -777,7 +820,9 @@ impl Resolver {
                     });
                 }
                 Stmt::Expect { allow, src, tgt, cp } => {
-                    let (subjects, tset, cpr) = (self.names(src), self.target(tgt), self.class_perms(cp));
+                    let cpr = self.class_perms(cp);
+                    let kind_of_target = cpr.map(|(c, _)| c.target_kind());
+                    let (subjects, tset) = (self.names_of_kind(src, Some(Kind::Domain)), self.target(tgt, kind_of_target));
                     let (Some(subjects), Some(tset), Some((c, bits))) = (subjects, tset, cpr) else { continue };
                     if !self.check_kinds(tgt, &tset, &subjects, c) {
                         continue;

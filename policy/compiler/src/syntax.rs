@@ -20,6 +20,14 @@ pub(crate) enum Tok {
     RParen,
     Arrow,
     Star,
+    /// `-` before a name in a type set: set difference.
+    Minus,
+    /// `~`: complement of a type set.
+    Tilde,
+    /// `!`: negation of a boolean in `if (!name)`.
+    Bang,
+    /// `=` in `bool name = true;`.
+    Eq,
     Eof,
 }
 
@@ -36,6 +44,10 @@ impl Tok {
             Tok::RParen => "`)`".into(),
             Tok::Arrow => "`->`".into(),
             Tok::Star => "`*`".into(),
+            Tok::Minus => "`-`".into(),
+            Tok::Tilde => "`~`".into(),
+            Tok::Bang => "`!`".into(),
+            Tok::Eq => "`=`".into(),
             Tok::Eof => "end of file".into(),
         }
     }
@@ -106,6 +118,10 @@ pub(crate) fn lex(src: &str) -> Result<(Vec<Token>, Vec<Comment>), Diagnostic> {
                 i += 1;
                 Tok::Arrow
             }
+            '-' => Tok::Minus,
+            '~' => Tok::Tilde,
+            '!' => Tok::Bang,
+            '=' => Tok::Eq,
             c if is_ident(c) => {
                 let end = src[i..].find(|ch: char| !is_ident(ch)).map_or(src.len(), |n| i + n);
                 let t = Tok::Ident(src[i..end].to_string());
@@ -191,6 +207,10 @@ pub(crate) enum Stmt {
     Expect { allow: bool, src: Vec<Name>, tgt: Target, cp: ClassPerms },
     Template { name: Name, params: Vec<Name>, body: Vec<Token> },
     Use { name: Name, args: Vec<Name> },
+    /// `bool NAME = true|false;`: a compile-time switch (`-D NAME=...` overrides the value).
+    Bool { name: Name, value: Name },
+    /// `if ([!]NAME) { ... } [else { ... }]`: chosen at compile time; the policy stays fixed.
+    If { negated: bool, cond: Name, then: Vec<Item>, otherwise: Option<(Origin, Vec<Item>)> },
 }
 
 /// A statement with its whole-statement origin.
@@ -222,6 +242,8 @@ const KEYWORDS: &[&str] = &[
     "expect",
     "template",
     "use",
+    "bool",
+    "if",
 ];
 
 impl Parser<'_> {
@@ -322,6 +344,90 @@ impl Parser<'_> {
         }
     }
 
+    /// A type set: `NAME`, `*` (every type), `~SET` (every type not in it), or
+    /// `{ ELEM ... }` where an element is a name, `*`, or `-NAME` (removed from the union of
+    /// the others). Kept as names: `*`, and `-` glued to the name it removes; `~x` is written
+    /// canonically as `{ * -x }`.
+    fn type_set(&mut self, what: &str) -> PResult<Vec<Name>> {
+        match self.peek().tok {
+            Tok::Star => {
+                let t = self.bump();
+                Ok(vec![Name { text: "*".into(), origin: t.origin }])
+            }
+            Tok::Tilde => {
+                let t = self.bump();
+                let inner = self.type_set(what)?;
+                let mut v = vec![Name { text: "*".into(), origin: t.origin }];
+                for n in inner {
+                    if n.text == "*" {
+                        return Err(Diagnostic::error(Code::E0001, "`~*` is the empty set", n.origin, "complement of everything"));
+                    }
+                    if n.text.starts_with('-') {
+                        return Err(Diagnostic::error(
+                            Code::E0001,
+                            "`-` inside `~{ ... }` is not supported",
+                            n.origin,
+                            "difference inside a complement",
+                        )
+                        .with_help("write the set out: `~{ a -b }` is `{ * -a b }`"));
+                    }
+                    v.push(Name { text: format!("-{}", n.text), origin: n.origin });
+                }
+                Ok(v)
+            }
+            Tok::LBrace => {
+                let open = self.bump();
+                let mut v = Vec::new();
+                loop {
+                    match self.peek().tok {
+                        Tok::RBrace => {
+                            self.bump();
+                            break;
+                        }
+                        Tok::Comma => {
+                            self.bump();
+                        }
+                        Tok::Star => {
+                            let t = self.bump();
+                            v.push(Name { text: "*".into(), origin: t.origin });
+                        }
+                        Tok::Minus => {
+                            let m = self.bump();
+                            let n = self.name(what)?;
+                            let origin = Origin { span: m.origin.span.start..n.origin.span.end, chain: n.origin.chain };
+                            v.push(Name { text: format!("-{}", n.text), origin });
+                        }
+                        Tok::Ident(_) => v.push(self.name(what)?),
+                        _ => {
+                            return Err(self
+                                .unexpected(&format!("{what}, `*`, `-NAME` or `}}`"))
+                                .with_label(open.origin, "list opened here"));
+                        }
+                    }
+                }
+                if v.is_empty() {
+                    return Err(Diagnostic::error(
+                        Code::E0001,
+                        format!("empty list of {what}s"),
+                        open.origin,
+                        "nothing in here",
+                    ));
+                }
+                if v.iter().all(|n| n.text.starts_with('-')) {
+                    return Err(Diagnostic::error(
+                        Code::E0001,
+                        "a type set of only removals is empty",
+                        open.origin,
+                        "nothing to remove from",
+                    )
+                    .with_help("start from `*` or an attribute: `{ * -dom0_t }`"));
+                }
+                Ok(v)
+            }
+            _ => Ok(vec![self.name(what)?]),
+        }
+    }
+
     fn target(&mut self) -> PResult<Target> {
         if let Tok::Ident(s) = &self.peek().tok {
             if s == "self" {
@@ -331,7 +437,7 @@ impl Parser<'_> {
                 return Ok(Target::Other(self.bump().origin));
             }
         }
-        Ok(Target::Names(self.name_list("target type or attribute")?))
+        Ok(Target::Names(self.type_set("target type or attribute")?))
     }
 
     fn class_perms(&mut self) -> PResult<ClassPerms> {
@@ -342,6 +448,22 @@ impl Parser<'_> {
             Perms::List(self.name_list("permission")?)
         };
         Ok(ClassPerms { class, perms })
+    }
+
+    /// `{ ITEM ... }` of an `if` branch; returns the items and the closing brace.
+    fn block_items(&mut self) -> PResult<(Vec<Item>, Origin)> {
+        let open = self.expect(Tok::LBrace, "`{`")?;
+        let mut items = Vec::new();
+        loop {
+            match self.peek().tok {
+                Tok::RBrace => return Ok((items, self.bump().origin)),
+                Tok::Eof => {
+                    return Err(Diagnostic::error(Code::E0001, "unclosed `if` block", open.origin, "opened here")
+                        .with_help("add the missing `}`"));
+                }
+                _ => items.push(self.item()?),
+            }
+        }
     }
 
     fn comma_names(&mut self, what: &str, end: &Tok) -> PResult<Vec<Name>> {
@@ -404,7 +526,7 @@ impl Parser<'_> {
                         }
                     }
                 };
-                let src = self.name_list("source type or attribute")?;
+                let src = self.type_set("source type or attribute")?;
                 let tgt = self.target()?;
                 self.expect(Tok::Colon, "`:` and a class")?;
                 let cp = self.class_perms()?;
@@ -432,7 +554,7 @@ impl Parser<'_> {
                 self.bump();
                 let role = self.name("role name")?;
                 self.keyword("to")?;
-                let src = self.name_list("type or attribute")?;
+                let src = self.type_set("type or attribute")?;
                 self.keyword("over")?;
                 let tgt = self.target()?;
                 Stmt::Grant { role, src, tgt }
@@ -447,19 +569,19 @@ impl Parser<'_> {
             "conflict" => {
                 self.bump();
                 let name = self.name("conflict set name")?;
-                let members = self.name_list("type or attribute")?;
+                let members = self.type_set("type or attribute")?;
                 Stmt::Conflict { name, members }
             }
             "assert" => {
                 self.bump();
                 self.keyword("noflow")?;
-                let from = self.name_list("type or attribute")?;
+                let from = self.type_set("type or attribute")?;
                 self.expect(Tok::Arrow, "`->`")?;
-                let to = self.name_list("type or attribute")?;
+                let to = self.type_set("type or attribute")?;
                 let mut excluding = Vec::new();
                 if matches!(&self.peek().tok, Tok::Ident(s) if s == "excluding") {
                     self.bump();
-                    excluding = self.name_list("type or attribute")?;
+                    excluding = self.type_set("type or attribute")?;
                 }
                 Stmt::NoFlow { from, to, excluding }
             }
@@ -498,6 +620,46 @@ impl Parser<'_> {
                     }
                     body.push(t);
                 }
+            }
+            "bool" => {
+                self.bump();
+                let name = self.name("boolean name")?;
+                self.expect(Tok::Eq, "`=` and `true` or `false`")?;
+                let value = self.name("`true` or `false`")?;
+                if !matches!(value.text.as_str(), "true" | "false") {
+                    return Err(Diagnostic::error(
+                        Code::E0001,
+                        format!("a boolean is `true` or `false`, not `{}`", value.text),
+                        value.origin,
+                        "not a boolean value",
+                    ));
+                }
+                Stmt::Bool { name, value }
+            }
+            "if" => {
+                self.bump();
+                self.expect(Tok::LParen, "`(`")?;
+                let negated = self.peek().tok == Tok::Bang;
+                if negated {
+                    self.bump();
+                }
+                let cond = self.name("boolean name")?;
+                if matches!(self.peek().tok, Tok::Ident(_)) || matches!(&self.peek().tok, Tok::Bang | Tok::Eq) {
+                    return Err(self
+                        .unexpected("`)`")
+                        .with_help("conditions are one boolean, `(name)` or `(!name)`: nest `if`s for `&&`"));
+                }
+                self.expect(Tok::RParen, "`)`")?;
+                let (then, close) = self.block_items()?;
+                let mut end = close;
+                let mut otherwise = None;
+                if matches!(&self.peek().tok, Tok::Ident(s) if s == "else") {
+                    let e = self.bump();
+                    let (items, close) = self.block_items()?;
+                    end = close;
+                    otherwise = Some((e.origin, items));
+                }
+                return Ok(Item { stmt: Stmt::If { negated, cond, then, otherwise }, origin: join(&first.origin, &end) });
             }
             "use" => {
                 self.bump();
@@ -552,9 +714,45 @@ pub(crate) fn parse(src: &str) -> Result<(Vec<Item>, Vec<Comment>), Diagnostic> 
 const MAX_DEPTH: usize = 16;
 const MAX_ITEMS: usize = 1 << 20;
 
-/// Parses and expands every `use` of a template; templates may be defined anywhere in the file.
-pub(crate) fn parse_expanded(src: &str) -> Result<Vec<Item>, Diagnostic> {
+/// Parses and expands every `use` of a template (templates may be defined anywhere in the
+/// file) and every `if` (booleans are declared at the top level; `defines` override them).
+pub(crate) fn parse_expanded(src: &str, defines: &[(String, bool)]) -> Result<Vec<Item>, Diagnostic> {
     let (items, _) = parse(src)?;
+    let mut bools: HashMap<String, (bool, Origin)> = HashMap::new();
+    for it in &items {
+        if let Stmt::Bool { name, value } = &it.stmt {
+            if let Some((_, prev)) = bools.get(&name.text) {
+                return Err(Diagnostic::error(
+                    Code::E0010,
+                    format!("boolean `{}` is declared twice", name.text),
+                    name.origin.clone(),
+                    "second declaration",
+                )
+                .with_label(prev.clone(), "first declaration"));
+            }
+            bools.insert(name.text.clone(), (value.text == "true", name.origin.clone()));
+        }
+    }
+    for (name, value) in defines {
+        match bools.get_mut(name) {
+            Some(b) => b.0 = *value,
+            None => {
+                let mut d = Diagnostic::error(
+                    Code::E0002,
+                    format!("`-D {name}`: the policy declares no boolean `{name}`"),
+                    Origin::plain(0..0),
+                    "in this policy",
+                );
+                if let Some(s) = crate::diag::suggest(name, bools.keys().map(String::as_str)) {
+                    d = d.with_help(format!("did you mean `{s}`?"));
+                } else {
+                    d = d.with_help(format!("declare it: `bool {name} = false;`"));
+                }
+                return Err(d);
+            }
+        }
+    }
+    let bools: HashMap<String, bool> = bools.into_iter().map(|(k, (v, _))| (k, v)).collect();
     let mut templates: HashMap<String, (Vec<Name>, Vec<Token>, Origin)> = HashMap::new();
     for it in &items {
         if let Stmt::Template { name, params, body } = &it.stmt {
@@ -590,18 +788,47 @@ pub(crate) fn parse_expanded(src: &str) -> Result<Vec<Item>, Diagnostic> {
         }
     }
     let mut out = Vec::new();
-    expand_into(items, &templates, &Rc::new(Vec::new()), &mut out)?;
+    expand_into(items, &Scope { templates: &templates, bools: &bools }, &Rc::new(Vec::new()), &mut out)?;
     Ok(out)
 }
 
-fn expand_into(
-    items: Vec<Item>,
-    templates: &HashMap<String, (Vec<Name>, Vec<Token>, Origin)>,
-    chain: &Rc<Vec<Frame>>,
-    out: &mut Vec<Item>,
-) -> Result<(), Diagnostic> {
+/// What expansion looks names up in.
+struct Scope<'a> {
+    templates: &'a HashMap<String, (Vec<Name>, Vec<Token>, Origin)>,
+    bools: &'a HashMap<String, bool>,
+}
+
+fn expand_into(items: Vec<Item>, scope: &Scope<'_>, chain: &Rc<Vec<Frame>>, out: &mut Vec<Item>) -> Result<(), Diagnostic> {
+    let templates = scope.templates;
     for it in items {
         match it.stmt {
+            Stmt::Bool { ref name, .. } if !chain.is_empty() => {
+                return Err(Diagnostic::error(
+                    Code::E0007,
+                    "booleans are declared at the top level, not inside templates",
+                    name.origin.clone(),
+                    "inside a template",
+                ));
+            }
+            Stmt::Bool { .. } => {}
+            Stmt::If { negated, cond, then, otherwise } => {
+                let Some(&v) = scope.bools.get(&cond.text) else {
+                    let mut d = Diagnostic::error(
+                        Code::E0002,
+                        format!("unknown boolean `{}`", cond.text),
+                        cond.origin.clone(),
+                        "not declared",
+                    );
+                    if let Some(s) = crate::diag::suggest(&cond.text, scope.bools.keys().map(String::as_str)) {
+                        d = d.with_help(format!("did you mean `{s}`?"));
+                    } else {
+                        d = d.with_help(format!("declare it at the top level: `bool {} = false;`", cond.text));
+                    }
+                    return Err(d);
+                };
+                let chosen = if v != negated { then } else { otherwise.map(|(_, items)| items).unwrap_or_default() };
+                expand_into(chosen, scope, chain, out)?;
+            }
             Stmt::Template { ref name, .. } if !chain.is_empty() => {
                 return Err(Diagnostic::error(
                     Code::E0007,
@@ -670,7 +897,7 @@ fn expand_into(
                         "expands to over a million statements",
                     ));
                 }
-                expand_into(sub, templates, &inner, out)?;
+                expand_into(sub, scope, &inner, out)?;
             }
             _ => {
                 for n in names_of(&it.stmt) {
@@ -772,6 +999,11 @@ pub(crate) fn names_of(s: &Stmt) -> Vec<&Name> {
             v.extend(excluding.iter());
         }
         Stmt::Template { name, .. } | Stmt::Use { name, .. } => v.push(name),
+        Stmt::Bool { name, value } => {
+            v.push(name);
+            v.push(value);
+        }
+        Stmt::If { cond, .. } => v.push(cond),
     }
     v
 }

@@ -16,7 +16,25 @@ use serde_json::{Value, json};
 use warden_policy_compiler::check::{expectation_diag, expectations};
 use warden_policy_compiler::diag::{render, to_json};
 use warden_policy_compiler::query::{self, Filter, QueryError};
-use warden_policy_compiler::{Compiled, Diagnostic, compile, format_source};
+use warden_policy_compiler::{Compiled, Diagnostic, Options, compile_defined, format_source};
+
+/// The `-D` values of this run, set once in `main` before any policy is compiled.
+static DEFINES: std::sync::OnceLock<Vec<(String, bool)>> = std::sync::OnceLock::new();
+
+/// Compiles with the booleans given by `-D`.
+pub(crate) fn compile(src: &str) -> Result<Compiled, Vec<Diagnostic>> {
+    compile_defined(src, Options { lints: true }, DEFINES.get().map_or(&[], Vec::as_slice))
+}
+
+fn parse_define(s: &str) -> Result<(String, bool), String> {
+    let (name, value) = s.split_once('=').ok_or_else(|| format!("`{s}`: expected NAME=true or NAME=false"))?;
+    let value = match value {
+        "true" | "1" => true,
+        "false" | "0" => false,
+        v => return Err(format!("`{v}`: a boolean is true, false, 1 or 0")),
+    };
+    Ok((name.to_string(), value))
+}
 
 mod audit;
 
@@ -26,6 +44,10 @@ struct Cli {
     /// Output format of every command.
     #[arg(long, value_enum, default_value_t = Format::Text, global = true)]
     format: Format,
+    /// Set a policy boolean for this run: `-D name=true` (or `false`, `1`, `0`), overriding
+    /// its `bool name = ...;` declaration (repeatable).
+    #[arg(short = 'D', long = "define", value_name = "NAME=VALUE", value_parser = parse_define, global = true)]
+    defines: Vec<(String, bool)>,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -136,6 +158,7 @@ enum Outcome {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let _ = DEFINES.set(cli.defines.clone());
     match run(&cli) {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,
         Ok(Outcome::PolicyFailed) => ExitCode::from(1),
