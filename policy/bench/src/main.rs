@@ -185,7 +185,7 @@ struct Row {
 
 fn bench_size(n: usize) -> Row {
     let g = generate(n);
-    let c = warden_policy_compiler::compile_with(&g.wpol, warden_policy_compiler::Options { lints: false })
+    let c = warden_policy_compiler::compile_with(&g.wpol, warden_policy_compiler::Options { lints: false, verbose: false })
         .unwrap_or_else(|e| {
             panic!(
                 "generated policy does not compile: {}",

@@ -55,7 +55,7 @@ pub(crate) fn hypervisor_label(m: &Model, out: &mut Vec<Diagnostic>) {
 }
 
 /// neverallow: every expanded neverallow triple against the allowed vectors.
-pub(crate) fn neverallow(m: &Model, out: &mut Vec<Diagnostic>) {
+pub(crate) fn neverallow(m: &Model, verbose: bool, out: &mut Vec<Diagnostic>) {
     // One diagnostic per neverallow rule, naming the first few violating grants.
     let mut by_rule: HashMap<usize, Vec<(u32, u32, Class, u64)>> = HashMap::new();
     for &(r, s, t, c, p) in &m.neverallows {
@@ -97,8 +97,18 @@ pub(crate) fn neverallow(m: &Model, out: &mut Vec<Diagnostic>) {
                 }
             }
         }
-        if hits.len() > 1 {
-            d = d.with_note(format!("{} more violation(s) of this neverallow", hits.len() - 1));
+        if hits.len() > 1 && verbose {
+            for &(s, t, c, bad) in &hits[1..] {
+                d = d.with_note(format!(
+                    "also violated: `{}` is allowed `{}` {} on `{}`",
+                    m.name(s),
+                    c.name(),
+                    perms_text(c, bad),
+                    m.name(t)
+                ));
+            }
+        } else if hits.len() > 1 {
+            d = d.with_note(format!("{} more violation(s) of this neverallow (`--verbose` lists them)", hits.len() - 1));
         }
         d = d.with_help("neverallow cannot be switched off: remove or narrow the allow, or reconsider the neverallow");
         out.push(d);
@@ -202,7 +212,14 @@ pub fn expectation_diag(m: &Model, r: &ExpectResult, class: Class, allow: bool) 
     if !allow && let Some(e) = m.av.get(&(s, t, class)) {
         for &(gr, bits) in &e.why {
             if bits & bad != 0 && m.rules[gr].kind == RuleKindPub::Allow {
-                d = d.with_label(m.rules[gr].origin.clone(), "granted here");
+                match &m.rules[gr].via {
+                    RuleOrigin::Plain => d = d.with_label(m.rules[gr].origin.clone(), "granted here"),
+                    RuleOrigin::Role { role, line } => {
+                        d = d
+                            .with_label(m.rules[gr].origin.clone(), format!("granted here through role `{role}`"))
+                            .with_label(line.clone(), "role line");
+                    }
+                }
             }
         }
     }

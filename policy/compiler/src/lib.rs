@@ -10,6 +10,7 @@
 
 pub mod check;
 pub mod diag;
+mod flask;
 pub mod flow;
 pub mod model;
 mod print;
@@ -41,6 +42,8 @@ pub struct Compiled {
 pub struct Options {
     /// Run the lints (they cost a pass over the policy).
     pub lints: bool,
+    /// List every violation of a neverallow, not only the first.
+    pub verbose: bool,
 }
 
 /// Compiles source text with lints on.
@@ -48,7 +51,7 @@ pub struct Options {
 /// # Errors
 /// Every error found (syntax errors stop at the first; resolution errors are collected).
 pub fn compile(src: &str) -> Result<Compiled, Vec<Diagnostic>> {
-    compile_with(src, Options { lints: true })
+    compile_with(src, Options { lints: true, verbose: false })
 }
 
 /// Compiles source text.
@@ -70,7 +73,7 @@ pub fn compile_defined(src: &str, opts: Options, defines: &[(String, bool)]) -> 
     let graph = flow::Graph::new(&model);
     let mut errors = Vec::new();
     check::hypervisor_label(&model, &mut errors);
-    check::neverallow(&model, &mut errors);
+    check::neverallow(&model, opts.verbose, &mut errors);
     check::noflow(&model, &graph, &mut errors);
     if !errors.is_empty() {
         return Err(errors);

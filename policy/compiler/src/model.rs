@@ -247,6 +247,28 @@ pub(crate) fn build(items: &[Item]) -> Result<Model, Vec<Diagnostic>> {
 
 impl Resolver {
     fn dup(&mut self, what: &str, n: &Name, prev: &Origin) {
+        // Two uses of one template declare the same name from the same line of its body:
+        // point at the two uses, not twice at that line.
+        if n.origin.span == prev.span
+            && let (Some(second), Some(first)) = (n.origin.chain.first(), prev.chain.first())
+        {
+            let at = |o: &Origin, f: &crate::diag::Frame| Origin {
+                span: f.use_span.clone(),
+                chain: std::rc::Rc::new(o.chain[1..].to_vec()),
+            };
+            self.errors.push(
+                Diagnostic::error(
+                    Code::E0010,
+                    format!("{what} `{}` is defined more than once", n.text),
+                    at(&n.origin, second),
+                    format!("this use of template `{}` declares `{}` again", second.template, n.text),
+                )
+                .with_label(at(prev, first), format!("this use of template `{}` declared it first", first.template))
+                .with_label(Origin::plain(n.origin.span.clone()), "declared by this line of the template")
+                .with_help("give the uses different arguments, or move the declaration out of the template"),
+            );
+            return;
+        }
         self.errors.push(
             Diagnostic::error(
                 Code::E0010,
@@ -505,7 +527,14 @@ impl Resolver {
                     format!("unknown type or attribute `{}`", n.text)
                 };
                 let code = if matches!(n.text.as_str(), "self" | "other") { Code::E0013 } else { Code::E0002 };
-                let mut d = Diagnostic::error(code, msg, n.origin.clone(), "not declared");
+                let label = if code == Code::E0013 { "stands for the subject, not a type" } else { "not declared" };
+                let mut d = Diagnostic::error(code, msg, n.origin.clone(), label);
+                if code == Code::E0013 {
+                    d = d.with_help(format!(
+                        "`{}` is the whole target: `allow guests {}: evtchn send;`, not inside a list or as a source",
+                        n.text, n.text
+                    ));
+                }
                 if code == Code::E0002 {
                     if let Some(s) = suggest(&n.text, self.m.all_names()) {
                         d = d.with_help(format!("did you mean `{s}`?"));

@@ -128,20 +128,47 @@ pub(crate) fn lex(src: &str) -> Result<(Vec<Token>, Vec<Comment>), Diagnostic> {
                 i = end - 1;
                 t
             }
-            other => {
-                return Err(Diagnostic::error(
-                    Code::E0001,
-                    format!("unexpected character `{}`", other.escape_debug()),
-                    Origin::plain(start..start + other.len_utf8()),
-                    "not part of the policy language",
-                ));
-            }
+            other => return Err(odd_character(&toks, other, start)),
         };
         i += 1;
         toks.push(Token { tok, origin: Origin::plain(start..i) });
     }
     toks.push(Token { tok: Tok::Eof, origin: Origin::plain(src.len()..src.len()) });
     Ok((toks, comments))
+}
+
+/// The error for a character the language does not use. A newcomer from SELinux/FLASK meets
+/// this inside a construct Warden does not have (`constrain ... (u1 == u2)`, `if (a && b)`, m4
+/// quotes): name the construct and what to write instead, not just the character.
+fn odd_character(toks: &[Token], c: char, at: usize) -> Diagnostic {
+    let here = Origin::plain(at..at + c.len_utf8());
+    let stmt_start = toks.iter().rposition(|t| matches!(t.tok, Tok::Semi | Tok::RBrace | Tok::LBrace)).map_or(0, |i| i + 1);
+    let first = toks.get(stmt_start).and_then(|t| match &t.tok {
+        Tok::Ident(s) => Some((s.as_str(), t.origin.clone())),
+        _ => None,
+    });
+    if let Some((kw, origin)) = &first
+        && let Some(a) = crate::flask::advice(kw)
+    {
+        return Diagnostic::error(Code::E0001, a.message, origin.clone(), "not a Warden statement")
+            .with_label(here, "the parser stopped here")
+            .with_help(a.help);
+    }
+    if matches!(first, Some(("if", _))) && matches!(c, '&' | '|' | '=' | '^') {
+        return Diagnostic::error(Code::E0001, "conditions are one boolean", here, "operators are not supported")
+            .with_help("write `if (name)` or `if (!name)`; nest `if`s for `&&`, repeat the block for `||`");
+    }
+    if matches!(c, '`' | '\'') {
+        let a = crate::flask::advice("define").map_or("", |a| a.help);
+        return Diagnostic::error(Code::E0001, "m4 quoting is not part of the policy language", here, "m4 quote")
+            .with_help(a);
+    }
+    Diagnostic::error(
+        Code::E0001,
+        format!("unexpected character `{}`", c.escape_debug()),
+        here,
+        "not part of the policy language",
+    )
 }
 
 /// A name as written, with where it was written.
@@ -538,6 +565,16 @@ impl Parser<'_> {
             "role" => {
                 self.bump();
                 let name = self.name("role name")?;
+                if self.peek().tok == Tok::Semi || matches!(&self.peek().tok, Tok::Ident(s) if s == "types") {
+                    return Err(Diagnostic::error(
+                        Code::E0001,
+                        "SELinux roles (`role r;`, `role r types t;`) are not Warden roles",
+                        join(&first.origin, &name.origin),
+                        "a SELinux role",
+                    )
+                    .with_note("a Warden role is a named bundle of permissions: `role lifecycle { domain { pause unpause }; }`, given with `grant lifecycle to mgmt_t over guests;`")
+                    .with_help("drop SELinux role declarations: Warden labels are types only; Xen's per-user `vm_r` roles become an attribute per user"));
+                }
                 self.expect(Tok::LBrace, "`{`")?;
                 let mut body = Vec::new();
                 while self.peek().tok != Tok::RBrace {
@@ -624,6 +661,11 @@ impl Parser<'_> {
             "bool" => {
                 self.bump();
                 let name = self.name("boolean name")?;
+                if matches!(&self.peek().tok, Tok::Ident(v) if v == "true" || v == "false") {
+                    return Err(self
+                        .unexpected("`=`")
+                        .with_help(format!("Warden writes `bool {} = {};` (SELinux's form has no `=`)", name.text, tok_name(&self.peek().tok))));
+                }
                 self.expect(Tok::Eq, "`=` and `true` or `false`")?;
                 let value = self.name("`true` or `false`")?;
                 if !matches!(value.text.as_str(), "true" | "false") {
@@ -670,6 +712,10 @@ impl Parser<'_> {
                 Stmt::Use { name, args }
             }
             _ => {
+                if let Some(a) = crate::flask::advice(&kw) {
+                    return Err(Diagnostic::error(Code::E0001, a.message, first.origin.clone(), "not a Warden statement")
+                        .with_help(a.help));
+                }
                 let mut d = Diagnostic::error(
                     Code::E0001,
                     format!("unknown statement `{kw}`"),
@@ -692,6 +738,13 @@ fn join(a: &Origin, b: &Origin) -> Origin {
         Origin { span: a.span.start..b.span.end.max(a.span.start), chain: a.chain.clone() }
     } else {
         a.clone()
+    }
+}
+
+fn tok_name(t: &Tok) -> &str {
+    match t {
+        Tok::Ident(s) => s,
+        _ => "",
     }
 }
 

@@ -99,7 +99,7 @@ fn set_operations_and_conditionals_decide_in_the_engine() {
     for (what, rules, defines, checks) in CASES {
         let src = format!("{BASE}{rules}");
         let defines: Vec<(String, bool)> = defines.iter().map(|(n, v)| (n.to_string(), *v)).collect();
-        let c = compile_defined(&src, Options { lints: false }, &defines)
+        let c = compile_defined(&src, Options { lints: false, verbose: false }, &defines)
             .unwrap_or_else(|e| panic!("{what}: {}", warden_policy_compiler::diag::render("t.wpol", &src, &e)));
         let bin = c.to_binary();
         let p = Policy::load(&bin).unwrap();
@@ -111,7 +111,7 @@ fn set_operations_and_conditionals_decide_in_the_engine() {
         }
         // Formatting keeps the meaning (the canonical form of `~x` is `{ * -x }`).
         let again = warden_policy_compiler::format_source(&src).unwrap();
-        let c2 = compile_defined(&again, Options { lints: false }, &defines).unwrap();
+        let c2 = compile_defined(&again, Options { lints: false, verbose: false }, &defines).unwrap();
         let (mut a, mut b) = (c.image(), c2.image());
         (a.source_hash, b.source_hash) = ([0; 32], [0; 32]);
         assert_eq!(warden_policy::encode::encode(&a), warden_policy::encode::encode(&b), "{what}: fmt changed meaning");
@@ -121,8 +121,8 @@ fn set_operations_and_conditionals_decide_in_the_engine() {
 #[test]
 fn defines_are_part_of_the_measured_identity() {
     let src = format!("{BASE}bool x = false;\nif (x) {{ allow dom0_t g1_t: domain pause; }}\n");
-    let a = compile_defined(&src, Options { lints: false }, &[]).unwrap();
-    let b = compile_defined(&src, Options { lints: false }, &[("x".into(), false)]).unwrap();
+    let a = compile_defined(&src, Options { lints: false, verbose: false }, &[]).unwrap();
+    let b = compile_defined(&src, Options { lints: false, verbose: false }, &[("x".into(), false)]).unwrap();
     assert_ne!(a.source_hash, b.source_hash, "the -D values are hashed with the source");
 }
 
@@ -144,7 +144,7 @@ fn set_and_conditional_errors_are_explained() {
     for (what, rules, defines, code, text) in ERRORS {
         let src = format!("{BASE}{rules}");
         let defines: Vec<(String, bool)> = defines.iter().map(|(n, v)| (n.to_string(), *v)).collect();
-        let e = compile_defined(&src, Options { lints: false }, &defines).err().unwrap_or_else(|| panic!("{what}: compiled"));
+        let e = compile_defined(&src, Options { lints: false, verbose: false }, &defines).err().unwrap_or_else(|| panic!("{what}: compiled"));
         let shown = warden_policy_compiler::diag::render("t.wpol", &src, &e);
         assert!(e.iter().any(|d| d.code == *code), "{what}: wanted {code:?}\n{shown}");
         assert!(shown.contains(text), "{what}: `{text}` missing\n{shown}");

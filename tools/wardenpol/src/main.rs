@@ -18,12 +18,13 @@ use warden_policy_compiler::diag::{render, to_json};
 use warden_policy_compiler::query::{self, Filter, QueryError};
 use warden_policy_compiler::{Compiled, Diagnostic, Options, compile_defined, format_source};
 
-/// The `-D` values of this run, set once in `main` before any policy is compiled.
-static DEFINES: std::sync::OnceLock<Vec<(String, bool)>> = std::sync::OnceLock::new();
+/// The `-D` values and `--verbose` of this run, set once in `main` before any policy is compiled.
+static SETTINGS: std::sync::OnceLock<(Vec<(String, bool)>, bool)> = std::sync::OnceLock::new();
 
 /// Compiles with the booleans given by `-D`.
 pub(crate) fn compile(src: &str) -> Result<Compiled, Vec<Diagnostic>> {
-    compile_defined(src, Options { lints: true }, DEFINES.get().map_or(&[], Vec::as_slice))
+    let (defines, verbose) = SETTINGS.get().map_or((&[][..], false), |(d, v)| (d.as_slice(), *v));
+    compile_defined(src, Options { lints: true, verbose }, defines)
 }
 
 fn parse_define(s: &str) -> Result<(String, bool), String> {
@@ -48,6 +49,9 @@ struct Cli {
     /// its `bool name = ...;` declaration (repeatable).
     #[arg(short = 'D', long = "define", value_name = "NAME=VALUE", value_parser = parse_define, global = true)]
     defines: Vec<(String, bool)>,
+    /// List every violation of each neverallow, not only the first.
+    #[arg(short, long, global = true)]
+    verbose: bool,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -144,10 +148,19 @@ enum ToolError {
     Write { path: PathBuf, source: std::io::Error },
     #[error("{0}")]
     Query(#[from] QueryError),
-    #[error("{path}: not a loadable policy: {err}")]
+    #[error("{path}: not a loadable policy: {err}{}", source_hint(path, err))]
     Load { path: PathBuf, err: warden_policy::LoadError },
     #[error("graphviz `dot` failed or is not installed: {0}")]
     Graphviz(String),
+}
+
+/// A policy source given where a compiled binary is expected: say how to get the binary.
+fn source_hint(path: &Path, err: &warden_policy::LoadError) -> String {
+    if *err == warden_policy::LoadError::BadMagic && path.extension().is_some_and(|e| e == "wpol") {
+        format!(" (this is policy source: compile it first, `wardenpol compile {} -o POLICY.bin`)", path.display())
+    } else {
+        String::new()
+    }
 }
 
 /// What a command produced: exit status 0 or 1.
@@ -158,7 +171,7 @@ enum Outcome {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let _ = DEFINES.set(cli.defines.clone());
+    let _ = SETTINGS.set((cli.defines.clone(), cli.verbose));
     match run(&cli) {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,
         Ok(Outcome::PolicyFailed) => ExitCode::from(1),
