@@ -60,6 +60,20 @@ const CASES: &[Case] = &[
         ],
     ),
     (
+        "passthrough: an interrupt line and a device that may be assigned only behind an IOMMU",
+        "type nic_t: device;\ntype nic_irq_t: irq;\ntype legacy_t: device;\n\
+         allow g1_t nic_t: device assign;\nallow g1_t nic_irq_t: irq bind;\n\
+         allow dom0_t legacy_t: device { assign assign_noiommu };\nneverallow guests *: device assign_noiommu;\n",
+        &[],
+        &[
+            ("g1_t", "nic_t", Class::Device, "assign", true),
+            ("g1_t", "nic_t", Class::Device, "assign_noiommu", false),
+            ("g1_t", "nic_irq_t", Class::Irq, "bind", true),
+            ("g2_t", "nic_irq_t", Class::Irq, "bind", false),
+            ("dom0_t", "legacy_t", Class::Device, "assign_noiommu", true),
+        ],
+    ),
+    (
         "`if` takes the declared value",
         "bool locked = false;\nif (locked) { allow dom0_t g1_t: domain pause; } else { allow dom0_t g1_t: domain getinfo; }\n\
          if (!locked) { allow g1_t xen_t: hypervisor console; }\n",
@@ -136,6 +150,14 @@ const ERRORS: &[(&str, &str, &[(&str, bool)], Code, &str)] = &[
     ("boolean twice", "bool a = true;\nbool a = false;\n", &[], Code::E0010, "declared twice"),
     ("boolean value", "bool a = yes;\n", &[], Code::E0001, "`true` or `false`"),
     ("boolean in a template", "template t($x) { bool $x = true; }\nuse t(a);\n", &[], Code::E0007, "top level"),
+    (
+        "a guest given a device without an IOMMU",
+        "type nic_t: device;\nallow g1_t nic_t: device { assign assign_noiommu };\nneverallow guests *: device assign_noiommu;\n",
+        &[],
+        Code::E0020,
+        "`g1_t` is allowed `device` assign_noiommu on `nic_t`",
+    ),
+    ("the retired evtchn kind", "type port_t: evtchn;\n", &[], Code::E0005, "kinds: domain, vtpm"),
     ("`&&` in a condition", "bool a = true;\nif (a && b) { }\n", &[], Code::E0001, "nest `if`s"),
 ];
 
