@@ -32,7 +32,7 @@ fn generate(n: usize) -> Generated {
     for g in 0..groups {
         let _ = writeln!(w, "attribute grp{g};\nattribute gv{g};");
     }
-    w.push_str("type mgmt_t: domain;\n");
+    w.push_str("type xen_t: hypervisor;\ntype mgmt_t: domain;\n");
     let ent = |id: &str, parents: &[String]| {
         serde_json::json!({
             "uid": {"type": "Warden::Type", "id": id}, "attrs": {},

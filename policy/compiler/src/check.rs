@@ -136,7 +136,12 @@ pub fn hop_text(m: &Model, h: &Hop) -> String {
 /// noflow assertions.
 pub(crate) fn noflow(m: &Model, g: &Graph, out: &mut Vec<Diagnostic>) {
     for a in &m.noflows {
-        if let Some(path) = g.shortest_path(m, &a.from, &a.to, &a.excluding) {
+        let path = if a.across {
+            crate::flow::cross_category_path(m, &a.from, &a.to, &a.excluding)
+        } else {
+            g.shortest_path(m, &a.from, &a.to, &a.excluding)
+        };
+        if let Some(path) = path {
             let first = path.first().map_or(0, |h| h.from);
             let last = path.last().map_or(0, |h| h.to);
             let mut d = Diagnostic::error(
@@ -153,7 +158,11 @@ pub(crate) fn noflow(m: &Model, g: &Graph, out: &mut Vec<Diagnostic>) {
             for (i, h) in path.iter().enumerate() {
                 d = d.with_label(m.rules[h.rule].origin.clone(), format!("hop {}: {}", i + 1, hop_text(m, h)));
             }
-            d = d.with_help("remove a permission on the path, or exclude a trusted type with `excluding`");
+            d = d.with_help(if a.across {
+                "remove a permission on the path, `separate` the types it joins, or exclude a trusted type with `excluding`"
+            } else {
+                "remove a permission on the path, or exclude a trusted type with `excluding`"
+            });
             out.push(d);
         }
     }

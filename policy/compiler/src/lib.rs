@@ -127,7 +127,15 @@ impl Compiled {
                 .av
                 .iter()
                 .filter(|(_, e)| e.allow | e.auditallow | e.dontaudit != 0)
-                .map(|(&(s, t, c), e)| (s, t, c, e.allow, e.auditallow, e.dontaudit))
+                .map(|(&(subject, target, class), e)| warden_policy::encode::Av {
+                    subject,
+                    target,
+                    class,
+                    allow: e.allow & !e.same,
+                    allow_same: e.allow & e.same,
+                    auditallow: e.auditallow,
+                    dontaudit: e.dontaudit,
+                })
                 .collect(),
             transitions: m.transitions.iter().map(|t| (t.build, t.run)).collect(),
             conflict_sets: m.conflicts.iter().map(|c| (c.name.clone(), c.members.clone())).collect(),

@@ -112,6 +112,9 @@ pub struct AvEntry {
     pub auditallow: u64,
     /// Denied permissions not to audit.
     pub dontaudit: u64,
+    /// The part of `allow` granted only between domains of one category (subject and target
+    /// both in a `separate` set).
+    pub same: u64,
     /// `(rule index, permissions it contributed)`.
     pub why: Vec<(usize, u64)>,
 }
@@ -125,6 +128,8 @@ pub struct NoFlow {
     pub to: Vec<u32>,
     /// Types paths may not pass through.
     pub excluding: Vec<u32>,
+    /// `across categories`: only flows into another category count.
+    pub across: bool,
     /// Statement.
     pub origin: Origin,
     /// Statement text.
@@ -146,6 +151,15 @@ pub struct Expect {
     pub origin: Origin,
     /// Statement text.
     pub text: String,
+}
+
+/// A `separate SET;` statement.
+#[derive(Debug, Clone)]
+pub struct Separation {
+    /// Members, ascending.
+    pub members: Vec<u32>,
+    /// Statement.
+    pub origin: Origin,
 }
 
 /// A conflict set.
@@ -193,6 +207,8 @@ pub struct Model {
     pub noflows: Vec<NoFlow>,
     /// Expectations.
     pub expects: Vec<Expect>,
+    /// `separate` statements: types whose rules among themselves hold within one category.
+    pub separations: Vec<Separation>,
     /// Names used anywhere other than their declaration (for the unused-type lint).
     pub mentioned: Vec<bool>,
     pub(crate) type_index: HashMap<String, u32>,
@@ -242,6 +258,7 @@ pub(crate) fn build(items: &[Item]) -> Result<Model, Vec<Diagnostic>> {
     let mut r = Resolver { m: Model::default(), errors: Vec::new() };
     r.declare(items);
     r.rules(items);
+    r.separate();
     if r.errors.is_empty() { Ok(r.m) } else { Err(r.errors) }
 }
 
@@ -836,7 +853,24 @@ impl Resolver {
                         });
                     }
                 }
-                Stmt::NoFlow { from, to, excluding } => {
+                Stmt::Separate { members } => {
+                    let Some(ms) = self.names_of_kind(members, Some(Kind::Domain)) else { continue };
+                    if let Some(&t) = ms.iter().find(|&&t| self.m.types[t as usize].kind != Kind::Domain) {
+                        let td = &self.m.types[t as usize];
+                        self.errors.push(
+                            Diagnostic::error(
+                                Code::E0012,
+                                format!("`{}` is a {}: only domains carry a category", td.name, td.kind),
+                                it.origin.clone(),
+                                "separate domains only",
+                            )
+                            .with_label(td.origin.clone(), "declared here"),
+                        );
+                        continue;
+                    }
+                    self.m.separations.push(Separation { members: ms, origin: it.origin.clone() });
+                }
+                Stmt::NoFlow { from, to, excluding, across } => {
                     let (f, t, x) =
                         (self.names_of_kind(from, None), self.names_of_kind(to, None), self.names_of_kind(excluding, None));
                     let (Some(from), Some(to), Some(excluding)) = (f, t, x) else { continue };
@@ -844,6 +878,7 @@ impl Resolver {
                         from,
                         to,
                         excluding,
+                        across: *across,
                         origin: it.origin.clone(),
                         text: crate::print::stmt(&it.stmt),
                     });
@@ -870,6 +905,23 @@ impl Resolver {
                     });
                 }
                 _ => {}
+            }
+        }
+    }
+
+    /// Applies the `separate` statements: what a rule grants between two members of one set
+    /// holds only between domains of one category.
+    fn separate(&mut self) {
+        let n = self.m.types.len();
+        for sep in &self.m.separations {
+            let mut member = vec![false; n];
+            for &t in &sep.members {
+                member[t as usize] = true;
+            }
+            for (&(s, t, _), e) in &mut self.m.av {
+                if member[s as usize] && member[t as usize] {
+                    e.same = e.allow;
+                }
             }
         }
     }

@@ -69,8 +69,12 @@ pub(crate) fn stmt(s: &Stmt) -> String {
             name.text,
             members.iter().map(|n| n.text.as_str()).collect::<Vec<_>>().join(" ")
         ),
-        Stmt::NoFlow { from, to, excluding } => {
+        Stmt::Separate { members } => format!("separate {};", list(members)),
+        Stmt::NoFlow { from, to, excluding, across } => {
             let mut s = format!("assert noflow {} -> {}", list(from), list(to));
+            if *across {
+                s.push_str(" across categories");
+            }
             if !excluding.is_empty() {
                 s.push_str(&format!(" excluding {}", list(excluding)));
             }

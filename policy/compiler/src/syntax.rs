@@ -230,7 +230,9 @@ pub(crate) enum Stmt {
     Grant { role: Name, src: Vec<Name>, tgt: Target },
     Transition { build: Name, run: Name },
     Conflict { name: Name, members: Vec<Name> },
-    NoFlow { from: Vec<Name>, to: Vec<Name>, excluding: Vec<Name> },
+    NoFlow { from: Vec<Name>, to: Vec<Name>, excluding: Vec<Name>, across: bool },
+    /// `separate SET;`: rules among the members hold only within one category.
+    Separate { members: Vec<Name> },
     Expect { allow: bool, src: Vec<Name>, tgt: Target, cp: ClassPerms },
     Template { name: Name, params: Vec<Name>, body: Vec<Token> },
     Use { name: Name, args: Vec<Name> },
@@ -271,6 +273,7 @@ const KEYWORDS: &[&str] = &[
     "use",
     "bool",
     "if",
+    "separate",
 ];
 
 impl Parser<'_> {
@@ -615,12 +618,22 @@ impl Parser<'_> {
                 let from = self.type_set("type or attribute")?;
                 self.expect(Tok::Arrow, "`->`")?;
                 let to = self.type_set("type or attribute")?;
+                let across = matches!(&self.peek().tok, Tok::Ident(s) if s == "across");
+                if across {
+                    self.bump();
+                    self.keyword("categories")?;
+                }
                 let mut excluding = Vec::new();
                 if matches!(&self.peek().tok, Tok::Ident(s) if s == "excluding") {
                     self.bump();
                     excluding = self.type_set("type or attribute")?;
                 }
-                Stmt::NoFlow { from, to, excluding }
+                Stmt::NoFlow { from, to, excluding, across }
+            }
+            "separate" => {
+                self.bump();
+                let members = self.type_set("domain type or attribute")?;
+                Stmt::Separate { members }
             }
             "template" => {
                 self.bump();
@@ -1046,7 +1059,8 @@ pub(crate) fn names_of(s: &Stmt) -> Vec<&Name> {
             v.push(name);
             v.extend(members.iter());
         }
-        Stmt::NoFlow { from, to, excluding } => {
+        Stmt::Separate { members } => v.extend(members.iter()),
+        Stmt::NoFlow { from, to, excluding, .. } => {
             v.extend(from.iter());
             v.extend(to.iter());
             v.extend(excluding.iter());
