@@ -245,7 +245,9 @@ schema! {
     }
     /// Domain lifecycle (no access to the domain's contents).
     Domain domain = "domain", target Domain, "Domain lifecycle: no access to a domain's contents." {
-        0 GETINFO = "getinfo", TargetToSource,
+        // Metadata (state, vCPU count, memory size), not contents: a domain could modulate it
+        // to signal, like timing, so it is a covert channel and out of the data-flow model.
+        0 GETINFO = "getinfo", None,
             "HC_DOMAIN_GETINFO", source "calling domain", target "the queried domain";
         1 SHUTDOWN = "shutdown", None,
             "HC_DOMAIN_SHUTDOWN", source "calling domain", target "the domain shut down (self for a guest's own shutdown)";

@@ -99,6 +99,10 @@ enum Cmd {
         /// Trusted types paths may not pass through (repeatable).
         #[arg(long)]
         exclude: Vec<String>,
+        /// Only flows into another category count (two domains of one type included), as in
+        /// `assert noflow ... across categories`.
+        #[arg(long)]
+        across_categories: bool,
     },
     /// Semantic difference of permissions and of reachability.
     Diff { old: PathBuf, new: PathBuf },
@@ -293,7 +297,7 @@ fn run(cli: &Cli) -> Result<Outcome, ToolError> {
             // Like grep: nothing found is exit 1.
             Ok(if rows.is_empty() { Outcome::PolicyFailed } else { Outcome::Ok })
         }
-        Cmd::Flow { input, from, to, exclude } => {
+        Cmd::Flow { input, from, to, exclude, across_categories } => {
             let src = read(input)?;
             let Some(c) = compiled(fmt, &src) else { return Ok(Outcome::PolicyFailed) };
             let m = &c.model;
@@ -303,7 +307,17 @@ fn run(cli: &Cli) -> Result<Outcome, ToolError> {
             for e in exclude {
                 x.extend(query::resolve(m, e)?);
             }
-            let path = c.graph.shortest_path(m, &f, &t, &x);
+            for (name, ids) in exclude.iter().zip(exclude.iter().map(|e| query::resolve(m, e))) {
+                // Excluding an endpoint would silently do nothing: paths may start and end there.
+                if ids.as_ref().is_ok_and(|ids| ids.iter().any(|i| f.contains(i) || t.contains(i))) {
+                    eprintln!("warning: `--exclude {name}` names a source or destination; paths still start and end there");
+                }
+            }
+            let path = if *across_categories {
+                warden_policy_compiler::flow::cross_category_path(m, &f, &t, &x)
+            } else {
+                c.graph.shortest_path(m, &f, &t, &x)
+            };
             match (fmt, &path) {
                 (Format::Text, Some(p)) => {
                     println!("flow: {from} -> {to}: YES, shortest path has {} hop(s):", p.len());
