@@ -68,28 +68,10 @@ pub fn compile_with(src: &str, opts: Options) -> Result<Compiled, Vec<Diagnostic
 /// # Errors
 /// See [`compile`]; also a define that names no `bool` of the policy.
 pub fn compile_defined(src: &str, opts: Options, defines: &[(String, bool)]) -> Result<Compiled, Vec<Diagnostic>> {
-    let items = syntax::parse_expanded(src, defines).map_err(|d| vec![d])?;
-    let model = model::build(&items)?;
-    let graph = flow::Graph::new(&model);
-    let mut errors = Vec::new();
-    check::hypervisor_label(&model, &mut errors);
-    check::neverallow(&model, opts.verbose, &mut errors);
-    check::noflow(&model, &graph, &mut errors);
+    let (c, errors) = analyse(src, opts, defines)?;
     if !errors.is_empty() {
         return Err(errors);
     }
-    let mut warnings = Vec::new();
-    if opts.lints {
-        check::lints(&model, &mut warnings);
-    }
-    // The binary records what it was built from: the source and, if any, the `-D` values
-    // (they choose `if` branches, so they are part of the policy's identity).
-    let mut h = Sha256::new();
-    h.update(src.as_bytes());
-    for (name, value) in defines {
-        h.update(format!("\0-D {name}={value}").as_bytes());
-    }
-    let c = Compiled { model, graph, warnings, source_hash: h.finalize().into() };
     // One validation: what the compiler accepts is what the hypervisor loads, because the last
     // step of every compile is the hypervisor's own loader on the bytes it would receive.
     if let Err(e) = warden_policy::Policy::load(&c.to_binary()) {
@@ -104,6 +86,34 @@ pub fn compile_defined(src: &str, opts: Options, defines: &[(String, bool)]) -> 
         ]);
     }
     Ok(c)
+}
+
+/// Resolves and expands a policy even if its whole-policy checks fail (for `wardenpol diff`,
+/// which compares a policy with the change that broke it): the expanded policy and the check
+/// errors (hypervisor label, neverallow, noflow). Never a binary.
+///
+/// # Errors
+/// Syntax and resolution errors: there is no expanded policy to return.
+pub fn analyse(src: &str, opts: Options, defines: &[(String, bool)]) -> Result<(Compiled, Vec<Diagnostic>), Vec<Diagnostic>> {
+    let items = syntax::parse_expanded(src, defines).map_err(|d| vec![d])?;
+    let model = model::build(&items)?;
+    let graph = flow::Graph::new(&model);
+    let mut errors = Vec::new();
+    check::hypervisor_label(&model, &mut errors);
+    check::neverallow(&model, opts.verbose, &mut errors);
+    check::noflow(&model, &graph, &mut errors);
+    let mut warnings = Vec::new();
+    if opts.lints && errors.is_empty() {
+        check::lints(&model, &mut warnings);
+    }
+    // The binary records what it was built from: the source and, if any, the `-D` values
+    // (they choose `if` branches, so they are part of the policy's identity).
+    let mut h = Sha256::new();
+    h.update(src.as_bytes());
+    for (name, value) in defines {
+        h.update(format!("\0-D {name}={value}").as_bytes());
+    }
+    Ok((Compiled { model, graph, warnings, source_hash: h.finalize().into() }, errors))
 }
 
 /// Canonically formats source text (comments kept).

@@ -104,8 +104,15 @@ enum Cmd {
         #[arg(long)]
         across_categories: bool,
     },
-    /// Semantic difference of permissions and of reachability.
-    Diff { old: PathBuf, new: PathBuf },
+    /// Semantic difference of permissions and of reachability. Policies whose checks fail
+    /// (neverallow, noflow) are still compared, and the failures reported (exit 1).
+    Diff {
+        old: PathBuf,
+        new: PathBuf,
+        /// Trusted hubs: flows are compared with paths through them cut (repeatable).
+        #[arg(long)]
+        exclude: Vec<String>,
+    },
     /// Run the `expect` lines of a policy.
     Test { input: PathBuf },
     /// Canonical formatting (to stdout unless --write or --check).
@@ -123,6 +130,18 @@ enum Cmd {
         input: PathBuf,
         #[arg(short, long)]
         output: Option<PathBuf>,
+        /// Only what information from these types reaches (repeatable).
+        #[arg(long)]
+        from: Vec<String>,
+        /// Only what reaches these types (repeatable; with --from: the paths between).
+        #[arg(long)]
+        to: Vec<String>,
+        /// Only types of these kinds (repeatable).
+        #[arg(long)]
+        kind: Vec<String>,
+        /// Draw each attribute's members in a box.
+        #[arg(long)]
+        cluster_by_attribute: bool,
     },
     /// Decode audit records (an audit-read dump, raw records, or `audit-hex` console lines)
     /// into `avc:` lines or JSON, with names from the policy given.
@@ -216,6 +235,19 @@ fn report(fmt: Format, src: &Source, diags: &[Diagnostic], to_stderr: bool) {
             "ok": !diags.iter().any(Diagnostic::is_error),
             "diagnostics": diags.iter().map(|d| to_json(&src.name, &src.text, d)).collect::<Vec<_>>(),
         })),
+    }
+}
+
+/// Resolves and expands (whole-policy check errors returned, not fatal), or reports the
+/// syntax/resolution errors and says so.
+fn analysed(fmt: Format, src: &Source) -> Option<(Compiled, Vec<Diagnostic>)> {
+    let (defines, verbose) = SETTINGS.get().map_or((&[][..], false), |(d, v)| (d.as_slice(), *v));
+    match warden_policy_compiler::analyse(&src.text, Options { lints: false, verbose }, defines) {
+        Ok(r) => Some(r),
+        Err(errs) => {
+            report(fmt, src, &errs, fmt == Format::Text);
+            None
+        }
     }
 }
 
@@ -335,15 +367,37 @@ fn run(cli: &Cli) -> Result<Outcome, ToolError> {
             // Like `assert noflow`: a flow is the failing answer.
             Ok(if path.is_some() { Outcome::PolicyFailed } else { Outcome::Ok })
         }
-        Cmd::Diff { old, new } => {
+        Cmd::Diff { old, new, exclude } => {
             let (so, sn) = (read(old)?, read(new)?);
-            let (Some(co), Some(cn)) = (compiled(fmt, &so), compiled(fmt, &sn)) else { return Ok(Outcome::PolicyFailed) };
-            let d = query::diff(&co, &cn);
-            match fmt {
-                Format::Text => print!("{}", query::diff_text(&d)),
-                Format::Json => print_json(&query::diff_json(&d)),
+            // A policy that fails its checks is still compared: the change that broke it is
+            // what the user wants to see.
+            let (Some((co, eo)), Some((cn, en))) = (analysed(fmt, &so), analysed(fmt, &sn)) else {
+                return Ok(Outcome::PolicyFailed);
+            };
+            for n in exclude {
+                if co.model.resolve_name(n).is_none() && cn.model.resolve_name(n).is_none() {
+                    query::resolve(&cn.model, n)?;
+                }
             }
-            Ok(Outcome::Ok)
+            let d = query::diff(&co, &cn, exclude);
+            match fmt {
+                Format::Text => {
+                    print!("{}", query::diff_text(&d));
+                    for (src, errs) in [(&so, &eo), (&sn, &en)] {
+                        if !errs.is_empty() {
+                            println!("note: {} fails its checks ({} error(s)):", src.name, errs.len());
+                            print!("{}", render(&src.name, &src.text, errs));
+                        }
+                    }
+                }
+                Format::Json => {
+                    let mut v = query::diff_json(&d);
+                    v["old_errors"] = json!(eo.iter().map(|e| to_json(&so.name, &so.text, e)).collect::<Vec<_>>());
+                    v["new_errors"] = json!(en.iter().map(|e| to_json(&sn.name, &sn.text, e)).collect::<Vec<_>>());
+                    print_json(&v);
+                }
+            }
+            Ok(if eo.is_empty() && en.is_empty() { Outcome::Ok } else { Outcome::PolicyFailed })
         }
         Cmd::Test { input } => {
             let src = read(input)?;
@@ -400,10 +454,19 @@ fn run(cli: &Cli) -> Result<Outcome, ToolError> {
             }
             Ok(Outcome::Ok)
         }
-        Cmd::Graph { input, output } => {
+        Cmd::Graph { input, output, from, to, kind, cluster_by_attribute } => {
             let src = read(input)?;
             let Some(c) = compiled(fmt, &src) else { return Ok(Outcome::PolicyFailed) };
-            let dot = query::dot(&c);
+            let filter = query::GraphFilter {
+                from: from.iter().map(|n| query::resolve(&c.model, n)).collect::<Result<Vec<_>, _>>()?.concat(),
+                to: to.iter().map(|n| query::resolve(&c.model, n)).collect::<Result<Vec<_>, _>>()?.concat(),
+                kinds: kind
+                    .iter()
+                    .map(|k| warden_policy::Kind::by_name(k).ok_or_else(|| QueryError::UnknownKind(k.clone())))
+                    .collect::<Result<Vec<_>, _>>()?,
+                cluster_by_attribute: *cluster_by_attribute,
+            };
+            let dot = query::dot_filtered(&c, &filter);
             match output {
                 None => print!("{dot}"),
                 Some(p) if p.extension().is_some_and(|e| e == "svg") => {
