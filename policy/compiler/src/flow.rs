@@ -80,14 +80,7 @@ impl Graph {
     #[must_use]
     pub fn shortest_path(&self, m: &Model, from: &[u32], to: &[u32], excluding: &[u32]) -> Option<Vec<Hop>> {
         let n = self.out.len();
-        let mut goal = vec![false; n];
-        for &t in to {
-            goal[t as usize] = true;
-        }
-        let mut blocked = vec![false; n];
-        for &x in excluding {
-            blocked[x as usize] = true;
-        }
+        let (goal, blocked) = (mask(n, to), mask(n, excluding));
         // Per node up to two labels: (origin, predecessor label).
         let mut labels: Vec<[Option<Label>; 2]> = vec![[None, None]; n];
         let mut q = VecDeque::new();
@@ -283,6 +276,15 @@ fn tarjan(g: &Graph) -> (Vec<u32>, usize) {
     (comp, ncomp as usize)
 }
 
+/// Membership of `ids` among `n` types.
+pub(crate) fn mask(n: usize, ids: &[u32]) -> Vec<bool> {
+    let mut m = vec![false; n];
+    for &t in ids {
+        m[t as usize] = true;
+    }
+    m
+}
+
 /// A shortest path that carries information from a domain of some type in `from` to a domain
 /// of some type in `to` *in another category* (for `assert noflow A -> B across categories`).
 ///
@@ -309,14 +311,7 @@ pub fn cross_category_path(m: &Model, from: &[u32], to: &[u32], excluding: &[u32
             }
         }
     }
-    let mut goal = vec![false; n];
-    for &t in to {
-        goal[t as usize] = true;
-    }
-    let mut blocked = vec![false; n];
-    for &x in excluding {
-        blocked[x as usize] = true;
-    }
+    let (goal, blocked) = (mask(n, to), mask(n, excluding));
     // State = type * 2 + (1 if the domain shares the origin's category).
     type Prev = Option<(usize, (u32, u32, Class), u8)>;
     let mut seen: Vec<Option<Prev>> = vec![None; 2 * n];

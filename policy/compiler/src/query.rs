@@ -348,10 +348,7 @@ fn flows(c: &Compiled, excluding: &[String]) -> BTreeSet<(String, String)> {
     }
     // With exclusions: one search per source, never expanding an excluded type.
     let n = m.types.len();
-    let mut blocked = vec![false; n];
-    for &t in &x {
-        blocked[t as usize] = true;
-    }
+    let blocked = crate::flow::mask(n, &x);
     for a in 0..n {
         let mut seen = vec![false; n];
         seen[a] = true;

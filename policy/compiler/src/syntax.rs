@@ -340,38 +340,43 @@ impl Parser<'_> {
 
     /// `NAME` or `{ NAME [,] NAME ... }`.
     fn name_list(&mut self, what: &str) -> PResult<Vec<Name>> {
-        if self.peek().tok == Tok::LBrace {
-            let open = self.bump();
-            let mut v = Vec::new();
-            loop {
-                match self.peek().tok {
-                    Tok::RBrace => {
-                        self.bump();
-                        break;
-                    }
-                    Tok::Comma => {
-                        self.bump();
-                    }
-                    Tok::Ident(_) => v.push(self.name(what)?),
-                    _ => {
-                        return Err(self
-                            .unexpected(&format!("{what} or `}}`"))
-                            .with_label(open.origin, "list opened here"));
-                    }
+        if self.peek().tok == Tok::LBrace { self.braced(what, false) } else { Ok(vec![self.name(what)?]) }
+    }
+
+    /// `{ ELEM [,] ELEM ... }`, not empty; with `sets`, an element may also be `*` or `-NAME`.
+    fn braced(&mut self, what: &str, sets: bool) -> PResult<Vec<Name>> {
+        let open = self.expect(Tok::LBrace, "`{`")?;
+        let mut v = Vec::new();
+        loop {
+            match self.peek().tok {
+                Tok::RBrace => {
+                    self.bump();
+                    break;
+                }
+                Tok::Comma => {
+                    self.bump();
+                }
+                Tok::Star if sets => {
+                    let t = self.bump();
+                    v.push(Name { text: "*".into(), origin: t.origin });
+                }
+                Tok::Minus if sets => {
+                    let m = self.bump();
+                    let n = self.name(what)?;
+                    let origin = Origin { span: m.origin.span.start..n.origin.span.end, chain: n.origin.chain };
+                    v.push(Name { text: format!("-{}", n.text), origin });
+                }
+                Tok::Ident(_) => v.push(self.name(what)?),
+                _ => {
+                    let expected = if sets { format!("{what}, `*`, `-NAME` or `}}`") } else { format!("{what} or `}}`") };
+                    return Err(self.unexpected(&expected).with_label(open.origin, "list opened here"));
                 }
             }
-            if v.is_empty() {
-                return Err(Diagnostic::error(
-                    Code::E0001,
-                    format!("empty list of {what}s"),
-                    open.origin,
-                    "nothing in here",
-                ));
-            }
-            Ok(v)
-        } else {
-            Ok(vec![self.name(what)?])
         }
+        if v.is_empty() {
+            return Err(Diagnostic::error(Code::E0001, format!("empty list of {what}s"), open.origin, "nothing in here"));
+        }
+        Ok(v)
     }
 
     /// A type set: `NAME`, `*` (every type), `~SET` (every type not in it), or
@@ -399,55 +404,20 @@ impl Parser<'_> {
                             n.origin,
                             "difference inside a complement",
                         )
-                        .with_help("write the set out: `~{ a -b }` is `{ * -a b }`"));
+                        .with_help("name the types to exclude: `~{ a b }` is every type but `a` and `b`"));
                     }
                     v.push(Name { text: format!("-{}", n.text), origin: n.origin });
                 }
                 Ok(v)
             }
             Tok::LBrace => {
-                let open = self.bump();
-                let mut v = Vec::new();
-                loop {
-                    match self.peek().tok {
-                        Tok::RBrace => {
-                            self.bump();
-                            break;
-                        }
-                        Tok::Comma => {
-                            self.bump();
-                        }
-                        Tok::Star => {
-                            let t = self.bump();
-                            v.push(Name { text: "*".into(), origin: t.origin });
-                        }
-                        Tok::Minus => {
-                            let m = self.bump();
-                            let n = self.name(what)?;
-                            let origin = Origin { span: m.origin.span.start..n.origin.span.end, chain: n.origin.chain };
-                            v.push(Name { text: format!("-{}", n.text), origin });
-                        }
-                        Tok::Ident(_) => v.push(self.name(what)?),
-                        _ => {
-                            return Err(self
-                                .unexpected(&format!("{what}, `*`, `-NAME` or `}}`"))
-                                .with_label(open.origin, "list opened here"));
-                        }
-                    }
-                }
-                if v.is_empty() {
-                    return Err(Diagnostic::error(
-                        Code::E0001,
-                        format!("empty list of {what}s"),
-                        open.origin,
-                        "nothing in here",
-                    ));
-                }
+                let open = self.peek().origin.clone();
+                let v = self.braced(what, true)?;
                 if v.iter().all(|n| n.text.starts_with('-')) {
                     return Err(Diagnostic::error(
                         Code::E0001,
                         "a type set of only removals is empty",
-                        open.origin,
+                        open,
                         "nothing to remove from",
                     )
                     .with_help("start from `*` or an attribute: `{ * -dom0_t }`"));
