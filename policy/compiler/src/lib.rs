@@ -35,6 +35,8 @@ pub struct Compiled {
     pub warnings: Vec<Diagnostic>,
     /// SHA-256 of the source text.
     pub source_hash: [u8; 32],
+    /// The encoded binary, once asked for (compiling already encodes it to run the loader).
+    binary: std::cell::OnceCell<Vec<u8>>,
 }
 
 /// Options for [`compile_with`].
@@ -74,7 +76,7 @@ pub fn compile_defined(src: &str, opts: Options, defines: &[(String, bool)]) -> 
     }
     // One validation: what the compiler accepts is what the hypervisor loads, because the last
     // step of every compile is the hypervisor's own loader on the bytes it would receive.
-    if let Err(e) = warden_policy::Policy::load(&c.to_binary()) {
+    if let Err(e) = warden_policy::Policy::load(c.binary()) {
         return Err(vec![
             Diagnostic::error(
                 Code::E0090,
@@ -113,7 +115,8 @@ pub fn analyse(src: &str, opts: Options, defines: &[(String, bool)]) -> Result<(
     for (name, value) in defines {
         h.update(format!("\0-D {name}={value}").as_bytes());
     }
-    Ok((Compiled { model, graph, warnings, source_hash: h.finalize().into() }, errors))
+    let binary = std::cell::OnceCell::new();
+    Ok((Compiled { model, graph, warnings, source_hash: h.finalize().into(), binary }, errors))
 }
 
 /// Canonically formats source text (comments kept).
@@ -155,7 +158,13 @@ impl Compiled {
     /// The binary policy.
     #[must_use]
     pub fn to_binary(&self) -> Vec<u8> {
-        encode(&self.image())
+        self.binary().to_vec()
+    }
+
+    /// The binary policy, encoded once.
+    #[must_use]
+    pub fn binary(&self) -> &[u8] {
+        self.binary.get_or_init(|| encode(&self.image()))
     }
 
     /// JSON dump of the expanded policy (what `wardenpol compile --dump` writes).

@@ -61,18 +61,25 @@ pub fn encode(img: &Image) -> Vec<u8> {
     // per bucket instead of a half-empty table of whole entries.
     let buckets = img.av.len().max(1).next_power_of_two();
     let mask = buckets - 1;
-    let mut av = img.av.clone();
-    av.sort_unstable_by_key(|a| (av_hash(a.subject, a.target, a.class as u8, mask), a.subject, a.target, a.class as u8));
+    // Hash each key once: sort (bucket, key, entry) tuples, not entries by a computed key.
+    let mut order: Vec<(usize, u32, u32, u8, usize)> = img
+        .av
+        .iter()
+        .enumerate()
+        .map(|(i, a)| (av_hash(a.subject, a.target, a.class as u8, mask), a.subject, a.target, a.class as u8, i))
+        .collect();
+    order.sort_unstable();
+    let av: Vec<&Av> = order.iter().map(|o| &img.av[o.4]).collect();
     let mut index = Vec::with_capacity((buckets + 1) * 4);
     let mut next = 0usize;
     for b in 0..=buckets {
-        while next < av.len() && av_hash(av[next].subject, av[next].target, av[next].class as u8, mask) < b {
+        while next < order.len() && order[next].0 < b {
             next += 1;
         }
         put32(&mut index, next as u32);
     }
     let mut avtab = Vec::with_capacity(av.len() * AV_ENTRY);
-    for a in &av {
+    for a in av {
         put32(&mut avtab, a.subject);
         put32(&mut avtab, a.target);
         avtab.extend_from_slice(&[a.class as u8, 0, 0, 0]);
