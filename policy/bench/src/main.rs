@@ -179,43 +179,69 @@ fn time_per_query(n: usize, budget: Duration, mut f: impl FnMut(usize)) -> f64 {
 
 /// The version-1 access-vector table, rebuilt from the same vectors as the reference for the
 /// decision latency of the current layout: open addressing with linear probing at load factor
-/// 1/2, 40-byte slots (what `policy/engine` loaded before format version 2).
+/// 1/2, 40-byte slots `subject u32, target u32, class u8, 7 zero bytes, allow u64, auditallow
+/// u64, dontaudit u64` read from bytes, with the lookup `policy/engine` had before format 2.
 struct V1Table {
-    slots: Vec<(u32, u32, u8, u64, u64, u64)>,
+    bytes: Vec<u8>,
     mask: usize,
 }
 
 impl V1Table {
     const EMPTY: u32 = u32::MAX;
+    const SLOT: usize = 40;
 
     fn new(img: &warden_policy::encode::Image) -> V1Table {
         let n = (img.av.len() * 2 + 1).next_power_of_two();
         let mask = n - 1;
-        let mut slots = vec![(Self::EMPTY, 0, 0, 0, 0, 0); n];
+        let mut bytes = vec![0u8; n * Self::SLOT];
+        for i in 0..n {
+            bytes[i * Self::SLOT..i * Self::SLOT + 4].copy_from_slice(&Self::EMPTY.to_le_bytes());
+        }
         for a in &img.av {
             let mut i = warden_policy::format::av_hash(a.subject, a.target, a.class as u8, mask);
-            while slots[i].0 != Self::EMPTY {
+            while Self::u32_at(&bytes, i * Self::SLOT) != Self::EMPTY {
                 i = (i + 1) & mask;
             }
-            slots[i] = (a.subject, a.target, a.class as u8, a.allow, a.auditallow, a.dontaudit);
+            let e = &mut bytes[i * Self::SLOT..(i + 1) * Self::SLOT];
+            e[0..4].copy_from_slice(&a.subject.to_le_bytes());
+            e[4..8].copy_from_slice(&a.target.to_le_bytes());
+            e[8] = a.class as u8;
+            e[16..24].copy_from_slice(&a.allow.to_le_bytes());
+            e[24..32].copy_from_slice(&a.auditallow.to_le_bytes());
+            e[32..40].copy_from_slice(&a.dontaudit.to_le_bytes());
         }
-        V1Table { slots, mask }
+        V1Table { bytes, mask }
     }
 
     fn bytes(&self) -> usize {
-        self.slots.len() * 40
+        self.bytes.len()
+    }
+
+    #[inline]
+    fn u32_at(b: &[u8], off: usize) -> u32 {
+        let mut a = [0u8; 4];
+        a.copy_from_slice(&b[off..off + 4]);
+        u32::from_le_bytes(a)
+    }
+
+    #[inline]
+    fn u64_at(b: &[u8], off: usize) -> u64 {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(&b[off..off + 8]);
+        u64::from_le_bytes(a)
     }
 
     fn decide(&self, s: TypeId, t: TypeId, c: Class, perms: PermSet) -> warden_policy::Decision {
         let mut i = warden_policy::format::av_hash(s.0, t.0, c as u8, self.mask);
         let (mut allow, mut aa, mut da) = (0, 0, 0);
         for _ in 0..=self.mask {
-            let e = &self.slots[i];
-            if e.0 == Self::EMPTY {
+            let e = &self.bytes[i * Self::SLOT..(i + 1) * Self::SLOT];
+            let es = Self::u32_at(e, 0);
+            if es == Self::EMPTY {
                 break;
             }
-            if e.0 == s.0 && e.1 == t.0 && e.2 == c as u8 {
-                (allow, aa, da) = (e.3, e.4, e.5);
+            if es == s.0 && Self::u32_at(e, 4) == t.0 && e[8] == c as u8 {
+                (allow, aa, da) = (Self::u64_at(e, 16), Self::u64_at(e, 24), Self::u64_at(e, 32));
                 break;
             }
             i = (i + 1) & self.mask;
