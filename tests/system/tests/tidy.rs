@@ -11,8 +11,9 @@ const HARDWARE_LAYER: &[&str] = &["kernel/hw"];
 /// denies unsafe code and allows it on exactly this module: (crate folder, module file).
 const GUEST_HARDWARE_MODULES: &[(&str, &str)] = &[("kernel/abi", "src/guest.rs")];
 
-/// Folders whose crates are checked.
-const AREAS: &[&str] = &["kernel", "policy", "vtpm", "mgmt", "tests", "tools"];
+/// Folders whose crates are checked; each must exist (a missing one fails the test rather than
+/// being skipped, so a renamed or misspelled area cannot drop its crates from the checks).
+const AREAS: &[&str] = &["kernel", "policy", "vtpm", "tests", "tools"];
 
 fn root() -> PathBuf {
     warden_rig::workspace_root()
@@ -20,8 +21,9 @@ fn root() -> PathBuf {
 
 fn crates() -> Vec<PathBuf> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-        let Ok(entries) = std::fs::read_dir(dir) else { return };
-        for e in entries.flatten() {
+        let entries =
+            std::fs::read_dir(dir).unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()));
+        for e in entries.map(|e| e.unwrap_or_else(|e| panic!("{}: {e}", dir.display()))) {
             let p = e.path();
             let name = e.file_name();
             if p.is_dir() && name != "target" && name != "corpus" && name != "artifacts" {
@@ -34,7 +36,9 @@ fn crates() -> Vec<PathBuf> {
     }
     let mut out = Vec::new();
     for area in AREAS {
-        walk(&root().join(area), &mut out);
+        let dir = root().join(area);
+        assert!(dir.is_dir(), "tidy: listed area `{area}` does not exist at {}", dir.display());
+        walk(&dir, &mut out);
     }
     out
 }
