@@ -6,7 +6,7 @@
 
 use std::process::ExitCode;
 
-/// DESIGN.md §4: a bare VMMCALL exit-and-re-enter loop measured 74 instructions per round trip.
+/// docs/qemu-facts.md: a bare VMMCALL exit-and-re-enter loop measured 74 instructions per round trip.
 const REFERENCE_BARE: u64 = 74;
 
 fn field(line: &str, key: &str) -> Option<u64> {

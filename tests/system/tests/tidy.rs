@@ -135,3 +135,31 @@ fn every_source_file_starts_with_a_doc_line() {
     }
     assert!(bad.is_empty(), "files without a leading //! line: {bad:#?}");
 }
+
+/// The documentation cites only what the repository holds: every relative Markdown link in the
+/// top-level pages and `docs/` resolves to a file, and no page cites the design notes kept
+/// outside the repository (`DESIGN.md`; its measured facts are in `docs/qemu-facts.md`).
+#[test]
+fn documentation_cites_only_sources_in_the_repository() {
+    let mut pages = vec![root().join("README.md"), root().join("ARCHITECTURE.md")];
+    let docs = std::fs::read_dir(root().join("docs")).expect("docs/");
+    pages.extend(docs.map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|x| x == "md")));
+    assert!(pages.len() >= 8, "documentation pages missing: {pages:?}");
+    let mut bad = Vec::new();
+    for page in &pages {
+        let text = std::fs::read_to_string(page).unwrap();
+        if text.contains("DESIGN.md") {
+            bad.push(format!("{}: cites DESIGN.md, which is not in the repository", page.display()));
+        }
+        for link in text.split("](").skip(1).filter_map(|rest| rest.split(')').next()) {
+            let file = link.split('#').next().unwrap_or_default();
+            if file.is_empty() || file.contains("://") || file.starts_with("mailto:") {
+                continue;
+            }
+            if !page.parent().unwrap().join(file).exists() {
+                bad.push(format!("{}: link to missing {link}", page.display()));
+            }
+        }
+    }
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+}
