@@ -9,8 +9,18 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::{HypercallArgs, START_INFO_MAGIC, ShutdownReason, StartInfo};
 
+/// How many VMMCALLs this domain has issued (see [`hypercalls_made`]).
+static HYPERCALLS: AtomicU64 = AtomicU64::new(0);
+
+/// How many VMMCALLs this domain has issued so far, counted on the domain's side: a test sets
+/// it against the hypervisor's count of MAC decisions.
+pub fn hypercalls_made() -> u64 {
+    HYPERCALLS.load(Ordering::Relaxed)
+}
+
 /// Issues one hypercall and returns the raw (`RAX`, `RDX`) pair.
 pub fn hypercall(call: HypercallArgs) -> (u64, u64) {
+    HYPERCALLS.fetch_add(1, Ordering::Relaxed);
     let status: u64;
     let value: u64;
     // The asm is not `nomem`: the hypervisor may read or write guest memory that pointer
