@@ -18,7 +18,9 @@ pub fn arg_u64(args: &str, key: &str) -> Option<u64> {
 /// at once) and the shutdown the runtime issues when `main` returns.
 pub fn report_hypercalls(who: &str, undecided: u64) {
     let made = warden_rt::hypercall::made() + 2;
-    warden_rt::println!("{who}: {made} hypercalls made, {undecided} refused before a MAC decision, this line and the shutdown included");
+    warden_rt::println!(
+        "{who}: {made} hypercalls made, {undecided} refused before a MAC decision, this line and the shutdown included"
+    );
 }
 
 #[cfg(test)]

@@ -10,10 +10,10 @@ warden_rt::entry!(main);
 
 #[cfg(target_os = "none")]
 fn main(info: &'static warden_rt::abi::StartInfo) {
+    use warden_rt::abi::ShutdownReason;
     use warden_rt::abi::guest::hostile::{
         mxcsr_get, mxcsr_set, x87_init, x87_pop, x87_push, xmm_load, xmm_store,
     };
-    use warden_rt::abi::ShutdownReason;
     let value = warden_guests::arg_u64(info.args(), "value").unwrap_or(1);
     // Every byte of every XMM register depends on the value and the register's index.
     let mut xmm = [[0u8; 16]; 16];
@@ -40,7 +40,10 @@ fn main(info: &'static warden_rt::abi::StartInfo) {
         ok = false;
     }
     if let Some(r) = (0..16).find(|&r| xmm_back[r] != xmm[r]) {
-        warden_rt::println!("ERROR: XMM{r} of value {value} came back as {:02x?}", xmm_back[r]);
+        warden_rt::println!(
+            "ERROR: XMM{r} of value {value} came back as {:02x?}",
+            xmm_back[r]
+        );
         ok = false;
     }
     if mxcsr_back != mxcsr {
