@@ -161,5 +161,14 @@ fn documentation_cites_only_sources_in_the_repository() {
             }
         }
     }
+    // Every scenario a page tells the reader to boot exists.
+    for page in &pages {
+        let text = std::fs::read_to_string(page).unwrap();
+        for name in text.split("--scenario ").skip(1).filter_map(|r| r.split(|c: char| !(c.is_alphanumeric() || c == '-')).next()) {
+            if name != "NAME" && !root().join("tests/scenarios").join(format!("{name}.toml")).is_file() {
+                bad.push(format!("{}: no scenario `{name}`", page.display()));
+            }
+        }
+    }
     assert!(bad.is_empty(), "{}", bad.join("\n"));
 }
