@@ -3,21 +3,36 @@
 
 use warden_policy_compiler::{Compiled, compile, format_source};
 
-/// What compiling a source means, everything but the hash of its text: the binary the
-/// hypervisor loads (with `source_hash` zeroed), the expectations, and the warnings; or, for
-/// a source that does not compile, the error codes in order.
-fn meaning(src: &str) -> Result<(Vec<u8>, Vec<String>, Vec<String>), Vec<String>> {
+/// What compiling a source means, everything but the hash of its text.
+#[derive(Debug, PartialEq)]
+struct Meaning {
+    /// The binary the hypervisor loads, with `source_hash` zeroed.
+    binary: Vec<u8>,
+    /// The `expect` statements, as (allow, pairs, class, perms).
+    expects: Vec<String>,
+    /// The warning codes.
+    warnings: Vec<String>,
+}
+
+/// The meaning of `src`, or the error codes in order when it does not compile.
+fn meaning(src: &str) -> Result<Meaning, Vec<String>> {
     let codes = |d: &[warden_policy_compiler::Diagnostic]| d.iter().map(|d| format!("{:?}", d.code)).collect();
-    compile(src).map(|c: Compiled| {
-        let mut image = c.image();
-        image.source_hash = [0; 32];
-        (
-            warden_policy::encode::encode(&image),
-            c.model.expects.iter().map(|e| format!("{} {:?} {} {:#x}", e.allow, e.pairs, e.class.name(), e.perms)).collect(),
-            codes(&c.warnings),
-        )
-    })
-    .map_err(|e| codes(&e))
+    compile(src)
+        .map(|c: Compiled| {
+            let mut image = c.image();
+            image.source_hash = [0; 32];
+            Meaning {
+                binary: warden_policy::encode::encode(&image),
+                expects: c
+                    .model
+                    .expects
+                    .iter()
+                    .map(|e| format!("{} {:?} {} {:#x}", e.allow, e.pairs, e.class.name(), e.perms))
+                    .collect(),
+                warnings: codes(&c.warnings),
+            }
+        })
+        .map_err(|e| codes(&e))
 }
 
 /// Asserts the property for one source (`name` labels failures). A source that does not
