@@ -93,7 +93,10 @@ fn ok(cmp: Cmp) -> Outcome {
     }
 }
 
-/// The step must fail with `rc` on both TPMs, their answers compared as `cmp` says.
+/// The step must fail with `rc` on both TPMs, their answers compared as `cmp` says. `rc` is the
+/// code as the TPM answers it, parameter/handle/session number included: e.g. 0x1D5 is
+/// TPM_RC_SIZE on parameter 1, 0x184 TPM_RC_VALUE on handle 1, 0x9A2 TPM_RC_BAD_AUTH on
+/// session 1, 0x18B TPM_RC_HANDLE on handle 1, 0x100 TPM_RC_INITIALIZE.
 #[track_caller]
 fn fails(rc: u32, cmp: Cmp) -> Outcome {
     assert_ne!(rc, 0, "use ok() for a step that succeeds");

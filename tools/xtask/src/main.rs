@@ -160,8 +160,9 @@ fn test(extra: &[String]) -> Result<()> {
     // so that the measurement paths (and every figure in docs/perf.md) cannot rot unseen. The
     // bench fails when its scenario fails, its result line is missing or does not parse, or a
     // figure is implausible. A filtered run does them only when the filter names them.
+    let filters: Vec<&String> = extra.iter().filter(|a| !a.starts_with('-')).collect();
     for (bench, name) in SMOKE_BENCHES {
-        if extra.is_empty() || extra.iter().any(|f| !f.starts_with('-') && name.contains(f.as_str())) {
+        if filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str())) {
             eprintln!("xtask: {name}: booting the {bench} benchmark with a few iterations");
             cargo(&["run".into(), "--quiet".into(), "-p".into(), format!("warden-{bench}-bench"), "--".into(), "--smoke".into()])?;
         }
