@@ -29,6 +29,8 @@ pub enum Violation {
 pub enum End {
     Shutdown(ShutdownReason),
     Stopped { violation: Violation, rip: u64 },
+    /// A management domain destroyed it (`DomainDestroy`).
+    Destroyed { by: u32 },
 }
 
 impl End {
@@ -64,6 +66,7 @@ impl core::fmt::Display for Diagnostic<'_> {
         let (name, id) = (self.name, self.id);
         match self.end {
             End::Shutdown(r) => write!(f, "domain {name} (id {id}) shut down: {}", r.name()),
+            End::Destroyed { by } => write!(f, "domain {name} (id {id}) destroyed by domain {by}"),
             End::Stopped { violation, rip } => {
                 write!(f, "domain {name} (id {id}) stopped: ")?;
                 match violation {
@@ -128,6 +131,9 @@ mod tests {
         );
         let t = Diagnostic { name: "tf", id: 4, end: End::Stopped { violation: Violation::TripleFault { cr2: 0x8 }, rip: 0x5 } };
         assert_eq!(t.to_string(), "domain tf (id 4) stopped: triple fault rip=0x5 addr=0x8");
+        let x = Diagnostic { name: "w", id: 3, end: End::Destroyed { by: 0 } };
+        assert_eq!(x.to_string(), "domain w (id 3) destroyed by domain 0");
+        assert!(!End::Destroyed { by: 0 }.matches(Expected::Shutdown));
         let s = Diagnostic { name: "ok", id: 0, end: End::Shutdown(ShutdownReason::Done) };
         assert!(!s.to_string().contains('\n'));
     }

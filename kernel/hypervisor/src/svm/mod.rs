@@ -5,6 +5,7 @@
 
 mod dispatch;
 mod ipc;
+mod lifecycle;
 mod timer;
 
 use alloc::vec::Vec;
@@ -51,6 +52,8 @@ pub(super) struct Dom {
     refused: bool,
     exits: u64,
     cpu_ticks: u64,
+    /// Run-time lifecycle state (`svm/lifecycle.rs`).
+    life: lifecycle::Life,
 }
 
 fn short(s: &str) -> String<32> {
@@ -165,6 +168,7 @@ pub(crate) fn run_domains(boot: &BootInfo) {
         mac,
         fx_owner: None,
         idle_halts: 0,
+        host: lifecycle::HostParams { asids: check_cpu(0).unwrap_or(0), iopm, msrpm },
     };
     runner.run();
 }
@@ -187,6 +191,7 @@ fn build(mem: &mut IdentityMem, boot: &BootInfo, spec: &DomainSpec<'_>, id: u32,
         refused: true,
         exits: 0,
         cpu_ticks: 0,
+        life: lifecycle::Life::boot(spec),
     };
     let refuse = |why: core::fmt::Arguments<'_>| println!("domain {} (id {id}) refused: {why}", spec.name);
     let Some(image) = boot.modules.iter().find(|m| m.arg("kind") == Some("image") && m.arg("name") == Some(spec.image)) else {
@@ -227,6 +232,7 @@ fn build(mem: &mut IdentityMem, boot: &BootInfo, spec: &DomainSpec<'_>, id: u32,
     v.encode(&mut page);
     mem.write(vmcb_frame.addr(), &page);
     dom.vmcb = vmcb_frame.addr();
+    lifecycle::map_boot_images(mem, boot, spec, &built, &mut dom);
     dom.refused = false;
     println!(
         "domain {} (id {id}) built: {} MiB at {:#x}, entry {:#x}, priority {}, label {}, ASID {}",
@@ -248,6 +254,8 @@ struct Runner {
     fx_owner: Option<DomainId>,
     /// Times the CPU halted because no domain could run.
     idle_halts: u64,
+    /// What creating domains at run time needs.
+    host: lifecycle::HostParams,
 }
 
 /// What the exit handler decided about the running domain.
@@ -276,8 +284,11 @@ impl Runner {
             }
             let (id, since) = match current {
                 Some(c) if self.sched.state(c.0) == State::Runnable => c,
-                // Done when every domain that is documented to end has ended.
-                _ if self.doms.iter().all(|d| d.refused || d.end.is_some() || d.expected == Expected::Running) => {
+                // Done when every domain that is documented to end has ended, unless a live
+                // domain keeps the host (`keep_host=true`: it ends the run with HostShutdown).
+                _ if self.doms.iter().all(|d| d.refused || d.end.is_some() || d.expected == Expected::Running)
+                    && !self.host_kept() =>
+                {
                     self.finish()
                 }
                 _ => match self.sched.pick() {
@@ -432,6 +443,9 @@ impl Runner {
         if let Some(call) = warden_abi::ipc::IpcCall::from_raw(rax) {
             return self.ipc_hypercall(id, call, args.args);
         }
+        if let Some(call) = warden_abi::lifecycle::LifecycleCall::from_raw(rax) {
+            return self.lifecycle_hypercall(id, call, args.args);
+        }
         let (status, value, action) =
             dispatch::dispatch(&mut self.mem, &mut self.doms[i], id.0, args, &mut self.mac);
         set(&mut self.vmcbs, vmcb, field::RAX, status as u64);
@@ -460,6 +474,7 @@ impl Runner {
         d.end = Some(end);
         self.sched.set_state(id, State::Dead);
         self.domain_ended(id);
+        self.release(id);
     }
 
     /// Every domain has ended (or waits forever): compares each with its documented outcome
@@ -470,6 +485,11 @@ impl Runner {
         println!("scheduler: {} ticks, {exits} exits, {} idle halts", timer::now(), self.idle_halts);
         let mut all_ok = true;
         for (i, d) in self.doms.iter().enumerate() {
+            if d.life.created {
+                // Created at run time: no documented outcome to meet.
+                println!("domain {} (id {i}): created at run time, {}", d.name, self.state_name(i));
+                continue;
+            }
             let alive = matches!(self.sched.state(DomainId(i as u32)), State::Runnable | State::Blocked { .. });
             let ok = match (d.end, d.expected) {
                 _ if d.refused => false,
