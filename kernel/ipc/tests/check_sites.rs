@@ -33,6 +33,10 @@ const WITHOUT_CHECK_SITE: &[&str] = &[
     "ioport.access",
     "mmio.map",
     "device.assign",
+    // Device passthrough's schema (issue 18): checked by HC_DEVICE_ASSIGN / HC_IRQ_BIND when
+    // passthrough lands, like `device.assign` above.
+    "device.assign_noiommu",
+    "irq.bind",
 ];
 
 /// The classes whose permissions are the management plane's: each has one check site.

@@ -113,6 +113,6 @@ fn noflow_fails_the_build_when_a_change_opens_a_flow() {
     let changed =
         compile(&format!("{base}allow public_t relay1_t: evtchn send;\nallow relay1_t secret_t: grant map_rw;\n"))
             .unwrap();
-    let d = warden_policy_compiler::query::diff(&c, &changed);
+    let d = warden_policy_compiler::query::diff(&c, &changed, &[]);
     assert!(d.flows_opened.contains(&("public_t".to_string(), "secret_t".to_string())), "{d:?}");
 }

@@ -136,7 +136,7 @@ fn compile_writes_a_loadable_binary_and_json_dump() {
     let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&dump).unwrap()).unwrap();
     assert!(json["access_vectors"].as_array().is_some_and(|a| !a.is_empty()));
     let (t, code) = run(&["decide", bin.to_str().unwrap(), "mgmt_t", "guest1_t", "introspect", "readmem"]);
-    assert_eq!(code, 0);
+    assert_eq!(code, 1, "deny is exit 1");
     assert!(t.contains("deny  mgmt_t guest1_t: introspect readmem"), "{t}");
     // A bad policy fails to compile with exit 1 and writes nothing.
     let out = dir.join("bad.bin");
