@@ -23,6 +23,8 @@ mod heap;
 mod start_info;
 // Inter-domain calls (event channels, grants, audit): owned by the IPC/MAC work, issue 7.
 pub mod ipc;
+// vTPM calls and the frontend protocol (issue 12).
+pub mod vtpm;
 
 #[cfg(feature = "guest")]
 #[allow(unsafe_code)]
