@@ -22,6 +22,12 @@ pub mod hypercall;
 // Inter-domain calls and the shared ring (issue 7).
 pub mod ipc;
 pub mod ring;
+// The vTPM frontend (issue 12).
+#[cfg(feature = "vtpm")]
+pub mod vtpm;
+
+#[cfg(feature = "vtpm")]
+extern crate alloc;
 
 use warden_abi::guest::{BumpHeap, Boot};
 use warden_abi::{ABI_VERSION, ShutdownReason, StartInfo, Version};
