@@ -184,15 +184,14 @@ impl LaunchRecord {
         }
     }
 
-    /// The configuration text measured into PCR 21: what the manifest said about the domain.
-    /// A verifier rebuilds it from the manifest line: `name=N image=I label=L args=A`.
-    pub fn config<'a>(&self, out: &'a mut [u8; 64 + 3 * NAME_LEN + ARGS_LEN]) -> &'a [u8] {
+    /// The configuration text measured into PCR 21: what the manifest said about the domain
+    /// (its image is PCR 22's). A verifier, or the domain itself from its start-info page,
+    /// rebuilds it: `name=N label=L args=A`.
+    pub fn config<'a>(&self, out: &'a mut [u8; CONFIG_MAX]) -> &'a [u8] {
         let mut n = 0;
         for part in [
             "name=",
             crate::fixed_str(&self.name),
-            " image=",
-            crate::fixed_str(&self.image),
             " label=",
             crate::fixed_str(&self.label),
             " args=",
@@ -204,6 +203,9 @@ impl LaunchRecord {
         &out[..n]
     }
 }
+
+/// Longest configuration text ([`LaunchRecord::config`]).
+pub const CONFIG_MAX: usize = 32 + 2 * NAME_LEN + ARGS_LEN;
 
 /// Bytes of a serialized [`ConnectionRecord`].
 pub const CONNECTION_RECORD_LEN: usize = 4 + 4 + 8 + NAME_LEN + NAME_LEN;
@@ -480,8 +482,8 @@ mod tests {
             args: crate::to_fixed("vtpm:1"),
         };
         assert_eq!(LaunchRecord::from_bytes(&l.to_bytes()), l);
-        let mut buf = [0u8; 64 + 3 * NAME_LEN + ARGS_LEN];
-        assert_eq!(l.config(&mut buf), b"name=g1 image=vtpm_guest label=g1_t args=vtpm:1");
+        let mut buf = [0u8; CONFIG_MAX];
+        assert_eq!(l.config(&mut buf), b"name=g1 label=g1_t args=vtpm:1");
         let c = ConnectionRecord { client: 1, port: 2, page_gpa: 0xC000_0000, name: crate::to_fixed("g"), label: crate::to_fixed("g_t") };
         assert_eq!(ConnectionRecord::from_bytes(&c.to_bytes()), c);
     }

@@ -108,7 +108,7 @@ impl<P: Platform> Instance<P> {
             for pcr in LAUNCH_PCRS {
                 tpm.pcr_reset(pcr).map_err(LaunchError::Tpm)?;
             }
-            let mut text = [0u8; 64 + 3 * warden_abi::NAME_LEN + warden_abi::ARGS_LEN];
+            let mut text = [0u8; warden_abi::vtpm::CONFIG_MAX];
             let config = DigestSet::of(banks(), launch.config(&mut text));
             let name = warden_abi::fixed_str(&launch.name);
             log.append_tagged(Tag::Manifest.pcr(), Tag::Manifest, &config, name).map_err(LaunchError::Log)?;
@@ -232,9 +232,9 @@ mod tests {
         let log = inst.event_log().to_vec();
         let parsed = EventLog::parse(&log).expect("log parses");
         let replay = parsed.replay();
-        let mut text = [0u8; 64 + 3 * warden_abi::NAME_LEN + warden_abi::ARGS_LEN];
+        let mut text = [0u8; warden_abi::vtpm::CONFIG_MAX];
         let config = record().config(&mut text).to_vec();
-        assert_eq!(config, b"name=g1 image=vtpm_guest label=g1_t args=vtpm:0");
+        assert_eq!(config, b"name=g1 label=g1_t args=vtpm:0");
         let mut tpm = warden_tpm::Tpm::new(Loop { inst: &mut inst, page: &page, seq: 0 });
         // The client's own Startup finds the TPM started (the vTPM domain started it).
         assert!(!tpm.startup_clear().expect("startup"));
