@@ -152,6 +152,8 @@ pub fn call_name(raw: u64) -> &'static str {
         c.name()
     } else if let Some(c) = IpcCall::from_raw(raw) {
         c.name()
+    } else if let Some(c) = warden_abi::vtpm::VtpmCall::from_raw(raw) {
+        c.name()
     } else {
         "unknown"
     }
@@ -225,6 +227,7 @@ mod tests {
         );
         assert_eq!(call_name(IpcCall::GrantMap as u64), "grant_map");
         assert_eq!(call_name(Call::ConsoleWrite as u64), "console_write");
+        assert_eq!(call_name(58), "vtpm_connect");
         assert_eq!(call_name(999), "unknown");
     }
 }

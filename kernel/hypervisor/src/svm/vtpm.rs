@@ -10,14 +10,15 @@ use warden_abi::ipc::{GRANT_WINDOW, GRANT_WINDOW_PAGES};
 use warden_abi::vtpm::{ConnectionRecord, LaunchRecord, VtpmCall, VtpmError};
 use warden_abi::{Status, to_fixed};
 use warden_core::mem::PAGE_SIZE;
-use warden_ipc::{Access, Check, DomId, Object, Platform, Subject};
+use warden_core::paging::{PageSize, PageTable, flags};
+use warden_ipc::{Access, Check, DomId, GrantRef, Object, Platform, Subject};
 use warden_policy::{Class, Kind, PermSet, Policy, TypeId, perms};
 use warden_tpm::HashAlg;
 use warden_vmm::manifest::{DomainSpec, MAX_DOMAINS};
 use warden_vmm::sched::{DomainId, State};
 use warden_vmm::vmcb::field;
 
-use super::{Next, Runner, set};
+use super::{Next, Runner, alloc_zeroed_run, get, set};
 
 /// One vTPM instance, served by the domain at its index in [`Vtpms::instances`].
 #[derive(Debug, Clone, Copy)]
@@ -29,6 +30,8 @@ struct Instance {
     launch: Option<LaunchRecord>,
     /// The connected client, once connected.
     client: Option<u32>,
+    /// The client's grant of its frame page and where the vTPM domain maps it.
+    page: Option<(GrantRef, u64)>,
     /// A connection the vTPM domain has not accepted yet.
     pending: Option<ConnectionRecord>,
     /// The serving domain ended: nothing reaches this instance any more.
@@ -73,7 +76,7 @@ impl Vtpms {
             let Some(t) = s.get("vtpm_instance") else { continue };
             match policy.type_by_name(t).map(|ty| (ty, policy.kind_of(ty))) {
                 Some((ty, Some(Kind::Vtpm))) => {
-                    v.instances[i] = Some(Instance { label: ty, owner: None, launch: None, client: None, pending: None, gone: false })
+                    v.instances[i] = Some(Instance { label: ty, owner: None, launch: None, client: None, page: None, pending: None, gone: false })
                 }
                 _ => {
                     println!("domain {} (id {i}) refused: vtpm_instance={t} is not a type of kind `vtpm` in the policy", s.name);
@@ -261,13 +264,14 @@ impl Runner {
                 return Err(VtpmError::NoResources);
             };
             plat.wake(s);
-            Ok((cport.0, sport.0, gpa))
+            Ok((cport.0, sport.0, gpa, gref))
         });
-        let (cport, sport, gpa) = wired.map_err(invalid)?;
+        let (cport, sport, gpa, gref) = wired.map_err(invalid)?;
         let d = &self.doms[client as usize];
         let rec = ConnectionRecord { client, port: sport, page_gpa: gpa, name: to_fixed(&d.name), label: to_fixed(&d.label) };
         if let Some(inst) = self.vtpm.instances[server as usize].as_mut() {
             inst.client = Some(client);
+            inst.page = Some((gref, gpa));
             inst.pending = Some(rec);
         }
         println!("vtpm: domain {} connected to its vTPM {} (port {cport}, page at {gpa:#x} there)", d.name, self.doms[server as usize].name);
@@ -275,7 +279,11 @@ impl Runner {
     }
 
     /// A domain ended: a vTPM domain's instance is gone for good (its client's channel is
-    /// closed by the IPC cleanup, which wakes the client); a client frees its instance.
+    /// closed by the IPC cleanup, which wakes the client); a dead client's frame page leaves
+    /// the vTPM domain, replaced by a zeroed scratch page at the same address, so that a vTPM
+    /// domain caught between reading a frame's words sees an empty frame (refused, answered
+    /// into the scratch page) rather than a hole that would stop it. Runs before the IPC
+    /// cleanup.
     pub(super) fn vtpm_domain_ended(&mut self, id: DomainId) {
         let i = id.0 as usize;
         if let Some(inst) = self.vtpm.instances.get_mut(i).and_then(Option::as_mut) {
@@ -285,10 +293,34 @@ impl Runner {
                 println!("vtpm: domain {} will not run: its vTPM domain ended before measuring its launch", self.doms[owner as usize].name);
             }
         }
-        for inst in self.vtpm.instances.iter_mut().flatten() {
-            if inst.client == Some(id.0) {
-                inst.client = None;
+        for s in 0..MAX_DOMAINS {
+            let Some(inst) = self.vtpm.instances[s].as_mut().filter(|inst| inst.client == Some(id.0)) else { continue };
+            inst.client = None;
+            let Some((gref, gpa)) = inst.page.take() else { continue };
+            if inst.gone {
+                continue;
             }
+            let (c, srv) = (DomId(id.0), DomId(s as u32));
+            self.with_ipc(|ipc, plat| {
+                let _ = ipc.grants.unmap(srv, c, gref);
+                plat.unmap_grant(srv, gpa);
+                let _ = ipc.grants.revoke(c, gref);
+            });
+            self.vtpm_scratch_page(s, gpa);
+        }
+    }
+
+    /// Maps a fresh zeroed page at `gpa` in domain `s`'s nested page tables (never code).
+    fn vtpm_scratch_page(&mut self, s: usize, gpa: u64) {
+        let Some(frame) = alloc_zeroed_run(&mut self.mem, 1) else {
+            println!("vtpm: no frame for {}'s scratch page: it may stop at its next read", self.doms[s].name);
+            return;
+        };
+        let npt = PageTable::from_root(get(&self.mem, self.doms[s].vmcb, field::N_CR3), flags::WRITABLE | flags::USER);
+        let leaf = flags::USER | flags::NO_EXECUTE | flags::WRITABLE;
+        let mem = &mut self.mem;
+        if crate::memory::with_frames(|f| npt.map(mem, f, gpa, frame, PageSize::Small, leaf)).is_ok() {
+            self.doms[s].first_run = true;
         }
     }
 }
