@@ -53,7 +53,7 @@ fn two_guests_with_their_own_vtpms() {
 
     // Each quote verifies against its own guest's reference: signature, nonce, the PCR digest
     // against the replayed log, and every component (configuration, image file) digest.
-    let guests = [("g1", "g1_t", "vtpm:0;other:1;notify:3;nonce:1111"), ("g2", "g2_t", "vtpm:1;other:0;waitfor:2;nonce:2222")];
+    let guests = [("g1", "g1_t", "vtpm:0;other:1;notify:3;nonce:1111"), ("g2", "g2_t", "vtpm:1;other:0;waitfor:2;nonce:2222;badframes:1")];
     let mut evs = Vec::new();
     for (name, label, args) in guests {
         let ev = evidence(&out, name);
@@ -87,6 +87,12 @@ fn two_guests_with_their_own_vtpms() {
     // Each guest ran only after its vTPM measured its launch.
     assert!(pos(&out, "vtpm: domain g1 launch measured by its vTPM vtpm1") < pos(&out, "[g1] guest:"));
     assert!(pos(&out, "vtpm: domain g2 launch measured by its vTPM vtpm2") < pos(&out, "[g2] guest:"));
+
+    // Bad input from g2 gets a transport error and a TPM error; the vTPM goes on serving it.
+    let refused = pos(&out, "[g2] guest: a frame claiming more than the page is refused: Oversize");
+    assert!(refused < pos(&out, "[g2] guest: a malformed TPM command gets TPM error"));
+    line(&out.log, "[vtpm2] vtpm: refused a frame from g2: Oversize");
+    assert!(refused < pos(&out, "[g2] guest: quoted my launch PCRs"));
 
     // vTPM 1 crashes; guest 1 gets a transport error; guest 2's vTPM serves afterwards.
     let crash = pos(&out, "[vtpm1] panic: test-only fault injection");

@@ -89,7 +89,23 @@ fn main(info: &'static warden_rt::abi::StartInfo) {
     }
     let client = VtpmClient::connect(vtpm as u32, &PAGE).unwrap_or_else(|e| fail(&alloc::format!("connecting to my vTPM: {e:?}")));
     println!("guest: connected to my vTPM (domain {vtpm}) on port {}", client.port());
+    if warden_guests::arg_u64(args, "badframes") == Some(1) {
+        bad_frames(&client);
+    }
     let mut tpm = Box::new(Tpm::new(client));
+    if warden_guests::arg_u64(args, "badframes") == Some(1) {
+        // A malformed TPM command (a header claiming 4 KiB, 12 bytes sent) is a TPM error
+        // response, and the vTPM goes on.
+        use warden_tpm::Transport;
+        let mut rsp = [0u8; 64];
+        let bad = [0x80, 0x01, 0, 0, 0x10, 0, 0, 0, 0x01, 0x7b, 0, 8];
+        match tpm.transport().execute(&bad, &mut rsp) {
+            Ok(10) if rsp[6..10] != [0; 4] => {
+                println!("guest: a malformed TPM command gets TPM error {:#x}", u32::from_be_bytes([rsp[6], rsp[7], rsp[8], rsp[9]]))
+            }
+            r => fail(&alloc::format!("a malformed TPM command gave {r:?}")),
+        }
+    }
     match tpm.startup_clear() {
         Ok(false) => {}
         r => fail(&alloc::format!("the vTPM was not started by its domain: {r:?}")),
@@ -180,6 +196,40 @@ fn main(info: &'static warden_rt::abi::StartInfo) {
         }
         println!("guest: my vTPM still serves after the other domain's vTPM crashed");
     }
+}
+
+/// Writes a frame whose length word exceeds the page, rings the doorbell and expects the
+/// vTPM domain's refusal (a transport error), not a crash or silence.
+#[cfg(target_os = "none")]
+fn bad_frames(client: &warden_rt::vtpm::VtpmClient) {
+    use core::sync::atomic::Ordering::Relaxed;
+    use warden_rt::abi::ShutdownReason;
+    use warden_rt::abi::vtpm::{FrameError, FrameStatus, Kind, W_REQ_LEN, put_request, take_response};
+    use warden_rt::{hypercall::shutdown, ipc, println};
+    // A sequence number of its own: the server answers any number it has not just seen.
+    let seq = 1 << 40;
+    if put_request(&PAGE, seq, Kind::Command, 0, b"x").is_err() {
+        shutdown(ShutdownReason::Failure);
+    }
+    PAGE.words[W_REQ_LEN].store(u64::MAX, Relaxed);
+    let _ = ipc::evtchn_send(client.port());
+    for _ in 0..300 {
+        match take_response(&PAGE, seq, &mut [0u8; 16]) {
+            Ok(None) => {
+                let _ = ipc::evtchn_wait(1 << client.port(), Some(100_000));
+            }
+            Err(FrameError::Refused(FrameStatus::Oversize)) => {
+                println!("guest: a frame claiming more than the page is refused: Oversize");
+                return;
+            }
+            r => {
+                println!("guest: FAILED: an oversize frame gave {r:?}");
+                shutdown(ShutdownReason::Failure);
+            }
+        }
+    }
+    println!("guest: FAILED: no answer to an oversize frame");
+    shutdown(ShutdownReason::Failure);
 }
 
 /// PCR 22 after the launch: zero, extended with the image digest, then the separator.
