@@ -54,7 +54,12 @@ pub enum VtpmCall {
 }
 
 impl VtpmCall {
-    pub const ALL: [VtpmCall; 4] = [VtpmCall::Serve, VtpmCall::Ready, VtpmCall::Connect, VtpmCall::Accept];
+    pub const ALL: [VtpmCall; 4] = [
+        VtpmCall::Serve,
+        VtpmCall::Ready,
+        VtpmCall::Connect,
+        VtpmCall::Accept,
+    ];
 
     pub const fn from_raw(raw: u64) -> Option<VtpmCall> {
         if raw < VTPM_BASE || raw >= VTPM_BASE + Self::ALL.len() as u64 {
@@ -363,7 +368,11 @@ fn read_data(page: &SharedPage, out: &mut [u8]) {
 ///
 /// # Errors
 /// [`Refused`] for a frame that must be answered with an error status.
-pub fn take_request(page: &SharedPage, last_seq: u64, buf: &mut [u8; DATA_MAX]) -> Result<Option<Request>, Refused> {
+pub fn take_request(
+    page: &SharedPage,
+    last_seq: u64,
+    buf: &mut [u8; DATA_MAX],
+) -> Result<Option<Request>, Refused> {
     let seq = page.words[W_REQ_SEQ].load(Acquire);
     if seq == last_seq {
         return Ok(None);
@@ -384,7 +393,12 @@ pub fn take_request(page: &SharedPage, last_seq: u64, buf: &mut [u8; DATA_MAX]) 
         return refuse(FrameStatus::Oversize);
     };
     read_data(page, &mut buf[..len]);
-    Ok(Some(Request { seq, kind, len, arg }))
+    Ok(Some(Request {
+        seq,
+        kind,
+        len,
+        arg,
+    }))
 }
 
 /// Server side: answers request `seq` (`bytes.len() <= DATA_MAX`, longer answers are cut).
@@ -413,7 +427,13 @@ pub enum FrameError {
 ///
 /// # Errors
 /// [`FrameError::Oversize`]; nothing is written then.
-pub fn put_request(page: &SharedPage, seq: u64, kind: Kind, arg: u64, bytes: &[u8]) -> Result<(), FrameError> {
+pub fn put_request(
+    page: &SharedPage,
+    seq: u64,
+    kind: Kind,
+    arg: u64,
+    bytes: &[u8],
+) -> Result<(), FrameError> {
     if bytes.len() > DATA_MAX {
         return Err(FrameError::Oversize(bytes.len()));
     }
@@ -431,17 +451,25 @@ pub fn put_request(page: &SharedPage, seq: u64, kind: Kind, arg: u64, bytes: &[u
 ///
 /// # Errors
 /// See [`FrameError`].
-pub fn take_response(page: &SharedPage, seq: u64, out: &mut [u8]) -> Result<Option<(usize, u64)>, FrameError> {
+pub fn take_response(
+    page: &SharedPage,
+    seq: u64,
+    out: &mut [u8],
+) -> Result<Option<(usize, u64)>, FrameError> {
     if page.words[W_RSP_SEQ].load(Acquire) != seq {
         return Ok(None);
     }
-    let status = FrameStatus::from_raw(page.words[W_RSP_STATUS].load(Relaxed)).ok_or(FrameError::BadResponse)?;
+    let status = FrameStatus::from_raw(page.words[W_RSP_STATUS].load(Relaxed))
+        .ok_or(FrameError::BadResponse)?;
     let len = page.words[W_RSP_LEN].load(Relaxed);
     let arg = page.words[W_RSP_ARG].load(Relaxed);
     if status != FrameStatus::Ok {
         return Err(FrameError::Refused(status));
     }
-    let len = usize::try_from(len).ok().filter(|&l| l <= DATA_MAX && l <= out.len()).ok_or(FrameError::BadResponse)?;
+    let len = usize::try_from(len)
+        .ok()
+        .filter(|&l| l <= DATA_MAX && l <= out.len())
+        .ok_or(FrameError::BadResponse)?;
     read_data(page, &mut out[..len]);
     Ok(Some((len, arg)))
 }
@@ -458,7 +486,10 @@ mod tests {
         for (i, c) in VtpmCall::ALL.iter().enumerate() {
             assert_eq!(*c as u64, VTPM_BASE + i as u64);
             assert_eq!(VtpmCall::from_raw(*c as u64), Some(*c));
-            assert!((56..64).contains(&(*c as u64)), "{c:?} leaves the vTPM range 56..63");
+            assert!(
+                (56..64).contains(&(*c as u64)),
+                "{c:?} leaves the vTPM range 56..63"
+            );
         }
         assert_eq!(VtpmCall::from_raw(VTPM_BASE - 1), None);
         assert_eq!(VtpmCall::from_raw(VTPM_BASE + 4), None);
@@ -484,7 +515,13 @@ mod tests {
         assert_eq!(LaunchRecord::from_bytes(&l.to_bytes()), l);
         let mut buf = [0u8; CONFIG_MAX];
         assert_eq!(l.config(&mut buf), b"name=g1 label=g1_t args=vtpm:1");
-        let c = ConnectionRecord { client: 1, port: 2, page_gpa: 0xC000_0000, name: crate::to_fixed("g"), label: crate::to_fixed("g_t") };
+        let c = ConnectionRecord {
+            client: 1,
+            port: 2,
+            page_gpa: 0xC000_0000,
+            name: crate::to_fixed("g"),
+            label: crate::to_fixed("g_t"),
+        };
         assert_eq!(ConnectionRecord::from_bytes(&c.to_bytes()), c);
     }
 
@@ -500,7 +537,15 @@ mod tests {
         let cmd: Vec<u8> = (0..13u8).collect();
         put_request(&p, 1, Kind::Command, 0, &cmd).unwrap();
         let r = take_request(&p, 0, &mut buf).unwrap().unwrap();
-        assert_eq!(r, Request { seq: 1, kind: Kind::Command, len: 13, arg: 0 });
+        assert_eq!(
+            r,
+            Request {
+                seq: 1,
+                kind: Kind::Command,
+                len: 13,
+                arg: 0
+            }
+        );
         assert_eq!(&buf[..13], &cmd[..]);
         // Seen once: the same sequence number is not a new request.
         assert_eq!(take_request(&p, 1, &mut buf), Ok(None));
@@ -512,9 +557,15 @@ mod tests {
         // The largest frame fits exactly; one byte more is refused on both sides.
         let big = std::vec![0xa5u8; DATA_MAX];
         put_request(&p, 2, Kind::Command, 0, &big).unwrap();
-        assert_eq!(take_request(&p, 1, &mut buf).unwrap().unwrap().len, DATA_MAX);
+        assert_eq!(
+            take_request(&p, 1, &mut buf).unwrap().unwrap().len,
+            DATA_MAX
+        );
         assert_eq!(buf[DATA_MAX - 1], 0xa5);
-        assert_eq!(put_request(&p, 3, Kind::Command, 0, &[0; DATA_MAX + 1]), Err(FrameError::Oversize(DATA_MAX + 1)));
+        assert_eq!(
+            put_request(&p, 3, Kind::Command, 0, &[0; DATA_MAX + 1]),
+            Err(FrameError::Oversize(DATA_MAX + 1))
+        );
     }
 
     /// Frames a hostile client can write; each must be refused with its status, never read.
@@ -522,22 +573,57 @@ mod tests {
     fn malformed_frames_are_refused_with_their_status() {
         type Case = (&'static str, fn(&SharedPage), FrameStatus);
         let cases: &[Case] = &[
-            ("no magic", |p| p.words[W_MAGIC].store(0, Relaxed), FrameStatus::BadMagic),
-            ("other version", |p| p.words[W_MAGIC].store(FRAME_MAGIC + 1, Relaxed), FrameStatus::BadMagic),
-            ("kind 0", |p| p.words[W_REQ_KIND].store(0, Relaxed), FrameStatus::BadKind),
-            ("kind 3", |p| p.words[W_REQ_KIND].store(3, Relaxed), FrameStatus::BadKind),
-            ("length beyond the page", |p| p.words[W_REQ_LEN].store(DATA_MAX as u64 + 1, Relaxed), FrameStatus::Oversize),
-            ("length u64::MAX", |p| p.words[W_REQ_LEN].store(u64::MAX, Relaxed), FrameStatus::Oversize),
+            (
+                "no magic",
+                |p| p.words[W_MAGIC].store(0, Relaxed),
+                FrameStatus::BadMagic,
+            ),
+            (
+                "other version",
+                |p| p.words[W_MAGIC].store(FRAME_MAGIC + 1, Relaxed),
+                FrameStatus::BadMagic,
+            ),
+            (
+                "kind 0",
+                |p| p.words[W_REQ_KIND].store(0, Relaxed),
+                FrameStatus::BadKind,
+            ),
+            (
+                "kind 3",
+                |p| p.words[W_REQ_KIND].store(3, Relaxed),
+                FrameStatus::BadKind,
+            ),
+            (
+                "length beyond the page",
+                |p| p.words[W_REQ_LEN].store(DATA_MAX as u64 + 1, Relaxed),
+                FrameStatus::Oversize,
+            ),
+            (
+                "length u64::MAX",
+                |p| p.words[W_REQ_LEN].store(u64::MAX, Relaxed),
+                FrameStatus::Oversize,
+            ),
         ];
         for (what, spoil, status) in cases {
             let p = page();
             put_request(&p, 5, Kind::Command, 0, b"cmd").unwrap();
             spoil(&p);
             let mut buf = [0u8; DATA_MAX];
-            assert_eq!(take_request(&p, 4, &mut buf), Err(Refused { seq: 5, status: *status }), "{what}");
+            assert_eq!(
+                take_request(&p, 4, &mut buf),
+                Err(Refused {
+                    seq: 5,
+                    status: *status
+                }),
+                "{what}"
+            );
             // The refusal reaches the client as a transport error.
             put_response(&p, 5, *status, 0, &[]);
-            assert_eq!(take_response(&p, 5, &mut [0u8; 16]), Err(FrameError::Refused(*status)), "{what}");
+            assert_eq!(
+                take_response(&p, 5, &mut [0u8; 16]),
+                Err(FrameError::Refused(*status)),
+                "{what}"
+            );
         }
     }
 
@@ -546,11 +632,20 @@ mod tests {
     fn malformed_responses_are_errors() {
         let p = page();
         put_response(&p, 1, FrameStatus::Ok, 0, &[1; 100]);
-        assert_eq!(take_response(&p, 1, &mut [0u8; 99]), Err(FrameError::BadResponse));
+        assert_eq!(
+            take_response(&p, 1, &mut [0u8; 99]),
+            Err(FrameError::BadResponse)
+        );
         p.words[W_RSP_LEN].store(DATA_MAX as u64 + 8, Relaxed);
-        assert_eq!(take_response(&p, 1, &mut [0u8; 8192]), Err(FrameError::BadResponse));
+        assert_eq!(
+            take_response(&p, 1, &mut [0u8; 8192]),
+            Err(FrameError::BadResponse)
+        );
         p.words[W_RSP_STATUS].store(99, Relaxed);
-        assert_eq!(take_response(&p, 1, &mut [0u8; 8192]), Err(FrameError::BadResponse));
+        assert_eq!(
+            take_response(&p, 1, &mut [0u8; 8192]),
+            Err(FrameError::BadResponse)
+        );
     }
 
     /// A client rewriting the page while the server takes requests: the server copies once,
@@ -592,7 +687,10 @@ mod tests {
                 }
                 Ok(None) => {}
                 Err(Refused { seq, status }) => {
-                    assert!(matches!(status, FrameStatus::Oversize | FrameStatus::BadKind));
+                    assert!(matches!(
+                        status,
+                        FrameStatus::Oversize | FrameStatus::BadKind
+                    ));
                     last = seq;
                     refused += 1;
                 }
@@ -600,6 +698,9 @@ mod tests {
         }
         writer.join().unwrap();
         assert!(seen + refused > 0, "the server saw no request at all");
-        assert_eq!(last, 19_999, "the server did not reach the writer's last frame");
+        assert_eq!(
+            last, 19_999,
+            "the server did not reach the writer's last frame"
+        );
     }
 }

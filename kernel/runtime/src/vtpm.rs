@@ -8,8 +8,8 @@ use alloc::vec::Vec;
 use warden_abi::guest::hypercall as raw;
 use warden_abi::ipc::SharedPage;
 use warden_abi::vtpm::{
-    CONNECTION_RECORD_LEN, ConnectionRecord, DATA_MAX, FrameError, Kind, LAUNCH_RECORD_LEN, LaunchRecord, VtpmCall,
-    VtpmError, put_request, take_response,
+    CONNECTION_RECORD_LEN, ConnectionRecord, DATA_MAX, FrameError, Kind, LAUNCH_RECORD_LEN,
+    LaunchRecord, VtpmCall, VtpmError, put_request, take_response,
 };
 use warden_abi::{HypercallArgs, Status};
 
@@ -35,13 +35,15 @@ pub enum VtpmFail {
 }
 
 fn call(c: VtpmCall, args: [u64; 5]) -> Result<u64, VtpmFail> {
-    let (status, value) = raw(HypercallArgs { call: c as u64, args });
+    let (status, value) = raw(HypercallArgs {
+        call: c as u64,
+        args,
+    });
     match Status::from_raw(status) {
         Some(Status::Ok) => Ok(value),
         Some(Status::Denied) => Err(VtpmFail::Denied),
-        Some(Status::InvalidArgument) => {
-            Err(VtpmError::from_raw(value).map_or(VtpmFail::Other(Status::InvalidArgument), VtpmFail::Invalid))
-        }
+        Some(Status::InvalidArgument) => Err(VtpmError::from_raw(value)
+            .map_or(VtpmFail::Other(Status::InvalidArgument), VtpmFail::Invalid)),
         Some(s) => Err(VtpmFail::Other(s)),
         None => Err(VtpmFail::Other(Status::InvalidArgument)),
     }
@@ -53,7 +55,10 @@ fn call(c: VtpmCall, args: [u64; 5]) -> Result<u64, VtpmFail> {
 /// See [`VtpmFail`].
 pub fn serve() -> Result<LaunchRecord, VtpmFail> {
     let mut buf = [0u8; LAUNCH_RECORD_LEN];
-    call(VtpmCall::Serve, [buf.as_mut_ptr() as u64, buf.len() as u64, 0, 0, 0])?;
+    call(
+        VtpmCall::Serve,
+        [buf.as_mut_ptr() as u64, buf.len() as u64, 0, 0, 0],
+    )?;
     Ok(LaunchRecord::from_bytes(&buf))
 }
 
@@ -71,7 +76,10 @@ pub fn ready() -> Result<(), VtpmFail> {
 /// See [`VtpmFail`].
 pub fn accept() -> Result<Option<ConnectionRecord>, VtpmFail> {
     let mut buf = [0u8; CONNECTION_RECORD_LEN];
-    let got = call(VtpmCall::Accept, [buf.as_mut_ptr() as u64, buf.len() as u64, 0, 0, 0])?;
+    let got = call(
+        VtpmCall::Accept,
+        [buf.as_mut_ptr() as u64, buf.len() as u64, 0, 0, 0],
+    )?;
     Ok((got == 1).then(|| ConnectionRecord::from_bytes(&buf)))
 }
 
@@ -102,7 +110,12 @@ impl VtpmClient {
     /// See [`VtpmFail`].
     pub fn connect(vtpm: u32, page: &'static SharedPage) -> Result<Self, VtpmFail> {
         let port = connect_raw(vtpm, core::ptr::from_ref(page) as u64)?;
-        Ok(VtpmClient { page, port, seq: 0, timeout_us: 30_000_000 })
+        Ok(VtpmClient {
+            page,
+            port,
+            seq: 0,
+            timeout_us: 30_000_000,
+        })
     }
 
     /// The event-channel port to the vTPM domain.
@@ -115,7 +128,13 @@ impl VtpmClient {
     ///
     /// # Errors
     /// See [`VtpmFail`].
-    pub fn exchange(&mut self, kind: Kind, arg: u64, req: &[u8], out: &mut [u8]) -> Result<(usize, u64), VtpmFail> {
+    pub fn exchange(
+        &mut self,
+        kind: Kind,
+        arg: u64,
+        req: &[u8],
+        out: &mut [u8],
+    ) -> Result<(usize, u64), VtpmFail> {
         self.seq += 1;
         put_request(self.page, self.seq, kind, arg, req).map_err(VtpmFail::Frame)?;
         self.signal()?;
@@ -132,7 +151,11 @@ impl VtpmClient {
             }
             let pending = ipc::evtchn_wait(mask, Some(SLICE_US)).map_err(VtpmFail::Channel)?;
             waited += SLICE_US;
-            if pending != 0 && take_response(self.page, self.seq, out).map_err(VtpmFail::Frame)?.is_none() {
+            if pending != 0
+                && take_response(self.page, self.seq, out)
+                    .map_err(VtpmFail::Frame)?
+                    .is_none()
+            {
                 // Woken without an answer: the vTPM domain may have ended (the hypervisor
                 // closed its end and woke us). Sending tells.
                 self.signal()?;

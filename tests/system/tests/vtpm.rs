@@ -7,12 +7,15 @@
 use std::collections::BTreeMap;
 
 use warden_system_tests::{ExitKind, Outcome, expect_scenario, line};
+use warden_tpm::eventlog::Tag;
 use wardenctl::reference::{Component, Reference};
 use wardenctl::verify::{Evidence, verify};
-use warden_tpm::eventlog::Tag;
 
 fn pos(out: &Outcome, needle: &str) -> usize {
-    out.log.lines().position(|l| l.contains(needle)).unwrap_or_else(|| panic!("no line with '{needle}' in:\n{}", out.log))
+    out.log
+        .lines()
+        .position(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("no line with '{needle}' in:\n{}", out.log))
 }
 
 /// The `evidence WHAT I HEX` lines of domain `dom`, joined per item.
@@ -21,14 +24,24 @@ fn evidence(out: &Outcome, dom: &str) -> BTreeMap<String, Vec<u8>> {
     let mut parts: BTreeMap<String, Vec<(usize, Vec<u8>)>> = BTreeMap::new();
     for l in out.log.lines().filter_map(|l| l.strip_prefix(&prefix)) {
         let mut w = l.split(' ');
-        let (what, i, hex) = (w.next().unwrap(), w.next().unwrap().parse().unwrap(), w.next().unwrap());
-        parts.entry(what.into()).or_default().push((i, wardenctl::unhex(hex).unwrap()));
+        let (what, i, hex) = (
+            w.next().unwrap(),
+            w.next().unwrap().parse().unwrap(),
+            w.next().unwrap(),
+        );
+        parts
+            .entry(what.into())
+            .or_default()
+            .push((i, wardenctl::unhex(hex).unwrap()));
     }
     parts
         .into_iter()
         .map(|(k, mut v)| {
             v.sort_by_key(|(i, _)| *i);
-            assert!(v.iter().enumerate().all(|(n, (i, _))| n == *i), "{dom}: evidence {k} has a gap");
+            assert!(
+                v.iter().enumerate().all(|(n, (i, _))| n == *i),
+                "{dom}: evidence {k} has a gap"
+            );
             (k, v.into_iter().flat_map(|(_, b)| b).collect())
         })
         .collect()
@@ -37,12 +50,18 @@ fn evidence(out: &Outcome, dom: &str) -> BTreeMap<String, Vec<u8>> {
 /// What a verifier expects of a guest: its manifest configuration in PCR 21 and its image
 /// file in PCR 22.
 fn reference(name: &str, label: &str, args: &str) -> Reference {
-    let image = warden_rig::images::images().unwrap().image("vtpm_guest").unwrap();
+    let image = warden_rig::images::images()
+        .unwrap()
+        .image("vtpm_guest")
+        .unwrap();
     let bytes = std::fs::read(image).unwrap();
     let config = format!("name={name} label={label} args={args}");
     Reference::new(
         &format!("launch of domain {name}"),
-        vec![Component::new(Tag::Manifest, name, config.as_bytes()), Component::new(Tag::DomainImage, "vtpm_guest", &bytes)],
+        vec![
+            Component::new(Tag::Manifest, name, config.as_bytes()),
+            Component::new(Tag::DomainImage, "vtpm_guest", &bytes),
+        ],
     )
 }
 
@@ -53,43 +72,95 @@ fn two_guests_with_their_own_vtpms() {
 
     // Each quote verifies against its own guest's reference: signature, nonce, the PCR digest
     // against the replayed log, and every component (configuration, image file) digest.
-    let guests = [("g1", "g1_t", "vtpm:0;other:1;notify:3;nonce:1111"), ("g2", "g2_t", "vtpm:1;other:0;waitfor:2;nonce:2222;badframes:1")];
+    let guests = [
+        ("g1", "g1_t", "vtpm:0;other:1;notify:3;nonce:1111"),
+        (
+            "g2",
+            "g2_t",
+            "vtpm:1;other:0;waitfor:2;nonce:2222;badframes:1",
+        ),
+    ];
     let mut evs = Vec::new();
     for (name, label, args) in guests {
         let ev = evidence(&out, name);
-        let e = Evidence { quote: &ev["quote"], ak_public: &ev["ak"], event_log: &ev["log"], nonce: &ev["nonce"] };
+        let e = Evidence {
+            quote: &ev["quote"],
+            ak_public: &ev["ak"],
+            event_log: &ev["log"],
+            nonce: &ev["nonce"],
+        };
         let report = verify(&e, &reference(name, label, args)).unwrap();
-        assert!(report.ok, "{name}: {:?}\n{}", report.failures(), report.table());
-        line(&out.log, &format!("[{name}] guest: launch PCRs 20-22 (sha1, sha256) match the event log"));
-        line(&out.log, &format!("[{name}] guest: PCR 21 holds my configuration (name, label, args)"));
+        assert!(
+            report.ok,
+            "{name}: {:?}\n{}",
+            report.failures(),
+            report.table()
+        );
+        line(
+            &out.log,
+            &format!("[{name}] guest: launch PCRs 20-22 (sha1, sha256) match the event log"),
+        );
+        line(
+            &out.log,
+            &format!("[{name}] guest: PCR 21 holds my configuration (name, label, args)"),
+        );
         evs.push(ev);
     }
     // The checks can fail: g1's quote is not g2's launch (its configuration differs), and a
     // verifier's other nonce shows as stale.
     let (name, label, args) = guests[1];
     let g1 = &evs[0];
-    let e = Evidence { quote: &g1["quote"], ak_public: &g1["ak"], event_log: &g1["log"], nonce: &g1["nonce"] };
+    let e = Evidence {
+        quote: &g1["quote"],
+        ak_public: &g1["ak"],
+        event_log: &g1["log"],
+        nonce: &g1["nonce"],
+    };
     let r = verify(&e, &reference(name, label, args)).unwrap();
     assert!(!r.ok, "g1's launch passed as g2's");
-    let stale = Evidence { nonce: &evs[1]["nonce"], ..e };
+    let stale = Evidence {
+        nonce: &evs[1]["nonce"],
+        ..e
+    };
     let r = verify(&stale, &reference(guests[0].0, guests[0].1, guests[0].2)).unwrap();
-    assert!(r.failures().iter().any(|f| f.contains("stale nonce")), "{:?}", r.failures());
+    assert!(
+        r.failures().iter().any(|f| f.contains("stale nonce")),
+        "{:?}",
+        r.failures()
+    );
 
     // Neither guest reaches the other's vTPM: denied by the policy, audited with the class.
     for (src, tgt) in [("g1_t", "g2_vtpm_t"), ("g2_t", "g1_vtpm_t")] {
         let avc = line(&out.log, &format!("scontext={src} "));
         assert!(avc.starts_with("avc: denied { use }"), "{avc}");
-        assert!(avc.contains(&format!("tcontext={tgt} tclass=vtpm")) && avc.contains("hypercall=vtpm_connect"), "{avc}");
+        assert!(
+            avc.contains(&format!("tcontext={tgt} tclass=vtpm"))
+                && avc.contains("hypercall=vtpm_connect"),
+            "{avc}"
+        );
     }
     // The vTPM domain learns its client from the hypervisor.
-    line(&out.log, "[vtpm1] vtpm: client g1 (domain 2, label g1_t) connected, as the hypervisor says");
-    line(&out.log, "[vtpm2] vtpm: client g2 (domain 3, label g2_t) connected, as the hypervisor says");
+    line(
+        &out.log,
+        "[vtpm1] vtpm: client g1 (domain 2, label g1_t) connected, as the hypervisor says",
+    );
+    line(
+        &out.log,
+        "[vtpm2] vtpm: client g2 (domain 3, label g2_t) connected, as the hypervisor says",
+    );
     // Each guest ran only after its vTPM measured its launch.
-    assert!(pos(&out, "vtpm: domain g1 launch measured by its vTPM vtpm1") < pos(&out, "[g1] guest:"));
-    assert!(pos(&out, "vtpm: domain g2 launch measured by its vTPM vtpm2") < pos(&out, "[g2] guest:"));
+    assert!(
+        pos(&out, "vtpm: domain g1 launch measured by its vTPM vtpm1") < pos(&out, "[g1] guest:")
+    );
+    assert!(
+        pos(&out, "vtpm: domain g2 launch measured by its vTPM vtpm2") < pos(&out, "[g2] guest:")
+    );
 
     // Bad input from g2 gets a transport error and a TPM error; the vTPM goes on serving it.
-    let refused = pos(&out, "[g2] guest: a frame claiming more than the page is refused: Oversize");
+    let refused = pos(
+        &out,
+        "[g2] guest: a frame claiming more than the page is refused: Oversize",
+    );
     assert!(refused < pos(&out, "[g2] guest: a malformed TPM command gets TPM error"));
     line(&out.log, "[vtpm2] vtpm: refused a frame from g2: Oversize");
     assert!(refused < pos(&out, "[g2] guest: quoted my launch PCRs"));
@@ -97,8 +168,16 @@ fn two_guests_with_their_own_vtpms() {
     // vTPM 1 crashes; guest 1 gets a transport error; guest 2's vTPM serves afterwards.
     let crash = pos(&out, "[vtpm1] panic: test-only fault injection");
     assert!(crash < pos(&out, "[g1] guest: my vTPM is gone after"));
-    assert!(line(&out.log, "[g1] guest: my vTPM is gone after").ends_with("TPM transport failed: Gone"));
-    assert!(crash < pos(&out, "[g2] guest: my vTPM still serves after the other domain's vTPM crashed"));
+    assert!(
+        line(&out.log, "[g1] guest: my vTPM is gone after").ends_with("TPM transport failed: Gone")
+    );
+    assert!(
+        crash
+            < pos(
+                &out,
+                "[g2] guest: my vTPM still serves after the other domain's vTPM crashed"
+            )
+    );
     line(&out.log, "domain vtpm1 (id 0): expected failure, met");
     line(&out.log, "domain vtpm2 (id 1): expected shutdown, met");
 }

@@ -15,7 +15,8 @@ use alloc::vec::Vec;
 
 use warden_abi::ipc::SharedPage;
 use warden_abi::vtpm::{
-    DATA_MAX, FrameStatus, Kind, LAUNCH_LOCALITY, LAUNCH_PCRS, LaunchRecord, Refused, put_response, take_request,
+    DATA_MAX, FrameStatus, Kind, LAUNCH_LOCALITY, LAUNCH_PCRS, LaunchRecord, Refused, put_response,
+    take_request,
 };
 use warden_tpm::eventlog::{EventLogWriter, LogError, Tag};
 use warden_tpm::{Banks, Digest, DigestSet, HashAlg, Transport};
@@ -82,7 +83,12 @@ pub struct Instance<P: Platform> {
 
 impl<P: Platform> core::fmt::Debug for Instance<P> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "Instance({} commands, log {} bytes)", self.commands, self.log.len())
+        write!(
+            f,
+            "Instance({} commands, log {} bytes)",
+            self.commands,
+            self.log.len()
+        )
     }
 }
 
@@ -102,7 +108,10 @@ impl<P: Platform> Instance<P> {
         let mut engine = warden_vtpm::Tpm::new(platform).map_err(LaunchError::State)?;
         let mut buf = alloc::vec![0u8; LOG_MAX];
         let len = {
-            let mut tpm = warden_tpm::Tpm::new(Local { tpm: &mut engine, locality: LAUNCH_LOCALITY });
+            let mut tpm = warden_tpm::Tpm::new(Local {
+                tpm: &mut engine,
+                locality: LAUNCH_LOCALITY,
+            });
             tpm.startup_clear().map_err(LaunchError::Tpm)?;
             let mut log = EventLogWriter::new(&mut buf, banks()).map_err(LaunchError::Log)?;
             for pcr in LAUNCH_PCRS {
@@ -111,17 +120,24 @@ impl<P: Platform> Instance<P> {
             let mut text = [0u8; warden_abi::vtpm::CONFIG_MAX];
             let config = DigestSet::of(banks(), launch.config(&mut text));
             let name = warden_abi::fixed_str(&launch.name);
-            log.append_tagged(Tag::Manifest.pcr(), Tag::Manifest, &config, name).map_err(LaunchError::Log)?;
-            tpm.pcr_extend(Tag::Manifest.pcr(), &config).map_err(LaunchError::Tpm)?;
+            log.append_tagged(Tag::Manifest.pcr(), Tag::Manifest, &config, name)
+                .map_err(LaunchError::Log)?;
+            tpm.pcr_extend(Tag::Manifest.pcr(), &config)
+                .map_err(LaunchError::Tpm)?;
             let mut image = DigestSet::default();
-            for (alg, raw) in [(HashAlg::Sha1, &launch.image_sha1[..]), (HashAlg::Sha256, &launch.image_sha256[..])] {
+            for (alg, raw) in [
+                (HashAlg::Sha1, &launch.image_sha1[..]),
+                (HashAlg::Sha256, &launch.image_sha256[..]),
+            ] {
                 if let Some(d) = Digest::from_bytes(alg, raw) {
                     image.insert(d);
                 }
             }
             let image_name = warden_abi::fixed_str(&launch.image);
-            log.append_tagged(Tag::DomainImage.pcr(), Tag::DomainImage, &image, image_name).map_err(LaunchError::Log)?;
-            tpm.pcr_extend(Tag::DomainImage.pcr(), &image).map_err(LaunchError::Tpm)?;
+            log.append_tagged(Tag::DomainImage.pcr(), Tag::DomainImage, &image, image_name)
+                .map_err(LaunchError::Log)?;
+            tpm.pcr_extend(Tag::DomainImage.pcr(), &image)
+                .map_err(LaunchError::Tpm)?;
             for pcr in LAUNCH_PCRS {
                 let sep = log.append_separator(pcr).map_err(LaunchError::Log)?;
                 tpm.pcr_extend(pcr, &sep).map_err(LaunchError::Tpm)?;
@@ -129,7 +145,13 @@ impl<P: Platform> Instance<P> {
             log.as_bytes().len()
         };
         buf.truncate(len);
-        Ok(Instance { tpm: engine, log: buf, last_seq: 0, commands: 0, buf: alloc::vec![0u8; DATA_MAX] })
+        Ok(Instance {
+            tpm: engine,
+            log: buf,
+            last_seq: 0,
+            commands: 0,
+            buf: alloc::vec![0u8; DATA_MAX],
+        })
     }
 
     /// The launch event log.
@@ -168,9 +190,17 @@ impl<P: Platform> Instance<P> {
                         Handled::Command
                     }
                     Kind::EventLog => {
-                        let from = usize::try_from(r.arg).unwrap_or(usize::MAX).min(self.log.len());
+                        let from = usize::try_from(r.arg)
+                            .unwrap_or(usize::MAX)
+                            .min(self.log.len());
                         let to = from.saturating_add(DATA_MAX).min(self.log.len());
-                        put_response(page, r.seq, FrameStatus::Ok, self.log.len() as u64, &self.log[from..to]);
+                        put_response(
+                            page,
+                            r.seq,
+                            FrameStatus::Ok,
+                            self.log.len() as u64,
+                            &self.log[from..to],
+                        );
                         Handled::EventLog
                     }
                 }
@@ -218,12 +248,17 @@ mod tests {
             self.seq += 1;
             put_request(self.page, self.seq, Kind::Command, 0, cmd)?;
             self.inst.handle(self.page);
-            Ok(take_response(self.page, self.seq, rsp)?.expect("answered").0)
+            Ok(take_response(self.page, self.seq, rsp)?
+                .expect("answered")
+                .0)
         }
     }
 
     fn launched() -> (Instance<MemPlatform>, Box<SharedPage>) {
-        (Instance::launch(MemPlatform::with_seed(7), &record()).expect("launch"), Box::new(SharedPage::new()))
+        (
+            Instance::launch(MemPlatform::with_seed(7), &record()).expect("launch"),
+            Box::new(SharedPage::new()),
+        )
     }
 
     #[test]
@@ -235,18 +270,32 @@ mod tests {
         let mut text = [0u8; warden_abi::vtpm::CONFIG_MAX];
         let config = record().config(&mut text).to_vec();
         assert_eq!(config, b"name=g1 label=g1_t args=vtpm:0");
-        let mut tpm = warden_tpm::Tpm::new(Loop { inst: &mut inst, page: &page, seq: 0 });
+        let mut tpm = warden_tpm::Tpm::new(Loop {
+            inst: &mut inst,
+            page: &page,
+            seq: 0,
+        });
         // The client's own Startup finds the TPM started (the vTPM domain started it).
         assert!(!tpm.startup_clear().expect("startup"));
         for alg in [HashAlg::Sha1, HashAlg::Sha256] {
             let sep = alg.hash(&[0u8; 4]);
-            let pcr21 = Digest::zero(alg).extended(&alg.hash(&config)).extended(&sep);
+            let pcr21 = Digest::zero(alg)
+                .extended(&alg.hash(&config))
+                .extended(&sep);
             let image = alg.hash(b"\x7fELF pretend image bytes");
             let pcr22 = Digest::zero(alg).extended(&image).extended(&sep);
             let pcr20 = Digest::zero(alg).extended(&sep);
             for (pcr, want) in [(20, pcr20), (21, pcr21), (22, pcr22)] {
-                assert_eq!(tpm.pcr_read(pcr, alg).expect("read"), want, "PCR {pcr} {alg:?}");
-                assert_eq!(replay.pcr(alg, pcr), Some(want), "replay of PCR {pcr} {alg:?}");
+                assert_eq!(
+                    tpm.pcr_read(pcr, alg).expect("read"),
+                    want,
+                    "PCR {pcr} {alg:?}"
+                );
+                assert_eq!(
+                    replay.pcr(alg, pcr),
+                    Some(want),
+                    "replay of PCR {pcr} {alg:?}"
+                );
             }
         }
     }
@@ -254,12 +303,22 @@ mod tests {
     #[test]
     fn a_client_at_locality_0_can_neither_extend_nor_reset_the_launch_pcrs() {
         let (mut inst, page) = launched();
-        let mut tpm = warden_tpm::Tpm::new(Loop { inst: &mut inst, page: &page, seq: 0 });
+        let mut tpm = warden_tpm::Tpm::new(Loop {
+            inst: &mut inst,
+            page: &page,
+            seq: 0,
+        });
         let before = tpm.pcr_read(22, HashAlg::Sha256).unwrap();
         let d = DigestSet::of(banks(), b"forged");
         for pcr in LAUNCH_PCRS {
-            assert!(matches!(tpm.pcr_extend(pcr, &d), Err(warden_tpm::Error::Tpm(_, rc)) if rc & 0xfff == 0x907), "extend {pcr}");
-            assert!(matches!(tpm.pcr_reset(pcr), Err(warden_tpm::Error::Tpm(_, rc)) if rc & 0xfff == 0x907), "reset {pcr}");
+            assert!(
+                matches!(tpm.pcr_extend(pcr, &d), Err(warden_tpm::Error::Tpm(_, rc)) if rc & 0xfff == 0x907),
+                "extend {pcr}"
+            );
+            assert!(
+                matches!(tpm.pcr_reset(pcr), Err(warden_tpm::Error::Tpm(_, rc)) if rc & 0xfff == 0x907),
+                "reset {pcr}"
+            );
         }
         assert_eq!(tpm.pcr_read(22, HashAlg::Sha256).unwrap(), before);
     }
@@ -271,9 +330,19 @@ mod tests {
         put_request(&page, 1, Kind::Command, 0, b"x").unwrap();
         page.words[W_REQ_LEN].store(u64::MAX, core::sync::atomic::Ordering::Relaxed);
         assert_eq!(inst.handle(&page), Handled::Refused(FrameStatus::Oversize));
-        assert_eq!(take_response(&page, 1, &mut [0u8; 16]), Err(FrameError::Refused(FrameStatus::Oversize)));
+        assert_eq!(
+            take_response(&page, 1, &mut [0u8; 16]),
+            Err(FrameError::Refused(FrameStatus::Oversize))
+        );
         // A malformed TPM command is a TPM error response, not a transport failure.
-        put_request(&page, 2, Kind::Command, 0, &[0x80, 0x01, 0, 0, 0, 0x0c, 0, 0, 1, 0x44, 0xff, 0xff]).unwrap();
+        put_request(
+            &page,
+            2,
+            Kind::Command,
+            0,
+            &[0x80, 0x01, 0, 0, 0, 0x0c, 0, 0, 1, 0x44, 0xff, 0xff],
+        )
+        .unwrap();
         assert_eq!(inst.handle(&page), Handled::Command);
         let mut rsp = [0u8; 64];
         let (n, _) = take_response(&page, 2, &mut rsp).unwrap().unwrap();
@@ -281,14 +350,26 @@ mod tests {
         assert_ne!(&rsp[6..10], &[0, 0, 0, 0], "a TPM error code");
         // A client that never reads its answers: each request is still served.
         for seq in 3..6 {
-            put_request(&page, seq, Kind::Command, 0, &[0x80, 0x01, 0, 0, 0, 0x0c, 0, 0, 1, 0x7b, 0, 8]).unwrap();
+            put_request(
+                &page,
+                seq,
+                Kind::Command,
+                0,
+                &[0x80, 0x01, 0, 0, 0, 0x0c, 0, 0, 1, 0x7b, 0, 8],
+            )
+            .unwrap();
             assert_eq!(inst.handle(&page), Handled::Command);
         }
         assert_eq!(inst.handle(&page), Handled::Nothing, "no request twice");
         // And a well-formed exchange still works afterwards.
-        let mut tpm = warden_tpm::Tpm::new(Loop { inst: &mut inst, page: &page, seq: 5 });
+        let mut tpm = warden_tpm::Tpm::new(Loop {
+            inst: &mut inst,
+            page: &page,
+            seq: 5,
+        });
         let mut r = [0u8; 8];
-        tpm.get_random(&mut r).expect("GetRandom after the bad frames");
+        tpm.get_random(&mut r)
+            .expect("GetRandom after the bad frames");
     }
 
     #[test]

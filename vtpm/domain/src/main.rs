@@ -26,7 +26,9 @@ impl warden_vtpm::Platform for DomainPlatform {
     fn entropy(&mut self, buf: &mut [u8]) {
         for chunk in buf.chunks_mut(8) {
             // Checked at start; a CPU whose RDRAND stops answering leaves no safe way on.
-            let Some(r) = warden_rt::abi::guest::rdrand64() else { panic!("RDRAND failed: no entropy") };
+            let Some(r) = warden_rt::abi::guest::rdrand64() else {
+                panic!("RDRAND failed: no entropy")
+            };
             chunk.copy_from_slice(&r.to_le_bytes()[..chunk.len()]);
         }
     }
@@ -54,7 +56,10 @@ fn main(info: &'static warden_rt::abi::StartInfo) {
     use warden_rt::{ipc, println, vtpm};
     use warden_vtpm_domain::{Handled, Instance};
 
-    let panic_after = info.args().split([',', ';']).find_map(|w| w.strip_prefix("panic_after:")?.parse::<u64>().ok());
+    let panic_after = info
+        .args()
+        .split([',', ';'])
+        .find_map(|w| w.strip_prefix("panic_after:")?.parse::<u64>().ok());
     let fail = |what: &str| -> ! {
         println!("vtpm: FAILED: {what}");
         shutdown(ShutdownReason::Failure)
@@ -71,7 +76,10 @@ fn main(info: &'static warden_rt::abi::StartInfo) {
         println!("vtpm: FAILED: measuring the launch of {client}: {e:?}");
         shutdown(ShutdownReason::Failure)
     });
-    println!("vtpm: launch of {client} measured: PCR 21 configuration, PCR 22 image, event log {} bytes", inst.event_log().len());
+    println!(
+        "vtpm: launch of {client} measured: PCR 21 configuration, PCR 22 image, event log {} bytes",
+        inst.event_log().len()
+    );
     vtpm::ready().unwrap_or_else(|e| {
         println!("vtpm: FAILED: ready: {e:?}");
         shutdown(ShutdownReason::Failure)
@@ -97,7 +105,9 @@ fn main(info: &'static warden_rt::abi::StartInfo) {
     if conn.client != launch.client {
         fail("the connected domain is not the instance's owner");
     }
-    let Some(page) = warden_rt::abi::guest::grant_window_page((conn.page_gpa - GRANT_WINDOW) / 4096) else {
+    let Some(page) =
+        warden_rt::abi::guest::grant_window_page((conn.page_gpa - GRANT_WINDOW) / 4096)
+    else {
         fail("the frame page is outside the grant window");
     };
     let mask = 1u64 << conn.port;
@@ -113,7 +123,10 @@ fn main(info: &'static warden_rt::abi::StartInfo) {
                 Handled::Command | Handled::EventLog => {}
             }
             if panic_after.is_some_and(|n| inst.commands >= n) {
-                panic!("test-only fault injection: panic_after:{} reached", inst.commands);
+                panic!(
+                    "test-only fault injection: panic_after:{} reached",
+                    inst.commands
+                );
             }
             // Tell the client its answer is there (it may have ended meanwhile).
             if ipc::evtchn_send(conn.port).is_err() {
@@ -124,13 +137,19 @@ fn main(info: &'static warden_rt::abi::StartInfo) {
             Ok(0) => {
                 // Quiet for a second: is the client still there? (A send to a closed channel fails.)
                 if ipc::evtchn_send(conn.port).is_err() {
-                    println!("vtpm: client {client} gone after {} commands ({refused} frames refused); instance ends", inst.commands);
+                    println!(
+                        "vtpm: client {client} gone after {} commands ({refused} frames refused); instance ends",
+                        inst.commands
+                    );
                     return;
                 }
             }
             Ok(_) => {}
             Err(e) => {
-                println!("vtpm: client {client} gone ({e:?}) after {} commands; instance ends", inst.commands);
+                println!(
+                    "vtpm: client {client} gone ({e:?}) after {} commands; instance ends",
+                    inst.commands
+                );
                 return;
             }
         }

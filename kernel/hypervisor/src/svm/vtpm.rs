@@ -70,30 +70,65 @@ impl Vtpms {
     /// Reads the manifest's vTPM keys. `image` returns the image bytes a domain would load.
     /// A line naming a missing vTPM domain, an instance type that is not of kind `vtpm`, or a
     /// second client of one instance is refused with a message (one instance per client).
-    pub(super) fn configure(specs: &[DomainSpec<'_>], policy: &Policy<'_>, mut image: impl FnMut(&str) -> Option<alloc::vec::Vec<u8>>) -> Vtpms {
-        let mut v = Vtpms { instances: [None; MAX_DOMAINS], held: [false; MAX_DOMAINS], refused: [false; MAX_DOMAINS] };
+    pub(super) fn configure(
+        specs: &[DomainSpec<'_>],
+        policy: &Policy<'_>,
+        mut image: impl FnMut(&str) -> Option<alloc::vec::Vec<u8>>,
+    ) -> Vtpms {
+        let mut v = Vtpms {
+            instances: [None; MAX_DOMAINS],
+            held: [false; MAX_DOMAINS],
+            refused: [false; MAX_DOMAINS],
+        };
         for (i, s) in specs.iter().enumerate() {
-            let Some(t) = s.get("vtpm_instance") else { continue };
+            let Some(t) = s.get("vtpm_instance") else {
+                continue;
+            };
             match policy.type_by_name(t).map(|ty| (ty, policy.kind_of(ty))) {
                 Some((ty, Some(Kind::Vtpm))) => {
-                    v.instances[i] = Some(Instance { label: ty, owner: None, launch: None, client: None, page: None, pending: None, gone: false })
+                    v.instances[i] = Some(Instance {
+                        label: ty,
+                        owner: None,
+                        launch: None,
+                        client: None,
+                        page: None,
+                        pending: None,
+                        gone: false,
+                    })
                 }
                 _ => {
-                    println!("domain {} (id {i}) refused: vtpm_instance={t} is not a type of kind `vtpm` in the policy", s.name);
+                    println!(
+                        "domain {} (id {i}) refused: vtpm_instance={t} is not a type of kind `vtpm` in the policy",
+                        s.name
+                    );
                     v.refused[i] = true;
                 }
             }
         }
         for (j, s) in specs.iter().enumerate() {
-            let Some(server) = s.get("vtpm") else { continue };
-            let Some(i) = specs.iter().position(|o| o.name == server).filter(|&i| v.instances[i].is_some()) else {
-                println!("domain {} (id {j}) refused: vtpm={server} names no vTPM domain", s.name);
+            let Some(server) = s.get("vtpm") else {
+                continue;
+            };
+            let Some(i) = specs
+                .iter()
+                .position(|o| o.name == server)
+                .filter(|&i| v.instances[i].is_some())
+            else {
+                println!(
+                    "domain {} (id {j}) refused: vtpm={server} names no vTPM domain",
+                    s.name
+                );
                 v.refused[j] = true;
                 continue;
             };
-            let Some(inst) = v.instances[i].as_mut() else { continue };
+            let Some(inst) = v.instances[i].as_mut() else {
+                continue;
+            };
             if let Some(other) = inst.owner {
-                println!("domain {} (id {j}) refused: vTPM {server} already serves domain id {other} (one instance per client)", s.name);
+                println!(
+                    "domain {} (id {j}) refused: vTPM {server} already serves domain id {other} (one instance per client)",
+                    s.name
+                );
                 v.refused[j] = true;
                 continue;
             }
@@ -123,11 +158,31 @@ fn invalid(e: VtpmError) -> (Status, u64) {
 impl Runner {
     /// The MAC decision of a vTPM call: `perm` of class `vtpm`, caller → the instance served by
     /// domain `server`. A denial is audited and reported like every other.
-    fn vtpm_check(&mut self, caller: u32, server: u32, label: TypeId, call: VtpmCall, perm: PermSet) -> Result<(), (Status, u64)> {
+    fn vtpm_check(
+        &mut self,
+        caller: u32,
+        server: u32,
+        label: TypeId,
+        call: VtpmCall,
+        perm: PermSet,
+    ) -> Result<(), (Status, u64)> {
         let r = self.with_ipc(|ipc, plat| {
-            let subject = Subject { dom: DomId(caller), label: plat.label(DomId(caller))? };
-            let object = Object::Domain { dom: DomId(server), label };
-            let c = Check { hypercall: call as u64, subject, object, class: Class::Vtpm, perms: perm, time: plat.now() };
+            let subject = Subject {
+                dom: DomId(caller),
+                label: plat.label(DomId(caller))?,
+            };
+            let object = Object::Domain {
+                dom: DomId(server),
+                label,
+            };
+            let c = Check {
+                hypercall: call as u64,
+                subject,
+                object,
+                class: Class::Vtpm,
+                perms: perm,
+                time: plat.now(),
+            };
             Some(ipc.mac.check(&c).map(|_| ()))
         });
         match r {
@@ -142,7 +197,13 @@ impl Runner {
 
     /// The instance domain `id` serves, for its own (admin) calls.
     fn own_instance(&mut self, id: u32, call: VtpmCall) -> Result<Instance, (Status, u64)> {
-        let inst = self.vtpm.instances.get(id as usize).copied().flatten().ok_or(invalid(VtpmError::NotAVtpmDomain))?;
+        let inst = self
+            .vtpm
+            .instances
+            .get(id as usize)
+            .copied()
+            .flatten()
+            .ok_or(invalid(VtpmError::NotAVtpmDomain))?;
         self.vtpm_check(id, id, inst.label, call, perms::vtpm::ADMIN)?;
         Ok(inst)
     }
@@ -151,12 +212,22 @@ impl Runner {
     pub(super) fn vtpm_hypercall(&mut self, id: DomainId, call: VtpmCall, args: [u64; 5]) -> Next {
         let r = self.vtpm_call(id.0, call, args);
         let (status, value) = r.unwrap_or_else(|e| e);
-        set(&mut self.mem, self.doms[id.0 as usize].vmcb, field::RAX, status as u64);
+        set(
+            &mut self.mem,
+            self.doms[id.0 as usize].vmcb,
+            field::RAX,
+            status as u64,
+        );
         self.doms[id.0 as usize].regs.rdx = value;
         Next::Continue
     }
 
-    fn vtpm_call(&mut self, id: u32, call: VtpmCall, args: [u64; 5]) -> Result<(Status, u64), (Status, u64)> {
+    fn vtpm_call(
+        &mut self,
+        id: u32,
+        call: VtpmCall,
+        args: [u64; 5],
+    ) -> Result<(Status, u64), (Status, u64)> {
         let i = id as usize;
         match call {
             VtpmCall::Serve => {
@@ -177,21 +248,34 @@ impl Runner {
                 let owner = inst.owner.ok_or(invalid(VtpmError::NoClient))? as usize;
                 if self.vtpm.held[owner] {
                     self.vtpm.held[owner] = false;
-                    if matches!(self.sched.state(DomainId(owner as u32)), State::Blocked { .. }) && !self.doms[owner].refused {
-                        self.sched.set_state(DomainId(owner as u32), State::Runnable);
-                        println!("vtpm: domain {} launch measured by its vTPM {}: it may run", self.doms[owner].name, self.doms[i].name);
+                    if matches!(
+                        self.sched.state(DomainId(owner as u32)),
+                        State::Blocked { .. }
+                    ) && !self.doms[owner].refused
+                    {
+                        self.sched
+                            .set_state(DomainId(owner as u32), State::Runnable);
+                        println!(
+                            "vtpm: domain {} launch measured by its vTPM {}: it may run",
+                            self.doms[owner].name, self.doms[i].name
+                        );
                     }
                 }
                 Ok((Status::Ok, 0))
             }
             VtpmCall::Accept => {
                 self.own_instance(id, call)?;
-                let Some(rec) = self.vtpm.instances[i].as_mut().and_then(|inst| inst.pending.take()) else {
+                let Some(rec) = self.vtpm.instances[i]
+                    .as_mut()
+                    .and_then(|inst| inst.pending.take())
+                else {
                     return Ok((Status::Ok, 0));
                 };
                 let bytes = rec.to_bytes();
                 if args[1] < bytes.len() as u64
-                    || self.with_ipc(|_, plat| plat.write_guest(DomId(id), args[0], &bytes)).is_err()
+                    || self
+                        .with_ipc(|_, plat| plat.write_guest(DomId(id), args[0], &bytes))
+                        .is_err()
                 {
                     // Keep it for a well-formed retry.
                     if let Some(inst) = self.vtpm.instances[i].as_mut() {
@@ -207,7 +291,12 @@ impl Runner {
 
     /// `vtpm_connect`: MAC decision first (so a refused attempt is audited whatever else is
     /// wrong with it), then the owner and page checks, then the grant and channel.
-    fn vtpm_connect(&mut self, client: u32, server_raw: u64, page_gpa: u64) -> Result<(Status, u64), (Status, u64)> {
+    fn vtpm_connect(
+        &mut self,
+        client: u32,
+        server_raw: u64,
+        page_gpa: u64,
+    ) -> Result<(Status, u64), (Status, u64)> {
         let server = u32::try_from(server_raw).map_err(|_| invalid(VtpmError::NotAVtpm))?;
         let inst = self
             .vtpm
@@ -217,7 +306,13 @@ impl Runner {
             .flatten()
             .filter(|inst| !inst.gone)
             .ok_or(invalid(VtpmError::NotAVtpm))?;
-        self.vtpm_check(client, server, inst.label, VtpmCall::Connect, perms::vtpm::USE)?;
+        self.vtpm_check(
+            client,
+            server,
+            inst.label,
+            VtpmCall::Connect,
+            perms::vtpm::USE,
+        )?;
         if inst.owner != Some(client) {
             return Err(invalid(VtpmError::NotTheOwner));
         }
@@ -240,7 +335,10 @@ impl Runner {
                 .map(|k| GRANT_WINDOW + k * PAGE_SIZE)
                 .find(|&g| ipc.grants.mapping_at(s, g).is_none())
                 .ok_or(VtpmError::NoResources)?;
-            let gref = ipc.grants.offer(c, s, slabel, gfn, Access::ReadWrite).map_err(|_| VtpmError::NoResources)?;
+            let gref = ipc
+                .grants
+                .offer(c, s, slabel, gfn, Access::ReadWrite)
+                .map_err(|_| VtpmError::NoResources)?;
             let undo_offer = |ipc: &mut crate::mac::HvIpc| {
                 let _ = ipc.grants.revoke(c, gref);
             };
@@ -268,13 +366,22 @@ impl Runner {
         });
         let (cport, sport, gpa, gref) = wired.map_err(invalid)?;
         let d = &self.doms[client as usize];
-        let rec = ConnectionRecord { client, port: sport, page_gpa: gpa, name: to_fixed(&d.name), label: to_fixed(&d.label) };
+        let rec = ConnectionRecord {
+            client,
+            port: sport,
+            page_gpa: gpa,
+            name: to_fixed(&d.name),
+            label: to_fixed(&d.label),
+        };
         if let Some(inst) = self.vtpm.instances[server as usize].as_mut() {
             inst.client = Some(client);
             inst.page = Some((gref, gpa));
             inst.pending = Some(rec);
         }
-        println!("vtpm: domain {} connected to its vTPM {} (port {cport}, page at {gpa:#x} there)", d.name, self.doms[server as usize].name);
+        println!(
+            "vtpm: domain {} connected to its vTPM {} (port {cport}, page at {gpa:#x} there)",
+            d.name, self.doms[server as usize].name
+        );
         Ok((Status::Ok, u64::from(cport)))
     }
 
@@ -290,13 +397,23 @@ impl Runner {
             inst.gone = true;
             inst.pending = None;
             if let Some(owner) = inst.owner.filter(|&o| self.vtpm.held[o as usize]) {
-                println!("vtpm: domain {} will not run: its vTPM domain ended before measuring its launch", self.doms[owner as usize].name);
+                println!(
+                    "vtpm: domain {} will not run: its vTPM domain ended before measuring its launch",
+                    self.doms[owner as usize].name
+                );
             }
         }
         for s in 0..MAX_DOMAINS {
-            let Some(inst) = self.vtpm.instances[s].as_mut().filter(|inst| inst.client == Some(id.0)) else { continue };
+            let Some(inst) = self.vtpm.instances[s]
+                .as_mut()
+                .filter(|inst| inst.client == Some(id.0))
+            else {
+                continue;
+            };
             inst.client = None;
-            let Some((gref, gpa)) = inst.page.take() else { continue };
+            let Some((gref, gpa)) = inst.page.take() else {
+                continue;
+            };
             if inst.gone {
                 continue;
             }
@@ -313,13 +430,21 @@ impl Runner {
     /// Maps a fresh zeroed page at `gpa` in domain `s`'s nested page tables (never code).
     fn vtpm_scratch_page(&mut self, s: usize, gpa: u64) {
         let Some(frame) = alloc_zeroed_run(&mut self.mem, 1) else {
-            println!("vtpm: no frame for {}'s scratch page: it may stop at its next read", self.doms[s].name);
+            println!(
+                "vtpm: no frame for {}'s scratch page: it may stop at its next read",
+                self.doms[s].name
+            );
             return;
         };
-        let npt = PageTable::from_root(get(&self.mem, self.doms[s].vmcb, field::N_CR3), flags::WRITABLE | flags::USER);
+        let npt = PageTable::from_root(
+            get(&self.mem, self.doms[s].vmcb, field::N_CR3),
+            flags::WRITABLE | flags::USER,
+        );
         let leaf = flags::USER | flags::NO_EXECUTE | flags::WRITABLE;
         let mem = &mut self.mem;
-        if crate::memory::with_frames(|f| npt.map(mem, f, gpa, frame, PageSize::Small, leaf)).is_ok() {
+        if crate::memory::with_frames(|f| npt.map(mem, f, gpa, frame, PageSize::Small, leaf))
+            .is_ok()
+        {
             self.doms[s].first_run = true;
         }
     }

@@ -57,11 +57,16 @@ fn main(info: &'static warden_rt::abi::StartInfo) {
         println!("guest: FAILED: {what}");
         shutdown(ShutdownReason::Failure)
     };
-    let Some(vtpm) = warden_guests::arg_u64(args, "vtpm") else { fail("no vtpm:V argument") };
+    let Some(vtpm) = warden_guests::arg_u64(args, "vtpm") else {
+        fail("no vtpm:V argument")
+    };
     // The other side of the crash test's channel.
     let mut notify = None;
     if let Some(d) = warden_guests::arg_u64(args, "notify") {
-        notify = Some(ipc::evtchn_alloc(d as u32).unwrap_or_else(|e| fail(&alloc::format!("allocating the notify port: {e:?}"))));
+        notify = Some(
+            ipc::evtchn_alloc(d as u32)
+                .unwrap_or_else(|e| fail(&alloc::format!("allocating the notify port: {e:?}"))),
+        );
     }
     let mut waitfor = None;
     if let Some(d) = warden_guests::arg_u64(args, "waitfor") {
@@ -83,12 +88,20 @@ fn main(info: &'static warden_rt::abi::StartInfo) {
     // Another domain's vTPM: the policy refuses (and audits) it.
     if let Some(other) = warden_guests::arg_u64(args, "other") {
         match connect_raw(other as u32, core::ptr::addr_of!(PAGE) as u64) {
-            Err(VtpmFail::Denied) => println!("guest: connecting to another domain's vTPM is denied"),
-            r => fail(&alloc::format!("connecting to another domain's vTPM gave {r:?}")),
+            Err(VtpmFail::Denied) => {
+                println!("guest: connecting to another domain's vTPM is denied")
+            }
+            r => fail(&alloc::format!(
+                "connecting to another domain's vTPM gave {r:?}"
+            )),
         }
     }
-    let client = VtpmClient::connect(vtpm as u32, &PAGE).unwrap_or_else(|e| fail(&alloc::format!("connecting to my vTPM: {e:?}")));
-    println!("guest: connected to my vTPM (domain {vtpm}) on port {}", client.port());
+    let client = VtpmClient::connect(vtpm as u32, &PAGE)
+        .unwrap_or_else(|e| fail(&alloc::format!("connecting to my vTPM: {e:?}")));
+    println!(
+        "guest: connected to my vTPM (domain {vtpm}) on port {}",
+        client.port()
+    );
     if warden_guests::arg_u64(args, "badframes") == Some(1) {
         bad_frames(&client);
     }
@@ -101,30 +114,47 @@ fn main(info: &'static warden_rt::abi::StartInfo) {
         let bad = [0x80, 0x01, 0, 0, 0x10, 0, 0, 0, 0x01, 0x7b, 0, 8];
         match tpm.transport().execute(&bad, &mut rsp) {
             Ok(10) if rsp[6..10] != [0; 4] => {
-                println!("guest: a malformed TPM command gets TPM error {:#x}", u32::from_be_bytes([rsp[6], rsp[7], rsp[8], rsp[9]]))
+                println!(
+                    "guest: a malformed TPM command gets TPM error {:#x}",
+                    u32::from_be_bytes([rsp[6], rsp[7], rsp[8], rsp[9]])
+                )
             }
             r => fail(&alloc::format!("a malformed TPM command gave {r:?}")),
         }
     }
     match tpm.startup_clear() {
         Ok(false) => {}
-        r => fail(&alloc::format!("the vTPM was not started by its domain: {r:?}")),
+        r => fail(&alloc::format!(
+            "the vTPM was not started by its domain: {r:?}"
+        )),
     }
 
     // The launch: the log replays to the PCRs, and its configuration event is what this
     // domain's start-info says.
-    let log = tpm.transport().event_log().unwrap_or_else(|e| fail(&alloc::format!("reading the event log: {e:?}")));
-    let parsed = EventLog::parse(&log).unwrap_or_else(|e| fail(&alloc::format!("event log: {e:?}")));
+    let log = tpm
+        .transport()
+        .event_log()
+        .unwrap_or_else(|e| fail(&alloc::format!("reading the event log: {e:?}")));
+    let parsed =
+        EventLog::parse(&log).unwrap_or_else(|e| fail(&alloc::format!("event log: {e:?}")));
     let replay = parsed.replay();
     for alg in [HashAlg::Sha1, HashAlg::Sha256] {
         for pcr in warden_rt::abi::vtpm::LAUNCH_PCRS {
-            let read = tpm.pcr_read(pcr, alg).unwrap_or_else(|e| fail(&alloc::format!("PCR_Read: {e}")));
+            let read = tpm
+                .pcr_read(pcr, alg)
+                .unwrap_or_else(|e| fail(&alloc::format!("PCR_Read: {e}")));
             if replay.pcr(alg, pcr) != Some(read) {
-                fail(&alloc::format!("PCR {pcr} ({}) does not match the event log", alg.name()));
+                fail(&alloc::format!(
+                    "PCR {pcr} ({}) does not match the event log",
+                    alg.name()
+                ));
             }
         }
     }
-    println!("guest: launch PCRs 20-22 (sha1, sha256) match the event log ({} bytes)", log.len());
+    println!(
+        "guest: launch PCRs 20-22 (sha1, sha256) match the event log ({} bytes)",
+        log.len()
+    );
     let mut own = Vec::new();
     own.extend_from_slice(b"name=");
     own.extend_from_slice(info.name().as_bytes());
@@ -140,7 +170,9 @@ fn main(info: &'static warden_rt::abi::StartInfo) {
             Some((Tag::Manifest, name)) if name == info.name() => {
                 config_ok = e.digests.get(HashAlg::Sha256) == Some(&HashAlg::Sha256.hash(&own));
             }
-            Some((Tag::DomainImage, name)) => image = e.digests.get(HashAlg::Sha256).map(|d| (name, *d)),
+            Some((Tag::DomainImage, name)) => {
+                image = e.digests.get(HashAlg::Sha256).map(|d| (name, *d))
+            }
             _ => {}
         }
     }
@@ -148,14 +180,28 @@ fn main(info: &'static warden_rt::abi::StartInfo) {
         fail("PCR 21's configuration event is not this domain's name, label and args");
     }
     println!("guest: PCR 21 holds my configuration (name, label, args)");
-    let Some((image_name, image_digest)) = image else { fail("no image event in the log") };
-    println!("guest: PCR 22 holds image {image_name} sha256 {}", heapless_hex(image_digest.as_bytes()));
+    let Some((image_name, image_digest)) = image else {
+        fail("no image event in the log")
+    };
+    println!(
+        "guest: PCR 22 holds image {image_name} sha256 {}",
+        heapless_hex(image_digest.as_bytes())
+    );
 
     // A quote of the launch PCRs with an attestation key of this vTPM.
-    let nonce = warden_guests::arg_u64(args, "nonce").unwrap_or(0).to_be_bytes();
-    let ak = tpm.create_ak().unwrap_or_else(|e| fail(&alloc::format!("creating the AK: {e}")));
-    let sel = PcrSelection { banks: Banks::from_algs(&[HashAlg::Sha256]), pcrs: 0b111 << 20 };
-    let quote = tpm.quote(ak.handle, &nonce, sel).unwrap_or_else(|e| fail(&alloc::format!("quote: {e}")));
+    let nonce = warden_guests::arg_u64(args, "nonce")
+        .unwrap_or(0)
+        .to_be_bytes();
+    let ak = tpm
+        .create_ak()
+        .unwrap_or_else(|e| fail(&alloc::format!("creating the AK: {e}")));
+    let sel = PcrSelection {
+        banks: Banks::from_algs(&[HashAlg::Sha256]),
+        pcrs: 0b111 << 20,
+    };
+    let quote = tpm
+        .quote(ak.handle, &nonce, sel)
+        .unwrap_or_else(|e| fail(&alloc::format!("quote: {e}")));
     let attest = quote.attest.as_bytes();
     let mut q = Vec::new();
     q.extend_from_slice(&(attest.len() as u16).to_be_bytes());
@@ -189,8 +235,11 @@ fn main(info: &'static warden_rt::abi::StartInfo) {
             fail("the peer never said its vTPM was gone");
         }
         let mut r = [0u8; 16];
-        tpm.get_random(&mut r).unwrap_or_else(|e| fail(&alloc::format!("my vTPM stopped with the other: {e}")));
-        let again = tpm.pcr_read(22, HashAlg::Sha256).unwrap_or_else(|e| fail(&alloc::format!("PCR_Read: {e}")));
+        tpm.get_random(&mut r)
+            .unwrap_or_else(|e| fail(&alloc::format!("my vTPM stopped with the other: {e}")));
+        let again = tpm
+            .pcr_read(22, HashAlg::Sha256)
+            .unwrap_or_else(|e| fail(&alloc::format!("PCR_Read: {e}")));
         if again != image_digest_pcr(&image_digest) {
             fail("PCR 22 changed");
         }
@@ -204,7 +253,9 @@ fn main(info: &'static warden_rt::abi::StartInfo) {
 fn bad_frames(client: &warden_rt::vtpm::VtpmClient) {
     use core::sync::atomic::Ordering::Relaxed;
     use warden_rt::abi::ShutdownReason;
-    use warden_rt::abi::vtpm::{FrameError, FrameStatus, Kind, W_REQ_LEN, put_request, take_response};
+    use warden_rt::abi::vtpm::{
+        FrameError, FrameStatus, Kind, W_REQ_LEN, put_request, take_response,
+    };
     use warden_rt::{hypercall::shutdown, ipc, println};
     // A sequence number of its own: the server answers any number it has not just seen.
     let seq = 1 << 40;
@@ -236,7 +287,9 @@ fn bad_frames(client: &warden_rt::vtpm::VtpmClient) {
 #[cfg(target_os = "none")]
 fn image_digest_pcr(image: &warden_tpm::Digest) -> warden_tpm::Digest {
     use warden_tpm::{Digest, HashAlg};
-    Digest::zero(HashAlg::Sha256).extended(image).extended(&HashAlg::Sha256.hash(&[0u8; 4]))
+    Digest::zero(HashAlg::Sha256)
+        .extended(image)
+        .extended(&HashAlg::Sha256.hash(&[0u8; 4]))
 }
 
 #[cfg(not(target_os = "none"))]
