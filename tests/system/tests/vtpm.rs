@@ -47,6 +47,16 @@ fn evidence(out: &Outcome, dom: &str) -> BTreeMap<String, Vec<u8>> {
         .collect()
 }
 
+/// The collected evidence items as the verifier takes them.
+fn as_evidence(ev: &BTreeMap<String, Vec<u8>>) -> Evidence<'_> {
+    Evidence {
+        quote: &ev["quote"],
+        ak_public: &ev["ak"],
+        event_log: &ev["log"],
+        nonce: &ev["nonce"],
+    }
+}
+
 /// What a verifier expects of a guest: its manifest configuration in PCR 21 and its image
 /// file in PCR 22.
 fn reference(name: &str, label: &str, args: &str) -> Reference {
@@ -83,13 +93,7 @@ fn two_guests_with_their_own_vtpms() {
     let mut evs = Vec::new();
     for (name, label, args) in guests {
         let ev = evidence(&out, name);
-        let e = Evidence {
-            quote: &ev["quote"],
-            ak_public: &ev["ak"],
-            event_log: &ev["log"],
-            nonce: &ev["nonce"],
-        };
-        let report = verify(&e, &reference(name, label, args)).unwrap();
+        let report = verify(&as_evidence(&ev), &reference(name, label, args)).unwrap();
         assert!(
             report.ok,
             "{name}: {:?}\n{}",
@@ -109,13 +113,7 @@ fn two_guests_with_their_own_vtpms() {
     // The checks can fail: g1's quote is not g2's launch (its configuration differs), and a
     // verifier's other nonce shows as stale.
     let (name, label, args) = guests[1];
-    let g1 = &evs[0];
-    let e = Evidence {
-        quote: &g1["quote"],
-        ak_public: &g1["ak"],
-        event_log: &g1["log"],
-        nonce: &g1["nonce"],
-    };
+    let e = as_evidence(&evs[0]);
     let r = verify(&e, &reference(name, label, args)).unwrap();
     assert!(!r.ok, "g1's launch passed as g2's");
     let stale = Evidence {
