@@ -665,10 +665,10 @@ mod tests {
                 let len = (x % (DATA_MAX as u64 + 1)) as usize;
                 let _ = put_request(p, seq, Kind::Command, 0, &std::vec![len as u8; len]);
                 // Sometimes lie about the length after publishing.
-                if x % 5 == 0 {
+                if x.is_multiple_of(5) {
                     p.words[W_REQ_LEN].store(x, Relaxed);
                 }
-                if x % 7 == 0 {
+                if x.is_multiple_of(7) {
                     p.words[W_REQ_KIND].store(x % 4, Relaxed);
                 }
             }

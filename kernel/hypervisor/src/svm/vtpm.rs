@@ -319,7 +319,7 @@ impl Runner {
         if inst.client.is_some() {
             return Err(invalid(VtpmError::AlreadyConnected));
         }
-        if page_gpa % PAGE_SIZE != 0 {
+        if !page_gpa.is_multiple_of(PAGE_SIZE) {
             return Err(invalid(VtpmError::BadPage));
         }
         let gfn = page_gpa / PAGE_SIZE;
