@@ -6,7 +6,9 @@
 
 use std::collections::BTreeMap;
 
-use warden_system_tests::{ExitKind, Outcome, expect_scenario, line};
+use std::hash::{BuildHasher, RandomState};
+
+use warden_system_tests::{BootOptions, ExitKind, Outcome, Scenario, boot, line};
 use warden_tpm::eventlog::Tag;
 use wardenctl::reference::{Component, Reference};
 use wardenctl::verify::{Evidence, verify};
@@ -47,13 +49,13 @@ fn evidence(out: &Outcome, dom: &str) -> BTreeMap<String, Vec<u8>> {
         .collect()
 }
 
-/// The collected evidence items as the verifier takes them.
-fn as_evidence(ev: &BTreeMap<String, Vec<u8>>) -> Evidence<'_> {
+/// The collected evidence items as the verifier takes them, with the verifier's nonce.
+fn as_evidence<'a>(ev: &'a BTreeMap<String, Vec<u8>>, nonce: &'a [u8]) -> Evidence<'a> {
     Evidence {
         quote: &ev["quote"],
         ak_public: &ev["ak"],
         event_log: &ev["log"],
-        nonce: &ev["nonce"],
+        nonce,
     }
 }
 
@@ -77,23 +79,46 @@ fn reference(name: &str, label: &str, args: &str) -> Reference {
 
 #[test]
 fn two_guests_with_their_own_vtpms() {
-    let out = expect_scenario("vtpm");
+    // The verifier's nonces, fresh for this run, replace the scenario file's.
+    let mut scenario = Scenario::load("vtpm").unwrap();
+    let mut guests = Vec::new();
+    for d in &mut scenario.domain {
+        let name = d["name"].as_str().unwrap().to_string();
+        let Some(args) = d
+            .get("args")
+            .and_then(|a| a.as_str())
+            .filter(|_| name.starts_with('g'))
+        else {
+            continue;
+        };
+        let nonce: u64 = RandomState::new().hash_one(&name) >> 1;
+        let args: String = args
+            .split(';')
+            .map(|w| {
+                if w.starts_with("nonce:") {
+                    format!("nonce:{nonce}")
+                } else {
+                    w.to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(";");
+        d.insert("args".into(), args.clone().into());
+        let label = d["label"].as_str().unwrap().to_string();
+        guests.push((name, label, args, nonce.to_be_bytes()));
+    }
+    assert_eq!(guests.len(), 2);
+    let out = boot(&scenario, &BootOptions::default()).unwrap();
+    out.check(&scenario)
+        .unwrap_or_else(|e| panic!("{e}\n{}", out.log));
     assert_eq!(out.exit, ExitKind::Success);
 
     // Each quote verifies against its own guest's reference: signature, nonce, the PCR digest
     // against the replayed log, and every component (configuration, image file) digest.
-    let guests = [
-        ("g1", "g1_t", "vtpm:0;other:1;notify:3;nonce:1111"),
-        (
-            "g2",
-            "g2_t",
-            "vtpm:1;other:0;waitfor:2;nonce:2222;badframes:1",
-        ),
-    ];
     let mut evs = Vec::new();
-    for (name, label, args) in guests {
+    for (name, label, args, nonce) in &guests {
         let ev = evidence(&out, name);
-        let report = verify(&as_evidence(&ev), &reference(name, label, args)).unwrap();
+        let report = verify(&as_evidence(&ev, nonce), &reference(name, label, args)).unwrap();
         assert!(
             report.ok,
             "{name}: {:?}\n{}",
@@ -112,15 +137,12 @@ fn two_guests_with_their_own_vtpms() {
     }
     // The checks can fail: g1's quote is not g2's launch (its configuration differs), and a
     // verifier's other nonce shows as stale.
-    let (name, label, args) = guests[1];
-    let e = as_evidence(&evs[0]);
-    let r = verify(&e, &reference(name, label, args)).unwrap();
+    let (g1, g2) = (&guests[0], &guests[1]);
+    let e = as_evidence(&evs[0], &g1.3);
+    let r = verify(&e, &reference(&g2.0, &g2.1, &g2.2)).unwrap();
     assert!(!r.ok, "g1's launch passed as g2's");
-    let stale = Evidence {
-        nonce: &evs[1]["nonce"],
-        ..e
-    };
-    let r = verify(&stale, &reference(guests[0].0, guests[0].1, guests[0].2)).unwrap();
+    let stale = Evidence { nonce: &g2.3, ..e };
+    let r = verify(&stale, &reference(&g1.0, &g1.1, &g1.2)).unwrap();
     assert!(
         r.failures().iter().any(|f| f.contains("stale nonce")),
         "{:?}",
