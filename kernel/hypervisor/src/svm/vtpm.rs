@@ -17,6 +17,7 @@ use warden_tpm::HashAlg;
 use warden_vmm::manifest::{DomainSpec, MAX_DOMAINS};
 use warden_vmm::sched::{DomainId, State};
 use warden_vmm::vmcb::field;
+use warden_vmm::vtpm::Assignment;
 
 use super::{Next, Runner, alloc_zeroed_run, get, set};
 
@@ -67,75 +68,48 @@ pub(crate) fn launch_record(id: u32, spec: &DomainSpec<'_>, elf: &[u8]) -> Launc
 }
 
 impl Vtpms {
-    /// Reads the manifest's vTPM keys. `image` returns the image bytes a domain would load.
-    /// A line naming a missing vTPM domain, an instance type that is not of kind `vtpm`, or a
-    /// second client of one instance is refused with a message (one instance per client).
+    /// Reads the manifest's vTPM keys (`warden_vmm::vtpm::Assignment`, which refuses a line
+    /// naming a missing vTPM domain, an instance type that is not of kind `vtpm`, or a second
+    /// client of one instance) and computes each client's launch record from the image bytes
+    /// `image` returns.
     pub(super) fn configure(
         specs: &[DomainSpec<'_>],
         policy: &Policy<'_>,
         mut image: impl FnMut(&str) -> Option<alloc::vec::Vec<u8>>,
     ) -> Vtpms {
+        let a = Assignment::new(specs, |t| {
+            policy
+                .type_by_name(t)
+                .filter(|&ty| policy.kind_of(ty) == Some(Kind::Vtpm))
+        });
         let mut v = Vtpms {
             instances: [None; MAX_DOMAINS],
             held: [false; MAX_DOMAINS],
             refused: [false; MAX_DOMAINS],
         };
         for (i, s) in specs.iter().enumerate() {
-            let Some(t) = s.get("vtpm_instance") else {
-                continue;
-            };
-            match policy.type_by_name(t).map(|ty| (ty, policy.kind_of(ty))) {
-                Some((ty, Some(Kind::Vtpm))) => {
-                    v.instances[i] = Some(Instance {
-                        label: ty,
-                        owner: None,
-                        launch: None,
-                        client: None,
-                        page: None,
-                        pending: None,
-                        gone: false,
-                    })
-                }
-                _ => {
-                    println!(
-                        "domain {} (id {i}) refused: vtpm_instance={t} is not a type of kind `vtpm` in the policy",
-                        s.name
-                    );
-                    v.refused[i] = true;
-                }
+            if let Some(e) = a.refused[i] {
+                println!("domain {} (id {i}) refused: {e}", s.name);
+                v.refused[i] = true;
             }
-        }
-        for (j, s) in specs.iter().enumerate() {
-            let Some(server) = s.get("vtpm") else {
-                continue;
+            let Some(label) = a.instance[i] else { continue };
+            let mut inst = Instance {
+                label,
+                owner: None,
+                launch: None,
+                client: None,
+                page: None,
+                pending: None,
+                gone: false,
             };
-            let Some(i) = specs
-                .iter()
-                .position(|o| o.name == server)
-                .filter(|&i| v.instances[i].is_some())
-            else {
-                println!(
-                    "domain {} (id {j}) refused: vtpm={server} names no vTPM domain",
-                    s.name
-                );
-                v.refused[j] = true;
-                continue;
-            };
-            let Some(inst) = v.instances[i].as_mut() else {
-                continue;
-            };
-            if let Some(other) = inst.owner {
-                println!(
-                    "domain {} (id {j}) refused: vTPM {server} already serves domain id {other} (one instance per client)",
-                    s.name
-                );
-                v.refused[j] = true;
-                continue;
+            if let Some(j) = a.owner[i]
+                && let Some(elf) = image(specs[j].image)
+            {
+                inst.owner = Some(j as u32);
+                inst.launch = Some(launch_record(j as u32, &specs[j], &elf));
+                v.held[j] = true;
             }
-            let Some(elf) = image(s.image) else { continue };
-            inst.owner = Some(j as u32);
-            inst.launch = Some(launch_record(j as u32, s, &elf));
-            v.held[j] = true;
+            v.instances[i] = Some(inst);
         }
         v
     }
