@@ -77,8 +77,9 @@ fn main(info: &'static warden_rt::abi::StartInfo) {
         shutdown(ShutdownReason::Failure)
     });
     println!(
-        "vtpm: launch of {client} measured: PCR 21 configuration, PCR 22 image, event log {} bytes",
-        inst.event_log().len()
+        "vtpm: launch of {client} measured: PCR 21 configuration, PCR 22 image, event log {} bytes; {} KiB of heap left",
+        inst.event_log().len(),
+        warden_rt::HEAP.remaining() >> 10
     );
     vtpm::ready().unwrap_or_else(|e| {
         println!("vtpm: FAILED: ready: {e:?}");
@@ -138,8 +139,9 @@ fn main(info: &'static warden_rt::abi::StartInfo) {
                 // Quiet for a second: is the client still there? (A send to a closed channel fails.)
                 if ipc::evtchn_send(conn.port).is_err() {
                     println!(
-                        "vtpm: client {client} gone after {} commands ({refused} frames refused); instance ends",
-                        inst.commands
+                        "vtpm: client {client} gone after {} commands ({refused} frames refused, {} KiB of heap left); instance ends",
+                        inst.commands,
+                        warden_rt::HEAP.remaining() >> 10
                     );
                     return;
                 }
