@@ -93,7 +93,7 @@ impl Vtpms {
                 v.refused[i] = true;
             }
             let Some(label) = a.instance[i] else { continue };
-            let mut inst = Instance {
+            v.instances[i] = Some(Instance {
                 label,
                 owner: None,
                 launch: None,
@@ -101,17 +101,40 @@ impl Vtpms {
                 page: None,
                 pending: None,
                 gone: false,
-            };
+            });
             if let Some(j) = a.owner[i]
                 && let Some(elf) = image(specs[j].image)
             {
-                inst.owner = Some(j as u32);
-                inst.launch = Some(launch_record(j as u32, &specs[j], &elf));
-                v.held[j] = true;
+                let _ = v.attach(i, j, launch_record(j as u32, &specs[j], &elf));
             }
-            v.instances[i] = Some(inst);
         }
         v
+    }
+
+    /// Makes domain `client` the one client of the instance domain `server` serves, with the
+    /// launch the vTPM domain will measure, and holds the client until then (its caller keeps
+    /// it out of the run queue: `held`). Boot does this for every manifest client; a domain
+    /// created at run time with a vTPM takes the same path.
+    pub(super) fn attach(
+        &mut self,
+        server: usize,
+        client: usize,
+        launch: LaunchRecord,
+    ) -> Result<(), VtpmError> {
+        let inst = self
+            .instances
+            .get_mut(server)
+            .and_then(Option::as_mut)
+            .filter(|inst| !inst.gone)
+            .ok_or(VtpmError::NotAVtpm)?;
+        if inst.owner.is_some() {
+            return Err(VtpmError::AlreadyConnected);
+        }
+        let held = self.held.get_mut(client).ok_or(VtpmError::NoClient)?;
+        inst.owner = Some(client as u32);
+        inst.launch = Some(launch);
+        *held = true;
+        Ok(())
     }
 
     /// Whether domain `i`'s vTPM configuration was refused.
