@@ -394,4 +394,87 @@ mod tests {
         inst.handle(&page);
         assert_eq!(take_response(&page, 99, &mut out).unwrap().unwrap().0, 0);
     }
+
+    /// Random frames — every header word and the data arbitrary, the length often lying —
+    /// never panic the instance, and every one is answered under its own sequence number.
+    #[test]
+    fn random_frames_are_all_answered_and_never_break_the_instance() {
+        use core::sync::atomic::Ordering::Relaxed;
+        use warden_abi::vtpm::{W_DATA, W_MAGIC, W_REQ_ARG, W_REQ_KIND, W_REQ_SEQ, W_RSP_SEQ};
+        let (mut inst, page) = launched();
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for seq in 1..3000u64 {
+            let r = next();
+            page.words[W_MAGIC].store(
+                if r % 11 == 0 {
+                    next()
+                } else {
+                    warden_abi::vtpm::FRAME_MAGIC
+                },
+                Relaxed,
+            );
+            page.words[W_REQ_KIND].store(
+                if r % 13 == 0 {
+                    next()
+                } else {
+                    1 + (r >> 8) % 2
+                },
+                Relaxed,
+            );
+            let len = if r % 7 == 0 { next() } else { (r >> 16) % 64 };
+            page.words[W_REQ_LEN].store(len, Relaxed);
+            page.words[W_REQ_ARG].store(next() % 1024, Relaxed);
+            // A TPM-shaped header half of the time, noise otherwise.
+            let mut head = [
+                0x80u8,
+                0x01,
+                0,
+                0,
+                0,
+                len as u8,
+                0,
+                0,
+                1,
+                (r >> 24) as u8,
+                0,
+                0,
+            ];
+            if r % 2 == 0 {
+                head[0] = (r >> 32) as u8;
+            }
+            page.words[W_DATA].store(u64::from_le_bytes(head[..8].try_into().unwrap()), Relaxed);
+            page.words[W_DATA + 1].store(
+                u64::from(u32::from_le_bytes(head[8..].try_into().unwrap())) | next() << 32,
+                Relaxed,
+            );
+            for w in 2..8 {
+                page.words[W_DATA + w].store(next(), Relaxed);
+            }
+            page.words[W_REQ_SEQ].store(seq, Relaxed);
+            assert_ne!(
+                inst.handle(&page),
+                Handled::Nothing,
+                "frame {seq} was not taken"
+            );
+            assert_eq!(
+                page.words[W_RSP_SEQ].load(Relaxed),
+                seq,
+                "frame {seq} was not answered"
+            );
+        }
+        // And the instance still works.
+        let mut tpm = warden_tpm::Tpm::new(Loop {
+            inst: &mut inst,
+            page: &page,
+            seq: 5000,
+        });
+        tpm.get_random(&mut [0u8; 16])
+            .expect("GetRandom after 3000 random frames");
+    }
 }
