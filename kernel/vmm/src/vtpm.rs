@@ -96,7 +96,10 @@ mod tests {
     use super::*;
     use crate::manifest::parse;
 
-    fn assign(text: &str) -> (Vec<Option<u32>>, Vec<Option<usize>>, Vec<Option<String>>) {
+    /// Per domain: instance served, client owned, refusal message.
+    type Resolved = (Vec<Option<u32>>, Vec<Option<usize>>, Vec<Option<String>>);
+
+    fn assign(text: &str) -> Resolved {
         let specs = parse(text.as_bytes()).unwrap();
         let a = Assignment::new(&specs, |t| {
             t.strip_prefix("vt").and_then(|n| n.parse::<u32>().ok())
