@@ -68,6 +68,31 @@ pub fn rdtsc() -> u64 {
     unsafe { core::arch::x86_64::_rdtsc() }
 }
 
+/// A 64-bit random number from the CPU's RDRAND, or `None` if the CPU has no RDRAND (CPUID
+/// leaf 1 ECX bit 30, which the hypervisor passes through) or it failed ten times in a row
+/// (Intel's recommended retry count).
+pub fn rdrand64() -> Option<u64> {
+    // SAFETY: CPUID is always available in 64-bit mode; leaf 1 exists on every x86_64 CPU.
+    #[allow(unused_unsafe)]
+    let leaf1 = unsafe { core::arch::x86_64::__cpuid(1) };
+    if leaf1.ecx & (1 << 30) == 0 {
+        return None;
+    }
+    for _ in 0..10 {
+        let value: u64;
+        let ok: u8;
+        // SAFETY: the CPU implements RDRAND (checked above); it writes only the two named
+        // registers and the flags, and touches no memory.
+        unsafe {
+            core::arch::asm!("rdrand {v}", "setc {ok}", v = out(reg) value, ok = out(reg_byte) ok, options(nomem, nostack));
+        }
+        if ok == 1 {
+            return Some(value);
+        }
+    }
+    None
+}
+
 /// The body of the domain's entry point, `_start`, which [`domain_entry!`] defines in the
 /// domain's binary (`ENTRY(_start)` in the guest linker script): checks the start-info address
 /// the hypervisor passed in `RDI` and calls `main`.

@@ -25,6 +25,8 @@ mod start_info;
 pub mod ipc;
 // Domain lifecycle and host management (issue 11).
 pub mod lifecycle;
+// vTPM calls and the frontend protocol (issue 12).
+pub mod vtpm;
 
 #[cfg(feature = "guest")]
 #[allow(unsafe_code)]

@@ -28,6 +28,8 @@ mod platform_tpm;
 mod selftest;
 #[cfg(target_os = "none")]
 mod svm;
+#[cfg(target_os = "none")]
+mod tpm_bench;
 
 #[cfg(target_os = "none")]
 warden_hw::entry_point!(kmain);
@@ -77,6 +79,7 @@ fn kmain(magic: u32, info: u32) -> ! {
     selftest::run_requested_fault(&cmdline);
     platform_tpm::probe(&cmdline);
     measure::measured_launch(&boot, &cmdline);
+    tpm_bench::run(&cmdline);
 
     println!("boot: complete");
     svm::run_domains(&boot);

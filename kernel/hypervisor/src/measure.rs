@@ -62,7 +62,7 @@ impl From<LogError> for MeasureError {
 }
 
 /// The TIS driver as a `warden-tpm` transport.
-struct TisTransport<'a, R: TisRegs>(&'a mut Tis<R>);
+pub(crate) struct TisTransport<'a, R: TisRegs>(pub(crate) &'a mut Tis<R>);
 
 impl<R: TisRegs> Transport for TisTransport<'_, R> {
     type Error = TisError;

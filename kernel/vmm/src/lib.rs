@@ -17,3 +17,5 @@ pub mod layout;
 pub mod manifest;
 pub mod sched;
 pub mod vmcb;
+// vTPM instance assignment from the manifest (issue 12).
+pub mod vtpm;

@@ -7,12 +7,10 @@
 
 use std::process::ExitCode;
 
+use warden_rig::bench::field;
+
 /// docs/qemu-facts.md: a bare VMMCALL exit-and-re-enter loop measured 74 instructions per round trip.
 const REFERENCE_BARE: u64 = 74;
-
-fn field(line: &str, key: &str) -> Option<u64> {
-    line.split_whitespace().find_map(|w| w.strip_prefix(key)?.strip_prefix('=')?.parse().ok())
-}
 
 fn main() -> ExitCode {
     let mut scenario = match warden_rig::Scenario::load("bench-hypercall") {

@@ -13,6 +13,7 @@ pub const TARGET: &str = "x86_64-unknown-none";
 pub const IMAGE_PACKAGES: &[(&str, &str)] = &[
     ("warden-hypervisor", "kernel/hypervisor"),
     ("warden-guests", "tests/guests"),
+    ("warden-vtpm-domain", "vtpm/domain"),
 ];
 
 /// Where the built images are.

@@ -60,6 +60,11 @@ impl Host {
     }
 
     /// Resolves a domain's manifest label and checks the Chinese Wall before it may run.
+    /// The loaded policy (for configuration checks before domains are built).
+    pub(super) fn policy(&self) -> &warden_policy::Policy<'static> {
+        self.ipc.mac.policy()
+    }
+
     pub(super) fn admit(&mut self, id: u32, dom: &Dom) -> Admission {
         let i = id as usize;
         let label = match self.ipc.mac.domain_label(&dom.label) {
@@ -156,7 +161,7 @@ impl Host {
 }
 
 /// `warden_ipc::Platform` over the run loop's memory and domains.
-struct Plat<'a> {
+pub(super) struct Plat<'a> {
     mem: &'a mut IdentityMem,
     doms: &'a mut [Dom],
     labels: &'a [Option<TypeId>; MAX_DOMAINS],
@@ -252,7 +257,7 @@ impl Platform for Plat<'_> {
 
 impl Runner {
     /// Builds the platform view and runs `f` on the IPC state with it; then delivers wake-ups.
-    fn with_ipc<R>(&mut self, f: impl FnOnce(&mut HvIpc, &mut Plat<'_>) -> R) -> R {
+    pub(super) fn with_ipc<R>(&mut self, f: impl FnOnce(&mut HvIpc, &mut Plat<'_>) -> R) -> R {
         let Host { ipc, labels, .. } = &mut self.mac;
         let mut plat = Plat {
             mem: &mut self.mem,

@@ -7,6 +7,7 @@ mod dispatch;
 mod ipc;
 mod lifecycle;
 mod timer;
+mod vtpm;
 
 use alloc::vec::Vec;
 use heapless::String;
@@ -129,6 +130,10 @@ pub(crate) fn run_domains(boot: &BootInfo) {
 
     // The MAC policy is validated before any domain is built; without one nothing runs.
     let mut mac = ipc::Host::new(crate::mac::load(boot));
+    let vtpms = vtpm::Vtpms::configure(&specs, mac.policy(), |name| {
+        let m = boot.modules.iter().find(|m| m.arg("kind") == Some("image") && m.arg("name") == Some(name))?;
+        Some(module_bytes(&mem, m))
+    });
     let mut sched = Scheduler::new();
     let mut doms: Vec<Dom> = Vec::new();
     for (i, spec) in specs.iter().enumerate() {
@@ -146,8 +151,11 @@ pub(crate) fn run_domains(boot: &BootInfo) {
                 msrpm_pa: msrpm,
             },
         );
+        dom.refused |= vtpms.refuses(i);
         if !dom.refused {
             match mac.admit(i as u32, &dom) {
+                // A domain with a vTPM waits until its vTPM domain has measured its launch.
+                ipc::Admission::Run if vtpms.held(i) => sched.set_state(id, State::Blocked { until: None }),
                 ipc::Admission::Run => sched.set_state(id, State::Runnable),
                 ipc::Admission::BehindWall => {}
                 ipc::Admission::Refused => dom.refused = true,
@@ -166,6 +174,7 @@ pub(crate) fn run_domains(boot: &BootInfo) {
         host_save,
         vmcbs: VmcbWords::new(),
         mac,
+        vtpm: vtpms,
         fx_owner: None,
         idle_halts: 0,
         host: lifecycle::HostParams { asids: check_cpu(0).unwrap_or(0), iopm, msrpm },
@@ -250,6 +259,8 @@ struct Runner {
     vmcbs: VmcbWords,
     /// Policy, audit ring, event channels and grants.
     mac: ipc::Host,
+    /// vTPM instances, their clients and connections.
+    vtpm: vtpm::Vtpms,
     /// The domain whose x87/SSE state is in the registers.
     fx_owner: Option<DomainId>,
     /// Times the CPU halted because no domain could run.
@@ -446,6 +457,9 @@ impl Runner {
         if let Some(call) = warden_abi::lifecycle::LifecycleCall::from_raw(rax) {
             return self.lifecycle_hypercall(id, call, args.args);
         }
+        if let Some(call) = warden_abi::vtpm::VtpmCall::from_raw(rax) {
+            return self.vtpm_hypercall(id, call, args.args);
+        }
         let (status, value, action) =
             dispatch::dispatch(&mut self.mem, &mut self.doms[i], id.0, args, &mut self.mac);
         set(&mut self.vmcbs, vmcb, field::RAX, status as u64);
@@ -473,6 +487,7 @@ impl Runner {
         println!("{}", Diagnostic { name, id: id.0, end });
         d.end = Some(end);
         self.sched.set_state(id, State::Dead);
+        self.vtpm_domain_ended(id);
         self.domain_ended(id);
         self.release(id);
     }
