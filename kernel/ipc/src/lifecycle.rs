@@ -318,6 +318,40 @@ mod tests {
     }
 
     #[test]
+    fn random_words_and_requests_decode_or_are_refused_without_panicking() {
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..50_000 {
+            let call = LifecycleCall::ALL[(next() % LifecycleCall::ALL.len() as u64) as usize];
+            let a = [next() >> (next() % 64), next() >> (next() % 64), next() >> (next() % 64), next(), next()];
+            match LifecycleRequest::decode(call, a) {
+                Ok(r) => {
+                    assert_eq!(r.call(), call);
+                    if let LifecycleRequest::Build { len, .. } = r {
+                        assert!(len <= IMAGE_MAX);
+                    }
+                    if let Some(d) = r.target() {
+                        assert_eq!(u64::from(d.0), a[0]);
+                    }
+                }
+                Err(e) => assert!(e.status != Status::Ok),
+            }
+            let mut raw = [0u8; CreateRequest::SIZE];
+            for b in raw.iter_mut() {
+                *b = next() as u8 & if next() % 4 == 0 { 0xff } else { 0x7f };
+            }
+            if let Ok(spec) = CreateSpec::parse(&CreateRequest::from_bytes(&raw)) {
+                assert!(valid_name(spec.name) && valid_name(spec.label));
+            }
+        }
+    }
+
+    #[test]
     fn create_requests_are_validated_field_by_field() {
         let ok = CreateRequest::new("worker-1", "guest_build_t", 4, 5, "count=3");
         assert_eq!(
