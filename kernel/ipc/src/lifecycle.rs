@@ -213,6 +213,49 @@ impl CreateSpec<'_> {
     }
 }
 
+/// Fuzz entry point (`kernel/ipc/fuzz`, target `lifecycle`): the first byte picks a call, the
+/// next 40 are its five argument words, the rest (zero-padded) a `CreateRequest`. Decoding and
+/// validation give a request or a refusal, never a panic, and what they accept is consistent.
+pub fn fuzz_lifecycle(data: &[u8]) {
+    let Some((&sel, rest)) = data.split_first() else {
+        return;
+    };
+    let call = LifecycleCall::ALL[sel as usize % LifecycleCall::ALL.len()];
+    let mut words = [0u64; 5];
+    for (i, w) in words.iter_mut().enumerate() {
+        let mut b = [0u8; 8];
+        for (j, x) in b.iter_mut().enumerate() {
+            *x = rest.get(i * 8 + j).copied().unwrap_or(0);
+        }
+        *w = u64::from_le_bytes(b);
+    }
+    if let Ok(r) = LifecycleRequest::decode(call, words) {
+        assert_eq!(r.call(), call);
+        if let LifecycleRequest::Build { len, .. } = r {
+            assert!(len <= IMAGE_MAX);
+        }
+    }
+    let mut raw = [0u8; CreateRequest::SIZE];
+    for (i, x) in raw.iter_mut().enumerate() {
+        *x = rest.get(40 + i).copied().unwrap_or(0);
+    }
+    let req = CreateRequest::from_bytes(&raw);
+    if let Ok(spec) = CreateSpec::parse(&req) {
+        assert!(valid_name(spec.name) && valid_name(spec.label));
+        assert!((MIN_MEMORY_MIB..=MAX_MEMORY_MIB).contains(&spec.memory_mib));
+        assert_eq!(
+            CreateRequest::new(
+                spec.name,
+                spec.label,
+                spec.memory_mib,
+                spec.priority.into(),
+                spec.args
+            ),
+            req
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -328,7 +371,13 @@ mod tests {
         };
         for _ in 0..50_000 {
             let call = LifecycleCall::ALL[(next() % LifecycleCall::ALL.len() as u64) as usize];
-            let a = [next() >> (next() % 64), next() >> (next() % 64), next() >> (next() % 64), next(), next()];
+            let a = [
+                next() >> (next() % 64),
+                next() >> (next() % 64),
+                next() >> (next() % 64),
+                next(),
+                next(),
+            ];
             match LifecycleRequest::decode(call, a) {
                 Ok(r) => {
                     assert_eq!(r.call(), call);
