@@ -16,7 +16,7 @@ use warden_abi::lifecycle::{
     CreateRequest, DomainState, DomainStatus, EndReason, IMAGE_DIRECTORY_GPA, IMAGE_SLOT,
     IMAGE_SLOTS, IMAGE_WINDOW, ImageDirectory, ImageEntry, LifecycleCall, LifecycleError, PhysInfo,
 };
-use warden_abi::{ShutdownReason, StartInfo, Status, to_fixed};
+use warden_abi::{StartInfo, Status, to_fixed};
 use warden_core::frame::{FrameAlloc, PhysFrame};
 use warden_core::mem::{PAGE_SIZE, PhysMem};
 use warden_core::multiboot::BootInfo;
@@ -27,7 +27,7 @@ use warden_ipc::{
 };
 use warden_policy::TypeId;
 use warden_vmm::construct::{self, Built, Identity, Region, VmcbParams};
-use warden_vmm::domain::End;
+use warden_vmm::domain::{End, reported_state};
 use warden_vmm::layout::{START_INFO, guest_range};
 use warden_vmm::manifest::{DomainSpec, Expected, MAX_DOMAINS};
 use warden_vmm::sched::{DomainId, State};
@@ -347,24 +347,11 @@ impl Runner {
 
     fn status(&self, i: usize) -> DomainStatus {
         let d = &self.doms[i];
-        let state = if self.ended(i) {
-            DomainState::Ended
-        } else {
-            match self.sched.state(DomainId(i as u32)) {
-                State::Building => DomainState::Building,
-                State::Runnable => DomainState::Runnable,
-                State::Blocked { .. } => DomainState::Blocked,
-                State::Paused => DomainState::Paused,
-                State::Dead => DomainState::Ended,
-            }
-        };
+        let state = reported_state(self.sched.state(DomainId(i as u32)), self.ended(i));
         let end = match d.end {
             None if d.refused => EndReason::Refused,
             None => EndReason::None,
-            Some(End::Shutdown(ShutdownReason::Done)) => EndReason::Done,
-            Some(End::Shutdown(_)) => EndReason::Failure,
-            Some(End::Stopped { .. }) => EndReason::Stopped,
-            Some(End::Destroyed { .. }) => EndReason::Destroyed,
+            Some(e) => e.reason(),
         };
         DomainStatus {
             domain_id: i as u32,
