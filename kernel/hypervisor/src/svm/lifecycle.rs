@@ -668,6 +668,7 @@ impl Runner {
         match self.sched.state(id) {
             State::Paused => {
                 self.sched.resume(id);
+                self.resumed(id);
                 println!(
                     "lifecycle: domain {} (id {}) resumed by domain {caller}",
                     self.doms[i].name, dom.0
