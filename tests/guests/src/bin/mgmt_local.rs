@@ -166,6 +166,12 @@ mod guest {
             Err(LifecycleFail::Invalid(LifecycleError::WallConflict))
         );
         println!("mgmt: start w3: Chinese Wall conflict with w2");
+        // While bank_a_t runs, a bank_b_t domain cannot even be created.
+        assert_eq!(
+            create("w4", "bank_b_t", 5),
+            Err(LifecycleFail::Invalid(LifecycleError::WallConflict))
+        );
+        println!("mgmt: create w4 as bank_b_t while w2 runs: Chinese Wall conflict");
         sleep_ms(40);
         list_all("running");
 
