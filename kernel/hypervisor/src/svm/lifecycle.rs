@@ -33,7 +33,7 @@ use warden_vmm::manifest::{DomainSpec, Expected, MAX_DOMAINS};
 use warden_vmm::sched::{DomainId, State};
 use warden_vmm::vmcb::{field, get, set};
 
-use super::{Dom, FxState, LineBuffer, Next, Runner, short, timer};
+use super::{Dom, Next, Runner, short, timer};
 
 /// What creating domains at run time needs from the boot.
 pub(super) struct HostParams {
@@ -465,38 +465,27 @@ impl Runner {
             .add(spec.priority)
             .ok_or(LifecycleError::TableFull)?;
         debug_assert_eq!(sid.0, id);
-        self.doms.push(Dom {
-            name: short(spec.name),
-            label: short(spec.label),
-            priority: spec.priority,
-            expected: Expected::Running,
+        let life = Life {
+            created: true,
+            built: false,
+            keeps_host: false,
+            args: fixed(spec.args),
+            freed: false,
+            windows: Vec::new(),
+        };
+        let mut dom = Dom::new(
+            spec.name,
+            spec.label,
+            spec.priority,
+            Expected::Running,
             memory_bytes,
-            region: Region {
-                hpa,
-                bytes: memory_bytes,
-            },
-            vmcb: 0,
-            regs: warden_hw::svm::GuestRegs {
-                rdi: START_INFO,
-                ..Default::default()
-            },
-            fx: alloc::boxed::Box::new(FxState::new()),
-            console: LineBuffer::new(),
-            first_run: true,
-            injected: false,
-            end: None,
-            refused: false,
-            exits: 0,
-            cpu_ticks: 0,
-            life: Life {
-                created: true,
-                built: false,
-                keeps_host: false,
-                args: fixed(spec.args),
-                freed: false,
-                windows: Vec::new(),
-            },
-        });
+            life,
+        );
+        dom.region = Region {
+            hpa,
+            bytes: memory_bytes,
+        };
+        self.doms.push(dom);
         println!(
             "lifecycle: domain {} (id {id}) created by domain {caller}: {} MiB at {hpa:#x}, label {}, priority {}",
             spec.name, spec.memory_mib, spec.label, spec.priority
