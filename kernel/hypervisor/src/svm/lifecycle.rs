@@ -222,7 +222,13 @@ impl Runner {
                 Ok(0)
             }
             LifecycleRequest::Create { gpa } => self.create(caller, gpa),
-            LifecycleRequest::Build { dom, gpa, len } => self.build_created(caller, dom, gpa, len),
+            LifecycleRequest::Build {
+                dom,
+                gpa,
+                len,
+                args_gpa,
+                args_len,
+            } => self.build_created(caller, dom, (gpa, len), (args_gpa, args_len)),
             LifecycleRequest::Transition { dom, gpa, len } => {
                 self.transition(caller, dom, gpa, len)
             }
@@ -510,13 +516,33 @@ impl Runner {
     }
 
     /// `DomainBuild`: loads the image, sets the start state, measures the domain.
-    fn build_created(&mut self, caller: u32, dom: DomId, gpa: u64, len: u64) -> Done {
+    fn build_created(
+        &mut self,
+        caller: u32,
+        dom: DomId,
+        (gpa, len): (u64, u64),
+        args: (u64, u64),
+    ) -> Done {
         let i = self.checked_target(caller, dom, LifecycleCall::DomainBuild, true)?;
         let d = &self.doms[i];
         if !d.life.created || d.life.built || self.sched.state(DomainId(dom.0)) != State::Building {
             return Err(LifecycleError::WrongState.into());
         }
         let src = self.image_source(caller, gpa, len)?;
+        // Arguments given now replace the create request's (both are measured below).
+        let new_args: Option<String<128>> = if args.1 == 0 {
+            None
+        } else {
+            let at = self.caller_range(caller, args.0, args.1)?;
+            let mut buf = [0u8; warden_abi::ARGS_LEN];
+            let bytes = &mut buf[..args.1 as usize];
+            self.mem.read(at, bytes);
+            let text = core::str::from_utf8(bytes).map_err(|_| LifecycleError::BadArgs)?;
+            if text.contains('\0') {
+                return Err(LifecycleError::BadArgs.into());
+            }
+            Some(fixed(text))
+        };
         // A copy in the heap: the loader validates the bytes it loads, and the caller cannot
         // change them in between. The length is bounded by IMAGE_MAX at decode.
         let mut elf = Vec::new();
@@ -524,13 +550,15 @@ impl Runner {
             .map_err(|_| LifecycleError::NoMemory)?;
         elf.resize(len as usize, 0);
         self.mem.read(src, &mut elf);
+        // Applied only once the build has succeeded: a refused call changes nothing.
+        let args_now = new_args.unwrap_or_else(|| self.doms[i].life.args.clone());
         let d = &self.doms[i];
         let who = Identity {
             id: dom.0,
             name: &d.name,
             label: &d.label,
             priority: d.priority,
-            args: &d.life.args,
+            args: &args_now,
         };
         let region = d.region;
         let mem = &mut self.mem;
@@ -574,7 +602,7 @@ impl Runner {
             d.name,
             dom.0,
             d.label,
-            d.life.args,
+            args_now,
             crate::measure::sha256_hex(&elf)
         );
         if let Err(e) = crate::measure::measure_runtime(&text) {
@@ -591,6 +619,7 @@ impl Runner {
         let d = &mut self.doms[i];
         d.vmcb = vmcb.addr();
         d.life.built = true;
+        d.life.args = args_now;
         println!(
             "lifecycle: domain {} (id {}) built by domain {caller}: entry {:#x}, {} bytes of image, ASID {}",
             d.name,
