@@ -1,4 +1,4 @@
-//! Helpers shared by the test domains (argument parsing).
+//! Helpers shared by the test domains (argument parsing, benchmark timing).
 #![no_std]
 #![forbid(unsafe_code)]
 
@@ -9,6 +9,23 @@ pub fn arg_u64(args: &str, key: &str) -> Option<u64> {
         let (k, v) = w.split_once(':')?;
         if k == key { v.parse().ok() } else { None }
     })
+}
+
+/// The TSC cost of one call of `f` (instructions under QEMU `-icount`): `n` calls per round,
+/// the best of 5 rounds, so that a timer tick in one round does not count.
+#[cfg(target_os = "none")]
+pub fn per_call(n: u64, f: &mut dyn FnMut()) -> u64 {
+    use warden_rt::abi::guest::rdtsc;
+    (0..5)
+        .map(|_| {
+            let t0 = rdtsc();
+            for _ in 0..n {
+                f();
+            }
+            (rdtsc() - t0) / n.max(1)
+        })
+        .min()
+        .unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -16,19 +16,7 @@ fn main(info: &'static warden_rt::abi::StartInfo) {
     use warden_rt::abi::lifecycle::{CreateRequest, DomainStatus};
     use warden_rt::{hypercall, lifecycle as lc};
     let n = warden_guests::arg_u64(info.args(), "iterations").unwrap_or(200);
-    // Best of a few rounds, so that a timer tick in one round does not count.
-    let per_call = |f: &mut dyn FnMut()| {
-        (0..5)
-            .map(|_| {
-                let t0 = rdtsc();
-                for _ in 0..n {
-                    f();
-                }
-                (rdtsc() - t0) / n
-            })
-            .min()
-            .unwrap_or(0)
-    };
+    let per_call = |f: &mut dyn FnMut()| warden_guests::per_call(n, f);
     let once = |f: &mut dyn FnMut()| {
         let t0 = rdtsc();
         f();
