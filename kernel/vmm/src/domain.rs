@@ -2,8 +2,10 @@
 //! diagnostic printed when the hypervisor stops a domain.
 
 use warden_abi::ShutdownReason;
+use warden_abi::lifecycle::{DomainState, EndReason};
 
 use crate::manifest::Expected;
+use crate::sched::State;
 
 /// Why the hypervisor stopped a domain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +52,33 @@ impl End {
             ),
             _ => false,
         }
+    }
+}
+
+impl End {
+    /// How the lifecycle calls report this end (`DomainStatus::end`).
+    pub fn reason(&self) -> EndReason {
+        match self {
+            End::Shutdown(ShutdownReason::Done) => EndReason::Done,
+            End::Shutdown(_) => EndReason::Failure,
+            End::Stopped { .. } => EndReason::Stopped,
+            End::Destroyed { .. } => EndReason::Destroyed,
+        }
+    }
+}
+
+/// The state the lifecycle calls report for a domain: `ended` (it has an end, or was refused)
+/// wins over the scheduler's state.
+pub fn reported_state(sched: State, ended: bool) -> DomainState {
+    if ended {
+        return DomainState::Ended;
+    }
+    match sched {
+        State::Building => DomainState::Building,
+        State::Runnable => DomainState::Runnable,
+        State::Blocked { .. } => DomainState::Blocked,
+        State::Paused => DomainState::Paused,
+        State::Dead => DomainState::Ended,
     }
 }
 
@@ -115,6 +144,33 @@ mod tests {
         ];
         for (end, exp, want) in cases {
             assert_eq!(end.matches(*exp), *want, "{end:?} vs {exp:?}");
+        }
+    }
+
+    #[test]
+    fn reported_states_and_end_reasons() {
+        let cases: &[(State, bool, DomainState)] = &[
+            (State::Building, false, DomainState::Building),
+            (State::Runnable, false, DomainState::Runnable),
+            (State::Blocked { until: None }, false, DomainState::Blocked),
+            (State::Paused, false, DomainState::Paused),
+            (State::Dead, false, DomainState::Ended),
+            (State::Runnable, true, DomainState::Ended),
+            (State::Building, true, DomainState::Ended),
+        ];
+        for &(s, ended, want) in cases {
+            assert_eq!(reported_state(s, ended), want, "{s:?} {ended}");
+        }
+        let stop = End::Stopped { violation: Violation::InvalidState, rip: 0 };
+        let ends: &[(End, EndReason)] = &[
+            (End::Shutdown(ShutdownReason::Done), EndReason::Done),
+            (End::Shutdown(ShutdownReason::Panic), EndReason::Failure),
+            (End::Shutdown(ShutdownReason::Failure), EndReason::Failure),
+            (stop, EndReason::Stopped),
+            (End::Destroyed { by: 0 }, EndReason::Destroyed),
+        ];
+        for (e, want) in ends {
+            assert_eq!(e.reason(), *want, "{e:?}");
         }
     }
 

@@ -293,6 +293,18 @@ impl Runner {
         }
     }
 
+    /// A paused domain was resumed into its blocked state: if it waits on ports and an event
+    /// arrived while it was paused (the pending bits stayed), its wait completes now rather
+    /// than at its timeout.
+    pub(super) fn resumed(&mut self, id: DomainId) {
+        let i = id.0 as usize;
+        if let Some(mask) = self.mac.waits.get(i).copied().flatten()
+            && self.mac.ipc.has_pending(DomId(id.0), mask)
+        {
+            self.deliver(1 << i);
+        }
+    }
+
     /// Handles an IPC hypercall (numbers `IPC_BASE..`) of domain `id`.
     pub(super) fn ipc_hypercall(&mut self, id: DomainId, call: IpcCall, args: [u64; 5]) -> Next {
         let i = id.0 as usize;
