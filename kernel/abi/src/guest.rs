@@ -236,4 +236,44 @@ pub mod hostile {
         // SAFETY: port I/O is intercepted by the hypervisor; see the module docs.
         unsafe { core::arch::asm!("out dx, al", in("dx") port, in("al") value, options(nostack)) }
     }
+
+    /// Reads CR0.
+    pub fn read_cr0() -> u64 {
+        let v: u64;
+        // SAFETY: reading CR0 has no side effects at CPL 0.
+        unsafe { core::arch::asm!("mov {}, cr0", out(reg) v, options(nostack, nomem)) };
+        v
+    }
+
+    /// Writes CR0 (intercepted: the hypervisor applies or refuses it).
+    pub fn write_cr0(v: u64) {
+        // SAFETY: intercepted by the hypervisor; see the module docs.
+        unsafe { core::arch::asm!("mov cr0, {}", in(reg) v, options(nostack)) }
+    }
+
+    /// Reads CR4.
+    pub fn read_cr4() -> u64 {
+        let v: u64;
+        // SAFETY: reading CR4 has no side effects at CPL 0.
+        unsafe { core::arch::asm!("mov {}, cr4", out(reg) v, options(nostack, nomem)) };
+        v
+    }
+
+    /// Writes CR4 through R9 (intercepted; R9 needs a REX prefix the decoder must handle).
+    pub fn write_cr4(v: u64) {
+        // SAFETY: intercepted by the hypervisor; see the module docs.
+        unsafe { core::arch::asm!("mov cr4, r9", in("r9") v, options(nostack)) }
+    }
+
+    /// CLTS and LMSW (the other two CR0 writes), with `msw` for LMSW.
+    pub fn clts_lmsw(msw: u16) {
+        // SAFETY: intercepted by the hypervisor; see the module docs.
+        unsafe { core::arch::asm!("clts", "lmsw {0:x}", in(reg) msw, options(nostack)) }
+    }
+
+    /// Sets RFLAGS.TF: a #DB follows the next instruction (intercepted: the domain is stopped).
+    pub fn single_step() {
+        // SAFETY: the trap is intercepted by the hypervisor; see the module docs.
+        unsafe { core::arch::asm!("pushfq", "or qword ptr [rsp], 0x100", "popfq", "nop", "nop") }
+    }
 }

@@ -20,6 +20,10 @@ pub enum Violation {
     InvalidState,
     /// An instruction domains may never execute.
     Instruction(&'static str),
+    /// A control-register write the rule (`crwrite`) refuses.
+    ControlRegister { cr: u8, value: u64 },
+    /// An intercepted exception: #DB (1) or #AC (17), never delivered to a domain.
+    Exception(u8),
     /// An exit this hypervisor does not expect (reported with its code).
     UnexpectedExit(u64),
 }
@@ -45,6 +49,8 @@ impl End {
                     | (Violation::TripleFault { .. }, Expected::TripleFault)
                     | (Violation::InvalidState, Expected::InvalidState)
                     | (Violation::Instruction(_), Expected::ForbiddenInstruction)
+                    | (Violation::ControlRegister { .. }, Expected::CrViolation)
+                    | (Violation::Exception(_), Expected::Exception)
             ),
             _ => false,
         }
@@ -81,6 +87,10 @@ impl core::fmt::Display for Diagnostic<'_> {
                     Violation::TripleFault { cr2 } => write!(f, "triple fault rip={rip:#x} addr={cr2:#x}"),
                     Violation::InvalidState => write!(f, "invalid vCPU state (VMRUN refused it) rip={rip:#x}"),
                     Violation::Instruction(i) => write!(f, "forbidden instruction {i} rip={rip:#x}"),
+                    Violation::ControlRegister { cr, value } => {
+                        write!(f, "forbidden control-register write cr{cr}={value:#x} rip={rip:#x}")
+                    }
+                    Violation::Exception(v) => write!(f, "exception #{} intercepted rip={rip:#x}", if v == 1 { "DB" } else { "AC" }),
                     Violation::UnexpectedExit(c) => write!(f, "unexpected exit {c:#x} rip={rip:#x}"),
                 }
             }
@@ -109,6 +119,9 @@ mod tests {
             (stop(Violation::Instruction("VMRUN")), Expected::Shutdown, false),
             (stop(Violation::Instruction("MOV DR")), Expected::ForbiddenInstruction, true),
             (End::Shutdown(ShutdownReason::Done), Expected::Running, false),
+            (stop(Violation::ControlRegister { cr: 4, value: 0 }), Expected::CrViolation, true),
+            (stop(Violation::Exception(1)), Expected::Exception, true),
+            (stop(Violation::Exception(17)), Expected::CrViolation, false),
         ];
         for (end, exp, want) in cases {
             assert_eq!(end.matches(*exp), *want, "{end:?} vs {exp:?}");

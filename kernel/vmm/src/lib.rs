@@ -7,10 +7,12 @@
 
 pub mod construct;
 pub mod cpuid;
+pub mod crwrite;
 pub mod domain;
 pub mod elf;
 pub mod exit;
 pub mod fuzz;
+pub mod guestpt;
 pub mod hypercall;
 pub mod intercept;
 pub mod layout;

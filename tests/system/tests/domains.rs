@@ -75,6 +75,34 @@ fn containment() {
     assert!(first_stop < pos(&out, "[good] well-behaved work complete"));
 }
 
+/// Issue 16, finding 1: CR0/CR4 writes are intercepted (1,000 CR0.AM writes cost at least
+/// 1,000 exits), decoded (MOV with and without REX, CLTS, LMSW) and applied when the rule allows;
+/// each refused value stops its domain with the value in the diagnostic; a single-step #DB is
+/// intercepted and stops the domain instead of reaching its (empty) IDT.
+#[test]
+fn hostile_cpu_control_registers_and_traps() {
+    let out = expect_scenario("hostile-cpu");
+    assert_eq!(out.exit, ExitKind::Success);
+    let writes = line(&out.log, "[am] hostile_cpu: 1000 CR0 writes took ");
+    let exits: u64 = writes.split("took ").nth(1).and_then(|r| r.split(' ').next()).and_then(|n| n.parse().ok()).unwrap();
+    assert!(exits >= 1001, "{writes}");
+    assert!(writes.ends_with("AM true, TS after LMSW true"), "{writes}");
+    assert!(line(&out.log, "[am] hostile_cpu: CR4.PGE set").ends_with("true"));
+    let stops: &[(&str, &str)] = &[
+        ("cd (id 1)", "forbidden control-register write cr0=0xc0010031"),
+        ("nw (id 2)", "forbidden control-register write cr0=0xa0010031"),
+        ("pke (id 3)", "forbidden control-register write cr4=0x400020"),
+        ("osxsave (id 4)", "forbidden control-register write cr4=0x40020"),
+        ("vmxe (id 5)", "forbidden control-register write cr4=0x2020"),
+        ("step (id 6)", "exception #DB intercepted rip=0x2"),
+    ];
+    for (who, what) in stops {
+        let l = line(&out.log, &format!("domain {who} stopped: "));
+        assert!(l.contains(what), "'{what}' missing from: {l}");
+    }
+    assert!(!out.log.contains("[step] hostile_cpu: ERROR"));
+}
+
 /// A truncated or garbage image is refused with the reason; the other domains still run, and the
 /// run ends with failure because the refused domains could not meet their outcome. A malformed
 /// manifest stops the boot cleanly with a message.

@@ -4,6 +4,7 @@
 //! fault a domain can cause. The logic lives in `warden-vmm`; this module drives the hardware.
 
 mod dispatch;
+mod guard;
 mod ipc;
 mod timer;
 
@@ -165,6 +166,7 @@ pub(crate) fn run_domains(boot: &BootInfo) {
         mac,
         fx_owner: None,
         idle_halts: 0,
+        cr4_allowed: guard::cr4_allowed(),
     };
     runner.run();
 }
@@ -248,6 +250,8 @@ struct Runner {
     fx_owner: Option<DomainId>,
     /// Times the CPU halted because no domain could run.
     idle_halts: u64,
+    /// CR4 bits a domain may set (`guard::cr4_allowed`).
+    cr4_allowed: u64,
 }
 
 /// What the exit handler decided about the running domain.
@@ -351,6 +355,11 @@ impl Runner {
                 d.regs.rdx = u64::from(r.edx);
                 set(&mut self.vmcbs, vmcb, field::RIP, rip + 2);
                 Next::Continue
+            }
+            Exit::CrWrite(cr) => self.cr_write(id, cr, rip),
+            Exit::Exception { vector: v @ (1 | 17), .. } => {
+                self.end(id, stop(Violation::Exception(v)));
+                Next::Reschedule
             }
             Exit::Hlt => {
                 set(&mut self.vmcbs, vmcb, field::RIP, rip + 1);

@@ -1,0 +1,114 @@
+//! The run loop's guards against hostile domains: intercepted CR0/CR4 writes (decoded through
+//! the domain's own page tables and checked against `warden_vmm::crwrite`'s rule) and the
+//! domain's own write permission, which every output buffer the hypervisor fills must have.
+
+use warden_hw::svm::GuestRegs;
+use warden_vmm::crwrite::{self, Source};
+use warden_vmm::domain::{End, Violation};
+use warden_vmm::guestpt::{self, Backed};
+use warden_vmm::sched::DomainId;
+use warden_vmm::vmcb::{Field, field};
+
+use super::{Dom, Next, Runner, get, set};
+
+/// CR4 bits the domains may set: the always-allowed ones plus what the CPUID filter shows them.
+pub(super) fn cr4_allowed() -> u64 {
+    let shown = |leaf| {
+        let h = warden_hw::cpu::cpuid(leaf, 0);
+        let host = warden_vmm::cpuid::Regs {
+            eax: h.eax,
+            ebx: h.ebx,
+            ecx: h.ecx,
+            edx: h.edx,
+        };
+        warden_vmm::cpuid::filter(leaf, 0, host, 0)
+    };
+    let (l1, l7) = (shown(1), shown(7));
+    crwrite::cr4_offered(l1.ecx, l7.ebx, l7.ecx)
+}
+
+/// General register `n` (0 = RAX .. 15 = R15); RAX and RSP live in the VMCB.
+fn gpr(regs: &GuestRegs, n: u8, vmcb: impl Fn(Field) -> u64) -> u64 {
+    let r = regs;
+    [
+        0, r.rcx, r.rdx, r.rbx, 0, r.rbp, r.rsi, r.rdi, r.r8, r.r9, r.r10, r.r11, r.r12, r.r13,
+        r.r14, r.r15,
+    ]
+    .get(usize::from(n))
+    .map_or(0, |&v| match n {
+        0 => vmcb(field::RAX),
+        4 => vmcb(field::RSP),
+        _ => v,
+    })
+}
+
+/// May the hypervisor write `[gpa, gpa + len)` of `dom`? Only where the domain itself could
+/// (its current page tables, identity-mapped): never its start-info page, GDT, page tables or
+/// read-only image, whatever the call.
+pub(super) fn writable(mem: &warden_hw::phys::IdentityMem, dom: &Dom, gpa: u64, len: u64) -> bool {
+    let cr3 = get(mem, dom.vmcb, field::CR3);
+    guestpt::writable(
+        &Backed {
+            mem,
+            region: dom.region,
+        },
+        cr3,
+        gpa,
+        len,
+    )
+}
+
+impl Runner {
+    /// An intercepted write of control register `cr` at `rip`: decoded, checked and applied,
+    /// or the domain is stopped.
+    pub(super) fn cr_write(&mut self, id: DomainId, cr: u8, rip: u64) -> Next {
+        let cr_field = if cr == 0 { field::CR0 } else { field::CR4 };
+        let vmcb = self.doms[id.0 as usize].vmcb;
+        match self.decode_cr_write(&self.doms[id.0 as usize], cr, cr_field, rip) {
+            Ok((value, len)) => {
+                set(&mut self.mem, vmcb, cr_field, value);
+                set(&mut self.mem, vmcb, field::RIP, rip + len);
+                // Paging-mode bits (WP, PGE, PSE, SMEP, PCIDE...) may change translations: flush.
+                self.doms[id.0 as usize].first_run = true;
+                Next::Continue
+            }
+            Err(violation) => {
+                self.end(id, End::Stopped { violation, rip });
+                Next::Reschedule
+            }
+        }
+    }
+
+    /// The new value of the control register and the instruction's length, if allowed.
+    fn decode_cr_write(
+        &self,
+        d: &Dom,
+        cr: u8,
+        cr_field: Field,
+        rip: u64,
+    ) -> Result<(u64, u64), Violation> {
+        let at = |f| get(&self.mem, d.vmcb, f);
+        let mut code = [0u8; 15];
+        let cs_base = at(Field {
+            offset: field::CS + field::SEG_BASE,
+            width: 8,
+        });
+        let mem = Backed {
+            mem: &self.mem,
+            region: d.region,
+        };
+        let n = guestpt::fetch(&mem, at(field::CR3), cs_base.wrapping_add(rip), &mut code);
+        let w = crwrite::decode(&code[..n])
+            .filter(|w| w.cr == cr)
+            .ok_or(Violation::Instruction("undecodable CR write"))?;
+        let reg = match w.source {
+            Source::Gpr(r) | Source::Lmsw(r) => gpr(&d.regs, r, at),
+            Source::Clts => 0,
+        };
+        let value = crwrite::value(w.source, at(cr_field), reg);
+        if !crwrite::allowed(cr, value, self.cr4_allowed) {
+            return Err(Violation::ControlRegister { cr, value });
+        }
+        Ok((value, w.len))
+    }
+}
