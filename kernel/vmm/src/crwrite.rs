@@ -38,9 +38,7 @@ pub fn decode(code: &[u8]) -> Option<CrWrite> {
     };
     let skip = u64::from(rex != 0);
     let modrm = rest.get(2).copied();
-    let (reg, rm) = modrm.map_or((0, 0), |m| {
-        (((m >> 3) & 7) | (rex & 4) << 1, (m & 7) | (rex & 1) << 3)
-    });
+    let (reg, rm) = modrm.map_or((0, 0), |m| (((m >> 3) & 7) | (rex & 4) << 1, (m & 7) | (rex & 1) << 3));
     let register_form = modrm.is_some_and(|m| m >> 6 == 3);
     let (cr, source, len) = match (rest.first(), rest.get(1)) {
         (Some(0x0f), Some(0x22)) if register_form => (reg, Source::Gpr(rm), 3),
@@ -48,11 +46,7 @@ pub fn decode(code: &[u8]) -> Option<CrWrite> {
         (Some(0x0f), Some(0x01)) if register_form && reg & 7 == 6 => (0, Source::Lmsw(rm), 3),
         _ => return None,
     };
-    Some(CrWrite {
-        cr,
-        source,
-        len: len + skip,
-    })
+    Some(CrWrite { cr, source, len: len + skip })
 }
 
 /// The new value of the control register (`old` its value now, `reg` the source register).
@@ -75,11 +69,7 @@ const CR4_ALWAYS: u64 = 1 << 2 | 1 << 3 | 1 << 4 | 1 << 5 | 1 << 7 | 1 << 9 | 1 
 /// CR4 bits a domain may set, from what the CPUID filter shows it (leaf 1 ECX, leaf 7 EBX/ECX).
 pub fn cr4_offered(leaf1_ecx: u32, leaf7_ebx: u32, leaf7_ecx: u32) -> u64 {
     let has = |reg: u32, bit: u32, cr4_bit: u32| {
-        if reg & (1 << bit) != 0 {
-            1u64 << cr4_bit
-        } else {
-            0
-        }
+        if reg & (1 << bit) != 0 { 1u64 << cr4_bit } else { 0 }
     };
     CR4_ALWAYS
         | has(leaf1_ecx, 17, 17) // PCID -> PCIDE
@@ -106,56 +96,14 @@ mod tests {
     #[test]
     fn decodes_the_writes_and_refuses_the_rest() {
         let cases: &[(&[u8], Option<CrWrite>)] = &[
-            (
-                &[0x0f, 0x22, 0xc0],
-                Some(CrWrite {
-                    cr: 0,
-                    source: Source::Gpr(0),
-                    len: 3,
-                }),
-            ), // mov cr0, rax
-            (
-                &[0x0f, 0x22, 0xe3],
-                Some(CrWrite {
-                    cr: 4,
-                    source: Source::Gpr(3),
-                    len: 3,
-                }),
-            ), // mov cr4, rbx
-            (
-                &[0x41, 0x0f, 0x22, 0xc7],
-                Some(CrWrite {
-                    cr: 0,
-                    source: Source::Gpr(15),
-                    len: 4,
-                }),
-            ), // mov cr0, r15
-            (
-                &[0x44, 0x0f, 0x22, 0xc0],
-                Some(CrWrite {
-                    cr: 8,
-                    source: Source::Gpr(0),
-                    len: 4,
-                }),
-            ), // mov cr8, rax
-            (
-                &[0x0f, 0x06, 0x90],
-                Some(CrWrite {
-                    cr: 0,
-                    source: Source::Clts,
-                    len: 2,
-                }),
-            ),
-            (
-                &[0x0f, 0x01, 0xf1],
-                Some(CrWrite {
-                    cr: 0,
-                    source: Source::Lmsw(1),
-                    len: 3,
-                }),
-            ), // lmsw cx
-            (&[0x0f, 0x22, 0x00], None),       // memory form (mod != 3)
-            (&[0x0f, 0x01, 0x30], None),       // lmsw [rax]
+            (&[0x0f, 0x22, 0xc0], Some(CrWrite { cr: 0, source: Source::Gpr(0), len: 3 })), // mov cr0, rax
+            (&[0x0f, 0x22, 0xe3], Some(CrWrite { cr: 4, source: Source::Gpr(3), len: 3 })), // mov cr4, rbx
+            (&[0x41, 0x0f, 0x22, 0xc7], Some(CrWrite { cr: 0, source: Source::Gpr(15), len: 4 })), // mov cr0, r15
+            (&[0x44, 0x0f, 0x22, 0xc0], Some(CrWrite { cr: 8, source: Source::Gpr(0), len: 4 })), // mov cr8, rax
+            (&[0x0f, 0x06, 0x90], Some(CrWrite { cr: 0, source: Source::Clts, len: 2 })),
+            (&[0x0f, 0x01, 0xf1], Some(CrWrite { cr: 0, source: Source::Lmsw(1), len: 3 })), // lmsw cx
+            (&[0x0f, 0x22, 0x00], None),                                                     // memory form (mod != 3)
+            (&[0x0f, 0x01, 0x30], None),                                                     // lmsw [rax]
             (&[0x0f, 0x01, 0xd9], None),       // VMMCALL is not a CR write
             (&[0xf0, 0x0f, 0x22, 0xc0], None), // LOCK MOV CR0 = CR8 on AMD
             (&[0x66, 0x0f, 0x22, 0xc0], None),
@@ -172,10 +120,7 @@ mod tests {
         assert_eq!(value(Source::Gpr(0), 0x8001_0031, 0x8005_0031), 0x8005_0031);
         assert_eq!(value(Source::Clts, 0x8001_0039, 0), 0x8001_0031);
         // LMSW sets MP/EM/TS and cannot clear PE.
-        assert_eq!(
-            value(Source::Lmsw(1), 0x8001_0031, 0xffff_fff0),
-            0x8001_0031
-        );
+        assert_eq!(value(Source::Lmsw(1), 0x8001_0031, 0xffff_fff0), 0x8001_0031);
         assert_eq!(value(Source::Lmsw(1), 0x8001_0031, 0xa), 0x8001_003b);
     }
 
@@ -192,14 +137,14 @@ mod tests {
             ((0, 0xc001_0031, qemu64), false),   // CD
             ((0, 0x1_8001_0031, qemu64), false), // reserved high bit
             ((4, 0x20, qemu64), true),
-            ((4, 0x6a0, qemu64), true),           // PGE OSFXSR OSXMMEXCPT
-            ((4, 0x0, qemu64), false),            // PAE cleared
-            ((4, 0x20 | 1 << 22, full), false),   // PKE: hidden by CPUID
-            ((4, 0x20 | 1 << 18, full), false),   // OSXSAVE: hidden by CPUID
-            ((4, 0x20 | 1 << 20, qemu64), false), // SMEP where CPUID does not show it
+            ((4, 0x6a0, qemu64), true),                  // PGE OSFXSR OSXMMEXCPT
+            ((4, 0x0, qemu64), false),                   // PAE cleared
+            ((4, 0x20 | 1 << 22, full), false),          // PKE: hidden by CPUID
+            ((4, 0x20 | 1 << 18, full), false),          // OSXSAVE: hidden by CPUID
+            ((4, 0x20 | 1 << 20, qemu64), false),        // SMEP where CPUID does not show it
             ((4, 0x20 | 1 << 20 | 1 << 16, full), true), // SMEP, FSGSBASE where it does
-            ((4, 0x20 | 1 << 8, full), false),    // PCE
-            ((4, 0x20 | 1 << 6, full), false),    // MCE: hidden by CPUID
+            ((4, 0x20 | 1 << 8, full), false),           // PCE
+            ((4, 0x20 | 1 << 6, full), false),           // MCE: hidden by CPUID
             ((3, 0x1000, full), false),
             ((8, 0, full), false),
         ];

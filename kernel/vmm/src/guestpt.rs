@@ -80,15 +80,11 @@ mod tests {
 
     #[test]
     fn write_permission_follows_the_guest_tables() {
-        let region = Region {
-            hpa: 8 << 20,
-            bytes: 4 << 20,
-        };
+        let region = Region { hpa: 8 << 20, bytes: 4 << 20 };
         let mut mem = FakeMem::new(16 << 20);
         let mut frames = construct::tests::frames();
         let elf = crate::elf::tests::good();
-        let b =
-            construct::build(&mut mem, &mut frames, region, &elf, construct::tests::who()).unwrap();
+        let b = construct::build(&mut mem, &mut frames, region, &elf, construct::tests::who()).unwrap();
         let v = Backed { mem: &mem, region };
         let cases: &[((u64, u64), bool)] = &[
             ((0x1000, 8), false),        // start-info page
@@ -103,11 +99,7 @@ mod tests {
         for &((gpa, len), want) in cases {
             assert_eq!(writable(&v, b.guest_cr3, gpa, len), want, "{gpa:#x}+{len}");
         }
-        assert_eq!(
-            translate(&v, b.guest_cr3, 0x8000_0123),
-            Some((0x8000_0123, true)),
-            "2 MiB page"
-        );
+        assert_eq!(translate(&v, b.guest_cr3, 0x8000_0123), Some((0x8000_0123, true)), "2 MiB page");
         let mut code = [0u8; 4];
         assert_eq!(fetch(&v, b.guest_cr3, 0x20_0000, &mut code), 4);
         assert_eq!(code, [0x90; 4]);

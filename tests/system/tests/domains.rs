@@ -103,6 +103,17 @@ fn hostile_cpu_control_registers_and_traps() {
     assert!(!out.log.contains("[step] hostile_cpu: ERROR"));
 }
 
+/// Issue 16, finding 10: the hypervisor writes an output buffer only where the domain itself
+/// could write (its own page tables): `domain_info` and `audit_read` into its start-info page,
+/// GDT, page-table root, code and constants fail cleanly and those pages stay intact.
+#[test]
+fn output_buffers_respect_the_domains_write_permission() {
+    let out = expect_scenario("hostile-buffers");
+    assert_eq!(out.exit, ExitKind::Success);
+    assert_eq!(out.log.matches("domain_info Err(BadAddress), audit_read refused").count(), 5, "{}", out.log);
+    assert!(line(&out.log, "[buffers] hostile_cpu: buffers on its stack").ends_with("read-only pages intact: true"));
+}
+
 /// A truncated or garbage image is refused with the reason; the other domains still run, and the
 /// run ends with failure because the refused domains could not meet their outcome. A malformed
 /// manifest stops the boot cleanly with a message.

@@ -64,6 +64,9 @@ pub(super) fn dispatch(
             (Status::Ok, BlockWake::Timeout as u64, Action::Block(ticks))
         }
         Hypercall::DomainInfo(range) => {
+            if !super::guard::writable(mem, dom, range.gpa, range.len) {
+                return (Status::BadAddress, 0, Action::Resume);
+            }
             let info = DomainInfo {
                 domain_id: id,
                 priority: u32::from(dom.priority),

@@ -2,6 +2,7 @@
 //! the domain's own page tables and checked against `warden_vmm::crwrite`'s rule) and the
 //! domain's own write permission, which every output buffer the hypervisor fills must have.
 
+use warden_core::mem::PhysMem;
 use warden_hw::svm::GuestRegs;
 use warden_vmm::crwrite::{self, Source};
 use warden_vmm::domain::{End, Violation};
@@ -15,12 +16,7 @@ use super::{Dom, Next, Runner, get, set};
 pub(super) fn cr4_allowed() -> u64 {
     let shown = |leaf| {
         let h = warden_hw::cpu::cpuid(leaf, 0);
-        let host = warden_vmm::cpuid::Regs {
-            eax: h.eax,
-            ebx: h.ebx,
-            ecx: h.ecx,
-            edx: h.edx,
-        };
+        let host = warden_vmm::cpuid::Regs { eax: h.eax, ebx: h.ebx, ecx: h.ecx, edx: h.edx };
         warden_vmm::cpuid::filter(leaf, 0, host, 0)
     };
     let (l1, l7) = (shown(1), shown(7));
@@ -30,32 +26,21 @@ pub(super) fn cr4_allowed() -> u64 {
 /// General register `n` (0 = RAX .. 15 = R15); RAX and RSP live in the VMCB.
 fn gpr(regs: &GuestRegs, n: u8, vmcb: impl Fn(Field) -> u64) -> u64 {
     let r = regs;
-    [
-        0, r.rcx, r.rdx, r.rbx, 0, r.rbp, r.rsi, r.rdi, r.r8, r.r9, r.r10, r.r11, r.r12, r.r13,
-        r.r14, r.r15,
-    ]
-    .get(usize::from(n))
-    .map_or(0, |&v| match n {
-        0 => vmcb(field::RAX),
-        4 => vmcb(field::RSP),
-        _ => v,
-    })
+    [0, r.rcx, r.rdx, r.rbx, 0, r.rbp, r.rsi, r.rdi, r.r8, r.r9, r.r10, r.r11, r.r12, r.r13, r.r14, r.r15]
+        .get(usize::from(n))
+        .map_or(0, |&v| match n {
+            0 => vmcb(field::RAX),
+            4 => vmcb(field::RSP),
+            _ => v,
+        })
 }
 
 /// May the hypervisor write `[gpa, gpa + len)` of `dom`? Only where the domain itself could
 /// (its current page tables, identity-mapped): never its start-info page, GDT, page tables or
 /// read-only image, whatever the call.
-pub(super) fn writable(mem: &warden_hw::phys::IdentityMem, dom: &Dom, gpa: u64, len: u64) -> bool {
+pub(super) fn writable(mem: &impl PhysMem, dom: &Dom, gpa: u64, len: u64) -> bool {
     let cr3 = get(mem, dom.vmcb, field::CR3);
-    guestpt::writable(
-        &Backed {
-            mem,
-            region: dom.region,
-        },
-        cr3,
-        gpa,
-        len,
-    )
+    guestpt::writable(&Backed { mem, region: dom.region }, cr3, gpa, len)
 }
 
 impl Runner {
@@ -80,27 +65,14 @@ impl Runner {
     }
 
     /// The new value of the control register and the instruction's length, if allowed.
-    fn decode_cr_write(
-        &self,
-        d: &Dom,
-        cr: u8,
-        cr_field: Field,
-        rip: u64,
-    ) -> Result<(u64, u64), Violation> {
+    fn decode_cr_write(&self, d: &Dom, cr: u8, cr_field: Field, rip: u64) -> Result<(u64, u64), Violation> {
         let at = |f| get(&self.mem, d.vmcb, f);
         let mut code = [0u8; 15];
-        let cs_base = at(Field {
-            offset: field::CS + field::SEG_BASE,
-            width: 8,
-        });
-        let mem = Backed {
-            mem: &self.mem,
-            region: d.region,
-        };
+        let cs_base = at(Field { offset: field::CS + field::SEG_BASE, width: 8 });
+        let mem = Backed { mem: &self.mem, region: d.region };
         let n = guestpt::fetch(&mem, at(field::CR3), cs_base.wrapping_add(rip), &mut code);
-        let w = crwrite::decode(&code[..n])
-            .filter(|w| w.cr == cr)
-            .ok_or(Violation::Instruction("undecodable CR write"))?;
+        let w =
+            crwrite::decode(&code[..n]).filter(|w| w.cr == cr).ok_or(Violation::Instruction("undecodable CR write"))?;
         let reg = match w.source {
             Source::Gpr(r) | Source::Lmsw(r) => gpr(&d.regs, r, at),
             Source::Clts => 0,

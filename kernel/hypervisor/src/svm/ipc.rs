@@ -10,7 +10,7 @@ use warden_core::paging::{MapError, PageSize, PageTable, flags};
 use warden_hw::phys::IdentityMem;
 use warden_ipc::{Denied, DomId, Failure, IpcError, Outcome, Platform, Subject};
 use warden_policy::TypeId;
-use warden_vmm::layout::{STACK_BOTTOM, guest_range, is_backed};
+use warden_vmm::layout::guest_range;
 use warden_vmm::manifest::MAX_DOMAINS;
 use warden_vmm::sched::{DomainId, State};
 use warden_vmm::vmcb::field;
@@ -166,13 +166,10 @@ impl Platform for Plat<'_> {
     }
 
     fn owns_frame(&self, dom: DomId, gfn: u64) -> bool {
-        // Ordinary memory only: the stack, image and heap — never the start-info page, GDT or
-        // page tables below `STACK_BOTTOM`.
+        // Memory the domain itself may write (the rule of every output buffer too): never its
+        // start-info page, GDT, page tables or read-only image.
         let Some(d) = self.dom(dom) else { return false };
-        let gpa = gfn.saturating_mul(PAGE_SIZE);
-        gpa >= STACK_BOTTOM
-            && is_backed(d.memory_bytes, gpa)
-            && is_backed(d.memory_bytes, gpa + PAGE_SIZE - 1)
+        gfn.checked_mul(PAGE_SIZE).is_some_and(|gpa| super::guard::writable(&*self.mem, d, gpa, PAGE_SIZE))
     }
 
     fn map_grant(
@@ -209,7 +206,9 @@ impl Platform for Plat<'_> {
     }
 
     fn buffer_ok(&self, dom: DomId, gpa: u64, len: u64) -> bool {
-        self.dom(dom).is_some_and(|d| guest_range(d.memory_bytes, gpa, len).is_some())
+        self.dom(dom).is_some_and(|d| {
+            guest_range(d.memory_bytes, gpa, len).is_some() && super::guard::writable(&*self.mem, d, gpa, len)
+        })
     }
 
     fn write_guest(&mut self, dom: DomId, gpa: u64, bytes: &[u8]) -> Result<(), IpcError> {

@@ -5,6 +5,9 @@
 //! - `cr0-cd`, `cr0-nw`, `cr4-pke`, `cr4-osxsave`, `cr4-vmxe`: a write the rule refuses; the
 //!   domain must be stopped (`cr-violation`).
 //! - `single-step`: RFLAGS.TF; the #DB must be intercepted and the domain stopped (`exception`).
+//! - `buffers` (finding 10): `domain_info` and `audit_read` into its own read-only pages (the
+//!   start-info page, the GDT, the page-table root, code, constants) must fail cleanly and leave
+//!   them intact, while a stack buffer works.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 #![forbid(unsafe_code)]
 
@@ -17,11 +20,7 @@ fn main(info: &'static warden_rt::abi::StartInfo) {
     use warden_rt::abi::guest::hostile as h;
     use warden_rt::println;
 
-    let attack = info
-        .args()
-        .split(';')
-        .find_map(|kv| kv.strip_prefix("attack:"))
-        .unwrap_or("");
+    let attack = info.args().split(';').find_map(|kv| kv.strip_prefix("attack:")).unwrap_or("");
     let exits = || warden_rt::hypercall::domain_info().map_or(0, |i| i.exits);
     let (cr0, cr4) = (h::read_cr0(), h::read_cr4());
     println!("hostile_cpu: {attack}: CR0={cr0:#x} CR4={cr4:#x}");
@@ -35,9 +34,7 @@ fn main(info: &'static warden_rt::abi::StartInfo) {
             h::clts_lmsw(0x9); // PE | TS
             let (am, ts) = (h::read_cr0() & 1 << 18 != 0, h::read_cr0() & 1 << 3 != 0);
             h::write_cr0(h::read_cr0() & !(1 << 3)); // TS off again (no #NM handler here)
-            println!(
-                "hostile_cpu: 1000 CR0 writes took {delta} exits, AM {am}, TS after LMSW {ts}"
-            );
+            println!("hostile_cpu: 1000 CR0 writes took {delta} exits, AM {am}, TS after LMSW {ts}");
             if delta < 1001 || !am || !ts {
                 println!("hostile_cpu: ERROR: CR0 writes were not intercepted and applied");
                 warden_rt::hypercall::shutdown(ShutdownReason::Failure);
@@ -46,6 +43,7 @@ fn main(info: &'static warden_rt::abi::StartInfo) {
             println!("hostile_cpu: CR4.PGE set: {}", h::read_cr4() & 1 << 7 != 0);
             return;
         }
+        "buffers" => return buffers(info),
         "cr0-cd" => h::write_cr0(cr0 | 1 << 30),
         "cr0-nw" => h::write_cr0(cr0 | 1 << 29),
         "cr4-pke" => h::write_cr4(cr4 | 1 << 22),
@@ -56,6 +54,49 @@ fn main(info: &'static warden_rt::abi::StartInfo) {
     }
     println!("hostile_cpu: ERROR: {attack} was not stopped");
     warden_rt::hypercall::shutdown(ShutdownReason::Failure);
+}
+
+/// Output buffers in pages the domain cannot write itself are refused (finding 10).
+#[cfg(target_os = "none")]
+fn buffers(info: &'static warden_rt::abi::StartInfo) {
+    use warden_rt::abi::ipc::{IpcCall, IpcError};
+    use warden_rt::abi::{START_INFO_MAGIC, ShutdownReason, Status};
+    use warden_rt::ipc::{IpcFail, call_raw};
+    use warden_rt::println;
+
+    static CONSTANTS: [u8; 256] = [0x5a; 256];
+    let code = buffers as fn(_) as u64;
+    let rodata = CONSTANTS.as_ptr() as u64;
+    let targets = [
+        ("start-info page", 0x1000),
+        ("GDT", 0x2000),
+        ("page-table root", 0x3000),
+        ("code", code),
+        ("constants", rodata),
+    ];
+    let mut bad = 0;
+    for (what, gpa) in targets {
+        let info_call = warden_rt::hypercall::domain_info_raw(gpa);
+        let audit = call_raw(IpcCall::AuditRead as u64, [gpa & !0xfff, 4096, 0, 0, 0]);
+        let ok = info_call == Err(Status::BadAddress) && matches!(audit, Err(IpcFail::Invalid(IpcError::BadBuffer)));
+        bad += u32::from(!ok);
+        println!(
+            "hostile_cpu: buffers into the {what}: domain_info {info_call:?}, audit_read {}",
+            if ok { "refused" } else { "NOT refused" }
+        );
+    }
+    let mut stack = [0u8; 4096];
+    let own = warden_rt::hypercall::domain_info_raw(stack.as_mut_ptr() as u64);
+    let audit = call_raw(IpcCall::AuditRead as u64, [stack.as_mut_ptr() as u64, 4096, 0, 0, 0]);
+    let intact = info.magic == START_INFO_MAGIC && CONSTANTS.iter().all(|&b| b == 0x5a);
+    println!(
+        "hostile_cpu: buffers on its stack: domain_info {own:?}, audit_read ok {}; read-only pages intact: {intact}",
+        audit.is_ok()
+    );
+    if bad > 0 || own.is_err() || audit.is_err() || !intact {
+        println!("hostile_cpu: ERROR: an output buffer check failed");
+        warden_rt::hypercall::shutdown(ShutdownReason::Failure);
+    }
 }
 
 #[cfg(not(target_os = "none"))]
