@@ -276,4 +276,42 @@ pub mod hostile {
         // SAFETY: the trap is intercepted by the hypervisor; see the module docs.
         unsafe { core::arch::asm!("pushfq", "or qword ptr [rsp], 0x100", "popfq", "nop", "nop") }
     }
+
+    /// Loads the GDT at `gdt` (5 entries: null, kernel code/data, user data 0x18, user code 0x20)
+    /// and the page tables at `pml4` (which must map this code and everything user-accessible),
+    /// drops to CPL 3 and asks for `shutdown(done)` there. The answer is reported by reading
+    /// guest-physical `0xdead_0000 + status`, which is unbacked: the domain is stopped with that
+    /// address in its diagnostic. Never returns.
+    pub fn ring3_shutdown(gdt: u64, pml4: u64) -> ! {
+        let mut gdtr = [0u8; 10];
+        gdtr[..2].copy_from_slice(&(5u16 * 8 - 1).to_le_bytes());
+        gdtr[2..].copy_from_slice(&gdt.to_le_bytes());
+        // SAFETY: deliberately leaves Rust's model (see the module docs): the caller's tables
+        // and GDT stay valid because they are never freed (the function does not return).
+        unsafe {
+            core::arch::asm!(
+                "lgdt [{gdtr}]",
+                "mov cr3, {pml4}",
+                "mov rcx, rsp",
+                "push 0x1b",
+                "push rcx",
+                "push 0x2",
+                "push 0x23",
+                "lea rcx, [rip + 2f]",
+                "push rcx",
+                "iretq",
+                "2:",
+                "mov eax, 5",
+                "xor edi, edi",
+                "vmmcall",
+                "mov edi, 0xdead0000",
+                "add rdi, rax",
+                "mov rax, [rdi]",
+                "ud2",
+                gdtr = in(reg) gdtr.as_ptr(),
+                pml4 = in(reg) pml4,
+                options(noreturn),
+            )
+        }
+    }
 }

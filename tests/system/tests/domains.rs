@@ -78,7 +78,8 @@ fn containment() {
 /// Issue 16, finding 1: CR0/CR4 writes are intercepted (1,000 CR0.AM writes cost at least
 /// 1,000 exits), decoded (MOV with and without REX, CLTS, LMSW) and applied when the rule allows;
 /// each refused value stops its domain with the value in the diagnostic; a single-step #DB is
-/// intercepted and stops the domain instead of reaching its (empty) IDT.
+/// intercepted and stops the domain instead of reaching its (empty) IDT. Finding 6: a hypercall
+/// from CPL 3 inside a domain is refused before anything else.
 #[test]
 fn hostile_cpu_control_registers_and_traps() {
     let out = expect_scenario("hostile-cpu");
@@ -95,6 +96,9 @@ fn hostile_cpu_control_registers_and_traps() {
         ("osxsave (id 4)", "forbidden control-register write cr4=0x40020"),
         ("vmxe (id 5)", "forbidden control-register write cr4=0x2020"),
         ("step (id 6)", "exception #DB intercepted rip=0x2"),
+        // Finding 6: `shutdown` from CPL 3 answered NotKernel (6), reported as 0xdead_0000 + 6.
+        ("ring3 (id 8)", "memory violation (read outside its memory) rip=0x2"),
+        ("ring3 (id 8)", "addr=0xdead0006"),
     ];
     for (who, what) in stops {
         let l = line(&out.log, &format!("domain {who} stopped: "));

@@ -432,6 +432,11 @@ impl Runner {
         if rax == BARE_EXIT {
             return Next::Continue;
         }
+        // Only the domain's kernel may call: ring-3 code inside a domain gets nothing (finding 6).
+        if get(&self.vmcbs, vmcb, field::CPL) != 0 {
+            set(&mut self.vmcbs, vmcb, field::RAX, warden_abi::Status::NotKernel as u64);
+            return Next::Continue;
+        }
         self.hypercall_entry(id);
         let r = &self.doms[i].regs;
         let args = HypercallArgs {

@@ -8,6 +8,9 @@
 //! - `buffers` (finding 10): `domain_info` and `audit_read` into its own read-only pages (the
 //!   start-info page, the GDT, the page-table root, code, constants) must fail cleanly and leave
 //!   them intact, while a stack buffer works.
+//! - `ring3` (finding 6): builds user-accessible page tables and a GDT with ring-3 segments,
+//!   drops to CPL 3 and calls `shutdown`; the call must be refused (`NotKernel`), which the
+//!   domain reports by reading the unbacked address `0xdead_0000 + status`.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 #![forbid(unsafe_code)]
 
@@ -44,6 +47,7 @@ fn main(info: &'static warden_rt::abi::StartInfo) {
             return;
         }
         "buffers" => return buffers(info),
+        "ring3" => ring3(),
         "cr0-cd" => h::write_cr0(cr0 | 1 << 30),
         "cr0-nw" => h::write_cr0(cr0 | 1 << 29),
         "cr4-pke" => h::write_cr4(cr4 | 1 << 22),
@@ -54,6 +58,34 @@ fn main(info: &'static warden_rt::abi::StartInfo) {
     }
     println!("hostile_cpu: ERROR: {attack} was not stopped");
     warden_rt::hypercall::shutdown(ShutdownReason::Failure);
+}
+
+/// Drops to CPL 3 with its own page tables and GDT and asks for a shutdown there (finding 6).
+#[cfg(target_os = "none")]
+fn ring3() -> ! {
+    extern crate alloc;
+    #[repr(C, align(4096))]
+    struct Page([u64; 512]);
+    let mut p = alloc::boxed::Box::new([const { Page([0; 512]) }; 7]);
+    let addr = |p: &Page| p as *const Page as u64;
+    // Page 0: PML4, 1: PDPT, 2..=5: four page directories of 2 MiB pages (0..4 GiB), 6: GDT.
+    const USER_RW: u64 = 0x7;
+    p[0].0[0] = addr(&p[1]) | USER_RW;
+    for i in 0..4 {
+        p[1].0[i] = addr(&p[2 + i]) | USER_RW;
+        for j in 0..512 {
+            p[2 + i].0[j] = ((i * 512 + j) as u64) << 21 | USER_RW | 0x80;
+        }
+    }
+    p[6].0[..5].copy_from_slice(&[
+        0,
+        0x00af_9b00_0000_ffff,
+        0x00cf_9300_0000_ffff,
+        0x00cf_f300_0000_ffff,
+        0x00af_fb00_0000_ffff,
+    ]);
+    warden_rt::println!("hostile_cpu: dropping to CPL 3 to call shutdown");
+    warden_rt::abi::guest::hostile::ring3_shutdown(addr(&p[6]), addr(&p[0]))
 }
 
 /// Output buffers in pages the domain cannot write itself are refused (finding 10).
