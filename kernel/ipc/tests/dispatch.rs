@@ -230,6 +230,26 @@ fn audit_read_validates_its_buffer_and_the_callers_right() {
     assert_eq!(Failure::Invalid(IpcError::BadBuffer).abi(), (Status::InvalidArgument, IpcError::BadBuffer as u64));
 }
 
+/// Issue 16, finding 5: a target id that is not running is decided (denied and audited) like a
+/// running domain the caller has no rights over, so a domain without rights cannot enumerate
+/// running domains; only an id outside the domain table is a plain `BadDomain`.
+#[test]
+fn existence_is_not_revealed_before_the_decision() {
+    let (mut ipc, mut p) = setup();
+    let a = |d: u64| [d, 0, 0, 0, 0];
+    let before = ipc.mac.ring().next_seq();
+    for (what, target) in [("running auditor", AUDITOR.0.into()), ("absent id 9", 9u64), ("last id 15", 15)] {
+        let r = call(&mut ipc, &mut p, HOSTILE, IpcCall::EvtchnAlloc, a(target));
+        let Err(Failure::Denied(d)) = r else { panic!("{what}: {r:?}") };
+        let rec = d.record.unwrap_or_else(|| panic!("{what}: not audited"));
+        assert_eq!(u64::from(rec.target_dom.0), target, "{what}");
+    }
+    assert_eq!(ipc.mac.ring().next_seq(), before + 3, "three audit records");
+    // ping may allocate channels for pong_t, but an absent id is no pong: denied too.
+    assert!(denied(call(&mut ipc, &mut p, PING, IpcCall::EvtchnAlloc, a(9))));
+    assert_eq!(call(&mut ipc, &mut p, HOSTILE, IpcCall::EvtchnAlloc, a(16)), Err(Failure::Invalid(IpcError::BadDomain)));
+}
+
 #[test]
 fn a_dead_domain_releases_channels_grants_and_mappings() {
     let (mut ipc, mut p) = setup();
@@ -242,10 +262,9 @@ fn a_dead_domain_releases_channels_grants_and_mappings() {
         call(&mut ipc, &mut p, PONG, IpcCall::EvtchnSend, [port_b, 0, 0, 0, 0]),
         Err(Failure::Invalid(IpcError::PeerClosed))
     );
-    assert_eq!(
-        call(&mut ipc, &mut p, PONG, IpcCall::EvtchnAlloc, [u64::from(PING.0), 0, 0, 0, 0]),
-        Err(Failure::Invalid(IpcError::BadDomain)),
-        "a dead domain is no peer"
+    assert!(
+        denied(call(&mut ipc, &mut p, PONG, IpcCall::EvtchnAlloc, [u64::from(PING.0), 0, 0, 0, 0])),
+        "a dead domain is no peer: decided (denied), not revealed"
     );
     assert_eq!(
         call(&mut ipc, &mut p, PING, IpcCall::EvtchnAlloc, [u64::from(PONG.0), 0, 0, 0, 0]),

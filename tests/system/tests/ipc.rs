@@ -59,6 +59,8 @@ fn the_hostile_domain_is_denied_everything_and_audited() {
         ("revoke ping's grant", "bad grant reference"),
         ("offer ping a page", "denied"),
         ("read the audit ring", "denied"),
+        // Finding 5: an id that runs no domain is decided (denied, audited), not revealed.
+        ("channel to domain 9 (not running)", "denied"),
         ("channel to domain 99", "bad domain"),
     ];
     for (what, answer) in answers {

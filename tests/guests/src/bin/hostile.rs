@@ -51,6 +51,7 @@ fn main(info: &'static warden_rt::abi::StartInfo) {
         ("offer ping a page", IpcCall::GrantOffer, [ping, 0x200, 1, 0, 0], Want::Denied),
         ("read the audit ring", IpcCall::AuditRead, [0x20_0000, 4096, 0, 0, 0], Want::Denied),
         ("channel to itself", IpcCall::EvtchnAlloc, [me, 0, 0, 0, 0], Want::Invalid(IpcError::SelfPeer)),
+        ("channel to domain 9 (not running)", IpcCall::EvtchnAlloc, [9, 0, 0, 0, 0], Want::Denied),
         ("channel to domain 99", IpcCall::EvtchnAlloc, [99, 0, 0, 0, 0], Want::Invalid(IpcError::BadDomain)),
         ("bind in domain 2^33", IpcCall::EvtchnBind, [1 << 33, 1, 0, 0, 0], Want::Invalid(IpcError::BadDomain)),
     ];
