@@ -5,6 +5,7 @@
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
+pub mod budget;
 pub mod construct;
 pub mod cpuid;
 pub mod crwrite;

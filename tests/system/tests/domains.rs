@@ -118,6 +118,28 @@ fn output_buffers_respect_the_domains_write_permission() {
     assert!(line(&out.log, "[buffers] hostile_cpu: buffers on its stack").ends_with("read-only pages intact: true"));
 }
 
+/// Issue 16, findings 3 and 4: a domain asking for 8,192 console lines and making 5,000 denied
+/// calls gets its per-domain print budget (256 lines at once, then a refill) with summary lines
+/// saying how much was suppressed; the victim's single audit record survives the flood in the
+/// ring (the auditor, which runs last, still reads it) and its `avc:` line is printed.
+#[test]
+fn a_flood_is_charged_to_the_flooding_domain_alone() {
+    let out = expect_scenario("hostile-flood");
+    assert_eq!(out.exit, ExitKind::Success);
+    let a_lines = out.lines_with("[flood] a").count();
+    assert!((200..=300).contains(&a_lines), "{a_lines} console lines of 8192 printed");
+    let suppressed: u64 = out
+        .lines_with("domain id 1: ")
+        .filter_map(|l| l.split("domain id 1: ").nth(1)?.split(' ').next()?.parse::<u64>().ok())
+        .sum();
+    assert!(suppressed > 7000, "only {suppressed} lines reported suppressed");
+    assert!(out.log.lines().filter(|l| l.contains("avc: denied") && l.contains("sdom=1 ")).count() < 300);
+    line(&out.log, "[flood] hostile_cpu: flood: 5000 of 5000 audit reads denied");
+    line(&out.log, "[victim] hostile_cpu: deny-once: 1 of 1 audit reads denied");
+    assert!(out.log.lines().any(|l| l.contains("avc: denied") && l.contains("sdom=0 ")), "the victim's denial printed");
+    line(&out.log, "[auditor] auditor: read 1 denials by domain 0");
+}
+
 /// A truncated or garbage image is refused with the reason; the other domains still run, and the
 /// run ends with failure because the refused domains could not meet their outcome. A malformed
 /// manifest stops the boot cleanly with a message.

@@ -53,8 +53,8 @@ pub(super) fn dispatch(
             let mut buf = [0u8; warden_abi::CONSOLE_WRITE_MAX as usize];
             let bytes = &mut buf[..range.len as usize];
             mem.read(dom.region.hpa + range.gpa, bytes);
-            let name = dom.name.as_str();
-            dom.console.feed(bytes, |line| println!("[{name}] {line}"));
+            let super::Dom { name, console, .. } = dom;
+            console.feed(bytes, |line| super::ipc::charged(&mut mac.budgets, id, format_args!("[{name}] {line}")));
             (Status::Ok, range.len, Action::Resume)
         }
         Hypercall::Yield => (Status::Ok, 0, Action::Yield),

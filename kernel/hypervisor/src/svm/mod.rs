@@ -382,7 +382,8 @@ impl Runner {
                         self.doms[i].regs.rdx = v >> 32;
                     }
                     MsrAction::InjectGp => {
-                        println!("domain {} (id {}): #GP injected for RDMSR {msr:#x} at rip={rip:#x}", self.doms[i].name, id.0);
+                        let line = format_args!("domain {} (id {}): #GP injected for RDMSR {msr:#x} at rip={rip:#x}", self.doms[i].name, id.0);
+                        ipc::charged(&mut self.mac.budgets, id.0, line);
                         set(&mut self.vmcbs, vmcb, field::EVENT_INJ, EVENT_INJ_GP);
                         self.doms[i].injected = true;
                         return Next::Continue;
@@ -471,6 +472,9 @@ impl Runner {
         let name = d.name.as_str();
         d.console.flush(&mut |line: &str| println!("[{name}] {line}"));
         println!("{}", Diagnostic { name, id: id.0, end });
+        if let Some(n) = self.mac.budgets.get_mut(id.0 as usize).map(|b| b.take_suppressed()).filter(|&n| n > 0) {
+            println!("domain {name} (id {}): {n} lines were suppressed by its print budget", id.0);
+        }
         d.end = Some(end);
         self.sched.set_state(id, State::Dead);
         self.domain_ended(id);

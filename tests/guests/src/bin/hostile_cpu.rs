@@ -8,6 +8,9 @@
 //! - `buffers` (finding 10): `domain_info` and `audit_read` into its own read-only pages (the
 //!   start-info page, the GDT, the page-table root, code, constants) must fail cleanly and leave
 //!   them intact, while a stack buffer works.
+//! - `deny-once` / `flood` (findings 3 and 4): one denied `audit_read`; or four 4 KiB console
+//!   writes of `"a\n"` pairs (8,192 lines asked for) and 5,000 denied `audit_read`s, which the
+//!   hypervisor must charge to this domain's print budget and its own audit partition.
 //! - `ring3` (finding 6): builds user-accessible page tables and a GDT with ring-3 segments,
 //!   drops to CPL 3 and calls `shutdown`; the call must be refused (`NotKernel`), which the
 //!   domain reports by reading the unbacked address `0xdead_0000 + status`.
@@ -48,6 +51,28 @@ fn main(info: &'static warden_rt::abi::StartInfo) {
         }
         "buffers" => return buffers(info),
         "ring3" => ring3(),
+        "deny-once" | "flood" => {
+            let denied = |n: u32| {
+                (0..n)
+                    .filter(|_| {
+                        let r = warden_rt::ipc::call_raw(warden_rt::abi::ipc::IpcCall::AuditRead as u64, [0x10_0000, 4096, 0, 0, 0]);
+                        r == Err(warden_rt::ipc::IpcFail::Denied)
+                    })
+                    .count()
+            };
+            if attack == "flood" {
+                let pairs = [*b"a\n"; 2048];
+                for _ in 0..4 {
+                    let _ = warden_rt::hypercall::console_write(pairs.as_flattened());
+                }
+            }
+            let n = if attack == "flood" { 5000 } else { 1 };
+            let got = denied(n);
+            // Let the print budget refill before reporting.
+            let _ = warden_rt::hypercall::block(Some(300_000));
+            println!("hostile_cpu: {attack}: {got} of {n} audit reads denied");
+            return;
+        }
         "cr0-cd" => h::write_cr0(cr0 | 1 << 30),
         "cr0-nw" => h::write_cr0(cr0 | 1 << 29),
         "cr4-pke" => h::write_cr4(cr4 | 1 << 22),
