@@ -351,7 +351,7 @@ pub fn reference(
     for (name, tag, path) in files.iter().filter(|(_, t, _)| *t == Tag::Policy) {
         comps.push(Component::new(*tag, name, &read(path)?));
     }
-    let cmdline = measured_cmdline(&format!("{} {words}", scenario.cmdline));
+    let cmdline = measured_cmdline(&format!("{} {words}", scenario.hypervisor_cmdline()));
     comps.push(Component::new(
         Tag::CommandLine,
         "cmdline",

@@ -193,7 +193,7 @@ pub fn boot(scenario: &Scenario, opts: &BootOptions) -> Result<Outcome, RigError
         None
     };
 
-    let mut cmdline = scenario.cmdline.clone();
+    let mut cmdline = scenario.hypervisor_cmdline();
     for w in &opts.extra_cmdline {
         cmdline.push(' ');
         cmdline.push_str(w);

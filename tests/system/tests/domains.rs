@@ -140,6 +140,29 @@ fn a_flood_is_charged_to_the_flooding_domain_alone() {
     line(&out.log, "[auditor] auditor: read 1 denials by domain 0");
 }
 
+/// Issue 16, finding 7: without `end_when`, the end of the last domain documented to end (one
+/// faulted, one shut down) does not end the run: the verdicts are printed, the hypervisor says it
+/// keeps running and goes on scheduling the spinner, until the rig stops QEMU through its
+/// monitor (QEMU's own exit, not the hypervisor's debug-exit verdict).
+#[test]
+fn the_platform_outlives_its_domains_unless_the_run_asks_to_end() {
+    let scenario = warden_rig::Scenario::load("keep-running").unwrap();
+    assert_eq!(scenario.end_when, None);
+    let opts = warden_rig::BootOptions {
+        monitor: Some(warden_rig::MonitorScript {
+            trigger: "domains: the hypervisor keeps running".into(),
+            commands: vec!["info status".into()],
+        }),
+        ..Default::default()
+    };
+    let out = warden_rig::boot(&scenario, &opts).unwrap();
+    assert_eq!(out.exit, ExitKind::QemuExit(0), "the rig quit QEMU; the hypervisor did not:\n{}", out.log);
+    assert!(out.monitor.contains("running"), "{}", out.monitor);
+    assert!(pos(&out, "domain printer (id 1) shut down") < pos(&out, "domains: the hypervisor keeps running"));
+    assert!(pos(&out, "domains: all 3 domains met their documented outcome") < pos(&out, "keeps running"));
+    line(&out.log, "domain spin (id 2): expected running, met");
+}
+
 /// A truncated or garbage image is refused with the reason; the other domains still run, and the
 /// run ends with failure because the refused domains could not meet their outcome. A malformed
 /// manifest stops the boot cleanly with a message.

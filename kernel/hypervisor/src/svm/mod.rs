@@ -94,9 +94,11 @@ fn check_cpu(domains: usize) -> Result<u32, &'static str> {
 }
 
 /// Runs the boot manifest's domains. Returns only if there is no manifest or it lists no
-/// domains; otherwise ends the run through the debug-exit device: success when every domain
-/// met its documented outcome, failure otherwise.
-pub(crate) fn run_domains(boot: &BootInfo) {
+/// domains. Once every domain documented to end has ended it prints the verdicts; with
+/// `end_when_done` (the test mode `end_when=domains-done`) it then ends the run through the
+/// debug-exit device (success when every domain met its documented outcome), otherwise the
+/// hypervisor keeps running: no domain's end stops the platform.
+pub(crate) fn run_domains(boot: &BootInfo, end_when_done: bool) {
     let mut mem = IdentityMem::new();
     let Some(manifest) = boot.modules.iter().find(|m| m.arg("kind") == Some("manifest")) else {
         return;
@@ -167,6 +169,8 @@ pub(crate) fn run_domains(boot: &BootInfo) {
         fx_owner: None,
         idle_halts: 0,
         cr4_allowed: guard::cr4_allowed(),
+        end_when_done,
+        reported: false,
     };
     runner.run();
 }
@@ -252,6 +256,10 @@ struct Runner {
     idle_halts: u64,
     /// CR4 bits a domain may set (`guard::cr4_allowed`).
     cr4_allowed: u64,
+    /// End the run once the domains are done (`end_when=domains-done`), else keep running.
+    end_when_done: bool,
+    /// The verdicts were printed (the hypervisor goes on without `end_when_done`).
+    reported: bool,
 }
 
 /// What the exit handler decided about the running domain.
@@ -281,12 +289,15 @@ impl Runner {
             let (id, since) = match current {
                 Some(c) if self.sched.state(c.0) == State::Runnable => c,
                 // Done when every domain that is documented to end has ended.
-                _ if self.doms.iter().all(|d| d.refused || d.end.is_some() || d.expected == Expected::Running) => {
-                    self.finish()
+                _ if !self.reported
+                    && self.doms.iter().all(|d| d.refused || d.end.is_some() || d.expected == Expected::Running) =>
+                {
+                    self.finish();
+                    continue;
                 }
                 _ => match self.sched.pick() {
                     Some(id) => (id, timer::now()),
-                    None if self.sched.next_deadline().is_some() => {
+                    None if self.sched.next_deadline().is_some() || self.reported => {
                         // Nothing runnable: halt until the next tick.
                         self.idle_halts += 1;
                         warden_hw::cpu::wait_for_interrupt();
@@ -294,7 +305,10 @@ impl Runner {
                         current = None;
                         continue;
                     }
-                    None => self.finish(),
+                    None => {
+                        self.finish();
+                        continue;
+                    }
                 },
             };
             current = Some((id, since));
@@ -480,10 +494,9 @@ impl Runner {
         self.domain_ended(id);
     }
 
-    /// Every domain has ended (or waits forever): compares each with its documented outcome
-    /// and leaves QEMU with the verdict.
-    fn finish(&mut self) -> ! {
-        timer::stop();
+    /// Every domain has ended (or waits forever): compares each with its documented outcome;
+    /// leaves QEMU with the verdict if the run asked for it, else says so and keeps running.
+    fn finish(&mut self) {
         let exits: u64 = self.doms.iter().map(|d| d.exits).sum();
         println!("scheduler: {} ticks, {exits} exits, {} idle halts", timer::now(), self.idle_halts);
         let mut all_ok = true;
@@ -505,9 +518,14 @@ impl Runner {
         }
         if all_ok {
             println!("domains: all {} domains met their documented outcome", self.doms.len());
-            exit(ExitCode::Success);
+        } else {
+            println!("domains: FAILED: some domain did not meet its documented outcome");
         }
-        println!("domains: FAILED: some domain did not meet its documented outcome");
-        exit(ExitCode::Failure);
+        if self.end_when_done {
+            timer::stop();
+            exit(if all_ok { ExitCode::Success } else { ExitCode::Failure });
+        }
+        self.reported = true;
+        println!("domains: the hypervisor keeps running (a run ends with the domains only under end_when=domains-done)");
     }
 }
