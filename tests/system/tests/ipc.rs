@@ -156,3 +156,13 @@ fn no_domain_runs_without_a_valid_policy() {
     assert_eq!(out.exit, ExitKind::Failure);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Issue 16, finding 8: 65,535 offer/revoke cycles of one grant slot retire it instead of
+/// wrapping its generation: the next offer takes slot 1 and the first reference stays stale.
+#[test]
+fn a_grant_slot_is_retired_when_its_generations_are_spent() {
+    let out = expect_scenario("hostile-grant-wrap");
+    assert_eq!(out.exit, ExitKind::Success);
+    let l = line(&out.log, "[wrap] hostile_cpu: grant slot 0 retired after ");
+    assert!(l.ends_with("65535 offer/revoke cycles; next reference 0x10001; first reference stale: true"), "{l}");
+}

@@ -11,6 +11,9 @@
 //! - `deny-once` / `flood` (findings 3 and 4): one denied `audit_read`; or four 4 KiB console
 //!   writes of `"a\n"` pairs (8,192 lines asked for) and 5,000 denied `audit_read`s, which the
 //!   hypervisor must charge to this domain's print budget and its own audit partition.
+//! - `grant-wrap` (finding 8): offers and revokes one page to domain 1 65,535 times; the slot
+//!   must then be retired (the next offer gets slot 1) and the first reference stay stale.
+//! - `wait`: sleeps without a timeout (the peer the others need; outcome `running`).
 //! - `ring3` (finding 6): builds user-accessible page tables and a GDT with ring-3 segments,
 //!   drops to CPL 3 and calls `shutdown`; the call must be refused (`NotKernel`), which the
 //!   domain reports by reading the unbacked address `0xdead_0000 + status`.
@@ -51,6 +54,12 @@ fn main(info: &'static warden_rt::abi::StartInfo) {
         }
         "buffers" => return buffers(info),
         "ring3" => ring3(),
+        "wait" => {
+            loop {
+                let _ = warden_rt::hypercall::block(None);
+            }
+        }
+        "grant-wrap" => return grant_wrap(),
         "deny-once" | "flood" => {
             let denied = |n: u32| {
                 (0..n)
@@ -111,6 +120,35 @@ fn ring3() -> ! {
     ]);
     warden_rt::println!("hostile_cpu: dropping to CPL 3 to call shutdown");
     warden_rt::abi::guest::hostile::ring3_shutdown(addr(&p[6]), addr(&p[0]))
+}
+
+/// Offers and revokes one page until slot 0's generations are spent (finding 8).
+#[cfg(target_os = "none")]
+fn grant_wrap() {
+    use warden_rt::abi::ipc::{GRANT_READ_WRITE, IpcCall, IpcError};
+    use warden_rt::ipc::{IpcFail, call_raw};
+    let page = [0u8; 8192];
+    let gfn = (page.as_ptr() as u64).div_ceil(4096);
+    let offer = || call_raw(IpcCall::GrantOffer as u64, [1, gfn, GRANT_READ_WRITE, 0, 0]);
+    let revoke = |r: u64| call_raw(IpcCall::GrantRevoke as u64, [r, 0, 0, 0, 0]);
+    let mut first = None;
+    let mut cycles = 0u32;
+    while let Ok(r) = offer() {
+        first.get_or_insert(r);
+        if r & 0xffff != 0 {
+            let stale = first.map(revoke) == Some(Err(IpcFail::Invalid(IpcError::StaleRef)));
+            warden_rt::println!(
+                "hostile_cpu: grant slot 0 retired after {cycles} offer/revoke cycles; next reference {r:#x}; first reference stale: {stale}"
+            );
+            return;
+        }
+        if revoke(r).is_err() {
+            break;
+        }
+        cycles += 1;
+    }
+    warden_rt::println!("hostile_cpu: ERROR: grant cycle {cycles} failed");
+    warden_rt::hypercall::shutdown(warden_rt::abi::ShutdownReason::Failure);
 }
 
 /// Output buffers in pages the domain cannot write itself are refused (finding 10).
