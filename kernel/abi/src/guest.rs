@@ -314,4 +314,21 @@ pub mod hostile {
             )
         }
     }
+
+    /// A null hypercall with a DS prefix (`3E 0F 01 D9`): four bytes where a plain VMMCALL is
+    /// three; the hypervisor must not resume on its last byte.
+    pub fn prefixed_vmmcall() -> u64 {
+        let status: u64;
+        // SAFETY: VMMCALL is intercepted by the hypervisor; see the module docs.
+        unsafe { core::arch::asm!(".byte 0x3e, 0x0f, 0x01, 0xd9", inlateout("rax") 0u64 => status, out("rdx") _, options(nostack)) };
+        status
+    }
+
+    /// CPUID with an operand-size prefix (`66 0F A2`).
+    pub fn prefixed_cpuid() {
+        // SAFETY: CPUID is intercepted by the hypervisor; see the module docs.
+        unsafe {
+            core::arch::asm!(".byte 0x66, 0x0f, 0xa2", inout("eax") 0 => _, out("ecx") _, out("edx") _, options(nostack));
+        }
+    }
 }

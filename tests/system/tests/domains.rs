@@ -79,7 +79,8 @@ fn containment() {
 /// 1,000 exits), decoded (MOV with and without REX, CLTS, LMSW) and applied when the rule allows;
 /// each refused value stops its domain with the value in the diagnostic; a single-step #DB is
 /// intercepted and stops the domain instead of reaching its (empty) IDT. Finding 6: a hypercall
-/// from CPL 3 inside a domain is refused before anything else.
+/// from CPL 3 inside a domain is refused before anything else. Finding 11: a prefixed VMMCALL or
+/// CPUID (which QEMU executes) stops the domain instead of resuming on its last byte.
 #[test]
 fn hostile_cpu_control_registers_and_traps() {
     let out = expect_scenario("hostile-cpu");
@@ -99,12 +100,16 @@ fn hostile_cpu_control_registers_and_traps() {
         // Finding 6: `shutdown` from CPL 3 answered NotKernel (6), reported as 0xdead_0000 + 6.
         ("ring3 (id 8)", "memory violation (read outside its memory) rip=0x2"),
         ("ring3 (id 8)", "addr=0xdead0006"),
+        // Finding 11: no resuming inside a prefixed instruction.
+        ("vmmcall66 (id 9)", "forbidden instruction prefixed VMMCALL rip=0x2"),
+        ("cpuid66 (id 10)", "forbidden instruction prefixed CPUID rip=0x2"),
     ];
     for (who, what) in stops {
         let l = line(&out.log, &format!("domain {who} stopped: "));
         assert!(l.contains(what), "'{what}' missing from: {l}");
     }
     assert!(!out.log.contains("[step] hostile_cpu: ERROR"));
+    assert!(!out.log.contains("prefixed VMMCALL returned"), "the prefixed call never returned");
 }
 
 /// Issue 16, finding 10: the hypervisor writes an output buffer only where the domain itself

@@ -43,7 +43,28 @@ pub(super) fn writable(mem: &impl PhysMem, dom: &Dom, gpa: u64, len: u64) -> boo
     guestpt::writable(&Backed { mem, region: dom.region }, cr3, gpa, len)
 }
 
+/// The exact encodings of the instructions whose intercepts resume the domain after them.
+pub(super) const VMMCALL: &[u8] = &[0x0f, 0x01, 0xd9];
+pub(super) const CPUID: &[u8] = &[0x0f, 0xa2];
+pub(super) const RDMSR: &[u8] = &[0x0f, 0x32];
+pub(super) const WRMSR: &[u8] = &[0x0f, 0x30];
+pub(super) const HLT: &[u8] = &[0xf4];
+
 impl Runner {
+    /// The RIP after the intercepted instruction `insn` at `rip`: the CPU's NRIP where it saves
+    /// one; otherwise the bytes at `rip`, fetched through the domain's page tables, must be
+    /// exactly `insn` (QEMU accepts prefixed forms, whose length would be wrong): `None`, and
+    /// the caller stops the domain, for anything else.
+    pub(super) fn next_rip(&self, d: &Dom, rip: u64, insn: &[u8]) -> Option<u64> {
+        if self.nrip {
+            return Some(get(&self.vmcbs, d.vmcb, field::NEXT_RIP));
+        }
+        let mut code = [0u8; 3];
+        let code = &mut code[..insn.len()];
+        let n = guestpt::fetch(&Backed { mem: &self.mem, region: d.region }, get(&self.vmcbs, d.vmcb, field::CR3), rip, code);
+        (n == insn.len() && code == insn).then_some(rip + insn.len() as u64)
+    }
+
     /// An intercepted write of control register `cr` at `rip`: decoded, checked and applied,
     /// or the domain is stopped.
     pub(super) fn cr_write(&mut self, id: DomainId, cr: u8, rip: u64) -> Next {

@@ -10,7 +10,7 @@ mod timer;
 
 use alloc::vec::Vec;
 use heapless::String;
-use warden_abi::{BARE_EXIT, HypercallArgs, VMMCALL_LEN};
+use warden_abi::{BARE_EXIT, HypercallArgs};
 use warden_core::frame::{FrameAlloc, PhysFrame};
 use warden_core::mem::{PAGE_SIZE, PhysMem};
 use warden_core::multiboot::{BootInfo, Module};
@@ -171,6 +171,7 @@ pub(crate) fn run_domains(boot: &BootInfo, end_when_done: bool) {
         cr4_allowed: guard::cr4_allowed(),
         end_when_done,
         reported: false,
+        nrip: crate::cpuinfo::svm().is_some_and(|s| s.nrip),
     };
     runner.run();
 }
@@ -260,6 +261,8 @@ struct Runner {
     end_when_done: bool,
     /// The verdicts were printed (the hypervisor goes on without `end_when_done`).
     reported: bool,
+    /// The CPU saves the next RIP on intercepts (NRIP); QEMU 7.2 does not.
+    nrip: bool,
 }
 
 /// What the exit handler decided about the running domain.
@@ -353,9 +356,27 @@ impl Runner {
         let info2 = get(&self.vmcbs, vmcb, field::EXIT_INFO2);
         let rip = get(&self.vmcbs, vmcb, field::RIP);
         let stop = |violation| End::Stopped { violation, rip };
-        match warden_vmm::exit::decode(code, info1, info2) {
+        let exit = warden_vmm::exit::decode(code, info1, info2);
+        // Instructions the domain resumes after: their length from NRIP or their exact bytes.
+        let insn = match exit {
+            Exit::Hypercall => Some((guard::VMMCALL, "prefixed VMMCALL")),
+            Exit::Cpuid => Some((guard::CPUID, "prefixed CPUID")),
+            Exit::Hlt => Some((guard::HLT, "prefixed HLT")),
+            Exit::Msr { write: false } => Some((guard::RDMSR, "prefixed RDMSR")),
+            Exit::Msr { write: true } => Some((guard::WRMSR, "prefixed WRMSR")),
+            _ => None,
+        };
+        let next = match insn.map(|(bytes, name)| (self.next_rip(&self.doms[i], rip, bytes), name)) {
+            None => rip,
+            Some((Some(next), _)) => next,
+            Some((None, name)) => {
+                self.end(id, stop(Violation::Instruction(name)));
+                return Next::Reschedule;
+            }
+        };
+        match exit {
             Exit::Interrupt | Exit::Nmi | Exit::Smi | Exit::Init => Next::Continue,
-            Exit::Hypercall => self.hypercall(id, rip),
+            Exit::Hypercall => self.hypercall(id, next),
             Exit::Cpuid => {
                 let d = &mut self.doms[i];
                 let leaf = get(&self.vmcbs, vmcb, field::RAX) as u32;
@@ -367,7 +388,7 @@ impl Runner {
                 d.regs.rbx = u64::from(r.ebx);
                 d.regs.rcx = u64::from(r.ecx);
                 d.regs.rdx = u64::from(r.edx);
-                set(&mut self.vmcbs, vmcb, field::RIP, rip + 2);
+                set(&mut self.vmcbs, vmcb, field::RIP, next);
                 Next::Continue
             }
             Exit::CrWrite(cr) => self.cr_write(id, cr, rip),
@@ -376,7 +397,7 @@ impl Runner {
                 Next::Reschedule
             }
             Exit::Hlt => {
-                set(&mut self.vmcbs, vmcb, field::RIP, rip + 1);
+                set(&mut self.vmcbs, vmcb, field::RIP, next);
                 Next::Reschedule
             }
             Exit::Msr { write } => {
@@ -407,7 +428,7 @@ impl Runner {
                         return Next::Reschedule;
                     }
                 }
-                set(&mut self.vmcbs, vmcb, field::RIP, rip + 2);
+                set(&mut self.vmcbs, vmcb, field::RIP, next);
                 Next::Continue
             }
             Exit::Io(p) => {
@@ -439,11 +460,11 @@ impl Runner {
         }
     }
 
-    fn hypercall(&mut self, id: DomainId, rip: u64) -> Next {
+    fn hypercall(&mut self, id: DomainId, next: u64) -> Next {
         let i = id.0 as usize;
         let vmcb = self.doms[i].vmcb;
         let rax = get(&self.vmcbs, vmcb, field::RAX);
-        set(&mut self.vmcbs, vmcb, field::RIP, rip + VMMCALL_LEN);
+        set(&mut self.vmcbs, vmcb, field::RIP, next);
         if rax == BARE_EXIT {
             return Next::Continue;
         }

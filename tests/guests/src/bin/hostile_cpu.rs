@@ -14,6 +14,8 @@
 //! - `grant-wrap` (finding 8): offers and revokes one page to domain 1 65,535 times; the slot
 //!   must then be retired (the next offer gets slot 1) and the first reference stay stale.
 //! - `wait`: sleeps without a timeout (the peer the others need; outcome `running`).
+//! - `prefixed-vmmcall` / `prefixed-cpuid` (finding 11): a VMMCALL or CPUID with a prefix QEMU
+//!   accepts; the hypervisor must stop the domain rather than resume inside the instruction.
 //! - `ring3` (finding 6): builds user-accessible page tables and a GDT with ring-3 segments,
 //!   drops to CPL 3 and calls `shutdown`; the call must be refused (`NotKernel`), which the
 //!   domain reports by reading the unbacked address `0xdead_0000 + status`.
@@ -82,6 +84,11 @@ fn main(info: &'static warden_rt::abi::StartInfo) {
             println!("hostile_cpu: {attack}: {got} of {n} audit reads denied");
             return;
         }
+        "prefixed-vmmcall" => {
+            let status = h::prefixed_vmmcall();
+            println!("hostile_cpu: prefixed VMMCALL returned {status}");
+        }
+        "prefixed-cpuid" => h::prefixed_cpuid(),
         "cr0-cd" => h::write_cr0(cr0 | 1 << 30),
         "cr0-nw" => h::write_cr0(cr0 | 1 << 29),
         "cr4-pke" => h::write_cr4(cr4 | 1 << 22),
