@@ -17,7 +17,7 @@
 //! | 6 | 2 | record length ([`RECORD_LEN`]) |
 //! | 8 | 4 | records that follow |
 //! | 12 | 4 | reserved, 0 |
-//! | 16 | 8 | records dropped since boot (overwritten before anyone read them) |
+//! | 16 | 8 | records from the read's `from_seq` on that were dropped before this reader got them |
 //! | 24 | 8 | next sequence number the ring will assign |
 //!
 //! Record ([`RECORD_LEN`] = 96 bytes):
@@ -455,6 +455,14 @@ impl<const N: usize> AuditRing<N> {
         self.recs.iter().flatten().filter(|r| r.seq >= seq).min_by_key(|r| r.seq)
     }
 
+    /// Records from `from_seq` on that were dropped before this reader got them (what a
+    /// header's `dropped` reports: not the records it already read).
+    #[must_use]
+    pub fn missed_from(&self, from_seq: u64) -> u64 {
+        let held = self.recs.iter().flatten().filter(|r| r.seq >= from_seq).count() as u64;
+        self.next_seq.saturating_sub(from_seq) - held
+    }
+
     /// The record with sequence number `seq`, if still held.
     #[must_use]
     pub fn get(&self, seq: u64) -> Option<&Record> {
@@ -480,7 +488,8 @@ impl<const N: usize> AuditRing<N> {
             n += 1;
         }
         let count = n as u32;
-        out[..HEADER_LEN].copy_from_slice(&Header { count, dropped: self.dropped, next_seq: self.next_seq }.encode());
+        let dropped = self.missed_from(from_seq);
+        out[..HEADER_LEN].copy_from_slice(&Header { count, dropped, next_seq: self.next_seq }.encode());
         Some(count)
     }
 }

@@ -248,7 +248,7 @@ impl<'p, const A: usize, const W: usize> Ipc<'p, A, W> {
             p.write_guest(caller, gpa + off, &r.encode())?;
             n += 1;
         }
-        let h = Header { count: n, dropped: ring.dropped(), next_seq: ring.next_seq() };
+        let h = Header { count: n, dropped: ring.missed_from(from_seq), next_seq: ring.next_seq() };
         p.write_guest(caller, gpa, &h.encode())?;
         Ok(Outcome::Done(u64::from(n)))
     }

@@ -76,11 +76,17 @@ fn read_into_writes_whole_records_behind_a_header() {
     let mut buf = vec![0u8; HEADER_LEN + 3 * RECORD_LEN + 50];
     assert_eq!(r.read_into(4, &mut buf), Some(3));
     let (h, recs) = decode_dump(&buf).unwrap();
-    assert_eq!(h, Header { count: 3, dropped: 1, next_seq: 12 });
+    assert_eq!(h, Header { count: 3, dropped: 0, next_seq: 12 }, "nothing after seq 4 was missed");
     assert_eq!(recs.map(|x| x.seq).collect::<Vec<_>>(), [4, 5, 6]);
     assert_eq!(r.read_into(0, &mut buf), Some(3));
     let (_, recs) = decode_dump(&buf).unwrap();
     assert_eq!(recs.map(|x| x.seq).collect::<Vec<_>>(), [1, 2, 3], "seq 0 was domain 0's oldest");
+    assert_eq!(decode_dump(&buf).unwrap().0.dropped, 1, "a reader from 0 missed seq 0");
+    // Issue 16, finding 12: a reader that already read a record is not told it was dropped.
+    for i in 12..20 {
+        r.push(rec_of(0, i));
+    }
+    assert_eq!((r.dropped(), r.missed_from(20), r.missed_from(18), r.missed_from(0)), (9, 0, 0, 9));
     assert_eq!(r.read_into(0, &mut [0u8; HEADER_LEN - 1]), None);
     let mut small = [0u8; HEADER_LEN];
     assert_eq!(r.read_into(0, &mut small), Some(0));

@@ -8,8 +8,9 @@ use crate::manifest::Expected;
 /// Why the hypervisor stopped a domain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Violation {
-    /// A nested page fault: guest-physical `gpa` is not backed for this domain.
-    Memory { gpa: u64, write: bool, fetch: bool },
+    /// A nested page fault: guest-physical `gpa` is not backed for this domain, or (`present`)
+    /// is mapped without the right asked for (a read-only grant written, shared data fetched).
+    Memory { gpa: u64, write: bool, fetch: bool, present: bool },
     /// WRMSR outside the virtualised set.
     MsrWrite { msr: u32, value: u64 },
     /// Port I/O.
@@ -73,9 +74,15 @@ impl core::fmt::Display for Diagnostic<'_> {
             End::Stopped { violation, rip } => {
                 write!(f, "domain {name} (id {id}) stopped: ")?;
                 match violation {
-                    Violation::Memory { gpa, write, fetch } => {
-                        let kind = if fetch { "fetch" } else if write { "write" } else { "read" };
-                        write!(f, "memory violation ({kind} outside its memory) rip={rip:#x} addr={gpa:#x}")
+                    Violation::Memory { gpa, write, fetch, present } => {
+                        let kind = match (fetch, write, present) {
+                            (true, _, true) => "fetch from a non-executable mapping",
+                            (false, true, true) => "write to a read-only mapping",
+                            (true, _, false) => "fetch outside its memory",
+                            (false, true, false) => "write outside its memory",
+                            (false, false, _) => "read outside its memory",
+                        };
+                        write!(f, "memory violation ({kind}) rip={rip:#x} addr={gpa:#x}")
                     }
                     Violation::MsrWrite { msr, value } => {
                         write!(f, "forbidden MSR write msr={msr:#x} value={value:#x} rip={rip:#x}")
@@ -110,8 +117,8 @@ mod tests {
             (End::Shutdown(ShutdownReason::Done), Expected::Shutdown, true),
             (End::Shutdown(ShutdownReason::Panic), Expected::Shutdown, false),
             (End::Shutdown(ShutdownReason::Panic), Expected::Failure, true),
-            (stop(Violation::Memory { gpa: 0, write: false, fetch: false }), Expected::MemoryViolation, true),
-            (stop(Violation::Memory { gpa: 0, write: false, fetch: false }), Expected::TripleFault, false),
+            (stop(Violation::Memory { gpa: 0, write: false, fetch: false, present: false }), Expected::MemoryViolation, true),
+            (stop(Violation::Memory { gpa: 0, write: false, fetch: false, present: false }), Expected::TripleFault, false),
             (stop(Violation::MsrWrite { msr: 1, value: 0 }), Expected::MsrViolation, true),
             (stop(Violation::Port { port: 1, input: true }), Expected::IoViolation, true),
             (stop(Violation::TripleFault { cr2: 0 }), Expected::TripleFault, true),
@@ -133,7 +140,7 @@ mod tests {
         let d = Diagnostic {
             name: "reader",
             id: 1,
-            end: End::Stopped { violation: Violation::Memory { gpa: 0x4000_0000, write: false, fetch: false }, rip: 0x20_1234 },
+            end: End::Stopped { violation: Violation::Memory { gpa: 0x4000_0000, write: false, fetch: false, present: false }, rip: 0x20_1234 },
         };
         assert_eq!(
             d.to_string(),
@@ -141,6 +148,14 @@ mod tests {
         );
         let t = Diagnostic { name: "tf", id: 4, end: End::Stopped { violation: Violation::TripleFault { cr2: 0x8 }, rip: 0x5 } };
         assert_eq!(t.to_string(), "domain tf (id 4) stopped: triple fault rip=0x5 addr=0x8");
+        // Issue 16, finding 12: a write through a read-only grant is not "outside its memory".
+        let ro = |write, fetch| Diagnostic {
+            name: "g",
+            id: 1,
+            end: End::Stopped { violation: Violation::Memory { gpa: 0xc000_0000, write, fetch, present: true }, rip: 1 },
+        };
+        assert!(ro(true, false).to_string().contains("(write to a read-only mapping) rip=0x1 addr=0xc0000000"));
+        assert!(ro(false, true).to_string().contains("(fetch from a non-executable mapping)"));
         let s = Diagnostic { name: "ok", id: 0, end: End::Shutdown(ShutdownReason::Done) };
         assert!(!s.to_string().contains('\n'));
     }

@@ -157,6 +157,7 @@ fn the_platform_outlives_its_domains_unless_the_run_asks_to_end() {
         monitor: Some(warden_rig::MonitorScript {
             trigger: "domains: the hypervisor keeps running".into(),
             commands: vec!["info status".into()],
+            keep_running: false,
         }),
         ..Default::default()
     };
@@ -166,6 +167,27 @@ fn the_platform_outlives_its_domains_unless_the_run_asks_to_end() {
     assert!(pos(&out, "domain printer (id 1) shut down") < pos(&out, "domains: the hypervisor keeps running"));
     assert!(pos(&out, "domains: all 3 domains met their documented outcome") < pos(&out, "keeps running"));
     line(&out.log, "domain spin (id 2): expected running, met");
+}
+
+/// Issue 16, finding 9: NMIs (three, through QEMU's monitor, while a spinner and a printer run)
+/// are counted and survived instead of ending the hypervisor; the printer still finishes.
+#[test]
+fn nmis_are_survived() {
+    let scenario = warden_rig::Scenario::load("nmi").unwrap();
+    let opts = warden_rig::BootOptions {
+        monitor: Some(warden_rig::MonitorScript {
+            trigger: "[printer] line 20 of 300".into(),
+            commands: vec!["nmi".into(), "nmi".into(), "nmi".into()],
+            keep_running: true,
+        }),
+        ..Default::default()
+    };
+    let out = warden_rig::boot(&scenario, &opts).unwrap();
+    out.check(&scenario).unwrap_or_else(|e| panic!("{e}\n{}", out.log));
+    let l = line(&out.log, "scheduler: ");
+    let nmis: u64 = l.split(", ").find_map(|p| p.strip_suffix(" NMIs")).and_then(|n| n.parse().ok()).unwrap();
+    assert!(nmis >= 1, "{l}");
+    assert!(pos(&out, "[printer] line 20 of 300") < pos(&out, "[printer] all 300 lines printed"));
 }
 
 /// A truncated or garbage image is refused with the reason; the other domains still run, and the

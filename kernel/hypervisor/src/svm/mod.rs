@@ -437,7 +437,7 @@ impl Runner {
                 Next::Reschedule
             }
             Exit::NestedPageFault(f) => {
-                self.end(id, stop(Violation::Memory { gpa: f.gpa, write: f.write, fetch: f.fetch }));
+                self.end(id, stop(Violation::Memory { gpa: f.gpa, write: f.write, fetch: f.fetch, present: f.present }));
                 Next::Reschedule
             }
             Exit::Shutdown => {
@@ -519,7 +519,8 @@ impl Runner {
     /// leaves QEMU with the verdict if the run asked for it, else says so and keeps running.
     fn finish(&mut self) {
         let exits: u64 = self.doms.iter().map(|d| d.exits).sum();
-        println!("scheduler: {} ticks, {exits} exits, {} idle halts", timer::now(), self.idle_halts);
+        let nmis = crate::exceptions::NMIS.load(core::sync::atomic::Ordering::Relaxed);
+        println!("scheduler: {} ticks, {exits} exits, {} idle halts, {nmis} NMIs", timer::now(), self.idle_halts);
         let mut all_ok = true;
         for (i, d) in self.doms.iter().enumerate() {
             let alive = matches!(self.sched.state(DomainId(i as u32)), State::Runnable | State::Blocked { .. });
