@@ -49,11 +49,6 @@ impl Call {
     }
 }
 
-/// `RAX` value of a VMMCALL that the hypervisor's exit path answers by skipping the instruction,
-/// before any decoding or dispatch (RAX is left unchanged). It exists to measure the bare cost
-/// of a VMMCALL exit next to a real hypercall; it is not a call and does nothing.
-pub const BARE_EXIT: u64 = u64::MAX;
-
 /// Result codes (the value in `RAX` after the call).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u64)]

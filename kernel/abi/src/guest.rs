@@ -51,6 +51,13 @@ fn shutdown_now(reason: ShutdownReason) -> ! {
     }
 }
 
+/// Executes CPUID (intercepted: the hypervisor answers with its filtered view).
+pub fn cpuid(leaf: u32) -> [u32; 4] {
+    // SAFETY: CPUID has no side effects and exists on every x86-64 CPU.
+    let r = unsafe { core::arch::x86_64::__cpuid(leaf) };
+    [r.eax, r.ebx, r.ecx, r.edx]
+}
+
 /// Reads the time-stamp counter (not intercepted; under `-icount` it counts instructions).
 pub fn rdtsc() -> u64 {
     // SAFETY: RDTSC has no side effects and is allowed at CPL 0 (the hypervisor never sets

@@ -190,6 +190,18 @@ fn nmis_are_survived() {
     assert!(pos(&out, "[printer] line 20 of 300") < pos(&out, "[printer] all 300 lines printed"));
 }
 
+/// Issue 16, finding 13: a domain's TSC stands still while another domain runs (per-domain TSC
+/// offset): across a 50 ms sleep next to a spinner it advances far less than across its own
+/// busy loop of a few milliseconds, so it cannot time the other domain precisely.
+#[test]
+fn a_domains_tsc_does_not_count_other_domains_time() {
+    let out = expect_scenario("tsc");
+    let l = line(&out.log, "[clock] hostile_cpu: TSC ticks across a 50 ms sleep: ");
+    let nums: Vec<u64> = l.split(|c: char| !c.is_ascii_digit()).filter_map(|w| w.parse().ok()).collect();
+    let (slept, busy) = (nums[nums.len() - 3], nums[nums.len() - 1]);
+    assert!(slept < busy / 2, "{l}");
+}
+
 /// A truncated or garbage image is refused with the reason; the other domains still run, and the
 /// run ends with failure because the refused domains could not meet their outcome. A malformed
 /// manifest stops the boot cleanly with a message.

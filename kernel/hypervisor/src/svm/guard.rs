@@ -51,6 +51,29 @@ pub(super) const WRMSR: &[u8] = &[0x0f, 0x30];
 pub(super) const HLT: &[u8] = &[0xf4];
 
 impl Runner {
+    /// Domain `id` gets the CPU after another (or none): its x87/SSE state is loaded, its TSC
+    /// resumes where it stopped — the TSC offset hides the time other domains ran, so the TSC
+    /// is no precise cross-domain timer — and branch predictions the previous domain trained are
+    /// flushed (IBPB, where the CPU offers it).
+    pub(super) fn switch_to(&mut self, id: DomainId) {
+        let now = warden_hw::cpu::rdtsc();
+        if let Some(prev) = self.fx_owner {
+            let p = &mut self.doms[prev.0 as usize];
+            warden_hw::svm::fxsave(&mut p.fx);
+            p.tsc_out = now;
+            if let Some(b) = self.ibpb {
+                b.barrier();
+            }
+        }
+        let d = &mut self.doms[id.0 as usize];
+        warden_hw::svm::fxrstor(&d.fx);
+        let offset = get(&self.vmcbs, d.vmcb, field::TSC_OFFSET);
+        // First run: the domain's TSC starts at 0; afterwards it skips the time it was out.
+        let away = if d.tsc_out == 0 { now } else { now.wrapping_sub(d.tsc_out) };
+        set(&mut self.vmcbs, d.vmcb, field::TSC_OFFSET, offset.wrapping_sub(away));
+        self.fx_owner = Some(id);
+    }
+
     /// The RIP after the intercepted instruction `insn` at `rip`: the CPU's NRIP where it saves
     /// one; otherwise the bytes at `rip`, fetched through the domain's page tables, must be
     /// exactly `insn` (QEMU accepts prefixed forms, whose length would be wrong): `None`, and

@@ -10,7 +10,7 @@ mod timer;
 
 use alloc::vec::Vec;
 use heapless::String;
-use warden_abi::{BARE_EXIT, HypercallArgs};
+use warden_abi::HypercallArgs;
 use warden_core::frame::{FrameAlloc, PhysFrame};
 use warden_core::mem::{PAGE_SIZE, PhysMem};
 use warden_core::multiboot::{BootInfo, Module};
@@ -52,6 +52,8 @@ pub(super) struct Dom {
     refused: bool,
     exits: u64,
     cpu_ticks: u64,
+    /// Host TSC when it last left the CPU (0: never ran); its TSC stands still while it is out.
+    tsc_out: u64,
 }
 
 fn short(s: &str) -> String<32> {
@@ -172,6 +174,7 @@ pub(crate) fn run_domains(boot: &BootInfo, end_when_done: bool) {
         end_when_done,
         reported: false,
         nrip: crate::cpuinfo::svm().is_some_and(|s| s.nrip),
+        ibpb: warden_hw::svm::Ibpb::probe(),
     };
     runner.run();
 }
@@ -194,6 +197,7 @@ fn build(mem: &mut IdentityMem, boot: &BootInfo, spec: &DomainSpec<'_>, id: u32,
         refused: true,
         exits: 0,
         cpu_ticks: 0,
+        tsc_out: 0,
     };
     let refuse = |why: core::fmt::Arguments<'_>| println!("domain {} (id {id}) refused: {why}", spec.name);
     let Some(image) = boot.modules.iter().find(|m| m.arg("kind") == Some("image") && m.arg("name") == Some(spec.image)) else {
@@ -251,7 +255,7 @@ struct Runner {
     vmcbs: VmcbWords,
     /// Policy, audit ring, event channels and grants.
     mac: ipc::Host,
-    /// The domain whose x87/SSE state is in the registers.
+    /// The domain whose x87/SSE state is in the registers (the last one that ran).
     fx_owner: Option<DomainId>,
     /// Times the CPU halted because no domain could run.
     idle_halts: u64,
@@ -263,6 +267,9 @@ struct Runner {
     reported: bool,
     /// The CPU saves the next RIP on intercepts (NRIP); QEMU 7.2 does not.
     nrip: bool,
+    /// Branch-predictor barrier between domains, and the RSB fill after every exit, where the
+    /// CPU has speculation controls (QEMU's qemu64 reports none).
+    ibpb: Option<warden_hw::svm::Ibpb>,
 }
 
 /// What the exit handler decided about the running domain.
@@ -326,16 +333,12 @@ impl Runner {
         let i = id.0 as usize;
         let vmcb = self.doms[i].vmcb;
         if self.fx_owner != Some(id) {
-            if let Some(prev) = self.fx_owner {
-                warden_hw::svm::fxsave(&mut self.doms[prev.0 as usize].fx);
-            }
-            warden_hw::svm::fxrstor(&self.doms[i].fx);
-            self.fx_owner = Some(id);
+            self.switch_to(id);
         }
         if self.doms[i].first_run {
             set(&mut self.vmcbs, vmcb, field::TLB_CONTROL, vmcb::TLB_FLUSH_ALL);
         }
-        if let Err(e) = warden_hw::svm::run(vmcb, self.host_save, &mut self.doms[i].regs) {
+        if let Err(e) = warden_hw::svm::run(vmcb, self.host_save, &mut self.doms[i].regs, self.ibpb.is_some()) {
             self.end(id, End::Stopped { violation: Violation::InvalidState, rip: 0 });
             println!("domain {} refused by the VMRUN wrapper: {e:?}", self.doms[i].name);
             return Next::Reschedule;
@@ -412,7 +415,7 @@ impl Runner {
                     }
                     MsrAction::WriteField(f) => set(&mut self.vmcbs, vmcb, f, value),
                     MsrAction::ReadTsc => {
-                        let v = warden_hw::cpu::rdtsc();
+                        let v = warden_hw::cpu::rdtsc().wrapping_add(get(&self.vmcbs, vmcb, field::TSC_OFFSET));
                         set(&mut self.vmcbs, vmcb, field::RAX, v & 0xffff_ffff);
                         self.doms[i].regs.rdx = v >> 32;
                     }
@@ -465,9 +468,6 @@ impl Runner {
         let vmcb = self.doms[i].vmcb;
         let rax = get(&self.vmcbs, vmcb, field::RAX);
         set(&mut self.vmcbs, vmcb, field::RIP, next);
-        if rax == BARE_EXIT {
-            return Next::Continue;
-        }
         // Only the domain's kernel may call: ring-3 code inside a domain gets nothing (finding 6).
         if get(&self.vmcbs, vmcb, field::CPL) != 0 {
             set(&mut self.vmcbs, vmcb, field::RAX, warden_abi::Status::NotKernel as u64);

@@ -16,6 +16,8 @@
 //! - `wait`: sleeps without a timeout (the peer the others need; outcome `running`).
 //! - `prefixed-vmmcall` / `prefixed-cpuid` (finding 11): a VMMCALL or CPUID with a prefix QEMU
 //!   accepts; the hypervisor must stop the domain rather than resume inside the instruction.
+//! - `tsc` (finding 13): TSC deltas across a 50 ms sleep while another domain spins: its TSC
+//!   must not count the time the other domain ran.
 //! - `ring3` (finding 6): builds user-accessible page tables and a GDT with ring-3 segments,
 //!   drops to CPL 3 and calls `shutdown`; the call must be refused (`NotKernel`), which the
 //!   domain reports by reading the unbacked address `0xdead_0000 + status`.
@@ -56,6 +58,20 @@ fn main(info: &'static warden_rt::abi::StartInfo) {
         }
         "buffers" => return buffers(info),
         "ring3" => ring3(),
+        "tsc" => {
+            let rdtsc = warden_rt::abi::guest::rdtsc;
+            let t0 = rdtsc();
+            let _ = warden_rt::hypercall::block(Some(50_000));
+            let slept = rdtsc() - t0;
+            let t1 = rdtsc();
+            let mut x = 0u64;
+            for i in 0..2_000_000u64 {
+                x = core::hint::black_box(x.wrapping_add(i));
+            }
+            let busy = rdtsc() - t1;
+            println!("hostile_cpu: TSC ticks across a 50 ms sleep: {slept}; across 2000000 loop rounds: {busy}");
+            return;
+        }
         "wait" => {
             loop {
                 let _ = warden_rt::hypercall::block(None);
