@@ -6,7 +6,7 @@ use warden_core::mem::PhysMem;
 use warden_hw::svm::GuestRegs;
 use warden_vmm::crwrite::{self, Source};
 use warden_vmm::domain::{End, Violation};
-use warden_vmm::guestpt::{self, Backed};
+use warden_vmm::guestpt::{self, Backed, GuestWords};
 use warden_vmm::sched::DomainId;
 use warden_vmm::vmcb::{Field, field};
 
@@ -78,13 +78,39 @@ impl Runner {
     /// one; otherwise the bytes at `rip`, fetched through the domain's page tables, must be
     /// exactly `insn` (QEMU accepts prefixed forms, whose length would be wrong): `None`, and
     /// the caller stops the domain, for anything else.
-    pub(super) fn next_rip(&self, d: &Dom, rip: u64, insn: &[u8]) -> Option<u64> {
+    ///
+    /// The page RIP lies in is translated once and remembered per domain, like a TLB entry, for
+    /// as long as CR3 and the page stay the same (the hypercall path then reads one or two
+    /// words). A domain that edits its own page tables without reloading CR3 can only make the
+    /// hypervisor misjudge that domain's own instruction, as a stale TLB entry would.
+    pub(super) fn next_rip(&mut self, i: usize, rip: u64, insn: &[u8]) -> Option<u64> {
+        let d = &self.doms[i];
         if self.nrip {
             return Some(get(&self.vmcbs, d.vmcb, field::NEXT_RIP));
         }
+        let (cr3, page, off) = (get(&self.vmcbs, d.vmcb, field::CR3), rip & !0xfff, rip & 0xfff);
+        let mem = Backed { mem: &self.mem, region: d.region };
+        let gpa_page = match d.code_page {
+            Some((c, p, g)) if c == cr3 && p == page => g,
+            _ => {
+                let g = guestpt::translate(&mem, cr3, page)?.0;
+                self.doms[i].code_page = Some((cr3, page, g));
+                g
+            }
+        };
         let mut code = [0u8; 3];
         let code = &mut code[..insn.len()];
-        let n = guestpt::fetch(&Backed { mem: &self.mem, region: d.region }, get(&self.vmcbs, d.vmcb, field::CR3), rip, code);
+        let n = if off + insn.len() as u64 <= 4096 {
+            // Both words that can hold the bytes (the second only if they cross into it).
+            let at = gpa_page + (off & !7);
+            let lo = u128::from(mem.word(at)?) | u128::from(mem.word(at + 8).unwrap_or(0)) << 64;
+            for (k, b) in code.iter_mut().enumerate() {
+                *b = (lo >> (8 * ((off & 7) as usize + k))) as u8;
+            }
+            insn.len()
+        } else {
+            guestpt::fetch(&mem, cr3, rip, code)
+        };
         (n == insn.len() && code == insn).then_some(rip + insn.len() as u64)
     }
 

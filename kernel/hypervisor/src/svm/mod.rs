@@ -54,6 +54,8 @@ pub(super) struct Dom {
     cpu_ticks: u64,
     /// Host TSC when it last left the CPU (0: never ran); its TSC stands still while it is out.
     tsc_out: u64,
+    /// (CR3, page, guest-physical page) of the code page last fetched from (`guard::next_rip`).
+    code_page: Option<(u64, u64, u64)>,
 }
 
 fn short(s: &str) -> String<32> {
@@ -115,7 +117,12 @@ pub(crate) fn run_domains(boot: &BootInfo, end_when_done: bool) {
         return;
     }
     match check_cpu(specs.len()) {
-        Ok(asids) => println!("svm: SVM with nested paging, {asids} ASIDs: running {} domains", specs.len()),
+        Ok(asids) => println!(
+            "svm: SVM with nested paging, {asids} ASIDs, NRIP {}, IBPB and RSB fill {}: running {} domains",
+            crate::cpuinfo::svm().is_some_and(|s| s.nrip),
+            warden_hw::svm::Ibpb::probe().is_some(),
+            specs.len()
+        ),
         Err(why) => fail(format_args!("cannot run domains: {why}")),
     }
     let hsave = alloc_zeroed_run(&mut mem, 1).unwrap_or_else(|| fail(format_args!("out of memory")));
@@ -198,6 +205,7 @@ fn build(mem: &mut IdentityMem, boot: &BootInfo, spec: &DomainSpec<'_>, id: u32,
         exits: 0,
         cpu_ticks: 0,
         tsc_out: 0,
+        code_page: None,
     };
     let refuse = |why: core::fmt::Arguments<'_>| println!("domain {} (id {id}) refused: {why}", spec.name);
     let Some(image) = boot.modules.iter().find(|m| m.arg("kind") == Some("image") && m.arg("name") == Some(spec.image)) else {
@@ -369,7 +377,7 @@ impl Runner {
             Exit::Msr { write: true } => Some((guard::WRMSR, "prefixed WRMSR")),
             _ => None,
         };
-        let next = match insn.map(|(bytes, name)| (self.next_rip(&self.doms[i], rip, bytes), name)) {
+        let next = match insn.map(|(bytes, name)| (self.next_rip(i, rip, bytes), name)) {
             None => rip,
             Some((Some(next), _)) => next,
             Some((None, name)) => {
