@@ -81,14 +81,21 @@ impl Runner {
     ///
     /// The page RIP lies in is translated once and remembered per domain, like a TLB entry, for
     /// as long as CR3 and the page stay the same (the hypercall path then reads one or two
-    /// words). A domain that edits its own page tables without reloading CR3 can only make the
-    /// hypervisor misjudge that domain's own instruction, as a stale TLB entry would.
+    /// words), and the last instruction verified is remembered by CR3 and RIP (a hypercall loop
+    /// reads nothing). A domain that edits its own page tables without reloading CR3, or its own
+    /// code, can only make the hypervisor misjudge that domain's own instruction, as a stale TLB
+    /// entry would.
     pub(super) fn next_rip(&mut self, i: usize, rip: u64, insn: &[u8]) -> Option<u64> {
         let d = &self.doms[i];
         if self.nrip {
             return Some(get(&self.vmcbs, d.vmcb, field::NEXT_RIP));
         }
         let (cr3, page, off) = (get(&self.vmcbs, d.vmcb, field::CR3), rip & !0xfff, rip & 0xfff);
+        // The instruction last verified (a hypercall loop): no memory read at all.
+        let key = (cr3, rip, insn[insn.len() - 1]);
+        if d.verified == Some(key) {
+            return Some(rip + insn.len() as u64);
+        }
         let mem = Backed { mem: &self.mem, region: d.region };
         let gpa_page = match d.code_page {
             Some((c, p, g)) if c == cr3 && p == page => g,
@@ -111,7 +118,9 @@ impl Runner {
         } else {
             guestpt::fetch(&mem, cr3, rip, code)
         };
-        (n == insn.len() && code == insn).then_some(rip + insn.len() as u64)
+        let ok = n == insn.len() && code == insn;
+        self.doms[i].verified = ok.then_some(key);
+        ok.then_some(rip + insn.len() as u64)
     }
 
     /// An intercepted write of control register `cr` at `rip`: decoded, checked and applied,

@@ -56,6 +56,8 @@ pub(super) struct Dom {
     tsc_out: u64,
     /// (CR3, page, guest-physical page) of the code page last fetched from (`guard::next_rip`).
     code_page: Option<(u64, u64, u64)>,
+    /// (CR3, RIP, last byte) of the instruction last found to be exactly what its exit expects.
+    verified: Option<(u64, u64, u8)>,
 }
 
 fn short(s: &str) -> String<32> {
@@ -206,6 +208,7 @@ fn build(mem: &mut IdentityMem, boot: &BootInfo, spec: &DomainSpec<'_>, id: u32,
         cpu_ticks: 0,
         tsc_out: 0,
         code_page: None,
+        verified: None,
     };
     let refuse = |why: core::fmt::Arguments<'_>| println!("domain {} (id {id}) refused: {why}", spec.name);
     let Some(image) = boot.modules.iter().find(|m| m.arg("kind") == Some("image") && m.arg("name") == Some(spec.image)) else {
