@@ -9,8 +9,18 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::{HypercallArgs, START_INFO_MAGIC, ShutdownReason, StartInfo};
 
+/// How many VMMCALLs this domain has issued (see [`hypercalls_made`]).
+static HYPERCALLS: AtomicU64 = AtomicU64::new(0);
+
+/// How many VMMCALLs this domain has issued so far, counted on the domain's side: a test sets
+/// it against the hypervisor's count of MAC decisions.
+pub fn hypercalls_made() -> u64 {
+    HYPERCALLS.load(Ordering::Relaxed)
+}
+
 /// Issues one hypercall and returns the raw (`RAX`, `RDX`) pair.
 pub fn hypercall(call: HypercallArgs) -> (u64, u64) {
+    HYPERCALLS.fetch_add(1, Ordering::Relaxed);
     let status: u64;
     let value: u64;
     // The asm is not `nomem`: the hypervisor may read or write guest memory that pointer
@@ -53,8 +63,7 @@ fn shutdown_now(reason: ShutdownReason) -> ! {
 
 /// Executes CPUID (intercepted: the hypervisor answers with its filtered view).
 pub fn cpuid(leaf: u32) -> [u32; 4] {
-    // SAFETY: CPUID has no side effects and exists on every x86-64 CPU.
-    let r = unsafe { core::arch::x86_64::__cpuid(leaf) };
+    let r = core::arch::x86_64::__cpuid(leaf);
     [r.eax, r.ebx, r.ecx, r.edx]
 }
 
@@ -158,6 +167,18 @@ unsafe impl GlobalAlloc for BumpHeap {
     unsafe fn dealloc(&self, _ptr: *mut u8, _layout: Layout) {}
 }
 
+/// The directory of boot images this domain may read (the manifest's `images=`; empty when
+/// it names none): see [`crate::lifecycle::IMAGE_WINDOW`].
+pub fn image_directory() -> crate::lifecycle::ImageDirectory {
+    use crate::lifecycle::{IMAGE_DIRECTORY_GPA, ImageDirectory};
+    // SAFETY: the directory lies inside the start-info page, which the hypervisor maps
+    // read-only, always backs, and fills before the domain's first instruction; the guest page
+    // tables identity-map it. A byte array has alignment 1 and every bit pattern is valid, and
+    // nothing writes the page while the domain runs, so a shared reference is sound.
+    let bytes = unsafe { &*(IMAGE_DIRECTORY_GPA as *const [u8; ImageDirectory::SIZE]) };
+    ImageDirectory::from_bytes(bytes)
+}
+
 /// The page of the grant window at slot `slot` (`ipc::GRANT_WINDOW + slot * 4096`), where this
 /// domain maps pages other domains granted it (issue 7). `None` for a slot outside the window.
 ///
@@ -235,6 +256,59 @@ pub mod hostile {
         let mut v = 0i64;
         // SAFETY: FISTP writes the 8 bytes of `v` and changes only x87 state (see `x87_init`).
         unsafe { core::arch::asm!("fistp qword ptr [{}]", in(reg) &mut v, options(nostack)) }
+        v
+    }
+
+    /// Loads XMM0..XMM15 from `v` (16 bytes each, in order). With [`xmm_store`], lets a test
+    /// domain show that its SSE registers survive other domains running in between.
+    pub fn xmm_load(v: &[[u8; 16]; 16]) {
+        // SAFETY: MOVDQU reads the 256 bytes of `v`; the domain is soft-float, so compiled code
+        // never keeps values in XMM registers that this could overwrite (its CR4 has OSFXSR).
+        unsafe {
+            core::arch::asm!(
+                "movdqu xmm0, [{0}]", "movdqu xmm1, [{0} + 16]", "movdqu xmm2, [{0} + 32]",
+                "movdqu xmm3, [{0} + 48]", "movdqu xmm4, [{0} + 64]", "movdqu xmm5, [{0} + 80]",
+                "movdqu xmm6, [{0} + 96]", "movdqu xmm7, [{0} + 112]", "movdqu xmm8, [{0} + 128]",
+                "movdqu xmm9, [{0} + 144]", "movdqu xmm10, [{0} + 160]", "movdqu xmm11, [{0} + 176]",
+                "movdqu xmm12, [{0} + 192]", "movdqu xmm13, [{0} + 208]", "movdqu xmm14, [{0} + 224]",
+                "movdqu xmm15, [{0} + 240]",
+                in(reg) v.as_ptr(),
+                options(nostack, readonly),
+            )
+        }
+    }
+
+    /// Stores XMM0..XMM15 (see [`xmm_load`]).
+    pub fn xmm_store() -> [[u8; 16]; 16] {
+        let mut v = [[0u8; 16]; 16];
+        // SAFETY: MOVDQU writes the 256 bytes of `v` and reads only XMM registers.
+        unsafe {
+            core::arch::asm!(
+                "movdqu [{0}], xmm0", "movdqu [{0} + 16], xmm1", "movdqu [{0} + 32], xmm2",
+                "movdqu [{0} + 48], xmm3", "movdqu [{0} + 64], xmm4", "movdqu [{0} + 80], xmm5",
+                "movdqu [{0} + 96], xmm6", "movdqu [{0} + 112], xmm7", "movdqu [{0} + 128], xmm8",
+                "movdqu [{0} + 144], xmm9", "movdqu [{0} + 160], xmm10", "movdqu [{0} + 176], xmm11",
+                "movdqu [{0} + 192], xmm12", "movdqu [{0} + 208], xmm13", "movdqu [{0} + 224], xmm14",
+                "movdqu [{0} + 240], xmm15",
+                in(reg) v.as_mut_ptr(),
+                options(nostack),
+            )
+        }
+        v
+    }
+
+    /// Sets MXCSR (LDMXCSR): SSE rounding, exception masks, flush-to-zero.
+    pub fn mxcsr_set(v: u32) {
+        // SAFETY: LDMXCSR reads the 4 bytes of `v`; reserved bits set would raise #GP in this
+        // domain only (the hypervisor ends it), and no compiled code here depends on MXCSR.
+        unsafe { core::arch::asm!("ldmxcsr [{}]", in(reg) &v, options(nostack, readonly)) }
+    }
+
+    /// Reads MXCSR (STMXCSR).
+    pub fn mxcsr_get() -> u32 {
+        let mut v = 0u32;
+        // SAFETY: STMXCSR writes the 4 bytes of `v`.
+        unsafe { core::arch::asm!("stmxcsr [{}]", in(reg) &mut v, options(nostack)) }
         v
     }
 

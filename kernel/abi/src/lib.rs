@@ -23,6 +23,8 @@ mod heap;
 mod start_info;
 // Inter-domain calls (event channels, grants, audit): owned by the IPC/MAC work, issue 7.
 pub mod ipc;
+// Domain lifecycle and host management (issue 11).
+pub mod lifecycle;
 
 #[cfg(feature = "guest")]
 #[allow(unsafe_code)]

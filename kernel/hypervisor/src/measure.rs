@@ -299,3 +299,64 @@ fn run<R: TisRegs>(
     println!("attest: end");
     Ok(())
 }
+
+/// Why a run-time measurement failed: the domain it describes must not run.
+#[derive(Debug)]
+pub(crate) struct RuntimeMeasureError(MeasureError);
+
+impl fmt::Display for RuntimeMeasureError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// The SHA-256 of `bytes` in hex (how a created domain's image is named in its event).
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
+    let d = DigestSet::of(Banks::from_algs(&[warden_tpm::HashAlg::Sha256]), bytes);
+    d.get(warden_tpm::HashAlg::Sha256)
+        .map(|x| hex(x.as_bytes()))
+        .unwrap_or_default()
+}
+
+/// Measures a run-time event (a created domain, a label transition): the digest of `text` is
+/// extended into PCR 22 at locality 2 and `text` is appended to the boot's event log as a
+/// `CreatedDomain` tagged event, after the launch separators, so a verifier replays it like
+/// any other. Without a platform TPM the boot was not measured either, and this says so.
+pub(crate) fn measure_runtime(text: &str) -> Result<(), RuntimeMeasureError> {
+    let mut guard = TPM.lock();
+    let Some(tis) = guard.as_mut() else {
+        println!("measure: no platform TPM: {text} not measured");
+        return Ok(());
+    };
+    let result = tis
+        .switch_locality(MEASURE_LOCALITY)
+        .map_err(MeasureError::Locality)
+        .and_then(|()| extend_runtime(tis, text));
+    let back = tis.switch_locality(0).map_err(MeasureError::Locality);
+    result.and(back).map_err(RuntimeMeasureError)
+}
+
+fn extend_runtime<R: TisRegs>(tis: &mut Tis<R>, text: &str) -> Result<(), MeasureError> {
+    let mut tpm = alloc::boxed::Box::new(Tpm::new(TisTransport(tis)));
+    let banks = tpm.active_banks()?;
+    let d = DigestSet::of(banks, text.as_bytes());
+    let tag = Tag::CreatedDomain;
+    // Log first (it can only fail for lack of room), then extend: the log never lacks an
+    // extend the PCR has.
+    let mut log = EVENT_LOG.lock();
+    if let Some(bytes) = log.as_mut() {
+        let len = bytes.len();
+        let mut buf = vec![0u8; LOG_CAPACITY.max(len)];
+        buf[..len].copy_from_slice(bytes);
+        let mut w = EventLogWriter::resume(&mut buf, len, banks)?;
+        w.append_tagged(tag.pcr(), tag, &d, text)?;
+        *bytes = w.as_bytes().to_vec();
+    }
+    tpm.pcr_extend(tag.pcr(), &d)?;
+    let shown = d
+        .get(warden_tpm::HashAlg::Sha256)
+        .or_else(|| d.iter().next())
+        .map(|x| hex(x.as_bytes()));
+    println!("measure: PCR {} {text} {}", tag.pcr(), shown.unwrap_or_default());
+    Ok(())
+}

@@ -19,6 +19,15 @@ const RAM_CEILING: u64 = 0xc000_0000;
 /// The physical frame allocator, ready after [`init`].
 pub(crate) static FRAMES: spin::Mutex<Option<BitmapAllocator<'static>>> = spin::Mutex::new(None);
 
+/// Bytes the frame allocator had free when the hypervisor's own tables were in place: the
+/// memory domains can ever get (`PhysInfo::total_bytes`).
+static TOTAL_BYTES: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// See [`TOTAL_BYTES`].
+pub(crate) fn total_bytes() -> u64 {
+    TOTAL_BYTES.load(core::sync::atomic::Ordering::Relaxed)
+}
+
 /// The hypervisor's page tables, installed by [`init`].
 pub(crate) static KERNEL_TABLES: spin::Once<PageTable> = spin::Once::new();
 
@@ -149,6 +158,7 @@ pub(crate) fn init(boot: &BootInfo) -> Result<(), MemoryError> {
         frames.free_frames(),
         frames.free_frames() as u64 * PAGE_SIZE >> 20
     );
+    TOTAL_BYTES.store(frames.free_frames() as u64 * PAGE_SIZE, core::sync::atomic::Ordering::Relaxed);
     KERNEL_TABLES.call_once(|| table);
     *FRAMES.lock() = Some(frames);
     Ok(())

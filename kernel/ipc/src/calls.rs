@@ -152,6 +152,8 @@ pub fn call_name(raw: u64) -> &'static str {
         c.name()
     } else if let Some(c) = IpcCall::from_raw(raw) {
         c.name()
+    } else if let Some(c) = warden_abi::lifecycle::LifecycleCall::from_raw(raw) {
+        c.name()
     } else {
         "unknown"
     }

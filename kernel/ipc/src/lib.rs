@@ -23,6 +23,7 @@ pub mod calls;
 pub mod dispatch;
 pub mod evtchn;
 pub mod grant;
+pub mod lifecycle;
 pub mod mac;
 
 pub use audit::{AuditRing, Record, Verdict};
@@ -30,6 +31,7 @@ pub use calls::{IpcCall, IpcError, Request, Target};
 pub use dispatch::{Failure, Ipc, Outcome, Platform};
 pub use evtchn::{EventChannels, Port};
 pub use grant::{Access, GrantRef, GrantTable};
+pub use lifecycle::{CreateSpec, LifecycleRequest, Refusal, lifecycle_requirement};
 pub use mac::{Check, Denied, Mac, MacError, Object, Subject};
 
 /// Most domains the tables track (the hypervisor's manifest limit).

@@ -12,6 +12,11 @@ fn call(c: Call, args: [u64; 5]) -> Result<u64, Status> {
     }
 }
 
+/// How many hypercalls this domain has made so far (every VMMCALL, counted by the domain).
+pub fn made() -> u64 {
+    warden_abi::guest::hypercalls_made()
+}
+
 /// The null hypercall (does nothing; measures the path).
 pub fn null() -> Result<(), Status> {
     call(Call::Null, [0; 5]).map(|_| ())

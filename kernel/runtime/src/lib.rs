@@ -21,6 +21,8 @@ pub mod console;
 pub mod hypercall;
 // Inter-domain calls and the shared ring (issue 7).
 pub mod ipc;
+// Domain lifecycle and host management (issue 11).
+pub mod lifecycle;
 pub mod ring;
 
 use warden_abi::guest::{BumpHeap, Boot};

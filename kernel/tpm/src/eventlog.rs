@@ -36,6 +36,9 @@ pub enum Tag {
     Manifest = 0x5744_0003,
     /// A boot domain's image.
     DomainImage = 0x5744_0004,
+    /// A domain created at run time (its image digest, name, arguments and labels), or its
+    /// build -> run label transition; logged after the separators (docs/domains.md).
+    CreatedDomain = 0x5744_0005,
 }
 
 /// The PCRs Warden measures into; only locality 2 and up can reset or extend them, and the
@@ -50,7 +53,7 @@ impl Tag {
         match self {
             Tag::Policy => 20,
             Tag::CommandLine | Tag::Manifest => 21,
-            Tag::DomainImage => 22,
+            Tag::DomainImage | Tag::CreatedDomain => 22,
         }
     }
 
@@ -62,6 +65,7 @@ impl Tag {
             Tag::Policy => "policy",
             Tag::Manifest => "manifest",
             Tag::DomainImage => "image",
+            Tag::CreatedDomain => "created",
         }
     }
 
@@ -73,6 +77,7 @@ impl Tag {
             Tag::Policy,
             Tag::Manifest,
             Tag::DomainImage,
+            Tag::CreatedDomain,
         ]
         .into_iter()
         .find(|t| t.name() == name)
@@ -86,6 +91,7 @@ impl Tag {
             0x5744_0002 => Some(Tag::Policy),
             0x5744_0003 => Some(Tag::Manifest),
             0x5744_0004 => Some(Tag::DomainImage),
+            0x5744_0005 => Some(Tag::CreatedDomain),
             _ => None,
         }
     }
@@ -185,6 +191,22 @@ impl<'a> EventLogWriter<'a> {
         w.put(&[u8::try_from(VENDOR_INFO.len()).map_err(|_| LogError::Full)?])?;
         w.put(VENDOR_INFO)?;
         Ok(w)
+    }
+
+    /// Continues a log whose first `len` bytes of `buf` were written by an earlier writer for
+    /// the same `banks` (run-time measurements append to the boot's log).
+    ///
+    /// # Errors
+    ///
+    /// [`LogError::NoBanks`], or [`LogError::Full`] if `len` exceeds `buf`.
+    pub fn resume(buf: &'a mut [u8], len: usize, banks: Banks) -> Result<Self, LogError> {
+        if banks.is_empty() {
+            return Err(LogError::NoBanks);
+        }
+        if len > buf.len() {
+            return Err(LogError::Full);
+        }
+        Ok(EventLogWriter { buf, len, banks })
     }
 
     /// The banks this log records.
@@ -588,6 +610,28 @@ mod tests {
         .unwrap();
         w.append_separator(20).unwrap();
         w.as_bytes().len()
+    }
+
+    #[test]
+    fn a_resumed_log_appends_after_the_boot_events_and_replays_as_one() {
+        let b = banks();
+        let mut buf = [0u8; 2048];
+        let n = sample(&mut buf);
+        let mut w = EventLogWriter::resume(&mut buf, n, b).unwrap();
+        let d = DigestSet::of(b, b"created:w id=1");
+        w.append_tagged(22, Tag::CreatedDomain, &d, "created:w id=1")
+            .unwrap();
+        let total = w.as_bytes().len();
+        let log = EventLog::parse(&buf[..total]).unwrap();
+        let events: Vec<_> = log.events().map(Result::unwrap).collect();
+        assert_eq!(events.len(), 4);
+        assert_eq!(
+            events[3].warden_tag(),
+            Some((Tag::CreatedDomain, "created:w id=1"))
+        );
+        assert_eq!(Tag::from_name("created"), Some(Tag::CreatedDomain));
+        assert_eq!(Tag::CreatedDomain.pcr(), 22);
+        assert!(EventLogWriter::resume(&mut [0u8; 4], 5, b).is_err());
     }
 
     #[test]

@@ -288,9 +288,10 @@ pub const INTERCEPT_CR: u32 = 1 << 16 | 1 << 20;
 /// fault again would otherwise hold the CPU in exception delivery, where no timer exit arrives.
 pub const INTERCEPT_EXCEPTIONS: u32 = 1 << 1 | 1 << 17;
 
-/// CR0 = PE | ET | NE | WP | PG; CR4 = PAE.
+/// CR0 = PE | ET | NE | WP | PG; CR4 = PAE | OSFXSR | OSXMMEXCPT: SSE instructions work in a
+/// domain (its x87/SSE state, XMM registers and MXCSR included, is switched per domain).
 pub const GUEST_CR0: u64 = 0x8001_0031;
-pub const GUEST_CR4: u64 = 0x20;
+pub const GUEST_CR4: u64 = 0x620;
 
 /// The VMCB for a domain's first run: 64-bit mode at the ELF entry, RSP as after a call.
 /// `RDI` (the start-info address) is a general register the run loop loads itself.

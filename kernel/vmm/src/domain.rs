@@ -34,6 +34,8 @@ pub enum Violation {
 pub enum End {
     Shutdown(ShutdownReason),
     Stopped { violation: Violation, rip: u64 },
+    /// A management domain destroyed it (`DomainDestroy`).
+    Destroyed { by: u32 },
 }
 
 impl End {
@@ -71,6 +73,7 @@ impl core::fmt::Display for Diagnostic<'_> {
         let (name, id) = (self.name, self.id);
         match self.end {
             End::Shutdown(r) => write!(f, "domain {name} (id {id}) shut down: {}", r.name()),
+            End::Destroyed { by } => write!(f, "domain {name} (id {id}) destroyed by domain {by}"),
             End::Stopped { violation, rip } => {
                 write!(f, "domain {name} (id {id}) stopped: ")?;
                 match violation {
@@ -156,6 +159,9 @@ mod tests {
         };
         assert!(ro(true, false).to_string().contains("(write to a read-only mapping) rip=0x1 addr=0xc0000000"));
         assert!(ro(false, true).to_string().contains("(fetch from a non-executable mapping)"));
+        let x = Diagnostic { name: "w", id: 3, end: End::Destroyed { by: 0 } };
+        assert_eq!(x.to_string(), "domain w (id 3) destroyed by domain 0");
+        assert!(!End::Destroyed { by: 0 }.matches(Expected::Shutdown));
         let s = Diagnostic { name: "ok", id: 0, end: End::Shutdown(ShutdownReason::Done) };
         assert!(!s.to_string().contains('\n'));
     }

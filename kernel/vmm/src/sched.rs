@@ -36,6 +36,8 @@ struct Entry {
     state: State,
     /// Pick sequence number of the last time this domain was chosen (0 = never).
     last_pick: u64,
+    /// While `Paused`: the state to go back to on [`Scheduler::resume`].
+    paused_from: Option<State>,
 }
 
 /// The run queue of all domains.
@@ -53,7 +55,7 @@ impl Scheduler {
     /// Adds a domain in state `Building`; `None` when the table is full.
     pub fn add(&mut self, priority: u8) -> Option<DomainId> {
         let id = DomainId(self.entries.len() as u32);
-        self.entries.push(Entry { priority, state: State::Building, last_pick: 0 }).ok()?;
+        self.entries.push(Entry { priority, state: State::Building, last_pick: 0, paused_from: None }).ok()?;
         Some(id)
     }
 
@@ -71,6 +73,37 @@ impl Scheduler {
             if e.state != State::Dead {
                 e.state = state;
             }
+        }
+    }
+
+    /// Changes a domain's priority; `false` for unknown ids.
+    pub fn set_priority(&mut self, id: DomainId, priority: u8) -> bool {
+        self.entries.get_mut(id.0 as usize).map(|e| e.priority = priority).is_some()
+    }
+
+    /// Stops scheduling a runnable or blocked domain until [`Scheduler::resume`]; its blocked
+    /// state and timeout are kept (a timeout that passes meanwhile wakes it once it resumes).
+    /// `false` (and no change) in any other state.
+    pub fn pause(&mut self, id: DomainId) -> bool {
+        match self.entries.get_mut(id.0 as usize) {
+            Some(e) if matches!(e.state, State::Runnable | State::Blocked { .. }) => {
+                e.paused_from = Some(e.state);
+                e.state = State::Paused;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Puts a paused domain back in the state it was paused in; `false` (and no change) if it
+    /// is not paused.
+    pub fn resume(&mut self, id: DomainId) -> bool {
+        match self.entries.get_mut(id.0 as usize) {
+            Some(e) if e.state == State::Paused => {
+                e.state = e.paused_from.take().unwrap_or(State::Runnable);
+                true
+            }
+            _ => false,
         }
     }
 
@@ -183,6 +216,31 @@ mod tests {
         assert_eq!(s.wake_expired(10).as_slice(), &[DomainId(0)]);
         assert_eq!(s.pick(), Some(DomainId(0)));
         assert_eq!(s.next_deadline(), None);
+    }
+
+    #[test]
+    fn pause_keeps_the_state_to_resume_and_priority_changes_take_effect() {
+        let mut s = sched(&[5, 5, 5]);
+        s.set_state(DomainId(2), State::Blocked { until: Some(4) });
+        assert!(s.pause(DomainId(0)));
+        assert!(s.pause(DomainId(2)));
+        assert!(!s.pause(DomainId(0)), "already paused");
+        assert_eq!(picks(&mut s, 3), [1, 1, 1]);
+        assert!(s.wake_expired(9).is_empty(), "a paused domain's timeout does not wake it");
+        assert!(s.resume(DomainId(2)));
+        assert_eq!(s.state(DomainId(2)), State::Blocked { until: Some(4) });
+        assert_eq!(s.wake_expired(9).as_slice(), &[DomainId(2)]);
+        assert!(s.resume(DomainId(0)));
+        assert!(!s.resume(DomainId(0)), "not paused any more");
+        assert_eq!(s.state(DomainId(0)), State::Runnable);
+        assert!(s.set_priority(DomainId(0), 9));
+        assert_eq!(picks(&mut s, 2), [0, 0]);
+        assert!(!s.set_priority(DomainId(7), 1));
+        let mut b = Scheduler::new();
+        let id = b.add(5).unwrap();
+        assert!(!b.pause(id), "a domain still building cannot be paused");
+        b.set_state(id, State::Dead);
+        assert!(!b.pause(id) && !b.resume(id));
     }
 
     #[test]

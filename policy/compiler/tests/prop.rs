@@ -7,6 +7,8 @@ use warden_policy::schema::{ALL_CLASSES, Class, Kind};
 use warden_policy::{ChineseWall, PermSet, Policy, TypeId};
 use warden_policy_compiler::Code;
 
+mod support;
+
 /// xorshift64*: small, seeded, reproducible.
 struct Rng(u64);
 impl Rng {
@@ -370,6 +372,41 @@ fn engine_equals_reference_on_random_policies() {
         check_engine(seed, &g, &src, &c);
     }
     assert!(compiled > 100 && rejected > 50, "generator coverage: {compiled} compiled, {rejected} rejected");
+}
+
+/// The same text laid out at random: each space or newline becomes one of a few runs of
+/// whitespace, and spaces appear before `;`, `:` and `,` (all insignificant to the lexer).
+fn scramble(rng: &mut Rng, src: &str) -> String {
+    let mut out = String::new();
+    for ch in src.chars() {
+        match ch {
+            ' ' | '\n' => out.push_str([" ", "  ", "\n", " \t ", "\n    "][rng.below(5)]),
+            ';' | ':' | ',' => {
+                out.push_str(["", " ", "\t"][rng.below(3)]);
+                out.push(ch);
+            }
+            _ => out.push(ch),
+        }
+    }
+    out
+}
+
+/// The formatter property over the same random policies, each also laid out at random: `fmt`
+/// is idempotent, `compile(fmt(p)) == compile(p)` (binary byte for byte, expectations,
+/// warnings, or errors), and the scrambled layout formats back to the canonical text.
+#[test]
+fn fmt_preserves_meaning_on_random_policies() {
+    for seed in 0..400u64 {
+        let src = generate(seed).source();
+        let scrambled = scramble(&mut Rng(seed + 11), &src);
+        support::assert_fmt_preserves(&format!("seed {seed}"), &src);
+        support::assert_fmt_preserves(&format!("seed {seed} (scrambled)"), &scrambled);
+        let (canonical, back) = (
+            warden_policy_compiler::format_source(&src).unwrap(),
+            warden_policy_compiler::format_source(&scrambled).unwrap(),
+        );
+        assert_eq!(back, canonical, "seed {seed}: the scrambled layout formats differently\n{scrambled}");
+    }
 }
 
 fn check_engine(seed: u64, g: &Gen, src: &str, c: &warden_policy_compiler::Compiled) {

@@ -233,6 +233,8 @@ schema! {
             "HC_POLICY_INFO", source "calling domain", target "the hypervisor label";
         3 PHYSINFO = "physinfo", TargetToSource,
             "HC_PHYSINFO", source "calling domain", target "the hypervisor label";
+        4 SHUTDOWN = "shutdown", None,
+            "HC_HOST_SHUTDOWN", source "calling domain", target "the hypervisor label";
     }
     /// Domain lifecycle (no access to the domain's contents).
     Domain domain = "domain", target Domain, "Domain lifecycle: no access to a domain's contents." {

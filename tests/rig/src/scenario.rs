@@ -144,6 +144,33 @@ impl Scenario {
         }
     }
 
+    /// Sets `key:value` in the `args` of every domain whose args name `key` (the args are
+    /// `key:value` words separated by `;` or `,`); returns how many domains changed. A benchmark's
+    /// smoke run uses it for a few iterations instead of thousands.
+    pub fn set_domain_arg(&mut self, key: &str, value: &str) -> usize {
+        let mut changed = 0;
+        for d in &mut self.domain {
+            let Some(toml::Value::String(args)) = d.get_mut("args") else { continue };
+            let mut hit = false;
+            let words: Vec<String> = args
+                .split(';')
+                .flat_map(|w| w.split(','))
+                .map(|w| match w.split_once(':') {
+                    Some((k, _)) if k == key => {
+                        hit = true;
+                        format!("{key}:{value}")
+                    }
+                    _ => w.to_string(),
+                })
+                .collect();
+            if hit {
+                *args = words.join(";");
+                changed += 1;
+            }
+        }
+        changed
+    }
+
     /// The boot manifest text (`warden-manifest 1` then one `domain k=v …` line per domain).
     pub fn manifest(&self) -> Result<String, RigError> {
         let mut out = String::from("warden-manifest 1\n");
@@ -174,11 +201,15 @@ impl Scenario {
         Ok(out)
     }
 
-    /// The image names the domains use, in order, without repeats.
+    /// The image names the domains use, in order, without repeats: each domain's `image`, then
+    /// the boot images it may read (`images = "a;b"`, for a management domain that builds
+    /// domains from them).
     pub fn images(&self) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
         for d in &self.domain {
-            if let Some(i) = d.get("image").and_then(toml::Value::as_str) {
+            let own = d.get("image").and_then(toml::Value::as_str);
+            let readable = d.get("images").and_then(toml::Value::as_str).unwrap_or("").split(';');
+            for i in own.into_iter().chain(readable).filter(|i| !i.is_empty()) {
                 if !out.iter().any(|o| o == i) {
                     out.push(i.into());
                 }
@@ -190,6 +221,19 @@ impl Scenario {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn set_domain_arg_rewrites_only_that_key() {
+        let mut s: super::Scenario = toml::from_str(
+            "description = \"x\"\n[[domain]]\nname = \"a\"\nimage = \"i\"\nargs = \"role:ping;peer:1;iterations:2000\"\n\
+             [[domain]]\nname = \"b\"\nimage = \"i\"\nargs = \"lines:3\"\n[[domain]]\nname = \"c\"\nimage = \"i\"\n",
+        )
+        .unwrap();
+        assert_eq!(s.set_domain_arg("iterations", "50"), 1);
+        let args: Vec<_> = s.domain.iter().map(|d| d.get("args").and_then(|v| v.as_str())).collect();
+        assert_eq!(args, [Some("role:ping;peer:1;iterations:50"), Some("lines:3"), None]);
+        assert_eq!(s.set_domain_arg("absent", "1"), 0);
+    }
+
     use super::*;
 
     #[test]
@@ -221,6 +265,11 @@ mod tests {
             "warden-manifest 1\ndomain name=a image=hello memory_mib=4\ndomain name=b image=hello priority=3\n"
         );
         assert_eq!(s.images(), vec!["hello".to_string()]);
+        let m: Scenario = toml::from_str(
+            "description = \"x\"\n[[domain]]\nname = \"m\"\nimage = \"mgmt\"\nimages = \"w;hello;w\"\n[[domain]]\nname = \"h\"\nimage = \"hello\"",
+        )
+        .unwrap();
+        assert_eq!(m.images(), ["mgmt", "w", "hello"]);
         assert_eq!(s.cpu, "qemu64,+svm,+npt");
         assert!(s.tpm);
     }

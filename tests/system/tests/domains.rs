@@ -288,11 +288,18 @@ fn idle_cpu_halts_until_the_next_tick() {
     assert!(halts >= 1, "{l}");
 }
 
-/// Two domains keep different values on their x87 register stacks while yielding to each other
-/// fifty times: each gets its own value back, so the extended state is switched with the domain.
+/// Two domains keep different values on their x87 register stacks, different patterns in all
+/// sixteen XMM registers and different MXCSR rounding modes while yielding to each other fifty
+/// times: each gets its own state back, so the whole x87/SSE state is switched with the domain.
 #[test]
 fn extended_state_is_switched_between_domains() {
     let out = expect_scenario("fpu-state");
-    assert!(line(&out.log, "[first] x87 value").contains("1111 kept across 50 switches"));
-    assert!(line(&out.log, "[second] x87 value").contains("2222 kept across 50 switches"));
+    let kept = |who: &str, value: u64, mxcsr: u32| {
+        let l = line(&out.log, &format!("[{who}] x87 value"));
+        let want = format!("x87 value {value}, XMM0-15 and MXCSR {mxcsr:#x} kept across 50 switches");
+        assert!(l.ends_with(&want), "{l}");
+    };
+    // MXCSR: exceptions masked, rounding mode value % 4, flush-to-zero (value / 4) % 2.
+    kept("first", 1111, 0xFF80);
+    kept("second", 2222, 0xDF80);
 }

@@ -24,14 +24,32 @@ fn mac_summary(out: &Outcome) -> [u64; 4] {
     [nums[0], nums[1], nums[2], nums[3]]
 }
 
+/// The `[who] who: N hypercalls made, K refused before a MAC decision, ...` line a test domain
+/// prints last (its own counts): N - K, the calls that must have met the MAC.
+fn hypercalls_decided(out: &Outcome, who: &str) -> u64 {
+    let prefix = format!("[{who}] {who}: ");
+    let l = out
+        .log
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix)?.strip_suffix(" refused before a MAC decision, this line and the shutdown included"))
+        .unwrap_or_else(|| panic!("{who} did not report its hypercalls"));
+    let (made, undecided) = l.split_once(" hypercalls made, ").unwrap_or_else(|| panic!("{who}: {l:?}"));
+    let num = |s: &str| -> u64 { s.parse().unwrap_or_else(|e| panic!("{who}: {l:?}: {e}")) };
+    num(made) - num(undecided)
+}
+
 #[test]
 fn ten_thousand_messages_through_a_ring_and_a_channel() {
     let out = expect_scenario("ipc");
     assert_eq!(out.exit, ExitKind::Success);
     let [checks, denied, _, _] = mac_summary(&out);
     assert_eq!(denied, 0, "the well-behaved pair is never refused");
-    // Every doorbell and wait went through the policy: thousands of checks, not a handful.
-    assert!(checks > 100, "{checks} checks");
+    // Every hypercall went through the policy exactly once: the MAC's count of decisions equals
+    // the hypercalls the two domains counted on their side (less the one each knows had no
+    // target to decide about).
+    let decided = hypercalls_decided(&out, "ping") + hypercalls_decided(&out, "pong");
+    assert!(decided > 100, "{decided} hypercalls for 10,000 messages");
+    assert_eq!(checks, decided, "MAC decisions vs hypercalls the domains made");
     line(&out.log, "[pong] pong: all 10000 messages received, every one checked on arrival");
     assert!(pos(&out, "[pong] pong: a forged reference is refused (bad grant reference)") < pos(&out, "[pong] pong: ring page unmapped"));
     // Pong unmaps only after ping said its revoke was refused while mapped.

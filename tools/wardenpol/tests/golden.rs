@@ -39,7 +39,7 @@ fn examples_match_expected_output() {
         .collect();
     files.sort();
     assert!(files.len() >= 10, "examples missing: {files:?}");
-    let update = std::env::var_os("UPDATE_EXPECT").is_some();
+    let update = update_requested(std::env::var("UPDATE_EXPECT").ok().as_deref());
     let mut mismatches = Vec::new();
     let mut bad_count = 0;
     for f in &files {
@@ -90,6 +90,26 @@ fn examples_match_expected_output() {
     }
     assert!(bad_count >= 5, "at least five bad-* examples");
     assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+}
+
+/// `UPDATE_EXPECT=1` rewrites the golden files; unset, empty or `0` only compares. Any other
+/// value is refused rather than guessed at (a typo must not silently rewrite the goldens).
+fn update_requested(value: Option<&str>) -> bool {
+    match value {
+        None | Some("" | "0") => false,
+        Some("1") => true,
+        Some(other) => panic!("UPDATE_EXPECT={other:?}: use 1 to rewrite the golden files, 0 or unset to compare"),
+    }
+}
+
+#[test]
+fn update_expect_rewrites_only_when_set_to_1() {
+    for (value, update) in [(None, false), (Some(""), false), (Some("0"), false), (Some("1"), true)] {
+        assert_eq!(update_requested(value), update, "UPDATE_EXPECT={value:?}");
+    }
+    for typo in ["yes", "true", "01"] {
+        assert!(std::panic::catch_unwind(|| update_requested(Some(typo))).is_err(), "UPDATE_EXPECT={typo:?} accepted");
+    }
 }
 
 #[test]

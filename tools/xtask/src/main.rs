@@ -156,9 +156,23 @@ fn test(extra: &[String]) -> Result<()> {
         args.extend(extra.iter().cloned());
     }
     cargo(&args)?;
+    // The benchmarks have no tests of their own: boot each bench scenario with a few iterations
+    // so that the measurement paths (and every figure in docs/perf.md) cannot rot unseen. The
+    // bench fails when its scenario fails, its result line is missing or does not parse, or a
+    // figure is implausible. A filtered run does them only when the filter names them.
+    let filters: Vec<&String> = extra.iter().filter(|a| !a.starts_with('-')).collect();
+    for (bench, name) in SMOKE_BENCHES {
+        if filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str())) {
+            eprintln!("xtask: {name}: booting the {bench} benchmark with a few iterations");
+            cargo(&["run".into(), "--quiet".into(), "-p".into(), format!("warden-{bench}-bench"), "--".into(), "--smoke".into()])?;
+        }
+    }
     eprintln!("xtask: all tests passed");
     Ok(())
 }
+
+/// The benchmarks `cargo xtask test` boots in smoke mode: (bench, name a test filter matches).
+const SMOKE_BENCHES: [(&str, &str); 2] = [("hypercall", "bench_smoke::hypercall"), ("ipc", "bench_smoke::ipc")];
 
 fn bench(name: &str, extra: &[String]) -> Result<()> {
     let package = format!("warden-{name}-bench");

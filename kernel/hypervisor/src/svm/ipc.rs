@@ -109,8 +109,26 @@ impl Host {
         })
     }
 
+    /// The decision point (for the lifecycle calls, `svm/lifecycle.rs`).
+    pub(super) fn decider(&mut self) -> &mut warden_ipc::Mac<'static, { crate::mac::AUDIT_RECORDS }, { crate::mac::WALL_MEMBERS }> {
+        &mut self.ipc.mac
+    }
+
+    /// The label of an admitted (running) domain.
+    pub(super) fn running_label(&self, id: u32) -> Option<TypeId> {
+        self.labels.get(id as usize).copied().flatten()
+    }
+
+    /// Admits a domain created at run time when it first starts: the Chinese Wall counts it
+    /// from now on, and it becomes a party the IPC calls know.
+    pub(super) fn admit_created(&mut self, id: u32, label: TypeId) -> Result<(), warden_ipc::mac::WallConflict<'static>> {
+        self.ipc.mac.domain_starting(label)?;
+        self.labels[id as usize] = Some(label);
+        Ok(())
+    }
+
     /// Prints an audited denial as an `avc:` line, charged to the caller's budget.
-    fn report(&mut self, id: u32, d: &Denied) {
+    pub(super) fn report(&mut self, id: u32, d: &Denied) {
         if let Some(rec) = d.record {
             let policy = self.ipc.mac.policy();
             charged(&mut self.budgets, id, format_args!("{}", rec.avc(Some(policy))));

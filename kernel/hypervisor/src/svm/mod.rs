@@ -6,6 +6,7 @@
 mod dispatch;
 mod guard;
 mod ipc;
+mod lifecycle;
 mod timer;
 
 use alloc::vec::Vec;
@@ -58,6 +59,8 @@ pub(super) struct Dom {
     code_page: Option<(u64, u64, u64)>,
     /// (CR3, RIP, last byte) of the instruction last found to be exactly what its exit expects.
     verified: Option<(u64, u64, u8)>,
+    /// Run-time lifecycle state (`svm/lifecycle.rs`).
+    life: lifecycle::Life,
 }
 
 fn short(s: &str) -> String<32> {
@@ -184,6 +187,7 @@ pub(crate) fn run_domains(boot: &BootInfo, end_when_done: bool) {
         reported: false,
         nrip: crate::cpuinfo::svm().is_some_and(|s| s.nrip),
         ibpb: warden_hw::svm::Ibpb::probe(),
+        host: lifecycle::HostParams { asids: check_cpu(0).unwrap_or(0), iopm, msrpm },
     };
     runner.run();
 }
@@ -209,6 +213,7 @@ fn build(mem: &mut IdentityMem, boot: &BootInfo, spec: &DomainSpec<'_>, id: u32,
         tsc_out: 0,
         code_page: None,
         verified: None,
+        life: lifecycle::Life::boot(spec),
     };
     let refuse = |why: core::fmt::Arguments<'_>| println!("domain {} (id {id}) refused: {why}", spec.name);
     let Some(image) = boot.modules.iter().find(|m| m.arg("kind") == Some("image") && m.arg("name") == Some(spec.image)) else {
@@ -249,6 +254,7 @@ fn build(mem: &mut IdentityMem, boot: &BootInfo, spec: &DomainSpec<'_>, id: u32,
     v.encode(&mut page);
     mem.write(vmcb_frame.addr(), &page);
     dom.vmcb = vmcb_frame.addr();
+    lifecycle::map_boot_images(mem, boot, spec, &built, &mut dom);
     dom.refused = false;
     println!(
         "domain {} (id {id}) built: {} MiB at {:#x}, entry {:#x}, priority {}, label {}, ASID {}",
@@ -281,6 +287,8 @@ struct Runner {
     /// Branch-predictor barrier between domains, and the RSB fill after every exit, where the
     /// CPU has speculation controls (QEMU's qemu64 reports none).
     ibpb: Option<warden_hw::svm::Ibpb>,
+    /// What creating domains at run time needs.
+    host: lifecycle::HostParams,
 }
 
 /// What the exit handler decided about the running domain.
@@ -309,9 +317,11 @@ impl Runner {
             }
             let (id, since) = match current {
                 Some(c) if self.sched.state(c.0) == State::Runnable => c,
-                // Done when every domain that is documented to end has ended.
+                // Done when every domain that is documented to end has ended, unless a live
+                // domain keeps the host (`keep_host=true`: it ends the run with HostShutdown).
                 _ if !self.reported
-                    && self.doms.iter().all(|d| d.refused || d.end.is_some() || d.expected == Expected::Running) =>
+                    && self.doms.iter().all(|d| d.refused || d.end.is_some() || d.expected == Expected::Running)
+                    && !self.host_kept() =>
                 {
                     self.finish();
                     continue;
@@ -493,6 +503,9 @@ impl Runner {
         if let Some(call) = warden_abi::ipc::IpcCall::from_raw(rax) {
             return self.ipc_hypercall(id, call, args.args);
         }
+        if let Some(call) = warden_abi::lifecycle::LifecycleCall::from_raw(rax) {
+            return self.lifecycle_hypercall(id, call, args.args);
+        }
         let (status, value, action) =
             dispatch::dispatch(&mut self.mem, &mut self.doms[i], id.0, args, &mut self.mac);
         set(&mut self.vmcbs, vmcb, field::RAX, status as u64);
@@ -524,16 +537,38 @@ impl Runner {
         d.end = Some(end);
         self.sched.set_state(id, State::Dead);
         self.domain_ended(id);
+        self.release(id);
     }
 
     /// Every domain has ended (or waits forever): compares each with its documented outcome;
     /// leaves QEMU with the verdict if the run asked for it, else says so and keeps running.
     fn finish(&mut self) {
+        let all_ok = self.verdict();
+        if self.end_when_done {
+            Self::exit_with(all_ok);
+        }
+        self.reported = true;
+        println!("domains: the hypervisor keeps running (a run ends with the domains only under end_when=domains-done)");
+    }
+
+    /// Leaves QEMU with the verdict (the test mode `end_when=domains-done`, or a host shutdown).
+    fn exit_with(all_ok: bool) -> ! {
+        timer::stop();
+        exit(if all_ok { ExitCode::Success } else { ExitCode::Failure });
+    }
+
+    /// Prints the counters and one verdict line per domain; whether all met their outcome.
+    fn verdict(&mut self) -> bool {
         let exits: u64 = self.doms.iter().map(|d| d.exits).sum();
         let nmis = crate::exceptions::NMIS.load(core::sync::atomic::Ordering::Relaxed);
         println!("scheduler: {} ticks, {exits} exits, {} idle halts, {nmis} NMIs", timer::now(), self.idle_halts);
         let mut all_ok = true;
         for (i, d) in self.doms.iter().enumerate() {
+            if d.life.created {
+                // Created at run time: no documented outcome to meet.
+                println!("domain {} (id {i}): created at run time, {}", d.name, self.state_name(i));
+                continue;
+            }
             let alive = matches!(self.sched.state(DomainId(i as u32)), State::Runnable | State::Blocked { .. });
             let ok = match (d.end, d.expected) {
                 _ if d.refused => false,
@@ -554,11 +589,6 @@ impl Runner {
         } else {
             println!("domains: FAILED: some domain did not meet its documented outcome");
         }
-        if self.end_when_done {
-            timer::stop();
-            exit(if all_ok { ExitCode::Success } else { ExitCode::Failure });
-        }
-        self.reported = true;
-        println!("domains: the hypervisor keeps running (a run ends with the domains only under end_when=domains-done)");
+        all_ok
     }
 }

@@ -386,7 +386,9 @@ impl Swtpm {
     pub fn start(dir: &Path) -> Swtpm {
         std::fs::create_dir_all(dir).expect("swtpm state dir");
         for _ in 0..20 {
-            // Ask the OS for a free port, then hope P+1 is free too; retry if swtpm fails to bind.
+            // Ask the OS for a free port P and check that P+1 is free too; either can still be
+            // taken before swtpm binds it, so swtpm counts as up only once it holds both itself
+            // (not merely when something accepts on P); otherwise retry.
             let port = std::net::TcpListener::bind("127.0.0.1:0")
                 .unwrap()
                 .local_addr()
@@ -411,9 +413,10 @@ impl Swtpm {
                 .stderr(Stdio::null())
                 .spawn()
                 .expect("cannot run swtpm (package swtpm; `cargo xtask setup`)");
+            let pid = child.id();
             let up = wait_for(Duration::from_secs(10), || {
                 matches!(child.try_wait(), Ok(None))
-                    && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+                    && warden_tpm::host::listens_on(pid, &[port, port + 1])
             });
             if up {
                 return Swtpm {
