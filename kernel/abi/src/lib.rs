@@ -32,7 +32,7 @@ pub mod vtpm;
 #[allow(unsafe_code)]
 pub mod guest;
 
-pub use call::{BARE_EXIT, BlockWake, Call, HypercallArgs, ShutdownReason, Status};
+pub use call::{BlockWake, Call, HypercallArgs, ShutdownReason, Status};
 pub use heap::bump;
 pub use start_info::{DomainInfo, NAME_LEN, ARGS_LEN, START_INFO_MAGIC, StartInfo, fixed_str, to_fixed};
 

@@ -82,7 +82,15 @@ fn kmain(magic: u32, info: u32) -> ! {
     tpm_bench::run(&cmdline);
 
     println!("boot: complete");
-    svm::run_domains(&boot);
+    let end_when_done = match cmdline.value("end_when") {
+        None => false,
+        Some("domains-done") => true,
+        Some(other) => {
+            println!("boot: FATAL: end_when={other}: the only value is domains-done");
+            exit(ExitCode::Failure);
+        }
+    };
+    svm::run_domains(&boot, end_when_done);
     selftest::hold_if_requested(&cmdline);
     if boot.modules.is_empty() {
         println!("warden: no domains to run; shutting down");

@@ -351,7 +351,7 @@ pub fn reference(
     for (name, tag, path) in files.iter().filter(|(_, t, _)| *t == Tag::Policy) {
         comps.push(Component::new(*tag, name, &read(path)?));
     }
-    let cmdline = measured_cmdline(&format!("{} {words}", scenario.cmdline));
+    let cmdline = measured_cmdline(&format!("{} {words}", scenario.hypervisor_cmdline()));
     comps.push(Component::new(
         Tag::CommandLine,
         "cmdline",
@@ -370,7 +370,7 @@ pub fn reference(
 #[derive(Debug, Clone, Default)]
 pub struct AttestOptions {
     /// Flip one byte of this component (`policy`, `manifest`, an image name) after the
-    /// reference values were computed.
+    /// reference values were computed; `swap-names` swaps the first two images' files.
     pub tamper: Option<String>,
     /// Keep the run folder.
     pub keep_dir: bool,
@@ -419,7 +419,16 @@ pub fn attest(scenario: &Scenario, opts: &AttestOptions) -> Result<Attested, Rig
     let reference = reference(scenario, "", &files)?;
 
     let mut replace = Vec::new();
-    if let Some(t) = &opts.tamper {
+    if opts.tamper.as_deref() == Some("swap-names") {
+        // Each of the first two image modules keeps its name and gets the other's file.
+        let imgs: Vec<_> = files.iter().filter(|(_, t, _)| *t == Tag::DomainImage).take(2).collect();
+        let [(a, _, pa), (b, _, pb)] = imgs[..] else {
+            return Err(fail("cannot swap names: the scenario has fewer than two images"));
+        };
+        let short = |n: &str| n.strip_prefix("image:").unwrap_or(n).to_string();
+        replace.push((short(a), pb.clone()));
+        replace.push((short(b), pa.clone()));
+    } else if let Some(t) = &opts.tamper {
         let want = if matches!(t.as_str(), "policy" | "manifest") || t.starts_with("image:") {
             t.clone()
         } else {

@@ -87,6 +87,8 @@ pub struct MonitorScript {
     pub trigger: String,
     /// HMP commands, e.g. `info tlb`.
     pub commands: Vec<String>,
+    /// Leave QEMU running after the commands (the run ends as the hypervisor decides).
+    pub keep_running: bool,
 }
 
 impl std::fmt::Debug for BootOptions {
@@ -193,7 +195,7 @@ pub fn boot(scenario: &Scenario, opts: &BootOptions) -> Result<Outcome, RigError
         None
     };
 
-    let mut cmdline = scenario.cmdline.clone();
+    let mut cmdline = scenario.hypervisor_cmdline();
     for w in &opts.extra_cmdline {
         cmdline.push(' ');
         cmdline.push_str(w);
@@ -245,8 +247,9 @@ pub fn boot(scenario: &Scenario, opts: &BootOptions) -> Result<Outcome, RigError
     Ok(Outcome { log, exit, run_dir, swtpm, monitor, _tmp: tmp })
 }
 
-/// Runs HMP commands over the monitor socket, returns their output, then quits QEMU.
-fn run_monitor(socket: &std::path::Path, commands: &[String]) -> String {
+/// Runs HMP commands over the monitor socket, returns their output, then quits QEMU (unless
+/// `keep_running`).
+fn run_monitor(socket: &std::path::Path, commands: &[String], keep_running: bool) -> String {
     use std::io::{Read, Write};
     let Ok(mut s) = std::os::unix::net::UnixStream::connect(socket) else {
         return String::from("monitor: could not connect");
@@ -273,6 +276,9 @@ fn run_monitor(socket: &std::path::Path, commands: &[String]) -> String {
         let body = text.trim_end_matches("(qemu) ");
         let body = body.split_once('\n').map_or("", |(_, rest)| rest);
         output.push_str(body);
+    }
+    if keep_running {
+        return output;
     }
     let _ = s.write_all(b"quit\n");
     // Wait for QEMU to close the connection: closing first can make it drop the pending quit.
@@ -309,7 +315,7 @@ fn run_captured(
                 log.lock().expect("log lock").push_str(&line);
                 if monitor.as_ref().is_some_and(|(m, _)| line.contains(m.trigger.as_str())) {
                     if let Some((m, sock)) = monitor.take() {
-                        *monitor_out.lock().expect("monitor lock") = run_monitor(&sock, &m.commands);
+                        *monitor_out.lock().expect("monitor lock") = run_monitor(&sock, &m.commands, m.keep_running);
                     }
                 }
                 buf.clear();

@@ -21,7 +21,7 @@ fn clean_boot_attests_and_the_log_replays_to_the_tpm() {
         .iter()
         .map(|c| c.name.as_str())
         .collect();
-    assert_eq!(components, ["policy", "cmdline", "manifest", "image:good"]);
+    assert_eq!(components, ["policy", "cmdline", "manifest", "image:good", "image:printer"]);
     // Measurement precedes the domain: the evidence is complete before the domain's first line.
     let (before, _) = a.outcome.log.split_once("attest: end").unwrap();
     assert!(
@@ -130,6 +130,19 @@ fn tampering_with_a_component_fails_verification_and_names_it() {
             "{tamper}"
         );
     }
+}
+
+/// Issue 16, finding 2: module names are measured with the bytes. Swapping the names of two
+/// image modules (each module keeps its name and carries the other's image, so domain `good`
+/// would run `printer`'s code) changes both components and PCR 22, and verification names them.
+#[test]
+fn swapping_two_image_names_fails_verification_and_names_both() {
+    let scenario = Scenario::load("attest").unwrap();
+    let a = attest(&scenario, &AttestOptions { tamper: Some("swap-names".into()), keep_dir: false }).unwrap();
+    assert!(!a.report.ok, "verification passed:\n{}", a.report.table());
+    assert!(a.report.checks.iter().all(|c| c.ok), "{:?}", a.report.checks);
+    let bad: Vec<_> = a.report.rows.iter().filter(|r| !r.ok).map(|r| r.component.as_str()).collect();
+    assert_eq!(bad, ["image:good", "image:printer", "PCR 22"], "{}", a.report.table());
 }
 
 #[test]

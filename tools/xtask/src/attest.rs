@@ -18,7 +18,9 @@ pub(crate) struct AttestArgs {
     #[arg(long)]
     pub(crate) out: Option<PathBuf>,
     /// Flip one byte of this component (policy, manifest, or a domain image's name) after the
-    /// reference values were computed: verification must then fail and name it.
+    /// reference values were computed: verification must then fail and name it. `swap-names`
+    /// swaps the files of the scenario's first two images instead (each module keeps its name
+    /// but carries the other's bytes): verification must name both images.
     #[arg(long)]
     pub(crate) tamper: Option<String>,
     /// Print the report as JSON instead of a table.

@@ -267,7 +267,8 @@ impl Runner {
                 d.console
                     .flush(&mut |line: &str| println!("[{name}] {line}"));
                 println!("lifecycle: host shutdown requested by domain {name} (id {caller})");
-                self.finish()
+                let all_ok = self.verdict();
+                Self::exit_with(all_ok)
             }
             LifecycleRequest::PhysInfo { gpa } => {
                 self.check(caller, call, Object::Hypervisor)?;
@@ -297,7 +298,7 @@ impl Runner {
         };
         let r = self.mac.decider().check(&c);
         r.map(|_| ()).map_err(|d| {
-            self.mac.report(&d);
+            self.mac.report(caller, &d);
             Fail::Denied
         })
     }

@@ -186,7 +186,7 @@ impl Runner {
             None => Err((Status::Denied, 0)),
             Some(Ok(())) => Ok(()),
             Some(Err(d)) => {
-                self.mac.report(&d);
+                self.mac.report(caller, &d);
                 Err((Status::Denied, 0))
             }
         }

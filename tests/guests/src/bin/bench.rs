@@ -1,5 +1,6 @@
-//! Benchmark domain: TSC cost of the null hypercall round trip and of a bare VMMCALL exit with
-//! no dispatch (run under `-icount shift=0`, where TSC deltas count guest instructions).
+//! Benchmark domain: TSC cost of the null hypercall round trip and of a bare exit with no
+//! dispatch, a CPUID of Warden's leaf (run under `-icount shift=0`, where TSC deltas count
+//! instructions; the domain runs alone, so its per-domain TSC offset never changes).
 #![cfg_attr(target_os = "none", no_std, no_main)]
 #![forbid(unsafe_code)]
 
