@@ -118,8 +118,13 @@ impl<P: Platform> Instance<P> {
                 tpm.pcr_reset(pcr).map_err(LaunchError::Tpm)?;
             }
             let mut text = [0u8; warden_abi::vtpm::CONFIG_MAX];
-            let config = DigestSet::of(banks(), launch.config(&mut text));
             let name = warden_abi::fixed_str(&launch.name);
+            // The configuration is measured bound to the name it is logged under, like every
+            // platform-launch component (`eventlog::component_parts`).
+            let config = DigestSet::of_parts(
+                banks(),
+                &warden_tpm::eventlog::component_parts(name, launch.config(&mut text)),
+            );
             log.append_tagged(Tag::Manifest.pcr(), Tag::Manifest, &config, name)
                 .map_err(LaunchError::Log)?;
             tpm.pcr_extend(Tag::Manifest.pcr(), &config)
@@ -222,8 +227,9 @@ mod tests {
         let image = b"\x7fELF pretend image bytes";
         let mut image_sha1 = [0u8; 20];
         let mut image_sha256 = [0u8; 32];
-        image_sha1.copy_from_slice(HashAlg::Sha1.hash(image).as_bytes());
-        image_sha256.copy_from_slice(HashAlg::Sha256.hash(image).as_bytes());
+        let parts = warden_tpm::eventlog::component_parts("vtpm_guest", image);
+        image_sha1.copy_from_slice(HashAlg::Sha1.hash_parts(&parts).as_bytes());
+        image_sha256.copy_from_slice(HashAlg::Sha256.hash_parts(&parts).as_bytes());
         LaunchRecord {
             client: 1,
             image_sha1,
@@ -280,9 +286,12 @@ mod tests {
         for alg in [HashAlg::Sha1, HashAlg::Sha256] {
             let sep = alg.hash(&[0u8; 4]);
             let pcr21 = Digest::zero(alg)
-                .extended(&alg.hash(&config))
+                .extended(&alg.hash_parts(&warden_tpm::eventlog::component_parts("g1", &config)))
                 .extended(&sep);
-            let image = alg.hash(b"\x7fELF pretend image bytes");
+            let image = alg.hash_parts(&warden_tpm::eventlog::component_parts(
+                "vtpm_guest",
+                b"\x7fELF pretend image bytes",
+            ));
             let pcr22 = Digest::zero(alg).extended(&image).extended(&sep);
             let pcr20 = Digest::zero(alg).extended(&sep);
             for (pcr, want) in [(20, pcr20), (21, pcr21), (22, pcr22)] {

@@ -611,7 +611,8 @@ impl Runner {
         if all_ok {
             let judged = self.doms.iter().filter(|d| !d.life.created).count();
             println!("domains: all {judged} domains met their documented outcome");
-            exit(ExitCode::Success);
+        } else {
+            println!("domains: FAILED: some domain did not meet its documented outcome");
         }
         all_ok
     }

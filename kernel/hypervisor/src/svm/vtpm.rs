@@ -54,8 +54,12 @@ pub(super) struct Vtpms {
 pub(crate) fn launch_record(id: u32, spec: &DomainSpec<'_>, elf: &[u8]) -> LaunchRecord {
     let mut image_sha1 = [0u8; 20];
     let mut image_sha256 = [0u8; 32];
-    image_sha1.copy_from_slice(HashAlg::Sha1.hash(elf).as_bytes());
-    image_sha256.copy_from_slice(HashAlg::Sha256.hash(elf).as_bytes());
+    // Bound to the name it is logged under, as every platform-launch component is
+    // (`eventlog::component_parts`): a verifier matching components by name relies on
+    // measured facts only.
+    let parts = warden_tpm::eventlog::component_parts(spec.image, elf);
+    image_sha1.copy_from_slice(HashAlg::Sha1.hash_parts(&parts).as_bytes());
+    image_sha256.copy_from_slice(HashAlg::Sha256.hash_parts(&parts).as_bytes());
     LaunchRecord {
         client: id,
         image_sha1,

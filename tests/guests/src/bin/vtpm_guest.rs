@@ -172,7 +172,8 @@ fn main(info: &'static warden_rt::abi::StartInfo) {
         let e = e.unwrap_or_else(|e| fail(&alloc::format!("event: {e:?}")));
         match e.warden_tag() {
             Some((Tag::Manifest, name)) if name == info.name() => {
-                config_ok = e.digests.get(HashAlg::Sha256) == Some(&HashAlg::Sha256.hash(&own));
+                let parts = warden_tpm::eventlog::component_parts(info.name(), &own);
+                config_ok = e.digests.get(HashAlg::Sha256) == Some(&HashAlg::Sha256.hash_parts(&parts));
             }
             Some((Tag::DomainImage, name)) => {
                 image = e.digests.get(HashAlg::Sha256).map(|d| (name, *d))
