@@ -103,3 +103,25 @@ pub(crate) fn set(shared: &mut Shared, ty: u32, sealed: &[u8]) -> Result<(), Blo
     }
     Ok(())
 }
+
+/// The volatile state file `CMD_STORE_VOLATILE` writes beside the permanent state.
+pub(crate) fn volatile_file(shared: &Shared) -> Option<std::path::PathBuf> {
+    let (file, _) = shared.store.file.as_ref()?;
+    Some(file.with_file_name("vtpm-volatile.bin"))
+}
+
+/// Resumes the volatile state file if there is one (then removes it, as swtpm does): how a
+/// TPM stopped with `CMD_STORE_VOLATILE` comes back with its PCRs and sessions. False when
+/// there is none.
+pub(crate) fn resume_file(shared: &mut Shared) -> Result<bool, BlobError> {
+    let Some(path) = volatile_file(shared) else {
+        return Ok(false);
+    };
+    let sealed = match std::fs::read(&path) {
+        Ok(s) => s,
+        Err(_) => return Ok(false),
+    };
+    set(shared, VOLATILE, &sealed)?;
+    let _ = std::fs::remove_file(&path);
+    Ok(true)
+}

@@ -191,9 +191,17 @@ fn command(
         CMD_INIT => {
             let _flags = body(4, c)?;
             let mut g = ctx.lock();
-            // A volatile blob set while stopped is resumed; otherwise this is a power cycle.
+            // A volatile blob set while stopped, or a stored volatile state file, is resumed;
+            // otherwise this is a power cycle.
             if !g.resumed {
-                g.tpm.power_on();
+                match blob::resume_file(&mut g) {
+                    Ok(true) => {}
+                    Ok(false) => g.tpm.power_on(),
+                    Err(e) => {
+                        log!("CMD_INIT: the stored volatile state does not resume: {e}");
+                        return ok(res(e.result()));
+                    }
+                }
             }
             g.resumed = false;
             g.powered = true;
@@ -410,6 +418,7 @@ fn store_volatile(g: &crate::Shared) -> u32 {
         }
     };
     let path = file.with_file_name("vtpm-volatile.bin");
+    // Sealed with the blob key, as a migration blob is.
     match std::fs::write(&path, sealed) {
         Ok(()) => TPM_SUCCESS,
         Err(e) => {

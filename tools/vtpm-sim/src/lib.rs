@@ -46,6 +46,8 @@ pub enum SimError {
     StateRead { path: PathBuf, source: io::Error },
     #[error(transparent)]
     Seal(#[from] seal::SealError),
+    #[error("stored volatile state: {0}")]
+    Blob(String),
 }
 
 /// A state folder and the key its files are sealed with (`--state`, `--state-key`).

@@ -22,7 +22,10 @@ pub fn line(msg: std::fmt::Arguments<'_>) {
             let mut f = f.lock().unwrap_or_else(|p| p.into_inner());
             let _ = writeln!(f, "vtpm-sim: {msg}");
         }
-        None => eprintln!("vtpm-sim: {msg}"),
+        // Not eprintln!, which panics when stderr is gone (a `-d` server's parent exited).
+        None => {
+            let _ = writeln!(std::io::stderr(), "vtpm-sim: {msg}");
+        }
     }
 }
 

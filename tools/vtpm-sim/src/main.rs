@@ -119,7 +119,7 @@ fn daemonize() -> ! {
         .env(DAEMON_CHILD, "1")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(Stdio::piped())
         .process_group(0)
         .spawn()
         .unwrap_or_else(|e| fail(format!("-d: cannot start the background process: {e}")));
@@ -129,7 +129,13 @@ fn daemonize() -> ! {
     if line.starts_with("vtpm-sim listening") {
         std::process::exit(0);
     }
-    // The child stopped before binding; its own log line says why.
+    // The child stopped before binding: pass on its log lines, which say why. (Once it is
+    // ready its stdio leads nowhere, as a daemon's should: it logs with --log file=L.)
+    let mut why = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut e, &mut why);
+    }
+    eprint!("{why}");
     let code = child.wait().ok().and_then(|s| s.code()).unwrap_or(1);
     std::process::exit(if code == 0 { 1 } else { code });
 }

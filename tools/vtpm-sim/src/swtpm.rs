@@ -131,9 +131,13 @@ impl SwtpmServer {
             .map(StateKey::load)
             .transpose()?;
         let mut shared = crate::build(state, opts.manufacture, blob_key)?;
+        // A volatile state stored before the last stop (`CMD_STORE_VOLATILE`) comes back.
+        let resumed =
+            crate::blob::resume_file(&mut shared).map_err(|e| SimError::Blob(e.to_string()))?;
         if opts.not_need_init {
             shared.powered = true;
-            if opts.startup_clear {
+            shared.resumed = false;
+            if opts.startup_clear && !resumed {
                 let r = shared.execute(0, &crate::wire::command(0x144, &[], false, &[0, 0]));
                 if r.get(6..10) != Some(&[0, 0, 0, 0]) {
                     log!("startup-clear: TPM2_Startup(CLEAR) answered {:02x?}", r);
