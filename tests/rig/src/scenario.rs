@@ -34,6 +34,9 @@ pub struct Scenario {
     /// Attach a private swtpm as the platform TPM.
     #[serde(default = "yes")]
     pub tpm: bool,
+    /// Which program is the platform TPM: `"swtpm"` (default) or `"vtpm-sim"`.
+    #[serde(default)]
+    pub platform_tpm: crate::swtpm::PlatformTpm,
     /// The QEMU CPU model.
     #[serde(default = "default_cpu")]
     pub cpu: String,

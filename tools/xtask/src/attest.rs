@@ -28,6 +28,10 @@ pub(crate) struct AttestArgs {
     /// bank) from the built images, write `reference.json` into `--out` (or print it), and stop.
     #[arg(long)]
     pub(crate) reference_only: bool,
+    /// The platform TPM: swtpm (default, EK certificates by swtpm_setup) or vtpm-sim (EK
+    /// certificates by `vtpm-sim --manufacture`); overrides the scenario's `platform_tpm`.
+    #[arg(long)]
+    pub(crate) platform_tpm: Option<warden_rig::swtpm::PlatformTpm>,
 }
 
 /// Runs the attestation; fails (non-zero exit) unless every check passes.
@@ -40,7 +44,7 @@ pub(crate) fn attest(args: &AttestArgs) -> Result<()> {
     if let Some(t) = &args.tamper {
         eprintln!("xtask: tampering with '{t}' after computing the reference values");
     }
-    let opts = AttestOptions { tamper: args.tamper.clone(), keep_dir: false };
+    let opts = AttestOptions { tamper: args.tamper.clone(), keep_dir: false, platform_tpm: args.platform_tpm };
     let a = run_attest(&scenario, &opts)?;
 
     for c in &a.credential {
