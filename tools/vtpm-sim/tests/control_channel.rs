@@ -11,7 +11,7 @@ use std::net::{Shutdown, TcpStream};
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 const TPM_SUCCESS: u32 = 0;
@@ -24,25 +24,6 @@ const TPM_IOERROR: u32 = 0x1f;
 const GET_RANDOM: [u8; 12] = [0x80, 1, 0, 0, 0, 12, 0, 0, 1, 0x7b, 0, 8];
 const STARTUP: [u8; 12] = [0x80, 1, 0, 0, 0, 12, 0, 0, 1, 0x44, 0, 0];
 
-fn ioctl(sim: &Sim, args: &[&str]) -> Output {
-    Command::new("swtpm_ioctl")
-        .args(["--tcp", &format!("127.0.0.1:{}", sim.ctrl_port())])
-        .args(args)
-        .output()
-        .expect("cannot run swtpm_ioctl (package swtpm-tools; `cargo xtask setup`)")
-}
-
-fn ioctl_ok(sim: &Sim, args: &[&str]) -> String {
-    let out = ioctl(sim, args);
-    assert!(
-        out.status.success(),
-        "swtpm_ioctl {args:?}: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 fn pcr(sim: &Sim, sel: &str) -> String {
     sim.stdout(&["tpm2_pcrread", sel])
 }
@@ -50,26 +31,26 @@ fn pcr(sim: &Sim, sel: &str) -> String {
 #[test]
 fn swtpm_ioctl_and_the_swtpm_tcti_drive_both_channels() {
     let mut sim = Sim::started_on(Transport::Swtpm, "ioctl");
-    assert!(ioctl_ok(&sim, &["-c"]).contains("ptm capability is 0x1ffff"));
-    assert!(ioctl_ok(&sim, &["-e"]).contains("tpmEstablished is 0"));
-    let info = ioctl_ok(&sim, &["--info", "1"]);
+    assert!(sim.ioctl_ok(&["-c"]).contains("ptm capability is 0x1ffff"));
+    assert!(sim.ioctl_ok(&["-e"]).contains("tpmEstablished is 0"));
+    let info = sim.ioctl_ok(&["--info", "1"]);
     assert!(info.contains(r#""family":"2.0""#), "{info}");
     // A measurement sequence through the control channel: a DRTM event after Startup
     // (PCR 17 reset and extended) which sets the established flag.
     let before = pcr(&sim, "sha256:17");
     assert!(before.contains(&"F".repeat(64)), "{before}");
-    ioctl_ok(&sim, &["-h", "measured launch"]);
+    sim.ioctl_ok(&["-h", "measured launch"]);
     let after = pcr(&sim, "sha256:17");
     assert!(!after.contains(&"F".repeat(64)), "{after}");
-    assert!(ioctl_ok(&sim, &["-e"]).contains("tpmEstablished is 1"));
+    assert!(sim.ioctl_ok(&["-e"]).contains("tpmEstablished is 1"));
     // Only the platform's localities clear it.
-    assert!(!ioctl(&sim, &["-r", "0"]).status.success());
-    ioctl_ok(&sim, &["-r", "3"]);
-    assert!(ioctl_ok(&sim, &["-e"]).contains("tpmEstablished is 0"));
+    assert!(!sim.ioctl(&["-r", "0"]).status.success());
+    sim.ioctl_ok(&["-r", "3"]);
+    assert!(sim.ioctl_ok(&["-e"]).contains("tpmEstablished is 0"));
     // Locality: PCR 20 extends at locality 2 only (TPM_RC_LOCALITY at 0).
     let d = format!("20:sha256={}", "01".repeat(32));
     assert!(!sim.try_tool(&["tpm2_pcrextend", &d]).status.success());
-    ioctl_ok(&sim, &["-l", "2"]);
+    sim.ioctl_ok(&["-l", "2"]);
     let mut data = TcpStream::connect(("127.0.0.1", sim.port)).unwrap();
     let extend = pcr_extend_20();
     assert_eq!(
@@ -77,23 +58,23 @@ fn swtpm_ioctl_and_the_swtpm_tcti_drive_both_channels() {
         0,
         "PCR 20 at locality 2"
     );
-    ioctl_ok(&sim, &["-l", "0"]);
+    sim.ioctl_ok(&["-l", "0"]);
     assert_eq!(
         rc(&raw_command(&mut data, &extend)),
         0x907,
         "PCR 20 at locality 0"
     );
     // Buffer size: not while running; the limits are reported.
-    let b = ioctl_ok(&sim, &["-b", "0"]);
+    let b = sim.ioctl_ok(&["-b", "0"]);
     assert!(b.contains("TPM buffersize"), "{b}");
     // Stop: commands fail (TPM_RC_FAILURE) until Init, which power-cycles the TPM.
-    ioctl_ok(&sim, &["--stop"]);
+    sim.ioctl_ok(&["--stop"]);
     assert_eq!(rc(&raw_command(&mut data, &GET_RANDOM)), 0x101);
     assert!(
-        !ioctl(&sim, &["-e"]).status.success(),
+        !sim.ioctl(&["-e"]).status.success(),
         "established while stopped"
     );
-    ioctl_ok(&sim, &["-i"]);
+    sim.ioctl_ok(&["-i"]);
     assert_eq!(
         rc(&raw_command(&mut data, &GET_RANDOM)),
         0x100,
@@ -102,7 +83,7 @@ fn swtpm_ioctl_and_the_swtpm_tcti_drive_both_channels() {
     assert_eq!(rc(&raw_command(&mut data, &STARTUP)), 0);
     assert_eq!(rc(&raw_command(&mut data, &GET_RANDOM)), 0);
     // Shutdown ends the process.
-    ioctl_ok(&sim, &["-s"]);
+    sim.ioctl_ok(&["-s"]);
     let status = sim.await_exit(Duration::from_secs(10));
     assert!(status.is_some_and(|s| s.success()), "{status:?}");
 }

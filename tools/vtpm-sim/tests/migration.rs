@@ -7,26 +7,6 @@ mod common;
 
 use common::{Sim, state_key};
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn ioctl(sim: &Sim, args: &[&str]) -> Output {
-    Command::new("swtpm_ioctl")
-        .args(["--tcp", &format!("127.0.0.1:{}", sim.ctrl_port())])
-        .args(args)
-        .current_dir(&sim.dir)
-        .output()
-        .expect("cannot run swtpm_ioctl (package swtpm-tools; `cargo xtask setup`)")
-}
-
-fn ioctl_ok(sim: &Sim, args: &[&str]) {
-    let out = ioctl(sim, args);
-    assert!(
-        out.status.success(),
-        "swtpm_ioctl {args:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// A `vtpm-sim socket` with its own sealed state folder `name` under `dir` and the shared
 /// migration key.
@@ -54,16 +34,7 @@ fn state_blobs_move_a_running_tpm_with_its_pcrs_nv_keys_and_sessions() {
     src.tool(&["tpm2_startup", "-c"]);
     src.tool(&["tpm2_pcrextend", &format!("16:sha256={}", "04".repeat(32))]);
     src.write("data.bin", &[0x5a; 32]);
-    src.tool(&[
-        "tpm2_nvdefine",
-        NV,
-        "-C",
-        "o",
-        "-s",
-        "32",
-        "-a",
-        "ownerread|ownerwrite",
-    ]);
+    src.nv_define(NV, 32);
     src.tool(&["tpm2_nvwrite", NV, "-C", "o", "-i", "data.bin"]);
     src.primary("o", "ecc", "prim.ctx");
     src.tool(&["tpm2_evictcontrol", "-C", "o", "-c", "prim.ctx", PERSISTENT]);
@@ -86,7 +57,7 @@ fn state_blobs_move_a_running_tpm_with_its_pcrs_nv_keys_and_sessions() {
     ]);
     let pcrs = src.stdout(&["tpm2_pcrread", "sha256:0,16"]);
     for ty in ["permanent", "volatile", "savestate"] {
-        ioctl_ok(&src, &["--save", ty, &format!("{ty}.blob")]);
+        src.ioctl_ok(&["--save", ty, &format!("{ty}.blob")]);
     }
     // Blobs hold seeds: they leave sealed, never in the clear.
     let volatile = src.read("volatile.blob");
@@ -96,11 +67,11 @@ fn state_blobs_move_a_running_tpm_with_its_pcrs_nv_keys_and_sessions() {
     );
 
     let dst = start(&dir, "dst", &dir.join("dst.log"));
-    ioctl_ok(&dst, &["--stop"]);
+    dst.ioctl_ok(&["--stop"]);
     for ty in ["permanent", "volatile", "savestate"] {
-        ioctl_ok(&dst, &["--load", ty, &format!("{ty}.blob")]);
+        dst.ioctl_ok(&["--load", ty, &format!("{ty}.blob")]);
     }
-    ioctl_ok(&dst, &["-i"]);
+    dst.ioctl_ok(&["-i"]);
     // Started already (no Startup needed), same PCRs, NV, persistent key, and the session
     // goes on with its policy digest.
     assert_eq!(dst.stdout(&["tpm2_pcrread", "sha256:0,16"]), pcrs);
@@ -144,18 +115,9 @@ fn cut_altered_or_misdirected_blobs_are_refused_and_change_nothing() {
     let dir = common::scratch("migrate-bad");
     let src = start(&dir, "src", &dir.join("src.log"));
     src.tool(&["tpm2_startup", "-c"]);
-    src.tool(&[
-        "tpm2_nvdefine",
-        NV,
-        "-C",
-        "o",
-        "-s",
-        "8",
-        "-a",
-        "ownerread|ownerwrite",
-    ]);
-    ioctl_ok(&src, &["--save", "permanent", "permanent.blob"]);
-    ioctl_ok(&src, &["--save", "volatile", "volatile.blob"]);
+    src.nv_define(NV, 8);
+    src.ioctl_ok(&["--save", "permanent", "permanent.blob"]);
+    src.ioctl_ok(&["--save", "volatile", "volatile.blob"]);
     let (perm, vol) = (src.read("permanent.blob"), src.read("volatile.blob"));
 
     // The receiver has a state of its own: an NV index, a PCR value, kept in its volatile file.
@@ -163,19 +125,10 @@ fn cut_altered_or_misdirected_blobs_are_refused_and_change_nothing() {
     let dst = start(&dir, "dst", &log);
     dst.tool(&["tpm2_startup", "-c"]);
     dst.tool(&["tpm2_pcrextend", &format!("16:sha256={}", "05".repeat(32))]);
-    dst.tool(&[
-        "tpm2_nvdefine",
-        "0x1500017",
-        "-C",
-        "o",
-        "-s",
-        "8",
-        "-a",
-        "ownerread|ownerwrite",
-    ]);
+    dst.nv_define("0x1500017", 8);
     let pcrs = dst.stdout(&["tpm2_pcrread", "sha256:16"]);
-    ioctl_ok(&dst, &["-v"]);
-    ioctl_ok(&dst, &["--stop"]);
+    dst.ioctl_ok(&["-v"]);
+    dst.ioctl_ok(&["--stop"]);
 
     let mut altered = vol.clone();
     let mid = altered.len() / 2;
@@ -196,7 +149,7 @@ fn cut_altered_or_misdirected_blobs_are_refused_and_change_nothing() {
     ];
     for (what, ty, bytes) in cases {
         dst.write("bad.blob", &bytes);
-        let out = ioctl(&dst, &["--load", ty, "bad.blob"]);
+        let out = dst.ioctl(&["--load", ty, "bad.blob"]);
         assert!(!out.status.success(), "{what} accepted");
         common::await_log_line(&log, &["CMD_SET_STATEBLOB", "refused, TPM unchanged"]);
     }
@@ -205,7 +158,7 @@ fn cut_altered_or_misdirected_blobs_are_refused_and_change_nothing() {
     assert!(text.contains("not a sealed vTPM file"), "{text}");
 
     // Init resumes the receiver's own stored state: its PCR and NV index, not the sender's.
-    ioctl_ok(&dst, &["-i"]);
+    dst.ioctl_ok(&["-i"]);
     assert_eq!(dst.stdout(&["tpm2_pcrread", "sha256:16"]), pcrs);
     dst.tool(&["tpm2_nvreadpublic", "0x1500017"]);
     assert!(!dst.try_tool(&["tpm2_nvreadpublic", NV]).status.success());

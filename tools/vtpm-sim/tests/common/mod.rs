@@ -283,6 +283,36 @@ impl Sim {
 }
 
 impl Sim {
+    /// `swtpm_ioctl --tcp 127.0.0.1:CTRL args…` (swtpm's own control-channel client) in the
+    /// scratch folder.
+    pub fn ioctl(&self, args: &[&str]) -> Output {
+        Command::new("swtpm_ioctl")
+            .args(["--tcp", &format!("127.0.0.1:{}", self.ctrl_port())])
+            .args(args)
+            .current_dir(&self.dir)
+            .output()
+            .expect("cannot run swtpm_ioctl (package swtpm-tools; `cargo xtask setup`)")
+    }
+
+    /// As `ioctl`, panicking with its output on failure; returns its stdout.
+    pub fn ioctl_ok(&self, args: &[&str]) -> String {
+        let out = self.ioctl(args);
+        assert!(
+            out.status.success(),
+            "swtpm_ioctl {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `tpm2_nvdefine index -C o -s size -a ownerread|ownerwrite`.
+    pub fn nv_define(&self, index: &str, size: usize) {
+        let size = size.to_string();
+        let attrs = "ownerread|ownerwrite";
+        self.tool(&["tpm2_nvdefine", index, "-C", "o", "-s", &size, "-a", attrs]);
+    }
+
     /// Waits (with a deadline) for the server process to end; its status, if it did.
     pub fn await_exit(&mut self, deadline: Duration) -> Option<std::process::ExitStatus> {
         let end = Instant::now() + deadline;
