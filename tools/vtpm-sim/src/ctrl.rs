@@ -72,32 +72,38 @@ pub(crate) enum Conn {
 }
 
 impl Conn {
-    /// Reads exactly `buf`, keeping any file descriptors that arrive with it in `fds`.
-    fn read_exact(&mut self, buf: &mut [u8], fds: &mut Vec<OwnedFd>) -> io::Result<()> {
+    /// One read of what has arrived (at most `buf`), keeping any file descriptors that came
+    /// with it in `fds`; 0 at end of stream.
+    fn recv_some(&mut self, buf: &mut [u8], fds: &mut Vec<OwnedFd>) -> io::Result<usize> {
         let s = match self {
-            Conn::Tcp(s) => return s.read_exact(buf),
+            Conn::Tcp(s) => return s.read(buf),
             Conn::Unix(s) => s,
         };
+        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+        let mut anc = RecvAncillaryBuffer::new(&mut space);
+        let n = rustix::net::recvmsg(
+            &*s,
+            &mut [IoSliceMut::new(buf)],
+            &mut anc,
+            RecvFlags::CMSG_CLOEXEC,
+        )?
+        .bytes;
+        for msg in anc.drain() {
+            if let RecvAncillaryMessage::ScmRights(passed) = msg {
+                fds.extend(passed);
+            }
+        }
+        Ok(n)
+    }
+
+    /// Reads exactly `buf`.
+    fn read_exact(&mut self, buf: &mut [u8]) -> io::Result<()> {
         let mut off = 0;
         while off < buf.len() {
-            let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
-            let mut anc = RecvAncillaryBuffer::new(&mut space);
-            let n = rustix::net::recvmsg(
-                &*s,
-                &mut [IoSliceMut::new(&mut buf[off..])],
-                &mut anc,
-                RecvFlags::CMSG_CLOEXEC,
-            )?
-            .bytes;
-            for msg in anc.drain() {
-                if let RecvAncillaryMessage::ScmRights(passed) = msg {
-                    fds.extend(passed);
-                }
+            match self.recv_some(&mut buf[off..], &mut Vec::new())? {
+                0 => return Err(io::ErrorKind::UnexpectedEof.into()),
+                n => off += n,
             }
-            if n == 0 {
-                return Err(io::ErrorKind::UnexpectedEof.into());
-            }
-            off += n;
         }
         Ok(())
     }
@@ -124,20 +130,82 @@ enum After {
 }
 
 /// Serves one control connection until the client hangs up or a command is malformed.
+/// swtpm's input buffer: the command word and the largest request (`ptm_hdata`).
+const MESSAGE: usize = 4 + 4 + MAX_HASH_DATA as usize;
+
+/// The request bytes a command needs before it can run (its fixed fields; variable data
+/// follows on the stream).
+fn needed(cmd: u32) -> usize {
+    match cmd {
+        CMD_SET_LOCALITY | CMD_RESET_TPMESTABLISHED => 1,
+        CMD_INIT | CMD_HASH_DATA | CMD_SET_BUFFERSIZE | CMD_LOCK_STORAGE => 4,
+        CMD_GET_STATEBLOB | CMD_SET_STATEBLOB => 12,
+        CMD_GET_INFO => 16,
+        _ => 0,
+    }
+}
+
+/// Reads one control message as swtpm does: what one send delivered, completed until the
+/// command's fixed fields are there. Clients differ in how much they send: QEMU sends the
+/// whole `ptm_*` union (4 bytes for a 1-byte locality, 16 for a 4-byte buffer size), swtpm_ioctl
+/// and tpm2-tss only the request; bytes past the request are ignored, as swtpm ignores them.
+/// None when the client hung up between messages.
+fn message(c: &mut Conn, fds: &mut Vec<OwnedFd>) -> io::Result<Option<(u32, Vec<u8>)>> {
+    let mut buf = vec![0u8; MESSAGE];
+    let mut n = 0;
+    loop {
+        match c.recv_some(&mut buf[n..], fds)? {
+            0 if n == 0 => return Ok(None),
+            0 => return Err(io::ErrorKind::UnexpectedEof.into()),
+            k => n += k,
+        }
+        if n >= 4 && n - 4 >= needed(u32_at(&buf, 0)) {
+            break;
+        }
+    }
+    buf.truncate(n);
+    Ok(Some((u32_at(&buf, 0), buf.split_off(4))))
+}
+
+/// A request's bytes: first those of its message, then (for data that did not fit or came in
+/// a later send) the stream's.
+struct Body {
+    msg: Vec<u8>,
+    pos: usize,
+}
+
+impl Body {
+    fn take(&mut self, n: usize, c: &mut Conn) -> io::Result<Vec<u8>> {
+        let have = (self.msg.len() - self.pos).min(n);
+        let mut b = self.msg[self.pos..self.pos + have].to_vec();
+        self.pos += have;
+        if have < n {
+            let mut rest = vec![0u8; n - have];
+            c.read_exact(&mut rest)?;
+            b.extend_from_slice(&rest);
+        }
+        Ok(b)
+    }
+}
+
+/// Serves one control connection until the client hangs up or a command is malformed.
 pub(crate) fn serve(mut c: Conn, ctx: &Arc<Ctx>, peer: &str) {
     loop {
         let mut fds = Vec::new();
-        let mut head = [0u8; 4];
-        match c.read_exact(&mut head, &mut fds) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return,
+        let (cmd, msg) = match message(&mut c, &mut fds) {
+            Ok(Some(m)) => m,
+            Ok(None) => return,
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                log!("closing control connection from {peer}: command cut off");
+                return;
+            }
             Err(e) => {
                 log!("closing control connection from {peer}: {e}");
                 return;
             }
-        }
-        let cmd = u32::from_be_bytes(head);
-        let (out, after) = match command(&mut c, ctx, cmd, fds) {
+        };
+        let mut body = Body { msg, pos: 0 };
+        let (out, after) = match command(&mut c, &mut body, ctx, cmd, fds) {
             Ok(r) => r,
             Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
                 log!("closing control connection from {peer}: command {cmd:#x} cut off");
@@ -174,22 +242,18 @@ fn res(code: u32) -> Vec<u8> {
 /// up the others), runs it, and returns the answer.
 fn command(
     c: &mut Conn,
+    body: &mut Body,
     ctx: &Arc<Ctx>,
     cmd: u32,
     fds: Vec<OwnedFd>,
 ) -> io::Result<(Vec<u8>, After)> {
-    let body = |n: usize, c: &mut Conn| -> io::Result<Vec<u8>> {
-        let mut b = vec![0u8; n];
-        c.read_exact(&mut b, &mut Vec::new())?;
-        Ok(b)
-    };
     let ok = |out: Vec<u8>| Ok((out, After::Continue));
     // What swtpm answers to a command that needs a running TPM while it is stopped.
     let not_running = || Ok((res(TPM_BAD_ORDINAL), After::Continue));
     match cmd {
         CMD_GET_CAPABILITY => ok([res(TPM_SUCCESS), CAPS.to_be_bytes().to_vec()].concat()),
         CMD_INIT => {
-            let _flags = body(4, c)?;
+            let _flags = body.take(4, c)?;
             let mut g = ctx.lock();
             // A volatile blob set while stopped, or a stored volatile state file, is resumed;
             // otherwise this is a power cycle.
@@ -223,7 +287,7 @@ fn command(
             ok(vec![0, 0, 0, 0, g.established as u8, 0, 0, 0])
         }
         CMD_SET_LOCALITY => {
-            let loc = body(1, c)?[0];
+            let loc = body.take(1, c)?[0];
             if loc > 4 {
                 return ok(res(TPM_BAD_LOCALITY));
             }
@@ -231,7 +295,7 @@ fn command(
             ok(res(TPM_SUCCESS))
         }
         CMD_RESET_TPMESTABLISHED => {
-            let loc = body(1, c)?[0];
+            let loc = body.take(1, c)?[0];
             let mut g = ctx.lock();
             if !g.powered {
                 return not_running();
@@ -257,7 +321,7 @@ fn command(
             ok(res(TPM_SUCCESS))
         }
         CMD_HASH_DATA => {
-            let len = u32_at(&body(4, c)?, 0);
+            let len = u32_at(&body.take(4, c)?, 0);
             if len > MAX_HASH_DATA {
                 return Ok((
                     res(TPM_BAD_PARAMETER),
@@ -266,7 +330,7 @@ fn command(
                     )),
                 ));
             }
-            let data = body(len as usize, c)?;
+            let data = body.take(len as usize, c)?;
             let mut g = ctx.lock();
             if !g.powered {
                 return not_running();
@@ -289,7 +353,7 @@ fn command(
             ok(res(store_volatile(&g)))
         }
         CMD_GET_STATEBLOB => {
-            let b = body(12, c)?;
+            let b = body.take(12, c)?;
             let (ty, offset) = (u32_at(&b, 4), u32_at(&b, 8));
             let g = ctx.lock();
             if !g.powered {
@@ -312,7 +376,7 @@ fn command(
             ok(out)
         }
         CMD_SET_STATEBLOB => {
-            let b = body(12, c)?;
+            let b = body.take(12, c)?;
             let (ty, len) = (u32_at(&b, 4), u32_at(&b, 8));
             if len > blob::MAX_BLOB {
                 return Ok((
@@ -324,7 +388,7 @@ fn command(
                 ));
             }
             // Read the whole blob before deciding: a cut one leaves the TPM as it was.
-            let data = body(len as usize, c)?;
+            let data = body.take(len as usize, c)?;
             let mut g = ctx.lock();
             if g.powered {
                 return not_running();
@@ -363,7 +427,7 @@ fn command(
             ok(res(TPM_SUCCESS))
         }
         CMD_SET_BUFFERSIZE => {
-            let want = u32_at(&body(4, c)?, 0);
+            let want = u32_at(&body.take(4, c)?, 0);
             if want > 0 && ctx.lock().powered {
                 return not_running();
             }
@@ -375,7 +439,7 @@ fn command(
             ok(out)
         }
         CMD_GET_INFO => {
-            let b = body(16, c)?;
+            let b = body.take(16, c)?;
             let flags = u64::from_be_bytes(b[..8].try_into().expect("8 bytes"));
             let offset = u32_at(&b, 8) as usize;
             let info = info(flags);
@@ -393,7 +457,7 @@ fn command(
             ok(out)
         }
         CMD_LOCK_STORAGE => {
-            let _retries = body(4, c)?;
+            let _retries = body.take(4, c)?;
             // One process owns its state folder; there is no storage lock to wait for.
             ok(res(TPM_SUCCESS))
         }

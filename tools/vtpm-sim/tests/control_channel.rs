@@ -255,6 +255,16 @@ fn the_data_channel_passed_as_a_file_descriptor_serves_commands() {
     let mut r = [0u8; 10];
     ours.read_exact(&mut r).unwrap();
     assert_eq!(rc(&r), 0x101);
+    // QEMU sends whole `ptm_*` unions: 4 bytes for a 1-byte locality, 16 for a 4-byte buffer
+    // size; the bytes past the request are ignored, as swtpm ignores them.
+    ctrl.write_all(&[0, 0, 0, 5, 2, 0, 0, 0]).unwrap();
+    assert_eq!(read_word(&mut ctrl), TPM_SUCCESS);
+    ctrl.write_all(&[be(&[0x11, 4096]), vec![0; 12]].concat())
+        .unwrap();
+    let sizes: Vec<u32> = (0..4).map(|_| read_word(&mut ctrl)).collect();
+    assert_eq!(sizes, [TPM_SUCCESS, 4096, 1024, 8192]);
+    ctrl.write_all(&[0, 0, 0, 5, 0, 0, 0, 0]).unwrap();
+    assert_eq!(read_word(&mut ctrl), TPM_SUCCESS);
     ctrl.write_all(&be(&[2, 0])).unwrap();
     assert_eq!(read_word(&mut ctrl), TPM_SUCCESS);
     for (cmd, want) in [(&STARTUP, 0), (&GET_RANDOM, 0)] {
