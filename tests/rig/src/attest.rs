@@ -462,7 +462,7 @@ pub struct Attested {
     pub credential: Vec<String>,
     /// `tpm2_eventlog` on the exported log.
     pub eventlog_yaml: String,
-    /// `tpm2_pcrread` of PCRs 20–22 from the same swtpm after QEMU exited.
+    /// `tpm2_pcrread` of PCRs 20–22 from the same platform TPM after QEMU exited.
     pub pcrread_yaml: String,
     /// The banks the log records.
     pub banks: Banks,

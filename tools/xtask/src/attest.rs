@@ -58,7 +58,7 @@ pub(crate) fn attest(args: &AttestArgs) -> Result<()> {
     }
     if pcr_mismatch.is_empty() {
         eprintln!(
-            "xtask: tpm2_eventlog's replay of the exported log equals tpm2_pcrread from the same swtpm (PCRs 20-22, banks {})",
+            "xtask: tpm2_eventlog's replay of the exported log equals tpm2_pcrread from the same platform TPM (PCRs 20-22, banks {})",
             a.banks.iter().map(|b| b.name()).collect::<Vec<_>>().join(",")
         );
     }

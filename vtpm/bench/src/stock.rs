@@ -20,6 +20,8 @@ const WORKLOAD: &[&[&str]] = &[
     &["tpm2_pcrread", "sha256:0,16"],
     &["tpm2_getcap", "properties-fixed"],
     &["tpm2_readclock"],
+    &["tpm2_getcap", "algorithms"],
+    &["tpm2_pcrreset", "16"],
     &[
         "tpm2_hash",
         "-C",
@@ -76,6 +78,7 @@ const WORKLOAD: &[&[&str]] = &[
     &["tpm2_flushcontext", "-t"],
     &[
         "tpm2_sign",
+        &["tpm2_flushcontext", "-t"],
         "-c",
         "sig.ctx",
         "-g",
@@ -86,6 +89,7 @@ const WORKLOAD: &[&[&str]] = &[
     ],
     &[
         "tpm2_verifysignature",
+        &["tpm2_flushcontext", "-t"],
         "-c",
         "sig.ctx",
         "-g",
@@ -97,6 +101,7 @@ const WORKLOAD: &[&[&str]] = &[
     ],
     &[
         "tpm2_quote",
+        &["tpm2_flushcontext", "-t"],
         "-c",
         "sig.ctx",
         "-l",
@@ -181,6 +186,7 @@ const WORKLOAD: &[&[&str]] = &[
         "-o",
         "nv.dat",
     ],
+    &["tpm2_nvreadpublic", "0x1500020"],
     &["tpm2_nvundefine", "0x1500020", "-C", "o"],
 ];
 
