@@ -78,7 +78,6 @@ const WORKLOAD: &[&[&str]] = &[
     &["tpm2_flushcontext", "-t"],
     &[
         "tpm2_sign",
-        &["tpm2_flushcontext", "-t"],
         "-c",
         "sig.ctx",
         "-g",
@@ -87,9 +86,9 @@ const WORKLOAD: &[&[&str]] = &[
         "sig.bin",
         "msg.dat",
     ],
+    &["tpm2_flushcontext", "-t"],
     &[
         "tpm2_verifysignature",
-        &["tpm2_flushcontext", "-t"],
         "-c",
         "sig.ctx",
         "-g",
@@ -99,9 +98,9 @@ const WORKLOAD: &[&[&str]] = &[
         "-s",
         "sig.bin",
     ],
+    &["tpm2_flushcontext", "-t"],
     &[
         "tpm2_quote",
-        &["tpm2_flushcontext", "-t"],
         "-c",
         "sig.ctx",
         "-l",
@@ -117,6 +116,7 @@ const WORKLOAD: &[&[&str]] = &[
         "-g",
         "sha256",
     ],
+    &["tpm2_flushcontext", "-t"],
     &[
         "tpm2_readpublic",
         "-c",
@@ -331,12 +331,12 @@ pub fn table(rounds: usize) -> String {
     for (i, args) in WORKLOAD.iter().enumerate() {
         let label = args
             .iter()
-            .take(3)
+            .take(5)
             .copied()
             .collect::<Vec<_>>()
             .join(" ")
             .chars()
-            .take(40)
+            .take(48)
             .collect::<String>();
         let m: Vec<f64> = (0..TARGETS.len())
             .map(|t| median(samples[t][i].clone()))
