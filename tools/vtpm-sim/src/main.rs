@@ -89,16 +89,16 @@ fn socket(args: &SocketArgs) -> ! {
     if opts.daemon && !child {
         daemonize();
     }
-    if let Some(l) = &opts.log_file {
-        if let Err(e) = vtpm_sim::log::to_file(l) {
-            fail(format!("--log file={}: {e}", l.display()));
-        }
+    if let Some(l) = &opts.log_file
+        && let Err(e) = vtpm_sim::log::to_file(l)
+    {
+        fail(format!("--log file={}: {e}", l.display()));
     }
     let server = SwtpmServer::bind(&opts).unwrap_or_else(|e| fail(e));
-    if let Some(p) = &opts.pid_file {
-        if let Err(e) = std::fs::write(p, format!("{}\n", std::process::id())) {
-            fail(format!("--pid file={}: {e}", p.display()));
-        }
+    if let Some(p) = &opts.pid_file
+        && let Err(e) = std::fs::write(p, format!("{}\n", std::process::id()))
+    {
+        fail(format!("--pid file={}: {e}", p.display()));
     }
     vtpm_sim::log!("listening: {}", server.listening);
     // Readiness: the channels are bound when this line appears (the `-d` parent waits for it).
