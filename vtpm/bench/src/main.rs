@@ -4,7 +4,8 @@
 //! TCP_NODELAY, and prints per-command medians and their ratio as a Markdown table.
 //!
 //! Then the stock-client table (`stock`): a fixed tpm2-tools workload against vtpm-sim over
-//! `mssim:` and `swtpm:` and against swtpm over `swtpm:` (`--stock-rounds R`, default 5).
+//! `mssim:` and `swtpm:` and against swtpm over `swtpm:` (`--stock-rounds R`, default 5;
+//! `--stock-only` runs only that table).
 //!
 //! `--out FILE` also writes the tables to FILE. `--iterations N` scales the fast commands;
 //! `--rounds R` (default 5) alternates the targets R times and keeps each command's best median
@@ -458,6 +459,18 @@ fn main() {
     }
     if args.get(1).map(String::as_str) == Some("--serve-socket") {
         serve_socket();
+    }
+    if args.iter().any(|a| a == "--stock-only") {
+        // Only the stock-client table (it needs no raw-command rounds).
+        let rounds: usize = arg("--stock-rounds")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(5);
+        let stock = stock::table(rounds);
+        println!("{stock}");
+        if let Some(f) = out_file {
+            std::fs::write(&f, &stock).unwrap_or_else(|e| panic!("cannot write {f}: {e}"));
+        }
+        return;
     }
     let connect = |port: u16| Conn::new(TcpStream::connect(("127.0.0.1", port)).expect("connect"));
     // Alternate the two targets over a few rounds, so that a burst of load on this shared
