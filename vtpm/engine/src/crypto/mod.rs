@@ -2,6 +2,8 @@
 
 pub(crate) mod aes;
 pub(crate) mod prime;
+pub(crate) mod rsa_key;
+pub(crate) mod rsa_pad;
 
 use crate::rc::Rc;
 use alloc::vec::Vec;

@@ -12,22 +12,25 @@
 //! bits and window digits select through masks), so the candidate that becomes the secret
 //! prime is not exposed through branches on its bits.
 
+use super::rsa_key::RsaKey;
 use rand_core::RngCore;
+#[cfg(test)]
 use rsa::BigUint;
+use zeroize::Zeroize;
 
 /// Limbs of the largest modulus: the 1024-bit primes of RSA-2048.
 const MAX_LIMBS: usize = 16;
 
 /// a + b + c as (sum, carry) for c <= 1.
 #[inline(always)]
-fn adc(a: u64, b: u64, c: u64) -> (u64, u64) {
+pub(super) fn adc(a: u64, b: u64, c: u64) -> (u64, u64) {
     let s = u128::from(a) + u128::from(b) + u128::from(c);
     (s as u64, (s >> 64) as u64)
 }
 
 /// a - b over limbs; returns the borrow (0 or 1).
 #[inline(always)]
-fn sub<const N: usize>(a: &[u64; N], b: &[u64; N]) -> ([u64; N], u64) {
+pub(super) fn sub<const N: usize>(a: &[u64; N], b: &[u64; N]) -> ([u64; N], u64) {
     let mut d = [0u64; N];
     let mut borrow = 0u64;
     for i in 0..N {
@@ -41,7 +44,7 @@ fn sub<const N: usize>(a: &[u64; N], b: &[u64; N]) -> ([u64; N], u64) {
 
 /// `mask` all ones selects `a`, zero selects `b` (no branch).
 #[inline(always)]
-fn select<const N: usize>(mask: u64, a: &[u64; N], b: &[u64; N]) -> [u64; N] {
+pub(super) fn select<const N: usize>(mask: u64, a: &[u64; N], b: &[u64; N]) -> [u64; N] {
     let mut r = [0u64; N];
     for i in 0..N {
         r[i] = (a[i] & mask) | (b[i] & !mask);
@@ -114,16 +117,16 @@ macro_rules! columns {
 
 /// Montgomery arithmetic modulo an odd m > 1 of at most N 64-bit limbs (little-endian),
 /// R = 2^(64N).
-struct Mont<const N: usize> {
-    m: [u64; N],
+pub(super) struct Mont<const N: usize> {
+    pub(super) m: [u64; N],
     /// -m^-1 mod 2^64.
     m_inv: u64,
     /// R mod m: the Montgomery form of 1.
-    one: [u64; N],
+    pub(super) one: [u64; N],
 }
 
 impl<const N: usize> Mont<N> {
-    fn new(m: [u64; N]) -> Self {
+    pub(super) fn new(m: [u64; N]) -> Self {
         // m^-1 mod 2^64 by Newton iteration (m odd): each step doubles the correct bits.
         let mut inv = 1u64;
         for _ in 0..6 {
@@ -152,7 +155,7 @@ impl<const N: usize> Mont<N> {
 
     /// R^2 mod m (converts into Montgomery form): R mod m doubled 64N times. Only the
     /// random-base rounds need it, so it is computed only for candidates that pass base 2.
-    fn r2(&self) -> [u64; N] {
+    pub(super) fn r2(&self) -> [u64; N] {
         let mut x = self.one;
         for _ in 0..64 * N {
             x = self.double(&x);
@@ -163,7 +166,7 @@ impl<const N: usize> Mont<N> {
     /// (hi:t) - m when that is >= 0, else t: the final step of a Montgomery reduction, whose
     /// input is below 2m. Selected by mask, not by branch.
     #[inline(always)]
-    fn final_sub(&self, t: &[u64; N], hi: u64) -> [u64; N] {
+    pub(super) fn final_sub(&self, t: &[u64; N], hi: u64) -> [u64; N] {
         let (d, borrow) = sub(t, &self.m);
         // Keep d when (hi:t) >= m: the top word carried, or the subtraction did not borrow.
         let take_d = 0u64.wrapping_sub(hi | (1 ^ borrow));
@@ -174,7 +177,7 @@ impl<const N: usize> Mont<N> {
     /// reduction interleaved (u_k chosen to clear column k), in an accumulator that stays in
     /// registers where the row-by-row form reloads and stores a partial product per limb
     /// product.
-    fn mul(&self, a: &[u64; N], b: &[u64; N]) -> [u64; N] {
+    pub(super) fn mul(&self, a: &[u64; N], b: &[u64; N]) -> [u64; N] {
         let mut st = Cols {
             acc: Acc::default(),
             u: [0; N],
@@ -219,7 +222,7 @@ impl<const N: usize> Mont<N> {
 
     /// a^2 R^-1 mod m for a in [0, m): as `mul`, with each cross product a_i a_j computed
     /// once and doubled, N(N+1)/2 limb products instead of N^2 before the reduction's N^2.
-    fn sqr(&self, a: &[u64; N]) -> [u64; N] {
+    pub(super) fn sqr(&self, a: &[u64; N]) -> [u64; N] {
         let mut st = Cols {
             acc: Acc::default(),
             u: [0; N],
@@ -284,7 +287,7 @@ impl<const N: usize> Mont<N> {
     /// fixed 4-bit window: 4 squarings and one multiplication by a table entry per window,
     /// the entry read in full from every slot and kept by mask (the digit is secret when e
     /// belongs to the prime that is kept).
-    fn pow(&self, base: &[u64; N], e: &[u64; N], bits: usize) -> [u64; N] {
+    pub(super) fn pow(&self, base: &[u64; N], e: &[u64; N], bits: usize) -> [u64; N] {
         let mut table = [[0u64; N]; 16];
         table[0] = self.one;
         table[1] = *base;
@@ -323,6 +326,7 @@ fn limbs_of<const N: usize>(x: &BigUint) -> [u64; N] {
     l
 }
 
+#[cfg(test)]
 fn biguint_of<const N: usize>(l: &[u64; N]) -> BigUint {
     let mut bytes = [0u8; 8 * MAX_LIMBS];
     for (i, w) in l.iter().enumerate() {
@@ -520,9 +524,18 @@ const WINDOW: usize = 1 << 14;
 
 /// A random prime of exactly 64N bits (top two bits set, so a product of two has exactly
 /// 128N bits) with gcd(p - 1, e) = 1.
-fn random_prime<const N: usize>(e: u32, rounds: usize, rng: &mut impl RngCore) -> [u64; N] {
+///
+/// None after 5 (nlen / 2) = 320N candidates have failed Miller-Rabin (FIPS 186-5 A.1.3 step
+/// 4.7's attempt limit, counted over the candidates the sieve lets through): an entropy
+/// source that never yields a prime ends in an error, not in an endless loop.
+pub(super) fn random_prime<const N: usize>(
+    e: u32,
+    rounds: usize,
+    rng: &mut impl RngCore,
+) -> Option<[u64; N]> {
     let mut bytes = [0u8; 8 * MAX_LIMBS];
     let mut composite = [0u64; WINDOW / 64];
+    let mut attempts = 0usize;
     loop {
         let buf = &mut bytes[..8 * N];
         rng.fill_bytes(buf);
@@ -570,7 +583,14 @@ fn random_prime<const N: usize>(e: u32, rounds: usize, rng: &mut impl RngCore) -
                 break;
             }
             if miller_rabin(&cand, rounds, rng) {
-                return cand;
+                bytes.zeroize();
+                return Some(cand);
+            }
+            cand.zeroize();
+            attempts += 1;
+            if attempts >= 320 * N {
+                bytes.zeroize();
+                return None;
             }
         }
     }
@@ -579,11 +599,7 @@ fn random_prime<const N: usize>(e: u32, rounds: usize, rng: &mut impl RngCore) -
 /// An RSA key of `bits` bits (1024 or 2048) with public exponent `e`, from `rng`. The output
 /// is a function of the rng stream only: CreatePrimary derives the same key from the same
 /// seed and template (frozen by `tests/rsa_primary_kat.rs`).
-pub(crate) fn rsa_keygen(
-    bits: usize,
-    e: u32,
-    rng: &mut impl RngCore,
-) -> Option<rsa::RsaPrivateKey> {
+pub(crate) fn rsa_keygen(bits: usize, e: u32, rng: &mut impl RngCore) -> Option<RsaKey> {
     if e < 3 || e.is_multiple_of(2) {
         // No such RSA key (and e = 1 would mark every candidate in the sieve).
         return None;
@@ -591,25 +607,37 @@ pub(crate) fn rsa_keygen(
     // Random-base Miller-Rabin rounds for the primes p and q, from the error-probability
     // tables: FIPS 186-5 Table B.1 gives 5 for the 1024-bit primes of nlen = 2048; 186-5 no
     // longer lists nlen = 1024, and FIPS 186-4 Table C.3 gave 7 for its 512-bit primes.
-    let (p, q) = match bits {
-        1024 => (
-            biguint_of(&random_prime::<8>(e, 7, rng)),
-            biguint_of(&random_prime::<8>(e, 7, rng)),
-        ),
-        2048 => (
-            biguint_of(&random_prime::<16>(e, 5, rng)),
-            biguint_of(&random_prime::<16>(e, 5, rng)),
-        ),
-        _ => return None,
-    };
-    if p == q {
-        // Probability ~2^-1000; an error rather than a silent retry loop.
-        return None;
+    match bits {
+        1024 => keypair::<8>(e, 7, rng),
+        2048 => keypair::<16>(e, 5, rng),
+        _ => None,
     }
-    let key = rsa::RsaPrivateKey::from_p_q(p, q, BigUint::from(e)).ok()?;
-    // Top two bits set in both primes: the product has exactly `bits` bits.
-    debug_assert_eq!(rsa::traits::PublicKeyParts::n(&key).bits(), bits);
-    Some(key)
+}
+
+/// Two primes p, q of 64N bits each and the CRT key they make. q is redrawn while
+/// |p - q| <= 2^(64N - 100) (FIPS 186-5 A.1.3 step 5.4; probability ~2^-99, so the keys of a
+/// given rng stream are those of the plain search).
+fn keypair<const N: usize>(e: u32, rounds: usize, rng: &mut impl RngCore) -> Option<RsaKey> {
+    let mut p = random_prime::<N>(e, rounds, rng)?;
+    let mut q;
+    loop {
+        q = random_prime::<N>(e, rounds, rng)?;
+        // |p - q| >> (64N - 100) != 0, decided without a branch on the primes.
+        let (d, borrow) = sub(&p, &q);
+        let neg = sub(&[0; N], &d).0;
+        let abs = select(borrow.wrapping_neg(), &neg, &d);
+        let shift = 64 * N - 100;
+        let high =
+            abs[shift / 64] >> (shift % 64) | abs[shift / 64 + 1..].iter().fold(0u64, |a, l| a | l);
+        if high != 0 {
+            break;
+        }
+    }
+    // Top two bits set in both primes: the product has exactly 128N bits.
+    let key = RsaKey::from_primes(&p, &q, e);
+    p.zeroize();
+    q.zeroize();
+    key
 }
 
 #[cfg(test)]
@@ -738,9 +766,17 @@ mod tests {
         for bits in [1024usize, 2048] {
             let a = rsa_keygen(bits, 65537, &mut Drbg::new(b"seed")).unwrap();
             let b = rsa_keygen(bits, 65537, &mut Drbg::new(b"seed")).unwrap();
-            assert_eq!(a, b);
-            a.validate().unwrap();
-            for p in rsa::traits::PrivateKeyParts::primes(&a) {
+            assert_eq!((a.n(), a.p_bytes()), (b.n(), b.p_bytes()));
+            let n = BigUint::from_bytes_be(a.n());
+            let p = BigUint::from_bytes_be(&a.p_bytes());
+            let q = &n / &p;
+            assert_eq!(&p * &q, n);
+            // The reference library's own consistency checks on the same primes.
+            rsa::RsaPrivateKey::from_p_q(p.clone(), q.clone(), BigUint::from(65537u32))
+                .unwrap()
+                .validate()
+                .unwrap();
+            for p in [&p, &q] {
                 assert!(
                     probably_prime(p, 30, &mut Drbg::new(b"check")),
                     "factor is not prime"
@@ -752,7 +788,7 @@ mod tests {
                     BigUint::from(0u32)
                 );
             }
-            assert_eq!(rsa::traits::PublicKeyParts::n(&a).bits(), bits);
+            assert_eq!(n.bits(), bits);
         }
         assert!(rsa_keygen(1536, 65537, &mut Drbg::new(b"seed")).is_none());
     }
