@@ -4,6 +4,7 @@ pub(crate) mod aes;
 pub(crate) mod prime;
 pub(crate) mod rsa_key;
 pub(crate) mod rsa_pad;
+pub(crate) mod sieve;
 
 use crate::rc::Rc;
 use alloc::vec::Vec;

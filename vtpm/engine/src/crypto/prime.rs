@@ -13,6 +13,7 @@
 //! prime is not exposed through branches on its bits.
 
 use super::rsa_key::RsaKey;
+use super::sieve::Sieve;
 use rand_core::RngCore;
 #[cfg(test)]
 use rsa::BigUint;
@@ -433,95 +434,6 @@ fn probably_prime(c: &BigUint, rounds: usize, rng: &mut impl RngCore) -> bool {
     }
 }
 
-/// Bound of the sieve: odd primes below it. A larger bound leaves fewer candidates for
-/// Miller-Rabin (the survivors fall as 1/ln(bound)) but costs a residue per prime per window;
-/// measured on RSA-2048, 2^16 needs ~15 % more tests and 2^19 or 2^20 are no faster.
-const SIEVE_BOUND: usize = 1 << 18;
-
-/// Composite flags of the odd numbers below `SIEVE_BOUND` (index i stands for 2i + 1).
-const fn odd_composites() -> [bool; SIEVE_BOUND / 2] {
-    let mut composite = [false; SIEVE_BOUND / 2];
-    composite[0] = true; // 1
-    let mut i = 3;
-    while i * i < SIEVE_BOUND {
-        if !composite[i / 2] {
-            let mut j = i * i;
-            while j < SIEVE_BOUND {
-                composite[j / 2] = true;
-                j += 2 * i;
-            }
-        }
-        i += 2;
-    }
-    composite
-}
-
-/// Number of odd primes below `SIEVE_BOUND`.
-const SMALL_PRIME_COUNT: usize = {
-    let composite = odd_composites();
-    let mut n = 0;
-    let mut i = 0;
-    while i < SIEVE_BOUND / 2 {
-        if !composite[i] {
-            n += 1;
-        }
-        i += 1;
-    }
-    n
-};
-
-/// The odd primes below `SIEVE_BOUND` as half gaps, computed at compile time: the k-th prime
-/// is 1 + 2 (g_0 + ... + g_k). A byte each (the largest gap below 2^18 is 86) instead of four.
-static SMALL_PRIME_HALF_GAPS: [u8; SMALL_PRIME_COUNT] = {
-    let composite = odd_composites();
-    let mut gaps = [0u8; SMALL_PRIME_COUNT];
-    let (mut n, mut last, mut i) = (0, 0, 1);
-    while i < SIEVE_BOUND / 2 {
-        if !composite[i] {
-            assert!(i - last <= 255, "prime gap too large for a byte");
-            gaps[n] = (i - last) as u8;
-            n += 1;
-            last = i;
-        }
-        i += 1;
-    }
-    gaps
-};
-
-/// Calls `f(q, primes)` for groups of consecutive small primes whose product q fits in 64 bits
-/// (four below 2^16, three above): one multi-limb reduction per group instead of per prime.
-fn for_each_prime_group(mut f: impl FnMut(u64, &[u64])) {
-    let mut group = [0u64; 4];
-    let (mut len, mut q, mut p) = (0, 1u64, 1u64);
-    for &g in SMALL_PRIME_HALF_GAPS.iter() {
-        p += 2 * u64::from(g);
-        match q.checked_mul(p) {
-            Some(q2) if len < group.len() => {
-                q = q2;
-            }
-            _ => {
-                f(q, &group[..len]);
-                (len, q) = (0, p);
-            }
-        }
-        group[len] = p;
-        len += 1;
-    }
-    f(q, &group[..len]);
-}
-
-/// Residue of x (little-endian limbs) modulo q, 0 < q < 2^64.
-fn residue<const N: usize>(x: &[u64; N], q: u64) -> u64 {
-    let mut r = 0u64;
-    for w in x.iter().rev() {
-        r = ((u128::from(r) << 64 | u128::from(*w)) % u128::from(q)) as u64;
-    }
-    r
-}
-
-/// Odd candidates base + 2k sieved at once per window.
-const WINDOW: usize = 1 << 14;
-
 /// A random prime of exactly 64N bits (top two bits set, so a product of two has exactly
 /// 128N bits) with gcd(p - 1, e) = 1.
 ///
@@ -534,7 +446,6 @@ pub(super) fn random_prime<const N: usize>(
     rng: &mut impl RngCore,
 ) -> Option<[u64; N]> {
     let mut bytes = [0u8; 8 * MAX_LIMBS];
-    let mut composite = [0u64; WINDOW / 64];
     let mut attempts = 0usize;
     loop {
         let buf = &mut bytes[..8 * N];
@@ -546,33 +457,10 @@ pub(super) fn random_prime<const N: usize>(
         for (i, chunk) in buf.chunks_exact(8).enumerate() {
             base[N - 1 - i] = u64::from_be_bytes(chunk.try_into().unwrap_or([0; 8]));
         }
-        // For each small prime p, the k with p | base + 2k form one residue class mod p (2 is
-        // invertible mod odd p): mark them all in the window.
-        composite.fill(0);
-        let mut mark = |p: u64, r: u64| {
-            // k = -r / 2 mod p without a division: t = p - r in [1, p], halved (p added first
-            // when t is odd), p itself folded to 0.
-            let t = p - r;
-            let k = (t + (t & 1) * p) / 2;
-            let mut k = (k - p * u64::from(k >= p)) as usize;
-            while k < WINDOW {
-                composite[k / 64] |= 1 << (k % 64);
-                k += p as usize;
-            }
-        };
-        for_each_prime_group(|q, group| {
-            let rq = residue(&base, q);
-            for &p in group {
-                mark(p, rq % p);
-            }
-        });
-        // Also skip p = 1 mod e, where gcd(p - 1, e) = e (e prime): k with base + 2k = 1 mod e.
-        let e64 = u64::from(e);
-        mark(e64, (residue(&base, e64) + e64 - 1) % e64);
-        for k in 0..WINDOW {
-            if composite[k / 64] >> (k % 64) & 1 != 0 {
-                continue;
-            }
+        let mut sieve = Sieve::new(&base, e);
+        let mut from = 0;
+        while let Some(k) = sieve.next(from) {
+            from = k + 1;
             // base + 2k: a carry out of the top limb means the window ran past 64N bits.
             let mut cand = base;
             let mut carry = 2 * k as u64;
@@ -584,12 +472,14 @@ pub(super) fn random_prime<const N: usize>(
             }
             if miller_rabin(&cand, rounds, rng) {
                 bytes.zeroize();
+                base.zeroize();
                 return Some(cand);
             }
             cand.zeroize();
             attempts += 1;
             if attempts >= 320 * N {
                 bytes.zeroize();
+                base.zeroize();
                 return None;
             }
         }

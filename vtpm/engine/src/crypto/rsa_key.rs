@@ -28,8 +28,9 @@ pub(crate) struct CtDivisor {
 impl CtDivisor {
     pub(crate) fn new(d: u32) -> Self {
         debug_assert!(d >= 3);
-        // Public: d is a small prime or the public exponent.
-        let m = ((1u128 << 64) / u128::from(d)) as u64;
+        // floor(2^64 / d) = floor((2^64 - 1) / d) as d is no power of two; d is public (a
+        // small prime or the public exponent).
+        let m = u64::MAX / u64::from(d);
         CtDivisor { d: u64::from(d), m }
     }
     /// (x / d, x mod d).
