@@ -33,6 +33,11 @@ impl CtDivisor {
         let m = u64::MAX / u64::from(d);
         CtDivisor { d: u64::from(d), m }
     }
+    /// With m = floor(2^64 / d) already known (a table of them).
+    #[inline(always)]
+    pub(crate) fn with_factor(d: u64, m: u64) -> Self {
+        CtDivisor { d, m }
+    }
     /// (x / d, x mod d).
     #[inline(always)]
     pub(crate) fn div_rem(&self, x: u64) -> (u64, u64) {
@@ -140,7 +145,21 @@ struct Half<const N: usize> {
     d: [u64; N],
     /// prime - 2: the Fermat exponent of an inverse.
     m_minus_2: [u64; N],
+    /// The blinding pair of the next operation.
+    blinding: spin::Mutex<Blinding<N>>,
 }
+
+/// A blinding pair (r^e, r^-1) in Montgomery form, squared after each use (the next pair is
+/// (r^2)^e, r^-2, as OpenSSL's BN_BLINDING_update) and drawn afresh every `REFRESH` uses: an
+/// inverse costs a whole exponentiation, which squaring saves on all but one use in 32.
+struct Blinding<const N: usize> {
+    r_e: [u64; N],
+    r_inv: [u64; N],
+    /// Uses left before a fresh r (0: draw one now).
+    left: u32,
+}
+
+const REFRESH: u32 = 32;
 
 impl<const N: usize> Half<N> {
     /// None when gcd(e, prime - 1) != 1 (decided in constant time; only the verdict shows).
@@ -158,6 +177,11 @@ impl<const N: usize> Half<N> {
             r3,
             d,
             m_minus_2,
+            blinding: spin::Mutex::new(Blinding {
+                r_e: [0; N],
+                r_inv: [0; N],
+                left: 0,
+            }),
         };
         if ok { Some(half) } else { None }
     }
@@ -172,27 +196,43 @@ impl<const N: usize> Half<N> {
         }
         self.mont.final_sub(&s, carry)
     }
-    /// c^d mod the prime for c given as 2N limbs, blinded by a random r: (c r^e)^d r^-1.
-    /// Returns the result in normal form.
-    fn exp(&self, lo: &[u64; N], hi: &[u64; N], e: u32, rng: &mut impl RngCore) -> [u64; N] {
-        let mut rand = [0u64; N];
-        for l in rand.iter_mut() {
-            *l = rng.next_u64();
+    /// The blinding pair for one operation: a fresh random r every `REFRESH` uses, the
+    /// previous pair squared in between.
+    fn blinding(&self, e: u32, rng: &mut impl RngCore) -> ([u64; N], [u64; N]) {
+        let mut b = self.blinding.lock();
+        if b.left == 0 {
+            let mut rand = [0u64; N];
+            for l in rand.iter_mut() {
+                *l = rng.next_u64();
+            }
+            // r in Montgomery form (r R mod p for a random r < R; r = 0 mod p has probability
+            // 2^-511 at worst).
+            let r = self.mont.mul(&rand, &self.r2);
+            let mut e_limbs = [0u64; N];
+            e_limbs[0] = u64::from(e);
+            b.r_e = self.mont.pow(&r, &e_limbs, 32);
+            b.r_inv = self.mont.pow(&r, &self.m_minus_2, 64 * N);
+            b.left = REFRESH;
+            rand.zeroize();
+        } else {
+            b.r_e = self.mont.sqr(&b.r_e);
+            b.r_inv = self.mont.sqr(&b.r_inv);
         }
-        // r in Montgomery form (r R mod p for a random r < R; r = 0 mod p has probability
-        // 2^-511 at worst).
-        let r = self.mont.mul(&rand, &self.r2);
-        let mut e_limbs = [0u64; N];
-        e_limbs[0] = u64::from(e);
-        let r_e = self.mont.pow(&r, &e_limbs, 32);
+        b.left -= 1;
+        (b.r_e, b.r_inv)
+    }
+    /// c^d mod the prime for c given as 2N limbs, blinded: (c r^e)^d r^-1 (e d = 1 mod p - 1,
+    /// so (r^e)^d = r). Returns the result in normal form.
+    fn exp(&self, lo: &[u64; N], hi: &[u64; N], e: u32, rng: &mut impl RngCore) -> [u64; N] {
+        let (mut r_e, mut r_inv) = self.blinding(e, rng);
         let c = self.reduce_wide(lo, hi);
         let blinded = self.mont.mul(&c, &r_e);
         let x = self.mont.pow(&blinded, &self.d, 64 * N);
-        let r_inv = self.mont.pow(&r, &self.m_minus_2, 64 * N);
         let mut one = [0u64; N];
         one[0] = 1;
         let out = self.mont.mul(&self.mont.mul(&x, &r_inv), &one);
-        rand.zeroize();
+        r_e.zeroize();
+        r_inv.zeroize();
         out
     }
 }
@@ -205,6 +245,9 @@ impl<const N: usize> Drop for Half<N> {
         self.r3.zeroize();
         self.d.zeroize();
         self.m_minus_2.zeroize();
+        let b = self.blinding.get_mut();
+        b.r_e.zeroize();
+        b.r_inv.zeroize();
     }
 }
 
@@ -564,7 +607,8 @@ mod tests {
             let key = RsaKey::from_n_p(&n, &p, e).expect("valid key");
             assert_eq!(key.n(), n.as_slice());
             assert_eq!(key.p_bytes(), p);
-            for _ in 0..3 {
+            // Past a refresh of the blinding pair (every 32 operations) on the 1024-bit keys.
+            for _ in 0..if bits == 1024 { 40 } else { 3 } {
                 let mut c = alloc::vec![0u8; bits / 8];
                 rng.fill_bytes(&mut c);
                 c[0] &= 0x3F;
