@@ -177,6 +177,7 @@ mod old_sieve {
 
 fn main() {
     let mut samples = 2000usize;
+    let mut only: Option<String> = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -186,7 +187,8 @@ fn main() {
                     .and_then(|v| v.parse().ok())
                     .expect("--samples N")
             }
-            other => panic!("unknown argument {other} (known: --samples N)"),
+            "--only" => only = args.next(),
+            other => panic!("unknown argument {other} (known: --samples N, --only rsa|sieve)"),
         }
     }
     eprintln!("generating RSA-2048 keys...");
@@ -211,86 +213,137 @@ fn main() {
     };
     let mut rows = Vec::new();
 
-    eprintln!("decrypt...");
-    let new = leak_test(
-        samples,
-        |fixed| if fixed { one.clone() } else { below(&n0) },
-        |ct| {
-            std::hint::black_box(keys[0].decrypt_pkcs1(ct));
-        },
-    );
-    let old = leak_test(
-        samples,
-        |fixed| if fixed { one.clone() } else { below(&n0) },
-        |ct| {
-            let k = old_key(&n0, &p0);
-            std::hint::black_box(k.decrypt(rsa::Pkcs1v15Encrypt, ct).ok());
-        },
-    );
-    rows.push((
-        "RSA-2048 decrypt (PKCS#1 v1.5): ciphertext 1 vs random",
-        new,
-        old,
-    ));
+    let run = |what: &str| only.as_deref().is_none_or(|o| o == what);
+    if run("rsa") {
+        eprintln!("decrypt...");
+        let new = leak_test(
+            samples,
+            |fixed| if fixed { one.clone() } else { below(&n0) },
+            |ct| {
+                std::hint::black_box(keys[0].decrypt_pkcs1(ct));
+            },
+        );
+        let old = leak_test(
+            samples,
+            |fixed| if fixed { one.clone() } else { below(&n0) },
+            |ct| {
+                let k = old_key(&n0, &p0);
+                std::hint::black_box(k.decrypt(rsa::Pkcs1v15Encrypt, ct).ok());
+            },
+        );
+        rows.push((
+            "RSA-2048 decrypt (PKCS#1 v1.5): ciphertext 1 vs random",
+            new,
+            old,
+        ));
 
-    eprintln!("sign...");
-    let new = leak_test(
-        samples,
-        |fixed| (pick(fixed), digest()),
-        |(i, d)| {
-            std::hint::black_box(keys[*i].sign_pkcs1_sha256(d));
-        },
-    );
-    let old = leak_test(
-        samples,
-        |fixed| (pick(fixed), digest()),
-        |(i, d)| {
-            let k = old_key(&parts[*i].0, &parts[*i].1);
-            let pad = rsa::Pkcs1v15Sign {
-                hash_len: Some(32),
-                prefix: SHA256_PREFIX.to_vec().into_boxed_slice(),
-            };
-            std::hint::black_box(k.sign(pad, d).ok());
-        },
-    );
-    rows.push((
-        "RSA-2048 sign (RSASSA-SHA256): fixed key vs random keys",
-        new,
-        old,
-    ));
+        eprintln!("sign...");
+        let new = leak_test(
+            samples,
+            |fixed| (pick(fixed), digest()),
+            |(i, d)| {
+                std::hint::black_box(keys[*i].sign_pkcs1_sha256(d));
+            },
+        );
+        let old = leak_test(
+            samples,
+            |fixed| (pick(fixed), digest()),
+            |(i, d)| {
+                let k = old_key(&parts[*i].0, &parts[*i].1);
+                let pad = rsa::Pkcs1v15Sign {
+                    hash_len: Some(32),
+                    prefix: SHA256_PREFIX.to_vec().into_boxed_slice(),
+                };
+                std::hint::black_box(k.sign(pad, d).ok());
+            },
+        );
+        rows.push((
+            "RSA-2048 sign (RSASSA-SHA256): fixed key vs random keys",
+            new,
+            old,
+        ));
+    }
 
-    eprintln!("sieve...");
-    let primes = old_sieve::small_primes();
-    let mut fixed_base = [0x5555_5555_5555_5555u64; 16];
-    fixed_base[15] |= 0xC000_0000_0000_0000;
-    fixed_base[0] |= 1;
-    let base = |fixed: bool| {
-        if fixed {
-            fixed_base
-        } else {
-            let mut b = [0u64; 16];
-            for l in b.iter_mut() {
-                *l = OsRng.next_u64();
+    if run("sieve") {
+        eprintln!("sieve...");
+        let primes = old_sieve::small_primes();
+        let mut fixed_base = [0x5555_5555_5555_5555u64; 16];
+        fixed_base[15] |= 0xC000_0000_0000_0000;
+        fixed_base[0] |= 1;
+        let base = |fixed: bool| {
+            if fixed {
+                fixed_base
+            } else {
+                let mut b = [0u64; 16];
+                for l in b.iter_mut() {
+                    *l = OsRng.next_u64();
+                }
+                b[15] |= 0xC000_0000_0000_0000;
+                b[0] |= 1;
+                b
             }
-            b[15] |= 0xC000_0000_0000_0000;
-            b[0] |= 1;
-            b
-        }
-    };
-    let new = leak_test(samples / 2, base, |b| {
-        std::hint::black_box(probe::sieve_first(b, 65537));
-    });
-    let old = leak_test(samples / 2, base, |b| {
-        std::hint::black_box(old_sieve::first(b, 65537, &primes));
-    });
-    rows.push(("sieve of a 1024-bit base: fixed base vs random", new, old));
+        };
+        let new = leak_test(samples / 2, base, |b| {
+            std::hint::black_box(probe::sieve_first(b, 65537));
+        });
+        let old = leak_test(samples / 2, base, |b| {
+            std::hint::black_box(old_sieve::first(b, 65537, &primes));
+        });
+        rows.push((
+            "sieve of a 1024-bit base: base 0x5555…55 vs random",
+            new,
+            old,
+        ));
+        // The same with a fixed base that is itself one random draw (the same Hamming weight as
+        // the random class on average).
+        let drawn = base(false);
+        let base2 = |fixed: bool| if fixed { drawn } else { base(false) };
+        let new = leak_test(samples / 2, base2, |b| {
+            std::hint::black_box(probe::sieve_first(b, 65537));
+        });
+        let old = leak_test(samples / 2, base2, |b| {
+            std::hint::black_box(old_sieve::first(b, 65537, &primes));
+        });
+        rows.push((
+            "sieve of a 1024-bit base: one random base vs random",
+            new,
+            old,
+        ));
+    }
 
+    if run("control") {
+        // Calibration: straight-line arithmetic with no branch or address on the data, of
+        // the sieve's duration, on the sieve's inputs. A |t| here is the environment's.
+        eprintln!("control...");
+        let base = |fixed: bool| {
+            let mut b = [0x5555_5555_5555_5555u64; 16];
+            if !fixed {
+                for l in b.iter_mut() {
+                    *l = OsRng.next_u64();
+                }
+            }
+            b
+        };
+        let control = |b: &[u64; 16]| {
+            let mut acc = 0u64;
+            for i in 0..200_000u64 {
+                acc = acc.wrapping_mul(b[(i & 15) as usize] | 1).wrapping_add(i);
+            }
+            std::hint::black_box(acc);
+        };
+        let r = leak_test(samples / 2, base, control);
+        rows.push(("control: multiply chain, 0x5555…55 vs random", r, r));
+    }
     println!(
         "| test | samples per class | new: max abs(t) | old: max abs(t) | new median µs (fixed / random) | old median µs (fixed / random) |"
     );
     println!("|---|---:|---:|---:|---:|---:|");
-    for (i, (name, new, old)) in rows.iter().enumerate() {
-        let n = if i == 2 { samples / 2 } else { samples };
+    for (name, new, old) in rows.iter() {
+        let n = if name.starts_with("sieve") {
+            samples / 2
+        } else {
+            samples
+        };
         println!(
             "| {name} | {n} | {:.2}{} | {:.2}{} | {:.0} / {:.0} | {:.0} / {:.0} |",
             new.0,

@@ -214,6 +214,14 @@ pub(crate) fn kdfe(
     out
 }
 
+/// All ones when `bit` is 1, zero when it is 0, through an optimisation barrier: without it
+/// the compiler sees a boolean and may turn the masked selection that follows into a branch
+/// (LLVM's cmov-to-branch conversion does so in loops), which the timing test caught.
+#[inline(always)]
+pub(crate) fn ct_mask(bit: u64) -> u64 {
+    core::hint::black_box(bit).wrapping_neg()
+}
+
 /// Constant-time equality (length is not secret).
 pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {

@@ -170,7 +170,7 @@ impl<const N: usize> Mont<N> {
     pub(super) fn final_sub(&self, t: &[u64; N], hi: u64) -> [u64; N] {
         let (d, borrow) = sub(t, &self.m);
         // Keep d when (hi:t) >= m: the top word carried, or the subtraction did not borrow.
-        let take_d = 0u64.wrapping_sub(hi | (1 ^ borrow));
+        let take_d = super::ct_mask(hi | (1 ^ borrow));
         select(take_d, &d, t)
     }
 
@@ -273,7 +273,7 @@ impl<const N: usize> Mont<N> {
         for i in (0..bits).rev() {
             let s = self.sqr(&x);
             // s + (s & mask): s doubled when the bit is set, else s plus zero.
-            let bit = 0u64.wrapping_sub((e[i / 64] >> (i % 64)) & 1);
+            let bit = super::ct_mask((e[i / 64] >> (i % 64)) & 1);
             let mut d = [0u64; N];
             let mut carry = 0u64;
             for j in 0..N {
@@ -306,7 +306,7 @@ impl<const N: usize> Mont<N> {
             for (k, t) in table.iter().enumerate() {
                 let diff = digit ^ k as u64;
                 // All ones when diff == 0: (diff | -diff) has its top bit set iff diff != 0.
-                let mask = ((diff | diff.wrapping_neg()) >> 63).wrapping_sub(1);
+                let mask = super::ct_mask(1 ^ ((diff | diff.wrapping_neg()) >> 63));
                 for i in 0..N {
                     entry[i] |= t[i] & mask;
                 }
@@ -369,7 +369,7 @@ fn miller_rabin<const N: usize>(w: &[u64; N], rounds: usize, rng: &mut impl RngC
     // All ones when a == b, compared without an early exit.
     let eq = |a: &[u64; N], b: &[u64; N]| {
         let diff = a.iter().zip(b).fold(0u64, |acc, (x, y)| acc | (x ^ y));
-        ((diff | diff.wrapping_neg()) >> 63).wrapping_sub(1)
+        super::ct_mask(1 ^ ((diff | diff.wrapping_neg()) >> 63))
     };
     // x = b^d; w passes for this base when x = ±1 or some x^(2^j) = -1 (0 < j < s). All s - 1
     // squarings run whatever x is, so the time of a test on the prime that is kept does not
@@ -515,7 +515,7 @@ fn keypair<const N: usize>(e: u32, rounds: usize, rng: &mut impl RngCore) -> Opt
         // |p - q| >> (64N - 100) != 0, decided without a branch on the primes.
         let (d, borrow) = sub(&p, &q);
         let neg = sub(&[0; N], &d).0;
-        let abs = select(borrow.wrapping_neg(), &neg, &d);
+        let abs = select(super::ct_mask(borrow), &neg, &d);
         let shift = 64 * N - 100;
         let high =
             abs[shift / 64] >> (shift % 64) | abs[shift / 64 + 1..].iter().fold(0u64, |a, l| a | l);

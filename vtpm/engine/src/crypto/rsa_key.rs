@@ -46,7 +46,7 @@ impl CtDivisor {
         let r0 = x.wrapping_sub(q0.wrapping_mul(self.d));
         // r0 < 2d < 2^33: r0 >= d exactly when r0 - d does not wrap.
         let ge = 1 ^ (r0.wrapping_sub(self.d) >> 63);
-        (q0 + ge, r0 - (ge.wrapping_neg() & self.d))
+        (q0 + ge, r0 - (super::ct_mask(ge) & self.d))
     }
     /// x mod d.
     #[inline(always)]
@@ -264,7 +264,7 @@ fn crt_exponent<const N: usize>(p: &[u64; N], e: u32) -> ([u64; N], bool) {
     let mut inv = 1u64;
     for i in (0..32).rev() {
         inv = div.mul_mod(inv, inv);
-        let m = 0u64.wrapping_sub((exp >> i) & 1);
+        let m = super::ct_mask((exp >> i) & 1);
         inv = div.mul_mod(inv, (a & m) | (1 & !m));
     }
     // gcd(a, e) = 1 exactly when the Euler inverse is one.
@@ -389,7 +389,7 @@ impl<const N: usize> Crt<N> {
         // d + p when the subtraction borrowed.
         let mut fixed = [0u64; N];
         let mut carry = 0u64;
-        let mask = borrow.wrapping_neg();
+        let mask = super::ct_mask(borrow);
         for i in 0..N {
             (fixed[i], carry) = adc(d[i], pm.m[i] & mask, carry);
         }

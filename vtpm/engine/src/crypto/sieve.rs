@@ -188,7 +188,8 @@ impl Group {
         let r = (t >> 64) + (mq >> 64) + u128::from(carry);
         // r < 2Q: subtract Q when r >= Q.
         let d = r.wrapping_sub(u128::from(self.q));
-        let keep = 0u128.wrapping_sub(d >> 127);
+        let keep = u128::from(super::ct_mask((d >> 127) as u64));
+        let keep = keep | keep << 64;
         ((d & !keep) | (r & keep)) as u64
     }
     /// x mod Q for little-endian limbs x (8 or 16): low to high, y = (y + x_i) R^-1, which
@@ -207,7 +208,7 @@ impl Group {
 /// All ones when a < b (both below 2^63), without a branch.
 #[inline(always)]
 fn lt_mask(a: u64, b: u64) -> u64 {
-    0u64.wrapping_sub(a.wrapping_sub(b) >> 63)
+    super::ct_mask(a.wrapping_sub(b) >> 63)
 }
 
 /// The first k >= 0 with base + 2k = target (mod p), from r = (base - target) mod p:
@@ -216,7 +217,8 @@ fn lt_mask(a: u64, b: u64) -> u64 {
 fn first_offset(p: u64, r: u64) -> u64 {
     // t = p - r in [1, p]; halved (p added first when t is odd); p folded to 0.
     let t = p - r;
-    let k = (t + (t & 1) * p) >> 1;
+    // (t & 1) * p compiled to a branch on the parity of t (the timing test found it).
+    let k = (t + (p & super::ct_mask(t & 1))) >> 1;
     k - (p & !lt_mask(k, p))
 }
 
@@ -235,11 +237,32 @@ fn mark(words: &mut [u64; SUB_WORDS], p: u64, off: u64) -> u64 {
         )
     };
     let mut off = off;
-    for w in words.iter_mut() {
-        // off < 64: the multiple (and, below 64, the pattern's others) fall in this word.
-        *w |= (pattern << (off & 63)) & lt_mask(off, 64);
-        let next = off + step;
-        off = next - (p & !lt_mask(next, p));
+    if p > SUB as u64 {
+        // At most one multiple in the sub-window: in word off / 64 when off < SUB. One mask
+        // picks the word, as a bit of `sel` that each word shifts into place (arithmetic, no
+        // selection per word); the next offset is off - SUB, plus p when the multiple was here.
+        let here = lt_mask(off, SUB as u64);
+        let sel = (1u64 << ((off >> 6) & 63)) & here;
+        for (i, w) in words.iter_mut().enumerate() {
+            *w |= ((sel >> i) & 1) << (off & 63);
+        }
+        return off.wrapping_sub(SUB as u64).wrapping_add(p & here);
+    }
+    if p > 64 {
+        // One mask per word serves both: off < 64 puts the multiple in this word, and then
+        // the next one is p - 64 + off candidates past the next word's start (else off - 64).
+        for w in words.iter_mut() {
+            let here = lt_mask(off, 64);
+            *w |= (1 << (off & 63)) & here;
+            off = off.wrapping_sub(64).wrapping_add(p & here);
+        }
+    } else {
+        for w in words.iter_mut() {
+            // off < p < 64: the pattern's multiples from off on fall in this word.
+            *w |= pattern << off;
+            let next = off + step;
+            off = next - (p & !lt_mask(next, p));
+        }
     }
     off
 }
@@ -326,7 +349,7 @@ impl Sieve {
             let all = lt_mask(from, lo + 1);
             let live = !bits & (all | partial);
             // All ones when live != 0.
-            let here = ((live | live.wrapping_neg()) >> 63).wrapping_neg();
+            let here = super::ct_mask((live | live.wrapping_neg()) >> 63);
             at = (at & !here) | ((lo + u64::from(live.trailing_zeros())) & here);
             found |= here;
         }
