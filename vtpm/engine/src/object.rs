@@ -1049,6 +1049,25 @@ pub(crate) fn verify(obj: &Object, digest: &[u8], sig: &Signature) -> Result<(),
 }
 
 #[cfg(test)]
+mod sensitive_tests {
+    use super::*;
+
+    /// `{:?}` of a sensitive area shows sizes, never the secret bytes.
+    #[test]
+    fn debug_prints_no_secret() {
+        let s = Sensitive::new(b"pw".to_vec(), [0xAB; 32].to_vec(), [0xCD; 16].to_vec());
+        let shown = alloc::format!("{s:?}");
+        assert!(
+            shown.contains("32 bytes") && shown.contains("16 bytes"),
+            "{shown}"
+        );
+        for secret in ["pw", "ab", "AB", "cd", "CD", "171", "205"] {
+            assert!(!shown.contains(secret), "{shown} shows {secret}");
+        }
+    }
+}
+
+#[cfg(test)]
 mod load_check_tests {
     use super::*;
     use attr::*;
