@@ -251,6 +251,15 @@ impl<const N: usize> Drop for Half<N> {
     }
 }
 
+/// Whether e is invertible modulo p - 1 (gcd(e, p - 1) = 1), decided in constant time: the
+/// prime search's last test of a candidate (a composite e, unlike a prime one, is not fully
+/// excluded by the sieve).
+pub(crate) fn e_invertible<const N: usize>(p: &[u64; N], e: u32) -> bool {
+    let (mut d, ok) = crt_exponent(p, e);
+    d.zeroize();
+    ok
+}
+
 /// e^-1 mod (p - 1) in constant time, and whether it exists. With a = (p - 1) mod e and
 /// t = -a^-1 mod e, 1 + t (p - 1) is a multiple of e and d = (1 + t (p - 1)) / e.
 fn crt_exponent<const N: usize>(p: &[u64; N], e: u32) -> ([u64; N], bool) {
