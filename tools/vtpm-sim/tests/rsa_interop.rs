@@ -5,9 +5,10 @@
 
 mod common;
 use common::{
-    Sim, Swtpm, host, openssl, openssl_rsa_key, read_mssim_response, scratch, send_command,
+    Sim, Swtpm, host, openssl, openssl_rsa_key, read_mssim_response, read_tpm_response, scratch,
+    send_command,
 };
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -66,12 +67,7 @@ impl Target {
             r
         } else {
             s.write_all(cmd).unwrap();
-            let mut hdr = [0u8; 10];
-            s.read_exact(&mut hdr).expect("response header");
-            let size = u32::from_be_bytes([hdr[2], hdr[3], hdr[4], hdr[5]]) as usize;
-            let mut rest = vec![0u8; size.saturating_sub(10)];
-            s.read_exact(&mut rest).expect("response body");
-            [hdr.to_vec(), rest].concat()
+            read_tpm_response(&mut s)
         }
     }
 }

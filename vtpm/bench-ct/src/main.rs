@@ -283,32 +283,24 @@ fn main() {
                 b
             }
         };
-        let new = leak_test(samples / 2, base, |b| {
-            std::hint::black_box(probe::sieve_first(b, 65537));
-        });
-        let old = leak_test(samples / 2, base, |b| {
-            std::hint::black_box(old_sieve::first(b, 65537, &primes));
-        });
-        rows.push((
-            "sieve of a 1024-bit base: base 0x5555…55 vs random",
-            new,
-            old,
-        ));
-        // The same with a fixed base that is itself one random draw (the same Hamming weight as
-        // the random class on average).
+        // Two fixed bases: a pattern, and one random draw (the random class's Hamming weight).
         let drawn = base(false);
-        let base2 = |fixed: bool| if fixed { drawn } else { base(false) };
-        let new = leak_test(samples / 2, base2, |b| {
-            std::hint::black_box(probe::sieve_first(b, 65537));
-        });
-        let old = leak_test(samples / 2, base2, |b| {
-            std::hint::black_box(old_sieve::first(b, 65537, &primes));
-        });
-        rows.push((
-            "sieve of a 1024-bit base: one random base vs random",
-            new,
-            old,
-        ));
+        for (name, fixed) in [
+            (
+                "sieve of a 1024-bit base: base 0x5555…55 vs random",
+                fixed_base,
+            ),
+            ("sieve of a 1024-bit base: one random base vs random", drawn),
+        ] {
+            let input = |f: bool| if f { fixed } else { base(false) };
+            let new = leak_test(samples / 2, input, |b| {
+                std::hint::black_box(probe::sieve_first(b, 65537));
+            });
+            let old = leak_test(samples / 2, input, |b| {
+                std::hint::black_box(old_sieve::first(b, 65537, &primes));
+            });
+            rows.push((name, new, old));
+        }
     }
 
     if run("control") {

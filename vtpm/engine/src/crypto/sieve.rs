@@ -102,24 +102,33 @@ struct Group {
     len: u8,
 }
 
+/// The group that starts at small prime `i`, whose predecessor is `p` (1 for the first):
+/// (its product Q, its prime count, the next group's start, its last prime). Groups take
+/// primes while the product fits in 64 bits, four at most.
+const fn next_group(i: usize, p: u64) -> (u64, u8, usize, u64) {
+    let (mut q, mut len, mut i, mut p) = (1u64, 0u8, i, p);
+    while i < SMALL_PRIME_COUNT && len < 4 {
+        let next = p + 2 * SMALL_PRIME_HALF_GAPS[i] as u64;
+        match q.checked_mul(next) {
+            Some(q2) => {
+                (q, p) = (q2, next);
+                len += 1;
+                i += 1;
+            }
+            None => break,
+        }
+    }
+    (q, len, i, p)
+}
+
 /// Number of groups.
 const GROUP_COUNT: usize = {
-    let (mut groups, mut len, mut q, mut p, mut i) = (0, 0, 1u64, 1u64, 0);
+    let (mut count, mut i, mut p) = (0, 0, 1u64);
     while i < SMALL_PRIME_COUNT {
-        p += 2 * SMALL_PRIME_HALF_GAPS[i] as u64;
-        match q.checked_mul(p) {
-            Some(q2) if len < 4 => {
-                q = q2;
-                len += 1;
-            }
-            _ => {
-                groups += 1;
-                (len, q) = (1, p);
-            }
-        }
-        i += 1;
+        let (_, _, next, last) = next_group(i, p);
+        (count, i, p) = (count + 1, next, last);
     }
-    groups + 1
+    count
 };
 
 /// The groups, at compile time (the same grouping as the plain sieve had).
@@ -134,20 +143,6 @@ static GROUPS: [Group; GROUP_COUNT] = {
         }
         x as u64
     }
-    const fn group(q: u64, len: u8) -> Group {
-        let mut inv = q;
-        let mut j = 0;
-        while j < 6 {
-            inv = inv.wrapping_mul(2u64.wrapping_sub(q.wrapping_mul(inv)));
-            j += 1;
-        }
-        Group {
-            q,
-            q_inv: inv.wrapping_neg(),
-            k: [pow(q, 9), pow(q, 17)],
-            len,
-        }
-    }
     let empty = Group {
         q: 1,
         q_inv: 0,
@@ -155,23 +150,23 @@ static GROUPS: [Group; GROUP_COUNT] = {
         len: 0,
     };
     let mut out = [empty; GROUP_COUNT];
-    let (mut g, mut len, mut q, mut p, mut i) = (0, 0u8, 1u64, 1u64, 0);
-    while i < SMALL_PRIME_COUNT {
-        p += 2 * SMALL_PRIME_HALF_GAPS[i] as u64;
-        match q.checked_mul(p) {
-            Some(q2) if len < 4 => {
-                q = q2;
-                len += 1;
-            }
-            _ => {
-                out[g] = group(q, len);
-                g += 1;
-                (len, q) = (1, p);
-            }
+    let (mut g, mut i, mut p) = (0, 0, 1u64);
+    while g < GROUP_COUNT {
+        let (q, len, next, last) = next_group(i, p);
+        let mut inv = q;
+        let mut j = 0;
+        while j < 6 {
+            inv = inv.wrapping_mul(2u64.wrapping_sub(q.wrapping_mul(inv)));
+            j += 1;
         }
-        i += 1;
+        out[g] = Group {
+            q,
+            q_inv: inv.wrapping_neg(),
+            k: [pow(q, 9), pow(q, 17)],
+            len,
+        };
+        (g, i, p) = (g + 1, next, last);
     }
-    out[g] = group(q, len);
     out
 };
 
