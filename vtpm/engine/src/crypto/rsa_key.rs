@@ -443,7 +443,8 @@ fn be_to_limbs(bytes: &[u8], out: &mut [u64]) {
     }
 }
 
-/// The key sizes the engine supports.
+/// The key sizes the engine supports. Sized for the larger: a key lives once, in an `Arc`.
+#[allow(clippy::large_enum_variant)]
 enum Inner {
     R1024(Crt<8>),
     R2048(Crt<16>),
