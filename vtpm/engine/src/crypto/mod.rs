@@ -222,12 +222,10 @@ pub(crate) fn ct_mask(bit: u64) -> u64 {
     core::hint::black_box(bit).wrapping_neg()
 }
 
-/// Constant-time equality (length is not secret).
+/// Constant-time equality (length is not secret), through `subtle` and its optimisation
+/// barrier.
 pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    bool::from(subtle::ConstantTimeEq::ct_eq(a, b))
 }
 
 /// HMAC-DRBG (SP800-90A) over SHA-256: deterministic from its seed, so primary keys derived
