@@ -27,8 +27,9 @@ pub(crate) const MAX_COMMAND: usize = 4096;
 /// Persistent objects the owner and platform may keep.
 pub(crate) const PERSISTENT_SLOTS: usize = 16;
 
-/// State that survives power cycles (written through `Platform::nv_write`).
-#[derive(Clone, Debug)]
+/// State that survives power cycles (written through `Platform::nv_write`). Its seeds, proofs
+/// and auth values are wiped on drop and never printed.
+#[derive(Clone)]
 pub(crate) struct Permanent {
     pub(crate) eps: Vec<u8>,
     pub(crate) sps: Vec<u8>,
@@ -76,6 +77,37 @@ pub(crate) struct Permanent {
     pub(crate) pcr_policy: (u16, Vec<u8>),
     /// EC_Ephemeral / ZGen_2Phase commit nonce, counter and array (renewed by a TPM Reset).
     pub(crate) commit: crate::cmd::CommitState,
+}
+
+impl core::fmt::Debug for Permanent {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Permanent")
+            .field("reset_count", &self.reset_count)
+            .field("restart_count", &self.restart_count)
+            .field("clock", &self.clock)
+            .field("nv_indices", &self.nv.len())
+            .field("persistent", &self.persistent.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Permanent {
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        for v in [
+            &mut self.eps,
+            &mut self.sps,
+            &mut self.pps,
+            &mut self.eh_proof,
+            &mut self.sh_proof,
+            &mut self.ph_proof,
+            &mut self.owner_auth,
+            &mut self.endorsement_auth,
+            &mut self.lockout_auth,
+        ] {
+            v.zeroize();
+        }
+    }
 }
 
 /// State that a power cycle loses.
@@ -232,6 +264,12 @@ impl<P: Platform> Tpm<P> {
         self.p.total_commands = self.p.total_commands.wrapping_add(1);
         self.da_recover();
         self.clock_tick();
+        if self.rng.reseed_due() {
+            let mut fresh = [0u8; 32];
+            self.platform.entropy(&mut fresh);
+            self.rng.reseed(&fresh);
+            zeroize::Zeroize::zeroize(&mut fresh);
+        }
         match self.run(locality, command) {
             Ok(r) => r,
             Err(rc) => {

@@ -27,8 +27,8 @@ pub(crate) enum Bound {
     Template,
 }
 
-/// A started HMAC, policy or trial session.
-#[derive(Clone, Debug)]
+/// A started HMAC, policy or trial session. The session key is wiped on drop and not printed.
+#[derive(Clone)]
 pub(crate) struct Session {
     pub(crate) handle: u32,
     pub(crate) kind: u8,
@@ -59,6 +59,23 @@ pub(crate) struct Session {
     pub(crate) pcr_counter: Option<u32>,
     /// PolicyNvWritten and PolicyPhysicalPresence conditions (state format 6 on).
     pub(crate) more: crate::cmd::PolicyMore,
+}
+
+impl core::fmt::Debug for Session {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Session")
+            .field("handle", &self.handle)
+            .field("kind", &self.kind)
+            .field("hash", &self.hash)
+            .field("policy_digest", &self.policy_digest)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.session_key);
+    }
 }
 
 impl Session {

@@ -48,6 +48,16 @@ pub enum Transport {
     Swtpm,
 }
 
+/// Reads one raw TPM response (its header gives its size), as swtpm's data port sends it.
+pub fn read_tpm_response(s: &mut TcpStream) -> Vec<u8> {
+    let mut hdr = [0u8; 10];
+    s.read_exact(&mut hdr).expect("response header");
+    let size = u32::from_be_bytes([hdr[2], hdr[3], hdr[4], hdr[5]]) as usize;
+    let mut rest = vec![0u8; size.saturating_sub(10)];
+    s.read_exact(&mut rest).expect("response body");
+    [hdr.to_vec(), rest].concat()
+}
+
 /// A running `vtpm-sim`, killed on drop.
 pub struct Sim {
     child: Child,

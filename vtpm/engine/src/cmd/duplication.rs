@@ -217,7 +217,7 @@ impl<P: Platform> Tpm<P> {
         };
         let oh = public.hash().p(2)?;
         let name = public.name();
-        let sens = self
+        let mut sens = self
             .blob_to_sensitive(&parent.public, &public, oh, &name, &seed, sym, &key, &dup)
             .p(3)?;
         // Below a fixedTPM parent the object is validated now, so that Load can trust it (the
@@ -227,7 +227,7 @@ impl<P: Platform> Tpm<P> {
             if crate::engine::trim(&sens.auth).len() > oh.size() {
                 return Err(Rc::SIZE.param(3));
             }
-            check_pair(&public, &sens).p(3)?;
+            check_pair(&public, &mut sens).p(3)?;
         }
         let private = super::object::wrap_private(&parent, &public, &sens, &name, self.iv())?;
         let mut o = Out::new();
