@@ -280,3 +280,160 @@ fn handle_and_attribute_codes_match_swtpm() {
         2,
     );
 }
+
+/// The `i`th TPM2B (size included) of a successful response's parameters, which start at 14
+/// when the response has a session area (the parameterSize before them) and no handle.
+fn field(r: &[u8], i: usize) -> Vec<u8> {
+    let mut at = 14;
+    for _ in 0..i {
+        at += 2 + usize::from(u16::from_be_bytes([r[at], r[at + 1]]));
+    }
+    let n = usize::from(u16::from_be_bytes([r[at], r[at + 1]]));
+    r[at..at + 2 + n].to_vec()
+}
+
+/// Create with caller-supplied AES-128-CFB key bytes (the key must then encrypt exactly as
+/// libtpms' copy does), RSA_Encrypt with inScheme NULL on an RSAES key, TPM_CAP_ACT.
+#[test]
+fn key_bytes_schemes_and_act_match_swtpm() {
+    let (sim, sw) = pair("gaps-keys");
+    // fixedTPM | fixedParent | userWithAuth | decrypt | sign: the caller gives the key.
+    let aes = public(
+        0x0025,
+        0x0006_0052,
+        &[0x00, 0x06, 0x00, 0x80, 0x00, 0x43],
+        &[0, 0],
+    );
+    let aes_origin = public(
+        0x0025,
+        0x0006_0072,
+        &[0x00, 0x06, 0x00, 0x80, 0x00, 0x43],
+        &[0, 0],
+    );
+    let rsaes = public(
+        0x0001,
+        DECRYPT,
+        &[0x00, 0x10, 0x00, 0x15, 0x08, 0x00, 0, 0, 0, 0],
+        &[0, 0],
+    );
+    let srk = 0x8000_0000u32;
+    let steps = vec![
+        step(
+            "GetCapability TPM_CAP_ACT",
+            cmd(
+                0x17A,
+                &[],
+                false,
+                &[0, 0, 0, 0x0A, 0x40, 0, 1, 0x10, 0, 0, 0, 1],
+            ),
+            0,
+            Cmp::Exact,
+        ),
+        step(
+            "CreatePrimary ECC SRK",
+            cmd(0x131, &[0x4000_0001], true, &create_params(&[], &ecc_srk())),
+            0,
+            Cmp::Len,
+        ),
+        step(
+            "Create AES-128-CFB with 16 caller key bytes",
+            cmd(0x153, &[srk], true, &create_params(&[0x42; 16], &aes)),
+            0,
+            // The private blob's layout is the implementation's own (libtpms' is 32 bytes
+            // longer); what the key does is compared below, byte for byte.
+            Cmp::Rc,
+        ),
+        built(
+            "Load it",
+            move |h| {
+                let r = resp(h, 2);
+                cmd(0x157, &[srk], true, &[field(r, 0), field(r, 1)].concat())
+            },
+            0,
+            // The Name covers the random seedValue.
+            Cmp::Len,
+        ),
+        built(
+            "EncryptDecrypt2 with the caller's key",
+            |h| {
+                let key = handle_of(resp(h, 3));
+                let p = [
+                    &tpm2b(b"sixteen byte msg")[..],
+                    &[0, 0, 0x10],
+                    &tpm2b(&[0; 16]),
+                ]
+                .concat();
+                cmd(0x193, &[key], true, &p)
+            },
+            0,
+            Cmp::Exact,
+        ),
+        built(
+            "FlushContext AES key",
+            |h| cmd(0x165, &[], false, &handle_of(resp(h, 3)).to_be_bytes()),
+            0,
+            Cmp::Exact,
+        ),
+        step(
+            "Create AES-128 with 15 key bytes",
+            cmd(0x153, &[srk], true, &create_params(&[0x42; 15], &aes)),
+            0x87,
+            Cmp::Exact,
+        ),
+        step(
+            "Create AES-128, no key bytes, sensitiveDataOrigin clear",
+            cmd(0x153, &[srk], true, &create_params(&[], &aes)),
+            0x2C2,
+            Cmp::Exact,
+        ),
+        step(
+            "Create AES-128, key bytes and sensitiveDataOrigin",
+            cmd(0x153, &[srk], true, &create_params(&[7; 16], &aes_origin)),
+            0x2C2,
+            Cmp::Exact,
+        ),
+        step(
+            "FlushContext SRK",
+            cmd(0x165, &[], false, &srk.to_be_bytes()),
+            0,
+            Cmp::Exact,
+        ),
+        step(
+            "CreatePrimary RSAES-2048",
+            cmd(0x131, &[0x4000_0001], true, &create_params(&[], &rsaes)),
+            0,
+            Cmp::Len,
+        ),
+        built(
+            "RSA_Encrypt inScheme NULL (the key's RSAES)",
+            |h| {
+                let key = handle_of(resp(h, 10));
+                cmd(
+                    0x174,
+                    &[key],
+                    false,
+                    &[&tpm2b(b"secret")[..], &[0, 0x10, 0, 0]].concat(),
+                )
+            },
+            0,
+            Cmp::Len,
+        ),
+        built(
+            "RSA_Encrypt inScheme OAEP on an RSAES key",
+            |h| {
+                let key = handle_of(resp(h, 10));
+                let p = [&tpm2b(b"secret")[..], &[0, 0x17, 0, 0x0B, 0, 0]].concat();
+                cmd(0x174, &[key], false, &p)
+            },
+            0x2D2,
+            Cmp::Exact,
+        ),
+    ];
+    run(
+        "key_bytes_schemes_and_act_match_swtpm",
+        &sim,
+        &sw,
+        &steps,
+        7,
+    );
+}

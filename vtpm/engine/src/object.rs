@@ -699,7 +699,13 @@ pub(crate) fn generate(
             secret
         }
         Params::Sym { sym, unique } => {
-            let secret = rng.bytes(sym.bits as usize / 8);
+            let secret = if data.is_empty() {
+                rng.bytes(sym.bits as usize / 8)
+            } else if data.len() == sym.bits as usize / 8 {
+                data.to_vec()
+            } else {
+                return Err(Rc::KEY_SIZE);
+            };
             *unique = h.digest(&[&seed, &secret]);
             secret
         }
