@@ -437,3 +437,183 @@ fn key_bytes_schemes_and_act_match_swtpm() {
         7,
     );
 }
+
+/// HMAC-SHA256 of the concatenated `parts` under `key`.
+fn hmac256(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+    use hmac::Mac;
+    let mut m = hmac::Hmac::<sha2::Sha256>::new_from_slice(key).expect("any key length");
+    for p in parts {
+        m.update(p);
+    }
+    m.finalize().into_bytes().to_vec()
+}
+
+const CALLER_NONCE: [u8; 16] = [0x5C; 16];
+const CONTINUE: u8 = 0x01;
+
+/// A response's parameters and its one session (nonceTPM, attributes, HMAC); `handle`: whether
+/// the response carries a handle before them.
+fn split_response(r: &[u8], handle: bool) -> (Vec<u8>, Vec<u8>, u8, Vec<u8>) {
+    let at = if handle { 14 } else { 10 };
+    let n = u32::from_be_bytes([r[at], r[at + 1], r[at + 2], r[at + 3]]) as usize;
+    let params = r[at + 4..at + 4 + n].to_vec();
+    let mut s = at + 4 + n;
+    let tpm2b = |s: &mut usize| {
+        let l = usize::from(u16::from_be_bytes([r[*s], r[*s + 1]]));
+        let v = r[*s + 2..*s + 2 + l].to_vec();
+        *s += 2 + l;
+        v
+    };
+    let nonce = tpm2b(&mut s);
+    let attrs = r[s];
+    s += 1;
+    let mac = tpm2b(&mut s);
+    (params, nonce, attrs, mac)
+}
+
+/// A command authorised by an unbound, unsalted HMAC session `session` whose last nonceTPM is
+/// `nonce_tpm`, for an entity (Name `name`) with authValue `auth`: the command HMAC of Part 1
+/// §19.6 (key = authValue, as the session key is empty).
+fn hmac_cmd(
+    cc: u32,
+    handles: &[u32],
+    names: &[&[u8]],
+    session: u32,
+    nonce_tpm: &[u8],
+    auth: &[u8],
+    params: &[u8],
+) -> Vec<u8> {
+    let cp = common::sha256(&[&[&cc.to_be_bytes()[..]], names, &[params]].concat());
+    let mac = hmac256(auth, &[&cp, &CALLER_NONCE, nonce_tpm, &[CONTINUE]]);
+    let mut c = cmd(cc, handles, false, &[]);
+    c[1] = 0x02;
+    let area = [
+        &session.to_be_bytes()[..],
+        &tpm2b(&CALLER_NONCE),
+        &[CONTINUE],
+        &tpm2b(&mac),
+    ]
+    .concat();
+    c.extend_from_slice(&(area.len() as u32).to_be_bytes());
+    c.extend_from_slice(&area);
+    c.extend_from_slice(params);
+    let len = c.len() as u32;
+    c[2..6].copy_from_slice(&len.to_be_bytes());
+    c
+}
+
+/// Checks the response HMAC of a command `cc` authorised as [`hmac_cmd`] does, with the
+/// entity's authValue `auth` in the key (Part 1 §19.6.16); panics otherwise. Returns the
+/// session's new nonceTPM.
+fn check_response_hmac(r: &[u8], cc: u32, auth: &[u8]) -> Vec<u8> {
+    assert_eq!(rc_of(r), 0, "the command failed: {:#x}", rc_of(r));
+    let (params, nonce, attrs, mac) = split_response(r, false);
+    let rp = common::sha256(&[&0u32.to_be_bytes(), &cc.to_be_bytes(), &params]);
+    let want = hmac256(auth, &[&rp, &nonce, &CALLER_NONCE, &[attrs]]);
+    assert_eq!(
+        mac, want,
+        "response HMAC of command {cc:#x} is not keyed by the authValue"
+    );
+    nonce
+}
+
+/// HashSequenceStart and HMAC_Start, then SequenceUpdate and SequenceComplete under an HMAC
+/// session: the response HMACs (SequenceComplete's included, after which the sequence object is
+/// gone) must be keyed by the sequence's authValue, as libtpms keys them.
+#[test]
+fn sequence_complete_response_hmac_matches_swtpm() {
+    let (sim, sw) = pair("gaps-seq");
+    let auth: &[u8] = b"seq-auth";
+    let session = |h: &[Vec<u8>]| handle_of(resp(h, 0));
+    let start_session = cmd(
+        0x176,
+        &[0x4000_0007, 0x4000_0007],
+        false,
+        &[&tpm2b(&[9; 16])[..], &[0, 0], &[0], &[0, 0x10], &[0, 0x0B]].concat(),
+    );
+    let key_params = [
+        &tpm2b(&[&[0, 0][..], &tpm2b(b"hmac key")].concat())[..],
+        &tpm2b(&public(0x0008, 0x0004_0052, &[0, 5, 0, 0x0B], &[0, 0])),
+        &[0, 0, 0, 0, 0, 0],
+    ]
+    .concat();
+    // Each sequence: start (step s), update (s+1), complete (s+2); the session's nonceTPM
+    // comes from the response before (`nonce`), whose HMAC is checked on the way.
+    let update = move |s: usize, nonce: fn(&[Vec<u8>]) -> Vec<u8>| {
+        move |h: &[Vec<u8>]| {
+            let seq = handle_of(resp(h, s));
+            let name: [u8; 0] = []; // a sequence object's Name is empty (nameAlg NULL)
+            let p = tpm2b(b"first part, ");
+            hmac_cmd(0x15C, &[seq], &[&name], session(h), &nonce(h), auth, &p)
+        }
+    };
+    let complete = move |s: usize| {
+        move |h: &[Vec<u8>]| {
+            let seq = handle_of(resp(h, s));
+            let nonce = check_response_hmac(resp(h, s + 1), 0x15C, auth);
+            let name: [u8; 0] = []; // a sequence object's Name is empty (nameAlg NULL)
+            let p = [&tpm2b(b"second part")[..], &0x4000_0007u32.to_be_bytes()].concat();
+            hmac_cmd(0x13E, &[seq], &[&name], session(h), &nonce, auth, &p)
+        }
+    };
+    let checked = move |s: usize| {
+        move |h: &[Vec<u8>]| {
+            check_response_hmac(resp(h, s + 2), 0x13E, auth);
+            cmd(0x17B, &[], false, &[0, 4])
+        }
+    };
+    let steps = vec![
+        step("StartAuthSession HMAC", start_session, 0, Cmp::Len),
+        step(
+            "HashSequenceStart SHA-256 with an authValue",
+            cmd(0x186, &[], false, &[&tpm2b(auth)[..], &[0, 0x0B]].concat()),
+            0,
+            Cmp::Exact,
+        ),
+        built(
+            "SequenceUpdate",
+            update(1, |h| field(resp(h, 0), 0)[2..].to_vec()),
+            0,
+            Cmp::Rc,
+        ),
+        built("SequenceComplete", complete(1), 0, Cmp::Rc),
+        built(
+            "(SequenceComplete's response HMAC)",
+            checked(1),
+            0,
+            Cmp::Len,
+        ),
+        step(
+            "CreatePrimary HMAC key",
+            cmd(0x131, &[0x4000_0007], true, &key_params),
+            0,
+            Cmp::Rc,
+        ),
+        built(
+            "HMAC_Start",
+            |h| {
+                let key = handle_of(resp(h, 5));
+                let p = [&tpm2b(auth)[..], &[0, 0x0B]].concat();
+                cmd(0x15B, &[key], true, &p)
+            },
+            0,
+            Cmp::Exact,
+        ),
+        built(
+            "SequenceUpdate (HMAC)",
+            update(6, |h| check_response_hmac(resp(h, 3), 0x13E, b"seq-auth")),
+            0,
+            Cmp::Rc,
+        ),
+        // Same HMAC result; the session area's nonceTPM is random.
+        built("SequenceComplete (HMAC)", complete(6), 0, Cmp::Len),
+        built("(its response HMAC)", checked(6), 0, Cmp::Len),
+    ];
+    run(
+        "sequence_complete_response_hmac_matches_swtpm",
+        &sim,
+        &sw,
+        &steps,
+        9,
+    );
+}

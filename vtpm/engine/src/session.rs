@@ -627,10 +627,15 @@ impl<P: Platform> Tpm<P> {
                             .hash
                             .digest(&[&0u32.to_be_bytes(), &cc.to_be_bytes(), params]);
                         let value = match u.auth_of {
-                            Some(hdl) => {
-                                let auth = self.entity_auth(hdl).unwrap_or_default();
-                                [s.session_key.as_slice(), crate::engine::trim(&auth)].concat()
-                            }
+                            // An entity the command flushed (SequenceComplete's sequence
+                            // object) still answers under the authValue it was checked with:
+                            // the reference flushes it only after the response is built.
+                            Some(hdl) => match self.entity_auth(hdl) {
+                                Ok(auth) => {
+                                    [s.session_key.as_slice(), crate::engine::trim(&auth)].concat()
+                                }
+                                Err(_) => u.session_value.clone(),
+                            },
                             None => u.session_value.clone(),
                         };
                         // An empty key (as the response sees it: HierarchyChangeAuth may have
