@@ -219,6 +219,10 @@ pub(crate) struct SessionUse {
     /// The authorised entity whose authValue is part of `session_value` (re-read for the
     /// response: HierarchyChangeAuth answers under the new value).
     auth_of: Option<u32>,
+    /// The authValue a session bound to the entity it authorises leaves out of its HMAC key
+    /// but still adds to its parameter-encryption key (the reference's ParseSessionBuffer
+    /// takes the associated entity's authValue as extraKey whatever the binding).
+    crypt_auth: Vec<u8>,
 }
 
 impl SessionUse {
@@ -286,6 +290,7 @@ impl<P: Platform> Tpm<P> {
                 session_value,
                 password: false,
                 auth_of: None,
+                crypt_auth: Vec::new(),
             });
         };
         if s.kind == SE_TRIAL {
@@ -306,6 +311,7 @@ impl<P: Platform> Tpm<P> {
         let auth = self.entity_auth(hdl)?;
         let auth = crate::engine::trim(&auth).to_vec();
         let mut auth_of = None;
+        let mut crypt_auth = Vec::new();
         if s.is_policy() {
             self.check_policy_use(&s, n, hdl, role, cc, names, params, locality)?;
             if s.need_password {
@@ -319,6 +325,7 @@ impl<P: Platform> Tpm<P> {
                     session_value,
                     password: true,
                     auth_of: None,
+                    crypt_auth: Vec::new(),
                 });
             }
             if s.need_auth_value {
@@ -335,6 +342,8 @@ impl<P: Platform> Tpm<P> {
             if !bound_here {
                 session_value.extend_from_slice(&auth);
                 auth_of = Some(hdl);
+            } else {
+                crypt_auth = auth.clone();
             }
         }
         // With an empty HMAC key (no sessionKey, no authValue in it) an empty HMAC is a valid
@@ -347,6 +356,7 @@ impl<P: Platform> Tpm<P> {
                 session_value,
                 password: false,
                 auth_of,
+                crypt_auth,
             });
         }
         let cp = cp_hash(s.hash, cc, names, params);
@@ -372,6 +382,7 @@ impl<P: Platform> Tpm<P> {
             session_value,
             password: false,
             auth_of,
+            crypt_auth,
         })
     }
 
@@ -515,6 +526,7 @@ impl<P: Platform> Tpm<P> {
             session_value: Vec::new(),
             password: true,
             auth_of: None,
+            crypt_auth: Vec::new(),
         })
     }
 
@@ -546,7 +558,7 @@ impl<P: Platform> Tpm<P> {
         let mut out = params.to_vec();
         crypt(
             &s,
-            &u.session_value,
+            &[u.session_value.as_slice(), &u.crypt_auth].concat(),
             &auths[i].nonce_caller,
             &s.nonce_tpm,
             &mut out[2..2 + len],
@@ -596,7 +608,7 @@ impl<P: Platform> Tpm<P> {
         if len + 2 <= params.len() {
             let _ = crypt(
                 &s,
-                &u.session_value,
+                &[u.session_value.as_slice(), &u.crypt_auth].concat(),
                 &s.nonce_tpm,
                 &u.nonce_caller,
                 &mut params[2..2 + len],
