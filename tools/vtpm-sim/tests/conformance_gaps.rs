@@ -808,6 +808,133 @@ mod esys {
         out
     }
 
+    /// A duplicable ECDSA P-256 key whose authPolicy is `policy`.
+    fn duplicable(policy: Digest) -> Public {
+        use tss_esapi::interface_types::ecc::EccCurve;
+        use tss_esapi::structures::{
+            EccPoint, EccScheme, HashScheme, KeyDerivationFunctionScheme,
+            PublicEccParametersBuilder,
+        };
+        let attrs = ObjectAttributesBuilder::new()
+            .with_sensitive_data_origin(true)
+            .with_user_with_auth(true)
+            .with_sign_encrypt(true)
+            .build()
+            .unwrap();
+        let parms = PublicEccParametersBuilder::new()
+            .with_ecc_scheme(EccScheme::EcDsa(HashScheme::new(HashingAlgorithm::Sha256)))
+            .with_curve(EccCurve::NistP256)
+            .with_is_signing_key(true)
+            .with_is_decryption_key(false)
+            .with_restricted(false)
+            .with_key_derivation_function_scheme(KeyDerivationFunctionScheme::Null)
+            .build()
+            .unwrap();
+        PublicBuilder::new()
+            .with_public_algorithm(PublicAlgorithm::Ecc)
+            .with_name_hashing_algorithm(HashingAlgorithm::Sha256)
+            .with_object_attributes(attrs)
+            .with_auth_policy(policy)
+            .with_ecc_parameters(parms)
+            .with_ecc_unique_identifier(EccPoint::default())
+            .build()
+            .unwrap()
+    }
+
+    /// A policy session (salted with `salt_key` when given) with AES-CFB both ways.
+    fn policy_session(
+        ctx: &mut Context,
+        salt_key: Option<KeyHandle>,
+        trial: bool,
+    ) -> tss_esapi::Result<tss_esapi::interface_types::session_handles::PolicySession> {
+        let s = ctx
+            .start_auth_session(
+                salt_key,
+                None,
+                None,
+                if trial {
+                    SessionType::Trial
+                } else {
+                    SessionType::Policy
+                },
+                SymmetricDefinition::AES_128_CFB,
+                HashingAlgorithm::Sha256,
+            )?
+            .expect("a session");
+        let (attrs, mask) = SessionAttributesBuilder::new()
+            .with_decrypt(true)
+            .with_encrypt(true)
+            .with_continue_session(true)
+            .build();
+        ctx.tr_sess_set_attributes(s, attrs, mask)?;
+        Ok(s.try_into().unwrap())
+    }
+
+    /// Duplicate of a key whose policy is PolicyCommandCode(Duplicate), under a (salted,
+    /// parameter-encrypting) policy session, as FAPI's duplication does: each step's outcome.
+    fn duplicate_flow(tcti: &str) -> Vec<(&'static str, Result<(), String>)> {
+        use tss_esapi::constants::CommandCode;
+        let mut ctx = Context::new(TctiNameConf::from_str(tcti).unwrap()).expect("ESYS context");
+        let mut out = Vec::new();
+        let srk = ctx
+            .execute_with_nullauth_session(|ctx| {
+                ctx.create_primary(Hierarchy::Owner, storage(), None, None, None, None)
+            })
+            .expect("SRK")
+            .key_handle;
+        let trial = policy_session(&mut ctx, None, true).expect("trial session");
+        ctx.policy_command_code(trial, CommandCode::Duplicate)
+            .expect("trial policy");
+        let digest = ctx.policy_get_digest(trial).expect("policy digest");
+        ctx.flush_context(tss_esapi::handles::SessionHandle::from(trial).into())
+            .unwrap();
+        let key = ctx
+            .execute_with_nullauth_session(|ctx| {
+                let c = ctx.create(srk, duplicable(digest), None, None, None, None)?;
+                ctx.load(srk, c.out_private, c.out_public)
+            })
+            .expect("duplicable key");
+        // FAPI exports to a public key of another TPM, loaded with LoadExternal.
+        let (srk_public, _, _) = ctx.read_public(srk).expect("SRK public");
+        let external = ctx
+            .load_external_public(srk_public, Hierarchy::Null)
+            .expect("LoadExternal of a new parent");
+        for (what, salted, parent) in [
+            ("Duplicate under a policy session", false, srk),
+            ("Duplicate under a salted policy session", true, srk),
+            ("Duplicate to an external new parent", true, external),
+        ] {
+            let r = policy_session(&mut ctx, salted.then_some(srk), false).and_then(|ps| {
+                ctx.policy_command_code(ps, CommandCode::Duplicate)?;
+                let r = ctx.execute_with_session(Some(AuthSession::from(ps)), |ctx| {
+                    ctx.duplicate(
+                        key.into(),
+                        parent.into(),
+                        None,
+                        SymmetricDefinitionObject::AES_128_CFB,
+                    )
+                });
+                ctx.flush_context(tss_esapi::handles::SessionHandle::from(ps).into())?;
+                r
+            });
+            out.push((what, r.map(|_| ()).map_err(|e| e.to_string())));
+        }
+        out
+    }
+
+    #[test]
+    fn esys_duplicate_under_policy_matches_swtpm() {
+        let (sim, sw): (Sim, Swtpm) = pair("gaps-esys-dup");
+        let a = duplicate_flow(&sim.tcti());
+        let b = duplicate_flow(&sw.tcti());
+        eprintln!("vtpm-sim: {a:#?}\nswtpm: {b:#?}");
+        assert_eq!(
+            a, b,
+            "the flows' outcomes differ between vtpm-sim and swtpm"
+        );
+        assert!(a.iter().all(|(_, r)| r.is_ok()), "a flow failed: {a:#?}");
+    }
+
     #[test]
     fn esys_create_flows_match_swtpm() {
         let (sim, sw): (Sim, Swtpm) = pair("gaps-esys");
