@@ -734,7 +734,7 @@ mod esys {
             .key_handle;
         ctx.tr_set_auth(srk.into(), auth(b"parent-pw")).unwrap();
         let bound = session(&mut ctx, Some(srk)).expect("session bound to the SRK");
-        let mut create =
+        let create =
             |ctx: &mut Context, s: AuthSession, parent, public, pw: &[u8], data: Option<&[u8]>| {
                 ctx.execute_with_session(Some(s), |ctx| {
                     ctx.create(
@@ -948,4 +948,99 @@ mod esys {
         );
         assert!(a.iter().all(|(_, r)| r.is_ok()), "a flow failed: {a:#?}");
     }
+}
+
+/// NV_DefineSpace parameters: empty auth, `index` with SHA-256 names, `attrs`, no policy.
+fn nv_public(index: u32, attrs: u32, size: u16) -> Vec<u8> {
+    let n = [
+        &index.to_be_bytes()[..],
+        &[0x00, 0x0B],
+        &attrs.to_be_bytes(),
+        &[0, 0],
+        &size.to_be_bytes(),
+    ]
+    .concat();
+    [&[0, 0][..], &tpm2b(&n)].concat()
+}
+
+/// PolicyAuthorizeNV: the policy held in an NV index authorises the session's digest, which
+/// then starts over from the index's Name; unwritten indices, a stale digest, a wrong hash
+/// algorithm, and trial sessions.
+#[test]
+fn policy_authorize_nv_matches_swtpm() {
+    let (sim, sw) = pair("gaps-pnv");
+    let nv = 0x0150_0020u32;
+    let owner_rw = (1 << 1) | (1 << 17);
+    let start = |kind: u8| {
+        let p = [&tpm2b(&[7; 16])[..], &[0, 0, kind], &[0, 0x10], &[0, 0x0B]].concat();
+        cmd(0x176, &[0x4000_0007, 0x4000_0007], false, &p)
+    };
+    let authorize_nv = |at: usize| {
+        move |h: &[Vec<u8>]| cmd(0x192, &[0x4000_0001, nv, handle_of(resp(h, at))], true, &[])
+    };
+    let get_digest =
+        |at: usize| move |h: &[Vec<u8>]| cmd(0x189, &[handle_of(resp(h, at))], false, &[]);
+    let write = |alg: u16| {
+        move |h: &[Vec<u8>]| {
+            // PolicyGetDigest's response (no sessions): the TPM2B digest at 10.
+            let r = resp(h, 4);
+            let d = &r[12..];
+            let ha = [&alg.to_be_bytes()[..], d].concat();
+            cmd(
+                0x137,
+                &[0x4000_0001, nv],
+                true,
+                &[&tpm2b(&ha)[..], &[0, 0]].concat(),
+            )
+        }
+    };
+    let steps = vec![
+        step(
+            "NV_DefineSpace 34 bytes",
+            cmd(0x12A, &[0x4000_0001], true, &nv_public(nv, owner_rw, 34)),
+            0,
+            Cmp::Exact,
+        ),
+        step("StartAuthSession policy", start(1), 0, Cmp::Len),
+        built(
+            "PolicyAuthorizeNV, index unwritten",
+            authorize_nv(1),
+            0x14A,
+            Cmp::Exact,
+        ),
+        built(
+            "PolicyCommandCode Unseal",
+            |h| {
+                cmd(
+                    0x16C,
+                    &[handle_of(resp(h, 1))],
+                    false,
+                    &0x15Eu32.to_be_bytes(),
+                )
+            },
+            0,
+            Cmp::Exact,
+        ),
+        built("PolicyGetDigest", get_digest(1), 0, Cmp::Exact),
+        built("NV_Write TPMT_HA (SHA-1 tag)", write(0x0004), 0, Cmp::Exact),
+        built(
+            "PolicyAuthorizeNV, wrong hash algorithm",
+            authorize_nv(1),
+            0x83,
+            Cmp::Exact,
+        ),
+        built("NV_Write TPMT_HA", write(0x000B), 0, Cmp::Exact),
+        built("PolicyAuthorizeNV", authorize_nv(1), 0, Cmp::Exact),
+        built("PolicyGetDigest after it", get_digest(1), 0, Cmp::Exact),
+        built(
+            "PolicyAuthorizeNV, digest no longer matches",
+            authorize_nv(1),
+            0x84,
+            Cmp::Exact,
+        ),
+        step("StartAuthSession trial", start(3), 0, Cmp::Len),
+        built("PolicyAuthorizeNV (trial)", authorize_nv(11), 0, Cmp::Exact),
+        built("PolicyGetDigest (trial)", get_digest(11), 0, Cmp::Exact),
+    ];
+    run("policy_authorize_nv_matches_swtpm", &sim, &sw, &steps, 10);
 }

@@ -167,6 +167,7 @@ pub(crate) mod code {
     pub(crate) const POLICY_NV_WRITTEN: u32 = 0x18F;
     pub(crate) const POLICY_TEMPLATE: u32 = 0x190;
     pub(crate) const CREATE_LOADED: u32 = 0x191;
+    pub(crate) const POLICY_AUTHORIZE_NV: u32 = 0x192;
     pub(crate) const ENCRYPT_DECRYPT2: u32 = 0x193;
 }
 
@@ -278,6 +279,7 @@ pub(crate) static COMMANDS: &[CmdInfo] = &[
     c(POLICY_NV_WRITTEN, 1, 0, false),
     c(POLICY_TEMPLATE, 1, 0, false),
     c(CREATE_LOADED, 1, 1, true),
+    c(POLICY_AUTHORIZE_NV, 3, 1, false),
     c(ENCRYPT_DECRYPT2, 1, 1, false),
 ];
 

@@ -1940,6 +1940,39 @@ fn steps() -> Vec<(&'static str, Check, Build)> {
             }),
         ),
         (
+            "StartAuthSession trial for PolicyAuthorizeNV",
+            roundtrip::<TpmStartAuthSessionCommand, TpmStartAuthSessionResponse>,
+            k(cmd(
+                0x176,
+                &[RH_NULL, RH_NULL],
+                0,
+                &[
+                    &b2(&[9; 16])[..],
+                    &b2(&[]),
+                    &[3],
+                    &u16b(NULL),
+                    &u16b(SHA256),
+                ]
+                .concat(),
+            )),
+        ),
+        (
+            "PolicyAuthorizeNV (trial)",
+            roundtrip::<TpmPolicyAuthorizeNvCommand, TpmPolicyAuthorizeNvResponse>,
+            Box::new(|h| {
+                let ps = h.handle("StartAuthSession trial for PolicyAuthorizeNV");
+                cmd(0x192, &[RH_OWNER, 0x0150_0020, ps], 1, &[])
+            }),
+        ),
+        (
+            "FlushContext trial for PolicyAuthorizeNV",
+            roundtrip::<TpmFlushContextCommand, TpmFlushContextResponse>,
+            Box::new(|h| {
+                let ps = h.handle("StartAuthSession trial for PolicyAuthorizeNV");
+                cmd(0x165, &[], 0, &u32b(ps))
+            }),
+        ),
+        (
             "NV_Certify",
             roundtrip::<TpmNvCertifyCommand, TpmNvCertifyResponse>,
             Box::new(|h| {
