@@ -1044,3 +1044,36 @@ fn policy_authorize_nv_matches_swtpm() {
     ];
     run("policy_authorize_nv_matches_swtpm", &sim, &sw, &steps, 10);
 }
+
+/// SetAlgorithmSet: platform authorisation only; its TPMA_CC as libtpms'.
+#[test]
+fn set_algorithm_set_matches_swtpm() {
+    let (sim, sw) = pair("gaps-algset");
+    let steps = vec![
+        step(
+            "TPMA_CC of SetAlgorithmSet",
+            cmd(0x17A, &[], false, &[0, 0, 0, 2, 0, 0, 1, 0x3F, 0, 0, 0, 1]),
+            0,
+            Cmp::Exact,
+        ),
+        step(
+            "SetAlgorithmSet (platform)",
+            cmd(0x13F, &[0x4000_000C], true, &[0, 0, 0, 0]),
+            0,
+            Cmp::Exact,
+        ),
+        step(
+            "SetAlgorithmSet (owner)",
+            cmd(0x13F, &[0x4000_0001], true, &[0, 0, 0, 0]),
+            0x184,
+            Cmp::Exact,
+        ),
+        step(
+            "SetAlgorithmSet without its parameter",
+            cmd(0x13F, &[0x4000_000C], true, &[]),
+            0x1DA,
+            Cmp::Exact,
+        ),
+    ];
+    run("set_algorithm_set_matches_swtpm", &sim, &sw, &steps, 2);
+}

@@ -93,6 +93,7 @@ pub(crate) mod code {
     pub(crate) const PCR_EVENT: u32 = 0x13C;
     pub(crate) const PCR_RESET: u32 = 0x13D;
     pub(crate) const SEQUENCE_COMPLETE: u32 = 0x13E;
+    pub(crate) const SET_ALGORITHM_SET: u32 = 0x13F;
     pub(crate) const SET_COMMAND_CODE_AUDIT_STATUS: u32 = 0x140;
     pub(crate) const INCREMENTAL_SELF_TEST: u32 = 0x142;
     pub(crate) const SELF_TEST: u32 = 0x143;
@@ -204,6 +205,7 @@ pub(crate) static COMMANDS: &[CmdInfo] = &[
     nv(c(PCR_EVENT, 1, 1, false)),
     nv(c(PCR_RESET, 1, 1, false)),
     flushed(c(SEQUENCE_COMPLETE, 1, 1, false)),
+    nv(c(SET_ALGORITHM_SET, 1, 1, false)),
     nv(c(SET_COMMAND_CODE_AUDIT_STATUS, 1, 1, false)),
     nv(c(INCREMENTAL_SELF_TEST, 0, 0, false)),
     nv(c(SELF_TEST, 0, 0, false)),

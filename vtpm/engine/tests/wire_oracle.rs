@@ -1607,6 +1607,11 @@ fn steps() -> Vec<(&'static str, Check, Build)> {
             k(cmd(0x125, &[RH_PLATFORM], 1, &[])),
         ),
         (
+            "SetAlgorithmSet",
+            roundtrip::<TpmSetAlgorithmSetCommand, TpmSetAlgorithmSetResponse>,
+            k(cmd(0x13F, &[RH_PLATFORM], 1, &[0, 0, 0, 0])),
+        ),
+        (
             "NV_DefineSpace policyDelete",
             roundtrip::<TpmNvDefineSpaceCommand, TpmNvDefineSpaceResponse>,
             Box::new(|_| {
