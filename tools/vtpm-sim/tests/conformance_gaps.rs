@@ -1077,3 +1077,140 @@ fn set_algorithm_set_matches_swtpm() {
     ];
     run("set_algorithm_set_matches_swtpm", &sim, &sw, &steps, 2);
 }
+
+/// Rewrap: a duplication blob made for the SRK is unwrapped to TPM_RH_NULL (no outer wrapper),
+/// wrapped again for the SRK and imported there; a seed without an old parent and a tampered
+/// blob are refused.
+#[test]
+fn rewrap_matches_swtpm() {
+    let (sim, sw) = pair("gaps-rewrap");
+    let srk = 0x8000_0000u32;
+    // PolicyCommandCode(Duplicate) from an empty policy.
+    let policy = common::sha256(&[&[0; 32], &0x16Cu32.to_be_bytes(), &0x14Bu32.to_be_bytes()]);
+    let key = [
+        &[0x00, 0x23, 0x00, 0x0B][..],
+        &0x0004_0060u32.to_be_bytes(), // sign | userWithAuth | sensitiveDataOrigin
+        &tpm2b(&policy),
+        &[0x00, 0x10, 0x00, 0x18, 0x00, 0x0B, 0x00, 0x03, 0x00, 0x10],
+        &[0, 0, 0, 0],
+    ]
+    .concat();
+    // The key's Name: Load's response (handle, parameterSize, then the Name).
+    let name = |h: &[Vec<u8>]| {
+        let r = resp(h, 2);
+        let n = usize::from(u16::from_be_bytes([r[18], r[19]]));
+        r[18..20 + n].to_vec()
+    };
+    let rewrap = |from: u32, to: u32, at: usize, dup_field: usize, seed_field: usize| {
+        move |h: &[Vec<u8>]| {
+            let r = resp(h, at);
+            let p = [field(r, dup_field), name(h), field(r, seed_field)].concat();
+            cmd(0x152, &[from, to], true, &p)
+        }
+    };
+    let steps = vec![
+        step(
+            "CreatePrimary ECC SRK",
+            cmd(0x131, &[0x4000_0001], true, &create_params(&[], &ecc_srk())),
+            0,
+            Cmp::Len,
+        ),
+        step(
+            "Create a duplicable key",
+            cmd(0x153, &[srk], true, &create_params(&[], &key)),
+            0,
+            Cmp::Len,
+        ),
+        built(
+            "Load it",
+            move |h| {
+                let r = resp(h, 1);
+                cmd(0x157, &[srk], true, &[field(r, 0), field(r, 1)].concat())
+            },
+            0,
+            Cmp::Len,
+        ),
+        step(
+            "StartAuthSession policy",
+            cmd(
+                0x176,
+                &[0x4000_0007, 0x4000_0007],
+                false,
+                &[&tpm2b(&[4; 16])[..], &[0, 0, 1], &[0, 0x10], &[0, 0x0B]].concat(),
+            ),
+            0,
+            Cmp::Len,
+        ),
+        built(
+            "PolicyCommandCode Duplicate",
+            |h| {
+                cmd(
+                    0x16C,
+                    &[handle_of(resp(h, 3))],
+                    false,
+                    &0x14Bu32.to_be_bytes(),
+                )
+            },
+            0,
+            Cmp::Exact,
+        ),
+        built(
+            "Duplicate to the SRK, no inner wrapper",
+            move |h| {
+                let (k, ps) = (handle_of(resp(h, 2)), handle_of(resp(h, 3)));
+                cmd_area(0x14B, &[k, srk], &[(ps, 0x01)], &[0, 0, 0, 0x10])
+            },
+            0,
+            Cmp::Len,
+        ),
+        built(
+            "Rewrap SRK -> NULL",
+            rewrap(srk, 0x4000_0007, 5, 1, 2),
+            0,
+            Cmp::Len,
+        ),
+        built(
+            "Rewrap NULL -> SRK",
+            rewrap(0x4000_0007, srk, 6, 0, 1),
+            0,
+            Cmp::Len,
+        ),
+        built(
+            "Import the rewrapped blob under the SRK",
+            move |h| {
+                let (r, c) = (resp(h, 7), resp(h, 1));
+                let p = [
+                    &[0, 0][..],
+                    &field(c, 1),
+                    &field(r, 0),
+                    &field(r, 1),
+                    &[0, 0x10],
+                ]
+                .concat();
+                cmd(0x156, &[srk], true, &p)
+            },
+            0,
+            Cmp::Len,
+        ),
+        built(
+            "Rewrap NULL -> SRK with a seed",
+            rewrap(0x4000_0007, srk, 5, 1, 2),
+            0x18B,
+            Cmp::Exact,
+        ),
+        built(
+            "Rewrap SRK -> NULL, tampered blob",
+            move |h| {
+                let r = resp(h, 5);
+                let mut dup = field(r, 1);
+                let last = dup.len() - 1;
+                dup[last] ^= 1;
+                let p = [dup, name(h), field(r, 2)].concat();
+                cmd(0x152, &[srk, 0x4000_0007], true, &p)
+            },
+            0x1DF,
+            Cmp::Exact,
+        ),
+    ];
+    run("rewrap_matches_swtpm", &sim, &sw, &steps, 9);
+}

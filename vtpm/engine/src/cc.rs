@@ -111,6 +111,7 @@ pub(crate) mod code {
     pub(crate) const NV_READ_LOCK: u32 = 0x14F;
     pub(crate) const OBJECT_CHANGE_AUTH: u32 = 0x150;
     pub(crate) const POLICY_SECRET: u32 = 0x151;
+    pub(crate) const REWRAP: u32 = 0x152;
     pub(crate) const CREATE: u32 = 0x153;
     pub(crate) const ECDH_ZGEN: u32 = 0x154;
     pub(crate) const HMAC: u32 = 0x155;
@@ -223,6 +224,7 @@ pub(crate) static COMMANDS: &[CmdInfo] = &[
     nv(c(NV_READ_LOCK, 2, 1, false)),
     admin(c(OBJECT_CHANGE_AUTH, 2, 1, false)),
     c(POLICY_SECRET, 2, 1, false),
+    c(REWRAP, 2, 1, false),
     c(CREATE, 1, 1, false),
     c(ECDH_ZGEN, 1, 1, false),
     c(HMAC, 1, 1, false),

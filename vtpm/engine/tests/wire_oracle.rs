@@ -1612,6 +1612,16 @@ fn steps() -> Vec<(&'static str, Check, Build)> {
             k(cmd(0x13F, &[RH_PLATFORM], 1, &[0, 0, 0, 0])),
         ),
         (
+            "Rewrap NULL -> NULL",
+            roundtrip::<TpmRewrapCommand, TpmRewrapResponse>,
+            k(cmd(
+                0x152,
+                &[RH_NULL, RH_NULL],
+                1,
+                &[&b2(&[1, 2, 3])[..], &b2(&[0, 4, 1, 2, 3, 4]), &b2(&[])].concat(),
+            )),
+        ),
+        (
             "NV_DefineSpace policyDelete",
             roundtrip::<TpmNvDefineSpaceCommand, TpmNvDefineSpaceResponse>,
             Box::new(|_| {

@@ -94,6 +94,7 @@ impl<P: Platform> Tpm<P> {
             CONTEXT_LOAD => self.context_load(c),
             DUPLICATE => self.duplicate(c),
             IMPORT => self.import(c),
+            REWRAP => self.rewrap(c),
             _ => self.dispatch_crypto(c),
         }
     }
