@@ -59,11 +59,14 @@ enum Cmp {
     Exact,
 }
 
+/// Builds a step's command from the same TPM's earlier responses.
+type Build = Box<dyn Fn(&[Vec<u8>]) -> Vec<u8>>;
+
 /// A step: what it is, its command (built from this TPM's earlier responses, which must be
 /// successes), the code it must answer on both TPMs (0: success) and the comparison.
 struct Step {
     what: &'static str,
-    build: Box<dyn Fn(&[Vec<u8>]) -> Vec<u8>>,
+    build: Build,
     rc: u32,
     cmp: Cmp,
 }
@@ -106,6 +109,20 @@ fn resp(h: &[Vec<u8>], i: usize) -> &[u8] {
 /// The handle a (successful) response returns.
 fn handle_of(r: &[u8]) -> u32 {
     u32::from_be_bytes([r[10], r[11], r[12], r[13]])
+}
+
+/// Load (under `parent`) of what the Create at step `at` returned; the loaded object's Name
+/// covers a random seed or key, so the answers agree in length only.
+fn load_created(parent: u32, at: usize) -> Step {
+    built(
+        "Load it",
+        move |h| {
+            let r = resp(h, at);
+            cmd(0x157, &[parent], true, &[field(r, 0), field(r, 1)].concat())
+        },
+        0,
+        Cmp::Len,
+    )
 }
 
 /// Runs `steps` on both TPMs; panics listing every step that went wrong, or when fewer than
@@ -343,16 +360,8 @@ fn key_bytes_schemes_and_act_match_swtpm() {
             // longer); what the key does is compared below, byte for byte.
             Cmp::Rc,
         ),
-        built(
-            "Load it",
-            move |h| {
-                let r = resp(h, 2);
-                cmd(0x157, &[srk], true, &[field(r, 0), field(r, 1)].concat())
-            },
-            0,
-            // The Name covers the random seedValue.
-            Cmp::Len,
-        ),
+        // The Name covers the random seedValue: lengths only.
+        load_created(srk, 2),
         built(
             "EncryptDecrypt2 with the caller's key",
             |h| {
@@ -1121,15 +1130,7 @@ fn rewrap_matches_swtpm() {
             0,
             Cmp::Len,
         ),
-        built(
-            "Load it",
-            move |h| {
-                let r = resp(h, 1);
-                cmd(0x157, &[srk], true, &[field(r, 0), field(r, 1)].concat())
-            },
-            0,
-            Cmp::Len,
-        ),
+        load_created(srk, 1),
         step(
             "StartAuthSession policy",
             cmd(

@@ -445,13 +445,7 @@ impl<P: Platform> Tpm<P> {
             .cloned()
             .ok_or(Rc::HANDLE.handle(2))?;
         if s.kind != SE_TRIAL {
-            if n.has(a::READLOCKED) {
-                return Err(Rc::NV_LOCKED);
-            }
-            self.nv_check_auth(auth_h, &n, true)?;
-            if !n.has(a::WRITTEN) {
-                return Err(Rc::NV_UNINITIALIZED);
-            }
+            self.policy_nv_read_checks(auth_h, &n)?;
             let off = usize::from(offset);
             if off > n.data.len() {
                 return Err(Rc::VALUE.param(2));
@@ -471,6 +465,19 @@ impl<P: Platform> Tpm<P> {
         Ok(Out::new())
     }
 
+    /// The read checks PolicyNV and PolicyAuthorizeNV make on their index (the reference's
+    /// NvReadAccessChecks): not read-locked, readable with `auth_h`, written.
+    fn policy_nv_read_checks(&self, auth_h: u32, n: &crate::nv::NvIndex) -> Result<(), Rc> {
+        if n.has(a::READLOCKED) {
+            return Err(Rc::NV_LOCKED);
+        }
+        self.nv_check_auth(auth_h, n, true)?;
+        if !n.has(a::WRITTEN) {
+            return Err(Rc::NV_UNINITIALIZED);
+        }
+        Ok(())
+    }
+
     /// PolicyAuthorizeNV: the session's policyDigest must equal the TPMT_HA an ordinary NV
     /// index holds (read under its read authorisation); the digest then starts over from
     /// TPM_CC_PolicyAuthorizeNV and the index's Name. Trial sessions skip the checks.
@@ -481,13 +488,7 @@ impl<P: Platform> Tpm<P> {
         let n =
             (self.p.nv.iter().find(|n| n.handle == nv_h).cloned()).ok_or(Rc::HANDLE.handle(2))?;
         if s.kind != SE_TRIAL {
-            if n.has(a::READLOCKED) {
-                return Err(Rc::NV_LOCKED);
-            }
-            self.nv_check_auth(auth_h, &n, true)?;
-            if !n.has(a::WRITTEN) {
-                return Err(Rc::NV_UNINITIALIZED);
-            }
+            self.policy_nv_read_checks(auth_h, &n)?;
             if n.nt() != crate::nv::NT_ORDINARY {
                 return Err(Rc::ATTRIBUTES.handle(2));
             }
