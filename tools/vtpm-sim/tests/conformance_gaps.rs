@@ -1215,3 +1215,50 @@ fn rewrap_matches_swtpm() {
     ];
     run("rewrap_matches_swtpm", &sim, &sw, &steps, 9);
 }
+
+/// The `x509sign` object attribute (a key only CertifyX509 may sign with): CreatePrimary
+/// accepts it (restricted too, as libtpms does) and TPM2_Sign refuses such a key.
+#[test]
+fn x509sign_attribute_matches_swtpm() {
+    let (sim, sw) = pair("gaps-x509sign");
+    const X509SIGN: u32 = 1 << 19;
+    // fixedTPM | fixedParent | sensitiveDataOrigin | userWithAuth | sign.
+    const SIGNER: u32 = 0x0004_0072;
+    let ecdsa = |attrs: u32| {
+        let parms = [0x00, 0x10, 0x00, 0x18, 0x00, 0x0B, 0x00, 0x03, 0x00, 0x10];
+        let p = public(0x0023, attrs, &parms, &[0, 0, 0, 0]);
+        cmd(0x131, &[0x4000_0001], true, &create_params(&[], &p))
+    };
+    let digest = [&tpm2b(&[0x11; 32])[..], &[0, 0x10]].concat();
+    let ticket = [&[0x80, 0x24][..], &0x4000_0007u32.to_be_bytes(), &[0, 0]].concat();
+    let steps = vec![
+        step(
+            "CreatePrimary x509sign ECDSA",
+            ecdsa(SIGNER | X509SIGN),
+            0,
+            Cmp::Len,
+        ),
+        built(
+            "Sign with the x509sign key",
+            move |h| {
+                let p = [&digest[..], &ticket].concat();
+                cmd(0x15D, &[handle_of(resp(h, 0))], true, &p)
+            },
+            0x182,
+            Cmp::Exact,
+        ),
+        built(
+            "FlushContext it",
+            |h| cmd(0x165, &[], false, &handle_of(resp(h, 0)).to_be_bytes()),
+            0,
+            Cmp::Exact,
+        ),
+        step(
+            "CreatePrimary x509sign restricted",
+            ecdsa(SIGNER | X509SIGN | (1 << 16)),
+            0,
+            Cmp::Len,
+        ),
+    ];
+    run("x509sign_attribute_matches_swtpm", &sim, &sw, &steps, 3);
+}

@@ -24,8 +24,7 @@ pub(crate) mod attr {
     pub(crate) const SIGN: u32 = 1 << 18;
     pub(crate) const X509SIGN: u32 = 1 << 19;
     /// Bits that are reserved in TPMA_OBJECT.
-    pub(crate) const RESERVED: u32 =
-        1 | (1 << 3) | (0b11 << 8) | (0xF << 12) | 0xFFF0_0000 | X509SIGN;
+    pub(crate) const RESERVED: u32 = 1 | (1 << 3) | (0b11 << 8) | (0xF << 12) | 0xFFF0_0000;
 }
 
 /// TPMT_SYM_DEF_OBJECT (alg NULL means none).
