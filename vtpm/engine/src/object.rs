@@ -27,8 +27,7 @@ pub(crate) mod attr {
     pub(crate) const SIGN: u32 = 1 << 18;
     pub(crate) const X509SIGN: u32 = 1 << 19;
     /// Bits that are reserved in TPMA_OBJECT.
-    pub(crate) const RESERVED: u32 =
-        1 | (1 << 3) | (0b11 << 8) | (0xF << 12) | 0xFFF0_0000 | X509SIGN;
+    pub(crate) const RESERVED: u32 = 1 | (1 << 3) | (0b11 << 8) | (0xF << 12) | 0xFFF0_0000;
 }
 
 /// TPMT_SYM_DEF_OBJECT (alg NULL means none).
@@ -752,7 +751,13 @@ pub(crate) fn generate(
             secret
         }
         Params::Sym { sym, unique } => {
-            let secret = rng.bytes(sym.bits as usize / 8);
+            let secret = if data.is_empty() {
+                rng.bytes(sym.bits as usize / 8)
+            } else if data.len() == sym.bits as usize / 8 {
+                data.to_vec()
+            } else {
+                return Err(Rc::KEY_SIZE);
+            };
             *unique = h.digest(&[&seed, &secret]);
             secret
         }

@@ -92,6 +92,10 @@ impl<P: Platform> Tpm<P> {
         if tag != ST_HASHCHECK {
             return Err(Rc::TAG.param(3));
         }
+        // Only CertifyX509 may sign with an x509sign key (the reference's TPM2_Sign).
+        if self.object(c.handles[0]).h(1)?.public.has(attr::X509SIGN) {
+            return Err(Rc::ATTRIBUTES.handle(1));
+        }
         let (key, scheme) = self.signing_key(c.handles[0], 1, in_scheme, 2)?;
         let sh = HashAlg::from_alg(scheme.hash).p(2)?;
         if digest.len() != sh.size() {

@@ -50,8 +50,17 @@ fn parse_create(r: &mut Reader<'_>, with_creation: bool) -> Result<CreateIn, Rc>
         return Err(Rc::SIZE.param(1));
     }
     match public.params {
-        Params::Rsa { .. } | Params::Ecc { .. } | Params::Sym { .. } if !data.is_empty() => {
+        Params::Rsa { .. } | Params::Ecc { .. } if !data.is_empty() => {
             return Err(Rc::SIZE.param(1));
+        }
+        // A symmetric key's bytes come from the caller exactly when sensitiveDataOrigin is
+        // clear (as in libtpms' TPM2_Create); their length is checked when the key is made.
+        Params::Sym { .. } if public.has(attr::SENSITIVE_DATA_ORIGIN) != data.is_empty() => {
+            return Err(Rc::ATTRIBUTES.param(2));
+        }
+        Params::Sym { sym, .. } if !data.is_empty() && data.len() != usize::from(sym.bits) / 8 => {
+            // libtpms' CryptGenerateKeySymmetric: no parameter number.
+            return Err(Rc::KEY_SIZE);
         }
         Params::KeyedHash { .. } if public.has(attr::SENSITIVE_DATA_ORIGIN) && !data.is_empty() => {
             return Err(Rc::ATTRIBUTES.param(2));
@@ -86,6 +95,7 @@ impl<P: Platform> Tpm<P> {
             CONTEXT_LOAD => self.context_load(c),
             DUPLICATE => self.duplicate(c),
             IMPORT => self.import(c),
+            REWRAP => self.rewrap(c),
             _ => self.dispatch_crypto(c),
         }
     }
