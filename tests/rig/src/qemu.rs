@@ -67,6 +67,8 @@ pub struct BootOptions {
     pub replace_modules: Vec<(String, PathBuf)>,
     /// Use this swtpm state folder (e.g. one provisioned with EK certificates) instead of a fresh one.
     pub tpm_state: Option<PathBuf>,
+    /// Use this platform TPM instead of the scenario's (`platform_tpm`).
+    pub platform_tpm: Option<crate::swtpm::PlatformTpm>,
     /// Leave swtpm running after QEMU exits (it is handed back in the outcome).
     pub keep_tpm: bool,
     /// Keep the run folder (manifest, logs, swtpm state) instead of deleting it.
@@ -190,7 +192,7 @@ pub fn boot(scenario: &Scenario, opts: &BootOptions) -> Result<Outcome, RigError
 
     let swtpm = if scenario.tpm {
         let dir = opts.tpm_state.clone().unwrap_or_else(|| run_dir.join("tpm"));
-        Some(Swtpm::start(&dir)?)
+        Some(Swtpm::start_kind(opts.platform_tpm.unwrap_or(scenario.platform_tpm), &dir)?)
     } else {
         None
     };

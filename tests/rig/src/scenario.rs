@@ -34,6 +34,9 @@ pub struct Scenario {
     /// Attach a private swtpm as the platform TPM.
     #[serde(default = "yes")]
     pub tpm: bool,
+    /// Which program is the platform TPM: `"swtpm"` (default) or `"vtpm-sim"`.
+    #[serde(default)]
+    pub platform_tpm: crate::swtpm::PlatformTpm,
     /// The QEMU CPU model.
     #[serde(default = "default_cpu")]
     pub cpu: String,
@@ -272,6 +275,16 @@ mod tests {
         assert_eq!(m.images(), ["mgmt", "w", "hello"]);
         assert_eq!(s.cpu, "qemu64,+svm,+npt");
         assert!(s.tpm);
+        assert_eq!(s.platform_tpm, crate::swtpm::PlatformTpm::Swtpm, "swtpm stays the default");
+    }
+
+    #[test]
+    fn platform_tpm_names_swtpm_or_vtpm_sim() {
+        let s: Scenario = toml::from_str("description = \"x\"\nplatform_tpm = \"vtpm-sim\"").unwrap();
+        assert_eq!(s.platform_tpm, crate::swtpm::PlatformTpm::VtpmSim);
+        assert!(toml::from_str::<Scenario>("description = \"x\"\nplatform_tpm = \"tpm-tis\"").is_err());
+        assert_eq!("vtpm-sim".parse(), Ok(crate::swtpm::PlatformTpm::VtpmSim));
+        assert!("libtpms".parse::<crate::swtpm::PlatformTpm>().is_err());
     }
 
     #[test]

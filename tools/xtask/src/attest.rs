@@ -30,6 +30,10 @@ pub(crate) struct AttestArgs {
     /// bank) from the built images, write `reference.json` into `--out` (or print it), and stop.
     #[arg(long)]
     pub(crate) reference_only: bool,
+    /// The platform TPM: swtpm (default, EK certificates by swtpm_setup) or vtpm-sim (EK
+    /// certificates by `vtpm-sim --manufacture`); overrides the scenario's `platform_tpm`.
+    #[arg(long)]
+    pub(crate) platform_tpm: Option<warden_rig::swtpm::PlatformTpm>,
 }
 
 /// Runs the attestation; fails (non-zero exit) unless every check passes.
@@ -42,7 +46,7 @@ pub(crate) fn attest(args: &AttestArgs) -> Result<()> {
     if let Some(t) = &args.tamper {
         eprintln!("xtask: tampering with '{t}' after computing the reference values");
     }
-    let opts = AttestOptions { tamper: args.tamper.clone(), keep_dir: false };
+    let opts = AttestOptions { tamper: args.tamper.clone(), keep_dir: false, platform_tpm: args.platform_tpm };
     let a = run_attest(&scenario, &opts)?;
 
     for c in &a.credential {
@@ -56,7 +60,7 @@ pub(crate) fn attest(args: &AttestArgs) -> Result<()> {
     }
     if pcr_mismatch.is_empty() {
         eprintln!(
-            "xtask: tpm2_eventlog's replay of the exported log equals tpm2_pcrread from the same swtpm (PCRs 20-22, banks {})",
+            "xtask: tpm2_eventlog's replay of the exported log equals tpm2_pcrread from the same platform TPM (PCRs 20-22, banks {})",
             a.banks.iter().map(|b| b.name()).collect::<Vec<_>>().join(",")
         );
     }
