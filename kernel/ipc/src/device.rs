@@ -13,8 +13,14 @@ pub const fn device_requirement(_call: DeviceCall) -> (Class, PermSet) {
 }
 
 /// Checked once per assignment, at build: `device assign` on the function's label and
-/// `mmio map` on its registers' label (`HC_MMIO_MAP`).
+/// `mmio map` on its registers' label (`HC_MMIO_MAP`). No IOMMU confines a device's DMA on
+/// Warden yet, so every assignment also asks `device assign_noiommu` (issue 18's schema): a
+/// policy's `neverallow * *: device assign_noiommu;` then refuses every DMA-capable assignment
+/// until DMA is confined, instead of being silently ignored.
 pub const ASSIGNMENT_CHECKS: [(Class, PermSet); 2] = [
-    (Class::Device, perms::device::ASSIGN),
+    (
+        Class::Device,
+        PermSet(perms::device::ASSIGN.0 | perms::device::ASSIGN_NOIOMMU.0),
+    ),
     (Class::Mmio, perms::mmio::MAP),
 ];

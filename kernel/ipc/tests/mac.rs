@@ -20,12 +20,8 @@ const SCENARIO_POLICIES: &[&str] = &["ipc.wpol", "chinese-wall.wpol", "domains.w
 fn scenario_policies_pass_every_compiler_check_and_expectation() {
     for name in SCENARIO_POLICIES {
         let src = policy_source(name);
-        let c = warden_policy_compiler::compile(&src).unwrap_or_else(|d| {
-            panic!(
-                "{name}:\n{}",
-                warden_policy_compiler::diag::render(name, &src, &d)
-            )
-        });
+        let c = warden_policy_compiler::compile(&src)
+            .unwrap_or_else(|d| panic!("{name}:\n{}", warden_policy_compiler::diag::render(name, &src, &d)));
         assert!(
             c.warnings.is_empty(),
             "{name} has lint warnings:\n{}",
@@ -425,25 +421,27 @@ fn malformed_or_unusable_policies_are_refused_with_a_reason() {
         b[i] ^= 0x5a;
         let _ = TestMac::new(leak(b), common::ring());
     }
-    let no_hv = compile(
-        "inline",
-        "type a_t: domain; allow a_t self: domain yield;\n",
-    );
-    assert_eq!(err(leak(no_hv)), Some(MacError::NoHypervisorType));
-    let two_hv = compile(
-        "inline",
-        "type h1_t: hypervisor; type h2_t: hypervisor; type a_t: domain;\nallow a_t { h1_t h2_t }: hypervisor console;\n",
-    );
-    assert_eq!(err(leak(two_hv)), Some(MacError::SeveralHypervisorTypes));
-    let small: Result<Mac<'static, 8, 1>, _> =
-        Mac::new(scenario_blob("chinese-wall.wpol"), common::ring());
-    assert_eq!(
-        small.err(),
-        Some(MacError::TooManyConflictMembers {
-            needed: 2,
-            capacity: 1
-        })
-    );
+    // None or two hypervisor types: the compiler refuses (E0024) and so does the loader, for
+    // blobs not made by the compiler.
+    for (src, n) in [
+        ("type a_t: domain; allow a_t self: domain yield;\n", 0),
+        (
+            "type h1_t: hypervisor; type h2_t: hypervisor; type a_t: domain;\nallow a_t { h1_t h2_t }: hypervisor console;\n",
+            2,
+        ),
+    ] {
+        let e = warden_policy_compiler::compile(src).expect_err("hypervisor count");
+        assert!(e.iter().any(|d| d.code == warden_policy_compiler::Code::E0024), "{e:?}");
+        let kinds = [warden_policy::Kind::Domain, warden_policy::Kind::Hypervisor, warden_policy::Kind::Hypervisor];
+        let img = warden_policy::encode::Image {
+            types: ["a_t", "h1_t", "h2_t"][..n + 1].iter().zip(kinds).map(|(t, k)| (t.to_string(), k)).collect(),
+            ..Default::default()
+        };
+        let blob = warden_policy::encode::encode(&img);
+        assert_eq!(err(leak(blob)), Some(MacError::Load(LoadError::HypervisorCount(n as u32))));
+    }
+    let small: Result<Mac<'static, 8, 1>, _> = Mac::new(scenario_blob("chinese-wall.wpol"), common::ring());
+    assert_eq!(small.err(), Some(MacError::TooManyConflictMembers { needed: 2, capacity: 1 }));
 }
 
 #[test]
@@ -460,8 +458,7 @@ fn manifest_labels_must_name_domain_types() {
 
 #[test]
 fn the_chinese_wall_refuses_a_conflicting_domain_by_name_until_the_first_ends() {
-    let mut mac: Mac<'static, 8, 16> =
-        Mac::new(scenario_blob("chinese-wall.wpol"), common::ring()).unwrap();
+    let mut mac: Mac<'static, 8, 16> = Mac::new(scenario_blob("chinese-wall.wpol"), common::ring()).unwrap();
     let (a, b, shop) = (
         mac.domain_label("bank_a_t").unwrap(),
         mac.domain_label("bank_b_t").unwrap(),

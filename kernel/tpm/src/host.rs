@@ -51,6 +51,43 @@ pub fn unique_temp_dir(prefix: &str) -> io::Result<PathBuf> {
     Ok(dir)
 }
 
+/// Whether process `pid` itself holds listening TCP sockets on every port of `ports` (IPv4),
+/// read from Linux's `/proc`: the socket inodes among its open files, and their local ports in
+/// `/proc/PID/net/tcp`. Waiting for this, rather than for any listener to accept on a port,
+/// proves a server we started bound the ports we chose: a port taken by another process
+/// between choosing and binding makes our server exit instead of passing for it.
+#[must_use]
+pub fn listens_on(pid: u32, ports: &[u16]) -> bool {
+    let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    let inodes: std::collections::HashSet<String> = fds
+        .flatten()
+        .filter_map(|e| fs::read_link(e.path()).ok())
+        .filter_map(|l| {
+            let l = l.to_str()?;
+            Some(l.strip_prefix("socket:[")?.strip_suffix(']')?.to_string())
+        })
+        .collect();
+    let Ok(table) = fs::read_to_string(format!("/proc/{pid}/net/tcp")) else {
+        return false;
+    };
+    // Columns: sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode ...
+    // (`0100007F:1F90`, state 0A is LISTEN).
+    let listening: std::vec::Vec<u16> = table
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: std::vec::Vec<&str> = l.split_whitespace().collect();
+            if f.len() < 10 || f[3] != "0A" || !inodes.contains(f[9]) {
+                return None;
+            }
+            u16::from_str_radix(f[1].rsplit(':').next()?, 16).ok()
+        })
+        .collect();
+    ports.iter().all(|p| listening.contains(p))
+}
+
 fn free_port() -> io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
@@ -77,7 +114,8 @@ impl Swtpm {
     /// If swtpm is missing or does not come up within 10 s.
     pub fn start_on(state_dir: &Path, flags: &[&str]) -> io::Result<Swtpm> {
         let mut last = io::Error::other("swtpm did not start");
-        // A port found free can be taken by someone else before swtpm binds it: retry.
+        // A port found free can be taken by someone else before swtpm binds it: swtpm then
+        // exits (or never holds the port, which `wait_ready` checks by pid), and we retry.
         for _ in 0..20 {
             // The tss2 swtpm TCTI expects the control port right after the data port.
             let port = free_port()?;
@@ -132,13 +170,14 @@ impl Swtpm {
                 }
                 return Err(io::Error::other(format!("swtpm exited ({status}): {err}")));
             }
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            // Our swtpm, not whatever else may listen there, must hold both ports.
+            if listens_on(self.child.id(), &[self.port, self.ctrl_port]) {
                 return Ok(());
             }
             if Instant::now() > deadline {
                 return Err(io::Error::new(
                     io::ErrorKind::TimedOut,
-                    "swtpm did not open its port within 10 s",
+                    "swtpm did not open its ports within 10 s",
                 ));
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -269,4 +308,28 @@ pub fn yaml_pcr(text: &str, alg: crate::HashAlg, pcr: u32) -> Option<String> {
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::listens_on;
+    use std::net::TcpListener;
+
+    #[test]
+    fn listens_on_sees_only_the_processes_own_listeners() {
+        let me = std::process::id();
+        let a = TcpListener::bind("127.0.0.1:0").unwrap();
+        let b = TcpListener::bind("127.0.0.1:0").unwrap();
+        let (pa, pb) = (
+            a.local_addr().unwrap().port(),
+            b.local_addr().unwrap().port(),
+        );
+        assert!(listens_on(me, &[pa, pb]));
+        drop(b);
+        assert!(listens_on(me, &[pa]));
+        assert!(!listens_on(me, &[pa, pb]), "a closed listener still counts");
+        // The parent (cargo's test harness or a shell) does not hold our listener.
+        assert!(!listens_on(std::os::unix::process::parent_id(), &[pa]));
+        assert!(!listens_on(u32::MAX, &[pa]), "no such process");
+    }
 }

@@ -256,34 +256,39 @@ fn measured_launch_log_replays_to_tpm_pcrs_and_quote_verifies() {
         w("quote.msg", q.attest.as_bytes()),
         w("quote.sig", q.signature.as_bytes()),
     );
-    tool(&[
-        "tpm2_checkquote",
-        "-u",
-        &akp,
-        "-m",
-        &msg,
-        "-s",
-        &sig,
-        "-q",
-        &hex(&nonce),
-        "-g",
-        "sha256",
-    ]);
-    let err = Command::new("tpm2_checkquote")
-        .args([
-            "-u",
-            &akp,
-            "-m",
-            &msg,
-            "-s",
-            &sig,
-            "-q",
-            &hex(&[0x5b; 32]),
-            "-g",
-            "sha256",
-        ])
-        .output()
-        .unwrap();
+    // -f/-l: the PCR values the quote must cover, here our replay of the log (sha256, PCRs
+    // 20-22 concatenated as tpm2_pcrread writes them); checkquote recomputes the quoted digest.
+    let replayed: Vec<u8> = (20..=22)
+        .flat_map(|pcr| {
+            replay
+                .pcr(HashAlg::Sha256, pcr)
+                .unwrap()
+                .as_bytes()
+                .to_vec()
+        })
+        .collect();
+    let pcrs = w("pcrs.bin", &replayed);
+    let checkquote = |nonce: &[u8], pcrs: &str| {
+        Command::new("tpm2_checkquote")
+            .args(["-u", &akp, "-m", &msg, "-s", &sig, "-q", &hex(nonce)])
+            .args(["-g", "sha256", "-f", pcrs, "-l", "sha256:20,21,22"])
+            .output()
+            .unwrap()
+    };
+    let ok = checkquote(&nonce, &pcrs);
+    assert!(
+        ok.status.success(),
+        "tpm2_checkquote rejected the quote and its PCR values: {}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let mut altered = replayed.clone();
+    altered[40] ^= 1; // PCR 21
+    let altered = w("pcrs-altered.bin", &altered);
+    assert!(
+        !checkquote(&nonce, &altered).status.success(),
+        "tpm2_checkquote accepted PCR values that are not the quoted ones"
+    );
+    let err = checkquote(&[0x5b; 32], &pcrs);
     assert!(
         !err.status.success(),
         "tpm2_checkquote accepted a wrong nonce"

@@ -18,8 +18,44 @@ fn perms_text(c: Class, bits: u64) -> String {
     if n.len() == 1 { n[0].to_string() } else { format!("{{ {} }}", n.join(" ")) }
 }
 
+/// The hypervisor labels itself with the one type of kind `hypervisor`: the loader refuses a
+/// policy with none or several (`LoadError::HypervisorCount`), so the compiler says so first,
+/// with the declarations.
+pub(crate) fn hypervisor_label(m: &Model, out: &mut Vec<Diagnostic>) {
+    let mut hv: Vec<_> = m.types.iter().filter(|t| t.kind == Kind::Hypervisor).collect();
+    hv.sort_by_key(|t| t.origin.span.start);
+    match hv.as_slice() {
+        [_] => {}
+        [] => out.push(
+            Diagnostic::error(
+                Code::E0024,
+                "the policy declares no type of kind `hypervisor`",
+                Origin::plain(0..0),
+                "in this policy",
+            )
+            .with_note("the hypervisor labels itself with that type (`hypervisor` rules target it), and refuses to boot a policy without one")
+            .with_help("declare it, e.g. `type xen_t: hypervisor;` (Xen's `xen_t`)"),
+        ),
+        [first, rest @ ..] => {
+            let mut d = Diagnostic::error(
+                Code::E0024,
+                format!("the policy declares {} types of kind `hypervisor`", hv.len()),
+                rest[0].origin.clone(),
+                "another hypervisor type",
+            )
+            .with_label(first.origin.clone(), "first hypervisor type");
+            for t in &rest[1..] {
+                d = d.with_label(t.origin.clone(), "another hypervisor type");
+            }
+            out.push(d.with_note("there is one hypervisor: its label must be unambiguous").with_help(
+                "keep one `hypervisor` type; Xen's `xen_t` and its `xen_*` pseudo-domains all map to it",
+            ));
+        }
+    }
+}
+
 /// neverallow: every expanded neverallow triple against the allowed vectors.
-pub(crate) fn neverallow(m: &Model, out: &mut Vec<Diagnostic>) {
+pub(crate) fn neverallow(m: &Model, verbose: bool, out: &mut Vec<Diagnostic>) {
     // One diagnostic per neverallow rule, naming the first few violating grants.
     let mut by_rule: HashMap<usize, Vec<(u32, u32, Class, u64)>> = HashMap::new();
     for &(r, s, t, c, p) in &m.neverallows {
@@ -61,8 +97,18 @@ pub(crate) fn neverallow(m: &Model, out: &mut Vec<Diagnostic>) {
                 }
             }
         }
-        if hits.len() > 1 {
-            d = d.with_note(format!("{} more violation(s) of this neverallow", hits.len() - 1));
+        if hits.len() > 1 && verbose {
+            for &(s, t, c, bad) in &hits[1..] {
+                d = d.with_note(format!(
+                    "also violated: `{}` is allowed `{}` {} on `{}`",
+                    m.name(s),
+                    c.name(),
+                    perms_text(c, bad),
+                    m.name(t)
+                ));
+            }
+        } else if hits.len() > 1 {
+            d = d.with_note(format!("{} more violation(s) of this neverallow (`--verbose` lists them)", hits.len() - 1));
         }
         d = d.with_help("neverallow cannot be switched off: remove or narrow the allow, or reconsider the neverallow");
         out.push(d);
@@ -90,7 +136,12 @@ pub fn hop_text(m: &Model, h: &Hop) -> String {
 /// noflow assertions.
 pub(crate) fn noflow(m: &Model, g: &Graph, out: &mut Vec<Diagnostic>) {
     for a in &m.noflows {
-        if let Some(path) = g.shortest_path(m, &a.from, &a.to, &a.excluding) {
+        let path = if a.across {
+            crate::flow::cross_category_path(m, &a.from, &a.to, &a.excluding)
+        } else {
+            g.shortest_path(m, &a.from, &a.to, &a.excluding)
+        };
+        if let Some(path) = path {
             let first = path.first().map_or(0, |h| h.from);
             let last = path.last().map_or(0, |h| h.to);
             let mut d = Diagnostic::error(
@@ -107,7 +158,11 @@ pub(crate) fn noflow(m: &Model, g: &Graph, out: &mut Vec<Diagnostic>) {
             for (i, h) in path.iter().enumerate() {
                 d = d.with_label(m.rules[h.rule].origin.clone(), format!("hop {}: {}", i + 1, hop_text(m, h)));
             }
-            d = d.with_help("remove a permission on the path, or exclude a trusted type with `excluding`");
+            d = d.with_help(if a.across {
+                "remove a permission on the path, `separate` the types it joins, or exclude a trusted type with `excluding`"
+            } else {
+                "remove a permission on the path, or exclude a trusted type with `excluding`"
+            });
             out.push(d);
         }
     }
@@ -166,7 +221,14 @@ pub fn expectation_diag(m: &Model, r: &ExpectResult, class: Class, allow: bool) 
     if !allow && let Some(e) = m.av.get(&(s, t, class)) {
         for &(gr, bits) in &e.why {
             if bits & bad != 0 && m.rules[gr].kind == RuleKindPub::Allow {
-                d = d.with_label(m.rules[gr].origin.clone(), "granted here");
+                match &m.rules[gr].via {
+                    RuleOrigin::Plain => d = d.with_label(m.rules[gr].origin.clone(), "granted here"),
+                    RuleOrigin::Role { role, line } => {
+                        d = d
+                            .with_label(m.rules[gr].origin.clone(), format!("granted here through role `{role}`"))
+                            .with_label(line.clone(), "role line");
+                    }
+                }
             }
         }
     }
@@ -182,7 +244,8 @@ pub(crate) fn lints(m: &Model, out: &mut Vec<Diagnostic>) {
         in_av[t as usize] = true;
     }
     for (i, td) in m.types.iter().enumerate() {
-        if !in_av[i] && !m.mentioned[i] {
+        // The hypervisor type is used by the hypervisor itself (its own label), rules or not.
+        if !in_av[i] && !m.mentioned[i] && td.kind != Kind::Hypervisor {
             out.push(
                 Diagnostic::warning(
                     Code::W0001,
@@ -269,7 +332,9 @@ pub(crate) fn lints(m: &Model, out: &mut Vec<Diagnostic>) {
                     continue;
                 }
                 for &c in warden_policy::schema::ALL_CLASSES {
-                    let Some(e) = m.av.get(&(a, b, c)) else { continue };
+                    let Some(e) = m.av.get(&(a, b, c)) else {
+                        continue;
+                    };
                     if e.allow == 0 {
                         continue;
                     }
@@ -334,7 +399,9 @@ pub(crate) fn lints(m: &Model, out: &mut Vec<Diagnostic>) {
                 continue;
             }
             for c2 in [Class::Domain, Class::Introspect] {
-                let Some(run) = m.av.get(&(s, tr.run, c2)) else { continue };
+                let Some(run) = m.av.get(&(s, tr.run, c2)) else {
+                    continue;
+                };
                 // The rights that construct a domain; introspection granted on purpose by a
                 // role (checkpoint, migrate) is a separate decision and not flagged.
                 let risky = if c2 == Class::Domain {

@@ -81,8 +81,12 @@ pub enum Code {
     E0022,
     /// Bad build -> run transition.
     E0023,
+    /// Not exactly one type of kind `hypervisor`.
+    E0024,
     /// Expectation failed (`wardenpol test`).
     E0030,
+    /// The compiled binary fails the engine's loader (a compiler bug: please report it).
+    E0090,
     /// Unused type.
     W0001,
     /// Empty attribute.

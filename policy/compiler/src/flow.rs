@@ -80,14 +80,7 @@ impl Graph {
     #[must_use]
     pub fn shortest_path(&self, m: &Model, from: &[u32], to: &[u32], excluding: &[u32]) -> Option<Vec<Hop>> {
         let n = self.out.len();
-        let mut goal = vec![false; n];
-        for &t in to {
-            goal[t as usize] = true;
-        }
-        let mut blocked = vec![false; n];
-        for &x in excluding {
-            blocked[x as usize] = true;
-        }
+        let (goal, blocked) = (mask(n, to), mask(n, excluding));
         // Per node up to two labels: (origin, predecessor label).
         let mut labels: Vec<[Option<Label>; 2]> = vec![[None, None]; n];
         let mut q = VecDeque::new();
@@ -281,4 +274,83 @@ fn tarjan(g: &Graph) -> (Vec<u32>, usize) {
         }
     }
     (comp, ncomp as usize)
+}
+
+/// Membership of `ids` among `n` types.
+pub(crate) fn mask(n: usize, ids: &[u32]) -> Vec<bool> {
+    let mut m = vec![false; n];
+    for &t in ids {
+        m[t as usize] = true;
+    }
+    m
+}
+
+/// A shortest path that carries information from a domain of some type in `from` to a domain
+/// of some type in `to` *in another category* (for `assert noflow A -> B across categories`).
+///
+/// Categories are run-time values, so the search tracks one bit per type: whether the domain
+/// reached is known to share the origin's category. A permission granted only within one
+/// category (`separate`) keeps that bit; any other permission may lead to a domain of any
+/// category and clears it. Unlike the type graph, a rule from a type to itself is an edge here:
+/// two domains of one type are two principals once categories tell them apart. Reaching a
+/// target type with the bit cleared is a flow across categories (conservatively: the category
+/// reached is unknown, so it may differ).
+#[must_use]
+pub fn cross_category_path(m: &Model, from: &[u32], to: &[u32], excluding: &[u32]) -> Option<Vec<Hop>> {
+    let n = m.types.len();
+    // Edges: (to, key, perm, same_category_only).
+    let mut out: Vec<Vec<(u32, (u32, u32, Class), u8, bool)>> = vec![Vec::new(); n];
+    for (&(s, t, c), e) in &m.av {
+        for (bits, same) in [(e.allow & !e.same, false), (e.allow & e.same, true)] {
+            let (fwd, bwd) = (bits & c.forward_flow().0, bits & c.backward_flow().0);
+            if fwd != 0 {
+                out[s as usize].push((t, (s, t, c), fwd.trailing_zeros() as u8, same));
+            }
+            if bwd != 0 {
+                out[t as usize].push((s, (s, t, c), bwd.trailing_zeros() as u8, same));
+            }
+        }
+    }
+    let (goal, blocked) = (mask(n, to), mask(n, excluding));
+    // State = type * 2 + (1 if the domain shares the origin's category).
+    type Prev = Option<(usize, (u32, u32, Class), u8)>;
+    let mut seen: Vec<Option<Prev>> = vec![None; 2 * n];
+    let mut q = VecDeque::new();
+    for &f in from {
+        let st = f as usize * 2 + 1;
+        if seen[st].is_none() {
+            seen[st] = Some(None);
+            q.push_back(st);
+        }
+    }
+    while let Some(st) = q.pop_front() {
+        let (u, bound) = (st / 2, st % 2);
+        if blocked[u] && seen[st] != Some(None) {
+            continue;
+        }
+        for &(v, key, perm, same) in &out[u] {
+            let next = v as usize * 2 + if same { bound } else { 0 };
+            if seen[next].is_some() {
+                continue;
+            }
+            seen[next] = Some(Some((st, key, perm)));
+            if next % 2 == 0 && goal[v as usize] {
+                let mut hops = Vec::new();
+                let mut cur = next;
+                while let Some(Some((p, key, perm))) = seen[cur] {
+                    let rule = m.av[&key]
+                        .why
+                        .iter()
+                        .find(|(r, bits)| bits & (1 << perm) != 0 && m.rules[*r].kind == crate::model::RuleKindPub::Allow)
+                        .map_or(0, |w| w.0);
+                    hops.push(Hop { from: (p / 2) as u32, to: (cur / 2) as u32, key, perm, rule });
+                    cur = p;
+                }
+                hops.reverse();
+                return Some(hops);
+            }
+            q.push_back(next);
+        }
+    }
+    None
 }

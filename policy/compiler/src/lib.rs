@@ -10,6 +10,7 @@
 
 pub mod check;
 pub mod diag;
+mod flask;
 pub mod flow;
 pub mod model;
 mod print;
@@ -34,6 +35,8 @@ pub struct Compiled {
     pub warnings: Vec<Diagnostic>,
     /// SHA-256 of the source text.
     pub source_hash: [u8; 32],
+    /// The encoded binary, once asked for (compiling already encodes it to run the loader).
+    binary: std::cell::OnceCell<Vec<u8>>,
 }
 
 /// Options for [`compile_with`].
@@ -41,6 +44,8 @@ pub struct Compiled {
 pub struct Options {
     /// Run the lints (they cost a pass over the policy).
     pub lints: bool,
+    /// List every violation of a neverallow, not only the first.
+    pub verbose: bool,
 }
 
 /// Compiles source text with lints on.
@@ -48,7 +53,7 @@ pub struct Options {
 /// # Errors
 /// Every error found (syntax errors stop at the first; resolution errors are collected).
 pub fn compile(src: &str) -> Result<Compiled, Vec<Diagnostic>> {
-    compile_with(src, Options { lints: true })
+    compile_with(src, Options { lints: true, verbose: false })
 }
 
 /// Compiles source text.
@@ -56,20 +61,62 @@ pub fn compile(src: &str) -> Result<Compiled, Vec<Diagnostic>> {
 /// # Errors
 /// See [`compile`].
 pub fn compile_with(src: &str, opts: Options) -> Result<Compiled, Vec<Diagnostic>> {
-    let items = syntax::parse_expanded(src).map_err(|d| vec![d])?;
-    let model = model::build(&items)?;
-    let graph = flow::Graph::new(&model);
-    let mut errors = Vec::new();
-    check::neverallow(&model, &mut errors);
-    check::noflow(&model, &graph, &mut errors);
+    compile_defined(src, opts, &[])
+}
+
+/// Compiles source text with booleans set from outside (`wardenpol -D name=true`): the
+/// `if` branches are chosen here, so the binary holds one fixed policy.
+///
+/// # Errors
+/// See [`compile`]; also a define that names no `bool` of the policy.
+pub fn compile_defined(src: &str, opts: Options, defines: &[(String, bool)]) -> Result<Compiled, Vec<Diagnostic>> {
+    let (c, errors) = analyse(src, opts, defines)?;
     if !errors.is_empty() {
         return Err(errors);
     }
+    // One validation: what the compiler accepts is what the hypervisor loads, because the last
+    // step of every compile is the hypervisor's own loader on the bytes it would receive.
+    if let Err(e) = warden_policy::Policy::load(c.binary()) {
+        return Err(vec![
+            Diagnostic::error(
+                Code::E0090,
+                format!("the compiled policy fails the hypervisor's loader: {e}"),
+                diag::Origin::plain(0..0),
+                "this policy",
+            )
+            .with_note("this is a compiler bug: every check the loader makes should be a compile error first"),
+        ]);
+    }
+    Ok(c)
+}
+
+/// Resolves and expands a policy even if its whole-policy checks fail (for `wardenpol diff`,
+/// which compares a policy with the change that broke it): the expanded policy and the check
+/// errors (hypervisor label, neverallow, noflow). Never a binary.
+///
+/// # Errors
+/// Syntax and resolution errors: there is no expanded policy to return.
+pub fn analyse(src: &str, opts: Options, defines: &[(String, bool)]) -> Result<(Compiled, Vec<Diagnostic>), Vec<Diagnostic>> {
+    let items = syntax::parse_expanded(src, defines).map_err(|d| vec![d])?;
+    let model = model::build(&items)?;
+    let graph = flow::Graph::new(&model);
+    let mut errors = Vec::new();
+    check::hypervisor_label(&model, &mut errors);
+    check::neverallow(&model, opts.verbose, &mut errors);
+    check::noflow(&model, &graph, &mut errors);
     let mut warnings = Vec::new();
-    if opts.lints {
+    if opts.lints && errors.is_empty() {
         check::lints(&model, &mut warnings);
     }
-    Ok(Compiled { model, graph, warnings, source_hash: Sha256::digest(src.as_bytes()).into() })
+    // The binary records what it was built from: the source and, if any, the `-D` values
+    // (they choose `if` branches, so they are part of the policy's identity).
+    let mut h = Sha256::new();
+    h.update(src.as_bytes());
+    for (name, value) in defines {
+        h.update(format!("\0-D {name}={value}").as_bytes());
+    }
+    let binary = std::cell::OnceCell::new();
+    Ok((Compiled { model, graph, warnings, source_hash: h.finalize().into(), binary }, errors))
 }
 
 /// Canonically formats source text (comments kept).
@@ -93,7 +140,15 @@ impl Compiled {
                 .av
                 .iter()
                 .filter(|(_, e)| e.allow | e.auditallow | e.dontaudit != 0)
-                .map(|(&(s, t, c), e)| (s, t, c, e.allow, e.auditallow, e.dontaudit))
+                .map(|(&(subject, target, class), e)| warden_policy::encode::Av {
+                    subject,
+                    target,
+                    class,
+                    allow: e.allow & !e.same,
+                    allow_same: e.allow & e.same,
+                    auditallow: e.auditallow,
+                    dontaudit: e.dontaudit,
+                })
                 .collect(),
             transitions: m.transitions.iter().map(|t| (t.build, t.run)).collect(),
             conflict_sets: m.conflicts.iter().map(|c| (c.name.clone(), c.members.clone())).collect(),
@@ -103,7 +158,13 @@ impl Compiled {
     /// The binary policy.
     #[must_use]
     pub fn to_binary(&self) -> Vec<u8> {
-        encode(&self.image())
+        self.binary().to_vec()
+    }
+
+    /// The binary policy, encoded once.
+    #[must_use]
+    pub fn binary(&self) -> &[u8] {
+        self.binary.get_or_init(|| encode(&self.image()))
     }
 
     /// JSON dump of the expanded policy (what `wardenpol compile --dump` writes).
@@ -142,7 +203,9 @@ impl Compiled {
 /// Fuzz entry point for the whole front end: any bytes must give a policy or diagnostics,
 /// never a panic, and a policy that compiles must load in the engine.
 pub fn fuzz_compile(data: &[u8]) {
-    let Ok(src) = std::str::from_utf8(data) else { return };
+    let Ok(src) = std::str::from_utf8(data) else {
+        return;
+    };
     let _ = format_source(src);
     match compile(src) {
         Ok(c) => {

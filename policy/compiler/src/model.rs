@@ -112,6 +112,9 @@ pub struct AvEntry {
     pub auditallow: u64,
     /// Denied permissions not to audit.
     pub dontaudit: u64,
+    /// The part of `allow` granted only between domains of one category (subject and target
+    /// both in a `separate` set).
+    pub same: u64,
     /// `(rule index, permissions it contributed)`.
     pub why: Vec<(usize, u64)>,
 }
@@ -125,6 +128,8 @@ pub struct NoFlow {
     pub to: Vec<u32>,
     /// Types paths may not pass through.
     pub excluding: Vec<u32>,
+    /// `across categories`: only flows into another category count.
+    pub across: bool,
     /// Statement.
     pub origin: Origin,
     /// Statement text.
@@ -146,6 +151,15 @@ pub struct Expect {
     pub origin: Origin,
     /// Statement text.
     pub text: String,
+}
+
+/// A `separate SET;` statement.
+#[derive(Debug, Clone)]
+pub struct Separation {
+    /// Members, ascending.
+    pub members: Vec<u32>,
+    /// Statement.
+    pub origin: Origin,
 }
 
 /// A conflict set.
@@ -193,6 +207,8 @@ pub struct Model {
     pub noflows: Vec<NoFlow>,
     /// Expectations.
     pub expects: Vec<Expect>,
+    /// `separate` statements: types whose rules among themselves hold within one category.
+    pub separations: Vec<Separation>,
     /// Names used anywhere other than their declaration (for the unused-type lint).
     pub mentioned: Vec<bool>,
     pub(crate) type_index: HashMap<String, u32>,
@@ -242,11 +258,34 @@ pub(crate) fn build(items: &[Item]) -> Result<Model, Vec<Diagnostic>> {
     let mut r = Resolver { m: Model::default(), errors: Vec::new() };
     r.declare(items);
     r.rules(items);
+    r.separate();
     if r.errors.is_empty() { Ok(r.m) } else { Err(r.errors) }
 }
 
 impl Resolver {
     fn dup(&mut self, what: &str, n: &Name, prev: &Origin) {
+        // Two uses of one template declare the same name from the same line of its body:
+        // point at the two uses, not twice at that line.
+        if n.origin.span == prev.span
+            && let (Some(second), Some(first)) = (n.origin.chain.first(), prev.chain.first())
+        {
+            let at = |o: &Origin, f: &crate::diag::Frame| Origin {
+                span: f.use_span.clone(),
+                chain: std::rc::Rc::new(o.chain[1..].to_vec()),
+            };
+            self.errors.push(
+                Diagnostic::error(
+                    Code::E0010,
+                    format!("{what} `{}` is defined more than once", n.text),
+                    at(&n.origin, second),
+                    format!("this use of template `{}` declares `{}` again", second.template, n.text),
+                )
+                .with_label(at(prev, first), format!("this use of template `{}` declared it first", first.template))
+                .with_label(Origin::plain(n.origin.span.clone()), "declared by this line of the template")
+                .with_help("give the uses different arguments, or move the declaration out of the template"),
+            );
+            return;
+        }
         self.errors.push(
             Diagnostic::error(
                 Code::E0010,
@@ -453,6 +492,38 @@ impl Resolver {
         ok.then_some((c, bits))
     }
 
+    /// Resolves a type set (see `syntax::Parser::type_set`). `*` stands for every type of
+    /// kind `wild` (every type if `None`): as a source, every domain; as a target, every type
+    /// the class applies to. `-NAME` entries are removed from the union of the others.
+    fn names_of_kind(&mut self, names: &[Name], wild: Option<Kind>) -> Option<Vec<u32>> {
+        let plus: Vec<Name> = names.iter().filter(|n| !n.text.starts_with('-')).cloned().collect();
+        let minus: Vec<Name> = names
+            .iter()
+            .filter_map(|n| n.text.strip_prefix('-').map(|t| Name { text: t.to_string(), origin: n.origin.clone() }))
+            .collect();
+        let mut out = Vec::new();
+        let mut ok = true;
+        let mut rest = Vec::new();
+        for n in plus {
+            if n.text == "*" {
+                out.extend(
+                    (0..self.m.types.len() as u32).filter(|&t| wild.is_none_or(|k| self.m.types[t as usize].kind == k)),
+                );
+            } else {
+                rest.push(n);
+            }
+        }
+        match self.names(&rest) {
+            Some(v) => out.extend(v),
+            None => ok = false,
+        }
+        let Some(removed) = self.names(&minus) else { return None };
+        out.retain(|t| !removed.contains(t));
+        out.sort_unstable();
+        out.dedup();
+        ok.then_some(out)
+    }
+
     fn names(&mut self, names: &[Name]) -> Option<Vec<u32>> {
         let mut out = Vec::new();
         let mut ok = true;
@@ -473,7 +544,14 @@ impl Resolver {
                     format!("unknown type or attribute `{}`", n.text)
                 };
                 let code = if matches!(n.text.as_str(), "self" | "other") { Code::E0013 } else { Code::E0002 };
-                let mut d = Diagnostic::error(code, msg, n.origin.clone(), "not declared");
+                let label = if code == Code::E0013 { "stands for the subject, not a type" } else { "not declared" };
+                let mut d = Diagnostic::error(code, msg, n.origin.clone(), label);
+                if code == Code::E0013 {
+                    d = d.with_help(format!(
+                        "`{}` is the whole target: `allow guests {}: evtchn send;`, not inside a list or as a source",
+                        n.text, n.text
+                    ));
+                }
                 if code == Code::E0002 {
                     if let Some(s) = suggest(&n.text, self.m.all_names()) {
                         d = d.with_help(format!("did you mean `{s}`?"));
@@ -498,9 +576,9 @@ impl Resolver {
         }
     }
 
-    fn target(&mut self, t: &Target) -> Option<TargetSet> {
+    fn target(&mut self, t: &Target, wild: Option<Kind>) -> Option<TargetSet> {
         Some(match t {
-            Target::Names(n) => TargetSet::Types(self.names(n)?),
+            Target::Names(n) => TargetSet::Types(self.names_of_kind(n, wild)?),
             Target::SelfT(_) => TargetSet::SelfT,
             Target::Other(_) => TargetSet::Other,
         })
@@ -635,7 +713,9 @@ impl Resolver {
         for it in items {
             match &it.stmt {
                 Stmt::Rule { kind, src, tgt, cp } => {
-                    let (subjects, tset, cpr) = (self.names(src), self.target(tgt), self.class_perms(cp));
+                    let cpr = self.class_perms(cp);
+                    let kind_of_target = cpr.map(|(c, _)| c.target_kind());
+                    let (subjects, tset) = (self.names_of_kind(src, Some(Kind::Domain)), self.target(tgt, kind_of_target));
                     let (Some(subjects), Some(tset), Some((c, bits))) = (subjects, tset, cpr) else { continue };
                     if !self.check_subjects(src, &subjects) || !self.check_kinds(tgt, &tset, &subjects, c) {
                         continue;
@@ -663,12 +743,20 @@ impl Resolver {
                         self.errors.push(d);
                         continue;
                     };
-                    let (Some(subjects), Some(tset)) = (self.names(src), self.target(tgt)) else { continue };
+                    let body = self.m.roles[ri].body.clone();
+                    let first_kind = body.first().map(|(c, _, _)| c.target_kind());
+                    let subjects = self.names_of_kind(src, Some(Kind::Domain));
+                    let (Some(subjects), Some(mut tset)) = (subjects, self.target(tgt, first_kind)) else { continue };
                     if !self.check_subjects(src, &subjects) {
                         continue;
                     }
-                    let body = self.m.roles[ri].body.clone();
                     for (c, bits, line) in body {
+                        if Some(c.target_kind()) != first_kind {
+                            // `*` means the types this line's class applies to; names resolved
+                            // without error above, so this cannot fail.
+                            let Some(t) = self.target(tgt, Some(c.target_kind())) else { break };
+                            tset = t;
+                        }
                         if !self.check_kinds(tgt, &tset, &subjects, c) {
                             break;
                         }
@@ -728,7 +816,7 @@ impl Resolver {
                         self.dup("conflict set", name, &o);
                         continue;
                     }
-                    let Some(ms) = self.names(members) else { continue };
+                    let Some(ms) = self.names_of_kind(members, Some(Kind::Domain)) else { continue };
                     let mut bad = false;
                     for &t in &ms {
                         let td = &self.m.types[t as usize];
@@ -765,19 +853,40 @@ impl Resolver {
                         });
                     }
                 }
-                Stmt::NoFlow { from, to, excluding } => {
-                    let (f, t, x) = (self.names(from), self.names(to), self.names(excluding));
+                Stmt::Separate { members } => {
+                    let Some(ms) = self.names_of_kind(members, Some(Kind::Domain)) else { continue };
+                    if let Some(&t) = ms.iter().find(|&&t| self.m.types[t as usize].kind != Kind::Domain) {
+                        let td = &self.m.types[t as usize];
+                        self.errors.push(
+                            Diagnostic::error(
+                                Code::E0012,
+                                format!("`{}` is a {}: only domains carry a category", td.name, td.kind),
+                                it.origin.clone(),
+                                "separate domains only",
+                            )
+                            .with_label(td.origin.clone(), "declared here"),
+                        );
+                        continue;
+                    }
+                    self.m.separations.push(Separation { members: ms, origin: it.origin.clone() });
+                }
+                Stmt::NoFlow { from, to, excluding, across } => {
+                    let (f, t, x) =
+                        (self.names_of_kind(from, None), self.names_of_kind(to, None), self.names_of_kind(excluding, None));
                     let (Some(from), Some(to), Some(excluding)) = (f, t, x) else { continue };
                     self.m.noflows.push(NoFlow {
                         from,
                         to,
                         excluding,
+                        across: *across,
                         origin: it.origin.clone(),
                         text: crate::print::stmt(&it.stmt),
                     });
                 }
                 Stmt::Expect { allow, src, tgt, cp } => {
-                    let (subjects, tset, cpr) = (self.names(src), self.target(tgt), self.class_perms(cp));
+                    let cpr = self.class_perms(cp);
+                    let kind_of_target = cpr.map(|(c, _)| c.target_kind());
+                    let (subjects, tset) = (self.names_of_kind(src, Some(Kind::Domain)), self.target(tgt, kind_of_target));
                     let (Some(subjects), Some(tset), Some((c, bits))) = (subjects, tset, cpr) else { continue };
                     if !self.check_kinds(tgt, &tset, &subjects, c) {
                         continue;
@@ -796,6 +905,23 @@ impl Resolver {
                     });
                 }
                 _ => {}
+            }
+        }
+    }
+
+    /// Applies the `separate` statements: what a rule grants between two members of one set
+    /// holds only between domains of one category.
+    fn separate(&mut self) {
+        let n = self.m.types.len();
+        for sep in &self.m.separations {
+            let mut member = vec![false; n];
+            for &t in &sep.members {
+                member[t as usize] = true;
+            }
+            for (&(s, t, _), e) in &mut self.m.av {
+                if member[s as usize] && member[t as usize] {
+                    e.same = e.allow;
+                }
             }
         }
     }

@@ -46,10 +46,14 @@ pub(crate) fn stmt(s: &Stmt) -> String {
         Stmt::Expect { allow, src, tgt, cp: c } => {
             format!("expect {} {} {}: {};", if *allow { "allow" } else { "deny" }, list(src), target(tgt), cp(c))
         }
-        Stmt::Role { .. } | Stmt::Template { .. } => {
+        Stmt::Role { .. } | Stmt::Template { .. } | Stmt::If { .. } => {
             let (header, entries) = block(s).unwrap_or_default();
             let mut out = header;
             for (_, text) in entries {
+                if text == ELSE {
+                    out.push_str("} else {\n");
+                    continue;
+                }
                 for line in text.lines() {
                     out.push_str(&format!("    {line}\n"));
                 }
@@ -57,6 +61,7 @@ pub(crate) fn stmt(s: &Stmt) -> String {
             out.push('}');
             out
         }
+        Stmt::Bool { name, value } => format!("bool {} = {};", name.text, value.text),
         Stmt::Grant { role, src, tgt } => format!("grant {} to {} over {};", role.text, list(src), target(tgt)),
         Stmt::Transition { build, run } => format!("transition {} -> {};", build.text, run.text),
         Stmt::Conflict { name, members } => format!(
@@ -64,8 +69,12 @@ pub(crate) fn stmt(s: &Stmt) -> String {
             name.text,
             members.iter().map(|n| n.text.as_str()).collect::<Vec<_>>().join(" ")
         ),
-        Stmt::NoFlow { from, to, excluding } => {
+        Stmt::Separate { members } => format!("separate {};", list(members)),
+        Stmt::NoFlow { from, to, excluding, across } => {
             let mut s = format!("assert noflow {} -> {}", list(from), list(to));
+            if *across {
+                s.push_str(" across categories");
+            }
             if !excluding.is_empty() {
                 s.push_str(&format!(" excluding {}", list(excluding)));
             }
@@ -98,9 +107,20 @@ fn block(s: &Stmt) -> Option<(String, Vec<(usize, String)>)> {
             };
             Some((format!("template {}({}) {{\n", name.text, comma(params)), entries))
         }
+        Stmt::If { negated, cond, then, otherwise } => {
+            let mut entries: Vec<(usize, String)> = then.iter().map(|it| (it.origin.span.start, stmt(&it.stmt))).collect();
+            if let Some((at, items)) = otherwise {
+                entries.push((at.span.start, ELSE.to_string()));
+                entries.extend(items.iter().map(|it| (it.origin.span.start, stmt(&it.stmt))));
+            }
+            Some((format!("if ({}{}) {{\n", if *negated { "!" } else { "" }, cond.text), entries))
+        }
         _ => None,
     }
 }
+
+/// The body entry that stands for `} else {` between the branches of an `if`.
+const ELSE: &str = "\u{0}else";
 
 fn tok_text(t: &Token) -> String {
     match &t.tok {
@@ -114,6 +134,10 @@ fn tok_text(t: &Token) -> String {
         Tok::RParen => ")".into(),
         Tok::Arrow => "->".into(),
         Tok::Star => "*".into(),
+        Tok::Minus => "-".into(),
+        Tok::Tilde => "~".into(),
+        Tok::Bang => "!".into(),
+        Tok::Eq => "=".into(),
         Tok::Eof => String::new(),
     }
 }
@@ -215,6 +239,11 @@ fn block_with_comments(
             *ci += 1;
         }
         let Some((start, text)) = next.next() else { break };
+        if text == ELSE {
+            out.push_str("} else {\n");
+            prev = None;
+            continue;
+        }
         for line in text.lines() {
             out.push_str(&format!("    {line}\n"));
         }

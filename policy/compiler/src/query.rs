@@ -23,16 +23,28 @@ pub enum QueryError {
     UnknownPerm(String, String),
     /// A permission filter without a class filter that no class has.
     PermWithoutClass(String),
+    /// Unknown kind.
+    UnknownKind(String),
 }
 
 impl std::fmt::Display for QueryError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let hint = |s: &Option<String>| s.as_ref().map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default();
+        // A newcomer's next question is "then what is there?": list the valid names.
+        let classes = || CLASSES.iter().map(|c| c.name).collect::<Vec<_>>().join(", ");
         match self {
             QueryError::UnknownName(n, s) => write!(f, "unknown type or attribute `{n}`{}", hint(s)),
-            QueryError::UnknownClass(n, s) => write!(f, "unknown class `{n}`{}", hint(s)),
-            QueryError::UnknownPerm(c, p) => write!(f, "class `{c}` has no permission `{p}`"),
-            QueryError::PermWithoutClass(p) => write!(f, "no class has a permission `{p}`"),
+            QueryError::UnknownClass(n, s) => write!(f, "unknown class `{n}`{}; classes: {}", hint(s), classes()),
+            QueryError::UnknownPerm(c, p) => {
+                let perms = Class::by_name(c).map(|c| perm_names(c, c.all().0).join(", ")).unwrap_or_default();
+                write!(f, "class `{c}` has no permission `{p}`; `{c}` permissions: {perms}")
+            }
+            QueryError::PermWithoutClass(p) => write!(f, "no class has a permission `{p}`; classes: {}", classes()),
+            QueryError::UnknownKind(k) => write!(
+                f,
+                "unknown kind `{k}`; kinds: {}",
+                warden_policy::schema::KINDS.iter().map(|k| k.name()).collect::<Vec<_>>().join(", ")
+            ),
         }
     }
 }
@@ -61,6 +73,18 @@ pub struct Filter {
     pub class: Option<String>,
     /// Permission.
     pub perm: Option<String>,
+}
+
+impl Filter {
+    /// The filter in words, for "nothing matches" messages.
+    #[must_use]
+    pub fn describe(&self) -> String {
+        let parts: Vec<String> = [("source", &self.source), ("target", &self.target), ("class", &self.class), ("perm", &self.perm)]
+            .iter()
+            .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k} `{v}`")))
+            .collect();
+        if parts.is_empty() { "(no filter)".into() } else { parts.join(", ") }
+    }
 }
 
 /// Why one permission is granted.
@@ -281,6 +305,10 @@ pub struct Diff {
     pub flows_opened: Vec<(String, String)>,
     /// Flows possible only under the old policy.
     pub flows_closed: Vec<(String, String)>,
+    /// Direct flows (one permission) `(from, to)` only in the new policy between types that
+    /// could already reach each other through others (hubs): a new channel that per-pair
+    /// reachability alone does not show.
+    pub channels_opened: Vec<(String, String)>,
 }
 
 impl Diff {
@@ -301,35 +329,79 @@ fn grants(m: &Model) -> BTreeSet<(String, String, String, String)> {
     out
 }
 
-fn flows(c: &Compiled) -> BTreeSet<(String, String)> {
+/// Pairs of distinct types between which information flows, paths avoiding `excluding`.
+fn flows(c: &Compiled, excluding: &[String]) -> BTreeSet<(String, String)> {
     let m = &c.model;
-    let reach = Reach::new(&c.graph);
+    let x: Vec<u32> = excluding.iter().filter_map(|n| m.resolve_name(n)).flatten().collect();
     let mut out = BTreeSet::new();
-    let n = m.types.len() as u32;
+    if x.is_empty() {
+        let reach = Reach::new(&c.graph);
+        let n = m.types.len() as u32;
+        for a in 0..n {
+            for b in 0..n {
+                if a != b && reach.reaches(a, b) {
+                    out.insert((m.name(a).to_string(), m.name(b).to_string()));
+                }
+            }
+        }
+        return out;
+    }
+    // With exclusions: one search per source, never expanding an excluded type.
+    let n = m.types.len();
+    let blocked = crate::flow::mask(n, &x);
     for a in 0..n {
-        for b in 0..n {
-            if a != b && reach.reaches(a, b) {
-                out.insert((m.name(a).to_string(), m.name(b).to_string()));
+        let mut seen = vec![false; n];
+        seen[a] = true;
+        let mut stack = vec![a];
+        while let Some(u) = stack.pop() {
+            if u != a && blocked[u] {
+                continue;
+            }
+            for e in &c.graph.out[u] {
+                let v = e.to as usize;
+                if !seen[v] {
+                    seen[v] = true;
+                    out.insert((m.name(a as u32).to_string(), m.name(e.to).to_string()));
+                    stack.push(v);
+                }
             }
         }
     }
     out
 }
 
-/// Compares two compiled policies by meaning (names, not ids or rule order).
+/// Pairs of distinct types joined by one flow edge.
+fn direct(c: &Compiled) -> BTreeSet<(String, String)> {
+    let m = &c.model;
+    let mut out = BTreeSet::new();
+    for (a, es) in c.graph.out.iter().enumerate() {
+        for e in es {
+            out.insert((m.name(a as u32).to_string(), m.name(e.to).to_string()));
+        }
+    }
+    out
+}
+
+/// The semantic difference between two compiled policies. Flows are compared with paths
+/// through `excluding` (trusted hubs) cut, so a change that adds a channel between two types a
+/// hub already joins still shows as an opened flow.
 #[must_use]
-pub fn diff(old: &Compiled, new: &Compiled) -> Diff {
+pub fn diff(old: &Compiled, new: &Compiled, excluding: &[String]) -> Diff {
     let (go, gn) = (grants(&old.model), grants(&new.model));
     let to = old.model.types.iter().map(|t| t.name.clone()).collect::<BTreeSet<_>>();
     let tn = new.model.types.iter().map(|t| t.name.clone()).collect::<BTreeSet<_>>();
-    let (fo, fnew) = (flows(old), flows(new));
+    let (fo, fnew) = (flows(old, excluding), flows(new, excluding));
+    let opened: BTreeSet<(String, String)> = fnew.difference(&fo).cloned().collect();
+    let channels_opened =
+        direct(new).difference(&direct(old)).filter(|p| !opened.contains(*p) && !excluding.contains(&p.0) && !excluding.contains(&p.1)).cloned().collect();
     Diff {
         added: gn.difference(&go).cloned().collect(),
         removed: go.difference(&gn).cloned().collect(),
         types_added: tn.difference(&to).cloned().collect(),
         types_removed: to.difference(&tn).cloned().collect(),
-        flows_opened: fnew.difference(&fo).cloned().collect(),
+        flows_opened: opened.into_iter().collect(),
         flows_closed: fo.difference(&fnew).cloned().collect(),
+        channels_opened,
     }
 }
 
@@ -355,6 +427,9 @@ pub fn diff_text(d: &Diff) -> String {
     for (a, b) in &d.flows_opened {
         let _ = writeln!(out, "! this change opens a flow from {a} to {b}");
     }
+    for (a, b) in &d.channels_opened {
+        let _ = writeln!(out, "! this change opens a direct flow from {a} to {b} (they were already joined through other types)");
+    }
     for (a, b) in &d.flows_closed {
         let _ = writeln!(out, "  this change closes the flow from {a} to {b}");
     }
@@ -375,16 +450,95 @@ pub fn diff_json(d: &Diff) -> Value {
         "types_added": d.types_added, "types_removed": d.types_removed,
         "added": g(&d.added), "removed": g(&d.removed),
         "flows_opened": f(&d.flows_opened), "flows_closed": f(&d.flows_closed),
+        "channels_opened": f(&d.channels_opened),
     })
+}
+
+/// What `wardenpol graph` draws: all of it by default.
+#[derive(Debug, Clone, Default)]
+pub struct GraphFilter {
+    /// Only types that information from these reaches (and these).
+    pub from: Vec<u32>,
+    /// Only types whose information reaches these (and these).
+    pub to: Vec<u32>,
+    /// Only types of these kinds.
+    pub kinds: Vec<warden_policy::Kind>,
+    /// One box per attribute around its members (a type in several: its first attribute).
+    pub cluster_by_attribute: bool,
+}
+
+/// The types reachable from `start` along the flow edges (forward) or against them.
+fn reachable(c: &Compiled, start: &[u32], forward: bool) -> Vec<bool> {
+    let n = c.model.types.len();
+    let mut rev: Vec<Vec<u32>> = vec![Vec::new(); n];
+    if !forward {
+        for (a, es) in c.graph.out.iter().enumerate() {
+            for e in es {
+                rev[e.to as usize].push(a as u32);
+            }
+        }
+    }
+    let mut seen = vec![false; n];
+    let mut stack: Vec<u32> = start.to_vec();
+    for &s in start {
+        seen[s as usize] = true;
+    }
+    while let Some(u) = stack.pop() {
+        let next: Vec<u32> =
+            if forward { c.graph.out[u as usize].iter().map(|e| e.to).collect() } else { rev[u as usize].clone() };
+        for v in next {
+            if !seen[v as usize] {
+                seen[v as usize] = true;
+                stack.push(v);
+            }
+        }
+    }
+    seen
 }
 
 /// Graphviz DOT: types as nodes (shape by kind, clustered conflict sets), one edge per
 /// (from, to) pair carrying information, labelled with the classes involved.
 #[must_use]
 pub fn dot(c: &Compiled) -> String {
+    dot_filtered(c, &GraphFilter::default())
+}
+
+/// [`dot`] restricted by `f`: a 24-type policy has a hundred and more edges, and the question
+/// is usually "where can this go" or "what reaches that".
+#[must_use]
+pub fn dot_filtered(c: &Compiled, f: &GraphFilter) -> String {
     let m = &c.model;
+    let n = m.types.len();
+    let mut keep = vec![true; n];
+    if !f.from.is_empty() {
+        let r = reachable(c, &f.from, true);
+        keep.iter_mut().zip(r).for_each(|(k, r)| *k &= r);
+    }
+    if !f.to.is_empty() {
+        let r = reachable(c, &f.to, false);
+        keep.iter_mut().zip(r).for_each(|(k, r)| *k &= r);
+    }
+    if !f.kinds.is_empty() {
+        for (i, t) in m.types.iter().enumerate() {
+            keep[i] &= f.kinds.contains(&t.kind);
+        }
+    }
     let mut out = String::from("digraph warden_policy {\n    rankdir=LR;\n    node [fontname=\"monospace\"];\n");
-    for t in &m.types {
+    if f.cluster_by_attribute {
+        for (ai, a) in m.attrs.iter().enumerate() {
+            let members: Vec<u32> =
+                a.members.iter().copied().filter(|&t| keep[t as usize] && m.types[t as usize].attrs.first() == Some(&ai)).collect();
+            if members.is_empty() {
+                continue;
+            }
+            let _ = writeln!(out, "    subgraph cluster_attr_{ai} {{\n        label=\"{}\"; style=rounded;", a.name);
+            for t in members {
+                let _ = writeln!(out, "        \"{}\";", m.name(t));
+            }
+            out.push_str("    }\n");
+        }
+    }
+    for t in m.types.iter().enumerate().filter(|(i, _)| keep[*i]).map(|(_, t)| t) {
         let shape = match t.kind {
             warden_policy::Kind::Domain => "box",
             warden_policy::Kind::Hypervisor => "doubleoctagon",
@@ -399,14 +553,14 @@ pub fn dot(c: &Compiled) -> String {
             "    subgraph cluster_{i} {{\n        label=\"conflict set {}\"; style=dashed; color=red;",
             cs.name
         );
-        for &t in &cs.members {
+        for &t in cs.members.iter().filter(|&&t| keep[t as usize]) {
             let _ = writeln!(out, "        \"{}\";", m.name(t));
         }
         out.push_str("    }\n");
     }
     let mut edges: BTreeMap<(u32, u32), BTreeSet<&str>> = BTreeMap::new();
     for (from, es) in c.graph.out.iter().enumerate() {
-        for e in es {
+        for e in es.iter().filter(|e| keep[from] && keep[e.to as usize]) {
             edges.entry((from as u32, e.to)).or_default().insert(e.key.2.name());
         }
     }

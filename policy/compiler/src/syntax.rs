@@ -20,6 +20,14 @@ pub(crate) enum Tok {
     RParen,
     Arrow,
     Star,
+    /// `-` before a name in a type set: set difference.
+    Minus,
+    /// `~`: complement of a type set.
+    Tilde,
+    /// `!`: negation of a boolean in `if (!name)`.
+    Bang,
+    /// `=` in `bool name = true;`.
+    Eq,
     Eof,
 }
 
@@ -36,6 +44,10 @@ impl Tok {
             Tok::RParen => "`)`".into(),
             Tok::Arrow => "`->`".into(),
             Tok::Star => "`*`".into(),
+            Tok::Minus => "`-`".into(),
+            Tok::Tilde => "`~`".into(),
+            Tok::Bang => "`!`".into(),
+            Tok::Eq => "`=`".into(),
             Tok::Eof => "end of file".into(),
         }
     }
@@ -106,26 +118,57 @@ pub(crate) fn lex(src: &str) -> Result<(Vec<Token>, Vec<Comment>), Diagnostic> {
                 i += 1;
                 Tok::Arrow
             }
+            '-' => Tok::Minus,
+            '~' => Tok::Tilde,
+            '!' => Tok::Bang,
+            '=' => Tok::Eq,
             c if is_ident(c) => {
                 let end = src[i..].find(|ch: char| !is_ident(ch)).map_or(src.len(), |n| i + n);
                 let t = Tok::Ident(src[i..end].to_string());
                 i = end - 1;
                 t
             }
-            other => {
-                return Err(Diagnostic::error(
-                    Code::E0001,
-                    format!("unexpected character `{}`", other.escape_debug()),
-                    Origin::plain(start..start + other.len_utf8()),
-                    "not part of the policy language",
-                ));
-            }
+            other => return Err(odd_character(&toks, other, start)),
         };
         i += 1;
         toks.push(Token { tok, origin: Origin::plain(start..i) });
     }
     toks.push(Token { tok: Tok::Eof, origin: Origin::plain(src.len()..src.len()) });
     Ok((toks, comments))
+}
+
+/// The error for a character the language does not use. A newcomer from SELinux/FLASK meets
+/// this inside a construct Warden does not have (`constrain ... (u1 == u2)`, `if (a && b)`, m4
+/// quotes): name the construct and what to write instead, not just the character.
+fn odd_character(toks: &[Token], c: char, at: usize) -> Diagnostic {
+    let here = Origin::plain(at..at + c.len_utf8());
+    let stmt_start = toks.iter().rposition(|t| matches!(t.tok, Tok::Semi | Tok::RBrace | Tok::LBrace)).map_or(0, |i| i + 1);
+    let first = toks.get(stmt_start).and_then(|t| match &t.tok {
+        Tok::Ident(s) => Some((s.as_str(), t.origin.clone())),
+        _ => None,
+    });
+    if let Some((kw, origin)) = &first
+        && let Some(a) = crate::flask::advice(kw)
+    {
+        return Diagnostic::error(Code::E0001, a.message, origin.clone(), "not a Warden statement")
+            .with_label(here, "the parser stopped here")
+            .with_help(a.help);
+    }
+    if matches!(first, Some(("if", _))) && matches!(c, '&' | '|' | '=' | '^') {
+        return Diagnostic::error(Code::E0001, "conditions are one boolean", here, "operators are not supported")
+            .with_help("write `if (name)` or `if (!name)`; nest `if`s for `&&`, repeat the block for `||`");
+    }
+    if matches!(c, '`' | '\'') {
+        let a = crate::flask::advice("define").map_or("", |a| a.help);
+        return Diagnostic::error(Code::E0001, "m4 quoting is not part of the policy language", here, "m4 quote")
+            .with_help(a);
+    }
+    Diagnostic::error(
+        Code::E0001,
+        format!("unexpected character `{}`", c.escape_debug()),
+        here,
+        "not part of the policy language",
+    )
 }
 
 /// A name as written, with where it was written.
@@ -187,10 +230,16 @@ pub(crate) enum Stmt {
     Grant { role: Name, src: Vec<Name>, tgt: Target },
     Transition { build: Name, run: Name },
     Conflict { name: Name, members: Vec<Name> },
-    NoFlow { from: Vec<Name>, to: Vec<Name>, excluding: Vec<Name> },
+    NoFlow { from: Vec<Name>, to: Vec<Name>, excluding: Vec<Name>, across: bool },
+    /// `separate SET;`: rules among the members hold only within one category.
+    Separate { members: Vec<Name> },
     Expect { allow: bool, src: Vec<Name>, tgt: Target, cp: ClassPerms },
     Template { name: Name, params: Vec<Name>, body: Vec<Token> },
     Use { name: Name, args: Vec<Name> },
+    /// `bool NAME = true|false;`: a compile-time switch (`-D NAME=...` overrides the value).
+    Bool { name: Name, value: Name },
+    /// `if ([!]NAME) { ... } [else { ... }]`: chosen at compile time; the policy stays fixed.
+    If { negated: bool, cond: Name, then: Vec<Item>, otherwise: Option<(Origin, Vec<Item>)> },
 }
 
 /// A statement with its whole-statement origin.
@@ -222,6 +271,9 @@ const KEYWORDS: &[&str] = &[
     "expect",
     "template",
     "use",
+    "bool",
+    "if",
+    "separate",
 ];
 
 impl Parser<'_> {
@@ -288,37 +340,91 @@ impl Parser<'_> {
 
     /// `NAME` or `{ NAME [,] NAME ... }`.
     fn name_list(&mut self, what: &str) -> PResult<Vec<Name>> {
-        if self.peek().tok == Tok::LBrace {
-            let open = self.bump();
-            let mut v = Vec::new();
-            loop {
-                match self.peek().tok {
-                    Tok::RBrace => {
-                        self.bump();
-                        break;
-                    }
-                    Tok::Comma => {
-                        self.bump();
-                    }
-                    Tok::Ident(_) => v.push(self.name(what)?),
-                    _ => {
-                        return Err(self
-                            .unexpected(&format!("{what} or `}}`"))
-                            .with_label(open.origin, "list opened here"));
-                    }
+        if self.peek().tok == Tok::LBrace { self.braced(what, false) } else { Ok(vec![self.name(what)?]) }
+    }
+
+    /// `{ ELEM [,] ELEM ... }`, not empty; with `sets`, an element may also be `*` or `-NAME`.
+    fn braced(&mut self, what: &str, sets: bool) -> PResult<Vec<Name>> {
+        let open = self.expect(Tok::LBrace, "`{`")?;
+        let mut v = Vec::new();
+        loop {
+            match self.peek().tok {
+                Tok::RBrace => {
+                    self.bump();
+                    break;
+                }
+                Tok::Comma => {
+                    self.bump();
+                }
+                Tok::Star if sets => {
+                    let t = self.bump();
+                    v.push(Name { text: "*".into(), origin: t.origin });
+                }
+                Tok::Minus if sets => {
+                    let m = self.bump();
+                    let n = self.name(what)?;
+                    let origin = Origin { span: m.origin.span.start..n.origin.span.end, chain: n.origin.chain };
+                    v.push(Name { text: format!("-{}", n.text), origin });
+                }
+                Tok::Ident(_) => v.push(self.name(what)?),
+                _ => {
+                    let expected = if sets { format!("{what}, `*`, `-NAME` or `}}`") } else { format!("{what} or `}}`") };
+                    return Err(self.unexpected(&expected).with_label(open.origin, "list opened here"));
                 }
             }
-            if v.is_empty() {
-                return Err(Diagnostic::error(
-                    Code::E0001,
-                    format!("empty list of {what}s"),
-                    open.origin,
-                    "nothing in here",
-                ));
+        }
+        if v.is_empty() {
+            return Err(Diagnostic::error(Code::E0001, format!("empty list of {what}s"), open.origin, "nothing in here"));
+        }
+        Ok(v)
+    }
+
+    /// A type set: `NAME`, `*` (every type), `~SET` (every type not in it), or
+    /// `{ ELEM ... }` where an element is a name, `*`, or `-NAME` (removed from the union of
+    /// the others). Kept as names: `*`, and `-` glued to the name it removes; `~x` is written
+    /// canonically as `{ * -x }`.
+    fn type_set(&mut self, what: &str) -> PResult<Vec<Name>> {
+        match self.peek().tok {
+            Tok::Star => {
+                let t = self.bump();
+                Ok(vec![Name { text: "*".into(), origin: t.origin }])
             }
-            Ok(v)
-        } else {
-            Ok(vec![self.name(what)?])
+            Tok::Tilde => {
+                let t = self.bump();
+                let inner = self.type_set(what)?;
+                let mut v = vec![Name { text: "*".into(), origin: t.origin }];
+                for n in inner {
+                    if n.text == "*" {
+                        return Err(Diagnostic::error(Code::E0001, "`~*` is the empty set", n.origin, "complement of everything"));
+                    }
+                    if n.text.starts_with('-') {
+                        return Err(Diagnostic::error(
+                            Code::E0001,
+                            "`-` inside `~{ ... }` is not supported",
+                            n.origin,
+                            "difference inside a complement",
+                        )
+                        .with_help("name the types to exclude: `~{ a b }` is every type but `a` and `b`"));
+                    }
+                    v.push(Name { text: format!("-{}", n.text), origin: n.origin });
+                }
+                Ok(v)
+            }
+            Tok::LBrace => {
+                let open = self.peek().origin.clone();
+                let v = self.braced(what, true)?;
+                if v.iter().all(|n| n.text.starts_with('-')) {
+                    return Err(Diagnostic::error(
+                        Code::E0001,
+                        "a type set of only removals is empty",
+                        open,
+                        "nothing to remove from",
+                    )
+                    .with_help("start from `*` or an attribute: `{ * -dom0_t }`"));
+                }
+                Ok(v)
+            }
+            _ => Ok(vec![self.name(what)?]),
         }
     }
 
@@ -331,7 +437,7 @@ impl Parser<'_> {
                 return Ok(Target::Other(self.bump().origin));
             }
         }
-        Ok(Target::Names(self.name_list("target type or attribute")?))
+        Ok(Target::Names(self.type_set("target type or attribute")?))
     }
 
     fn class_perms(&mut self) -> PResult<ClassPerms> {
@@ -342,6 +448,22 @@ impl Parser<'_> {
             Perms::List(self.name_list("permission")?)
         };
         Ok(ClassPerms { class, perms })
+    }
+
+    /// `{ ITEM ... }` of an `if` branch; returns the items and the closing brace.
+    fn block_items(&mut self) -> PResult<(Vec<Item>, Origin)> {
+        let open = self.expect(Tok::LBrace, "`{`")?;
+        let mut items = Vec::new();
+        loop {
+            match self.peek().tok {
+                Tok::RBrace => return Ok((items, self.bump().origin)),
+                Tok::Eof => {
+                    return Err(Diagnostic::error(Code::E0001, "unclosed `if` block", open.origin, "opened here")
+                        .with_help("add the missing `}`"));
+                }
+                _ => items.push(self.item()?),
+            }
+        }
     }
 
     fn comma_names(&mut self, what: &str, end: &Tok) -> PResult<Vec<Name>> {
@@ -404,7 +526,7 @@ impl Parser<'_> {
                         }
                     }
                 };
-                let src = self.name_list("source type or attribute")?;
+                let src = self.type_set("source type or attribute")?;
                 let tgt = self.target()?;
                 self.expect(Tok::Colon, "`:` and a class")?;
                 let cp = self.class_perms()?;
@@ -416,6 +538,16 @@ impl Parser<'_> {
             "role" => {
                 self.bump();
                 let name = self.name("role name")?;
+                if self.peek().tok == Tok::Semi || matches!(&self.peek().tok, Tok::Ident(s) if s == "types") {
+                    return Err(Diagnostic::error(
+                        Code::E0001,
+                        "SELinux roles (`role r;`, `role r types t;`) are not Warden roles",
+                        join(&first.origin, &name.origin),
+                        "a SELinux role",
+                    )
+                    .with_note("a Warden role is a named bundle of permissions: `role lifecycle { domain { pause unpause }; }`, given with `grant lifecycle to mgmt_t over guests;`")
+                    .with_help("drop SELinux role declarations: Warden labels are types only; Xen's per-user `vm_r` roles become an attribute per user"));
+                }
                 self.expect(Tok::LBrace, "`{`")?;
                 let mut body = Vec::new();
                 while self.peek().tok != Tok::RBrace {
@@ -432,7 +564,7 @@ impl Parser<'_> {
                 self.bump();
                 let role = self.name("role name")?;
                 self.keyword("to")?;
-                let src = self.name_list("type or attribute")?;
+                let src = self.type_set("type or attribute")?;
                 self.keyword("over")?;
                 let tgt = self.target()?;
                 Stmt::Grant { role, src, tgt }
@@ -447,21 +579,31 @@ impl Parser<'_> {
             "conflict" => {
                 self.bump();
                 let name = self.name("conflict set name")?;
-                let members = self.name_list("type or attribute")?;
+                let members = self.type_set("type or attribute")?;
                 Stmt::Conflict { name, members }
             }
             "assert" => {
                 self.bump();
                 self.keyword("noflow")?;
-                let from = self.name_list("type or attribute")?;
+                let from = self.type_set("type or attribute")?;
                 self.expect(Tok::Arrow, "`->`")?;
-                let to = self.name_list("type or attribute")?;
+                let to = self.type_set("type or attribute")?;
+                let across = matches!(&self.peek().tok, Tok::Ident(s) if s == "across");
+                if across {
+                    self.bump();
+                    self.keyword("categories")?;
+                }
                 let mut excluding = Vec::new();
                 if matches!(&self.peek().tok, Tok::Ident(s) if s == "excluding") {
                     self.bump();
-                    excluding = self.name_list("type or attribute")?;
+                    excluding = self.type_set("type or attribute")?;
                 }
-                Stmt::NoFlow { from, to, excluding }
+                Stmt::NoFlow { from, to, excluding, across }
+            }
+            "separate" => {
+                self.bump();
+                let members = self.type_set("domain type or attribute")?;
+                Stmt::Separate { members }
             }
             "template" => {
                 self.bump();
@@ -499,6 +641,51 @@ impl Parser<'_> {
                     body.push(t);
                 }
             }
+            "bool" => {
+                self.bump();
+                let name = self.name("boolean name")?;
+                if matches!(&self.peek().tok, Tok::Ident(v) if v == "true" || v == "false") {
+                    return Err(self
+                        .unexpected("`=`")
+                        .with_help(format!("Warden writes `bool {} = {};` (SELinux's form has no `=`)", name.text, tok_name(&self.peek().tok))));
+                }
+                self.expect(Tok::Eq, "`=` and `true` or `false`")?;
+                let value = self.name("`true` or `false`")?;
+                if !matches!(value.text.as_str(), "true" | "false") {
+                    return Err(Diagnostic::error(
+                        Code::E0001,
+                        format!("a boolean is `true` or `false`, not `{}`", value.text),
+                        value.origin,
+                        "not a boolean value",
+                    ));
+                }
+                Stmt::Bool { name, value }
+            }
+            "if" => {
+                self.bump();
+                self.expect(Tok::LParen, "`(`")?;
+                let negated = self.peek().tok == Tok::Bang;
+                if negated {
+                    self.bump();
+                }
+                let cond = self.name("boolean name")?;
+                if matches!(self.peek().tok, Tok::Ident(_)) || matches!(&self.peek().tok, Tok::Bang | Tok::Eq) {
+                    return Err(self
+                        .unexpected("`)`")
+                        .with_help("conditions are one boolean, `(name)` or `(!name)`: nest `if`s for `&&`"));
+                }
+                self.expect(Tok::RParen, "`)`")?;
+                let (then, close) = self.block_items()?;
+                let mut end = close;
+                let mut otherwise = None;
+                if matches!(&self.peek().tok, Tok::Ident(s) if s == "else") {
+                    let e = self.bump();
+                    let (items, close) = self.block_items()?;
+                    end = close;
+                    otherwise = Some((e.origin, items));
+                }
+                return Ok(Item { stmt: Stmt::If { negated, cond, then, otherwise }, origin: join(&first.origin, &end) });
+            }
             "use" => {
                 self.bump();
                 let name = self.name("template name")?;
@@ -508,6 +695,10 @@ impl Parser<'_> {
                 Stmt::Use { name, args }
             }
             _ => {
+                if let Some(a) = crate::flask::advice(&kw) {
+                    return Err(Diagnostic::error(Code::E0001, a.message, first.origin.clone(), "not a Warden statement")
+                        .with_help(a.help));
+                }
                 let mut d = Diagnostic::error(
                     Code::E0001,
                     format!("unknown statement `{kw}`"),
@@ -533,6 +724,13 @@ fn join(a: &Origin, b: &Origin) -> Origin {
     }
 }
 
+fn tok_name(t: &Tok) -> &str {
+    match t {
+        Tok::Ident(s) => s,
+        _ => "",
+    }
+}
+
 /// Parses a token stream (ending in `Eof`) into statements.
 pub(crate) fn parse_tokens(toks: &[Token]) -> Result<Vec<Item>, Diagnostic> {
     let mut p = Parser { toks, pos: 0 };
@@ -552,9 +750,45 @@ pub(crate) fn parse(src: &str) -> Result<(Vec<Item>, Vec<Comment>), Diagnostic> 
 const MAX_DEPTH: usize = 16;
 const MAX_ITEMS: usize = 1 << 20;
 
-/// Parses and expands every `use` of a template; templates may be defined anywhere in the file.
-pub(crate) fn parse_expanded(src: &str) -> Result<Vec<Item>, Diagnostic> {
+/// Parses and expands every `use` of a template (templates may be defined anywhere in the
+/// file) and every `if` (booleans are declared at the top level; `defines` override them).
+pub(crate) fn parse_expanded(src: &str, defines: &[(String, bool)]) -> Result<Vec<Item>, Diagnostic> {
     let (items, _) = parse(src)?;
+    let mut bools: HashMap<String, (bool, Origin)> = HashMap::new();
+    for it in &items {
+        if let Stmt::Bool { name, value } = &it.stmt {
+            if let Some((_, prev)) = bools.get(&name.text) {
+                return Err(Diagnostic::error(
+                    Code::E0010,
+                    format!("boolean `{}` is declared twice", name.text),
+                    name.origin.clone(),
+                    "second declaration",
+                )
+                .with_label(prev.clone(), "first declaration"));
+            }
+            bools.insert(name.text.clone(), (value.text == "true", name.origin.clone()));
+        }
+    }
+    for (name, value) in defines {
+        match bools.get_mut(name) {
+            Some(b) => b.0 = *value,
+            None => {
+                let mut d = Diagnostic::error(
+                    Code::E0002,
+                    format!("`-D {name}`: the policy declares no boolean `{name}`"),
+                    Origin::plain(0..0),
+                    "in this policy",
+                );
+                if let Some(s) = crate::diag::suggest(name, bools.keys().map(String::as_str)) {
+                    d = d.with_help(format!("did you mean `{s}`?"));
+                } else {
+                    d = d.with_help(format!("declare it: `bool {name} = false;`"));
+                }
+                return Err(d);
+            }
+        }
+    }
+    let bools: HashMap<String, bool> = bools.into_iter().map(|(k, (v, _))| (k, v)).collect();
     let mut templates: HashMap<String, (Vec<Name>, Vec<Token>, Origin)> = HashMap::new();
     for it in &items {
         if let Stmt::Template { name, params, body } = &it.stmt {
@@ -590,18 +824,47 @@ pub(crate) fn parse_expanded(src: &str) -> Result<Vec<Item>, Diagnostic> {
         }
     }
     let mut out = Vec::new();
-    expand_into(items, &templates, &Rc::new(Vec::new()), &mut out)?;
+    expand_into(items, &Scope { templates: &templates, bools: &bools }, &Rc::new(Vec::new()), &mut out)?;
     Ok(out)
 }
 
-fn expand_into(
-    items: Vec<Item>,
-    templates: &HashMap<String, (Vec<Name>, Vec<Token>, Origin)>,
-    chain: &Rc<Vec<Frame>>,
-    out: &mut Vec<Item>,
-) -> Result<(), Diagnostic> {
+/// What expansion looks names up in.
+struct Scope<'a> {
+    templates: &'a HashMap<String, (Vec<Name>, Vec<Token>, Origin)>,
+    bools: &'a HashMap<String, bool>,
+}
+
+fn expand_into(items: Vec<Item>, scope: &Scope<'_>, chain: &Rc<Vec<Frame>>, out: &mut Vec<Item>) -> Result<(), Diagnostic> {
+    let templates = scope.templates;
     for it in items {
         match it.stmt {
+            Stmt::Bool { ref name, .. } if !chain.is_empty() => {
+                return Err(Diagnostic::error(
+                    Code::E0007,
+                    "booleans are declared at the top level, not inside templates",
+                    name.origin.clone(),
+                    "inside a template",
+                ));
+            }
+            Stmt::Bool { .. } => {}
+            Stmt::If { negated, cond, then, otherwise } => {
+                let Some(&v) = scope.bools.get(&cond.text) else {
+                    let mut d = Diagnostic::error(
+                        Code::E0002,
+                        format!("unknown boolean `{}`", cond.text),
+                        cond.origin.clone(),
+                        "not declared",
+                    );
+                    if let Some(s) = crate::diag::suggest(&cond.text, scope.bools.keys().map(String::as_str)) {
+                        d = d.with_help(format!("did you mean `{s}`?"));
+                    } else {
+                        d = d.with_help(format!("declare it at the top level: `bool {} = false;`", cond.text));
+                    }
+                    return Err(d);
+                };
+                let chosen = if v != negated { then } else { otherwise.map(|(_, items)| items).unwrap_or_default() };
+                expand_into(chosen, scope, chain, out)?;
+            }
             Stmt::Template { ref name, .. } if !chain.is_empty() => {
                 return Err(Diagnostic::error(
                     Code::E0007,
@@ -670,7 +933,7 @@ fn expand_into(
                         "expands to over a million statements",
                     ));
                 }
-                expand_into(sub, templates, &inner, out)?;
+                expand_into(sub, scope, &inner, out)?;
             }
             _ => {
                 for n in names_of(&it.stmt) {
@@ -766,12 +1029,18 @@ pub(crate) fn names_of(s: &Stmt) -> Vec<&Name> {
             v.push(name);
             v.extend(members.iter());
         }
-        Stmt::NoFlow { from, to, excluding } => {
+        Stmt::Separate { members } => v.extend(members.iter()),
+        Stmt::NoFlow { from, to, excluding, .. } => {
             v.extend(from.iter());
             v.extend(to.iter());
             v.extend(excluding.iter());
         }
         Stmt::Template { name, .. } | Stmt::Use { name, .. } => v.push(name),
+        Stmt::Bool { name, value } => {
+            v.push(name);
+            v.push(value);
+        }
+        Stmt::If { cond, .. } => v.push(cond),
     }
     v
 }

@@ -7,6 +7,8 @@ use warden_policy::schema::{ALL_CLASSES, Class, Kind};
 use warden_policy::{ChineseWall, PermSet, Policy, TypeId};
 use warden_policy_compiler::Code;
 
+mod support;
+
 /// xorshift64*: small, seeded, reproducible.
 struct Rng(u64);
 impl Rng {
@@ -167,7 +169,9 @@ impl Gen {
     }
 
     fn source(&self) -> String {
-        let list = |v: &[String]| if v.len() == 1 { v[0].clone() } else { format!("{{ {} }}", v.join(" ")) };
+        let list = |v: &[String]| {
+            if v.len() == 1 { v[0].clone() } else { format!("{{ {} }}", v.join(" ")) }
+        };
         let tgt = |t: &Tgt| match t {
             Tgt::Names(n) => list(n),
             Tgt::SelfT => "self".into(),
@@ -260,6 +264,13 @@ fn generate(seed: u64) -> Gen {
     let vtpms: Vec<String> = (0..nv).map(|i| format!("v{i}")).collect();
     g.types.extend(doms.iter().map(|d| (d.clone(), Kind::Domain)));
     g.types.extend(vtpms.iter().map(|v| (v.clone(), Kind::Vtpm)));
+    // Exactly one hypervisor type is required; now and then none or two, which must be refused.
+    let hvs = match rng.below(20) {
+        0 => 0,
+        1 => 2,
+        _ => 1,
+    };
+    g.types.extend((0..hvs).map(|i| (format!("hv{i}"), Kind::Hypervisor)));
     // Attributes over domains (possibly empty) and over vTPMs.
     let mut dom_names = doms.clone();
     for i in 0..rng.below(3) {
@@ -330,9 +341,18 @@ fn generate(seed: u64) -> Gen {
 
 #[test]
 fn engine_equals_reference_on_random_policies() {
-    let (mut compiled, mut rejected) = (0, 0);
+    let (mut compiled, mut rejected, mut hv_refused) = (0, 0, 0);
     for seed in 0..400u64 {
-        let g = generate(seed);
+        let mut g = generate(seed);
+        let hvs = g.types.iter().filter(|(_, k)| *k == Kind::Hypervisor).count();
+        if hvs != 1 {
+            // Refused by the compiler, with E0024 among the errors, as the loader would.
+            let e = warden_policy_compiler::compile(&g.source()).expect_err("hypervisor count");
+            assert!(e.iter().any(|d| d.code == Code::E0024), "seed {seed}: {e:?}");
+            hv_refused += 1;
+            g.types.retain(|(_, k)| *k != Kind::Hypervisor);
+            g.types.push(("hv0".into(), Kind::Hypervisor));
+        }
         let src = g.source();
         let (want_e20, want_e21) = (g.neverallow_violated(), g.noflow_fails());
         let c = match warden_policy_compiler::compile(&src) {
@@ -369,7 +389,45 @@ fn engine_equals_reference_on_random_policies() {
         compiled += 1;
         check_engine(seed, &g, &src, &c);
     }
-    assert!(compiled > 100 && rejected > 50, "generator coverage: {compiled} compiled, {rejected} rejected");
+    assert!(
+        compiled > 100 && rejected > 50 && hv_refused > 10,
+        "generator coverage: {compiled} compiled, {rejected} rejected, {hv_refused} without one hypervisor type"
+    );
+}
+
+/// The same text laid out at random: each space or newline becomes one of a few runs of
+/// whitespace, and spaces appear before `;`, `:` and `,` (all insignificant to the lexer).
+fn scramble(rng: &mut Rng, src: &str) -> String {
+    let mut out = String::new();
+    for ch in src.chars() {
+        match ch {
+            ' ' | '\n' => out.push_str([" ", "  ", "\n", " \t ", "\n    "][rng.below(5)]),
+            ';' | ':' | ',' => {
+                out.push_str(["", " ", "\t"][rng.below(3)]);
+                out.push(ch);
+            }
+            _ => out.push(ch),
+        }
+    }
+    out
+}
+
+/// The formatter property over the same random policies, each also laid out at random: `fmt`
+/// is idempotent, `compile(fmt(p)) == compile(p)` (binary byte for byte, expectations,
+/// warnings, or errors), and the scrambled layout formats back to the canonical text.
+#[test]
+fn fmt_preserves_meaning_on_random_policies() {
+    for seed in 0..400u64 {
+        let src = generate(seed).source();
+        let scrambled = scramble(&mut Rng(seed + 11), &src);
+        support::assert_fmt_preserves(&format!("seed {seed}"), &src);
+        support::assert_fmt_preserves(&format!("seed {seed} (scrambled)"), &scrambled);
+        let (canonical, back) = (
+            warden_policy_compiler::format_source(&src).unwrap(),
+            warden_policy_compiler::format_source(&scrambled).unwrap(),
+        );
+        assert_eq!(back, canonical, "seed {seed}: the scrambled layout formats differently\n{scrambled}");
+    }
 }
 
 fn check_engine(seed: u64, g: &Gen, src: &str, c: &warden_policy_compiler::Compiled) {
@@ -437,4 +495,35 @@ fn check_engine(seed: u64, g: &Gen, src: &str, c: &warden_policy_compiler::Compi
             }
         }
     }
+}
+
+/// One validation: whatever `compile` accepts, the hypervisor's loader loads, over the fuzz
+/// corpus, the examples, the scenario policies and random policies (with and without a
+/// hypervisor type); and the compiler never reaches its internal E0090 (a check the loader
+/// makes that the compiler did not make first).
+#[test]
+fn compile_ok_implies_load_ok() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut sources = Vec::new();
+    for dir in ["fuzz/corpus/fuzz_compile", "examples", "scenarios"] {
+        for e in std::fs::read_dir(root.join(dir)).unwrap().flatten() {
+            if let Ok(s) = std::fs::read_to_string(e.path()) {
+                sources.push((e.path().display().to_string(), s));
+            }
+        }
+    }
+    for seed in 0..400u64 {
+        sources.push((format!("seed {seed}"), generate(seed).source()));
+    }
+    let mut loaded = 0;
+    for (name, src) in &sources {
+        match warden_policy_compiler::compile(src) {
+            Ok(c) => {
+                Policy::load(&c.to_binary()).unwrap_or_else(|e| panic!("{name}: compiled but does not load: {e}"));
+                loaded += 1;
+            }
+            Err(e) => assert!(e.iter().all(|d| d.code != Code::E0090), "{name}: {e:?}"),
+        }
+    }
+    assert!(loaded > 150, "too few policies compiled: {loaded}");
 }

@@ -1,10 +1,9 @@
 //! Encoder for the binary format (needs `alloc`; used by the compiler, never by the hypervisor).
 
 use alloc::string::String;
-use alloc::vec;
 use alloc::vec::Vec;
 
-use crate::format::{AV_EMPTY, AV_ENTRY, HEADER_LEN, MAGIC, SECTION_ENTRY, SECTIONS, VERSION, av_hash};
+use crate::format::{AV_ENTRY, HEADER_LEN, MAGIC, SECTION_ENTRY, SECTIONS, VERSION, av_hash};
 use crate::schema::{self, Class, Kind};
 
 /// Everything a binary policy holds, in plain form. Type ids are indices into `types`, which
@@ -15,12 +14,31 @@ pub struct Image {
     pub source_hash: [u8; 32],
     /// `(name, kind)`, sorted strictly by name.
     pub types: Vec<(String, Kind)>,
-    /// `(subject, target, class, allow, auditallow, dontaudit)`, one per key, none all-zero.
-    pub av: Vec<(u32, u32, Class, u64, u64, u64)>,
+    /// Access vectors, one per key, none all-zero.
+    pub av: Vec<Av>,
     /// `(build, run)` label pairs, one per build label.
     pub transitions: Vec<(u32, u32)>,
     /// `(name, members)` conflict sets.
     pub conflict_sets: Vec<(String, Vec<u32>)>,
+}
+
+/// The access vector of one `(subject, target, class)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Av {
+    /// Subject type id.
+    pub subject: u32,
+    /// Target type id.
+    pub target: u32,
+    /// Class.
+    pub class: Class,
+    /// Granted whatever the domains' categories.
+    pub allow: u64,
+    /// Granted only between domains of one category (disjoint from `allow`).
+    pub allow_same: u64,
+    /// Granted permissions to audit anyway.
+    pub auditallow: u64,
+    /// Denied permissions not to audit.
+    pub dontaudit: u64,
 }
 
 fn put32(out: &mut Vec<u8>, v: u32) {
@@ -39,32 +57,35 @@ pub fn encode(img: &Image) -> Vec<u8> {
         strings.extend_from_slice(name.as_bytes());
     }
 
-    let slots = (img.av.len() * 2 + 1).next_power_of_two();
-    let mask = slots - 1;
-    let mut table: Vec<Option<usize>> = vec![None; slots];
-    for (n, &(s, t, c, ..)) in img.av.iter().enumerate() {
-        let mut i = av_hash(s, t, c as u8, mask);
-        while table[i].is_some() {
-            i = (i + 1) & mask;
+    // One bucket per entry (rounded up to a power of two): short buckets, and 4 bytes of index
+    // per bucket instead of a half-empty table of whole entries.
+    let buckets = img.av.len().max(1).next_power_of_two();
+    let mask = buckets - 1;
+    // Hash each key once: sort (bucket, key, entry) tuples, not entries by a computed key.
+    let mut order: Vec<(usize, u32, u32, u8, usize)> = img
+        .av
+        .iter()
+        .enumerate()
+        .map(|(i, a)| (av_hash(a.subject, a.target, a.class as u8, mask), a.subject, a.target, a.class as u8, i))
+        .collect();
+    order.sort_unstable();
+    let av: Vec<&Av> = order.iter().map(|o| &img.av[o.4]).collect();
+    let mut index = Vec::with_capacity((buckets + 1) * 4);
+    let mut next = 0usize;
+    for b in 0..=buckets {
+        while next < order.len() && order[next].0 < b {
+            next += 1;
         }
-        table[i] = Some(n);
+        put32(&mut index, next as u32);
     }
-    let mut avtab = Vec::with_capacity(slots * AV_ENTRY);
-    for slot in &table {
-        match slot {
-            None => {
-                put32(&mut avtab, AV_EMPTY);
-                avtab.extend_from_slice(&[0u8; AV_ENTRY - 4]);
-            }
-            Some(n) => {
-                let (s, t, c, a, aa, da) = img.av[*n];
-                put32(&mut avtab, s);
-                put32(&mut avtab, t);
-                avtab.extend_from_slice(&[c as u8, 0, 0, 0, 0, 0, 0, 0]);
-                for v in [a, aa, da] {
-                    avtab.extend_from_slice(&v.to_le_bytes());
-                }
-            }
+    let mut avtab = Vec::with_capacity(av.len() * AV_ENTRY);
+    for a in av {
+        put32(&mut avtab, a.subject);
+        put32(&mut avtab, a.target);
+        avtab.extend_from_slice(&[a.class as u8, 0, 0, 0]);
+        // Classes have at most `format::MAX_PERMS` permissions: the masks fit 32 bits.
+        for v in [a.allow, a.allow_same, a.auditallow, a.dontaudit] {
+            put32(&mut avtab, v as u32);
         }
     }
 
@@ -96,7 +117,7 @@ pub fn encode(img: &Image) -> Vec<u8> {
         first += members.len() as u32;
     }
 
-    let bodies: [&[u8]; 6] = [&strings, &types, &avtab, &trans, &cwsets, &cwmemb];
+    let bodies: [&[u8]; 7] = [&strings, &types, &index, &avtab, &trans, &cwsets, &cwmemb];
     let table_end = HEADER_LEN + SECTION_ENTRY * SECTIONS.len();
     let total = table_end + bodies.iter().map(|b| b.len()).sum::<usize>();
     let mut out = Vec::with_capacity(total);

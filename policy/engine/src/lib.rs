@@ -30,7 +30,7 @@ use core::fmt;
 use core::ops::{BitAnd, BitAndAssign, BitOr, BitOrAssign, Not};
 
 pub use cwall::{CapacityError, ChineseWall, Conflict, NotRunning};
-pub use policy::{ConflictSetId, LoadError, Policy, TransitionError};
+pub use policy::{Category, ConflictSetId, LoadError, Policy, TransitionError};
 pub use schema::{Class, Flow, Kind, perms};
 
 /// A type (security label) of a loaded policy: an index into its type table.

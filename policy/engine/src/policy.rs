@@ -5,8 +5,8 @@ use core::fmt;
 use sha2::{Digest, Sha256};
 
 use crate::format::{
-    self, AV_EMPTY, AV_ENTRY, CWSET_ENTRY, HEADER_LEN, MAGIC, MAX_TYPES, SECTION_ENTRY, SECTIONS, TRANS_ENTRY,
-    TYPE_ENTRY, VERSION, av_hash,
+    self, AV_ENTRY, CWSET_ENTRY, HEADER_LEN, MAGIC, MAX_TYPES, SECTION_ENTRY, SECTIONS, TRANS_ENTRY, TYPE_ENTRY,
+    VERSION, av_hash,
 };
 use crate::schema::{self, Class, Kind};
 use crate::{Decision, PermSet, TypeId};
@@ -41,17 +41,23 @@ pub enum LoadError {
     TooManyTypes,
     /// A type entry carries an unknown kind byte.
     BadKind(u8),
-    /// The access-vector table size is not a power of two with at least one empty slot.
+    /// The access-vector index is not a power of two of buckets plus one, or its offsets do
+    /// not run from 0 up to the entry count.
     BadTableSize,
-    /// Access-vector slot `0` is malformed (unknown class, type out of range, wrong target
-    /// kind, permissions outside the class, an empty entry, or a non-domain subject).
+    /// Access-vector entry `0` is malformed (unknown class, type out of range, wrong target
+    /// kind, permissions outside the class, overlapping masks, an empty entry, or a non-domain
+    /// subject).
     BadAvEntry(u32),
-    /// Access-vector slot `0` is not reachable by probing from its home slot, or repeats a key.
+    /// Access-vector entry `0` is not in its key's bucket, or not in strictly ascending key
+    /// order inside it (a repeated key).
     AvMisplaced(u32),
     /// A transition entry is malformed or out of order.
     BadTransition(u32),
     /// A conflict set is malformed or out of order.
     BadConflictSet(u32),
+    /// The policy does not declare exactly one type of kind `hypervisor` (it has this many):
+    /// the hypervisor's own label must be unambiguous.
+    HypervisorCount(u32),
 }
 
 impl fmt::Display for LoadError {
@@ -72,9 +78,14 @@ impl fmt::Display for LoadError {
             LoadError::BadKind(k) => write!(f, "unknown kind {k}"),
             LoadError::BadTableSize => f.write_str("access-vector table size is invalid"),
             LoadError::BadAvEntry(i) => write!(f, "access-vector slot {i} is malformed"),
-            LoadError::AvMisplaced(i) => write!(f, "access-vector slot {i} is misplaced or duplicated"),
+            LoadError::AvMisplaced(i) => {
+                write!(f, "access-vector slot {i} is misplaced or duplicated")
+            }
             LoadError::BadTransition(i) => write!(f, "transition entry {i} is malformed"),
             LoadError::BadConflictSet(i) => write!(f, "conflict set {i} is malformed"),
+            LoadError::HypervisorCount(n) => {
+                write!(f, "the policy declares {n} types of kind `hypervisor`; exactly one is required")
+            }
         }
     }
 }
@@ -93,6 +104,13 @@ pub enum TransitionError {
     Denied,
 }
 
+/// The category of a running domain: which tenant or instance it belongs to, assigned at run
+/// time (by the launcher, from the manifest; unique per domain unless domains share one, like
+/// sVirt's per-VM MCS categories). Rules over types in a `separate` set apply only between
+/// domains of one category.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Category(pub u32);
+
 /// A Chinese Wall conflict set of a loaded policy: an index into its set table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ConflictSetId(pub u32);
@@ -104,6 +122,7 @@ pub struct Policy<'a> {
     source_hash: [u8; 32],
     strings: &'a [u8],
     types: &'a [u8],
+    avidx: &'a [u8],
     avtab: &'a [u8],
     av_mask: usize,
     trans: &'a [u8],
@@ -115,7 +134,7 @@ impl fmt::Debug for Policy<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Policy")
             .field("types", &self.type_count())
-            .field("av_slots", &(self.avtab.len() / AV_ENTRY))
+            .field("access_vectors", &(self.avtab.len() / AV_ENTRY))
             .field("transitions", &(self.trans.len() / TRANS_ENTRY))
             .field("conflict_sets", &self.conflict_set_count())
             .finish_non_exhaustive()
@@ -133,12 +152,6 @@ fn u32_at(b: &[u8], off: usize) -> u32 {
     let mut a = [0u8; 4];
     a.copy_from_slice(&b[off..off + 4]);
     u32::from_le_bytes(a)
-}
-#[inline]
-fn u64_at(b: &[u8], off: usize) -> u64 {
-    let mut a = [0u8; 8];
-    a.copy_from_slice(&b[off..off + 8]);
-    u64::from_le_bytes(a)
 }
 
 /// Reads the packed name at `name_off`/`name_len`, requiring it to start at `*cursor` so that
@@ -195,7 +208,7 @@ impl<'a> Policy<'a> {
         }
 
         // Sections are contiguous, in order, and end exactly at the end of the blob.
-        let mut sect: [&[u8]; 6] = [&[]; 6];
+        let mut sect: [&[u8]; 7] = [&[]; 7];
         let mut cursor = table_end;
         for (i, id) in SECTIONS.iter().enumerate() {
             let e = HEADER_LEN + i * SECTION_ENTRY;
@@ -219,13 +232,14 @@ impl<'a> Policy<'a> {
         if cursor != bytes.len() {
             return Err(LoadError::LengthMismatch);
         }
-        let [strings, types, avtab, trans, cwsets, cwmemb] = sect;
+        let [strings, types, avidx, avtab, trans, cwsets, cwmemb] = sect;
 
         let mut p = Policy {
             hash: Sha256::digest(bytes).into(),
             source_hash,
             strings,
             types,
+            avidx,
             avtab,
             av_mask: 0,
             trans,
@@ -249,10 +263,13 @@ impl<'a> Policy<'a> {
             return Err(LoadError::TooManyTypes);
         }
         let mut prev: &[u8] = &[];
+        let mut hypervisors = 0u32;
         for i in 0..n {
             let e = &self.types[i * TYPE_ENTRY..(i + 1) * TYPE_ENTRY];
             let name = take_name(self.strings, u32_at(e, 0), u16_at(e, 4), cursor)?;
-            Kind::from_u8(e[6]).ok_or(LoadError::BadKind(e[6]))?;
+            if Kind::from_u8(e[6]).ok_or(LoadError::BadKind(e[6]))? == Kind::Hypervisor {
+                hypervisors += 1;
+            }
             if e[7] != 0 {
                 return Err(LoadError::NonZeroReserved);
             }
@@ -261,58 +278,54 @@ impl<'a> Policy<'a> {
             }
             prev = name;
         }
+        if hypervisors != 1 {
+            return Err(LoadError::HypervisorCount(hypervisors));
+        }
         Ok(())
     }
 
     fn check_avtab(&mut self) -> Result<(), LoadError> {
-        let slots = self.avtab.len() / AV_ENTRY;
-        if slots == 0 || !slots.is_power_of_two() {
+        let offsets = self.avidx.len() / 4;
+        if offsets < 2 || !(offsets - 1).is_power_of_two() {
             return Err(LoadError::BadTableSize);
         }
-        self.av_mask = slots - 1;
-        let mut empty = 0usize;
-        for i in 0..slots {
-            let e = &self.avtab[i * AV_ENTRY..(i + 1) * AV_ENTRY];
-            let bad = LoadError::BadAvEntry(i as u32);
-            if u32_at(e, 0) == AV_EMPTY {
-                if e[4..].iter().any(|&b| b != 0) {
+        let buckets = offsets - 1;
+        self.av_mask = buckets - 1;
+        let entries = self.avtab.len() / AV_ENTRY;
+        if u32_at(self.avidx, 0) != 0 || u32_at(self.avidx, buckets * 4) as usize != entries {
+            return Err(LoadError::BadTableSize);
+        }
+        for b in 0..buckets {
+            let (lo, hi) = (u32_at(self.avidx, b * 4) as usize, u32_at(self.avidx, (b + 1) * 4) as usize);
+            if lo > hi || hi > entries {
+                return Err(LoadError::BadTableSize);
+            }
+            let mut prev: Option<(u32, u32, u8)> = None;
+            for i in lo..hi {
+                let e = &self.avtab[i * AV_ENTRY..(i + 1) * AV_ENTRY];
+                let bad = LoadError::BadAvEntry(i as u32);
+                let (s, t) = (u32_at(e, 0), u32_at(e, 4));
+                let class = Class::from_u8(e[8]).ok_or(bad)?;
+                if e[9..12].iter().any(|&b| b != 0) {
                     return Err(bad);
                 }
-                empty += 1;
-                continue;
-            }
-            let (s, t) = (u32_at(e, 0), u32_at(e, 4));
-            let class = Class::from_u8(e[8]).ok_or(bad)?;
-            if e[9..16].iter().any(|&b| b != 0) {
-                return Err(bad);
-            }
-            let sk = self.kind_of(TypeId(s)).ok_or(bad)?;
-            let tk = self.kind_of(TypeId(t)).ok_or(bad)?;
-            if sk != Kind::Domain || tk != class.target_kind() {
-                return Err(bad);
-            }
-            let all = class.all().0;
-            let (allow, aa, da) = (u64_at(e, 16), u64_at(e, 24), u64_at(e, 32));
-            if (allow | aa | da) & !all != 0 || allow | aa | da == 0 {
-                return Err(bad);
-            }
-            // The entry must be the first slot holding its key along its probe sequence, and
-            // every slot between its home and itself must be occupied, or lookups miss it.
-            let mut j = av_hash(s, t, class as u8, self.av_mask);
-            loop {
-                if j == i {
-                    break;
+                let sk = self.kind_of(TypeId(s)).ok_or(bad)?;
+                let tk = self.kind_of(TypeId(t)).ok_or(bad)?;
+                if sk != Kind::Domain || tk != class.target_kind() {
+                    return Err(bad);
                 }
-                let o = &self.avtab[j * AV_ENTRY..(j + 1) * AV_ENTRY];
-                let os = u32_at(o, 0);
-                if os == AV_EMPTY || (os == s && u32_at(o, 4) == t && o[8] == class as u8) {
+                let all = class.all().0;
+                let [allow, same, aa, da] = [12, 16, 20, 24].map(|o| u64::from(u32_at(e, o)));
+                if (allow | same | aa | da) & !all != 0 || allow | same | aa | da == 0 || allow & same != 0 {
+                    return Err(bad);
+                }
+                // In its key's bucket, keys strictly ascending: lookups find it, and only it.
+                let key = (s, t, class as u8);
+                if av_hash(s, t, class as u8, self.av_mask) != b || prev.is_some_and(|p| p >= key) {
                     return Err(LoadError::AvMisplaced(i as u32));
                 }
-                j = (j + 1) & self.av_mask;
+                prev = Some(key);
             }
-        }
-        if empty == 0 {
-            return Err(LoadError::BadTableSize);
         }
         Ok(())
     }
@@ -431,26 +444,24 @@ impl<'a> Policy<'a> {
         (0..self.type_count() as u32).map(TypeId)
     }
 
-    /// The stored access vectors for `(subject, target, class)`: allow, auditallow, dontaudit.
+    /// The stored access vectors for `(subject, target, class)`: allow, allow_same,
+    /// auditallow, dontaudit.
     #[inline]
-    fn lookup(&self, subject: TypeId, target: TypeId, class: Class) -> (u64, u64, u64) {
-        let mut i = av_hash(subject.0, target.0, class as u8, self.av_mask);
-        // Bounded by the slot count; the loader guarantees an empty slot ends every probe.
-        for _ in 0..=self.av_mask {
-            let e = &self.avtab[i * AV_ENTRY..(i + 1) * AV_ENTRY];
-            let s = u32_at(e, 0);
-            if s == AV_EMPTY {
-                break;
+    fn lookup(&self, subject: TypeId, target: TypeId, class: Class) -> (u64, u64, u64, u64) {
+        let b = av_hash(subject.0, target.0, class as u8, self.av_mask);
+        // The loader checked the index: in bounds and ascending.
+        let (lo, hi) = (u32_at(self.avidx, b * 4) as usize, u32_at(self.avidx, (b + 1) * 4) as usize);
+        for e in self.avtab[lo * AV_ENTRY..hi * AV_ENTRY].chunks_exact(AV_ENTRY) {
+            if u32_at(e, 0) == subject.0 && u32_at(e, 4) == target.0 && e[8] == class as u8 {
+                return [12, 16, 20, 24].map(|o| u64::from(u32_at(e, o))).into();
             }
-            if s == subject.0 && u32_at(e, 4) == target.0 && e[8] == class as u8 {
-                return (u64_at(e, 16), u64_at(e, 24), u64_at(e, 32));
-            }
-            i = (i + 1) & self.av_mask;
         }
-        (0, 0, 0)
+        (0, 0, 0, 0)
     }
 
-    /// Decides whether `subject` may exercise `perms` of `class` on `target`.
+    /// Decides whether `subject` may exercise `perms` of `class` on `target`, not knowing the
+    /// domains' categories: only what is granted whatever the categories (`allow_same`
+    /// grants are denied here; use [`Policy::decide_in`] where categories are known).
     ///
     /// `allowed` is the granted part of `perms`; `audit` is what to log: denied permissions
     /// not covered by `dontaudit`, plus granted permissions covered by `auditallow`.
@@ -458,9 +469,31 @@ impl<'a> Policy<'a> {
     #[inline]
     #[must_use]
     pub fn decide(&self, subject: TypeId, target: TypeId, class: Class, perms: PermSet) -> Decision {
-        let (allow, auditallow, dontaudit) = self.lookup(subject, target, class);
-        let allowed = perms.0 & allow;
-        let denied = perms.0 & !allow;
+        let (allow, _, auditallow, dontaudit) = self.lookup(subject, target, class);
+        Self::decision(perms.0, allow, auditallow, dontaudit)
+    }
+
+    /// Decides for a subject and a target domain (or object) of known categories: grants
+    /// written for types of a `separate` set hold only when both categories are equal. O(1),
+    /// allocation-free, like [`Policy::decide`].
+    #[inline]
+    #[must_use]
+    pub fn decide_in(
+        &self,
+        subject: (TypeId, Category),
+        target: (TypeId, Category),
+        class: Class,
+        perms: PermSet,
+    ) -> Decision {
+        let (allow, same, auditallow, dontaudit) = self.lookup(subject.0, target.0, class);
+        let allow = if subject.1 == target.1 { allow | same } else { allow };
+        Self::decision(perms.0, allow, auditallow, dontaudit)
+    }
+
+    #[inline]
+    fn decision(perms: u64, allow: u64, auditallow: u64, dontaudit: u64) -> Decision {
+        let allowed = perms & allow;
+        let denied = perms & !allow;
         Decision { allowed: PermSet(allowed), audit: PermSet((denied & !dontaudit) | (allowed & auditallow)) }
     }
 
@@ -473,7 +506,9 @@ impl<'a> Policy<'a> {
             let mid = lo + (hi - lo) / 2;
             let b = u32_at(self.trans, mid * TRANS_ENTRY);
             match b.cmp(&build.0) {
-                core::cmp::Ordering::Equal => return Some(TypeId(u32_at(self.trans, mid * TRANS_ENTRY + 4))),
+                core::cmp::Ordering::Equal => {
+                    return Some(TypeId(u32_at(self.trans, mid * TRANS_ENTRY + 4)));
+                }
                 core::cmp::Ordering::Less => lo = mid + 1,
                 core::cmp::Ordering::Greater => hi = mid,
             }

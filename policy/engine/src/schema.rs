@@ -23,8 +23,8 @@ use crate::PermSet;
 pub enum Kind {
     /// A domain (guest, service domain, management domain). Only domains are subjects.
     Domain = 0,
-    /// A labelled event-channel object.
-    Evtchn = 1,
+    // 1 was `evtchn`, a kind no class could target (event channels are checked against the
+    // peer domain: class `evtchn`, target kind `domain`). Retired; never reuse the value.
     /// A vTPM instance served by a vTPM service domain.
     Vtpm = 2,
     /// A passthrough device (PCI function).
@@ -37,18 +37,20 @@ pub enum Kind {
     TpmLocality = 6,
     /// The hypervisor itself (console, audit ring, policy, physical info).
     Hypervisor = 7,
+    /// A physical interrupt line (what device passthrough routes to a domain).
+    Irq = 8,
 }
 
 /// Every kind, in discriminant order.
 pub const KINDS: [Kind; 8] = [
     Kind::Domain,
-    Kind::Evtchn,
     Kind::Vtpm,
     Kind::Device,
     Kind::Ioport,
     Kind::Mmio,
     Kind::TpmLocality,
     Kind::Hypervisor,
+    Kind::Irq,
 ];
 
 impl Kind {
@@ -57,13 +59,13 @@ impl Kind {
     pub const fn name(self) -> &'static str {
         match self {
             Kind::Domain => "domain",
-            Kind::Evtchn => "evtchn",
             Kind::Vtpm => "vtpm",
             Kind::Device => "device",
             Kind::Ioport => "ioport",
             Kind::Mmio => "mmio",
             Kind::TpmLocality => "tpm_locality",
             Kind::Hypervisor => "hypervisor",
+            Kind::Irq => "irq",
         }
     }
 
@@ -73,10 +75,17 @@ impl Kind {
         KINDS.iter().copied().find(|k| k.name() == name)
     }
 
-    /// Decodes the byte stored in a binary policy.
+    /// Decodes the byte stored in a binary policy (retired values decode to `None`).
     #[must_use]
     pub const fn from_u8(v: u8) -> Option<Kind> {
-        if (v as usize) < KINDS.len() { Some(KINDS[v as usize]) } else { None }
+        let mut i = 0;
+        while i < KINDS.len() {
+            if KINDS[i] as u8 == v {
+                return Some(KINDS[i]);
+            }
+            i += 1;
+        }
+        None
     }
 }
 
@@ -238,7 +247,9 @@ schema! {
     }
     /// Domain lifecycle (no access to the domain's contents).
     Domain domain = "domain", target Domain, "Domain lifecycle: no access to a domain's contents." {
-        0 GETINFO = "getinfo", TargetToSource,
+        // Metadata (state, vCPU count, memory size), not contents: a domain could modulate it
+        // to signal, like timing, so it is a covert channel and out of the data-flow model.
+        0 GETINFO = "getinfo", None,
             "HC_DOMAIN_GETINFO", source "calling domain", target "the queried domain";
         1 SHUTDOWN = "shutdown", None,
             "HC_DOMAIN_SHUTDOWN", source "calling domain", target "the domain shut down (self for a guest's own shutdown)";
@@ -336,6 +347,13 @@ schema! {
     Device device = "device", target Device, "Passthrough devices." {
         0 ASSIGN = "assign", Both,
             "HC_DEVICE_ASSIGN", source "domain receiving the device", target "the device";
+        1 ASSIGN_NOIOMMU = "assign_noiommu", Both,
+            "HC_DEVICE_ASSIGN (asked in addition to `assign` when no IOMMU confines the device's DMA)", source "domain receiving the device", target "the device";
+    }
+    /// Physical interrupts routed to a domain.
+    Irq irq = "irq", target Irq, "Physical interrupt lines." {
+        0 BIND = "bind", TargetToSource,
+            "HC_IRQ_BIND (deliver the interrupt to the caller)", source "domain receiving the interrupt", target "the interrupt line";
     }
 }
 
@@ -453,7 +471,8 @@ mod tests {
     fn table_is_indexed_by_discriminant_and_bit() {
         for (i, c) in CLASSES.iter().enumerate() {
             assert_eq!(c.class as usize, i, "class {} out of place", c.name);
-            assert!(c.perms.len() <= 64, "class {} has more than 64 permissions", c.name);
+            // The binary format stores 32-bit masks.
+            assert!(c.perms.len() <= crate::format::MAX_PERMS, "class {} has more than 32 permissions", c.name);
             for (j, p) in c.perms.iter().enumerate() {
                 assert_eq!(p.bit as usize, j, "{}:{} has the wrong bit", c.name, p.name);
                 assert!(p.hypercall.starts_with("HC_"), "{}:{} names no hypercall", c.name, p.name);
@@ -474,6 +493,12 @@ mod tests {
             assert_eq!(Kind::by_name(k.name()), Some(k));
             assert_eq!(Kind::from_u8(k as u8), Some(k));
         }
+        // Every kind is the target of some class (a kind nothing can target is a trap), and
+        // the retired `evtchn` kind decodes to nothing.
+        for k in KINDS {
+            assert!(CLASSES.iter().any(|c| c.target_kind == k), "no class targets kind {k}");
+        }
+        assert_eq!((Kind::by_name("evtchn"), Kind::from_u8(1)), (None, None));
     }
 
     #[test]

@@ -4,12 +4,19 @@ use alloc::string::ToString;
 use alloc::vec;
 use alloc::vec::Vec;
 
-use crate::encode::{Image, encode};
-use crate::format::{AV_ENTRY, HEADER_LEN, SECTION_ENTRY};
+use crate::encode::{Av, Image, encode};
+use crate::format::{AV_ENTRY, HEADER_LEN, SECTION_ENTRY, SECTIONS};
 use crate::schema::{Class, Kind, perms};
-use crate::{ChineseWall, Conflict, ConflictSetId, LoadError, NotRunning, PermSet, Policy, TransitionError, TypeId};
+use crate::{
+    Category, ChineseWall, Conflict, ConflictSetId, LoadError, NotRunning, PermSet, Policy, TransitionError, TypeId,
+};
 
-// Types sorted by name: 0 bank_a, 1 bank_b, 2 builder, 3 guest, 4 guest_build, 5 mgmt, 6 vtpm0.
+fn av(subject: u32, target: u32, class: Class, allow: PermSet, auditallow: PermSet, dontaudit: PermSet) -> Av {
+    Av { subject, target, class, allow: allow.0, allow_same: 0, auditallow: auditallow.0, dontaudit: dontaudit.0 }
+}
+
+// Types sorted by name: 0 bank_a, 1 bank_b, 2 builder, 3 guest, 4 guest_build, 5 mgmt, 6 vtpm0,
+// 7 xen (the hypervisor's own label: every policy has exactly one).
 fn image() -> Image {
     let names = [
         ("bank_a", Kind::Domain),
@@ -19,16 +26,19 @@ fn image() -> Image {
         ("guest_build", Kind::Domain),
         ("mgmt", Kind::Domain),
         ("vtpm0", Kind::Vtpm),
+        ("xen", Kind::Hypervisor),
     ];
     let d = Class::Domain;
     Image {
         source_hash: [7; 32],
         types: names.iter().map(|(n, k)| (n.to_string(), *k)).collect(),
         av: vec![
-            (5, 3, d, (perms::domain::PAUSE | perms::domain::GETINFO).0, perms::domain::PAUSE.0, 0),
-            (5, 3, Class::Introspect, 0, 0, perms::introspect::READMEM.0),
-            (3, 6, Class::Vtpm, perms::vtpm::USE.0, 0, 0),
-            (2, 4, d, (perms::domain::BUILD | perms::domain::TRANSITION).0, 0, 0),
+            av(5, 3, d, perms::domain::PAUSE | perms::domain::GETINFO, perms::domain::PAUSE, PermSet::EMPTY),
+            av(5, 3, Class::Introspect, PermSet::EMPTY, PermSet::EMPTY, perms::introspect::READMEM),
+            av(3, 6, Class::Vtpm, perms::vtpm::USE, PermSet::EMPTY, PermSet::EMPTY),
+            av(2, 4, d, perms::domain::BUILD | perms::domain::TRANSITION, PermSet::EMPTY, PermSet::EMPTY),
+            // Between two `guest` domains: pause whatever the categories, map_rw only within one.
+            Av { allow_same: perms::grant::MAP_RW.0, ..av(3, 3, Class::Grant, perms::grant::MAP_RO, PermSet::EMPTY, PermSet::EMPTY) },
         ],
         transitions: vec![(4, 3)],
         conflict_sets: vec![("banks".to_string(), vec![1, 0])],
@@ -63,7 +73,8 @@ fn names_kinds_and_hashes() {
     }
     assert_eq!(p.type_by_name("nope"), None);
     assert_eq!(p.kind_of(p.type_by_name("vtpm0").unwrap()), Some(Kind::Vtpm));
-    assert_eq!(p.kind_of(TypeId(7)), None);
+    assert_eq!(p.kind_of(TypeId(7)), Some(Kind::Hypervisor));
+    assert_eq!(p.kind_of(TypeId(8)), None);
     assert_eq!(p.source_hash(), [7; 32]);
     let mut other = image();
     other.source_hash = [8; 32];
@@ -121,44 +132,45 @@ fn section_off(blob: &[u8], i: usize) -> usize {
 #[test]
 fn rejects_malformed_blobs() {
     let good = encode(&image());
-    let avtab = section_off(&good, 2);
-    let first_used = (0..(section_off(&good, 3) - avtab) / AV_ENTRY)
-        .find(|i| good[avtab + i * AV_ENTRY..][..4] != [0xff; 4])
-        .unwrap();
-    let entry = avtab + first_used * AV_ENTRY;
+    let entry = section_off(&good, 3);
+    let index = section_off(&good, 2);
     let types = section_off(&good, 1);
-    type Mutation = fn(&mut Vec<u8>, usize, usize);
+    type Mutation = fn(&mut Vec<u8>, usize, usize, usize);
     let cases: &[(&str, Mutation, LoadError)] = &[
-        ("truncated", |b, _, _| b.truncate(10), LoadError::Truncated),
-        ("magic", |b, _, _| b[0] ^= 1, LoadError::BadMagic),
-        ("version", |b, _, _| b[8] = 9, LoadError::UnsupportedVersion(9)),
-        ("schema", |b, _, _| b[20] ^= 1, LoadError::SchemaMismatch),
-        ("sections", |b, _, _| b[12] = 5, LoadError::BadSectionCount(5)),
-        ("trailing", |b, _, _| b.push(0), LoadError::LengthMismatch),
-        ("reserved", |b, _, _| b[84] = 1, LoadError::NonZeroReserved),
-        ("section id", |b, _, _| b[HEADER_LEN + SECTION_ENTRY] = 9, LoadError::BadSection(1)),
-        ("kind", |b, _, t| b[t + 6] = 42, LoadError::BadKind(42)),
-        ("name", |b, _, t| b[t + 4] = 200, LoadError::BadName),
-        ("class", |b, e, _| b[e + 8] = 77, LoadError::BadAvEntry(0)),
-        ("subject", |b, e, _| b[e] = 100, LoadError::BadAvEntry(0)),
-        ("perm bits", |b, e, _| b[e + 23] = 0x80, LoadError::BadAvEntry(0)),
-        ("av padding", |b, e, _| b[e + 12] = 1, LoadError::BadAvEntry(0)),
+        ("truncated", |b, _, _, _| b.truncate(10), LoadError::Truncated),
+        ("magic", |b, _, _, _| b[0] ^= 1, LoadError::BadMagic),
+        ("version", |b, _, _, _| b[8] = 9, LoadError::UnsupportedVersion(9)),
+        ("version 1", |b, _, _, _| b[8] = 1, LoadError::UnsupportedVersion(1)),
+        ("schema", |b, _, _, _| b[20] ^= 1, LoadError::SchemaMismatch),
+        ("sections", |b, _, _, _| b[12] = 5, LoadError::BadSectionCount(5)),
+        ("trailing", |b, _, _, _| b.push(0), LoadError::LengthMismatch),
+        ("reserved", |b, _, _, _| b[84] = 1, LoadError::NonZeroReserved),
+        ("section id", |b, _, _, _| b[HEADER_LEN + SECTION_ENTRY] = 9, LoadError::BadSection(1)),
+        ("kind", |b, _, _, t| b[t + 6] = 42, LoadError::BadKind(42)),
+        ("retired evtchn kind", |b, _, _, t| b[t + 6] = 1, LoadError::BadKind(1)),
+        ("name", |b, _, _, t| b[t + 4] = 200, LoadError::BadName),
+        ("class", |b, e, _, _| b[e + 8] = 77, LoadError::BadAvEntry(0)),
+        ("subject", |b, e, _, _| b[e] = 100, LoadError::BadAvEntry(0)),
+        ("perm bits", |b, e, _, _| b[e + 15] = 0x80, LoadError::BadAvEntry(0)),
+        ("same-category bits", |b, e, _, _| b[e + 19] = 0x80, LoadError::BadAvEntry(0)),
+        ("av padding", |b, e, _, _| b[e + 9] = 1, LoadError::BadAvEntry(0)),
+        ("index start", |b, _, i, _| b[i] = 1, LoadError::BadTableSize),
+        ("index order", |b, _, i, _| b[i + 4..i + 8].copy_from_slice(&u32::MAX.to_le_bytes()), LoadError::BadTableSize),
     ];
     for (what, mutate, want) in cases {
         let mut b = good.clone();
-        mutate(&mut b, entry, types);
+        mutate(&mut b, entry, index, types);
         // Keep the declared length right so deeper checks are reached.
         if !matches!(want, LoadError::LengthMismatch | LoadError::Truncated) {
             let len = b.len() as u32;
             b[80..84].copy_from_slice(&len.to_le_bytes());
         }
-        let got = Policy::load(&b).map(|_| ());
-        let want = match want {
-            LoadError::BadAvEntry(_) => LoadError::BadAvEntry(first_used as u32),
-            w => *w,
-        };
-        assert_eq!(got, Err(want), "corruption `{what}`");
+        assert_eq!(Policy::load(&b).map(|_| ()), Err(*want), "corruption `{what}`");
     }
+    // An entry with both masks overlapping is not canonical.
+    let mut img = image();
+    img.av[4].allow_same |= img.av[4].allow;
+    assert!(matches!(Policy::load(&encode(&img)), Err(LoadError::BadAvEntry(_))));
 }
 
 #[test]
@@ -171,7 +183,7 @@ fn every_single_byte_flip_is_rejected_or_consistent() {
             crate::fuzz_load(&b);
             // In the header and section table only the source hash is free; in the sections a
             // flip may yield another valid policy (a renamed type, another permission bit).
-            if Policy::load(&b).is_ok() && i < HEADER_LEN + 6 * SECTION_ENTRY {
+            if Policy::load(&b).is_ok() && i < HEADER_LEN + SECTIONS.len() * SECTION_ENTRY {
                 assert!((48..80).contains(&i), "flip at header byte {i} went unnoticed");
             }
         }
@@ -181,20 +193,59 @@ fn every_single_byte_flip_is_rejected_or_consistent() {
 #[test]
 fn misplaced_av_entry_is_rejected() {
     let good = encode(&image());
-    let avtab = section_off(&good, 2);
-    let slots = (section_off(&good, 3) - avtab) / AV_ENTRY;
-    // Rotate the table by one slot: every entry leaves its probe chain.
+    let avtab = section_off(&good, 3);
+    let entries = (section_off(&good, 4) - avtab) / AV_ENTRY;
+    // Rotate the entries by one: they leave their buckets or their order.
     let mut b = good.clone();
-    let body = &mut b[avtab..avtab + slots * AV_ENTRY];
-    body.rotate_right(AV_ENTRY);
+    b[avtab..avtab + entries * AV_ENTRY].rotate_right(AV_ENTRY);
     assert!(matches!(Policy::load(&b), Err(LoadError::AvMisplaced(_))));
+    // A key twice in one bucket.
+    let mut img = image();
+    img.av.push(img.av[0]);
+    assert!(matches!(Policy::load(&encode(&img)), Err(LoadError::AvMisplaced(_))));
+}
+
+/// Categories: a grant in `allow_same` holds only between domains of one category, and the
+/// category-blind `decide` never grants it.
+#[test]
+fn same_category_grants_need_equal_categories() {
+    let blob = encode(&image());
+    let p = Policy::load(&blob).unwrap();
+    let g = p.type_by_name("guest").unwrap();
+    let (c1, c2) = (Category(1), Category(2));
+    let rw = perms::grant::MAP_RW;
+    assert_eq!(p.decide_in((g, c1), (g, c1), Class::Grant, rw).allowed, rw);
+    assert_eq!(p.decide_in((g, c1), (g, c2), Class::Grant, rw).allowed, PermSet::EMPTY);
+    assert_eq!(p.decide_in((g, c1), (g, c2), Class::Grant, rw).audit, rw, "the denial is audited");
+    assert_eq!(p.decide(g, g, Class::Grant, rw).allowed, PermSet::EMPTY);
+    // What `allow` grants holds in every category.
+    let ro = perms::grant::MAP_RO;
+    assert_eq!(p.decide_in((g, c1), (g, c2), Class::Grant, ro).allowed, ro);
+    assert_eq!(p.decide(g, g, Class::Grant, ro).allowed, ro);
 }
 
 #[test]
-fn empty_policy_loads() {
-    let blob = encode(&Image::default());
+fn smallest_policy_is_the_hypervisor_label_alone() {
+    let img = Image { types: vec![("xen".to_string(), Kind::Hypervisor)], ..Image::default() };
+    let blob = encode(&img);
     let p = Policy::load(&blob).unwrap();
-    assert_eq!(p.type_count(), 0);
+    assert_eq!(p.type_count(), 1);
     assert_eq!(p.type_by_name("x"), None);
     assert!(p.decide(TypeId(0), TypeId(0), Class::Domain, PermSet(1)).allowed.is_empty());
+}
+
+/// The hypervisor resolves its own label once at boot: none or two must be refused here, by
+/// the one loader the compiler also runs, not discovered later.
+#[test]
+fn exactly_one_hypervisor_type() {
+    let cases: &[(&[(&str, Kind)], u32)] = &[
+        (&[], 0),
+        (&[("a", Kind::Domain)], 0),
+        (&[("a", Kind::Hypervisor), ("b", Kind::Hypervisor)], 2),
+        (&[("a", Kind::Hypervisor), ("b", Kind::Domain), ("c", Kind::Hypervisor), ("d", Kind::Hypervisor)], 3),
+    ];
+    for (types, n) in cases {
+        let img = Image { types: types.iter().map(|(t, k)| (t.to_string(), *k)).collect(), ..Image::default() };
+        assert_eq!(Policy::load(&encode(&img)).map(|_| ()), Err(LoadError::HypervisorCount(*n)), "{types:?}");
+    }
 }

@@ -2,7 +2,8 @@
 //! count executed instructions, guest and hypervisor alike) and prints, from one run: the
 //! event-channel ping-pong round trip between two domains (send, block in the scheduler, the
 //! peer's answer, wake-up), the null hypercall round trip with its MAC check, the same without
-//! the check, and their ratio.
+//! the check, and their ratio. `--smoke` runs a few iterations only (what `cargo xtask test`
+//! does to keep this path working).
 //!
 //! There is no way to switch the MAC check off (no permissive mode, no bypass), so "without"
 //! is measured as the null round trip minus the instructions the hypervisor counted inside the
@@ -11,20 +12,19 @@
 
 use std::process::ExitCode;
 
-fn field(line: &str, key: &str) -> Option<u64> {
-    line.split_whitespace().find_map(|w| w.strip_prefix(key)?.strip_prefix('=')?.parse().ok())
-}
-
-fn fail(msg: impl std::fmt::Display) -> ExitCode {
-    eprintln!("bench: {msg}");
-    ExitCode::FAILURE
-}
+use warden_rig::bench::{fail, field};
 
 fn main() -> ExitCode {
-    let scenario = match warden_rig::Scenario::load("bench-ipc") {
+    let mut scenario = match warden_rig::Scenario::load("bench-ipc") {
         Ok(s) => s,
         Err(e) => return fail(e),
     };
+    // `--smoke` (run by `cargo xtask test`): a few iterations, to show that the measurement path
+    // still boots and its figures still parse; the figures of a smoke run mean nothing.
+    let smoke = std::env::args().any(|a| a == "--smoke");
+    if smoke && scenario.set_domain_arg("iterations", "100") != 2 {
+        return fail("the scenario's two domains need an iterations argument");
+    }
     let out = match warden_rig::boot(&scenario, &warden_rig::BootOptions::default()) {
         Ok(o) => o,
         Err(e) => return fail(e),
@@ -53,6 +53,11 @@ fn main() -> ExitCode {
     else {
         return fail("no null-call check figure in the log");
     };
+    if smoke && !(0 < bare && bare < null && 0 < check && check < null && null < rt) {
+        return fail(format!(
+            "implausible figures (bare exit {bare}, null hypercall {null}, MAC check {check}, round trip {rt}): {line}"
+        ));
+    }
     let without = null.saturating_sub(check);
     let ratio = null as f64 / without.max(1) as f64;
     println!("IPC benchmark: {n} iterations per figure, best of 5 rounds, QEMU -icount shift=0");

@@ -34,6 +34,9 @@ pub struct Scenario {
     /// Attach a private swtpm as the platform TPM.
     #[serde(default = "yes")]
     pub tpm: bool,
+    /// Which program is the platform TPM: `"swtpm"` (default) or `"vtpm-sim"`.
+    #[serde(default)]
+    pub platform_tpm: crate::swtpm::PlatformTpm,
     /// The QEMU CPU model.
     #[serde(default = "default_cpu")]
     pub cpu: String,
@@ -66,6 +69,18 @@ pub struct Scenario {
     /// Domains to boot; every key is passed through to the boot manifest.
     #[serde(default)]
     pub domain: Vec<toml::Table>,
+    /// When the hypervisor ends the run: `"domains-done"` (once every domain documented to end
+    /// has ended, with the verdict as exit code) — a test mode, passed as the measured
+    /// command-line word `end_when=domains-done`. Without it the hypervisor keeps running.
+    #[serde(default)]
+    pub end_when: Option<EndWhen>,
+}
+
+/// The values of a scenario's `end_when`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum EndWhen {
+    #[serde(rename = "domains-done")]
+    DomainsDone,
 }
 
 fn yes() -> bool {
@@ -139,6 +154,41 @@ impl Scenario {
         Ok(out)
     }
 
+    /// The hypervisor's command line from the scenario: its `cmdline` plus `end_when=…`.
+    pub fn hypervisor_cmdline(&self) -> String {
+        match self.end_when {
+            Some(EndWhen::DomainsDone) => format!("{} end_when=domains-done", self.cmdline).trim().to_string(),
+            None => self.cmdline.clone(),
+        }
+    }
+
+    /// Sets `key:value` in the `args` of every domain whose args name `key` (the args are
+    /// `key:value` words separated by `;` or `,`); returns how many domains changed. A benchmark's
+    /// smoke run uses it for a few iterations instead of thousands.
+    pub fn set_domain_arg(&mut self, key: &str, value: &str) -> usize {
+        let mut changed = 0;
+        for d in &mut self.domain {
+            let Some(toml::Value::String(args)) = d.get_mut("args") else { continue };
+            let mut hit = false;
+            let words: Vec<String> = args
+                .split(';')
+                .flat_map(|w| w.split(','))
+                .map(|w| match w.split_once(':') {
+                    Some((k, _)) if k == key => {
+                        hit = true;
+                        format!("{key}:{value}")
+                    }
+                    _ => w.to_string(),
+                })
+                .collect();
+            if hit {
+                *args = words.join(";");
+                changed += 1;
+            }
+        }
+        changed
+    }
+
     /// The boot manifest text (`warden-manifest 1` then one `domain k=v …` line per domain).
     pub fn manifest(&self) -> Result<String, RigError> {
         let mut out = String::from("warden-manifest 1\n");
@@ -191,6 +241,19 @@ impl Scenario {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn set_domain_arg_rewrites_only_that_key() {
+        let mut s: super::Scenario = toml::from_str(
+            "description = \"x\"\n[[domain]]\nname = \"a\"\nimage = \"i\"\nargs = \"role:ping;peer:1;iterations:2000\"\n\
+             [[domain]]\nname = \"b\"\nimage = \"i\"\nargs = \"lines:3\"\n[[domain]]\nname = \"c\"\nimage = \"i\"\n",
+        )
+        .unwrap();
+        assert_eq!(s.set_domain_arg("iterations", "50"), 1);
+        let args: Vec<_> = s.domain.iter().map(|d| d.get("args").and_then(|v| v.as_str())).collect();
+        assert_eq!(args, [Some("role:ping;peer:1;iterations:50"), Some("lines:3"), None]);
+        assert_eq!(s.set_domain_arg("absent", "1"), 0);
+    }
+
     use super::*;
 
     #[test]
@@ -232,6 +295,16 @@ mod tests {
         assert_eq!(m.images(), ["mgmt", "w", "hello"]);
         assert_eq!(s.cpu, "qemu64,+svm,+npt");
         assert!(s.tpm);
+        assert_eq!(s.platform_tpm, crate::swtpm::PlatformTpm::Swtpm, "swtpm stays the default");
+    }
+
+    #[test]
+    fn platform_tpm_names_swtpm_or_vtpm_sim() {
+        let s: Scenario = toml::from_str("description = \"x\"\nplatform_tpm = \"vtpm-sim\"").unwrap();
+        assert_eq!(s.platform_tpm, crate::swtpm::PlatformTpm::VtpmSim);
+        assert!(toml::from_str::<Scenario>("description = \"x\"\nplatform_tpm = \"tpm-tis\"").is_err());
+        assert_eq!("vtpm-sim".parse(), Ok(crate::swtpm::PlatformTpm::VtpmSim));
+        assert!("libtpms".parse::<crate::swtpm::PlatformTpm>().is_err());
     }
 
     #[test]
@@ -241,5 +314,8 @@ mod tests {
                 .unwrap();
         assert!(s.manifest().is_err());
         assert!(toml::from_str::<Scenario>("description = \"x\"\nbogus = 1").is_err());
+        assert!(toml::from_str::<Scenario>("description = \"x\"\nend_when = \"never\"").is_err());
+        let s: Scenario = toml::from_str("description = \"x\"\ncmdline = \"a=1\"\nend_when = \"domains-done\"").unwrap();
+        assert_eq!(s.hypervisor_cmdline(), "a=1 end_when=domains-done");
     }
 }

@@ -11,8 +11,9 @@ const HARDWARE_LAYER: &[&str] = &["kernel/hw"];
 /// denies unsafe code and allows it on exactly this module: (crate folder, module file).
 const GUEST_HARDWARE_MODULES: &[(&str, &str)] = &[("kernel/abi", "src/guest.rs")];
 
-/// Folders whose crates are checked.
-const AREAS: &[&str] = &["kernel", "policy", "vtpm", "mgmt", "tests", "tools"];
+/// Folders whose crates are checked; each must exist (a missing one fails the test rather than
+/// being skipped, so a renamed or misspelled area cannot drop its crates from the checks).
+const AREAS: &[&str] = &["kernel", "policy", "vtpm", "tests", "tools"];
 
 fn root() -> PathBuf {
     warden_rig::workspace_root()
@@ -20,8 +21,9 @@ fn root() -> PathBuf {
 
 fn crates() -> Vec<PathBuf> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-        let Ok(entries) = std::fs::read_dir(dir) else { return };
-        for e in entries.flatten() {
+        let entries =
+            std::fs::read_dir(dir).unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()));
+        for e in entries.map(|e| e.unwrap_or_else(|e| panic!("{}: {e}", dir.display()))) {
             let p = e.path();
             let name = e.file_name();
             if p.is_dir() && name != "target" && name != "corpus" && name != "artifacts" {
@@ -34,7 +36,9 @@ fn crates() -> Vec<PathBuf> {
     }
     let mut out = Vec::new();
     for area in AREAS {
-        walk(&root().join(area), &mut out);
+        let dir = root().join(area);
+        assert!(dir.is_dir(), "tidy: listed area `{area}` does not exist at {}", dir.display());
+        walk(&dir, &mut out);
     }
     out
 }
@@ -130,4 +134,41 @@ fn every_source_file_starts_with_a_doc_line() {
         }
     }
     assert!(bad.is_empty(), "files without a leading //! line: {bad:#?}");
+}
+
+/// The documentation cites only what the repository holds: every relative Markdown link in the
+/// top-level pages and `docs/` resolves to a file, and no page cites the design notes kept
+/// outside the repository (`DESIGN.md`; its measured facts are in `docs/qemu-facts.md`).
+#[test]
+fn documentation_cites_only_sources_in_the_repository() {
+    let mut pages = vec![root().join("README.md"), root().join("ARCHITECTURE.md")];
+    let docs = std::fs::read_dir(root().join("docs")).expect("docs/");
+    pages.extend(docs.map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|x| x == "md")));
+    assert!(pages.len() >= 8, "documentation pages missing: {pages:?}");
+    let mut bad = Vec::new();
+    for page in &pages {
+        let text = std::fs::read_to_string(page).unwrap();
+        if text.contains("DESIGN.md") {
+            bad.push(format!("{}: cites DESIGN.md, which is not in the repository", page.display()));
+        }
+        for link in text.split("](").skip(1).filter_map(|rest| rest.split(')').next()) {
+            let file = link.split('#').next().unwrap_or_default();
+            if file.is_empty() || file.contains("://") || file.starts_with("mailto:") {
+                continue;
+            }
+            if !page.parent().unwrap().join(file).exists() {
+                bad.push(format!("{}: link to missing {link}", page.display()));
+            }
+        }
+    }
+    // Every scenario a page tells the reader to boot exists.
+    for page in &pages {
+        let text = std::fs::read_to_string(page).unwrap();
+        for name in text.split("--scenario ").skip(1).filter_map(|r| r.split(|c: char| !(c.is_alphanumeric() || c == '-')).next()) {
+            if name != "NAME" && !root().join("tests/scenarios").join(format!("{name}.toml")).is_file() {
+                bad.push(format!("{}: no scenario `{name}`", page.display()));
+            }
+        }
+    }
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
 }

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 use std::process::Command;
-use warden_tpm::eventlog::{EventLog, EventLogWriter, Tag, WARDEN_PCRS};
+use warden_tpm::eventlog::{EventLog, EventLogWriter, Tag, WARDEN_PCRS, component_parts};
 use warden_tpm::host::{Swtpm, unique_temp_dir};
 use warden_tpm::{DigestSet, PcrSelection, Tpm};
 use wardenctl::reference::{Component, Reference};
@@ -50,7 +50,7 @@ fn measured_boot(sw: &Swtpm, parts: &[(Tag, &str, &[u8])], nonce: &[u8]) -> Evid
         t.pcr_reset(pcr).unwrap();
     }
     for (tag, name, bytes) in parts {
-        let d = DigestSet::of(banks, bytes);
+        let d = DigestSet::of_parts(banks, &component_parts(name, bytes));
         t.pcr_extend(tag.pcr(), &d).unwrap();
         log.append_tagged(tag.pcr(), *tag, &d, name).unwrap();
     }
@@ -336,17 +336,65 @@ fn recorded_boot_verifies_and_any_quote_byte_flip_is_rejected() {
             }
         }
     }
-    // Flips in the AK and the log must not panic; a flip in a digest or the AK's point fails.
+    // Every byte of every event digest (each bank), of every component's name in the log, and
+    // of the AK's public point: flipping one bit must be rejected (an input error or a failed
+    // report), never a pass. Other bytes (the Spec ID header's version fields and vendor string,
+    // separator event data, the AK's attributes and scheme) must at least not panic.
+    let parsed = EventLog::parse(&log).unwrap();
+    let mut must_fail = std::collections::BTreeSet::new();
+    let mut cover = |hay: &[u8], from: usize, needle: &[u8]| {
+        let at = from
+            + hay[from..]
+                .windows(needle.len())
+                .position(|w| w == needle)
+                .unwrap_or_else(|| panic!("{needle:02x?} not found after byte {from}"));
+        must_fail.extend(at..at + needle.len());
+    };
+    let mut digests = 0;
+    for e in parsed.events().map(Result::unwrap) {
+        for d in e.digests.iter() {
+            cover(&log, e.offset, d.as_bytes());
+            digests += 1;
+        }
+    }
+    for c in &reference.components {
+        cover(&log, 0, c.name.as_bytes());
+    }
+    assert!(
+        digests >= 2 * 7,
+        "recorded log too small: {digests} digests"
+    );
+    // TPM2B_PUBLIC of an ECC key: size, type, nameAlg, attributes, authPolicy (empty), symmetric,
+    // scheme + hash, curve, kdf; then the point as two TPM2B_ECC_PARAMETERs.
+    let x_at = 2 + 2 + 2 + 4 + 2 + 2 + 4 + 2 + 2;
+    let x_len = usize::from(u16::from_be_bytes([ak[x_at], ak[x_at + 1]]));
+    let y_at = x_at + 2 + x_len;
+    let y_len = usize::from(u16::from_be_bytes([ak[y_at], ak[y_at + 1]]));
+    assert_eq!(
+        (x_len, y_len, y_at + 2 + y_len),
+        (32, 32, ak.len()),
+        "AK layout"
+    );
+    let point: Vec<usize> = (x_at..ak.len()).collect();
+    let rejected = |r: Result<wardenctl::verify::Report, _>| r.is_err() || r.is_ok_and(|r| !r.ok);
     for i in 0..ak.len().max(log.len()) {
         if i < ak.len() {
             let mut a = ak.clone();
             a[i] ^= 0x01;
-            let _ = ev(&quote, &a, &log);
+            let r = ev(&quote, &a, &log);
+            assert!(
+                !point.contains(&i) || rejected(r),
+                "flipping AK byte {i} (the point) still verifies"
+            );
         }
         if i < log.len() {
             let mut l = log.clone();
             l[i] ^= 0x01;
-            let _ = ev(&quote, &ak, &l);
+            let r = ev(&quote, &ak, &l);
+            assert!(
+                !must_fail.contains(&i) || rejected(r),
+                "flipping event log byte {i} (a digest or a component name) still verifies"
+            );
         }
     }
 }

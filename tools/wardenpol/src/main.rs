@@ -1,7 +1,9 @@
 //! `wardenpol`: the Warden policy authoring tool (compile, check, query, flow, diff, test, fmt, graph).
 //!
-//! Exit codes: 0 success; 1 policy errors, failed assertions or expectations (or `fmt --check`
-//! finding unformatted input); 2 usage or I/O errors.
+//! Exit codes (for scripts; documented in `policy/README.md`): 0 success; 1 policy errors,
+//! failed assertions or expectations, `fmt --check` finding unformatted input, and the negative
+//! answers: `decide` denying any requested permission, `flow` finding a flow (0 = no flow: the
+//! isolation holds, as for `assert noflow`), `query` matching nothing; 2 usage or I/O errors.
 #![forbid(unsafe_code)]
 
 use std::fs;
@@ -14,7 +16,26 @@ use serde_json::{Value, json};
 use warden_policy_compiler::check::{expectation_diag, expectations};
 use warden_policy_compiler::diag::{render, to_json};
 use warden_policy_compiler::query::{self, Filter, QueryError};
-use warden_policy_compiler::{Compiled, Diagnostic, compile, format_source};
+use warden_policy_compiler::{Compiled, Diagnostic, Options, compile_defined, format_source};
+
+/// The `-D` values and `--verbose` of this run, set once in `main` before any policy is compiled.
+static SETTINGS: std::sync::OnceLock<(Vec<(String, bool)>, bool)> = std::sync::OnceLock::new();
+
+/// Compiles with the booleans given by `-D`.
+pub(crate) fn compile(src: &str) -> Result<Compiled, Vec<Diagnostic>> {
+    let (defines, verbose) = SETTINGS.get().map_or((&[][..], false), |(d, v)| (d.as_slice(), *v));
+    compile_defined(src, Options { lints: true, verbose }, defines)
+}
+
+fn parse_define(s: &str) -> Result<(String, bool), String> {
+    let (name, value) = s.split_once('=').ok_or_else(|| format!("`{s}`: expected NAME=true or NAME=false"))?;
+    let value = match value {
+        "true" | "1" => true,
+        "false" | "0" => false,
+        v => return Err(format!("`{v}`: a boolean is true, false, 1 or 0")),
+    };
+    Ok((name.to_string(), value))
+}
 
 mod audit;
 
@@ -24,6 +45,13 @@ struct Cli {
     /// Output format of every command.
     #[arg(long, value_enum, default_value_t = Format::Text, global = true)]
     format: Format,
+    /// Set a policy boolean for this run: `-D name=true` (or `false`, `1`, `0`), overriding
+    /// its `bool name = ...;` declaration (repeatable).
+    #[arg(short = 'D', long = "define", value_name = "NAME=VALUE", value_parser = parse_define, global = true)]
+    defines: Vec<(String, bool)>,
+    /// List every violation of each neverallow, not only the first.
+    #[arg(short, long, global = true)]
+    verbose: bool,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -71,9 +99,20 @@ enum Cmd {
         /// Trusted types paths may not pass through (repeatable).
         #[arg(long)]
         exclude: Vec<String>,
+        /// Only flows into another category count (two domains of one type included), as in
+        /// `assert noflow ... across categories`.
+        #[arg(long)]
+        across_categories: bool,
     },
-    /// Semantic difference of permissions and of reachability.
-    Diff { old: PathBuf, new: PathBuf },
+    /// Semantic difference of permissions and of reachability. Policies whose checks fail
+    /// (neverallow, noflow) are still compared, and the failures reported (exit 1).
+    Diff {
+        old: PathBuf,
+        new: PathBuf,
+        /// Trusted hubs: flows are compared with paths through them cut (repeatable).
+        #[arg(long)]
+        exclude: Vec<String>,
+    },
     /// Run the `expect` lines of a policy.
     Test { input: PathBuf },
     /// Canonical formatting (to stdout unless --write or --check).
@@ -91,6 +130,18 @@ enum Cmd {
         input: PathBuf,
         #[arg(short, long)]
         output: Option<PathBuf>,
+        /// Only what information from these types reaches (repeatable).
+        #[arg(long)]
+        from: Vec<String>,
+        /// Only what reaches these types (repeatable; with --from: the paths between).
+        #[arg(long)]
+        to: Vec<String>,
+        /// Only types of these kinds (repeatable).
+        #[arg(long)]
+        kind: Vec<String>,
+        /// Draw each attribute's members in a box.
+        #[arg(long)]
+        cluster_by_attribute: bool,
     },
     /// Decode audit records (an audit-read dump, raw records, or `audit-hex` console lines)
     /// into `avc:` lines or JSON, with names from the policy given.
@@ -120,10 +171,19 @@ enum ToolError {
     Write { path: PathBuf, source: std::io::Error },
     #[error("{0}")]
     Query(#[from] QueryError),
-    #[error("{path}: not a loadable policy: {err}")]
+    #[error("{path}: not a loadable policy: {err}{}", source_hint(path, err))]
     Load { path: PathBuf, err: warden_policy::LoadError },
     #[error("graphviz `dot` failed or is not installed: {0}")]
     Graphviz(String),
+}
+
+/// A policy source given where a compiled binary is expected: say how to get the binary.
+fn source_hint(path: &Path, err: &warden_policy::LoadError) -> String {
+    if *err == warden_policy::LoadError::BadMagic && path.extension().is_some_and(|e| e == "wpol") {
+        format!(" (this is policy source: compile it first, `wardenpol compile {} -o POLICY.bin`)", path.display())
+    } else {
+        String::new()
+    }
 }
 
 /// What a command produced: exit status 0 or 1.
@@ -134,6 +194,7 @@ enum Outcome {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let _ = SETTINGS.set((cli.defines.clone(), cli.verbose));
     match run(&cli) {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,
         Ok(Outcome::PolicyFailed) => ExitCode::from(1),
@@ -174,6 +235,19 @@ fn report(fmt: Format, src: &Source, diags: &[Diagnostic], to_stderr: bool) {
             "ok": !diags.iter().any(Diagnostic::is_error),
             "diagnostics": diags.iter().map(|d| to_json(&src.name, &src.text, d)).collect::<Vec<_>>(),
         })),
+    }
+}
+
+/// Resolves and expands (whole-policy check errors returned, not fatal), or reports the
+/// syntax/resolution errors and says so.
+fn analysed(fmt: Format, src: &Source) -> Option<(Compiled, Vec<Diagnostic>)> {
+    let (defines, verbose) = SETTINGS.get().map_or((&[][..], false), |(d, v)| (d.as_slice(), *v));
+    match warden_policy_compiler::analyse(&src.text, Options { lints: false, verbose }, defines) {
+        Ok(r) => Some(r),
+        Err(errs) => {
+            report(fmt, src, &errs, fmt == Format::Text);
+            None
+        }
     }
 }
 
@@ -248,12 +322,14 @@ fn run(cli: &Cli) -> Result<Outcome, ToolError> {
             let f = Filter { source: source.clone(), target: target.clone(), class: class.clone(), perm: perm.clone() };
             let rows = query::query(&c, &f)?;
             match fmt {
+                Format::Text if rows.is_empty() => println!("no permission matches {}", f.describe()),
                 Format::Text => print!("{}", query::rows_text(&c, &src.name, &src.text, &rows, *explain)),
                 Format::Json => print_json(&query::rows_json(&c, &src.name, &src.text, &rows)),
             }
-            Ok(Outcome::Ok)
+            // Like grep: nothing found is exit 1.
+            Ok(if rows.is_empty() { Outcome::PolicyFailed } else { Outcome::Ok })
         }
-        Cmd::Flow { input, from, to, exclude } => {
+        Cmd::Flow { input, from, to, exclude, across_categories } => {
             let src = read(input)?;
             let Some(c) = compiled(fmt, &src) else { return Ok(Outcome::PolicyFailed) };
             let m = &c.model;
@@ -263,7 +339,17 @@ fn run(cli: &Cli) -> Result<Outcome, ToolError> {
             for e in exclude {
                 x.extend(query::resolve(m, e)?);
             }
-            let path = c.graph.shortest_path(m, &f, &t, &x);
+            for (name, ids) in exclude.iter().zip(exclude.iter().map(|e| query::resolve(m, e))) {
+                // Excluding an endpoint would silently do nothing: paths may start and end there.
+                if ids.as_ref().is_ok_and(|ids| ids.iter().any(|i| f.contains(i) || t.contains(i))) {
+                    eprintln!("warning: `--exclude {name}` names a source or destination; paths still start and end there");
+                }
+            }
+            let path = if *across_categories {
+                warden_policy_compiler::flow::cross_category_path(m, &f, &t, &x)
+            } else {
+                c.graph.shortest_path(m, &f, &t, &x)
+            };
             match (fmt, &path) {
                 (Format::Text, Some(p)) => {
                     println!("flow: {from} -> {to}: YES, shortest path has {} hop(s):", p.len());
@@ -278,17 +364,40 @@ fn run(cli: &Cli) -> Result<Outcome, ToolError> {
                     "path": p.as_ref().map(|p| query::path_json(&c, &src.name, &src.text, p)),
                 })),
             }
-            Ok(Outcome::Ok)
+            // Like `assert noflow`: a flow is the failing answer.
+            Ok(if path.is_some() { Outcome::PolicyFailed } else { Outcome::Ok })
         }
-        Cmd::Diff { old, new } => {
+        Cmd::Diff { old, new, exclude } => {
             let (so, sn) = (read(old)?, read(new)?);
-            let (Some(co), Some(cn)) = (compiled(fmt, &so), compiled(fmt, &sn)) else { return Ok(Outcome::PolicyFailed) };
-            let d = query::diff(&co, &cn);
-            match fmt {
-                Format::Text => print!("{}", query::diff_text(&d)),
-                Format::Json => print_json(&query::diff_json(&d)),
+            // A policy that fails its checks is still compared: the change that broke it is
+            // what the user wants to see.
+            let (Some((co, eo)), Some((cn, en))) = (analysed(fmt, &so), analysed(fmt, &sn)) else {
+                return Ok(Outcome::PolicyFailed);
+            };
+            for n in exclude {
+                if co.model.resolve_name(n).is_none() && cn.model.resolve_name(n).is_none() {
+                    query::resolve(&cn.model, n)?;
+                }
             }
-            Ok(Outcome::Ok)
+            let d = query::diff(&co, &cn, exclude);
+            match fmt {
+                Format::Text => {
+                    print!("{}", query::diff_text(&d));
+                    for (src, errs) in [(&so, &eo), (&sn, &en)] {
+                        if !errs.is_empty() {
+                            println!("note: {} fails its checks ({} error(s)):", src.name, errs.len());
+                            print!("{}", render(&src.name, &src.text, errs));
+                        }
+                    }
+                }
+                Format::Json => {
+                    let mut v = query::diff_json(&d);
+                    v["old_errors"] = json!(eo.iter().map(|e| to_json(&so.name, &so.text, e)).collect::<Vec<_>>());
+                    v["new_errors"] = json!(en.iter().map(|e| to_json(&sn.name, &sn.text, e)).collect::<Vec<_>>());
+                    print_json(&v);
+                }
+            }
+            Ok(if eo.is_empty() && en.is_empty() { Outcome::Ok } else { Outcome::PolicyFailed })
         }
         Cmd::Test { input } => {
             let src = read(input)?;
@@ -345,10 +454,19 @@ fn run(cli: &Cli) -> Result<Outcome, ToolError> {
             }
             Ok(Outcome::Ok)
         }
-        Cmd::Graph { input, output } => {
+        Cmd::Graph { input, output, from, to, kind, cluster_by_attribute } => {
             let src = read(input)?;
             let Some(c) = compiled(fmt, &src) else { return Ok(Outcome::PolicyFailed) };
-            let dot = query::dot(&c);
+            let filter = query::GraphFilter {
+                from: from.iter().map(|n| query::resolve(&c.model, n)).collect::<Result<Vec<_>, _>>()?.concat(),
+                to: to.iter().map(|n| query::resolve(&c.model, n)).collect::<Result<Vec<_>, _>>()?.concat(),
+                kinds: kind
+                    .iter()
+                    .map(|k| warden_policy::Kind::by_name(k).ok_or_else(|| QueryError::UnknownKind(k.clone())))
+                    .collect::<Result<Vec<_>, _>>()?,
+                cluster_by_attribute: *cluster_by_attribute,
+            };
+            let dot = query::dot_filtered(&c, &filter);
             match output {
                 None => print!("{dot}"),
                 Some(p) if p.extension().is_some_and(|e| e == "svg") => {
@@ -408,5 +526,6 @@ fn decide(fmt: Format, binary: &Path, subject: &str, target: &str, class: &str, 
         }
         Format::Json => print_json(&json!({"allowed": names(d.allowed), "audit": names(d.audit)})),
     }
-    Ok(Outcome::Ok)
+    // allow 0 / deny 1: a script can write `wardenpol decide ... && start_guest`.
+    Ok(if d.all_allowed(set) { Outcome::Ok } else { Outcome::PolicyFailed })
 }

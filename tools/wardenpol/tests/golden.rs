@@ -39,7 +39,7 @@ fn examples_match_expected_output() {
         .collect();
     files.sort();
     assert!(files.len() >= 10, "examples missing: {files:?}");
-    let update = std::env::var_os("UPDATE_EXPECT").is_some();
+    let update = update_requested(std::env::var("UPDATE_EXPECT").ok().as_deref());
     let mut mismatches = Vec::new();
     let mut bad_count = 0;
     for f in &files {
@@ -92,6 +92,26 @@ fn examples_match_expected_output() {
     assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
 }
 
+/// `UPDATE_EXPECT=1` rewrites the golden files; unset, empty or `0` only compares. Any other
+/// value is refused rather than guessed at (a typo must not silently rewrite the goldens).
+fn update_requested(value: Option<&str>) -> bool {
+    match value {
+        None | Some("" | "0") => false,
+        Some("1") => true,
+        Some(other) => panic!("UPDATE_EXPECT={other:?}: use 1 to rewrite the golden files, 0 or unset to compare"),
+    }
+}
+
+#[test]
+fn update_expect_rewrites_only_when_set_to_1() {
+    for (value, update) in [(None, false), (Some(""), false), (Some("0"), false), (Some("1"), true)] {
+        assert_eq!(update_requested(value), update, "UPDATE_EXPECT={value:?}");
+    }
+    for typo in ["yes", "true", "01"] {
+        assert!(std::panic::catch_unwind(|| update_requested(Some(typo))).is_err(), "UPDATE_EXPECT={typo:?} accepted");
+    }
+}
+
 #[test]
 fn usage_and_io_errors_exit_2() {
     assert_eq!(run(&["check", "does-not-exist.wpol"]).1, 2);
@@ -116,7 +136,7 @@ fn compile_writes_a_loadable_binary_and_json_dump() {
     let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&dump).unwrap()).unwrap();
     assert!(json["access_vectors"].as_array().is_some_and(|a| !a.is_empty()));
     let (t, code) = run(&["decide", bin.to_str().unwrap(), "mgmt_t", "guest1_t", "introspect", "readmem"]);
-    assert_eq!(code, 0);
+    assert_eq!(code, 1, "deny is exit 1");
     assert!(t.contains("deny  mgmt_t guest1_t: introspect readmem"), "{t}");
     // A bad policy fails to compile with exit 1 and writes nothing.
     let out = dir.join("bad.bin");

@@ -35,6 +35,10 @@ enum Cmd {
         /// Keep the run folder (manifest, swtpm state and log) and print where it is.
         #[arg(long)]
         keep: bool,
+        /// The platform TPM: swtpm (default) or vtpm-sim (Warden's own engine, swtpm's protocol);
+        /// overrides the scenario's `platform_tpm`.
+        #[arg(long)]
+        platform_tpm: Option<warden_rig::swtpm::PlatformTpm>,
     },
     /// Measured launch and remote attestation: boot a scenario on a TPM with EK certificates,
     /// verify the exported quote and event log against reference values, print the table.
@@ -64,7 +68,9 @@ fn main() {
     let result = match cli.command {
         Cmd::Setup => setup::ensure(),
         Cmd::Build => setup::ensure().and_then(|()| build()),
-        Cmd::Run { scenario, interactive, keep } => setup::ensure().and_then(|()| run(&scenario, interactive, keep)),
+        Cmd::Run { scenario, interactive, keep, platform_tpm } => {
+            setup::ensure().and_then(|()| run(&scenario, interactive, keep, platform_tpm))
+        }
         Cmd::Scenarios => scenarios(),
         Cmd::Size => size::report(),
         Cmd::Attest(args) => setup::ensure().and_then(|()| build()).and_then(|()| attest::attest(&args)),
@@ -85,15 +91,17 @@ fn build() -> Result<()> {
     Ok(())
 }
 
-fn run(name: &str, interactive: bool, keep: bool) -> Result<()> {
+fn run(name: &str, interactive: bool, keep: bool, tpm: Option<warden_rig::swtpm::PlatformTpm>) -> Result<()> {
     let scenario = Scenario::load(name)?;
     build()?;
     eprintln!("xtask: booting scenario '{}': {}", scenario.name, scenario.description);
     if scenario.tpm {
-        eprintln!("xtask: starting a private swtpm as the platform TPM");
+        let which = tpm.unwrap_or(scenario.platform_tpm);
+        eprintln!("xtask: starting a private {which:?} as the platform TPM");
     }
     let opts = BootOptions {
         interactive,
+        platform_tpm: tpm,
         keep_dir: keep,
         on_line: Some(Arc::new(|l: &str| println!("{l}"))),
         ..BootOptions::default()
@@ -156,9 +164,23 @@ fn test(extra: &[String]) -> Result<()> {
         args.extend(extra.iter().cloned());
     }
     cargo(&args)?;
+    // The benchmarks have no tests of their own: boot each bench scenario with a few iterations
+    // so that the measurement paths (and every figure in docs/perf.md) cannot rot unseen. The
+    // bench fails when its scenario fails, its result line is missing or does not parse, or a
+    // figure is implausible. A filtered run does them only when the filter names them.
+    let filters: Vec<&String> = extra.iter().filter(|a| !a.starts_with('-')).collect();
+    for (bench, name) in SMOKE_BENCHES {
+        if filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str())) {
+            eprintln!("xtask: {name}: booting the {bench} benchmark with a few iterations");
+            cargo(&["run".into(), "--quiet".into(), "-p".into(), format!("warden-{bench}-bench"), "--".into(), "--smoke".into()])?;
+        }
+    }
     eprintln!("xtask: all tests passed");
     Ok(())
 }
+
+/// The benchmarks `cargo xtask test` boots in smoke mode: (bench, name a test filter matches).
+const SMOKE_BENCHES: [(&str, &str); 2] = [("hypercall", "bench_smoke::hypercall"), ("ipc", "bench_smoke::ipc")];
 
 fn bench(name: &str, extra: &[String]) -> Result<()> {
     let package = format!("warden-{name}-bench");

@@ -81,7 +81,7 @@ pub(super) fn assign(
         .map_err(|e| format!("mmio_label {mmio_label}: {e}"))?;
     let [(dev_class, dev_perm), (mmio_class, mmio_perm)] = ASSIGNMENT_CHECKS;
     mac.check_resource(id, subject, DEVICE_BASE, dev_t, dev_class, dev_perm)
-        .map_err(|_| format!("the policy does not grant device assign on {dev_label} ({bdf})"))?;
+        .map_err(|_| format!("the policy does not grant device {{ assign assign_noiommu }} on {dev_label} ({bdf}): no IOMMU confines its DMA"))?;
     mac.check_resource(id, subject, DEVICE_BASE, mmio_t, mmio_class, mmio_perm)
         .map_err(|_| format!("the policy does not grant mmio map on {mmio_label} ({bdf})"))?;
     let device = pci::probe(&mut Ports, bdf).map_err(|e| format!("device {bdf}: {e}"))?;

@@ -108,6 +108,7 @@ fn main(info: &'static warden_rt::abi::StartInfo) {
     ipc::grant_unmap(peer, gref).unwrap_or_else(|e| fail("unmapping", e));
     println!("pong: ring page unmapped");
     let _ = ipc::evtchn_send(port);
+    warden_guests::report_hypercalls("pong", 0);
 }
 
 /// The second word of message `i`: a value the consumer can recompute.
