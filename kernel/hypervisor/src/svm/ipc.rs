@@ -119,7 +119,7 @@ impl Host {
             time: timer::now(),
         };
         self.ipc.mac.check(&c).map(|_| ()).map_err(|d| {
-            self.report(&d);
+            self.report(id, &d);
             Status::Denied
         })
     }
