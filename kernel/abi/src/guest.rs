@@ -438,3 +438,172 @@ pub mod hostile {
         }
     }
 }
+
+/// The virtio HAL and PCI configuration access for a domain holding an assigned device
+/// (feature `virtio`): DMA buffers come from the heap, their device addresses are
+/// guest-physical + the DMA offset the hypervisor reports, BARs are at their host-physical
+/// addresses (the hypervisor maps them there), config space goes through the device calls.
+#[cfg(feature = "virtio")]
+pub mod virtio {
+    use core::alloc::Layout;
+    use core::ptr::NonNull;
+    use core::sync::atomic::{AtomicU64, Ordering};
+    use virtio_drivers::transport::pci::bus::{ConfigurationAccess, DeviceFunction};
+    use virtio_drivers::{BufferDirection, Hal, PAGE_SIZE, PhysAddr};
+
+    use crate::HypercallArgs;
+    use crate::device::DeviceCall;
+
+    /// Host-physical address of guest-physical 0 (set by [`set_dma_offset`]).
+    static DMA_OFFSET: AtomicU64 = AtomicU64::new(0);
+
+    /// Records the DMA offset the hypervisor reported ([`DeviceCall::DmaOffset`]).
+    pub fn set_dma_offset(offset: u64) {
+        DMA_OFFSET.store(offset, Ordering::Release);
+    }
+
+    fn device_address(gpa: u64) -> PhysAddr {
+        gpa + DMA_OFFSET.load(Ordering::Acquire)
+    }
+
+    /// The virtio HAL of a Warden domain.
+    #[derive(Debug)]
+    pub struct WardenHal;
+
+    // SAFETY: `dma_alloc` returns zeroed, page-aligned memory owned by nobody else (a fresh heap
+    // block) and its address as the device sees it (contiguous: the domain's memory is one
+    // host-physical run starting at the DMA offset); `mmio_phys_to_virt` returns the identity
+    // mapping the guest page tables provide (the hypervisor maps the BARs at their
+    // host-physical addresses); `share` translates an address in the domain's memory the same
+    // way as `dma_alloc`. Memory is coherent (no IOMMU, no cache maintenance on x86).
+    unsafe impl Hal for WardenHal {
+        fn dma_alloc(pages: usize, _direction: BufferDirection) -> (PhysAddr, NonNull<u8>) {
+            let Ok(layout) = Layout::from_size_align(pages * PAGE_SIZE, PAGE_SIZE) else {
+                panic!("DMA allocation of {pages} pages is too large");
+            };
+            // SAFETY: the layout has a non-zero size (virtio never asks for 0 pages).
+            let ptr = unsafe { alloc::alloc::alloc_zeroed(layout) };
+            let Some(ptr) = NonNull::new(ptr) else { panic!("out of memory for {pages} DMA pages") };
+            (device_address(ptr.as_ptr() as u64), ptr)
+        }
+
+        unsafe fn dma_dealloc(_paddr: PhysAddr, vaddr: NonNull<u8>, pages: usize) -> i32 {
+            if let Ok(layout) = Layout::from_size_align(pages * PAGE_SIZE, PAGE_SIZE) {
+                // SAFETY: the caller passes back exactly what `dma_alloc` returned.
+                unsafe { alloc::alloc::dealloc(vaddr.as_ptr(), layout) };
+            }
+            0
+        }
+
+        unsafe fn mmio_phys_to_virt(paddr: PhysAddr, _size: usize) -> NonNull<u8> {
+            NonNull::new(paddr as *mut u8).expect("a BAR is never at address 0")
+        }
+
+        unsafe fn share(buffer: NonNull<[u8]>, _direction: BufferDirection) -> PhysAddr {
+            device_address(buffer.cast::<u8>().as_ptr() as u64)
+        }
+
+        unsafe fn unshare(_paddr: PhysAddr, _buffer: NonNull<[u8]>, _direction: BufferDirection) {}
+    }
+
+    /// Configuration access through [`DeviceCall::ConfigRead`] / [`DeviceCall::ConfigWrite`]
+    /// for the domain's device `index` (the function address is ignored: a domain reaches
+    /// only its own device, and the hypervisor filters every access).
+    #[derive(Debug, Clone, Copy)]
+    pub struct HypercallCam {
+        pub index: u64,
+    }
+
+    impl ConfigurationAccess for HypercallCam {
+        fn read_word(&self, _df: DeviceFunction, register_offset: u8) -> u32 {
+            let (status, value) = super::hypercall(HypercallArgs {
+                call: DeviceCall::ConfigRead as u64,
+                args: [self.index, u64::from(register_offset), 0, 0, 0],
+            });
+            if status == 0 { value as u32 } else { u32::MAX }
+        }
+
+        fn write_word(&mut self, _df: DeviceFunction, register_offset: u8, data: u32) {
+            super::hypercall(HypercallArgs {
+                call: DeviceCall::ConfigWrite as u64,
+                args: [self.index, u64::from(register_offset), u64::from(data), 0, 0],
+            });
+        }
+
+        unsafe fn unsafe_clone(&self) -> Self {
+            *self
+        }
+    }
+
+    /// Receive buffers kept posted to the device.
+    const RX_BUFFERS: usize = 16;
+    /// Bytes of one receive buffer (an Ethernet frame plus the virtio-net header).
+    const RX_BUFFER_LEN: usize = 2048;
+
+    /// The driver's error, as a string for the domain's log.
+    pub type NetError = virtio_drivers::Error;
+
+    /// A virtio-net device over the PCI transport with a fixed pool of receive buffers kept
+    /// posted to the device; sends are synchronous. Polling only (no interrupts).
+    pub struct Net {
+        raw: virtio_drivers::device::net::VirtIONetRaw<WardenHal, virtio_drivers::transport::pci::PciTransport, 16>,
+        /// (descriptor token, buffer) of every posted receive buffer.
+        posted: alloc::vec::Vec<(u16, alloc::boxed::Box<[u8]>)>,
+    }
+
+    impl core::fmt::Debug for Net {
+        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+            f.debug_struct("Net").field("posted", &self.posted.len()).finish_non_exhaustive()
+        }
+    }
+
+    impl Net {
+        /// Brings up the domain's device `index` (a virtio-net function): transport, queues,
+        /// receive buffers.
+        pub fn new(index: u64, df: DeviceFunction) -> Result<Net, &'static str> {
+            use virtio_drivers::transport::pci::PciTransport;
+            use virtio_drivers::transport::pci::bus::PciRoot;
+            let mut root = PciRoot::new(HypercallCam { index });
+            let transport = PciTransport::new::<WardenHal, _>(&mut root, df).map_err(|_| "not a modern virtio PCI device")?;
+            let raw = virtio_drivers::device::net::VirtIONetRaw::new(transport).map_err(|_| "virtio-net initialisation failed")?;
+            let mut net = Net { raw, posted: alloc::vec::Vec::new() };
+            for _ in 0..RX_BUFFERS {
+                net.post(alloc::vec![0u8; RX_BUFFER_LEN].into_boxed_slice()).map_err(|_| "cannot post receive buffers")?;
+            }
+            Ok(net)
+        }
+
+        pub fn mac_address(&self) -> [u8; 6] {
+            self.raw.mac_address()
+        }
+
+        fn post(&mut self, mut buf: alloc::boxed::Box<[u8]>) -> Result<(), NetError> {
+            // SAFETY: the buffer is owned by `posted` from now until `receive_complete` returns
+            // it, and nothing reads or writes it in between (it is only reachable through
+            // `posted`, which `receive` touches only for a completed token); its heap
+            // allocation never moves while the box lives.
+            let token = unsafe { self.raw.receive_begin(&mut buf)? };
+            self.posted.push((token, buf));
+            Ok(())
+        }
+
+        /// Passes the next received frame (without the virtio-net header) to `f`, if one has
+        /// arrived, then posts its buffer again.
+        pub fn receive<R>(&mut self, f: impl FnOnce(&[u8]) -> R) -> Option<R> {
+            let token = self.raw.poll_receive()?;
+            let i = self.posted.iter().position(|(t, _)| *t == token)?;
+            let (_, mut buf) = self.posted.swap_remove(i);
+            // SAFETY: `buf` is the very buffer `receive_begin` returned `token` for.
+            let done = unsafe { self.raw.receive_complete(token, &mut buf) };
+            let r = done.ok().and_then(|(hdr, len)| buf.get(hdr..hdr + len).map(f));
+            // A buffer that cannot be posted again is dropped: the pool shrinks, nothing breaks.
+            let _ = self.post(buf);
+            r
+        }
+
+        /// Sends one Ethernet frame and waits until the device has taken it.
+        pub fn send(&mut self, frame: &[u8]) -> Result<(), NetError> {
+            self.raw.send(frame)
+        }
+    }
+}

@@ -8,8 +8,9 @@ use core::mem::{offset_of, size_of};
 pub const START_INFO_MAGIC: u64 = u64::from_le_bytes(*b"WRDNSTRT");
 /// Bytes of a NUL-padded name or label.
 pub const NAME_LEN: usize = 32;
-/// Bytes of the NUL-padded argument string (the manifest's `args=` value).
-pub const ARGS_LEN: usize = 128;
+/// Bytes of the NUL-padded argument string (the manifest's `args=` value; room for a
+/// management domain's operator list: three compressed P-256 keys in hex with roles and names).
+pub const ARGS_LEN: usize = 512;
 
 /// What the hypervisor tells a domain at start. All addresses are guest-physical.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

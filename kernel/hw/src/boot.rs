@@ -101,7 +101,7 @@ boot_pd:
     .global __boot_stack_guard
 __boot_stack_guard:
     .skip 4096
-    .skip 65536
+    .skip 262144
     .global __boot_stack_top
 __boot_stack_top:
     .global __ist_stacks

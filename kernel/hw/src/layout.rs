@@ -39,8 +39,10 @@ mod symbols {
 
 /// Size of each IST stack (below each, one guard page).
 pub const IST_STACK_SIZE: u64 = 16 * 1024;
-/// Size of the boot stack.
-pub const BOOT_STACK_SIZE: u64 = 64 * 1024;
+/// Size of the boot stack (`boot.rs` reserves it). The run loop's tables live on it: the vTPM
+/// instances with their launch records (512-byte argument strings since the management plane)
+/// outgrew 64 KiB.
+pub const BOOT_STACK_SIZE: u64 = 256 * 1024;
 
 /// The layout of the running image.
 #[cfg(target_os = "none")]

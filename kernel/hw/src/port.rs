@@ -23,3 +23,9 @@ pub fn outl(port: u16, value: u32) {
     // SAFETY: as for `outb`.
     unsafe { Port::<u32>::new(port).write(value) }
 }
+
+/// Reads a 32-bit value from `port`.
+pub fn inl(port: u16) -> u32 {
+    // SAFETY: as for `outb`; PCI configuration reads (0xCFC) have no memory side effects.
+    unsafe { Port::<u32>::new(port).read() }
+}

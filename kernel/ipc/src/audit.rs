@@ -52,6 +52,8 @@ pub const RECORD_MAGIC: [u8; 4] = *b"WAUR";
 pub const FORMAT_VERSION: u16 = 1;
 /// Target "domain id" recorded when the target is the hypervisor itself.
 pub const HYPERVISOR_OBJECT: u32 = u32::MAX;
+/// Target "domain id" recorded when the target is a resource (device, MMIO or port range).
+pub const RESOURCE_OBJECT: u32 = u32::MAX - 1;
 
 /// Granted or denied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -237,7 +239,11 @@ struct Dom(DomId);
 
 impl fmt::Display for Dom {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0.0 == HYPERVISOR_OBJECT { f.write_str("hypervisor") } else { write!(f, "{}", self.0.0) }
+        match self.0.0 {
+            HYPERVISOR_OBJECT => f.write_str("hypervisor"),
+            RESOURCE_OBJECT => f.write_str("resource"),
+            id => write!(f, "{id}"),
+        }
     }
 }
 

@@ -172,7 +172,8 @@ impl<'p, const A: usize, const W: usize> Ipc<'p, A, W> {
         let caller = s.dom;
         let peer_label = match object {
             Object::Domain { label, .. } => label,
-            Object::Hypervisor => TypeId(u32::MAX),
+            // IPC requests never target a resource.
+            Object::Hypervisor | Object::Resource { .. } => TypeId(u32::MAX),
         };
         match request {
             Request::EvtchnAlloc { remote } => {

@@ -9,7 +9,7 @@ use core::fmt;
 use warden_policy::{ChineseWall, Class, Conflict, Kind, LoadError, PermSet, Policy, TypeId};
 
 use crate::DomId;
-use crate::audit::{AuditRing, HYPERVISOR_OBJECT, Record, Verdict};
+use crate::audit::{AuditRing, HYPERVISOR_OBJECT, RESOURCE_OBJECT, Record, Verdict};
 
 /// Why a policy blob cannot be used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +45,8 @@ pub enum LabelError {
     Unknown,
     /// The type exists but is not of kind `domain`.
     NotADomain(Kind),
+    /// The type exists but is of another kind than the resource needs.
+    WrongKind { is: Kind, want: Kind },
 }
 
 impl fmt::Display for LabelError {
@@ -52,6 +54,7 @@ impl fmt::Display for LabelError {
         match self {
             LabelError::Unknown => f.write_str("no such type in the policy"),
             LabelError::NotADomain(k) => write!(f, "the type is of kind `{k}`, not `domain`"),
+            LabelError::WrongKind { is, want } => write!(f, "the type is of kind `{is}`, not `{want}`"),
         }
     }
 }
@@ -70,6 +73,8 @@ pub enum Object {
     Hypervisor,
     /// A domain (possibly the caller itself).
     Domain { dom: DomId, label: TypeId },
+    /// A resource the manifest labels: a device, an MMIO range or a port range.
+    Resource { label: TypeId },
 }
 
 /// One access check.
@@ -170,6 +175,19 @@ impl<'p, const A: usize, const W: usize> Mac<'p, A, W> {
         }
     }
 
+    /// Resolves a manifest resource label (`pci_label=`, `mmio_label=`) to a type of `kind`.
+    ///
+    /// # Errors
+    /// [`LabelError::Unknown`] if no such type; [`LabelError::WrongKind`] otherwise.
+    pub fn resource_label(&self, name: &str, kind: Kind) -> Result<TypeId, LabelError> {
+        let t = self.policy.type_by_name(name).ok_or(LabelError::Unknown)?;
+        match self.policy.kind_of(t) {
+            Some(k) if k == kind => Ok(t),
+            Some(k) => Err(LabelError::WrongKind { is: k, want: kind }),
+            None => Err(LabelError::Unknown),
+        }
+    }
+
     /// The name of a type (for reports).
     #[must_use]
     pub fn type_name(&self, t: TypeId) -> &'p str {
@@ -186,6 +204,7 @@ impl<'p, const A: usize, const W: usize> Mac<'p, A, W> {
         let (target_dom, target) = match c.object {
             Object::Hypervisor => (DomId(HYPERVISOR_OBJECT), self.hypervisor),
             Object::Domain { dom, label } => (dom, label),
+            Object::Resource { label } => (DomId(RESOURCE_OBJECT), label),
         };
         let d = self.policy.decide(c.subject.label, target, c.class, c.perms);
         // An empty request is a bug in a check site, never a grant.

@@ -18,6 +18,8 @@
 pub use warden_abi as abi;
 
 pub mod console;
+// Device assignment (issue 11): the device calls of a domain holding a PCI function.
+pub mod device;
 pub mod hypercall;
 // Inter-domain calls and the shared ring (issue 7).
 pub mod ipc;

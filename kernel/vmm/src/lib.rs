@@ -18,6 +18,7 @@ pub mod hypercall;
 pub mod intercept;
 pub mod layout;
 pub mod manifest;
+pub mod pci;
 pub mod sched;
 pub mod vmcb;
 // vTPM instance assignment from the manifest (issue 12).

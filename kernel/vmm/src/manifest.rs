@@ -290,7 +290,7 @@ mod tests {
             m.push_str(&format!("domain name=d{i} image=x\n"));
         }
         assert_eq!(parse(m.as_bytes()).map(|v| v.len()), Err(ManifestError::TooManyDomains));
-        let long = format!("warden-manifest 1\ndomain name=a image=a args={}\n", "x".repeat(200));
+        let long = format!("warden-manifest 1\ndomain name=a image=a args={}\n", "x".repeat(600));
         assert_eq!(parse(long.as_bytes()).map(|v| v.len()), Err(ManifestError::BadValue { line: 2, key: "args" }));
     }
 

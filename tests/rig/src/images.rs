@@ -13,6 +13,7 @@ pub const TARGET: &str = "x86_64-unknown-none";
 pub const IMAGE_PACKAGES: &[(&str, &str)] = &[
     ("warden-hypervisor", "kernel/hypervisor"),
     ("warden-guests", "tests/guests"),
+    ("warden-mgmt-domain", "mgmt/domain"),
     ("warden-vtpm-domain", "vtpm/domain"),
 ];
 
@@ -40,7 +41,10 @@ impl Images {
         if p.is_file() {
             Ok(p)
         } else {
-            Err(RigError::Build(format!("no image named '{name}' in {}", self.dir.display())))
+            Err(RigError::Build(format!(
+                "no image named '{name}' in {}",
+                self.dir.display()
+            )))
         }
     }
 
@@ -60,7 +64,10 @@ static BUILT: OnceLock<Result<Images, String>> = OnceLock::new();
 
 /// Builds the images once per process (cargo makes repeated builds cheap) and returns them.
 pub fn images() -> Result<Images, RigError> {
-    BUILT.get_or_init(|| build().map_err(|e| e.to_string())).clone().map_err(RigError::Build)
+    BUILT
+        .get_or_init(|| build().map_err(|e| e.to_string()))
+        .clone()
+        .map_err(RigError::Build)
 }
 
 fn build() -> Result<Images, RigError> {
@@ -79,7 +86,9 @@ fn build() -> Result<Images, RigError> {
     // `.cargo/config.toml`'s flags for the target.
     let cargo_home = std::env::var("CARGO_HOME")
         .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cargo"));
+        .unwrap_or_else(|_| {
+            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cargo")
+        });
     let remap = |from: &Path, to: &str| format!("\"--remap-path-prefix={}={to}\"", from.display());
     cmd.arg("--config").arg(format!(
         "target.{TARGET}.rustflags=[{}, {}]",
@@ -91,9 +100,14 @@ fn build() -> Result<Images, RigError> {
             cmd.args(["-p", package]);
         }
     }
-    let out = cmd.output().map_err(|source| RigError::Spawn { program: "cargo".into(), source })?;
+    let out = cmd.output().map_err(|source| RigError::Spawn {
+        program: "cargo".into(),
+        source,
+    })?;
     if !out.status.success() {
-        return Err(RigError::Build(String::from_utf8_lossy(&out.stderr).into_owned()));
+        return Err(RigError::Build(
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        ));
     }
     let dir = target_dir().join(TARGET).join("release");
     let elf64 = dir.join("warden");
@@ -108,10 +122,16 @@ fn build() -> Result<Images, RigError> {
             .arg(&elf64)
             .arg(&partial)
             .output()
-            .map_err(|source| RigError::Spawn { program: "objcopy".into(), source })?;
+            .map_err(|source| RigError::Spawn {
+                program: "objcopy".into(),
+                source,
+            })?;
         if !out.status.success() {
             let _ = std::fs::remove_file(&partial);
-            return Err(RigError::Build(format!("objcopy: {}", String::from_utf8_lossy(&out.stderr))));
+            return Err(RigError::Build(format!(
+                "objcopy: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )));
         }
         check_multiboot_header(&partial)?;
         std::fs::rename(&partial, &kernel).map_err(RigError::io("installing warden.elf32"))?;
@@ -144,8 +164,28 @@ fn check_multiboot_header(path: &Path) -> Result<(), RigError> {
     if found {
         Ok(())
     } else {
-        Err(RigError::Build(format!("{}: no Multiboot header in the first 8 KiB", path.display())))
+        Err(RigError::Build(format!(
+            "{}: no Multiboot header in the first 8 KiB",
+            path.display()
+        )))
     }
+}
+
+/// Builds the host tool package `name` (its binary has the same name) and returns the
+/// binary's path, so whole-system tests drive the real CLI.
+pub fn host_tool(name: &str) -> Result<PathBuf, RigError> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let root = workspace_root();
+    let out = Command::new(cargo)
+        .current_dir(&root)
+        .args(["build", "-q", "-p", name])
+        .env_remove("CARGO_TARGET_DIR")
+        .output()
+        .map_err(|source| RigError::Spawn { program: "cargo".into(), source })?;
+    if !out.status.success() {
+        return Err(RigError::Build(String::from_utf8_lossy(&out.stderr).into_owned()));
+    }
+    Ok(root.join("target/debug").join(name))
 }
 
 static VTPM_SIM: OnceLock<Result<PathBuf, String>> = OnceLock::new();

@@ -15,7 +15,7 @@ pub mod scenario;
 pub mod swtpm;
 
 pub use error::RigError;
-pub use images::{Images, images};
+pub use images::{Images, host_tool, images};
 pub use qemu::{BootOptions, ExitKind, MonitorScript, Outcome, boot};
 pub use scenario::Scenario;
 

@@ -77,6 +77,9 @@ pub struct BootOptions {
     pub interactive: bool,
     /// Called with every serial line as it arrives.
     pub on_line: Option<LineSink>,
+    /// The host port forwarded to the guest's management port when the scenario asks for a
+    /// network (`net = true`); `None` lets the rig pick a free one.
+    pub host_port: Option<u16>,
     /// Once a serial line contains the trigger, run these QEMU monitor (HMP) commands, keep
     /// their output in [`Outcome::monitor`], and quit QEMU.
     pub monitor: Option<MonitorScript>,
@@ -130,13 +133,18 @@ impl Outcome {
     pub fn check(&self, scenario: &Scenario) -> Result<(), RigError> {
         let mut failures = Vec::new();
         if !self.exit.matches(scenario.expect_exit) {
-            failures.push(format!("expected exit {:?}, got {:?}", scenario.expect_exit, self.exit));
+            failures.push(format!(
+                "expected exit {:?}, got {:?}",
+                scenario.expect_exit, self.exit
+            ));
         }
         let mut rest = self.log.as_str();
         for e in &scenario.expect {
             match rest.find(e.as_str()) {
                 Some(i) => rest = &rest[i + e.len()..],
-                None if self.log.contains(e.as_str()) => failures.push(format!("'{e}' appears, but out of order")),
+                None if self.log.contains(e.as_str()) => {
+                    failures.push(format!("'{e}' appears, but out of order"))
+                }
                 None => failures.push(format!("'{e}' never appears")),
             }
         }
@@ -148,7 +156,11 @@ impl Outcome {
         if failures.is_empty() {
             Ok(())
         } else {
-            Err(RigError::Mismatch { scenario: scenario.name.clone(), failures, log: self.log.clone() })
+            Err(RigError::Mismatch {
+                scenario: scenario.name.clone(),
+                failures,
+                log: self.log.clone(),
+            })
         }
     }
 }
@@ -168,7 +180,8 @@ pub fn boot(scenario: &Scenario, opts: &BootOptions) -> Result<Outcome, RigError
         modules.push((compiled, "kind=policy".into()));
     }
     let manifest = run_dir.join("manifest");
-    std::fs::write(&manifest, scenario.manifest()?).map_err(RigError::io("writing the manifest"))?;
+    std::fs::write(&manifest, scenario.manifest()?)
+        .map_err(RigError::io("writing the manifest"))?;
     modules.push((manifest, "kind=manifest".into()));
     for name in scenario.images() {
         modules.push((images.image(&name)?, format!("kind=image name={name}")));
@@ -186,7 +199,10 @@ pub fn boot(scenario: &Scenario, opts: &BootOptions) -> Result<Outcome, RigError
     }
     for (path, _) in &modules {
         if path.to_string_lossy().contains([',', ' ']) {
-            return Err(RigError::Build(format!("module path {} contains a comma or space", path.display())));
+            return Err(RigError::Build(format!(
+                "module path {} contains a comma or space",
+                path.display()
+            )));
         }
     }
 
@@ -203,15 +219,29 @@ pub fn boot(scenario: &Scenario, opts: &BootOptions) -> Result<Outcome, RigError
         cmdline.push_str(w);
     }
     let mut cmd = Command::new("qemu-system-x86_64");
-    cmd.args(["-machine", "pc", "-accel", "tcg", "-nodefaults", "-display", "none", "-no-reboot", "-smp", "1"])
-        .args(["-cpu", &scenario.cpu])
-        .args(["-m", &format!("{}M", scenario.memory_mib)])
-        .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=4"])
-        .arg("-kernel")
-        .arg(images.kernel())
-        .args(["-append", cmdline.trim()]);
+    cmd.args([
+        "-machine",
+        "pc",
+        "-accel",
+        "tcg",
+        "-nodefaults",
+        "-display",
+        "none",
+        "-no-reboot",
+        "-smp",
+        "1",
+    ])
+    .args(["-cpu", &scenario.cpu])
+    .args(["-m", &format!("{}M", scenario.memory_mib)])
+    .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=4"])
+    .arg("-kernel")
+    .arg(images.kernel())
+    .args(["-append", cmdline.trim()]);
     if !modules.is_empty() {
-        let list: Vec<String> = modules.iter().map(|(p, a)| format!("{} {a}", p.display())).collect();
+        let list: Vec<String> = modules
+            .iter()
+            .map(|(p, a)| format!("{} {a}", p.display()))
+            .collect();
         cmd.args(["-initrd", &list.join(",")]);
     }
     if let Some(t) = &swtpm {
@@ -220,20 +250,41 @@ pub fn boot(scenario: &Scenario, opts: &BootOptions) -> Result<Outcome, RigError
     if scenario.icount {
         cmd.args(["-icount", "shift=0"]);
     }
+    if scenario.net {
+        let port = match opts.host_port {
+            Some(p) => p,
+            None => free_port()?,
+        };
+        cmd.args(net_args(port));
+    }
     cmd.args(&opts.extra_qemu_args);
 
     let monitor_sock = run_dir.join("monitor.sock");
     let (log, exit, monitor) = if opts.interactive {
         cmd.args(["-serial", "mon:stdio"]);
-        let status = cmd.status().map_err(|source| RigError::Spawn { program: "qemu-system-x86_64".into(), source })?;
+        let status = cmd.status().map_err(|source| RigError::Spawn {
+            program: "qemu-system-x86_64".into(),
+            source,
+        })?;
         (String::new(), ExitKind::from_status(status), String::new())
     } else {
-        cmd.args(["-serial", "stdio"]).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.args(["-serial", "stdio"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         match &opts.monitor {
-            Some(_) => cmd.args(["-monitor", &format!("unix:{},server=on,wait=off", monitor_sock.display())]),
+            Some(_) => cmd.args([
+                "-monitor",
+                &format!("unix:{},server=on,wait=off", monitor_sock.display()),
+            ]),
             None => cmd.args(["-monitor", "none"]),
         };
-        run_captured(cmd, Duration::from_secs(scenario.timeout_secs), opts.on_line.clone(), opts.monitor.clone().map(|m| (m, monitor_sock)))?
+        run_captured(
+            cmd,
+            Duration::from_secs(scenario.timeout_secs),
+            opts.on_line.clone(),
+            opts.monitor.clone().map(|m| (m, monitor_sock)),
+        )?
     };
 
     let swtpm = match swtpm {
@@ -246,7 +297,39 @@ pub fn boot(scenario: &Scenario, opts: &BootOptions) -> Result<Outcome, RigError
     } else {
         Some(tmp)
     };
-    Ok(Outcome { log, exit, run_dir, swtpm, monitor, _tmp: tmp })
+    Ok(Outcome {
+        log,
+        exit,
+        run_dir,
+        swtpm,
+        monitor,
+        _tmp: tmp,
+    })
+}
+
+/// The guest port the management domain listens on (its default `port:`).
+pub const NET_GUEST_PORT: u16 = 7000;
+/// PCI address of the virtio-net function (the manifest's `pci=` for the domain that owns it).
+pub const NET_PCI: &str = "00:03.0";
+
+/// QEMU arguments for the management network: user networking (no host privileges), one
+/// forward bound to loopback only, a modern-only virtio-net function at [`NET_PCI`].
+pub fn net_args(host_port: u16) -> Vec<String> {
+    vec![
+        "-netdev".into(),
+        format!("user,id=n0,hostfwd=tcp:127.0.0.1:{host_port}-:{NET_GUEST_PORT}"),
+        "-device".into(),
+        "virtio-net-pci,netdev=n0,disable-legacy=on,addr=03.0".into(),
+    ]
+}
+
+/// A loopback TCP port free at the time of the call (bound and released).
+pub fn free_port() -> Result<u16, RigError> {
+    let l =
+        std::net::TcpListener::bind("127.0.0.1:0").map_err(RigError::io("finding a free port"))?;
+    l.local_addr()
+        .map(|a| a.port())
+        .map_err(RigError::io("finding a free port"))
 }
 
 /// Runs HMP commands over the monitor socket, returns their output, then quits QEMU (unless
@@ -295,7 +378,10 @@ fn run_captured(
     sink: Option<LineSink>,
     monitor: Option<(MonitorScript, PathBuf)>,
 ) -> Result<(String, ExitKind, String), RigError> {
-    let mut child = cmd.spawn().map_err(|source| RigError::Spawn { program: "qemu-system-x86_64".into(), source })?;
+    let mut child = cmd.spawn().map_err(|source| RigError::Spawn {
+        program: "qemu-system-x86_64".into(),
+        source,
+    })?;
     let log = Arc::new(Mutex::new(String::new()));
     let stdout = child.stdout.take().expect("stdout is piped");
     let monitor_out = Arc::new(Mutex::new(String::new()));
@@ -315,7 +401,10 @@ fn run_captured(
                     s(line.trim_end_matches('\n'));
                 }
                 log.lock().expect("log lock").push_str(&line);
-                if monitor.as_ref().is_some_and(|(m, _)| line.contains(m.trigger.as_str())) {
+                if monitor
+                    .as_ref()
+                    .is_some_and(|(m, _)| line.contains(m.trigger.as_str()))
+                {
                     if let Some((m, sock)) = monitor.take() {
                         *monitor_out.lock().expect("monitor lock") = run_monitor(&sock, &m.commands, m.keep_running);
                     }

@@ -61,6 +61,11 @@ pub struct Scenario {
     /// Run QEMU with `-icount shift=0` (deterministic instruction counts for benchmarks).
     #[serde(default)]
     pub icount: bool,
+    /// Give the machine a virtio-net function at PCI 00:03.0 on QEMU user networking, with
+    /// one loopback-only forward `127.0.0.1:PORT` → guest `10.0.2.15:NET_GUEST_PORT`
+    /// (`BootOptions::host_port`, or a free port the rig picks).
+    #[serde(default)]
+    pub net: bool,
     /// Domains to boot; every key is passed through to the boot manifest.
     #[serde(default)]
     pub domain: Vec<toml::Table>,
@@ -101,17 +106,27 @@ impl Scenario {
     pub fn load(name: &str) -> Result<Self, RigError> {
         let path = dir().join(format!("{name}.toml"));
         if !path.is_file() {
-            return Err(RigError::NoScenario { name: name.into(), path });
+            return Err(RigError::NoScenario {
+                name: name.into(),
+                path,
+            });
         }
         Self::load_path(&path)
     }
 
     /// Loads a scenario from a file.
     pub fn load_path(path: &Path) -> Result<Self, RigError> {
-        let text = std::fs::read_to_string(path).map_err(RigError::io(format!("reading {}", path.display())))?;
-        let mut s: Scenario =
-            toml::from_str(&text).map_err(|e| RigError::BadScenario { path: path.into(), message: e.to_string() })?;
-        s.name = path.file_stem().unwrap_or_default().to_string_lossy().into_owned();
+        let text = std::fs::read_to_string(path)
+            .map_err(RigError::io(format!("reading {}", path.display())))?;
+        let mut s: Scenario = toml::from_str(&text).map_err(|e| RigError::BadScenario {
+            path: path.into(),
+            message: e.to_string(),
+        })?;
+        s.name = path
+            .file_stem()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
         for (i, d) in s.domain.iter().enumerate() {
             for key in ["name", "image"] {
                 if !d.get(key).is_some_and(toml::Value::is_str) {
@@ -194,7 +209,9 @@ impl Scenario {
                 if v.is_empty() || v.contains(char::is_whitespace) || v.contains(',') {
                     return Err(RigError::BadScenario {
                         path: dir().join(&self.name),
-                        message: format!("domain key `{k}`: values must be non-empty words without commas"),
+                        message: format!(
+                            "domain key `{k}`: values must be non-empty words without commas"
+                        ),
                     });
                 }
                 out.push_str(&format!(" {k}={v}"));
@@ -242,7 +259,10 @@ mod tests {
     #[test]
     fn every_checked_in_scenario_parses() {
         let all = Scenario::all().unwrap();
-        assert!(all.iter().any(|s| s.name == "demo"), "the default scenario exists");
+        assert!(
+            all.iter().any(|s| s.name == "demo"),
+            "the default scenario exists"
+        );
         for s in &all {
             s.manifest().unwrap();
             assert!(!s.description.is_empty(), "{} has a description", s.name);
@@ -289,7 +309,9 @@ mod tests {
 
     #[test]
     fn bad_values_are_refused() {
-        let s: Scenario = toml::from_str("description = \"x\"\n[[domain]]\nname = \"a b\"\nimage = \"x\"").unwrap();
+        let s: Scenario =
+            toml::from_str("description = \"x\"\n[[domain]]\nname = \"a b\"\nimage = \"x\"")
+                .unwrap();
         assert!(s.manifest().is_err());
         assert!(toml::from_str::<Scenario>("description = \"x\"\nbogus = 1").is_err());
         assert!(toml::from_str::<Scenario>("description = \"x\"\nend_when = \"never\"").is_err());

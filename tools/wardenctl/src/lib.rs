@@ -1,7 +1,10 @@
 //! `wardenctl` as a library: the reference-manifest format and the attestation verifier, shared
-//! by the `wardenctl` binary and `cargo xtask attest`.
+//! by the `wardenctl` binary and `cargo xtask attest`; the management client and operator key
+//! files.
 #![forbid(unsafe_code)]
 
+pub mod keyfile;
+pub mod mgmt;
 pub mod reference;
 pub mod verify;
 

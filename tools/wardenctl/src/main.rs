@@ -1,10 +1,14 @@
 //! `wardenctl`: the host-side Warden control tool. `wardenctl attest verify` checks what a
-//! Warden platform proves about its boot.
+//! Warden platform proves about its boot; `host`, `domain` and `template` talk to the
+//! management domain over the signed management protocol; `key` makes operator keys.
 #![forbid(unsafe_code)]
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use warden_mgmt_proto::{Reply, Request, Template};
+use wardenctl::keyfile;
+use wardenctl::mgmt::{Client, ClientError};
 use wardenctl::reference::Reference;
 use wardenctl::verify::{Evidence, parse_nonce, verify};
 
@@ -24,6 +28,136 @@ enum Top {
     /// Remote attestation of a Warden platform.
     #[command(subcommand)]
     Attest(Attest),
+    /// The host as a whole (management protocol).
+    #[command(subcommand)]
+    Host(HostCmd),
+    /// Domains (management protocol).
+    #[command(subcommand)]
+    Domain(DomainCmd),
+    /// Domain templates stored by the management domain (management protocol).
+    #[command(subcommand)]
+    Template(TemplateCmd),
+    /// Operator keys.
+    #[command(subcommand)]
+    Key(KeyCmd),
+}
+
+/// Where the management domain is and who is asking. Exit 0 on success, 1 when the server
+/// refuses the request (the message says which check refused it), 2 when it cannot be asked.
+#[derive(clap::Args)]
+struct Conn {
+    /// The management domain's address.
+    #[arg(long, env = "WARDEN_MGMT", default_value = "127.0.0.1:7000")]
+    connect: String,
+    /// The operator's key file (`wardenctl key gen`).
+    #[arg(long, env = "WARDEN_KEY")]
+    key: PathBuf,
+    /// A file holding the key file's passphrase (otherwise $WARDEN_KEY_PASSPHRASE).
+    #[arg(long)]
+    passphrase_file: Option<PathBuf>,
+    /// Print the answer as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum HostCmd {
+    /// ABI version, memory, domain count, the management domain.
+    Info(Conn),
+    /// Stop the host (admin).
+    Shutdown(Conn),
+}
+
+#[derive(Subcommand)]
+enum DomainCmd {
+    /// Every domain with its state, label, priority, memory and CPU time.
+    List(Conn),
+    Info {
+        id: u32,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Create, build, label and start a domain from a template (admin).
+    Create {
+        #[arg(long)]
+        template: String,
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Stop scheduling a domain (operator).
+    Pause {
+        id: u32,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Schedule a paused domain again (operator).
+    Resume {
+        id: u32,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Destroy a domain and return its memory (admin).
+    Destroy {
+        id: u32,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Change a domain's priority (operator).
+    SetPriority {
+        id: u32,
+        priority: u8,
+        #[command(flatten)]
+        conn: Conn,
+    },
+}
+
+#[derive(Subcommand)]
+enum TemplateCmd {
+    /// Store a template (admin).
+    Add {
+        #[arg(long)]
+        name: String,
+        /// The domain's ELF64 image.
+        #[arg(long)]
+        image: PathBuf,
+        #[arg(long, default_value_t = 4)]
+        memory_mib: u32,
+        #[arg(long, default_value_t = 5)]
+        priority: u8,
+        /// The label the domain runs under.
+        #[arg(long)]
+        label: String,
+        #[arg(long, default_value = "")]
+        args: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    List(Conn),
+    /// Remove a template (admin).
+    Rm {
+        name: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeyCmd {
+    /// Generate an operator key, sealed under a passphrase, and print its operator-list entry.
+    Gen {
+        #[arg(long)]
+        out: PathBuf,
+        /// The operator's name in the printed entry.
+        #[arg(long, default_value = "operator")]
+        name: String,
+        /// A file holding the passphrase (otherwise $WARDEN_KEY_PASSPHRASE).
+        #[arg(long)]
+        passphrase_file: Option<PathBuf>,
+    },
+    /// Print a key file's public key (no passphrase needed).
+    Show { file: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -70,6 +204,85 @@ fn read(path: &Path) -> Result<Vec<u8>, String> {
 
 fn main() -> ExitCode {
     match Cli::parse().command {
+        Top::Host(c) => match c {
+            HostCmd::Info(conn) => mgmt(&conn, Request::HostInfo),
+            HostCmd::Shutdown(conn) => mgmt(&conn, Request::HostShutdown),
+        },
+        Top::Domain(c) => match c {
+            DomainCmd::List(conn) => mgmt(&conn, Request::DomainList),
+            DomainCmd::Info { id, conn } => mgmt(&conn, Request::DomainInfo { id }),
+            DomainCmd::Create {
+                template,
+                name,
+                conn,
+            } => mgmt(&conn, Request::DomainCreate { template, name }),
+            DomainCmd::Pause { id, conn } => mgmt(&conn, Request::DomainPause { id }),
+            DomainCmd::Resume { id, conn } => mgmt(&conn, Request::DomainResume { id }),
+            DomainCmd::Destroy { id, conn } => mgmt(&conn, Request::DomainDestroy { id }),
+            DomainCmd::SetPriority { id, priority, conn } => {
+                mgmt(&conn, Request::DomainSetPriority { id, priority })
+            }
+        },
+        Top::Template(c) => match c {
+            TemplateCmd::Add {
+                name,
+                image,
+                memory_mib,
+                priority,
+                label,
+                args,
+                conn,
+            } => match read(&image) {
+                Ok(image) => mgmt(
+                    &conn,
+                    Request::TemplateAdd(Template {
+                        name,
+                        image,
+                        memory_mib,
+                        priority,
+                        label,
+                        args,
+                    }),
+                ),
+                Err(e) => usage_error(&e),
+            },
+            TemplateCmd::List(conn) => mgmt(&conn, Request::TemplateList),
+            TemplateCmd::Rm { name, conn } => mgmt(&conn, Request::TemplateRm { name }),
+        },
+        Top::Key(KeyCmd::Gen {
+            out,
+            name,
+            passphrase_file,
+        }) => {
+            let run = || -> Result<String, String> {
+                let pass = passphrase(passphrase_file.as_deref())?;
+                let (text, signer) = keyfile::generate(&pass).map_err(|e| e.to_string())?;
+                write_private(&out, &text)?;
+                Ok(format!(
+                    "{}\n# operator-list entry (role admin, operator or viewer):\nROLE/{}/{name}\n",
+                    signer.public_hex(),
+                    signer.public_hex()
+                ))
+            };
+            match run() {
+                Ok(text) => {
+                    print!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => usage_error(&e),
+            }
+        }
+        Top::Key(KeyCmd::Show { file }) => {
+            match read(&file).and_then(|b| {
+                keyfile::public(&String::from_utf8_lossy(&b)).map_err(|e| e.to_string())
+            }) {
+                Ok(p) => {
+                    println!("{p}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => usage_error(&e),
+            }
+        }
         Top::Attest(Attest::Log { eventlog }) => match read(&eventlog).and_then(|b| decode_log(&b))
         {
             Ok(text) => {
@@ -89,6 +302,89 @@ fn main() -> ExitCode {
             nonce,
             format,
         }) => verify_command(&quote, &ak, &eventlog, &reference, &nonce, format),
+    }
+}
+
+fn usage_error(e: &str) -> ExitCode {
+    eprintln!("wardenctl: error: {e}");
+    ExitCode::from(2)
+}
+
+/// The key file's passphrase: from `file` (first line) or $WARDEN_KEY_PASSPHRASE.
+fn passphrase(file: Option<&Path>) -> Result<Vec<u8>, String> {
+    match file {
+        Some(f) => {
+            let text = read(f)?;
+            let line = text.split(|&b| b == b'\n').next().unwrap_or_default();
+            Ok(line.to_vec())
+        }
+        None => std::env::var("WARDEN_KEY_PASSPHRASE")
+            .map(String::into_bytes)
+            .map_err(|_| keyfile::KeyError::NoPassphrase.to_string()),
+    }
+}
+
+/// Writes a key file readable by its owner only, refusing to overwrite one.
+fn write_private(path: &Path, text: &str) -> Result<(), String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+    f.write_all(text.as_bytes())
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// One management request: open the key, connect, ask, print the answer.
+fn mgmt(conn: &Conn, request: Request) -> ExitCode {
+    let name = request.name();
+    let signer = match read(&conn.key)
+        .and_then(|b| Ok((b, passphrase(conn.passphrase_file.as_deref())?)))
+        .and_then(|(b, p)| {
+            keyfile::open(&String::from_utf8_lossy(&b), &p)
+                .map_err(|e| format!("{}: {e}", conn.key.display()))
+        }) {
+        Ok(s) => s,
+        Err(e) => return usage_error(&e),
+    };
+    let shutdown = request == Request::HostShutdown;
+    let mut answer = Client::connect(&conn.connect).and_then(|mut c| c.request(&signer, &request));
+    if shutdown && matches!(answer, Err(ClientError::Closed)) {
+        // A host that shuts down cannot answer: the connection closes with the machine. Show
+        // that it is down: the management domain no longer says hello.
+        answer = match Client::connect_within(&conn.connect, std::time::Duration::from_secs(10)) {
+            Ok(_) => Err(ClientError::Protocol(
+                "the connection closed but the management domain still answers".into(),
+            )),
+            Err(_) => Ok(Reply::Done),
+        };
+    }
+    match answer {
+        Ok(reply) => {
+            if conn.json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&reply).unwrap_or_default()
+                );
+            } else {
+                print!("{}", wardenctl::mgmt::table(&reply));
+            }
+            ExitCode::SUCCESS
+        }
+        Err(ClientError::Server(e)) => {
+            if conn.json {
+                println!(
+                    "{}",
+                    serde_json::json!({ "error": e.to_string(), "detail": e })
+                );
+            }
+            eprintln!("wardenctl: {name}: {e}");
+            ExitCode::from(1)
+        }
+        Err(e) => usage_error(&format!("{name}: {e}")),
     }
 }
 

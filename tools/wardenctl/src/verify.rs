@@ -95,19 +95,14 @@ impl Report {
             .filter(|c| !c.ok)
             .map(|c| format!("{}: {}", c.check, c.detail))
             .collect();
-        out.extend(
-            self.rows
-                .iter()
-                .filter(|r| !r.ok)
-                .map(|r| {
-                    // PCR rows already name their PCR.
-                    if r.component.starts_with("PCR ") {
-                        format!("MISMATCH {}", r.component)
-                    } else {
-                        format!("MISMATCH {} (PCR {})", r.component, r.pcr)
-                    }
-                }),
-        );
+        out.extend(self.rows.iter().filter(|r| !r.ok).map(|r| {
+            // PCR rows already name their PCR.
+            if r.component.starts_with("PCR ") {
+                format!("MISMATCH {}", r.component)
+            } else {
+                format!("MISMATCH {} (PCR {})", r.component, r.pcr)
+            }
+        }));
         out
     }
 

@@ -91,6 +91,52 @@ impl Host {
         }
     }
 
+    /// Resolves a manifest label to a policy type of `kind`.
+    pub(super) fn resolve(&self, name: &str, kind: warden_policy::Kind) -> Result<TypeId, warden_ipc::LabelError> {
+        match kind {
+            warden_policy::Kind::Domain => self.ipc.mac.domain_label(name),
+            _ => self.ipc.mac.resource_label(name, kind),
+        }
+    }
+
+    /// Decides `class perms` of domain `id` (labelled `label`) on the resource labelled
+    /// `target` (a device or MMIO range): device assignment's check sites.
+    pub(super) fn check_resource(
+        &mut self,
+        id: u32,
+        label: TypeId,
+        hypercall: u64,
+        target: TypeId,
+        class: warden_policy::Class,
+        perms: warden_policy::PermSet,
+    ) -> Result<(), Status> {
+        let c = warden_ipc::Check {
+            hypercall,
+            subject: Subject { dom: DomId(id), label },
+            object: warden_ipc::Object::Resource { label: target },
+            class,
+            perms,
+            time: timer::now(),
+        };
+        self.ipc.mac.check(&c).map(|_| ()).map_err(|d| {
+            self.report(id, &d);
+            Status::Denied
+        })
+    }
+
+    /// [`Self::check_resource`] for an admitted domain (its label as admitted).
+    pub(super) fn check_own_resource(
+        &mut self,
+        id: u32,
+        hypercall: u64,
+        target: TypeId,
+        class: warden_policy::Class,
+        perms: warden_policy::PermSet,
+    ) -> Result<(), Status> {
+        let label = self.labels.get(id as usize).copied().flatten().ok_or(Status::Denied)?;
+        self.check_resource(id, label, hypercall, target, class, perms)
+    }
+
     /// The MAC hook of the base calls (`dispatch::mac_check`).
     pub(super) fn check_base(&mut self, id: u32, call: Call) -> Result<(), Status> {
         let Some(label) = self.labels.get(id as usize).copied().flatten() else {

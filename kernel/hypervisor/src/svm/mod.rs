@@ -3,6 +3,7 @@
 //! under the priority scheduler with timer preemption until all have ended, containing every
 //! fault a domain can cause. The logic lives in `warden-vmm`; this module drives the hardware.
 
+mod device;
 mod dispatch;
 mod guard;
 mod ipc;
@@ -54,6 +55,8 @@ pub(super) struct Dom {
     refused: bool,
     exits: u64,
     cpu_ticks: u64,
+    /// The PCI function assigned by the manifest, if any.
+    device: Option<device::Grant>,
     /// Host TSC when it last left the CPU (0: never ran); its TSC stands still while it is out.
     tsc_out: u64,
     /// (CR3, page, guest-physical page) of the code page last fetched from (`guard::next_rip`).
@@ -88,6 +91,8 @@ impl Dom {
             tsc_out: 0,
             code_page: None,
             verified: None,
+            // Devices come only from the boot manifest (`device::assign`).
+            device: None,
             life,
         }
     }
@@ -194,6 +199,12 @@ pub(crate) fn run_domains(boot: &BootInfo, end_when_done: bool) {
                 msrpm_pa: msrpm,
             },
         );
+        if !dom.refused
+            && let Err(why) = device::assign(&mut mem, &mut mac, i as u32, spec, &mut dom, &doms)
+        {
+            println!("domain {} (id {i}) refused: {why}", spec.name);
+            dom.refused = true;
+        }
         dom.refused |= vtpms.refuses(i);
         if !dom.refused {
             match mac.admit(i as u32, &dom) {
@@ -522,6 +533,9 @@ impl Runner {
         };
         if let Some(call) = warden_abi::ipc::IpcCall::from_raw(rax) {
             return self.ipc_hypercall(id, call, args.args);
+        }
+        if let Some(call) = warden_abi::device::DeviceCall::from_raw(rax) {
+            return self.device_hypercall(id, call, args.args);
         }
         if let Some(call) = warden_abi::lifecycle::LifecycleCall::from_raw(rax) {
             return self.lifecycle_hypercall(id, call, args.args);

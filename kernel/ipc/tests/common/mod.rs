@@ -21,7 +21,10 @@ pub fn policy_source(name: &str) -> String {
 pub fn compile(name: &str, src: &str) -> Vec<u8> {
     match warden_policy_compiler::compile(src) {
         Ok(c) => c.to_binary(),
-        Err(d) => panic!("{name} does not compile:\n{}", warden_policy_compiler::diag::render(name, src, &d)),
+        Err(d) => panic!(
+            "{name} does not compile:\n{}",
+            warden_policy_compiler::diag::render(name, src, &d)
+        ),
     }
 }
 
@@ -36,8 +39,14 @@ pub fn ring<const N: usize>() -> &'static mut warden_ipc::AuditRing<N> {
 }
 
 /// Fresh tables with static lifetime, as the hypervisor keeps them.
-pub fn tables() -> (&'static mut warden_ipc::EventChannels, &'static mut warden_ipc::GrantTable) {
-    (Box::leak(Box::new(warden_ipc::EventChannels::new())), Box::leak(Box::new(warden_ipc::GrantTable::new())))
+pub fn tables() -> (
+    &'static mut warden_ipc::EventChannels,
+    &'static mut warden_ipc::GrantTable,
+) {
+    (
+        Box::leak(Box::new(warden_ipc::EventChannels::new())),
+        Box::leak(Box::new(warden_ipc::GrantTable::new())),
+    )
 }
 
 pub const PAGE: u64 = 4096;
@@ -63,7 +72,13 @@ impl FakePlatform {
     pub fn new(labels: &[TypeId], pages: usize) -> Self {
         let doms = labels
             .iter()
-            .map(|&label| FakeDom { label, alive: true, mem: vec![0; pages * PAGE as usize], maps: BTreeMap::new(), woken: 0 })
+            .map(|&label| FakeDom {
+                label,
+                alive: true,
+                mem: vec![0; pages * PAGE as usize],
+                maps: BTreeMap::new(),
+                woken: 0,
+            })
             .collect();
         FakePlatform { doms, time: 0 }
     }
@@ -72,10 +87,16 @@ impl FakePlatform {
         let page = gpa & !(PAGE - 1);
         let dom = &self.doms[d.0 as usize];
         if let Some(&(granter, gfn, writable)) = dom.maps.get(&page) {
-            assert!(!write || writable, "write through a read-only grant mapping");
+            assert!(
+                !write || writable,
+                "write through a read-only grant mapping"
+            );
             (granter.0 as usize, (gfn * PAGE + gpa - page) as usize)
         } else {
-            assert!((gpa as usize) < dom.mem.len(), "access outside memory: {gpa:#x}");
+            assert!(
+                (gpa as usize) < dom.mem.len(),
+                "access outside memory: {gpa:#x}"
+            );
             (d.0 as usize, gpa as usize)
         }
     }
@@ -99,15 +120,32 @@ impl FakePlatform {
 
 impl Platform for FakePlatform {
     fn label(&self, dom: DomId) -> Option<TypeId> {
-        self.doms.get(dom.0 as usize).filter(|d| d.alive).map(|d| d.label)
+        self.doms
+            .get(dom.0 as usize)
+            .filter(|d| d.alive)
+            .map(|d| d.label)
     }
     fn owns_frame(&self, dom: DomId, gfn: u64) -> bool {
         // Frame 0 is the null page, never shareable.
-        self.doms.get(dom.0 as usize).is_some_and(|d| gfn != 0 && gfn < d.mem.len() as u64 / PAGE)
+        self.doms
+            .get(dom.0 as usize)
+            .is_some_and(|d| gfn != 0 && gfn < d.mem.len() as u64 / PAGE)
     }
-    fn map_grant(&mut self, grantee: DomId, gpa: u64, granter: DomId, gfn: u64, writable: bool) -> Result<(), IpcError> {
-        let prev = self.doms[grantee.0 as usize].maps.insert(gpa, (granter, gfn, writable));
-        assert!(prev.is_none(), "the table let a second mapping at {gpa:#x} through");
+    fn map_grant(
+        &mut self,
+        grantee: DomId,
+        gpa: u64,
+        granter: DomId,
+        gfn: u64,
+        writable: bool,
+    ) -> Result<(), IpcError> {
+        let prev = self.doms[grantee.0 as usize]
+            .maps
+            .insert(gpa, (granter, gfn, writable));
+        assert!(
+            prev.is_none(),
+            "the table let a second mapping at {gpa:#x} through"
+        );
         Ok(())
     }
     fn unmap_grant(&mut self, grantee: DomId, gpa: u64) {
@@ -117,11 +155,16 @@ impl Platform for FakePlatform {
     fn buffer_ok(&self, dom: DomId, gpa: u64, len: u64) -> bool {
         // Page 0 is a hole, as in the hypervisor's layout.
         let d = &self.doms[dom.0 as usize];
-        gpa >= PAGE && gpa.checked_add(len).is_some_and(|end| end <= d.mem.len() as u64)
+        gpa >= PAGE
+            && gpa
+                .checked_add(len)
+                .is_some_and(|end| end <= d.mem.len() as u64)
     }
     fn write_guest(&mut self, dom: DomId, gpa: u64, bytes: &[u8]) -> Result<(), IpcError> {
         let d = &mut self.doms[dom.0 as usize];
-        let end = gpa.checked_add(bytes.len() as u64).ok_or(IpcError::BadBuffer)?;
+        let end = gpa
+            .checked_add(bytes.len() as u64)
+            .ok_or(IpcError::BadBuffer)?;
         if gpa < PAGE || end > d.mem.len() as u64 {
             return Err(IpcError::BadBuffer);
         }

@@ -1,0 +1,124 @@
+//! The server's `Hypervisor` over the lifecycle hypercalls (`warden_rt::lifecycle`).
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use warden_abi::lifecycle::{CreateRequest, DomainState as AbiState, DomainStatus, LifecycleError};
+use warden_mgmt_proto::{DomainState, DomainSummary, HostInfo, HvStatus};
+use warden_mgmt_server::Hypervisor;
+use warden_rt::abi::{Status, fixed_str};
+use warden_rt::hypercall;
+use warden_rt::lifecycle::{self, LifecycleFail};
+
+/// Most domains one `list` reports.
+const LIST_MAX: usize = 64;
+
+pub struct Lifecycle {
+    pub abi_version: u32,
+}
+
+fn hv(f: LifecycleFail) -> HvStatus {
+    match f {
+        LifecycleFail::Denied => HvStatus::Denied,
+        // The server turns this into "no domain with id N" after checking.
+        LifecycleFail::Invalid(LifecycleError::NoSuchDomain) => HvStatus::InvalidArgument,
+        LifecycleFail::Invalid(e) => HvStatus::Invalid(String::from(e.name())),
+        LifecycleFail::Other(Status::InvalidArgument) => HvStatus::InvalidArgument,
+        LifecycleFail::Other(Status::BadAddress) => HvStatus::BadAddress,
+        LifecycleFail::Other(Status::BadLength) => HvStatus::BadLength,
+        LifecycleFail::Other(Status::UnknownCall) => HvStatus::UnknownCall,
+        LifecycleFail::Other(s) => HvStatus::Other(s as u64),
+    }
+}
+
+fn summary(d: &DomainStatus) -> DomainSummary {
+    let state = match d.state() {
+        Some(AbiState::Building) => DomainState::Building,
+        Some(AbiState::Paused) => DomainState::Paused,
+        Some(AbiState::Runnable) => DomainState::Runnable,
+        Some(AbiState::Blocked) => DomainState::Blocked,
+        Some(AbiState::Ended) | None => DomainState::Dead,
+    };
+    DomainSummary {
+        id: d.domain_id,
+        name: String::from(fixed_str(&d.name)),
+        label: String::from(fixed_str(&d.label)),
+        state,
+        priority: d.priority.min(255) as u8,
+        memory_bytes: d.memory_bytes,
+        cpu_ticks: d.cpu_ticks,
+    }
+}
+
+impl Hypervisor for Lifecycle {
+    fn host_info(&mut self) -> Result<HostInfo, HvStatus> {
+        let me = hypercall::domain_info().map_err(|s| hv(LifecycleFail::Other(s)))?;
+        let p = lifecycle::physinfo().map_err(hv)?;
+        Ok(HostInfo {
+            abi_version: self.abi_version,
+            memory_total_bytes: Some(p.total_bytes),
+            memory_free_bytes: Some(p.free_bytes),
+            domains: p.live_domains,
+            mgmt_domain: me.domain_id,
+            mgmt_label: String::from(fixed_str(&me.label)),
+        })
+    }
+
+    fn list(&mut self) -> Result<Vec<DomainSummary>, HvStatus> {
+        let blank = DomainStatus::from_bytes(&[0; DomainStatus::SIZE]);
+        let mut out = [blank; LIST_MAX];
+        let n = lifecycle::list(&mut out).map_err(hv)?;
+        Ok(out[..n.min(LIST_MAX)].iter().map(summary).collect())
+    }
+
+    fn info(&mut self, id: u32) -> Result<DomainSummary, HvStatus> {
+        lifecycle::info(id).map(|d| summary(&d)).map_err(hv)
+    }
+
+    fn create(
+        &mut self,
+        name: &str,
+        build_label: &str,
+        memory_mib: u32,
+        priority: u8,
+        args: &str,
+    ) -> Result<u32, HvStatus> {
+        lifecycle::create(&CreateRequest::new(
+            name,
+            build_label,
+            memory_mib,
+            u32::from(priority),
+            args,
+        ))
+        .map_err(hv)
+    }
+
+    fn build(&mut self, id: u32, image: &[u8]) -> Result<(), HvStatus> {
+        lifecycle::build(id, image).map_err(hv)
+    }
+
+    fn transition(&mut self, id: u32, label: &str) -> Result<(), HvStatus> {
+        lifecycle::transition(id, label).map_err(hv)
+    }
+
+    fn unpause(&mut self, id: u32) -> Result<(), HvStatus> {
+        lifecycle::unpause(id).map_err(hv)
+    }
+
+    fn pause(&mut self, id: u32) -> Result<(), HvStatus> {
+        lifecycle::pause(id).map_err(hv)
+    }
+
+    fn set_priority(&mut self, id: u32, priority: u8) -> Result<(), HvStatus> {
+        lifecycle::set_priority(id, priority).map_err(hv)
+    }
+
+    fn destroy(&mut self, id: u32) -> Result<(), HvStatus> {
+        lifecycle::destroy(id).map_err(hv)
+    }
+
+    fn host_shutdown(&mut self) -> Result<(), HvStatus> {
+        // If the hypervisor grants it, the call does not return and no response leaves.
+        warden_rt::println!("mgmt: host shutdown: asking the hypervisor");
+        lifecycle::host_shutdown().map_err(hv)
+    }
+}
