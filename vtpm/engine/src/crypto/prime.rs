@@ -507,28 +507,35 @@ pub(crate) fn rsa_keygen(bits: usize, e: u32, rng: &mut impl RngCore) -> Option<
 
 /// Two primes p, q of 64N bits each and the CRT key they make. q is redrawn while
 /// |p - q| <= 2^(64N - 100) (FIPS 186-5 A.1.3 step 5.4; probability ~2^-99, so the keys of a
-/// given rng stream are those of the plain search).
+/// given rng stream are those of the plain search); both are redrawn while the private
+/// exponent d <= 2^(64N) = 2^(nlen/2) (FIPS 186-5 A.1.1; it takes gcd(p - 1, q - 1) above
+/// about 2^(64N - 34) for e < 2^32, probability ~2^-(64N - 34)).
 fn keypair<const N: usize>(e: u32, rounds: usize, rng: &mut impl RngCore) -> Option<RsaKey> {
-    let mut p = random_prime::<N>(e, rounds, rng)?;
-    let mut q;
     loop {
-        q = random_prime::<N>(e, rounds, rng)?;
-        // |p - q| >> (64N - 100) != 0, decided without a branch on the primes.
-        let (d, borrow) = sub(&p, &q);
-        let neg = sub(&[0; N], &d).0;
-        let abs = select(super::ct_mask(borrow), &neg, &d);
-        let shift = 64 * N - 100;
-        let high =
-            abs[shift / 64] >> (shift % 64) | abs[shift / 64 + 1..].iter().fold(0u64, |a, l| a | l);
-        if high != 0 {
-            break;
+        let mut p = random_prime::<N>(e, rounds, rng)?;
+        let mut q;
+        loop {
+            q = random_prime::<N>(e, rounds, rng)?;
+            // |p - q| >> (64N - 100) != 0, decided without a branch on the primes.
+            let (d, borrow) = sub(&p, &q);
+            let neg = sub(&[0; N], &d).0;
+            let abs = select(super::ct_mask(borrow), &neg, &d);
+            let shift = 64 * N - 100;
+            let high = abs[shift / 64] >> (shift % 64)
+                | abs[shift / 64 + 1..].iter().fold(0u64, |a, l| a | l);
+            if high != 0 {
+                break;
+            }
+        }
+        // Top two bits set in both primes: the product has exactly 128N bits.
+        let key = RsaKey::from_primes(&p, &q, e);
+        p.zeroize();
+        q.zeroize();
+        match key {
+            Some(key) if !key.d_exceeds_half() => continue,
+            key => return key,
         }
     }
-    // Top two bits set in both primes: the product has exactly 128N bits.
-    let key = RsaKey::from_primes(&p, &q, e);
-    p.zeroize();
-    q.zeroize();
-    key
 }
 
 #[cfg(test)]
