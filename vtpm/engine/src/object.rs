@@ -710,6 +710,21 @@ pub(crate) struct Object {
     pub(crate) qualified: Vec<u8>,
 }
 
+/// What key generation refuses before it starts, answered as the reference's
+/// CryptRsaGenerateKey does, with no parameter number (the caller must not number it): an RSA
+/// public exponent outside FIPS 186-5's 2^16 < e or not prime (0 stands for 65537) is
+/// TPM_RC_RANGE, as swtpm answers.
+pub(crate) fn check_generation(public: &Public) -> Result<(), Rc> {
+    match &public.params {
+        Params::Rsa { exponent, .. }
+            if !crate::crypto::prime::exponent_allowed(rsa_exponent(*exponent)) =>
+        {
+            Err(Rc::RANGE)
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Derives a new key pair or secret for `public` from `rng`, filling in the unique field.
 pub(crate) fn generate(
     public: &mut Public,

@@ -50,6 +50,24 @@ fn ecc_template(attrs: u32, unique_x: &[u8]) -> Vec<u8> {
     b
 }
 
+/// An RSA-1024 RSASSA/SHA-256 signing template (TPM2B_PUBLIC) with public exponent `e`.
+fn rsa_template(attrs: u32, e: u32) -> Vec<u8> {
+    let mut t = Vec::new();
+    t.extend_from_slice(&0x0001u16.to_be_bytes()); // RSA
+    t.extend_from_slice(&0x000Bu16.to_be_bytes()); // SHA-256
+    t.extend_from_slice(&attrs.to_be_bytes());
+    t.extend_from_slice(&[0, 0]); // policy
+    t.extend_from_slice(&0x0010u16.to_be_bytes()); // sym NULL
+    t.extend_from_slice(&0x0014u16.to_be_bytes()); // RSASSA
+    t.extend_from_slice(&0x000Bu16.to_be_bytes()); // SHA-256
+    t.extend_from_slice(&1024u16.to_be_bytes());
+    t.extend_from_slice(&e.to_be_bytes());
+    t.extend_from_slice(&[0, 0]); // unique
+    let mut b = (t.len() as u16).to_be_bytes().to_vec();
+    b.extend_from_slice(&t);
+    b
+}
+
 fn create_primary_params(template: &[u8]) -> Vec<u8> {
     let mut p = vec![0, 4, 0, 0, 0, 0]; // inSensitive: empty auth, empty data
     p.extend_from_slice(template);
@@ -456,4 +474,37 @@ fn state_blob_round_trips_and_newer_versions_are_refused() {
         Tpm::new(p),
         Err(StateError::UnsupportedVersion { .. })
     ));
+}
+
+/// The public exponents key generation takes: FIPS 186-5's 2^16 < e, and e prime as the
+/// reference code requires (CryptRsaGenerateKey answers TPM_RC_RANGE, unnumbered, otherwise:
+/// swtpm 0.7.1 gives 0x08D for each refused e here); 0 is 65537.
+/// A refused exponent creates nothing: the next CreatePrimary still works.
+#[test]
+fn rsa_key_generation_exponents() {
+    let mut t = started();
+    for (e, want) in [
+        (0u32, 0u32),
+        (65537, 0),
+        (65539, 0),
+        (3, 0x08D),
+        (17, 0x08D),
+        (65535, 0x08D),
+        (65541, 0x08D), // 3 * 21847
+        (65537 * 65521, 0x08D),
+    ] {
+        let params = create_primary_params(&rsa_template(SIGN_ATTRS, e));
+        let r = t.execute(0, &cmd(0x131, &[RH_OWNER], Some(&[b""]), &params));
+        assert_eq!(rc(&r), want, "e = {e}: got {:#x}", rc(&r));
+        if want == 0 {
+            // outPublic (after the handle and parameterSize) carries the exponent as asked.
+            let at = 10 + 4 + 4 + 2 + 2 + 2 + 4 + 2 + 2 + 2 + 2 + 2;
+            assert_eq!(support::u32_at(&r, at), e, "exponent echoed");
+            let handle = support::u32_at(&r, 10);
+            let flush = cmd(0x165, &[], None, &handle.to_be_bytes());
+            assert_eq!(rc(&t.execute(0, &flush)), 0);
+        } else {
+            assert_eq!(r.len(), 10, "an error response carries nothing");
+        }
+    }
 }

@@ -200,6 +200,7 @@ impl<P: Platform> Tpm<P> {
             return Ok(found);
         }
         let mut public = template.clone();
+        object::check_generation(&public)?;
         let sens = object::generate(&mut public, &mut Drbg::new(key), data).p(2)?;
         if self.primary_cache.len() >= 8 {
             self.primary_cache.remove(0);
@@ -295,6 +296,7 @@ impl<P: Platform> Tpm<P> {
             self.free_object_slot()?;
         }
         let mut public = inp.public.clone();
+        object::check_generation(&public)?;
         let mut sens = object::generate(&mut public, &mut self.rng, &inp.data).p(2)?;
         sens.auth = inp.auth.clone();
         let name = public.name();

@@ -487,12 +487,25 @@ pub(super) fn random_prime<const N: usize>(
     }
 }
 
+/// Whether key generation takes the public exponent e: FIPS 186-5 A.1.1 wants 2^16 < e <
+/// 2^256 (a TPM's e has 32 bits) and odd; the reference code (CryptRsaGenerateKey, so libtpms
+/// and swtpm) also wants e prime, and answers TPM_RC_RANGE otherwise. Trial division: e is
+/// public.
+pub(crate) fn exponent_allowed(e: u32) -> bool {
+    let e = u64::from(e);
+    e > 1 << 16
+        && e % 2 == 1
+        && (3..)
+            .step_by(2)
+            .take_while(|f| f * f <= e)
+            .all(|f| e % f != 0)
+}
+
 /// An RSA key of `bits` bits (1024 or 2048) with public exponent `e`, from `rng`. The output
 /// is a function of the rng stream only: CreatePrimary derives the same key from the same
 /// seed and template (frozen by `tests/rsa_primary_kat.rs`).
 pub(crate) fn rsa_keygen(bits: usize, e: u32, rng: &mut impl RngCore) -> Option<RsaKey> {
-    if e < 3 || e.is_multiple_of(2) {
-        // No such RSA key (and e = 1 would mark every candidate in the sieve).
+    if !exponent_allowed(e) {
         return None;
     }
     // Random-base Miller-Rabin rounds for the primes p and q, from the error-probability
@@ -507,28 +520,35 @@ pub(crate) fn rsa_keygen(bits: usize, e: u32, rng: &mut impl RngCore) -> Option<
 
 /// Two primes p, q of 64N bits each and the CRT key they make. q is redrawn while
 /// |p - q| <= 2^(64N - 100) (FIPS 186-5 A.1.3 step 5.4; probability ~2^-99, so the keys of a
-/// given rng stream are those of the plain search).
+/// given rng stream are those of the plain search); both are redrawn while the private
+/// exponent d <= 2^(64N) = 2^(nlen/2) (FIPS 186-5 A.1.1; it takes gcd(p - 1, q - 1) above
+/// about 2^(64N - 34) for e < 2^32, probability ~2^-(64N - 34)).
 fn keypair<const N: usize>(e: u32, rounds: usize, rng: &mut impl RngCore) -> Option<RsaKey> {
-    let mut p = random_prime::<N>(e, rounds, rng)?;
-    let mut q;
     loop {
-        q = random_prime::<N>(e, rounds, rng)?;
-        // |p - q| >> (64N - 100) != 0, decided without a branch on the primes.
-        let (d, borrow) = sub(&p, &q);
-        let neg = sub(&[0; N], &d).0;
-        let abs = select(super::ct_mask(borrow), &neg, &d);
-        let shift = 64 * N - 100;
-        let high =
-            abs[shift / 64] >> (shift % 64) | abs[shift / 64 + 1..].iter().fold(0u64, |a, l| a | l);
-        if high != 0 {
-            break;
+        let mut p = random_prime::<N>(e, rounds, rng)?;
+        let mut q;
+        loop {
+            q = random_prime::<N>(e, rounds, rng)?;
+            // |p - q| >> (64N - 100) != 0, decided without a branch on the primes.
+            let (d, borrow) = sub(&p, &q);
+            let neg = sub(&[0; N], &d).0;
+            let abs = select(super::ct_mask(borrow), &neg, &d);
+            let shift = 64 * N - 100;
+            let high = abs[shift / 64] >> (shift % 64)
+                | abs[shift / 64 + 1..].iter().fold(0u64, |a, l| a | l);
+            if high != 0 {
+                break;
+            }
+        }
+        // Top two bits set in both primes: the product has exactly 128N bits.
+        let key = RsaKey::from_primes(&p, &q, e);
+        p.zeroize();
+        q.zeroize();
+        match key {
+            Some(key) if !key.d_exceeds_half() => continue,
+            key => return key,
         }
     }
-    // Top two bits set in both primes: the product has exactly 128N bits.
-    let key = RsaKey::from_primes(&p, &q, e);
-    p.zeroize();
-    q.zeroize();
-    key
 }
 
 #[cfg(test)]
@@ -682,10 +702,11 @@ mod tests {
             assert_eq!(n.bits(), bits);
         }
         assert!(rsa_keygen(1536, 65537, &mut Drbg::new(b"seed")).is_none());
-        // A composite exponent: candidates with gcd(p - 1, e) != 1, which the sieve's
-        // 1-mod-e class does not all catch, are passed over rather than failing the key.
+        // A composite exponent (which rsa_keygen refuses; the search keeps its gcd check as a
+        // second line): candidates with gcd(p - 1, e) != 1, which the sieve's 1-mod-e class
+        // does not all catch, are passed over.
         for seed in [&b"e15-a"[..], b"e15-b", b"e15-c"] {
-            let k = rsa_keygen(1024, 15, &mut Drbg::new(seed)).expect("key with e = 15");
+            let k = keypair::<8>(15, 7, &mut Drbg::new(seed)).expect("key with e = 15");
             let n = BigUint::from_bytes_be(k.n());
             let p = BigUint::from_bytes_be(&k.p_bytes());
             for f in [p.clone(), &n / &p] {
@@ -697,5 +718,44 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// FIPS 186-5's 2^16 < e (odd) and the reference's prime e: the exponents key generation
+    /// takes, and that it refuses the others rather than searching.
+    #[test]
+    fn exponent_range() {
+        let cases = [
+            (0u32, false),
+            (1, false),
+            (3, false),
+            (17, false),
+            (257, false),
+            (65535, false),
+            (65536, false),
+            (65537, true),
+            (65538, false),
+            (65539, true),
+            (65541, false), // 3 * 21847
+            (65537 * 65521, false),
+            (0xFFFF_FFFB, true), // the largest 32-bit prime
+            (0xFFFF_FFFD, false),
+            (0xFFFF_FFFF, false),
+        ];
+        for (e, allowed) in cases {
+            assert_eq!(exponent_allowed(e), allowed, "e = {e}");
+            if !allowed {
+                assert!(
+                    rsa_keygen(1024, e, &mut Drbg::new(b"seed")).is_none(),
+                    "e = {e}"
+                );
+            }
+        }
+        let k = rsa_keygen(1024, 65539, &mut Drbg::new(b"seed")).expect("key with e = 65539");
+        let n = BigUint::from_bytes_be(k.n());
+        let p = BigUint::from_bytes_be(&k.p_bytes());
+        rsa::RsaPrivateKey::from_p_q(p.clone(), &n / &p, BigUint::from(65539u32))
+            .unwrap()
+            .validate()
+            .unwrap();
     }
 }

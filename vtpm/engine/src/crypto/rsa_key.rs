@@ -302,6 +302,55 @@ fn crt_exponent<const N: usize>(p: &[u64; N], e: u32) -> ([u64; N], bool) {
     (d, (ok | rem) == 0)
 }
 
+/// Whether d = e^-1 mod lcm(p - 1, q - 1) exceeds 2^(64N) = 2^(nlen/2), as FIPS 186-5 A.1.1
+/// requires of a generated key, decided from dp = d mod (p - 1) and dq = d mod (q - 1) alone
+/// (the engine never forms d: that takes a gcd and an inverse modulo an even number, variable-
+/// time bignum code on secrets) in constant time: only the verdict shows.
+///
+/// Why two candidates each suffice: p and q have their top bit set, so p - 1 and q - 1 are at
+/// least 2^(64N - 1) and a d <= 2^(64N) is dp + j (p - 1) and dq + k (q - 1) with j, k in
+/// {0, 1}. Conversely a c <= 2^(64N) congruent to dp and to dq is an inverse of e modulo both,
+/// hence modulo their lcm, and d = c mod lcm <= c. So d is small exactly when dp or
+/// dp + (p - 1) is at most 2^(64N) and equals dq or dq + (q - 1).
+fn d_exceeds_half<const N: usize>(
+    p: &[u64; N],
+    dp: &[u64; N],
+    q: &[u64; N],
+    dq: &[u64; N],
+) -> bool {
+    use subtle::ConstantTimeEq;
+    // a + b over N + 1 limbs (N <= 16); limbs above N stay zero.
+    fn wide_add<const N: usize>(a: &[u64; N], b: &[u64; N]) -> [u64; 17] {
+        let mut out = [0u64; 17];
+        let mut carry = 0u64;
+        for i in 0..N {
+            (out[i], carry) = adc(a[i], b[i], carry);
+        }
+        out[N] = carry;
+        out
+    }
+    let mut pm1 = *p;
+    pm1[0] &= !1; // p odd: p - 1
+    let mut qm1 = *q;
+    qm1[0] &= !1;
+    let zero = [0u64; N];
+    let mut cp = [wide_add(dp, &zero), wide_add(dp, &pm1)];
+    let mut cq = [wide_add(dq, &zero), wide_add(dq, &qm1)];
+    let mut small = subtle::Choice::from(0);
+    for c in &cp {
+        // c <= 2^(64N): nothing at or above limb N, or exactly limb N = 1 over zeros.
+        let low = c[..N].iter().fold(0u64, |a, l| a | l);
+        let at_most = c[N].ct_eq(&0) | (c[N].ct_eq(&1) & low.ct_eq(&0));
+        let same = c[..].ct_eq(&cq[0][..]) | c[..].ct_eq(&cq[1][..]);
+        small |= at_most & same;
+    }
+    pm1.zeroize();
+    qm1.zeroize();
+    cp.as_flattened_mut().zeroize();
+    cq.as_flattened_mut().zeroize();
+    !bool::from(small)
+}
+
 /// Euler's totient of the public exponent (trial division: public work).
 fn euler_phi(e: u32) -> u32 {
     let (mut n, mut phi) = (e, e);
@@ -427,6 +476,11 @@ impl<const N: usize> Crt<N> {
             .flat_map(|l| l.to_be_bytes())
             .collect()
     }
+
+    /// d > 2^(nlen/2) (see `d_exceeds_half`).
+    fn d_exceeds_half(&self) -> bool {
+        d_exceeds_half(&self.p.mont.m, &self.p.d, &self.q.mont.m, &self.q.d)
+    }
 }
 
 impl<const N: usize> Drop for Crt<N> {
@@ -496,6 +550,14 @@ impl RsaKey {
             128 => Crt::<8>::from_n_p(n, p, e).map(|k| RsaKey(Inner::R1024(k))),
             256 => Crt::<16>::from_n_p(n, p, e).map(|k| RsaKey(Inner::R2048(k))),
             _ => None,
+        }
+    }
+    /// Whether the private exponent d = e^-1 mod lcm(p - 1, q - 1) exceeds 2^(nlen/2) (FIPS
+    /// 186-5 A.1.1; key generation draws new primes otherwise), decided in constant time.
+    pub(crate) fn d_exceeds_half(&self) -> bool {
+        match &self.0 {
+            Inner::R1024(k) => k.d_exceeds_half(),
+            Inner::R2048(k) => k.d_exceeds_half(),
         }
     }
     /// Modulus size in bytes (k).
@@ -640,6 +702,66 @@ mod tests {
                 "same operation from either prime"
             );
         }
+    }
+
+    /// BigUint into N little-endian limbs (it must fit).
+    fn limbs<const N: usize>(x: &BigUint) -> [u64; N] {
+        let mut l = [0u64; N];
+        be_to_limbs(&x.to_bytes_be(), &mut l);
+        l
+    }
+
+    /// The d > 2^(nlen/2) verdict, taken from d's residues modulo p - 1 and q - 1 as the key
+    /// holds them, against d itself: values below, at and just above the bound, around p - 1,
+    /// well above it, and random ones on either side; for 1024- and 2048-bit keys.
+    fn check_d_bound<const N: usize>(rounds: usize, rng: &mut Drbg) {
+        use super::super::prime::random_prime;
+        let p = random_prime::<N>(65537, rounds, rng).unwrap();
+        let q = random_prime::<N>(65537, rounds, rng).unwrap();
+        let one = BigUint::from(1u32);
+        let pm1 = BigUint::from_bytes_be(&limbs_be(&p)) - &one;
+        let qm1 = BigUint::from_bytes_be(&limbs_be(&q)) - &one;
+        let half = &one << (64 * N);
+        let mut cases = alloc::vec![
+            (one.clone(), false),
+            (BigUint::from(65537u32), false),
+            (&pm1 - &one, false),
+            (&pm1 + &one, false),
+            (&qm1 + &qm1 - &one, &qm1 + &qm1 - &one > half),
+            (&half - &one, false),
+            (half.clone(), false),
+            (&half + &one, true),
+            (&half + &pm1, true),
+            (&half * BigUint::from(3u32), true),
+            ((&one << (128 * N - 20)) + &one, true),
+        ];
+        for _ in 0..8 {
+            let mut b = alloc::vec![0u8; 8 * N];
+            rng.fill_bytes(&mut b);
+            let r = BigUint::from_bytes_be(&b);
+            cases.push((r.clone(), false));
+            cases.push((&half + &r, true));
+        }
+        for (d, exceeds) in cases {
+            let dp = limbs::<N>(&(&d % &pm1));
+            let dq = limbs::<N>(&(&d % &qm1));
+            assert_eq!(
+                d_exceeds_half(&p, &dp, &q, &dq),
+                exceeds,
+                "{} bits, d = {d}",
+                128 * N
+            );
+        }
+    }
+
+    #[test]
+    fn d_bound_matches_d() {
+        let mut rng = Drbg::new(b"d-bound");
+        check_d_bound::<8>(7, &mut rng);
+        check_d_bound::<16>(5, &mut rng);
+        // A generated key's own dp and dq: d is about 2^(nlen - 1) / gcd(p - 1, q - 1).
+        let key = super::super::prime::rsa_keygen(1024, 65537, &mut rng).unwrap();
+        assert!(key.d_exceeds_half());
     }
 
     #[test]
