@@ -430,6 +430,46 @@ pub mod hostile {
         status
     }
 
+    /// Issues one hypercall with every general register the compiler lets it name (RCX, RSI,
+    /// RDI, R8–R15) loaded with a known value, and returns (`RAX`, `RDX`, a bit mask of the
+    /// registers that came back changed: bit 0 RCX, 1 RSI, 2 RDI, 3 R8 … 10 R15). The ABI
+    /// preserves all of them, so the mask must be zero. RBX and RBP are reserved by the compiler
+    /// and cannot be named; a hypervisor clobbering them would crash this domain instead.
+    pub fn hypercall_watched(call: crate::HypercallArgs, fill: u64) -> (u64, u64, u16) {
+        let [a0, a1, a2, a3, a4] = call.args;
+        // The values loaded: the arguments where the ABI reads them, `fill` patterns elsewhere.
+        let sent = [fill, a1, a0, a4, fill ^ 9, a3, fill ^ 11, fill ^ 12, fill ^ 13, fill ^ 14, fill ^ 15];
+        let mut got = sent;
+        let (status, value): (u64, u64);
+        super::HYPERCALLS.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+        // SAFETY: VMMCALL is intercepted by the hypervisor, which by the ABI preserves every
+        // register but RAX and RDX; all named registers are declared in-out so that a hypervisor
+        // breaking that rule is observed, not miscompiled around. Not `nomem`: the hypervisor
+        // may write memory the arguments name.
+        unsafe {
+            core::arch::asm!(
+                "vmmcall",
+                inlateout("rax") call.call => status,
+                inlateout("rdx") a2 => value,
+                inout("rcx") got[0],
+                inout("rsi") got[1],
+                inout("rdi") got[2],
+                inout("r8") got[3],
+                inout("r9") got[4],
+                inout("r10") got[5],
+                inout("r11") got[6],
+                inout("r12") got[7],
+                inout("r13") got[8],
+                inout("r14") got[9],
+                inout("r15") got[10],
+                options(nostack),
+            );
+        }
+        let changed =
+            sent.iter().zip(&got).enumerate().fold(0u16, |m, (i, (s, g))| if s == g { m } else { m | 1 << i });
+        (status, value, changed)
+    }
+
     /// CPUID with an operand-size prefix (`66 0F A2`).
     pub fn prefixed_cpuid() {
         // SAFETY: CPUID is intercepted by the hypervisor; see the module docs.

@@ -4,6 +4,7 @@
 mod attest;
 mod setup;
 mod size;
+mod soak;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
@@ -53,6 +54,18 @@ enum Cmd {
         #[arg(last = true)]
         args: Vec<String>,
     },
+    /// A long randomized run: `hostile` drives the model-checking hostile domain (1,000,000 calls
+    /// by default; CI's `hostile` scenario makes 100,000) and prints its answer histogram.
+    Soak {
+        /// What to soak: only `hostile` exists.
+        name: String,
+        /// How many random hypercalls.
+        #[arg(long, default_value_t = 1_000_000)]
+        calls: u64,
+        /// The seed of the domain's random generator (the scenario uses 1).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
     /// Run a benchmark (`warden-NAME-bench`), printing figures beside their references.
     Bench {
         /// Which benchmark: hypercall, policy, vtpm, ipc, ...
@@ -75,6 +88,10 @@ fn main() {
         Cmd::Size => size::report(),
         Cmd::Attest(args) => setup::ensure().and_then(|()| build()).and_then(|()| attest::attest(&args)),
         Cmd::Test { args } => setup::ensure().and_then(|()| test(&args)),
+        Cmd::Soak { name, calls, seed } => setup::ensure().and_then(|()| build()).and_then(|()| match name.as_str() {
+            "hostile" => soak::hostile(calls, seed),
+            other => Err(anyhow::anyhow!("no soak named '{other}' (there is: hostile)")),
+        }),
         Cmd::Bench { name, args } => setup::ensure().and_then(|()| bench(&name, &args)),
     };
     if let Err(e) = result {
