@@ -147,7 +147,7 @@ pub(crate) fn run_domains(boot: &BootInfo) {
             },
         );
         if !dom.refused {
-            match mac.admit(i as u32, &dom) {
+            match mac.admit(i as u32, &dom, spec.category) {
                 ipc::Admission::Run => sched.set_state(id, State::Runnable),
                 ipc::Admission::BehindWall => {}
                 ipc::Admission::Refused => dom.refused = true,
