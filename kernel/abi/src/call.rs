@@ -49,11 +49,6 @@ impl Call {
     }
 }
 
-/// `RAX` value of a VMMCALL that the hypervisor's exit path answers by skipping the instruction,
-/// before any decoding or dispatch (RAX is left unchanged). It exists to measure the bare cost
-/// of a VMMCALL exit next to a real hypercall; it is not a call and does nothing.
-pub const BARE_EXIT: u64 = u64::MAX;
-
 /// Result codes (the value in `RAX` after the call).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u64)]
@@ -69,6 +64,9 @@ pub enum Status {
     InvalidArgument = 4,
     /// The MAC policy refused the call.
     Denied = 5,
+    /// The call was made outside CPL 0: only a domain's kernel may make hypercalls (ring-3 code
+    /// inside a domain is refused before any decoding, as in Xen).
+    NotKernel = 6,
 }
 
 impl Status {
@@ -80,6 +78,7 @@ impl Status {
             3 => Status::BadLength,
             4 => Status::InvalidArgument,
             5 => Status::Denied,
+            6 => Status::NotKernel,
             _ => return None,
         })
     }
@@ -92,6 +91,7 @@ impl Status {
             Status::BadLength => "bad length",
             Status::InvalidArgument => "invalid argument",
             Status::Denied => "denied",
+            Status::NotKernel => "not kernel mode",
         }
     }
 }
@@ -170,10 +170,10 @@ mod tests {
 
     #[test]
     fn status_codes_round_trip() {
-        for raw in 0..6 {
+        for raw in 0..7 {
             assert_eq!(Status::from_raw(raw).map(|s| s as u64), Some(raw));
         }
-        assert_eq!(Status::from_raw(6), None);
+        assert_eq!(Status::from_raw(7), None);
     }
 
     #[test]

@@ -61,11 +61,42 @@ fn shutdown_now(reason: ShutdownReason) -> ! {
     }
 }
 
+/// Executes CPUID (intercepted: the hypervisor answers with its filtered view).
+pub fn cpuid(leaf: u32) -> [u32; 4] {
+    let r = core::arch::x86_64::__cpuid(leaf);
+    [r.eax, r.ebx, r.ecx, r.edx]
+}
+
 /// Reads the time-stamp counter (not intercepted; under `-icount` it counts instructions).
 pub fn rdtsc() -> u64 {
     // SAFETY: RDTSC has no side effects and is allowed at CPL 0 (the hypervisor never sets
     // CR4.TSD for domains).
     unsafe { core::arch::x86_64::_rdtsc() }
+}
+
+/// A 64-bit random number from the CPU's RDRAND, or `None` if the CPU has no RDRAND (CPUID
+/// leaf 1 ECX bit 30, which the hypervisor passes through) or it failed ten times in a row
+/// (Intel's recommended retry count).
+pub fn rdrand64() -> Option<u64> {
+    // SAFETY: CPUID is always available in 64-bit mode; leaf 1 exists on every x86_64 CPU.
+    #[allow(unused_unsafe)]
+    let leaf1 = unsafe { core::arch::x86_64::__cpuid(1) };
+    if leaf1.ecx & (1 << 30) == 0 {
+        return None;
+    }
+    for _ in 0..10 {
+        let value: u64;
+        let ok: u8;
+        // SAFETY: the CPU implements RDRAND (checked above); it writes only the two named
+        // registers and the flags, and touches no memory.
+        unsafe {
+            core::arch::asm!("rdrand {v}", "setc {ok}", v = out(reg) value, ok = out(reg_byte) ok, options(nomem, nostack));
+        }
+        if ok == 1 {
+            return Some(value);
+        }
+    }
+    None
 }
 
 /// The body of the domain's entry point, `_start`, which [`domain_entry!`] defines in the
@@ -310,5 +341,100 @@ pub mod hostile {
     pub fn out_u8(port: u16, value: u8) {
         // SAFETY: port I/O is intercepted by the hypervisor; see the module docs.
         unsafe { core::arch::asm!("out dx, al", in("dx") port, in("al") value, options(nostack)) }
+    }
+
+    /// Reads CR0.
+    pub fn read_cr0() -> u64 {
+        let v: u64;
+        // SAFETY: reading CR0 has no side effects at CPL 0.
+        unsafe { core::arch::asm!("mov {}, cr0", out(reg) v, options(nostack, nomem)) };
+        v
+    }
+
+    /// Writes CR0 (intercepted: the hypervisor applies or refuses it).
+    pub fn write_cr0(v: u64) {
+        // SAFETY: intercepted by the hypervisor; see the module docs.
+        unsafe { core::arch::asm!("mov cr0, {}", in(reg) v, options(nostack)) }
+    }
+
+    /// Reads CR4.
+    pub fn read_cr4() -> u64 {
+        let v: u64;
+        // SAFETY: reading CR4 has no side effects at CPL 0.
+        unsafe { core::arch::asm!("mov {}, cr4", out(reg) v, options(nostack, nomem)) };
+        v
+    }
+
+    /// Writes CR4 through R9 (intercepted; R9 needs a REX prefix the decoder must handle).
+    pub fn write_cr4(v: u64) {
+        // SAFETY: intercepted by the hypervisor; see the module docs.
+        unsafe { core::arch::asm!("mov cr4, r9", in("r9") v, options(nostack)) }
+    }
+
+    /// CLTS and LMSW (the other two CR0 writes), with `msw` for LMSW.
+    pub fn clts_lmsw(msw: u16) {
+        // SAFETY: intercepted by the hypervisor; see the module docs.
+        unsafe { core::arch::asm!("clts", "lmsw {0:x}", in(reg) msw, options(nostack)) }
+    }
+
+    /// Sets RFLAGS.TF: a #DB follows the next instruction (intercepted: the domain is stopped).
+    pub fn single_step() {
+        // SAFETY: the trap is intercepted by the hypervisor; see the module docs.
+        unsafe { core::arch::asm!("pushfq", "or qword ptr [rsp], 0x100", "popfq", "nop", "nop") }
+    }
+
+    /// Loads the GDT at `gdt` (5 entries: null, kernel code/data, user data 0x18, user code 0x20)
+    /// and the page tables at `pml4` (which must map this code and everything user-accessible),
+    /// drops to CPL 3 and asks for `shutdown(done)` there. The answer is reported by reading
+    /// guest-physical `0xdead_0000 + status`, which is unbacked: the domain is stopped with that
+    /// address in its diagnostic. Never returns.
+    pub fn ring3_shutdown(gdt: u64, pml4: u64) -> ! {
+        let mut gdtr = [0u8; 10];
+        gdtr[..2].copy_from_slice(&(5u16 * 8 - 1).to_le_bytes());
+        gdtr[2..].copy_from_slice(&gdt.to_le_bytes());
+        // SAFETY: deliberately leaves Rust's model (see the module docs): the caller's tables
+        // and GDT stay valid because they are never freed (the function does not return).
+        unsafe {
+            core::arch::asm!(
+                "lgdt [{gdtr}]",
+                "mov cr3, {pml4}",
+                "mov rcx, rsp",
+                "push 0x1b",
+                "push rcx",
+                "push 0x2",
+                "push 0x23",
+                "lea rcx, [rip + 2f]",
+                "push rcx",
+                "iretq",
+                "2:",
+                "mov eax, 5",
+                "xor edi, edi",
+                "vmmcall",
+                "mov edi, 0xdead0000",
+                "add rdi, rax",
+                "mov rax, [rdi]",
+                "ud2",
+                gdtr = in(reg) gdtr.as_ptr(),
+                pml4 = in(reg) pml4,
+                options(noreturn),
+            )
+        }
+    }
+
+    /// A null hypercall with a DS prefix (`3E 0F 01 D9`): four bytes where a plain VMMCALL is
+    /// three; the hypervisor must not resume on its last byte.
+    pub fn prefixed_vmmcall() -> u64 {
+        let status: u64;
+        // SAFETY: VMMCALL is intercepted by the hypervisor; see the module docs.
+        unsafe { core::arch::asm!(".byte 0x3e, 0x0f, 0x01, 0xd9", inlateout("rax") 0u64 => status, out("rdx") _, options(nostack)) };
+        status
+    }
+
+    /// CPUID with an operand-size prefix (`66 0F A2`).
+    pub fn prefixed_cpuid() {
+        // SAFETY: CPUID is intercepted by the hypervisor; see the module docs.
+        unsafe {
+            core::arch::asm!(".byte 0x66, 0x0f, 0xa2", inout("eax") 0 => _, out("ecx") _, out("edx") _, options(nostack));
+        }
     }
 }

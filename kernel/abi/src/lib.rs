@@ -25,12 +25,14 @@ mod start_info;
 pub mod ipc;
 // Domain lifecycle and host management (issue 11).
 pub mod lifecycle;
+// vTPM calls and the frontend protocol (issue 12).
+pub mod vtpm;
 
 #[cfg(feature = "guest")]
 #[allow(unsafe_code)]
 pub mod guest;
 
-pub use call::{BARE_EXIT, BlockWake, Call, HypercallArgs, ShutdownReason, Status};
+pub use call::{BlockWake, Call, HypercallArgs, ShutdownReason, Status};
 pub use heap::bump;
 pub use start_info::{DomainInfo, NAME_LEN, ARGS_LEN, START_INFO_MAGIC, StartInfo, fixed_str, to_fixed};
 

@@ -42,8 +42,10 @@ pub enum LifecycleCall {
     /// [`LifecycleError::WallConflict`]). Allocates the memory. Value: the new domain id; the
     /// domain is in [`DomainState::Building`].
     DomainCreate = 34,
-    /// `RDI` = domain id, `RSI` = address of an ELF64 image in the caller's memory, `RDX` =
-    /// its length (at most [`IMAGE_MAX`]). Checks `domain { build }` caller -> domain. Loads the
+    /// `RDI` = domain id, `RSI` = address of an ELF64 image in the caller's memory (or its
+    /// boot-image window), `RDX` = its length (at most [`IMAGE_MAX`]), `R10`/`R8` = address and
+    /// length of an argument string replacing the create request's (length 0: keep it; at most
+    /// `ARGS_LEN - 1` bytes of UTF-8). Checks `domain { build }` caller -> domain. Loads the
     /// image with the strict ELF loader, sets the start state and measures the domain (see
     /// `docs/domains.md`). Only once per domain, while it is `Building`.
     DomainBuild = 35,

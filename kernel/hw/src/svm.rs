@@ -82,13 +82,35 @@ pub struct GuestRegs {
     pub r15: u64,
 }
 
+/// The Indirect Branch Prediction Barrier where the CPU offers it (CPUID 8000_0008 EBX[12]): a
+/// zero-sized proof of support, so that the MSR write cannot fault.
+#[derive(Debug, Clone, Copy)]
+pub struct Ibpb(());
+
+impl Ibpb {
+    pub fn probe() -> Option<Ibpb> {
+        let has = crate::cpu::cpuid(0x8000_0000, 0).eax >= 0x8000_0008
+            && crate::cpu::cpuid(0x8000_0008, 0).ebx & (1 << 12) != 0;
+        has.then_some(Ibpb(()))
+    }
+
+    /// Branch predictions trained before this point no longer steer indirect branches after it.
+    pub fn barrier(self) {
+        // SAFETY: PRED_CMD (0x49) exists on this CPU (the token proves CPUID offers IBPB);
+        // writing bit 0 only flushes branch predictors.
+        unsafe { wrmsr(0x49, 1) }
+    }
+}
+
 /// Runs the guest of the VMCB at `vmcb_pa` until its next #VMEXIT.
 ///
 /// `host_save_pa` is a frame for the host's VMSAVE state (FS, GS, TR, LDTR, syscall MSRs).
 /// Interrupts are enabled only while the guest runs (so a physical interrupt reaches the INTR
 /// intercept) and for one instruction after the exit, when a pending interrupt is delivered to
-/// the host's IDT; the function returns with interrupts disabled.
-pub fn run(vmcb_pa: u64, host_save_pa: u64, regs: &mut GuestRegs) -> Result<(), SvmError> {
+/// the host's IDT; the function returns with interrupts disabled. With `rsb_fill` the return
+/// stack buffer is overwritten with 32 harmless entries right after the exit, before the host
+/// executes any `ret`, so return predictions the guest trained cannot steer the host.
+pub fn run(vmcb_pa: u64, host_save_pa: u64, regs: &mut GuestRegs, rsb_fill: bool) -> Result<(), SvmError> {
     check_frame(vmcb_pa)?;
     check_frame(host_save_pa)?;
     // What makes running the guest harmless to the host: nested paging on (the guest reaches
@@ -115,6 +137,7 @@ pub fn run(vmcb_pa: u64, host_save_pa: u64, regs: &mut GuestRegs) -> Result<(), 
     // caller mapped for it; registers and host state are preserved as described above.
     unsafe {
         core::arch::asm!(
+            "push rdx",             // [rsp+40] rsb_fill
             "push rbp",
             "push rbx",
             "push rdi",             // [rsp+16] regs pointer
@@ -160,6 +183,22 @@ pub fn run(vmcb_pa: u64, host_save_pa: u64, regs: &mut GuestRegs) -> Result<(), 
             "mov [rdi + 104], r15",
             "pop rbx",
             "mov [rdi + 32], rbx",
+            // Every guest register is saved: fill the RSB (16 x two calls whose returns are
+            // never taken; the int3s only stop speculation), then drop the 32 return addresses.
+            "cmp qword ptr [rsp + 40], 0",
+            "je 5f",
+            "mov ecx, 16",
+            "2:",
+            "call 3f",
+            "int3",
+            "3:",
+            "call 4f",
+            "int3",
+            "4:",
+            "dec ecx",
+            "jnz 2b",
+            "add rsp, 256",
+            "5:",
             "mov rax, [rsp]",
             "vmsave rax",
             "mov rax, [rsp + 8]",
@@ -167,6 +206,7 @@ pub fn run(vmcb_pa: u64, host_save_pa: u64, regs: &mut GuestRegs) -> Result<(), 
             "add rsp, 24",
             "pop rbx",
             "pop rbp",
+            "add rsp, 8",           // rsb_fill
             // A physical interrupt that caused the exit is delivered to the host IDT here.
             "stgi",
             "nop",
@@ -174,7 +214,8 @@ pub fn run(vmcb_pa: u64, host_save_pa: u64, regs: &mut GuestRegs) -> Result<(), 
             inout("rax") vmcb_pa => _,
             inout("rsi") host_save_pa => _,
             inout("rdi") regs as *mut GuestRegs => _,
-            lateout("rcx") _, lateout("rdx") _,
+            inout("rdx") u64::from(rsb_fill) => _,
+            lateout("rcx") _,
             lateout("r8") _, lateout("r9") _, lateout("r10") _, lateout("r11") _,
             lateout("r12") _, lateout("r13") _, lateout("r14") _, lateout("r15") _,
         );

@@ -11,6 +11,8 @@ pub(crate) struct SvmInfo {
     pub(crate) asids: u32,
     /// Nested paging.
     pub(crate) nested_paging: bool,
+    /// NRIP save: the VMCB's next-RIP field is filled on instruction intercepts (EDX[3]).
+    pub(crate) nrip: bool,
 }
 
 /// SVM details, or `None` when the CPU does not offer SVM.
@@ -19,7 +21,7 @@ pub(crate) fn svm() -> Option<SvmInfo> {
         return None;
     }
     let r = cpuid(0x8000_000a, 0);
-    Some(SvmInfo { revision: r.eax & 0xff, asids: r.ebx, nested_paging: r.edx & 1 != 0 })
+    Some(SvmInfo { revision: r.eax & 0xff, asids: r.ebx, nested_paging: r.edx & 1 != 0, nrip: r.edx & (1 << 3) != 0 })
 }
 
 pub(crate) fn print_banner() {

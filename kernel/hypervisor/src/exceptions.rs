@@ -1,4 +1,5 @@
-//! Exception and interrupt dispatch: external interrupts go to their handler; any CPU exception in
+//! Exception and interrupt dispatch: external interrupts go to their handler; an NMI (a watchdog,
+//! a platform event, the monitor's `nmi`) is counted and survived; any other CPU exception in
 //! the hypervisor is fatal and reported (vector, error code, RIP, CR2, registers, call chain)
 //! before QEMU is told to exit with a distinct code. Never a silent triple fault.
 
@@ -26,9 +27,18 @@ pub(crate) fn set_irq_handler(handler: fn(u8)) {
     IRQ_HANDLER.call_once(|| handler);
 }
 
+/// NMIs taken by the hypervisor (reported with the scheduler's counters).
+pub(crate) static NMIS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
 /// The dispatcher every IDT stub calls.
 pub(crate) fn handle(frame: &mut ExceptionFrame) {
     let vector = frame.vector;
+    if vector == 2 {
+        // Not fatal: it says nothing about the hypervisor's state. Nothing is printed here (the
+        // NMI may have interrupted the console's owner); it runs on its own IST stack.
+        NMIS.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+        return;
+    }
     if vector >= 32 {
         if let Some(h) = IRQ_HANDLER.get() {
             h(vector as u8);

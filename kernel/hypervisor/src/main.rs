@@ -28,6 +28,8 @@ mod platform_tpm;
 mod selftest;
 #[cfg(target_os = "none")]
 mod svm;
+#[cfg(target_os = "none")]
+mod tpm_bench;
 
 #[cfg(target_os = "none")]
 warden_hw::entry_point!(kmain);
@@ -77,9 +79,18 @@ fn kmain(magic: u32, info: u32) -> ! {
     selftest::run_requested_fault(&cmdline);
     platform_tpm::probe(&cmdline);
     measure::measured_launch(&boot, &cmdline);
+    tpm_bench::run(&cmdline);
 
     println!("boot: complete");
-    svm::run_domains(&boot);
+    let end_when_done = match cmdline.value("end_when") {
+        None => false,
+        Some("domains-done") => true,
+        Some(other) => {
+            println!("boot: FATAL: end_when={other}: the only value is domains-done");
+            exit(ExitCode::Failure);
+        }
+    };
+    svm::run_domains(&boot, end_when_done);
     selftest::hold_if_requested(&cmdline);
     if boot.modules.is_empty() {
         println!("warden: no domains to run; shutting down");

@@ -14,7 +14,7 @@ use warden_core::mem::PhysMem;
 use warden_core::multiboot::{BootInfo, Module};
 use warden_core::tis::{Tis, TisError, TisRegs};
 use warden_hw::debug_exit::{ExitCode, exit};
-use warden_tpm::eventlog::{EventLogWriter, LogError, Tag, WARDEN_PCRS};
+use warden_tpm::eventlog::{EventLogWriter, LogError, Tag, WARDEN_PCRS, component_parts};
 use warden_tpm::{Banks, DigestSet, MultiHasher, PcrSelection, Tpm, Transport};
 
 /// The locality measured launch uses: PCRs 20–22 can be reset and extended from it, never from
@@ -62,7 +62,7 @@ impl From<LogError> for MeasureError {
 }
 
 /// The TIS driver as a `warden-tpm` transport.
-struct TisTransport<'a, R: TisRegs>(&'a mut Tis<R>);
+pub(crate) struct TisTransport<'a, R: TisRegs>(pub(crate) &'a mut Tis<R>);
 
 impl<R: TisRegs> Transport for TisTransport<'_, R> {
     type Error = TisError;
@@ -102,9 +102,13 @@ fn classify(m: &Module, index: usize) -> (Tag, String) {
     }
 }
 
-/// Hashes a module's bytes in every bank, reading physical memory piecewise.
-fn hash_module(mem: &impl PhysMem, m: &Module, banks: Banks) -> DigestSet {
+/// Hashes a module's name and bytes (`eventlog::component_parts`) in every bank, reading
+/// physical memory piecewise.
+fn hash_module(mem: &impl PhysMem, m: &Module, name: &str, banks: Banks) -> DigestSet {
     let mut h = MultiHasher::new(banks);
+    for part in &component_parts(name, &[])[..2] {
+        h.update(part);
+    }
     let mut chunk = [0u8; 4096];
     let mut at = m.start;
     while at < m.end {
@@ -220,17 +224,17 @@ fn run<R: TisRegs>(
         })
         .collect();
     for (_, m, tag, name) in modules.iter().filter(|(_, _, t, _)| *t == Tag::Policy) {
-        measure(&mut tpm, *tag, name, hash_module(&mem, m, banks))?;
+        measure(&mut tpm, *tag, name, hash_module(&mem, m, name, banks))?;
     }
     let line = measured_cmdline(cmdline);
     measure(
         &mut tpm,
         Tag::CommandLine,
         "cmdline",
-        DigestSet::of(banks, line.as_bytes()),
+        DigestSet::of_parts(banks, &component_parts("cmdline", line.as_bytes())),
     )?;
     for (_, m, tag, name) in modules.iter().filter(|(_, _, t, _)| *t != Tag::Policy) {
-        measure(&mut tpm, *tag, name, hash_module(&mem, m, banks))?;
+        measure(&mut tpm, *tag, name, hash_module(&mem, m, name, banks))?;
     }
     for pcr in WARDEN_PCRS {
         let d = log.append_separator(pcr)?;

@@ -17,7 +17,7 @@
 //! | 6 | 2 | record length ([`RECORD_LEN`]) |
 //! | 8 | 4 | records that follow |
 //! | 12 | 4 | reserved, 0 |
-//! | 16 | 8 | records dropped since boot (overwritten before anyone read them) |
+//! | 16 | 8 | records from the read's `from_seq` on that were dropped before this reader got them |
 //! | 24 | 8 | next sequence number the ring will assign |
 //!
 //! Record ([`RECORD_LEN`] = 96 bytes):
@@ -43,7 +43,7 @@ use core::fmt;
 
 use warden_policy::{Class, PermSet, Policy, TypeId};
 
-use crate::DomId;
+use crate::{DomId, MAX_DOMAINS};
 
 pub const HEADER_LEN: usize = warden_abi::ipc::AUDIT_HEADER_LEN;
 pub const RECORD_LEN: usize = warden_abi::ipc::AUDIT_RECORD_LEN;
@@ -386,11 +386,17 @@ impl fmt::Write for Sink {
     }
 }
 
-/// The ring of the last `N` audited decisions.
+/// The last audited decisions, `N` records in all, partitioned by the domain that caused them:
+/// each of `min(N, MAX_DOMAINS)` partitions holds `N / partitions` records, and a full partition
+/// overwrites its own oldest (counted as dropped). One domain's flood of denials therefore never
+/// pushes out another domain's records (issue 16, finding 4). Sequence numbers are global;
+/// readers see records in sequence order.
 #[derive(Debug, Clone)]
 pub struct AuditRing<const N: usize> {
     recs: [Option<Record>; N],
-    /// Next sequence number; record `seq` lives in slot `seq % N`.
+    /// Records ever pushed into each partition (its next slot is `pushed % PART_LEN`).
+    pushed: [u64; MAX_DOMAINS],
+    /// Next sequence number.
     next_seq: u64,
     dropped: u64,
 }
@@ -402,21 +408,26 @@ impl<const N: usize> Default for AuditRing<N> {
 }
 
 impl<const N: usize> AuditRing<N> {
+    const PARTS: usize = if N < MAX_DOMAINS { N } else { MAX_DOMAINS };
+    const PART_LEN: usize = N / Self::PARTS;
+
     #[must_use]
     pub const fn new() -> Self {
-        AuditRing { recs: [None; N], next_seq: 0, dropped: 0 }
+        AuditRing { recs: [None; N], pushed: [0; MAX_DOMAINS], next_seq: 0, dropped: 0 }
     }
 
-    /// Appends a record, assigning its sequence number (returned). A full ring overwrites the
-    /// oldest record and counts it as dropped.
+    /// Appends a record, assigning its sequence number (returned). A full partition overwrites
+    /// its oldest record and counts it as dropped.
     pub fn push(&mut self, mut rec: Record) -> u64 {
         let seq = self.next_seq;
         rec.seq = seq;
-        let slot = (seq % N as u64) as usize;
+        let part = rec.source_dom.0 as usize % Self::PARTS;
+        let slot = part * Self::PART_LEN + (self.pushed[part] % Self::PART_LEN as u64) as usize;
         if self.recs[slot].is_some() {
             self.dropped += 1;
         }
         self.recs[slot] = Some(rec);
+        self.pushed[part] += 1;
         self.next_seq += 1;
         seq
     }
@@ -433,24 +444,34 @@ impl<const N: usize> AuditRing<N> {
         self.next_seq
     }
 
-    /// The oldest sequence number still held.
+    /// The oldest sequence number still held (`next_seq` when empty).
     #[must_use]
-    pub const fn first_seq(&self) -> u64 {
-        self.next_seq.saturating_sub(N as u64)
+    pub fn first_seq(&self) -> u64 {
+        self.oldest_from(0).map_or(self.next_seq, |r| r.seq)
+    }
+
+    /// The held record with the smallest sequence number at or after `seq`.
+    fn oldest_from(&self, seq: u64) -> Option<&Record> {
+        self.recs.iter().flatten().filter(|r| r.seq >= seq).min_by_key(|r| r.seq)
+    }
+
+    /// Records from `from_seq` on that were dropped before this reader got them (what a
+    /// header's `dropped` reports: not the records it already read).
+    #[must_use]
+    pub fn missed_from(&self, from_seq: u64) -> u64 {
+        let held = self.recs.iter().flatten().filter(|r| r.seq >= from_seq).count() as u64;
+        self.next_seq.saturating_sub(from_seq) - held
     }
 
     /// The record with sequence number `seq`, if still held.
     #[must_use]
     pub fn get(&self, seq: u64) -> Option<&Record> {
-        if seq < self.first_seq() || seq >= self.next_seq {
-            return None;
-        }
-        self.recs[(seq % N as u64) as usize].as_ref()
+        self.oldest_from(seq).filter(|r| r.seq == seq)
     }
 
-    /// Records from `from_seq` on (or the oldest held, if that one is gone), oldest first.
+    /// Records from `from_seq` on (skipping any no longer held), oldest first.
     pub fn iter_from(&self, from_seq: u64) -> impl Iterator<Item = &Record> {
-        (from_seq.max(self.first_seq())..self.next_seq).filter_map(|s| self.get(s))
+        core::iter::successors(self.oldest_from(from_seq), |r| self.oldest_from(r.seq + 1))
     }
 
     /// Writes a header and as many whole records from `from_seq` as fit into `out`; returns
@@ -467,7 +488,8 @@ impl<const N: usize> AuditRing<N> {
             n += 1;
         }
         let count = n as u32;
-        out[..HEADER_LEN].copy_from_slice(&Header { count, dropped: self.dropped, next_seq: self.next_seq }.encode());
+        let dropped = self.missed_from(from_seq);
+        out[..HEADER_LEN].copy_from_slice(&Header { count, dropped, next_seq: self.next_seq }.encode());
         Some(count)
     }
 }

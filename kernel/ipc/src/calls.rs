@@ -154,6 +154,8 @@ pub fn call_name(raw: u64) -> &'static str {
         c.name()
     } else if let Some(c) = warden_abi::lifecycle::LifecycleCall::from_raw(raw) {
         c.name()
+    } else if let Some(c) = warden_abi::vtpm::VtpmCall::from_raw(raw) {
+        c.name()
     } else {
         "unknown"
     }
@@ -227,6 +229,7 @@ mod tests {
         );
         assert_eq!(call_name(IpcCall::GrantMap as u64), "grant_map");
         assert_eq!(call_name(Call::ConsoleWrite as u64), "console_write");
+        assert_eq!(call_name(58), "vtpm_connect");
         assert_eq!(call_name(999), "unknown");
     }
 }

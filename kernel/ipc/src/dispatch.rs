@@ -19,7 +19,10 @@ use crate::calls::{IpcError, Request, Target, base_requirement};
 use crate::evtchn::EventChannels;
 use crate::grant::{Access, GrantTable};
 use crate::mac::{Check, Denied, Mac, Object, Subject};
-use crate::DomId;
+use crate::{DomId, MAX_DOMAINS};
+
+/// The label of a domain id that is not running (no policy issues it; audit shows `type#…`).
+pub const NO_DOMAIN: TypeId = TypeId(u32::MAX);
 
 /// What the hypervisor provides to the IPC layer.
 pub trait Platform {
@@ -104,9 +107,13 @@ impl<'p, const A: usize, const W: usize> Ipc<'p, A, W> {
         Ok(Subject { dom: caller, label })
     }
 
+    /// The object a target domain id names. An id in range that is not running is decided as a
+    /// domain of type [`NO_DOMAIN`], on which no policy grants anything: the answer (denied,
+    /// audited) is the one a caller without rights gets for a running domain, so whether a
+    /// domain runs is learnt only through what the policy grants (decide before revealing).
     fn domain(p: &impl Platform, dom: DomId) -> Result<Object, Failure> {
-        let label = p.label(dom).ok_or(IpcError::BadDomain)?;
-        Ok(Object::Domain { dom, label })
+        dom.index(MAX_DOMAINS).ok_or(IpcError::BadDomain)?;
+        Ok(Object::Domain { dom, label: p.label(dom).unwrap_or(NO_DOMAIN) })
     }
 
     fn check(&mut self, p: &impl Platform, hypercall: u64, s: Subject, object: Object, req: crate::calls::Requirement) -> Result<(), Failure> {
@@ -241,7 +248,7 @@ impl<'p, const A: usize, const W: usize> Ipc<'p, A, W> {
             p.write_guest(caller, gpa + off, &r.encode())?;
             n += 1;
         }
-        let h = Header { count: n, dropped: ring.dropped(), next_seq: ring.next_seq() };
+        let h = Header { count: n, dropped: ring.missed_from(from_seq), next_seq: ring.next_seq() };
         p.write_guest(caller, gpa, &h.encode())?;
         Ok(Outcome::Done(u64::from(n)))
     }

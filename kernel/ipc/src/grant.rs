@@ -9,8 +9,9 @@
 //! mapped grants are force-unmapped so that no domain keeps a window into freed memory.
 //!
 //! A [`GrantRef`] carries a generation: revoking an entry bumps it, so a revoked reference is
-//! `StaleRef` forever, even after the slot is offered again. Index 0 with generation 0 never
-//! exists, so a zeroed reference is always an error.
+//! `StaleRef` forever, even after the slot is offered again; a slot whose 65,535 generations are
+//! spent is retired rather than wrapped. Index 0 with generation 0 never exists, so a zeroed
+//! reference is always an error.
 
 use warden_policy::TypeId;
 
@@ -113,6 +114,18 @@ fn dom_index(d: DomId) -> Result<usize, IpcError> {
     d.index(MAX_DOMAINS).ok_or(IpcError::BadDomain)
 }
 
+/// The generation of a slot retired for good: its 65,535 generations are spent, and wrapping
+/// would make ancient references valid again (issue 16, finding 8). Never handed out again.
+const RETIRED: u16 = 0;
+
+/// The generation after a revoke: the next one, or [`RETIRED`] once they are spent.
+const fn next_generation(g: u16) -> u16 {
+    match g.checked_add(1) {
+        Some(n) => n,
+        None => RETIRED,
+    }
+}
+
 /// Checks a map address: page-aligned and inside the grant window.
 ///
 /// # Errors
@@ -140,10 +153,11 @@ impl GrantTable {
     pub fn get(&self, granter: DomId, gref: GrantRef) -> Result<Grant, IpcError> {
         let g = dom_index(granter)?;
         let slot = self.slots[g].get(gref.index()).ok_or(IpcError::BadRef)?;
-        if gref.generation() != slot.generation {
+        if gref.generation() != slot.generation || slot.generation == RETIRED {
             // Generations only grow from 1: a reference from generation 0 or from the future
-            // was never handed out (forged); an older one was revoked (stale).
-            let stale = gref.generation() != 0 && gref.generation() < slot.generation;
+            // was never handed out (forged); an older one, or any of a retired slot, was revoked.
+            let retired = slot.generation == RETIRED;
+            let stale = gref.generation() != 0 && (retired || gref.generation() < slot.generation);
             return Err(if stale { IpcError::StaleRef } else { IpcError::BadRef });
         }
         slot.grant.ok_or(IpcError::BadRef)
@@ -188,7 +202,8 @@ impl GrantTable {
         if granter == grantee {
             return Err(IpcError::SelfPeer);
         }
-        let i = self.slots[g].iter().position(|s| s.grant.is_none()).ok_or(IpcError::NoFreeRef)?;
+        let free = |s: &Slot| s.grant.is_none() && s.generation != RETIRED;
+        let i = self.slots[g].iter().position(free).ok_or(IpcError::NoFreeRef)?;
         let slot = &mut self.slots[g][i];
         slot.grant = Some(Grant { grantee, grantee_label, gfn, access, mapped: None });
         Ok(GrantRef::new(i, slot.generation))
@@ -262,9 +277,7 @@ impl GrantTable {
         let g = dom_index(granter)?;
         let slot = &mut self.slots[g][gref.index()];
         slot.grant = None;
-        // Wrapping past u16::MAX would resurrect ancient references; skipping 0 keeps "0 is
-        // never valid". 65,535 revokes of one slot before reuse is acceptable for this table.
-        slot.generation = slot.generation.checked_add(1).unwrap_or(1);
+        slot.generation = next_generation(slot.generation);
         Ok(())
     }
 
@@ -278,7 +291,7 @@ impl GrantTable {
                 if let Some(m) = g.mapped {
                     unmap(Unmap { grantee: g.grantee, gpa: m.gpa });
                 }
-                slot.generation = slot.generation.checked_add(1).unwrap_or(1);
+                slot.generation = next_generation(slot.generation);
             }
         }
         for row in &mut self.slots {

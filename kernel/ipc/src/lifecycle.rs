@@ -7,7 +7,7 @@
 
 pub use warden_abi::lifecycle::{CreateRequest, LifecycleCall, LifecycleError};
 use warden_abi::lifecycle::{IMAGE_MAX, MAX_MEMORY_MIB, MIN_MEMORY_MIB};
-use warden_abi::{NAME_LEN, Status, fixed_str};
+use warden_abi::{ARGS_LEN, NAME_LEN, Status, fixed_str};
 use warden_policy::{Class, PermSet, perms};
 
 use crate::DomId;
@@ -15,17 +15,47 @@ use crate::DomId;
 /// A decoded lifecycle request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LifecycleRequest {
-    List { gpa: u64, len: u64 },
-    GetInfo { dom: DomId, gpa: u64 },
-    Create { gpa: u64 },
-    Build { dom: DomId, gpa: u64, len: u64 },
-    Transition { dom: DomId, gpa: u64, len: u64 },
-    Unpause { dom: DomId },
-    Pause { dom: DomId },
-    SetPriority { dom: DomId, priority: u8 },
-    Destroy { dom: DomId },
+    List {
+        gpa: u64,
+        len: u64,
+    },
+    GetInfo {
+        dom: DomId,
+        gpa: u64,
+    },
+    Create {
+        gpa: u64,
+    },
+    /// `args_len` 0: the create request's arguments stay.
+    Build {
+        dom: DomId,
+        gpa: u64,
+        len: u64,
+        args_gpa: u64,
+        args_len: u64,
+    },
+    Transition {
+        dom: DomId,
+        gpa: u64,
+        len: u64,
+    },
+    Unpause {
+        dom: DomId,
+    },
+    Pause {
+        dom: DomId,
+    },
+    SetPriority {
+        dom: DomId,
+        priority: u8,
+    },
+    Destroy {
+        dom: DomId,
+    },
     HostShutdown,
-    PhysInfo { gpa: u64 },
+    PhysInfo {
+        gpa: u64,
+    },
 }
 
 /// Why decoding refused the words: the ABI status and, for `InvalidArgument`, the detail.
@@ -73,10 +103,15 @@ impl LifecycleRequest {
                         detail: 0,
                     });
                 }
+                if a[4] >= ARGS_LEN as u64 {
+                    return Err(LifecycleError::BadArgs.into());
+                }
                 LifecycleRequest::Build {
                     dom: dom(a[0])?,
                     gpa: a[1],
                     len: a[2],
+                    args_gpa: a[3],
+                    args_len: a[4],
                 }
             }
             LifecycleCall::DomainTransition => {
@@ -176,6 +211,13 @@ pub fn valid_name(s: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
 }
 
+/// Whether `s` can name a policy type: 1..=31 printable ASCII bytes without spaces (whether
+/// the policy knows it is decided there).
+#[must_use]
+pub fn valid_label(s: &str) -> bool {
+    !s.is_empty() && s.len() < NAME_LEN && s.bytes().all(|b| b.is_ascii_graphic())
+}
+
 /// The text of a NUL-padded field, refusing bytes after the first NUL and non-UTF-8.
 fn strict_field(field: &[u8]) -> Option<&str> {
     let end = field.iter().position(|&b| b == 0).unwrap_or(field.len());
@@ -196,7 +238,7 @@ impl CreateSpec<'_> {
             .filter(|n| valid_name(n))
             .ok_or(LifecycleError::BadName)?;
         let label = strict_field(&r.label)
-            .filter(|l| valid_name(l) && l.len() < NAME_LEN)
+            .filter(|l| valid_label(l))
             .ok_or(LifecycleError::BadLabel)?;
         if !(MIN_MEMORY_MIB..=MAX_MEMORY_MIB).contains(&r.memory_mib) {
             return Err(LifecycleError::BadMemory);
@@ -210,6 +252,49 @@ impl CreateSpec<'_> {
             priority,
             args,
         })
+    }
+}
+
+/// Fuzz entry point (`kernel/ipc/fuzz`, target `lifecycle`): the first byte picks a call, the
+/// next 40 are its five argument words, the rest (zero-padded) a `CreateRequest`. Decoding and
+/// validation give a request or a refusal, never a panic, and what they accept is consistent.
+pub fn fuzz_lifecycle(data: &[u8]) {
+    let Some((&sel, rest)) = data.split_first() else {
+        return;
+    };
+    let call = LifecycleCall::ALL[sel as usize % LifecycleCall::ALL.len()];
+    let mut words = [0u64; 5];
+    for (i, w) in words.iter_mut().enumerate() {
+        let mut b = [0u8; 8];
+        for (j, x) in b.iter_mut().enumerate() {
+            *x = rest.get(i * 8 + j).copied().unwrap_or(0);
+        }
+        *w = u64::from_le_bytes(b);
+    }
+    if let Ok(r) = LifecycleRequest::decode(call, words) {
+        assert_eq!(r.call(), call);
+        if let LifecycleRequest::Build { len, .. } = r {
+            assert!(len <= IMAGE_MAX);
+        }
+    }
+    let mut raw = [0u8; CreateRequest::SIZE];
+    for (i, x) in raw.iter_mut().enumerate() {
+        *x = rest.get(40 + i).copied().unwrap_or(0);
+    }
+    let req = CreateRequest::from_bytes(&raw);
+    if let Ok(spec) = CreateSpec::parse(&req) {
+        assert!(valid_name(spec.name) && valid_label(spec.label));
+        assert!((MIN_MEMORY_MIB..=MAX_MEMORY_MIB).contains(&spec.memory_mib));
+        assert_eq!(
+            CreateRequest::new(
+                spec.name,
+                spec.label,
+                spec.memory_mib,
+                spec.priority.into(),
+                spec.args
+            ),
+            req
+        );
     }
 }
 
@@ -250,7 +335,25 @@ mod tests {
                     dom: DomId(1),
                     gpa: 0x40_0000,
                     len: IMAGE_MAX,
+                    args_gpa: 0,
+                    args_len: 0,
                 }),
+            ),
+            (
+                LifecycleCall::DomainBuild,
+                [1, 0x40_0000, 5, 0x30_0000, ARGS_LEN as u64 - 1],
+                Ok(LifecycleRequest::Build {
+                    dom: DomId(1),
+                    gpa: 0x40_0000,
+                    len: 5,
+                    args_gpa: 0x30_0000,
+                    args_len: ARGS_LEN as u64 - 1,
+                }),
+            ),
+            (
+                LifecycleCall::DomainBuild,
+                [1, 0x40_0000, 5, 0x30_0000, ARGS_LEN as u64],
+                inv(LifecycleError::BadArgs),
             ),
             (
                 LifecycleCall::DomainBuild,
@@ -313,6 +416,46 @@ mod tests {
             assert_eq!(got, *want, "{c:?} {a:x?}");
             if let Ok(r) = got {
                 assert_eq!(r.call(), *c);
+            }
+        }
+    }
+
+    #[test]
+    fn random_words_and_requests_decode_or_are_refused_without_panicking() {
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..50_000 {
+            let call = LifecycleCall::ALL[(next() % LifecycleCall::ALL.len() as u64) as usize];
+            let a = [
+                next() >> (next() % 64),
+                next() >> (next() % 64),
+                next() >> (next() % 64),
+                next(),
+                next(),
+            ];
+            match LifecycleRequest::decode(call, a) {
+                Ok(r) => {
+                    assert_eq!(r.call(), call);
+                    if let LifecycleRequest::Build { len, .. } = r {
+                        assert!(len <= IMAGE_MAX);
+                    }
+                    if let Some(d) = r.target() {
+                        assert_eq!(u64::from(d.0), a[0]);
+                    }
+                }
+                Err(e) => assert!(e.status != Status::Ok),
+            }
+            let mut raw = [0u8; CreateRequest::SIZE];
+            for b in raw.iter_mut() {
+                *b = next() as u8 & if next() % 4 == 0 { 0xff } else { 0x7f };
+            }
+            if let Ok(spec) = CreateSpec::parse(&CreateRequest::from_bytes(&raw)) {
+                assert!(valid_name(spec.name) && valid_label(spec.label));
             }
         }
     }

@@ -25,37 +25,68 @@ fn rec(i: u64) -> Record {
     }
 }
 
+/// A denial of domain `dom`.
+fn rec_of(dom: u32, i: u64) -> Record {
+    Record { source_dom: DomId(dom), ..rec(i) }
+}
+
 #[test]
-fn a_full_ring_drops_the_oldest_and_counts_it() {
-    let mut r: AuditRing<8> = AuditRing::new();
+fn a_full_partition_drops_its_own_oldest_and_counts_it() {
+    // 32 records: 16 partitions of 2.
+    let mut r: AuditRing<32> = AuditRing::new();
     for i in 0..5 {
-        assert_eq!(r.push(rec(i)), i);
+        assert_eq!(r.push(rec_of(2, i)), i);
     }
-    assert_eq!((r.first_seq(), r.next_seq(), r.dropped()), (0, 5, 0));
-    for i in 5..20 {
-        r.push(rec(i));
-    }
-    assert_eq!((r.first_seq(), r.next_seq(), r.dropped()), (12, 20, 12));
-    assert_eq!(r.get(11), None, "overwritten");
-    assert_eq!(r.get(12).map(|x| x.time), Some(1012));
-    assert_eq!(r.get(20), None, "not yet written");
+    assert_eq!((r.first_seq(), r.next_seq(), r.dropped()), (3, 5, 3));
+    assert_eq!(r.get(2), None, "overwritten");
+    assert_eq!(r.get(3).map(|x| x.time), Some(1003));
+    assert_eq!(r.get(5), None, "not yet written");
     let seqs: Vec<u64> = r.iter_from(0).map(|x| x.seq).collect();
-    assert_eq!(seqs, (12..20).collect::<Vec<_>>(), "a reader behind the ring resumes at the oldest held");
-    assert_eq!(r.iter_from(18).count(), 2);
+    assert_eq!(seqs, [3, 4], "a reader behind the ring resumes at the oldest held");
+    assert_eq!(r.iter_from(4).count(), 1);
     assert_eq!(r.iter_from(u64::MAX).count(), 0);
+}
+
+/// Issue 16, finding 4: a flood of one domain's denials never pushes out another domain's.
+#[test]
+fn one_domains_flood_keeps_the_other_domains_records() {
+    let mut r: AuditRing<1024> = AuditRing::new();
+    let victim = r.push(rec_of(0, 0));
+    let other = r.push(rec_of(7, 1));
+    for i in 0..100_000 {
+        r.push(rec_of(2, i));
+    }
+    assert_eq!(r.get(victim).map(|x| x.source_dom), Some(DomId(0)));
+    assert_eq!(r.get(other).map(|x| x.source_dom), Some(DomId(7)));
+    assert_eq!(r.dropped(), 100_000 - 64, "the flooder keeps its newest 64");
+    let seqs: Vec<u64> = r.iter_from(0).map(|x| x.seq).collect();
+    assert_eq!(seqs.len(), 66);
+    assert_eq!(&seqs[..3], [0, 1, 100_002 - 64]);
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "in sequence order");
 }
 
 #[test]
 fn read_into_writes_whole_records_behind_a_header() {
-    let mut r: AuditRing<8> = AuditRing::new();
+    let mut r: AuditRing<32> = AuditRing::new();
     for i in 0..10 {
-        r.push(rec(i));
+        r.push(rec_of(i as u32, i));
     }
+    r.push(rec_of(0, 10));
+    r.push(rec_of(0, 11));
     let mut buf = vec![0u8; HEADER_LEN + 3 * RECORD_LEN + 50];
     assert_eq!(r.read_into(4, &mut buf), Some(3));
     let (h, recs) = decode_dump(&buf).unwrap();
-    assert_eq!(h, Header { count: 3, dropped: 2, next_seq: 10 });
+    assert_eq!(h, Header { count: 3, dropped: 0, next_seq: 12 }, "nothing after seq 4 was missed");
     assert_eq!(recs.map(|x| x.seq).collect::<Vec<_>>(), [4, 5, 6]);
+    assert_eq!(r.read_into(0, &mut buf), Some(3));
+    let (_, recs) = decode_dump(&buf).unwrap();
+    assert_eq!(recs.map(|x| x.seq).collect::<Vec<_>>(), [1, 2, 3], "seq 0 was domain 0's oldest");
+    assert_eq!(decode_dump(&buf).unwrap().0.dropped, 1, "a reader from 0 missed seq 0");
+    // Issue 16, finding 12: a reader that already read a record is not told it was dropped.
+    for i in 12..20 {
+        r.push(rec_of(0, i));
+    }
+    assert_eq!((r.dropped(), r.missed_from(20), r.missed_from(18), r.missed_from(0)), (9, 0, 0, 9));
     assert_eq!(r.read_into(0, &mut [0u8; HEADER_LEN - 1]), None);
     let mut small = [0u8; HEADER_LEN];
     assert_eq!(r.read_into(0, &mut small), Some(0));
@@ -140,7 +171,7 @@ fn the_decoder_survives_random_and_mutated_input() {
     let mut rng = common::Rng(7);
     let mut ring: AuditRing<4> = AuditRing::new();
     for i in 0..6 {
-        ring.push(rec(i));
+        ring.push(rec_of(i as u32, i));
     }
     let mut good = vec![0u8; HEADER_LEN + 4 * RECORD_LEN];
     ring.read_into(0, &mut good).unwrap();

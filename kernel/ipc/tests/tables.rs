@@ -190,6 +190,30 @@ fn forged_stale_foreign_and_excessive_requests_are_errors() {
     assert_eq!(Access::from_flags(2), Err(IpcError::BadFlags));
 }
 
+/// Issue 16, finding 8: after 65,535 revokes of one slot its generations are spent; the slot is
+/// retired instead of wrapping, so no old reference ever becomes valid again.
+#[test]
+fn a_slot_whose_generations_are_spent_is_retired_not_wrapped() {
+    let mut g = GrantTable::new();
+    let first = g.offer(A, B, LB, 0x300, Access::ReadWrite).unwrap();
+    g.revoke(A, first).unwrap();
+    let mut last = first;
+    for _ in 1..u16::MAX {
+        last = g.offer(A, B, LB, 0x300, Access::ReadWrite).unwrap();
+        assert_eq!(last.0 & 0xffff, 0, "slot 0 reused");
+        g.revoke(A, last).unwrap();
+    }
+    assert_eq!(last.0 >> 16, u32::from(u16::MAX), "the last generation was handed out");
+    let next = g.offer(A, B, LB, 0x300, Access::ReadWrite).unwrap();
+    assert_eq!(next.0 & 0xffff, 1, "slot 0 is retired: the next offer takes slot 1");
+    for old in [first, last, GrantRef(1 << 16)] {
+        assert_eq!(g.map(B, A, old, MAP_WINDOW, false), Err(IpcError::StaleRef), "{old:?}");
+        assert_eq!(g.revoke(A, old), Err(IpcError::StaleRef));
+    }
+    assert_eq!(g.map(B, A, GrantRef(0), MAP_WINDOW, false), Err(IpcError::BadRef));
+    assert_eq!(g.map(B, A, next, MAP_WINDOW, false), Ok(0x300));
+}
+
 #[test]
 fn grant_tables_fill_up_cleanly() {
     let mut g = GrantTable::new();

@@ -24,6 +24,12 @@ pub mod ipc;
 // Domain lifecycle and host management (issue 11).
 pub mod lifecycle;
 pub mod ring;
+// The vTPM frontend (issue 12).
+#[cfg(feature = "vtpm")]
+pub mod vtpm;
+
+#[cfg(feature = "vtpm")]
+extern crate alloc;
 
 use warden_abi::guest::{BumpHeap, Boot};
 use warden_abi::{ABI_VERSION, ShutdownReason, StartInfo, Version};

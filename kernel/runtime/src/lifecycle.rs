@@ -122,9 +122,23 @@ pub fn create(req: &CreateRequest) -> Result<u32, LifecycleFail> {
 /// # Errors
 /// See [`LifecycleFail`].
 pub fn build(id: u32, image: &[u8]) -> Result<(), LifecycleFail> {
+    build_raw(id, image.as_ptr() as u64, image.len() as u64)
+}
+
+/// Like [`build`], with `args` replacing the create request's argument string (measured).
+///
+/// # Errors
+/// See [`LifecycleFail`].
+pub fn build_with_args(id: u32, image: &[u8], args: &str) -> Result<(), LifecycleFail> {
     call(
         LifecycleCall::DomainBuild,
-        [id.into(), image.as_ptr() as u64, image.len() as u64, 0, 0],
+        [
+            id.into(),
+            image.as_ptr() as u64,
+            image.len() as u64,
+            args.as_ptr() as u64,
+            args.len() as u64,
+        ],
     )
     .map(|_| ())
 }
@@ -141,7 +155,9 @@ pub fn build_raw(id: u32, gpa: u64, len: u64) -> Result<(), LifecycleFail> {
 /// The boot image `name` this domain may read (the manifest's `images=`), as (address, length)
 /// for [`build_raw`].
 pub fn boot_image(name: &str) -> Option<(u64, u64)> {
-    warden_abi::guest::image_directory().find(name).map(|e| (e.gpa, e.len))
+    warden_abi::guest::image_directory()
+        .find(name)
+        .map(|e| (e.gpa, e.len))
 }
 
 /// Moves building domain `id` from its build label to `run_label`.

@@ -179,9 +179,15 @@ impl DigestSet {
     /// Hashes `data` in every bank of `banks`.
     #[must_use]
     pub fn of(banks: Banks, data: &[u8]) -> DigestSet {
+        Self::of_parts(banks, &[data])
+    }
+
+    /// Hashes the concatenation of `parts` in every bank of `banks`.
+    #[must_use]
+    pub fn of_parts(banks: Banks, parts: &[&[u8]]) -> DigestSet {
         let mut s = DigestSet::default();
         for alg in banks.iter() {
-            s.insert(alg.hash(data));
+            s.insert(alg.hash_parts(parts));
         }
         s
     }

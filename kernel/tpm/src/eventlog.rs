@@ -97,6 +97,15 @@ impl Tag {
     }
 }
 
+/// What a component's measurement covers: its logged name (`policy`, `cmdline`, `manifest`,
+/// `image:NAME`, `module:N`), a zero byte, then its bytes. The name under which the hypervisor
+/// uses a module is thereby measured, not only logged: swapping two image modules' names changes
+/// PCR 22, and a verifier matching components by logged name relies on measured facts only.
+#[must_use]
+pub fn component_parts<'a>(name: &'a str, bytes: &'a [u8]) -> [&'a [u8]; 3] {
+    [name.as_bytes(), &[0], bytes]
+}
+
 /// Why a log cannot be written or parsed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogError {

@@ -282,6 +282,12 @@ pub const INTERCEPT_MISC2: u32 = misc2::VMRUN
     | misc2::MWAIT_ARMED
     | misc2::XSETBV;
 
+/// Writes of CR0 and CR4 (bits 16 + n): checked against `crwrite`'s rule.
+pub const INTERCEPT_CR: u32 = 1 << 16 | 1 << 20;
+/// #DB (1) and #AC (17), always (the XSA-156 class): a domain whose own IDT makes their delivery
+/// fault again would otherwise hold the CPU in exception delivery, where no timer exit arrives.
+pub const INTERCEPT_EXCEPTIONS: u32 = 1 << 1 | 1 << 17;
+
 /// CR0 = PE | ET | NE | WP | PG; CR4 = PAE | OSFXSR | OSXMMEXCPT: SSE instructions work in a
 /// domain (its x87/SSE state, XMM registers and MXCSR included, is switched per domain).
 pub const GUEST_CR0: u64 = 0x8001_0031;
@@ -295,6 +301,8 @@ pub fn initial_vmcb(b: &Built, p: VmcbParams) -> Vmcb {
     Vmcb {
         // Every MOV to or from a debug register (reads in the low half, writes in the high).
         intercept_dr: u32::MAX,
+        intercept_cr: INTERCEPT_CR,
+        intercept_exceptions: INTERCEPT_EXCEPTIONS,
         intercept_misc1: INTERCEPT_MISC1,
         intercept_misc2: INTERCEPT_MISC2,
         iopm_base_pa: p.iopm_pa,
@@ -330,12 +338,12 @@ pub fn initial_vmcb(b: &Built, p: VmcbParams) -> Vmcb {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use warden_core::mem::FakeMem;
 
     /// Frames for page tables from a range of the fake memory.
-    struct Frames {
+    pub(crate) struct Frames {
         next: u64,
         end: u64,
         used: usize,
@@ -357,12 +365,16 @@ mod tests {
     const MIB: u64 = 1 << 20;
     const REGION: Region = Region { hpa: 8 * MIB, bytes: 4 * MIB };
 
-    fn who() -> Identity<'static> {
+    pub(crate) fn who() -> Identity<'static> {
         Identity { id: 2, name: "hello", label: "guest_t", priority: 7, args: "n=3" }
     }
 
+    pub(crate) fn frames() -> Frames {
+        Frames { next: 0x10_0000, end: 8 * MIB, used: 0 }
+    }
+
     fn setup() -> (FakeMem, Frames) {
-        (FakeMem::new(16 * MIB as usize), Frames { next: 0x10_0000, end: 8 * MIB, used: 0 })
+        (FakeMem::new(16 * MIB as usize), frames())
     }
 
     #[test]

@@ -27,7 +27,8 @@ const EXT1_ECX_HIDE: u32 = 1 << 2 | 1 << 12;
 ///
 /// Rule: basic and extended leaves pass through with virtualization, monitoring, XSAVE and
 /// APIC features removed; the SVM leaf and leaves whose content is host topology or power
-/// management read as zero; Warden's range `0x4000_0000..=0x4000_0001` identifies the
+/// management read as zero (including the extended topology leaf `0x8000_001E` and the core
+/// count of `0x8000_0008`); Warden's range `0x4000_0000..=0x4000_0001` identifies the
 /// hypervisor; any other leaf in the hypervisor range reads as zero.
 pub fn filter(leaf: u32, _subleaf: u32, host: Regs, domain_id: u32) -> Regs {
     match leaf {
@@ -50,8 +51,11 @@ pub fn filter(leaf: u32, _subleaf: u32, host: Regs, domain_id: u32) -> Regs {
         CPUID_LEAF_INFO => Regs { eax: ABI_VERSION.encode(), ebx: domain_id, ecx: 0, edx: 0 },
         0x4000_0002..=0x4fff_ffff => Regs::default(),
         0x8000_0001 => Regs { ecx: host.ecx & !EXT1_ECX_HIDE, ..host },
-        // SVM revision and features.
-        0x8000_000a => Regs::default(),
+        // Core count and APIC-id size (ECX) describe the host's topology; address sizes stay.
+        0x8000_0008 => Regs { ecx: 0, ..host },
+        // SVM revision and features; extended APIC id, core and node ids (host topology and a
+        // hint of where the domain runs): nothing to offer.
+        0x8000_000a | 0x8000_001e => Regs::default(),
         _ => host,
     }
 }
@@ -88,5 +92,8 @@ mod tests {
         assert_eq!(filter(0, 0, ALL, 0), ALL, "vendor leaf passes through");
         assert_eq!(filter(0xd, 1, ALL, 0), Regs::default());
         assert_eq!(filter(7, 0, ALL, 0).ecx & 0b11000, 0, "PKU/OSPKE");
+        // Issue 16: no host topology.
+        assert_eq!(filter(0x8000_001e, 0, ALL, 0), Regs::default(), "extended APIC/core/node ids");
+        assert_eq!(filter(0x8000_0008, 0, ALL, 0), Regs { ecx: 0, ..ALL }, "core count hidden, sizes kept");
     }
 }

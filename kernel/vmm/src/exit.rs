@@ -2,6 +2,8 @@
 
 /// Exit codes (APM vol. 2, appendix C).
 pub mod code {
+    /// MOV to CR0..CR15 (and CLTS/LMSW for CR0).
+    pub const CR_WRITE_BASE: u64 = 0x10;
     /// MOV from/to DR0..DR15 (reads 0x20..0x2f, writes 0x30..0x3f).
     pub const DR_BASE: u64 = 0x20;
     pub const EXCP_BASE: u64 = 0x40;
@@ -72,6 +74,8 @@ pub enum Exit {
     Init,
     Cpuid,
     Hlt,
+    /// A write to this control register (only CR0 and CR4 are intercepted).
+    CrWrite(u8),
     Hypercall,
     /// RDMSR (`write == false`) or WRMSR; the MSR number is in the guest's RCX.
     Msr { write: bool },
@@ -125,6 +129,7 @@ pub fn decode(exit_code: u64, info1: u64, info2: u64) -> Exit {
             fetch: info1 & (1 << 4) != 0,
             in_guest_walk: info1 & (1 << 33) != 0,
         }),
+        c @ code::CR_WRITE_BASE..=0x1f => Exit::CrWrite((c - code::CR_WRITE_BASE) as u8),
         code::DR_BASE..=0x3f => Exit::ForbiddenInstruction("MOV DR"),
         code::RDPMC => Exit::ForbiddenInstruction("RDPMC"),
         c @ code::EXCP_BASE..=0x5f => {
@@ -160,6 +165,8 @@ mod tests {
             ((0x60, 0, 0), Exit::Interrupt),
             ((0x72, 0, 0), Exit::Cpuid),
             ((0x78, 0, 0), Exit::Hlt),
+            ((0x10, 0, 0), Exit::CrWrite(0)),
+            ((0x14, 0, 0), Exit::CrWrite(4)),
             ((0x81, 0, 0), Exit::Hypercall),
             ((0x7c, 0, 0), Exit::Msr { write: false }),
             ((0x7c, 1, 0), Exit::Msr { write: true }),

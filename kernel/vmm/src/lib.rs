@@ -5,15 +5,20 @@
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
+pub mod budget;
 pub mod construct;
 pub mod cpuid;
+pub mod crwrite;
 pub mod domain;
 pub mod elf;
 pub mod exit;
 pub mod fuzz;
+pub mod guestpt;
 pub mod hypercall;
 pub mod intercept;
 pub mod layout;
 pub mod manifest;
 pub mod sched;
 pub mod vmcb;
+// vTPM instance assignment from the manifest (issue 12).
+pub mod vtpm;

@@ -46,12 +46,16 @@ pub enum Expected {
     InvalidState,
     /// Stopped for an instruction domains may never execute (SVM, debug registers, ...).
     ForbiddenInstruction,
+    /// Stopped for a control-register write the rule refuses.
+    CrViolation,
+    /// Stopped for an intercepted #DB or #AC.
+    Exception,
     /// Still running when every other domain has ended (e.g. a spinner).
     Running,
 }
 
 impl Expected {
-    pub const ALL: [(&'static str, Expected); 9] = [
+    pub const ALL: [(&'static str, Expected); 11] = [
         ("shutdown", Expected::Shutdown),
         ("failure", Expected::Failure),
         ("memory-violation", Expected::MemoryViolation),
@@ -60,6 +64,8 @@ impl Expected {
         ("triple-fault", Expected::TripleFault),
         ("invalid-state", Expected::InvalidState),
         ("forbidden-instruction", Expected::ForbiddenInstruction),
+        ("cr-violation", Expected::CrViolation),
+        ("exception", Expected::Exception),
         ("running", Expected::Running),
     ];
 

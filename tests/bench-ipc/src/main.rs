@@ -12,14 +12,7 @@
 
 use std::process::ExitCode;
 
-fn field(line: &str, key: &str) -> Option<u64> {
-    line.split_whitespace().find_map(|w| w.strip_prefix(key)?.strip_prefix('=')?.parse().ok())
-}
-
-fn fail(msg: impl std::fmt::Display) -> ExitCode {
-    eprintln!("bench: {msg}");
-    ExitCode::FAILURE
-}
+use warden_rig::bench::{fail, field};
 
 fn main() -> ExitCode {
     let mut scenario = match warden_rig::Scenario::load("bench-ipc") {

@@ -1,4 +1,4 @@
-//! Helpers shared by the test domains (argument parsing).
+//! Helpers shared by the test domains (argument parsing, benchmark timing).
 #![no_std]
 #![forbid(unsafe_code)]
 
@@ -21,6 +21,23 @@ pub fn report_hypercalls(who: &str, undecided: u64) {
     warden_rt::println!(
         "{who}: {made} hypercalls made, {undecided} refused before a MAC decision, this line and the shutdown included"
     );
+}
+
+/// The TSC cost of one call of `f` (instructions under QEMU `-icount`): `n` calls per round,
+/// the best of 5 rounds, so that a timer tick in one round does not count.
+#[cfg(target_os = "none")]
+pub fn per_call(n: u64, f: &mut dyn FnMut()) -> u64 {
+    use warden_rt::abi::guest::rdtsc;
+    (0..5)
+        .map(|_| {
+            let t0 = rdtsc();
+            for _ in 0..n {
+                f();
+            }
+            (rdtsc() - t0) / n.max(1)
+        })
+        .min()
+        .unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 
 use crate::qemu::{BootOptions, Outcome, boot};
 use crate::scenario::Scenario;
+use crate::swtpm::PlatformTpm;
 use crate::{RigError, images};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -59,6 +60,35 @@ pub struct Provisioned {
     pub root_ca: PathBuf,
     /// The private CA's intermediate (issuer of the EK certificate).
     pub issuer_ca: PathBuf,
+}
+
+/// Provisions a TPM state folder for `kind` under `dir`: EK certificates from a private CA and
+/// the RSA EK persisted at [`EK_HANDLE`].
+pub fn provision_for(kind: PlatformTpm, dir: &Path) -> Result<Provisioned, RigError> {
+    match kind {
+        PlatformTpm::Swtpm => provision(dir),
+        PlatformTpm::VtpmSim => provision_vtpm_sim(dir),
+    }
+}
+
+/// `vtpm-sim --manufacture`: RSA and ECC EKs with certificates signed by a CA kept in the
+/// state folder (`vtpm-ca.pem`, its key sealed), then `tpm2_createek` persists the RSA EK
+/// (the same TCG template, so the certificate certifies it) where swtpm_setup puts it.
+fn provision_vtpm_sim(dir: &Path) -> Result<Provisioned, RigError> {
+    let state = dir.join("tpm");
+    std::fs::create_dir_all(&state).map_err(RigError::io(format!("creating {}", state.display())))?;
+    let (mut child, port) =
+        crate::swtpm::vtpm_sim_tcp(&state, &["--manufacture", "--flags", "not-need-init,startup-clear"])?;
+    let tcti = format!("swtpm:host=127.0.0.1,port={port}");
+    let persisted = run(Command::new("tpm2_createek")
+        .args(["-T", &tcti, "-c", &format!("{EK_HANDLE:#x}"), "-G", "rsa", "-u"])
+        .arg(dir.join("ek-provisioned.pub")));
+    let stopped = run(Command::new("swtpm_ioctl").args(["--tcp", &format!("127.0.0.1:{}", port + 1), "-s"]));
+    let _ = child.wait();
+    persisted?;
+    stopped?;
+    let ca = state.join("vtpm-ca.pem");
+    Ok(Provisioned { tpm_state: state, root_ca: ca.clone(), issuer_ca: ca })
 }
 
 /// Runs `swtpm_setup` under `dir` with a private `swtpm-localca` (never the system CA folder):
@@ -150,9 +180,38 @@ impl Export {
     }
 }
 
-/// Reopens the swtpm QEMU used, after QEMU exited, on a TCP port: saves its volatile state
-/// (PCRs live only there), stops it, and restarts it on the same state without a new startup.
-pub fn reopen(mut swtpm: crate::swtpm::Swtpm) -> Result<TcpSwtpm, RigError> {
+/// The platform TPM reopened on TCP after QEMU exited.
+#[derive(Debug)]
+pub enum Reopened {
+    /// swtpm, restarted on its state.
+    Swtpm(TcpSwtpm),
+    /// vtpm-sim, restarted on its state; killed on drop.
+    VtpmSim(std::process::Child, u16),
+}
+
+impl Reopened {
+    /// The `-T` argument of tpm2-tools for it.
+    pub fn tcti(&self) -> String {
+        match self {
+            Reopened::Swtpm(t) => t.tcti(),
+            Reopened::VtpmSim(_, port) => format!("swtpm:host=127.0.0.1,port={port}"),
+        }
+    }
+}
+
+impl Drop for Reopened {
+    fn drop(&mut self) {
+        if let Reopened::VtpmSim(child, _) = self {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Reopens the platform TPM QEMU used, after QEMU exited, on a TCP port: saves its volatile
+/// state (PCRs live only there), stops it, and restarts it on the same state without a new
+/// startup (both swtpm and vtpm-sim resume the stored volatile state).
+pub fn reopen(mut swtpm: crate::swtpm::Swtpm) -> Result<Reopened, RigError> {
     let ctrl = swtpm.ctrl_socket().to_path_buf();
     let dir = swtpm.dir().to_path_buf();
     run(Command::new("swtpm_ioctl")
@@ -164,7 +223,15 @@ pub fn reopen(mut swtpm: crate::swtpm::Swtpm) -> Result<TcpSwtpm, RigError> {
         .arg(&ctrl)
         .arg("-s"))?;
     swtpm.stop();
-    TcpSwtpm::start_on(&dir, &["not-need-init"]).map_err(|e| RigError::Swtpm(e.to_string()))
+    match swtpm.kind() {
+        PlatformTpm::Swtpm => TcpSwtpm::start_on(&dir, &["not-need-init"])
+            .map(Reopened::Swtpm)
+            .map_err(|e| RigError::Swtpm(e.to_string())),
+        PlatformTpm::VtpmSim => {
+            let (child, port) = crate::swtpm::vtpm_sim_tcp(&dir, &["--flags", "not-need-init"])?;
+            Ok(Reopened::VtpmSim(child, port))
+        }
+    }
 }
 
 /// The TPM name of a public area: `nameAlg || H(TPMT_PUBLIC)` (SHA-256 for the AK).
@@ -186,7 +253,7 @@ fn ak_name(ak_public: &[u8]) -> Result<Vec<u8>, RigError> {
 /// (done in software against that EK) wraps a random secret to the AK's name; only the TPM
 /// holding both keys can ActivateCredential it back. Returns what was checked.
 pub fn activate_credential(
-    tpm: &TcpSwtpm,
+    tpm: &Reopened,
     ca: &Provisioned,
     ak_public: &[u8],
     work: &Path,
@@ -351,7 +418,7 @@ pub fn reference(
     for (name, tag, path) in files.iter().filter(|(_, t, _)| *t == Tag::Policy) {
         comps.push(Component::new(*tag, name, &read(path)?));
     }
-    let cmdline = measured_cmdline(&format!("{} {words}", scenario.cmdline));
+    let cmdline = measured_cmdline(&format!("{} {words}", scenario.hypervisor_cmdline()));
     comps.push(Component::new(
         Tag::CommandLine,
         "cmdline",
@@ -370,10 +437,12 @@ pub fn reference(
 #[derive(Debug, Clone, Default)]
 pub struct AttestOptions {
     /// Flip one byte of this component (`policy`, `manifest`, an image name) after the
-    /// reference values were computed.
+    /// reference values were computed; `swap-names` swaps the first two images' files.
     pub tamper: Option<String>,
     /// Keep the run folder.
     pub keep_dir: bool,
+    /// The platform TPM (the scenario's `platform_tpm` when absent).
+    pub platform_tpm: Option<PlatformTpm>,
 }
 
 /// Everything one attested boot produced.
@@ -393,7 +462,7 @@ pub struct Attested {
     pub credential: Vec<String>,
     /// `tpm2_eventlog` on the exported log.
     pub eventlog_yaml: String,
-    /// `tpm2_pcrread` of PCRs 20–22 from the same swtpm after QEMU exited.
+    /// `tpm2_pcrread` of PCRs 20–22 from the same platform TPM after QEMU exited.
     pub pcrread_yaml: String,
     /// The banks the log records.
     pub banks: Banks,
@@ -414,12 +483,22 @@ pub fn attest(scenario: &Scenario, opts: &AttestOptions) -> Result<Attested, Rig
     } else {
         (tmp.path().to_path_buf(), Some(tmp))
     };
-    let ca = provision(&dir.join("provision"))?;
+    let kind = opts.platform_tpm.unwrap_or(scenario.platform_tpm);
+    let ca = provision_for(kind, &dir.join("provision"))?;
     let files = components(scenario, &dir)?;
     let reference = reference(scenario, "", &files)?;
 
     let mut replace = Vec::new();
-    if let Some(t) = &opts.tamper {
+    if opts.tamper.as_deref() == Some("swap-names") {
+        // Each of the first two image modules keeps its name and gets the other's file.
+        let imgs: Vec<_> = files.iter().filter(|(_, t, _)| *t == Tag::DomainImage).take(2).collect();
+        let [(a, _, pa), (b, _, pb)] = imgs[..] else {
+            return Err(fail("cannot swap names: the scenario has fewer than two images"));
+        };
+        let short = |n: &str| n.strip_prefix("image:").unwrap_or(n).to_string();
+        replace.push((short(a), pb.clone()));
+        replace.push((short(b), pa.clone()));
+    } else if let Some(t) = &opts.tamper {
         let want = if matches!(t.as_str(), "policy" | "manifest") || t.starts_with("image:") {
             t.clone()
         } else {
@@ -462,6 +541,7 @@ pub fn attest(scenario: &Scenario, opts: &AttestOptions) -> Result<Attested, Rig
         extra_cmdline: vec![format!("attest_nonce={}", wardenctl::hex(&nonce))],
         replace_modules: replace,
         tpm_state: Some(ca.tpm_state.clone()),
+        platform_tpm: Some(kind),
         keep_tpm: true,
         ..BootOptions::default()
     };

@@ -13,6 +13,7 @@ pub const TARGET: &str = "x86_64-unknown-none";
 pub const IMAGE_PACKAGES: &[(&str, &str)] = &[
     ("warden-hypervisor", "kernel/hypervisor"),
     ("warden-guests", "tests/guests"),
+    ("warden-vtpm-domain", "vtpm/domain"),
 ];
 
 /// Where the built images are.
@@ -145,4 +146,29 @@ fn check_multiboot_header(path: &Path) -> Result<(), RigError> {
     } else {
         Err(RigError::Build(format!("{}: no Multiboot header in the first 8 KiB", path.display())))
     }
+}
+
+static VTPM_SIM: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+
+/// The `vtpm-sim` server binary (a host build, once per process, in the images' target folder
+/// so that a build from inside `cargo test` does not wait on the outer cargo's lock).
+pub fn vtpm_sim() -> Result<PathBuf, RigError> {
+    VTPM_SIM
+        .get_or_init(|| {
+            let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+                .current_dir(workspace_root())
+                .args(["build", "-p", "vtpm-sim", "--bin", "vtpm-sim"])
+                .env("CARGO_TARGET_DIR", target_dir())
+                .env_remove("RUSTFLAGS")
+                .env_remove("CARGO_ENCODED_RUSTFLAGS")
+                .env_remove("CARGO_MAKEFLAGS")
+                .output()
+                .map_err(|e| format!("cannot run cargo: {e}"))?;
+            if !out.status.success() {
+                return Err(format!("building vtpm-sim: {}", String::from_utf8_lossy(&out.stderr)));
+            }
+            Ok(target_dir().join("debug").join("vtpm-sim"))
+        })
+        .clone()
+        .map_err(RigError::Build)
 }

@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod attest;
+pub mod bench;
 mod error;
 pub mod images;
 mod policy;

@@ -67,6 +67,8 @@ pub struct BootOptions {
     pub replace_modules: Vec<(String, PathBuf)>,
     /// Use this swtpm state folder (e.g. one provisioned with EK certificates) instead of a fresh one.
     pub tpm_state: Option<PathBuf>,
+    /// Use this platform TPM instead of the scenario's (`platform_tpm`).
+    pub platform_tpm: Option<crate::swtpm::PlatformTpm>,
     /// Leave swtpm running after QEMU exits (it is handed back in the outcome).
     pub keep_tpm: bool,
     /// Keep the run folder (manifest, logs, swtpm state) instead of deleting it.
@@ -87,6 +89,8 @@ pub struct MonitorScript {
     pub trigger: String,
     /// HMP commands, e.g. `info tlb`.
     pub commands: Vec<String>,
+    /// Leave QEMU running after the commands (the run ends as the hypervisor decides).
+    pub keep_running: bool,
 }
 
 impl std::fmt::Debug for BootOptions {
@@ -188,12 +192,12 @@ pub fn boot(scenario: &Scenario, opts: &BootOptions) -> Result<Outcome, RigError
 
     let swtpm = if scenario.tpm {
         let dir = opts.tpm_state.clone().unwrap_or_else(|| run_dir.join("tpm"));
-        Some(Swtpm::start(&dir)?)
+        Some(Swtpm::start_kind(opts.platform_tpm.unwrap_or(scenario.platform_tpm), &dir)?)
     } else {
         None
     };
 
-    let mut cmdline = scenario.cmdline.clone();
+    let mut cmdline = scenario.hypervisor_cmdline();
     for w in &opts.extra_cmdline {
         cmdline.push(' ');
         cmdline.push_str(w);
@@ -245,8 +249,9 @@ pub fn boot(scenario: &Scenario, opts: &BootOptions) -> Result<Outcome, RigError
     Ok(Outcome { log, exit, run_dir, swtpm, monitor, _tmp: tmp })
 }
 
-/// Runs HMP commands over the monitor socket, returns their output, then quits QEMU.
-fn run_monitor(socket: &std::path::Path, commands: &[String]) -> String {
+/// Runs HMP commands over the monitor socket, returns their output, then quits QEMU (unless
+/// `keep_running`).
+fn run_monitor(socket: &std::path::Path, commands: &[String], keep_running: bool) -> String {
     use std::io::{Read, Write};
     let Ok(mut s) = std::os::unix::net::UnixStream::connect(socket) else {
         return String::from("monitor: could not connect");
@@ -273,6 +278,9 @@ fn run_monitor(socket: &std::path::Path, commands: &[String]) -> String {
         let body = text.trim_end_matches("(qemu) ");
         let body = body.split_once('\n').map_or("", |(_, rest)| rest);
         output.push_str(body);
+    }
+    if keep_running {
+        return output;
     }
     let _ = s.write_all(b"quit\n");
     // Wait for QEMU to close the connection: closing first can make it drop the pending quit.
@@ -309,7 +317,7 @@ fn run_captured(
                 log.lock().expect("log lock").push_str(&line);
                 if monitor.as_ref().is_some_and(|(m, _)| line.contains(m.trigger.as_str())) {
                     if let Some((m, sock)) = monitor.take() {
-                        *monitor_out.lock().expect("monitor lock") = run_monitor(&sock, &m.commands);
+                        *monitor_out.lock().expect("monitor lock") = run_monitor(&sock, &m.commands, m.keep_running);
                     }
                 }
                 buf.clear();

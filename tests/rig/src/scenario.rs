@@ -34,6 +34,9 @@ pub struct Scenario {
     /// Attach a private swtpm as the platform TPM.
     #[serde(default = "yes")]
     pub tpm: bool,
+    /// Which program is the platform TPM: `"swtpm"` (default) or `"vtpm-sim"`.
+    #[serde(default)]
+    pub platform_tpm: crate::swtpm::PlatformTpm,
     /// The QEMU CPU model.
     #[serde(default = "default_cpu")]
     pub cpu: String,
@@ -61,6 +64,18 @@ pub struct Scenario {
     /// Domains to boot; every key is passed through to the boot manifest.
     #[serde(default)]
     pub domain: Vec<toml::Table>,
+    /// When the hypervisor ends the run: `"domains-done"` (once every domain documented to end
+    /// has ended, with the verdict as exit code) — a test mode, passed as the measured
+    /// command-line word `end_when=domains-done`. Without it the hypervisor keeps running.
+    #[serde(default)]
+    pub end_when: Option<EndWhen>,
+}
+
+/// The values of a scenario's `end_when`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum EndWhen {
+    #[serde(rename = "domains-done")]
+    DomainsDone,
 }
 
 fn yes() -> bool {
@@ -122,6 +137,14 @@ impl Scenario {
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
+    }
+
+    /// The hypervisor's command line from the scenario: its `cmdline` plus `end_when=…`.
+    pub fn hypervisor_cmdline(&self) -> String {
+        match self.end_when {
+            Some(EndWhen::DomainsDone) => format!("{} end_when=domains-done", self.cmdline).trim().to_string(),
+            None => self.cmdline.clone(),
+        }
     }
 
     /// Sets `key:value` in the `args` of every domain whose args name `key` (the args are
@@ -252,6 +275,16 @@ mod tests {
         assert_eq!(m.images(), ["mgmt", "w", "hello"]);
         assert_eq!(s.cpu, "qemu64,+svm,+npt");
         assert!(s.tpm);
+        assert_eq!(s.platform_tpm, crate::swtpm::PlatformTpm::Swtpm, "swtpm stays the default");
+    }
+
+    #[test]
+    fn platform_tpm_names_swtpm_or_vtpm_sim() {
+        let s: Scenario = toml::from_str("description = \"x\"\nplatform_tpm = \"vtpm-sim\"").unwrap();
+        assert_eq!(s.platform_tpm, crate::swtpm::PlatformTpm::VtpmSim);
+        assert!(toml::from_str::<Scenario>("description = \"x\"\nplatform_tpm = \"tpm-tis\"").is_err());
+        assert_eq!("vtpm-sim".parse(), Ok(crate::swtpm::PlatformTpm::VtpmSim));
+        assert!("libtpms".parse::<crate::swtpm::PlatformTpm>().is_err());
     }
 
     #[test]
@@ -259,5 +292,8 @@ mod tests {
         let s: Scenario = toml::from_str("description = \"x\"\n[[domain]]\nname = \"a b\"\nimage = \"x\"").unwrap();
         assert!(s.manifest().is_err());
         assert!(toml::from_str::<Scenario>("description = \"x\"\nbogus = 1").is_err());
+        assert!(toml::from_str::<Scenario>("description = \"x\"\nend_when = \"never\"").is_err());
+        let s: Scenario = toml::from_str("description = \"x\"\ncmdline = \"a=1\"\nend_when = \"domains-done\"").unwrap();
+        assert_eq!(s.hypervisor_cmdline(), "a=1 end_when=domains-done");
     }
 }

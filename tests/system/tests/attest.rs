@@ -21,7 +21,7 @@ fn clean_boot_attests_and_the_log_replays_to_the_tpm() {
         .iter()
         .map(|c| c.name.as_str())
         .collect();
-    assert_eq!(components, ["policy", "cmdline", "manifest", "image:good"]);
+    assert_eq!(components, ["policy", "cmdline", "manifest", "image:good", "image:printer"]);
     // Measurement precedes the domain: the evidence is complete before the domain's first line.
     let (before, _) = a.outcome.log.split_once("attest: end").unwrap();
     assert!(
@@ -95,7 +95,7 @@ fn tampering_with_a_component_fails_verification_and_names_it() {
             &scenario,
             &AttestOptions {
                 tamper: Some(tamper.into()),
-                keep_dir: false,
+                ..AttestOptions::default()
             },
         )
         .unwrap_or_else(|e| panic!("{tamper}: {e}"));
@@ -130,6 +130,59 @@ fn tampering_with_a_component_fails_verification_and_names_it() {
             "{tamper}"
         );
     }
+}
+
+/// Issue 16, finding 2: module names are measured with the bytes. Swapping the names of two
+/// image modules (each module keeps its name and carries the other's image, so domain `good`
+/// would run `printer`'s code) changes both components and PCR 22, and verification names them.
+#[test]
+fn swapping_two_image_names_fails_verification_and_names_both() {
+    let scenario = Scenario::load("attest").unwrap();
+    let a = attest(&scenario, &AttestOptions { tamper: Some("swap-names".into()), ..AttestOptions::default() }).unwrap();
+    assert!(!a.report.ok, "verification passed:\n{}", a.report.table());
+    assert!(a.report.checks.iter().all(|c| c.ok), "{:?}", a.report.checks);
+    let bad: Vec<_> = a.report.rows.iter().filter(|r| !r.ok).map(|r| r.component.as_str()).collect();
+    assert_eq!(bad, ["image:good", "image:printer", "PCR 22"], "{}", a.report.table());
+}
+
+/// Warden on its own TPM engine: the same attestation with `vtpm-sim socket` as the platform
+/// TPM behind QEMU's `tpm-emulator` backend, its EK certificate from `vtpm-sim --manufacture`.
+#[test]
+fn attestation_passes_with_vtpm_sim_as_the_platform_tpm() {
+    use warden_rig::swtpm::PlatformTpm;
+    let scenario = Scenario::load("attest").unwrap();
+    let on_sim = |tamper: Option<&str>| {
+        attest(
+            &scenario,
+            &AttestOptions {
+                tamper: tamper.map(Into::into),
+                platform_tpm: Some(PlatformTpm::VtpmSim),
+                ..AttestOptions::default()
+            },
+        )
+        .unwrap_or_else(|e| panic!("{tamper:?}: {e}"))
+    };
+    let a = on_sim(None);
+    if let Err(e) = a.outcome.check(&scenario) {
+        panic!("{e}");
+    }
+    assert!(a.report.ok, "verification failed:\n{}", a.report.table());
+    assert_eq!(a.credential.len(), 3, "{:?}", a.credential);
+    assert!(a.credential[0].contains("chains to the provisioning CA"), "{:?}", a.credential);
+    let cmp = a.pcr_comparison();
+    assert!(cmp.len() >= 3, "{cmp:?}");
+    for (alg, pcr, replayed, read) in cmp {
+        assert!(replayed.is_some(), "{} PCR {pcr} not replayed", alg.name());
+        assert_eq!(replayed, read, "{} PCR {pcr}: tpm2_eventlog vs tpm2_pcrread", alg.name());
+    }
+    // Tampering is named on this TPM too.
+    let t = on_sim(Some("good"));
+    assert!(!t.report.ok, "{}", t.report.table());
+    assert!(
+        t.report.failures().contains(&"MISMATCH image:good (PCR 22)".to_string()),
+        "{:?}",
+        t.report.failures()
+    );
 }
 
 #[test]

@@ -91,6 +91,7 @@ fn qemu_monitor_finds_no_writable_executable_page() {
         monitor: Some(warden_rig::MonitorScript {
             trigger: "boot: holding for inspection".into(),
             commands: vec!["info tlb".into()],
+            keep_running: false,
         }),
         ..Default::default()
     };

@@ -75,6 +75,147 @@ fn containment() {
     assert!(first_stop < pos(&out, "[good] well-behaved work complete"));
 }
 
+/// Issue 16, finding 1: CR0/CR4 writes are intercepted (1,000 CR0.AM writes cost at least
+/// 1,000 exits), decoded (MOV with and without REX, CLTS, LMSW) and applied when the rule allows;
+/// each refused value stops its domain with the value in the diagnostic; a single-step #DB is
+/// intercepted and stops the domain instead of reaching its (empty) IDT. Finding 6: a hypercall
+/// from CPL 3 inside a domain is refused before anything else. Finding 11: a prefixed VMMCALL or
+/// CPUID (which QEMU executes) stops the domain instead of resuming on its last byte.
+#[test]
+fn hostile_cpu_control_registers_and_traps() {
+    let out = expect_scenario("hostile-cpu");
+    assert_eq!(out.exit, ExitKind::Success);
+    let writes = line(&out.log, "[am] hostile_cpu: 1000 CR0 writes took ");
+    let exits: u64 = writes.split("took ").nth(1).and_then(|r| r.split(' ').next()).and_then(|n| n.parse().ok()).unwrap();
+    assert!(exits >= 1001, "{writes}");
+    assert!(writes.ends_with("AM true, TS after LMSW true"), "{writes}");
+    assert!(line(&out.log, "[am] hostile_cpu: CR4.PGE set").ends_with("true"));
+    // The refused values are the domain's start values (which it prints) with one bit added.
+    let start = |name: &str, reg: &str| -> u64 {
+        let l = line(&out.log, &format!("[{name}] hostile_cpu: "));
+        let v = l.split(&format!("{reg}=0x")).nth(1).and_then(|r| r.split(' ').next()).unwrap();
+        u64::from_str_radix(v, 16).unwrap()
+    };
+    let refused = |name: &str, reg: &str, bit: u32| format!("forbidden control-register write {}={:#x}", reg.to_lowercase(), start(name, reg) | 1 << bit);
+    let expected = [
+        refused("cd", "CR0", 30),
+        refused("nw", "CR0", 29),
+        refused("pke", "CR4", 22),
+        refused("osxsave", "CR4", 18),
+        refused("vmxe", "CR4", 13),
+    ];
+    let stops: &[(&str, &str)] = &[
+        ("cd (id 1)", &expected[0]),
+        ("nw (id 2)", &expected[1]),
+        ("pke (id 3)", &expected[2]),
+        ("osxsave (id 4)", &expected[3]),
+        ("vmxe (id 5)", &expected[4]),
+        ("step (id 6)", "exception #DB intercepted rip=0x2"),
+        // Finding 6: `shutdown` from CPL 3 answered NotKernel (6), reported as 0xdead_0000 + 6.
+        ("ring3 (id 8)", "memory violation (read outside its memory) rip=0x2"),
+        ("ring3 (id 8)", "addr=0xdead0006"),
+        // Finding 11: no resuming inside a prefixed instruction.
+        ("vmmcall66 (id 9)", "forbidden instruction prefixed VMMCALL rip=0x2"),
+        ("cpuid66 (id 10)", "forbidden instruction prefixed CPUID rip=0x2"),
+    ];
+    for (who, what) in stops {
+        let l = line(&out.log, &format!("domain {who} stopped: "));
+        assert!(l.contains(what), "'{what}' missing from: {l}");
+    }
+    assert!(!out.log.contains("[step] hostile_cpu: ERROR"));
+    assert!(!out.log.contains("prefixed VMMCALL returned"), "the prefixed call never returned");
+}
+
+/// Issue 16, finding 10: the hypervisor writes an output buffer only where the domain itself
+/// could write (its own page tables): `domain_info` and `audit_read` into its start-info page,
+/// GDT, page-table root, code and constants fail cleanly and those pages stay intact.
+#[test]
+fn output_buffers_respect_the_domains_write_permission() {
+    let out = expect_scenario("hostile-buffers");
+    assert_eq!(out.exit, ExitKind::Success);
+    assert_eq!(out.log.matches("domain_info Err(BadAddress), audit_read refused").count(), 5, "{}", out.log);
+    assert!(line(&out.log, "[buffers] hostile_cpu: buffers on its stack").ends_with("read-only pages intact: true"));
+}
+
+/// Issue 16, findings 3 and 4: a domain asking for 8,192 console lines and making 5,000 denied
+/// calls gets its per-domain print budget (256 lines at once, then a refill) with summary lines
+/// saying how much was suppressed; the victim's single audit record survives the flood in the
+/// ring (the auditor, which runs last, still reads it) and its `avc:` line is printed.
+#[test]
+fn a_flood_is_charged_to_the_flooding_domain_alone() {
+    let out = expect_scenario("hostile-flood");
+    assert_eq!(out.exit, ExitKind::Success);
+    let a_lines = out.lines_with("[flood] a").count();
+    assert!((200..=300).contains(&a_lines), "{a_lines} console lines of 8192 printed");
+    let suppressed: u64 = out
+        .lines_with("domain id 1: ")
+        .filter_map(|l| l.split("domain id 1: ").nth(1)?.split(' ').next()?.parse::<u64>().ok())
+        .sum();
+    assert!(suppressed > 7000, "only {suppressed} lines reported suppressed");
+    assert!(out.log.lines().filter(|l| l.contains("avc: denied") && l.contains("sdom=1 ")).count() < 300);
+    line(&out.log, "[flood] hostile_cpu: flood: 5000 of 5000 audit reads denied");
+    line(&out.log, "[victim] hostile_cpu: deny-once: 1 of 1 audit reads denied");
+    assert!(out.log.lines().any(|l| l.contains("avc: denied") && l.contains("sdom=0 ")), "the victim's denial printed");
+    line(&out.log, "[auditor] auditor: read 1 denials by domain 0");
+}
+
+/// Issue 16, finding 7: without `end_when`, the end of the last domain documented to end (one
+/// faulted, one shut down) does not end the run: the verdicts are printed, the hypervisor says it
+/// keeps running and goes on scheduling the spinner, until the rig stops QEMU through its
+/// monitor (QEMU's own exit, not the hypervisor's debug-exit verdict).
+#[test]
+fn the_platform_outlives_its_domains_unless_the_run_asks_to_end() {
+    let scenario = warden_rig::Scenario::load("keep-running").unwrap();
+    assert_eq!(scenario.end_when, None);
+    let opts = warden_rig::BootOptions {
+        monitor: Some(warden_rig::MonitorScript {
+            trigger: "domains: the hypervisor keeps running".into(),
+            commands: vec!["info status".into()],
+            keep_running: false,
+        }),
+        ..Default::default()
+    };
+    let out = warden_rig::boot(&scenario, &opts).unwrap();
+    assert_eq!(out.exit, ExitKind::QemuExit(0), "the rig quit QEMU; the hypervisor did not:\n{}", out.log);
+    assert!(out.monitor.contains("running"), "{}", out.monitor);
+    assert!(pos(&out, "domain printer (id 1) shut down") < pos(&out, "domains: the hypervisor keeps running"));
+    assert!(pos(&out, "domains: all 3 domains met their documented outcome") < pos(&out, "keeps running"));
+    line(&out.log, "domain spin (id 2): expected running, met");
+}
+
+/// Issue 16, finding 9: NMIs (three, through QEMU's monitor, while a spinner and a printer run)
+/// are counted and survived instead of ending the hypervisor; the printer still finishes.
+#[test]
+fn nmis_are_survived() {
+    let scenario = warden_rig::Scenario::load("nmi").unwrap();
+    let opts = warden_rig::BootOptions {
+        monitor: Some(warden_rig::MonitorScript {
+            trigger: "[printer] line 20 of 300".into(),
+            commands: vec!["nmi".into(), "nmi".into(), "nmi".into()],
+            keep_running: true,
+        }),
+        ..Default::default()
+    };
+    let out = warden_rig::boot(&scenario, &opts).unwrap();
+    out.check(&scenario).unwrap_or_else(|e| panic!("{e}\n{}", out.log));
+    let l = line(&out.log, "scheduler: ");
+    let nmis: u64 = l.split(", ").find_map(|p| p.strip_suffix(" NMIs")).and_then(|n| n.parse().ok()).unwrap();
+    assert!(nmis >= 1, "{l}");
+    assert!(pos(&out, "[printer] line 20 of 300") < pos(&out, "[printer] all 300 lines printed"));
+}
+
+/// Issue 16, finding 13: a domain's TSC stands still while another domain runs (per-domain TSC
+/// offset): across a 50 ms sleep next to a spinner it advances far less than across its own
+/// busy loop of a few milliseconds, so it cannot time the other domain precisely.
+#[test]
+fn a_domains_tsc_does_not_count_other_domains_time() {
+    let out = expect_scenario("tsc");
+    let l = line(&out.log, "[clock] hostile_cpu: TSC ticks across a 50 ms sleep: ");
+    let nums: Vec<u64> = l.split(|c: char| !c.is_ascii_digit()).filter_map(|w| w.parse().ok()).collect();
+    let (slept, busy) = (nums[nums.len() - 3], nums[nums.len() - 1]);
+    assert!(slept < busy / 2, "{l}");
+}
+
 /// A truncated or garbage image is refused with the reason; the other domains still run, and the
 /// run ends with failure because the refused domains could not meet their outcome. A malformed
 /// manifest stops the boot cleanly with a message.

@@ -77,6 +77,8 @@ fn the_hostile_domain_is_denied_everything_and_audited() {
         ("revoke ping's grant", "bad grant reference"),
         ("offer ping a page", "denied"),
         ("read the audit ring", "denied"),
+        // Finding 5: an id that runs no domain is decided (denied, audited), not revealed.
+        ("channel to domain 9 (not running)", "denied"),
         ("channel to domain 99", "bad domain"),
     ];
     for (what, answer) in answers {
@@ -192,4 +194,14 @@ fn categories_separate_domains_of_one_type() {
         .collect();
     assert_eq!(denials.len(), 3, "three audited refusals, one per cross-category channel:\n{}", out.log);
     assert!(!out.log.contains("avc: granted"), "same-category channels are ordinary grants");
+}
+
+/// Issue 16, finding 8: 65,535 offer/revoke cycles of one grant slot retire it instead of
+/// wrapping its generation: the next offer takes slot 1 and the first reference stays stale.
+#[test]
+fn a_grant_slot_is_retired_when_its_generations_are_spent() {
+    let out = expect_scenario("hostile-grant-wrap");
+    assert_eq!(out.exit, ExitKind::Success);
+    let l = line(&out.log, "[wrap] hostile_cpu: grant slot 0 retired after ");
+    assert!(l.ends_with("65535 offer/revoke cycles; next reference 0x10001; first reference stale: true"), "{l}");
 }

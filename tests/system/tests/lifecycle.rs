@@ -93,15 +93,16 @@ fn a_management_domain_drives_the_whole_lifecycle() {
 fn created_domains_are_measured_with_the_image_they_were_built_from() {
     let out = expect_scenario("lifecycle");
     let images = warden_rig::images().unwrap();
-    for (who, image, label) in [
-        ("w1 id=2", "spinner", "worker_build_t"),
-        ("w2 id=3", "counter", "bank_a_t"),
-        ("w3 id=4", "counter", "bank_b_t"),
+    for (who, image, label, args) in [
+        ("w1 id=2", "spinner", "worker_build_t", "from:mgmt"),
+        ("w2 id=3", "counter", "bank_a_t", "from:mgmt"),
+        // Arguments given at build time replace the create request's, and are what is measured.
+        ("w3 id=4", "counter", "bank_b_t", "from:build"),
     ] {
         let bytes = std::fs::read(images.image(image).unwrap()).unwrap();
         let name = who.split(' ').next().unwrap();
         let text = format!(
-            "created:{name} {} label={label} args=from:mgmt image=sha256:{}",
+            "created:{name} {} label={label} args={args} image=sha256:{}",
             &who[name.len() + 1..],
             hex(&Sha256::digest(&bytes))
         );

@@ -1,10 +1,19 @@
 //! The `vtpm-sim` server: the Warden vTPM engine behind the Microsoft TPM 2.0 simulator TCP
 //! protocol (command port P, platform port P+1), so stock clients (tpm2-tools and tss-esapi
-//! through the `mssim` TCTI, tpm2-abrmd) can use it. The binary and the benchmark start it.
+//! through the `mssim` TCTI, tpm2-abrmd) can use it, and behind swtpm's protocol (raw command
+//! channel plus control channel, `swtpm` module) so QEMU's `-tpmdev emulator` and the `swtpm`
+//! TCTI can. The binary and the benchmark start it.
 #![forbid(unsafe_code)]
 
+mod blob;
+mod ctrl;
+mod data;
+pub mod log;
 pub mod manufacture;
+pub mod options;
 pub mod seal;
+pub mod swtpm;
+mod tcp;
 pub mod wire;
 
 use std::io::{self, BufRead, Read, Write};
@@ -22,6 +31,8 @@ pub enum SimError {
     Manufacture(#[from] manufacture::ManufactureError),
     #[error("cannot bind 127.0.0.1:{port}: {source}")]
     Bind { port: u16, source: io::Error },
+    #[error("cannot bind {path}: {source}")]
+    BindUnix { path: PathBuf, source: io::Error },
     #[error("cannot find two adjacent free ports")]
     NoPortPair,
     #[error("cannot load vTPM state from {path}: {source}")]
@@ -35,6 +46,8 @@ pub enum SimError {
     StateRead { path: PathBuf, source: io::Error },
     #[error(transparent)]
     Seal(#[from] seal::SealError),
+    #[error("stored volatile state: {0}")]
+    Blob(String),
 }
 
 /// A state folder and the key its files are sealed with (`--state`, `--state-key`).
@@ -51,6 +64,8 @@ struct HostPlatform {
     /// The state read (and opened) before the TPM was built: a file that does not open stops
     /// the server instead of being taken for a fresh TPM.
     initial: Option<Vec<u8>>,
+    /// The permanent state last written (what the swtpm `permanent` state blob carries).
+    last: Vec<u8>,
 }
 
 impl Platform for HostPlatform {
@@ -64,25 +79,82 @@ impl Platform for HostPlatform {
         self.initial.take()
     }
     fn nv_write(&mut self, state: &[u8]) {
+        self.last = state.to_vec();
         let Some((f, key)) = &self.file else { return };
         let sealed = key.seal(seal::Role::State, state);
         // Write-then-rename so a crash never leaves a half-written state file.
         let tmp = f.with_extension("tmp");
         if let Err(e) = std::fs::write(&tmp, sealed).and_then(|()| std::fs::rename(&tmp, f)) {
-            eprintln!("vtpm-sim: cannot write state {}: {e}", f.display());
+            log!("cannot write state {}: {e}", f.display());
         }
     }
 }
 
 /// The TPM plus its power state, shared by all connections.
 #[derive(Debug)]
-struct Shared {
+pub(crate) struct Shared {
     tpm: Tpm<HostPlatform>,
+    /// Whether the TPM runs (mssim power on; swtpm CMD_INIT or `not-need-init`).
     powered: bool,
+    /// The locality of commands on swtpm's raw data channel (`CMD_SET_LOCALITY`).
+    locality: u8,
+    /// The TPM-established flag: set by a measurement sequence (hash start), cleared by
+    /// `CMD_RESET_TPMESTABLISHED` at locality 3 or 4.
+    established: bool,
+    /// A volatile state blob was set since the TPM stopped: `CMD_INIT` resumes it instead of
+    /// powering the TPM on afresh (how QEMU moves a running VM's TPM).
+    resumed: bool,
+    /// Where the state lives and the keys that seal it and the state blobs.
+    store: Store,
     /// `VTPM_SIM_TRACE=1`: log every command code, its handles and the response code.
     trace: bool,
     /// `VTPM_SIM_RECORD=FILE`: append every command in the fuzz corpus format (seed material).
     record: Option<std::fs::File>,
+}
+
+/// The state folder's file and key, and the key that seals swtpm state blobs.
+#[derive(Debug, Default)]
+pub(crate) struct Store {
+    file: Option<(PathBuf, Arc<seal::StateKey>)>,
+    blob_key: Option<Arc<seal::StateKey>>,
+}
+
+impl Shared {
+    /// Runs one TPM command at `locality` (TPM_RC_FAILURE while the TPM is not running).
+    pub(crate) fn execute(&mut self, locality: u8, cmd: &[u8]) -> Vec<u8> {
+        if !self.powered {
+            // TPM_RC_FAILURE: the TPM is powered off (swtpm answers the same before CMD_INIT).
+            return vec![0x80, 0x01, 0, 0, 0, 10, 0, 0, 1, 1];
+        }
+        let r = self.tpm.execute(locality, cmd);
+        if self.trace {
+            trace(cmd, &r);
+        }
+        if let Some(f) = self.record.as_mut() {
+            // The fuzz corpus format: locality, u16 length, command.
+            let mut rec = vec![locality];
+            rec.extend_from_slice(&(cmd.len().min(0xFFFF) as u16).to_be_bytes());
+            rec.extend_from_slice(cmd);
+            let _ = f.write_all(&rec);
+        }
+        r
+    }
+
+    /// A fresh TPM on the same store, built from the permanent state `permanent` (checked by
+    /// the engine before anything is replaced).
+    pub(crate) fn replace_permanent(
+        &mut self,
+        permanent: Vec<u8>,
+    ) -> Result<(), warden_vtpm::StateError> {
+        let platform = HostPlatform {
+            start: Instant::now(),
+            file: self.store.file.clone(),
+            initial: Some(permanent),
+            last: Vec::new(),
+        };
+        self.tpm = Tpm::new(platform)?;
+        Ok(())
+    }
 }
 
 fn trace(cmd: &[u8], resp: &[u8]) {
@@ -91,8 +163,8 @@ fn trace(cmd: &[u8], resp: &[u8]) {
             .map(|w| u32::from_be_bytes([w[0], w[1], w[2], w[3]]))
             .unwrap_or(0)
     };
-    eprintln!(
-        "vtpm-sim: cc={:#05x} h0={:#010x} h1={:#010x} -> rc={:#x} len={}",
+    log!(
+        "cc={:#05x} h0={:#010x} h1={:#010x} -> rc={:#x} len={}",
         word(cmd, 6),
         word(cmd, 10),
         word(cmd, 14),
@@ -122,7 +194,7 @@ const SESSION_END: u32 = 20;
 const STOP: u32 = 21;
 
 /// Largest command frame accepted.
-const MAX_FRAME: u32 = 8192;
+pub(crate) const MAX_FRAME: u32 = 8192;
 
 fn bind_pair(port: u16) -> Result<(TcpListener, TcpListener), SimError> {
     let bind = |p: u16| TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, p)));
@@ -186,6 +258,26 @@ impl Server {
 }
 
 fn bind(port: u16, state: Option<StateDir>, manufacture: bool) -> Result<Server, SimError> {
+    let mut shared = build(state, manufacture, None)?;
+    shared.powered = true;
+    let shared = Arc::new(Mutex::new(shared));
+    let (cmd, plat) = bind_pair(port)?;
+    let port = cmd.local_addr().map(|a| a.port()).unwrap_or(port);
+    Ok(Server {
+        cmd,
+        plat,
+        shared,
+        port,
+    })
+}
+
+/// Loads or manufactures the TPM in `state` (the TPM is not running yet); `blob_key` seals
+/// swtpm state blobs (the state key when absent).
+pub(crate) fn build(
+    state: Option<StateDir>,
+    manufacture: bool,
+    blob_key: Option<seal::StateKey>,
+) -> Result<Shared, SimError> {
     // The state folder with its state file and key, and the state read from it (if any).
     let mut folder = None;
     let mut initial = None;
@@ -206,26 +298,32 @@ fn bind(port: u16, state: Option<StateDir>, manufacture: bool) -> Result<Server,
         start: Instant::now(),
         file: folder.as_ref().map(|(_, f, k)| (f.clone(), k.clone())),
         initial,
+        last: Vec::new(),
     };
-    let path = folder.as_ref().map(|(_, f, _)| f.clone()).unwrap_or_default();
+    let path = folder
+        .as_ref()
+        .map(|(_, f, _)| f.clone())
+        .unwrap_or_default();
     let mut tpm = Tpm::new(platform).map_err(|source| SimError::State { path, source })?;
     if manufacture {
         let state = folder.as_ref().map(|(d, _, k)| (d.as_path(), &**k));
         manufacture::manufacture(&mut tpm, state)?;
     }
-    let shared = Arc::new(Mutex::new(Shared {
+    let blob_key = blob_key
+        .map(Arc::new)
+        .or_else(|| folder.as_ref().map(|(_, _, k)| k.clone()));
+    Ok(Shared {
         tpm,
-        powered: true,
+        powered: false,
+        locality: 0,
+        established: false,
+        resumed: false,
+        store: Store {
+            file: folder.map(|(_, f, k)| (f, k)),
+            blob_key,
+        },
         trace: std::env::var_os("VTPM_SIM_TRACE").is_some(),
         record: std::env::var_os("VTPM_SIM_RECORD").and_then(|p| std::fs::File::create(p).ok()),
-    }));
-    let (cmd, plat) = bind_pair(port)?;
-    let port = cmd.local_addr().map(|a| a.port()).unwrap_or(port);
-    Ok(Server {
-        cmd,
-        plat,
-        shared,
-        port,
     })
 }
 
@@ -247,7 +345,7 @@ fn serve(
             match connection(s, &shared, platform) {
                 Ok(Next::Continue) => {}
                 Ok(Next::Stop) => {
-                    eprintln!("vtpm-sim: stop requested by {peer}");
+                    log!("stop requested by {peer}");
                     stop.store(true, Ordering::SeqCst);
                     // Wake both accept loops so they notice the flag, then leave.
                     let _ = TcpStream::connect((Ipv4Addr::LOCALHOST, port));
@@ -257,9 +355,9 @@ fn serve(
                 Err(e) => {
                     let kind = if platform { "platform" } else { "command" };
                     if e.kind() == io::ErrorKind::UnexpectedEof {
-                        eprintln!("vtpm-sim: closing {kind} connection from {peer}: frame cut off");
+                        log!("closing {kind} connection from {peer}: frame cut off");
                     } else {
-                        eprintln!("vtpm-sim: closing {kind} connection from {peer}: {e}");
+                        log!("closing {kind} connection from {peer}: {e}");
                     }
                 }
             }
@@ -280,10 +378,11 @@ fn read_u32(s: &mut impl Read) -> io::Result<u32> {
 
 /// Serves one connection until the client ends the session or sends a bad frame.
 fn connection(mut s: TcpStream, shared: &Mutex<Shared>, platform: bool) -> io::Result<Next> {
-    // Without TCP_NODELAY every response waits for the peer's delayed ACK (~40 ms).
-    s.set_nodelay(true)?;
+    tcp::tune(&s)?;
     // Buffered reads: a whole frame usually arrives in one segment, so one syscall reads it.
-    let mut r = io::BufReader::with_capacity(MAX_FRAME as usize + 16, s.try_clone()?);
+    // Every read re-arms TCP_QUICKACK (see `tcp::QuickAck`).
+    let mut r =
+        io::BufReader::with_capacity(MAX_FRAME as usize + 16, tcp::QuickAck(s.try_clone()?));
     loop {
         // The client may hang up between frames; a hang-up inside one is a truncated frame.
         if r.fill_buf()?.is_empty() {
@@ -304,26 +403,7 @@ fn connection(mut s: TcpStream, shared: &Mutex<Shared>, platform: bool) -> io::R
                 }
                 let mut buf = vec![0u8; len as usize];
                 r.read_exact(&mut buf)?;
-                let resp = {
-                    let mut g = lock();
-                    if g.powered {
-                        let r = g.tpm.execute(loc[0], &buf);
-                        if g.trace {
-                            trace(&buf, &r);
-                        }
-                        if let Some(f) = g.record.as_mut() {
-                            // The fuzz corpus format: locality, u16 length, command.
-                            let mut rec = vec![loc[0]];
-                            rec.extend_from_slice(&(buf.len().min(0xFFFF) as u16).to_be_bytes());
-                            rec.extend_from_slice(&buf);
-                            let _ = f.write_all(&rec);
-                        }
-                        r
-                    } else {
-                        // TPM_RC_FAILURE: the TPM is powered off.
-                        vec![0x80, 0x01, 0, 0, 0, 10, 0, 0, 1, 1]
-                    }
-                };
+                let resp = lock().execute(loc[0], &buf);
                 let mut out = Vec::with_capacity(resp.len() + 8);
                 out.extend_from_slice(&(resp.len() as u32).to_be_bytes());
                 out.extend_from_slice(&resp);
@@ -374,7 +454,10 @@ fn connection(mut s: TcpStream, shared: &Mutex<Shared>, platform: bool) -> io::R
                 let mut g = lock();
                 if g.powered {
                     match cmd {
-                        SIGNAL_HASH_START => g.tpm.hash_start(),
+                        SIGNAL_HASH_START => {
+                            g.established = true;
+                            g.tpm.hash_start()
+                        }
                         SIGNAL_HASH_DATA => g.tpm.hash_data(&buf),
                         _ => g.tpm.hash_end(),
                     }
@@ -382,8 +465,8 @@ fn connection(mut s: TcpStream, shared: &Mutex<Shared>, platform: bool) -> io::R
                 drop(g);
                 s.write_all(&0u32.to_be_bytes())?;
             }
-            SIGNAL_PHYS_PRES_ON | SIGNAL_PHYS_PRES_OFF | SIGNAL_CANCEL_ON | SIGNAL_CANCEL_OFF | SIGNAL_NV_ON | SIGNAL_NV_OFF
-            | SIGNAL_KEY_CACHE_ON | SIGNAL_KEY_CACHE_OFF => {
+            SIGNAL_PHYS_PRES_ON | SIGNAL_PHYS_PRES_OFF | SIGNAL_CANCEL_ON | SIGNAL_CANCEL_OFF
+            | SIGNAL_NV_ON | SIGNAL_NV_OFF | SIGNAL_KEY_CACHE_ON | SIGNAL_KEY_CACHE_OFF => {
                 s.write_all(&0u32.to_be_bytes())?;
             }
             other => {

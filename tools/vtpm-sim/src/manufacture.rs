@@ -6,9 +6,9 @@
 //! names, the EK's public key, basicConstraints and keyUsage. Running it again on the same state
 //! leaves existing certificates alone.
 
-use p256::ecdsa::signature::Signer;
 use crate::seal::{Role, SealError, StateKey};
 use crate::wire::{self, tpm2b};
+use p256::ecdsa::signature::Signer;
 use std::path::Path;
 use warden_vtpm::{Platform, Tpm};
 

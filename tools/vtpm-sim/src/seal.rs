@@ -21,6 +21,10 @@ pub enum Role {
     State,
     /// The EK certificate authority's private key.
     CaKey,
+    /// swtpm's `permanent` state blob (migration).
+    PermanentBlob,
+    /// swtpm's `volatile` state blob: the whole instance (migration).
+    VolatileBlob,
 }
 
 impl Role {
@@ -28,6 +32,8 @@ impl Role {
         match self {
             Role::State => b"vtpm-permanent-state",
             Role::CaKey => b"vtpm-ca-private-key",
+            Role::PermanentBlob => b"vtpm-blob-permanent",
+            Role::VolatileBlob => b"vtpm-blob-volatile",
         }
     }
 }

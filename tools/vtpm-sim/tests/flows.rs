@@ -4,15 +4,14 @@
 //! through tpm2-abrmd that needs more objects than the TPM's three slots.
 
 mod common;
-use common::{Abrmd, Sim, host, openssl_rsa_key, openssl_verify};
+use common::{Abrmd, Sim, Transport, host, openssl_rsa_key, openssl_verify};
 
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-#[test]
-fn make_and_activate_credential_between_ek_and_ak() {
-    let sim = Sim::started("cred");
+fn make_and_activate_credential_between_ek_and_ak(t: Transport) {
+    let sim = Sim::started_on(t, "cred");
     sim.tool(&["tpm2_createek", "-c", "ek.ctx", "-G", "rsa", "-u", "ek.pub"]);
     sim.flush();
     sim.tool(&[
@@ -118,9 +117,8 @@ fn make_and_activate_credential_between_ek_and_ak() {
     );
 }
 
-#[test]
-fn salted_bound_hmac_session_with_parameter_encryption() {
-    let sim = Sim::started("hmacsess");
+fn salted_bound_hmac_session_with_parameter_encryption(t: Transport) {
+    let sim = Sim::started_on(t, "hmacsess");
     sim.primary("o", "rsa", "prim.ctx");
     // Salted with the primary, bound to the owner hierarchy; getrandom's output is encrypted.
     sim.tool(&[
@@ -154,9 +152,8 @@ fn salted_bound_hmac_session_with_parameter_encryption() {
     assert!(pubinfo.contains("size: 8"), "{pubinfo}");
 }
 
-#[test]
-fn seal_under_a_pcr_policy_and_fail_after_extend() {
-    let sim = Sim::started("pcrseal");
+fn seal_under_a_pcr_policy_and_fail_after_extend(t: Transport) {
+    let sim = Sim::started_on(t, "pcrseal");
     sim.tool(&["tpm2_createprimary", "-C", "o", "-c", "prim.ctx"]);
     sim.flush();
     sim.tool(&["tpm2_startauthsession", "-S", "t.ctx"]);
@@ -215,9 +212,8 @@ fn seal_under_a_pcr_policy_and_fail_after_extend() {
     );
 }
 
-#[test]
-fn certify_hmac_aes_rsa_and_hash() {
-    let sim = Sim::started("prims");
+fn certify_hmac_aes_rsa_and_hash(t: Transport) {
+    let sim = Sim::started_on(t, "prims");
     sim.primary("o", "ecc", "prim.ctx");
     let load = |alg: &str, attrs: Option<&str>, name: &str| {
         let (pu, pr) = (format!("{name}.pub"), format!("{name}.priv"));
@@ -371,9 +367,8 @@ fn certify_hmac_aes_rsa_and_hash() {
     }
 }
 
-#[test]
-fn change_auth_evict_and_clear() {
-    let sim = Sim::started("clear");
+fn change_auth_evict_and_clear(t: Transport) {
+    let sim = Sim::started_on(t, "clear");
     sim.tool(&["tpm2_changeauth", "-c", "o", "ownerpw"]);
     let bad = sim.try_tool(&["tpm2_createprimary", "-C", "o", "-c", "p.ctx"]);
     assert!(!bad.status.success(), "owner auth not enforced");
@@ -439,9 +434,8 @@ fn change_auth_evict_and_clear() {
     assert!(!out.status.success(), "clear while disabled");
 }
 
-#[test]
-fn resource_manager_multiplexes_more_objects_than_slots() {
-    let sim = Sim::started("abrmd");
+fn resource_manager_multiplexes_more_objects_than_slots(t: Transport) {
+    let sim = Sim::started_on(t, "abrmd");
     let rm = Abrmd::start(&sim);
     rm.tool(&sim, &["tpm2_createprimary", "-C", "o", "-c", "prim.ctx"]);
     // Five loaded keys over time: without ContextSave/ContextLoad and FlushContext
@@ -527,9 +521,8 @@ fn error_code(out: &std::process::Output) -> String {
         .unwrap_or_default()
 }
 
-#[test]
-fn nv_extend_bits_and_locks() {
-    let sim = Sim::started("nvmore");
+fn nv_extend_bits_and_locks(t: Transport) {
+    let sim = Sim::started_on(t, "nvmore");
     sim.tool(&[
         "tpm2_nvdefine",
         "0x1500018",
@@ -591,9 +584,8 @@ fn nv_extend_bits_and_locks() {
     );
 }
 
-#[test]
-fn object_change_auth_ecdh_and_ecc_salted_session() {
-    let sim = Sim::started("objmore");
+fn object_change_auth_ecdh_and_ecc_salted_session(t: Transport) {
+    let sim = Sim::started_on(t, "objmore");
     sim.primary("o", "ecc", "p.ctx");
     sim.tool(&[
         "tpm2_create",
@@ -707,9 +699,8 @@ fn object_change_auth_ecdh_and_ecc_salted_session() {
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim().len(), 16);
 }
 
-#[test]
-fn hierarchy_control_and_dictionary_attack_lockout() {
-    let sim = Sim::started("da");
+fn hierarchy_control_and_dictionary_attack_lockout(t: Transport) {
+    let sim = Sim::started_on(t, "da");
     sim.tool(&["tpm2_hierarchycontrol", "-C", "p", "shEnable", "clear"]);
     assert_eq!(
         error_code(&sim.try_tool(&["tpm2_createprimary", "-C", "o", "-c", "x.ctx"])),
@@ -785,9 +776,8 @@ fn hierarchy_control_and_dictionary_attack_lockout() {
     );
 }
 
-#[test]
-fn policy_authorize_with_an_external_signing_key() {
-    let sim = Sim::started("authorize");
+fn policy_authorize_with_an_external_signing_key(t: Transport) {
+    let sim = Sim::started_on(t, "authorize");
     // The policy authority's key lives outside the TPM; only its public part is loaded.
     openssl_rsa_key(&sim.dir, "authority.pem", "authority.pub.pem");
     sim.tool(&[
@@ -910,3 +900,16 @@ fn policy_authorize_with_an_external_signing_key() {
         "PolicyAuthorize accepted a policy that was not signed"
     );
 }
+
+on_both_transports!(
+    make_and_activate_credential_between_ek_and_ak,
+    salted_bound_hmac_session_with_parameter_encryption,
+    seal_under_a_pcr_policy_and_fail_after_extend,
+    certify_hmac_aes_rsa_and_hash,
+    change_auth_evict_and_clear,
+    resource_manager_multiplexes_more_objects_than_slots,
+    nv_extend_bits_and_locks,
+    object_change_auth_ecdh_and_ecc_salted_session,
+    hierarchy_control_and_dictionary_attack_lockout,
+    policy_authorize_with_an_external_signing_key,
+);

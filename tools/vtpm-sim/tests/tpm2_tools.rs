@@ -3,11 +3,10 @@
 //! persistence across a restart.
 
 mod common;
-use common::{Sim, openssl_verify, scratch};
+use common::{Sim, Transport, openssl_verify, scratch};
 
-#[test]
-fn startup_random_and_truthful_capabilities() {
-    let sim = Sim::started("startup");
+fn startup_random_and_truthful_capabilities(t: Transport) {
+    let sim = Sim::started_on(t, "startup");
     let hex = sim.stdout(&["tpm2_getrandom", "--hex", "16"]);
     assert_eq!(hex.trim().len(), 32, "{hex}");
     let fixed = sim.stdout(&["tpm2_getcap", "properties-fixed"]);
@@ -21,9 +20,8 @@ fn startup_random_and_truthful_capabilities() {
     }
 }
 
-#[test]
-fn pcr_extend_and_read_match_software_hash() {
-    let sim = Sim::started("pcr");
+fn pcr_extend_and_read_match_software_hash(t: Transport) {
+    let sim = Sim::started_on(t, "pcr");
     let d = "01".repeat(32);
     sim.tool(&["tpm2_pcrextend", &format!("16:sha256={d}")]);
     let out = sim.stdout(&["tpm2_pcrread", "sha256:16,17+sha1:0"]);
@@ -63,9 +61,8 @@ fn pcr_extend_and_read_match_software_hash() {
     );
 }
 
-#[test]
-fn rsa_and_ecc_keys_sign_and_verify_also_with_openssl() {
-    let sim = Sim::started("sign");
+fn rsa_and_ecc_keys_sign_and_verify_also_with_openssl(t: Transport) {
+    let sim = Sim::started_on(t, "sign");
     sim.primary("o", "ecc", "prim.ctx");
     sim.write("msg", b"hello warden");
     for (alg, scheme) in [("rsa2048", "rsassa"), ("ecc256", "ecdsa")] {
@@ -136,9 +133,8 @@ fn rsa_and_ecc_keys_sign_and_verify_also_with_openssl() {
     }
 }
 
-#[test]
-fn quote_checks_with_tpm2_checkquote() {
-    let sim = Sim::started("quote");
+fn quote_checks_with_tpm2_checkquote(t: Transport) {
+    let sim = Sim::started_on(t, "quote");
     sim.tool(&["tpm2_pcrextend", &format!("16:sha256={}", "ab".repeat(32))]);
     for alg in ["ecc256:ecdsa-sha256:null", "rsa2048:rsassa-sha256:null"] {
         sim.tool(&[
@@ -212,9 +208,8 @@ fn quote_checks_with_tpm2_checkquote() {
     }
 }
 
-#[test]
-fn seal_and_unseal() {
-    let sim = Sim::started("seal");
+fn seal_and_unseal(t: Transport) {
+    let sim = Sim::started_on(t, "seal");
     sim.tool(&["tpm2_createprimary", "-C", "o", "-c", "prim.ctx"]);
     sim.flush();
     sim.write("secret", b"the eagle has landed");
@@ -247,9 +242,8 @@ fn seal_and_unseal() {
     );
 }
 
-#[test]
-fn nv_define_write_read_counter_and_undefine() {
-    let sim = Sim::started("nv");
+fn nv_define_write_read_counter_and_undefine(t: Transport) {
+    let sim = Sim::started_on(t, "nv");
     sim.tool(&[
         "tpm2_nvdefine",
         "0x1500016",
@@ -451,9 +445,8 @@ fn manufacture_stores_ek_certificates_signed_by_the_state_ca() {
     }
 }
 
-#[test]
-fn restricted_key_signs_only_tpm_hashed_data_with_a_ticket() {
-    let sim = Sim::started("restricted");
+fn restricted_key_signs_only_tpm_hashed_data_with_a_ticket(t: Transport) {
+    let sim = Sim::started_on(t, "restricted");
     sim.tool(&[
         "tpm2_createprimary",
         "-C",
@@ -532,3 +525,13 @@ fn restricted_key_signs_only_tpm_hashed_data_with_a_ticket() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+on_both_transports!(
+    startup_random_and_truthful_capabilities,
+    pcr_extend_and_read_match_software_hash,
+    rsa_and_ecc_keys_sign_and_verify_also_with_openssl,
+    quote_checks_with_tpm2_checkquote,
+    seal_and_unseal,
+    nv_define_write_read_counter_and_undefine,
+    restricted_key_signs_only_tpm_hashed_data_with_a_ticket,
+);

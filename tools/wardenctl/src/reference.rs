@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use warden_tpm::eventlog::{SEPARATOR_DATA, Tag, WARDEN_PCRS};
+use warden_tpm::eventlog::{SEPARATOR_DATA, Tag, WARDEN_PCRS, component_parts};
 use warden_tpm::{Banks, Digest, HashAlg};
 
 /// The format line of a reference file.
@@ -31,7 +31,7 @@ pub struct Component {
     pub kind: String,
     /// The PCR it is measured into.
     pub pcr: u32,
-    /// Digest of its bytes per bank: bank name → hex.
+    /// Digest of its name and bytes (`eventlog::component_parts`) per bank: bank name → hex.
     pub digests: BTreeMap<String, String>,
 }
 
@@ -41,7 +41,10 @@ impl Component {
     pub fn new(tag: Tag, name: &str, bytes: &[u8]) -> Component {
         let digests = HashAlg::ALL
             .iter()
-            .map(|a| (a.name().to_string(), crate::hex(a.hash(bytes).as_bytes())))
+            .map(|a| {
+                let d = a.hash_parts(&component_parts(name, bytes));
+                (a.name().to_string(), crate::hex(d.as_bytes()))
+            })
             .collect();
         Component {
             name: name.to_string(),
@@ -123,11 +126,14 @@ mod tests {
         let alg = HashAlg::Sha256;
         let sep = alg.hash(&[0; 4]);
         let want21 = Digest::zero(alg)
-            .extended(&alg.hash(b"a"))
-            .extended(&alg.hash(b"b"))
+            .extended(&alg.hash(b"cmdline\0a"))
+            .extended(&alg.hash(b"manifest\0b"))
             .extended(&sep);
         assert_eq!(r.pcr(alg, 21), Some(want21));
         assert_eq!(r.pcr(alg, 20), Some(Digest::zero(alg).extended(&sep)));
+        // The name is measured with the bytes: the same bytes under another name differ.
+        let renamed = Component::new(Tag::DomainImage, "image:b", b"x");
+        assert_ne!(renamed.digests, Component::new(Tag::DomainImage, "image:a", b"x").digests);
         let json = serde_json::to_string(&r).unwrap();
         assert_eq!(serde_json::from_str::<Reference>(&json).unwrap(), r);
     }

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 use std::process::Command;
-use warden_tpm::eventlog::{EventLog, EventLogWriter, Tag, WARDEN_PCRS};
+use warden_tpm::eventlog::{EventLog, EventLogWriter, Tag, WARDEN_PCRS, component_parts};
 use warden_tpm::host::{Swtpm, unique_temp_dir};
 use warden_tpm::{DigestSet, PcrSelection, Tpm};
 use wardenctl::reference::{Component, Reference};
@@ -50,7 +50,7 @@ fn measured_boot(sw: &Swtpm, parts: &[(Tag, &str, &[u8])], nonce: &[u8]) -> Evid
         t.pcr_reset(pcr).unwrap();
     }
     for (tag, name, bytes) in parts {
-        let d = DigestSet::of(banks, bytes);
+        let d = DigestSet::of_parts(banks, &component_parts(name, bytes));
         t.pcr_extend(tag.pcr(), &d).unwrap();
         log.append_tagged(tag.pcr(), *tag, &d, name).unwrap();
     }

@@ -18,7 +18,9 @@ pub(crate) struct AttestArgs {
     #[arg(long)]
     pub(crate) out: Option<PathBuf>,
     /// Flip one byte of this component (policy, manifest, or a domain image's name) after the
-    /// reference values were computed: verification must then fail and name it.
+    /// reference values were computed: verification must then fail and name it. `swap-names`
+    /// swaps the files of the scenario's first two images instead (each module keeps its name
+    /// but carries the other's bytes): verification must name both images.
     #[arg(long)]
     pub(crate) tamper: Option<String>,
     /// Print the report as JSON instead of a table.
@@ -28,6 +30,10 @@ pub(crate) struct AttestArgs {
     /// bank) from the built images, write `reference.json` into `--out` (or print it), and stop.
     #[arg(long)]
     pub(crate) reference_only: bool,
+    /// The platform TPM: swtpm (default, EK certificates by swtpm_setup) or vtpm-sim (EK
+    /// certificates by `vtpm-sim --manufacture`); overrides the scenario's `platform_tpm`.
+    #[arg(long)]
+    pub(crate) platform_tpm: Option<warden_rig::swtpm::PlatformTpm>,
 }
 
 /// Runs the attestation; fails (non-zero exit) unless every check passes.
@@ -40,7 +46,7 @@ pub(crate) fn attest(args: &AttestArgs) -> Result<()> {
     if let Some(t) = &args.tamper {
         eprintln!("xtask: tampering with '{t}' after computing the reference values");
     }
-    let opts = AttestOptions { tamper: args.tamper.clone(), keep_dir: false };
+    let opts = AttestOptions { tamper: args.tamper.clone(), keep_dir: false, platform_tpm: args.platform_tpm };
     let a = run_attest(&scenario, &opts)?;
 
     for c in &a.credential {
@@ -54,7 +60,7 @@ pub(crate) fn attest(args: &AttestArgs) -> Result<()> {
     }
     if pcr_mismatch.is_empty() {
         eprintln!(
-            "xtask: tpm2_eventlog's replay of the exported log equals tpm2_pcrread from the same swtpm (PCRs 20-22, banks {})",
+            "xtask: tpm2_eventlog's replay of the exported log equals tpm2_pcrread from the same platform TPM (PCRs 20-22, banks {})",
             a.banks.iter().map(|b| b.name()).collect::<Vec<_>>().join(",")
         );
     }

@@ -35,6 +35,10 @@ enum Cmd {
         /// Keep the run folder (manifest, swtpm state and log) and print where it is.
         #[arg(long)]
         keep: bool,
+        /// The platform TPM: swtpm (default) or vtpm-sim (Warden's own engine, swtpm's protocol);
+        /// overrides the scenario's `platform_tpm`.
+        #[arg(long)]
+        platform_tpm: Option<warden_rig::swtpm::PlatformTpm>,
     },
     /// Measured launch and remote attestation: boot a scenario on a TPM with EK certificates,
     /// verify the exported quote and event log against reference values, print the table.
@@ -64,7 +68,9 @@ fn main() {
     let result = match cli.command {
         Cmd::Setup => setup::ensure(),
         Cmd::Build => setup::ensure().and_then(|()| build()),
-        Cmd::Run { scenario, interactive, keep } => setup::ensure().and_then(|()| run(&scenario, interactive, keep)),
+        Cmd::Run { scenario, interactive, keep, platform_tpm } => {
+            setup::ensure().and_then(|()| run(&scenario, interactive, keep, platform_tpm))
+        }
         Cmd::Scenarios => scenarios(),
         Cmd::Size => size::report(),
         Cmd::Attest(args) => setup::ensure().and_then(|()| build()).and_then(|()| attest::attest(&args)),
@@ -85,15 +91,17 @@ fn build() -> Result<()> {
     Ok(())
 }
 
-fn run(name: &str, interactive: bool, keep: bool) -> Result<()> {
+fn run(name: &str, interactive: bool, keep: bool, tpm: Option<warden_rig::swtpm::PlatformTpm>) -> Result<()> {
     let scenario = Scenario::load(name)?;
     build()?;
     eprintln!("xtask: booting scenario '{}': {}", scenario.name, scenario.description);
     if scenario.tpm {
-        eprintln!("xtask: starting a private swtpm as the platform TPM");
+        let which = tpm.unwrap_or(scenario.platform_tpm);
+        eprintln!("xtask: starting a private {which:?} as the platform TPM");
     }
     let opts = BootOptions {
         interactive,
+        platform_tpm: tpm,
         keep_dir: keep,
         on_line: Some(Arc::new(|l: &str| println!("{l}"))),
         ..BootOptions::default()

@@ -3,10 +3,16 @@
 //! against `vtpm-sim` and against swtpm in the same run, over TCP on 127.0.0.1 with
 //! TCP_NODELAY, and prints per-command medians and their ratio as a Markdown table.
 //!
-//! `--out FILE` also writes the table to FILE. `--iterations N` scales the fast commands;
+//! Then the stock-client table (`stock`): a fixed tpm2-tools workload against vtpm-sim over
+//! `mssim:` and `swtpm:` and against swtpm over `swtpm:` (`--stock-rounds R`, default 5;
+//! `--stock-only` runs only that table).
+//!
+//! `--out FILE` also writes the tables to FILE. `--iterations N` scales the fast commands;
 //! `--rounds R` (default 5) alternates the targets R times and keeps each command's best median
 //! (fresh RSA keys: the median of all rounds' samples).
 #![forbid(unsafe_code)]
+
+mod stock;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -317,24 +323,57 @@ impl Drop for VtpmSim {
 }
 
 fn start_vtpm_sim() -> VtpmSim {
-    let child = Command::new(std::env::current_exe().expect("own path"))
-        .arg("--serve")
+    let (child, port) = serve_child("--serve");
+    VtpmSim(child, port)
+}
+
+/// This binary re-run as a vtpm-sim server (`--serve`: mssim; `--serve-socket`: swtpm's
+/// protocol, data port P and control port P+1); the child and its port.
+fn serve_child(flag: &str) -> (Child, u16) {
+    let mut child = Command::new(std::env::current_exe().expect("own path"))
+        .arg(flag)
         .stdout(Stdio::piped())
         .spawn()
         .expect("cannot start the vtpm-sim server process");
-    // Killed on drop from here on, also if the port never comes.
-    let mut sim = VtpmSim(child, 0);
-    let out = sim.0.stdout.take().expect("child stdout");
-    // The child prints its command port once it listens.
+    let out = child.stdout.take().expect("child stdout");
+    // The child prints its (data) port once it listens.
     let mut line = String::new();
-    BufReader::new(out)
-        .read_line(&mut line)
-        .expect("vtpm-sim server process output");
-    sim.1 = line
-        .trim()
-        .parse()
-        .expect("vtpm-sim server process did not report its port");
-    sim
+    let _ = BufReader::new(out).read_line(&mut line);
+    match line.trim().parse() {
+        Ok(port) => (child, port),
+        Err(_) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("vtpm-sim server process did not report its port ({line:?})");
+        }
+    }
+}
+
+/// The `--serve-socket` server: swtpm's protocol on a free TCP port pair.
+fn serve_socket() -> ! {
+    use vtpm_sim::options::{Endpoint, Socket};
+    for _ in 0..100 {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        if port == u16::MAX {
+            continue;
+        }
+        let at = |p: u16| Endpoint::Tcp(std::net::SocketAddr::from(([127, 0, 0, 1], p)));
+        let opts = Socket {
+            server: Some(at(port)),
+            ctrl: Some(at(port + 1)),
+            not_need_init: true,
+            ..Socket::default()
+        };
+        if let Ok(server) = vtpm_sim::swtpm::SwtpmServer::bind(&opts) {
+            println!("{port}");
+            let _ = std::io::stdout().flush();
+            server.serve();
+        }
+    }
+    panic!("no free port pair for vtpm-sim socket");
 }
 
 /// swtpm on OS-chosen ports, killed on drop.
@@ -350,6 +389,12 @@ impl Drop for Swtpm {
 
 fn start_swtpm() -> Swtpm {
     let dir = std::env::temp_dir().join(format!("warden-vtpm-bench-{}", std::process::id()));
+    start_swtpm_in(&dir, "not-need-init,startup-clear")
+}
+
+/// swtpm with its state in `dir` and `--flags flags`, on OS-chosen ports P (data) and P+1.
+fn start_swtpm_in(dir: &std::path::Path, flags: &str) -> Swtpm {
+    let dir = dir.to_path_buf();
     std::fs::create_dir_all(&dir).expect("state dir");
     for _ in 0..20 {
         let port = TcpListener::bind("127.0.0.1:0")
@@ -371,7 +416,7 @@ fn start_swtpm() -> Swtpm {
                 &format!("type=tcp,port={},bindaddr=127.0.0.1", port + 1),
             ])
             .args(["--tpmstate", &format!("dir={}", dir.display())])
-            .args(["--flags", "not-need-init,startup-clear"])
+            .args(["--flags", flags])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -410,6 +455,21 @@ fn main() {
         let server = vtpm_sim::Server::bind(0, None).expect("bind vtpm-sim");
         println!("{}", server.port);
         server.serve();
+        return;
+    }
+    if args.get(1).map(String::as_str) == Some("--serve-socket") {
+        serve_socket();
+    }
+    if args.iter().any(|a| a == "--stock-only") {
+        // Only the stock-client table (it needs no raw-command rounds).
+        let rounds: usize = arg("--stock-rounds")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(5);
+        let stock = stock::table(rounds);
+        println!("{stock}");
+        if let Some(f) = out_file {
+            std::fs::write(&f, &stock).unwrap_or_else(|e| panic!("cannot write {f}: {e}"));
+        }
         return;
     }
     let connect = |port: u16| Conn::new(TcpStream::connect(("127.0.0.1", port)).expect("connect"));
@@ -468,6 +528,13 @@ fn main() {
         ));
     }
     println!("{table}");
+    // What stock clients see: tpm2-tools processes over both TCTIs.
+    let stock_rounds: usize = arg("--stock-rounds")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
+    let stock = stock::table(stock_rounds);
+    println!("{stock}");
+    let table = format!("{table}\n{stock}");
     if let Some(f) = out_file {
         std::fs::write(&f, &table).unwrap_or_else(|e| panic!("cannot write {f}: {e}"));
     }

@@ -93,6 +93,7 @@ pub(crate) mod code {
     pub(crate) const PCR_EVENT: u32 = 0x13C;
     pub(crate) const PCR_RESET: u32 = 0x13D;
     pub(crate) const SEQUENCE_COMPLETE: u32 = 0x13E;
+    pub(crate) const SET_ALGORITHM_SET: u32 = 0x13F;
     pub(crate) const SET_COMMAND_CODE_AUDIT_STATUS: u32 = 0x140;
     pub(crate) const INCREMENTAL_SELF_TEST: u32 = 0x142;
     pub(crate) const SELF_TEST: u32 = 0x143;
@@ -110,6 +111,7 @@ pub(crate) mod code {
     pub(crate) const NV_READ_LOCK: u32 = 0x14F;
     pub(crate) const OBJECT_CHANGE_AUTH: u32 = 0x150;
     pub(crate) const POLICY_SECRET: u32 = 0x151;
+    pub(crate) const REWRAP: u32 = 0x152;
     pub(crate) const CREATE: u32 = 0x153;
     pub(crate) const ECDH_ZGEN: u32 = 0x154;
     pub(crate) const HMAC: u32 = 0x155;
@@ -167,6 +169,7 @@ pub(crate) mod code {
     pub(crate) const POLICY_NV_WRITTEN: u32 = 0x18F;
     pub(crate) const POLICY_TEMPLATE: u32 = 0x190;
     pub(crate) const CREATE_LOADED: u32 = 0x191;
+    pub(crate) const POLICY_AUTHORIZE_NV: u32 = 0x192;
     pub(crate) const ENCRYPT_DECRYPT2: u32 = 0x193;
 }
 
@@ -203,6 +206,7 @@ pub(crate) static COMMANDS: &[CmdInfo] = &[
     nv(c(PCR_EVENT, 1, 1, false)),
     nv(c(PCR_RESET, 1, 1, false)),
     flushed(c(SEQUENCE_COMPLETE, 1, 1, false)),
+    nv(c(SET_ALGORITHM_SET, 1, 1, false)),
     nv(c(SET_COMMAND_CODE_AUDIT_STATUS, 1, 1, false)),
     nv(c(INCREMENTAL_SELF_TEST, 0, 0, false)),
     nv(c(SELF_TEST, 0, 0, false)),
@@ -220,6 +224,7 @@ pub(crate) static COMMANDS: &[CmdInfo] = &[
     nv(c(NV_READ_LOCK, 2, 1, false)),
     admin(c(OBJECT_CHANGE_AUTH, 2, 1, false)),
     c(POLICY_SECRET, 2, 1, false),
+    c(REWRAP, 2, 1, false),
     c(CREATE, 1, 1, false),
     c(ECDH_ZGEN, 1, 1, false),
     c(HMAC, 1, 1, false),
@@ -278,6 +283,7 @@ pub(crate) static COMMANDS: &[CmdInfo] = &[
     c(POLICY_NV_WRITTEN, 1, 0, false),
     c(POLICY_TEMPLATE, 1, 0, false),
     c(CREATE_LOADED, 1, 1, true),
+    c(POLICY_AUTHORIZE_NV, 3, 1, false),
     c(ENCRYPT_DECRYPT2, 1, 1, false),
 ];
 

@@ -27,8 +27,9 @@ pub(crate) const MAX_COMMAND: usize = 4096;
 /// Persistent objects the owner and platform may keep.
 pub(crate) const PERSISTENT_SLOTS: usize = 16;
 
-/// State that survives power cycles (written through `Platform::nv_write`).
-#[derive(Clone, Debug)]
+/// State that survives power cycles (written through `Platform::nv_write`). Its seeds, proofs
+/// and auth values are wiped on drop and never printed.
+#[derive(Clone)]
 pub(crate) struct Permanent {
     pub(crate) eps: Vec<u8>,
     pub(crate) sps: Vec<u8>,
@@ -76,6 +77,37 @@ pub(crate) struct Permanent {
     pub(crate) pcr_policy: (u16, Vec<u8>),
     /// EC_Ephemeral / ZGen_2Phase commit nonce, counter and array (renewed by a TPM Reset).
     pub(crate) commit: crate::cmd::CommitState,
+}
+
+impl core::fmt::Debug for Permanent {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Permanent")
+            .field("reset_count", &self.reset_count)
+            .field("restart_count", &self.restart_count)
+            .field("clock", &self.clock)
+            .field("nv_indices", &self.nv.len())
+            .field("persistent", &self.persistent.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Permanent {
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        for v in [
+            &mut self.eps,
+            &mut self.sps,
+            &mut self.pps,
+            &mut self.eh_proof,
+            &mut self.sh_proof,
+            &mut self.ph_proof,
+            &mut self.owner_auth,
+            &mut self.endorsement_auth,
+            &mut self.lockout_auth,
+        ] {
+            v.zeroize();
+        }
+    }
 }
 
 /// State that a power cycle loses.
@@ -232,6 +264,12 @@ impl<P: Platform> Tpm<P> {
         self.p.total_commands = self.p.total_commands.wrapping_add(1);
         self.da_recover();
         self.clock_tick();
+        if self.rng.reseed_due() {
+            let mut fresh = [0u8; 32];
+            self.platform.entropy(&mut fresh);
+            self.rng.reseed(&fresh);
+            zeroize::Zeroize::zeroize(&mut fresh);
+        }
         match self.run(locality, command) {
             Ok(r) => r,
             Err(rc) => {
@@ -303,6 +341,10 @@ impl<P: Platform> Tpm<P> {
                     })?
                     .to_vec();
                 let attrs = ar.u8().map_err(|_| Rc::AUTHSIZE)?;
+                // TPMA_SESSION bits 3 and 4 are reserved: unmarshalling refuses them.
+                if attrs & 0x18 != 0 {
+                    return Err(Rc::RESERVED_BITS.session(n));
+                }
                 let hmac = ar
                     .tpm2b(64)
                     .map_err(|e| {
@@ -379,7 +421,9 @@ impl<P: Platform> Tpm<P> {
     fn check_handle(&self, cc: u32, idx: u8, hdl: u32) -> Result<(), Rc> {
         match h::ty(hdl) {
             h::HT_PCR => {
-                if hdl as usize >= crate::pcr::PCR_COUNT {
+                // A PCR handle is valid only where the handle's type admits one (TPMI_DH_PCR,
+                // TPMI_DH_ENTITY); elsewhere libtpms' unmarshalling answers TPM_RC_VALUE.
+                if !pcr_handle_allowed(cc, idx) || hdl as usize >= crate::pcr::PCR_COUNT {
                     return Err(Rc::VALUE);
                 }
             }
@@ -404,7 +448,12 @@ impl<P: Platform> Tpm<P> {
             },
             h::HT_TRANSIENT => {
                 let i = (hdl - h::TRANSIENT_FIRST) as usize;
-                if self.v.objects.get(i).and_then(|o| o.as_ref()).is_none() {
+                // Handles past the last slot are outside TPMI_DH_OBJECT's transient range
+                // (TRANSIENT_LAST), so they fail unmarshalling, as in libtpms.
+                if i >= self.v.objects.len() {
+                    return Err(Rc::VALUE);
+                }
+                if self.v.objects[i].is_none() {
                     return Err(Rc(0x910 + u32::from(idx)));
                 }
                 self.check_object_hierarchy(self.v.objects[i].as_ref().map(|o| o.hierarchy))?;
@@ -731,6 +780,22 @@ impl<P: Platform> Tpm<P> {
 
 /// Which session handles a command accepts in its handle area: the policy commands take only
 /// policy sessions (TPMI_SH_POLICY); FlushContext/ContextSave take any session.
+/// Whether handle `idx` of command `cc` may name a PCR (its type is TPMI_DH_PCR or
+/// TPMI_DH_ENTITY).
+fn pcr_handle_allowed(cc: u32, idx: u8) -> bool {
+    use code::*;
+    idx == 0
+        && matches!(
+            cc,
+            PCR_EXTEND
+                | PCR_EVENT
+                | PCR_RESET
+                | PCR_SET_AUTH_VALUE
+                | EVENT_SEQUENCE_COMPLETE
+                | POLICY_SECRET
+        )
+}
+
 fn session_handle_allowed(cc: u32, idx: u8, hdl: u32) -> bool {
     use code::*;
     let policy_pos = match cc {
@@ -738,7 +803,7 @@ fn session_handle_allowed(cc: u32, idx: u8, hdl: u32) -> bool {
         POLICY_AUTHORIZE | POLICY_AUTH_VALUE | POLICY_PASSWORD | POLICY_COMMAND_CODE
         | POLICY_PCR | POLICY_OR | POLICY_GET_DIGEST | POLICY_RESTART => Some(0),
         POLICY_SIGNED => Some(1),
-        POLICY_NV => Some(2),
+        POLICY_NV | POLICY_AUTHORIZE_NV => Some(2),
         POLICY_TICKET | POLICY_CP_HASH | POLICY_NAME_HASH | POLICY_LOCALITY => Some(0),
         POLICY_DUPLICATION_SELECT
         | POLICY_NV_WRITTEN

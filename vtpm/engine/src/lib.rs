@@ -19,6 +19,8 @@ mod marshal;
 mod nv;
 mod object;
 mod pcr;
+#[cfg(feature = "ct-probe")]
+pub mod probe;
 mod rc;
 mod session;
 mod state;

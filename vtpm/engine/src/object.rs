@@ -1,12 +1,15 @@
 //! TPM objects: the public area (TPMT_PUBLIC) parsed and re-marshalled, the sensitive area,
 //! names, key generation and the asymmetric operations that keys support.
 
+use crate::crypto::rsa_key::RsaKey;
+use crate::crypto::rsa_pad;
 use crate::crypto::{HashAlg, alg};
 use crate::marshal::{Reader, Writer};
 use crate::rc::Rc;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use rsa::BigUint;
-use rsa::traits::{PrivateKeyParts, PublicKeyParts};
+use zeroize::Zeroize;
 
 /// TPMA_OBJECT bits.
 #[allow(dead_code)]
@@ -24,8 +27,7 @@ pub(crate) mod attr {
     pub(crate) const SIGN: u32 = 1 << 18;
     pub(crate) const X509SIGN: u32 = 1 << 19;
     /// Bits that are reserved in TPMA_OBJECT.
-    pub(crate) const RESERVED: u32 =
-        1 | (1 << 3) | (0b11 << 8) | (0xF << 12) | 0xFFF0_0000 | X509SIGN;
+    pub(crate) const RESERVED: u32 = 1 | (1 << 3) | (0b11 << 8) | (0xF << 12) | 0xFFF0_0000;
 }
 
 /// TPMT_SYM_DEF_OBJECT (alg NULL means none).
@@ -625,11 +627,58 @@ fn check_asym(p: &Public, sym: SymDef, scheme: Scheme) -> Result<(), Rc> {
 
 /// TPMT_SENSITIVE minus the type: auth value, seed (protection seed for parents, or the
 /// obfuscation value) and the secret (RSA prime p, ECC scalar, sealed data/HMAC key or symmetric key).
-#[derive(Clone, PartialEq, Eq, Debug)]
+#[derive(Clone)]
 pub(crate) struct Sensitive {
     pub(crate) auth: Vec<u8>,
     pub(crate) seed: Vec<u8>,
     pub(crate) secret: Vec<u8>,
+    /// An RSA key's CRT form, built once (in constant time) when the key is generated, loaded
+    /// or restored, and shared by the copies of the object that commands take: no private
+    /// operation rebuilds the key from p. None for other types (and until `bind_rsa`).
+    pub(crate) rsa: Option<Arc<RsaKey>>,
+}
+
+impl Sensitive {
+    pub(crate) fn new(auth: Vec<u8>, seed: Vec<u8>, secret: Vec<u8>) -> Self {
+        Sensitive {
+            auth,
+            seed,
+            secret,
+            rsa: None,
+        }
+    }
+}
+
+/// The CRT form is a function of the secret: equality is that of the three fields (compared
+/// in constant time).
+impl PartialEq for Sensitive {
+    fn eq(&self, o: &Self) -> bool {
+        let eq = |a: &[u8], b: &[u8]| crate::crypto::ct_eq(a, b);
+        eq(&self.auth, &o.auth) & eq(&self.seed, &o.seed) & eq(&self.secret, &o.secret)
+    }
+}
+
+impl Eq for Sensitive {}
+
+/// No secret in `{:?}`: only the sizes.
+impl core::fmt::Debug for Sensitive {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "Sensitive {{ auth: {} bytes, seed: {} bytes, secret: {} bytes }}",
+            self.auth.len(),
+            self.seed.len(),
+            self.secret.len()
+        )
+    }
+}
+
+impl Drop for Sensitive {
+    fn drop(&mut self) {
+        self.auth.zeroize();
+        self.seed.zeroize();
+        self.secret.zeroize();
+    }
 }
 
 impl Sensitive {
@@ -646,7 +695,7 @@ impl Sensitive {
         let auth = r.tpm2b(64)?.to_vec();
         let seed = r.tpm2b(64)?.to_vec();
         let secret = r.tpm2b(512)?.to_vec();
-        Ok(Sensitive { auth, seed, secret })
+        Ok(Sensitive::new(auth, seed, secret))
     }
 }
 
@@ -669,6 +718,7 @@ pub(crate) fn generate(
 ) -> Result<Sensitive, Rc> {
     let h = public.hash()?;
     let seed = rng.bytes(h.size());
+    let mut rsa = None;
     let secret = match &mut public.params {
         Params::Rsa {
             bits, exponent, n, ..
@@ -676,8 +726,10 @@ pub(crate) fn generate(
             let e = if *exponent == 0 { 65537 } else { *exponent };
             let key =
                 crate::crypto::prime::rsa_keygen(*bits as usize, e, rng).ok_or(Rc::KEY_SIZE)?;
-            *n = key.n().to_bytes_be();
-            key.primes()[0].to_bytes_be()
+            *n = key.n().to_vec();
+            let p = key.p_bytes();
+            rsa = Some(Arc::new(key));
+            p
         }
         Params::Ecc { x, y, .. } => {
             let sk = p256::SecretKey::random(rng);
@@ -699,7 +751,13 @@ pub(crate) fn generate(
             secret
         }
         Params::Sym { sym, unique } => {
-            let secret = rng.bytes(sym.bits as usize / 8);
+            let secret = if data.is_empty() {
+                rng.bytes(sym.bits as usize / 8)
+            } else if data.len() == sym.bits as usize / 8 {
+                data.to_vec()
+            } else {
+                return Err(Rc::KEY_SIZE);
+            };
             *unique = h.digest(&[&seed, &secret]);
             secret
         }
@@ -708,19 +766,18 @@ pub(crate) fn generate(
         auth: Vec::new(),
         seed,
         secret,
+        rsa,
     })
 }
 
-/// Checks that a sensitive area belongs to a public area (Load, LoadExternal).
-pub(crate) fn check_pair(public: &Public, sens: &Sensitive) -> Result<(), Rc> {
+/// Checks that a sensitive area belongs to a public area (Load, LoadExternal, Import); an
+/// RSA key's CRT form is built on the way and kept with the sensitive area.
+pub(crate) fn check_pair(public: &Public, sens: &mut Sensitive) -> Result<(), Rc> {
     let ok = match &public.params {
-        Params::Rsa { n, exponent, .. } => {
-            let p = BigUint::from_bytes_be(&sens.secret);
-            let n = BigUint::from_bytes_be(n);
-            let e = if *exponent == 0 { 65537 } else { *exponent };
-            p > BigUint::from(1u32)
-                && (&n % &p) == BigUint::from(0u32)
-                && rsa_key(&n, e, &p).is_some()
+        Params::Rsa { .. } => {
+            sens.rsa = None;
+            bind_rsa(public, sens);
+            sens.rsa.is_some()
         }
         Params::Ecc { x, y, .. } => match p256::SecretKey::from_slice(&sens.secret) {
             Ok(sk) => {
@@ -745,32 +802,51 @@ pub(crate) fn check_pair(public: &Public, sens: &Sensitive) -> Result<(), Rc> {
     if ok { Ok(()) } else { Err(Rc::BINDING) }
 }
 
-pub(crate) fn rsa_key(n: &BigUint, e: u32, p: &BigUint) -> Option<rsa::RsaPrivateKey> {
-    let q = n / p;
-    let key = rsa::RsaPrivateKey::from_p_q(p.clone(), q, BigUint::from(e)).ok()?;
-    if key.n() != n { None } else { Some(key) }
+/// The exponent of an RSA public area (0 stands for 65537).
+fn rsa_exponent(exponent: u32) -> u32 {
+    if exponent == 0 { 65537 } else { exponent }
+}
+
+/// Builds an RSA sensitive area's CRT key when it has none (a restored object; on failure
+/// it stays None and private operations answer TPM_RC_KEY).
+pub(crate) fn bind_rsa(public: &Public, sens: &mut Sensitive) {
+    if let Params::Rsa { n, exponent, .. } = &public.params
+        && sens.rsa.is_none()
+    {
+        sens.rsa = RsaKey::from_n_p(n, &sens.secret, rsa_exponent(*exponent)).map(Arc::new);
+    }
 }
 
 pub(crate) fn rsa_public(public: &Public) -> Result<rsa::RsaPublicKey, Rc> {
     match &public.params {
-        Params::Rsa { n, exponent, .. } => {
-            let e = if *exponent == 0 { 65537 } else { *exponent };
-            rsa::RsaPublicKey::new(BigUint::from_bytes_be(n), BigUint::from(e)).map_err(|_| Rc::KEY)
-        }
+        Params::Rsa { n, exponent, .. } => rsa::RsaPublicKey::new(
+            BigUint::from_bytes_be(n),
+            BigUint::from(rsa_exponent(*exponent)),
+        )
+        .map_err(|_| Rc::KEY),
         _ => Err(Rc::KEY),
     }
 }
 
-pub(crate) fn rsa_private(public: &Public, sens: &Sensitive) -> Result<rsa::RsaPrivateKey, Rc> {
+/// The modulus and exponent of an RSA public area.
+pub(crate) fn rsa_public_parts(public: &Public) -> Result<(&[u8], u32), Rc> {
+    match &public.params {
+        Params::Rsa { n, exponent, .. } if !n.is_empty() => Ok((n, rsa_exponent(*exponent))),
+        _ => Err(Rc::KEY),
+    }
+}
+
+/// The CRT key of an RSA object: the one kept with it, else (an object restored without one)
+/// built now.
+pub(crate) fn rsa_private(public: &Public, sens: &Sensitive) -> Result<Arc<RsaKey>, Rc> {
+    if let Some(k) = &sens.rsa {
+        return Ok(k.clone());
+    }
     match &public.params {
         Params::Rsa { n, exponent, .. } => {
-            let e = if *exponent == 0 { 65537 } else { *exponent };
-            rsa_key(
-                &BigUint::from_bytes_be(n),
-                e,
-                &BigUint::from_bytes_be(&sens.secret),
-            )
-            .ok_or(Rc::KEY)
+            RsaKey::from_n_p(n, &sens.secret, rsa_exponent(*exponent))
+                .map(Arc::new)
+                .ok_or(Rc::KEY)
         }
         _ => Err(Rc::KEY),
     }
@@ -886,38 +962,17 @@ pub(crate) fn sign(
         return Err(Rc::SIZE);
     }
     match (scheme.alg, &obj.public.params) {
-        (alg::RSASSA, Params::Rsa { .. }) => {
+        (alg::RSASSA | alg::RSAPSS, Params::Rsa { .. }) => {
             let key = rsa_private(&obj.public, sens)?;
-            let pad = rsa::Pkcs1v15Sign {
-                hash_len: Some(h.size()),
-                prefix: pkcs1_prefix(h).into(),
+            let k = key.size();
+            let em = if scheme.alg == alg::RSASSA {
+                rsa_pad::pkcs1_sign_encode(h, digest, k)?
+            } else {
+                rsa_pad::pss_encode(h, digest, 8 * k, rng)?
             };
-            let sig = key.sign(pad, digest).map_err(|_| Rc::KEY)?;
+            let sig = key.private(&em, rng).ok_or(Rc::KEY)?;
             Ok(Signature::Rsa {
-                alg: alg::RSASSA,
-                hash: scheme.hash,
-                sig,
-            })
-        }
-        (alg::RSAPSS, Params::Rsa { .. }) => {
-            let key = rsa_private(&obj.public, sens)?;
-            let sig = match h {
-                HashAlg::Sha1 => {
-                    key.sign_with_rng(rng, rsa::Pss::new_with_salt::<sha1::Sha1>(20), digest)
-                }
-                HashAlg::Sha256 => {
-                    key.sign_with_rng(rng, rsa::Pss::new_with_salt::<sha2::Sha256>(32), digest)
-                }
-                HashAlg::Sha384 => {
-                    key.sign_with_rng(rng, rsa::Pss::new_with_salt::<sha2::Sha384>(48), digest)
-                }
-                HashAlg::Sha512 => {
-                    key.sign_with_rng(rng, rsa::Pss::new_with_salt::<sha2::Sha512>(64), digest)
-                }
-            }
-            .map_err(|_| Rc::KEY)?;
-            Ok(Signature::Rsa {
-                alg: alg::RSAPSS,
+                alg: scheme.alg,
                 hash: scheme.hash,
                 sig,
             })
@@ -947,7 +1002,7 @@ pub(crate) fn verify(obj: &Object, digest: &[u8], sig: &Signature) -> Result<(),
         (Signature::Rsa { alg: a, hash, sig }, Params::Rsa { .. }) => {
             let h = HashAlg::from_alg(*hash)?;
             let key = rsa_public(&obj.public)?;
-            let res = if *a == alg::RSASSA {
+            if *a == alg::RSASSA {
                 key.verify(
                     rsa::Pkcs1v15Sign {
                         hash_len: Some(h.size()),
@@ -956,15 +1011,21 @@ pub(crate) fn verify(obj: &Object, digest: &[u8], sig: &Signature) -> Result<(),
                     digest,
                     sig,
                 )
+                .map_err(|_| Rc::SIGNATURE)
             } else {
-                match h {
-                    HashAlg::Sha1 => key.verify(rsa::Pss::new::<sha1::Sha1>(), digest, sig),
-                    HashAlg::Sha256 => key.verify(rsa::Pss::new::<sha2::Sha256>(), digest, sig),
-                    HashAlg::Sha384 => key.verify(rsa::Pss::new::<sha2::Sha384>(), digest, sig),
-                    HashAlg::Sha512 => key.verify(rsa::Pss::new::<sha2::Sha512>(), digest, sig),
+                // Any salt length (OpenSSL signs with the largest by default).
+                let (n, e) = rsa_public_parts(&obj.public)?;
+                if sig.len() != n.len() {
+                    return Err(Rc::SIGNATURE);
                 }
-            };
-            res.map_err(|_| Rc::SIGNATURE)
+                let em = rsa_pad::public_op(n, e, sig).map_err(|_| Rc::SIGNATURE)?;
+                let bits = 8 * n.len() - n[0].leading_zeros() as usize;
+                if rsa_pad::pss_verify(h, digest, &em, bits) {
+                    Ok(())
+                } else {
+                    Err(Rc::SIGNATURE)
+                }
+            }
         }
         (Signature::Ecdsa { r, s, .. }, Params::Ecc { .. }) => {
             use p256::ecdsa::signature::hazmat::PrehashVerifier;
@@ -989,6 +1050,25 @@ pub(crate) fn verify(obj: &Object, digest: &[u8], sig: &Signature) -> Result<(),
             }
         }
         _ => Err(Rc::SCHEME),
+    }
+}
+
+#[cfg(test)]
+mod sensitive_tests {
+    use super::*;
+
+    /// `{:?}` of a sensitive area shows sizes, never the secret bytes.
+    #[test]
+    fn debug_prints_no_secret() {
+        let s = Sensitive::new(b"pw".to_vec(), [0xAB; 32].to_vec(), [0xCD; 16].to_vec());
+        let shown = alloc::format!("{s:?}");
+        assert!(
+            shown.contains("32 bytes") && shown.contains("16 bytes"),
+            "{shown}"
+        );
+        for secret in ["pw", "ab", "AB", "cd", "CD", "171", "205"] {
+            assert!(!shown.contains(secret), "{shown} shows {secret}");
+        }
     }
 }
 

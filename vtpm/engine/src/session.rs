@@ -27,8 +27,8 @@ pub(crate) enum Bound {
     Template,
 }
 
-/// A started HMAC, policy or trial session.
-#[derive(Clone, Debug)]
+/// A started HMAC, policy or trial session. The session key is wiped on drop and not printed.
+#[derive(Clone)]
 pub(crate) struct Session {
     pub(crate) handle: u32,
     pub(crate) kind: u8,
@@ -59,6 +59,23 @@ pub(crate) struct Session {
     pub(crate) pcr_counter: Option<u32>,
     /// PolicyNvWritten and PolicyPhysicalPresence conditions (state format 6 on).
     pub(crate) more: crate::cmd::PolicyMore,
+}
+
+impl core::fmt::Debug for Session {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Session")
+            .field("handle", &self.handle)
+            .field("kind", &self.kind)
+            .field("hash", &self.hash)
+            .field("policy_digest", &self.policy_digest)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.session_key);
+    }
 }
 
 impl Session {
@@ -219,6 +236,10 @@ pub(crate) struct SessionUse {
     /// The authorised entity whose authValue is part of `session_value` (re-read for the
     /// response: HierarchyChangeAuth answers under the new value).
     auth_of: Option<u32>,
+    /// The authValue a session bound to the entity it authorises leaves out of its HMAC key
+    /// but still adds to its parameter-encryption key (the reference's ParseSessionBuffer
+    /// takes the associated entity's authValue as extraKey whatever the binding).
+    crypt_auth: Vec<u8>,
 }
 
 impl SessionUse {
@@ -286,6 +307,7 @@ impl<P: Platform> Tpm<P> {
                 session_value,
                 password: false,
                 auth_of: None,
+                crypt_auth: Vec::new(),
             });
         };
         if s.kind == SE_TRIAL {
@@ -306,6 +328,7 @@ impl<P: Platform> Tpm<P> {
         let auth = self.entity_auth(hdl)?;
         let auth = crate::engine::trim(&auth).to_vec();
         let mut auth_of = None;
+        let mut crypt_auth = Vec::new();
         if s.is_policy() {
             self.check_policy_use(&s, n, hdl, role, cc, names, params, locality)?;
             if s.need_password {
@@ -319,6 +342,7 @@ impl<P: Platform> Tpm<P> {
                     session_value,
                     password: true,
                     auth_of: None,
+                    crypt_auth: Vec::new(),
                 });
             }
             if s.need_auth_value {
@@ -335,6 +359,8 @@ impl<P: Platform> Tpm<P> {
             if !bound_here {
                 session_value.extend_from_slice(&auth);
                 auth_of = Some(hdl);
+            } else {
+                crypt_auth = auth.clone();
             }
         }
         // With an empty HMAC key (no sessionKey, no authValue in it) an empty HMAC is a valid
@@ -347,6 +373,7 @@ impl<P: Platform> Tpm<P> {
                 session_value,
                 password: false,
                 auth_of,
+                crypt_auth,
             });
         }
         let cp = cp_hash(s.hash, cc, names, params);
@@ -372,6 +399,7 @@ impl<P: Platform> Tpm<P> {
             session_value,
             password: false,
             auth_of,
+            crypt_auth,
         })
     }
 
@@ -515,6 +543,7 @@ impl<P: Platform> Tpm<P> {
             session_value: Vec::new(),
             password: true,
             auth_of: None,
+            crypt_auth: Vec::new(),
         })
     }
 
@@ -546,7 +575,7 @@ impl<P: Platform> Tpm<P> {
         let mut out = params.to_vec();
         crypt(
             &s,
-            &u.session_value,
+            &[u.session_value.as_slice(), &u.crypt_auth].concat(),
             &auths[i].nonce_caller,
             &s.nonce_tpm,
             &mut out[2..2 + len],
@@ -596,7 +625,7 @@ impl<P: Platform> Tpm<P> {
         if len + 2 <= params.len() {
             let _ = crypt(
                 &s,
-                &u.session_value,
+                &[u.session_value.as_slice(), &u.crypt_auth].concat(),
                 &s.nonce_tpm,
                 &u.nonce_caller,
                 &mut params[2..2 + len],
@@ -627,10 +656,15 @@ impl<P: Platform> Tpm<P> {
                             .hash
                             .digest(&[&0u32.to_be_bytes(), &cc.to_be_bytes(), params]);
                         let value = match u.auth_of {
-                            Some(hdl) => {
-                                let auth = self.entity_auth(hdl).unwrap_or_default();
-                                [s.session_key.as_slice(), crate::engine::trim(&auth)].concat()
-                            }
+                            // An entity the command flushed (SequenceComplete's sequence
+                            // object) still answers under the authValue it was checked with:
+                            // the reference flushes it only after the response is built.
+                            Some(hdl) => match self.entity_auth(hdl) {
+                                Ok(auth) => {
+                                    [s.session_key.as_slice(), crate::engine::trim(&auth)].concat()
+                                }
+                                Err(_) => u.session_value.clone(),
+                            },
                             None => u.session_value.clone(),
                         };
                         // An empty key (as the response sees it: HierarchyChangeAuth may have

@@ -364,11 +364,13 @@ pub(crate) fn read_object(r: &mut Reader<'_>) -> R<Object> {
     let public = c(Public::parse(&mut pr))?;
     let qualified = c(r.tpm2b(66))?.to_vec();
     let sens = if c(r.u8())? != 0 {
-        Some(Sensitive {
-            auth: c(r.tpm2b(64))?.to_vec(),
-            seed: c(r.tpm2b(64))?.to_vec(),
-            secret: c(r.tpm2b(512))?.to_vec(),
-        })
+        let mut s = Sensitive::new(
+            c(r.tpm2b(64))?.to_vec(),
+            c(r.tpm2b(64))?.to_vec(),
+            c(r.tpm2b(512))?.to_vec(),
+        );
+        crate::object::bind_rsa(&public, &mut s);
+        Some(s)
     } else {
         None
     };

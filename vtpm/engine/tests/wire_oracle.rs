@@ -1607,6 +1607,21 @@ fn steps() -> Vec<(&'static str, Check, Build)> {
             k(cmd(0x125, &[RH_PLATFORM], 1, &[])),
         ),
         (
+            "SetAlgorithmSet",
+            roundtrip::<TpmSetAlgorithmSetCommand, TpmSetAlgorithmSetResponse>,
+            k(cmd(0x13F, &[RH_PLATFORM], 1, &[0, 0, 0, 0])),
+        ),
+        (
+            "Rewrap NULL -> NULL",
+            roundtrip::<TpmRewrapCommand, TpmRewrapResponse>,
+            k(cmd(
+                0x152,
+                &[RH_NULL, RH_NULL],
+                1,
+                &[&b2(&[1, 2, 3])[..], &b2(&[0, 4, 1, 2, 3, 4]), &b2(&[])].concat(),
+            )),
+        ),
+        (
             "NV_DefineSpace policyDelete",
             roundtrip::<TpmNvDefineSpaceCommand, TpmNvDefineSpaceResponse>,
             Box::new(|_| {
@@ -1937,6 +1952,39 @@ fn steps() -> Vec<(&'static str, Check, Build)> {
                 let ps = h.handle("StartAuthSession policy for policy checks");
                 let p = [&b2(&[1, 2, 3, 4])[..], &u16b(0), &u16b(0)].concat();
                 cmd(0x149, &[RH_OWNER, 0x0150_0020, ps], 1, &p)
+            }),
+        ),
+        (
+            "StartAuthSession trial for PolicyAuthorizeNV",
+            roundtrip::<TpmStartAuthSessionCommand, TpmStartAuthSessionResponse>,
+            k(cmd(
+                0x176,
+                &[RH_NULL, RH_NULL],
+                0,
+                &[
+                    &b2(&[9; 16])[..],
+                    &b2(&[]),
+                    &[3],
+                    &u16b(NULL),
+                    &u16b(SHA256),
+                ]
+                .concat(),
+            )),
+        ),
+        (
+            "PolicyAuthorizeNV (trial)",
+            roundtrip::<TpmPolicyAuthorizeNvCommand, TpmPolicyAuthorizeNvResponse>,
+            Box::new(|h| {
+                let ps = h.handle("StartAuthSession trial for PolicyAuthorizeNV");
+                cmd(0x192, &[RH_OWNER, 0x0150_0020, ps], 1, &[])
+            }),
+        ),
+        (
+            "FlushContext trial for PolicyAuthorizeNV",
+            roundtrip::<TpmFlushContextCommand, TpmFlushContextResponse>,
+            Box::new(|h| {
+                let ps = h.handle("StartAuthSession trial for PolicyAuthorizeNV");
+                cmd(0x165, &[], 0, &u32b(ps))
             }),
         ),
         (

@@ -53,8 +53,8 @@ pub(super) fn dispatch(
             let mut buf = [0u8; warden_abi::CONSOLE_WRITE_MAX as usize];
             let bytes = &mut buf[..range.len as usize];
             mem.read(dom.region.hpa + range.gpa, bytes);
-            let name = dom.name.as_str();
-            dom.console.feed(bytes, |line| println!("[{name}] {line}"));
+            let super::Dom { name, console, .. } = dom;
+            console.feed(bytes, |line| super::ipc::charged(&mut mac.budgets, id, format_args!("[{name}] {line}")));
             (Status::Ok, range.len, Action::Resume)
         }
         Hypercall::Yield => (Status::Ok, 0, Action::Yield),
@@ -64,6 +64,9 @@ pub(super) fn dispatch(
             (Status::Ok, BlockWake::Timeout as u64, Action::Block(ticks))
         }
         Hypercall::DomainInfo(range) => {
+            if !super::guard::writable(mem, dom, range.gpa, range.len) {
+                return (Status::BadAddress, 0, Action::Resume);
+            }
             let info = DomainInfo {
                 domain_id: id,
                 priority: u32::from(dom.priority),

@@ -10,17 +10,14 @@ use warden_core::paging::{MapError, PageSize, PageTable, flags};
 use warden_hw::phys::IdentityMem;
 use warden_ipc::{Denied, DomId, Failure, IpcError, Outcome, Platform, Subject};
 use warden_policy::TypeId;
-use warden_vmm::layout::{STACK_BOTTOM, guest_range, is_backed};
+use warden_vmm::budget::Budget;
+use warden_vmm::layout::guest_range;
 use warden_vmm::manifest::MAX_DOMAINS;
 use warden_vmm::sched::{DomainId, State};
 use warden_vmm::vmcb::field;
 
 use super::{Dom, Next, Runner, get, set, timer};
 use crate::mac::HvIpc;
-
-/// Audited denials printed on the console; the rest are only in the audit ring (a hostile
-/// domain must not be able to flood the serial line).
-const AVC_PRINT_LIMIT: u64 = 24;
 
 /// What admission decided about a freshly built domain.
 pub(super) enum Admission {
@@ -39,7 +36,8 @@ pub(super) struct Host {
     waiting: [Option<TypeId>; MAX_DOMAINS],
     /// Port masks of domains blocked in `EvtchnWait`.
     waits: [Option<u64>; MAX_DOMAINS],
-    avc_printed: u64,
+    /// What each domain may make the hypervisor print (console, #GP and `avc:` lines).
+    pub(super) budgets: [Budget; MAX_DOMAINS],
     /// Null-call MAC checks and the TSC ticks they took (instructions under `-icount`): the
     /// cost of the check alone, for `cargo xtask bench ipc`.
     null_checks: u64,
@@ -53,10 +51,15 @@ impl Host {
             labels: [None; MAX_DOMAINS],
             waiting: [None; MAX_DOMAINS],
             waits: [None; MAX_DOMAINS],
-            avc_printed: 0,
+            budgets: [Budget::new(); MAX_DOMAINS],
             null_checks: 0,
             null_check_ticks: 0,
         }
+    }
+
+    /// The loaded policy (for configuration checks before domains are built).
+    pub(super) fn policy(&self) -> &warden_policy::Policy<'static> {
+        self.ipc.mac.policy()
     }
 
     /// Resolves a domain's manifest label and checks the Chinese Wall before it may run; the
@@ -111,7 +114,7 @@ impl Host {
             self.ipc.check_base(subject, call, timer::now())
         };
         r.map_err(|d| {
-            self.report(&d);
+            self.report(id, &d);
             Status::Denied
         })
     }
@@ -134,14 +137,11 @@ impl Host {
         Ok(())
     }
 
-    pub(super) fn report(&mut self, d: &Denied) {
+    /// Prints an audited denial as an `avc:` line, charged to the caller's budget.
+    pub(super) fn report(&mut self, id: u32, d: &Denied) {
         if let Some(rec) = d.record {
-            self.avc_printed += 1;
-            if self.avc_printed <= AVC_PRINT_LIMIT {
-                println!("{}", rec.avc(Some(self.ipc.mac.policy())));
-            } else if self.avc_printed == AVC_PRINT_LIMIT + 1 {
-                println!("mac: further denials go to the audit ring only");
-            }
+            let policy = self.ipc.mac.policy();
+            charged(&mut self.budgets, id, format_args!("{}", rec.avc(Some(policy))));
         }
     }
 
@@ -160,8 +160,18 @@ impl Host {
     }
 }
 
+/// Prints `line` if domain `id`'s budget allows it; the first line after a suppressed flood is
+/// preceded by one summary line.
+pub(super) fn charged(budgets: &mut [Budget; MAX_DOMAINS], id: u32, line: core::fmt::Arguments<'_>) {
+    let Some(n) = budgets.get_mut(id as usize).and_then(|b| b.charge(timer::now())) else { return };
+    if n > 0 {
+        println!("domain id {id}: {n} lines suppressed by its print budget");
+    }
+    println!("{line}");
+}
+
 /// `warden_ipc::Platform` over the run loop's memory and domains.
-struct Plat<'a> {
+pub(super) struct Plat<'a> {
     mem: &'a mut IdentityMem,
     doms: &'a mut [Dom],
     labels: &'a [Option<TypeId>; MAX_DOMAINS],
@@ -189,13 +199,10 @@ impl Platform for Plat<'_> {
     }
 
     fn owns_frame(&self, dom: DomId, gfn: u64) -> bool {
-        // Ordinary memory only: the stack, image and heap — never the start-info page, GDT or
-        // page tables below `STACK_BOTTOM`.
+        // Memory the domain itself may write (the rule of every output buffer too): never its
+        // start-info page, GDT, page tables or read-only image.
         let Some(d) = self.dom(dom) else { return false };
-        let gpa = gfn.saturating_mul(PAGE_SIZE);
-        gpa >= STACK_BOTTOM
-            && is_backed(d.memory_bytes, gpa)
-            && is_backed(d.memory_bytes, gpa + PAGE_SIZE - 1)
+        gfn.checked_mul(PAGE_SIZE).is_some_and(|gpa| super::guard::writable(&*self.mem, d, gpa, PAGE_SIZE))
     }
 
     fn map_grant(
@@ -232,7 +239,9 @@ impl Platform for Plat<'_> {
     }
 
     fn buffer_ok(&self, dom: DomId, gpa: u64, len: u64) -> bool {
-        self.dom(dom).is_some_and(|d| guest_range(d.memory_bytes, gpa, len).is_some())
+        self.dom(dom).is_some_and(|d| {
+            guest_range(d.memory_bytes, gpa, len).is_some() && super::guard::writable(&*self.mem, d, gpa, len)
+        })
     }
 
     fn write_guest(&mut self, dom: DomId, gpa: u64, bytes: &[u8]) -> Result<(), IpcError> {
@@ -257,7 +266,7 @@ impl Platform for Plat<'_> {
 
 impl Runner {
     /// Builds the platform view and runs `f` on the IPC state with it; then delivers wake-ups.
-    fn with_ipc<R>(&mut self, f: impl FnOnce(&mut HvIpc, &mut Plat<'_>) -> R) -> R {
+    pub(super) fn with_ipc<R>(&mut self, f: impl FnOnce(&mut HvIpc, &mut Plat<'_>) -> R) -> R {
         let Host { ipc, labels, .. } = &mut self.mac;
         let mut plat = Plat {
             mem: &mut self.mem,
@@ -293,6 +302,18 @@ impl Runner {
         }
     }
 
+    /// A paused domain was resumed into its blocked state: if it waits on ports and an event
+    /// arrived while it was paused (the pending bits stayed), its wait completes now rather
+    /// than at its timeout.
+    pub(super) fn resumed(&mut self, id: DomainId) {
+        let i = id.0 as usize;
+        if let Some(mask) = self.mac.waits.get(i).copied().flatten()
+            && self.mac.ipc.has_pending(DomId(id.0), mask)
+        {
+            self.deliver(1 << i);
+        }
+    }
+
     /// Handles an IPC hypercall (numbers `IPC_BASE..`) of domain `id`.
     pub(super) fn ipc_hypercall(&mut self, id: DomainId, call: IpcCall, args: [u64; 5]) -> Next {
         let i = id.0 as usize;
@@ -311,7 +332,7 @@ impl Runner {
             }
             Err(f) => {
                 if let Failure::Denied(d) = &f {
-                    self.mac.report(d);
+                    self.mac.report(id.0, d);
                 }
                 let (s, v) = f.abi();
                 (s, v, Next::Continue)

@@ -16,7 +16,7 @@ use warden_abi::lifecycle::{
     CreateRequest, DomainState, DomainStatus, EndReason, IMAGE_DIRECTORY_GPA, IMAGE_SLOT,
     IMAGE_SLOTS, IMAGE_WINDOW, ImageDirectory, ImageEntry, LifecycleCall, LifecycleError, PhysInfo,
 };
-use warden_abi::{ShutdownReason, StartInfo, Status, to_fixed};
+use warden_abi::{StartInfo, Status, to_fixed};
 use warden_core::frame::{FrameAlloc, PhysFrame};
 use warden_core::mem::{PAGE_SIZE, PhysMem};
 use warden_core::multiboot::BootInfo;
@@ -27,13 +27,13 @@ use warden_ipc::{
 };
 use warden_policy::TypeId;
 use warden_vmm::construct::{self, Built, Identity, Region, VmcbParams};
-use warden_vmm::domain::End;
+use warden_vmm::domain::{End, reported_state};
 use warden_vmm::layout::{START_INFO, guest_range};
 use warden_vmm::manifest::{DomainSpec, Expected, MAX_DOMAINS};
 use warden_vmm::sched::{DomainId, State};
 use warden_vmm::vmcb::{field, get, set};
 
-use super::{Dom, FxState, LineBuffer, Next, Runner, short, timer};
+use super::{Dom, Next, Runner, short, timer};
 
 /// What creating domains at run time needs from the boot.
 pub(super) struct HostParams {
@@ -222,7 +222,13 @@ impl Runner {
                 Ok(0)
             }
             LifecycleRequest::Create { gpa } => self.create(caller, gpa),
-            LifecycleRequest::Build { dom, gpa, len } => self.build_created(caller, dom, gpa, len),
+            LifecycleRequest::Build {
+                dom,
+                gpa,
+                len,
+                args_gpa,
+                args_len,
+            } => self.build_created(caller, dom, (gpa, len), (args_gpa, args_len)),
             LifecycleRequest::Transition { dom, gpa, len } => {
                 self.transition(caller, dom, gpa, len)
             }
@@ -261,7 +267,8 @@ impl Runner {
                 d.console
                     .flush(&mut |line: &str| println!("[{name}] {line}"));
                 println!("lifecycle: host shutdown requested by domain {name} (id {caller})");
-                self.finish()
+                let all_ok = self.verdict();
+                Self::exit_with(all_ok)
             }
             LifecycleRequest::PhysInfo { gpa } => {
                 self.check(caller, call, Object::Hypervisor)?;
@@ -291,7 +298,7 @@ impl Runner {
         };
         let r = self.mac.decider().check(&c);
         r.map(|_| ()).map_err(|d| {
-            self.mac.report(&d);
+            self.mac.report(caller, &d);
             Fail::Denied
         })
     }
@@ -347,24 +354,11 @@ impl Runner {
 
     fn status(&self, i: usize) -> DomainStatus {
         let d = &self.doms[i];
-        let state = if self.ended(i) {
-            DomainState::Ended
-        } else {
-            match self.sched.state(DomainId(i as u32)) {
-                State::Building => DomainState::Building,
-                State::Runnable => DomainState::Runnable,
-                State::Blocked { .. } => DomainState::Blocked,
-                State::Paused => DomainState::Paused,
-                State::Dead => DomainState::Ended,
-            }
-        };
+        let state = reported_state(self.sched.state(DomainId(i as u32)), self.ended(i));
         let end = match d.end {
             None if d.refused => EndReason::Refused,
             None => EndReason::None,
-            Some(End::Shutdown(ShutdownReason::Done)) => EndReason::Done,
-            Some(End::Shutdown(_)) => EndReason::Failure,
-            Some(End::Stopped { .. }) => EndReason::Stopped,
-            Some(End::Destroyed { .. }) => EndReason::Destroyed,
+            Some(e) => e.reason(),
         };
         DomainStatus {
             domain_id: i as u32,
@@ -478,38 +472,27 @@ impl Runner {
             .add(spec.priority)
             .ok_or(LifecycleError::TableFull)?;
         debug_assert_eq!(sid.0, id);
-        self.doms.push(Dom {
-            name: short(spec.name),
-            label: short(spec.label),
-            priority: spec.priority,
-            expected: Expected::Running,
+        let life = Life {
+            created: true,
+            built: false,
+            keeps_host: false,
+            args: fixed(spec.args),
+            freed: false,
+            windows: Vec::new(),
+        };
+        let mut dom = Dom::new(
+            spec.name,
+            spec.label,
+            spec.priority,
+            Expected::Running,
             memory_bytes,
-            region: Region {
-                hpa,
-                bytes: memory_bytes,
-            },
-            vmcb: 0,
-            regs: warden_hw::svm::GuestRegs {
-                rdi: START_INFO,
-                ..Default::default()
-            },
-            fx: alloc::boxed::Box::new(FxState::new()),
-            console: LineBuffer::new(),
-            first_run: true,
-            injected: false,
-            end: None,
-            refused: false,
-            exits: 0,
-            cpu_ticks: 0,
-            life: Life {
-                created: true,
-                built: false,
-                keeps_host: false,
-                args: fixed(spec.args),
-                freed: false,
-                windows: Vec::new(),
-            },
-        });
+            life,
+        );
+        dom.region = Region {
+            hpa,
+            bytes: memory_bytes,
+        };
+        self.doms.push(dom);
         println!(
             "lifecycle: domain {} (id {id}) created by domain {caller}: {} MiB at {hpa:#x}, label {}, priority {}",
             spec.name, spec.memory_mib, spec.label, spec.priority
@@ -534,13 +517,33 @@ impl Runner {
     }
 
     /// `DomainBuild`: loads the image, sets the start state, measures the domain.
-    fn build_created(&mut self, caller: u32, dom: DomId, gpa: u64, len: u64) -> Done {
+    fn build_created(
+        &mut self,
+        caller: u32,
+        dom: DomId,
+        (gpa, len): (u64, u64),
+        args: (u64, u64),
+    ) -> Done {
         let i = self.checked_target(caller, dom, LifecycleCall::DomainBuild, true)?;
         let d = &self.doms[i];
         if !d.life.created || d.life.built || self.sched.state(DomainId(dom.0)) != State::Building {
             return Err(LifecycleError::WrongState.into());
         }
         let src = self.image_source(caller, gpa, len)?;
+        // Arguments given now replace the create request's (both are measured below).
+        let new_args: Option<String<128>> = if args.1 == 0 {
+            None
+        } else {
+            let at = self.caller_range(caller, args.0, args.1)?;
+            let mut buf = [0u8; warden_abi::ARGS_LEN];
+            let bytes = &mut buf[..args.1 as usize];
+            self.mem.read(at, bytes);
+            let text = core::str::from_utf8(bytes).map_err(|_| LifecycleError::BadArgs)?;
+            if text.contains('\0') {
+                return Err(LifecycleError::BadArgs.into());
+            }
+            Some(fixed(text))
+        };
         // A copy in the heap: the loader validates the bytes it loads, and the caller cannot
         // change them in between. The length is bounded by IMAGE_MAX at decode.
         let mut elf = Vec::new();
@@ -548,13 +551,15 @@ impl Runner {
             .map_err(|_| LifecycleError::NoMemory)?;
         elf.resize(len as usize, 0);
         self.mem.read(src, &mut elf);
+        // Applied only once the build has succeeded: a refused call changes nothing.
+        let args_now = new_args.unwrap_or_else(|| self.doms[i].life.args.clone());
         let d = &self.doms[i];
         let who = Identity {
             id: dom.0,
             name: &d.name,
             label: &d.label,
             priority: d.priority,
-            args: &d.life.args,
+            args: &args_now,
         };
         let region = d.region;
         let mem = &mut self.mem;
@@ -598,7 +603,7 @@ impl Runner {
             d.name,
             dom.0,
             d.label,
-            d.life.args,
+            args_now,
             crate::measure::sha256_hex(&elf)
         );
         if let Err(e) = crate::measure::measure_runtime(&text) {
@@ -615,6 +620,7 @@ impl Runner {
         let d = &mut self.doms[i];
         d.vmcb = vmcb.addr();
         d.life.built = true;
+        d.life.args = args_now;
         println!(
             "lifecycle: domain {} (id {}) built by domain {caller}: entry {:#x}, {} bytes of image, ASID {}",
             d.name,
@@ -681,6 +687,7 @@ impl Runner {
         match self.sched.state(id) {
             State::Paused => {
                 self.sched.resume(id);
+                self.resumed(id);
                 println!(
                     "lifecycle: domain {} (id {}) resumed by domain {caller}",
                     self.doms[i].name, dom.0

@@ -4,13 +4,15 @@
 //! fault a domain can cause. The logic lives in `warden-vmm`; this module drives the hardware.
 
 mod dispatch;
+mod guard;
 mod ipc;
 mod lifecycle;
 mod timer;
+mod vtpm;
 
 use alloc::vec::Vec;
 use heapless::String;
-use warden_abi::{BARE_EXIT, HypercallArgs, VMMCALL_LEN};
+use warden_abi::HypercallArgs;
 use warden_core::frame::{FrameAlloc, PhysFrame};
 use warden_core::mem::{PAGE_SIZE, PhysMem};
 use warden_core::multiboot::{BootInfo, Module};
@@ -52,8 +54,43 @@ pub(super) struct Dom {
     refused: bool,
     exits: u64,
     cpu_ticks: u64,
+    /// Host TSC when it last left the CPU (0: never ran); its TSC stands still while it is out.
+    tsc_out: u64,
+    /// (CR3, page, guest-physical page) of the code page last fetched from (`guard::next_rip`).
+    code_page: Option<(u64, u64, u64)>,
+    /// (CR3, RIP, last byte) of the instruction last found to be exactly what its exit expects.
+    verified: Option<(u64, u64, u8)>,
     /// Run-time lifecycle state (`svm/lifecycle.rs`).
     life: lifecycle::Life,
+}
+
+impl Dom {
+    /// A domain with no memory, VMCB or run yet: boot construction (`build`) and
+    /// `DomainCreate` (`svm/lifecycle.rs`) fill it in.
+    fn new(name: &str, label: &str, priority: u8, expected: Expected, memory_bytes: u64, life: lifecycle::Life) -> Dom {
+        Dom {
+            name: short(name),
+            label: short(label),
+            priority,
+            expected,
+            memory_bytes,
+            region: Region { hpa: 0, bytes: 0 },
+            vmcb: 0,
+            regs: GuestRegs { rdi: warden_vmm::layout::START_INFO, ..GuestRegs::default() },
+            fx: alloc::boxed::Box::new(FxState::new()),
+            console: LineBuffer::new(),
+            first_run: true,
+            injected: false,
+            end: None,
+            refused: false,
+            exits: 0,
+            cpu_ticks: 0,
+            tsc_out: 0,
+            code_page: None,
+            verified: None,
+            life,
+        }
+    }
 }
 
 fn short(s: &str) -> String<32> {
@@ -96,9 +133,11 @@ fn check_cpu(domains: usize) -> Result<u32, &'static str> {
 }
 
 /// Runs the boot manifest's domains. Returns only if there is no manifest or it lists no
-/// domains; otherwise ends the run through the debug-exit device: success when every domain
-/// met its documented outcome, failure otherwise.
-pub(crate) fn run_domains(boot: &BootInfo) {
+/// domains. Once every domain documented to end has ended it prints the verdicts; with
+/// `end_when_done` (the test mode `end_when=domains-done`) it then ends the run through the
+/// debug-exit device (success when every domain met its documented outcome), otherwise the
+/// hypervisor keeps running: no domain's end stops the platform.
+pub(crate) fn run_domains(boot: &BootInfo, end_when_done: bool) {
     let mut mem = IdentityMem::new();
     let Some(manifest) = boot.modules.iter().find(|m| m.arg("kind") == Some("manifest")) else {
         return;
@@ -113,7 +152,12 @@ pub(crate) fn run_domains(boot: &BootInfo) {
         return;
     }
     match check_cpu(specs.len()) {
-        Ok(asids) => println!("svm: SVM with nested paging, {asids} ASIDs: running {} domains", specs.len()),
+        Ok(asids) => println!(
+            "svm: SVM with nested paging, {asids} ASIDs, NRIP {}, IBPB and RSB fill {}: running {} domains",
+            crate::cpuinfo::svm().is_some_and(|s| s.nrip),
+            warden_hw::svm::Ibpb::probe().is_some(),
+            specs.len()
+        ),
         Err(why) => fail(format_args!("cannot run domains: {why}")),
     }
     let hsave = alloc_zeroed_run(&mut mem, 1).unwrap_or_else(|| fail(format_args!("out of memory")));
@@ -129,6 +173,10 @@ pub(crate) fn run_domains(boot: &BootInfo) {
 
     // The MAC policy is validated before any domain is built; without one nothing runs.
     let mut mac = ipc::Host::new(crate::mac::load(boot));
+    let vtpms = vtpm::Vtpms::configure(&specs, mac.policy(), |name| {
+        let m = boot.modules.iter().find(|m| m.arg("kind") == Some("image") && m.arg("name") == Some(name))?;
+        Some(module_bytes(&mem, m))
+    });
     let mut sched = Scheduler::new();
     let mut doms: Vec<Dom> = Vec::new();
     for (i, spec) in specs.iter().enumerate() {
@@ -146,8 +194,11 @@ pub(crate) fn run_domains(boot: &BootInfo) {
                 msrpm_pa: msrpm,
             },
         );
+        dom.refused |= vtpms.refuses(i);
         if !dom.refused {
             match mac.admit(i as u32, &dom, spec.category) {
+                // A domain with a vTPM waits until its vTPM domain has measured its launch.
+                ipc::Admission::Run if vtpms.held(i) => sched.set_state(id, State::Blocked { until: None }),
                 ipc::Admission::Run => sched.set_state(id, State::Runnable),
                 ipc::Admission::BehindWall => {}
                 ipc::Admission::Refused => dom.refused = true,
@@ -166,33 +217,22 @@ pub(crate) fn run_domains(boot: &BootInfo) {
         host_save,
         vmcbs: VmcbWords::new(),
         mac,
+        vtpm: vtpms,
         fx_owner: None,
         idle_halts: 0,
+        cr4_allowed: guard::cr4_allowed(),
+        end_when_done,
+        reported: false,
+        nrip: crate::cpuinfo::svm().is_some_and(|s| s.nrip),
+        ibpb: warden_hw::svm::Ibpb::probe(),
         host: lifecycle::HostParams { asids: check_cpu(0).unwrap_or(0), iopm, msrpm },
     };
     runner.run();
 }
 
 fn build(mem: &mut IdentityMem, boot: &BootInfo, spec: &DomainSpec<'_>, id: u32, params: VmcbParams) -> Dom {
-    let mut dom = Dom {
-        name: short(spec.name),
-        label: short(spec.label),
-        priority: spec.priority,
-        expected: spec.expected,
-        memory_bytes: spec.memory_mib << 20,
-        region: Region { hpa: 0, bytes: 0 },
-        vmcb: 0,
-        regs: GuestRegs { rdi: warden_vmm::layout::START_INFO, ..GuestRegs::default() },
-        fx: alloc::boxed::Box::new(FxState::new()),
-        console: LineBuffer::new(),
-        first_run: true,
-        injected: false,
-        end: None,
-        refused: true,
-        exits: 0,
-        cpu_ticks: 0,
-        life: lifecycle::Life::boot(spec),
-    };
+    let mut dom = Dom::new(spec.name, spec.label, spec.priority, spec.expected, spec.memory_mib << 20, lifecycle::Life::boot(spec));
+    dom.refused = true;
     let refuse = |why: core::fmt::Arguments<'_>| println!("domain {} (id {id}) refused: {why}", spec.name);
     let Some(image) = boot.modules.iter().find(|m| m.arg("kind") == Some("image") && m.arg("name") == Some(spec.image)) else {
         refuse(format_args!("no image module named {}", spec.image));
@@ -250,10 +290,23 @@ struct Runner {
     vmcbs: VmcbWords,
     /// Policy, audit ring, event channels and grants.
     mac: ipc::Host,
+    /// vTPM instances, their clients and connections.
+    vtpm: vtpm::Vtpms,
     /// The domain whose x87/SSE state is in the registers.
     fx_owner: Option<DomainId>,
     /// Times the CPU halted because no domain could run.
     idle_halts: u64,
+    /// CR4 bits a domain may set (`guard::cr4_allowed`).
+    cr4_allowed: u64,
+    /// End the run once the domains are done (`end_when=domains-done`), else keep running.
+    end_when_done: bool,
+    /// The verdicts were printed (the hypervisor goes on without `end_when_done`).
+    reported: bool,
+    /// The CPU saves the next RIP on intercepts (NRIP); QEMU 7.2 does not.
+    nrip: bool,
+    /// Branch-predictor barrier between domains, and the RSB fill after every exit, where the
+    /// CPU has speculation controls (QEMU's qemu64 reports none).
+    ibpb: Option<warden_hw::svm::Ibpb>,
     /// What creating domains at run time needs.
     host: lifecycle::HostParams,
 }
@@ -286,14 +339,16 @@ impl Runner {
                 Some(c) if self.sched.state(c.0) == State::Runnable => c,
                 // Done when every domain that is documented to end has ended, unless a live
                 // domain keeps the host (`keep_host=true`: it ends the run with HostShutdown).
-                _ if self.doms.iter().all(|d| d.refused || d.end.is_some() || d.expected == Expected::Running)
+                _ if !self.reported
+                    && self.doms.iter().all(|d| d.refused || d.end.is_some() || d.expected == Expected::Running)
                     && !self.host_kept() =>
                 {
-                    self.finish()
+                    self.finish();
+                    continue;
                 }
                 _ => match self.sched.pick() {
                     Some(id) => (id, timer::now()),
-                    None if self.sched.next_deadline().is_some() => {
+                    None if self.sched.next_deadline().is_some() || self.reported => {
                         // Nothing runnable: halt until the next tick.
                         self.idle_halts += 1;
                         warden_hw::cpu::wait_for_interrupt();
@@ -301,7 +356,10 @@ impl Runner {
                         current = None;
                         continue;
                     }
-                    None => self.finish(),
+                    None => {
+                        self.finish();
+                        continue;
+                    }
                 },
             };
             current = Some((id, since));
@@ -316,16 +374,12 @@ impl Runner {
         let i = id.0 as usize;
         let vmcb = self.doms[i].vmcb;
         if self.fx_owner != Some(id) {
-            if let Some(prev) = self.fx_owner {
-                warden_hw::svm::fxsave(&mut self.doms[prev.0 as usize].fx);
-            }
-            warden_hw::svm::fxrstor(&self.doms[i].fx);
-            self.fx_owner = Some(id);
+            self.switch_to(id);
         }
         if self.doms[i].first_run {
             set(&mut self.vmcbs, vmcb, field::TLB_CONTROL, vmcb::TLB_FLUSH_ALL);
         }
-        if let Err(e) = warden_hw::svm::run(vmcb, self.host_save, &mut self.doms[i].regs) {
+        if let Err(e) = warden_hw::svm::run(vmcb, self.host_save, &mut self.doms[i].regs, self.ibpb.is_some()) {
             self.end(id, End::Stopped { violation: Violation::InvalidState, rip: 0 });
             println!("domain {} refused by the VMRUN wrapper: {e:?}", self.doms[i].name);
             return Next::Reschedule;
@@ -346,9 +400,27 @@ impl Runner {
         let info2 = get(&self.vmcbs, vmcb, field::EXIT_INFO2);
         let rip = get(&self.vmcbs, vmcb, field::RIP);
         let stop = |violation| End::Stopped { violation, rip };
-        match warden_vmm::exit::decode(code, info1, info2) {
+        let exit = warden_vmm::exit::decode(code, info1, info2);
+        // Instructions the domain resumes after: their length from NRIP or their exact bytes.
+        let insn = match exit {
+            Exit::Hypercall => Some((guard::VMMCALL, "prefixed VMMCALL")),
+            Exit::Cpuid => Some((guard::CPUID, "prefixed CPUID")),
+            Exit::Hlt => Some((guard::HLT, "prefixed HLT")),
+            Exit::Msr { write: false } => Some((guard::RDMSR, "prefixed RDMSR")),
+            Exit::Msr { write: true } => Some((guard::WRMSR, "prefixed WRMSR")),
+            _ => None,
+        };
+        let next = match insn.map(|(bytes, name)| (self.next_rip(i, rip, bytes), name)) {
+            None => rip,
+            Some((Some(next), _)) => next,
+            Some((None, name)) => {
+                self.end(id, stop(Violation::Instruction(name)));
+                return Next::Reschedule;
+            }
+        };
+        match exit {
             Exit::Interrupt | Exit::Nmi | Exit::Smi | Exit::Init => Next::Continue,
-            Exit::Hypercall => self.hypercall(id, rip),
+            Exit::Hypercall => self.hypercall(id, next),
             Exit::Cpuid => {
                 let d = &mut self.doms[i];
                 let leaf = get(&self.vmcbs, vmcb, field::RAX) as u32;
@@ -360,11 +432,16 @@ impl Runner {
                 d.regs.rbx = u64::from(r.ebx);
                 d.regs.rcx = u64::from(r.ecx);
                 d.regs.rdx = u64::from(r.edx);
-                set(&mut self.vmcbs, vmcb, field::RIP, rip + 2);
+                set(&mut self.vmcbs, vmcb, field::RIP, next);
                 Next::Continue
             }
+            Exit::CrWrite(cr) => self.cr_write(id, cr, rip),
+            Exit::Exception { vector: v @ (1 | 17), .. } => {
+                self.end(id, stop(Violation::Exception(v)));
+                Next::Reschedule
+            }
             Exit::Hlt => {
-                set(&mut self.vmcbs, vmcb, field::RIP, rip + 1);
+                set(&mut self.vmcbs, vmcb, field::RIP, next);
                 Next::Reschedule
             }
             Exit::Msr { write } => {
@@ -379,12 +456,13 @@ impl Runner {
                     }
                     MsrAction::WriteField(f) => set(&mut self.vmcbs, vmcb, f, value),
                     MsrAction::ReadTsc => {
-                        let v = warden_hw::cpu::rdtsc();
+                        let v = warden_hw::cpu::rdtsc().wrapping_add(get(&self.vmcbs, vmcb, field::TSC_OFFSET));
                         set(&mut self.vmcbs, vmcb, field::RAX, v & 0xffff_ffff);
                         self.doms[i].regs.rdx = v >> 32;
                     }
                     MsrAction::InjectGp => {
-                        println!("domain {} (id {}): #GP injected for RDMSR {msr:#x} at rip={rip:#x}", self.doms[i].name, id.0);
+                        let line = format_args!("domain {} (id {}): #GP injected for RDMSR {msr:#x} at rip={rip:#x}", self.doms[i].name, id.0);
+                        ipc::charged(&mut self.mac.budgets, id.0, line);
                         set(&mut self.vmcbs, vmcb, field::EVENT_INJ, EVENT_INJ_GP);
                         self.doms[i].injected = true;
                         return Next::Continue;
@@ -394,7 +472,7 @@ impl Runner {
                         return Next::Reschedule;
                     }
                 }
-                set(&mut self.vmcbs, vmcb, field::RIP, rip + 2);
+                set(&mut self.vmcbs, vmcb, field::RIP, next);
                 Next::Continue
             }
             Exit::Io(p) => {
@@ -403,7 +481,7 @@ impl Runner {
                 Next::Reschedule
             }
             Exit::NestedPageFault(f) => {
-                self.end(id, stop(Violation::Memory { gpa: f.gpa, write: f.write, fetch: f.fetch }));
+                self.end(id, stop(Violation::Memory { gpa: f.gpa, write: f.write, fetch: f.fetch, present: f.present }));
                 Next::Reschedule
             }
             Exit::Shutdown => {
@@ -426,12 +504,14 @@ impl Runner {
         }
     }
 
-    fn hypercall(&mut self, id: DomainId, rip: u64) -> Next {
+    fn hypercall(&mut self, id: DomainId, next: u64) -> Next {
         let i = id.0 as usize;
         let vmcb = self.doms[i].vmcb;
         let rax = get(&self.vmcbs, vmcb, field::RAX);
-        set(&mut self.vmcbs, vmcb, field::RIP, rip + VMMCALL_LEN);
-        if rax == BARE_EXIT {
+        set(&mut self.vmcbs, vmcb, field::RIP, next);
+        // Only the domain's kernel may call: ring-3 code inside a domain gets nothing (finding 6).
+        if get(&self.vmcbs, vmcb, field::CPL) != 0 {
+            set(&mut self.vmcbs, vmcb, field::RAX, warden_abi::Status::NotKernel as u64);
             return Next::Continue;
         }
         self.hypercall_entry(id);
@@ -445,6 +525,9 @@ impl Runner {
         }
         if let Some(call) = warden_abi::lifecycle::LifecycleCall::from_raw(rax) {
             return self.lifecycle_hypercall(id, call, args.args);
+        }
+        if let Some(call) = warden_abi::vtpm::VtpmCall::from_raw(rax) {
+            return self.vtpm_hypercall(id, call, args.args);
         }
         let (status, value, action) =
             dispatch::dispatch(&mut self.mem, &mut self.doms[i], id.0, args, &mut self.mac);
@@ -471,18 +554,38 @@ impl Runner {
         let name = d.name.as_str();
         d.console.flush(&mut |line: &str| println!("[{name}] {line}"));
         println!("{}", Diagnostic { name, id: id.0, end });
+        if let Some(n) = self.mac.budgets.get_mut(id.0 as usize).map(|b| b.take_suppressed()).filter(|&n| n > 0) {
+            println!("domain {name} (id {}): {n} lines were suppressed by its print budget", id.0);
+        }
         d.end = Some(end);
         self.sched.set_state(id, State::Dead);
+        self.vtpm_domain_ended(id);
         self.domain_ended(id);
         self.release(id);
     }
 
-    /// Every domain has ended (or waits forever): compares each with its documented outcome
-    /// and leaves QEMU with the verdict.
-    fn finish(&mut self) -> ! {
+    /// Every domain has ended (or waits forever): compares each with its documented outcome;
+    /// leaves QEMU with the verdict if the run asked for it, else says so and keeps running.
+    fn finish(&mut self) {
+        let all_ok = self.verdict();
+        if self.end_when_done {
+            Self::exit_with(all_ok);
+        }
+        self.reported = true;
+        println!("domains: the hypervisor keeps running (a run ends with the domains only under end_when=domains-done)");
+    }
+
+    /// Leaves QEMU with the verdict (the test mode `end_when=domains-done`, or a host shutdown).
+    fn exit_with(all_ok: bool) -> ! {
         timer::stop();
+        exit(if all_ok { ExitCode::Success } else { ExitCode::Failure });
+    }
+
+    /// Prints the counters and one verdict line per domain; whether all met their outcome.
+    fn verdict(&mut self) -> bool {
         let exits: u64 = self.doms.iter().map(|d| d.exits).sum();
-        println!("scheduler: {} ticks, {exits} exits, {} idle halts", timer::now(), self.idle_halts);
+        let nmis = crate::exceptions::NMIS.load(core::sync::atomic::Ordering::Relaxed);
+        println!("scheduler: {} ticks, {exits} exits, {} idle halts, {nmis} NMIs", timer::now(), self.idle_halts);
         let mut all_ok = true;
         for (i, d) in self.doms.iter().enumerate() {
             if d.life.created {
@@ -506,10 +609,11 @@ impl Runner {
             );
         }
         if all_ok {
-            println!("domains: all {} domains met their documented outcome", self.doms.len());
-            exit(ExitCode::Success);
+            let judged = self.doms.iter().filter(|d| !d.life.created).count();
+            println!("domains: all {judged} domains met their documented outcome");
+        } else {
+            println!("domains: FAILED: some domain did not meet its documented outcome");
         }
-        println!("domains: FAILED: some domain did not meet its documented outcome");
-        exit(ExitCode::Failure);
+        all_ok
     }
 }

@@ -156,7 +156,18 @@ mod guest {
         );
         lc::transition(w1, "worker_t").expect("transition w1");
         build(w2, "counter");
-        build(w3, "counter");
+        // w3 gets its arguments at build time instead (they replace the create request's).
+        let (gpa, len) = lc::boot_image("counter").expect("counter image");
+        let args = "from:build";
+        let bad = [0xffu8, 0xfe];
+        let call = warden_rt::abi::lifecycle::LifecycleCall::DomainBuild as u64;
+        let r = lc::call_raw(call, [w3.into(), gpa, len, bad.as_ptr() as u64, 2]);
+        assert_eq!(r, Err(LifecycleFail::Invalid(LifecycleError::BadArgs)));
+        lc::call_raw(
+            call,
+            [w3.into(), gpa, len, args.as_ptr() as u64, args.len() as u64],
+        )
+        .expect("build w3");
         list_all("after build");
 
         lc::unpause(w1).expect("start w1");
@@ -166,6 +177,12 @@ mod guest {
             Err(LifecycleFail::Invalid(LifecycleError::WallConflict))
         );
         println!("mgmt: start w3: Chinese Wall conflict with w2");
+        // While bank_a_t runs, a bank_b_t domain cannot even be created.
+        assert_eq!(
+            create("w4", "bank_b_t", 5),
+            Err(LifecycleFail::Invalid(LifecycleError::WallConflict))
+        );
+        println!("mgmt: create w4 as bank_b_t while w2 runs: Chinese Wall conflict");
         sleep_ms(40);
         list_all("running");
 

@@ -39,11 +39,31 @@ pub fn read_mssim_response(s: &mut TcpStream) -> Vec<u8> {
     resp
 }
 
+/// How clients reach a `Sim`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    /// The Microsoft simulator protocol (command port P, platform port P+1).
+    Mssim,
+    /// swtpm's protocol (`vtpm-sim socket`): raw data port P, control port P+1, over TCP.
+    Swtpm,
+}
+
+/// Reads one raw TPM response (its header gives its size), as swtpm's data port sends it.
+pub fn read_tpm_response(s: &mut TcpStream) -> Vec<u8> {
+    let mut hdr = [0u8; 10];
+    s.read_exact(&mut hdr).expect("response header");
+    let size = u32::from_be_bytes([hdr[2], hdr[3], hdr[4], hdr[5]]) as usize;
+    let mut rest = vec![0u8; size.saturating_sub(10)];
+    s.read_exact(&mut rest).expect("response body");
+    [hdr.to_vec(), rest].concat()
+}
+
 /// A running `vtpm-sim`, killed on drop.
 pub struct Sim {
     child: Child,
     pub port: u16,
     pub dir: PathBuf,
+    pub transport: Transport,
 }
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -113,16 +133,77 @@ impl Sim {
             child,
             port,
             dir: dir.to_path_buf(),
+            transport: Transport::Mssim,
+        }
+    }
+
+    /// `vtpm-sim socket --tpm2` with the data channel on TCP port P and the control channel on
+    /// P+1 (what the `swtpm` TCTI expects), `--flags not-need-init`, the state folder `state`
+    /// (sealed with its `state_key`) when given, and `extra` arguments; waits until it listens.
+    pub fn start_socket(dir: &Path, state: Option<&Path>, extra: &[&str]) -> Sim {
+        for _ in 0..20 {
+            let port = free_port_pair();
+            let mut cmd = Command::new(env!("CARGO_BIN_EXE_vtpm-sim"));
+            cmd.args(["socket", "--tpm2", "--flags", "not-need-init"])
+                .args(["--server", &format!("type=tcp,port={port}")])
+                .args(["--ctrl", &format!("type=tcp,port={}", port + 1)])
+                .args(extra)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit());
+            if let Some(s) = state {
+                cmd.arg("--tpmstate")
+                    .arg(format!("dir={}", s.display()))
+                    .arg("--key")
+                    .arg(format!("file={}", state_key(s).display()));
+            }
+            let mut child = cmd.spawn().expect("spawn vtpm-sim socket");
+            let mut line = String::new();
+            let stdout = child.stdout.take().expect("piped stdout");
+            // The server prints this line once both channels are bound.
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            if line.starts_with("vtpm-sim listening") {
+                return Sim {
+                    child,
+                    port,
+                    dir: dir.to_path_buf(),
+                    transport: Transport::Swtpm,
+                };
+            }
+            // Lost the race for the port pair: try another.
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("vtpm-sim socket did not start");
+    }
+
+    /// A fresh server on `transport` in the scratch folder `dir`.
+    pub fn start_on(transport: Transport, dir: &Path) -> Sim {
+        match transport {
+            Transport::Mssim => Sim::start(dir, None),
+            Transport::Swtpm => Sim::start_socket(dir, None, &[]),
         }
     }
 
     pub fn tcti(&self) -> String {
-        format!("mssim:host=127.0.0.1,port={}", self.port)
+        match self.transport {
+            Transport::Mssim => format!("mssim:host=127.0.0.1,port={}", self.port),
+            Transport::Swtpm => format!("swtpm:host=127.0.0.1,port={}", self.port),
+        }
+    }
+
+    /// The control port (swtpm transport).
+    pub fn ctrl_port(&self) -> u16 {
+        self.port + 1
     }
 
     /// A fresh `vtpm-sim` in the scratch folder `name`, after `tpm2_startup -c`.
     pub fn started(name: &str) -> Sim {
-        let sim = Sim::start(&scratch(name), None);
+        Sim::started_on(Transport::Mssim, name)
+    }
+
+    /// As `started`, reached over `transport`.
+    pub fn started_on(transport: Transport, name: &str) -> Sim {
+        let sim = Sim::start_on(transport, &scratch(name));
         sim.tool(&["tpm2_startup", "-c"]);
         sim
     }
@@ -211,11 +292,130 @@ impl Sim {
     }
 }
 
+impl Sim {
+    /// `swtpm_ioctl --tcp 127.0.0.1:CTRL args…` (swtpm's own control-channel client) in the
+    /// scratch folder.
+    pub fn ioctl(&self, args: &[&str]) -> Output {
+        Command::new("swtpm_ioctl")
+            .args(["--tcp", &format!("127.0.0.1:{}", self.ctrl_port())])
+            .args(args)
+            .current_dir(&self.dir)
+            .output()
+            .expect("cannot run swtpm_ioctl (package swtpm-tools; `cargo xtask setup`)")
+    }
+
+    /// As `ioctl`, panicking with its output on failure; returns its stdout.
+    pub fn ioctl_ok(&self, args: &[&str]) -> String {
+        let out = self.ioctl(args);
+        assert!(
+            out.status.success(),
+            "swtpm_ioctl {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `tpm2_nvdefine index -C o -s size -a ownerread|ownerwrite`.
+    pub fn nv_define(&self, index: &str, size: usize) {
+        let size = size.to_string();
+        let attrs = "ownerread|ownerwrite";
+        self.tool(&["tpm2_nvdefine", index, "-C", "o", "-s", &size, "-a", attrs]);
+    }
+
+    /// Waits (with a deadline) for the server process to end; its status, if it did.
+    pub fn await_exit(&mut self, deadline: Duration) -> Option<std::process::ExitStatus> {
+        let end = Instant::now() + deadline;
+        while Instant::now() < end {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+/// Waits (with a deadline) for a line of the log file `log` that contains every fragment.
+pub fn await_log_line(log: &Path, fragments: &[&str]) -> String {
+    let mut found = String::new();
+    let ok = wait_for(Duration::from_secs(10), || {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        match text
+            .lines()
+            .find(|l| fragments.iter().all(|f| l.contains(f)))
+        {
+            Some(l) => {
+                found = l.to_string();
+                true
+            }
+            None => false,
+        }
+    });
+    assert!(
+        ok,
+        "no log line with {fragments:?} in {}:\n{}",
+        log.display(),
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
+    found
+}
+
+/// A raw TPM command on swtpm's data channel; returns the response.
+pub fn raw_command(s: &mut TcpStream, cmd: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    s.write_all(cmd).expect("send command");
+    let mut head = [0u8; 6];
+    s.read_exact(&mut head).expect("response header");
+    let size = u32::from_be_bytes([head[2], head[3], head[4], head[5]]) as usize;
+    let mut resp = head.to_vec();
+    resp.resize(size, 0);
+    s.read_exact(&mut resp[6..]).expect("response body");
+    resp
+}
+
+/// The response code of a TPM response.
+pub fn rc(resp: &[u8]) -> u32 {
+    u32::from_be_bytes([resp[6], resp[7], resp[8], resp[9]])
+}
+
 impl Drop for Sim {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A TCP port P with P+1 free too, at the time of asking (the caller retries on a lost race).
+pub fn free_port_pair() -> u16 {
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if port < u16::MAX && std::net::TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// Generates one test per transport from `fn name(t: Transport)` bodies: `name::mssim` and
+/// `name::swtpm`, so every flow runs through both the `mssim` and the `swtpm` TCTI.
+#[macro_export]
+macro_rules! on_both_transports {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn mssim() {
+                super::$name(super::common::Transport::Mssim)
+            }
+            #[test]
+            fn swtpm() {
+                super::$name(super::common::Transport::Swtpm)
+            }
+        }
+    )*};
 }
 
 /// Polls `f` until it returns true or the deadline passes.

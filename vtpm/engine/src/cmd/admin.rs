@@ -59,6 +59,7 @@ impl<P: Platform> Tpm<P> {
             code::CLOCK_RATE_ADJUST => self.clock_rate_adjust(c),
             code::NV_UNDEFINE_SPACE_SPECIAL => self.nv_undefine_space_special(c),
             code::ECC_PARAMETERS => self.ecc_parameters(c),
+            code::SET_ALGORITHM_SET => self.set_algorithm_set(c),
             _ => self.dispatch_pcr_admin(c),
         }
     }
@@ -128,6 +129,17 @@ impl<P: Platform> Tpm<P> {
         self.p.persistent.retain(|(_, o)| o.hierarchy != hier);
         self.primary_cache.clear();
         self.persist();
+        Ok(Out::new())
+    }
+
+    /// SetAlgorithmSet (platform): the reference stores the set and reads it nowhere, and this
+    /// engine has a single algorithm set, so the command checks its input and changes nothing.
+    fn set_algorithm_set(&mut self, c: &mut Ctx<'_>) -> Result<Out, Rc> {
+        c.params.u32().p(1)?;
+        c.params.finish().p(1)?;
+        if c.handles[0] != h::RH_PLATFORM {
+            return Err(Rc::VALUE.handle(1));
+        }
         Ok(Out::new())
     }
 

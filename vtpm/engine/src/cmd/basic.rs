@@ -25,6 +25,7 @@ mod cap {
     pub(crate) const TPM_PROPERTIES: u32 = 6;
     pub(crate) const PCR_PROPERTIES: u32 = 7;
     pub(crate) const ECC_CURVES: u32 = 8;
+    pub(crate) const ACT: u32 = 0x0A;
 }
 
 /// Implemented algorithms and their TPMA_ALGORITHM bits.
@@ -311,6 +312,12 @@ impl<P: Platform> Tpm<P> {
                 if property <= u32::from(alg::CURVE_P256) && max > 0 {
                     body.u16(alg::CURVE_P256);
                 }
+            }
+            cap::ACT => {
+                // No authenticated countdown timers: an empty TPML_ACT_DATA, as libtpms
+                // answers (tpm2-tss asks for it while probing the TPM).
+                more = false;
+                body.u32(0);
             }
             _ => return Err(Rc::VALUE.param(1)),
         }

@@ -5,7 +5,7 @@
 use super::object::{ST_HASHCHECK, ST_VERIFIED};
 use crate::Platform;
 use crate::crypto::aes::Aes;
-use crate::crypto::{HashAlg, alg, ct_eq, kdfe};
+use crate::crypto::{HashAlg, alg, ct_eq, kdfe, rsa_pad};
 use crate::engine::{Ctx, Out, Tpm};
 use crate::handle as h;
 use crate::marshal::{Reader, Writer};
@@ -13,6 +13,7 @@ use crate::object::{self, Object, Params, Scheme, Signature, attr};
 use crate::pcr;
 use crate::rc::{At, Rc};
 use alloc::vec::Vec;
+use zeroize::Zeroize;
 
 const GENERATED: u32 = 0xff54_4347;
 const ST_ATTEST_CERTIFY: u16 = 0x8017;
@@ -90,6 +91,10 @@ impl<P: Platform> Tpm<P> {
         c.params.finish().p(3)?;
         if tag != ST_HASHCHECK {
             return Err(Rc::TAG.param(3));
+        }
+        // Only CertifyX509 may sign with an x509sign key (the reference's TPM2_Sign).
+        if self.object(c.handles[0]).h(1)?.public.has(attr::X509SIGN) {
+            return Err(Rc::ATTRIBUTES.handle(1));
         }
         let (key, scheme) = self.signing_key(c.handles[0], 1, in_scheme, 2)?;
         let sh = HashAlg::from_alg(scheme.hash).p(2)?;
@@ -321,7 +326,7 @@ impl<P: Platform> Tpm<P> {
     fn rsa_encrypt(&mut self, c: &mut Ctx<'_>) -> Result<Out, Rc> {
         let msg = c.params.tpm2b(512).p(1)?.to_vec();
         let in_scheme = Scheme::parse(&mut c.params).p(2)?;
-        let label = label(c.params.tpm2b(64).p(3)?);
+        let label = label(c.params.tpm2b(64).p(3)?).p(3)?;
         c.params.finish().p(3)?;
         let key = self.object(c.handles[0]).h(1)?.clone();
         if !matches!(key.public.params, Params::Rsa { .. }) {
@@ -340,7 +345,7 @@ impl<P: Platform> Tpm<P> {
     fn rsa_decrypt(&mut self, c: &mut Ctx<'_>) -> Result<Out, Rc> {
         let ct = c.params.tpm2b(512).p(1)?.to_vec();
         let in_scheme = Scheme::parse(&mut c.params).p(2)?;
-        let label = label(c.params.tpm2b(64).p(3)?);
+        let label = label(c.params.tpm2b(64).p(3)?).p(3)?;
         c.params.finish().p(3)?;
         let key = self.object(c.handles[0]).h(1)?.clone();
         if !matches!(key.public.params, Params::Rsa { .. }) {
@@ -350,7 +355,7 @@ impl<P: Platform> Tpm<P> {
             return Err(Rc::ATTRIBUTES.handle(1));
         }
         let scheme = Self::rsa_scheme(&key, in_scheme)?;
-        let out = rsa_dec(&key, scheme, &ct, label).p(1)?;
+        let out = rsa_dec(&key, scheme, &ct, label, &mut self.rng).p(1)?;
         let mut o = Out::new();
         o.params.tpm2b(&out);
         Ok(o)
@@ -555,6 +560,7 @@ impl<P: Platform> Tpm<P> {
                     },
                     secret,
                     l,
+                    &mut self.rng,
                 )
             }
             Params::Ecc { x, .. } => {
@@ -589,29 +595,13 @@ fn write_point(w: &mut Writer, p: &p256::AffinePoint) {
     w.tpm2b(&inner.into_vec());
 }
 
-/// An OAEP label as the TPM uses it: it must end in a NUL, which is added when missing.
-fn label(l: &[u8]) -> Vec<u8> {
-    let mut v = l.to_vec();
-    if !v.is_empty() && v.last() != Some(&0) {
-        v.push(0);
+/// An OAEP label as the TPM takes it: empty, or ending in its NUL (else TPM_RC_VALUE, as the
+/// reference's IsLabelProperlyFormatted). Any bytes otherwise: a label need not be text.
+fn label(l: &[u8]) -> Result<Vec<u8>, Rc> {
+    if l.last().is_some_and(|b| *b != 0) {
+        return Err(Rc::VALUE);
     }
-    v
-}
-
-fn oaep_for(hash: u16, label: Vec<u8>) -> Result<rsa::Oaep, Rc> {
-    let label = if label.is_empty() {
-        None
-    } else {
-        Some(alloc::string::String::from_utf8(label).map_err(|_| Rc::VALUE)?)
-    };
-    let mut o = match HashAlg::from_alg(hash)? {
-        HashAlg::Sha1 => rsa::Oaep::new::<sha1::Sha1>(),
-        HashAlg::Sha256 => rsa::Oaep::new::<sha2::Sha256>(),
-        HashAlg::Sha384 => rsa::Oaep::new::<sha2::Sha384>(),
-        HashAlg::Sha512 => rsa::Oaep::new::<sha2::Sha512>(),
-    };
-    o.label = label;
-    Ok(o)
+    Ok(l.to_vec())
 }
 
 pub(crate) fn rsa_enc(
@@ -621,32 +611,43 @@ pub(crate) fn rsa_enc(
     label: Vec<u8>,
     rng: &mut crate::crypto::Drbg,
 ) -> Result<Vec<u8>, Rc> {
-    let pk = object::rsa_public(&key.public)?;
-    match scheme.alg {
-        alg::OAEP => pk
-            .encrypt(rng, oaep_for(scheme.hash, label)?, msg)
-            .map_err(|_| Rc::VALUE),
-        alg::RSAES => pk
-            .encrypt(rng, rsa::Pkcs1v15Encrypt, msg)
-            .map_err(|_| Rc::VALUE),
-        _ => Err(Rc::SCHEME),
-    }
+    let (n, e) = object::rsa_public_parts(&key.public)?;
+    let em = match scheme.alg {
+        alg::OAEP => {
+            rsa_pad::oaep_encode(HashAlg::from_alg(scheme.hash)?, msg, &label, n.len(), rng)?
+        }
+        alg::RSAES => rsa_pad::pkcs1_encode(msg, n.len(), rng)?,
+        _ => return Err(Rc::SCHEME),
+    };
+    rsa_pad::public_op(n, e, &em)
 }
 
+/// The RSA private operation and the decoding of its block: the key's constant-time CRT
+/// operation, then a constant-time decoding; a block that does not decode is TPM_RC_VALUE.
 pub(crate) fn rsa_dec(
     key: &Object,
     scheme: Scheme,
     ct: &[u8],
     label: Vec<u8>,
+    rng: &mut crate::crypto::Drbg,
 ) -> Result<Vec<u8>, Rc> {
     let sk = object::rsa_private(&key.public, key.sens.as_ref().ok_or(Rc::KEY)?)?;
-    match scheme.alg {
-        alg::OAEP => sk
-            .decrypt(oaep_for(scheme.hash, label)?, ct)
-            .map_err(|_| Rc::VALUE),
-        alg::RSAES => sk.decrypt(rsa::Pkcs1v15Encrypt, ct).map_err(|_| Rc::VALUE),
-        _ => Err(Rc::SCHEME),
+    let h = match scheme.alg {
+        alg::OAEP => Some(HashAlg::from_alg(scheme.hash)?),
+        alg::RSAES => None,
+        _ => return Err(Rc::SCHEME),
+    };
+    // A ciphertext of k bytes (leading zeros kept) below n, as the reference requires.
+    if ct.len() > sk.size() {
+        return Err(Rc::VALUE);
     }
+    let mut em = sk.private(ct, rng).ok_or(Rc::VALUE)?;
+    let out = match h {
+        Some(h) => rsa_pad::oaep_decode(h, &em, &label),
+        None => rsa_pad::pkcs1_decode(&em),
+    };
+    em.zeroize();
+    out
 }
 
 /// TPM2B_ID_OBJECT contents (Part 1 §24): the credential, as a TPM2B, under the outer wrapper

@@ -174,6 +174,52 @@ impl<P: Platform> Tpm<P> {
         Ok(o)
     }
 
+    /// Rewrap: moves a duplication blob's outer wrapper from `oldParent` to `newParent`
+    /// (either may be TPM_RH_NULL: no outer wrapper on that side), as the reference's
+    /// TPM2_Rewrap does; the inner wrapper and the sensitive area are not touched.
+    pub(crate) fn rewrap(&mut self, c: &mut Ctx<'_>) -> Result<Out, Rc> {
+        let dup = c.params.tpm2b(1024).p(1)?.to_vec();
+        let name = c.params.tpm2b(66).p(2)?.to_vec();
+        let in_seed = c.params.tpm2b(512).p(3)?.to_vec();
+        c.params.finish().p(3)?;
+        let storage = |tpm: &Self, hd: u32, n: u32| -> Result<Option<crate::object::Object>, Rc> {
+            match hd {
+                h::RH_NULL => Ok(None),
+                hd if h::ty(hd) == h::HT_TRANSIENT || h::ty(hd) == h::HT_PERSISTENT => {
+                    let p = tpm.object(hd).h(n)?.clone();
+                    if !p.public.is_storage_parent() || p.sens.is_none() {
+                        return Err(Rc::TYPE.handle(n));
+                    }
+                    Ok(Some(p))
+                }
+                _ => Err(Rc::VALUE.handle(n)),
+            }
+        };
+        if in_seed.is_empty() != (c.handles[0] == h::RH_NULL) {
+            return Err(Rc::HANDLE.handle(1));
+        }
+        let blob = match storage(self, c.handles[0], 1)? {
+            Some(old) => {
+                let seed = (self.secret_from(&old, b"DUPLICATE", &in_seed))
+                    .map_err(|_| Rc::VALUE.param(3))?;
+                outer_unwrap(&old.public, &seed, &name, &dup).p(1)?
+            }
+            None => dup,
+        };
+        let mut o = Out::new();
+        match storage(self, c.handles[1], 2)? {
+            Some(new) => {
+                let (seed, out_seed) = self.secret_to(&new, b"DUPLICATE")?;
+                let wrapped = outer_wrap(&new.public, &seed, &name, &blob)?;
+                o.params.tpm2b(&wrapped).tpm2b(&out_seed);
+            }
+            None => {
+                o.params.tpm2b(&blob).tpm2b(&[]);
+            }
+        }
+        Ok(o)
+    }
+
     pub(crate) fn import(&mut self, c: &mut Ctx<'_>) -> Result<Out, Rc> {
         let key = c.params.tpm2b(64).p(1)?.to_vec();
         let mut pr = c.params.sized().p(2)?;
@@ -217,7 +263,7 @@ impl<P: Platform> Tpm<P> {
         };
         let oh = public.hash().p(2)?;
         let name = public.name();
-        let sens = self
+        let mut sens = self
             .blob_to_sensitive(&parent.public, &public, oh, &name, &seed, sym, &key, &dup)
             .p(3)?;
         // Below a fixedTPM parent the object is validated now, so that Load can trust it (the
@@ -227,7 +273,7 @@ impl<P: Platform> Tpm<P> {
             if crate::engine::trim(&sens.auth).len() > oh.size() {
                 return Err(Rc::SIZE.param(3));
             }
-            check_pair(&public, &sens).p(3)?;
+            check_pair(&public, &mut sens).p(3)?;
         }
         let private = super::object::wrap_private(&parent, &public, &sens, &name, self.iv())?;
         let mut o = Out::new();

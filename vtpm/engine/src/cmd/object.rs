@@ -12,6 +12,7 @@ use crate::object::{self, Object, Params, Public, Sensitive, attr};
 use crate::pcr;
 use crate::rc::{At, Rc};
 use alloc::vec::Vec;
+use zeroize::Zeroize;
 
 const ST_CREATION: u16 = 0x8021;
 pub(crate) const ST_HASHCHECK: u16 = 0x8024;
@@ -49,8 +50,17 @@ fn parse_create(r: &mut Reader<'_>, with_creation: bool) -> Result<CreateIn, Rc>
         return Err(Rc::SIZE.param(1));
     }
     match public.params {
-        Params::Rsa { .. } | Params::Ecc { .. } | Params::Sym { .. } if !data.is_empty() => {
+        Params::Rsa { .. } | Params::Ecc { .. } if !data.is_empty() => {
             return Err(Rc::SIZE.param(1));
+        }
+        // A symmetric key's bytes come from the caller exactly when sensitiveDataOrigin is
+        // clear (as in libtpms' TPM2_Create); their length is checked when the key is made.
+        Params::Sym { .. } if public.has(attr::SENSITIVE_DATA_ORIGIN) != data.is_empty() => {
+            return Err(Rc::ATTRIBUTES.param(2));
+        }
+        Params::Sym { sym, .. } if !data.is_empty() && data.len() != usize::from(sym.bits) / 8 => {
+            // libtpms' CryptGenerateKeySymmetric: no parameter number.
+            return Err(Rc::KEY_SIZE);
         }
         Params::KeyedHash { .. } if public.has(attr::SENSITIVE_DATA_ORIGIN) && !data.is_empty() => {
             return Err(Rc::ATTRIBUTES.param(2));
@@ -85,6 +95,7 @@ impl<P: Platform> Tpm<P> {
             CONTEXT_LOAD => self.context_load(c),
             DUPLICATE => self.duplicate(c),
             IMPORT => self.import(c),
+            REWRAP => self.rewrap(c),
             _ => self.dispatch_crypto(c),
         }
     }
@@ -169,6 +180,36 @@ impl<P: Platform> Tpm<P> {
         (data, digest)
     }
 
+    /// The primary object that `key` (KDFa of the hierarchy seed, template and data) derives:
+    /// from the cache of the last eight, else generated and cached. Every primary goes
+    /// through here, so asking again for a primary never regenerates its primes.
+    fn primary(
+        &mut self,
+        key: &[u8],
+        template: &Public,
+        data: &[u8],
+    ) -> Result<(Public, Sensitive), Rc> {
+        let mut cache_key = [0u8; 32];
+        cache_key.copy_from_slice(key);
+        let hit = self
+            .primary_cache
+            .iter()
+            .find(|(k, _, _)| ct_eq(k, &cache_key))
+            .map(|(_, p, s)| (p.clone(), s.clone()));
+        if let Some(found) = hit {
+            return Ok(found);
+        }
+        let mut public = template.clone();
+        let sens = object::generate(&mut public, &mut Drbg::new(key), data).p(2)?;
+        if self.primary_cache.len() >= 8 {
+            self.primary_cache.remove(0);
+        }
+        self.primary_cache
+            .push((cache_key, public.clone(), sens.clone()));
+        cache_key.zeroize();
+        Ok((public, sens))
+    }
+
     fn create_primary(&mut self, c: &mut Ctx<'_>) -> Result<Out, Rc> {
         let hier = c.handles[0];
         if !matches!(
@@ -190,22 +231,7 @@ impl<P: Platform> Tpm<P> {
             &th.digest(&[&inp.data]),
             256,
         );
-        let mut cache_key = [0u8; 32];
-        cache_key.copy_from_slice(&key);
-        let (public, mut sens) = match self.primary_cache.iter().find(|(k, _, _)| *k == cache_key) {
-            Some((_, p, s)) => (p.clone(), s.clone()),
-            None => {
-                let mut public = inp.public.clone();
-                let mut rng = Drbg::new(&key);
-                let sens = object::generate(&mut public, &mut rng, &inp.data).p(2)?;
-                if self.primary_cache.len() >= 8 {
-                    self.primary_cache.remove(0);
-                }
-                self.primary_cache
-                    .push((cache_key, public.clone(), sens.clone()));
-                (public, sens)
-            }
-        };
+        let (public, mut sens) = self.primary(&key, &inp.public, &inp.data)?;
         sens.auth = inp.auth.clone();
         let name = public.name();
         let hb = hier.to_be_bytes();
@@ -326,9 +352,8 @@ impl<P: Platform> Tpm<P> {
             &th.digest(&[&inp.data]),
             256,
         );
-        let mut public = inp.public.clone();
-        let mut sens = object::generate(&mut public, &mut Drbg::new(&key), &inp.data).p(2)?;
-        sens.auth = inp.auth;
+        let (public, mut sens) = self.primary(&key, &inp.public, &inp.data)?;
+        sens.auth = inp.auth.clone();
         let name = public.name();
         let qualified = qualify(&public, &hier.to_be_bytes(), &name);
         let obj = Object {
@@ -357,11 +382,11 @@ impl<P: Platform> Tpm<P> {
             return Err(Rc::HASH.param(2));
         }
         let name = public.name();
-        let sens = unwrap_private(&parent, &public, &private, &name).p(1)?;
+        let mut sens = unwrap_private(&parent, &public, &private, &name).p(1)?;
         // The attribute and scheme rules hold for what is loaded, not only for what this TPM
         // created: a blob can come from Import below a parent that is not fixedTPM.
         public.check_load(Some(&parent.public)).p(2)?;
-        object::check_pair(&public, &sens).p(2)?;
+        object::check_pair(&public, &mut sens).p(2)?;
         let qualified = qualify(&public, &parent.qualified, &name);
         let obj = Object {
             public,
@@ -401,9 +426,9 @@ impl<P: Platform> Tpm<P> {
                 return Err(Rc::ATTRIBUTES.param(2));
             }
             let mut r = Reader::new(&sens_bytes);
-            let s = Sensitive::parse(&mut r, public.ty()).p(1)?;
+            let mut s = Sensitive::parse(&mut r, public.ty()).p(1)?;
             r.finish().p(1)?;
-            object::check_pair(&public, &s).p(2)?;
+            object::check_pair(&public, &mut s).p(2)?;
             Some(s)
         };
         self.free_object_slot()?;

@@ -72,6 +72,7 @@ impl<P: Platform> Tpm<P> {
             code::POLICY_CP_HASH | code::POLICY_NAME_HASH => self.policy_cp_name_hash(c),
             code::POLICY_LOCALITY => self.policy_locality(c),
             code::POLICY_NV => self.policy_nv(c),
+            code::POLICY_AUTHORIZE_NV => self.policy_authorize_nv(c),
             _ => self.dispatch_audit(c),
         }
     }
@@ -444,13 +445,7 @@ impl<P: Platform> Tpm<P> {
             .cloned()
             .ok_or(Rc::HANDLE.handle(2))?;
         if s.kind != SE_TRIAL {
-            if n.has(a::READLOCKED) {
-                return Err(Rc::NV_LOCKED);
-            }
-            self.nv_check_auth(auth_h, &n, true)?;
-            if !n.has(a::WRITTEN) {
-                return Err(Rc::NV_UNINITIALIZED);
-            }
+            self.policy_nv_read_checks(auth_h, &n)?;
             let off = usize::from(offset);
             if off > n.data.len() {
                 return Err(Rc::VALUE.param(2));
@@ -467,6 +462,54 @@ impl<P: Platform> Tpm<P> {
             .digest(&[&operand, &offset.to_be_bytes(), &op.to_be_bytes()]);
         let name = n.name();
         self.policy_update(ps, 3, &[&code::POLICY_NV.to_be_bytes(), &args, &name])?;
+        Ok(Out::new())
+    }
+
+    /// The read checks PolicyNV and PolicyAuthorizeNV make on their index (the reference's
+    /// NvReadAccessChecks): not read-locked, readable with `auth_h`, written.
+    fn policy_nv_read_checks(&self, auth_h: u32, n: &crate::nv::NvIndex) -> Result<(), Rc> {
+        if n.has(a::READLOCKED) {
+            return Err(Rc::NV_LOCKED);
+        }
+        self.nv_check_auth(auth_h, n, true)?;
+        if !n.has(a::WRITTEN) {
+            return Err(Rc::NV_UNINITIALIZED);
+        }
+        Ok(())
+    }
+
+    /// PolicyAuthorizeNV: the session's policyDigest must equal the TPMT_HA an ordinary NV
+    /// index holds (read under its read authorisation); the digest then starts over from
+    /// TPM_CC_PolicyAuthorizeNV and the index's Name. Trial sessions skip the checks.
+    fn policy_authorize_nv(&mut self, c: &mut Ctx<'_>) -> Result<Out, Rc> {
+        c.params.finish().p(1)?;
+        let (auth_h, nv_h, ps) = (c.handles[0], c.handles[1], c.handles[2]);
+        let s = self.policy_session(ps, 3)?.clone();
+        let n =
+            (self.p.nv.iter().find(|n| n.handle == nv_h).cloned()).ok_or(Rc::HANDLE.handle(2))?;
+        if s.kind != SE_TRIAL {
+            self.policy_nv_read_checks(auth_h, &n)?;
+            if n.nt() != crate::nv::NT_ORDINARY {
+                return Err(Rc::ATTRIBUTES.handle(2));
+            }
+            // TPMT_HA: the session's hash algorithm, then a digest of its size.
+            let d = &n.data;
+            let alg = d.get(..2).map(|b| u16::from_be_bytes([b[0], b[1]]));
+            let digest = d.get(2..2 + s.hash.size());
+            let (Some(alg), Some(digest)) = (alg, digest) else {
+                return Err(Rc::HASH);
+            };
+            if alg != s.hash.alg() {
+                return Err(Rc::HASH);
+            }
+            if !ct_eq(digest, &s.policy_digest) {
+                return Err(Rc::VALUE);
+            }
+        }
+        let name = n.name();
+        let sess = self.policy_session(ps, 3)?;
+        sess.policy_digest = alloc::vec![0; sess.hash.size()];
+        self.policy_update(ps, 3, &[&code::POLICY_AUTHORIZE_NV.to_be_bytes(), &name])?;
         Ok(Out::new())
     }
 }

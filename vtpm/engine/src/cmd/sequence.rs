@@ -84,11 +84,7 @@ fn seq_object(auth: Vec<u8>) -> Object {
     };
     Object {
         public,
-        sens: Some(Sensitive {
-            auth,
-            seed: Vec::new(),
-            secret: Vec::new(),
-        }),
+        sens: Some(Sensitive::new(auth, Vec::new(), Vec::new())),
         hierarchy: h::RH_NULL,
         name: Vec::new(),
         qualified: Vec::new(),

@@ -2,6 +2,9 @@
 
 pub(crate) mod aes;
 pub(crate) mod prime;
+pub(crate) mod rsa_key;
+pub(crate) mod rsa_pad;
+pub(crate) mod sieve;
 
 use crate::rc::Rc;
 use alloc::vec::Vec;
@@ -211,22 +214,40 @@ pub(crate) fn kdfe(
     out
 }
 
-/// Constant-time equality (length is not secret).
+/// All ones when `bit` is 1, zero when it is 0, through an optimisation barrier: without it
+/// the compiler sees a boolean and may turn the masked selection that follows into a branch
+/// (LLVM's cmov-to-branch conversion does so in loops), which the timing test caught.
+#[inline(always)]
+pub(crate) fn ct_mask(bit: u64) -> u64 {
+    core::hint::black_box(bit).wrapping_neg()
+}
+
+/// Constant-time equality (length is not secret), through `subtle` and its optimisation
+/// barrier.
 pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    bool::from(subtle::ConstantTimeEq::ct_eq(a, b))
 }
 
 /// HMAC-DRBG (SP800-90A) over SHA-256: deterministic from its seed, so primary keys derived
-/// from a hierarchy seed come back identical after a restart.
-#[derive(Clone)]
+/// from a hierarchy seed come back identical after a restart. Not `Clone` (two copies would
+/// give the same bytes); V is wiped on drop.
 pub(crate) struct Drbg {
     /// HMAC keyed with K: the key's inner and outer blocks are hashed once per K, not once per
     /// HMAC (a third of the SHA-256 work of a 32-byte request).
     mac: Hmac<Sha256>,
     v: [u8; 32],
+    /// Generate requests since the last (re)seed: SP800-90A's reseed_counter.
+    generated: u64,
+}
+
+/// Requests after which the engine's DRBG takes fresh platform entropy (SP800-90A allows 2^48
+/// for HMAC_DRBG; the engine reseeds far sooner, as the cost is one entropy read).
+pub(crate) const RESEED_INTERVAL: u64 = 1 << 16;
+
+impl Drop for Drbg {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.v);
+    }
 }
 
 impl core::fmt::Debug for Drbg {
@@ -240,6 +261,7 @@ impl Drbg {
         let mut d = Drbg {
             mac: Self::keyed(&[0; 32]),
             v: [1; 32],
+            generated: 0,
         };
         d.update(seed);
         d
@@ -265,6 +287,11 @@ impl Drbg {
     }
     pub(crate) fn reseed(&mut self, data: &[u8]) {
         self.update(data);
+        self.generated = 0;
+    }
+    /// Whether `RESEED_INTERVAL` requests have been served since the last (re)seed.
+    pub(crate) fn reseed_due(&self) -> bool {
+        self.generated >= RESEED_INTERVAL
     }
     pub(crate) fn fill(&mut self, out: &mut [u8]) {
         for chunk in out.chunks_mut(32) {
@@ -272,6 +299,7 @@ impl Drbg {
             chunk.copy_from_slice(&self.v[..chunk.len()]);
         }
         self.update(&[]);
+        self.generated += 1;
     }
     pub(crate) fn bytes(&mut self, n: usize) -> Vec<u8> {
         let mut v = alloc::vec![0u8; n];
@@ -337,6 +365,20 @@ pub(crate) mod tests {
     fn hmac_rfc4231_case2() {
         let mac = HashAlg::Sha256.hmac(b"Jefe", &[b"what do ya want ", b"for nothing?"]);
         assert_eq!(mac[..8], [0x5b, 0xdc, 0xc1, 0x46, 0xbf, 0x60, 0x75, 0x4e],);
+    }
+
+    #[test]
+    fn drbg_counts_requests_until_reseeded() {
+        let mut d = Drbg::new(b"seed");
+        let mut b = [0u8; 1];
+        for _ in 0..RESEED_INTERVAL - 1 {
+            d.fill(&mut b);
+        }
+        assert!(!d.reseed_due());
+        d.fill(&mut b);
+        assert!(d.reseed_due());
+        d.reseed(b"fresh entropy");
+        assert!(!d.reseed_due());
     }
 
     #[test]
