@@ -268,10 +268,11 @@ impl<'p, const A: usize, const W: usize> Ipc<'p, A, W> {
 
     /// Releases everything a domain held when it ended: its channels (peers are woken), its
     /// grants (mappings of them are removed), its mappings of others' grants, and its place
-    /// behind the Chinese Wall.
+    /// behind the Chinese Wall, and its category (a later domain in its slot gets its own).
     pub fn domain_dead(&mut self, p: &mut impl Platform, dom: DomId, label: TypeId) {
         self.evtchn.domain_dead(dom, |w| p.wake(w.dom));
         self.grants.domain_dead(dom, |u| p.unmap_grant(u.grantee, u.gpa));
         self.mac.domain_stopped(label);
+        let _ = self.mac.set_category(dom, None);
     }
 }

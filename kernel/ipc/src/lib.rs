@@ -33,7 +33,7 @@ pub use dispatch::{Failure, Ipc, Outcome, Platform};
 pub use evtchn::{EventChannels, Port};
 pub use grant::{Access, GrantRef, GrantTable};
 pub use lifecycle::{CreateSpec, LifecycleRequest, Refusal, lifecycle_requirement};
-pub use mac::{Check, Denied, LabelError, Mac, MacError, Object, Subject};
+pub use mac::{CategoryError, Check, Denied, LabelError, Mac, MacError, Object, Subject};
 
 /// Most domains the tables track (the hypervisor's manifest limit).
 pub const MAX_DOMAINS: usize = 16;

@@ -6,10 +6,10 @@
 
 use core::fmt;
 
-use warden_policy::{ChineseWall, Class, Conflict, Kind, LoadError, PermSet, Policy, TypeId};
+use warden_policy::{Category, ChineseWall, Class, Conflict, Kind, LoadError, PermSet, Policy, TypeId};
 
-use crate::DomId;
 use crate::audit::{AuditRing, HYPERVISOR_OBJECT, RESOURCE_OBJECT, Record, Verdict};
+use crate::{DomId, MAX_DOMAINS};
 
 /// Why a policy blob cannot be used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +57,15 @@ impl fmt::Display for LabelError {
             LabelError::WrongKind { is, want } => write!(f, "the type is of kind `{is}`, not `{want}`"),
         }
     }
+}
+
+/// Why a category cannot be set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CategoryError {
+    /// No such domain slot.
+    BadDomain,
+    /// At or above 2^31: the hypervisor's own categories.
+    Reserved,
 }
 
 /// The calling domain.
@@ -123,9 +132,16 @@ pub struct Mac<'p, const A: usize, const W: usize> {
     hypervisor: TypeId,
     wall: ChineseWall<'p, W>,
     ring: &'p mut AuditRing<A>,
+    /// Categories given by the boot manifest (`category=N`); a domain without one has a
+    /// category of its own (see [`Mac::category_of`]).
+    categories: [Option<Category>; MAX_DOMAINS],
     checks: u64,
     denials: u64,
 }
+
+/// Categories from here up are the hypervisor's: one per domain that was given none, so that
+/// such a domain shares a category with no other (the manifest's numbers stay below).
+const OWN_CATEGORIES: u32 = 1 << 31;
 
 impl<'p, const A: usize, const W: usize> Mac<'p, A, W> {
     /// Validates `blob` with the no_std loader and prepares the decision state. The audit
@@ -142,7 +158,16 @@ impl<'p, const A: usize, const W: usize> Mac<'p, A, W> {
         }
         let wall = ChineseWall::new(policy)
             .map_err(|e| MacError::TooManyConflictMembers { needed: e.needed, capacity: e.capacity })?;
-        Ok(Mac { policy, hash: policy.hash(), hypervisor, wall, ring, checks: 0, denials: 0 })
+        Ok(Mac {
+            policy,
+            hash: policy.hash(),
+            hypervisor,
+            wall,
+            ring,
+            categories: [None; MAX_DOMAINS],
+            checks: 0,
+            denials: 0,
+        })
     }
 
     #[must_use]
@@ -188,6 +213,28 @@ impl<'p, const A: usize, const W: usize> Mac<'p, A, W> {
         }
     }
 
+    /// Gives domain `dom` the category its manifest line names (`None`: one of its own). Set
+    /// when the domain is admitted, before its first hypercall; cleared when it ends.
+    ///
+    /// # Errors
+    /// `dom` is beyond the tables, or `category` is in the hypervisor's own range (the
+    /// manifest parser refuses such numbers, so this is a caller's bug).
+    pub fn set_category(&mut self, dom: DomId, category: Option<u32>) -> Result<(), CategoryError> {
+        if category.is_some_and(|c| c >= OWN_CATEGORIES) {
+            return Err(CategoryError::Reserved);
+        }
+        let slot = dom.index(MAX_DOMAINS).and_then(|i| self.categories.get_mut(i)).ok_or(CategoryError::BadDomain)?;
+        *slot = category.map(Category);
+        Ok(())
+    }
+
+    /// The category decisions use for `dom`: the manifest's, or else one no other domain has.
+    #[must_use]
+    pub fn category_of(&self, dom: DomId) -> Category {
+        let given = dom.index(MAX_DOMAINS).and_then(|i| self.categories[i]);
+        given.unwrap_or(Category(OWN_CATEGORIES | dom.0))
+    }
+
     /// The name of a type (for reports).
     #[must_use]
     pub fn type_name(&self, t: TypeId) -> &'p str {
@@ -206,7 +253,14 @@ impl<'p, const A: usize, const W: usize> Mac<'p, A, W> {
             Object::Domain { dom, label } => (dom, label),
             Object::Resource { label } => (DomId(RESOURCE_OBJECT), label),
         };
-        let d = self.policy.decide(c.subject.label, target, c.class, c.perms);
+        // The one decision point knows both domains' categories: grants the policy confines to
+        // one category (`separate`) hold only between domains that share one.
+        let d = self.policy.decide_in(
+            (c.subject.label, self.category_of(c.subject.dom)),
+            (target, self.category_of(target_dom)),
+            c.class,
+            c.perms,
+        );
         // An empty request is a bug in a check site, never a grant.
         let granted = !c.perms.is_empty() && d.all_allowed(c.perms);
         let record = (!d.audit.is_empty()).then(|| {

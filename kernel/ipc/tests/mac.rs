@@ -14,7 +14,7 @@ use warden_policy_compiler::Code;
 
 type TestMac = Mac<'static, 64, 16>;
 
-const SCENARIO_POLICIES: &[&str] = &["ipc.wpol", "chinese-wall.wpol", "domains.wpol", "mgmt.wpol"];
+const SCENARIO_POLICIES: &[&str] = &["ipc.wpol", "chinese-wall.wpol", "domains.wpol", "mgmt.wpol", "categories.wpol"];
 
 #[test]
 fn scenario_policies_pass_every_compiler_check_and_expectation() {
@@ -490,4 +490,54 @@ fn the_chinese_wall_refuses_a_conflicting_domain_by_name_until_the_first_ends() 
     mac.domain_stopped(shop);
     mac.domain_stopped(shop);
     assert!(mac.may_start(a).is_err());
+}
+
+#[test]
+fn domains_of_one_type_are_separate_principals_by_category() {
+    // `separate tenant_t;`: tenant_t's rules among tenants hold within one category only.
+    let mut mac = TestMac::new(scenario_blob("categories.wpol"), common::ring()).unwrap();
+    let t = mac.domain_label("tenant_t").unwrap();
+    // a and b share category 1, c has category 2, d was given none (a category of its own).
+    let cats = [Some(1), Some(1), Some(2), None];
+    for (i, &c) in cats.iter().enumerate() {
+        mac.set_category(DomId(i as u32), c).unwrap();
+    }
+    let alloc = |from: u32, to: u32| Check {
+        hypercall: 16,
+        subject: Subject { dom: DomId(from), label: t },
+        object: Object::Domain { dom: DomId(to), label: t },
+        class: Class::Evtchn,
+        perms: perms::evtchn::ALLOC,
+        time: 0,
+    };
+    // (from, to, granted): one type throughout; only the categories differ.
+    let cases = [(0, 1, true), (1, 0, true), (0, 2, false), (2, 0, false), (1, 2, false), (3, 0, false), (0, 3, false)];
+    for (from, to, granted) in cases {
+        let seq = mac.ring().next_seq();
+        match mac.check(&alloc(from, to)) {
+            Ok(record) => {
+                assert!(granted, "{from} -> {to} must be denied");
+                assert_eq!(record, None, "an ordinary grant is not audited");
+            }
+            Err(d) => {
+                assert!(!granted, "{from} -> {to} must be granted");
+                let r = d.record.expect("the denial is audited");
+                assert_eq!((r.source_dom, r.target_dom, r.verdict), (DomId(from), DomId(to), Verdict::Denied));
+                assert_eq!(r.seq, seq);
+            }
+        }
+    }
+    // A domain acts on itself in its own category, given or not.
+    for d in [0, 2, 3] {
+        let own = Check { class: Class::Domain, perms: perms::domain::YIELD, ..alloc(d, d) };
+        assert!(mac.check(&own).is_ok(), "domain {d} on itself");
+    }
+    assert_ne!(mac.category_of(DomId(3)), mac.category_of(DomId(4)), "domains without a category share none");
+    // The manifest's numbers stop below the hypervisor's own categories.
+    assert_eq!(mac.set_category(DomId(0), Some(1 << 31)), Err(warden_ipc::CategoryError::Reserved));
+    assert_eq!(mac.set_category(DomId(99), Some(1)), Err(warden_ipc::CategoryError::BadDomain));
+    // Moving b into category 2 flips both answers.
+    mac.set_category(DomId(1), Some(2)).unwrap();
+    assert!(mac.check(&alloc(0, 1)).is_err());
+    assert!(mac.check(&alloc(2, 1)).is_ok());
 }

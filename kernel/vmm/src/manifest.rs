@@ -12,6 +12,8 @@ use heapless::Vec;
 
 /// Most domains one manifest may declare.
 pub const MAX_DOMAINS: usize = 16;
+/// The largest `category=` a manifest may give.
+pub const MAX_CATEGORY: u32 = (1 << 31) - 1;
 /// Most `key=value` words on one line.
 pub const MAX_KEYS: usize = 16;
 /// Longest name, label or image name.
@@ -89,6 +91,9 @@ pub struct DomainSpec<'a> {
     pub expected: Expected,
     /// Free-form argument string handed to the domain in its start-info page.
     pub args: &'a str,
+    /// `category=N`: the domain's category for the policy's `separate` rules (domains of one
+    /// category are one tenant). `None`: a category of its own, shared with no other domain.
+    pub category: Option<u32>,
     pairs: Vec<(&'a str, &'a str), MAX_KEYS>,
 }
 
@@ -193,7 +198,12 @@ fn parse_line(line_no: usize, rest: &str) -> Result<DomainSpec<'_>, ManifestErro
     if args.len() >= warden_abi::ARGS_LEN {
         return Err(ManifestError::BadValue { line, key: "args" });
     }
-    Ok(DomainSpec { name, image, memory_mib, label, priority, expected, args, pairs })
+    // Numbers at and above 2^31 are the hypervisor's: the categories of domains without one.
+    let category = match get("category") {
+        None => None,
+        Some(_) => Some(number("category", 0, 0, u64::from(MAX_CATEGORY))? as u32),
+    };
+    Ok(DomainSpec { name, image, memory_mib, label, priority, expected, args, category, pairs })
 }
 
 /// Parses and validates a whole manifest.
@@ -243,6 +253,23 @@ mod tests {
         assert_eq!((d[1].expected, d[1].args), (Expected::Running, "x:1,y:2"));
         assert_eq!(d[1].get("vtpm"), Some("yes"));
         assert_eq!(d[1].get("nope"), None);
+        assert_eq!((d[0].category, d[1].category), (None, None), "no category unless given");
+    }
+
+    #[test]
+    fn categories_are_numbers_below_the_hypervisors_own() {
+        let cases: &[(&[u8], Result<Option<u32>, ManifestError>)] = &[
+            (b"warden-manifest 1\ndomain name=a image=a category=0\n", Ok(Some(0))),
+            (b"warden-manifest 1\ndomain name=a image=a category=7\n", Ok(Some(7))),
+            (b"warden-manifest 1\ndomain name=a image=a category=2147483647\n", Ok(Some(MAX_CATEGORY))),
+            (b"warden-manifest 1\ndomain name=a image=a category=2147483648\n", Err(ManifestError::BadValue { line: 2, key: "category" })),
+            (b"warden-manifest 1\ndomain name=a image=a category=-1\n", Err(ManifestError::BadValue { line: 2, key: "category" })),
+            (b"warden-manifest 1\ndomain name=a image=a category=tenant\n", Err(ManifestError::BadValue { line: 2, key: "category" })),
+        ];
+        for (m, want) in cases {
+            let got = parse(m).map(|d| d[0].category);
+            assert_eq!(&got, want, "{:?}", core::str::from_utf8(m));
+        }
     }
 
     #[test]

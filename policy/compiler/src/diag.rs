@@ -34,7 +34,9 @@ impl Origin {
     /// A span written directly in the file.
     #[must_use]
     pub fn plain(span: Span) -> Origin {
-        Origin { span, chain: Rc::default() }
+        // One shared empty chain: `Rc::default()` would allocate for every name in the file.
+        thread_local!(static DIRECT: Rc<Vec<Frame>> = Rc::default());
+        Origin { span, chain: DIRECT.with(Rc::clone) }
     }
 }
 

@@ -2,6 +2,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use smallvec::SmallVec;
+
 use warden_policy::schema::{CLASSES, Class, KINDS, Kind};
 
 use crate::diag::{Code, Diagnostic, Origin, suggest};
@@ -115,8 +117,9 @@ pub struct AvEntry {
     /// The part of `allow` granted only between domains of one category (subject and target
     /// both in a `separate` set).
     pub same: u64,
-    /// `(rule index, permissions it contributed)`.
-    pub why: Vec<(usize, u64)>,
+    /// `(rule index, permissions it contributed)`: nearly always one rule, so kept inline
+    /// (a separate allocation per access vector dominated the compile of large policies).
+    pub why: SmallVec<[(usize, u64); 1]>,
 }
 
 /// A `assert noflow` statement.
@@ -496,15 +499,15 @@ impl Resolver {
     /// kind `wild` (every type if `None`): as a source, every domain; as a target, every type
     /// the class applies to. `-NAME` entries are removed from the union of the others.
     fn names_of_kind(&mut self, names: &[Name], wild: Option<Kind>) -> Option<Vec<u32>> {
-        let plus: Vec<Name> = names.iter().filter(|n| !n.text.starts_with('-')).cloned().collect();
+        // Borrowed, not cloned: this runs for every rule of the policy.
         let minus: Vec<Name> = names
             .iter()
             .filter_map(|n| n.text.strip_prefix('-').map(|t| Name { text: t.to_string(), origin: n.origin.clone() }))
             .collect();
         let mut out = Vec::new();
         let mut ok = true;
-        let mut rest = Vec::new();
-        for n in plus {
+        let mut rest: Vec<&Name> = Vec::with_capacity(names.len());
+        for n in names.iter().filter(|n| !n.text.starts_with('-')) {
             if n.text == "*" {
                 out.extend(
                     (0..self.m.types.len() as u32).filter(|&t| wild.is_none_or(|k| self.m.types[t as usize].kind == k)),
@@ -517,14 +520,17 @@ impl Resolver {
             Some(v) => out.extend(v),
             None => ok = false,
         }
-        let Some(removed) = self.names(&minus) else { return None };
-        out.retain(|t| !removed.contains(t));
+        if !minus.is_empty() {
+            let Some(mut removed) = self.names(&minus.iter().collect::<Vec<_>>()) else { return None };
+            removed.sort_unstable();
+            out.retain(|t| removed.binary_search(t).is_err());
+        }
         out.sort_unstable();
         out.dedup();
         ok.then_some(out)
     }
 
-    fn names(&mut self, names: &[Name]) -> Option<Vec<u32>> {
+    fn names(&mut self, names: &[&Name]) -> Option<Vec<u32>> {
         let mut out = Vec::new();
         let mut ok = true;
         for n in names {
@@ -692,7 +698,16 @@ impl Resolver {
 
     fn expand(&mut self, rule: usize, kind: RuleKindPub, subjects: &[u32], tset: &TargetSet, c: Class, perms: u64) {
         for &s in subjects {
-            for t in Self::targets(s, subjects, tset) {
+            // Iterated in place: `Self::targets` would allocate once per subject.
+            let (list, one): (&[u32], [u32; 1]) = match tset {
+                TargetSet::Types(v) => (v, [0]),
+                TargetSet::SelfT | TargetSet::Other => (subjects, [s]),
+            };
+            let ts: &[u32] = if matches!(tset, TargetSet::SelfT) { &one } else { list };
+            for &t in ts {
+                if matches!(tset, TargetSet::Other) && t == s {
+                    continue;
+                }
                 if kind == RuleKindPub::NeverAllow {
                     self.m.neverallows.push((rule, s, t, c, perms));
                     continue;

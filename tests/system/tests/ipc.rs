@@ -189,6 +189,27 @@ fn no_domain_runs_without_a_valid_policy() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+#[test]
+fn categories_separate_domains_of_one_type() {
+    let out = expect_scenario("categories");
+    assert_eq!(out.exit, ExitKind::Success);
+    // All four run under tenant_t: only the manifest's categories tell them apart.
+    line(&out.log, "[b] tenant: channel to domain 0: allowed");
+    line(&out.log, "[c] tenant: channel to domain 0: denied");
+    line(&out.log, "[d] tenant: channel to domain 0: denied");
+    for who in ["b", "c", "d"] {
+        line(&out.log, &format!("[{who}] tenant: every channel went as its categories say"));
+    }
+    // Each refusal was decided by the hypervisor's policy and audited: a -> c, c -> a, d -> a.
+    let denials: Vec<&str> = out
+        .log
+        .lines()
+        .filter(|l| l.contains("avc: denied { alloc }") && l.contains("scontext=tenant_t") && l.contains("tcontext=tenant_t"))
+        .collect();
+    assert_eq!(denials.len(), 3, "three audited refusals, one per cross-category channel:\n{}", out.log);
+    assert!(!out.log.contains("avc: granted"), "same-category channels are ordinary grants");
+}
+
 /// Issue 16, finding 8: 65,535 offer/revoke cycles of one grant slot retire it instead of
 /// wrapping its generation: the next offer takes slot 1 and the first reference stays stale.
 #[test]

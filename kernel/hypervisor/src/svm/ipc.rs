@@ -57,14 +57,19 @@ impl Host {
         }
     }
 
-    /// Resolves a domain's manifest label and checks the Chinese Wall before it may run.
     /// The loaded policy (for configuration checks before domains are built).
     pub(super) fn policy(&self) -> &warden_policy::Policy<'static> {
         self.ipc.mac.policy()
     }
 
-    pub(super) fn admit(&mut self, id: u32, dom: &Dom) -> Admission {
+    /// Resolves a domain's manifest label and checks the Chinese Wall before it may run; the
+    /// manifest's `category=` (or none: one of its own) goes with it to every decision.
+    pub(super) fn admit(&mut self, id: u32, dom: &Dom, category: Option<u32>) -> Admission {
         let i = id as usize;
+        if let Err(e) = self.ipc.mac.set_category(DomId(id), category) {
+            println!("domain {} (id {id}) refused: category: {e:?}", dom.name);
+            return Admission::Refused;
+        }
         let label = match self.ipc.mac.domain_label(&dom.label) {
             Ok(t) => t,
             Err(e) => {

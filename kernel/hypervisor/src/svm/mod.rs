@@ -207,7 +207,7 @@ pub(crate) fn run_domains(boot: &BootInfo, end_when_done: bool) {
         }
         dom.refused |= vtpms.refuses(i);
         if !dom.refused {
-            match mac.admit(i as u32, &dom) {
+            match mac.admit(i as u32, &dom, spec.category) {
                 // A domain with a vTPM waits until its vTPM domain has measured its launch.
                 ipc::Admission::Run if vtpms.held(i) => sched.set_state(id, State::Blocked { until: None }),
                 ipc::Admission::Run => sched.set_state(id, State::Runnable),
