@@ -13,7 +13,7 @@ const GUEST_HARDWARE_MODULES: &[(&str, &str)] = &[("kernel/abi", "src/guest.rs")
 
 /// Folders whose crates are checked; each must exist (a missing one fails the test rather than
 /// being skipped, so a renamed or misspelled area cannot drop its crates from the checks).
-const AREAS: &[&str] = &["kernel", "policy", "vtpm", "tests", "tools"];
+const AREAS: &[&str] = &["kernel", "mgmt", "policy", "vtpm", "tests", "tools"];
 
 fn root() -> PathBuf {
     warden_rig::workspace_root()
