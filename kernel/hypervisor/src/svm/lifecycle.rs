@@ -216,7 +216,7 @@ impl Runner {
             LifecycleRequest::GetInfo { dom, gpa } => {
                 let (i, label) = self.target(dom)?;
                 self.check(caller, call, Object::Domain { dom, label })?;
-                let range = self.caller_range(caller, gpa, DomainStatus::SIZE as u64)?;
+                let range = self.caller_out_range(caller, gpa, DomainStatus::SIZE as u64)?;
                 let rec = self.status(i).to_bytes();
                 self.mem.write(range, &rec);
                 Ok(0)
@@ -272,7 +272,7 @@ impl Runner {
             }
             LifecycleRequest::PhysInfo { gpa } => {
                 self.check(caller, call, Object::Hypervisor)?;
-                let range = self.caller_range(caller, gpa, PhysInfo::SIZE as u64)?;
+                let range = self.caller_out_range(caller, gpa, PhysInfo::SIZE as u64)?;
                 let info = self.physinfo();
                 self.mem.write(range, &info.to_bytes());
                 Ok(0)
@@ -348,6 +348,18 @@ impl Runner {
         Ok(d.region.hpa + r.gpa)
     }
 
+    /// [`Self::caller_range`] for a buffer the hypervisor writes into: the caller must be able to
+    /// write it itself, through its own page tables (the rule `domain_info`, `audit_read` and
+    /// `grant_offer` follow since issue 16's finding 10), so a call never overwrites the
+    /// start-info page, page tables or read-only image.
+    fn caller_out_range(&self, caller: u32, gpa: u64, len: u64) -> Result<u64, Fail> {
+        let hpa = self.caller_range(caller, gpa, len)?;
+        if len > 0 && !super::guard::writable(&self.mem, &self.doms[caller as usize], gpa, len) {
+            return Err(bad_address());
+        }
+        Ok(hpa)
+    }
+
     pub(super) fn state_name(&self, i: usize) -> &'static str {
         DomainState::from_raw(self.status(i).state).map_or("?", DomainState::name)
     }
@@ -395,7 +407,7 @@ impl Runner {
     /// `DomainList`: one record per domain the caller may `getinfo`; the others are skipped.
     fn list(&mut self, caller: u32, gpa: u64, len: u64) -> Done {
         let room = len / DomainStatus::SIZE as u64;
-        let base = self.caller_range(caller, gpa, room * DomainStatus::SIZE as u64)?;
+        let base = self.caller_out_range(caller, gpa, room * DomainStatus::SIZE as u64)?;
         let subject = Subject {
             dom: DomId(caller),
             label: self.mac.running_label(caller).ok_or(Fail::Denied)?,
