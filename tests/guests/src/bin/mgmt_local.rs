@@ -135,6 +135,26 @@ mod guest {
             Err(LifecycleFail::Other(Status::BadLength))
         );
         println!("mgmt: build from an oversized image: bad length");
+        // Output buffers follow the caller's own page tables (issue 16, finding 10): the
+        // start-info page is read-only to this domain, so no status record lands on it.
+        {
+            use warden_rt::abi::lifecycle::LifecycleCall as C;
+            let start_info = 0x1000;
+            let size = DomainStatus::SIZE as u64;
+            for (c, args) in [
+                (C::DomainGetInfo, [u64::from(w1), start_info, 0, 0, 0]),
+                (C::DomainList, [start_info, size, 0, 0, 0]),
+                (C::PhysInfo, [start_info, 0, 0, 0, 0]),
+            ] {
+                assert_eq!(
+                    lc::call_raw(c as u64, args),
+                    Err(LifecycleFail::Other(Status::BadAddress)),
+                    "{c:?} into the read-only start-info page"
+                );
+            }
+            assert_eq!(info.name(), "mgmt", "the start-info page is intact");
+        }
+        println!("mgmt: status records into its read-only start-info page: bad address");
         // Starting a domain before it is built is wrong; the worker under its build label
         // may not be started by mgmt at all (the policy decides before the state is looked at).
         assert_eq!(
