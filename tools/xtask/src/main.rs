@@ -197,7 +197,8 @@ fn test(extra: &[String]) -> Result<()> {
 }
 
 /// The benchmarks `cargo xtask test` boots in smoke mode: (bench, name a test filter matches).
-const SMOKE_BENCHES: [(&str, &str); 2] = [("hypercall", "bench_smoke::hypercall"), ("ipc", "bench_smoke::ipc")];
+const SMOKE_BENCHES: [(&str, &str); 3] =
+    [("hypercall", "bench_smoke::hypercall"), ("ipc", "bench_smoke::ipc"), ("lifecycle", "bench_smoke::lifecycle")];
 
 fn bench(name: &str, extra: &[String]) -> Result<()> {
     let package = format!("warden-{name}-bench");
