@@ -8,10 +8,7 @@
 
 use std::process::ExitCode;
 
-fn field(line: &str, key: &str) -> Option<u64> {
-    line.split_whitespace()
-        .find_map(|w| w.strip_prefix(key)?.strip_prefix('=')?.parse().ok())
-}
+use warden_rig::bench::field;
 
 fn run() -> Result<(), String> {
     let mut scenario = warden_rig::Scenario::load("bench-lifecycle").map_err(|e| e.to_string())?;

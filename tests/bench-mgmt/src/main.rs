@@ -17,10 +17,7 @@ const HYPERCALLS: u32 = 1000;
 const WARMUP: u32 = 10;
 const REQUESTS: u32 = 200;
 
-fn field(line: &str, key: &str) -> Option<u64> {
-    line.split_whitespace()
-        .find_map(|w| w.strip_prefix(key)?.strip_prefix('=')?.parse().ok())
-}
+use warden_rig::bench::field;
 
 fn run() -> Result<String, String> {
     let (_, admin) = wardenctl::keyfile::generate(b"bench").map_err(|e| e.to_string())?;

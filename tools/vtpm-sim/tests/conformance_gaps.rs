@@ -4,19 +4,9 @@
 //! an earlier response fail when that response was an error, and each test asserts a floor on
 //! the steps that succeeded on both TPMs, so a sequence cannot decay into errors against errors.
 mod common;
-use common::{Sim, Swtpm, read_mssim_response, scratch, send_command};
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use common::{Sim, Swtpm, scratch, sim_exec, swtpm_exec};
 use vtpm_sim::wire::{command as cmd, tpm2b};
 
-fn read_response(s: &mut TcpStream) -> Vec<u8> {
-    let mut hdr = [0u8; 10];
-    s.read_exact(&mut hdr).expect("response header");
-    let size = u32::from_be_bytes([hdr[2], hdr[3], hdr[4], hdr[5]]) as usize;
-    let mut rest = vec![0u8; size.saturating_sub(10)];
-    s.read_exact(&mut rest).expect("response body");
-    [hdr.to_vec(), rest].concat()
-}
 
 fn rc_of(r: &[u8]) -> u32 {
     u32::from_be_bytes([r[6], r[7], r[8], r[9]])
@@ -34,19 +24,6 @@ fn exec(c: &[u8], once: impl Fn(&[u8]) -> Vec<u8>) -> Vec<u8> {
     r
 }
 
-fn swtpm_once(port: u16, c: &[u8]) -> Vec<u8> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect swtpm");
-    s.write_all(c).unwrap();
-    read_response(&mut s)
-}
-
-fn sim_once(port: u16, c: &[u8]) -> Vec<u8> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect vtpm-sim");
-    s.write_all(&send_command(c)).unwrap();
-    let resp = read_mssim_response(&mut s);
-    s.write_all(&20u32.to_be_bytes()).unwrap();
-    resp
-}
 
 /// How closely the two answers must agree.
 #[derive(Clone, Copy, Debug)]
@@ -141,8 +118,8 @@ fn run(test: &str, sim: &Sim, sw: &Swtpm, steps: &[Step], floor: usize) {
             hb.push(NOT_BUILT.to_vec());
             continue;
         };
-        let a = exec(&ca, |c| sim_once(sim.port, c));
-        let b = exec(&cb, |c| swtpm_once(sw.port, c));
+        let a = exec(&ca, |c| sim_exec(sim.port, c));
+        let b = exec(&cb, |c| swtpm_exec(sw.port, c));
         if std::env::var_os("DIFF_RECORD").is_some() {
             eprintln!("RECORD sim={:#x} sw={:#x} {}", rc_of(&a), rc_of(&b), s.what);
         }
@@ -189,8 +166,8 @@ fn pair(name: &str) -> (Sim, Swtpm) {
     std::fs::create_dir_all(dir.join("sim")).unwrap();
     let sim = Sim::start(&dir.join("sim"), None);
     let startup = cmd(0x144, &[], false, &[0, 0]);
-    assert_eq!(rc_of(&exec(&startup, |c| sim_once(sim.port, c))), 0);
-    assert_eq!(rc_of(&exec(&startup, |c| swtpm_once(sw.port, c))), 0);
+    assert_eq!(rc_of(&exec(&startup, |c| sim_exec(sim.port, c))), 0);
+    assert_eq!(rc_of(&exec(&startup, |c| swtpm_exec(sw.port, c))), 0);
     (sim, sw)
 }
 

@@ -7,20 +7,11 @@
 //! the number of steps that succeeded on both TPMs, so a sequence cannot decay into errors
 //! compared with errors.
 mod common;
-use common::{Sim, Swtpm, read_mssim_response, scratch, send_command, sha256};
+use common::{Sim, Swtpm, scratch, sha256, sim_exec, swtpm_exec};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use vtpm_sim::wire::command as cmd;
 
-/// Reads one TPM response (header says its size).
-fn read_response(s: &mut TcpStream) -> Vec<u8> {
-    let mut hdr = [0u8; 10];
-    s.read_exact(&mut hdr).expect("response header");
-    let size = u32::from_be_bytes([hdr[2], hdr[3], hdr[4], hdr[5]]) as usize;
-    let mut rest = vec![0u8; size.saturating_sub(10)];
-    s.read_exact(&mut rest).expect("response body");
-    [hdr.to_vec(), rest].concat()
-}
 
 /// Runs a command, retrying TPM_RC_RETRY / _YIELDED / _TESTING as a TSS does.
 fn with_retry(f: impl Fn() -> Vec<u8>) -> Vec<u8> {
@@ -32,23 +23,6 @@ fn with_retry(f: impl Fn() -> Vec<u8>) -> Vec<u8> {
         }
     }
     f()
-}
-
-fn swtpm_exec(port: u16, cmd: &[u8]) -> Vec<u8> {
-    // swtpm answers malformed frames on the connection it was given; a fresh connection per
-    // command keeps one bad frame from affecting the next.
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect swtpm");
-    s.write_all(cmd).unwrap();
-    read_response(&mut s)
-}
-
-fn sim_exec(port: u16, cmd: &[u8]) -> Vec<u8> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect vtpm-sim");
-    s.set_nodelay(true).unwrap();
-    s.write_all(&send_command(cmd)).unwrap();
-    let resp = read_mssim_response(&mut s);
-    s.write_all(&20u32.to_be_bytes()).unwrap();
-    resp
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -1,7 +1,7 @@
 //! Test harness: starts `vtpm-sim` on OS-chosen free ports and runs stock tpm2-tools against it.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -56,6 +56,26 @@ pub fn read_tpm_response(s: &mut TcpStream) -> Vec<u8> {
     let mut rest = vec![0u8; size.saturating_sub(10)];
     s.read_exact(&mut rest).expect("response body");
     [hdr.to_vec(), rest].concat()
+}
+
+/// Sends one raw command to swtpm's data port on a fresh connection and reads its response:
+/// swtpm answers malformed frames on the connection it was given, so one bad frame cannot
+/// affect the next command.
+pub fn swtpm_exec(port: u16, cmd: &[u8]) -> Vec<u8> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect swtpm");
+    s.write_all(cmd).unwrap();
+    read_tpm_response(&mut s)
+}
+
+/// Sends one command to vtpm-sim over the mssim protocol on a fresh connection, reads its
+/// response and closes the session (`TPM_SESSION_END`).
+pub fn sim_exec(port: u16, cmd: &[u8]) -> Vec<u8> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect vtpm-sim");
+    s.set_nodelay(true).unwrap();
+    s.write_all(&send_command(cmd)).unwrap();
+    let resp = read_mssim_response(&mut s);
+    s.write_all(&20u32.to_be_bytes()).unwrap();
+    resp
 }
 
 /// A running `vtpm-sim`, killed on drop.
