@@ -183,7 +183,7 @@ impl Record {
     }
 
     /// An `avc:`-style line. Type names come from `policy` when given (and when its hash is the
-    /// record's), else types print as `type#N`.
+    /// record's), else types print as `type#N`; `NO_DOMAIN` prints as `unlabeled`.
     #[must_use]
     pub fn avc<'a>(&'a self, policy: Option<&'a Policy<'a>>) -> Avc<'a> {
         Avc { rec: self, policy: policy.filter(|p| p.hash() == self.policy_hash) }
@@ -213,6 +213,8 @@ impl fmt::Display for TypeName<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.1.map(|p| p.type_name(self.0)).filter(|n| !n.is_empty()) {
             Some(n) => f.write_str(n),
+            // `NO_DOMAIN`: an id that runs nothing has no type (SELinux's word for that).
+            None if self.0 == crate::dispatch::NO_DOMAIN => f.write_str("unlabeled"),
             None => write!(f, "type#{}", self.0.0),
         }
     }

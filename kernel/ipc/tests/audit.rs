@@ -155,6 +155,11 @@ fn avc_and_json_lines_name_everything() {
     assert!(anon.contains(&format!("scontext=type#{}", hostile.0)), "{anon}");
     let other = Record { policy_hash: [0; 32], ..r };
     assert!(other.avc(Some(&p)).to_string().contains("scontext=type#"));
+    // A target id that runs nothing is decided as `NO_DOMAIN`: no type, with or without a policy.
+    let nobody = Record { target: warden_ipc::dispatch::NO_DOMAIN, ..r };
+    for policy in [Some(&p), None] {
+        assert!(nobody.avc(policy).to_string().contains(" tcontext=unlabeled "), "{}", nobody.avc(policy));
+    }
     let j: serde_json::Value = serde_json::from_str(&r.json(Some(&p)).to_string()).unwrap();
     assert_eq!(j["scontext"], "hostile_t");
     assert_eq!(j["perms"], serde_json::json!(["bind"]));
