@@ -22,6 +22,9 @@ pub struct Manifest {
     pub epoch: u64,
     /// The parent checkpoint's digest (incremental images; lineage of merged ones).
     pub parent: Option<[u8; 32]>,
+    /// For an image made by [`crate::merge`]: the digest of the child checkpoint it is
+    /// equivalent to, so that child's own children still link to it.
+    pub supersedes: Option<[u8; 32]>,
     /// Whether every page of memory has a record (otherwise only pages changed since `parent`).
     pub full: bool,
     /// The domain's memory in bytes (a multiple of the page size).

@@ -29,7 +29,9 @@ pub fn merge<S: Signer>(
         return Err(WriteError::Merge("the child's parent is not this parent"));
     }
     if c.memory_bytes != p.memory_bytes || c.domain_id != p.domain_id {
-        return Err(WriteError::Merge("parent and child are of different domains"));
+        return Err(WriteError::Merge(
+            "parent and child are of different domains",
+        ));
     }
     let mut w = CheckpointWriter::new(
         Identity {
@@ -39,6 +41,7 @@ pub fn merge<S: Signer>(
             image_digest: c.image_digest,
             epoch: c.epoch,
             parent: p.parent,
+            supersedes: Some(child.image().digest()),
             full: true,
             memory_bytes: c.memory_bytes,
         },

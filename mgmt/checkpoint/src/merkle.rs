@@ -8,7 +8,13 @@ use sha2::{Digest as _, Sha256};
 /// The root over `leaves` (each a framed record); the root of no records is SHA-256 of "".
 pub(crate) fn root<'a>(leaves: impl Iterator<Item = &'a [u8]>) -> [u8; 32] {
     let mut level: alloc::vec::Vec<[u8; 32]> = leaves
-        .map(|l| Sha256::new().chain_update([0u8]).chain_update(l).finalize().into())
+        .map(|l| {
+            Sha256::new()
+                .chain_update([0u8])
+                .chain_update(l)
+                .finalize()
+                .into()
+        })
         .collect();
     if level.is_empty() {
         return Sha256::digest([]).into();

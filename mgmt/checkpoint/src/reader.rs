@@ -52,13 +52,13 @@ impl<'i, 'a> Reader<'i, 'a> {
     }
 
     fn open_page(&self, index: u64, sealed: &[u8]) -> Result<Page, ReadError> {
-        let plain = self
-            .cipher
-            .open(RecordKind::Page, index, sealed)
-            .ok_or(ReadError::Authentication {
-                kind: RecordKind::Page,
-                index,
-            })?;
+        let plain =
+            self.cipher
+                .open(RecordKind::Page, index, sealed)
+                .ok_or(ReadError::Authentication {
+                    kind: RecordKind::Page,
+                    index,
+                })?;
         let bytes: Box<[u8; PAGE_SIZE]> =
             plain
                 .into_boxed_slice()
@@ -89,10 +89,12 @@ impl<'i, 'a> Reader<'i, 'a> {
             Some(PageBody::Dup(src)) => {
                 let sealed = match self.image.page_record(src).and_then(|s| s.page()) {
                     Some(PageBody::Data(s)) => s,
-                    _ => return Err(ReadError::Authentication {
-                        kind: RecordKind::Page,
-                        index,
-                    }),
+                    _ => {
+                        return Err(ReadError::Authentication {
+                            kind: RecordKind::Page,
+                            index,
+                        });
+                    }
                 };
                 self.open_page(src, sealed)?
             }

@@ -117,7 +117,9 @@ impl<'a> Record<'a> {
             what: "record",
             offset: at,
         };
-        let head = bytes.get(at..at + RECORD_HEADER_LEN).ok_or(truncated.clone())?;
+        let head = bytes
+            .get(at..at + RECORD_HEADER_LEN)
+            .ok_or(truncated.clone())?;
         let bad = |why| VerifyError::RecordMalformed { record: n, why };
         let kind = RecordKind::from_u8(head[0]).ok_or(bad("unknown record kind"))?;
         let flags = head[1];

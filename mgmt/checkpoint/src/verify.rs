@@ -116,7 +116,7 @@ fn check_records(image: &Image<'_>) -> Result<(), VerifyError> {
 }
 
 /// Checks that verified images, oldest first, form one chain: each names the one before as its
-/// parent, epochs increase, one domain throughout, starting from a full image.
+/// parent (or the child a merged image supersedes), epochs increase, one domain throughout, starting from a full image.
 ///
 /// # Errors
 ///
@@ -127,7 +127,8 @@ pub fn verify_chain(chain: &[Verified<'_>]) -> Result<(), ChainError> {
     }
     for (i, pair) in chain.windows(2).enumerate() {
         let (parent, child) = (&pair[0].image.manifest, &pair[1].image.manifest);
-        if child.parent != Some(pair[0].digest) {
+        let parent_digests = [Some(pair[0].digest), parent.supersedes];
+        if child.parent.is_none() || !parent_digests.contains(&child.parent) {
             return Err(ChainError::ParentMismatch(i + 1));
         }
         if child.domain_id != parent.domain_id || child.domain_name != parent.domain_name {

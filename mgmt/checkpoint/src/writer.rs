@@ -6,7 +6,9 @@ use crate::error::WriteError;
 use crate::image;
 use crate::manifest::Manifest;
 use crate::merkle;
-use crate::record::{FLAG_DATA, FLAG_DUP, FLAG_ZERO, MAX_STATE, PAGE_SIZE, Record, RecordKind, StateKind};
+use crate::record::{
+    FLAG_DATA, FLAG_DUP, FLAG_ZERO, MAX_STATE, PAGE_SIZE, Record, RecordKind, StateKind,
+};
 use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -43,6 +45,8 @@ pub struct Identity {
     pub epoch: u64,
     /// The parent checkpoint's digest, for an incremental image (or a merged image's lineage).
     pub parent: Option<[u8; 32]>,
+    /// For a merged image: the child checkpoint it replaces (see [`crate::Manifest`]).
+    pub supersedes: Option<[u8; 32]>,
     /// Whether every page is given.
     pub full: bool,
     /// Memory size in bytes (a multiple of [`PAGE_SIZE`]).
@@ -122,7 +126,13 @@ impl CheckpointWriter {
         }
         let tag = self.cipher.dedupe_tag(bytes);
         if let Some(src) = self.seen.get(&tag) {
-            Record::encode(&mut self.pages, RecordKind::Page, FLAG_DUP, index, &src.to_le_bytes());
+            Record::encode(
+                &mut self.pages,
+                RecordKind::Page,
+                FLAG_DUP,
+                index,
+                &src.to_le_bytes(),
+            );
             return Ok(());
         }
         self.seen.insert(tag, index);
@@ -168,7 +178,9 @@ impl CheckpointWriter {
         let pages = self.identity.memory_bytes / PAGE_SIZE as u64;
         if self.identity.full && u64::from(self.page_count) != pages {
             // Pages arrive in order, so the first missing one is the count given so far or a gap.
-            return Err(WriteError::MissingPage(u64::from(self.page_count).min(pages)));
+            return Err(WriteError::MissingPage(
+                u64::from(self.page_count).min(pages),
+            ));
         }
         let mut records = self.pages;
         for framed in self.state.values() {
@@ -196,6 +208,7 @@ impl CheckpointWriter {
             image_digest: id.image_digest,
             epoch: id.epoch,
             parent: id.parent,
+            supersedes: id.supersedes,
             full: id.full,
             memory_bytes: id.memory_bytes,
             records_root: merkle::root(leaves.into_iter()),
