@@ -100,9 +100,9 @@ pub fn trial_policy_pcr(
             SymmetricDefinition::AES_128_CFB,
             HashingAlgorithm::Sha256,
         )?
-        .ok_or_else(|| {
-            tss_esapi::Error::WrapperError(tss_esapi::WrapperErrorKind::WrongValueFromTpm)
-        })?;
+        .ok_or(tss_esapi::Error::WrapperError(
+            tss_esapi::WrapperErrorKind::WrongValueFromTpm,
+        ))?;
     let policy = PolicySession::try_from(session)?;
     ctx.policy_pcr(policy, Digest::default(), selection.clone())?;
     let digest = ctx.policy_get_digest(policy)?;
@@ -204,9 +204,9 @@ impl Signer for TpmSigner {
                 SymmetricDefinition::AES_128_CFB,
                 HashingAlgorithm::Sha256,
             )?
-            .ok_or_else(|| {
-                tss_esapi::Error::WrapperError(tss_esapi::WrapperErrorKind::WrongValueFromTpm)
-            })?;
+            .ok_or(tss_esapi::Error::WrapperError(
+                tss_esapi::WrapperErrorKind::WrongValueFromTpm,
+            ))?;
         let policy = PolicySession::try_from(session)?;
         let signed = self
             .ctx

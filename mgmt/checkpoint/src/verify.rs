@@ -83,7 +83,7 @@ pub fn verify<'a>(bytes: &'a [u8], trust: &Trust<'_>) -> Result<Verified<'a>, Ve
 fn check_records(image: &Image<'_>) -> Result<(), VerifyError> {
     let m = &image.manifest;
     let bad = VerifyError::Inconsistent;
-    if m.memory_bytes % crate::PAGE_SIZE as u64 != 0 {
+    if !m.memory_bytes.is_multiple_of(crate::PAGE_SIZE as u64) {
         return Err(bad("memory size is not a whole number of pages"));
     }
     let pages = image
