@@ -82,6 +82,21 @@ pub fn create_ak(ctx: &mut Context) -> tss_esapi::Result<(KeyHandle, Vec<u8>)> {
     Ok((r.key_handle, tpm2b_public(&r.out_public)?))
 }
 
+/// A new session of `kind` (trial or policy) with SHA-256 and AES-128-CFB parameter encryption.
+fn start_session(ctx: &mut Context, kind: SessionType) -> tss_esapi::Result<AuthSession> {
+    ctx.start_auth_session(
+        None,
+        None,
+        None,
+        kind,
+        SymmetricDefinition::AES_128_CFB,
+        HashingAlgorithm::Sha256,
+    )?
+    .ok_or(tss_esapi::Error::WrapperError(
+        tss_esapi::WrapperErrorKind::WrongValueFromTpm,
+    ))
+}
+
 /// The PolicyPCR digest the TPM computes over `selection`'s current values (trial session).
 ///
 /// # Errors
@@ -91,18 +106,7 @@ pub fn trial_policy_pcr(
     ctx: &mut Context,
     selection: &PcrSelectionList,
 ) -> tss_esapi::Result<Digest> {
-    let session = ctx
-        .start_auth_session(
-            None,
-            None,
-            None,
-            SessionType::Trial,
-            SymmetricDefinition::AES_128_CFB,
-            HashingAlgorithm::Sha256,
-        )?
-        .ok_or(tss_esapi::Error::WrapperError(
-            tss_esapi::WrapperErrorKind::WrongValueFromTpm,
-        ))?;
+    let session = start_session(ctx, SessionType::Trial)?;
     let policy = PolicySession::try_from(session)?;
     ctx.policy_pcr(policy, Digest::default(), selection.clone())?;
     let digest = ctx.policy_get_digest(policy)?;
@@ -194,19 +198,7 @@ impl Signer for TpmSigner {
     }
 
     fn sign(&mut self, digest: &[u8; 32]) -> Result<[u8; 64], tss_esapi::Error> {
-        let session = self
-            .ctx
-            .start_auth_session(
-                None,
-                None,
-                None,
-                SessionType::Policy,
-                SymmetricDefinition::AES_128_CFB,
-                HashingAlgorithm::Sha256,
-            )?
-            .ok_or(tss_esapi::Error::WrapperError(
-                tss_esapi::WrapperErrorKind::WrongValueFromTpm,
-            ))?;
+        let session = start_session(&mut self.ctx, SessionType::Policy)?;
         let policy = PolicySession::try_from(session)?;
         let signed = self
             .ctx

@@ -144,28 +144,6 @@ impl<'a> Image<'a> {
     }
 }
 
-/// Assembles an image from its encoded manifest, signature and framed records.
-pub(crate) fn assemble(
-    manifest: &[u8],
-    signature: &[u8; 64],
-    count: u32,
-    records: &[u8],
-) -> Vec<u8> {
-    let mut out = Vec::with_capacity(HEADER_LEN + manifest.len() + 68 + records.len());
-    out.extend_from_slice(&MAGIC);
-    out.extend_from_slice(&VERSION.to_le_bytes());
-    out.extend_from_slice(
-        &u32::try_from(manifest.len())
-            .unwrap_or(u32::MAX)
-            .to_le_bytes(),
-    );
-    out.extend_from_slice(manifest);
-    out.extend_from_slice(signature);
-    out.extend_from_slice(&count.to_le_bytes());
-    out.extend_from_slice(records);
-    out
-}
-
 /// Header and manifest bytes, as signed.
 pub(crate) fn signed_part(manifest: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER_LEN + manifest.len());
@@ -177,5 +155,20 @@ pub(crate) fn signed_part(manifest: &[u8]) -> Vec<u8> {
             .to_le_bytes(),
     );
     out.extend_from_slice(manifest);
+    out
+}
+
+/// The image: the signed part, its signature, and the framed records.
+pub(crate) fn assemble(
+    signed: Vec<u8>,
+    signature: &[u8; 64],
+    count: u32,
+    records: &[u8],
+) -> Vec<u8> {
+    let mut out = signed;
+    out.reserve(SIGNATURE_LEN + 4 + records.len());
+    out.extend_from_slice(signature);
+    out.extend_from_slice(&count.to_le_bytes());
+    out.extend_from_slice(records);
     out
 }

@@ -220,8 +220,9 @@ impl CheckpointWriter {
             signer_certification: signer.certification().to_vec(),
         };
         let encoded = postcard::to_allocvec(&manifest).map_err(|_| WriteError::Encode)?;
-        let digest: [u8; 32] = Sha256::digest(image::signed_part(&encoded)).into();
+        let signed = image::signed_part(&encoded);
+        let digest: [u8; 32] = Sha256::digest(&signed).into();
         let signature = signer.sign(&digest).map_err(WriteError::Sign)?;
-        Ok(image::assemble(&encoded, &signature, count, &records))
+        Ok(image::assemble(signed, &signature, count, &records))
     }
 }
