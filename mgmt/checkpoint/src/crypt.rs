@@ -18,6 +18,7 @@ use alloc::vec::Vec;
 use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
+use zeroize::Zeroize as _;
 
 const AAD_PREFIX: &[u8] = b"warden-checkpoint v1 record";
 
@@ -26,6 +27,13 @@ pub(crate) struct RecordCipher {
     aead: Aes256Gcm,
     dedupe: [u8; 32],
     checkpoint_id: [u8; 32],
+}
+
+impl Drop for RecordCipher {
+    fn drop(&mut self) {
+        // The AES key schedule wipes itself (aes-gcm's `zeroize` feature).
+        self.dedupe.zeroize();
+    }
 }
 
 impl core::fmt::Debug for RecordCipher {
@@ -58,8 +66,10 @@ impl RecordCipher {
         // 32 bytes is far below HKDF-SHA256's 8160-byte limit: expand cannot fail.
         let _ = hk.expand(b"warden-checkpoint v1 record key", &mut key);
         let _ = hk.expand(b"warden-checkpoint v1 dedupe key", &mut dedupe);
+        let aead = Aes256Gcm::new(&key.into());
+        key.zeroize();
         RecordCipher {
-            aead: Aes256Gcm::new(&key.into()),
+            aead,
             dedupe,
             checkpoint_id: *checkpoint_id,
         }

@@ -64,6 +64,12 @@ pub struct Keys {
     pub wrapped_key: Vec<u8>,
 }
 
+impl Drop for Keys {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.page_key);
+    }
+}
+
 impl core::fmt::Debug for Keys {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Keys")
