@@ -148,6 +148,13 @@ fn wardenctl(args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// `wardenctl checkpoint verify IMAGE --ak AK --pcrs REFERENCE EXTRA...`.
+fn verify_cmd(image: &str, ak: &str, pcrs: &str, extra: &[&str]) -> (i32, String, String) {
+    let mut args = vec!["checkpoint", "verify", image, "--ak", ak, "--pcrs", pcrs];
+    args.extend_from_slice(extra);
+    wardenctl(&args)
+}
+
 fn json(stdout: &str) -> serde_json::Value {
     serde_json::from_str(stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
 }
@@ -167,23 +174,14 @@ fn verify_accepts_a_tpm_signed_image_and_names_each_refusal() {
             .as_bytes(),
     );
 
-    let (code, out, err) = wardenctl(&["checkpoint", "verify", &img, "--ak", &ak, "--pcrs", &good]);
+    let (code, out, err) = verify_cmd(&img, &ak, &good, &[]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("verdict: OK"), "{out}");
     assert!(
         out.contains("ok   signing-key policy = PolicyPCR(reference)"),
         "{out}"
     );
-    let (code, out, _) = wardenctl(&[
-        "checkpoint",
-        "verify",
-        &img,
-        "--ak",
-        &ak,
-        "--pcrs",
-        &good,
-        "--json",
-    ]);
+    let (code, out, _) = verify_cmd(&img, &ak, &good, &["--json"]);
     assert_eq!(code, 0);
     let v = json(&out);
     assert_eq!(v["ok"], true);
@@ -197,21 +195,11 @@ fn verify_accepts_a_tpm_signed_image_and_names_each_refusal() {
             .unwrap()
             .as_bytes(),
     );
-    let (code, out, err) =
-        wardenctl(&["checkpoint", "verify", &img, "--ak", &ak, "--pcrs", &other]);
+    let (code, out, err) = verify_cmd(&img, &ak, &other, &[]);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("FAIL signing-key policy"), "{out}");
     assert!(err.contains("policy-mismatch"), "{err}");
-    let (_, out, _) = wardenctl(&[
-        "checkpoint",
-        "verify",
-        &img,
-        "--ak",
-        &ak,
-        "--pcrs",
-        &other,
-        "--json",
-    ]);
+    let (_, out, _) = verify_cmd(&img, &ak, &other, &["--json"]);
     let v = json(&out);
     assert_eq!(v["ok"], false);
     assert_eq!(v["failure"]["kind"], "policy-mismatch");
@@ -221,64 +209,25 @@ fn verify_accepts_a_tpm_signed_image_and_names_each_refusal() {
     let last = flipped.len() - 100;
     flipped[last] ^= 0x10;
     let bad = f.put("flipped.ckpt", &flipped);
-    let (code, out, _) = wardenctl(&[
-        "checkpoint",
-        "verify",
-        &bad,
-        "--ak",
-        &ak,
-        "--pcrs",
-        &good,
-        "--json",
-    ]);
+    let (code, out, _) = verify_cmd(&bad, &ak, &good, &["--json"]);
     assert_eq!(code, 1);
     assert_eq!(json(&out)["failure"]["kind"], "merkle-root");
 
     // Another platform's AK did not certify this signing key.
     let q = platform(&parts);
     let other_ak = f.put("other-ak.pub", &q.ak);
-    let (code, out, _) = wardenctl(&[
-        "checkpoint",
-        "verify",
-        &img,
-        "--ak",
-        &other_ak,
-        "--pcrs",
-        &good,
-        "--json",
-    ]);
+    let (code, out, _) = verify_cmd(&img, &other_ak, &good, &["--json"]);
     assert_eq!(code, 1);
     assert_eq!(json(&out)["failure"]["kind"], "certify-signature");
 
     // Chains: a child with its parent verifies; given the wrong parent it is refused.
     let digest = warden_checkpoint::Image::parse(&full).unwrap().digest();
     let child = f.put("child.ckpt", &image(&mut p, 2, Some(digest), 2));
-    let (code, out, err) = wardenctl(&[
-        "checkpoint",
-        "verify",
-        &child,
-        "--ak",
-        &ak,
-        "--pcrs",
-        &good,
-        "--parent",
-        &img,
-    ]);
+    let (code, out, err) = verify_cmd(&child, &ak, &good, &["--parent", &img]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("ok   chain"), "{out}");
     let stranger = f.put("stranger.ckpt", &image(&mut p, 1, None, 3));
-    let (code, out, _) = wardenctl(&[
-        "checkpoint",
-        "verify",
-        &child,
-        "--ak",
-        &ak,
-        "--pcrs",
-        &good,
-        "--parent",
-        &stranger,
-        "--json",
-    ]);
+    let (code, out, _) = verify_cmd(&child, &ak, &good, &["--parent", &stranger, "--json"]);
     assert_eq!(code, 1);
     let v = json(&out);
     assert_eq!(v["failure"]["kind"], "chain");
@@ -288,15 +237,7 @@ fn verify_accepts_a_tpm_signed_image_and_names_each_refusal() {
     );
 
     // Unreadable inputs: exit 2.
-    let (code, _, err) = wardenctl(&[
-        "checkpoint",
-        "verify",
-        "/nonexistent.ckpt",
-        "--ak",
-        &ak,
-        "--pcrs",
-        &good,
-    ]);
+    let (code, _, err) = verify_cmd("/nonexistent.ckpt", &ak, &good, &[]);
     assert_eq!(code, 2, "{err}");
 }
 
