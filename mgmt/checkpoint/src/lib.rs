@@ -32,10 +32,10 @@ pub mod esapi;
 
 pub use error::{ChainError, ReadError, VerifyError, WriteError};
 pub use image::{HEADER_LEN, Image, MAGIC, VERSION};
-pub use manifest::Manifest;
+pub use manifest::{Identity, Manifest};
 pub use merge::merge;
 pub use reader::{Page, Reader};
 pub use record::{PAGE_SIZE, RECORD_HEADER_LEN, Record, RecordKind, StateKind};
 pub use tpm::{PcrPolicy, policy_pcr_digest};
 pub use verify::{Trust, Verified, verify, verify_chain};
-pub use writer::{CheckpointWriter, Identity, Keys, Signer};
+pub use writer::{CheckpointWriter, Keys, Signer};

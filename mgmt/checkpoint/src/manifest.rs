@@ -10,25 +10,8 @@ use serde::{Deserialize, Serialize};
 pub struct Manifest {
     /// Random, unique per checkpoint: salts the record key and is in every record's AAD.
     pub checkpoint_id: [u8; 32],
-    /// The domain's name.
-    pub domain_name: String,
-    /// The domain's id.
-    pub domain_id: u32,
-    /// The label it runs under.
-    pub label: String,
-    /// SHA-256 of the domain's launch image.
-    pub image_digest: [u8; 32],
-    /// The platform NV counter's value for this checkpoint (rollback protection).
-    pub epoch: u64,
-    /// The parent checkpoint's digest (incremental images; lineage of merged ones).
-    pub parent: Option<[u8; 32]>,
-    /// For an image made by [`crate::merge`]: the digest of the child checkpoint it is
-    /// equivalent to, so that child's own children still link to it.
-    pub supersedes: Option<[u8; 32]>,
-    /// Whether every page of memory has a record (otherwise only pages changed since `parent`).
-    pub full: bool,
-    /// The domain's memory in bytes (a multiple of the page size).
-    pub memory_bytes: u64,
+    /// What the checkpoint is of (encoded in place: its fields follow `checkpoint_id`).
+    pub identity: Identity,
     /// Merkle root over the records.
     pub records_root: [u8; 32],
     /// SHA-256 of the vCPU state record.
@@ -49,6 +32,29 @@ impl Manifest {
     /// Pages of memory.
     #[must_use]
     pub fn pages(&self) -> u64 {
-        self.memory_bytes / crate::PAGE_SIZE as u64
+        self.identity.memory_bytes / crate::PAGE_SIZE as u64
     }
+}
+
+/// What the checkpoint is of (the manifest fields the caller decides).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    /// The domain's name.
+    pub domain_name: String,
+    /// The domain's id.
+    pub domain_id: u32,
+    /// Its label.
+    pub label: String,
+    /// SHA-256 of its launch image.
+    pub image_digest: [u8; 32],
+    /// The platform NV counter's value for this checkpoint.
+    pub epoch: u64,
+    /// The parent checkpoint's digest, for an incremental image (or a merged image's lineage).
+    pub parent: Option<[u8; 32]>,
+    /// For a merged image: the child checkpoint it replaces (see [`crate::Manifest`]).
+    pub supersedes: Option<[u8; 32]>,
+    /// Whether every page is given.
+    pub full: bool,
+    /// Memory size in bytes (a multiple of [`crate::PAGE_SIZE`]).
+    pub memory_bytes: u64,
 }

@@ -2,9 +2,10 @@
 //! equivalent to applying the child on the parent, so only the newest N images need be kept.
 
 use crate::error::WriteError;
+use crate::manifest::Identity;
 use crate::reader::Reader;
 use crate::record::StateKind;
-use crate::writer::{CheckpointWriter, Identity, Keys, Signer};
+use crate::writer::{CheckpointWriter, Keys, Signer};
 use alloc::vec::Vec;
 
 /// Merges `child` into its full `parent` into a new full image under `keys` (fresh, like any
@@ -21,7 +22,10 @@ pub fn merge<S: Signer>(
     keys: &Keys,
     signer: &mut S,
 ) -> Result<Vec<u8>, WriteError<S::Error>> {
-    let (p, c) = (&parent.image().manifest, &child.image().manifest);
+    let (p, c) = (
+        &parent.image().manifest.identity,
+        &child.image().manifest.identity,
+    );
     if !p.full {
         return Err(WriteError::Merge("the parent is not a full image"));
     }
@@ -35,19 +39,14 @@ pub fn merge<S: Signer>(
     }
     let mut w = CheckpointWriter::new(
         Identity {
-            domain_name: c.domain_name.clone(),
-            domain_id: c.domain_id,
-            label: c.label.clone(),
-            image_digest: c.image_digest,
-            epoch: c.epoch,
             parent: p.parent,
             supersedes: Some(child.image().digest()),
             full: true,
-            memory_bytes: c.memory_bytes,
+            ..c.clone()
         },
         keys,
     );
-    for index in 0..c.pages() {
+    for index in 0..child.image().manifest.pages() {
         let page = match child.page(index).map_err(WriteError::Read)? {
             Some(page) => page,
             None => parent

@@ -82,8 +82,9 @@ pub fn verify<'a>(bytes: &'a [u8], trust: &Trust<'_>) -> Result<Verified<'a>, Ve
 
 fn check_records(image: &Image<'_>) -> Result<(), VerifyError> {
     let m = &image.manifest;
+    let id = &m.identity;
     let bad = VerifyError::Inconsistent;
-    if !m.memory_bytes.is_multiple_of(crate::PAGE_SIZE as u64) {
+    if !id.memory_bytes.is_multiple_of(crate::PAGE_SIZE as u64) {
         return Err(bad("memory size is not a whole number of pages"));
     }
     let pages = image
@@ -94,10 +95,10 @@ fn check_records(image: &Image<'_>) -> Result<(), VerifyError> {
     if pages.last().is_some_and(|r| r.index >= m.pages()) {
         return Err(bad("a page record beyond the domain's memory"));
     }
-    if m.full && pages.len() as u64 != m.pages() {
+    if id.full && pages.len() as u64 != m.pages() {
         return Err(bad("a full image lacks pages"));
     }
-    if !m.full && m.parent.is_none() {
+    if !id.full && id.parent.is_none() {
         return Err(bad("an incremental image without a parent"));
     }
     for (kind, want) in [
@@ -122,11 +123,17 @@ fn check_records(image: &Image<'_>) -> Result<(), VerifyError> {
 ///
 /// The [`ChainError`] naming the first link that does not hold.
 pub fn verify_chain(chain: &[Verified<'_>]) -> Result<(), ChainError> {
-    if !chain.first().is_some_and(|v| v.image.manifest.full) {
+    if !chain
+        .first()
+        .is_some_and(|v| v.image.manifest.identity.full)
+    {
         return Err(ChainError::NoFullBase);
     }
     for (i, pair) in chain.windows(2).enumerate() {
-        let (parent, child) = (&pair[0].image.manifest, &pair[1].image.manifest);
+        let (parent, child) = (
+            &pair[0].image.manifest.identity,
+            &pair[1].image.manifest.identity,
+        );
         let parent_digests = [Some(pair[0].digest), parent.supersedes];
         if child.parent.is_none() || !parent_digests.contains(&child.parent) {
             return Err(ChainError::ParentMismatch(i + 1));

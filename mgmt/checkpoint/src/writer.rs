@@ -4,13 +4,12 @@
 use crate::crypt::RecordCipher;
 use crate::error::WriteError;
 use crate::image;
-use crate::manifest::Manifest;
+use crate::manifest::{Identity, Manifest};
 use crate::merkle;
 use crate::record::{
     FLAG_DATA, FLAG_DUP, FLAG_ZERO, MAX_STATE, PAGE_SIZE, Record, RecordKind, StateKind,
 };
 use alloc::collections::BTreeMap;
-use alloc::string::String;
 use alloc::vec::Vec;
 use sha2::{Digest as _, Sha256};
 
@@ -28,29 +27,6 @@ pub trait Signer {
     ///
     /// When the TPM refuses (e.g. its PCRs no longer satisfy the key's policy).
     fn sign(&mut self, digest: &[u8; 32]) -> Result<[u8; 64], Self::Error>;
-}
-
-/// What the checkpoint is of (the manifest fields the caller decides).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Identity {
-    /// The domain's name.
-    pub domain_name: String,
-    /// The domain's id.
-    pub domain_id: u32,
-    /// Its label.
-    pub label: String,
-    /// SHA-256 of its launch image.
-    pub image_digest: [u8; 32],
-    /// The platform NV counter's value for this checkpoint.
-    pub epoch: u64,
-    /// The parent checkpoint's digest, for an incremental image (or a merged image's lineage).
-    pub parent: Option<[u8; 32]>,
-    /// For a merged image: the child checkpoint it replaces (see [`crate::Manifest`]).
-    pub supersedes: Option<[u8; 32]>,
-    /// Whether every page is given.
-    pub full: bool,
-    /// Memory size in bytes (a multiple of [`PAGE_SIZE`]).
-    pub memory_bytes: u64,
 }
 
 /// The checkpoint's key material.
@@ -205,18 +181,9 @@ impl CheckpointWriter {
                 .get(&k)
                 .map(|f: &Vec<u8>| <[u8; 32]>::from(Sha256::digest(f)))
         };
-        let id = self.identity;
         let manifest = Manifest {
             checkpoint_id: self.checkpoint_id,
-            domain_name: id.domain_name,
-            domain_id: id.domain_id,
-            label: id.label,
-            image_digest: id.image_digest,
-            epoch: id.epoch,
-            parent: id.parent,
-            supersedes: id.supersedes,
-            full: id.full,
-            memory_bytes: id.memory_bytes,
+            identity: self.identity,
             records_root: merkle::root(leaves.into_iter()),
             vcpu_digest: Sha256::digest(vcpu).into(),
             channels_digest: digest_of(StateKind::Channels),

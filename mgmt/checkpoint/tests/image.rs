@@ -59,8 +59,8 @@ fn tpm_signed_image_verifies_and_reads_back() {
     let mut p = Platform::new();
     let (bytes, content) = full_image(&mut p, 16, 1);
     let v = verify(&bytes, &p.trust()).expect("the TPM-signed image verifies");
-    assert_eq!(v.image.manifest.domain_name, "guest");
-    assert_eq!(v.image.manifest.epoch, 1);
+    assert_eq!(v.image.manifest.identity.domain_name, "guest");
+    assert_eq!(v.image.manifest.identity.epoch, 1);
     let r = Reader::new(&v.image, &keys(1).page_key);
     for (i, want) in content.iter().enumerate() {
         let got = r
@@ -483,8 +483,8 @@ fn merge_equals_the_child_applied_on_its_parent_and_chains_link() {
     let r1 = Reader::new(&v1.image, &keys(2).page_key);
     let merged = merge(&r0, &r1, &keys(9), &mut p.signer).unwrap();
     let vm = verify(&merged, &p.trust()).unwrap();
-    assert!(vm.image.manifest.full);
-    assert_eq!(vm.image.manifest.epoch, 2);
+    assert!(vm.image.manifest.identity.full);
+    assert_eq!(vm.image.manifest.identity.epoch, 2);
     let rm = Reader::new(&vm.image, &keys(9).page_key);
     for i in 0..PAGES {
         let want = match i {

@@ -83,15 +83,19 @@ pub fn info(image: &Image<'_>, image_bytes: usize) -> Info {
         digest: hex(&image.digest()),
         version: warden_checkpoint::VERSION,
         checkpoint_id: hex(&m.checkpoint_id),
-        domain: m.domain_name.clone(),
-        domain_id: m.domain_id,
-        label: m.label.clone(),
-        image_digest: hex(&m.image_digest),
-        epoch: m.epoch,
-        parent: m.parent.map(|p| hex(&p)),
-        supersedes: m.supersedes.map(|p| hex(&p)),
-        kind: if m.full { "full" } else { "incremental" },
-        memory_bytes: m.memory_bytes,
+        domain: m.identity.domain_name.clone(),
+        domain_id: m.identity.domain_id,
+        label: m.identity.label.clone(),
+        image_digest: hex(&m.identity.image_digest),
+        epoch: m.identity.epoch,
+        parent: m.identity.parent.map(|p| hex(&p)),
+        supersedes: m.identity.supersedes.map(|p| hex(&p)),
+        kind: if m.identity.full {
+            "full"
+        } else {
+            "incremental"
+        },
+        memory_bytes: m.identity.memory_bytes,
         page_records: image
             .records
             .iter()
