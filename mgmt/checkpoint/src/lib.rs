@@ -23,7 +23,7 @@ mod merge;
 mod merkle;
 mod reader;
 mod record;
-mod tpm;
+pub mod tpm;
 mod verify;
 mod writer;
 

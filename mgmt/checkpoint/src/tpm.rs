@@ -1,5 +1,6 @@
 //! TPM structures the verifier reads, parsed with `tpm2-protocol`: P-256 public areas, object
-//! names, TPM2_Certify output, and the PolicyPCR digest a signing key must carry.
+//! names, ECDSA signatures, TPM2_Certify output, and the PolicyPCR digest a signing key must
+//! carry. `wardenctl attest verify` uses the public-area and signature checks too.
 
 use crate::error::VerifyError;
 use alloc::vec::Vec;
@@ -55,11 +56,14 @@ pub fn policy_pcr_digest(policy: &PcrPolicy) -> Option<[u8; 32]> {
 }
 
 /// A parsed P-256 public area with the bytes its name is computed from.
-pub(crate) struct EccKey<'a> {
-    pub(crate) public: TpmtPublic,
+#[derive(Debug)]
+pub struct EccKey<'a> {
+    /// The public area.
+    pub public: TpmtPublic,
     /// The `TPMT_PUBLIC` bytes (the `TPM2B_PUBLIC` without its size).
-    pub(crate) raw: &'a [u8],
-    pub(crate) key: p256::ecdsa::VerifyingKey,
+    pub raw: &'a [u8],
+    /// The verifying key.
+    pub key: p256::ecdsa::VerifyingKey,
 }
 
 impl EccKey<'_> {
@@ -74,11 +78,15 @@ impl EccKey<'_> {
     }
 }
 
-/// Parses a `TPM2B_PUBLIC` holding an ECC P-256 key; errors are the message for `make`.
-pub(crate) fn parse_ecc(bytes: &[u8]) -> Result<EccKey<'_>, &'static str> {
+/// Parses a `TPM2B_PUBLIC` holding an ECC P-256 key.
+///
+/// # Errors
+///
+/// A message naming what is wrong with it.
+pub fn parse_ecc(bytes: &[u8]) -> Result<EccKey<'_>, &'static str> {
     let (p, rest) = Tpm2bPublic::unmarshal(bytes).map_err(|_| "not a TPM2B_PUBLIC")?;
     if !rest.is_empty() {
-        return Err("bytes after the public area");
+        return Err("trailing bytes after the public area");
     }
     let raw = bytes.get(2..).ok_or("not a TPM2B_PUBLIC")?;
     let public = p.inner;
@@ -128,6 +136,23 @@ pub(crate) fn check_signer_attributes(k: &EccKey<'_>) -> Result<(), VerifyError>
     Ok(())
 }
 
+/// Whether `sig` is an ECDSA/SHA-256 signature by `key` over `signed` (as the TPM signs: over
+/// SHA-256 of the bytes, `r` and `s` big-endian, possibly shorter than 32 bytes).
+#[must_use]
+pub fn ecdsa_verifies(key: &p256::ecdsa::VerifyingKey, signed: &[u8], sig: &TpmtSignature) -> bool {
+    let TpmuSignature::Ecdsa(ecdsa) = &sig.signature else {
+        return false;
+    };
+    let (r, s): (&[u8], &[u8]) = (ecdsa.signature_r.as_ref(), ecdsa.signature_s.as_ref());
+    if ecdsa.hash != TpmAlgId::Sha256 || r.len() > 32 || s.len() > 32 {
+        return false;
+    }
+    let mut rs = [0u8; 64];
+    rs[32 - r.len()..32].copy_from_slice(r);
+    rs[64 - s.len()..].copy_from_slice(s);
+    p256::ecdsa::Signature::from_slice(&rs).is_ok_and(|sig| key.verify(signed, &sig).is_ok())
+}
+
 /// Checks that `certification` (`TPM2B_ATTEST || TPMT_SIGNATURE`) is a TPM2_Certify of
 /// `certified` signed by `ak`.
 pub(crate) fn check_certification(
@@ -152,19 +177,10 @@ pub(crate) fn check_certification(
     if attest.attest_type != TpmSt::AttestCertify {
         return Err(bad("not a TPM2_Certify attestation"));
     }
-    let TpmuSignature::Ecdsa(ecdsa) = &sig.signature else {
+    if !matches!(sig.signature, TpmuSignature::Ecdsa(_)) {
         return Err(bad("the signature is not ECDSA"));
-    };
-    let ok = ecdsa.hash == TpmAlgId::Sha256 && {
-        let (r, s): (&[u8], &[u8]) = (ecdsa.signature_r.as_ref(), ecdsa.signature_s.as_ref());
-        let mut rs = [0u8; 64];
-        r.len() <= 32 && s.len() <= 32 && {
-            rs[32 - r.len()..32].copy_from_slice(r);
-            rs[64 - s.len()..].copy_from_slice(s);
-            p256::ecdsa::Signature::from_slice(&rs)
-                .is_ok_and(|sig| ak.key.verify(attest_raw, &sig).is_ok())
-        }
-    };
+    }
+    let ok = ecdsa_verifies(&ak.key, attest_raw, &sig);
     if !ok {
         return Err(VerifyError::CertifySignature);
     }
@@ -176,13 +192,15 @@ pub(crate) fn check_certification(
 }
 
 /// Checks the AK is a restricted signing key fixed to its TPM.
-pub(crate) fn check_ak(ak: &EccKey<'_>) -> Result<(), VerifyError> {
+///
+/// # Errors
+///
+/// The message saying it is not.
+pub fn check_ak(ak: &EccKey<'_>) -> Result<(), &'static str> {
     let need = TpmaObject::RESTRICTED | TpmaObject::SIGN_ENCRYPT | TpmaObject::FIXED_TPM;
     let a = ak.public.object_attributes;
     if a & need != need || a.contains(TpmaObject::DECRYPT) {
-        return Err(VerifyError::AkPublic(
-            "not a restricted signing key fixed to its TPM",
-        ));
+        return Err("not a restricted signing key fixed to its TPM");
     }
     Ok(())
 }

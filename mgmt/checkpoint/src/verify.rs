@@ -59,7 +59,7 @@ pub fn verify<'a>(bytes: &'a [u8], trust: &Trust<'_>) -> Result<Verified<'a>, Ve
         .map_err(|_| VerifyError::ManifestSignature)?;
     // 3. That key: certified by the platform AK, usable only under the reference PCRs.
     let ak = tpm::parse_ecc(trust.ak_public).map_err(VerifyError::AkPublic)?;
-    tpm::check_ak(&ak)?;
+    tpm::check_ak(&ak).map_err(VerifyError::AkPublic)?;
     tpm::check_certification(&m.signer_certification, &ak, &signer)?;
     tpm::check_signer_attributes(&signer)?;
     let expected = tpm::policy_pcr_digest(trust.pcrs).ok_or(VerifyError::PolicyMismatch {
