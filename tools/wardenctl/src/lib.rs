@@ -1,8 +1,9 @@
 //! `wardenctl` as a library: the reference-manifest format and the attestation verifier, shared
-//! by the `wardenctl` binary and `cargo xtask attest`; the management client and operator key
-//! files.
+//! by the `wardenctl` binary and `cargo xtask attest`; the checkpoint-image verifier; the
+//! management client and operator key files.
 #![forbid(unsafe_code)]
 
+pub mod checkpoint;
 pub mod keyfile;
 pub mod mgmt;
 pub mod reference;

@@ -133,7 +133,10 @@ mod tests {
         assert_eq!(r.pcr(alg, 20), Some(Digest::zero(alg).extended(&sep)));
         // The name is measured with the bytes: the same bytes under another name differ.
         let renamed = Component::new(Tag::DomainImage, "image:b", b"x");
-        assert_ne!(renamed.digests, Component::new(Tag::DomainImage, "image:a", b"x").digests);
+        assert_ne!(
+            renamed.digests,
+            Component::new(Tag::DomainImage, "image:a", b"x").digests
+        );
         let json = serde_json::to_string(&r).unwrap();
         assert_eq!(serde_json::from_str::<Reference>(&json).unwrap(), r);
     }

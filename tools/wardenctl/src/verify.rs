@@ -7,13 +7,12 @@
 
 use crate::reference::Reference;
 use crate::{hex, unhex};
-use p256::ecdsa::signature::Verifier as _;
 use serde::Serialize;
 use tpm2_protocol::TpmUnmarshal;
 use tpm2_protocol::data::{
-    Tpm2bAttest, Tpm2bPublic, TpmAlgId, TpmEccCurve, TpmSt, TpmaObject, TpmtSignature, TpmuAttest,
-    TpmuPublicId, TpmuPublicParms, TpmuSignature,
+    Tpm2bAttest, Tpm2bPublic, TpmSt, TpmtSignature, TpmuAttest, TpmuSignature,
 };
+use warden_checkpoint::tpm;
 use warden_tpm::eventlog::{EV_SEPARATOR, EventLog, WARDEN_PCRS};
 use warden_tpm::{Digest, HashAlg};
 
@@ -169,37 +168,11 @@ struct Ak {
 }
 
 fn parse_ak(bytes: &[u8]) -> Result<Ak, InputError> {
-    let (p, rest) = Tpm2bPublic::unmarshal(bytes).map_err(InputError::AkPublic)?;
-    if !rest.is_empty() {
-        return Err(InputError::AkKind("trailing bytes after the public area"));
-    }
-    let p = p.inner;
-    let TpmuPublicParms::Ecc(parms) = &p.parameters else {
-        return Err(InputError::AkKind("not an ECC key"));
-    };
-    if parms.curve_id != TpmEccCurve::NistP256 {
-        return Err(InputError::AkKind("not on curve NIST P-256"));
-    }
-    let need = TpmaObject::RESTRICTED | TpmaObject::SIGN_ENCRYPT | TpmaObject::FIXED_TPM;
-    if p.object_attributes & need != need || p.object_attributes.contains(TpmaObject::DECRYPT) {
-        return Err(InputError::AkKind(
-            "not a restricted signing key fixed to its TPM",
-        ));
-    }
-    let TpmuPublicId::Ecc(point) = &p.unique else {
-        return Err(InputError::AkKind("no ECC point"));
-    };
-    let (x, y): (&[u8], &[u8]) = (point.x.as_ref(), point.y.as_ref());
-    if x.len() > 32 || y.len() > 32 {
-        return Err(InputError::AkKind("coordinates longer than 32 bytes"));
-    }
-    let mut sec1 = [0u8; 65];
-    sec1[0] = 4;
-    sec1[33 - x.len()..33].copy_from_slice(x);
-    sec1[65 - y.len()..].copy_from_slice(y);
-    let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(&sec1)
-        .map_err(|_| InputError::AkKind("point is not on the curve"))?;
-    Ok(Ak { key })
+    // The parse error with its detail first; then the checks the checkpoint verifier shares.
+    Tpm2bPublic::unmarshal(bytes).map_err(InputError::AkPublic)?;
+    let ak = tpm::parse_ecc(bytes).map_err(InputError::AkKind)?;
+    tpm::check_ak(&ak).map_err(InputError::AkKind)?;
+    Ok(Ak { key: ak.key })
 }
 
 /// Checks `evidence` against `reference`.
@@ -238,16 +211,7 @@ pub fn verify(evidence: &Evidence<'_>, reference: &Reference) -> Result<Report, 
     let mut checks = Vec::new();
 
     // 1. Signature with the AK.
-    let sig_ok = ecdsa.hash == TpmAlgId::Sha256 && {
-        let (r, s): (&[u8], &[u8]) = (ecdsa.signature_r.as_ref(), ecdsa.signature_s.as_ref());
-        let mut rs = [0u8; 64];
-        r.len() <= 32 && s.len() <= 32 && {
-            rs[32 - r.len()..32].copy_from_slice(r);
-            rs[64 - s.len()..].copy_from_slice(s);
-            p256::ecdsa::Signature::from_slice(&rs)
-                .is_ok_and(|sig| ak.key.verify(attest_raw, &sig).is_ok())
-        }
-    };
+    let sig_ok = tpm::ecdsa_verifies(&ak.key, attest_raw, &sig);
     checks.push(Check {
         check: "signature",
         ok: sig_ok,
