@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Sim, rc, scratch, wait_for};
+use common::{Sim, raw_command, rc, scratch, wait_for};
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
@@ -35,18 +35,6 @@ fn read_10() -> Vec<u8> {
 fn pcr_10(r: &[u8]) -> Vec<u8> {
     assert_eq!(rc(r), 0, "PCR_Read: {r:02x?}");
     r[r.len() - 32..].to_vec()
-}
-
-/// One command over a Unix data channel.
-fn unix_command(s: &mut UnixStream, c: &[u8]) -> Vec<u8> {
-    s.write_all(c).expect("send command");
-    let mut head = [0u8; 6];
-    s.read_exact(&mut head).expect("response header");
-    let size = u32::from_be_bytes([head[2], head[3], head[4], head[5]]) as usize;
-    let mut r = head.to_vec();
-    r.resize(size, 0);
-    s.read_exact(&mut r[6..]).expect("response body");
-    r
 }
 
 /// Which server a run drives: the same command line for both, ours with the state key.
@@ -145,9 +133,9 @@ fn terminate_life(server: Server, dir: &Path) -> (Vec<u8>, Vec<u8>) {
         0,
         "{server:?}: a second control connection"
     );
-    assert_eq!(rc(&unix_command(&mut data, &extend_10(1))), 0);
-    let before = pcr_10(&unix_command(&mut data, &read_10()));
-    assert_eq!(rc(&unix_command(&mut data, &SHUTDOWN_STATE)), 0);
+    assert_eq!(rc(&raw_command(&mut data, &extend_10(1))), 0);
+    let before = pcr_10(&raw_command(&mut data, &read_10()));
+    assert_eq!(rc(&raw_command(&mut data, &SHUTDOWN_STATE)), 0);
     assert!(
         child.try_wait().unwrap().is_none(),
         "{server:?} ended early"
@@ -161,12 +149,8 @@ fn terminate_life(server: Server, dir: &Path) -> (Vec<u8>, Vec<u8>) {
     // Restarted on the same state: the saved state resumes.
     let mut child = start(server, dir, false, &["--flags", "not-need-init"]);
     let mut data = UnixStream::connect(dir.join("data")).unwrap();
-    assert_eq!(
-        rc(&unix_command(&mut data, &STARTUP_STATE)),
-        0,
-        "{server:?}"
-    );
-    let after = pcr_10(&unix_command(&mut data, &read_10()));
+    assert_eq!(rc(&raw_command(&mut data, &STARTUP_STATE)), 0, "{server:?}");
+    let after = pcr_10(&raw_command(&mut data, &read_10()));
     let _ = child.kill();
     let _ = child.wait();
     (before, after)
@@ -193,7 +177,7 @@ fn ctrl_terminate_ends_when_the_control_connection_is_lost() {
     );
     // A data client that comes and goes does not end it.
     let mut data = UnixStream::connect(dir.join("data")).unwrap();
-    assert_eq!(rc(&unix_command(&mut data, &extend_10(2))), 0);
+    assert_eq!(rc(&raw_command(&mut data, &extend_10(2))), 0);
     drop(data);
     // QEMU's persistent control connection: while it is open the server runs.
     let mut ctrl = UnixStream::connect(dir.join("ctrl")).unwrap();
@@ -203,7 +187,7 @@ fn ctrl_terminate_ends_when_the_control_connection_is_lost() {
     assert_eq!(&w[..4], &[0; 4], "CMD_GET_CAPABILITY");
     let mut data = UnixStream::connect(dir.join("data")).unwrap();
     assert_eq!(
-        rc(&unix_command(&mut data, &read_10())),
+        rc(&raw_command(&mut data, &read_10())),
         0,
         "still serving after a data client left"
     );
@@ -219,9 +203,9 @@ fn ctrl_terminate_ends_when_the_control_connection_is_lost() {
     drop(data);
     let mut child = start(server, &dir, false, &["--flags", "not-need-init"]);
     let mut data = UnixStream::connect(dir.join("data")).unwrap();
-    assert_eq!(rc(&unix_command(&mut data, &STARTUP_STATE)), 0);
+    assert_eq!(rc(&raw_command(&mut data, &STARTUP_STATE)), 0);
     let want = common::sha256(&[&[0u8; 32], &[2u8; 32]]);
-    assert_eq!(pcr_10(&unix_command(&mut data, &read_10())), want);
+    assert_eq!(pcr_10(&raw_command(&mut data, &read_10())), want);
     let _ = child.kill();
     let _ = child.wait();
 }
@@ -256,7 +240,7 @@ fn stop_and_init_send_shutdown_state_for_the_client_as_swtpm_0_8() {
     // orderly shutdown (Clock safe, no reset counted) and Startup(STATE) resumes the PCRs.
     let dir = scratch("auto-shutdown");
     let state = dir.join("state");
-    let mut sim = Sim::start_socket(&dir, Some(&state), &[]);
+    let sim = Sim::start_socket(&dir, Some(&state), &[]);
     sim.tool(&["tpm2_startup", "-c"]);
     let d = format!("10:sha256={}", "03".repeat(32));
     sim.tool(&["tpm2_pcrextend", &d]);
@@ -305,14 +289,14 @@ fn init(dir: &Path) -> u32 {
 fn without_auto_shutdown(server: Server, dir: &Path, extra: &[&str]) -> (u32, Vec<u8>) {
     let mut child = start(server, dir, false, extra);
     let mut data = UnixStream::connect(dir.join("data")).unwrap();
-    assert_eq!(rc(&unix_command(&mut data, &STARTUP_CLEAR)), 0);
-    assert_eq!(rc(&unix_command(&mut data, &extend_10(4))), 0);
+    assert_eq!(rc(&raw_command(&mut data, &STARTUP_CLEAR)), 0);
+    assert_eq!(rc(&raw_command(&mut data, &extend_10(4))), 0);
     assert_eq!(init(dir), 0, "{server:?}: CMD_INIT");
-    let state = rc(&unix_command(&mut data, &STARTUP_STATE));
+    let state = rc(&raw_command(&mut data, &STARTUP_STATE));
     if state != 0 {
-        assert_eq!(rc(&unix_command(&mut data, &STARTUP_CLEAR)), 0);
+        assert_eq!(rc(&raw_command(&mut data, &STARTUP_CLEAR)), 0);
     }
-    let pcr = pcr_10(&unix_command(&mut data, &read_10()));
+    let pcr = pcr_10(&raw_command(&mut data, &read_10()));
     let _ = child.kill();
     let _ = child.wait();
     (state, pcr)
