@@ -255,6 +255,7 @@ fn command(
         CMD_INIT => {
             let _flags = body.take(4, c)?;
             let mut g = ctx.lock();
+            g.stop("CMD_INIT");
             // A volatile blob set while stopped, or a stored volatile state file, is resumed;
             // otherwise this is a power cycle.
             if !g.resumed {
@@ -272,11 +273,11 @@ fn command(
             ok(res(TPM_SUCCESS))
         }
         CMD_STOP => {
-            ctx.lock().powered = false;
+            ctx.lock().stop("CMD_STOP");
             ok(res(TPM_SUCCESS))
         }
         CMD_SHUTDOWN => {
-            ctx.lock().powered = false;
+            ctx.lock().stop("CMD_SHUTDOWN");
             Ok((res(TPM_SUCCESS), After::Exit))
         }
         CMD_GET_TPMESTABLISHED => {

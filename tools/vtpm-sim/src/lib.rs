@@ -24,6 +24,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use warden_vtpm::{Platform, Tpm};
 
+/// TPM_CC_Shutdown.
+const CC_SHUTDOWN: u32 = 0x145;
+
 /// Errors that end the server.
 #[derive(Debug, thiserror::Error)]
 pub enum SimError {
@@ -106,6 +109,11 @@ pub(crate) struct Shared {
     resumed: bool,
     /// Where the state lives and the keys that seal it and the state blobs.
     store: Store,
+    /// The command code of the last TPM command run (0 before any): swtpm sends no
+    /// automatic TPM2_Shutdown when the client's own last command was one.
+    last_cc: u32,
+    /// `--flags disable-auto-shutdown`: no automatic TPM2_Shutdown (swtpm's flag).
+    pub(crate) auto_shutdown: bool,
     /// `VTPM_SIM_TRACE=1`: log every command code, its handles and the response code.
     trace: bool,
     /// `VTPM_SIM_RECORD=FILE`: append every command in the fuzz corpus format (seed material).
@@ -126,6 +134,9 @@ impl Shared {
             // TPM_RC_FAILURE: the TPM is powered off (swtpm answers the same before CMD_INIT).
             return vec![0x80, 0x01, 0, 0, 0, 10, 0, 0, 1, 1];
         }
+        if let Some(cc) = cmd.get(6..10) {
+            self.last_cc = u32::from_be_bytes([cc[0], cc[1], cc[2], cc[3]]);
+        }
         let r = self.tpm.execute(locality, cmd);
         if self.trace {
             trace(cmd, &r);
@@ -138,6 +149,27 @@ impl Shared {
             let _ = f.write_all(&rec);
         }
         r
+    }
+
+    /// Stops the running TPM as swtpm 0.8 and later do before `CMD_INIT`, `CMD_STOP`,
+    /// `CMD_SHUTDOWN` and when the process ends: unless the client's last command was
+    /// TPM2_Shutdown, a TPM2_Shutdown(STATE) (TPM2_Shutdown(CLEAR) if that fails), so an
+    /// abrupt VM reset still counts as an orderly shutdown (Clock stays safe, a following
+    /// Startup(STATE) resumes the PCRs) instead of a power loss. Then the TPM is off.
+    pub(crate) fn stop(&mut self, why: &str) {
+        if self.powered && self.auto_shutdown && self.last_cc != CC_SHUTDOWN {
+            for (ty, name) in [(1u16, "STATE"), (0, "CLEAR")] {
+                let r = self.execute(
+                    0,
+                    &wire::command(CC_SHUTDOWN, &[], false, &ty.to_be_bytes()),
+                );
+                if r.get(6..10) == Some(&[0, 0, 0, 0]) {
+                    log!("{why}: sent TPM2_Shutdown({name})");
+                    break;
+                }
+            }
+        }
+        self.powered = false;
     }
 
     /// A fresh TPM on the same store, built from the permanent state `permanent` (checked by
@@ -322,6 +354,8 @@ pub(crate) fn build(
             file: folder.map(|(_, f, k)| (f, k)),
             blob_key,
         },
+        last_cc: 0,
+        auto_shutdown: true,
         trace: std::env::var_os("VTPM_SIM_TRACE").is_some(),
         record: std::env::var_os("VTPM_SIM_RECORD").and_then(|p| std::fs::File::create(p).ok()),
     })

@@ -23,7 +23,8 @@ pub struct SocketArgs {
     /// passes its own over the control channel instead).
     #[arg(long)]
     pub server: Option<String>,
-    /// not-need-init (the TPM runs without CMD_INIT), startup-clear (and is started).
+    /// not-need-init (the TPM runs without CMD_INIT), startup-clear (and is started),
+    /// disable-auto-shutdown (no TPM2_Shutdown(STATE) sent for the client on stop or exit).
     #[arg(long)]
     pub flags: Option<String>,
     /// file=F: write the process id there once the channels are bound.
@@ -38,8 +39,10 @@ pub struct SocketArgs {
     /// file=K[,format=binary|hex]: the key that seals the state blobs (default: --key).
     #[arg(long)]
     pub migration_key: Option<String>,
-    /// End when the control connection or the passed data channel closes.
-    #[arg(long)]
+    /// End when the data channel's client closes it (a connection to --server or the socket
+    /// passed with CMD_SET_DATAFD), as swtpm's -t/--terminate; `--ctrl ...,terminate` ends
+    /// when the control connection is lost.
+    #[arg(short = 't', long)]
     pub terminate: bool,
     /// Create the EKs and their certificates first (needs --tpmstate and --key).
     #[arg(long)]
@@ -66,9 +69,14 @@ pub struct Socket {
     pub server: Option<Endpoint>,
     pub not_need_init: bool,
     pub startup_clear: bool,
+    /// No TPM2_Shutdown(STATE) before CMD_INIT/CMD_STOP/CMD_SHUTDOWN or at exit.
+    pub disable_auto_shutdown: bool,
     pub pid_file: Option<PathBuf>,
     pub log_file: Option<PathBuf>,
+    /// `--terminate`: end when a data channel closes.
     pub terminate: bool,
+    /// `--ctrl ...,terminate`: end when a control connection closes.
+    pub ctrl_terminate: bool,
     pub manufacture: bool,
     pub daemon: bool,
 }
@@ -97,7 +105,9 @@ pub enum OptionError {
     },
     #[error("--{opt}: type={ty} is not served (type=tcp or type=unixio)")]
     Type { opt: &'static str, ty: String },
-    #[error("--flags: unknown flag `{0}` (accepted: not-need-init, startup-clear)")]
+    #[error(
+        "--flags: unknown flag `{0}` (accepted: not-need-init, startup-clear, disable-auto-shutdown)"
+    )]
     Flag(String),
     #[error(
         "--tpmstate dir={0}: the state folder is sealed; give its key with --key file=K (32 bytes, raw or 64 hex digits, mode 0600; `head -c 32 /dev/urandom > K; chmod 600 K`)"
@@ -159,9 +169,17 @@ fn mode(opt: &'static str, kv: &[(String, String)]) -> Result<Option<u32>, Optio
         .transpose()
 }
 
-fn endpoint(opt: &'static str, s: &str) -> Result<Endpoint, OptionError> {
-    let kv = pairs(opt, s, "type, port, bindaddr, path, mode")?;
-    match get(&kv, "type").unwrap_or("tcp") {
+/// A channel's endpoint, and for `--ctrl` whether its `terminate` flag is set (swtpm's
+/// "end when the control connection is lost", which QEMU's persistent connection wants).
+fn endpoint(opt: &'static str, s: &str) -> Result<(Endpoint, bool), OptionError> {
+    let accepted = if opt == "ctrl" {
+        "type, port, bindaddr, path, mode, terminate"
+    } else {
+        "type, port, bindaddr, path, mode"
+    };
+    let kv = pairs(opt, s, accepted)?;
+    let terminate = get(&kv, "terminate").is_some();
+    let e = match get(&kv, "type").unwrap_or("tcp") {
         "tcp" => {
             let port = get(&kv, "port").ok_or(OptionError::Missing { opt, key: "port" })?;
             let port = port.parse::<u16>().map_err(|_| OptionError::Value {
@@ -187,7 +205,8 @@ fn endpoint(opt: &'static str, s: &str) -> Result<Endpoint, OptionError> {
             opt,
             ty: other.to_string(),
         }),
-    }
+    };
+    e.map(|e| (e, terminate))
 }
 
 fn key_file(opt: &'static str, s: &str) -> Result<PathBuf, OptionError> {
@@ -240,15 +259,15 @@ impl SocketArgs {
         if out.manufacture && out.state_dir.is_none() {
             return Err(OptionError::NeedState("manufacture"));
         }
-        out.ctrl = self
-            .ctrl
-            .as_deref()
-            .map(|c| endpoint("ctrl", c))
-            .transpose()?;
+        if let Some(c) = self.ctrl.as_deref() {
+            let (e, terminate) = endpoint("ctrl", c)?;
+            out.ctrl = Some(e);
+            out.ctrl_terminate = terminate;
+        }
         out.server = self
             .server
             .as_deref()
-            .map(|c| endpoint("server", c))
+            .map(|c| endpoint("server", c).map(|(e, _)| e))
             .transpose()?;
         if out.ctrl.is_none() && out.server.is_none() {
             return Err(OptionError::NoChannel);
@@ -258,6 +277,7 @@ impl SocketArgs {
                 "" => {}
                 "not-need-init" => out.not_need_init = true,
                 "startup-clear" => out.startup_clear = true,
+                "disable-auto-shutdown" => out.disable_auto_shutdown = true,
                 other => return Err(OptionError::Flag(other.to_string())),
             }
         }
@@ -305,9 +325,31 @@ mod tests {
             "--log",
             "file=/tmp/l,level=20",
             "-d",
+            "--terminate",
         ])
         .parse()
         .unwrap();
+        assert!(s.terminate && !s.ctrl_terminate);
+        // libvirt's and QEMU's: a Unix data channel, the control channel's own terminate.
+        let u = args(&[
+            "--tpm2",
+            "--ctrl",
+            "type=unixio,path=/tmp/c,terminate",
+            "--server",
+            "type=unixio,path=/tmp/d",
+            "--flags",
+            "not-need-init,disable-auto-shutdown",
+        ])
+        .parse()
+        .unwrap();
+        assert!(u.ctrl_terminate && !u.terminate && u.disable_auto_shutdown);
+        assert_eq!(
+            u.server,
+            Some(Endpoint::Unix {
+                path: "/tmp/d".into(),
+                mode: None
+            })
+        );
         assert_eq!(s.state_dir, Some("/tmp/st".into()));
         assert_eq!(
             s.ctrl,
@@ -378,6 +420,15 @@ mod tests {
                 OptionError::UnknownKey {
                     opt: "ctrl",
                     key: "colour".into(),
+                    accepted: "type, port, bindaddr, path, mode, terminate",
+                },
+            ),
+            (
+                // `terminate` belongs to the control channel (the data channel's is -t).
+                &["--tpm2", "--server", "type=unixio,path=/d,terminate"],
+                OptionError::UnknownKey {
+                    opt: "server",
+                    key: "terminate".into(),
                     accepted: "type, port, bindaddr, path, mode",
                 },
             ),

@@ -20,8 +20,10 @@ pub(crate) struct Ctx {
     data_fd: AtomicBool,
     /// `CMD_SET_BUFFERSIZE`'s current value.
     buffer: AtomicU32,
-    /// `--terminate`: end when the control connection or the passed data channel closes.
+    /// `--terminate`: end when a data channel's client closes it.
     terminate: bool,
+    /// `--ctrl ...,terminate`: end when a control connection closes.
+    ctrl_terminate: bool,
 }
 
 impl Ctx {
@@ -48,12 +50,19 @@ impl Ctx {
                 "the passed data channel",
             );
             ctx.data_fd.store(false, Ordering::SeqCst);
-            if ctx.terminate {
-                log!("data channel closed: terminating (--terminate)");
-                std::process::exit(0);
-            }
+            ctx.data_closed();
         });
         true
+    }
+
+    /// A data channel's client closed it: with `--terminate` the process ends (after the
+    /// automatic TPM2_Shutdown swtpm sends when its main loop ends).
+    fn data_closed(&self) {
+        if self.terminate {
+            log!("data channel closed: terminating (--terminate)");
+            self.lock().stop("terminating");
+            std::process::exit(0);
+        }
     }
 
     /// Sets (when `want` > 0) and returns the data channel's buffer size, clamped to our limits.
@@ -131,6 +140,7 @@ impl SwtpmServer {
             .map(StateKey::load)
             .transpose()?;
         let mut shared = crate::build(state, opts.manufacture, blob_key)?;
+        shared.auto_shutdown = !opts.disable_auto_shutdown;
         // A volatile state stored before the last stop (`CMD_STORE_VOLATILE`) comes back.
         let resumed =
             crate::blob::resume_file(&mut shared).map_err(|e| SimError::Blob(e.to_string()))?;
@@ -170,6 +180,7 @@ impl SwtpmServer {
             data_fd: AtomicBool::new(false),
             buffer: AtomicU32::new(4096),
             terminate: opts.terminate,
+            ctrl_terminate: opts.ctrl_terminate,
         });
         Ok(SwtpmServer {
             ctx,
@@ -179,8 +190,8 @@ impl SwtpmServer {
         })
     }
 
-    /// Serves both channels until `CMD_SHUTDOWN` (or, with `--terminate`, a channel closing)
-    /// ends the process.
+    /// Serves both channels until `CMD_SHUTDOWN` (or, with `--terminate` or `--ctrl
+    /// ...,terminate`, a channel closing) ends the process.
     pub fn serve(self) -> ! {
         let mut threads = Vec::new();
         if let Some(l) = self.data {
@@ -224,12 +235,14 @@ fn accept(l: Listener, ctx: Arc<Ctx>, control: bool) {
                     Stream::Unix(s) => ctrl::Conn::Unix(s),
                 };
                 ctrl::serve(conn, &ctx, &peer);
-                if ctx.terminate {
-                    log!("control connection closed: terminating (--terminate)");
+                if ctx.ctrl_terminate {
+                    log!("control connection closed: terminating (--ctrl ...,terminate)");
+                    ctx.lock().stop("terminating");
                     std::process::exit(0);
                 }
             } else {
                 serve_data(stream, &ctx, &peer);
+                ctx.data_closed();
             }
         });
     }

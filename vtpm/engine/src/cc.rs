@@ -163,6 +163,7 @@ pub(crate) mod code {
     pub(crate) const POLICY_DUPLICATION_SELECT: u32 = 0x188;
     pub(crate) const POLICY_GET_DIGEST: u32 = 0x189;
     pub(crate) const TEST_PARMS: u32 = 0x18A;
+    pub(crate) const COMMIT: u32 = 0x18B;
     pub(crate) const POLICY_PASSWORD: u32 = 0x18C;
     pub(crate) const ZGEN_2PHASE: u32 = 0x18D;
     pub(crate) const EC_EPHEMERAL: u32 = 0x18E;
@@ -277,6 +278,7 @@ pub(crate) static COMMANDS: &[CmdInfo] = &[
     c(POLICY_DUPLICATION_SELECT, 1, 0, false),
     c(POLICY_GET_DIGEST, 1, 0, false),
     c(TEST_PARMS, 0, 0, false),
+    c(COMMIT, 1, 1, false),
     c(POLICY_PASSWORD, 1, 0, false),
     c(ZGEN_2PHASE, 1, 1, false),
     c(EC_EPHEMERAL, 0, 0, false),

@@ -91,12 +91,15 @@ impl SymDef {
 pub(crate) struct Scheme {
     pub(crate) alg: u16,
     pub(crate) hash: u16,
+    /// TPMS_SCHEME_ECDAA's commit counter (0 for every other scheme).
+    pub(crate) count: u16,
 }
 
 impl Scheme {
     pub(crate) const NULL: Scheme = Scheme {
         alg: alg::NULL,
         hash: alg::NULL,
+        count: 0,
     };
     pub(crate) fn parse(r: &mut Reader<'_>) -> Result<Self, Rc> {
         let a = r.u16()?;
@@ -107,11 +110,18 @@ impl Scheme {
             return Ok(Scheme {
                 alg: a,
                 hash: alg::NULL,
+                count: 0,
             });
         }
         let hash = r.u16()?;
         if a == alg::ECDAA {
-            return Err(Rc::SCHEME);
+            let count = r.u16()?;
+            HashAlg::from_alg(hash)?;
+            return Ok(Scheme {
+                alg: a,
+                hash,
+                count,
+            });
         }
         if !matches!(
             a,
@@ -130,12 +140,19 @@ impl Scheme {
             return Err(Rc::SCHEME);
         }
         HashAlg::from_alg(hash)?;
-        Ok(Scheme { alg: a, hash })
+        Ok(Scheme {
+            alg: a,
+            hash,
+            count: 0,
+        })
     }
     pub(crate) fn write(&self, w: &mut Writer) {
         w.u16(self.alg);
         if self.alg != alg::NULL && self.alg != alg::RSAES {
             w.u16(self.hash);
+        }
+        if self.alg == alg::ECDAA {
+            w.u16(self.count);
         }
     }
 }
@@ -551,13 +568,27 @@ pub(crate) fn parse_parms(ty: u16, r: &mut Reader<'_>, with_unique: bool) -> Res
                 alg::HMAC => {
                     let h = r.u16()?;
                     HashAlg::from_alg(h)?;
-                    (Scheme { alg: sa, hash: h }, alg::NULL)
+                    (
+                        Scheme {
+                            alg: sa,
+                            hash: h,
+                            count: 0,
+                        },
+                        alg::NULL,
+                    )
                 }
                 alg::XOR => {
                     let h = r.u16()?;
                     HashAlg::from_alg(h)?;
                     let k = r.u16()?;
-                    (Scheme { alg: sa, hash: h }, k)
+                    (
+                        Scheme {
+                            alg: sa,
+                            hash: h,
+                            count: 0,
+                        },
+                        k,
+                    )
                 }
                 _ => return Err(Rc::SCHEME),
             };
@@ -911,9 +942,26 @@ pub(crate) fn pkcs1_prefix(h: HashAlg) -> &'static [u8] {
 /// A TPMT_SIGNATURE.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub(crate) enum Signature {
-    Rsa { alg: u16, hash: u16, sig: Vec<u8> },
-    Ecdsa { hash: u16, r: Vec<u8>, s: Vec<u8> },
-    Hmac { hash: u16, digest: Vec<u8> },
+    Rsa {
+        alg: u16,
+        hash: u16,
+        sig: Vec<u8>,
+    },
+    Ecdsa {
+        hash: u16,
+        r: Vec<u8>,
+        s: Vec<u8>,
+    },
+    /// ECDAA: (nonceK, s), made from a TPM2_Commit (`cmd::ecc2`).
+    Ecdaa {
+        hash: u16,
+        r: Vec<u8>,
+        s: Vec<u8>,
+    },
+    Hmac {
+        hash: u16,
+        digest: Vec<u8>,
+    },
 }
 
 impl Signature {
@@ -924,6 +972,9 @@ impl Signature {
             }
             Signature::Ecdsa { hash, r, s } => {
                 w.u16(alg::ECDSA).u16(*hash).tpm2b(r).tpm2b(s);
+            }
+            Signature::Ecdaa { hash, r, s } => {
+                w.u16(alg::ECDAA).u16(*hash).tpm2b(r).tpm2b(s);
             }
             Signature::Hmac { hash, digest } => {
                 w.u16(alg::HMAC).u16(*hash).bytes(digest);

@@ -381,9 +381,8 @@ pub fn await_log_line(log: &Path, fragments: &[&str]) -> String {
     found
 }
 
-/// A raw TPM command on swtpm's data channel; returns the response.
-pub fn raw_command(s: &mut TcpStream, cmd: &[u8]) -> Vec<u8> {
-    use std::io::Write;
+/// A raw TPM command on swtpm's data channel (TCP or Unix socket); returns the response.
+pub fn raw_command<S: Read + std::io::Write>(s: &mut S, cmd: &[u8]) -> Vec<u8> {
     s.write_all(cmd).expect("send command");
     let mut head = [0u8; 6];
     s.read_exact(&mut head).expect("response header");

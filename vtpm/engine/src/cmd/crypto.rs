@@ -65,14 +65,19 @@ impl<P: Platform> Tpm<P> {
             }
             in_scheme
         } else {
-            if in_scheme.alg != alg::NULL && in_scheme != ks {
+            // The key's scheme decides; an ECDAA signature takes its commit counter from
+            // the command (the reference's CryptSelectSignScheme compares scheme and hash).
+            if in_scheme.alg != alg::NULL && (in_scheme.alg, in_scheme.hash) != (ks.alg, ks.hash) {
                 return Err(Rc::SCHEME.param(n_param));
             }
-            ks
+            Scheme {
+                count: in_scheme.count,
+                ..ks
+            }
         };
         let ok = match key.public.params {
             Params::Rsa { .. } => matches!(scheme.alg, alg::RSASSA | alg::RSAPSS),
-            Params::Ecc { .. } => scheme.alg == alg::ECDSA,
+            Params::Ecc { .. } => matches!(scheme.alg, alg::ECDSA | alg::ECDAA),
             Params::KeyedHash { .. } => scheme.alg == alg::HMAC,
             Params::Sym { .. } => false,
         };
@@ -113,7 +118,11 @@ impl<P: Platform> Tpm<P> {
                 return Err(Rc::TICKET.param(3));
             }
         }
-        let sig = object::sign(&key, scheme, &digest, &mut self.rng).p(2)?;
+        let sig = if scheme.alg == alg::ECDAA {
+            self.ecdaa_sign(&key, scheme, &digest)?
+        } else {
+            object::sign(&key, scheme, &digest, &mut self.rng).p(2)?
+        };
         let mut o = Out::new();
         sig.write(&mut o.params);
         Ok(o)
@@ -508,6 +517,7 @@ impl<P: Platform> Tpm<P> {
                     Scheme {
                         alg: alg::OAEP,
                         hash: kh.alg(),
+                        count: 0,
                     },
                     &seed,
                     l,
@@ -557,6 +567,7 @@ impl<P: Platform> Tpm<P> {
                     Scheme {
                         alg: alg::OAEP,
                         hash: kh.alg(),
+                        count: 0,
                     },
                     secret,
                     l,

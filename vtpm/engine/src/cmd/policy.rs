@@ -291,6 +291,7 @@ impl<P: Platform> Tpm<P> {
             let hash = match &sig {
                 Signature::Rsa { hash, .. }
                 | Signature::Ecdsa { hash, .. }
+                | Signature::Ecdaa { hash, .. }
                 | Signature::Hmac { hash, .. } => *hash,
             };
             let sh = HashAlg::from_alg(hash).map_err(|_| Rc::SCHEME.param(5))?;
