@@ -21,13 +21,14 @@ macro_rules! assert_refused {
     }};
 }
 
-/// What the hypervisor does at boot, at locality 2: PCRs 20–22 reset and extended with its
-/// own image, its policy and the domains' images (here: labels standing for them).
-fn measure_boot(sealer: &mut Seal, hypervisor: &str, policy: &str, images: &str) {
+/// What the hypervisor does at boot, at locality 2: PCRs 20–22 reset and extended with the
+/// MAC policy, the configuration (command line, manifest) and the domain images (here: labels
+/// standing for them).
+fn measure_boot(sealer: &mut Seal, policy: &str, manifest: &str, images: &str) {
     let tpm = sealer.tpm();
     tpm.transport().set_locality(2).unwrap();
     let banks = tpm.active_banks().unwrap();
-    for (pcr, what) in [(20, hypervisor), (21, policy), (22, images)] {
+    for (pcr, what) in [(20, policy), (21, manifest), (22, images)] {
         tpm.pcr_reset(pcr).unwrap();
         tpm.pcr_extend(pcr, &DigestSet::of(banks, what.as_bytes()))
             .unwrap();
@@ -95,7 +96,7 @@ fn each_locality_has_exactly_its_rights_on_the_hypervisor_pcrs() {
 fn an_extend_of_pcr_20_from_the_managers_locality_only_shuts_the_sealed_state() {
     let sw = Swtpm::start().unwrap();
     let mut s = sealer(&sw);
-    measure_boot(&mut s, "hypervisor", "policy", "images");
+    measure_boot(&mut s, "policy", "manifest", "images");
     let blob = s.seal(0, b"state").unwrap();
     let tpm = s.tpm();
     tpm.pcr_extend(20, &DigestSet::of(Banks::only(HashAlg::Sha256), b"x"))
@@ -108,7 +109,7 @@ fn an_extend_of_pcr_20_from_the_managers_locality_only_shuts_the_sealed_state() 
 fn a_sealed_state_opens_only_under_the_pcrs_it_was_sealed_to() {
     let sw = Swtpm::start().unwrap();
     let mut s = sealer(&sw);
-    measure_boot(&mut s, "hypervisor A", "policy A", "images A");
+    measure_boot(&mut s, "policy A", "manifest A", "images A");
     let state = b"instance state: seeds, NV, persistent objects".repeat(40);
     let blob = s.seal(3, &state).unwrap();
     assert!(
@@ -116,18 +117,18 @@ fn a_sealed_state_opens_only_under_the_pcrs_it_was_sealed_to() {
         "the state is in the blob in the clear"
     );
     assert_eq!(s.unseal(3, &blob).unwrap(), state);
-    // Another hypervisor build, policy or set of images: each PCR alone keeps the state shut.
+    // Another policy, manifest or set of images: each PCR alone keeps the state shut.
     let others = [
-        ("hypervisor B", "policy A", "images A"),
-        ("hypervisor A", "policy B", "images A"),
-        ("hypervisor A", "policy A", "images B"),
+        ("policy B", "manifest A", "images A"),
+        ("policy A", "manifest B", "images A"),
+        ("policy A", "manifest A", "images B"),
     ];
-    for (hv, policy, images) in others {
-        measure_boot(&mut s, hv, policy, images);
+    for (policy, manifest, images) in others {
+        measure_boot(&mut s, policy, manifest, images);
         assert_refused!(s.unseal(3, &blob), SealError::PolicyMismatch);
     }
     // Back on the measured configuration it opens again: the refusals changed nothing.
-    measure_boot(&mut s, "hypervisor A", "policy A", "images A");
+    measure_boot(&mut s, "policy A", "manifest A", "images A");
     assert_eq!(s.unseal(3, &blob).unwrap(), state);
 }
 
@@ -135,7 +136,7 @@ fn a_sealed_state_opens_only_under_the_pcrs_it_was_sealed_to() {
 fn an_older_state_is_a_rollback_and_every_altered_one_is_refused_by_name() {
     let sw = Swtpm::start().unwrap();
     let mut s = sealer(&sw);
-    measure_boot(&mut s, "hv", "policy", "images");
+    measure_boot(&mut s, "policy", "manifest", "images");
     let old = s.seal(0, b"first state").unwrap();
     let blob = s.seal(0, b"second state").unwrap();
     assert_eq!(s.counter(0).unwrap(), Some(2));
@@ -218,7 +219,7 @@ fn an_older_state_is_a_rollback_and_every_altered_one_is_refused_by_name() {
 fn only_the_managers_locality_advances_the_counter() {
     let sw = Swtpm::start().unwrap();
     let mut s = sealer(&sw);
-    measure_boot(&mut s, "hv", "policy", "images");
+    measure_boot(&mut s, "policy", "manifest", "images");
     let blob = s.seal(5, b"state").unwrap();
     let index = COUNTER_BASE + 5;
     let tpm = s.tpm();
@@ -256,7 +257,7 @@ fn instances_have_their_own_counters_and_states_survive_a_platform_restart() {
     let (a, b) = {
         let sw = Swtpm::start_on(&dir, &["not-need-init", "startup-clear"]).unwrap();
         let mut s = sealer(&sw);
-        measure_boot(&mut s, "hv", "policy", "images");
+        measure_boot(&mut s, "policy", "manifest", "images");
         let a = s.seal(1, b"instance one").unwrap();
         let b = s.seal(2, b"instance two").unwrap();
         // Saving instance 2 did not roll instance 1 back.
@@ -267,7 +268,7 @@ fn instances_have_their_own_counters_and_states_survive_a_platform_restart() {
     // counters kept in the TPM's NV.
     let sw = Swtpm::start_on(&dir, &["not-need-init", "startup-clear"]).unwrap();
     let mut s = sealer(&sw);
-    measure_boot(&mut s, "hv", "policy", "images");
+    measure_boot(&mut s, "policy", "manifest", "images");
     assert_eq!(s.unseal(1, &a).unwrap(), b"instance one");
     assert_eq!(s.unseal(2, &b).unwrap(), b"instance two");
     assert_refused!(
