@@ -5,9 +5,9 @@
 use sha2::{Digest as _, Sha256};
 use warden_tpm::{Banks, HashAlg, PcrSelection};
 
-/// The hypervisor's measured PCRs (20: the MAC policy, 21: the command line and manifest, 22:
-/// the domain images; reset and extended at locality 2, which only the hypervisor holds): the sealed state opens
-/// only while they hold what they held when it was sealed.
+/// The hypervisor's measured PCRs (20: the MAC policy, 21: the command line and manifest,
+/// 22: the domain images; reset and extended at locality 2, which only the hypervisor holds):
+/// the sealed state opens only while they hold what they held when it was sealed.
 pub const SEALED_PCRS: PcrSelection = PcrSelection {
     banks: Banks::only(HashAlg::Sha256),
     pcrs: 0b111 << 20,
