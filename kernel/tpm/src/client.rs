@@ -512,20 +512,20 @@ impl<T: Transport> Tpm<T> {
         Ok(())
     }
 
-    /// Creates the attestation key: a restricted ECC P-256 ECDSA/SHA-256 signing primary key
-    /// under the endorsement hierarchy. The same TPM always derives the same key from the same
-    /// template, so every boot gets the AK that was certified before.
-    ///
-    /// # Errors
-    ///
-    /// A command failure, or [`Error::Unexpected`] if the TPM returns another kind of key.
-    pub fn create_ak(&mut self) -> Result<AttestationKey, Error<T::Error>> {
+    /// `TPM2_CreatePrimary` of `template` under `hierarchy` (empty password), checked: the key
+    /// must be what was asked for — a TPM that returns something else is not trusted (`what`
+    /// says so).
+    pub(crate) fn create_primary(
+        &mut self,
+        hierarchy: TpmRh,
+        template: TpmtPublic,
+        what: &'static str,
+    ) -> Result<TpmCreatePrimaryResponse, Error<T::Error>> {
         let c = Command::CreatePrimary;
-        let template = ak_template();
         let r: TpmCreatePrimaryResponse = self.run(
             c,
             &TpmCreatePrimaryCommand {
-                handles: [TpmHandle::new(TpmRh::Endorsement.value())],
+                handles: [TpmHandle::new(hierarchy.value())],
                 in_sensitive: Tpm2bSensitiveCreate::default(),
                 in_public: Tpm2bPublic {
                     inner: template.clone(),
@@ -536,14 +536,30 @@ impl<T: Transport> Tpm<T> {
             true,
         )?;
         let p = &r.out_public.inner;
-        // The key must be what we asked for; a TPM that returns something else is not trusted.
         if p.object_type != template.object_type
             || p.name_alg != template.name_alg
             || p.object_attributes != template.object_attributes
             || p.parameters != template.parameters
         {
-            return Err(Error::Unexpected(c, "key differs from the AK template"));
+            return Err(Error::Unexpected(c, what));
         }
+        Ok(r)
+    }
+
+    /// Creates the attestation key: a restricted ECC P-256 ECDSA/SHA-256 signing primary key
+    /// under the endorsement hierarchy. The same TPM always derives the same key from the same
+    /// template, so every boot gets the AK that was certified before.
+    ///
+    /// # Errors
+    ///
+    /// A command failure, or [`Error::Unexpected`] if the TPM returns another kind of key.
+    pub fn create_ak(&mut self) -> Result<AttestationKey, Error<T::Error>> {
+        let c = Command::CreatePrimary;
+        let r = self.create_primary(
+            TpmRh::Endorsement,
+            ak_template(),
+            "key differs from the AK template",
+        )?;
         Ok(AttestationKey {
             handle: r.handles[0].value(),
             public: Blob::from_marshal(c, &r.out_public)?,

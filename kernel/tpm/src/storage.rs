@@ -14,12 +14,12 @@ use tpm2_protocol::{
         TpmuPublicId, TpmuPublicParms, TpmuSymKeyBits, TpmuSymMode,
     },
     frame::{
-        TpmCreateCommand, TpmCreatePrimaryCommand, TpmCreatePrimaryResponse, TpmCreateResponse,
-        TpmLoadCommand, TpmLoadResponse, TpmNvDefineSpaceCommand, TpmNvDefineSpaceResponse,
-        TpmNvIncrementCommand, TpmNvIncrementResponse, TpmNvReadCommand, TpmNvReadResponse,
-        TpmPolicyLocalityCommand, TpmPolicyLocalityResponse, TpmPolicyPcrCommand,
-        TpmPolicyPcrResponse, TpmStartAuthSessionCommand, TpmStartAuthSessionResponse,
-        TpmUnsealCommand, TpmUnsealResponse,
+        TpmCreateCommand, TpmCreateResponse, TpmLoadCommand, TpmLoadResponse,
+        TpmNvDefineSpaceCommand, TpmNvDefineSpaceResponse, TpmNvIncrementCommand,
+        TpmNvIncrementResponse, TpmNvReadCommand, TpmNvReadResponse, TpmPolicyLocalityCommand,
+        TpmPolicyLocalityResponse, TpmPolicyPcrCommand, TpmPolicyPcrResponse,
+        TpmStartAuthSessionCommand, TpmStartAuthSessionResponse, TpmUnsealCommand,
+        TpmUnsealResponse,
     },
 };
 
@@ -99,31 +99,11 @@ impl<T: Transport> Tpm<T> {
     ///
     /// A command failure, or [`Error::Unexpected`] if the TPM returns another kind of key.
     pub fn create_storage_primary(&mut self) -> Result<u32, Error<T::Error>> {
-        let c = Command::CreatePrimary;
-        let template = storage_template();
-        let r: TpmCreatePrimaryResponse = self.run_with(
-            c,
-            &TpmCreatePrimaryCommand {
-                handles: [TpmHandle::new(TpmRh::Owner.value())],
-                in_sensitive: Tpm2bSensitiveCreate::default(),
-                in_public: Tpm2bPublic {
-                    inner: template.clone(),
-                },
-                outside_info: Tpm2bData::default(),
-                creation_pcr: TpmlPcrSelection::new(),
-            },
-            &[pw_session()],
+        let r = self.create_primary(
+            TpmRh::Owner,
+            storage_template(),
+            "key differs from the storage template",
         )?;
-        let p = &r.out_public.inner;
-        if p.object_type != template.object_type
-            || p.object_attributes != template.object_attributes
-            || p.parameters != template.parameters
-        {
-            return Err(Error::Unexpected(
-                c,
-                "key differs from the storage template",
-            ));
-        }
         Ok(r.handles[0].value())
     }
 

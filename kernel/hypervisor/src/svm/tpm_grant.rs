@@ -8,7 +8,8 @@ use core::sync::atomic::{AtomicBool, Ordering};
 use warden_abi::platform_tpm::{LOCALITY, PLATFORM_TPM_BASE, TIS_PAGE, TIS_PAGE_SIZE};
 use warden_core::paging::{PageTable, flags};
 use warden_hw::phys::IdentityMem;
-use warden_policy::{Class, Kind, perms};
+use warden_ipc::platform_tpm::GRANT_CHECK;
+use warden_policy::Kind;
 use warden_vmm::manifest::DomainSpec;
 use warden_vmm::vmcb::field;
 
@@ -39,15 +40,9 @@ pub(super) fn grant(
     let target = mac
         .resolve(label, Kind::TpmLocality)
         .map_err(|e| format!("platform_tpm {label}: {e}"))?;
-    mac.check_resource(
-        id,
-        subject,
-        PLATFORM_TPM_BASE,
-        target,
-        Class::Tpm,
-        perms::tpm::USE,
-    )
-    .map_err(|_| format!("the policy does not grant tpm {{ use }} on {label}"))?;
+    let (class, perm) = GRANT_CHECK;
+    mac.check_resource(id, subject, PLATFORM_TPM_BASE, target, class, perm)
+        .map_err(|_| format!("the policy does not grant tpm {{ use }} on {label}"))?;
     if dom.memory_bytes > TIS_PAGE {
         return Err(format!(
             "platform_tpm: the domain's memory covers the TIS page {TIS_PAGE:#x}"
