@@ -222,6 +222,41 @@ pub fn grant_window_page(slot: u64) -> Option<&'static crate::ipc::SharedPage> {
     Some(unsafe { &*(addr as *const crate::ipc::SharedPage) })
 }
 
+/// Register access to the platform TPM's locality-1 TIS page ([`crate::platform_tpm`]), for
+/// the one domain the boot manifest gives it (the vTPM manager). Offsets are within the page;
+/// anything else is refused here, so no other address can be reached through these functions.
+pub mod tis {
+    use crate::platform_tpm::{TIS_PAGE, TIS_PAGE_SIZE};
+
+    fn addr(offset: u16, width: u64) -> Option<u64> {
+        let off = u64::from(offset);
+        (off + width <= TIS_PAGE_SIZE).then_some(TIS_PAGE + off)
+    }
+
+    /// Reads an 8-bit register; `0xff` (what an absent device reads) for an offset off the page.
+    pub fn read8(offset: u16) -> u8 {
+        let Some(a) = addr(offset, 1) else { return 0xff };
+        // SAFETY: `a` is inside the TIS page, device memory that no Rust object occupies; the
+        // hypervisor maps it (uncached) only into a domain it granted it to, and stops any other
+        // domain that touches it, which is the documented outcome of calling this ungranted.
+        unsafe { core::ptr::read_volatile(a as *const u8) }
+    }
+
+    /// Writes an 8-bit register (ignored for an offset off the page).
+    pub fn write8(offset: u16, value: u8) {
+        let Some(a) = addr(offset, 1) else { return };
+        // SAFETY: as in `read8`: a device register inside the granted page.
+        unsafe { core::ptr::write_volatile(a as *mut u8, value) }
+    }
+
+    /// Reads an aligned 32-bit register; all ones for an offset off the page or unaligned.
+    pub fn read32(offset: u16) -> u32 {
+        let Some(a) = addr(offset, 4).filter(|a| a % 4 == 0) else { return u32::MAX };
+        // SAFETY: as in `read8`; aligned for a 32-bit access.
+        unsafe { core::ptr::read_volatile(a as *const u32) }
+    }
+}
+
 /// Deliberately forbidden operations for containment tests: each one is something the
 /// hypervisor must stop. They are outside Rust's safety model on purpose and exist only with the
 /// `hostile` feature, which only `tests/guests` enables.

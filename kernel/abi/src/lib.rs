@@ -33,6 +33,8 @@ pub mod device;
 pub mod lifecycle;
 // vTPM calls and the frontend protocol (issue 12).
 pub mod vtpm;
+// The platform TPM locality the vTPM manager may hold (issue 12).
+pub mod platform_tpm;
 
 #[cfg(feature = "guest")]
 #[allow(unsafe_code)]

@@ -20,6 +20,13 @@ const RID: u16 = 0xf04;
 const ACCESS_VALID: u8 = 0x80;
 const ACCESS_ACTIVE: u8 = 0x20;
 const ACCESS_REQUEST: u8 = 0x02;
+const ACCESS_SEIZE: u8 = 0x08;
+
+/// The lowest locality that takes the TPM by seizing it rather than asking: the hypervisor's
+/// (2 and up). A domain given a lower locality (the vTPM manager's 1) can then never keep the
+/// hypervisor from measuring: the TPM hands a higher locality's seize the interface at once
+/// (after the command in flight), while a request waits until the holder lets go.
+pub const SEIZING_LOCALITY: u8 = 2;
 
 const STS_VALID: u8 = 0x80;
 const STS_COMMAND_READY: u8 = 0x40;
@@ -137,28 +144,40 @@ impl<R: TisRegs> Tis<R> {
         Err(TisError::Timeout(what))
     }
 
+    /// Makes this Tis's locality the active one: nothing to do if it already is; otherwise a
+    /// request (below [`SEIZING_LOCALITY`]) or a seize. Run before every command, so a Tis that
+    /// released its locality (or lost it to a seize) takes it again when next used.
     fn request_locality(&mut self) -> Result<(), TisError> {
         let l = self.locality;
         if self.regs.read8(l, ACCESS) & (ACCESS_VALID | ACCESS_ACTIVE) == ACCESS_VALID | ACCESS_ACTIVE {
             return Ok(());
         }
-        self.regs.write8(l, ACCESS, ACCESS_REQUEST);
+        let how = if l >= SEIZING_LOCALITY { ACCESS_SEIZE } else { ACCESS_REQUEST };
+        self.regs.write8(l, ACCESS, how);
         self.wait("locality", |r, l| r.read8(l, ACCESS) & (ACCESS_VALID | ACCESS_ACTIVE) == ACCESS_VALID | ACCESS_ACTIVE)
             .map_err(|_| TisError::LocalityTimeout(l))
     }
 
-    /// Gives the locality up (the TPM may then grant it to another requester).
+    /// Gives the locality up (the TPM may then grant it to another requester); the next
+    /// command takes it again.
     pub fn release(&mut self) {
         self.regs.write8(self.locality, ACCESS, ACCESS_ACTIVE);
     }
 
-    /// Moves to another locality: releases the current one and requests `locality`.
-    pub fn switch_locality(&mut self, locality: u8) -> Result<(), TisError> {
-        if locality == self.locality {
-            return Ok(());
-        }
+    /// Releases the current locality and makes `locality` the one the next command requests,
+    /// without requesting it now: the TPM is then free for another locality's request (the vTPM
+    /// manager's) until this Tis is next used.
+    pub fn park(&mut self, locality: u8) {
         self.release();
         self.locality = locality;
+    }
+
+    /// Moves to another locality: releases the current one and requests `locality`.
+    pub fn switch_locality(&mut self, locality: u8) -> Result<(), TisError> {
+        if locality != self.locality {
+            self.release();
+            self.locality = locality;
+        }
         self.request_locality()
     }
 
@@ -175,6 +194,7 @@ impl<R: TisRegs> Tis<R> {
         if cmd.len() < 10 {
             return Err(TisError::CommandTooShort);
         }
+        self.request_locality()?;
         let l = self.locality;
         self.regs.write8(l, STS, STS_COMMAND_READY);
         self.wait("command ready", |r, l| r.read8(l, STS) & STS_COMMAND_READY != 0)?;
@@ -285,6 +305,8 @@ mod tests {
         present: bool,
         family: u32,
         active: Option<u8>,
+        pending: Option<u8>,
+        seized: Option<u8>,
         grant_locality: bool,
         ready: bool,
         cmd: Vec<u8>,
@@ -303,6 +325,8 @@ mod tests {
                 present: true,
                 family: 3,
                 active: None,
+                pending: None,
+                seized: None,
                 grant_locality: true,
                 ready: false,
                 cmd: Vec::new(),
@@ -347,8 +371,16 @@ mod tests {
         }
         fn write8(&mut self, l: u8, off: u16, v: u8) {
             match (off, v) {
-                (ACCESS, ACCESS_REQUEST) if self.grant_locality => self.active = Some(l),
-                (ACCESS, ACCESS_ACTIVE) => self.active = None,
+                // As QEMU's TIS: a request is granted at once only when no locality is active,
+                // otherwise it waits for the holder's release; a seize takes the TPM from a
+                // lower locality (or an idle TPM) at once.
+                (ACCESS, ACCESS_REQUEST) if self.grant_locality && self.active.is_none() => self.active = Some(l),
+                (ACCESS, ACCESS_REQUEST) if self.grant_locality => self.pending = Some(l),
+                (ACCESS, ACCESS_SEIZE) if self.grant_locality && self.active.is_none_or(|a| l > a) => {
+                    self.seized = self.active;
+                    self.active = Some(l);
+                }
+                (ACCESS, ACCESS_ACTIVE) if self.active == Some(l) => self.active = self.pending.take(),
                 (STS, STS_COMMAND_READY) => {
                     self.ready = true;
                     self.cmd.clear();
@@ -395,7 +427,6 @@ mod tests {
         let mut rsp = [0u8; 64];
         let n = tis.execute(&get_random_command(8), &mut rsp).unwrap();
         assert_eq!(parse_get_random(&rsp[..n]).unwrap(), &[1, 2, 3, 4, 5, 6, 7, 8]);
-        drop(tis);
         assert_eq!(tpm.sent, get_random_command(8));
     }
 
@@ -426,6 +457,39 @@ mod tests {
         let mut bad = FakeTpm::new(std::vec![0x80, 0x01, 0, 0, 0, 3, 0, 0, 0, 0]);
         let (mut tis, _) = Tis::probe(&mut bad, 0, 10).unwrap();
         assert_eq!(tis.execute(&get_random_command(1), &mut [0; 64]), Err(TisError::BadResponse));
+    }
+
+    #[test]
+    fn the_hypervisors_locality_seizes_a_lower_one_and_a_lower_one_waits() {
+        // The manager (locality 1) holds the TPM: the hypervisor's locality 2 takes it anyway.
+        let mut tpm = FakeTpm::new(random_reply(&[9]));
+        tpm.active = Some(1);
+        let (mut tis, _) = Tis::probe(&mut tpm, 2, 10).unwrap();
+        tis.execute(&get_random_command(1), &mut [0; 64]).unwrap();
+        assert_eq!((tpm.active, tpm.seized), (Some(2), Some(1)));
+
+        // The hypervisor holds it: the manager's request waits (pending), it does not take it.
+        assert_eq!(Tis::probe(&mut tpm, 1, 10).err(), Some(TisError::LocalityTimeout(1)));
+        assert_eq!((tpm.active, tpm.pending), (Some(2), Some(1)));
+        // Locality 1 cannot seize from the higher locality 2 either.
+        tpm.pending = None;
+        (&mut tpm).write8(1, ACCESS, ACCESS_SEIZE);
+        assert_eq!(tpm.active, Some(2));
+    }
+
+    #[test]
+    fn a_released_locality_is_taken_again_by_the_next_command() {
+        let mut tpm = FakeTpm::new(random_reply(&[5]));
+        let (mut tis, _) = Tis::probe(&mut tpm, 1, 10).unwrap();
+        tis.release();
+        // Released: the next command requests the locality again before it starts.
+        tis.execute(&get_random_command(1), &mut [0; 64]).unwrap();
+        tis.switch_locality(1).unwrap();
+        // Parked: released now, the given locality requested by the next command.
+        tis.park(0);
+        assert_eq!(tis.locality(), 0);
+        tis.execute(&get_random_command(1), &mut [0; 64]).unwrap();
+        assert_eq!(tpm.active, Some(0));
     }
 
     #[test]

@@ -153,14 +153,11 @@ pub(crate) fn measured_launch(boot: &BootInfo, cmdline: &CmdLine<'_>) {
     let result = ensure_started(tis)
         .and_then(|()| tis.switch_locality(MEASURE_LOCALITY).map_err(MeasureError::Locality))
         .and_then(|()| run(tis, boot, cmdline));
-    // Locality 2 is used for measured launch only; the TPM goes back to locality 0.
-    let back = tis.switch_locality(0);
+    // Locality 2 is used for measurement only. The TPM is released, not held at locality 0,
+    // so the vTPM manager's locality 1 can be granted; the next use takes its locality again.
+    tis.park(0);
     if let Err(e) = result {
         println!("measure: FATAL: {e}");
-        exit(ExitCode::Failure);
-    }
-    if let Err(e) = back {
-        println!("measure: FATAL: cannot return to TPM locality 0: {e}");
         exit(ExitCode::Failure);
     }
 }
@@ -332,8 +329,8 @@ pub(crate) fn measure_runtime(text: &str) -> Result<(), RuntimeMeasureError> {
         .switch_locality(MEASURE_LOCALITY)
         .map_err(MeasureError::Locality)
         .and_then(|()| extend_runtime(tis, text));
-    let back = tis.switch_locality(0).map_err(MeasureError::Locality);
-    result.and(back).map_err(RuntimeMeasureError)
+    tis.park(0);
+    result.map_err(RuntimeMeasureError)
 }
 
 fn extend_runtime<R: TisRegs>(tis: &mut Tis<R>, text: &str) -> Result<(), MeasureError> {

@@ -26,6 +26,7 @@ pub mod evtchn;
 pub mod grant;
 pub mod lifecycle;
 pub mod mac;
+pub mod platform_tpm;
 
 pub use audit::{AuditRing, Record, Verdict};
 pub use calls::{IpcCall, IpcError, Request, Target};

@@ -11,6 +11,7 @@ use warden_abi::device::DeviceCall;
 use warden_abi::ipc::IpcCall;
 use warden_abi::lifecycle::LifecycleCall;
 use warden_ipc::device::{ASSIGNMENT_CHECKS, device_requirement};
+use warden_ipc::platform_tpm::GRANT_CHECK;
 use warden_ipc::{Request, calls::base_requirement, lifecycle_requirement};
 use warden_policy::schema::CLASSES;
 use warden_policy::{Class, PermSet};
@@ -29,7 +30,6 @@ const WITHOUT_CHECK_SITE: &[&str] = &[
     "introspect.dirtylog",
     "vtpm.use",
     "vtpm.admin",
-    "tpm.use",
     "tpm.extend",
     "tpm.quote",
     "ioport.access",
@@ -93,6 +93,8 @@ fn dispatch_table() -> BTreeMap<String, BTreeMap<&'static str, Vec<String>>> {
     for (class, set) in ASSIGNMENT_CHECKS {
         add(class, set, "device assignment at build");
     }
+    let (class, set) = GRANT_CHECK;
+    add(class, set, "platform TPM grant at build");
     t
 }
 

@@ -309,6 +309,12 @@ impl Banks {
     /// No bank.
     pub const EMPTY: Banks = Banks(0);
 
+    /// The set holding only `alg`.
+    #[must_use]
+    pub const fn only(alg: HashAlg) -> Banks {
+        Banks(1 << slot(alg))
+    }
+
     /// Builds a set from a list.
     #[must_use]
     pub fn from_algs(algs: &[HashAlg]) -> Banks {

@@ -59,6 +59,15 @@ pub enum Command {
     EvictControl,
     FlushContext,
     Quote,
+    Create,
+    Load,
+    StartAuthSession,
+    PolicyPcr,
+    PolicyLocality,
+    Unseal,
+    NvDefineSpace,
+    NvIncrement,
+    NvRead,
 }
 
 /// Why a TPM operation failed.
@@ -109,7 +118,7 @@ impl<E: fmt::Debug> fmt::Display for Error<E> {
 }
 
 /// `TPM_RC_HANDLE`: the handle does not reference a loaded object.
-const RC_HANDLE: u32 = 0x08B;
+pub(crate) const RC_HANDLE: u32 = 0x08B;
 /// `TPM_RC_RETRY`, `TPM_RC_YIELDED`, `TPM_RC_TESTING`: send the command again.
 const RC_RETRY: u32 = 0x922;
 const RC_YIELDED: u32 = 0x908;
@@ -130,7 +139,7 @@ pub struct Blob<const N: usize> {
 }
 
 impl<const N: usize> Blob<N> {
-    fn from_marshal<T: TpmMarshal, E>(c: Command, value: &T) -> Result<Self, Error<E>> {
+    pub(crate) fn from_marshal<T: TpmMarshal, E>(c: Command, value: &T) -> Result<Self, Error<E>> {
         let mut data = [0u8; N];
         let mut w = TpmWriter::new(&mut data);
         value.marshal(&mut w).map_err(|e| Error::Build(c, e))?;
@@ -138,7 +147,7 @@ impl<const N: usize> Blob<N> {
         Ok(Blob { len, data })
     }
 
-    fn from_slice<E>(c: Command, bytes: &[u8]) -> Result<Self, Error<E>> {
+    pub(crate) fn from_slice<E>(c: Command, bytes: &[u8]) -> Result<Self, Error<E>> {
         let mut data = [0u8; N];
         data.get_mut(..bytes.len())
             .ok_or(Error::Unexpected(c, "value too large"))?
@@ -192,7 +201,7 @@ pub struct PcrSelection {
 }
 
 impl PcrSelection {
-    fn to_tpml<E>(self, c: Command) -> Result<TpmlPcrSelection, Error<E>> {
+    pub(crate) fn to_tpml<E>(self, c: Command) -> Result<TpmlPcrSelection, Error<E>> {
         let mut list = TpmlPcrSelection::new();
         let bitmap = self.pcrs.to_le_bytes();
         for alg in self.banks.iter() {
@@ -207,7 +216,7 @@ impl PcrSelection {
     }
 }
 
-fn alg_id(alg: HashAlg) -> TpmAlgId {
+pub(crate) fn alg_id(alg: HashAlg) -> TpmAlgId {
     match alg {
         HashAlg::Sha1 => TpmAlgId::Sha1,
         HashAlg::Sha256 => TpmAlgId::Sha256,
@@ -216,7 +225,7 @@ fn alg_id(alg: HashAlg) -> TpmAlgId {
     }
 }
 
-fn pw_session() -> TpmsAuthCommand {
+pub(crate) fn pw_session() -> TpmsAuthCommand {
     TpmsAuthCommand {
         session_handle: TpmHandle::new(TpmRh::Pw.value()),
         nonce: TpmBuffer::default(),
@@ -283,13 +292,23 @@ impl<T: Transport> Tpm<T> {
         command: &C,
         auth: bool,
     ) -> Result<R, Error<T::Error>> {
+        let sessions = [pw_session()];
+        self.run_with(c, command, if auth { &sessions } else { &[] })
+    }
+
+    /// Sends `command` with exactly `sessions` (password or policy) and unmarshals the response.
+    pub(crate) fn run_with<C: TpmFrame, R: TpmUnmarshalBody>(
+        &mut self,
+        c: Command,
+        command: &C,
+        sessions: &[TpmsAuthCommand],
+    ) -> Result<R, Error<T::Error>> {
         let len = {
             let mut w = TpmWriter::new(&mut self.cmd);
-            let sessions = [pw_session()];
-            let (tag, sessions): (TpmSt, &[TpmsAuthCommand]) = if auth {
-                (TpmSt::Sessions, &sessions)
+            let tag = if sessions.is_empty() {
+                TpmSt::NoSessions
             } else {
-                (TpmSt::NoSessions, &[])
+                TpmSt::Sessions
             };
             tpm_marshal_command(command, tag, sessions, &mut w).map_err(|e| Error::Build(c, e))?;
             w.len()
@@ -493,20 +512,20 @@ impl<T: Transport> Tpm<T> {
         Ok(())
     }
 
-    /// Creates the attestation key: a restricted ECC P-256 ECDSA/SHA-256 signing primary key
-    /// under the endorsement hierarchy. The same TPM always derives the same key from the same
-    /// template, so every boot gets the AK that was certified before.
-    ///
-    /// # Errors
-    ///
-    /// A command failure, or [`Error::Unexpected`] if the TPM returns another kind of key.
-    pub fn create_ak(&mut self) -> Result<AttestationKey, Error<T::Error>> {
+    /// `TPM2_CreatePrimary` of `template` under `hierarchy` (empty password), checked: the key
+    /// must be what was asked for — a TPM that returns something else is not trusted (`what`
+    /// says so).
+    pub(crate) fn create_primary(
+        &mut self,
+        hierarchy: TpmRh,
+        template: TpmtPublic,
+        what: &'static str,
+    ) -> Result<TpmCreatePrimaryResponse, Error<T::Error>> {
         let c = Command::CreatePrimary;
-        let template = ak_template();
         let r: TpmCreatePrimaryResponse = self.run(
             c,
             &TpmCreatePrimaryCommand {
-                handles: [TpmHandle::new(TpmRh::Endorsement.value())],
+                handles: [TpmHandle::new(hierarchy.value())],
                 in_sensitive: Tpm2bSensitiveCreate::default(),
                 in_public: Tpm2bPublic {
                     inner: template.clone(),
@@ -517,14 +536,30 @@ impl<T: Transport> Tpm<T> {
             true,
         )?;
         let p = &r.out_public.inner;
-        // The key must be what we asked for; a TPM that returns something else is not trusted.
         if p.object_type != template.object_type
             || p.name_alg != template.name_alg
             || p.object_attributes != template.object_attributes
             || p.parameters != template.parameters
         {
-            return Err(Error::Unexpected(c, "key differs from the AK template"));
+            return Err(Error::Unexpected(c, what));
         }
+        Ok(r)
+    }
+
+    /// Creates the attestation key: a restricted ECC P-256 ECDSA/SHA-256 signing primary key
+    /// under the endorsement hierarchy. The same TPM always derives the same key from the same
+    /// template, so every boot gets the AK that was certified before.
+    ///
+    /// # Errors
+    ///
+    /// A command failure, or [`Error::Unexpected`] if the TPM returns another kind of key.
+    pub fn create_ak(&mut self) -> Result<AttestationKey, Error<T::Error>> {
+        let c = Command::CreatePrimary;
+        let r = self.create_primary(
+            TpmRh::Endorsement,
+            ak_template(),
+            "key differs from the AK template",
+        )?;
         Ok(AttestationKey {
             handle: r.handles[0].value(),
             public: Blob::from_marshal(c, &r.out_public)?,
@@ -701,4 +736,21 @@ pub fn fuzz_response(data: &[u8]) {
         },
     );
     let _ = tpm.flush_context(0x8000_0000);
+    let _ = tpm.create_storage_primary();
+    if let Ok(sealed) = tpm.create_sealed(0x8000_0000, &[1; 32], &[2; 32]) {
+        let _ = tpm.load(0x8000_0000, &sealed);
+    }
+    let _ = tpm.start_policy_session(&[3; 16]);
+    let _ = tpm.policy_pcr(
+        0x0300_0000,
+        PcrSelection {
+            banks: Banks::from_algs(&[HashAlg::Sha256]),
+            pcrs: 0b111 << 20,
+        },
+    );
+    let _ = tpm.policy_locality(0x0300_0000, 1);
+    let _ = tpm.unseal(0x8000_0001, 0x0300_0000, &mut [0u8; 32]);
+    let _ = tpm.nv_define_counter(0x0157_0000, &[4; 32]);
+    let _ = tpm.nv_increment(0x0157_0000, 0x0300_0000);
+    let _ = tpm.nv_read_counter(0x0157_0000);
 }

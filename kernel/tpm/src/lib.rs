@@ -11,6 +11,8 @@ pub mod client;
 pub mod eventlog;
 #[cfg(feature = "host")]
 pub mod host;
+pub mod storage;
 
 pub use alg::{Banks, Digest, DigestSet, HashAlg, MultiHasher};
-pub use client::{AttestationKey, Error, PcrSelection, Quote, Tpm, Transport};
+pub use client::{AttestationKey, Blob, Error, PcrSelection, Quote, Tpm, Transport};
+pub use storage::SealedObject;

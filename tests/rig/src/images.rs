@@ -15,6 +15,7 @@ pub const IMAGE_PACKAGES: &[(&str, &str)] = &[
     ("warden-guests", "tests/guests"),
     ("warden-mgmt-domain", "mgmt/domain"),
     ("warden-vtpm-domain", "vtpm/domain"),
+    ("warden-vtpm-manager", "vtpm/manager"),
 ];
 
 /// Where the built images are.

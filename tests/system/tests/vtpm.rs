@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use std::hash::{BuildHasher, RandomState};
 
-use warden_system_tests::{BootOptions, ExitKind, Outcome, Scenario, boot, line};
+use warden_system_tests::{BootOptions, ExitKind, Outcome, Scenario, boot, expect_scenario, line};
 use warden_tpm::eventlog::Tag;
 use wardenctl::reference::{Component, Reference};
 use wardenctl::verify::{Evidence, verify};
@@ -200,4 +200,28 @@ fn two_guests_with_their_own_vtpms() {
     );
     line(&out.log, "domain vtpm1 (id 0): expected failure, met");
     line(&out.log, "domain vtpm2 (id 1): expected shutdown, met");
+}
+
+/// The vTPM manager (issue 12, item 4): the one domain whose manifest line and policy give it
+/// TIS locality 1's page reaches the platform TPM (swtpm behind QEMU's TIS) and seals there —
+/// under the PCRs the hypervisor measured into it this boot — while a domain without the grant
+/// that reads the same page is stopped at that address.
+#[test]
+fn the_vtpm_manager_alone_reaches_the_platform_tpm_and_seals_to_its_pcrs() {
+    let out = expect_scenario("vtpm-manager");
+    // The boot was measured first, at locality 2, and the TPM left free for locality 1.
+    let measured = pos(&out, "measure: 4 modules and the command line measured");
+    let manager = pos(&out, "[vtpmmgr] vtpmmgr: platform TPM at TIS locality 1");
+    assert!(
+        measured < manager,
+        "the manager spoke before the launch was measured"
+    );
+    let stop = line(&out.log, "domain snoop (id 1) stopped");
+    assert!(
+        stop.contains("memory violation") && stop.contains("addr=0xfed41000"),
+        "the snooping domain was not stopped at the TPM page: {stop}"
+    );
+    // Two saves of instance 0: the counter advanced once per save, from a fresh platform TPM.
+    let sealed = line(&out.log, "[vtpmmgr] vtpmmgr: sealed a state");
+    assert!(sealed.contains("counter 2)"), "{sealed}");
 }

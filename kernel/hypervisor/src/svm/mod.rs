@@ -4,6 +4,7 @@
 //! fault a domain can cause. The logic lives in `warden-vmm`; this module drives the hardware.
 
 mod device;
+mod tpm_grant;
 mod dispatch;
 mod guard;
 mod ipc;
@@ -202,6 +203,10 @@ pub(crate) fn run_domains(boot: &BootInfo, end_when_done: bool) {
         if !dom.refused
             && let Err(why) = device::assign(&mut mem, &mut mac, i as u32, spec, &mut dom, &doms)
         {
+            println!("domain {} (id {i}) refused: {why}", spec.name);
+            dom.refused = true;
+        }
+        if !dom.refused && let Err(why) = tpm_grant::grant(&mut mem, &mut mac, i as u32, spec, &mut dom) {
             println!("domain {} (id {i}) refused: {why}", spec.name);
             dom.refused = true;
         }
