@@ -33,6 +33,8 @@ pub mod device;
 pub mod lifecycle;
 // vTPM calls and the frontend protocol (issue 12).
 pub mod vtpm;
+// Checkpoint/restore mechanism and introspection (issue 13, calls 64..79).
+pub mod introspect;
 
 #[cfg(feature = "guest")]
 #[allow(unsafe_code)]
