@@ -24,11 +24,21 @@ pub const MXCSR_ACCEPTED: u32 = 0xffbf;
 const RFLAGS_ALLOWED: u64 = 0x3f_7fd7 & !(1 << 17);
 
 fn seg_to(s: &SegmentRecord) -> Segment {
-    Segment { selector: s.selector, attrib: s.attrib, limit: s.limit, base: s.base }
+    Segment {
+        selector: s.selector,
+        attrib: s.attrib,
+        limit: s.limit,
+        base: s.base,
+    }
 }
 
 fn seg_from(s: &Segment) -> SegmentRecord {
-    SegmentRecord { selector: s.selector, attrib: s.attrib, limit: s.limit, base: s.base }
+    SegmentRecord {
+        selector: s.selector,
+        attrib: s.attrib,
+        limit: s.limit,
+        base: s.base,
+    }
 }
 
 /// The record of a paused domain: its VMCB page, the general registers the hypervisor keeps
@@ -40,7 +50,12 @@ pub fn capture(page: &[u8; 4096], gprs: [u64; 16], fx: &[u8; 512], tsc: u64) -> 
     g[gpr::RAX] = v.rax;
     g[gpr::RSP] = v.rsp;
     let mut segments = [SegmentRecord::default(); seg::COUNT];
-    for (i, s) in [&v.es, &v.cs, &v.ss, &v.ds, &v.fs, &v.gs, &v.gdtr, &v.ldtr, &v.idtr, &v.tr].into_iter().enumerate() {
+    for (i, s) in [
+        &v.es, &v.cs, &v.ss, &v.ds, &v.fs, &v.gs, &v.gdtr, &v.ldtr, &v.idtr, &v.tr,
+    ]
+    .into_iter()
+    .enumerate()
+    {
         segments[i] = seg_from(s);
     }
     VcpuRecord {
@@ -91,7 +106,16 @@ pub fn check(r: &VcpuRecord, memory_bytes: u64, cr4_allowed: u64) -> Result<(), 
         return Err(VcpuProblem::Efer);
     }
     let s = &r.segments;
-    let addresses = [r.rip, r.kernel_gs_base, s[seg::FS].base, s[seg::GS].base, s[seg::GDTR].base, s[seg::IDTR].base, s[seg::LDTR].base, s[seg::TR].base];
+    let addresses = [
+        r.rip,
+        r.kernel_gs_base,
+        s[seg::FS].base,
+        s[seg::GS].base,
+        s[seg::GDTR].base,
+        s[seg::IDTR].base,
+        s[seg::LDTR].base,
+        s[seg::TR].base,
+    ];
     if !addresses.iter().all(|&a| canonical(a)) {
         return Err(VcpuProblem::NotCanonical);
     }
@@ -99,7 +123,12 @@ pub fn check(r: &VcpuRecord, memory_bytes: u64, cr4_allowed: u64) -> Result<(), 
         return Err(VcpuProblem::Rflags);
     }
     let cs = s[seg::CS].attrib;
-    if cs & ATTR_P == 0 || cs & ATTR_L == 0 || cs & ATTR_D != 0 || r.cpl > 3 || u32::from((cs >> 5) & 3) != r.cpl {
+    if cs & ATTR_P == 0
+        || cs & ATTR_L == 0
+        || cs & ATTR_D != 0
+        || r.cpl > 3
+        || u32::from((cs >> 5) & 3) != r.cpl
+    {
         return Err(VcpuProblem::CodeSegment);
     }
     // PWT and PCD may be set; everything else below bit 12 is reserved (no PCIDE in CR4's
@@ -177,9 +206,24 @@ mod tests {
             tsc: 123_456_789,
             ..VcpuRecord::default()
         };
-        r.segments[seg::CS] = SegmentRecord { selector: 8, attrib: 0xa9b, limit: 0xffff_ffff, base: 0 };
-        r.segments[seg::SS] = SegmentRecord { selector: 16, attrib: 0xc93, limit: 0xffff_ffff, base: 0 };
-        r.segments[seg::TR] = SegmentRecord { selector: 0, attrib: 0x8b, limit: 0x67, base: 0 };
+        r.segments[seg::CS] = SegmentRecord {
+            selector: 8,
+            attrib: 0xa9b,
+            limit: 0xffff_ffff,
+            base: 0,
+        };
+        r.segments[seg::SS] = SegmentRecord {
+            selector: 16,
+            attrib: 0xc93,
+            limit: 0xffff_ffff,
+            base: 0,
+        };
+        r.segments[seg::TR] = SegmentRecord {
+            selector: 0,
+            attrib: 0x8b,
+            limit: 0x67,
+            base: 0,
+        };
         r.gprs[gpr::RSP] = 0x1f_fff0;
         r.gprs[gpr::RAX] = 7;
         r.fx[24..26].copy_from_slice(&[0x80, 0x1f]);
@@ -191,45 +235,137 @@ mod tests {
         type Edit = fn(&mut VcpuRecord);
         let cases: &[(&str, Edit, Option<VcpuProblem>)] = &[
             ("as captured", |_| {}, None),
-            ("ring 3", |r| {
-                r.cpl = 3;
-                r.segments[seg::CS].attrib = 0xafb;
-            }, None),
+            (
+                "ring 3",
+                |r| {
+                    r.cpl = 3;
+                    r.segments[seg::CS].attrib = 0xafb;
+                },
+                None,
+            ),
             ("pending #GP", |r| r.event_inj = EVENT_INJ_GP, None),
             ("FSGSBASE allowed", |r| r.cr4 |= 1 << 16, None),
             ("version 2", |r| r.version = 2, Some(VcpuProblem::Version)),
-            ("CR0 without paging", |r| r.cr0 &= !(1 << 31), Some(VcpuProblem::Cr0)),
+            (
+                "CR0 without paging",
+                |r| r.cr0 &= !(1 << 31),
+                Some(VcpuProblem::Cr0),
+            ),
             ("CR0.CD", |r| r.cr0 |= 1 << 30, Some(VcpuProblem::Cr0)),
-            ("CR4 without PAE", |r| r.cr4 &= !(1 << 5), Some(VcpuProblem::Cr4)),
+            (
+                "CR4 without PAE",
+                |r| r.cr4 &= !(1 << 5),
+                Some(VcpuProblem::Cr4),
+            ),
             ("CR4.PCE", |r| r.cr4 |= 1 << 8, Some(VcpuProblem::Cr4)),
-            ("CR4.SMEP not offered", |r| r.cr4 |= 1 << 20, Some(VcpuProblem::Cr4)),
-            ("EFER.SVME", |r| r.efer |= EFER_SVME, Some(VcpuProblem::Efer)),
+            (
+                "CR4.SMEP not offered",
+                |r| r.cr4 |= 1 << 20,
+                Some(VcpuProblem::Cr4),
+            ),
+            (
+                "EFER.SVME",
+                |r| r.efer |= EFER_SVME,
+                Some(VcpuProblem::Efer),
+            ),
             ("EFER.SCE", |r| r.efer |= 1, Some(VcpuProblem::Efer)),
-            ("EFER without long mode", |r| r.efer = EFER_NXE, Some(VcpuProblem::Efer)),
-            ("RIP not canonical", |r| r.rip = 0x0000_8000_0000_0000, Some(VcpuProblem::NotCanonical)),
-            ("GS base not canonical", |r| r.segments[seg::GS].base = 1 << 63, Some(VcpuProblem::NotCanonical)),
-            ("IDTR not canonical", |r| r.segments[seg::IDTR].base = 0x1234_0000_0000_0000, Some(VcpuProblem::NotCanonical)),
-            ("KERNEL_GS_BASE not canonical", |r| r.kernel_gs_base = 0x00f0_0000_0000_0000, Some(VcpuProblem::NotCanonical)),
-            ("RFLAGS.VM", |r| r.rflags |= 1 << 17, Some(VcpuProblem::Rflags)),
-            ("RFLAGS reserved bit 3", |r| r.rflags |= 1 << 3, Some(VcpuProblem::Rflags)),
-            ("RFLAGS bit 1 clear", |r| r.rflags &= !2, Some(VcpuProblem::Rflags)),
-            ("RFLAGS high", |r| r.rflags |= 1 << 40, Some(VcpuProblem::Rflags)),
-            ("32-bit code", |r| r.segments[seg::CS].attrib = 0xc9b, Some(VcpuProblem::CodeSegment)),
-            ("L and D", |r| r.segments[seg::CS].attrib = 0xe9b, Some(VcpuProblem::CodeSegment)),
-            ("CS not present", |r| r.segments[seg::CS].attrib = 0xa1b, Some(VcpuProblem::CodeSegment)),
-            ("CPL 3 with a ring-0 CS", |r| r.cpl = 3, Some(VcpuProblem::CodeSegment)),
+            (
+                "EFER without long mode",
+                |r| r.efer = EFER_NXE,
+                Some(VcpuProblem::Efer),
+            ),
+            (
+                "RIP not canonical",
+                |r| r.rip = 0x0000_8000_0000_0000,
+                Some(VcpuProblem::NotCanonical),
+            ),
+            (
+                "GS base not canonical",
+                |r| r.segments[seg::GS].base = 1 << 63,
+                Some(VcpuProblem::NotCanonical),
+            ),
+            (
+                "IDTR not canonical",
+                |r| r.segments[seg::IDTR].base = 0x1234_0000_0000_0000,
+                Some(VcpuProblem::NotCanonical),
+            ),
+            (
+                "KERNEL_GS_BASE not canonical",
+                |r| r.kernel_gs_base = 0x00f0_0000_0000_0000,
+                Some(VcpuProblem::NotCanonical),
+            ),
+            (
+                "RFLAGS.VM",
+                |r| r.rflags |= 1 << 17,
+                Some(VcpuProblem::Rflags),
+            ),
+            (
+                "RFLAGS reserved bit 3",
+                |r| r.rflags |= 1 << 3,
+                Some(VcpuProblem::Rflags),
+            ),
+            (
+                "RFLAGS bit 1 clear",
+                |r| r.rflags &= !2,
+                Some(VcpuProblem::Rflags),
+            ),
+            (
+                "RFLAGS high",
+                |r| r.rflags |= 1 << 40,
+                Some(VcpuProblem::Rflags),
+            ),
+            (
+                "32-bit code",
+                |r| r.segments[seg::CS].attrib = 0xc9b,
+                Some(VcpuProblem::CodeSegment),
+            ),
+            (
+                "L and D",
+                |r| r.segments[seg::CS].attrib = 0xe9b,
+                Some(VcpuProblem::CodeSegment),
+            ),
+            (
+                "CS not present",
+                |r| r.segments[seg::CS].attrib = 0xa1b,
+                Some(VcpuProblem::CodeSegment),
+            ),
+            (
+                "CPL 3 with a ring-0 CS",
+                |r| r.cpl = 3,
+                Some(VcpuProblem::CodeSegment),
+            ),
             ("CPL 7", |r| r.cpl = 7, Some(VcpuProblem::CodeSegment)),
             ("CR3 beyond memory", |r| r.cr3 = MEM, Some(VcpuProblem::Cr3)),
-            ("CR3 far beyond memory", |r| r.cr3 = 0xdead_b000, Some(VcpuProblem::Cr3)),
-            ("CR3 reserved low bits", |r| r.cr3 |= 0x1, Some(VcpuProblem::Cr3)),
-            ("PAT reserved type", |r| r.pat = 0x0007_0406_0007_0402, Some(VcpuProblem::Msr)),
+            (
+                "CR3 far beyond memory",
+                |r| r.cr3 = 0xdead_b000,
+                Some(VcpuProblem::Cr3),
+            ),
+            (
+                "CR3 reserved low bits",
+                |r| r.cr3 |= 0x1,
+                Some(VcpuProblem::Cr3),
+            ),
+            (
+                "PAT reserved type",
+                |r| r.pat = 0x0007_0406_0007_0402,
+                Some(VcpuProblem::Msr),
+            ),
             ("DR7 breakpoint", |r| r.dr7 |= 1, Some(VcpuProblem::Msr)),
             ("DR6 changed", |r| r.dr6 = 0, Some(VcpuProblem::Msr)),
             ("LSTAR set", |r| r.lstar = 0x20_0000, Some(VcpuProblem::Msr)),
             ("SFMASK set", |r| r.sfmask = 0x200, Some(VcpuProblem::Msr)),
-            ("MXCSR reserved bit", |r| r.fx[26] = 1, Some(VcpuProblem::Fpu)),
+            (
+                "MXCSR reserved bit",
+                |r| r.fx[26] = 1,
+                Some(VcpuProblem::Fpu),
+            ),
             ("MXCSR DAZ", |r| r.fx[24] |= 0x40, Some(VcpuProblem::Fpu)),
-            ("pending event not ours", |r| r.event_inj = 0x8000_0e0e, Some(VcpuProblem::Fpu)),
+            (
+                "pending event not ours",
+                |r| r.event_inj = 0x8000_0e0e,
+                Some(VcpuProblem::Fpu),
+            ),
         ];
         for (what, edit, want) in cases {
             let mut r = good();
@@ -240,12 +376,19 @@ mod tests {
 
     #[test]
     fn a_captured_vmcb_restores_to_the_same_state_with_the_hypervisors_control_area() {
-        let p = VmcbParams { asid: 5, iopm_pa: 0x10_0000, msrpm_pa: 0x20_0000 };
+        let p = VmcbParams {
+            asid: 5,
+            iopm_pa: 0x10_0000,
+            msrpm_pa: 0x20_0000,
+        };
         let r = good();
         let v = restored_vmcb(&r, 0x30_0000, p);
         assert_eq!(v.check(), Ok(()));
         assert_eq!(v.efer, DOMAIN_EFER | EFER_SVME);
-        assert_eq!((v.asid, v.n_cr3, v.intercept_misc2), (5, 0x30_0000, crate::construct::INTERCEPT_MISC2));
+        assert_eq!(
+            (v.asid, v.n_cr3, v.intercept_misc2),
+            (5, 0x30_0000, crate::construct::INTERCEPT_MISC2)
+        );
         let mut page = [0u8; 4096];
         v.encode(&mut page);
         let mut gprs = r.gprs;

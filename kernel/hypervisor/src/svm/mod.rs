@@ -6,6 +6,7 @@
 mod device;
 mod dispatch;
 mod guard;
+mod introspect;
 mod ipc;
 mod lifecycle;
 mod timer;
@@ -65,6 +66,8 @@ pub(super) struct Dom {
     verified: Option<(u64, u64, u8)>,
     /// Run-time lifecycle state (`svm/lifecycle.rs`).
     life: lifecycle::Life,
+    /// Checkpoint/restore state (`svm/introspect.rs`).
+    intro: introspect::Intro,
 }
 
 impl Dom {
@@ -94,6 +97,7 @@ impl Dom {
             // Devices come only from the boot manifest (`device::assign`).
             device: None,
             life,
+            intro: introspect::Intro::default(),
         }
     }
 }
@@ -542,6 +546,9 @@ impl Runner {
         }
         if let Some(call) = warden_abi::vtpm::VtpmCall::from_raw(rax) {
             return self.vtpm_hypercall(id, call, args.args);
+        }
+        if let Some(call) = warden_abi::introspect::IntrospectCall::from_raw(rax) {
+            return self.introspect_hypercall(id, call, args.args);
         }
         let (status, value, action) =
             dispatch::dispatch(&mut self.mem, &mut self.doms[i], id.0, args, &mut self.mac);

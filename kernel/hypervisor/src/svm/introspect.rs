@@ -1,0 +1,339 @@
+//! The checkpoint/restore mechanism (`INTROSPECT_BASE..`, issue 13 part A): a deprivileged
+//! service reads a paused domain's pages and vCPU record, and rebuilds it as a new domain
+//! that continues where it stopped. Mechanism only: what the service does with the bytes
+//! (format, encryption, signature) is its own business (docs/checkpoint.md).
+//!
+//! Order of every call, as the lifecycle calls: resolve the target, **check the policy** (one
+//! site per call, `warden_ipc::introspect::introspect_requirement`; audited as the policy says),
+//! check the state, validate the buffers (an output buffer must be writable by the caller
+//! through its own page tables), then act. A refused call changes nothing.
+
+use warden_abi::Status;
+use warden_abi::introspect::{IntrospectCall, IntrospectError, TargetInfo, VcpuRecord, gpr};
+use warden_abi::{START_INFO_MAGIC, StartInfo, to_fixed};
+use warden_core::frame::FrameAlloc;
+use warden_core::mem::{PAGE_SIZE, PhysMem};
+use warden_core::paging::PageTable;
+use warden_hw::svm::{FxState, GuestRegs};
+use warden_ipc::introspect::introspect_requirement;
+use warden_ipc::{DomId, Refusal};
+use warden_vmm::construct::{self, VmcbParams};
+use warden_vmm::domain::reported_state;
+use warden_vmm::layout::START_INFO;
+use warden_vmm::sched::{DomainId, State};
+use warden_vmm::vcpu;
+use warden_vmm::vmcb::{field, get, set};
+
+use super::lifecycle::{Done, Fail};
+use super::{Next, Runner};
+
+/// A domain's checkpoint/restore state.
+#[derive(Debug, Default)]
+pub(super) struct Intro {
+    /// Created by `RestoreCreate` and not yet given its vCPU: only the restore calls apply.
+    pub(super) restoring: bool,
+}
+
+fn refused(e: IntrospectError) -> Fail {
+    Fail::Refused(Refusal {
+        status: Status::InvalidArgument,
+        detail: e as u64,
+    })
+}
+
+fn dom_id(raw: u64) -> Result<DomId, Fail> {
+    u32::try_from(raw)
+        .map(DomId)
+        .map_err(|_| Fail::Refused(warden_abi::lifecycle::LifecycleError::NoSuchDomain.into()))
+}
+
+fn gprs_of(r: &GuestRegs) -> [u64; 16] {
+    // RAX and RSP live in the VMCB (filled in by `vcpu::capture`).
+    [
+        0, r.rcx, r.rdx, r.rbx, 0, r.rbp, r.rsi, r.rdi, r.r8, r.r9, r.r10, r.r11, r.r12, r.r13,
+        r.r14, r.r15,
+    ]
+}
+
+fn regs_of(g: &[u64; 16]) -> GuestRegs {
+    GuestRegs {
+        rbx: g[gpr::RBX],
+        rcx: g[gpr::RCX],
+        rdx: g[gpr::RDX],
+        rsi: g[gpr::RSI],
+        rdi: g[gpr::RDI],
+        rbp: g[gpr::RBP],
+        r8: g[8],
+        r9: g[9],
+        r10: g[10],
+        r11: g[11],
+        r12: g[12],
+        r13: g[13],
+        r14: g[14],
+        r15: g[15],
+    }
+}
+
+impl Runner {
+    /// Handles an introspection hypercall (numbers `INTROSPECT_BASE..`) of domain `id`.
+    pub(super) fn introspect_hypercall(
+        &mut self,
+        id: DomainId,
+        call: IntrospectCall,
+        args: [u64; 5],
+    ) -> Next {
+        let i = id.0 as usize;
+        let (status, value) = match self.introspect(id.0, call, args) {
+            Ok(v) => (Status::Ok, v),
+            Err(Fail::Denied) => (Status::Denied, 0),
+            Err(Fail::Refused(r)) => (r.status, r.detail),
+        };
+        set(&mut self.mem, self.doms[i].vmcb, field::RAX, status as u64);
+        self.doms[i].regs.rdx = value;
+        Next::Continue
+    }
+
+    fn introspect(&mut self, caller: u32, call: IntrospectCall, a: [u64; 5]) -> Done {
+        let (hc, req) = (call as u64, introspect_requirement(call));
+        match call {
+            IntrospectCall::TargetInfo => {
+                let dom = dom_id(a[0])?;
+                let i = self.checked_target_for(caller, dom, hc, req, false)?;
+                let out = self.caller_out_range(caller, a[1], TargetInfo::SIZE as u64)?;
+                let d = &self.doms[i];
+                let info = TargetInfo {
+                    domain_id: dom.0,
+                    state: reported_state(self.sched.state(DomainId(dom.0)), self.ended(i)) as u32,
+                    memory_bytes: d.memory_bytes,
+                    priority: u32::from(d.priority),
+                    in_flight: u32::from(self.mac.in_flight(dom.0)),
+                    name: to_fixed(&d.name),
+                    label: to_fixed(&d.label),
+                };
+                self.mem.write(out, &info.to_bytes());
+                Ok(0)
+            }
+            IntrospectCall::ReadPage => {
+                let i = self.captured(caller, a[0], hc, req)?;
+                let at = self.page(i, a[1])?;
+                let out = self.caller_out_range(caller, a[2], PAGE_SIZE)?;
+                let mut page = [0u8; PAGE_SIZE as usize];
+                self.mem.read(at, &mut page);
+                self.mem.write(out, &page);
+                Ok(0)
+            }
+            IntrospectCall::GetVcpu => {
+                let i = self.captured(caller, a[0], hc, req)?;
+                let out = self.caller_out_range(caller, a[1], VcpuRecord::SIZE as u64)?;
+                let rec = self.vcpu_record(i);
+                self.mem.write(out, &rec.to_bytes());
+                Ok(0)
+            }
+            IntrospectCall::RestoreCreate => {
+                let id = self.create_domain(caller, a[0], hc, req)?;
+                let d = &mut self.doms[id as usize];
+                d.intro.restoring = true;
+                // Nothing of the frames' previous owner may show through a page the restore
+                // does not write.
+                let r = d.region;
+                self.mem.zero(r.hpa, r.bytes);
+                println!(
+                    "introspect: domain {} (id {id}) restoring, by domain {caller}",
+                    self.doms[id as usize].name
+                );
+                Ok(u64::from(id))
+            }
+            IntrospectCall::RestorePage => {
+                let i = self.restoring(caller, a[0], hc, req)?;
+                let at = self.page(i, a[1])?;
+                let src = self.caller_range(caller, a[2], PAGE_SIZE)?;
+                let mut page = [0u8; PAGE_SIZE as usize];
+                self.mem.read(src, &mut page);
+                self.mem.write(at, &page);
+                Ok(0)
+            }
+            IntrospectCall::SetVcpu => {
+                let i = self.restoring(caller, a[0], hc, req)?;
+                let src = self.caller_range(caller, a[1], VcpuRecord::SIZE as u64)?;
+                let mut raw = [0u8; VcpuRecord::SIZE];
+                self.mem.read(src, &mut raw);
+                self.restore_vcpu(caller, i, &VcpuRecord::from_bytes(&raw))?;
+                Ok(0)
+            }
+        }
+    }
+
+    /// A capture target: checked, not the caller, paused by the lifecycle call, built, not
+    /// being restored, holding nothing a checkpoint does not capture.
+    fn captured(
+        &mut self,
+        caller: u32,
+        raw: u64,
+        hc: u64,
+        req: (warden_policy::Class, warden_policy::PermSet),
+    ) -> Result<usize, Fail> {
+        let dom = dom_id(raw)?;
+        let i = self.checked_target_for(caller, dom, hc, req, true)?;
+        let d = &self.doms[i];
+        if d.intro.restoring || !d.life.built {
+            return Err(refused(IntrospectError::NotRestoring));
+        }
+        if self.sched.state(DomainId(dom.0)) != State::Paused {
+            return Err(refused(IntrospectError::Running));
+        }
+        if !d.life.windows.is_empty() {
+            return Err(refused(IntrospectError::HasWindows));
+        }
+        if self.mac.in_flight(dom.0) {
+            return Err(refused(IntrospectError::InFlight));
+        }
+        Ok(i)
+    }
+
+    /// A restore target: checked, and created by `RestoreCreate` without its vCPU yet.
+    fn restoring(
+        &mut self,
+        caller: u32,
+        raw: u64,
+        hc: u64,
+        req: (warden_policy::Class, warden_policy::PermSet),
+    ) -> Result<usize, Fail> {
+        let dom = dom_id(raw)?;
+        let i = self.checked_target_for(caller, dom, hc, req, true)?;
+        if !self.doms[i].intro.restoring || self.sched.state(DomainId(dom.0)) != State::Building {
+            return Err(refused(IntrospectError::NotRestoring));
+        }
+        Ok(i)
+    }
+
+    /// The host-physical address of page `index` of domain `i`.
+    fn page(&self, i: usize, index: u64) -> Result<u64, Fail> {
+        let d = &self.doms[i];
+        if index >= d.memory_bytes / PAGE_SIZE {
+            return Err(refused(IntrospectError::PageOutOfRange));
+        }
+        Ok(d.region.hpa + index * PAGE_SIZE)
+    }
+
+    /// The vCPU record of paused domain `i`.
+    fn vcpu_record(&mut self, i: usize) -> VcpuRecord {
+        // Its x87/SSE state is in the registers if it was the last to run (never the case for
+        // a paused target while the caller runs, but cheap to make certain).
+        if self.fx_owner == Some(DomainId(i as u32)) {
+            warden_hw::svm::fxsave(&mut self.doms[i].fx);
+        }
+        let d = &self.doms[i];
+        let mut page = [0u8; 4096];
+        self.mem.read(d.vmcb, &mut page);
+        // Its TSC stands still while it is out (`guard::switch_to`): the value it last saw.
+        let offset = get(&self.mem, d.vmcb, field::TSC_OFFSET);
+        let tsc = if d.tsc_out == 0 {
+            0
+        } else {
+            d.tsc_out.wrapping_add(offset)
+        };
+        vcpu::capture(&page, gprs_of(&d.regs), d.fx.image(), tsc)
+    }
+
+    /// `SetVcpu`: checks the record, gives domain `i` nested page tables and a VMCB holding it,
+    /// measures the domain (memory and vCPU digests) and marks it built.
+    fn restore_vcpu(&mut self, caller: u32, i: usize, rec: &VcpuRecord) -> Result<(), Fail> {
+        let d = &self.doms[i];
+        let bad = |p: warden_abi::introspect::VcpuProblem| {
+            Fail::Refused(Refusal {
+                status: Status::InvalidArgument,
+                detail: p.detail(),
+            })
+        };
+        vcpu::check(rec, d.memory_bytes, self.cr4_allowed).map_err(bad)?;
+        let fx =
+            FxState::from_image(&rec.fx).ok_or(bad(warden_abi::introspect::VcpuProblem::Fpu))?;
+        let region = d.region;
+        let memory = crate::measure::sha256_hex_with(|h| {
+            let mut page = [0u8; PAGE_SIZE as usize];
+            for p in 0..region.bytes / PAGE_SIZE {
+                self.mem.read(region.hpa + p * PAGE_SIZE, &mut page);
+                h.update(&page);
+            }
+        });
+        let text = alloc::format!(
+            "restored:{} id={i} label={} memory=sha256:{memory} vcpu=sha256:{}",
+            d.name,
+            d.label,
+            crate::measure::sha256_hex(&rec.to_bytes())
+        );
+        let no_memory = || Fail::Refused(warden_abi::lifecycle::LifecycleError::NoMemory.into());
+        let mem = &mut self.mem;
+        let npt = crate::memory::with_frames(|f| construct::build_npt(mem, f, region))
+            .map_err(|_| no_memory())?;
+        let params = VmcbParams {
+            asid: i as u32 + 1,
+            iopm_pa: self.host.iopm,
+            msrpm_pa: self.host.msrpm,
+        };
+        let v = vcpu::restored_vmcb(rec, npt, params);
+        let frame = match (v.check(), crate::memory::with_frames(|f| f.alloc())) {
+            (Ok(()), Ok(frame)) => frame,
+            (_, frame) => {
+                crate::memory::with_frames(|f| {
+                    PageTable::from_root(npt, 0).free_tables(&self.mem, f);
+                    if let Ok(frame) = frame {
+                        let _ = f.free(frame);
+                    }
+                });
+                return Err(bad(warden_abi::introspect::VcpuProblem::CodeSegment));
+            }
+        };
+        if let Err(e) = crate::measure::measure_runtime(&text) {
+            println!(
+                "introspect: domain {} (id {i}) not measured ({e}): it will not run",
+                self.doms[i].name
+            );
+            crate::memory::with_frames(|f| {
+                PageTable::from_root(npt, 0).free_tables(&self.mem, f);
+                let _ = f.free(frame);
+            });
+            return Err(Fail::Refused(
+                warden_abi::lifecycle::LifecycleError::Unmeasured.into(),
+            ));
+        }
+        let mut page = [0u8; 4096];
+        v.encode(&mut page);
+        self.mem.write(frame.addr(), &page);
+        set(
+            &mut self.mem,
+            frame.addr(),
+            field::KERNEL_GS_BASE,
+            rec.kernel_gs_base,
+        );
+        // Its TSC continues from the captured value: `switch_to` subtracts the host TSC at its
+        // first run (`tsc_out` 0), leaving exactly this offset's worth.
+        set(&mut self.mem, frame.addr(), field::TSC_OFFSET, rec.tsc);
+        // The start-info page tells the domain its id: keep it true for the new one.
+        let d = &mut self.doms[i];
+        let at = d.region.hpa + START_INFO;
+        let mut raw = [0u8; StartInfo::SIZE];
+        self.mem.read(at, &mut raw);
+        let mut info = StartInfo::from_bytes(&raw);
+        if info.magic == START_INFO_MAGIC {
+            info.domain_id = i as u32;
+            self.mem.write(at, &info.to_bytes());
+        }
+        d.vmcb = frame.addr();
+        d.regs = regs_of(&rec.gprs);
+        d.fx = alloc::boxed::Box::new(fx);
+        d.tsc_out = 0;
+        d.injected = rec.event_inj != 0;
+        d.first_run = true;
+        d.intro.restoring = false;
+        d.life.built = true;
+        println!(
+            "introspect: domain {} (id {i}) restored by domain {caller}: rip {:#x}, {} MiB, ASID {}",
+            d.name,
+            rec.rip,
+            d.memory_bytes >> 20,
+            i + 1
+        );
+        Ok(())
+    }
+}
