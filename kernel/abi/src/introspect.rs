@@ -52,16 +52,29 @@ pub enum IntrospectCall {
     /// as `IntrospectError::BadVcpu as u64 | problem << 8`). Measures the restored domain
     /// (memory and vCPU digests) and makes it built: `DomainUnpause` then starts it.
     SetVcpu = 69,
+    /// `RDI` = domain id. Checks `introspect { dirtylog }`. Starts (or restarts) tracking the
+    /// pages the domain writes: its nested page tables are rebuilt with 4 KiB read-only leaves,
+    /// and the first write to each page is recorded and made writable again. Refused for a
+    /// domain holding channels or grants ([`IntrospectError::InFlight`]).
+    DirtyStart = 70,
+    /// `RDI` = domain id, `RSI` = address of a bitmap buffer the caller can write, `RDX` = its
+    /// length in bytes (at least one bit per page: `memory_bytes / 4096 / 8`). Checks
+    /// `introspect { dirtylog }`. Writes the bitmap of pages written since tracking started
+    /// or since the last fetch (bit `p % 8` of byte `p / 8` for page `p`), clears it and
+    /// write-protects those pages again. Value: the number of pages set.
+    DirtyFetch = 71,
 }
 
 impl IntrospectCall {
-    pub const ALL: [IntrospectCall; 6] = [
+    pub const ALL: [IntrospectCall; 8] = [
         IntrospectCall::TargetInfo,
         IntrospectCall::ReadPage,
         IntrospectCall::GetVcpu,
         IntrospectCall::RestoreCreate,
         IntrospectCall::RestorePage,
         IntrospectCall::SetVcpu,
+        IntrospectCall::DirtyStart,
+        IntrospectCall::DirtyFetch,
     ];
 
     pub const fn from_raw(raw: u64) -> Option<IntrospectCall> {
@@ -72,6 +85,8 @@ impl IntrospectCall {
             67 => IntrospectCall::RestoreCreate,
             68 => IntrospectCall::RestorePage,
             69 => IntrospectCall::SetVcpu,
+            70 => IntrospectCall::DirtyStart,
+            71 => IntrospectCall::DirtyFetch,
             _ => return None,
         })
     }
@@ -84,6 +99,8 @@ impl IntrospectCall {
             IntrospectCall::RestoreCreate => "restore_create",
             IntrospectCall::RestorePage => "restore_page",
             IntrospectCall::SetVcpu => "introspect_set_vcpu",
+            IntrospectCall::DirtyStart => "dirty_log_start",
+            IntrospectCall::DirtyFetch => "dirty_log_fetch",
         }
     }
 }
@@ -105,16 +122,22 @@ pub enum IntrospectError {
     NotRestoring = 36,
     /// The target maps boot images (a window the restore could not recreate faithfully).
     HasWindows = 37,
+    /// Dirty logging was not started for the domain.
+    NotTracking = 38,
+    /// The bitmap buffer is shorter than one bit per page.
+    ShortBitmap = 39,
 }
 
 impl IntrospectError {
-    pub const ALL: [IntrospectError; 6] = [
+    pub const ALL: [IntrospectError; 8] = [
         IntrospectError::Running,
         IntrospectError::PageOutOfRange,
         IntrospectError::BadVcpu,
         IntrospectError::InFlight,
         IntrospectError::NotRestoring,
         IntrospectError::HasWindows,
+        IntrospectError::NotTracking,
+        IntrospectError::ShortBitmap,
     ];
 
     /// The error in `RDX`'s low byte, if it is one of these.
@@ -134,6 +157,8 @@ impl IntrospectError {
             IntrospectError::InFlight => "event channels or grants in flight",
             IntrospectError::NotRestoring => "domain is not (or is) being restored",
             IntrospectError::HasWindows => "domain maps boot images",
+            IntrospectError::NotTracking => "dirty logging not started",
+            IntrospectError::ShortBitmap => "bitmap shorter than one bit per page",
         }
     }
 }
@@ -501,7 +526,7 @@ mod tests {
             assert!((64..80).contains(&(c as u64)), "{}", c.name());
         }
         assert_eq!(IntrospectCall::from_raw(63), None);
-        assert_eq!(IntrospectCall::from_raw(70), None);
+        assert_eq!(IntrospectCall::from_raw(72), None);
         for e in IntrospectError::ALL {
             assert_eq!(IntrospectError::from_raw(e as u64), Some(e));
         }

@@ -16,6 +16,7 @@ pub const fn introspect_requirement(call: IntrospectCall) -> (Class, PermSet) {
         // being restored can be written this way (that would be `writemem`).
         IntrospectCall::RestoreCreate | IntrospectCall::RestorePage => perms::introspect::RESTORE,
         IntrospectCall::SetVcpu => perms::introspect::SETVCPU,
+        IntrospectCall::DirtyStart | IntrospectCall::DirtyFetch => perms::introspect::DIRTYLOG,
     };
     (Class::Introspect, p)
 }

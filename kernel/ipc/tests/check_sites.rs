@@ -24,7 +24,6 @@ const WITHOUT_CHECK_SITE: &[&str] = &[
     "introspect.writemem",
     "introspect.migrate_out",
     "introspect.migrate_in",
-    "introspect.dirtylog",
     "vtpm.use",
     "vtpm.admin",
     "tpm.use",

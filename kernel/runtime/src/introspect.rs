@@ -1,5 +1,5 @@
 //! Typed wrappers for the checkpoint/restore mechanism calls (64..79): target information,
-//! page and vCPU capture of a paused domain, and the restore sequence.
+//! page and vCPU capture of a paused domain, the restore sequence, dirty logging.
 //!
 //! Every call is checked by the hypervisor's MAC policy (`introspect { … }`); a refusal is
 //! [`IntroFail::Denied`], a wrong request names its reason.
@@ -129,4 +129,30 @@ pub fn set_vcpu(id: u32, rec: &VcpuRecord) -> Result<(), IntroFail> {
         [id.into(), b.as_ptr() as u64, 0, 0, 0],
     )
     .map(|_| ())
+}
+
+/// Starts tracking the pages domain `id` writes.
+///
+/// # Errors
+/// See [`IntroFail`].
+pub fn dirty_start(id: u32) -> Result<(), IntroFail> {
+    call(IntrospectCall::DirtyStart, [id.into(), 0, 0, 0, 0]).map(|_| ())
+}
+
+/// Fetches and clears the bitmap of pages domain `id` wrote (bit `p % 8` of byte `p / 8`);
+/// returns how many are set.
+///
+/// # Errors
+/// See [`IntroFail`].
+pub fn dirty_fetch(id: u32, bitmap: &mut [u8]) -> Result<u64, IntroFail> {
+    call(
+        IntrospectCall::DirtyFetch,
+        [
+            id.into(),
+            bitmap.as_mut_ptr() as u64,
+            bitmap.len() as u64,
+            0,
+            0,
+        ],
+    )
 }

@@ -245,6 +245,23 @@ pub fn build_npt<M: PhysMem>(mem: &mut M, frames: &mut impl FrameAlloc, region: 
     Ok(npt.root())
 }
 
+/// The nested page tables of dirty logging: the mappings of [`build_npt`] in 4 KiB leaves, all
+/// read-only, so that the first write to each page exits (and is recorded). Returns nCR3; on
+/// failure the tables built so far are freed.
+pub fn build_npt_tracked<M: PhysMem>(mem: &mut M, frames: &mut impl FrameAlloc, region: Region) -> Result<u64, MapError> {
+    let npt = PageTable::new(mem, frames, flags::WRITABLE | flags::USER)?;
+    for gpa in (0..region.bytes).step_by(PAGE_SIZE as usize) {
+        if HOLES.contains(&gpa) {
+            continue;
+        }
+        if let Err(e) = npt.map(mem, frames, gpa, region.hpa + gpa, PageSize::Small, flags::USER) {
+            PageTable::from_root(npt.root(), 0).free_tables(mem, frames);
+            return Err(e);
+        }
+    }
+    Ok(npt.root())
+}
+
 /// Host addresses the VMCB refers to.
 #[derive(Debug, Clone, Copy)]
 pub struct VmcbParams {

@@ -3,7 +3,9 @@
 //! the restored counter goes on from exactly the step after the last one the original printed
 //! before it was paused (its registers, stack and memory came back), its planted x87/SSE state
 //! is intact, the restored domain was measured with the digest of the pages it was given, and
-//! the management domain's attempts were denied and audited.
+//! the management domain's attempts were denied and audited. Dirty logging of the restored
+//! counter names exactly the heap pages it says it wrote while tracked, none of the three it
+//! left alone, and nothing while it was paused.
 
 use warden_system_tests::{ExitKind, Outcome, expect_scenario};
 
@@ -98,4 +100,71 @@ fn a_restored_domain_continues_where_the_checkpointed_one_stopped() {
             .unwrap_or_else(|| panic!("no audited denial of {perm}"));
         assert!(l.contains("mgmt_t") && l.contains("counter_t"), "{l}");
     }
+
+    // Dirty logging: within the counter's six heap pages, the bitmap holds exactly the pages
+    // the counter reported writing while it was tracked.
+    let heap = out
+        .log
+        .lines()
+        .find_map(|l| l.split_once("[counter] counter: heap pages at "))
+        .unwrap()
+        .1;
+    let (lo, hi) = heap.split_once("..").unwrap();
+    let num = |s: &str| u64::from_str_radix(s.trim().trim_start_matches("0x"), 16).unwrap();
+    let (lo, hi) = (num(lo), num(hi));
+    assert_eq!(hi - lo, 6 * 4096);
+    let start = pos(
+        &out,
+        "introspect: dirty logging of domain counter2 (id 3) started",
+    );
+    let stop = start
+        + out
+            .log
+            .lines()
+            .skip(start)
+            .position(|l| l.contains("lifecycle: domain counter2 (id 3) paused by domain 0"))
+            .unwrap();
+    let written: std::collections::BTreeSet<u64> = out
+        .log
+        .lines()
+        .skip(start)
+        .take(stop - start)
+        .filter(|l| l.contains("[counter2] count="))
+        .map(|l| num(l.split_once("wrote=").unwrap().1.split(':').next().unwrap()) & !0xfff)
+        .collect();
+    let tracked_steps = out
+        .log
+        .lines()
+        .skip(start)
+        .take(stop - start)
+        .filter(|l| l.contains("[counter2] count="))
+        .count();
+    assert!(
+        tracked_steps >= 3,
+        "only {tracked_steps} steps while tracked"
+    );
+    assert_eq!(
+        written,
+        (0..3).map(|k| lo + 2 * k * 4096).collect(),
+        "the counter cycles through the even pages"
+    );
+    let dirty_line = out
+        .log
+        .lines()
+        .find_map(|l| l.split_once("[ckpt] ckpt: dirty pages ("))
+        .unwrap()
+        .1;
+    let (n, list) = dirty_line.split_once("):").unwrap();
+    let dirty: std::collections::BTreeSet<u64> = list.split_whitespace().map(num).collect();
+    assert_eq!(dirty.len(), n.parse::<usize>().unwrap());
+    let in_heap: std::collections::BTreeSet<u64> = dirty
+        .iter()
+        .copied()
+        .filter(|&p| (lo..hi).contains(&p))
+        .collect();
+    assert_eq!(
+        in_heap, written,
+        "dirty heap pages {in_heap:x?}, written {written:x?}"
+    );
+    assert!(dirty.iter().all(|&p| p < 3 << 20), "{dirty:x?}");
 }

@@ -24,6 +24,9 @@ use warden_vmm::sched::{DomainId, State};
 use warden_vmm::vcpu;
 use warden_vmm::vmcb::{field, get, set};
 
+use alloc::vec::Vec;
+use warden_core::paging::{MapError, PageSize, flags};
+
 use super::lifecycle::{Done, Fail};
 use super::{Next, Runner};
 
@@ -32,6 +35,8 @@ use super::{Next, Runner};
 pub(super) struct Intro {
     /// Created by `RestoreCreate` and not yet given its vCPU: only the restore calls apply.
     pub(super) restoring: bool,
+    /// Dirty logging: one bit per page written since the last fetch (`DirtyStart`).
+    dirty: Option<Vec<u64>>,
 }
 
 fn refused(e: IntrospectError) -> Fail {
@@ -152,6 +157,15 @@ impl Runner {
                 self.mem.write(at, &page);
                 Ok(0)
             }
+            IntrospectCall::DirtyStart => {
+                let i = self.tracked(caller, a[0], hc, req)?;
+                self.dirty_start(i)?;
+                Ok(0)
+            }
+            IntrospectCall::DirtyFetch => {
+                let i = self.tracked(caller, a[0], hc, req)?;
+                self.dirty_fetch(caller, i, a[1], a[2])
+            }
             IntrospectCall::SetVcpu => {
                 let i = self.restoring(caller, a[0], hc, req)?;
                 let src = self.caller_range(caller, a[1], VcpuRecord::SIZE as u64)?;
@@ -188,6 +202,132 @@ impl Runner {
             return Err(refused(IntrospectError::InFlight));
         }
         Ok(i)
+    }
+
+    /// A dirty-logging target: checked, not the caller, built, not being restored, no boot
+    /// windows (their mappings live in the nested tables that tracking replaces).
+    fn tracked(
+        &mut self,
+        caller: u32,
+        raw: u64,
+        hc: u64,
+        req: (warden_policy::Class, warden_policy::PermSet),
+    ) -> Result<usize, Fail> {
+        let dom = dom_id(raw)?;
+        let i = self.checked_target_for(caller, dom, hc, req, true)?;
+        let d = &self.doms[i];
+        if d.intro.restoring || !d.life.built {
+            return Err(refused(IntrospectError::NotRestoring));
+        }
+        if !d.life.windows.is_empty() {
+            return Err(refused(IntrospectError::HasWindows));
+        }
+        Ok(i)
+    }
+
+    /// `DirtyStart`: nested tables with read-only 4 KiB leaves replace domain `i`'s own (whose
+    /// tables are freed), and an empty bitmap starts. Grant mappings would live in the replaced
+    /// tables: a domain holding grants or channels is refused.
+    fn dirty_start(&mut self, i: usize) -> Result<(), Fail> {
+        if self.mac.in_flight(i as u32) {
+            return Err(refused(IntrospectError::InFlight));
+        }
+        let no_memory = || Fail::Refused(warden_abi::lifecycle::LifecycleError::NoMemory.into());
+        let d = &self.doms[i];
+        let pages = (d.memory_bytes / PAGE_SIZE) as usize;
+        let mut bits = Vec::new();
+        bits.try_reserve_exact(pages.div_ceil(64))
+            .map_err(|_| no_memory())?;
+        bits.resize(pages.div_ceil(64), 0u64);
+        let (region, vmcb) = (d.region, d.vmcb);
+        let old = get(&self.mem, vmcb, field::N_CR3);
+        let mem = &mut self.mem;
+        let npt = crate::memory::with_frames(|f| construct::build_npt_tracked(mem, f, region))
+            .map_err(|_| no_memory())?;
+        set(&mut self.mem, vmcb, field::N_CR3, npt);
+        crate::memory::with_frames(|f| PageTable::from_root(old, 0).free_tables(&self.mem, f));
+        let d = &mut self.doms[i];
+        d.first_run = true;
+        d.intro.dirty = Some(bits);
+        println!(
+            "introspect: dirty logging of domain {} (id {i}) started: {pages} pages write-protected",
+            d.name
+        );
+        Ok(())
+    }
+
+    /// `DirtyFetch`: the bitmap into the caller's buffer, cleared, its pages protected again.
+    fn dirty_fetch(&mut self, caller: u32, i: usize, gpa: u64, len: u64) -> Done {
+        let d = &self.doms[i];
+        let Some(bits) = d.intro.dirty.as_ref() else {
+            return Err(refused(IntrospectError::NotTracking));
+        };
+        let pages = d.memory_bytes / PAGE_SIZE;
+        let need = pages.div_ceil(8);
+        if len < need {
+            return Err(refused(IntrospectError::ShortBitmap));
+        }
+        let out = self.caller_out_range(caller, gpa, need)?;
+        let mut bytes = Vec::new();
+        bytes
+            .try_reserve_exact(need as usize)
+            .map_err(|_| Fail::Refused(warden_abi::lifecycle::LifecycleError::NoMemory.into()))?;
+        bytes.extend(
+            bits.iter()
+                .flat_map(|w| w.to_le_bytes())
+                .take(need as usize),
+        );
+        self.mem.write(out, &bytes);
+        let d = &mut self.doms[i];
+        let npt = PageTable::from_root(get(&self.mem, d.vmcb, field::N_CR3), 0);
+        let bits = d.intro.dirty.as_mut().expect("checked above");
+        let mut count = 0u64;
+        for (w, word) in bits.iter_mut().enumerate() {
+            let mut rest = *word;
+            while rest != 0 {
+                let p = w as u64 * 64 + u64::from(rest.trailing_zeros());
+                rest &= rest - 1;
+                count += 1;
+                let mem = &mut self.mem;
+                let _ =
+                    crate::memory::with_frames(|f| reprotect(mem, f, &npt, d.region.hpa, p, false));
+            }
+            *word = 0;
+        }
+        d.first_run = true;
+        Ok(count)
+    }
+
+    /// A nested page fault of domain `i`: if it is a write to a page dirty logging protected,
+    /// the page is recorded and made writable, and the domain resumes (`true`). Anything else
+    /// (`false`) stops the domain as before.
+    pub(super) fn dirty_fault(&mut self, i: usize, f: &warden_vmm::exit::NestedFault) -> bool {
+        let d = &mut self.doms[i];
+        let Some(bits) = d.intro.dirty.as_mut() else {
+            return false;
+        };
+        let p = f.gpa / PAGE_SIZE;
+        if !f.present
+            || !f.write
+            || f.fetch
+            || f.gpa >= d.memory_bytes
+            || bits[(p / 64) as usize] & 1 << (p % 64) != 0
+        {
+            return false;
+        }
+        let npt = PageTable::from_root(get(&self.mem, d.vmcb, field::N_CR3), 0);
+        // Only a leaf tracking made read-only: the domain's own page, at its own frame.
+        if npt.translate(&self.mem, p * PAGE_SIZE) != Some(d.region.hpa + p * PAGE_SIZE) {
+            return false;
+        }
+        let mem = &mut self.mem;
+        if crate::memory::with_frames(|fr| reprotect(mem, fr, &npt, d.region.hpa, p, true)).is_err()
+        {
+            return false;
+        }
+        bits[(p / 64) as usize] |= 1 << (p % 64);
+        d.first_run = true;
+        true
     }
 
     /// A restore target: checked, and created by `RestoreCreate` without its vCPU yet.
@@ -336,4 +476,19 @@ impl Runner {
         );
         Ok(())
     }
+}
+
+/// Maps page `p` of a tracked domain again, writable or read-only.
+fn reprotect(
+    mem: &mut warden_hw::phys::IdentityMem,
+    frames: &mut impl FrameAlloc,
+    npt: &PageTable,
+    hpa: u64,
+    p: u64,
+    writable: bool,
+) -> Result<(), MapError> {
+    let gpa = p * PAGE_SIZE;
+    npt.unmap(mem, gpa)?;
+    let leaf = flags::USER | if writable { flags::WRITABLE } else { 0 };
+    npt.map(mem, frames, gpa, hpa + gpa, PageSize::Small, leaf)
 }

@@ -496,6 +496,10 @@ impl Runner {
                 Next::Reschedule
             }
             Exit::NestedPageFault(f) => {
+                // A write to a page dirty logging write-protected: recorded, made writable.
+                if self.dirty_fault(i, &f) {
+                    return Next::Continue;
+                }
                 self.end(id, stop(Violation::Memory { gpa: f.gpa, write: f.write, fetch: f.fetch, present: f.present }));
                 Next::Reschedule
             }

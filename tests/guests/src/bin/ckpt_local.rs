@@ -5,7 +5,9 @@
 //! its x87/SSE registers as planted (the system test reads both lines). On the way every
 //! refusal it can provoke gets its documented answer (a running target, a page out of range,
 //! an output buffer it cannot write, restore calls on a domain not being restored, vCPU
-//! records a domain could not reach). Every claim is checked here; a failed check panics.
+//! records a domain could not reach). Then it tracks the pages the restored counter writes
+//! (dirty logging) and prints them for the system test to compare with the pages the counter
+//! says it wrote. Every claim is checked here; a failed check panics.
 //!
 //! With `args = "denied"` it is a management domain the policy forbids introspection
 //! (`neverallow mgmt_t counter_t: introspect *`): each call it tries is denied and audited.
@@ -195,10 +197,37 @@ mod guest {
         sleep_ms(300);
         let s = lc::info(new).expect("getinfo");
         assert!(s.cpu_ticks > 0, "the restored counter ran");
-        println!(
-            "ckpt: restored counter ran for {} ticks; shutting the host down",
-            s.cpu_ticks
+        println!("ckpt: restored counter ran for {} ticks", s.cpu_ticks);
+
+        // Dirty logging: the pages the counter writes while tracked, and none while paused.
+        let mut bitmap = alloc::vec![0u8; pages / 8];
+        assert_eq!(
+            ix::dirty_fetch(new, &mut bitmap),
+            Err(IntroFail::Introspect(IntrospectError::NotTracking))
         );
+        lc::pause(new).expect("pause");
+        ix::dirty_start(new).expect("dirty start");
+        lc::unpause(new).expect("resume");
+        sleep_ms(200);
+        lc::pause(new).expect("pause");
+        assert_eq!(
+            ix::dirty_fetch(new, &mut bitmap[..pages / 8 - 1]),
+            Err(IntroFail::Introspect(IntrospectError::ShortBitmap))
+        );
+        let n = ix::dirty_fetch(new, &mut bitmap).expect("dirty fetch");
+        let dirty: Vec<usize> = (0..pages)
+            .filter(|p| bitmap[p / 8] & 1 << (p % 8) != 0)
+            .collect();
+        assert_eq!(dirty.len() as u64, n);
+        let mut list = alloc::string::String::new();
+        for p in &dirty {
+            list.push_str(&alloc::format!(" {:#x}", p * PAGE));
+        }
+        println!("ckpt: dirty pages ({n}):{list}");
+        let again = ix::dirty_fetch(new, &mut bitmap).expect("dirty fetch");
+        assert_eq!(again, 0, "pages written while paused");
+        assert!(bitmap.iter().all(|&b| b == 0));
+        println!("ckpt: none written while paused; shutting the host down");
         lc::host_shutdown().expect("host shutdown");
     }
 }

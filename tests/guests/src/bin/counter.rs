@@ -5,8 +5,12 @@
 //! (the checkpoint scenario) it plants values in its x87, XMM and MXCSR registers, then counts
 //! in steps of `STEP` register increments and prints each step with whether those registers
 //! still hold what it planted: a checkpointed and restored copy must go on from the next step.
+//! Each step also writes one of three heap pages and names it (the dirty-log check).
 #![cfg_attr(target_os = "none", no_std, no_main)]
 #![forbid(unsafe_code)]
+
+#[cfg(target_os = "none")]
+extern crate alloc;
 
 #[cfg(target_os = "none")]
 warden_rt::entry!(main);
@@ -54,6 +58,16 @@ fn checkpointed() -> ! {
     xmm_load(&xmm);
     mxcsr_set(mxcsr);
     warden_rt::println!("counter: planted x87 {X87:#x}, XMM0-15 and MXCSR {mxcsr:#x}");
+    // Six heap pages; each step writes one of the even ones (the odd ones never change after
+    // this), and reports which: what dirty logging must find.
+    let mut area = alloc::vec![0u8; 7 * 4096];
+    let addr = area.as_ptr() as usize;
+    let off = addr.next_multiple_of(4096) - addr;
+    warden_rt::println!(
+        "counter: heap pages at {:#x}..{:#x}",
+        addr + off,
+        addr + off + 6 * 4096
+    );
     let mut x: u64 = 0;
     let mut step: u64 = 0;
     loop {
@@ -61,12 +75,16 @@ fn checkpointed() -> ! {
             x = core::hint::black_box(x.wrapping_add(1));
         }
         step += 1;
+        let k = off + (step as usize % 3) * 2 * 4096;
+        area[k] = area[k].wrapping_add(1);
+        let wrote = core::hint::black_box(&mut area)[k];
         let x87 = x87_pop();
         x87_push(x87);
         let fpu = x87 == X87 && xmm_store() == xmm && mxcsr_get() == mxcsr;
         warden_rt::println!(
-            "count={step} x={x} fpu={}",
-            if fpu { "kept" } else { "LOST" }
+            "count={step} x={x} fpu={} wrote={:#x}:{wrote}",
+            if fpu { "kept" } else { "LOST" },
+            addr + k
         );
     }
 }
