@@ -122,9 +122,7 @@ impl Runner {
                 let i = self.captured(caller, a[0], hc, req)?;
                 let at = self.page(i, a[1])?;
                 let out = self.caller_out_range(caller, a[2], PAGE_SIZE)?;
-                let mut page = [0u8; PAGE_SIZE as usize];
-                self.mem.read(at, &mut page);
-                self.mem.write(out, &page);
+                self.copy_page(at, out);
                 Ok(0)
             }
             IntrospectCall::GetVcpu => {
@@ -152,9 +150,7 @@ impl Runner {
                 let i = self.restoring(caller, a[0], hc, req)?;
                 let at = self.page(i, a[1])?;
                 let src = self.caller_range(caller, a[2], PAGE_SIZE)?;
-                let mut page = [0u8; PAGE_SIZE as usize];
-                self.mem.read(src, &mut page);
-                self.mem.write(at, &page);
+                self.copy_page(src, at);
                 Ok(0)
             }
             IntrospectCall::DirtyStart => {
@@ -344,6 +340,13 @@ impl Runner {
             return Err(refused(IntrospectError::NotRestoring));
         }
         Ok(i)
+    }
+
+    /// Copies one page between host-physical addresses both sides were validated for.
+    fn copy_page(&mut self, from: u64, to: u64) {
+        let mut page = [0u8; PAGE_SIZE as usize];
+        self.mem.read(from, &mut page);
+        self.mem.write(to, &page);
     }
 
     /// The host-physical address of page `index` of domain `i`.
