@@ -55,6 +55,61 @@ mod guest {
         println!("mgmt: read page, get vCPU, target info and restore of counter_t: denied");
     }
 
+    /// `cargo xtask bench checkpoint`: this domain's memcpy over half the captured size, then a
+    /// full capture of a `mib:N` counter and a full restore, timed by the TSC (instructions
+    /// under `-icount`).
+    pub fn bench(info: &StartInfo) {
+        use warden_rt::abi::guest::rdtsc;
+        let mib = warden_guests::arg_u64(info.args(), "mib").unwrap_or(64) as usize;
+        let req = CreateRequest::new("victim", "counter_t", mib as u32, 5, "");
+        let id = lc::create(&req).expect("create");
+        let (gpa, len) = lc::boot_image("counter").expect("the counter image is in the window");
+        lc::build_raw(id, gpa, len).expect("build");
+        lc::unpause(id).expect("start");
+        sleep_ms(20);
+        lc::pause(id).expect("pause");
+        let pages = mib << 8;
+        let mut image: Vec<u8> = alloc::vec![0u8; pages * PAGE];
+        // The reference: this domain's own memcpy, half of the buffer onto the other half.
+        let half = image.len() / 2;
+        let t0 = rdtsc();
+        image.copy_within(..half, half);
+        let memcpy_ticks = rdtsc() - t0;
+        let mut page = [0u8; PAGE];
+        let t0 = rdtsc();
+        for (p, chunk) in image.chunks_exact_mut(PAGE).enumerate() {
+            let out: &mut [u8; PAGE] = chunk.try_into().unwrap();
+            ix::read_page(id, p as u64, out).expect("read page");
+        }
+        let vcpu = ix::get_vcpu(id).expect("get vCPU");
+        let capture_ticks = rdtsc() - t0;
+        lc::destroy(id).expect("destroy");
+        let t0 = rdtsc();
+        let new = ix::restore_create(&CreateRequest::new(
+            "victim2",
+            "counter_t",
+            mib as u32,
+            5,
+            "",
+        ))
+        .expect("restore create");
+        let mut restored = 0;
+        for (p, chunk) in image.chunks_exact(PAGE).enumerate() {
+            if chunk.iter().any(|&b| b != 0) {
+                page.copy_from_slice(chunk);
+                ix::restore_page(new, p as u64, &page).expect("restore page");
+                restored += 1;
+            }
+        }
+        ix::set_vcpu(new, &vcpu).expect("set vCPU");
+        let restore_ticks = rdtsc() - t0;
+        lc::unpause(new).expect("start the restored domain");
+        println!(
+            "bench: mib={mib} memcpy_bytes={half} memcpy_ticks={memcpy_ticks} capture_ticks={capture_ticks} restore_ticks={restore_ticks} restored_pages={restored}"
+        );
+        lc::host_shutdown().expect("host shutdown");
+    }
+
     /// The checkpoint service.
     pub fn service(info: &StartInfo) {
         println!("ckpt: running as {}", info.label());
@@ -234,7 +289,9 @@ mod guest {
 
 #[cfg(target_os = "none")]
 fn main(info: &'static warden_rt::abi::StartInfo) {
-    if info.args() == "denied" {
+    if info.args().starts_with("bench") {
+        guest::bench(info);
+    } else if info.args() == "denied" {
         guest::denied();
     } else {
         guest::service(info);
