@@ -126,10 +126,13 @@ pub enum IntrospectError {
     NotTracking = 38,
     /// The bitmap buffer is shorter than one bit per page.
     ShortBitmap = 39,
+    /// The domain holds a PCI device or has (or serves) a vTPM: state a checkpoint does not
+    /// capture, and mappings dirty logging would drop.
+    Attached = 40,
 }
 
 impl IntrospectError {
-    pub const ALL: [IntrospectError; 8] = [
+    pub const ALL: [IntrospectError; 9] = [
         IntrospectError::Running,
         IntrospectError::PageOutOfRange,
         IntrospectError::BadVcpu,
@@ -138,6 +141,7 @@ impl IntrospectError {
         IntrospectError::HasWindows,
         IntrospectError::NotTracking,
         IntrospectError::ShortBitmap,
+        IntrospectError::Attached,
     ];
 
     /// The error in `RDX`'s low byte, if it is one of these.
@@ -159,6 +163,7 @@ impl IntrospectError {
             IntrospectError::HasWindows => "domain maps boot images",
             IntrospectError::NotTracking => "dirty logging not started",
             IntrospectError::ShortBitmap => "bitmap shorter than one bit per page",
+            IntrospectError::Attached => "domain holds a device or a vTPM",
         }
     }
 }

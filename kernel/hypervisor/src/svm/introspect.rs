@@ -194,6 +194,9 @@ impl Runner {
         if !d.life.windows.is_empty() {
             return Err(refused(IntrospectError::HasWindows));
         }
+        if self.attached(i) {
+            return Err(refused(IntrospectError::Attached));
+        }
         if self.mac.in_flight(dom.0) {
             return Err(refused(IntrospectError::InFlight));
         }
@@ -218,7 +221,16 @@ impl Runner {
         if !d.life.windows.is_empty() {
             return Err(refused(IntrospectError::HasWindows));
         }
+        if self.attached(i) {
+            return Err(refused(IntrospectError::Attached));
+        }
         Ok(i)
+    }
+
+    /// Whether domain `i` holds a PCI device (its BARs are mapped in its nested tables) or has
+    /// or serves a vTPM.
+    fn attached(&self, i: usize) -> bool {
+        self.doms[i].device.is_some() || self.vtpm.involves(i)
     }
 
     /// `DirtyStart`: nested tables with read-only 4 KiB leaves replace domain `i`'s own (whose
