@@ -182,29 +182,19 @@ impl Runner {
         hc: u64,
         req: (warden_policy::Class, warden_policy::PermSet),
     ) -> Result<usize, Fail> {
-        let dom = dom_id(raw)?;
-        let i = self.checked_target_for(caller, dom, hc, req, true)?;
-        let d = &self.doms[i];
-        if d.intro.restoring || !d.life.built {
-            return Err(refused(IntrospectError::NotRestoring));
-        }
-        if self.sched.state(DomainId(dom.0)) != State::Paused {
+        let i = self.tracked(caller, raw, hc, req)?;
+        if self.sched.state(DomainId(i as u32)) != State::Paused {
             return Err(refused(IntrospectError::Running));
         }
-        if !d.life.windows.is_empty() {
-            return Err(refused(IntrospectError::HasWindows));
-        }
-        if self.attached(i) {
-            return Err(refused(IntrospectError::Attached));
-        }
-        if self.mac.in_flight(dom.0) {
+        if self.mac.in_flight(i as u32) {
             return Err(refused(IntrospectError::InFlight));
         }
         Ok(i)
     }
 
-    /// A dirty-logging target: checked, not the caller, built, not being restored, no boot
-    /// windows (their mappings live in the nested tables that tracking replaces).
+    /// A dirty-logging target (and the first checks of a capture target): checked, not the
+    /// caller, built, not being restored, no boot windows, device or vTPM (their mappings live
+    /// in the nested tables that tracking replaces; their state is not captured).
     fn tracked(
         &mut self,
         caller: u32,
