@@ -35,6 +35,8 @@ pub mod lifecycle;
 pub mod vtpm;
 // The platform TPM locality the vTPM manager may hold (issue 12).
 pub mod platform_tpm;
+// Checkpoint/restore mechanism and introspection (issue 13, calls 64..79).
+pub mod introspect;
 
 #[cfg(feature = "guest")]
 #[allow(unsafe_code)]

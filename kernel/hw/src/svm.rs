@@ -253,6 +253,19 @@ impl FxState {
         b[25] = 0x1f;
         FxState(b)
     }
+
+    /// The FXSAVE image (x87, MXCSR, XMM registers): what a checkpoint captures.
+    pub fn image(&self) -> &[u8; 512] {
+        &self.0
+    }
+
+    /// The state from an FXSAVE image, if FXRSTOR accepts it on every SSE2 CPU: MXCSR within
+    /// 0xffbf (a reserved bit, or DAZ where the CPU lacks it, would raise #GP in the hypervisor).
+    /// In 64-bit mode no other field of the image can make FXRSTOR fault.
+    pub fn from_image(image: &[u8; 512]) -> Option<Self> {
+        let mxcsr = u32::from_le_bytes([image[24], image[25], image[26], image[27]]);
+        (mxcsr & !0xffbf == 0).then(|| FxState(*image))
+    }
 }
 
 /// Whether FXSAVE/FXRSTOR can run here: the CPU has FXSR and CR0.EM and CR0.TS are clear.
@@ -273,8 +286,9 @@ pub fn fxsave(state: &mut FxState) {
 /// Loads the x87/SSE registers from `state` (does nothing unless [`fx_usable`]).
 pub fn fxrstor(state: &FxState) {
     if fx_usable() {
-        // SAFETY: as for `fxsave`; the buffer holds either the defaults of `FxState::new`
-        // (valid MXCSR) or what FXSAVE wrote, so FXRSTOR cannot raise #GP for reserved bits.
+        // SAFETY: as for `fxsave`; the buffer holds the defaults of `FxState::new` (valid
+        // MXCSR), what FXSAVE wrote, or an image `from_image` checked, so FXRSTOR cannot raise
+        // #GP for reserved bits.
         unsafe { core::arch::asm!("fxrstor64 [{}]", in(reg) state.0.as_ptr(), options(nostack, readonly)) }
     }
 }

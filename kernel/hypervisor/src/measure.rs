@@ -315,6 +315,16 @@ pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
         .unwrap_or_default()
 }
 
+/// [`sha256_hex`] of bytes fed in pieces (a restored domain's memory, page by page).
+pub(crate) fn sha256_hex_with(feed: impl FnOnce(&mut warden_tpm::MultiHasher)) -> String {
+    let mut h = warden_tpm::MultiHasher::new(Banks::from_algs(&[warden_tpm::HashAlg::Sha256]));
+    feed(&mut h);
+    h.finish()
+        .get(warden_tpm::HashAlg::Sha256)
+        .map(|x| hex(x.as_bytes()))
+        .unwrap_or_default()
+}
+
 /// Measures a run-time event (a created domain, a label transition): the digest of `text` is
 /// extended into PCR 22 at locality 2 and `text` is appended to the boot's event log as a
 /// `CreatedDomain` tagged event, after the launch separators, so a verifier replays it like

@@ -156,6 +156,8 @@ pub fn call_name(raw: u64) -> &'static str {
         c.name()
     } else if let Some(c) = warden_abi::vtpm::VtpmCall::from_raw(raw) {
         c.name()
+    } else if let Some(c) = warden_abi::introspect::IntrospectCall::from_raw(raw) {
+        c.name()
     } else {
         "unknown"
     }

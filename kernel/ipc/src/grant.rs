@@ -316,6 +316,13 @@ impl GrantTable {
             .filter_map(|(i, s)| s.grant.map(|g| (GrantRef::new(i, s.generation), g)))
     }
 
+    /// Grants of other domains that `grantee` has mapped.
+    #[must_use]
+    pub fn mapped_by(&self, grantee: DomId) -> usize {
+        let mapped = |s: &Slot| matches!(s.grant, Some(Grant { grantee: g, mapped: Some(_), .. }) if g == grantee);
+        self.slots.iter().flat_map(|r| r.iter()).filter(|s| mapped(s)).count()
+    }
+
     /// Live grants offered by `granter` (diagnostics and tests).
     #[must_use]
     pub fn offered(&self, granter: DomId) -> usize {

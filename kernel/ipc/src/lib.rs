@@ -24,6 +24,7 @@ pub mod calls;
 pub mod dispatch;
 pub mod evtchn;
 pub mod grant;
+pub mod introspect;
 pub mod lifecycle;
 pub mod mac;
 pub mod platform_tpm;

@@ -8,10 +8,12 @@ use std::collections::BTreeMap;
 
 use warden_abi::Call;
 use warden_abi::device::DeviceCall;
+use warden_abi::introspect::IntrospectCall;
 use warden_abi::ipc::IpcCall;
 use warden_abi::lifecycle::LifecycleCall;
 use warden_ipc::device::{ASSIGNMENT_CHECKS, device_requirement};
 use warden_ipc::platform_tpm::GRANT_CHECK;
+use warden_ipc::introspect::introspect_requirement;
 use warden_ipc::{Request, calls::base_requirement, lifecycle_requirement};
 use warden_policy::schema::CLASSES;
 use warden_policy::{Class, PermSet};
@@ -21,13 +23,8 @@ const WITHOUT_CHECK_SITE: &[&str] = &[
     "hypervisor.policy_read",
     "introspect.readmem",
     "introspect.writemem",
-    "introspect.getvcpu",
-    "introspect.setvcpu",
-    "introspect.checkpoint",
-    "introspect.restore",
     "introspect.migrate_out",
     "introspect.migrate_in",
-    "introspect.dirtylog",
     "vtpm.use",
     "vtpm.admin",
     "tpm.extend",
@@ -88,6 +85,10 @@ fn dispatch_table() -> BTreeMap<String, BTreeMap<&'static str, Vec<String>>> {
     }
     for c in DeviceCall::ALL {
         let (class, set) = device_requirement(c);
+        add(class, set, c.name());
+    }
+    for c in IntrospectCall::ALL {
+        let (class, set) = introspect_requirement(c);
         add(class, set, c.name());
     }
     for (class, set) in ASSIGNMENT_CHECKS {

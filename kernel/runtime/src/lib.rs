@@ -21,6 +21,8 @@ pub mod console;
 // Device assignment (issue 11): the device calls of a domain holding a PCI function.
 pub mod device;
 pub mod hypercall;
+// The checkpoint/restore mechanism (issue 13).
+pub mod introspect;
 // Inter-domain calls and the shared ring (issue 7).
 pub mod ipc;
 // Domain lifecycle and host management (issue 11).

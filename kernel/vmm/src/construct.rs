@@ -225,20 +225,41 @@ pub fn build<M: PhysMem>(
         return Err(BuildError::Strayed);
     }
 
-    // Nested paging: exactly the domain's frames, minus the holes. QEMU needs present, write
-    // and user on every level.
-    let npt = PageTable::new(mem, frames, flags::WRITABLE | flags::USER).map_err(BuildError::Npt)?;
+    let npt_root = build_npt(mem, frames, region).map_err(BuildError::Npt)?;
+    Ok(Built { image, start_info, npt_root, guest_cr3 })
+}
+
+/// Nested paging: exactly the domain's frames, minus the holes. QEMU needs present, write and
+/// user on every level. Returns nCR3. Shared by construction and restore (`vcpu`).
+pub fn build_npt<M: PhysMem>(mem: &mut M, frames: &mut impl FrameAlloc, region: Region) -> Result<u64, MapError> {
+    let npt = PageTable::new(mem, frames, flags::WRITABLE | flags::USER)?;
     let leaf = flags::WRITABLE | flags::USER;
     let mut start = 0;
     for hole in HOLES {
         if hole > start {
-            npt.map_range(mem, frames, start, region.hpa + start, hole - start, leaf).map_err(BuildError::Npt)?;
+            npt.map_range(mem, frames, start, region.hpa + start, hole - start, leaf)?;
         }
         start = hole + PAGE_SIZE;
     }
-    npt.map_range(mem, frames, start, region.hpa + start, region.bytes - start, leaf).map_err(BuildError::Npt)?;
+    npt.map_range(mem, frames, start, region.hpa + start, region.bytes - start, leaf)?;
+    Ok(npt.root())
+}
 
-    Ok(Built { image, start_info, npt_root: npt.root(), guest_cr3 })
+/// The nested page tables of dirty logging: the mappings of [`build_npt`] in 4 KiB leaves, all
+/// read-only, so that the first write to each page exits (and is recorded). Returns nCR3; on
+/// failure the tables built so far are freed.
+pub fn build_npt_tracked<M: PhysMem>(mem: &mut M, frames: &mut impl FrameAlloc, region: Region) -> Result<u64, MapError> {
+    let npt = PageTable::new(mem, frames, flags::WRITABLE | flags::USER)?;
+    for gpa in (0..region.bytes).step_by(PAGE_SIZE as usize) {
+        if HOLES.contains(&gpa) {
+            continue;
+        }
+        if let Err(e) = npt.map(mem, frames, gpa, region.hpa + gpa, PageSize::Small, flags::USER) {
+            PageTable::from_root(npt.root(), 0).free_tables(mem, frames);
+            return Err(e);
+        }
+    }
+    Ok(npt.root())
 }
 
 /// Host addresses the VMCB refers to.
@@ -299,19 +320,6 @@ pub fn initial_vmcb(b: &Built, p: VmcbParams) -> Vmcb {
     let code = Segment { selector: CODE_SELECTOR, attrib: 0xa9b, limit: 0xffff_ffff, base: 0 };
     let data = Segment { selector: DATA_SELECTOR, attrib: 0xc93, limit: 0xffff_ffff, base: 0 };
     Vmcb {
-        // Every MOV to or from a debug register (reads in the low half, writes in the high).
-        intercept_dr: u32::MAX,
-        intercept_cr: INTERCEPT_CR,
-        intercept_exceptions: INTERCEPT_EXCEPTIONS,
-        intercept_misc1: INTERCEPT_MISC1,
-        intercept_misc2: INTERCEPT_MISC2,
-        iopm_base_pa: p.iopm_pa,
-        msrpm_base_pa: p.msrpm_pa,
-        asid: p.asid,
-        tlb_control: vmcb::TLB_FLUSH_ALL as u8,
-        int_ctl: vmcb::INT_CTL_V_INTR_MASKING,
-        np_enable: true,
-        n_cr3: b.npt_root,
         cs: code,
         ds: data,
         es: data,
@@ -333,6 +341,27 @@ pub fn initial_vmcb(b: &Built, p: VmcbParams) -> Vmcb {
         rip: b.image.entry,
         rsp: STACK_TOP - 8,
         g_pat: 0x0007_0406_0007_0406,
+        ..control_vmcb(b.npt_root, p)
+    }
+}
+
+/// The control area every domain runs with (intercepts, permission maps, ASID, nested paging
+/// on `npt_root`); the state-save area is zero. Shared by construction and restore.
+pub fn control_vmcb(npt_root: u64, p: VmcbParams) -> Vmcb {
+    Vmcb {
+        // Every MOV to or from a debug register (reads in the low half, writes in the high).
+        intercept_dr: u32::MAX,
+        intercept_cr: INTERCEPT_CR,
+        intercept_exceptions: INTERCEPT_EXCEPTIONS,
+        intercept_misc1: INTERCEPT_MISC1,
+        intercept_misc2: INTERCEPT_MISC2,
+        iopm_base_pa: p.iopm_pa,
+        msrpm_base_pa: p.msrpm_pa,
+        asid: p.asid,
+        tlb_control: vmcb::TLB_FLUSH_ALL as u8,
+        int_ctl: vmcb::INT_CTL_V_INTR_MASKING,
+        np_enable: true,
+        n_cr3: npt_root,
         ..Vmcb::default()
     }
 }

@@ -37,12 +37,12 @@ pub enum MsrAction {
     Kill,
 }
 
-fn pat_valid(v: u64) -> bool {
+pub(crate) fn pat_valid(v: u64) -> bool {
     // Memory types 0 (UC), 1 (WC), 4 (WT), 5 (WP), 6 (WB), 7 (UC-); 2 and 3 are reserved.
     v.to_le_bytes().iter().all(|&b| matches!(b, 0 | 1 | 4 | 5 | 6 | 7))
 }
 
-fn canonical(v: u64) -> bool {
+pub(crate) fn canonical(v: u64) -> bool {
     let top = v >> 47;
     top == 0 || top == (1 << 17) - 1
 }

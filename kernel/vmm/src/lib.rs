@@ -21,5 +21,6 @@ pub mod manifest;
 pub mod pci;
 pub mod sched;
 pub mod vmcb;
+pub mod vcpu;
 // vTPM instance assignment from the manifest (issue 12).
 pub mod vtpm;

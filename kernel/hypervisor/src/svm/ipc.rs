@@ -96,6 +96,13 @@ impl Host {
         }
     }
 
+    /// Whether domain `id` holds event-channel ports, offers grants or maps another's: state
+    /// a checkpoint does not capture (`svm/introspect.rs` refuses such a target).
+    pub(super) fn in_flight(&self, id: u32) -> bool {
+        let d = DomId(id);
+        self.ipc.evtchn.ports_in_use(d) > 0 || self.ipc.grants.offered(d) > 0 || self.ipc.grants.mapped_by(d) > 0
+    }
+
     /// Resolves a manifest label to a policy type of `kind`.
     pub(super) fn resolve(&self, name: &str, kind: warden_policy::Kind) -> Result<TypeId, warden_ipc::LabelError> {
         match kind {

@@ -55,7 +55,7 @@ pub(super) struct Life {
     /// Its memory went back to the frame allocator.
     pub(super) freed: bool,
     /// Boot images it may read: (guest-physical address, host-physical address, length).
-    windows: Vec<(u64, u64, u64)>,
+    pub(super) windows: Vec<(u64, u64, u64)>,
 }
 
 impl Life {
@@ -154,8 +154,8 @@ pub(super) fn map_boot_images(
     mem.write(dom.region.hpa + IMAGE_DIRECTORY_GPA, &dir.to_bytes());
 }
 
-/// Why a lifecycle call failed.
-enum Fail {
+/// Why a lifecycle (or introspection) call failed.
+pub(super) enum Fail {
     Denied,
     Refused(Refusal),
 }
@@ -172,14 +172,14 @@ impl From<Refusal> for Fail {
     }
 }
 
-fn bad_address() -> Fail {
+pub(super) fn bad_address() -> Fail {
     Fail::Refused(Refusal {
         status: Status::BadAddress,
         detail: 0,
     })
 }
 
-type Done = Result<u64, Fail>;
+pub(super) type Done = Result<u64, Fail>;
 
 impl Runner {
     /// Handles a lifecycle hypercall (numbers `LIFECYCLE_BASE..`) of domain `id`.
@@ -283,10 +283,21 @@ impl Runner {
     /// The single MAC check of a lifecycle call (audited as the policy says; audited denials
     /// are printed like every other).
     fn check(&mut self, caller: u32, call: LifecycleCall, object: Object) -> Result<(), Fail> {
+        self.check_site(caller, call as u64, lifecycle_requirement(call), object)
+    }
+
+    /// The single MAC check of a call asking `(class, perms)` on `object`: lifecycle and
+    /// introspection calls share it.
+    pub(super) fn check_site(
+        &mut self,
+        caller: u32,
+        hypercall: u64,
+        (class, perms): (warden_policy::Class, warden_policy::PermSet),
+        object: Object,
+    ) -> Result<(), Fail> {
         let label = self.mac.running_label(caller).ok_or(Fail::Denied)?;
-        let (class, perms) = lifecycle_requirement(call);
         let c = Check {
-            hypercall: call as u64,
+            hypercall,
             subject: Subject {
                 dom: DomId(caller),
                 label,
@@ -304,7 +315,7 @@ impl Runner {
     }
 
     /// A domain named by a request: its index and its current label.
-    fn target(&mut self, dom: DomId) -> Result<(usize, TypeId), Fail> {
+    pub(super) fn target(&mut self, dom: DomId) -> Result<(usize, TypeId), Fail> {
         let i = dom.0 as usize;
         let d = self.doms.get(i).ok_or(LifecycleError::NoSuchDomain)?;
         // Only domains refused at boot for an unknown label have none: they never existed.
@@ -325,24 +336,36 @@ impl Runner {
         call: LifecycleCall,
         not_self: bool,
     ) -> Result<usize, Fail> {
+        self.checked_target_for(caller, dom, call as u64, lifecycle_requirement(call), not_self)
+    }
+
+    /// [`Self::checked_target`] for any call asking `req` (introspection calls too).
+    pub(super) fn checked_target_for(
+        &mut self,
+        caller: u32,
+        dom: DomId,
+        hypercall: u64,
+        req: (warden_policy::Class, warden_policy::PermSet),
+        not_self: bool,
+    ) -> Result<usize, Fail> {
         let (i, label) = self.target(dom)?;
         if not_self && dom.0 == caller {
             return Err(LifecycleError::SelfTarget.into());
         }
-        self.check(caller, call, Object::Domain { dom, label })?;
+        self.check_site(caller, hypercall, req, Object::Domain { dom, label })?;
         if self.ended(i) {
             return Err(LifecycleError::Ended.into());
         }
         Ok(i)
     }
 
-    fn ended(&self, i: usize) -> bool {
+    pub(super) fn ended(&self, i: usize) -> bool {
         let d = &self.doms[i];
         d.end.is_some() || d.refused || self.sched.state(DomainId(i as u32)) == State::Dead
     }
 
     /// The host-physical address of `[gpa, gpa + len)` in the caller's memory.
-    fn caller_range(&self, caller: u32, gpa: u64, len: u64) -> Result<u64, Fail> {
+    pub(super) fn caller_range(&self, caller: u32, gpa: u64, len: u64) -> Result<u64, Fail> {
         let d = &self.doms[caller as usize];
         let r = guest_range(d.memory_bytes, gpa, len).ok_or_else(bad_address)?;
         Ok(d.region.hpa + r.gpa)
@@ -352,7 +375,7 @@ impl Runner {
     /// write it itself, through its own page tables (the rule `domain_info`, `audit_read` and
     /// `grant_offer` follow since issue 16's finding 10), so a call never overwrites the
     /// start-info page, page tables or read-only image.
-    fn caller_out_range(&self, caller: u32, gpa: u64, len: u64) -> Result<u64, Fail> {
+    pub(super) fn caller_out_range(&self, caller: u32, gpa: u64, len: u64) -> Result<u64, Fail> {
         let hpa = self.caller_range(caller, gpa, len)?;
         if len > 0 && !super::guard::writable(&self.mem, &self.doms[caller as usize], gpa, len) {
             return Err(bad_address());
@@ -445,6 +468,21 @@ impl Runner {
 
     /// `DomainCreate`: a new domain in state building, under the request's build label.
     fn create(&mut self, caller: u32, gpa: u64) -> Done {
+        let call = LifecycleCall::DomainCreate;
+        self.create_domain(caller, gpa, call as u64, lifecycle_requirement(call))
+            .map(u64::from)
+    }
+
+    /// A new domain in state building from the [`CreateRequest`] at `gpa`, after the call's
+    /// one check (`req` caller -> the request's label), the Chinese Wall and the table's
+    /// capacity: `DomainCreate` and the restore path (`svm/introspect.rs`) share it.
+    pub(super) fn create_domain(
+        &mut self,
+        caller: u32,
+        gpa: u64,
+        hypercall: u64,
+        need: (warden_policy::Class, warden_policy::PermSet),
+    ) -> Result<u32, Fail> {
         let at = self.caller_range(caller, gpa, CreateRequest::SIZE as u64)?;
         let mut raw = [0u8; CreateRequest::SIZE];
         self.mem.read(at, &mut raw);
@@ -456,9 +494,10 @@ impl Runner {
             .domain_label(spec.label)
             .map_err(|_| LifecycleError::BadLabel)?;
         let id = self.doms.len() as u32;
-        self.check(
+        self.check_site(
             caller,
-            LifecycleCall::DomainCreate,
+            hypercall,
+            need,
             Object::Domain {
                 dom: DomId(id),
                 label,
@@ -509,7 +548,7 @@ impl Runner {
             "lifecycle: domain {} (id {id}) created by domain {caller}: {} MiB at {hpa:#x}, label {}, priority {}",
             spec.name, spec.memory_mib, spec.label, spec.priority
         );
-        Ok(u64::from(id))
+        Ok(id)
     }
 
     /// The host-physical address of an image the caller names: in its memory or in its

@@ -7,6 +7,7 @@ mod device;
 mod tpm_grant;
 mod dispatch;
 mod guard;
+mod introspect;
 mod ipc;
 mod lifecycle;
 mod timer;
@@ -66,6 +67,8 @@ pub(super) struct Dom {
     verified: Option<(u64, u64, u8)>,
     /// Run-time lifecycle state (`svm/lifecycle.rs`).
     life: lifecycle::Life,
+    /// Checkpoint/restore state (`svm/introspect.rs`).
+    intro: introspect::Intro,
 }
 
 impl Dom {
@@ -95,6 +98,7 @@ impl Dom {
             // Devices come only from the boot manifest (`device::assign`).
             device: None,
             life,
+            intro: introspect::Intro::default(),
         }
     }
 }
@@ -497,6 +501,10 @@ impl Runner {
                 Next::Reschedule
             }
             Exit::NestedPageFault(f) => {
+                // A write to a page dirty logging write-protected: recorded, made writable.
+                if self.dirty_fault(i, &f) {
+                    return Next::Continue;
+                }
                 self.end(id, stop(Violation::Memory { gpa: f.gpa, write: f.write, fetch: f.fetch, present: f.present }));
                 Next::Reschedule
             }
@@ -547,6 +555,9 @@ impl Runner {
         }
         if let Some(call) = warden_abi::vtpm::VtpmCall::from_raw(rax) {
             return self.vtpm_hypercall(id, call, args.args);
+        }
+        if let Some(call) = warden_abi::introspect::IntrospectCall::from_raw(rax) {
+            return self.introspect_hypercall(id, call, args.args);
         }
         let (status, value, action) =
             dispatch::dispatch(&mut self.mem, &mut self.doms[i], id.0, args, &mut self.mac);

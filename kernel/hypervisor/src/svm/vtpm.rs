@@ -146,6 +146,13 @@ impl Vtpms {
         self.refused.get(i).copied().unwrap_or(false)
     }
 
+    /// Whether domain `i` has a vTPM or serves one (a checkpoint does not capture either).
+    pub(super) fn involves(&self, i: usize) -> bool {
+        let i32 = i as u32;
+        self.instances.get(i).is_some_and(Option::is_some)
+            || self.instances.iter().flatten().any(|x| x.owner == Some(i32) || x.client == Some(i32))
+    }
+
     /// Whether domain `i` waits for its vTPM to measure its launch before it may run.
     pub(super) fn held(&self, i: usize) -> bool {
         self.held.get(i).copied().unwrap_or(false)
