@@ -12,5 +12,6 @@ pub mod cmdline;
 pub mod frame;
 pub mod mem;
 pub mod multiboot;
+pub mod multiboot2;
 pub mod paging;
 pub mod tis;
