@@ -8,6 +8,7 @@
 #[cfg(any(test, feature = "fake"))]
 extern crate std;
 
+pub mod acpi;
 pub mod cmdline;
 pub mod frame;
 pub mod mem;
