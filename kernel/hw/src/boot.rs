@@ -1,7 +1,10 @@
-//! The Multiboot v1 header and the 32-bit entry stub that switches to long mode.
+//! The Multiboot v1 and Multiboot2 headers and the 32-bit entry stub that switches to long mode.
 //!
-//! The loader enters `_start` in 32-bit protected mode with paging off, EAX = magic and
-//! EBX = the boot information's physical address. The stub identity-maps the first 4 GiB with
+//! One image serves both protocols: QEMU's `-kernel` (SeaBIOS) finds the v1 header, GRUB's
+//! `multiboot2` command (UEFI) the v2 one. Either loader enters `_start` in 32-bit protected
+//! mode with paging off, EAX = its magic (0x2BADB002 or 0x36D76289) and EBX = the boot
+//! information's physical address; the stub passes both on unchanged and Rust decides which
+//! parser reads the information. The stub identity-maps the first 4 GiB with
 //! 2 MiB pages (temporary: the hypervisor replaces them with W^X tables at once), enables PAE,
 //! long mode and NX, and calls `warden_kernel_entry(magic, info)` on the boot stack. That symbol
 //! is defined by [`entry_point!`](crate::entry_point) in the hypervisor crate.
@@ -13,6 +16,20 @@ core::arch::global_asm!(
     .long 0x1BADB002
     .long 0x00000003
     .long -(0x1BADB002 + 0x00000003)
+
+    // Multiboot2 header (8-byte aligned, within the first 32 KiB): magic, architecture 0
+    // (i386 protected mode), length, checksum, then tags. GRUB takes the entry point and the
+    // load addresses from the ELF headers, so only the end tag follows.
+    .p2align 3
+multiboot2_header:
+    .long 0xE85250D6
+    .long 0
+    .long multiboot2_header_end - multiboot2_header
+    .long -(0xE85250D6 + 0 + (multiboot2_header_end - multiboot2_header))
+    .short 0
+    .short 0
+    .long 8
+multiboot2_header_end:
 
     .section .boot.text, "ax"
     .code32
