@@ -233,11 +233,14 @@ pub fn boot(scenario: &Scenario, opts: &BootOptions) -> Result<Outcome, RigError
     ])
     .args(["-cpu", &scenario.cpu])
     .args(["-m", &format!("{}M", scenario.memory_mib)])
-    .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=4"])
-    .arg("-kernel")
-    .arg(images.kernel())
-    .args(["-append", cmdline.trim()]);
-    if !modules.is_empty() {
+    .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=4"]);
+    if scenario.boot == crate::scenario::BootPath::UefiGrub {
+        let iso = crate::uefi::grub_iso(&run_dir, images.kernel(), &cmdline, &modules)?;
+        cmd.args(crate::uefi::qemu_args(&run_dir, &iso)?);
+    } else {
+        cmd.arg("-kernel").arg(images.kernel()).args(["-append", cmdline.trim()]);
+    }
+    if !modules.is_empty() && scenario.boot == crate::scenario::BootPath::Multiboot {
         let list: Vec<String> = modules
             .iter()
             .map(|(p, a)| format!("{} {a}", p.display()))
