@@ -170,6 +170,39 @@ fn efi_kind(efi_type: u32) -> RegionKind {
     }
 }
 
+/// Adds the regions of an EFI memory map (`map.len` bytes of `map.desc_size`-byte descriptors at
+/// `map.addr`) to `out.regions`. Once boot services are exited (`exited`), loader and
+/// boot-services memory (EFI types 1-4) is free as well; before, it is still the firmware's.
+pub fn add_efi_regions(
+    mem: &impl PhysMem,
+    map: EfiMemoryMap,
+    exited: bool,
+    out: &mut BootInfo,
+) -> Result<(), Multiboot2Error> {
+    let bad = Multiboot2Error::BadTagBody { offset: 0, kind: TAG_EFI_MMAP };
+    if map.desc_size < EFI_DESC_MIN || map.len % u64::from(map.desc_size) != 0 {
+        return Err(bad);
+    }
+    let mut d = map.addr;
+    while d < map.addr + map.len {
+        let pages = mem.read_u64(d + 24);
+        let len = pages.checked_mul(4096).ok_or(bad)?;
+        let kind = match mem.read_u32(d) {
+            1..=4 if exited => RegionKind::Available,
+            t => efi_kind(t),
+        };
+        let start = mem.read_u64(d + 8);
+        // Firmware maps are long (OVMF's has over 100 descriptors) and sorted: neighbours of
+        // one kind are merged, so the map fits the regions this kernel keeps.
+        match out.regions.last_mut() {
+            Some(last) if last.kind == kind && last.end() == start => last.len = last.len.saturating_add(len),
+            _ => push_region(out, Region { start, len, kind })?,
+        }
+        d += u64::from(map.desc_size);
+    }
+    Ok(())
+}
+
 fn push_region(out: &mut BootInfo, r: Region) -> Result<(), Multiboot2Error> {
     out.regions.push(r).map_err(|_| Multiboot2Error::TooMany {
         what: "memory map entries",
@@ -354,27 +387,14 @@ pub fn parse(
         fw.efi_mmap = Some(map);
         if !seen_mmap {
             // Only when the loader gave no basic map: GRUB derives that one from this one.
-            let mut d = map.addr;
-            while d < map.addr + map.len {
-                let pages = mem.read_u64(d + 24);
-                let len = pages.checked_mul(4096).ok_or(Multiboot2Error::BadTagBody {
-                    offset: 0,
-                    kind: TAG_EFI_MMAP,
-                })?;
-                push_region(
-                    &mut boot,
-                    Region {
-                        start: mem.read_u64(d + 8),
-                        len,
-                        kind: efi_kind(mem.read_u32(d)),
-                    },
-                )?;
-                d += u64::from(map.desc_size);
-            }
+            add_efi_regions(mem, map, !fw.boot_services_kept, &mut boot)?;
         }
-    } else if !seen_mmap {
+    } else if !seen_mmap && !fw.boot_services_kept {
         return Err(Multiboot2Error::NoMemoryMap);
     }
+    // With boot services kept, GRUB gives no memory map at all (it would change under the
+    // firmware): the kernel reads it with GetMemoryMap before ExitBootServices and adds it
+    // with [`add_efi_regions`]; until then `boot.regions` is empty.
     Ok(Info { boot, firmware: fw })
 }
 
@@ -555,7 +575,7 @@ mod tests {
                 Region {
                     start: 0x200000,
                     len: 0x1000,
-                    kind: RegionKind::Reserved(4)
+                    kind: RegionKind::Available // boot-services data: free, the loader exited boot services
                 },
                 Region {
                     start: 0x300000,
@@ -566,6 +586,33 @@ mod tests {
         );
         assert!(!info.firmware.boot_services_kept);
         assert_eq!(info.firmware.rsdp, None);
+    }
+
+    /// With boot services kept GRUB gives no memory map: the kernel adds the one it reads,
+    /// where loader and boot-services memory is free once boot services are exited.
+    #[test]
+    fn boot_services_kept_without_a_map_waits_for_the_kernels_map() {
+        let bytes = Builder::new().tag(TAG_EFI_BS, &[]).tag(TAG_EFI64, &0x1000u64.to_le_bytes()).finish();
+        let mut info = parse(&mem_with(&bytes), BOOTLOADER_MAGIC, INFO, LIMIT).unwrap();
+        assert!(info.boot.regions.is_empty());
+        let desc = |kind: u32, start: u64, pages: u64| {
+            cat(&[&kind.to_le_bytes(), &[0; 4], &start.to_le_bytes(), &[0; 8], &pages.to_le_bytes(), &[0; 8]])
+        };
+        let map_bytes = cat(&[&desc(4, 0x100000, 1), &desc(9, 0x200000, 1), &desc(7, 0x300000, 2), &desc(3, 0x302000, 1)]);
+        let mut m = FakeMem::new(LIMIT as usize);
+        m.write(0x8000, &map_bytes);
+        let map = EfiMemoryMap { addr: 0x8000, len: map_bytes.len() as u64, desc_size: 40, desc_version: 1 };
+        add_efi_regions(&m, map, true, &mut info.boot).unwrap();
+        let kinds: StdVec<RegionKind> = info.boot.regions.iter().map(|r| r.kind).collect();
+        assert_eq!(kinds, [RegionKind::Available, RegionKind::AcpiReclaimable, RegionKind::Available]);
+        // Conventional memory and the boot-services code right after it are merged.
+        assert_eq!(info.boot.regions[2], Region { start: 0x300000, len: 0x3000, kind: RegionKind::Available });
+        let mut before = info.boot.clone();
+        before.regions.clear();
+        add_efi_regions(&m, map, false, &mut before).unwrap();
+        assert_eq!(before.regions[0].kind, RegionKind::Reserved(4));
+        assert!(add_efi_regions(&m, EfiMemoryMap { desc_size: 16, ..map }, true, &mut before).is_err());
+        assert!(add_efi_regions(&m, EfiMemoryMap { len: 41, ..map }, true, &mut before).is_err());
     }
 
     /// Each malformation, applied to a small good structure, gives its own error.

@@ -18,14 +18,24 @@ core::arch::global_asm!(
     .long -(0x1BADB002 + 0x00000003)
 
     // Multiboot2 header (8-byte aligned, within the first 32 KiB): magic, architecture 0
-    // (i386 protected mode), length, checksum, then tags. GRUB takes the entry point and the
-    // load addresses from the ELF headers, so only the end tag follows.
+    // (i386 protected mode), length, checksum, then tags. GRUB takes the load addresses from
+    // the ELF headers. Tag 7 asks a UEFI loader to keep boot services running, tag 9 gives the
+    // 64-bit EFI entry it then jumps to (`_start_efi64`): that is how the firmware's TCG2 event
+    // log is reached. A BIOS loader ignores both and enters `_start`.
     .p2align 3
 multiboot2_header:
     .long 0xE85250D6
     .long 0
     .long multiboot2_header_end - multiboot2_header
     .long -(0xE85250D6 + 0 + (multiboot2_header_end - multiboot2_header))
+    .short 7
+    .short 0
+    .long 8
+    .short 9
+    .short 0
+    .long 12
+    .long _start_efi64
+    .long 0
     .short 0
     .short 0
     .long 8
@@ -82,6 +92,7 @@ _start:
 
     .code64
 2:
+.Llong_mode:
     movw $0x10, %ax
     movw %ax, %ds
     movw %ax, %es
@@ -97,6 +108,60 @@ _start:
     hlt
     jmp 3b
 
+    // The 64-bit EFI entry (Multiboot2 tag 9): long mode on the firmware's page tables and
+    // stack, boot services running, EAX = magic, EBX = information. Rust fetches the TCG2 log
+    // and exits boot services (`efi::warden_efi_entry`); then the same identity map, GDT and
+    // boot stack as the 32-bit path are installed and the common long-mode code runs.
+    .global _start_efi64
+_start_efi64:
+    movl %eax, %r12d
+    movl %ebx, %r13d
+    andq $-16, %rsp
+    movl %r12d, %edi
+    movl %r13d, %esi
+    call warden_efi_entry
+    cli
+
+    movl $boot_pdpt, %eax
+    orl $0x3, %eax
+    movl %eax, boot_pml4
+    movl $boot_pd, %eax
+    orl $0x3, %eax
+    movl %eax, boot_pdpt
+    addl $0x1000, %eax
+    movl %eax, boot_pdpt + 8
+    addl $0x1000, %eax
+    movl %eax, boot_pdpt + 16
+    addl $0x1000, %eax
+    movl %eax, boot_pdpt + 24
+    movl $boot_pd, %ebx
+    xorl %ecx, %ecx
+4:
+    movl %ecx, %eax
+    shll $21, %eax
+    orl $0x83, %eax
+    movl %eax, (%rbx,%rcx,8)
+    incl %ecx
+    cmpl $2048, %ecx
+    jne 4b
+
+    movl $0xC0000080, %ecx
+    rdmsr
+    orl $0x900, %eax
+    wrmsr
+    movl $boot_pml4, %eax
+    movq %rax, %cr3
+    movq %cr0, %rax
+    orl $0x10000, %eax
+    movq %rax, %cr0
+    lgdt boot_gdt_ptr64
+    movl %r12d, %edi
+    movl %r13d, %esi
+    pushq $0x08
+    movl $.Llong_mode, %eax
+    pushq %rax
+    lretq
+
     .section .rodata.boot, "a"
     .p2align 3
 boot_gdt:
@@ -106,6 +171,9 @@ boot_gdt:
 boot_gdt_ptr:
     .word 23
     .long boot_gdt
+boot_gdt_ptr64:
+    .word 23
+    .quad boot_gdt
 
     .section .bss.boot, "aw", @nobits
     .p2align 12

@@ -3,7 +3,8 @@
 
 use warden_core::acpi::{self, Acpi, AcpiError, Rsdp, StartMethod};
 use warden_core::mem::PhysMem;
-use warden_core::multiboot2::Firmware;
+use warden_core::multiboot::BootInfo;
+use warden_core::multiboot2::{self, Firmware, Multiboot2Error};
 
 /// Prints what a UEFI loader said about the firmware.
 pub(crate) fn print_uefi(fw: &Firmware) {
@@ -27,6 +28,38 @@ pub(crate) fn print_uefi(fw: &Firmware) {
             "exited by the loader"
         }
     );
+    if let Some(h) = warden_hw::efi::handover() {
+        match h.get_event_log {
+            None => println!("tcg: no EFI TCG2 protocol: no firmware event log"),
+            Some(0) => println!(
+                "tcg: firmware event log by EFI TCG2 GetEventLog: last entry at offset {:?}{}, Final Events table {:?}",
+                h.last_entry,
+                if h.truncated { " (truncated)" } else { "" },
+                h.final_events
+            ),
+            Some(s) => println!("tcg: EFI TCG2 GetEventLog failed (status {s:#x})"),
+        }
+        match h.exited {
+            Some(n) => println!("boot: EFI boot services exited by Warden (attempt {n})"),
+            None => println!("boot: FATAL: EFI ExitBootServices failed"),
+        }
+    }
+}
+
+/// With boot services kept the loader gives no memory map: the one Warden's EFI entry read
+/// when it exited boot services becomes the boot memory map.
+pub(crate) fn add_efi_memory_map(
+    mem: &impl PhysMem,
+    fw: &Firmware,
+    boot: &mut BootInfo,
+) -> Result<(), Multiboot2Error> {
+    if !fw.boot_services_kept || !boot.regions.is_empty() {
+        return Ok(());
+    }
+    match warden_hw::efi::handover().and_then(|h| h.memory_map) {
+        Some(map) => multiboot2::add_efi_regions(mem, map, true, boot),
+        None => Err(Multiboot2Error::NoMemoryMap),
+    }
 }
 
 /// Finds the RSDP (the loader's copy if it gave one, else the legacy BIOS scan) and reads the
@@ -94,7 +127,16 @@ pub(crate) fn discover(mem: &impl PhysMem, fw: Option<&Firmware>, limit: u64) ->
                 t.control_area
             );
             match t.log_area {
-                Some((lasa, laml)) => println!(", log area {laml} bytes at {lasa:#x}"),
+                Some((lasa, laml)) => {
+                    // A TCG2 log starts with a SHA-1-format event (PCR, type, digest, size)
+                    // whose data is the "Spec ID Event03" signature; an unused area is zeroes.
+                    let mut sig = [0u8; 16];
+                    if laml >= 48 && lasa.checked_add(48).is_some_and(|end| end <= limit) {
+                        mem.read(lasa + 32, &mut sig);
+                    }
+                    let state = if &sig == b"Spec ID Event03\0" { "a crypto-agile log" } else { "no log" };
+                    println!(", log area {laml} bytes at {lasa:#x} holding {state}");
+                }
                 None => println!(", no log area"),
             }
         }

@@ -76,8 +76,13 @@ fn kmain(magic: u32, info: u32) -> ! {
             }
         }
     };
+    let mut boot = boot;
     if let Some(fw) = &uefi {
         firmware::print_uefi(fw);
+        if let Err(e) = firmware::add_efi_memory_map(&mem, fw, &mut boot) {
+            println!("boot: FATAL: bad EFI memory map: {e}");
+            exit(ExitCode::Failure);
+        }
     }
     let cmdline = CmdLine::new(&boot.cmdline);
     println!("boot: command line: {}", boot.cmdline);
