@@ -1,7 +1,13 @@
 //! What the firmware describes: the UEFI handover (Multiboot2) and the ACPI tables, read once
 //! at boot, printed, and kept as typed values.
 
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use spin::Once;
 use warden_core::acpi::{self, Acpi, AcpiError, Rsdp, StartMethod};
+use warden_tpm::Banks;
+use warden_tpm::eventlog::{EventLog, events_len, firmware_log_len};
 use warden_core::mem::PhysMem;
 use warden_core::multiboot::BootInfo;
 use warden_core::multiboot2::{self, Firmware, Multiboot2Error};
@@ -146,4 +152,71 @@ pub(crate) fn discover(mem: &impl PhysMem, fw: Option<&Firmware>, limit: u64) ->
         println!("acpi: HPET {} at {:#x}", h.number, h.addr);
     }
     Some(acpi)
+}
+
+/// The firmware's event log, validated, as Warden continues it.
+pub(crate) struct FirmwareLog {
+    /// The TCG2 log followed by the Final Events table's later events.
+    pub(crate) bytes: Vec<u8>,
+    /// The banks its Spec ID header records.
+    pub(crate) banks: Banks,
+}
+
+static FIRMWARE_LOG: Once<Result<FirmwareLog, String>> = Once::new();
+
+/// The firmware's event log: `None` when Warden was not entered through EFI with boot services
+/// (the SeaBIOS path), else the validated log or why it cannot be used.
+pub(crate) fn event_log() -> Option<&'static Result<FirmwareLog, String>> {
+    FIRMWARE_LOG.get()
+}
+
+/// The most bytes of Final Events table read (events logged after GetEventLog: ExitBootServices'
+/// own, a few hundred bytes).
+const FINAL_EVENTS_WINDOW: u64 = 16 * 1024;
+
+/// Validates the log the EFI entry copied and appends the Final Events table's events that the
+/// copy lacks (those logged from GetEventLog on: ExitBootServices' own measurements). Runs before
+/// the hypervisor's page tables, while the table is reachable.
+pub(crate) fn collect_event_log(mem: &impl PhysMem, limit: u64) {
+    let Some(h) = warden_hw::efi::handover() else { return };
+    let result = (|| -> Result<FirmwareLog, String> {
+        match h.get_event_log {
+            None => return Err("the firmware has no EFI TCG2 protocol".into()),
+            Some(0) => {}
+            Some(s) => return Err(format!("GetEventLog failed with status {s:#x}")),
+        }
+        if h.truncated {
+            return Err("the firmware truncated its log".into());
+        }
+        let last = h.last_entry.ok_or("GetEventLog gave no log")?;
+        let last = usize::try_from(last).map_err(|_| "the last entry is out of reach")?;
+        let mut bytes = warden_hw::efi::with_log(|b| {
+            let len = firmware_log_len(&b[..h.copied], last).map_err(|e| format!("{e}"))?;
+            Ok::<_, String>(b[..len].to_vec())
+        })?;
+        let banks = EventLog::parse(&bytes).map_err(|e| format!("{e}"))?.banks();
+        if let Some((at, before)) = h.final_events {
+            let now = mem.read_u64(at + 8);
+            if now > before {
+                let window = FINAL_EVENTS_WINDOW.min(limit.saturating_sub(at + 16));
+                let mut table = alloc::vec![0u8; window as usize];
+                mem.read(at + 16, &mut table);
+                let count = |n: u64| usize::try_from(n).map_err(|_| String::from("Final Events count out of range"));
+                let skip = events_len(&table, banks, count(before)?).map_err(|e| format!("Final Events table: {e}"))?;
+                let end = events_len(&table, banks, count(now)?).map_err(|e| format!("Final Events table: {e}"))?;
+                bytes.extend_from_slice(&table[skip..end]);
+            }
+        }
+        let log = EventLog::parse(&bytes).map_err(|e| format!("{e}"))?;
+        println!(
+            "tcg: firmware event log: {} bytes, {} events, valid; Warden continues it",
+            bytes.len(),
+            log.events().count()
+        );
+        Ok(FirmwareLog { bytes, banks })
+    })();
+    if let Err(why) = &result {
+        println!("tcg: firmware event log unusable: {why}");
+    }
+    FIRMWARE_LOG.call_once(|| result);
 }

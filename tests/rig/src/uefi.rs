@@ -18,8 +18,9 @@ pub const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
 /// The path the kernel has inside the GRUB image (the first word of its command line).
 pub const KERNEL_PATH: &str = "/boot/warden";
 
-/// The `grub.cfg` booting `kernel_cmdline` with `modules` (file name in `/boot`, arguments).
-pub fn grub_cfg(kernel_cmdline: &str, modules: &[(String, String)]) -> String {
+/// The `grub.cfg` booting `kernel_cmdline` with `modules` (file name in `/boot`, arguments),
+/// after `extra` commands (a tampered configuration in tests).
+pub fn grub_cfg(kernel_cmdline: &str, modules: &[(String, String)], extra: &[String]) -> String {
     let mut cfg = String::from(
         "# Written by the Warden test rig (tests/rig/src/uefi.rs).\n\
          insmod tpm\n\
@@ -28,6 +29,10 @@ pub fn grub_cfg(kernel_cmdline: &str, modules: &[(String, String)]) -> String {
          terminal_output serial\n\
          set timeout=0\n",
     );
+    for c in extra {
+        cfg.push_str(c);
+        cfg.push('\n');
+    }
     cfg.push_str(&format!("echo 'grub: loading {KERNEL_PATH} by Multiboot2'\n"));
     cfg.push_str(&format!("multiboot2 {KERNEL_PATH} {}\n", kernel_cmdline.trim()));
     for (name, args) in modules {
@@ -44,6 +49,7 @@ pub fn grub_iso(
     kernel: &Path,
     kernel_cmdline: &str,
     modules: &[(PathBuf, String)],
+    extra_commands: &[String],
 ) -> Result<PathBuf, RigError> {
     let root = run_dir.join("iso");
     let boot = root.join("boot");
@@ -58,7 +64,7 @@ pub fn grub_iso(
             .map_err(RigError::io(format!("copying {} into the GRUB image", path.display())))?;
         named.push((name, args.clone()));
     }
-    std::fs::write(boot.join("grub/grub.cfg"), grub_cfg(kernel_cmdline, &named))
+    std::fs::write(boot.join("grub/grub.cfg"), grub_cfg(kernel_cmdline, &named, extra_commands))
         .map_err(RigError::io("writing grub.cfg"))?;
     let iso = run_dir.join("grub.iso");
     let out = Command::new("grub-mkrescue")
@@ -98,7 +104,9 @@ mod tests {
         let cfg = grub_cfg(
             " end_when=domains-done ",
             &[("m0-policy".into(), "kind=policy".into()), ("m1-image".into(), "kind=image name=good".into())],
+            &["set x=1".into()],
         );
+        assert!(cfg.contains("set x=1\necho"), "{cfg}");
         let lines: Vec<&str> = cfg.lines().filter(|l| !l.starts_with('#')).collect();
         assert_eq!(lines[0], "insmod tpm");
         assert!(lines.contains(&"multiboot2 /boot/warden end_when=domains-done"));
