@@ -47,7 +47,11 @@ pub(crate) fn print_uefi(fw: &Firmware) {
         }
         match h.exited {
             Some(n) => println!("boot: EFI boot services exited by Warden (attempt {n})"),
-            None => println!("boot: FATAL: EFI ExitBootServices failed"),
+            None => {
+                // The firmware still owns the machine: nothing below may run.
+                println!("boot: FATAL: EFI ExitBootServices failed");
+                warden_hw::debug_exit::exit(warden_hw::debug_exit::ExitCode::Failure);
+            }
         }
     }
 }
