@@ -850,13 +850,7 @@ mod tests {
         };
         let tpm2 = make_table(b"TPM2", 4, &tpm2_body(7, true));
         let base = machine(&tpm2);
-        let mut seed = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = crate::xorshift(0x2545_f491_4f6c_dd1du64);
         let mut errors = 0;
         for _ in 0..5_000 {
             let mut m = base.clone();

@@ -16,3 +16,14 @@ pub mod multiboot;
 pub mod multiboot2;
 pub mod paging;
 pub mod tis;
+
+/// A seeded xorshift generator for the parsers' random-input tests (deterministic, no crate).
+#[cfg(test)]
+pub(crate) fn xorshift(mut seed: u64) -> impl FnMut() -> u64 {
+    move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    }
+}

@@ -842,13 +842,7 @@ mod tests {
     #[test]
     fn random_bit_flips_never_panic() {
         let good = good_bytes();
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = crate::xorshift(0x9e37_79b9_7f4a_7c15u64);
         for _ in 0..20_000 {
             let mut bytes = good.clone();
             for _ in 0..1 + next() % 4 {

@@ -11,6 +11,34 @@
 
 core::arch::global_asm!(
     r#"
+    // The boot identity map, the first 4 GiB in 2 MiB pages (the hypervisor replaces it with
+    // W^X tables at once). A macro, because the 32-bit and the 64-bit entry both need it and the
+    // same text assembles in either mode (absolute addresses below 4 GiB, 32-bit registers).
+    .macro build_boot_tables
+    movl $boot_pdpt, %eax
+    orl $0x3, %eax
+    movl %eax, boot_pml4
+    movl $boot_pd, %eax
+    orl $0x3, %eax
+    movl %eax, boot_pdpt
+    addl $0x1000, %eax
+    movl %eax, boot_pdpt + 8
+    addl $0x1000, %eax
+    movl %eax, boot_pdpt + 16
+    addl $0x1000, %eax
+    movl %eax, boot_pdpt + 24
+    movl $boot_pd, %ebx
+    xorl %ecx, %ecx
+1:
+    movl %ecx, %eax
+    shll $21, %eax
+    orl $0x83, %eax
+    movl %eax, (%ebx,%ecx,8)
+    incl %ecx
+    cmpl $2048, %ecx
+    jne 1b
+    .endm
+
     .section .multiboot, "a"
     .p2align 2
     .long 0x1BADB002
@@ -50,30 +78,7 @@ _start:
     movl %ebx, %esi
     movl $__boot_stack_top, %esp
 
-    movl $boot_pdpt, %eax
-    orl $0x3, %eax
-    movl %eax, boot_pml4
-
-    movl $boot_pd, %eax
-    orl $0x3, %eax
-    movl %eax, boot_pdpt
-    addl $0x1000, %eax
-    movl %eax, boot_pdpt + 8
-    addl $0x1000, %eax
-    movl %eax, boot_pdpt + 16
-    addl $0x1000, %eax
-    movl %eax, boot_pdpt + 24
-
-    movl $boot_pd, %ebx
-    xorl %ecx, %ecx
-1:
-    movl %ecx, %eax
-    shll $21, %eax
-    orl $0x83, %eax
-    movl %eax, (%ebx,%ecx,8)
-    incl %ecx
-    cmpl $2048, %ecx
-    jne 1b
+    build_boot_tables
 
     movl $boot_pml4, %eax
     movl %eax, %cr3
@@ -122,28 +127,7 @@ _start_efi64:
     call warden_efi_entry
     cli
 
-    movl $boot_pdpt, %eax
-    orl $0x3, %eax
-    movl %eax, boot_pml4
-    movl $boot_pd, %eax
-    orl $0x3, %eax
-    movl %eax, boot_pdpt
-    addl $0x1000, %eax
-    movl %eax, boot_pdpt + 8
-    addl $0x1000, %eax
-    movl %eax, boot_pdpt + 16
-    addl $0x1000, %eax
-    movl %eax, boot_pdpt + 24
-    movl $boot_pd, %ebx
-    xorl %ecx, %ecx
-4:
-    movl %ecx, %eax
-    shll $21, %eax
-    orl $0x83, %eax
-    movl %eax, (%rbx,%rcx,8)
-    incl %ecx
-    cmpl $2048, %ecx
-    jne 4b
+    build_boot_tables
 
     movl $0xC0000080, %ecx
     rdmsr
