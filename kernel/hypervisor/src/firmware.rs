@@ -181,7 +181,10 @@ const FINAL_EVENTS_WINDOW: u64 = 16 * 1024;
 /// Validates the log the EFI entry copied and appends the Final Events table's events that the
 /// copy lacks (those logged from GetEventLog on: ExitBootServices' own measurements). Runs before
 /// the hypervisor's page tables, while the table is reachable.
-pub(crate) fn collect_event_log(mem: &impl PhysMem, limit: u64) {
+///
+/// `test_firmware_log=bad-header` on the (measured) command line flips a bit of the copy's
+/// first byte first, so a test can show the fallback a bad firmware log gets.
+pub(crate) fn collect_event_log(mem: &impl PhysMem, limit: u64, cmdline: &warden_core::cmdline::CmdLine<'_>) {
     let Some(h) = warden_hw::efi::handover() else { return };
     let result = (|| -> Result<FirmwareLog, String> {
         match h.get_event_log {
@@ -194,10 +197,15 @@ pub(crate) fn collect_event_log(mem: &impl PhysMem, limit: u64) {
         }
         let last = h.last_entry.ok_or("GetEventLog gave no log")?;
         let last = usize::try_from(last).map_err(|_| "the last entry is out of reach")?;
-        let mut bytes = warden_hw::efi::with_log(|b| {
-            let len = firmware_log_len(&b[..h.copied], last).map_err(|e| format!("{e}"))?;
-            Ok::<_, String>(b[..len].to_vec())
-        })?;
+        let mut bytes = warden_hw::efi::with_log(|b| b[..h.copied].to_vec());
+        if cmdline.value("test_firmware_log") == Some("bad-header") {
+            println!("tcg: test_firmware_log=bad-header: corrupting the copy's first byte");
+            if let Some(b) = bytes.first_mut() {
+                *b ^= 1;
+            }
+        }
+        let len = firmware_log_len(&bytes, last).map_err(|e| format!("{e}"))?;
+        bytes.truncate(len);
         let banks = EventLog::parse(&bytes).map_err(|e| format!("{e}"))?.banks();
         if let Some((at, before)) = h.final_events {
             let now = mem.read_u64(at + 8);

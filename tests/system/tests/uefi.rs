@@ -57,3 +57,13 @@ fn one_log_from_the_firmware_and_a_changed_grub_command_is_named_pcr_8() {
     assert!(failed.iter().all(|c| c.starts_with("PCR 8 ") || c.starts_with("PCR 9 ")), "{failed:?}");
     assert!(tampered.report.checks.iter().all(|c| c.ok), "{}", tampered.report.table());
 }
+
+/// A firmware log that does not parse (here Warden's copy, corrupted on request by the measured
+/// `test_firmware_log=bad-header`) is reported with why, and measured launch starts a fresh log
+/// and says the chain from the firmware is broken; the boot and the domains go on.
+#[test]
+fn a_bad_firmware_log_gets_a_fresh_log_and_a_broken_chain_message() {
+    let out = warden_system_tests::expect_scenario("uefi-grub-bad-log");
+    assert!(!out.log.contains("continuing the firmware's event log"), "{}", out.log);
+    assert!(out.log.contains("[good] well-behaved work complete"), "{}", out.log);
+}
