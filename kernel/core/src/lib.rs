@@ -8,9 +8,22 @@
 #[cfg(any(test, feature = "fake"))]
 extern crate std;
 
+pub mod acpi;
 pub mod cmdline;
 pub mod frame;
 pub mod mem;
 pub mod multiboot;
+pub mod multiboot2;
 pub mod paging;
 pub mod tis;
+
+/// A seeded xorshift generator for the parsers' random-input tests (deterministic, no crate).
+#[cfg(test)]
+pub(crate) fn xorshift(mut seed: u64) -> impl FnMut() -> u64 {
+    move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    }
+}

@@ -99,14 +99,20 @@ pub struct Module {
     pub start: u64,
     /// One past the last byte.
     pub end: u64,
-    /// The module's string: its path followed by arguments.
+    /// The module's string: its path (Multiboot v1 under QEMU) and its arguments.
     pub string: String<MAX_STRING>,
 }
 
 impl Module {
-    /// The value of a `key=value` word in the module string (the path, the first word, excluded).
+    /// The value of a `key=value` word in the module string. A first word that looks like a
+    /// path (QEMU's Multiboot v1 loader puts the file's path there; GRUB's `module2` does not)
+    /// is not an argument, as on the command line ([`crate::cmdline::CmdLine`]).
     pub fn arg(&self, key: &str) -> Option<&str> {
-        self.string.split_ascii_whitespace().skip(1).find_map(|w| {
+        let mut words = self.string.split_ascii_whitespace().peekable();
+        if words.peek().is_some_and(|w| w.contains('/')) {
+            words.next();
+        }
+        words.find_map(|w| {
             let (k, v) = w.split_once('=')?;
             (k == key).then_some(v)
         })
@@ -128,7 +134,8 @@ pub struct BootInfo {
     pub regions: Vec<Region, MAX_REGIONS>,
     /// Boot modules in load order.
     pub modules: Vec<Module, MAX_MODULES>,
-    /// The kernel command line (starts with the kernel's path under QEMU and GRUB).
+    /// The kernel command line (starts with the kernel's path under QEMU's Multiboot v1 loader;
+    /// GRUB's `multiboot2` passes the arguments alone).
     pub cmdline: String<MAX_STRING>,
     /// Physical ranges the boot information itself occupies (to keep out of the allocator).
     pub occupied: Vec<(u64, u64), 8>,
@@ -293,6 +300,12 @@ mod tests {
         assert_eq!(info.modules[0].arg("kind"), Some("manifest"));
         assert_eq!(info.modules[1].arg("name"), Some("hello"));
         assert_eq!(info.modules[1].arg("kind"), Some("image"));
+        // GRUB's module2 strings hold the arguments alone; a path-looking first word is skipped.
+        let m = |s: &str| Module { start: 0, end: 0, string: String::try_from(s).unwrap() };
+        assert_eq!(m("kind=policy").arg("kind"), Some("policy"));
+        assert_eq!(m("/boot/p kind=policy").arg("kind"), Some("policy"));
+        assert_eq!(m("/boot/kind=x kind=policy").arg("kind"), Some("policy"));
+        assert_eq!(m("kind=image name=a").arg("name"), Some("a"));
         assert!(info.modules[1].is_empty());
         assert_eq!(info.modules[0].len(), 0x100);
         assert!(info.occupied.contains(&(MMAP, MMAP + 48)));

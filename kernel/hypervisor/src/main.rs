@@ -1,5 +1,5 @@
-//! The Warden hypervisor image: boots through Multiboot v1, takes the machine over, and runs the
-//! boot scenario's domains.
+//! The Warden hypervisor image: boots through Multiboot v1 or Multiboot2, takes the machine
+//! over, and runs the boot scenario's domains.
 //!
 //! On the host this crate builds to a stub `main` (so `cargo test --workspace` works); the real
 //! image exists only for `x86_64-unknown-none` and is built by `cargo xtask build`.
@@ -16,6 +16,8 @@ mod console;
 mod cpuinfo;
 #[cfg(target_os = "none")]
 mod exceptions;
+#[cfg(target_os = "none")]
+mod firmware;
 #[cfg(target_os = "none")]
 mod mac;
 #[cfg(target_os = "none")]
@@ -56,13 +58,32 @@ fn kmain(magic: u32, info: u32) -> ! {
     cpuinfo::print_banner();
 
     let mem = warden_hw::phys::IdentityMem::new();
-    let boot = match warden_core::multiboot::parse(&mem, magic, u64::from(info), warden_hw::phys::IDENTITY_LIMIT) {
-        Ok(b) => b,
-        Err(e) => {
-            println!("boot: FATAL: bad boot information: {e}");
-            exit(ExitCode::Failure);
+    let limit = warden_hw::phys::IDENTITY_LIMIT;
+    let (boot, uefi) = if magic == warden_core::multiboot2::BOOTLOADER_MAGIC {
+        match warden_core::multiboot2::parse(&mem, magic, u64::from(info), limit) {
+            Ok(i) => (i.boot, Some(i.firmware)),
+            Err(e) => {
+                println!("boot: FATAL: bad Multiboot2 boot information: {e}");
+                exit(ExitCode::Failure);
+            }
+        }
+    } else {
+        match warden_core::multiboot::parse(&mem, magic, u64::from(info), limit) {
+            Ok(b) => (b, None),
+            Err(e) => {
+                println!("boot: FATAL: bad boot information: {e}");
+                exit(ExitCode::Failure);
+            }
         }
     };
+    let mut boot = boot;
+    if let Some(fw) = &uefi {
+        firmware::print_uefi(fw);
+        if let Err(e) = firmware::add_efi_memory_map(&mem, fw, &mut boot) {
+            println!("boot: FATAL: bad EFI memory map: {e}");
+            exit(ExitCode::Failure);
+        }
+    }
     let cmdline = CmdLine::new(&boot.cmdline);
     println!("boot: command line: {}", boot.cmdline);
     memory::print_map(&boot);
@@ -72,6 +93,10 @@ fn kmain(magic: u32, info: u32) -> ! {
     if boot.modules.is_empty() {
         println!("module: none");
     }
+    // Before the hypervisor's own page tables: they leave page 0 (the BIOS data area, where the
+    // legacy RSDP scan starts) unmapped as the null guard.
+    let _acpi = firmware::discover(&mem, uefi.as_ref(), limit);
+    firmware::collect_event_log(&mem, limit, &cmdline);
     if let Err(e) = memory::init(&boot) {
         println!("memory: FATAL: {e}");
         exit(ExitCode::Failure);

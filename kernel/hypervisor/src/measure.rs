@@ -189,7 +189,35 @@ fn run<R: TisRegs>(
         tpm.pcr_reset(pcr)?;
     }
     let mut log_buf = vec![0u8; LOG_CAPACITY];
-    let mut log = EventLogWriter::new(&mut log_buf, banks)?;
+    // One log from the firmware's first measurement to Warden's last: continue the firmware's
+    // (same Spec ID header) when there is one for the same banks; otherwise start afresh.
+    let firmware = match crate::firmware::event_log() {
+        Some(Ok(fw)) if fw.banks != banks => {
+            println!("measure: the firmware's event log records other banks than the TPM's active ones: starting a fresh log; the chain from the firmware is broken");
+            None
+        }
+        Some(Ok(fw)) if fw.bytes.len() > LOG_CAPACITY / 2 => {
+            println!("measure: the firmware's event log ({} bytes) leaves no room: starting a fresh log; the chain from the firmware is broken", fw.bytes.len());
+            None
+        }
+        Some(Ok(fw)) => Some(fw),
+        Some(Err(why)) => {
+            println!("measure: the firmware's event log is unusable ({why}): starting a fresh log; the chain from the firmware is broken");
+            None
+        }
+        None => None,
+    };
+    // A continued firmware log is quoted too (PCRs 0-9: firmware and boot loader), so the
+    // verifier's replay of that part is authenticated like Warden's own.
+    let quoted_pcrs: u32 = if firmware.is_some() { 0x3ff | 0b111 << 20 } else { 0b111 << 20 };
+    let mut log = match firmware {
+        Some(fw) => {
+            log_buf[..fw.bytes.len()].copy_from_slice(&fw.bytes);
+            println!("measure: continuing the firmware's event log ({} bytes)", fw.bytes.len());
+            EventLogWriter::resume(&mut log_buf, fw.bytes.len(), banks)?
+        }
+        None => EventLogWriter::new(&mut log_buf, banks)?,
+    };
     let mut measure = |tpm: &mut Tpm<TisTransport<'_, R>>,
                        tag: Tag,
                        name: &str,
@@ -276,7 +304,7 @@ fn run<R: TisRegs>(
         &nonce,
         PcrSelection {
             banks,
-            pcrs: 0b111 << 20,
+            pcrs: quoted_pcrs,
         },
     )?;
     let attest = q.attest.as_bytes();

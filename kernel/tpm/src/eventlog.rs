@@ -321,6 +321,45 @@ impl<'a> EventLogWriter<'a> {
     }
 }
 
+/// The length of a firmware's crypto-agile log (as the EFI TCG2 protocol's GetEventLog hands it
+/// over: its start and the offset of its last entry) held at the start of `bytes`: the Spec ID
+/// header and every event up to and including the one at `last_entry` must parse, and one must
+/// start exactly there. `last_entry` 0 means the log is the header alone.
+///
+/// # Errors
+///
+/// Any [`LogError`] of the header or an event; [`LogError::Truncated`] at `last_entry` when no
+/// event starts there.
+pub fn firmware_log_len(bytes: &[u8], last_entry: usize) -> Result<usize, LogError> {
+    let (banks, first_event) = parse_header(bytes)?;
+    if last_entry == 0 {
+        return Ok(first_event);
+    }
+    let mut r = Reader { buf: bytes, pos: first_event };
+    while r.pos <= last_entry {
+        let start = r.pos;
+        next_event(&mut r, banks)?;
+        if start == last_entry {
+            return Ok(r.pos);
+        }
+    }
+    Err(LogError::Truncated { offset: last_entry })
+}
+
+/// The length of `count` consecutive `TCG_PCR_EVENT2` events for `banks` at the start of
+/// `bytes` (the events of the EFI Final Events table, which has no header of its own).
+///
+/// # Errors
+///
+/// Any [`LogError`] of an event.
+pub fn events_len(bytes: &[u8], banks: Banks, count: usize) -> Result<usize, LogError> {
+    let mut r = Reader { buf: bytes, pos: 0 };
+    for _ in 0..count {
+        next_event(&mut r, banks)?;
+    }
+    Ok(r.pos)
+}
+
 /// One parsed `TCG_PCR_EVENT2`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Event<'a> {
@@ -372,54 +411,11 @@ impl<'a> EventLog<'a> {
     ///
     /// Any [`LogError`] describing the first malformed structure.
     pub fn parse(log: &'a [u8]) -> Result<Self, LogError> {
-        let mut r = Reader { buf: log, pos: 0 };
-        if r.u32()? != 0 {
-            return Err(LogError::BadHeader("pcrIndex is not 0"));
-        }
-        if r.u32()? != EV_NO_ACTION {
-            return Err(LogError::BadHeader("first event is not EV_NO_ACTION"));
-        }
-        if r.take(20)?.iter().any(|b| *b != 0) {
-            return Err(LogError::BadHeader("digest is not zero"));
-        }
-        let size = r.usize()?;
-        let body = r.take(size)?;
-        let mut h = Reader { buf: body, pos: 0 };
-        if h.take(16)? != SPEC_ID_SIGNATURE {
-            return Err(LogError::BadHeader("signature is not \"Spec ID Event03\""));
-        }
-        h.take(4 + 3)?; // platformClass, version, errata
-        if h.take(1)? != [2] {
-            return Err(LogError::BadHeader("uintnSize is not 2"));
-        }
-        let n = h.u32()?;
-        let mut banks = Banks::EMPTY;
-        for _ in 0..n {
-            let id = h.u16()?;
-            let size = h.u16()?;
-            let alg = HashAlg::from_id(id).ok_or(LogError::UnsupportedAlgorithm(id))?;
-            if usize::from(size) != alg.size() {
-                return Err(LogError::BadHeader(
-                    "digest size does not match its algorithm",
-                ));
-            }
-            if banks.contains(alg) {
-                return Err(LogError::BadHeader("algorithm listed twice"));
-            }
-            banks.insert(alg);
-        }
-        if banks.is_empty() {
-            return Err(LogError::NoBanks);
-        }
-        let vendor = usize::from(h.take(1)?[0]);
-        h.take(vendor)?;
-        if h.pos != body.len() {
-            return Err(LogError::BadHeader("trailing bytes in the Spec ID event"));
-        }
+        let (banks, first_event) = parse_header(log)?;
         let parsed = EventLog {
             banks,
             log,
-            first_event: r.pos,
+            first_event,
         };
         for e in parsed.events() {
             e?;
@@ -461,6 +457,55 @@ impl<'a> EventLog<'a> {
         }
         rp
     }
+}
+
+/// Parses the Spec ID header: the banks and where the first event starts.
+fn parse_header(log: &[u8]) -> Result<(Banks, usize), LogError> {
+    let mut r = Reader { buf: log, pos: 0 };
+    if r.u32()? != 0 {
+        return Err(LogError::BadHeader("pcrIndex is not 0"));
+    }
+    if r.u32()? != EV_NO_ACTION {
+        return Err(LogError::BadHeader("first event is not EV_NO_ACTION"));
+    }
+    if r.take(20)?.iter().any(|b| *b != 0) {
+        return Err(LogError::BadHeader("digest is not zero"));
+    }
+    let size = r.usize()?;
+    let body = r.take(size)?;
+    let mut h = Reader { buf: body, pos: 0 };
+    if h.take(16)? != SPEC_ID_SIGNATURE {
+        return Err(LogError::BadHeader("signature is not \"Spec ID Event03\""));
+    }
+    h.take(4 + 3)?; // platformClass, version, errata
+    if h.take(1)? != [2] {
+        return Err(LogError::BadHeader("uintnSize is not 2"));
+    }
+    let n = h.u32()?;
+    let mut banks = Banks::EMPTY;
+    for _ in 0..n {
+        let id = h.u16()?;
+        let size = h.u16()?;
+        let alg = HashAlg::from_id(id).ok_or(LogError::UnsupportedAlgorithm(id))?;
+        if usize::from(size) != alg.size() {
+            return Err(LogError::BadHeader(
+                "digest size does not match its algorithm",
+            ));
+        }
+        if banks.contains(alg) {
+            return Err(LogError::BadHeader("algorithm listed twice"));
+        }
+        banks.insert(alg);
+    }
+    if banks.is_empty() {
+        return Err(LogError::NoBanks);
+    }
+    let vendor = usize::from(h.take(1)?[0]);
+    h.take(vendor)?;
+    if h.pos != body.len() {
+        return Err(LogError::BadHeader("trailing bytes in the Spec ID event"));
+    }
+    Ok((banks, r.pos))
 }
 
 fn next_event<'a>(r: &mut Reader<'a>, banks: Banks) -> Result<Event<'a>, LogError> {
@@ -610,6 +655,32 @@ mod tests {
         .unwrap();
         w.append_separator(20).unwrap();
         w.as_bytes().len()
+    }
+
+    /// A firmware log handed over as (start, last entry) inside a larger buffer: its length is
+    /// found by parsing up to the last entry; a last entry inside an event or past the end, or
+    /// a bad header, is an error.
+    #[test]
+    fn firmware_log_len_stops_after_the_last_entry() {
+        let mut buf = [0u8; 2048];
+        let len = sample(&mut buf);
+        let offsets: std::vec::Vec<usize> = EventLog::parse(&buf[..len]).unwrap().events().map(|e| e.unwrap().offset).collect();
+        let last = *offsets.last().unwrap();
+        // Whatever follows the log in memory (here 0xAA) is not part of it.
+        buf[len..].fill(0xaa);
+        assert_eq!(firmware_log_len(&buf, last), Ok(len));
+        assert_eq!(firmware_log_len(&buf, offsets[0]), Ok(offsets[1]));
+        assert_eq!(firmware_log_len(&buf, 0), Ok(offsets[0]));
+        assert!(firmware_log_len(&buf, last + 1).is_err());
+        assert!(firmware_log_len(&buf[..len - 1], last).is_err());
+        let mut bad = buf;
+        bad[0] = 1;
+        assert_eq!(firmware_log_len(&bad, last), Err(LogError::BadHeader("pcrIndex is not 0")));
+        // The events after the header, counted.
+        let events = &buf[offsets[0]..];
+        assert_eq!(events_len(events, banks(), 3), Ok(len - offsets[0]));
+        assert_eq!(events_len(events, banks(), 0), Ok(0));
+        assert!(events_len(&events[..10], banks(), 1).is_err());
     }
 
     #[test]

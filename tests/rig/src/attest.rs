@@ -443,7 +443,14 @@ pub struct AttestOptions {
     pub keep_dir: bool,
     /// The platform TPM (the scenario's `platform_tpm` when absent).
     pub platform_tpm: Option<PlatformTpm>,
+    /// The operator's policy for the firmware's and GRUB's PCRs (bank → PCR → hex), put into
+    /// the reference. `--tamper grub-cmdline` without one records it from a clean boot first.
+    pub platform_policy: Option<std::collections::BTreeMap<String, std::collections::BTreeMap<u32, String>>>,
 }
+
+/// The `--tamper` value that adds a command to the GRUB configuration (UEFI scenarios): GRUB
+/// measures each command line it runs into PCR 8 (and the changed grub.cfg file into PCR 9).
+pub const TAMPER_GRUB_CMDLINE: &str = "grub-cmdline";
 
 /// Everything one attested boot produced.
 #[derive(Debug)]
@@ -486,10 +493,25 @@ pub fn attest(scenario: &Scenario, opts: &AttestOptions) -> Result<Attested, Rig
     let kind = opts.platform_tpm.unwrap_or(scenario.platform_tpm);
     let ca = provision_for(kind, &dir.join("provision"))?;
     let files = components(scenario, &dir)?;
-    let reference = reference(scenario, "", &files)?;
+    let mut reference = reference(scenario, "", &files)?;
+    let mut platform_policy = opts.platform_policy.clone();
+    if opts.tamper.as_deref() == Some(TAMPER_GRUB_CMDLINE) && platform_policy.is_none() {
+        // The operator's policy: what a known-good boot of the same configuration measured.
+        let clean = attest(scenario, &AttestOptions { tamper: None, keep_dir: false, ..opts.clone() })?;
+        platform_policy = Some(clean.platform_policy()?);
+    }
+    if let Some(p) = platform_policy {
+        reference.platform_pcrs = p;
+    }
 
     let mut replace = Vec::new();
-    if opts.tamper.as_deref() == Some("swap-names") {
+    let mut grub_commands = Vec::new();
+    if opts.tamper.as_deref() == Some(TAMPER_GRUB_CMDLINE) {
+        if scenario.boot != crate::scenario::BootPath::UefiGrub {
+            return Err(fail("--tamper grub-cmdline needs a scenario with boot = \"uefi-grub\""));
+        }
+        grub_commands.push("set warden_tampered=1".to_string());
+    } else if opts.tamper.as_deref() == Some("swap-names") {
         // Each of the first two image modules keeps its name and gets the other's file.
         let imgs: Vec<_> = files.iter().filter(|(_, t, _)| *t == Tag::DomainImage).take(2).collect();
         let [(a, _, pa), (b, _, pb)] = imgs[..] else {
@@ -540,6 +562,7 @@ pub fn attest(scenario: &Scenario, opts: &AttestOptions) -> Result<Attested, Rig
     let boot_opts = BootOptions {
         extra_cmdline: vec![format!("attest_nonce={}", wardenctl::hex(&nonce))],
         replace_modules: replace,
+        grub_commands,
         tpm_state: Some(ca.tpm_state.clone()),
         platform_tpm: Some(kind),
         keep_tpm: true,
@@ -624,6 +647,33 @@ pub fn attest(scenario: &Scenario, opts: &AttestOptions) -> Result<Attested, Rig
 }
 
 impl Attested {
+    /// The firmware's and boot loader's PCRs (every PCR outside 20-22 the exported log extends)
+    /// as the log replays them, in every logged bank: a platform policy recorded from this boot.
+    pub fn platform_policy(
+        &self,
+    ) -> Result<std::collections::BTreeMap<String, std::collections::BTreeMap<u32, String>>, RigError> {
+        let log = warden_tpm::eventlog::EventLog::parse(&self.export.eventlog)
+            .map_err(|e| fail(format!("exported event log: {e}")))?;
+        let replay = log.replay();
+        let mut pcrs: Vec<u32> = log
+            .events()
+            .flatten()
+            .map(|e| e.pcr)
+            .filter(|p| !warden_tpm::eventlog::WARDEN_PCRS.contains(p))
+            .collect();
+        pcrs.sort_unstable();
+        pcrs.dedup();
+        let mut out = std::collections::BTreeMap::new();
+        for alg in log.banks().iter() {
+            let bank: std::collections::BTreeMap<u32, String> = pcrs
+                .iter()
+                .filter_map(|&p| replay.pcr(alg, p).map(|d| (p, wardenctl::hex(d.as_bytes()))))
+                .collect();
+            out.insert(alg.name().to_string(), bank);
+        }
+        Ok(out)
+    }
+
     /// For every logged bank and PCR 20–22: (bank, PCR, tpm2_eventlog's replay, tpm2_pcrread).
     pub fn pcr_comparison(&self) -> Vec<(HashAlg, u32, Option<String>, Option<String>)> {
         let replayed = self.eventlog_yaml.split("pcrs:").nth(1).unwrap_or("");

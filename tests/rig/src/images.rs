@@ -148,7 +148,8 @@ fn is_newer(derived: &Path, source: &Path) -> bool {
     matches!((modified(derived), modified(source)), (Some(d), Some(s)) if d > s)
 }
 
-/// The Multiboot v1 header must sit in the first 8 KiB, 4-byte aligned, with a valid checksum.
+/// The Multiboot v1 header must sit in the first 8 KiB, 4-byte aligned, with a valid checksum,
+/// and the Multiboot2 header in the first 32 KiB, 8-byte aligned, with its checksum.
 fn check_multiboot_header(path: &Path) -> Result<(), RigError> {
     let bytes = std::fs::read(path).map_err(RigError::io(format!("reading {}", path.display())))?;
     let window = &bytes[..bytes.len().min(8192)];
@@ -162,11 +163,32 @@ fn check_multiboot_header(path: &Path) -> Result<(), RigError> {
         };
         matches!((word(4), word(8)), (Some(f), Some(c)) if 0x1bad_b002u32.wrapping_add(f).wrapping_add(c) == 0)
     });
-    if found {
+    if !found {
+        return Err(RigError::Build(format!(
+            "{}: no Multiboot header in the first 8 KiB",
+            path.display()
+        )));
+    }
+    // The Multiboot2 header (GRUB's `multiboot2`): in the first 32 KiB, 8-byte aligned, magic,
+    // architecture, header length and a checksum over the three.
+    let window = &bytes[..bytes.len().min(32768)];
+    let word = |at: usize| {
+        window
+            .get(at..at + 4)
+            .map(|b| u32::from_le_bytes(b.try_into().unwrap_or_default()))
+    };
+    let found2 = (0..window.len()).step_by(8).any(|at| {
+        matches!(
+            (word(at), word(at + 4), word(at + 8), word(at + 12)),
+            (Some(0xe852_50d6), Some(a), Some(l), Some(c))
+                if 0xe852_50d6u32.wrapping_add(a).wrapping_add(l).wrapping_add(c) == 0
+        )
+    });
+    if found2 {
         Ok(())
     } else {
         Err(RigError::Build(format!(
-            "{}: no Multiboot header in the first 8 KiB",
+            "{}: no Multiboot2 header in the first 32 KiB",
             path.display()
         )))
     }

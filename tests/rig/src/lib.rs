@@ -13,6 +13,7 @@ mod policy;
 pub mod qemu;
 pub mod scenario;
 pub mod swtpm;
+pub mod uefi;
 
 pub use error::RigError;
 pub use images::{Images, host_tool, images};

@@ -65,6 +65,8 @@ pub struct BootOptions {
     pub extra_modules: Vec<(PathBuf, String)>,
     /// Replace a module file before boot (e.g. a tampered copy): (module name, path).
     pub replace_modules: Vec<(String, PathBuf)>,
+    /// Extra GRUB commands run before `multiboot2` (UEFI scenarios; GRUB measures them, PCR 8).
+    pub grub_commands: Vec<String>,
     /// Use this swtpm state folder (e.g. one provisioned with EK certificates) instead of a fresh one.
     pub tpm_state: Option<PathBuf>,
     /// Use this platform TPM instead of the scenario's (`platform_tpm`).
@@ -233,11 +235,14 @@ pub fn boot(scenario: &Scenario, opts: &BootOptions) -> Result<Outcome, RigError
     ])
     .args(["-cpu", &scenario.cpu])
     .args(["-m", &format!("{}M", scenario.memory_mib)])
-    .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=4"])
-    .arg("-kernel")
-    .arg(images.kernel())
-    .args(["-append", cmdline.trim()]);
-    if !modules.is_empty() {
+    .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=4"]);
+    if scenario.boot == crate::scenario::BootPath::UefiGrub {
+        let iso = crate::uefi::grub_iso(&run_dir, images.kernel(), &cmdline, &modules, &opts.grub_commands)?;
+        cmd.args(crate::uefi::qemu_args(&run_dir, &iso)?);
+    } else {
+        cmd.arg("-kernel").arg(images.kernel()).args(["-append", cmdline.trim()]);
+    }
+    if !modules.is_empty() && scenario.boot == crate::scenario::BootPath::Multiboot {
         let list: Vec<String> = modules
             .iter()
             .map(|(p, a)| format!("{} {a}", p.display()))

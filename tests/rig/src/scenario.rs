@@ -66,6 +66,10 @@ pub struct Scenario {
     /// (`BootOptions::host_port`, or a free port the rig picks).
     #[serde(default)]
     pub net: bool,
+    /// How the machine boots: `"multiboot"` (default: SeaBIOS, QEMU's `-kernel`, Multiboot v1)
+    /// or `"uefi-grub"` (OVMF → a GRUB EFI image the rig builds → Multiboot2).
+    #[serde(default)]
+    pub boot: BootPath,
     /// Domains to boot; every key is passed through to the boot manifest.
     #[serde(default)]
     pub domain: Vec<toml::Table>,
@@ -74,6 +78,18 @@ pub struct Scenario {
     /// command-line word `end_when=domains-done`. Without it the hypervisor keeps running.
     #[serde(default)]
     pub end_when: Option<EndWhen>,
+}
+
+/// The values of a scenario's `boot`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+pub enum BootPath {
+    /// SeaBIOS and QEMU's own Multiboot v1 loader (`-kernel`, `-initrd`).
+    #[default]
+    #[serde(rename = "multiboot")]
+    Multiboot,
+    /// OVMF, then GRUB EFI with its `tpm` module, then Warden by Multiboot2.
+    #[serde(rename = "uefi-grub")]
+    UefiGrub,
 }
 
 /// The values of a scenario's `end_when`.

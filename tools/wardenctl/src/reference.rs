@@ -20,6 +20,11 @@ pub struct Reference {
     pub components: Vec<Component>,
     /// Expected final PCR values: bank name → PCR index → hex.
     pub pcrs: BTreeMap<String, BTreeMap<u32, String>>,
+    /// The operator's policy for the firmware's and boot loader's PCRs (0-9) when the log
+    /// starts at the firmware: bank name → PCR index → hex (e.g. recorded from a known-good
+    /// boot, like Keylime's measured-boot policy). Without it those PCRs are reported only.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub platform_pcrs: BTreeMap<String, BTreeMap<u32, String>>,
 }
 
 /// One measured component.
@@ -86,7 +91,14 @@ impl Reference {
             description: description.into(),
             components,
             pcrs,
+            platform_pcrs: BTreeMap::new(),
         }
+    }
+
+    /// The operator's expected value of a firmware or boot-loader PCR in a bank, if given.
+    #[must_use]
+    pub fn platform_pcr(&self, alg: HashAlg, pcr: u32) -> Option<Digest> {
+        Digest::from_bytes(alg, &crate::unhex(self.platform_pcrs.get(alg.name())?.get(&pcr)?).ok()?)
     }
 
     /// Expected value of a PCR in a bank.

@@ -349,7 +349,9 @@ pub fn verify(evidence: &Evidence<'_>, reference: &Reference) -> Result<Report, 
     for e in &events {
         let unknown = match e.warden_tag() {
             Some((_, n)) => !reference.components.iter().any(|c| c.name == n),
-            None => e.event_type != EV_SEPARATOR,
+            // The firmware's and boot loader's own events (PCRs 0-9 of a log continued from
+            // the firmware) are checked as PCR values below, not as components.
+            None => e.event_type != EV_SEPARATOR && WARDEN_PCRS.contains(&e.pcr),
         };
         if unknown {
             let name = e.warden_tag().map_or_else(
@@ -408,8 +410,52 @@ pub fn verify(evidence: &Evidence<'_>, reference: &Reference) -> Result<Report, 
         });
     }
 
+    // 7. The firmware's and boot loader's PCRs, when the log starts at the firmware: checked
+    //    against the operator's policy where it names them, reported otherwise. Only PCRs the
+    //    quote covers count (else the replay is not authenticated).
+    let mut platform: Vec<u32> = events.iter().map(|e| e.pcr).filter(|p| !WARDEN_PCRS.contains(p)).collect();
+    platform.sort_unstable();
+    platform.dedup();
+    for pcr in platform {
+        let is_quoted = quoted.iter().any(|(_, q)| *q == pcr);
+        let policy = reference.platform_pcr(show, pcr);
+        let ok = is_quoted
+            && banks.iter().all(|a| reference.platform_pcr(a, pcr).is_none_or(|want| replay.pcr(a, pcr) == Some(want)));
+        let expected = match (&policy, is_quoted) {
+            (_, false) => "(not quoted)".into(),
+            (Some(d), true) => hex(d.as_bytes()),
+            (None, true) => "(reported)".into(),
+        };
+        rows.push(Row {
+            component: format!("PCR {pcr} ({})", platform_pcr_name(pcr)),
+            pcr,
+            bank: show.name().into(),
+            expected,
+            actual: replay.pcr(show, pcr).map_or_else(|| "(none)".into(), |d| hex(d.as_bytes())),
+            ok,
+        });
+    }
+
     let ok = checks.iter().all(|c| c.ok) && rows.iter().all(|r| r.ok);
     Ok(Report { ok, checks, rows })
+}
+
+/// What measures into a firmware or boot-loader PCR (TCG PC Client Platform Firmware Profile;
+/// GRUB's `tpm` module for 8 and 9).
+fn platform_pcr_name(pcr: u32) -> &'static str {
+    match pcr {
+        0 => "firmware",
+        1 => "firmware config",
+        2 => "option ROMs",
+        3 => "option ROM config",
+        4 => "boot loader",
+        5 => "GPT, ExitBootServices",
+        6 => "manufacturer",
+        7 => "Secure Boot",
+        8 => "GRUB commands",
+        9 => "GRUB files",
+        _ => "other",
+    }
 }
 
 /// Parses a nonce given in hex on the command line.

@@ -20,7 +20,9 @@ pub(crate) struct AttestArgs {
     /// Flip one byte of this component (policy, manifest, or a domain image's name) after the
     /// reference values were computed: verification must then fail and name it. `swap-names`
     /// swaps the files of the scenario's first two images instead (each module keeps its name
-    /// but carries the other's bytes): verification must name both images.
+    /// but carries the other's bytes): verification must name both images. `grub-cmdline`
+    /// (UEFI scenarios) adds a command to GRUB's configuration after recording the platform
+    /// policy from a clean boot: verification must name PCR 8.
     #[arg(long)]
     pub(crate) tamper: Option<String>,
     /// Print the report as JSON instead of a table.
@@ -46,7 +48,7 @@ pub(crate) fn attest(args: &AttestArgs) -> Result<()> {
     if let Some(t) = &args.tamper {
         eprintln!("xtask: tampering with '{t}' after computing the reference values");
     }
-    let opts = AttestOptions { tamper: args.tamper.clone(), keep_dir: false, platform_tpm: args.platform_tpm };
+    let opts = AttestOptions { tamper: args.tamper.clone(), keep_dir: false, platform_tpm: args.platform_tpm, platform_policy: None };
     let a = run_attest(&scenario, &opts)?;
 
     for c in &a.credential {
