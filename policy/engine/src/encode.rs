@@ -45,6 +45,13 @@ fn put32(out: &mut Vec<u8>, v: u32) {
     out.extend_from_slice(&v.to_le_bytes());
 }
 
+/// Buckets of the access-vector index for `entries` entries: at least two per entry, a power
+/// of two.
+#[must_use]
+pub fn buckets_for(entries: usize) -> usize {
+    (entries.max(1) * 2).next_power_of_two()
+}
+
 /// Encodes an image. Sorting of transitions, sets and members is done here.
 #[must_use]
 pub fn encode(img: &Image) -> Vec<u8> {
@@ -57,16 +64,25 @@ pub fn encode(img: &Image) -> Vec<u8> {
         strings.extend_from_slice(name.as_bytes());
     }
 
-    // One bucket per entry (rounded up to a power of two): short buckets, and 4 bytes of index
-    // per bucket instead of a half-empty table of whole entries.
-    let buckets = img.av.len().max(1).next_power_of_two();
+    // Two buckets per entry (rounded up to a power of two): most lookups find an empty bucket
+    // or one entry, so the scan's length is predictable; empty buckets cost 4 bytes of index,
+    // not a whole entry as version 1's half-empty table did.
+    let buckets = buckets_for(img.av.len());
     let mask = buckets - 1;
     // Hash each key once: sort (bucket, key, entry) tuples, not entries by a computed key.
     let mut order: Vec<(usize, u32, u32, u8, usize)> = img
         .av
         .iter()
         .enumerate()
-        .map(|(i, a)| (av_hash(a.subject, a.target, a.class as u8, mask), a.subject, a.target, a.class as u8, i))
+        .map(|(i, a)| {
+            (
+                av_hash(a.subject, a.target, a.class as u8, mask),
+                a.subject,
+                a.target,
+                a.class as u8,
+                i,
+            )
+        })
         .collect();
     order.sort_unstable();
     let av: Vec<&Av> = order.iter().map(|o| &img.av[o.4]).collect();
