@@ -50,10 +50,7 @@ fn generate(n: usize) -> Generated {
         ents.push(ent(&format!("vtpmd{g}_t"), &["daemons".into()]));
         types.push(format!("vtpmd{g}_t"));
         // Each group's daemon serves that group's tenants and vTPMs.
-        let _ = writeln!(
-            w,
-            "allow grp{g} vtpmd{g}_t: evtchn {{ alloc bind send close }};"
-        );
+        let _ = writeln!(w, "allow grp{g} vtpmd{g}_t: evtchn {{ alloc bind send close }};");
         let _ = writeln!(w, "allow vtpmd{g}_t grp{g}: grant {{ map_rw unmap }};");
         let _ = writeln!(w, "allow vtpmd{g}_t gv{g}: vtpm admin;");
         let _ = writeln!(
@@ -72,10 +69,7 @@ fn generate(n: usize) -> Generated {
     for i in 0..tenants {
         let g = format!("grp{}", i / 10);
         let gv = format!("gv{}", i / 10);
-        let _ = writeln!(
-            w,
-            "type t{i}_t: domain, tenants, {g};\ntype t{i}_vtpm_t: vtpm, vtpms, {gv};"
-        );
+        let _ = writeln!(w, "type t{i}_t: domain, tenants, {g};\ntype t{i}_vtpm_t: vtpm, vtpms, {gv};");
         ents.push(ent(&format!("t{i}_t"), &["tenants".into(), g.clone()]));
         ents.push(ent(&format!("t{i}_vtpm_t"), &["vtpms".into(), gv]));
         types.push(format!("t{i}_t"));
@@ -87,12 +81,7 @@ fn generate(n: usize) -> Generated {
         );
     }
     let rules: &[(&str, &str, &str, &[&str])] = &[
-        (
-            "mgmt_t",
-            "tenants",
-            "domain",
-            &["getinfo", "pause", "unpause", "destroy"],
-        ),
+        ("mgmt_t", "tenants", "domain", &["getinfo", "pause", "unpause", "destroy"]),
         ("tenants", "self", "domain", &["yield", "block", "shutdown"]),
         ("daemons", "self", "domain", &["yield", "block"]),
     ];
@@ -105,11 +94,7 @@ fn generate(n: usize) -> Generated {
     };
     for (s, t, cl, perms) in rules {
         let _ = writeln!(w, "allow {s} {t}: {cl} {{ {} }};", perms.join(" "));
-        let actions = perms
-            .iter()
-            .map(|p| format!("Warden::Action::\"{cl}:{p}\""))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let actions = perms.iter().map(|p| format!("Warden::Action::\"{cl}:{p}\"")).collect::<Vec<_>>().join(", ");
         if *t == "self" {
             let _ = writeln!(
                 c,
@@ -117,12 +102,7 @@ fn generate(n: usize) -> Generated {
                 scope(s, "principal")
             );
         } else {
-            let _ = writeln!(
-                c,
-                "permit({}, action in [{actions}], {});",
-                scope(s, "principal"),
-                scope(t, "resource")
-            );
+            let _ = writeln!(c, "permit({}, action in [{actions}], {});", scope(s, "principal"), scope(t, "resource"));
         }
     }
     // Tenants of one group talk to each other.
@@ -136,10 +116,7 @@ fn generate(n: usize) -> Generated {
     // Filler types so the type count is exactly n.
     let mut k = 0;
     while types.len() < n {
-        let _ = writeln!(
-            w,
-            "type b{k}_build_t: domain;\nallow mgmt_t b{k}_build_t: domain build;"
-        );
+        let _ = writeln!(w, "type b{k}_build_t: domain;\nallow mgmt_t b{k}_build_t: domain build;");
         let _ = writeln!(
             c,
             "permit(principal == Warden::Type::\"mgmt_t\", action == Warden::Action::\"domain:build\", resource == Warden::Type::\"b{k}_build_t\");"
@@ -153,12 +130,7 @@ fn generate(n: usize) -> Generated {
         w.push_str("assert noflow grp0 -> grp1 excluding mgmt_t;\n");
     }
     types.truncate(n);
-    Generated {
-        wpol: w,
-        cedar: c,
-        entities: serde_json::Value::Array(ents),
-        types,
-    }
+    Generated { wpol: w, cedar: c, entities: serde_json::Value::Array(ents), types }
 }
 
 /// A query: subject, target, class, one permission.
@@ -172,11 +144,7 @@ fn queries(g: &Generated, count: usize) -> Vec<Query> {
         x ^= x << 17;
         x as usize
     };
-    let tenants: Vec<&String> = g
-        .types
-        .iter()
-        .filter(|t| t.starts_with('t') && !t.contains("vtpm"))
-        .collect();
+    let tenants: Vec<&String> = g.types.iter().filter(|t| t.starts_with('t') && !t.contains("vtpm")).collect();
     let classes = [Class::Domain, Class::Evtchn, Class::Grant, Class::Vtpm];
     (0..count)
         .map(|i| {
@@ -273,21 +241,14 @@ impl V1Table {
                 break;
             }
             if es == s.0 && Self::u32_at(e, 4) == t.0 && e[8] == c as u8 {
-                (allow, aa, da) = (
-                    Self::u64_at(e, 16),
-                    Self::u64_at(e, 24),
-                    Self::u64_at(e, 32),
-                );
+                (allow, aa, da) = (Self::u64_at(e, 16), Self::u64_at(e, 24), Self::u64_at(e, 32));
                 break;
             }
             i = (i + 1) & self.mask;
         }
         let allowed = perms.0 & allow;
         let denied = perms.0 & !allow;
-        warden_policy::Decision {
-            allowed: PermSet(allowed),
-            audit: PermSet((denied & !da) | (allowed & aa)),
-        }
+        warden_policy::Decision { allowed: PermSet(allowed), audit: PermSet((denied & !da) | (allowed & aa)) }
     }
 }
 
@@ -295,24 +256,12 @@ impl V1Table {
 // compiled on its own and both pay the same call: inlined into the timing loop, the v1 lookup's
 // code (and its time) changed by 2-3x with unrelated edits to the engine.
 #[inline(never)]
-fn warden_decide(
-    p: &Policy<'_>,
-    s: TypeId,
-    t: TypeId,
-    c: Class,
-    perms: PermSet,
-) -> warden_policy::Decision {
+fn warden_decide(p: &Policy<'_>, s: TypeId, t: TypeId, c: Class, perms: PermSet) -> warden_policy::Decision {
     p.decide(s, t, c, perms)
 }
 
 #[inline(never)]
-fn v1_decide(
-    v1: &V1Table,
-    s: TypeId,
-    t: TypeId,
-    c: Class,
-    perms: PermSet,
-) -> warden_policy::Decision {
+fn v1_decide(v1: &V1Table, s: TypeId, t: TypeId, c: Class, perms: PermSet) -> warden_policy::Decision {
     v1.decide(s, t, c, perms)
 }
 
@@ -332,37 +281,22 @@ struct Row {
 
 fn bench_size(n: usize, with_cedar: bool) -> Row {
     let g = generate(n);
-    let c = warden_policy_compiler::compile_with(
-        &g.wpol,
-        warden_policy_compiler::Options {
-            lints: false,
-            verbose: false,
-        },
-    )
-    .unwrap_or_else(|e| {
-        panic!(
-            "generated policy does not compile: {}",
-            warden_policy_compiler::diag::render("gen.wpol", &g.wpol, &e)
-        )
-    });
+    let c =
+        warden_policy_compiler::compile_with(&g.wpol, warden_policy_compiler::Options { lints: false, verbose: false })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "generated policy does not compile: {}",
+                    warden_policy_compiler::diag::render("gen.wpol", &g.wpol, &e)
+                )
+            });
     let bin = c.to_binary();
     let p = Policy::load(&bin).expect("load");
     let qs = queries(&g, 4096);
     let ids: Vec<(TypeId, TypeId, Class, PermSet)> = qs
         .iter()
-        .map(|(s, t, cl, perm)| {
-            (
-                p.type_by_name(s).unwrap(),
-                p.type_by_name(t).unwrap(),
-                *cl,
-                cl.perm(perm).unwrap(),
-            )
-        })
+        .map(|(s, t, cl, perm)| (p.type_by_name(s).unwrap(), p.type_by_name(t).unwrap(), *cl, cl.perm(perm).unwrap()))
         .collect();
-    let allowed = ids
-        .iter()
-        .filter(|&&(s, t, cl, perm)| !p.decide(s, t, cl, perm).allowed.is_empty())
-        .count();
+    let allowed = ids.iter().filter(|&&(s, t, cl, perm)| !p.decide(s, t, cl, perm).allowed.is_empty()).count();
     let warden_ns = time_per_query(ids.len(), Duration::from_millis(400), |i| {
         let (s, t, cl, perm) = ids[i];
         black_box(warden_decide(&p, black_box(s), black_box(t), cl, perm));
@@ -370,11 +304,7 @@ fn bench_size(n: usize, with_cedar: bool) -> Row {
     let img = c.image();
     let v1 = V1Table::new(&img);
     for &(s, t, cl, perm) in &ids {
-        assert_eq!(
-            v1.decide(s, t, cl, perm),
-            p.decide(s, t, cl, perm),
-            "v1 reference disagrees"
-        );
+        assert_eq!(v1.decide(s, t, cl, perm), p.decide(s, t, cl, perm), "v1 reference disagrees");
     }
     let v1_ns = time_per_query(ids.len(), Duration::from_millis(400), |i| {
         let (s, t, cl, perm) = ids[i];
@@ -401,12 +331,10 @@ fn bench_size(n: usize, with_cedar: bool) -> Row {
         };
     }
     let policies: cedar_policy::PolicySet = g.cedar.parse().expect("cedar policies parse");
-    let entities =
-        cedar_policy::Entities::from_json_value(g.entities.clone(), None).expect("cedar entities");
+    let entities = cedar_policy::Entities::from_json_value(g.entities.clone(), None).expect("cedar entities");
     let auth = cedar_policy::Authorizer::new();
-    let uid = |ty: &str, id: &str| -> cedar_policy::EntityUid {
-        format!("Warden::{ty}::\"{id}\"").parse().expect("uid")
-    };
+    let uid =
+        |ty: &str, id: &str| -> cedar_policy::EntityUid { format!("Warden::{ty}::\"{id}\"").parse().expect("uid") };
     let reqs: Vec<cedar_policy::Request> = qs
         .iter()
         .map(|(s, t, cl, perm)| {
@@ -425,8 +353,7 @@ fn bench_size(n: usize, with_cedar: bool) -> Row {
     // Cedar takes milliseconds per request at 10,000 types: compare on a prefix there.
     let compared = if n >= 10_000 { 512 } else { reqs.len() };
     for (i, r) in reqs.iter().enumerate().take(compared) {
-        let ced =
-            auth.is_authorized(r, &policies, &entities).decision() == cedar_policy::Decision::Allow;
+        let ced = auth.is_authorized(r, &policies, &entities).decision() == cedar_policy::Decision::Allow;
         let (s, t, cl, perm) = ids[i];
         let war = !p.decide(s, t, cl, perm).allowed.is_empty();
         if ced == war {
@@ -481,37 +408,19 @@ fn main() {
     }
     let mut out = String::new();
     let _ = writeln!(out, "# Policy engine performance\n");
-    let _ = writeln!(
-        out,
-        "Produced by `cargo xtask bench policy` (`cargo run --release -p warden-policy-bench`)."
-    );
-    let _ = writeln!(
-        out,
-        "Decisions are single-permission checks over a fixed mix of 4,096 queries (column `allowed`);"
-    );
-    let _ = writeln!(
-        out,
-        "Cedar evaluates the same rules written as Cedar policies over an entity hierarchy"
-    );
-    let _ = writeln!(
-        out,
-        "(attributes = groups), and must give the same answer to every query. Release build; on the"
-    );
-    let _ = writeln!(
-        out,
-        "shared 2-core development VM figures move by tens of percent between runs.\n"
-    );
+    let _ = writeln!(out, "Produced by `cargo xtask bench policy` (`cargo run --release -p warden-policy-bench`).");
+    let _ =
+        writeln!(out, "Decisions are single-permission checks over a fixed mix of 4,096 queries (column `allowed`);");
+    let _ = writeln!(out, "Cedar evaluates the same rules written as Cedar policies over an entity hierarchy");
+    let _ = writeln!(out, "(attributes = groups), and must give the same answer to every query. Release build; on the");
+    let _ = writeln!(out, "shared 2-core development VM figures move by tens of percent between runs.\n");
     let _ = writeln!(
         out,
         "| types | access vectors | cedar policies | allowed | warden ns/decision | v1 table ns/decision (reference) | table bytes (v1 bytes) | cedar ns/decision | cedar / warden | same answers |"
     );
     let _ = writeln!(out, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let mut all_agree = true;
-    for &n in if big_only {
-        &[][..]
-    } else {
-        &[10, 1_000, 10_000][..]
-    } {
+    for &n in if big_only { &[][..] } else { &[10, 1_000, 10_000][..] } {
         let r = bench_size(n, true);
         all_agree &= r.agree == r.checked;
         let _ = writeln!(
@@ -530,23 +439,14 @@ fn main() {
             r.agree,
             r.checked
         );
-        print!(
-            "{}",
-            out.lines()
-                .last()
-                .map(|l| format!("{l}\n"))
-                .unwrap_or_default()
-        );
+        print!("{}", out.lines().last().map(|l| format!("{l}\n")).unwrap_or_default());
     }
 
     // Compile + full flow analysis of a 100,000-type policy.
     let big = 100_000;
     let g = generate(big);
     let (t0, c0) = (Instant::now(), thread_cpu());
-    let opts = warden_policy_compiler::Options {
-        lints: false,
-        verbose: false,
-    };
+    let opts = warden_policy_compiler::Options { lints: false, verbose: false };
     let c = warden_policy_compiler::compile_with(&g.wpol, opts).expect("compile");
     let bin_len = c.binary().len();
     let (t_compile, c_compile) = (t0.elapsed(), thread_cpu().saturating_sub(c0));
@@ -557,16 +457,10 @@ fn main() {
     let total = t_compile + t_flow;
     let cpu_total = c_compile + c_flow;
     let t2 = Instant::now();
-    let warnings = warden_policy_compiler::compile(&g.wpol)
-        .expect("compile")
-        .warnings
-        .len();
+    let warnings = warden_policy_compiler::compile(&g.wpol).expect("compile").warnings.len();
     let t_lints = t2.elapsed().saturating_sub(t_compile);
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
-    let _ = writeln!(
-        out,
-        "\n| {big}-type policy | wall time | CPU time | target |\n|---|---:|---:|---:|"
-    );
+    let _ = writeln!(out, "\n| {big}-type policy | wall time | CPU time | target |\n|---|---:|---:|---:|");
     let _ = writeln!(
         out,
         "| compile (parse, resolve, expand, neverallow, noflow assertion, binary: {bin_len} bytes, {} source lines, and the hypervisor's loader on it) | {:.1} ms | {:.1} ms | |",
@@ -587,11 +481,7 @@ fn main() {
         "| total | {:.1} ms | {:.1} ms | < 1000 ms: {} |",
         ms(total),
         ms(cpu_total),
-        if total.as_secs_f64() < 1.0 {
-            "met"
-        } else {
-            "MISSED"
-        }
+        if total.as_secs_f64() < 1.0 { "met" } else { "MISSED" }
     );
     let _ = writeln!(
         out,
@@ -605,20 +495,12 @@ fn main() {
 
     // Binary size: the Xen example, ported, beside Xen's own build of it.
     let _ = writeln!(out, "\n| Xen example policy | bytes |\n|---|---:|");
-    match xen_flask::checkpolicy_size(
-        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("xen-flask"),
-    ) {
+    match xen_flask::checkpolicy_size(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("xen-flask")) {
         Ok(xen) => {
-            let src = std::fs::read_to_string(root().join("policy/examples/xen-example.wpol"))
-                .expect("xen-example.wpol");
-            let port = warden_policy_compiler::compile(&src)
-                .expect("xen-example.wpol compiles")
-                .to_binary()
-                .len();
-            let _ = writeln!(
-                out,
-                "| Xen: m4 + checkpolicy (Debian), `tools/flask/policy` | {xen} |"
-            );
+            let src =
+                std::fs::read_to_string(root().join("policy/examples/xen-example.wpol")).expect("xen-example.wpol");
+            let port = warden_policy_compiler::compile(&src).expect("xen-example.wpol compiles").to_binary().len();
+            let _ = writeln!(out, "| Xen: m4 + checkpolicy (Debian), `tools/flask/policy` | {xen} |");
             let _ = writeln!(
                 out,
                 "| Warden: `policy/examples/xen-example.wpol` | {port} ({:.2}x Xen's; target <= 2x: {}) |",
@@ -631,31 +513,19 @@ fn main() {
             all_agree = false;
         }
     }
-    let _ = writeln!(
-        out,
-        "\nTargets: <= 20 ns per decision, flat with size, and no slower than the v1 table measured"
-    );
-    let _ = writeln!(
-        out,
-        "in the same run; compile + analysis of 100,000 types < 1 s; the Xen port <= 2x checkpolicy's"
-    );
+    let _ = writeln!(out, "\nTargets: <= 20 ns per decision, flat with size, and no slower than the v1 table measured");
+    let _ =
+        writeln!(out, "in the same run; compile + analysis of 100,000 types < 1 s; the Xen port <= 2x checkpolicy's");
     let _ = writeln!(
         out,
         "binary. Warden answers from a precomputed hash table (the compiler expanded attributes, roles and"
     );
-    let _ = writeln!(
-        out,
-        "`self`/`other`); Cedar evaluates every policy of the set against the entity hierarchy per"
-    );
-    let _ = writeln!(
-        out,
-        "request, so its cost grows with the number of policies (no policy slicing is applied here)."
-    );
+    let _ = writeln!(out, "`self`/`other`); Cedar evaluates every policy of the set against the entity hierarchy per");
+    let _ =
+        writeln!(out, "request, so its cost grows with the number of policies (no policy slicing is applied here).");
     if !all_agree {
-        let _ = writeln!(
-            out,
-            "\n**Warning: Cedar and Warden disagreed on some queries; the comparison is not valid.**"
-        );
+        let _ =
+            writeln!(out, "\n**Warning: Cedar and Warden disagreed on some queries; the comparison is not valid.**");
     }
     print!("{}", &out[out.find("\n| 100000").unwrap_or(0)..]);
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/perf-policy.md");

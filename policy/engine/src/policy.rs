@@ -5,8 +5,8 @@ use core::fmt;
 use sha2::{Digest, Sha256};
 
 use crate::format::{
-    self, AV_ENTRY, CWSET_ENTRY, HEADER_LEN, MAGIC, MAX_TYPES, SECTION_ENTRY, SECTIONS,
-    TRANS_ENTRY, TYPE_ENTRY, VERSION, av_hash,
+    self, AV_ENTRY, CWSET_ENTRY, HEADER_LEN, MAGIC, MAX_TYPES, SECTION_ENTRY, SECTIONS, TRANS_ENTRY, TYPE_ENTRY,
+    VERSION, av_hash,
 };
 use crate::schema::{self, Class, Kind};
 use crate::{Decision, PermSet, TypeId};
@@ -66,9 +66,7 @@ impl fmt::Display for LoadError {
             LoadError::Truncated => f.write_str("policy blob is truncated"),
             LoadError::BadMagic => f.write_str("not a Warden policy (bad magic)"),
             LoadError::UnsupportedVersion(v) => write!(f, "unsupported policy format version {v}"),
-            LoadError::SchemaMismatch => {
-                f.write_str("policy was compiled against a different schema")
-            }
+            LoadError::SchemaMismatch => f.write_str("policy was compiled against a different schema"),
             LoadError::BadSectionCount(n) => write!(f, "bad section count {n}"),
             LoadError::LengthMismatch => f.write_str("header length does not match the blob"),
             LoadError::NonZeroReserved => f.write_str("a reserved field is not zero"),
@@ -86,10 +84,7 @@ impl fmt::Display for LoadError {
             LoadError::BadTransition(i) => write!(f, "transition entry {i} is malformed"),
             LoadError::BadConflictSet(i) => write!(f, "conflict set {i} is malformed"),
             LoadError::HypervisorCount(n) => {
-                write!(
-                    f,
-                    "the policy declares {n} types of kind `hypervisor`; exactly one is required"
-                )
+                write!(f, "the policy declares {n} types of kind `hypervisor`; exactly one is required")
             }
         }
     }
@@ -158,21 +153,10 @@ fn u32_at(b: &[u8], off: usize) -> u32 {
     a.copy_from_slice(&b[off..off + 4]);
     u32::from_le_bytes(a)
 }
-#[inline]
-fn u64_at(b: &[u8], off: usize) -> u64 {
-    let mut a = [0u8; 8];
-    a.copy_from_slice(&b[off..off + 8]);
-    u64::from_le_bytes(a)
-}
 
 /// Reads the packed name at `name_off`/`name_len`, requiring it to start at `*cursor` so that
 /// names tile the string section exactly.
-fn take_name<'a>(
-    strings: &'a [u8],
-    off: u32,
-    len: u16,
-    cursor: &mut usize,
-) -> Result<&'a [u8], LoadError> {
+fn take_name<'a>(strings: &'a [u8], off: u32, len: u16, cursor: &mut usize) -> Result<&'a [u8], LoadError> {
     let (off, len) = (off as usize, len as usize);
     if off != *cursor {
         return Err(LoadError::BadName);
@@ -312,10 +296,7 @@ impl<'a> Policy<'a> {
             return Err(LoadError::BadTableSize);
         }
         for b in 0..buckets {
-            let (lo, hi) = (
-                u32_at(self.avidx, b * 4) as usize,
-                u32_at(self.avidx, (b + 1) * 4) as usize,
-            );
+            let (lo, hi) = (u32_at(self.avidx, b * 4) as usize, u32_at(self.avidx, (b + 1) * 4) as usize);
             if lo > hi || hi > entries {
                 return Err(LoadError::BadTableSize);
             }
@@ -335,10 +316,7 @@ impl<'a> Policy<'a> {
                 }
                 let all = class.all().0;
                 let [allow, same, aa, da] = [12, 16, 20, 24].map(|o| u64::from(u32_at(e, o)));
-                if (allow | same | aa | da) & !all != 0
-                    || allow | same | aa | da == 0
-                    || allow & same != 0
-                {
+                if (allow | same | aa | da) & !all != 0 || allow | same | aa | da == 0 || allow & same != 0 {
                     return Err(bad);
                 }
                 // In its key's bucket, keys strictly ascending: lookups find it, and only it.
@@ -356,13 +334,8 @@ impl<'a> Policy<'a> {
         let mut prev: Option<u32> = None;
         for i in 0..self.trans.len() / TRANS_ENTRY {
             let bad = LoadError::BadTransition(i as u32);
-            let (b, r) = (
-                u32_at(self.trans, i * TRANS_ENTRY),
-                u32_at(self.trans, i * TRANS_ENTRY + 4),
-            );
-            if self.kind_of(TypeId(b)) != Some(Kind::Domain)
-                || self.kind_of(TypeId(r)) != Some(Kind::Domain)
-                || b == r
+            let (b, r) = (u32_at(self.trans, i * TRANS_ENTRY), u32_at(self.trans, i * TRANS_ENTRY + 4));
+            if self.kind_of(TypeId(b)) != Some(Kind::Domain) || self.kind_of(TypeId(r)) != Some(Kind::Domain) || b == r
             {
                 return Err(bad);
             }
@@ -479,18 +452,14 @@ impl<'a> Policy<'a> {
         let b = av_hash(subject.0, target.0, class as u8, self.av_mask);
         // The loader checked the index: in bounds and ascending; `get` keeps this total anyway.
         let ix: &[u8; 8] = self.avidx.get(b * 4..b * 4 + 8)?.try_into().ok()?;
-        let (lo, hi) = (
-            u32::from_le_bytes([ix[0], ix[1], ix[2], ix[3]]),
-            u32::from_le_bytes([ix[4], ix[5], ix[6], ix[7]]),
-        );
+        let (lo, hi) =
+            (u32::from_le_bytes([ix[0], ix[1], ix[2], ix[3]]), u32::from_le_bytes([ix[4], ix[5], ix[6], ix[7]]));
         let key = u64::from(subject.0) | u64::from(target.0) << 32;
         let mut at = lo as usize * AV_ENTRY;
         let end = hi as usize * AV_ENTRY;
         while at < end {
             let e: &[u8; AV_ENTRY] = self.avtab.get(at..at + AV_ENTRY)?.try_into().ok()?;
-            if u64::from_le_bytes([e[0], e[1], e[2], e[3], e[4], e[5], e[6], e[7]]) == key
-                && e[8] == class as u8
-            {
+            if u64::from_le_bytes([e[0], e[1], e[2], e[3], e[4], e[5], e[6], e[7]]) == key && e[8] == class as u8 {
                 return Some(e);
             }
             at += AV_ENTRY;
@@ -507,13 +476,7 @@ impl<'a> Policy<'a> {
     /// Unknown type ids are denied (and audited).
     #[inline]
     #[must_use]
-    pub fn decide(
-        &self,
-        subject: TypeId,
-        target: TypeId,
-        class: Class,
-        perms: PermSet,
-    ) -> Decision {
+    pub fn decide(&self, subject: TypeId, target: TypeId, class: Class, perms: PermSet) -> Decision {
         match self.entry(subject, target, class) {
             Some(e) => Self::decision(perms.0, u32_at(e, 12), u32_at(e, 20), u32_at(e, 24)),
             None => Self::decision(perms.0, 0, 0, 0),
@@ -535,27 +498,16 @@ impl<'a> Policy<'a> {
         let Some(e) = self.entry(subject.0, target.0, class) else {
             return Self::decision(perms.0, 0, 0, 0);
         };
-        let same = if subject.1 == target.1 {
-            u32_at(e, 16)
-        } else {
-            0
-        };
+        let same = if subject.1 == target.1 { u32_at(e, 16) } else { 0 };
         Self::decision(perms.0, u32_at(e, 12) | same, u32_at(e, 20), u32_at(e, 24))
     }
 
     #[inline]
     fn decision(perms: u64, allow: u32, auditallow: u32, dontaudit: u32) -> Decision {
-        let (allow, auditallow, dontaudit) = (
-            u64::from(allow),
-            u64::from(auditallow),
-            u64::from(dontaudit),
-        );
+        let (allow, auditallow, dontaudit) = (u64::from(allow), u64::from(auditallow), u64::from(dontaudit));
         let allowed = perms & allow;
         let denied = perms & !allow;
-        Decision {
-            allowed: PermSet(allowed),
-            audit: PermSet((denied & !dontaudit) | (allowed & auditallow)),
-        }
+        Decision { allowed: PermSet(allowed), audit: PermSet((denied & !dontaudit) | (allowed & auditallow)) }
     }
 
     /// The run label a build label turns into, if `build` is a build label.
@@ -584,24 +536,12 @@ impl<'a> Policy<'a> {
     ///
     /// # Errors
     /// See [`TransitionError`].
-    pub fn check_transition(
-        &self,
-        actor: TypeId,
-        build: TypeId,
-        run: TypeId,
-    ) -> Result<(), TransitionError> {
-        let expected = self
-            .run_label_of(build)
-            .ok_or(TransitionError::NotABuildLabel)?;
+    pub fn check_transition(&self, actor: TypeId, build: TypeId, run: TypeId) -> Result<(), TransitionError> {
+        let expected = self.run_label_of(build).ok_or(TransitionError::NotABuildLabel)?;
         if expected != run {
             return Err(TransitionError::WrongRunLabel { expected });
         }
-        let d = self.decide(
-            actor,
-            build,
-            Class::Domain,
-            crate::perms::domain::TRANSITION,
-        );
+        let d = self.decide(actor, build, Class::Domain, crate::perms::domain::TRANSITION);
         if d.allowed.is_empty() {
             return Err(TransitionError::Denied);
         }
@@ -618,9 +558,7 @@ impl<'a> Policy<'a> {
     #[must_use]
     pub fn conflict_set_name(&self, set: ConflictSetId) -> &'a str {
         let i = set.0 as usize;
-        self.cwsets
-            .get(i * CWSET_ENTRY..(i + 1) * CWSET_ENTRY)
-            .map_or("", |e| self.name_of_entry(e))
+        self.cwsets.get(i * CWSET_ENTRY..(i + 1) * CWSET_ENTRY).map_or("", |e| self.name_of_entry(e))
     }
 
     /// Total number of set memberships (the storage a [`crate::ChineseWall`] needs).
@@ -643,11 +581,7 @@ impl<'a> Policy<'a> {
 
     /// The members of a conflict set, ascending.
     pub fn conflict_set_members(&self, set: ConflictSetId) -> impl Iterator<Item = TypeId> + '_ {
-        let r = if (set.0 as usize) < self.conflict_set_count() {
-            self.set_members(set.0 as usize)
-        } else {
-            0..0
-        };
+        let r = if (set.0 as usize) < self.conflict_set_count() { self.set_members(set.0 as usize) } else { 0..0 };
         r.map(|m| self.member_type(m))
     }
 }
