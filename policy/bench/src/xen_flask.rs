@@ -6,7 +6,8 @@
 /// and returns the binary's size.
 pub fn checkpolicy_size(src: &std::path::Path) -> Result<usize, String> {
     use std::process::Command;
-    let conf = std::fs::read_to_string(src.join("modules/modules.conf")).map_err(|e| e.to_string())?;
+    let conf =
+        std::fs::read_to_string(src.join("modules/modules.conf")).map_err(|e| e.to_string())?;
     let modules: Vec<String> = conf
         .lines()
         .filter(|l| l.trim_start().starts_with(|c: char| c.is_ascii_lowercase()))
@@ -32,7 +33,11 @@ pub fn checkpolicy_size(src: &std::path::Path) -> Result<usize, String> {
     sections.extend(support);
     sections.push(src.join("policy/mls"));
     let with = |ext: &str| -> Vec<std::path::PathBuf> {
-        modules.iter().map(|m| src.join(format!("modules/{m}.{ext}"))).filter(|p| p.exists()).collect()
+        modules
+            .iter()
+            .map(|m| src.join(format!("modules/{m}.{ext}")))
+            .filter(|p| p.exists())
+            .collect()
     };
     sections.extend(with("if"));
     sections.push(src.join("policy/global_tunables"));
@@ -44,12 +49,23 @@ pub fn checkpolicy_size(src: &std::path::Path) -> Result<usize, String> {
     let dir = std::env::temp_dir().join(format!("warden-xen-policy-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let m4 = Command::new("m4")
-        .args(["-D", "self_contained_policy", "-s", "-D", "mls_num_sens=16", "-D", "mls_num_cats=256"])
+        .args([
+            "-D",
+            "self_contained_policy",
+            "-s",
+            "-D",
+            "mls_num_sens=16",
+            "-D",
+            "mls_num_cats=256",
+        ])
         .args(&sections)
         .output()
         .map_err(|e| format!("m4: {e} (`cargo xtask setup` installs it)"))?;
     if !m4.status.success() {
-        return Err(format!("m4 failed: {}", String::from_utf8_lossy(&m4.stderr)));
+        return Err(format!(
+            "m4 failed: {}",
+            String::from_utf8_lossy(&m4.stderr)
+        ));
     }
     std::fs::write(dir.join("policy.conf"), &m4.stdout).map_err(|e| e.to_string())?;
     let out = dir.join("xenpolicy");
@@ -61,10 +77,12 @@ pub fn checkpolicy_size(src: &std::path::Path) -> Result<usize, String> {
         .output()
         .map_err(|e| format!("checkpolicy: {e} (`cargo xtask setup` installs it)"))?;
     if !cp.status.success() {
-        return Err(format!("checkpolicy failed: {}", String::from_utf8_lossy(&cp.stderr)));
+        return Err(format!(
+            "checkpolicy failed: {}",
+            String::from_utf8_lossy(&cp.stderr)
+        ));
     }
     let size = std::fs::metadata(&out).map_err(|e| e.to_string())?.len() as usize;
     let _ = std::fs::remove_dir_all(&dir);
     Ok(size)
 }
-

@@ -283,10 +283,15 @@ impl Parser<'_> {
 
     fn bump(&mut self) -> Token {
         let t = self.peek().clone();
+        self.skip();
+        t
+    }
+
+    /// Moves past the current token without copying it (its name would be a fresh `String`).
+    fn skip(&mut self) {
         if self.pos < self.toks.len() - 1 {
             self.pos += 1;
         }
-        t
     }
 
     fn unexpected(&self, what: &str) -> Diagnostic {
@@ -324,7 +329,7 @@ impl Parser<'_> {
         match &self.peek().tok {
             Tok::Ident(s) => {
                 let n = Name { text: s.clone(), origin: self.peek().origin.clone() };
-                self.bump();
+                self.skip();
                 Ok(n)
             }
             _ => Err(self.unexpected(what)),
@@ -350,11 +355,11 @@ impl Parser<'_> {
         loop {
             match self.peek().tok {
                 Tok::RBrace => {
-                    self.bump();
+                    self.skip();
                     break;
                 }
                 Tok::Comma => {
-                    self.bump();
+                    self.skip();
                 }
                 Tok::Star if sets => {
                     let t = self.bump();
@@ -471,7 +476,7 @@ impl Parser<'_> {
         while self.peek().tok != *end {
             v.push(self.name(what)?);
             if self.peek().tok == Tok::Comma {
-                self.bump();
+                self.skip();
             } else {
                 break;
             }
@@ -487,24 +492,24 @@ impl Parser<'_> {
         let kw = kw.clone();
         let stmt = match kw.as_str() {
             "attribute" => {
-                self.bump();
+                self.skip();
                 let name = self.name("attribute name")?;
                 Stmt::Attribute { name }
             }
             "type" => {
-                self.bump();
+                self.skip();
                 let name = self.name("type name")?;
                 self.expect(Tok::Colon, "`:` and a kind")?;
                 let kind = self.name("kind")?;
                 let mut attrs = Vec::new();
                 while self.peek().tok == Tok::Comma {
-                    self.bump();
+                    self.skip();
                     attrs.push(self.name("attribute")?);
                 }
                 Stmt::Type { name, kind, attrs }
             }
             "allow" | "auditallow" | "dontaudit" | "neverallow" | "expect" => {
-                self.bump();
+                self.skip();
                 let (kind, expect) = match kw.as_str() {
                     "allow" => (RuleKind::Allow, None),
                     "auditallow" => (RuleKind::AuditAllow, None),
@@ -536,7 +541,7 @@ impl Parser<'_> {
                 }
             }
             "role" => {
-                self.bump();
+                self.skip();
                 let name = self.name("role name")?;
                 if self.peek().tok == Tok::Semi || matches!(&self.peek().tok, Tok::Ident(s) if s == "types") {
                     return Err(Diagnostic::error(
@@ -561,7 +566,7 @@ impl Parser<'_> {
                 return Ok(Item { stmt: Stmt::Role { name, body }, origin: join(&first.origin, &close.origin) });
             }
             "grant" => {
-                self.bump();
+                self.skip();
                 let role = self.name("role name")?;
                 self.keyword("to")?;
                 let src = self.type_set("type or attribute")?;
@@ -570,43 +575,43 @@ impl Parser<'_> {
                 Stmt::Grant { role, src, tgt }
             }
             "transition" => {
-                self.bump();
+                self.skip();
                 let build = self.name("build label")?;
                 self.expect(Tok::Arrow, "`->`")?;
                 let run = self.name("run label")?;
                 Stmt::Transition { build, run }
             }
             "conflict" => {
-                self.bump();
+                self.skip();
                 let name = self.name("conflict set name")?;
                 let members = self.type_set("type or attribute")?;
                 Stmt::Conflict { name, members }
             }
             "assert" => {
-                self.bump();
+                self.skip();
                 self.keyword("noflow")?;
                 let from = self.type_set("type or attribute")?;
                 self.expect(Tok::Arrow, "`->`")?;
                 let to = self.type_set("type or attribute")?;
                 let across = matches!(&self.peek().tok, Tok::Ident(s) if s == "across");
                 if across {
-                    self.bump();
+                    self.skip();
                     self.keyword("categories")?;
                 }
                 let mut excluding = Vec::new();
                 if matches!(&self.peek().tok, Tok::Ident(s) if s == "excluding") {
-                    self.bump();
+                    self.skip();
                     excluding = self.type_set("type or attribute")?;
                 }
                 Stmt::NoFlow { from, to, excluding, across }
             }
             "separate" => {
-                self.bump();
+                self.skip();
                 let members = self.type_set("domain type or attribute")?;
                 Stmt::Separate { members }
             }
             "template" => {
-                self.bump();
+                self.skip();
                 let name = self.name("template name")?;
                 self.expect(Tok::LParen, "`(`")?;
                 let params = self.comma_names("parameter", &Tok::RParen)?;
@@ -642,7 +647,7 @@ impl Parser<'_> {
                 }
             }
             "bool" => {
-                self.bump();
+                self.skip();
                 let name = self.name("boolean name")?;
                 if matches!(&self.peek().tok, Tok::Ident(v) if v == "true" || v == "false") {
                     return Err(self
@@ -662,11 +667,11 @@ impl Parser<'_> {
                 Stmt::Bool { name, value }
             }
             "if" => {
-                self.bump();
+                self.skip();
                 self.expect(Tok::LParen, "`(`")?;
                 let negated = self.peek().tok == Tok::Bang;
                 if negated {
-                    self.bump();
+                    self.skip();
                 }
                 let cond = self.name("boolean name")?;
                 if matches!(self.peek().tok, Tok::Ident(_)) || matches!(&self.peek().tok, Tok::Bang | Tok::Eq) {
@@ -687,7 +692,7 @@ impl Parser<'_> {
                 return Ok(Item { stmt: Stmt::If { negated, cond, then, otherwise }, origin: join(&first.origin, &end) });
             }
             "use" => {
-                self.bump();
+                self.skip();
                 let name = self.name("template name")?;
                 self.expect(Tok::LParen, "`(`")?;
                 let args = self.comma_names("argument", &Tok::RParen)?;

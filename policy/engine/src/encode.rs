@@ -1,6 +1,7 @@
 //! Encoder for the binary format (needs `alloc`; used by the compiler, never by the hypervisor).
 
 use alloc::string::String;
+use alloc::vec;
 use alloc::vec::Vec;
 
 use crate::format::{AV_ENTRY, HEADER_LEN, MAGIC, SECTION_ENTRY, SECTIONS, VERSION, av_hash};
@@ -45,6 +46,13 @@ fn put32(out: &mut Vec<u8>, v: u32) {
     out.extend_from_slice(&v.to_le_bytes());
 }
 
+/// Buckets of the access-vector index for `entries` entries: at least two per entry, a power
+/// of two.
+#[must_use]
+pub fn buckets_for(entries: usize) -> usize {
+    (entries.max(1) * 2).next_power_of_two()
+}
+
 /// Encodes an image. Sorting of transitions, sets and members is done here.
 #[must_use]
 pub fn encode(img: &Image) -> Vec<u8> {
@@ -57,26 +65,37 @@ pub fn encode(img: &Image) -> Vec<u8> {
         strings.extend_from_slice(name.as_bytes());
     }
 
-    // One bucket per entry (rounded up to a power of two): short buckets, and 4 bytes of index
-    // per bucket instead of a half-empty table of whole entries.
-    let buckets = img.av.len().max(1).next_power_of_two();
+    // Two buckets per entry (rounded up to a power of two): most lookups find an empty bucket
+    // or one entry, so the scan's length is predictable; empty buckets cost 4 bytes of index,
+    // not a whole entry as version 1's half-empty table did.
+    let buckets = buckets_for(img.av.len());
     let mask = buckets - 1;
-    // Hash each key once: sort (bucket, key, entry) tuples, not entries by a computed key.
-    let mut order: Vec<(usize, u32, u32, u8, usize)> = img
-        .av
-        .iter()
-        .enumerate()
-        .map(|(i, a)| (av_hash(a.subject, a.target, a.class as u8, mask), a.subject, a.target, a.class as u8, i))
-        .collect();
-    order.sort_unstable();
-    let av: Vec<&Av> = order.iter().map(|o| &img.av[o.4]).collect();
+    // Entries in key order (the compiler's map already iterates so: sorting is then skipped),
+    // then distributed to their buckets by a counting sort, which keeps key order inside
+    // each bucket: O(entries + buckets), and each key hashed once.
+    let mut by_key: Vec<&Av> = img.av.iter().collect();
+    let key = |a: &Av| (a.subject, a.target, a.class as u8);
+    if !by_key.is_sorted_by_key(|a| key(a)) {
+        by_key.sort_unstable_by_key(|a| key(a));
+    }
+    let hashes: Vec<u32> = by_key.iter().map(|a| av_hash(a.subject, a.target, a.class as u8, mask) as u32).collect();
+    // `start[b]` = entries in buckets before `b`: the index itself.
+    let mut start = vec![0u32; buckets + 1];
+    for &h in &hashes {
+        start[h as usize + 1] += 1;
+    }
+    for b in 0..buckets {
+        start[b + 1] += start[b];
+    }
     let mut index = Vec::with_capacity((buckets + 1) * 4);
-    let mut next = 0usize;
-    for b in 0..=buckets {
-        while next < order.len() && order[next].0 < b {
-            next += 1;
-        }
-        put32(&mut index, next as u32);
+    for &o in &start {
+        put32(&mut index, o);
+    }
+    let mut fill = start;
+    let mut av: Vec<&Av> = by_key.clone();
+    for (a, &h) in by_key.iter().zip(&hashes) {
+        av[fill[h as usize] as usize] = a;
+        fill[h as usize] += 1;
     }
     let mut avtab = Vec::with_capacity(av.len() * AV_ENTRY);
     for a in av {

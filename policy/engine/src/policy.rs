@@ -444,19 +444,27 @@ impl<'a> Policy<'a> {
         (0..self.type_count() as u32).map(TypeId)
     }
 
-    /// The stored access vectors for `(subject, target, class)`: allow, allow_same,
-    /// auditallow, dontaudit.
+    /// The stored entry for `(subject, target, class)`, if any: one bucket of the index, then
+    /// a scan of that bucket (usually zero or one entry), comparing subject and target as one
+    /// 64-bit word.
     #[inline]
-    fn lookup(&self, subject: TypeId, target: TypeId, class: Class) -> (u64, u64, u64, u64) {
+    fn entry(&self, subject: TypeId, target: TypeId, class: Class) -> Option<&'a [u8; AV_ENTRY]> {
         let b = av_hash(subject.0, target.0, class as u8, self.av_mask);
-        // The loader checked the index: in bounds and ascending.
-        let (lo, hi) = (u32_at(self.avidx, b * 4) as usize, u32_at(self.avidx, (b + 1) * 4) as usize);
-        for e in self.avtab[lo * AV_ENTRY..hi * AV_ENTRY].chunks_exact(AV_ENTRY) {
-            if u32_at(e, 0) == subject.0 && u32_at(e, 4) == target.0 && e[8] == class as u8 {
-                return [12, 16, 20, 24].map(|o| u64::from(u32_at(e, o))).into();
+        // The loader checked the index: in bounds and ascending; `get` keeps this total anyway.
+        let ix: &[u8; 8] = self.avidx.get(b * 4..b * 4 + 8)?.try_into().ok()?;
+        let (lo, hi) =
+            (u32::from_le_bytes([ix[0], ix[1], ix[2], ix[3]]), u32::from_le_bytes([ix[4], ix[5], ix[6], ix[7]]));
+        let key = u64::from(subject.0) | u64::from(target.0) << 32;
+        let mut at = lo as usize * AV_ENTRY;
+        let end = hi as usize * AV_ENTRY;
+        while at < end {
+            let e: &[u8; AV_ENTRY] = self.avtab.get(at..at + AV_ENTRY)?.try_into().ok()?;
+            if u64::from_le_bytes([e[0], e[1], e[2], e[3], e[4], e[5], e[6], e[7]]) == key && e[8] == class as u8 {
+                return Some(e);
             }
+            at += AV_ENTRY;
         }
-        (0, 0, 0, 0)
+        None
     }
 
     /// Decides whether `subject` may exercise `perms` of `class` on `target`, not knowing the
@@ -469,8 +477,10 @@ impl<'a> Policy<'a> {
     #[inline]
     #[must_use]
     pub fn decide(&self, subject: TypeId, target: TypeId, class: Class, perms: PermSet) -> Decision {
-        let (allow, _, auditallow, dontaudit) = self.lookup(subject, target, class);
-        Self::decision(perms.0, allow, auditallow, dontaudit)
+        match self.entry(subject, target, class) {
+            Some(e) => Self::decision(perms.0, u32_at(e, 12), u32_at(e, 20), u32_at(e, 24)),
+            None => Self::decision(perms.0, 0, 0, 0),
+        }
     }
 
     /// Decides for a subject and a target domain (or object) of known categories: grants
@@ -485,13 +495,16 @@ impl<'a> Policy<'a> {
         class: Class,
         perms: PermSet,
     ) -> Decision {
-        let (allow, same, auditallow, dontaudit) = self.lookup(subject.0, target.0, class);
-        let allow = if subject.1 == target.1 { allow | same } else { allow };
-        Self::decision(perms.0, allow, auditallow, dontaudit)
+        let Some(e) = self.entry(subject.0, target.0, class) else {
+            return Self::decision(perms.0, 0, 0, 0);
+        };
+        let same = if subject.1 == target.1 { u32_at(e, 16) } else { 0 };
+        Self::decision(perms.0, u32_at(e, 12) | same, u32_at(e, 20), u32_at(e, 24))
     }
 
     #[inline]
-    fn decision(perms: u64, allow: u64, auditallow: u64, dontaudit: u64) -> Decision {
+    fn decision(perms: u64, allow: u32, auditallow: u32, dontaudit: u32) -> Decision {
+        let (allow, auditallow, dontaudit) = (u64::from(allow), u64::from(auditallow), u64::from(dontaudit));
         let allowed = perms & allow;
         let denied = perms & !allow;
         Decision { allowed: PermSet(allowed), audit: PermSet((denied & !dontaudit) | (allowed & auditallow)) }
