@@ -733,9 +733,14 @@ impl Runner {
 
     /// Gives an ended domain's memory back: its frames, its nested page tables (with the
     /// tables grant mappings added) and its VMCB. Its channels and grants were released by
-    /// `domain_ended` first, so no other domain maps these frames any more.
+    /// `domain_ended` first, so no other domain maps these frames any more; the device it held
+    /// is quiesced before any frame is freed.
     pub(super) fn release(&mut self, id: DomainId) {
         let i = id.0 as usize;
+        // The device first, whatever else happens: no DMA may outlive its holder.
+        if let Some(grant) = self.doms[i].device.take() {
+            super::device::quiesce(grant, &self.doms[i].name, i);
+        }
         let d = &self.doms[i];
         if d.life.freed || d.refused || d.region.bytes == 0 {
             return;
