@@ -17,6 +17,9 @@ pub struct Hello {
     /// Never repeats for a given server: a request signed for one connection is useless on any
     /// other.
     pub nonce: [u8; NONCE_LEN],
+    /// The management domain's response key (SEC1 compressed P-256, 33 bytes): the client
+    /// compares it with the key it pinned before trusting any response.
+    pub server_key: Vec<u8>,
 }
 
 /// A signed request, client to server.
@@ -180,4 +183,7 @@ pub struct Response {
     /// The envelope's sequence number (`u64::MAX` if the frame was not an envelope).
     pub seq: u64,
     pub result: Result<Reply, Error>,
+    /// ECDSA P-256 / SHA-256, `r || s`, by the management domain's response key over
+    /// [`crate::response_signed_bytes`] (this connection's nonce, `seq`, `result`).
+    pub signature: Vec<u8>,
 }

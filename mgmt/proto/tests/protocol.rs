@@ -113,6 +113,7 @@ fn every_response() -> Vec<Response> {
         .map(|(i, result)| Response {
             seq: i as u64,
             result,
+            signature: vec![i as u8; 64],
         })
         .collect()
 }
@@ -147,6 +148,7 @@ fn every_response_and_the_hello_round_trip() {
     let hello = Hello {
         version: VERSION,
         nonce: [3; NONCE_LEN],
+        server_key: vec![2; PUBLIC_KEY_LEN],
     };
     assert_eq!(through_frame(&hello), hello);
 }

@@ -52,6 +52,10 @@ struct Conn {
     /// The operator's key file (`wardenctl key gen`).
     #[arg(long, env = "WARDEN_KEY")]
     key: PathBuf,
+    /// The management domain's response key (66 hex digits, printed by the domain at boot as
+    /// `mgmt: response key …`): responses not signed with it are refused.
+    #[arg(long, env = "WARDEN_MGMT_SERVER_KEY")]
+    server_key: String,
     /// A file holding the key file's passphrase (otherwise $WARDEN_KEY_PASSPHRASE).
     #[arg(long)]
     passphrase_file: Option<PathBuf>,
@@ -350,12 +354,21 @@ fn mgmt(conn: &Conn, request: Request) -> ExitCode {
         Ok(s) => s,
         Err(e) => return usage_error(&e),
     };
+    let server = match wardenctl::mgmt::ServerKey::parse_hex(&conn.server_key) {
+        Ok(k) => k,
+        Err(e) => return usage_error(&e),
+    };
     let shutdown = request == Request::HostShutdown;
-    let mut answer = Client::connect(&conn.connect).and_then(|mut c| c.request(&signer, &request));
+    let mut answer =
+        Client::connect(&conn.connect, &server).and_then(|mut c| c.request(&signer, &request));
     if shutdown && matches!(answer, Err(ClientError::Closed)) {
         // A host that shuts down cannot answer: the connection closes with the machine. Show
         // that it is down: the management domain no longer says hello.
-        answer = match Client::connect_within(&conn.connect, std::time::Duration::from_secs(10)) {
+        answer = match Client::connect_within(
+            &conn.connect,
+            &server,
+            std::time::Duration::from_secs(10),
+        ) {
             Ok(_) => Err(ClientError::Protocol(
                 "the connection closed but the management domain still answers".into(),
             )),
