@@ -288,6 +288,33 @@ impl<'p, const A: usize, const W: usize> Mac<'p, A, W> {
         }
     }
 
+    /// Records the refusal of `c` that a structural rule of the policy made after the
+    /// permission check passed (a build label's `transition` rule leads elsewhere): audited as a
+    /// denial of `c`'s permissions on its target, like any other, so operators can read it back.
+    pub fn refuse(&mut self, c: &Check) -> Denied {
+        let (target_dom, target) = match c.object {
+            Object::Hypervisor => (DomId(HYPERVISOR_OBJECT), self.hypervisor),
+            Object::Domain { dom, label } => (dom, label),
+            Object::Resource { label } => (DomId(RESOURCE_OBJECT), label),
+        };
+        let mut r = Record {
+            seq: 0,
+            hypercall: u32::try_from(c.hypercall).unwrap_or(u32::MAX),
+            source_dom: c.subject.dom,
+            target_dom,
+            source: c.subject.label,
+            target,
+            class: c.class,
+            verdict: Verdict::Denied,
+            perms: c.perms,
+            policy_hash: self.hash,
+            time: c.time,
+        };
+        r.seq = self.ring.push(r);
+        self.denials += 1;
+        Denied { record: Some(r) }
+    }
+
     /// Checks the Chinese Wall for a domain of `label` about to be created, and counts it as
     /// running if it may start.
     ///

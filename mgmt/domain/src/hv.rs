@@ -11,6 +11,8 @@ use warden_rt::lifecycle::{self, LifecycleFail};
 
 /// Most domains one `list` reports.
 const LIST_MAX: usize = 64;
+/// Most audit records one `host audit` returns (the client asks again from `next_seq`).
+const AUDIT_READ_MAX: usize = 64;
 
 pub struct Lifecycle {
     pub abi_version: u32,
@@ -158,6 +160,19 @@ impl Hypervisor for Lifecycle {
 
     fn destroy(&mut self, id: u32) -> Result<(), HvStatus> {
         lifecycle::destroy(id).map_err(hv)
+    }
+
+    fn audit_read(&mut self, from_seq: u64) -> Result<Vec<u8>, HvStatus> {
+        use warden_abi::ipc::{AUDIT_HEADER_LEN, AUDIT_RECORD_LEN};
+        use warden_rt::ipc::IpcFail;
+        let mut buf = alloc::vec![0u8; AUDIT_HEADER_LEN + AUDIT_READ_MAX * AUDIT_RECORD_LEN];
+        let n = warden_rt::ipc::audit_read(&mut buf, from_seq).map_err(|e| match e {
+            IpcFail::Denied => HvStatus::Denied,
+            IpcFail::Invalid(_) => HvStatus::InvalidArgument,
+            IpcFail::Other(s) => hv(LifecycleFail::Other(s)),
+        })?;
+        buf.truncate(AUDIT_HEADER_LEN + n as usize * AUDIT_RECORD_LEN);
+        Ok(buf)
     }
 
     fn host_shutdown(&mut self) -> Result<(), HvStatus> {

@@ -68,6 +68,11 @@ pub enum Request {
         name: String,
     },
     HostShutdown,
+    /// The hypervisor's audit ring from sequence number `from_seq` on (admin; the management
+    /// domain needs `hypervisor { audit_read }` too).
+    AuditRead {
+        from_seq: u64,
+    },
 }
 
 impl Request {
@@ -86,6 +91,7 @@ impl Request {
             Request::TemplateList => "template list",
             Request::TemplateRm { .. } => "template rm",
             Request::HostShutdown => "host shutdown",
+            Request::AuditRead { .. } => "host audit",
         }
     }
 }
@@ -173,6 +179,9 @@ pub enum Reply {
         id: u32,
     },
     Templates(Vec<TemplateSummary>),
+    /// An audit read as the hypervisor wrote it: the header and whole records in the format of
+    /// `warden_ipc::audit` (the client decodes and checks them).
+    Audit(Vec<u8>),
     /// The request was carried out and has nothing to report.
     Done,
 }

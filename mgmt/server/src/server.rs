@@ -87,6 +87,11 @@ impl<H: Hypervisor> Server<H> {
                 .host_shutdown()
                 .map(|()| Reply::Done)
                 .map_err(hv_err("shutdown")),
+            Request::AuditRead { from_seq } => self
+                .hv
+                .audit_read(from_seq)
+                .map(Reply::Audit)
+                .map_err(hv_err("audit_read")),
         }
     }
 

@@ -155,6 +155,11 @@ impl Hypervisor for FakeHv {
         self.shut_down = true;
         Ok(())
     }
+
+    fn audit_read(&mut self, from_seq: u64) -> Result<Vec<u8>, HvStatus> {
+        self.gate("audit_read")?;
+        Ok(from_seq.to_le_bytes().to_vec())
+    }
 }
 
 fn key(seed: u8) -> Signer {
@@ -425,6 +430,11 @@ fn roles_are_enforced_before_the_hypervisor_is_asked() {
         forbidden(Role::Operator, "host shutdown", Role::Admin)
     );
     assert_eq!(
+        rig.ask(OPERATOR, Request::AuditRead { from_seq: 0 }),
+        forbidden(Role::Operator, "host audit", Role::Admin)
+    );
+    assert!(!rig.hv().calls.iter().any(|c| c == "audit_read"));
+    assert_eq!(
         rig.ask(VIEWER, Request::TemplateAdd(template("t", "guest_t"))),
         forbidden(Role::Viewer, "template add", Role::Admin)
     );
@@ -432,6 +442,11 @@ fn roles_are_enforced_before_the_hypervisor_is_asked() {
         rig.hv().calls.is_empty(),
         "no hypercall for a refused request: {:?}",
         rig.hv().calls
+    );
+    // The admin's read reaches the hypervisor with its starting sequence number.
+    assert_eq!(
+        rig.ask(ADMIN, Request::AuditRead { from_seq: 9 }),
+        Ok(Reply::Audit(9u64.to_le_bytes().to_vec()))
     );
     assert_eq!(rig.state(1), Some(DomainState::Runnable));
     assert_eq!(

@@ -330,6 +330,32 @@ fn wardenctl_drives_the_management_domain_over_the_network() {
         &["domain", "create", "--template", "secret", "--name", "s1"],
     );
     assert!(e.contains("create failed at `transition`"), "{e}");
+    // The hypervisor audited the denial; an admin reads the record back through wardenctl
+    // (paging from each answer's next sequence number), a viewer may not.
+    let e = ctl.refused("victor", &["host", "audit"]);
+    assert!(e.contains("may not `host audit` (needs `admin`)"), "{e}");
+    let mut from = 0u64;
+    let denial = loop {
+        let out = ctl.ok("alice", &["host", "audit", "--from", &from.to_string()]);
+        if let Some(l) = out
+            .lines()
+            .find(|l| l.starts_with("avc: denied") && l.contains("transition"))
+        {
+            break l.to_string();
+        }
+        let next: u64 = out
+            .lines()
+            .find_map(|l| l.strip_prefix("next seq "))
+            .and_then(|r| r.split(',').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no next seq in {out}"));
+        assert!(
+            next > from,
+            "no denial of the transition in the audit ring:\n{out}"
+        );
+        from = next;
+    };
+    assert!(denial.contains("tclass=domain"), "{denial}");
     // The partial domain was destroyed: listed as ended (ids are never reused), holding nothing.
     let list = ctl.ok("victor", &["domain", "list"]);
     assert!(

@@ -68,6 +68,14 @@ struct Conn {
 enum HostCmd {
     /// ABI version, memory, domain count, the management domain.
     Info(Conn),
+    /// The hypervisor's audit records (admin; the management domain needs
+    /// `hypervisor { audit_read }`), from sequence number `--from` on.
+    Audit {
+        #[arg(long, default_value_t = 0)]
+        from: u64,
+        #[command(flatten)]
+        conn: Conn,
+    },
     /// Stop the host (admin).
     Shutdown(Conn),
 }
@@ -211,6 +219,7 @@ fn main() -> ExitCode {
         Top::Host(c) => match c {
             HostCmd::Info(conn) => mgmt(&conn, Request::HostInfo),
             HostCmd::Shutdown(conn) => mgmt(&conn, Request::HostShutdown),
+            HostCmd::Audit { from, conn } => mgmt(&conn, Request::AuditRead { from_seq: from }),
         },
         Top::Domain(c) => match c {
             DomainCmd::List(conn) => mgmt(&conn, Request::DomainList),

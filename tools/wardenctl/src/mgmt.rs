@@ -193,6 +193,23 @@ pub fn table(reply: &Reply) -> String {
         Reply::Templates(ts) => template_table(ts),
         Reply::Created { id } => format!("created domain {id}\n"),
         Reply::Done => "ok\n".into(),
+        Reply::Audit(dump) => audit_table(dump),
+    }
+}
+
+/// One `avc:` line per record (types as `type#N`: the management domain holds no policy
+/// names; `wardenpol audit` resolves them), then the ring's next sequence number and drops.
+fn audit_table(dump: &[u8]) -> String {
+    match warden_ipc::audit::decode_dump(dump) {
+        Ok((header, records)) => {
+            let mut out: String = records.map(|r| format!("{}\n", r.avc(None))).collect();
+            out += &format!(
+                "next seq {}, {} records dropped by the ring\n",
+                header.next_seq, header.dropped
+            );
+            out
+        }
+        Err(e) => format!("undecodable audit data from the hypervisor: {e}\n"),
     }
 }
 

@@ -662,6 +662,24 @@ impl Runner {
             .domain_label(name)
             .map_err(|_| LifecycleError::BadLabel)?;
         if self.mac.decider().policy().run_label_of(from) != Some(to) {
+            // The policy's transition rule refuses this label: audited as a denial of
+            // `domain { transition }` on the requested label, so the operator can read it back.
+            if let Some(label) = self.mac.running_label(caller) {
+                let (class, perms) = lifecycle_requirement(LifecycleCall::DomainTransition);
+                let c = Check {
+                    hypercall: LifecycleCall::DomainTransition as u64,
+                    subject: Subject {
+                        dom: DomId(caller),
+                        label,
+                    },
+                    object: Object::Domain { dom, label: to },
+                    class,
+                    perms,
+                    time: timer::now(),
+                };
+                let d = self.mac.decider().refuse(&c);
+                self.mac.report(caller, &d);
+            }
             return Err(LifecycleError::NoTransition.into());
         }
         let d = &self.doms[i];
