@@ -3,9 +3,10 @@
 //! generated: reads work, a viewer cannot pause, an unknown key, a replayed request, a request
 //! signed for another connection and malformed frames are refused while the domain keeps
 //! serving; templates are stored, three domains are created from two of them, one is paused
-//! (its progress stops while another's goes on) and resumed, one re-prioritised, one destroyed
-//! (its memory returns), a template with a forbidden label is refused at the transition; an
-//! admin's `host shutdown` ends the run. Responses are signed with the management domain's
+//! (its progress stops while another's goes on) and resumed, one re-prioritised (its counter
+//! then outruns its equal peer's), one destroyed (its memory returns), a template with a
+//! forbidden label is refused at the transition and its audited denial read back with
+//! `wardenctl host audit`; an admin's `host shutdown` ends the run. Responses are signed with the management domain's
 //! response key, which `wardenctl` pins: a proxy that changes one byte of a response, or
 //! replays another connection's response, is refused.
 
