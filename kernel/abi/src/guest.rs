@@ -136,60 +136,72 @@ macro_rules! domain_entry {
     };
 }
 
-/// A bump allocator over the heap range of the start-info page; `dealloc` does nothing.
-#[derive(Debug)]
-pub struct BumpHeap {
-    cursor: AtomicU64,
-    end: AtomicU64,
+/// The domain's heap: the start-info page's heap range behind a first-fit linked-list allocator
+/// (`linked_list_allocator`, the one the hypervisor's own heap uses), so freed blocks are reused
+/// and a domain that serves for a long time does not run out.
+pub struct DomainHeap {
+    inner: linked_list_allocator::LockedHeap,
+    started: AtomicU64,
 }
 
-impl BumpHeap {
+impl DomainHeap {
     pub const fn new() -> Self {
-        BumpHeap { cursor: AtomicU64::new(0), end: AtomicU64::new(0) }
+        DomainHeap { inner: linked_list_allocator::LockedHeap::empty(), started: AtomicU64::new(0) }
     }
 
     /// Hands the start-info heap range to the allocator (the first call wins).
     pub fn init(&self, boot: &Boot) {
         let info = boot.info();
-        if self.cursor.compare_exchange(0, info.heap_start, Ordering::AcqRel, Ordering::Acquire).is_ok() {
-            self.end.store(info.heap_end, Ordering::Release);
+        if self.started.compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire).is_err() {
+            return;
         }
+        let size = info.heap_end.saturating_sub(info.heap_start) as usize;
+        if size == 0 {
+            return;
+        }
+        // SAFETY: the heap range of the start-info page is mapped read-write for this domain
+        // alone and used by nothing else (start-info contract, and `init` accepts it only from a
+        // `Boot`); the compare-exchange above makes this the one hand-over, so the allocator
+        // owns the range for the rest of the domain's life.
+        unsafe { self.inner.lock().init(info.heap_start as *mut u8, size) }
     }
 
-    /// Bytes still available.
+    /// Bytes not allocated now (freed blocks count again).
     pub fn remaining(&self) -> u64 {
-        self.end.load(Ordering::Acquire).saturating_sub(self.cursor.load(Ordering::Acquire))
+        self.inner.lock().free() as u64
+    }
+
+    /// Bytes the heap manages in all.
+    pub fn size(&self) -> u64 {
+        self.inner.lock().size() as u64
     }
 }
 
-impl Default for BumpHeap {
+impl core::fmt::Debug for DomainHeap {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("DomainHeap").field("size", &self.size()).field("free", &self.remaining()).finish()
+    }
+}
+
+impl Default for DomainHeap {
     fn default() -> Self {
         Self::new()
     }
 }
 
-// SAFETY: `alloc` hands out disjoint blocks of the heap range, which the hypervisor mapped
-// read-write for this domain alone (start-info contract) and which `init` accepts only from a
-// `Boot`; blocks are aligned as requested (`bump` rounds up) and never handed out twice because
-// the cursor only moves forward under compare-exchange. Before `init`, `end` is 0 and every
+// SAFETY: every call is forwarded to `LockedHeap`, whose `GlobalAlloc` implementation upholds
+// the contract over the range `init` handed it; before `init` it is empty and every
 // allocation fails with null.
-unsafe impl GlobalAlloc for BumpHeap {
+unsafe impl GlobalAlloc for DomainHeap {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let end = self.end.load(Ordering::Acquire);
-        let mut cur = self.cursor.load(Ordering::Acquire);
-        loop {
-            let Some((start, next)) = crate::bump(cur, end, layout.size() as u64, layout.align() as u64)
-            else {
-                return core::ptr::null_mut();
-            };
-            match self.cursor.compare_exchange(cur, next, Ordering::AcqRel, Ordering::Acquire) {
-                Ok(_) => return start as *mut u8,
-                Err(now) => cur = now,
-            }
-        }
+        // SAFETY: forwarded with the caller's guarantees (a non-zero-size layout).
+        unsafe { self.inner.alloc(layout) }
     }
 
-    unsafe fn dealloc(&self, _ptr: *mut u8, _layout: Layout) {}
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded with the caller's guarantees (`ptr` came from `alloc` with `layout`).
+        unsafe { self.inner.dealloc(ptr, layout) }
+    }
 }
 
 /// The directory of boot images this domain may read (the manifest's `images=`; empty when

@@ -23,7 +23,6 @@
 extern crate alloc;
 
 mod call;
-mod heap;
 mod start_info;
 // Inter-domain calls (event channels, grants, audit): owned by the IPC/MAC work, issue 7.
 pub mod ipc;
@@ -43,7 +42,6 @@ pub mod introspect;
 pub mod guest;
 
 pub use call::{BlockWake, Call, HypercallArgs, ShutdownReason, Status};
-pub use heap::bump;
 pub use start_info::{DomainInfo, NAME_LEN, ARGS_LEN, START_INFO_MAGIC, StartInfo, fixed_str, to_fixed};
 
 /// An ABI version: domains built for a different major version are refused by the runtime.

@@ -248,11 +248,7 @@ impl<'p, const A: usize, const W: usize> Mac<'p, A, W> {
     /// [`Denied`] when any requested permission is refused.
     pub fn check(&mut self, c: &Check) -> Result<Option<Record>, Denied> {
         self.checks += 1;
-        let (target_dom, target) = match c.object {
-            Object::Hypervisor => (DomId(HYPERVISOR_OBJECT), self.hypervisor),
-            Object::Domain { dom, label } => (dom, label),
-            Object::Resource { label } => (DomId(RESOURCE_OBJECT), label),
-        };
+        let (target_dom, target) = self.target_of(c);
         // The one decision point knows both domains' categories: grants the policy confines to
         // one category (`separate`) hold only between domains that share one.
         let d = self.policy.decide_in(
@@ -263,29 +259,51 @@ impl<'p, const A: usize, const W: usize> Mac<'p, A, W> {
         );
         // An empty request is a bug in a check site, never a grant.
         let granted = !c.perms.is_empty() && d.all_allowed(c.perms);
-        let record = (!d.audit.is_empty()).then(|| {
-            let mut r = Record {
-                seq: 0,
-                hypercall: u32::try_from(c.hypercall).unwrap_or(u32::MAX),
-                source_dom: c.subject.dom,
-                target_dom,
-                source: c.subject.label,
-                target,
-                class: c.class,
-                verdict: if granted { Verdict::Granted } else { Verdict::Denied },
-                perms: d.audit,
-                policy_hash: self.hash,
-                time: c.time,
-            };
-            r.seq = self.ring.push(r);
-            r
-        });
+        let verdict = if granted { Verdict::Granted } else { Verdict::Denied };
+        let record = (!d.audit.is_empty()).then(|| self.audit(c, verdict, d.audit));
         if granted {
             Ok(record)
         } else {
             self.denials += 1;
             Err(Denied { record })
         }
+    }
+
+    /// Records the refusal of `c` that a structural rule of the policy made after the
+    /// permission check passed (a build label's `transition` rule leads elsewhere): audited as a
+    /// denial of `c`'s permissions on its target, like any other, so operators can read it back.
+    pub fn refuse(&mut self, c: &Check) -> Denied {
+        self.denials += 1;
+        Denied { record: Some(self.audit(c, Verdict::Denied, c.perms)) }
+    }
+
+    /// The target domain and label of a check.
+    fn target_of(&self, c: &Check) -> (DomId, TypeId) {
+        match c.object {
+            Object::Hypervisor => (DomId(HYPERVISOR_OBJECT), self.hypervisor),
+            Object::Domain { dom, label } => (dom, label),
+            Object::Resource { label } => (DomId(RESOURCE_OBJECT), label),
+        }
+    }
+
+    /// Pushes the audit record of a decision on `c` into the ring.
+    fn audit(&mut self, c: &Check, verdict: Verdict, perms: PermSet) -> Record {
+        let (target_dom, target) = self.target_of(c);
+        let mut r = Record {
+            seq: 0,
+            hypercall: u32::try_from(c.hypercall).unwrap_or(u32::MAX),
+            source_dom: c.subject.dom,
+            target_dom,
+            source: c.subject.label,
+            target,
+            class: c.class,
+            verdict,
+            perms,
+            policy_hash: self.hash,
+            time: c.time,
+        };
+        r.seq = self.ring.push(r);
+        r
     }
 
     /// Checks the Chinese Wall for a domain of `label` about to be created, and counts it as

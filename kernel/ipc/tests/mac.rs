@@ -14,7 +14,8 @@ use warden_policy_compiler::Code;
 
 type TestMac = Mac<'static, 64, 16>;
 
-const SCENARIO_POLICIES: &[&str] = &["ipc.wpol", "chinese-wall.wpol", "domains.wpol", "mgmt.wpol", "categories.wpol"];
+const SCENARIO_POLICIES: &[&str] =
+    &["ipc.wpol", "chinese-wall.wpol", "domains.wpol", "mgmt.wpol", "categories.wpol", "demo.wpol"];
 
 #[test]
 fn scenario_policies_pass_every_compiler_check_and_expectation() {
@@ -540,4 +541,29 @@ fn domains_of_one_type_are_separate_principals_by_category() {
     mac.set_category(DomId(1), Some(2)).unwrap();
     assert!(mac.check(&alloc(0, 1)).is_err());
     assert!(mac.check(&alloc(2, 1)).is_ok());
+}
+
+/// A refusal made by a structural rule after the permission check (a transition the policy's
+/// rule does not lead to) is audited as a denial, with its permissions, target and the policy's
+/// hash, and counted; it grants nothing.
+#[test]
+fn a_structural_refusal_is_audited_as_a_denial() {
+    let mut mac = TestMac::new(scenario_blob("mgmt.wpol"), common::ring()).unwrap();
+    let (mgmt, secret) = (mac.domain_label("mgmt_t").unwrap(), mac.domain_label("secret_t").unwrap());
+    let c = Check {
+        hypercall: 36,
+        subject: Subject { dom: DomId(0), label: mgmt },
+        object: Object::Domain { dom: DomId(3), label: secret },
+        class: Class::Domain,
+        perms: perms::domain::TRANSITION,
+        time: 7,
+    };
+    let (_, denials) = mac.counters();
+    let rec = mac.refuse(&c).record.expect("audited");
+    assert_eq!(
+        (rec.verdict, rec.source, rec.target, rec.target_dom, rec.perms, rec.hypercall, rec.policy_hash),
+        (Verdict::Denied, mgmt, secret, DomId(3), perms::domain::TRANSITION, 36, mac.hash())
+    );
+    assert_eq!(mac.ring().get(rec.seq), Some(&rec));
+    assert_eq!(mac.counters().1, denials + 1);
 }

@@ -1,6 +1,6 @@
 //! The Warden domain runtime: makes a domain an ordinary `no_std` Rust program with an entry
-//! macro, a panic handler, a console (`print!`/`println!`), typed hypercall wrappers and a bump
-//! heap for `alloc`.
+//! macro, a panic handler, a console (`print!`/`println!`), typed hypercall wrappers and a
+//! freeing heap for `alloc`.
 //!
 //! ```ignore
 //! #![cfg_attr(target_os = "none", no_std, no_main)]
@@ -35,12 +35,13 @@ pub mod vtpm;
 #[cfg(feature = "vtpm")]
 extern crate alloc;
 
-use warden_abi::guest::{BumpHeap, Boot};
+use warden_abi::guest::{Boot, DomainHeap};
 use warden_abi::{ABI_VERSION, ShutdownReason, StartInfo, Version};
 
-/// The heap: the start-info page's free range, handed out by bumping a cursor.
+/// The heap: the start-info page's free range behind a linked-list allocator (freed blocks are
+/// reused).
 #[cfg_attr(target_os = "none", global_allocator)]
-pub static HEAP: BumpHeap = BumpHeap::new();
+pub static HEAP: DomainHeap = DomainHeap::new();
 
 /// Declares `main: fn(&'static StartInfo)` as the domain's main function.
 #[macro_export]

@@ -210,6 +210,20 @@ pub fn probe(cs: &mut impl ConfigSpace, bdf: Bdf) -> Result<Device, ProbeError> 
     })
 }
 
+/// Command register bits cleared when a domain holding the function ends: I/O decode, memory
+/// decode and bus mastering.
+pub const COMMAND_QUIESCE: u32 = 0x7;
+
+/// Stops `bdf` before its holder's frames are reused: clears bus mastering (no more DMA into
+/// memory the next owner will get) and memory and I/O decode (the BARs answer nobody), and
+/// leaves the rest of the command register and the status bits (write-one-to-clear) alone.
+/// Returns the command register as read back afterwards.
+pub fn quiesce(cs: &mut impl ConfigSpace, bdf: Bdf) -> u16 {
+    let command = cs.read(bdf, REG_COMMAND) & 0xffff;
+    cs.write(bdf, REG_COMMAND, command & !COMMAND_QUIESCE);
+    cs.read(bdf, REG_COMMAND) as u16
+}
+
 /// What a filtered write does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Write {
@@ -383,6 +397,32 @@ mod tests {
             masks,
             at: NIC,
             writes: 0,
+        }
+    }
+
+    /// A holder's end: bus mastering and both decodes off, every other command bit kept, the
+    /// status register's write-one-to-clear bits untouched, nothing else written.
+    #[test]
+    fn quiesce_stops_dma_and_decoding_and_keeps_the_rest() {
+        // (command before, command after)
+        let cases: &[(u32, u16)] = &[
+            (0x0007, 0x0000),
+            (0x0406, 0x0400), // INTx disable stays
+            (0x0000, 0x0000),
+            (0x0147, 0x0140), // SERR# and parity response stay
+        ];
+        for &(before, after) in cases {
+            let mut bus = nic();
+            bus.regs[1] = 0xffff_0000 | before;
+            let regs = bus.regs;
+            assert_eq!(quiesce(&mut bus, NIC), after, "{before:#x}");
+            assert_eq!(
+                bus.regs[1],
+                0xffff_0000 | u32::from(after),
+                "status bits kept"
+            );
+            assert_eq!(bus.regs[2..], regs[2..], "nothing else written");
+            assert_eq!(bus.writes, 1);
         }
     }
 

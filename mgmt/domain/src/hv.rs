@@ -11,9 +11,43 @@ use warden_rt::lifecycle::{self, LifecycleFail};
 
 /// Most domains one `list` reports.
 const LIST_MAX: usize = 64;
+/// Most audit records one `host audit` returns (the client asks again from `next_seq`).
+const AUDIT_READ_MAX: usize = 64;
 
 pub struct Lifecycle {
     pub abi_version: u32,
+    /// `cargo xtask bench mgmt`: TSC ticks per millisecond, to time the lifecycle hypercalls
+    /// each request makes and print their cost beside the whole path's.
+    pub bench_tsc_per_ms: Option<u64>,
+    /// TSC ticks of the create sequence so far (create, build, transition; unpause ends it).
+    creating: Option<u64>,
+}
+
+impl Lifecycle {
+    pub fn new(abi_version: u32, bench_tsc_per_ms: Option<u64>) -> Lifecycle {
+        Lifecycle {
+            abi_version,
+            bench_tsc_per_ms,
+            creating: None,
+        }
+    }
+
+    /// Runs one hypercall wrapper, timing it in bench mode: `(result, ticks)`.
+    fn timed<T>(&self, f: impl FnOnce() -> T) -> (T, u64) {
+        if self.bench_tsc_per_ms.is_none() {
+            return (f(), 0);
+        }
+        let t0 = warden_abi::guest::rdtsc();
+        let r = f();
+        (r, warden_abi::guest::rdtsc() - t0)
+    }
+
+    fn report(&self, what: &str, ticks: u64) {
+        if let Some(per_ms) = self.bench_tsc_per_ms {
+            let ns = ticks * 1_000_000 / per_ms.max(1);
+            warden_rt::println!("mgmt: bench {what}_ns={ns}");
+        }
+    }
 }
 
 fn hv(f: LifecycleFail) -> HvStatus {
@@ -82,30 +116,42 @@ impl Hypervisor for Lifecycle {
         priority: u8,
         args: &str,
     ) -> Result<u32, HvStatus> {
-        lifecycle::create(&CreateRequest::new(
-            name,
-            build_label,
-            memory_mib,
-            u32::from(priority),
-            args,
-        ))
-        .map_err(hv)
+        let request = CreateRequest::new(name, build_label, memory_mib, u32::from(priority), args);
+        let (r, ticks) = self.timed(|| lifecycle::create(&request));
+        self.creating = Some(ticks);
+        r.map_err(hv)
     }
 
     fn build(&mut self, id: u32, image: &[u8]) -> Result<(), HvStatus> {
-        lifecycle::build(id, image).map_err(hv)
+        let (r, ticks) = self.timed(|| lifecycle::build(id, image));
+        self.creating = self.creating.map(|t| t + ticks);
+        r.map_err(hv)
     }
 
     fn transition(&mut self, id: u32, label: &str) -> Result<(), HvStatus> {
-        lifecycle::transition(id, label).map_err(hv)
+        let (r, ticks) = self.timed(|| lifecycle::transition(id, label));
+        self.creating = self.creating.map(|t| t + ticks);
+        r.map_err(hv)
     }
 
     fn unpause(&mut self, id: u32) -> Result<(), HvStatus> {
-        lifecycle::unpause(id).map_err(hv)
+        let (r, ticks) = self.timed(|| lifecycle::unpause(id));
+        // The last step of a create (create → build → transition → unpause), or a resume.
+        match self.creating.take() {
+            Some(t) if r.is_ok() => self.report("create_sequence", t + ticks),
+            Some(_) => {}
+            None if r.is_ok() => self.report("unpause", ticks),
+            None => {}
+        }
+        r.map_err(hv)
     }
 
     fn pause(&mut self, id: u32) -> Result<(), HvStatus> {
-        lifecycle::pause(id).map_err(hv)
+        let (r, ticks) = self.timed(|| lifecycle::pause(id));
+        if r.is_ok() {
+            self.report("pause", ticks);
+        }
+        r.map_err(hv)
     }
 
     fn set_priority(&mut self, id: u32, priority: u8) -> Result<(), HvStatus> {
@@ -114,6 +160,19 @@ impl Hypervisor for Lifecycle {
 
     fn destroy(&mut self, id: u32) -> Result<(), HvStatus> {
         lifecycle::destroy(id).map_err(hv)
+    }
+
+    fn audit_read(&mut self, from_seq: u64) -> Result<Vec<u8>, HvStatus> {
+        use warden_abi::ipc::{AUDIT_HEADER_LEN, AUDIT_RECORD_LEN};
+        use warden_rt::ipc::IpcFail;
+        let mut buf = alloc::vec![0u8; AUDIT_HEADER_LEN + AUDIT_READ_MAX * AUDIT_RECORD_LEN];
+        let n = warden_rt::ipc::audit_read(&mut buf, from_seq).map_err(|e| match e {
+            IpcFail::Denied => HvStatus::Denied,
+            IpcFail::Invalid(_) => HvStatus::InvalidArgument,
+            IpcFail::Other(s) => hv(LifecycleFail::Other(s)),
+        })?;
+        buf.truncate(AUDIT_HEADER_LEN + n as usize * AUDIT_RECORD_LEN);
+        Ok(buf)
     }
 
     fn host_shutdown(&mut self) -> Result<(), HvStatus> {

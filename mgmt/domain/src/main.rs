@@ -3,7 +3,8 @@
 //! port, one connection at a time, with `warden-mgmt-server` deciding every request.
 //!
 //! Arguments (`args=` in the manifest, `;`-separated): `port:N` (default 7000), `bench:N`
-//! (time N `list` hypercalls first, for `cargo xtask bench mgmt`) and one
+//! (time N `list` hypercalls first, then the hypercalls of every create, pause and resume, for
+//! `cargo xtask bench mgmt`) and one
 //! `ROLE/PUBLIC-KEY-HEX/NAME` per operator. The manifest is measured, so the operator list is
 //! part of the boot's attestation.
 #![cfg_attr(target_os = "none", no_std, no_main)]
@@ -36,11 +37,9 @@ fn main(info: &'static warden_rt::abi::StartInfo) {
         Ok(v) => v,
         Err(e) => fail(&e),
     };
-    if let Some(calls) = args.bench {
-        measure::list_cost(calls);
-    }
+    let bench_tsc_per_ms = args.bench.map(measure::list_cost);
     let nic = net::Nic::open().unwrap_or_else(|e| fail(&e));
-    serve::run(info, nic, args.port, args.operators)
+    serve::run(info, nic, args.port, args.operators, bench_tsc_per_ms)
 }
 
 #[cfg(not(target_os = "none"))]

@@ -9,7 +9,7 @@ use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
 use smoltcp::socket::tcp;
 use smoltcp::time::Instant;
 use smoltcp::wire::{EthernetAddress, IpAddress, IpCidr, Ipv4Address};
-use warden_mgmt_proto::{Error, FrameReader, OperatorList, Response, encode_frame};
+use warden_mgmt_proto::{FrameReader, OperatorList, Signer, encode_frame};
 use warden_mgmt_server::{Config as ServerConfig, Nonces, Server, Session};
 use warden_rt::abi::{ShutdownReason, StartInfo};
 use warden_rt::{hypercall, println};
@@ -72,13 +72,20 @@ fn now() -> Instant {
     Instant::from_micros((warden_abi::guest::rdtsc() / 1000) as i64)
 }
 
-/// A seed no other boot shares: the TSC at start (QEMU derives it from the host clock).
-fn seed() -> [u8; 32] {
+/// 32 bytes from RDRAND; `None` if the CPU has none or it stopped answering.
+fn random32() -> Option<[u8; 32]> {
     let mut s = [0u8; 32];
     for chunk in s.chunks_mut(8) {
-        chunk.copy_from_slice(&warden_abi::guest::rdtsc().to_le_bytes());
+        chunk.copy_from_slice(&warden_abi::guest::rdrand64()?.to_le_bytes());
     }
-    s
+    Some(s)
+}
+
+/// The response key, generated here at boot from RDRAND: its secret never leaves this domain's
+/// memory and is gone at the next boot. Without entropy there is no key and no service.
+fn response_key() -> Option<Signer> {
+    // A scalar out of range (0 or >= n, probability ~2^-32) is simply drawn again.
+    (0..8).find_map(|_| Signer::from_secret(&random32()?))
 }
 
 struct Conn {
@@ -89,18 +96,31 @@ struct Conn {
     close: bool,
 }
 
-pub fn run(info: &'static StartInfo, mut nic: Nic, port: u16, operators: OperatorList) -> ! {
+pub fn run(
+    info: &'static StartInfo,
+    mut nic: Nic,
+    port: u16,
+    operators: OperatorList,
+    bench_tsc_per_ms: Option<u64>,
+) -> ! {
+    let (Some(response_key), Some(seed)) = (response_key(), random32()) else {
+        println!(
+            "mgmt: FAILED: no entropy (the CPU offers no RDRAND): no response key, no service"
+        );
+        hypercall::shutdown(ShutdownReason::Failure)
+    };
+    // Operators pin this key (`wardenctl --server-key`): every response is signed with it.
+    println!("mgmt: response key {}", response_key.public_hex());
     let config = ServerConfig {
+        response_key,
         operators,
         build_label: BUILD_LABEL.into(),
         template_budget: TEMPLATE_BUDGET,
     };
     let n_ops = config.operators.len();
-    let hv = Lifecycle {
-        abi_version: info.abi_version,
-    };
+    let hv = Lifecycle::new(info.abi_version, bench_tsc_per_ms);
     let mut server = Server::new(config, hv);
-    let mut nonces = Nonces::new(seed());
+    let mut nonces = Nonces::new(seed);
 
     let mut iface = Interface::new(
         Config::new(EthernetAddress(nic.mac()).into()),
@@ -173,7 +193,7 @@ fn serve_socket(
     }
     if s.may_send() && conn.is_none() {
         let session = Session::new(nonces);
-        let out = encode_frame(&session.hello());
+        let out = encode_frame(&session.hello(server));
         *conn = Some(Conn {
             session,
             reader: FrameReader::new(),
@@ -199,10 +219,8 @@ fn serve_socket(
             Ok(None) => break,
             Err(e) => {
                 println!("mgmt: refused frame: {e:?}; closing the connection");
-                c.out.extend_from_slice(&encode_frame(&Response {
-                    seq: u64::MAX,
-                    result: Err(Error::Malformed),
-                }));
+                c.out
+                    .extend_from_slice(&encode_frame(&c.session.refuse_frame(server)));
                 c.close = true;
             }
         }

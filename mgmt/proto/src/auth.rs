@@ -12,7 +12,8 @@ use p256::ecdsa::{Signature, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::message::{Envelope, NONCE_LEN};
+use crate::error::Error;
+use crate::message::{Envelope, NONCE_LEN, Reply, Response};
 use crate::role::Role;
 
 /// Bytes of a SEC1 compressed public key.
@@ -56,6 +57,44 @@ pub fn signed_bytes(nonce: &[u8; NONCE_LEN], key: &KeyId, seq: u64, body: &[u8])
     m
 }
 
+/// Separates the management domain's response signatures from request signatures.
+const RESPONSE_TAG: &[u8] = b"warden-mgmt-response/1\0";
+
+/// The exact bytes the management domain signs for one response: bound to the connection's
+/// nonce (no replay across connections) and the request's sequence number (no replay within
+/// one), over the postcard bytes of the result.
+pub fn response_signed_bytes(
+    nonce: &[u8; NONCE_LEN],
+    seq: u64,
+    result: &Result<Reply, Error>,
+) -> Vec<u8> {
+    let mut m = Vec::with_capacity(RESPONSE_TAG.len() + NONCE_LEN + 8 + 64);
+    m.extend_from_slice(RESPONSE_TAG);
+    m.extend_from_slice(nonce);
+    m.extend_from_slice(&seq.to_le_bytes());
+    // Postcard encodes a value one way only, so the client's re-encoding of what it decoded
+    // is what the server signed.
+    m.extend_from_slice(&postcard::to_allocvec(result).unwrap_or_default());
+    m
+}
+
+/// Whether `response` is signed by `key` for the connection with `nonce`.
+pub fn verify_response(key: &VerifyingKey, nonce: &[u8; NONCE_LEN], response: &Response) -> bool {
+    let Ok(sig) = Signature::from_slice(&response.signature) else {
+        return false;
+    };
+    key.verify(
+        &response_signed_bytes(nonce, response.seq, &response.result),
+        &sig,
+    )
+    .is_ok()
+}
+
+/// A SEC1-encoded P-256 public key, if it is one.
+pub fn public_key(sec1: &[u8]) -> Option<VerifyingKey> {
+    VerifyingKey::from_sec1_bytes(sec1).ok()
+}
+
 /// Whether `env`'s signature verifies under `key` for the connection with `nonce`.
 pub fn verify(key: &VerifyingKey, nonce: &[u8; NONCE_LEN], env: &Envelope) -> bool {
     let Ok(sig) = Signature::from_slice(&env.signature) else {
@@ -65,7 +104,8 @@ pub fn verify(key: &VerifyingKey, nonce: &[u8; NONCE_LEN], env: &Envelope) -> bo
         .is_ok()
 }
 
-/// An operator's signing key (held by `wardenctl`, never by the server).
+/// A signing key: an operator's (held by `wardenctl`, never by the server), or the management
+/// domain's response key (generated in the domain at boot, never leaves it).
 #[derive(Debug, Clone)]
 pub struct Signer {
     key: SigningKey,
@@ -105,6 +145,28 @@ impl Signer {
             key,
             seq,
             body,
+            signature: sig.to_bytes().to_vec(),
+        }
+    }
+}
+
+impl Signer {
+    /// The SEC1 compressed public key (what a [`crate::Hello`] carries).
+    pub fn public_sec1(&self) -> Vec<u8> {
+        self.public().to_encoded_point(true).as_bytes().to_vec()
+    }
+
+    /// The signed response to request `seq` of the connection with `nonce`.
+    pub fn response(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        seq: u64,
+        result: Result<Reply, Error>,
+    ) -> Response {
+        let sig: Signature = self.key.sign(&response_signed_bytes(nonce, seq, &result));
+        Response {
+            seq,
+            result,
             signature: sig.to_bytes().to_vec(),
         }
     }

@@ -5,7 +5,8 @@
 //! request is an [`Envelope`]: the operator's key id, a per-connection sequence number and the
 //! postcard bytes of a [`Request`], signed with the operator's ECDSA P-256 key over
 //! [`signed_bytes`] (domain tag, server nonce, key id, sequence, body). The server answers each
-//! with a [`Response`] carrying the same sequence number. `docs/mgmt.md` has the full story.
+//! with a [`Response`] carrying the same sequence number, signed with the management domain's
+//! response key over [`response_signed_bytes`] (nonce, sequence, result). `docs/mgmt.md` has the full story.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
@@ -19,7 +20,7 @@ mod role;
 
 pub use auth::{
     KeyId, Operator, OperatorList, OperatorsError, PUBLIC_KEY_LEN, SIGNATURE_LEN, Signer,
-    signed_bytes, verify,
+    public_key, response_signed_bytes, signed_bytes, verify, verify_response,
 };
 pub use error::{Error, HvStatus};
 pub use frame::{FrameError, FrameReader, MAX_FRAME, decode, encode_frame};
@@ -30,4 +31,5 @@ pub use message::{
 pub use role::Role;
 
 /// The protocol version this crate speaks; a frame with another version is refused.
-pub const VERSION: u16 = 1;
+/// Version 2: responses are signed and the hello carries the response key.
+pub const VERSION: u16 = 2;

@@ -17,6 +17,9 @@ pub struct Hello {
     /// Never repeats for a given server: a request signed for one connection is useless on any
     /// other.
     pub nonce: [u8; NONCE_LEN],
+    /// The management domain's response key (SEC1 compressed P-256, 33 bytes): the client
+    /// compares it with the key it pinned before trusting any response.
+    pub server_key: Vec<u8>,
 }
 
 /// A signed request, client to server.
@@ -65,6 +68,11 @@ pub enum Request {
         name: String,
     },
     HostShutdown,
+    /// The hypervisor's audit ring from sequence number `from_seq` on (admin; the management
+    /// domain needs `hypervisor { audit_read }` too).
+    AuditRead {
+        from_seq: u64,
+    },
 }
 
 impl Request {
@@ -83,6 +91,7 @@ impl Request {
             Request::TemplateList => "template list",
             Request::TemplateRm { .. } => "template rm",
             Request::HostShutdown => "host shutdown",
+            Request::AuditRead { .. } => "host audit",
         }
     }
 }
@@ -170,6 +179,9 @@ pub enum Reply {
         id: u32,
     },
     Templates(Vec<TemplateSummary>),
+    /// An audit read as the hypervisor wrote it: the header and whole records in the format of
+    /// `warden_ipc::audit` (the client decodes and checks them).
+    Audit(Vec<u8>),
     /// The request was carried out and has nothing to report.
     Done,
 }
@@ -180,4 +192,7 @@ pub struct Response {
     /// The envelope's sequence number (`u64::MAX` if the frame was not an envelope).
     pub seq: u64,
     pub result: Result<Reply, Error>,
+    /// ECDSA P-256 / SHA-256, `r || s`, by the management domain's response key over
+    /// [`crate::response_signed_bytes`] (this connection's nonce, `seq`, `result`).
+    pub signature: Vec<u8>,
 }

@@ -44,7 +44,8 @@ impl Role {
             | Request::DomainDestroy { .. }
             | Request::TemplateAdd(_)
             | Request::TemplateRm { .. }
-            | Request::HostShutdown => Role::Admin,
+            | Request::HostShutdown
+            | Request::AuditRead { .. } => Role::Admin,
         }
     }
 

@@ -35,6 +35,7 @@ fn every_request() -> Vec<Request> {
         Request::TemplateList,
         Request::TemplateRm { name: "web".into() },
         Request::HostShutdown,
+        Request::AuditRead { from_seq: 7 },
     ]
 }
 
@@ -73,6 +74,7 @@ fn every_response() -> Vec<Response> {
             args: String::new(),
         }]),
         Reply::Done,
+        Reply::Audit(vec![0xa5; 40]),
     ];
     let errors = [
         Error::Malformed,
@@ -113,6 +115,7 @@ fn every_response() -> Vec<Response> {
         .map(|(i, result)| Response {
             seq: i as u64,
             result,
+            signature: vec![i as u8; 64],
         })
         .collect()
 }
@@ -147,6 +150,7 @@ fn every_response_and_the_hello_round_trip() {
     let hello = Hello {
         version: VERSION,
         nonce: [3; NONCE_LEN],
+        server_key: vec![2; PUBLIC_KEY_LEN],
     };
     assert_eq!(through_frame(&hello), hello);
 }
@@ -324,6 +328,7 @@ fn roles_allow_exactly_their_requests() {
         ("template list", Role::Viewer),
         ("template rm", Role::Admin),
         ("host shutdown", Role::Admin),
+        ("host audit", Role::Admin),
     ];
     let reqs = every_request();
     assert_eq!(reqs.len(), table.len());

@@ -27,4 +27,6 @@ pub trait Hypervisor {
     fn set_priority(&mut self, id: u32, priority: u8) -> Result<(), HvStatus>;
     fn destroy(&mut self, id: u32) -> Result<(), HvStatus>;
     fn host_shutdown(&mut self) -> Result<(), HvStatus>;
+    /// The audit ring from `from_seq` on: the hypervisor's header and records, as written.
+    fn audit_read(&mut self, from_seq: u64) -> Result<Vec<u8>, HvStatus>;
 }

@@ -1,7 +1,7 @@
 //! The server: operators, templates and the hypervisor; carries out authorised requests.
 
 use alloc::string::String;
-use warden_mgmt_proto::{Error, HvStatus, OperatorList, Reply, Request};
+use warden_mgmt_proto::{Error, HvStatus, OperatorList, Reply, Request, Signer};
 
 use crate::hypervisor::Hypervisor;
 use crate::templates::{TemplateStore, is_name};
@@ -14,6 +14,8 @@ pub struct Config {
     pub build_label: String,
     /// Bytes of template images the store may hold.
     pub template_budget: usize,
+    /// Signs every response (its public half is in every hello; operators pin it).
+    pub response_key: Signer,
 }
 
 #[derive(Debug)]
@@ -22,6 +24,7 @@ pub struct Server<H> {
     build_label: String,
     templates: TemplateStore,
     hv: H,
+    pub(crate) response_key: Signer,
 }
 
 fn hv_err(call: &str) -> impl FnOnce(HvStatus) -> Error + '_ {
@@ -38,7 +41,13 @@ impl<H: Hypervisor> Server<H> {
             build_label: config.build_label,
             templates: TemplateStore::new(config.template_budget),
             hv,
+            response_key: config.response_key,
         }
+    }
+
+    /// The response key's SEC1 compressed public half (what operators pin).
+    pub fn response_key(&self) -> alloc::vec::Vec<u8> {
+        self.response_key.public_sec1()
     }
 
     pub fn hypervisor(&mut self) -> &mut H {
@@ -78,6 +87,11 @@ impl<H: Hypervisor> Server<H> {
                 .host_shutdown()
                 .map(|()| Reply::Done)
                 .map_err(hv_err("shutdown")),
+            Request::AuditRead { from_seq } => self
+                .hv
+                .audit_read(from_seq)
+                .map(Reply::Audit)
+                .map_err(hv_err("audit_read")),
         }
     }
 

@@ -1,5 +1,6 @@
 //! One connection: its nonce, its next sequence number, and the checks every envelope passes
-//! (decode, version, key, signature, sequence, request, role) before the server acts on it.
+//! (decode, version, key, signature, sequence, request, role) before the server acts on it;
+//! every response it gives is signed with the server's response key.
 
 use alloc::string::String;
 use warden_mgmt_proto::{
@@ -33,29 +34,41 @@ impl Session {
         }
     }
 
+    /// This connection's nonce.
+    pub fn nonce(&self) -> [u8; NONCE_LEN] {
+        self.nonce
+    }
+
     /// The first frame the server sends on this connection.
-    pub fn hello(&self) -> Hello {
+    pub fn hello<H>(&self, server: &Server<H>) -> Hello {
         Hello {
             version: VERSION,
             nonce: self.nonce,
+            server_key: server.response_key.public_sec1(),
         }
+    }
+
+    /// The signed refusal of a frame that cannot be read at all (the connection then closes).
+    pub fn refuse_frame<H>(&self, server: &Server<H>) -> Response {
+        server
+            .response_key
+            .response(&self.nonce, u64::MAX, Err(Error::Malformed))
     }
 
     /// Checks and carries out one frame body. Refusals change nothing but this response.
     pub fn handle<H: Hypervisor>(&mut self, server: &mut Server<H>, frame: &[u8]) -> Handled {
         let mut out = Handled {
-            response: Response {
-                seq: u64::MAX,
-                result: Err(Error::Malformed),
-            },
+            response: self.refuse_frame(server),
             operator: None,
             request: None,
         };
         let Ok(env) = decode::<Envelope>(frame) else {
             return out;
         };
-        out.response.seq = env.seq;
-        out.response.result = self.check(server, &env, &mut out);
+        let result = self.check(server, &env, &mut out);
+        // Signed for this connection and this sequence number: a network attacker can neither
+        // forge an answer nor replay one from another request or connection.
+        out.response = server.response_key.response(&self.nonce, env.seq, result);
         out
     }
 

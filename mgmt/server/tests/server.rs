@@ -155,6 +155,11 @@ impl Hypervisor for FakeHv {
         self.shut_down = true;
         Ok(())
     }
+
+    fn audit_read(&mut self, from_seq: u64) -> Result<Vec<u8>, HvStatus> {
+        self.gate("audit_read")?;
+        Ok(from_seq.to_le_bytes().to_vec())
+    }
 }
 
 fn key(seed: u8) -> Signer {
@@ -165,6 +170,8 @@ const ADMIN: u8 = 1;
 const OPERATOR: u8 = 2;
 const VIEWER: u8 = 3;
 const STRANGER: u8 = 9;
+/// The management domain's own response key.
+const RESPONDER: u8 = 11;
 
 /// A server with three operators and a connected session.
 struct Rig {
@@ -187,10 +194,11 @@ impl Rig {
             operators: OperatorList::parse(&ops).unwrap(),
             build_label: "build_t".into(),
             template_budget: 1 << 20,
+            response_key: key(RESPONDER),
         };
         let mut nonces = Nonces::new([42; 32]);
         let session = Session::new(&mut nonces);
-        let nonce = session.hello().nonce;
+        let nonce = session.nonce();
         Rig {
             server: Server::new(config, hv),
             nonces,
@@ -205,8 +213,14 @@ impl Rig {
         postcard::to_allocvec(&env).unwrap()
     }
 
+    /// One frame's response, which must be signed by the server's key for this connection.
     fn raw(&mut self, frame: &[u8]) -> Response {
-        self.session.handle(&mut self.server, frame).response
+        let r = self.session.handle(&mut self.server, frame).response;
+        assert!(
+            verify_response(&key(RESPONDER).public(), &self.nonce, &r),
+            "unsigned response {r:?}"
+        );
+        r
     }
 
     /// Sends `req` signed by `who` with the session's next sequence number.
@@ -250,20 +264,25 @@ fn template(name: &str, label: &str) -> Template {
 #[test]
 fn each_session_gets_a_fresh_nonce() {
     let mut nonces = Nonces::new([1; 32]);
-    let a: Vec<_> = (0..50)
-        .map(|_| Session::new(&mut nonces).hello().nonce)
-        .collect();
+    let a: Vec<_> = (0..50).map(|_| Session::new(&mut nonces).nonce()).collect();
     for i in 0..a.len() {
         for j in 0..i {
             assert_ne!(a[i], a[j]);
         }
     }
     assert_ne!(
-        Session::new(&mut Nonces::new([2; 32])).hello().nonce,
+        Session::new(&mut Nonces::new([2; 32])).nonce(),
         a[0],
         "another boot's seed"
     );
-    assert_eq!(Session::new(&mut nonces).hello().version, VERSION);
+    let rig = Rig::new(FakeHv::with_guests());
+    let hello = Session::new(&mut nonces).hello(&rig.server);
+    assert_eq!(hello.version, VERSION);
+    assert_eq!(
+        hello.server_key,
+        key(RESPONDER).public_sec1(),
+        "the hello names the response key"
+    );
 }
 
 #[test]
@@ -325,7 +344,7 @@ fn unknown_key_bad_signature_and_replay_are_refused_and_the_session_keeps_servin
     // A request signed for another connection's nonce does not verify here.
     let mut other = Rig::new(FakeHv::with_guests());
     other.session = Session::new(&mut other.nonces);
-    other.nonce = other.session.hello().nonce;
+    other.nonce = other.session.nonce();
     let foreign = other.frame(ADMIN, 1, &Request::DomainPause { id: 1 });
     assert_eq!(rig.raw(&foreign).result, Err(Error::BadSignature));
     // A signature by another operator's key under the admin's key id.
@@ -380,10 +399,11 @@ fn another_protocol_version_is_refused() {
         0,
         postcard::to_allocvec(&Request::DomainList).unwrap(),
     );
-    env.version = 2;
+    env.version = 1;
     assert_eq!(
         rig.raw(&postcard::to_allocvec(&env).unwrap()).result,
-        Err(Error::Version { got: 2, want: 1 })
+        Err(Error::Version { got: 1, want: 2 }),
+        "version 1 clients cannot check responses"
     );
 }
 
@@ -410,6 +430,11 @@ fn roles_are_enforced_before_the_hypervisor_is_asked() {
         forbidden(Role::Operator, "host shutdown", Role::Admin)
     );
     assert_eq!(
+        rig.ask(OPERATOR, Request::AuditRead { from_seq: 0 }),
+        forbidden(Role::Operator, "host audit", Role::Admin)
+    );
+    assert!(!rig.hv().calls.iter().any(|c| c == "audit_read"));
+    assert_eq!(
         rig.ask(VIEWER, Request::TemplateAdd(template("t", "guest_t"))),
         forbidden(Role::Viewer, "template add", Role::Admin)
     );
@@ -417,6 +442,11 @@ fn roles_are_enforced_before_the_hypervisor_is_asked() {
         rig.hv().calls.is_empty(),
         "no hypercall for a refused request: {:?}",
         rig.hv().calls
+    );
+    // The admin's read reaches the hypervisor with its starting sequence number.
+    assert_eq!(
+        rig.ask(ADMIN, Request::AuditRead { from_seq: 9 }),
+        Ok(Reply::Audit(9u64.to_le_bytes().to_vec()))
     );
     assert_eq!(rig.state(1), Some(DomainState::Runnable));
     assert_eq!(
@@ -715,4 +745,51 @@ fn a_create_the_hypervisor_refuses_outright_leaves_no_domain() {
         })
     );
     assert_eq!(rig.hv().domains.len(), 3);
+}
+
+/// Every response is signed for its connection and request: the client's check refuses one
+/// byte changed in the result, the same response on another connection, under another
+/// sequence number, or signed by any other key.
+#[test]
+fn responses_are_signed_for_their_connection_and_request() {
+    let mut rig = Rig::new(FakeHv::with_guests());
+    let f = rig.frame(VIEWER, 0, &Request::DomainList);
+    let r = rig.raw(&f);
+    assert!(matches!(r.result, Ok(Reply::Domains(_))));
+    let server = key(RESPONDER).public();
+    assert!(verify_response(&server, &rig.nonce, &r));
+    let mut other = Rig::new(FakeHv::with_guests());
+    other.session = Session::new(&mut other.nonces);
+    assert!(
+        !verify_response(&server, &other.session.nonce(), &r),
+        "another connection"
+    );
+    let mut moved = r.clone();
+    moved.seq = 1;
+    assert!(
+        !verify_response(&server, &rig.nonce, &moved),
+        "another request"
+    );
+    let mut changed = r.clone();
+    if let Ok(Reply::Domains(ds)) = &mut changed.result {
+        ds[0].priority ^= 1;
+    }
+    assert!(
+        !verify_response(&server, &rig.nonce, &changed),
+        "a changed result"
+    );
+    let forged = key(ADMIN).response(&rig.nonce, r.seq, r.result.clone());
+    assert!(
+        !verify_response(&server, &rig.nonce, &forged),
+        "another key"
+    );
+    let mut bad = r.clone();
+    bad.signature.truncate(10);
+    assert!(
+        !verify_response(&server, &rig.nonce, &bad),
+        "a malformed signature"
+    );
+    // Refusals are signed too: an unreadable frame's answer as much as a role refusal.
+    let junk = rig.raw(&[0xff; 5]);
+    assert_eq!(junk.result, Err(Error::Malformed));
 }

@@ -8,7 +8,7 @@ use warden_system_tests::{ExitKind, expect_scenario, line};
 fn banner_reports_the_cpu_features_qemu_was_told() {
     // (scenario, its -cpu model, SVM expected, nested paging expected)
     let cases = [
-        ("demo", "qemu64,+svm,+npt", true, true),
+        ("demo", "qemu64,+svm,+npt,+rdrand", true, true),
         ("cpu-no-npt", "qemu64,+svm,-npt", true, false),
         ("cpu-no-svm", "qemu64,-svm", false, false),
     ];

@@ -3,9 +3,12 @@
 //! generated: reads work, a viewer cannot pause, an unknown key, a replayed request, a request
 //! signed for another connection and malformed frames are refused while the domain keeps
 //! serving; templates are stored, three domains are created from two of them, one is paused
-//! (its progress stops while another's goes on) and resumed, one re-prioritised, one destroyed
-//! (its memory returns), a template with a forbidden label is refused at the transition; an
-//! admin's `host shutdown` ends the run.
+//! (its progress stops while another's goes on) and resumed, one re-prioritised (its counter
+//! then outruns its equal peer's), one destroyed (its memory returns), a template with a
+//! forbidden label is refused at the transition and its audited denial read back with
+//! `wardenctl host audit`; an admin's `host shutdown` ends the run. Responses are signed with the management domain's
+//! response key, which `wardenctl` pins: a proxy that changes one byte of a response, or
+//! replays another connection's response, is refused.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -14,20 +17,29 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use warden_mgmt_proto::{Error, Reply, Request, Response, encode_frame};
 use warden_rig::{BootOptions, Scenario, boot, host_tool};
-use wardenctl::mgmt::Client;
+use wardenctl::mgmt::{Client, ServerKey};
 
 struct Ctl {
     bin: PathBuf,
     dir: PathBuf,
     addr: String,
+    /// The management domain's response key, as it printed it at boot.
+    server_key: String,
 }
 
 impl Ctl {
     fn run(&self, key: &str, args: &[&str]) -> Output {
+        self.run_via(&self.addr, key, args)
+    }
+
+    /// Runs `wardenctl` against `addr` (the management domain, or a proxy in front of it).
+    fn run_via(&self, addr: &str, key: &str, args: &[&str]) -> Output {
         Command::new(&self.bin)
             .args(args)
             .arg("--connect")
-            .arg(&self.addr)
+            .arg(addr)
+            .arg("--server-key")
+            .arg(&self.server_key)
             .arg("--key")
             .arg(self.dir.join(format!("{key}.key")))
             .env("WARDEN_KEY_PASSPHRASE", "test passphrase")
@@ -105,11 +117,15 @@ fn wardenctl_drives_the_management_domain_over_the_network() {
     let sc = scenario.clone();
     let run = std::thread::spawn(move || boot(&sc, &opts));
     let deadline = Instant::now() + Duration::from_secs(scenario.timeout_secs);
+    let mut server_key = None;
     loop {
         let line = rx
             .recv_timeout(deadline.saturating_duration_since(Instant::now()))
             .expect("the management domain listens");
         assert!(!line.contains("FATAL") && !line.contains("panic"), "{line}");
+        if let Some(k) = line.split("mgmt: response key ").nth(1) {
+            server_key = Some(k.trim().to_string());
+        }
         if line.contains("mgmt: listening") {
             break;
         }
@@ -118,7 +134,9 @@ fn wardenctl_drives_the_management_domain_over_the_network() {
         bin,
         dir: dir.clone(),
         addr: format!("127.0.0.1:{port}"),
+        server_key: server_key.expect("the management domain prints its response key"),
     };
+    let pin = ServerKey::parse_hex(&ctl.server_key).unwrap();
 
     // Reads, as the least role: tables and JSON.
     let info = ctl.ok("victor", &["host", "info"]);
@@ -166,7 +184,7 @@ fn wardenctl_drives_the_management_domain_over_the_network() {
         b"test passphrase",
     )
     .unwrap();
-    let mut c = Client::connect(&ctl.addr).unwrap();
+    let mut c = Client::connect(&ctl.addr, &pin).unwrap();
     let r = c.raw(&[3, 0, 0, 0, 0xff, 0xff, 0xff]).unwrap();
     assert_eq!(r.result, Err(Error::Malformed));
     let env = c.envelope(&victor, &Request::DomainList);
@@ -183,7 +201,7 @@ fn wardenctl_drives_the_management_domain_over_the_network() {
             got: 0
         })
     );
-    let other = Client::connect(&ctl.addr).unwrap();
+    let other = Client::connect(&ctl.addr, &pin).unwrap();
     let foreign = other.envelope(&victor, &Request::HostInfo);
     drop(other);
     let mut f2 = foreign.clone();
@@ -194,12 +212,46 @@ fn wardenctl_drives_the_management_domain_over_the_network() {
     );
     drop(c);
     // A frame whose length prefix is absurd: refused, that connection closed, the server lives.
-    let mut c = Client::connect(&ctl.addr).unwrap();
+    let mut c = Client::connect(&ctl.addr, &pin).unwrap();
     assert_eq!(
         c.raw(&u32::MAX.to_le_bytes()).unwrap().result,
         Err(Error::Malformed)
     );
     drop(c);
+
+    // Responses are authenticated: through a proxy that passes requests on untouched but
+    // changes one byte of each response (the last byte of the result) or hands a later
+    // connection the first connection's response, wardenctl refuses the answer; an honest
+    // proxy changes nothing; a wrong pin is refused at the hello.
+    for (mode, want) in [
+        (Tamper::None, None),
+        (Tamper::FlipByte, Some("response refused")),
+        (Tamper::ReplayFirst, Some("response refused")),
+    ] {
+        let proxy = Proxy::start(&ctl.addr, mode);
+        for round in 0..2 {
+            let o = ctl.run_via(&proxy.addr, "victor", &["host", "info"]);
+            let err = String::from_utf8_lossy(&o.stderr);
+            match want {
+                // The replaying proxy passes its first connection through.
+                Some(why) if mode != Tamper::ReplayFirst || round == 1 => {
+                    assert_eq!(o.status.code(), Some(2), "{mode:?}: {err}");
+                    assert!(err.contains(why), "{mode:?}: {err}");
+                }
+                _ => assert!(o.status.success(), "{mode:?} round {round}: {err}"),
+            }
+        }
+    }
+    let wrong = Ctl {
+        server_key: keys[3].clone(),
+        bin: ctl.bin.clone(),
+        dir: ctl.dir.clone(),
+        addr: ctl.addr.clone(),
+    };
+    let o = wrong.run("victor", &["host", "info"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("not the pinned one"), "{err}");
 
     // Templates live in the management domain; domains are created from them.
     let counter = warden_rig::images().unwrap().image("counter").unwrap();
@@ -279,6 +331,32 @@ fn wardenctl_drives_the_management_domain_over_the_network() {
         &["domain", "create", "--template", "secret", "--name", "s1"],
     );
     assert!(e.contains("create failed at `transition`"), "{e}");
+    // The hypervisor audited the denial; an admin reads the record back through wardenctl
+    // (paging from each answer's next sequence number), a viewer may not.
+    let e = ctl.refused("victor", &["host", "audit"]);
+    assert!(e.contains("may not `host audit` (needs `admin`)"), "{e}");
+    let mut from = 0u64;
+    let denial = loop {
+        let out = ctl.ok("alice", &["host", "audit", "--from", &from.to_string()]);
+        if let Some(l) = out
+            .lines()
+            .find(|l| l.starts_with("avc: denied") && l.contains("transition"))
+        {
+            break l.to_string();
+        }
+        let next: u64 = out
+            .lines()
+            .find_map(|l| l.strip_prefix("next seq "))
+            .and_then(|r| r.split(',').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no next seq in {out}"));
+        assert!(
+            next > from,
+            "no denial of the transition in the audit ring:\n{out}"
+        );
+        from = next;
+    };
+    assert!(denial.contains("tclass=domain"), "{denial}");
     // The partial domain was destroyed: listed as ended (ids are never reused), holding nothing.
     let list = ctl.ok("victor", &["domain", "list"]);
     assert!(
@@ -313,8 +391,24 @@ fn wardenctl_drives_the_management_domain_over_the_network() {
             "c1 made no progress after resume"
         );
     }
+    // Raise c2 above its equal peer c1: from then on c2's counter outruns c1's (the scheduler
+    // runs the higher priority first; c1 gets only what c2 leaves). Awaited on c2's progress,
+    // then compared as a ratio.
     ctl.ok("olga", &["domain", "set-priority", &c2.to_string(), "9"]);
     assert_eq!(info(&ctl, c2)["priority"], 9);
+    let ticks = |ctl: &Ctl, id: u32| info(ctl, id)["cpu_ticks"].as_u64().unwrap();
+    let (q1, q2) = (ticks(&ctl, c1), ticks(&ctl, c2));
+    while ticks(&ctl, c2) < q2 + 40 {
+        assert!(
+            Instant::now() < deadline,
+            "c2 made no progress at priority 9"
+        );
+    }
+    let (d1, d2) = (ticks(&ctl, c1) - q1, ticks(&ctl, c2) - q2);
+    assert!(
+        d2 >= 4 * d1.max(1),
+        "raised c2 ran {d2} ticks while its equal peer c1 ran {d1}"
+    );
     // Destroy one: its memory goes back to the hypervisor.
     let before = free(&ctl);
     let e = ctl.refused("olga", &["domain", "destroy", &c3.to_string()]);
@@ -350,4 +444,77 @@ fn wardenctl_drives_the_management_domain_over_the_network() {
         );
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// What the proxy does to the management domain's frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tamper {
+    None,
+    /// Flips the low bit of the last byte before the signature in every response.
+    FlipByte,
+    /// Answers every connection after the first with the first connection's response.
+    ReplayFirst,
+}
+
+/// A TCP proxy in front of the management domain that may tamper with what it answers.
+struct Proxy {
+    addr: String,
+}
+
+impl Proxy {
+    fn start(upstream: &str, mode: Tamper) -> Proxy {
+        use std::io::{Read, Write};
+        use std::net::{TcpListener, TcpStream};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let upstream = upstream.to_string();
+        std::thread::spawn(move || {
+            let mut first: Option<Vec<u8>> = None;
+            for client in listener.incoming() {
+                let Ok(mut client) = client else { return };
+                let mut server = TcpStream::connect(&upstream).unwrap();
+                let mut to_server = client.try_clone().unwrap();
+                let mut from_client = server.try_clone().unwrap();
+                // Requests pass untouched.
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut to_server, &mut from_client);
+                    // Pass the client's end on, so the server closes and the next client is served.
+                    let _ = from_client.shutdown(std::net::Shutdown::Write);
+                });
+                // Responses frame by frame: the hello untouched, then each response as `mode` says.
+                let read_frame = |s: &mut TcpStream| -> Option<Vec<u8>> {
+                    let mut len = [0u8; 4];
+                    s.read_exact(&mut len).ok()?;
+                    let mut body = vec![0u8; u32::from_le_bytes(len) as usize];
+                    s.read_exact(&mut body).ok()?;
+                    Some(body)
+                };
+                let mut n = 0;
+                while let Some(mut body) = read_frame(&mut server) {
+                    if n > 0 {
+                        match mode {
+                            Tamper::None => {}
+                            // The signature is the last field: a 64-byte vector after its
+                            // one-byte length; the byte before that is the result's last.
+                            Tamper::FlipByte => {
+                                let at = body.len() - 66;
+                                body[at] ^= 1;
+                            }
+                            Tamper::ReplayFirst => match &first {
+                                None => first = Some(body.clone()),
+                                Some(f) => body = f.clone(),
+                            },
+                        }
+                    }
+                    n += 1;
+                    let mut frame = (body.len() as u32).to_le_bytes().to_vec();
+                    frame.extend_from_slice(&body);
+                    if client.write_all(&frame).is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        Proxy { addr }
+    }
 }

@@ -88,6 +88,10 @@ struct Conn {
     /// The operator's key file (`wardenctl key gen`).
     #[arg(long, env = "WARDEN_KEY")]
     key: PathBuf,
+    /// The management domain's response key (66 hex digits, printed by the domain at boot as
+    /// `mgmt: response key …`): responses not signed with it are refused.
+    #[arg(long, env = "WARDEN_MGMT_SERVER_KEY")]
+    server_key: String,
     /// A file holding the key file's passphrase (otherwise $WARDEN_KEY_PASSPHRASE).
     #[arg(long)]
     passphrase_file: Option<PathBuf>,
@@ -100,6 +104,14 @@ struct Conn {
 enum HostCmd {
     /// ABI version, memory, domain count, the management domain.
     Info(Conn),
+    /// The hypervisor's audit records (admin; the management domain needs
+    /// `hypervisor { audit_read }`), from sequence number `--from` on.
+    Audit {
+        #[arg(long, default_value_t = 0)]
+        from: u64,
+        #[command(flatten)]
+        conn: Conn,
+    },
     /// Stop the host (admin).
     Shutdown(Conn),
 }
@@ -243,6 +255,7 @@ fn main() -> ExitCode {
         Top::Host(c) => match c {
             HostCmd::Info(conn) => mgmt(&conn, Request::HostInfo),
             HostCmd::Shutdown(conn) => mgmt(&conn, Request::HostShutdown),
+            HostCmd::Audit { from, conn } => mgmt(&conn, Request::AuditRead { from_seq: from }),
         },
         Top::Domain(c) => match c {
             DomainCmd::List(conn) => mgmt(&conn, Request::DomainList),
@@ -394,12 +407,21 @@ fn mgmt(conn: &Conn, request: Request) -> ExitCode {
         Ok(s) => s,
         Err(e) => return usage_error(&e),
     };
+    let server = match wardenctl::mgmt::ServerKey::parse_hex(&conn.server_key) {
+        Ok(k) => k,
+        Err(e) => return usage_error(&e),
+    };
     let shutdown = request == Request::HostShutdown;
-    let mut answer = Client::connect(&conn.connect).and_then(|mut c| c.request(&signer, &request));
+    let mut answer =
+        Client::connect(&conn.connect, &server).and_then(|mut c| c.request(&signer, &request));
     if shutdown && matches!(answer, Err(ClientError::Closed)) {
         // A host that shuts down cannot answer: the connection closes with the machine. Show
         // that it is down: the management domain no longer says hello.
-        answer = match Client::connect_within(&conn.connect, std::time::Duration::from_secs(10)) {
+        answer = match Client::connect_within(
+            &conn.connect,
+            &server,
+            std::time::Duration::from_secs(10),
+        ) {
             Ok(_) => Err(ClientError::Protocol(
                 "the connection closed but the management domain still answers".into(),
             )),

@@ -1,13 +1,41 @@
-//! The management client: connects to a management domain, reads its hello, signs each request
-//! with the operator's key for that connection, and renders replies as tables.
+//! The management client: connects to a management domain, checks its hello names the response
+//! key the operator pinned, signs each request with the operator's key for that connection,
+//! accepts only responses signed with the pinned key for that connection and request, and
+//! renders replies as tables.
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 use warden_mgmt_proto::{
     DomainSummary, Envelope, Error, FrameReader, Hello, HostInfo, NONCE_LEN, Reply, Request,
-    Response, Signer, TemplateSummary, VERSION, decode, encode_frame,
+    Response, Signer, TemplateSummary, VERSION, decode, encode_frame, public_key, verify_response,
 };
+
+/// The management domain's response key as the operator pinned it (SEC1 compressed hex, as
+/// the domain prints it at boot: `mgmt: response key …`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerKey {
+    key: p256::ecdsa::VerifyingKey,
+    sec1: Vec<u8>,
+}
+
+impl ServerKey {
+    pub fn parse_hex(text: &str) -> Result<ServerKey, String> {
+        let text = text.trim();
+        let bytes = (0..text.len())
+            .step_by(2)
+            .map(|i| {
+                text.get(i..i + 2)
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+            })
+            .collect::<Option<Vec<u8>>>()
+            .filter(|b| b.len() == warden_mgmt_proto::PUBLIC_KEY_LEN)
+            .ok_or_else(|| format!("server key `{text}` is not 66 hex digits"))?;
+        let key = public_key(&bytes)
+            .ok_or_else(|| format!("server key `{text}` is not a P-256 point"))?;
+        Ok(ServerKey { key, sec1: bytes })
+    }
+}
 
 /// Why a request got no answer (as opposed to an answer that is an error).
 #[derive(Debug, thiserror::Error)]
@@ -21,6 +49,10 @@ pub enum ClientError {
     Io(#[from] std::io::Error),
     #[error("the server closed the connection")]
     Closed,
+    /// A response that does not verify under the pinned key for this connection and request:
+    /// forged, altered or replayed on the way. Never acted on.
+    #[error("response refused: {0}")]
+    Forged(String),
     #[error("protocol: {0}")]
     Protocol(String),
     /// The server answered with a refusal.
@@ -35,15 +67,21 @@ pub struct Client {
     reader: FrameReader,
     nonce: [u8; NONCE_LEN],
     seq: u64,
+    server: ServerKey,
 }
 
 impl Client {
-    pub fn connect(addr: &str) -> Result<Client, ClientError> {
-        Self::connect_within(addr, Duration::from_secs(120))
+    /// Connects to the management domain whose response key is `server`.
+    pub fn connect(addr: &str, server: &ServerKey) -> Result<Client, ClientError> {
+        Self::connect_within(addr, server, Duration::from_secs(120))
     }
 
     /// [`Self::connect`] waiting at most `wait` for each read.
-    pub fn connect_within(addr: &str, wait: Duration) -> Result<Client, ClientError> {
+    pub fn connect_within(
+        addr: &str,
+        server: &ServerKey,
+        wait: Duration,
+    ) -> Result<Client, ClientError> {
         let err = |source| ClientError::Connect {
             addr: addr.into(),
             source,
@@ -61,6 +99,7 @@ impl Client {
             reader: FrameReader::new(),
             nonce: [0; NONCE_LEN],
             seq: 0,
+            server: server.clone(),
         };
         let hello: Hello = decode(&c.frame()?)
             .map_err(|_| ClientError::Protocol("the first frame is not a hello".into()))?;
@@ -69,6 +108,11 @@ impl Client {
                 "server speaks version {}, we speak {VERSION}",
                 hello.version
             )));
+        }
+        if hello.server_key != server.sec1 {
+            return Err(ClientError::Forged(
+                "the server's response key is not the pinned one".into(),
+            ));
         }
         c.nonce = hello.nonce;
         Ok(c)
@@ -95,11 +139,20 @@ impl Client {
         }
     }
 
-    /// Sends raw bytes and reads one response frame (for tests of refusals).
+    /// Sends raw bytes and reads one response frame (for tests of refusals); the response must
+    /// be signed with the pinned key for this connection.
     pub fn raw(&mut self, bytes: &[u8]) -> Result<Response, ClientError> {
         self.stream.write_all(bytes)?;
         let f = self.frame()?;
-        decode(&f).map_err(|_| ClientError::Protocol("the response is not a response frame".into()))
+        let r: Response = decode(&f)
+            .map_err(|_| ClientError::Protocol("the response is not a response frame".into()))?;
+        if !verify_response(&self.server.key, &self.nonce, &r) {
+            return Err(ClientError::Forged(
+                "its signature does not verify under the pinned server key for this connection"
+                    .into(),
+            ));
+        }
+        Ok(r)
     }
 
     /// Signs `request` as this connection's next request.
@@ -115,9 +168,10 @@ impl Client {
     pub fn request(&mut self, key: &Signer, request: &Request) -> Result<Reply, ClientError> {
         let env = self.envelope(key, request);
         let resp = self.raw(&encode_frame(&env))?;
+        // The sequence number is signed: an old response replayed is refused here.
         if resp.seq != env.seq {
-            return Err(ClientError::Protocol(format!(
-                "response to {} for request {}",
+            return Err(ClientError::Forged(format!(
+                "signed for request {}, not request {}",
                 resp.seq, env.seq
             )));
         }
@@ -139,6 +193,23 @@ pub fn table(reply: &Reply) -> String {
         Reply::Templates(ts) => template_table(ts),
         Reply::Created { id } => format!("created domain {id}\n"),
         Reply::Done => "ok\n".into(),
+        Reply::Audit(dump) => audit_table(dump),
+    }
+}
+
+/// One `avc:` line per record (types as `type#N`: the management domain holds no policy
+/// names; `wardenpol audit` resolves them), then the ring's next sequence number and drops.
+fn audit_table(dump: &[u8]) -> String {
+    match warden_ipc::audit::decode_dump(dump) {
+        Ok((header, records)) => {
+            let mut out: String = records.map(|r| format!("{}\n", r.avc(None))).collect();
+            out += &format!(
+                "next seq {}, {} records dropped by the ring\n",
+                header.next_seq, header.dropped
+            );
+            out
+        }
+        Err(e) => format!("undecodable audit data from the hypervisor: {e}\n"),
     }
 }
 

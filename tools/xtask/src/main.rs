@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod attest;
+mod demo;
 mod setup;
 mod size;
 mod soak;
@@ -109,21 +110,35 @@ fn build() -> Result<()> {
 }
 
 fn run(name: &str, interactive: bool, keep: bool, tpm: Option<warden_rig::swtpm::PlatformTpm>) -> Result<()> {
-    let scenario = Scenario::load(name)?;
+    let mut scenario = Scenario::load(name)?;
     build()?;
+    // A management domain in the run: drive wardenctl against it (not when interactive).
+    let plane = if interactive { None } else { demo::prepare(&mut scenario)? };
     eprintln!("xtask: booting scenario '{}': {}", scenario.name, scenario.description);
     if scenario.tpm {
         let which = tpm.unwrap_or(scenario.platform_tpm);
         eprintln!("xtask: starting a private {which:?} as the platform TPM");
     }
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let tx = std::sync::Mutex::new(tx);
     let opts = BootOptions {
         interactive,
         platform_tpm: tpm,
         keep_dir: keep,
-        on_line: Some(Arc::new(|l: &str| println!("{l}"))),
+        host_port: plane.as_ref().map(|p| p.port),
+        on_line: Some(Arc::new(move |l: &str| {
+            println!("{l}");
+            let _ = tx.lock().map(|t| t.send(l.to_string()));
+        })),
         ..BootOptions::default()
     };
-    let outcome = warden_rig::boot(&scenario, &opts)?;
+    let sc = scenario.clone();
+    let booted = std::thread::spawn(move || warden_rig::boot(&sc, &opts));
+    let driven = plane.as_ref().map(|p| p.drive(&rx, std::time::Duration::from_secs(scenario.timeout_secs)));
+    let outcome = booted.join().map_err(|_| anyhow::anyhow!("the boot thread panicked"))??;
+    if let Some(Err(e)) = driven {
+        bail!("driving the management domain: {e:#}");
+    }
     if keep {
         eprintln!("xtask: run folder kept at {}", outcome.run_dir.display());
     }

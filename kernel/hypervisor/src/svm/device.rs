@@ -122,6 +122,17 @@ pub(super) fn assign(
     Ok(())
 }
 
+/// Stops the device an ended domain held (bus mastering, memory and I/O decode off) before
+/// its frames go back to the allocator: without an IOMMU, a device left mastering would keep
+/// writing into memory the next domain is given.
+pub(super) fn quiesce(grant: Grant, name: &str, id: usize) {
+    let bdf = grant.assigned.device.bdf;
+    let command = pci::quiesce(&mut Ports, bdf);
+    println!(
+        "domain {name} (id {id}): device {bdf} quiesced (command {command:#06x}: bus mastering and decoding off)"
+    );
+}
+
 impl Runner {
     /// One device call of domain `id`: decided by `device { assign }` on the device's label.
     pub(super) fn device_hypercall(

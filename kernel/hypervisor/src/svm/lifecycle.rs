@@ -701,6 +701,24 @@ impl Runner {
             .domain_label(name)
             .map_err(|_| LifecycleError::BadLabel)?;
         if self.mac.decider().policy().run_label_of(from) != Some(to) {
+            // The policy's transition rule refuses this label: audited as a denial of
+            // `domain { transition }` on the requested label, so the operator can read it back.
+            if let Some(label) = self.mac.running_label(caller) {
+                let (class, perms) = lifecycle_requirement(LifecycleCall::DomainTransition);
+                let c = Check {
+                    hypercall: LifecycleCall::DomainTransition as u64,
+                    subject: Subject {
+                        dom: DomId(caller),
+                        label,
+                    },
+                    object: Object::Domain { dom, label: to },
+                    class,
+                    perms,
+                    time: timer::now(),
+                };
+                let d = self.mac.decider().refuse(&c);
+                self.mac.report(caller, &d);
+            }
             return Err(LifecycleError::NoTransition.into());
         }
         let d = &self.doms[i];
@@ -772,9 +790,14 @@ impl Runner {
 
     /// Gives an ended domain's memory back: its frames, its nested page tables (with the
     /// tables grant mappings added) and its VMCB. Its channels and grants were released by
-    /// `domain_ended` first, so no other domain maps these frames any more.
+    /// `domain_ended` first, so no other domain maps these frames any more; the device it held
+    /// is quiesced before any frame is freed.
     pub(super) fn release(&mut self, id: DomainId) {
         let i = id.0 as usize;
+        // The device first, whatever else happens: no DMA may outlive its holder.
+        if let Some(grant) = self.doms[i].device.take() {
+            super::device::quiesce(grant, &self.doms[i].name, i);
+        }
         let d = &self.doms[i];
         if d.life.freed || d.refused || d.region.bytes == 0 {
             return;
