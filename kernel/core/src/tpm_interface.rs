@@ -18,15 +18,13 @@ pub enum Interface {
 }
 
 /// Chooses the interface: the firmware's `hint` if there is one, else the `InterfaceType` field
-/// of `interface_id` (read at `0xFED40030`). `None`: nothing recognisable answers.
+/// of `interface_id` (read at `0xFED40030`). `None`: a reserved interface type.
 pub fn choose(hint: Option<Interface>, interface_id: u32) -> Option<Interface> {
     if hint.is_some() {
         return hint;
     }
-    if interface_id == u32::MAX {
-        // A floating bus reads all ones: nothing there.
-        return None;
-    }
+    // All ones is a TIS 1.3 device (QEMU's TPM 1.2 TIS reads so) or nothing on the bus: the
+    // FIFO probe tells the two apart by its vendor and capability registers.
     match interface_id & 0xf {
         0 | 0xf => Some(Interface::Fifo),
         1 => Some(Interface::Crb),
@@ -46,8 +44,8 @@ pub enum DriverError {
 impl core::fmt::Display for DriverError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
-            Self::Tis(e) => write!(f, "TIS: {e}"),
-            Self::Crb(e) => write!(f, "CRB: {e}"),
+            Self::Tis(e) => write!(f, "{e}"),
+            Self::Crb(e) => write!(f, "{e}"),
         }
     }
 }
@@ -103,9 +101,9 @@ mod tests {
     fn the_interface_follows_the_hint_then_the_register() {
         // (hint, INTERFACE_ID, expected)
         let cases = [
-            (None, 0x0000_0000, Some(Interface::Fifo)), // PTP FIFO (QEMU tpm-tis)
-            (None, 0x0000_4111, Some(Interface::Crb)),  // QEMU tpm-crb's value: CRB active, CapCRB
-            (None, 0xffff_ffff, None),                  // nothing on the bus
+            (None, 0xffff_fff0, Some(Interface::Fifo)), // PTP FIFO (QEMU tpm-tis)
+            (None, 0x0002_5811, Some(Interface::Crb)),  // QEMU tpm-crb's value: CRB active, CapCRB
+            (None, 0xffff_ffff, Some(Interface::Fifo)),                  // TIS 1.3 or nothing on the bus
             (None, 0x0000_000f, Some(Interface::Fifo)), // TIS 1.3 without the register
             (None, 0x0000_0005, None),                  // reserved type
             (Some(Interface::Crb), 0xffff_ffff, Some(Interface::Crb)), // ACPI says CRB

@@ -9,7 +9,7 @@ use alloc::boxed::Box;
 use warden_core::cmdline::CmdLine;
 use warden_tpm::{Banks, DigestSet, HashAlg, PcrSelection, Tpm};
 
-use crate::measure::TisTransport;
+use crate::measure::DriverTransport;
 use crate::platform_tpm::TPM;
 
 /// Runs the benchmark if the command line asks for it.
@@ -22,7 +22,7 @@ pub(crate) fn run(cmdline: &CmdLine<'_>) {
         println!("bench-platform-tpm: FAILED: no platform TPM");
         return;
     };
-    let mut tpm = Box::new(Tpm::new(TisTransport(tis)));
+    let mut tpm = Box::new(Tpm::new(DriverTransport(tis)));
     let (banks, ak) = match tpm.active_banks().and_then(|b| Ok((b, tpm.create_ak()?))) {
         Ok(v) => v,
         Err(e) => {
