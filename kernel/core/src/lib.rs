@@ -11,6 +11,7 @@ extern crate std;
 pub mod cmdline;
 pub mod crb;
 pub mod frame;
+pub mod lapic_timer;
 pub mod mem;
 pub mod multiboot;
 pub mod paging;
