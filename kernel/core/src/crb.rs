@@ -162,17 +162,11 @@ impl core::fmt::Display for CrbError {
     }
 }
 
-/// What the TPM says about itself.
+/// What the TPM says about itself: what any PTP interface reports, and the CRB's own facts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Identity {
-    /// TCG vendor id.
-    pub vendor: u16,
-    /// Vendor's device id.
-    pub device: u16,
-    /// Revision.
-    pub revision: u8,
-    /// The interface-id register.
-    pub interface_id: u32,
+    /// Vendor, device, revision and the interface-id register.
+    pub tpm: crate::tis::Identity,
     /// Whether the interface implements all five localities.
     pub localities: bool,
     /// Command buffer size in bytes.
@@ -240,10 +234,12 @@ impl<R: CrbRegs> Crb<R> {
             &window,
         )?;
         let ident = Identity {
-            vendor: id2 as u16,
-            device: (id2 >> 16) as u16,
-            revision: (id >> 24) as u8 & 0xf,
-            interface_id: id,
+            tpm: crate::tis::Identity {
+                vendor: id2 as u16,
+                device: (id2 >> 16) as u16,
+                revision: (id >> 24) as u8 & 0xf,
+                interface_id: id,
+            },
             localities: id & INTF_CAP_LOCALITY != 0,
             command_size: cmd.size,
         };
@@ -395,6 +391,7 @@ impl<R: CrbRegs> Crb<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tis::tests::random_reply;
     use crate::tis::{get_random_command, parse_get_random};
     use std::vec::Vec;
 
@@ -531,16 +528,6 @@ mod tests {
         command: 10,
     };
 
-    fn random_reply(bytes: &[u8]) -> Vec<u8> {
-        let mut r = Vec::new();
-        r.extend_from_slice(&0x8001u16.to_be_bytes());
-        r.extend_from_slice(&(12 + bytes.len() as u32).to_be_bytes());
-        r.extend_from_slice(&0u32.to_be_bytes());
-        r.extend_from_slice(&(bytes.len() as u16).to_be_bytes());
-        r.extend_from_slice(bytes);
-        r
-    }
-
     fn probe(tpm: &mut FakeCrb, locality: u8) -> Result<(Crb<&mut FakeCrb>, Identity), CrbError> {
         Crb::probe(tpm, locality, DEFAULT_BUFFER_WINDOW, FAST)
     }
@@ -551,9 +538,9 @@ mod tests {
         let (mut crb, id) = probe(&mut tpm, 0).unwrap();
         assert_eq!(
             (
-                id.vendor,
-                id.device,
-                id.revision,
+                id.tpm.vendor,
+                id.tpm.device,
+                id.tpm.revision,
                 id.localities,
                 id.command_size
             ),
@@ -565,7 +552,6 @@ mod tests {
             parse_get_random(&rsp[..n]).unwrap(),
             &[1, 2, 3, 4, 5, 6, 7, 8]
         );
-        drop(crb);
         assert_eq!(tpm.sent, get_random_command(8));
         assert!(tpm.idle, "the TPM is sent back to idle after the command");
     }
@@ -641,7 +627,6 @@ mod tests {
             crb.execute(&get_random_command(1), &mut [0; 64]),
             Err(CrbError::BadResponse)
         );
-        drop(crb);
         assert!(tpm.idle, "a refused response still leaves the TPM idle");
 
         let mut tpm = FakeCrb::new(Vec::new());
@@ -711,7 +696,6 @@ mod tests {
             "commands run at locality 2"
         );
         crb.switch_locality(0).unwrap();
-        drop(crb);
         assert_eq!(tpm.requests, [0, 2, 0]);
 
         // A CRB with locality 0 only (QEMU's tpm-crb): locality 2 is refused without asking.
@@ -728,7 +712,6 @@ mod tests {
             0,
             "a refused switch keeps the locality held"
         );
-        drop(crb);
         assert_eq!(tpm.requests, [0]);
         let mut tpm = FakeCrb::new(Vec::new());
         tpm.localities = false;

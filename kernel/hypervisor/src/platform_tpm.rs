@@ -24,10 +24,10 @@ fn find() -> Result<PlatformDriver, DriverError> {
             let (c, id) = Crb::probe(CrbMmio, 0, DEFAULT_BUFFER_WINDOW, Timeouts::PTP).map_err(DriverError::Crb)?;
             println!(
                 "tpm: TPM 2.0 over CRB at locality 0: vendor {:#06x} device {:#06x} revision {} interface {:#x}; {}; command buffer {} bytes",
-                id.vendor,
-                id.device,
-                id.revision,
-                id.interface_id,
+                id.tpm.vendor,
+                id.tpm.device,
+                id.tpm.revision,
+                id.tpm.interface_id,
                 if id.localities { "localities 0-4" } else { "locality 0 only" },
                 id.command_size
             );
