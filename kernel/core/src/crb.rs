@@ -28,6 +28,7 @@ pub const INTERFACE_ID: u16 = 0x30;
 const INTERFACE_ID2: u16 = 0x34;
 const CTRL_REQ: u16 = 0x40;
 const CTRL_STS: u16 = 0x44;
+const CTRL_CANCEL: u16 = 0x48;
 const CTRL_START: u16 = 0x4c;
 const CTRL_CMD_SIZE: u16 = 0x58;
 const CTRL_CMD_LADDR: u16 = 0x5c;
@@ -49,6 +50,7 @@ const CTRL_REQ_GO_IDLE: u32 = 1 << 1;
 const CTRL_STS_FATAL: u32 = 1 << 0;
 const CTRL_STS_IDLE: u32 = 1 << 1;
 const START: u32 = 1 << 0;
+const CANCEL: u32 = 1 << 0;
 /// `INTERFACE_ID.CapLocality`: 1 = the five localities, 0 = locality 0 only.
 const INTF_CAP_LOCALITY: u32 = 1 << 8;
 
@@ -357,6 +359,9 @@ impl<R: CrbRegs> Crb<R> {
         if !self.wait(self.timeouts.command, |r, l| {
             r.read32(l, CTRL_START) & START == 0
         }) {
+            // Ask the TPM to abandon the command (PTP §6.5.3.5), so a later command is not
+            // queued behind it; the caller gets the timeout either way.
+            self.regs.write32(l, CTRL_CANCEL, CANCEL);
             return Err(CrbError::Timeout("response"));
         }
         let result = self.read_response(rsp);
@@ -410,6 +415,7 @@ mod tests {
         goes_idle: bool,
         wakes: bool,
         completes: bool,
+        cancelled: bool,
         fatal: bool,
         cmd_addr: u64,
         cmd_size: u32,
@@ -434,6 +440,7 @@ mod tests {
                 goes_idle: true,
                 wakes: true,
                 completes: true,
+                cancelled: false,
                 fatal: false,
                 cmd_addr: CMD_AT,
                 cmd_size: 0xf80,
@@ -497,6 +504,7 @@ mod tests {
                 (LOC_CTRL, LOC_CTRL_RELINQUISH) if self.assigned == Some(l) => self.assigned = None,
                 (CTRL_REQ, CTRL_REQ_CMD_READY) if self.wakes => self.idle = false,
                 (CTRL_REQ, CTRL_REQ_GO_IDLE) if self.goes_idle => self.idle = true,
+                (CTRL_CANCEL, CANCEL) if self.start => self.cancelled = true,
                 // Like QEMU: START runs only from the active locality and when awake.
                 (CTRL_START, START) if self.assigned == Some(l) && !self.idle => {
                     self.start = !self.completes;
@@ -666,6 +674,7 @@ mod tests {
             crb.execute(&get_random_command(1), &mut [0; 64]),
             Err(CrbError::Timeout("response"))
         );
+        assert!(tpm.cancelled, "a command that never completes is cancelled");
 
         let mut tpm = FakeCrb::new(random_reply(&[1]));
         tpm.goes_idle = false;
