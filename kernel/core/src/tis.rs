@@ -296,7 +296,7 @@ pub fn parse_get_random(rsp: &[u8]) -> Result<&[u8], ResponseError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::vec::Vec;
 
@@ -409,7 +409,8 @@ mod tests {
         }
     }
 
-    fn random_reply(bytes: &[u8]) -> Vec<u8> {
+    /// A TPM2_GetRandom response carrying `bytes` (shared with the CRB tests).
+    pub(crate) fn random_reply(bytes: &[u8]) -> Vec<u8> {
         let mut r = Vec::new();
         r.extend_from_slice(&0x8001u16.to_be_bytes());
         r.extend_from_slice(&(12 + bytes.len() as u32).to_be_bytes());

@@ -72,6 +72,20 @@ pub fn efer() -> u64 {
     unsafe { rdmsr(MSR_EFER) }
 }
 
+/// IA32_APIC_BASE: the local APIC's physical base and its global enable bit.
+const MSR_APIC_BASE: u32 = 0x1b;
+
+/// The local APIC's physical base, if the CPU has one (CPUID.1:EDX.APIC) and it is globally
+/// enabled (IA32_APIC_BASE bit 11) in xAPIC mode (not x2APIC, bit 10, whose registers are MSRs).
+pub fn apic_base() -> Option<u64> {
+    if cpuid(1, 0).edx & (1 << 9) == 0 {
+        return None;
+    }
+    // SAFETY: IA32_APIC_BASE exists on every CPU that reports an APIC in CPUID.1:EDX bit 9.
+    let v = unsafe { rdmsr(MSR_APIC_BASE) };
+    (v & (1 << 11) != 0 && v & (1 << 10) == 0).then_some(v & 0x000f_ffff_ffff_f000)
+}
+
 /// Reads the time-stamp counter.
 pub fn rdtsc() -> u64 {
     // SAFETY: RDTSC is unprivileged here (CR4.TSD is never set) and has no side effects.

@@ -1,5 +1,6 @@
-//! Memory-mapped device registers in the 0xFEC0_0000..4 GiB window (IOAPIC, TPM TIS, LAPIC).
+//! Memory-mapped device registers in the 0xFEC0_0000..4 GiB window (IOAPIC, TPM TIS/CRB, LAPIC).
 
+use warden_core::crb::{CRB_BASE, CrbRegs};
 use warden_core::tis::{TIS_BASE, TisRegs};
 
 /// The window the hypervisor maps uncached for devices.
@@ -59,5 +60,33 @@ impl TisRegs for TisMmio {
     }
     fn read32(&mut self, locality: u8, offset: u16) -> u32 {
         read32(tis_addr(locality, offset))
+    }
+}
+
+/// The platform TPM's CRB register windows (locality `l` at `CRB_BASE + 0x1000 * l`) and its
+/// command/response buffers, which `warden_core::crb` has validated to lie in the device window.
+#[derive(Debug, Default)]
+pub struct CrbMmio;
+
+fn crb_addr(locality: u8, offset: u16) -> u64 {
+    CRB_BASE + 0x1000 * u64::from(locality & 0x7) + u64::from(offset & 0xffc)
+}
+
+impl CrbRegs for CrbMmio {
+    fn read32(&mut self, locality: u8, offset: u16) -> u32 {
+        read32(crb_addr(locality, offset))
+    }
+    fn write32(&mut self, locality: u8, offset: u16, value: u32) {
+        write32(crb_addr(locality, offset), value)
+    }
+    fn read_buffer(&mut self, addr: u64, buf: &mut [u8]) {
+        for (at, b) in (addr..).zip(buf.iter_mut()) {
+            *b = read8(at);
+        }
+    }
+    fn write_buffer(&mut self, addr: u64, data: &[u8]) {
+        for (at, &b) in (addr..).zip(data) {
+            write8(at, b);
+        }
     }
 }

@@ -4,7 +4,7 @@
 //! given `attest_nonce=<hex>` — quotes those PCRs with its attestation key and exports the
 //! quote, the AK public area and the event log over the console (see docs/measured-launch.md).
 
-use crate::platform_tpm::TPM;
+use crate::platform_tpm::{PlatformDriver, TPM};
 use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
@@ -12,7 +12,8 @@ use core::fmt::{self, Write as _};
 use warden_core::cmdline::CmdLine;
 use warden_core::mem::PhysMem;
 use warden_core::multiboot::{BootInfo, Module};
-use warden_core::tis::{Tis, TisError, TisRegs};
+use warden_core::crb::CrbError;
+use warden_core::tpm_interface::DriverError;
 use warden_hw::debug_exit::{ExitCode, exit};
 use warden_tpm::eventlog::{EventLogWriter, LogError, Tag, WARDEN_PCRS, component_parts};
 use warden_tpm::{Banks, DigestSet, MultiHasher, PcrSelection, Tpm, Transport};
@@ -32,8 +33,8 @@ const UNMEASURED_WORDS: &[&str] = &["attest_nonce"];
 /// Why measured launch failed.
 #[derive(Debug)]
 enum MeasureError {
-    Locality(TisError),
-    Tpm(warden_tpm::Error<TisError>),
+    Locality(DriverError),
+    Tpm(warden_tpm::Error<DriverError>),
     Log(LogError),
     BadNonce,
 }
@@ -49,8 +50,8 @@ impl fmt::Display for MeasureError {
     }
 }
 
-impl From<warden_tpm::Error<TisError>> for MeasureError {
-    fn from(e: warden_tpm::Error<TisError>) -> Self {
+impl From<warden_tpm::Error<DriverError>> for MeasureError {
+    fn from(e: warden_tpm::Error<DriverError>) -> Self {
         Self::Tpm(e)
     }
 }
@@ -61,12 +62,12 @@ impl From<LogError> for MeasureError {
     }
 }
 
-/// The TIS driver as a `warden-tpm` transport.
-pub(crate) struct TisTransport<'a, R: TisRegs>(pub(crate) &'a mut Tis<R>);
+/// The platform TPM driver (TIS or CRB) as a `warden-tpm` transport.
+pub(crate) struct DriverTransport<'a>(pub(crate) &'a mut PlatformDriver);
 
-impl<R: TisRegs> Transport for TisTransport<'_, R> {
-    type Error = TisError;
-    fn execute(&mut self, cmd: &[u8], rsp: &mut [u8]) -> Result<usize, TisError> {
+impl Transport for DriverTransport<'_> {
+    type Error = DriverError;
+    fn execute(&mut self, cmd: &[u8], rsp: &mut [u8]) -> Result<usize, DriverError> {
         self.0.execute(cmd, rsp)
     }
 }
@@ -150,9 +151,24 @@ pub(crate) fn measured_launch(boot: &BootInfo, cmdline: &CmdLine<'_>) {
         println!("measure: no platform TPM: this boot is not measured");
         return;
     };
-    let result = ensure_started(tis)
-        .and_then(|()| tis.switch_locality(MEASURE_LOCALITY).map_err(MeasureError::Locality))
-        .and_then(|()| run(tis, boot, cmdline));
+    if let Err(e) = ensure_started(tis) {
+        println!("measure: FATAL: {e}");
+        exit(ExitCode::Failure);
+    }
+    let switched = tis.switch_locality(MEASURE_LOCALITY);
+    if let Err(e @ DriverError::Crb(CrbError::LocalityUnsupported(_))) = switched {
+        // QEMU's tpm-crb (and many firmware TPMs) implement locality 0 only, and a TPM lets
+        // PCRs 20-22 be extended from locality 2 only (PCR 20 from 1-3): nothing can be measured
+        // there, and measuring elsewhere would claim what a verifier of PCRs 20-22 cannot check.
+        // Like a missing TPM, this boot is unmeasured and says so; `require_tpm` makes it fatal.
+        println!("measure: {e}: PCRs 20-22 need locality 2: this boot is not measured");
+        if cmdline.flag("require_tpm") {
+            println!("measure: FATAL: require_tpm is set and the platform TPM cannot measure the launch");
+            exit(ExitCode::Failure);
+        }
+        return;
+    }
+    let result = switched.map_err(MeasureError::Locality).and_then(|()| run(tis, boot, cmdline));
     // Locality 2 is used for measurement only. The TPM is released, not held at locality 0,
     // so the vTPM manager's locality 1 can be granted; the next use takes its locality again.
     tis.park(0);
@@ -163,21 +179,21 @@ pub(crate) fn measured_launch(boot: &BootInfo, cmdline: &CmdLine<'_>) {
 }
 
 /// Sends TPM2_Startup at locality 0 if the firmware did not (SeaBIOS and UEFI do).
-fn ensure_started<R: TisRegs>(tis: &mut Tis<R>) -> Result<(), MeasureError> {
-    let mut tpm = alloc::boxed::Box::new(Tpm::new(TisTransport(tis)));
+fn ensure_started(tis: &mut PlatformDriver) -> Result<(), MeasureError> {
+    let mut tpm = alloc::boxed::Box::new(Tpm::new(DriverTransport(tis)));
     if tpm.startup_clear()? {
         println!("measure: the firmware had not started the TPM: sent TPM2_Startup(CLEAR)");
     }
     Ok(())
 }
 
-fn run<R: TisRegs>(
-    tis: &mut Tis<R>,
+fn run(
+    tis: &mut PlatformDriver,
     boot: &BootInfo,
     cmdline: &CmdLine<'_>,
 ) -> Result<(), MeasureError> {
     // On the heap: the client holds two 4 KiB buffers.
-    let mut tpm = alloc::boxed::Box::new(Tpm::new(TisTransport(tis)));
+    let mut tpm = alloc::boxed::Box::new(Tpm::new(DriverTransport(tis)));
     let banks = tpm.active_banks()?;
     let mut names = String::new();
     for a in banks.iter() {
@@ -218,7 +234,7 @@ fn run<R: TisRegs>(
         }
         None => EventLogWriter::new(&mut log_buf, banks)?,
     };
-    let mut measure = |tpm: &mut Tpm<TisTransport<'_, R>>,
+    let mut measure = |tpm: &mut Tpm<DriverTransport<'_>>,
                        tag: Tag,
                        name: &str,
                        d: DigestSet|
@@ -363,16 +379,19 @@ pub(crate) fn measure_runtime(text: &str) -> Result<(), RuntimeMeasureError> {
         println!("measure: no platform TPM: {text} not measured");
         return Ok(());
     };
-    let result = tis
-        .switch_locality(MEASURE_LOCALITY)
-        .map_err(MeasureError::Locality)
-        .and_then(|()| extend_runtime(tis, text));
+    let switched = tis.switch_locality(MEASURE_LOCALITY);
+    if let Err(DriverError::Crb(CrbError::LocalityUnsupported(_))) = switched {
+        // The launch was not measured either (`measured_launch`), and said so.
+        println!("measure: the platform TPM has no locality 2: {text} not measured");
+        return Ok(());
+    }
+    let result = switched.map_err(MeasureError::Locality).and_then(|()| extend_runtime(tis, text));
     tis.park(0);
     result.map_err(RuntimeMeasureError)
 }
 
-fn extend_runtime<R: TisRegs>(tis: &mut Tis<R>, text: &str) -> Result<(), MeasureError> {
-    let mut tpm = alloc::boxed::Box::new(Tpm::new(TisTransport(tis)));
+fn extend_runtime(tis: &mut PlatformDriver, text: &str) -> Result<(), MeasureError> {
+    let mut tpm = alloc::boxed::Box::new(Tpm::new(DriverTransport(tis)));
     let banks = tpm.active_banks()?;
     let d = DigestSet::of(banks, text.as_bytes());
     let tag = Tag::CreatedDomain;

@@ -1,25 +1,60 @@
-//! The platform TPM as the hypervisor sees it: probed through TIS at locality 0 at boot, then
-//! kept here for measured launch and attestation.
+//! The platform TPM as the hypervisor sees it: found at boot through the interface the
+//! interface-identifier register names (TIS/FIFO or CRB, `tpm_interface::choose`) at locality 0,
+//! then kept here for measured launch and attestation.
 
 use warden_core::cmdline::CmdLine;
-use warden_core::tis::{DEFAULT_POLL_BUDGET, Tis, get_random_command, parse_get_random};
+use warden_core::crb::{self, Crb, DEFAULT_BUFFER_WINDOW, Timeouts};
+use warden_core::tis::{DEFAULT_POLL_BUDGET, Tis, TisRegs, get_random_command, parse_get_random};
+use warden_core::tpm_interface::{Driver, DriverError, Interface, choose};
 use warden_hw::debug_exit::{ExitCode, exit};
-use warden_hw::mmio::TisMmio;
+use warden_hw::mmio::{CrbMmio, TisMmio};
+
+/// The platform TPM driver over either interface.
+pub(crate) type PlatformDriver = Driver<TisMmio, CrbMmio>;
 
 /// The platform TPM, once found. Only the hypervisor talks to it.
-pub(crate) static TPM: spin::Mutex<Option<Tis<TisMmio>>> = spin::Mutex::new(None);
+pub(crate) static TPM: spin::Mutex<Option<PlatformDriver>> = spin::Mutex::new(None);
+
+/// Finds the TPM through the interface its identifier register names.
+fn find() -> Result<PlatformDriver, DriverError> {
+    // The boot path has no firmware hint yet (the ACPI `TPM2` table will give one).
+    let id = TisMmio.read32(0, crb::INTERFACE_ID);
+    match choose(None, id) {
+        Some(Interface::Crb) => {
+            let (c, id) = Crb::probe(CrbMmio, 0, DEFAULT_BUFFER_WINDOW, Timeouts::PTP).map_err(DriverError::Crb)?;
+            println!(
+                "tpm: TPM 2.0 over CRB at locality 0: vendor {:#06x} device {:#06x} revision {} interface {:#x}; {}; command buffer {} bytes",
+                id.tpm.vendor,
+                id.tpm.device,
+                id.tpm.revision,
+                id.tpm.interface_id,
+                if id.localities { "localities 0-4" } else { "locality 0 only" },
+                id.command_size
+            );
+            Ok(Driver::Crb(c))
+        }
+        // A reserved type is tried as FIFO, whose probe refuses what is not a TPM 2.0.
+        Some(Interface::Fifo) | None => {
+            let (t, id) = Tis::probe(TisMmio, 0, DEFAULT_POLL_BUDGET).map_err(DriverError::Tis)?;
+            println!(
+                "tpm: TPM 2.0 at TIS locality 0: vendor {:#06x} device {:#06x} revision {} interface {:#x}",
+                id.vendor,
+                id.device,
+                id.revision,
+                id.interface_id & 0xf
+            );
+            Ok(Driver::Tis(t))
+        }
+    }
+}
 
 /// Looks for the TPM, prints what it found and a few random bytes from it. A missing TPM is
 /// fatal only with `require_tpm`.
 pub(crate) fn probe(cmdline: &CmdLine<'_>) {
-    match Tis::probe(TisMmio, 0, DEFAULT_POLL_BUDGET) {
-        Ok((mut tis, id)) => {
-            println!(
-                "tpm: TPM 2.0 at TIS locality 0: vendor {:#06x} device {:#06x} revision {} interface {:#x}",
-                id.vendor, id.device, id.revision, id.interface_id & 0xf
-            );
+    match find() {
+        Ok(mut tpm) => {
             let mut rsp = [0u8; 64];
-            match tis.execute(&get_random_command(8), &mut rsp) {
+            match tpm.execute(&get_random_command(8), &mut rsp) {
                 Ok(n) => match parse_get_random(&rsp[..n]) {
                     Ok(bytes) => {
                         print!("tpm: GetRandom: {} bytes ", bytes.len());
@@ -32,7 +67,7 @@ pub(crate) fn probe(cmdline: &CmdLine<'_>) {
                 },
                 Err(e) => println!("tpm: GetRandom failed: {e}"),
             }
-            *TPM.lock() = Some(tis);
+            *TPM.lock() = Some(tpm);
         }
         Err(e) => {
             println!("tpm: no platform TPM ({e})");

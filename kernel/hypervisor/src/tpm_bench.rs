@@ -1,7 +1,7 @@
 //! The platform side of `cargo xtask bench vtpm-domain`: with `bench_platform_tpm=N` on the
 //! command line, before any domain runs, times N each of TPM2_GetRandom (32 bytes),
 //! TPM2_PCR_Extend (PCR 16, the debug PCR) and an ECDSA TPM2_Quote of PCR 16 with a P-256
-//! attestation key, sent to the platform TPM at locality 0 through TIS, and prints the mean TSC
+//! attestation key, sent to the platform TPM at locality 0 through TIS or CRB, and prints the mean TSC
 //! ticks of each (instructions under `-icount shift=0`). A domain's vTPM domain runs the same
 //! three commands in the same boot (`vtpm_guest`'s `bench:N`).
 
@@ -9,7 +9,7 @@ use alloc::boxed::Box;
 use warden_core::cmdline::CmdLine;
 use warden_tpm::{Banks, DigestSet, HashAlg, PcrSelection, Tpm};
 
-use crate::measure::TisTransport;
+use crate::measure::DriverTransport;
 use crate::platform_tpm::TPM;
 
 /// Runs the benchmark if the command line asks for it.
@@ -22,7 +22,7 @@ pub(crate) fn run(cmdline: &CmdLine<'_>) {
         println!("bench-platform-tpm: FAILED: no platform TPM");
         return;
     };
-    let mut tpm = Box::new(Tpm::new(TisTransport(tis)));
+    let mut tpm = Box::new(Tpm::new(DriverTransport(tis)));
     let (banks, ak) = match tpm.active_banks().and_then(|b| Ok((b, tpm.create_ak()?))) {
         Ok(v) => v,
         Err(e) => {

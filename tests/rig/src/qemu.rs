@@ -250,7 +250,7 @@ pub fn boot(scenario: &Scenario, opts: &BootOptions) -> Result<Outcome, RigError
         cmd.args(["-initrd", &list.join(",")]);
     }
     if let Some(t) = &swtpm {
-        cmd.args(t.qemu_args());
+        cmd.args(t.qemu_args(scenario.tpm_interface));
     }
     if scenario.icount {
         cmd.args(["-icount", "shift=0"]);

@@ -37,6 +37,9 @@ pub struct Scenario {
     /// Which program is the platform TPM: `"swtpm"` (default) or `"vtpm-sim"`.
     #[serde(default)]
     pub platform_tpm: crate::swtpm::PlatformTpm,
+    /// Which interface the platform TPM has: `"tis"` (default, `-device tpm-tis`) or `"crb"`.
+    #[serde(default)]
+    pub tpm_interface: crate::swtpm::TpmInterface,
     /// The QEMU CPU model.
     #[serde(default = "default_cpu")]
     pub cpu: String,
@@ -321,6 +324,16 @@ mod tests {
         assert!(toml::from_str::<Scenario>("description = \"x\"\nplatform_tpm = \"tpm-tis\"").is_err());
         assert_eq!("vtpm-sim".parse(), Ok(crate::swtpm::PlatformTpm::VtpmSim));
         assert!("libtpms".parse::<crate::swtpm::PlatformTpm>().is_err());
+    }
+
+    #[test]
+    fn tpm_interface_is_tis_unless_crb_is_named() {
+        use crate::swtpm::TpmInterface;
+        let s: Scenario = toml::from_str("description = \"x\"").unwrap();
+        assert_eq!(s.tpm_interface.qemu_device(), "tpm-tis", "TIS stays the default");
+        let s: Scenario = toml::from_str("description = \"x\"\ntpm_interface = \"crb\"").unwrap();
+        assert_eq!((s.tpm_interface, s.tpm_interface.qemu_device()), (TpmInterface::Crb, "tpm-crb"));
+        assert!(toml::from_str::<Scenario>("description = \"x\"\ntpm_interface = \"tpm-crb\"").is_err());
     }
 
     #[test]

@@ -7,6 +7,28 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// Which interface QEMU gives the platform TPM (the scenario's `tpm_interface`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+pub enum TpmInterface {
+    /// The FIFO/TIS interface, `-device tpm-tis`, the default.
+    #[default]
+    #[serde(rename = "tis")]
+    Tis,
+    /// The Command Response Buffer interface, `-device tpm-crb` (locality 0 only in QEMU).
+    #[serde(rename = "crb")]
+    Crb,
+}
+
+impl TpmInterface {
+    /// QEMU's device model for it.
+    pub fn qemu_device(self) -> &'static str {
+        match self {
+            Self::Tis => "tpm-tis",
+            Self::Crb => "tpm-crb",
+        }
+    }
+}
+
 /// Which program serves QEMU's `tpm-emulator` backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 pub enum PlatformTpm {
@@ -188,15 +210,15 @@ impl Swtpm {
         self.child.id()
     }
 
-    /// QEMU arguments that attach this swtpm as a TIS TPM.
-    pub fn qemu_args(&self) -> Vec<String> {
+    /// QEMU arguments that attach this swtpm as a TPM behind `interface`.
+    pub fn qemu_args(&self, interface: TpmInterface) -> Vec<String> {
         vec![
             "-chardev".into(),
             format!("socket,id=chrtpm,path={}", self.ctrl.display()),
             "-tpmdev".into(),
             "emulator,id=tpm0,chardev=chrtpm".into(),
             "-device".into(),
-            "tpm-tis,tpmdev=tpm0".into(),
+            format!("{},tpmdev=tpm0", interface.qemu_device()),
         ]
     }
 

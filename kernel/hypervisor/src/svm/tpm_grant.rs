@@ -31,8 +31,14 @@ pub(super) fn grant(
     let Some(label) = spec.get("platform_tpm") else {
         return Ok(());
     };
-    if crate::platform_tpm::TPM.lock().is_none() {
-        return Err(format!("platform_tpm={label}: there is no platform TPM"));
+    match crate::platform_tpm::TPM.lock().as_ref().map(|t| t.interface()) {
+        None => return Err(format!("platform_tpm={label}: there is no platform TPM")),
+        // A CRB's localities share no per-locality register page a domain could be given
+        // (QEMU's tpm-crb has locality 0 only): the manager's locality 1 exists on TIS only.
+        Some(warden_core::tpm_interface::Interface::Crb) => {
+            return Err(format!("platform_tpm={label}: the platform TPM is a CRB, which has no locality 1 page to grant"));
+        }
+        Some(_) => {}
     }
     let subject = mac
         .resolve(&dom.label, Kind::Domain)
