@@ -4116,3 +4116,433 @@ fn nv_define_hierarchy_codes_match_swtpm() {
     let report = compare(sim.port, sw.port, &steps);
     report.assert_clean("nv_define_hierarchy_codes_match_swtpm", 3);
 }
+
+/// A DER element with a minimal length (test side of CertifyX509).
+fn der(tag: u8, parts: &[&[u8]]) -> Vec<u8> {
+    let body = parts.concat();
+    let n = body.len();
+    let len = match n {
+        0..=127 => vec![n as u8],
+        128..=255 => vec![0x81, n as u8],
+        _ => vec![0x82, (n >> 8) as u8, n as u8],
+    };
+    [&[tag][..], &len, &body].concat()
+}
+
+/// The elements inside a DER SEQUENCE, each with its tag and length.
+fn der_elements(seq: &[u8]) -> Vec<Vec<u8>> {
+    let head = |b: &[u8]| -> (usize, usize) {
+        match b[1] {
+            0x81 => (3, b[2] as usize),
+            0x82 => (4, (b[2] as usize) << 8 | b[3] as usize),
+            n => (2, n as usize),
+        }
+    };
+    let (h, n) = head(seq);
+    let mut rest = &seq[h..h + n];
+    let mut out = Vec::new();
+    while !rest.is_empty() {
+        let (h, n) = head(rest);
+        out.push(rest[..h + n].to_vec());
+        rest = &rest[h + n..];
+    }
+    out
+}
+
+/// A non-negative DER INTEGER from big-endian bytes.
+fn der_uint(b: &[u8]) -> Vec<u8> {
+    let b = &b[b.iter().take(b.len() - 1).take_while(|&&x| x == 0).count()..];
+    if b[0] & 0x80 != 0 {
+        der(0x02, &[&[0], b])
+    } else {
+        der(0x02, &[b])
+    }
+}
+
+/// TPM2_CertifyX509 against swtpm (libtpms 0.9): the same codes for good and malformed partial
+/// certificates (SEQUENCE over the whole input, three or four SEQUENCEs and one `[3]`, keyUsage
+/// required and consistent with the object, a TPMA_OBJECT extension equal to its attributes,
+/// a signing key and scheme), and on both TPMs the certificate made of the partial certificate,
+/// addedToCertificate and the signature parses with OpenSSL and its signature verifies with
+/// the signing key's public key over the TBSCertificate, whose SHA-256 is tbsDigest.
+#[test]
+fn certify_x509_matches_swtpm() {
+    let dir = scratch("diff-x509");
+    let sw = Swtpm::start(&dir.join("swtpm"));
+    std::fs::create_dir_all(dir.join("sim")).unwrap();
+    let sim = Sim::start(&dir.join("sim"), None);
+    let k = |b: Vec<u8>| Box::new(move |_: &History| b.clone()) as Build;
+    let b2 = vtpm_sim::wire::tpm2b;
+    let (signer, storage) = (0x8000_0000u32, 0x8000_0001u32);
+    let name = |cn: &str| {
+        let atv = der(
+            0x30,
+            &[
+                &[0x06, 0x03, 0x55, 0x04, 0x03],
+                &der(0x0C, &[cn.as_bytes()]),
+            ],
+        );
+        der(0x30, &[&der(0x31, &[&atv])])
+    };
+    let issuer = name("Warden test CA");
+    let validity = der(
+        0x30,
+        &[
+            &der(0x17, &[b"250101000000Z"]),
+            &der(0x17, &[b"350101000000Z"]),
+        ],
+    );
+    let subject = name("vtpm key");
+    // keyUsage (critical) with `bits`: an extension of its own.
+    let key_usage = |bits: &[u8]| {
+        der(
+            0x30,
+            &[
+                &[0x06, 0x03, 0x55, 0x1D, 0x0F],
+                &[0x01, 0x01, 0xFF],
+                &der(0x04, &[&der(0x03, &[bits])]),
+            ],
+        )
+    };
+    let tpma = |attrs: u32| {
+        der(
+            0x30,
+            &[
+                &[0x06, 0x07, 0x67, 0x81, 0x05, 0x0A, 0x01, 0x01, 0x01],
+                &der(0x04, &[&der(0x03, &[&[0][..], &attrs.to_be_bytes()])]),
+            ],
+        )
+    };
+    let exts = |list: &[&[u8]]| der(0xA3, &[&der(0x30, list)]);
+    let signing = key_usage(&[0x07, 0x80]);
+    let good_ext = exts(&[&signing]);
+    let partial = |parts: &[&[u8]]| der(0x30, parts);
+    let good = partial(&[&issuer, &validity, &subject, &good_ext]);
+    let ecdsa_sha256 = der(
+        0x30,
+        &[&[0x06, 0x08, 0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x04, 0x03, 0x02]],
+    );
+    let with_alg = partial(&[&ecdsa_sha256, &issuer, &validity, &subject, &good_ext]);
+    let null_scheme = [0x00u8, 0x10];
+    let x509 = |obj: u32, sign: u32, reserved: &[u8], scheme: &[u8], pc: &[u8]| {
+        cmd_pws(
+            0x197,
+            &[obj, sign],
+            2,
+            &[&b2(reserved)[..], scheme, &b2(pc)].concat(),
+        )
+    };
+    let mut trailing = good.clone();
+    trailing.push(0);
+    let mut long_inner = good.clone();
+    long_inner[2 + issuer.len() + 1] = 0x7F; // validity's length past the end
+    let two = partial(&[&issuer, &subject, &good_ext]);
+    let five = partial(&[
+        &ecdsa_sha256,
+        &issuer,
+        &issuer,
+        &validity,
+        &subject,
+        &good_ext,
+    ]);
+    let no_ext = partial(&[&issuer, &validity, &subject]);
+    let two_ext = partial(&[&issuer, &validity, &subject, &good_ext, &good_ext]);
+    let integer_inside = partial(&[&issuer, &validity, &subject, &[0x02, 0x01, 0x05], &good_ext]);
+    let no_key_usage = partial(&[&issuer, &validity, &subject, &exts(&[&tpma(0x0004_0072)])]);
+    let encipher = partial(&[
+        &issuer,
+        &validity,
+        &subject,
+        &exts(&[&key_usage(&[0x05, 0x20])]),
+    ]);
+    let non_rep = partial(&[
+        &issuer,
+        &validity,
+        &subject,
+        &exts(&[&key_usage(&[0x06, 0x40])]),
+    ]);
+    let tpma_ok = exts(&[&tpma(0x0004_0072), &signing]);
+    let tpma_bad = exts(&[&tpma(0x0004_0073), &signing]);
+    let long_form = {
+        // Non-minimal lengths (0x81 for a short element) are accepted, as by libtpms.
+        let v = [&[0x30, 0x81, validity.len() as u8 - 2][..], &validity[2..]].concat();
+        partial(&[&issuer, &v, &subject, &good_ext])
+    };
+    let bad_bits = partial(&[
+        &issuer,
+        &validity,
+        &subject,
+        &exts(&[&key_usage(&[0x08, 0x80])]),
+    ]);
+    let cases: Vec<(&str, Build, Outcome)> = vec![
+        (
+            "Startup",
+            k(cmd(0x144, &[], false, &[0, 0])),
+            ok(Cmp::Exact),
+        ),
+        (
+            "CreatePrimary ECDSA signing key",
+            k(cmd(0x131, &[0x4000_0001], true, &ecc_child_params())),
+            ok(Cmp::Len),
+        ),
+        (
+            "CreatePrimary storage key",
+            k(cmd(0x131, &[0x4000_0001], true, &ecc_primary_params())),
+            ok(Cmp::Len),
+        ),
+        (
+            "CertifyX509",
+            k(x509(signer, signer, &[], &null_scheme, &good)),
+            ok(Cmp::Rc),
+        ),
+        (
+            "CertifyX509 caller's signature algorithm",
+            k(x509(signer, signer, &[], &null_scheme, &with_alg)),
+            ok(Cmp::Rc),
+        ),
+        (
+            "CertifyX509 explicit ECDSA-SHA256",
+            k(x509(signer, signer, &[], &[0x00, 0x18, 0x00, 0x0B], &good)),
+            ok(Cmp::Rc),
+        ),
+        (
+            "CertifyX509 storage key certified",
+            k(x509(
+                storage,
+                signer,
+                &[],
+                &null_scheme,
+                &partial(&[
+                    &issuer,
+                    &validity,
+                    &subject,
+                    &exts(&[&key_usage(&[0x03, 0x08])]),
+                ]),
+            )),
+            ok(Cmp::Rc),
+        ),
+        (
+            "CertifyX509 non-minimal length",
+            k(x509(signer, signer, &[], &null_scheme, &long_form)),
+            ok(Cmp::Rc),
+        ),
+        (
+            "CertifyX509 TPMA_OBJECT equal",
+            k(x509(
+                signer,
+                signer,
+                &[],
+                &null_scheme,
+                &partial(&[&issuer, &validity, &subject, &tpma_ok]),
+            )),
+            ok(Cmp::Rc),
+        ),
+        (
+            "CertifyX509 reserved not empty",
+            k(x509(signer, signer, &[1], &null_scheme, &good)),
+            fails(0x1D5, Cmp::Exact),
+        ),
+        (
+            "CertifyX509 storage key signs",
+            k(x509(signer, storage, &[], &null_scheme, &good)),
+            fails(0x19C, Cmp::Exact),
+        ),
+        (
+            "CertifyX509 RSASSA with an ECC key",
+            k(x509(signer, signer, &[], &[0x00, 0x14, 0x00, 0x0B], &good)),
+            fails(0x2D2, Cmp::Exact),
+        ),
+        (
+            "CertifyX509 empty",
+            k(x509(signer, signer, &[], &null_scheme, &[])),
+            fails(0x3C4, Cmp::Exact),
+        ),
+        (
+            "CertifyX509 not a SEQUENCE",
+            k(x509(
+                signer,
+                signer,
+                &[],
+                &null_scheme,
+                &[&[0x31][..], &good[1..]].concat(),
+            )),
+            fails(0x3D5, Cmp::Exact),
+        ),
+        (
+            "CertifyX509 trailing byte",
+            k(x509(signer, signer, &[], &null_scheme, &trailing)),
+            fails(0x3D5, Cmp::Exact),
+        ),
+        (
+            "CertifyX509 outer length past the end",
+            k(x509(
+                signer,
+                signer,
+                &[],
+                &null_scheme,
+                &[0x30, 0x82, 0x7F, 0xFF, 0x30, 0x00],
+            )),
+            fails(0x3D5, Cmp::Exact),
+        ),
+        (
+            "CertifyX509 inner length past the end",
+            k(x509(signer, signer, &[], &null_scheme, &long_inner)),
+            fails(0x3C4, Cmp::Exact),
+        ),
+        (
+            "CertifyX509 two SEQUENCEs",
+            k(x509(signer, signer, &[], &null_scheme, &two)),
+            fails(0x3C4, Cmp::Exact),
+        ),
+        (
+            "CertifyX509 five SEQUENCEs",
+            k(x509(signer, signer, &[], &null_scheme, &five)),
+            fails(0x3C4, Cmp::Exact),
+        ),
+        (
+            "CertifyX509 no extensions",
+            k(x509(signer, signer, &[], &null_scheme, &no_ext)),
+            fails(0x3C4, Cmp::Exact),
+        ),
+        (
+            "CertifyX509 extensions twice",
+            k(x509(signer, signer, &[], &null_scheme, &two_ext)),
+            fails(0x3C4, Cmp::Exact),
+        ),
+        (
+            "CertifyX509 INTEGER among the parts",
+            k(x509(signer, signer, &[], &null_scheme, &integer_inside)),
+            fails(0x3C4, Cmp::Exact),
+        ),
+        (
+            "CertifyX509 keyUsage missing",
+            k(x509(signer, signer, &[], &null_scheme, &no_key_usage)),
+            fails(0x3C4, Cmp::Exact),
+        ),
+        (
+            "CertifyX509 keyEncipherment for a sign-only key",
+            k(x509(signer, signer, &[], &null_scheme, &encipher)),
+            fails(0x3C4, Cmp::Exact),
+        ),
+        (
+            "CertifyX509 nonRepudiation for a fixedTPM key",
+            k(x509(storage, signer, &[], &null_scheme, &non_rep)),
+            ok(Cmp::Rc),
+        ),
+        (
+            "CertifyX509 digitalSignature for a key that cannot sign",
+            k(x509(storage, signer, &[], &null_scheme, &good)),
+            fails(0x3C4, Cmp::Exact),
+        ),
+        (
+            "CertifyX509 keyUsage 8 unused bits",
+            k(x509(signer, signer, &[], &null_scheme, &bad_bits)),
+            fails(0x3C4, Cmp::Exact),
+        ),
+        (
+            "CertifyX509 TPMA_OBJECT differs",
+            k(x509(
+                signer,
+                signer,
+                &[],
+                &null_scheme,
+                &partial(&[&issuer, &validity, &subject, &tpma_bad]),
+            )),
+            fails(0x282, Cmp::Exact),
+        ),
+        (
+            "GetCapability TPMA_CC CertifyX509",
+            k(cmd(
+                0x17A,
+                &[],
+                false,
+                &[0, 0, 0, 2, 0, 0, 0x01, 0x97, 0, 0, 0, 1],
+            )),
+            ok(Cmp::Exact),
+        ),
+    ];
+    let report = compare(sim.port, sw.port, &cases);
+    report.assert_clean("certify_x509_matches_swtpm", 8);
+
+    // The certificate each TPM makes, verified with OpenSSL.
+    for (who, r) in [
+        (
+            "vtpm-sim",
+            sim_exec(sim.port, &x509(signer, signer, &[], &null_scheme, &good)),
+        ),
+        (
+            "swtpm",
+            swtpm_exec(sw.port, &x509(signer, signer, &[], &null_scheme, &good)),
+        ),
+    ] {
+        assert_eq!(rc_of(&r), 0, "{who}: CertifyX509 rc");
+        let p = &r[14..];
+        let alen = u16::from_be_bytes([p[0], p[1]]) as usize;
+        let added = &p[2..2 + alen];
+        let p = &p[2 + alen..];
+        let dlen = u16::from_be_bytes([p[0], p[1]]) as usize;
+        let tbs_digest = &p[2..2 + dlen];
+        let p = &p[2 + dlen..];
+        assert_eq!(
+            &p[..4],
+            &[0x00, 0x18, 0x00, 0x0B],
+            "{who}: ECDSA-SHA256 signature"
+        );
+        let rl = u16::from_be_bytes([p[4], p[5]]) as usize;
+        let sig_r = &p[6..6 + rl];
+        let sl = u16::from_be_bytes([p[6 + rl], p[7 + rl]]) as usize;
+        let sig_s = &p[8 + rl..8 + rl + sl];
+        let parts = der_elements(added);
+        assert_eq!(
+            parts.len(),
+            4,
+            "{who}: version, serial, signature algorithm, key"
+        );
+        assert_eq!(parts[0], [0xA0, 0x03, 0x02, 0x01, 0x02], "{who}: version 3");
+        assert_eq!(parts[2], ecdsa_sha256, "{who}: ecdsa-with-SHA256");
+        let tbs = der(
+            0x30,
+            &[
+                &parts[0], &parts[1], &parts[2], &issuer, &validity, &subject, &parts[3], &good_ext,
+            ],
+        );
+        assert_eq!(tbs_digest, sha256(&[&tbs]), "{who}: tbsDigest");
+        let sig = der(0x30, &[&der_uint(sig_r), &der_uint(sig_s)]);
+        let cert = der(0x30, &[&tbs, &parts[2], &der(0x03, &[&[0], &sig])]);
+        let d = dir.join(who);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("cert.der"), &cert).unwrap();
+        std::fs::write(d.join("tbs.bin"), &tbs).unwrap();
+        std::fs::write(d.join("sig.der"), &sig).unwrap();
+        std::fs::write(d.join("spki.der"), &parts[3]).unwrap();
+        let text = common::host(
+            &d,
+            &[
+                "openssl", "x509", "-inform", "DER", "-in", "cert.der", "-noout", "-subject",
+                "-issuer",
+            ],
+        );
+        assert!(
+            text.status.success(),
+            "{who}: openssl x509: {}",
+            String::from_utf8_lossy(&text.stderr)
+        );
+        let text = String::from_utf8_lossy(&text.stdout);
+        assert!(
+            text.contains("CN = vtpm key") && text.contains("CN = Warden test CA"),
+            "{who}: {text}"
+        );
+        common::openssl(
+            &d,
+            &[
+                "pkey", "-pubin", "-inform", "DER", "-in", "spki.der", "-out", "pub.pem",
+            ],
+        );
+        let v = common::openssl_verify(&d, "pub.pem", "sig.der", "tbs.bin");
+        assert!(
+            v.status.success(),
+            "{who}: signature over the TBSCertificate: {}",
+            String::from_utf8_lossy(&v.stdout)
+        );
+    }
+}

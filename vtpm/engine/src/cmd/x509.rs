@@ -383,17 +383,20 @@ impl<P: Platform> Tpm<P> {
         if reserved != 0 {
             return Err(Rc::SIZE.param(1));
         }
-        let (key, scheme) = self.signing_key(c.handles[1], 2, in_scheme, 2)?;
-        let obj = self.object(c.handles[0]).h(1)?.clone();
-        let spki = public_key_info(&obj).ok_or(Rc::ASYMMETRIC.handle(1))?;
+        // libtpms 0.9 numbers the handles the other way round in its response codes
+        // (CertifyX509_fp.h: signHandle is handle 1, objectHandle handle 2); clients compare
+        // codes with swtpm's, so these follow it.
+        let (key, scheme) = self.signing_key(c.handles[1], 1, in_scheme, 2)?;
+        let obj = self.object(c.handles[0]).h(2)?.clone();
+        let spki = public_key_info(&obj).ok_or(Rc::ASYMMETRIC.handle(2))?;
         let parts = split(&pc).p(3)?;
         let made_alg = match parts.sig_alg {
             Some(_) => None,
-            None => Some(signature_alg(&key, scheme).ok_or(Rc::SCHEME.handle(2))?),
+            None => Some(signature_alg(&key, scheme).ok_or(Rc::SCHEME.handle(1))?),
         };
         check_extensions(&pc[parts.extensions.clone()], obj.public.attrs).map_err(|e| {
             if e == Rc::ATTRIBUTES {
-                e.handle(1)
+                e.handle(2)
             } else {
                 e.param(3)
             }
@@ -401,7 +404,7 @@ impl<P: Platform> Tpm<P> {
         let sig_alg: &[u8] = match (&parts.sig_alg, &made_alg) {
             (Some(r), _) => &pc[r.clone()],
             (None, Some(m)) => m,
-            (None, None) => return Err(Rc::SCHEME.handle(2)),
+            (None, None) => return Err(Rc::SCHEME.handle(1)),
         };
         let (issuer, validity, subject, ext) = (
             &pc[parts.issuer],
