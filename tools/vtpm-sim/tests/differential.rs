@@ -4546,3 +4546,242 @@ fn certify_x509_matches_swtpm() {
         );
     }
 }
+
+/// CertifyX509 with RSA keys and the `x509sign` attribute, against swtpm: RSASSA and RSA-PSS
+/// signature algorithms named by the TPM (the same DER on both, PSS parameters included), an
+/// x509sign key that CertifyX509 signs with and TPM2_Sign refuses, an HMAC key that can neither
+/// name its signature algorithm nor be certified; each RSA certificate verifies with OpenSSL.
+#[test]
+fn certify_x509_rsa_and_x509sign_match_swtpm() {
+    let dir = scratch("diff-x509-rsa");
+    let sw = Swtpm::start(&dir.join("swtpm"));
+    std::fs::create_dir_all(dir.join("sim")).unwrap();
+    let sim = Sim::start(&dir.join("sim"), None);
+    let k = |b: Vec<u8>| Box::new(move |_: &History| b.clone()) as Build;
+    let b2 = vtpm_sim::wire::tpm2b;
+    let primary = |t: &[u8]| {
+        let p = [&[0, 4, 0, 0, 0, 0][..], &b2(t), &[0, 0, 0, 0, 0, 0]].concat();
+        cmd(0x131, &[0x4000_0001], true, &p)
+    };
+    let sign_attrs = 0x0004_0072u32.to_be_bytes();
+    let rsa_t = [
+        &[0x00, 0x01, 0x00, 0x0B][..],
+        &sign_attrs,
+        &[0, 0, 0x00, 0x10, 0x00, 0x10, 0x08, 0x00, 0, 0, 0, 0, 0, 0],
+    ]
+    .concat();
+    let x509sign_t = [
+        &[0x00, 0x23, 0x00, 0x0B][..],
+        &0x000C_0072u32.to_be_bytes(),
+        &[
+            0, 0, 0x00, 0x10, 0x00, 0x18, 0x00, 0x0B, 0x00, 0x03, 0x00, 0x10, 0, 0, 0, 0,
+        ],
+    ]
+    .concat();
+    let hmac_t = [
+        &[0x00, 0x08, 0x00, 0x0B][..],
+        &sign_attrs,
+        &[0, 0, 0x00, 0x05, 0x00, 0x0B, 0, 0],
+    ]
+    .concat();
+    let (rsa, x509key, hmac) = (0x8000_0000u32, 0x8000_0001u32, 0x8000_0002u32);
+    let name = |cn: &str| {
+        let atv = der(
+            0x30,
+            &[
+                &[0x06, 0x03, 0x55, 0x04, 0x03],
+                &der(0x0C, &[cn.as_bytes()]),
+            ],
+        );
+        der(0x30, &[&der(0x31, &[&atv])])
+    };
+    let (issuer, subject) = (name("Warden test CA"), name("vtpm RSA key"));
+    let validity = der(
+        0x30,
+        &[
+            &der(0x17, &[b"250101000000Z"]),
+            &der(0x17, &[b"350101000000Z"]),
+        ],
+    );
+    let usage = der(
+        0x30,
+        &[
+            &[0x06, 0x03, 0x55, 0x1D, 0x0F],
+            &der(0x04, &[&der(0x03, &[&[0x07, 0x80]])]),
+        ],
+    );
+    let ext = der(0xA3, &[&der(0x30, &[&usage])]);
+    let good = der(0x30, &[&issuer, &validity, &subject, &ext]);
+    let x509 = |obj: u32, sign: u32, scheme: &[u8]| {
+        cmd_pws(
+            0x197,
+            &[obj, sign],
+            2,
+            &[&b2(&[])[..], scheme, &b2(&good)].concat(),
+        )
+    };
+    let rsassa = [0x00u8, 0x14, 0x00, 0x0B];
+    let rsapss = [0x00u8, 0x16, 0x00, 0x0B];
+    let null_scheme = [0x00u8, 0x10];
+    let cases: Vec<(&str, Build, Outcome)> = vec![
+        (
+            "Startup",
+            k(cmd(0x144, &[], false, &[0, 0])),
+            ok(Cmp::Exact),
+        ),
+        (
+            "CreatePrimary RSA signing key",
+            k(primary(&rsa_t)),
+            ok(Cmp::Len),
+        ),
+        (
+            "CreatePrimary ECC x509sign key",
+            k(primary(&x509sign_t)),
+            ok(Cmp::Len),
+        ),
+        ("CreatePrimary HMAC key", k(primary(&hmac_t)), ok(Cmp::Len)),
+        (
+            "CertifyX509 RSASSA-SHA256",
+            k(x509(rsa, rsa, &rsassa)),
+            ok(Cmp::Rc),
+        ),
+        (
+            "CertifyX509 RSAPSS-SHA256",
+            k(x509(rsa, rsa, &rsapss)),
+            ok(Cmp::Rc),
+        ),
+        (
+            "CertifyX509 RSAPSS-SHA1",
+            k(x509(rsa, rsa, &[0x00, 0x16, 0x00, 0x04])),
+            ok(Cmp::Rc),
+        ),
+        (
+            "CertifyX509 RSA key without a scheme",
+            k(x509(rsa, rsa, &null_scheme)),
+            fails(0x2D2, Cmp::Exact),
+        ),
+        (
+            "CertifyX509 by the x509sign key",
+            k(x509(rsa, x509key, &null_scheme)),
+            ok(Cmp::Rc),
+        ),
+        (
+            "Sign with the x509sign key",
+            k(cmd(
+                0x15D,
+                &[x509key],
+                true,
+                &[
+                    &b2(&[0x33; 32])[..],
+                    &null_scheme,
+                    &[0x80, 0x24, 0x40, 0, 0, 7, 0, 0],
+                ]
+                .concat(),
+            )),
+            fails(0x182, Cmp::Exact),
+        ),
+        (
+            "CertifyX509 by an HMAC key",
+            k(x509(rsa, hmac, &null_scheme)),
+            fails(0x192, Cmp::Exact),
+        ),
+        (
+            "CertifyX509 of an HMAC key",
+            k(x509(hmac, rsa, &rsassa)),
+            fails(0x281, Cmp::Exact),
+        ),
+    ];
+    let report = compare(sim.port, sw.port, &cases);
+    report.assert_clean("certify_x509_rsa_and_x509sign_match_swtpm", 8);
+
+    for (scheme, pss) in [(rsassa, false), (rsapss, true)] {
+        let sim_r = sim_exec(sim.port, &x509(rsa, rsa, &scheme));
+        let sw_r = swtpm_exec(sw.port, &x509(rsa, rsa, &scheme));
+        let mut alg_ids = Vec::new();
+        for (who, r) in [("vtpm-sim", sim_r), ("swtpm", sw_r)] {
+            assert_eq!(rc_of(&r), 0, "{who}: CertifyX509 rc");
+            let p = &r[14..];
+            let alen = u16::from_be_bytes([p[0], p[1]]) as usize;
+            let parts = der_elements(&p[2..2 + alen]);
+            let p = &p[2 + alen..];
+            let dlen = u16::from_be_bytes([p[0], p[1]]) as usize;
+            let p = &p[2 + dlen..];
+            let slen = u16::from_be_bytes([p[4], p[5]]) as usize;
+            let sig = &p[6..6 + slen];
+            assert_eq!(
+                parts.len(),
+                4,
+                "{who}: version, serial, signature algorithm, key"
+            );
+            let tbs = der(
+                0x30,
+                &[
+                    &parts[0], &parts[1], &parts[2], &issuer, &validity, &subject, &parts[3], &ext,
+                ],
+            );
+            let cert = der(0x30, &[&tbs, &parts[2], &der(0x03, &[&[0], sig])]);
+            let d = dir.join(format!("{who}-{pss}"));
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(d.join("cert.der"), &cert).unwrap();
+            std::fs::write(d.join("tbs.bin"), &tbs).unwrap();
+            std::fs::write(d.join("sig.bin"), sig).unwrap();
+            std::fs::write(d.join("spki.der"), &parts[3]).unwrap();
+            let text = common::host(
+                &d,
+                &[
+                    "openssl", "x509", "-inform", "DER", "-in", "cert.der", "-noout", "-text",
+                ],
+            );
+            assert!(
+                text.status.success(),
+                "{who}: openssl x509: {}",
+                String::from_utf8_lossy(&text.stderr)
+            );
+            let text = String::from_utf8_lossy(&text.stdout);
+            let want = if pss {
+                "rsassaPss"
+            } else {
+                "sha256WithRSAEncryption"
+            };
+            assert!(
+                text.contains(want) && text.contains("CN = vtpm RSA key"),
+                "{who}: {text}"
+            );
+            common::openssl(
+                &d,
+                &[
+                    "pkey", "-pubin", "-inform", "DER", "-in", "spki.der", "-out", "pub.pem",
+                ],
+            );
+            let mut args = vec![
+                "openssl",
+                "dgst",
+                "-sha256",
+                "-verify",
+                "pub.pem",
+                "-signature",
+                "sig.bin",
+            ];
+            if pss {
+                args.extend([
+                    "-sigopt",
+                    "rsa_padding_mode:pss",
+                    "-sigopt",
+                    "rsa_pss_saltlen:32",
+                ]);
+            }
+            args.push("tbs.bin");
+            let v = common::host(&d, &args);
+            assert!(
+                v.status.success(),
+                "{who}: signature over the TBSCertificate: {}",
+                String::from_utf8_lossy(&v.stdout)
+            );
+            alg_ids.push(parts[2].clone());
+        }
+        assert_eq!(
+            alg_ids[0], alg_ids[1],
+            "the signature AlgorithmIdentifier as libtpms writes it"
+        );
+    }
+}
