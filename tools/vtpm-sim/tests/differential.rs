@@ -4274,6 +4274,24 @@ fn certify_x509_matches_swtpm() {
         &subject,
         &exts(&[&key_usage(&[0x08, 0x80])]),
     ]);
+    // A partial certificate as the stock tool makes it (tpm2-tools' tpm2_certifyX509certutil:
+    // issuer, validity from now, subject, a critical keyUsage for signing).
+    let made = common::host(
+        &dir,
+        &[
+            "tpm2_certifyX509certutil",
+            "-o",
+            "partial.der",
+            "-d",
+            "365",
+            "-i",
+            "C=US;O=Warden;CN=issuer",
+            "-s",
+            "C=US;O=Warden;CN=subject",
+        ],
+    );
+    assert!(made.status.success(), "tpm2_certifyX509certutil: {made:?}");
+    let stock = std::fs::read(dir.join("partial.der")).unwrap();
     let cases: Vec<(&str, Build, Outcome)> = vec![
         (
             "Startup",
@@ -4335,6 +4353,11 @@ fn certify_x509_matches_swtpm() {
                 &null_scheme,
                 &partial(&[&issuer, &validity, &subject, &tpma_ok]),
             )),
+            ok(Cmp::Rc),
+        ),
+        (
+            "CertifyX509 tpm2_certifyX509certutil's partial certificate",
+            k(x509(signer, signer, &[], &null_scheme, &stock)),
             ok(Cmp::Rc),
         ),
         (
