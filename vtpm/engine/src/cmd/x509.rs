@@ -472,7 +472,8 @@ mod tests {
 
     #[test]
     fn lengths_are_bounded_by_the_buffer() {
-        let cases: &[(&[u8], Option<(u8, usize)>)] = &[
+        type Case<'a> = (&'a [u8], Option<(u8, usize)>);
+        let cases: &[Case<'_>] = &[
             (&[0x30, 0x00], Some((0x30, 0))),
             (&[0x30, 0x81, 0x01, 0x00], Some((0x30, 1))),
             (&[0x30, 0x01], None),
