@@ -4374,6 +4374,12 @@ fn certify_x509_matches_swtpm() {
             0,
         ),
         ("CertifyX509 empty", signer, Vec::new(), 0x3C4),
+        (
+            "CertifyX509 larger than TPM2B_MAX_BUFFER",
+            signer,
+            vec![0x30; 1025],
+            0x3D5,
+        ),
         ("CertifyX509 not a SEQUENCE", signer, not_seq, 0x3D5),
         ("CertifyX509 trailing byte", signer, trailing, 0x3D5),
         (
