@@ -4116,3 +4116,650 @@ fn nv_define_hierarchy_codes_match_swtpm() {
     let report = compare(sim.port, sw.port, &steps);
     report.assert_clean("nv_define_hierarchy_codes_match_swtpm", 3);
 }
+
+/// A DER element with a minimal length (test side of CertifyX509).
+fn der(tag: u8, parts: &[&[u8]]) -> Vec<u8> {
+    let body = parts.concat();
+    let n = body.len();
+    let len = match n {
+        0..=127 => vec![n as u8],
+        128..=255 => vec![0x81, n as u8],
+        _ => vec![0x82, (n >> 8) as u8, n as u8],
+    };
+    [&[tag][..], &len, &body].concat()
+}
+
+/// The elements inside a DER SEQUENCE, each with its tag and length.
+fn der_elements(seq: &[u8]) -> Vec<Vec<u8>> {
+    let head = |b: &[u8]| -> (usize, usize) {
+        match b[1] {
+            0x81 => (3, b[2] as usize),
+            0x82 => (4, (b[2] as usize) << 8 | b[3] as usize),
+            n => (2, n as usize),
+        }
+    };
+    let (h, n) = head(seq);
+    let mut rest = &seq[h..h + n];
+    let mut out = Vec::new();
+    while !rest.is_empty() {
+        let (h, n) = head(rest);
+        out.push(rest[..h + n].to_vec());
+        rest = &rest[h + n..];
+    }
+    out
+}
+
+/// A non-negative DER INTEGER from big-endian bytes.
+fn der_uint(b: &[u8]) -> Vec<u8> {
+    let b = &b[b.iter().take(b.len() - 1).take_while(|&&x| x == 0).count()..];
+    if b[0] & 0x80 != 0 {
+        der(0x02, &[&[0], b])
+    } else {
+        der(0x02, &[b])
+    }
+}
+
+/// TPM2_CertifyX509 against swtpm (libtpms 0.9): the same codes for good and malformed partial
+/// certificates (SEQUENCE over the whole input, three or four SEQUENCEs and one `[3]`, keyUsage
+/// required and consistent with the object, a TPMA_OBJECT extension equal to its attributes,
+/// a signing key and scheme), and on both TPMs the certificate made of the partial certificate,
+/// addedToCertificate and the signature parses with OpenSSL and its signature verifies with
+/// the signing key's public key over the TBSCertificate, whose SHA-256 is tbsDigest.
+#[test]
+fn certify_x509_matches_swtpm() {
+    let dir = scratch("diff-x509");
+    let sw = Swtpm::start(&dir.join("swtpm"));
+    std::fs::create_dir_all(dir.join("sim")).unwrap();
+    let sim = Sim::start(&dir.join("sim"), None);
+    let k = |b: Vec<u8>| Box::new(move |_: &History| b.clone()) as Build;
+    let b2 = vtpm_sim::wire::tpm2b;
+    let (signer, storage) = (0x8000_0000u32, 0x8000_0001u32);
+    let name = |cn: &str| {
+        let atv = der(
+            0x30,
+            &[
+                &[0x06, 0x03, 0x55, 0x04, 0x03],
+                &der(0x0C, &[cn.as_bytes()]),
+            ],
+        );
+        der(0x30, &[&der(0x31, &[&atv])])
+    };
+    let issuer = name("Warden test CA");
+    let validity = der(
+        0x30,
+        &[
+            &der(0x17, &[b"250101000000Z"]),
+            &der(0x17, &[b"350101000000Z"]),
+        ],
+    );
+    let subject = name("vtpm key");
+    // keyUsage (critical) with `bits`: an extension of its own.
+    let key_usage = |bits: &[u8]| {
+        der(
+            0x30,
+            &[
+                &[0x06, 0x03, 0x55, 0x1D, 0x0F],
+                &[0x01, 0x01, 0xFF],
+                &der(0x04, &[&der(0x03, &[bits])]),
+            ],
+        )
+    };
+    let tpma = |attrs: u32| {
+        der(
+            0x30,
+            &[
+                &[0x06, 0x07, 0x67, 0x81, 0x05, 0x0A, 0x01, 0x01, 0x01],
+                &der(0x04, &[&der(0x03, &[&[0][..], &attrs.to_be_bytes()])]),
+            ],
+        )
+    };
+    let exts = |list: &[&[u8]]| der(0xA3, &[&der(0x30, list)]);
+    let signing = key_usage(&[0x07, 0x80]);
+    let good_ext = exts(&[&signing]);
+    let partial = |parts: &[&[u8]]| der(0x30, parts);
+    let good = partial(&[&issuer, &validity, &subject, &good_ext]);
+    let ecdsa_sha256 = der(
+        0x30,
+        &[&[0x06, 0x08, 0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x04, 0x03, 0x02]],
+    );
+    let with_alg = partial(&[&ecdsa_sha256, &issuer, &validity, &subject, &good_ext]);
+    let null_scheme = [0x00u8, 0x10];
+    let x509 = |obj: u32, sign: u32, reserved: &[u8], scheme: &[u8], pc: &[u8]| {
+        cmd_pws(
+            0x197,
+            &[obj, sign],
+            2,
+            &[&b2(reserved)[..], scheme, &b2(pc)].concat(),
+        )
+    };
+    let mut trailing = good.clone();
+    trailing.push(0);
+    let mut long_inner = good.clone();
+    long_inner[2 + issuer.len() + 1] = 0x7F; // validity's length past the end
+    let two = partial(&[&issuer, &subject, &good_ext]);
+    let five = partial(&[
+        &ecdsa_sha256,
+        &issuer,
+        &issuer,
+        &validity,
+        &subject,
+        &good_ext,
+    ]);
+    let no_ext = partial(&[&issuer, &validity, &subject]);
+    let two_ext = partial(&[&issuer, &validity, &subject, &good_ext, &good_ext]);
+    let integer_inside = partial(&[&issuer, &validity, &subject, &[0x02, 0x01, 0x05], &good_ext]);
+    let no_key_usage = partial(&[&issuer, &validity, &subject, &exts(&[&tpma(0x0004_0072)])]);
+    let encipher = partial(&[
+        &issuer,
+        &validity,
+        &subject,
+        &exts(&[&key_usage(&[0x05, 0x20])]),
+    ]);
+    let non_rep = partial(&[
+        &issuer,
+        &validity,
+        &subject,
+        &exts(&[&key_usage(&[0x06, 0x40])]),
+    ]);
+    let tpma_ok = exts(&[&tpma(0x0004_0072), &signing]);
+    let tpma_bad = exts(&[&tpma(0x0004_0073), &signing]);
+    let long_form = {
+        // Non-minimal lengths (0x81 for a short element) are accepted, as by libtpms.
+        let v = [&[0x30, 0x81, validity.len() as u8 - 2][..], &validity[2..]].concat();
+        partial(&[&issuer, &v, &subject, &good_ext])
+    };
+    let bad_bits = partial(&[
+        &issuer,
+        &validity,
+        &subject,
+        &exts(&[&key_usage(&[0x08, 0x80])]),
+    ]);
+    let storage_ok = partial(&[
+        &issuer,
+        &validity,
+        &subject,
+        &exts(&[&key_usage(&[0x03, 0x08])]),
+    ]);
+    let tpma_equal = partial(&[&issuer, &validity, &subject, &tpma_ok]);
+    let tpma_differs = partial(&[&issuer, &validity, &subject, &tpma_bad]);
+    let not_seq = [&[0x31][..], &good[1..]].concat();
+    let past_end = vec![0x30, 0x82, 0x7F, 0xFF, 0x30, 0x00];
+    // A partial certificate as the stock tool makes it (tpm2-tools' tpm2_certifyX509certutil:
+    // issuer, validity from now, subject, a critical keyUsage for signing).
+    let made = common::host(
+        &dir,
+        &[
+            "tpm2_certifyX509certutil",
+            "-o",
+            "partial.der",
+            "-d",
+            "365",
+            "-i",
+            "C=US;O=Warden;CN=issuer",
+            "-s",
+            "C=US;O=Warden;CN=subject",
+        ],
+    );
+    assert!(made.status.success(), "tpm2_certifyX509certutil: {made:?}");
+    let stock = std::fs::read(dir.join("partial.der")).unwrap();
+    let mut cases: Vec<(&str, Build, Outcome)> = vec![
+        (
+            "Startup",
+            k(cmd(0x144, &[], false, &[0, 0])),
+            ok(Cmp::Exact),
+        ),
+        (
+            "CreatePrimary ECDSA signing key",
+            k(cmd(0x131, &[0x4000_0001], true, &ecc_child_params())),
+            ok(Cmp::Len),
+        ),
+        (
+            "CreatePrimary storage key",
+            k(cmd(0x131, &[0x4000_0001], true, &ecc_primary_params())),
+            ok(Cmp::Len),
+        ),
+        (
+            "CertifyX509 explicit ECDSA-SHA256",
+            k(x509(signer, signer, &[], &[0x00, 0x18, 0x00, 0x0B], &good)),
+            ok(Cmp::Rc),
+        ),
+        (
+            "CertifyX509 reserved not empty",
+            k(x509(signer, signer, &[1], &null_scheme, &good)),
+            fails(0x1D5, Cmp::Exact),
+        ),
+        (
+            "CertifyX509 storage key signs",
+            k(x509(signer, storage, &[], &null_scheme, &good)),
+            fails(0x19C, Cmp::Exact),
+        ),
+        (
+            "CertifyX509 RSASSA with an ECC key",
+            k(x509(signer, signer, &[], &[0x00, 0x14, 0x00, 0x0B], &good)),
+            fails(0x2D2, Cmp::Exact),
+        ),
+        (
+            "GetCapability TPMA_CC CertifyX509",
+            k(cmd(
+                0x17A,
+                &[],
+                false,
+                &[0, 0, 0, 2, 0, 0, 0x01, 0x97, 0, 0, 0, 1],
+            )),
+            ok(Cmp::Exact),
+        ),
+    ];
+    // Partial certificates: (what, object, the certificate, the code on both TPMs or 0).
+    let partials: Vec<(&str, u32, Vec<u8>, u32)> = vec![
+        ("CertifyX509", signer, good.clone(), 0),
+        (
+            "CertifyX509 caller's signature algorithm",
+            signer,
+            with_alg,
+            0,
+        ),
+        ("CertifyX509 storage key certified", storage, storage_ok, 0),
+        ("CertifyX509 non-minimal length", signer, long_form, 0),
+        ("CertifyX509 TPMA_OBJECT equal", signer, tpma_equal, 0),
+        (
+            "CertifyX509 tpm2_certifyX509certutil's partial",
+            signer,
+            stock,
+            0,
+        ),
+        (
+            "CertifyX509 nonRepudiation for a fixedTPM key",
+            storage,
+            non_rep,
+            0,
+        ),
+        ("CertifyX509 empty", signer, Vec::new(), 0x3C4),
+        (
+            "CertifyX509 larger than TPM2B_MAX_BUFFER",
+            signer,
+            vec![0x30; 1025],
+            0x3D5,
+        ),
+        ("CertifyX509 not a SEQUENCE", signer, not_seq, 0x3D5),
+        ("CertifyX509 trailing byte", signer, trailing, 0x3D5),
+        (
+            "CertifyX509 outer length past the end",
+            signer,
+            past_end,
+            0x3D5,
+        ),
+        (
+            "CertifyX509 inner length past the end",
+            signer,
+            long_inner,
+            0x3C4,
+        ),
+        ("CertifyX509 two SEQUENCEs", signer, two, 0x3C4),
+        ("CertifyX509 five SEQUENCEs", signer, five, 0x3C4),
+        ("CertifyX509 no extensions", signer, no_ext, 0x3C4),
+        ("CertifyX509 extensions twice", signer, two_ext, 0x3C4),
+        (
+            "CertifyX509 INTEGER among the parts",
+            signer,
+            integer_inside,
+            0x3C4,
+        ),
+        ("CertifyX509 keyUsage missing", signer, no_key_usage, 0x3C4),
+        (
+            "CertifyX509 keyEncipherment, sign-only key",
+            signer,
+            encipher,
+            0x3C4,
+        ),
+        (
+            "CertifyX509 digitalSignature, key cannot sign",
+            storage,
+            good.clone(),
+            0x3C4,
+        ),
+        (
+            "CertifyX509 keyUsage 8 unused bits",
+            signer,
+            bad_bits,
+            0x3C4,
+        ),
+        (
+            "CertifyX509 TPMA_OBJECT differs",
+            signer,
+            tpma_differs,
+            0x282,
+        ),
+    ];
+    for (what, obj, pc, rc) in partials {
+        let c = x509(obj, signer, &[], &null_scheme, &pc);
+        let outcome = if rc == 0 {
+            ok(Cmp::Rc)
+        } else {
+            fails(rc, Cmp::Exact)
+        };
+        cases.push((what, k(c), outcome));
+    }
+    let report = compare(sim.port, sw.port, &cases);
+    report.assert_clean("certify_x509_matches_swtpm", 8);
+
+    // The certificate each TPM makes, verified with OpenSSL.
+    for (who, r) in [
+        (
+            "vtpm-sim",
+            sim_exec(sim.port, &x509(signer, signer, &[], &null_scheme, &good)),
+        ),
+        (
+            "swtpm",
+            swtpm_exec(sw.port, &x509(signer, signer, &[], &null_scheme, &good)),
+        ),
+    ] {
+        assert_eq!(rc_of(&r), 0, "{who}: CertifyX509 rc");
+        let p = &r[14..];
+        let alen = u16::from_be_bytes([p[0], p[1]]) as usize;
+        let added = &p[2..2 + alen];
+        let p = &p[2 + alen..];
+        let dlen = u16::from_be_bytes([p[0], p[1]]) as usize;
+        let tbs_digest = &p[2..2 + dlen];
+        let p = &p[2 + dlen..];
+        assert_eq!(
+            &p[..4],
+            &[0x00, 0x18, 0x00, 0x0B],
+            "{who}: ECDSA-SHA256 signature"
+        );
+        let rl = u16::from_be_bytes([p[4], p[5]]) as usize;
+        let sig_r = &p[6..6 + rl];
+        let sl = u16::from_be_bytes([p[6 + rl], p[7 + rl]]) as usize;
+        let sig_s = &p[8 + rl..8 + rl + sl];
+        let parts = der_elements(added);
+        assert_eq!(
+            parts.len(),
+            4,
+            "{who}: version, serial, signature algorithm, key"
+        );
+        assert_eq!(parts[0], [0xA0, 0x03, 0x02, 0x01, 0x02], "{who}: version 3");
+        assert_eq!(parts[2], ecdsa_sha256, "{who}: ecdsa-with-SHA256");
+        let tbs = der(
+            0x30,
+            &[
+                &parts[0], &parts[1], &parts[2], &issuer, &validity, &subject, &parts[3], &good_ext,
+            ],
+        );
+        assert_eq!(tbs_digest, sha256(&[&tbs]), "{who}: tbsDigest");
+        let sig = der(0x30, &[&der_uint(sig_r), &der_uint(sig_s)]);
+        let cert = der(0x30, &[&tbs, &parts[2], &der(0x03, &[&[0], &sig])]);
+        let d = dir.join(who);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("cert.der"), &cert).unwrap();
+        std::fs::write(d.join("tbs.bin"), &tbs).unwrap();
+        std::fs::write(d.join("sig.der"), &sig).unwrap();
+        std::fs::write(d.join("spki.der"), &parts[3]).unwrap();
+        let text = common::host(
+            &d,
+            &[
+                "openssl", "x509", "-inform", "DER", "-in", "cert.der", "-noout", "-subject",
+                "-issuer",
+            ],
+        );
+        assert!(
+            text.status.success(),
+            "{who}: openssl x509: {}",
+            String::from_utf8_lossy(&text.stderr)
+        );
+        let text = String::from_utf8_lossy(&text.stdout);
+        assert!(
+            text.contains("CN = vtpm key") && text.contains("CN = Warden test CA"),
+            "{who}: {text}"
+        );
+        common::openssl(
+            &d,
+            &[
+                "pkey", "-pubin", "-inform", "DER", "-in", "spki.der", "-out", "pub.pem",
+            ],
+        );
+        let v = common::openssl_verify(&d, "pub.pem", "sig.der", "tbs.bin");
+        assert!(
+            v.status.success(),
+            "{who}: signature over the TBSCertificate: {}",
+            String::from_utf8_lossy(&v.stdout)
+        );
+    }
+}
+
+/// CertifyX509 with RSA keys and the `x509sign` attribute, against swtpm: RSASSA and RSA-PSS
+/// signature algorithms named by the TPM (the same DER on both, PSS parameters included), an
+/// x509sign key that CertifyX509 signs with and TPM2_Sign refuses, an HMAC key that can neither
+/// name its signature algorithm nor be certified; each RSA certificate verifies with OpenSSL.
+#[test]
+fn certify_x509_rsa_and_x509sign_match_swtpm() {
+    let dir = scratch("diff-x509-rsa");
+    let sw = Swtpm::start(&dir.join("swtpm"));
+    std::fs::create_dir_all(dir.join("sim")).unwrap();
+    let sim = Sim::start(&dir.join("sim"), None);
+    let k = |b: Vec<u8>| Box::new(move |_: &History| b.clone()) as Build;
+    let b2 = vtpm_sim::wire::tpm2b;
+    let primary = |t: &[u8]| {
+        let p = [&[0, 4, 0, 0, 0, 0][..], &b2(t), &[0, 0, 0, 0, 0, 0]].concat();
+        cmd(0x131, &[0x4000_0001], true, &p)
+    };
+    let sign_attrs = 0x0004_0072u32.to_be_bytes();
+    let rsa_t = [
+        &[0x00, 0x01, 0x00, 0x0B][..],
+        &sign_attrs,
+        &[0, 0, 0x00, 0x10, 0x00, 0x10, 0x08, 0x00, 0, 0, 0, 0, 0, 0],
+    ]
+    .concat();
+    let x509sign_t = [
+        &[0x00, 0x23, 0x00, 0x0B][..],
+        &0x000C_0072u32.to_be_bytes(),
+        &[
+            0, 0, 0x00, 0x10, 0x00, 0x18, 0x00, 0x0B, 0x00, 0x03, 0x00, 0x10, 0, 0, 0, 0,
+        ],
+    ]
+    .concat();
+    let hmac_t = [
+        &[0x00, 0x08, 0x00, 0x0B][..],
+        &sign_attrs,
+        &[0, 0, 0x00, 0x05, 0x00, 0x0B, 0, 0],
+    ]
+    .concat();
+    let (rsa, x509key, hmac) = (0x8000_0000u32, 0x8000_0001u32, 0x8000_0002u32);
+    let name = |cn: &str| {
+        let atv = der(
+            0x30,
+            &[
+                &[0x06, 0x03, 0x55, 0x04, 0x03],
+                &der(0x0C, &[cn.as_bytes()]),
+            ],
+        );
+        der(0x30, &[&der(0x31, &[&atv])])
+    };
+    let (issuer, subject) = (name("Warden test CA"), name("vtpm RSA key"));
+    let validity = der(
+        0x30,
+        &[
+            &der(0x17, &[b"250101000000Z"]),
+            &der(0x17, &[b"350101000000Z"]),
+        ],
+    );
+    let usage = der(
+        0x30,
+        &[
+            &[0x06, 0x03, 0x55, 0x1D, 0x0F],
+            &der(0x04, &[&der(0x03, &[&[0x07, 0x80]])]),
+        ],
+    );
+    let ext = der(0xA3, &[&der(0x30, &[&usage])]);
+    let good = der(0x30, &[&issuer, &validity, &subject, &ext]);
+    let x509 = |obj: u32, sign: u32, scheme: &[u8]| {
+        cmd_pws(
+            0x197,
+            &[obj, sign],
+            2,
+            &[&b2(&[])[..], scheme, &b2(&good)].concat(),
+        )
+    };
+    let rsassa = [0x00u8, 0x14, 0x00, 0x0B];
+    let rsapss = [0x00u8, 0x16, 0x00, 0x0B];
+    let null_scheme = [0x00u8, 0x10];
+    let cases: Vec<(&str, Build, Outcome)> = vec![
+        (
+            "Startup",
+            k(cmd(0x144, &[], false, &[0, 0])),
+            ok(Cmp::Exact),
+        ),
+        (
+            "CreatePrimary RSA signing key",
+            k(primary(&rsa_t)),
+            ok(Cmp::Len),
+        ),
+        (
+            "CreatePrimary ECC x509sign key",
+            k(primary(&x509sign_t)),
+            ok(Cmp::Len),
+        ),
+        ("CreatePrimary HMAC key", k(primary(&hmac_t)), ok(Cmp::Len)),
+        (
+            "CertifyX509 RSASSA-SHA256",
+            k(x509(rsa, rsa, &rsassa)),
+            ok(Cmp::Rc),
+        ),
+        (
+            "CertifyX509 RSAPSS-SHA256",
+            k(x509(rsa, rsa, &rsapss)),
+            ok(Cmp::Rc),
+        ),
+        (
+            "CertifyX509 RSAPSS-SHA1",
+            k(x509(rsa, rsa, &[0x00, 0x16, 0x00, 0x04])),
+            ok(Cmp::Rc),
+        ),
+        (
+            "CertifyX509 RSA key without a scheme",
+            k(x509(rsa, rsa, &null_scheme)),
+            fails(0x2D2, Cmp::Exact),
+        ),
+        (
+            "CertifyX509 by the x509sign key",
+            k(x509(rsa, x509key, &null_scheme)),
+            ok(Cmp::Rc),
+        ),
+        (
+            "Sign with the x509sign key",
+            k(cmd(
+                0x15D,
+                &[x509key],
+                true,
+                &[
+                    &b2(&[0x33; 32])[..],
+                    &null_scheme,
+                    &[0x80, 0x24, 0x40, 0, 0, 7, 0, 0],
+                ]
+                .concat(),
+            )),
+            fails(0x182, Cmp::Exact),
+        ),
+        (
+            "CertifyX509 by an HMAC key",
+            k(x509(rsa, hmac, &null_scheme)),
+            fails(0x192, Cmp::Exact),
+        ),
+        (
+            "CertifyX509 of an HMAC key",
+            k(x509(hmac, rsa, &rsassa)),
+            fails(0x281, Cmp::Exact),
+        ),
+    ];
+    let report = compare(sim.port, sw.port, &cases);
+    report.assert_clean("certify_x509_rsa_and_x509sign_match_swtpm", 8);
+
+    for (scheme, pss) in [(rsassa, false), (rsapss, true)] {
+        let sim_r = sim_exec(sim.port, &x509(rsa, rsa, &scheme));
+        let sw_r = swtpm_exec(sw.port, &x509(rsa, rsa, &scheme));
+        let mut alg_ids = Vec::new();
+        for (who, r) in [("vtpm-sim", sim_r), ("swtpm", sw_r)] {
+            assert_eq!(rc_of(&r), 0, "{who}: CertifyX509 rc");
+            let p = &r[14..];
+            let alen = u16::from_be_bytes([p[0], p[1]]) as usize;
+            let parts = der_elements(&p[2..2 + alen]);
+            let p = &p[2 + alen..];
+            let dlen = u16::from_be_bytes([p[0], p[1]]) as usize;
+            let p = &p[2 + dlen..];
+            let slen = u16::from_be_bytes([p[4], p[5]]) as usize;
+            let sig = &p[6..6 + slen];
+            assert_eq!(
+                parts.len(),
+                4,
+                "{who}: version, serial, signature algorithm, key"
+            );
+            let tbs = der(
+                0x30,
+                &[
+                    &parts[0], &parts[1], &parts[2], &issuer, &validity, &subject, &parts[3], &ext,
+                ],
+            );
+            let cert = der(0x30, &[&tbs, &parts[2], &der(0x03, &[&[0], sig])]);
+            let d = dir.join(format!("{who}-{pss}"));
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(d.join("cert.der"), &cert).unwrap();
+            std::fs::write(d.join("tbs.bin"), &tbs).unwrap();
+            std::fs::write(d.join("sig.bin"), sig).unwrap();
+            std::fs::write(d.join("spki.der"), &parts[3]).unwrap();
+            let text = common::host(
+                &d,
+                &[
+                    "openssl", "x509", "-inform", "DER", "-in", "cert.der", "-noout", "-text",
+                ],
+            );
+            assert!(
+                text.status.success(),
+                "{who}: openssl x509: {}",
+                String::from_utf8_lossy(&text.stderr)
+            );
+            let text = String::from_utf8_lossy(&text.stdout);
+            let want = if pss {
+                "rsassaPss"
+            } else {
+                "sha256WithRSAEncryption"
+            };
+            assert!(
+                text.contains(want) && text.contains("CN = vtpm RSA key"),
+                "{who}: {text}"
+            );
+            common::openssl(
+                &d,
+                &[
+                    "pkey", "-pubin", "-inform", "DER", "-in", "spki.der", "-out", "pub.pem",
+                ],
+            );
+            let mut args = vec![
+                "openssl",
+                "dgst",
+                "-sha256",
+                "-verify",
+                "pub.pem",
+                "-signature",
+                "sig.bin",
+            ];
+            if pss {
+                args.extend([
+                    "-sigopt",
+                    "rsa_padding_mode:pss",
+                    "-sigopt",
+                    "rsa_pss_saltlen:32",
+                ]);
+            }
+            args.push("tbs.bin");
+            let v = common::host(&d, &args);
+            assert!(
+                v.status.success(),
+                "{who}: signature over the TBSCertificate: {}",
+                String::from_utf8_lossy(&v.stdout)
+            );
+            alg_ids.push(parts[2].clone());
+        }
+        assert_eq!(
+            alg_ids[0], alg_ids[1],
+            "the signature AlgorithmIdentifier as libtpms writes it"
+        );
+    }
+}

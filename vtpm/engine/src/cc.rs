@@ -172,6 +172,7 @@ pub(crate) mod code {
     pub(crate) const CREATE_LOADED: u32 = 0x191;
     pub(crate) const POLICY_AUTHORIZE_NV: u32 = 0x192;
     pub(crate) const ENCRYPT_DECRYPT2: u32 = 0x193;
+    pub(crate) const CERTIFY_X509: u32 = 0x197;
 }
 
 use code::*;
@@ -287,6 +288,7 @@ pub(crate) static COMMANDS: &[CmdInfo] = &[
     c(CREATE_LOADED, 1, 1, true),
     c(POLICY_AUTHORIZE_NV, 3, 1, false),
     c(ENCRYPT_DECRYPT2, 1, 1, false),
+    admin(c(CERTIFY_X509, 2, 2, false)),
 ];
 
 pub(crate) fn lookup(cc: u32) -> Option<&'static CmdInfo> {

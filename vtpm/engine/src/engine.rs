@@ -733,7 +733,11 @@ impl<P: Platform> Tpm<P> {
                 None
             };
             let role = if i == 0 { info.role } else { Role::User };
-            let role = if (cc == code::ACTIVATE_CREDENTIAL || cc == code::CERTIFY) && i == 1 {
+            let role = if matches!(
+                cc,
+                code::ACTIVATE_CREDENTIAL | code::CERTIFY | code::CERTIFY_X509
+            ) && i == 1
+            {
                 Role::User
             } else {
                 role

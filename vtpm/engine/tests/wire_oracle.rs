@@ -704,6 +704,36 @@ fn steps() -> Vec<(&'static str, Check, Build)> {
             }),
         ),
         (
+            // tpm2-protocol 1.2.3 has no CertifyX509 structures: the frame only (the contents
+            // are checked against swtpm and OpenSSL in vtpm-sim's certify_x509_matches_swtpm).
+            "CertifyX509",
+            frame_only::<false>,
+            Box::new(|h| {
+                let der = |tag: u8, body: &[u8]| [&[tag, body.len() as u8][..], body].concat();
+                let name = der(
+                    0x30,
+                    &der(
+                        0x31,
+                        &der(0x30, &[&[6, 3, 0x55, 4, 3][..], &der(0x0C, b"k")].concat()),
+                    ),
+                );
+                let validity = der(
+                    0x30,
+                    &[der(0x17, b"250101000000Z"), der(0x17, b"350101000000Z")].concat(),
+                );
+                let usage = [&[6, 3, 0x55, 0x1D, 0x0F][..], &der(4, &[3, 2, 7, 0x80])].concat();
+                let ext = der(0xA3, &der(0x30, &der(0x30, &usage)));
+                let partial = der(0x30, &[&name[..], &validity, &name, &ext].concat());
+                let k = h.handle("CreateLoaded signing key");
+                cmd(
+                    0x197,
+                    &[k, k],
+                    2,
+                    &[&b2(&[])[..], &u16b(NULL), &b2(&partial)].concat(),
+                )
+            }),
+        ),
+        (
             "ContextSave",
             roundtrip::<TpmContextSaveCommand, TpmContextSaveResponse>,
             Box::new(|h| cmd(0x162, &[h.handle("CreateLoaded signing key")], 0, &[])),

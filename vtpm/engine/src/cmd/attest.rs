@@ -21,6 +21,7 @@ impl<P: Platform> Tpm<P> {
     pub(crate) fn dispatch_attest(&mut self, c: &mut Ctx<'_>) -> Result<Out, Rc> {
         match c.cc {
             crate::cc::code::NV_CERTIFY => self.nv_certify(c),
+            crate::cc::code::CERTIFY_X509 => self.certify_x509(c),
             _ => self.certify_creation(c),
         }
     }

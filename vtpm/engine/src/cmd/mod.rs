@@ -15,6 +15,7 @@ mod pcr_admin;
 mod policy;
 mod policy_more;
 mod sequence;
+mod x509;
 
 pub(crate) use audit::{CommandAudit, SessionAudit};
 pub(crate) use ecc2::CommitState;

@@ -24,7 +24,7 @@ impl<P: Platform> Tpm<P> {
             NV_READ_LOCK => self.nv_read_lock(c),
             NV_CHANGE_AUTH => self.nv_change_auth(c),
             NV_GLOBAL_WRITE_LOCK => self.nv_global_write_lock(c),
-            NV_CERTIFY | CERTIFY_CREATION => self.dispatch_attest(c),
+            NV_CERTIFY | CERTIFY_CREATION | CERTIFY_X509 => self.dispatch_attest(c),
             _ => self.dispatch_hier(c),
         }
     }
