@@ -673,13 +673,41 @@ impl core::fmt::Debug for Sensitive {
     }
 }
 
-impl Drop for Sensitive {
-    fn drop(&mut self) {
+/// Wipes the three secrets and lets go of this copy's share of the CRT key (wiped by its own
+/// drop when the last copy goes).
+impl Zeroize for Sensitive {
+    fn zeroize(&mut self) {
         self.auth.zeroize();
         self.seed.zeroize();
         self.secret.zeroize();
+        self.rsa = None;
     }
 }
+
+impl Drop for Sensitive {
+    fn drop(&mut self) {
+        self.zeroize();
+    }
+}
+
+impl zeroize::ZeroizeOnDrop for Sensitive {}
+
+/// An entry of the engine's primary-object cache: the derivation input's digest (a secret: it
+/// is the seed of the key's DRBG) with the object made from it. Wiped when evicted or
+/// cleared (the digest here, the sensitive area by its own drop).
+pub(crate) struct PrimaryEntry {
+    pub(crate) key: [u8; 32],
+    pub(crate) public: Public,
+    pub(crate) sens: Sensitive,
+}
+
+impl Drop for PrimaryEntry {
+    fn drop(&mut self) {
+        self.key.zeroize();
+    }
+}
+
+impl zeroize::ZeroizeOnDrop for PrimaryEntry {}
 
 impl Sensitive {
     pub(crate) fn write(&self, ty: u16, w: &mut Writer) {

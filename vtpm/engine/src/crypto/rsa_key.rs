@@ -508,6 +508,9 @@ enum Inner {
 /// the key is shared (`Arc`) by the object copies made per command, and wiped on drop.
 pub(crate) struct RsaKey(Inner);
 
+/// Both primes' halves and q^-1 mod p are wiped by their own `Drop` (`Half`, `Crt`).
+impl zeroize::ZeroizeOnDrop for RsaKey {}
+
 impl core::fmt::Debug for RsaKey {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         write!(f, "RsaKey({} bits)", 8 * self.size())

@@ -360,6 +360,8 @@ impl Drop for Sieve {
     }
 }
 
+impl zeroize::ZeroizeOnDrop for Sieve {}
+
 #[cfg(test)]
 mod tests {
     use super::*;
