@@ -4,14 +4,14 @@
 //! attacks, which a dudect t-test on a loaded machine cannot resolve (a cache-line or
 //! predictor difference is a few ns against a multi-ms operation's scheduling noise).
 //!
-//! The statistic is the number of distinct secret-dependent branch or address sites memcheck
-//! reports while the operation runs (`VALGRIND_COUNT_ERRORS` before and after); 0 is the
-//! threshold: any site is a leak. What memcheck cannot see: instructions whose time depends on
-//! their operands without a branch (`div`; the new code has none on secrets, the old sieve
-//! divided through `__umodti3`, whose branches memcheck does see).
-//!
-//! The declassification points (a result that the TPM's answer reveals anyway) are in
-//! `declassify.supp`, each with its reason; the run uses it and nothing else suppressed.
+//! The statistic is the number of distinct sites (innermost file:line) of the reports memcheck
+//! writes while an operation runs; the threshold is 0: any site is a leak. Except declared
+//! sites: a branch on a value the TPM's answer reveals anyway (a decoding's verdict, the
+//! prime search's survivor) is marked by a `// declassify: why` comment on the line above it
+//! in the engine's sources, and counted apart. What memcheck cannot see: instructions whose
+//! time depends on their operands without a branch (`div`): the new code divides only public
+//! values (small primes, e; secrets go through `CtDivisor`), the old sieve's `%` on the
+//! secret base was `__umodti3`, whose branches memcheck does see.
 
 use crabgrind::memcheck::{MemState, mark_mem};
 use std::collections::{BTreeMap, BTreeSet};
