@@ -334,16 +334,10 @@ impl Public {
                     return Err(Rc::SCHEME);
                 }
             }
-            Params::Rsa {
-                sym,
-                scheme,
-                exponent,
-                ..
-            } => {
+            // The exponent is key generation's to refuse (TPM_RC_RANGE, unnumbered, for any e
+            // outside 2^16 < e prime: even ones included, as libtpms answers).
+            Params::Rsa { sym, scheme, .. } => {
                 check_asym(self, *sym, *scheme)?;
-                if *exponent != 0 && (*exponent < 3 || exponent % 2 == 0) {
-                    return Err(Rc::VALUE);
-                }
             }
             Params::Ecc {
                 sym, scheme, kdf, ..
@@ -811,6 +805,26 @@ pub(crate) fn generate(
         secret,
         rsa,
     })
+}
+
+/// `check_pair` for Load and LoadExternal, numbered as libtpms' ObjectLoad answers: a public
+/// exponent below 7 (other than 0) is TPM_RC_VALUE on the public area (parameter `public_at`,
+/// CryptValidateKeys), and an RSA private key that does not fit its public part — p not
+/// dividing n, or e not invertible modulo p - 1 (every even e) — TPM_RC_BINDING unnumbered
+/// (CryptRsaLoadPrivateExponent); any other failure is numbered `public_at`.
+pub(crate) fn check_loaded_pair(
+    public: &Public,
+    sens: &mut Sensitive,
+    public_at: u32,
+) -> Result<(), Rc> {
+    if let Params::Rsa { exponent, .. } = public.params {
+        return if exponent != 0 && exponent < 7 {
+            Err(Rc::VALUE.param(public_at))
+        } else {
+            check_pair(public, sens)
+        };
+    }
+    check_pair(public, sens).map_err(|e| e.param(public_at))
 }
 
 /// Checks that a sensitive area belongs to a public area (Load, LoadExternal, Import); an

@@ -391,7 +391,7 @@ impl<P: Platform> Tpm<P> {
         // The attribute and scheme rules hold for what is loaded, not only for what this TPM
         // created: a blob can come from Import below a parent that is not fixedTPM.
         public.check_load(Some(&parent.public)).p(2)?;
-        object::check_pair(&public, &mut sens).p(2)?;
+        object::check_loaded_pair(&public, &mut sens, 2)?;
         let qualified = qualify(&public, &parent.qualified, &name);
         let obj = Object {
             public,
@@ -433,7 +433,7 @@ impl<P: Platform> Tpm<P> {
             let mut r = Reader::new(&sens_bytes);
             let mut s = Sensitive::parse(&mut r, public.ty()).p(1)?;
             r.finish().p(1)?;
-            object::check_pair(&public, &mut s).p(2)?;
+            object::check_loaded_pair(&public, &mut s, 2)?;
             Some(s)
         };
         self.free_object_slot()?;
