@@ -484,9 +484,10 @@ fn main() {
     let connect = |port: u16| Conn::new(TcpStream::connect(("127.0.0.1", port)).expect("connect"));
     if let Some(bin) = arg("--baseline") {
         let rounds: usize = arg("--rounds").and_then(|s| s.parse().ok()).unwrap_or(9);
-        let table = baseline::compare(&bin, rounds, iters, |port| {
+        let mut table = baseline::compare(&bin, rounds, iters, |port| {
             workload(&mut Mssim(connect(port)), iters, true)
         });
+        table.push_str(&baseline::keygen_table(&bin, rounds, 40));
         println!("{table}");
         if let Some(f) = out_file {
             std::fs::write(&f, &table).unwrap_or_else(|e| panic!("cannot write {f}: {e}"));
