@@ -19,6 +19,9 @@ use super::{
 };
 use std::path::Path;
 
+/// One command's name and its per-round samples, before and after.
+type Rounds = (&'static str, Vec<Vec<f64>>, Vec<Vec<f64>>);
+
 /// How much slower than before a command may be.
 const LIMIT: f64 = 1.10;
 
@@ -40,8 +43,7 @@ pub fn compare(
         drop(server);
         r
     };
-    // Per command: (name, per-round samples before, per-round samples after).
-    let mut acc: Vec<(&'static str, Vec<Vec<f64>>, Vec<Vec<f64>>)> = Vec::new();
+    let mut acc: Vec<Rounds> = Vec::new();
     for round in 0..rounds {
         eprintln!("round {} of {rounds}", round + 1);
         let (b, a) = if round % 2 == 0 {
