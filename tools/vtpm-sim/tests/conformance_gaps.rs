@@ -7,7 +7,6 @@ mod common;
 use common::{Sim, Swtpm, scratch, sim_exec, swtpm_exec};
 use vtpm_sim::wire::{command as cmd, tpm2b};
 
-
 fn rc_of(r: &[u8]) -> u32 {
     u32::from_be_bytes([r[6], r[7], r[8], r[9]])
 }
@@ -23,7 +22,6 @@ fn exec(c: &[u8], once: impl Fn(&[u8]) -> Vec<u8>) -> Vec<u8> {
     }
     r
 }
-
 
 /// How closely the two answers must agree.
 #[derive(Clone, Copy, Debug)]
@@ -422,6 +420,113 @@ fn key_bytes_schemes_and_act_match_swtpm() {
         &steps,
         7,
     );
+}
+
+/// RSA parameters: symmetric and scheme NULL, `bits`, `exponent`.
+fn rsa_parms(bits: u16, exponent: u32) -> Vec<u8> {
+    [
+        &[0x00, 0x10, 0x00, 0x10][..],
+        &bits.to_be_bytes(),
+        &exponent.to_be_bytes(),
+    ]
+    .concat()
+}
+
+/// LoadExternal (TPM_RH_NULL) of an RSA private key given by n and p with `exponent` in the
+/// public area: userWithAuth | decrypt | sign, neither fixedTPM nor fixedParent.
+fn load_external_rsa(n: &[u8], p: &[u8], exponent: u32) -> Vec<u8> {
+    let sensitive = [&[0x00, 0x01][..], &[0, 0], &[0, 0], &tpm2b(p)].concat();
+    let public = public(
+        0x0001,
+        0x0006_0040,
+        &rsa_parms(8 * n.len() as u16, exponent),
+        &tpm2b(n),
+    );
+    let params = [
+        &tpm2b(&sensitive)[..],
+        &tpm2b(&public),
+        &0x4000_0007u32.to_be_bytes(),
+    ]
+    .concat();
+    cmd(0x167, &[], false, &params)
+}
+
+/// Even public exponents, which no RSA key can have (e must be invertible modulo p - 1, which
+/// is even): key generation refuses them as any exponent outside FIPS 186-5's range or not
+/// prime (TPM_RC_RANGE, unnumbered, 0x08D); LoadExternal refuses e below 7 as a bad public
+/// area (TPM_RC_VALUE on parameter 2, 0x2C4) and a larger even e as a private key that does
+/// not fit its public part (TPM_RC_BINDING, unnumbered, 0x0A5), the answer to a prime that
+/// does not divide n too. The e = 65537 and e = 7 loads show the key itself is good.
+#[test]
+fn rsa_even_exponents_match_swtpm() {
+    use rsa::traits::{PrivateKeyParts, PublicKeyParts};
+    let (sim, sw) = pair("gaps-even-e");
+    let key = rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 1024).expect("RSA-1024");
+    let n = key.n().to_bytes_be();
+    let p = key.primes()[0].to_bytes_be();
+    let other = rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 1024).expect("RSA-1024");
+    let other_p = other.primes()[0].to_bytes_be();
+    let primary = |e: u32| {
+        let rsaes = public(0x0001, DECRYPT, &rsa_parms(2048, e), &[0, 0]);
+        cmd(0x131, &[0x4000_0001], true, &create_params(&[], &rsaes))
+    };
+    let steps = vec![
+        step(
+            "LoadExternal RSA-1024 private key, e = 65537",
+            load_external_rsa(&n, &p, 65537),
+            0,
+            Cmp::Len,
+        ),
+        step(
+            "LoadExternal n with the prime of another key, e = 65537",
+            load_external_rsa(&n, &other_p, 65537),
+            0xA5,
+            Cmp::Exact,
+        ),
+        step(
+            "LoadExternal the same key with e = 7",
+            load_external_rsa(&n, &p, 7),
+            0,
+            Cmp::Exact,
+        ),
+        step(
+            "LoadExternal the same key with e = 3",
+            load_external_rsa(&n, &p, 3),
+            0x2C4,
+            Cmp::Exact,
+        ),
+        step(
+            "LoadExternal the same key with e = 65538",
+            load_external_rsa(&n, &p, 65538),
+            0xA5,
+            Cmp::Exact,
+        ),
+        step(
+            "LoadExternal the same key with e = 4",
+            load_external_rsa(&n, &p, 4),
+            0x2C4,
+            Cmp::Exact,
+        ),
+        step(
+            "CreatePrimary RSA-2048, e = 65538",
+            primary(65538),
+            0x8D,
+            Cmp::Exact,
+        ),
+        step(
+            "CreatePrimary RSA-2048, e = 4",
+            primary(4),
+            0x8D,
+            Cmp::Exact,
+        ),
+        step(
+            "CreatePrimary RSA-2048, e = 2^32 - 2",
+            primary(0xFFFF_FFFE),
+            0x8D,
+            Cmp::Exact,
+        ),
+    ];
+    run("rsa_even_exponents_match_swtpm", &sim, &sw, &steps, 1);
 }
 
 /// HMAC-SHA256 of the concatenated `parts` under `key`.

@@ -7,11 +7,15 @@
 //! `mssim:` and `swtpm:` and against swtpm over `swtpm:` (`--stock-rounds R`, default 5;
 //! `--stock-only` runs only that table).
 //!
+//! `--baseline BIN` compares this build's vtpm-sim with another build of this bench (`BIN
+//! --serve`, e.g. from the commit before a change) instead, interleaved (`baseline.rs`).
+//!
 //! `--out FILE` also writes the tables to FILE. `--iterations N` scales the fast commands;
 //! `--rounds R` (default 5) alternates the targets R times and keeps each command's best median
 //! (fresh RSA keys: the median of all rounds' samples).
 #![forbid(unsafe_code)]
 
+mod baseline;
 mod stock;
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -330,7 +334,12 @@ fn start_vtpm_sim() -> VtpmSim {
 /// This binary re-run as a vtpm-sim server (`--serve`: mssim; `--serve-socket`: swtpm's
 /// protocol, data port P and control port P+1); the child and its port.
 fn serve_child(flag: &str) -> (Child, u16) {
-    let mut child = Command::new(std::env::current_exe().expect("own path"))
+    serve_child_of(&std::env::current_exe().expect("own path"), flag)
+}
+
+/// `bin` (a build of this bench) started as a server with `flag`; the child and its port.
+fn serve_child_of(bin: &std::path::Path, flag: &str) -> (Child, u16) {
+    let mut child = Command::new(bin)
         .arg(flag)
         .stdout(Stdio::piped())
         .spawn()
@@ -473,6 +482,18 @@ fn main() {
         return;
     }
     let connect = |port: u16| Conn::new(TcpStream::connect(("127.0.0.1", port)).expect("connect"));
+    if let Some(bin) = arg("--baseline") {
+        let rounds: usize = arg("--rounds").and_then(|s| s.parse().ok()).unwrap_or(9);
+        let mut table = baseline::compare(&bin, rounds, iters, |port| {
+            workload(&mut Mssim(connect(port)), iters, true)
+        });
+        table.push_str(&baseline::keygen_table(&bin, rounds, 40));
+        println!("{table}");
+        if let Some(f) = out_file {
+            std::fs::write(&f, &table).unwrap_or_else(|e| panic!("cannot write {f}: {e}"));
+        }
+        return;
+    }
     // Alternate the two targets over a few rounds, so that a burst of load on this shared
     // machine does not land on one side only; both servers are fresh processes each round, so
     // one unlucky placement (a CPU shared with someone's build for the whole run) does not

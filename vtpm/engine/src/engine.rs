@@ -7,7 +7,7 @@ use crate::crypto::{Drbg, HashAlg, ct_eq};
 use crate::handle::{self as h};
 use crate::marshal::{Reader, Writer};
 use crate::nv::NvIndex;
-use crate::object::{Object, Public, Sensitive, attr};
+use crate::object::{Object, attr};
 use crate::pcr::Pcrs;
 use crate::rc::{At, Rc};
 use crate::session::Session;
@@ -110,6 +110,8 @@ impl Drop for Permanent {
     }
 }
 
+impl zeroize::ZeroizeOnDrop for Permanent {}
+
 /// State that a power cycle loses.
 #[derive(Clone, Debug)]
 pub(crate) struct Volatile {
@@ -158,7 +160,7 @@ pub struct Tpm<P: Platform> {
     pub(crate) rng: Drbg,
     /// Recently derived primary keys: RSA key generation is the slowest thing a TPM does and
     /// tools re-create the same EK/SRK over and over. Keyed by the derivation input digest.
-    pub(crate) primary_cache: Vec<([u8; 32], Public, Sensitive)>,
+    pub(crate) primary_cache: Vec<crate::object::PrimaryEntry>,
     /// The platform's hash indications (H-CRTM / DRTM measurement) of this power cycle.
     pub(crate) drtm: crate::drtm::Drtm,
 }

@@ -351,16 +351,10 @@ impl Public {
                     return Err(Rc::SCHEME);
                 }
             }
-            Params::Rsa {
-                sym,
-                scheme,
-                exponent,
-                ..
-            } => {
+            // The exponent is key generation's to refuse (TPM_RC_RANGE, unnumbered, for any e
+            // outside 2^16 < e prime: even ones included, as libtpms answers).
+            Params::Rsa { sym, scheme, .. } => {
                 check_asym(self, *sym, *scheme)?;
-                if *exponent != 0 && (*exponent < 3 || exponent % 2 == 0) {
-                    return Err(Rc::VALUE);
-                }
             }
             Params::Ecc {
                 sym, scheme, kdf, ..
@@ -704,13 +698,41 @@ impl core::fmt::Debug for Sensitive {
     }
 }
 
-impl Drop for Sensitive {
-    fn drop(&mut self) {
+/// Wipes the three secrets and lets go of this copy's share of the CRT key (wiped by its own
+/// drop when the last copy goes).
+impl Zeroize for Sensitive {
+    fn zeroize(&mut self) {
         self.auth.zeroize();
         self.seed.zeroize();
         self.secret.zeroize();
+        self.rsa = None;
     }
 }
+
+impl Drop for Sensitive {
+    fn drop(&mut self) {
+        self.zeroize();
+    }
+}
+
+impl zeroize::ZeroizeOnDrop for Sensitive {}
+
+/// An entry of the engine's primary-object cache: the derivation input's digest (a secret: it
+/// is the seed of the key's DRBG) with the object made from it. Wiped when evicted or
+/// cleared (the digest here, the sensitive area by its own drop).
+pub(crate) struct PrimaryEntry {
+    pub(crate) key: [u8; 32],
+    pub(crate) public: Public,
+    pub(crate) sens: Sensitive,
+}
+
+impl Drop for PrimaryEntry {
+    fn drop(&mut self) {
+        self.key.zeroize();
+    }
+}
+
+impl zeroize::ZeroizeOnDrop for PrimaryEntry {}
 
 impl Sensitive {
     pub(crate) fn write(&self, ty: u16, w: &mut Writer) {
@@ -814,6 +836,26 @@ pub(crate) fn generate(
         secret,
         rsa,
     })
+}
+
+/// `check_pair` for Load and LoadExternal, numbered as libtpms' ObjectLoad answers: a public
+/// exponent below 7 (other than 0) is TPM_RC_VALUE on the public area (parameter `public_at`,
+/// CryptValidateKeys), and an RSA private key that does not fit its public part — p not
+/// dividing n, or e not invertible modulo p - 1 (every even e) — TPM_RC_BINDING unnumbered
+/// (CryptRsaLoadPrivateExponent); any other failure is numbered `public_at`.
+pub(crate) fn check_loaded_pair(
+    public: &Public,
+    sens: &mut Sensitive,
+    public_at: u32,
+) -> Result<(), Rc> {
+    if let Params::Rsa { exponent, .. } = public.params {
+        return if exponent != 0 && exponent < 7 {
+            Err(Rc::VALUE.param(public_at))
+        } else {
+            check_pair(public, sens)
+        };
+    }
+    check_pair(public, sens).map_err(|e| e.param(public_at))
 }
 
 /// Checks that a sensitive area belongs to a public area (Load, LoadExternal, Import); an

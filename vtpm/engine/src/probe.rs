@@ -20,6 +20,23 @@ impl Key {
         let key = crate::crypto::prime::rsa_keygen(bits, 65537, &mut rng)?;
         Some(Key { key, rng })
     }
+    /// The key of modulus n and prime p (big-endian), as Load builds it.
+    pub fn from_parts(n: &[u8], p: &[u8]) -> Option<Key> {
+        let key = RsaKey::from_n_p(n, p, 65537)?;
+        Some(Key {
+            key,
+            rng: Drbg::new(b"probe blinding"),
+        })
+    }
+    /// Every word of the key that holds a secret: for the memcheck taint test, which marks
+    /// them undefined and counts the branches and addresses that then depend on them.
+    pub fn secret_words(&mut self) -> Vec<&mut [u64]> {
+        self.key.secret_words()
+    }
+    /// The private operation alone (input below n): RSA_Decrypt's work before the decoding.
+    pub fn private(&mut self, input: &[u8]) -> Option<Vec<u8>> {
+        self.key.private(input, &mut self.rng)
+    }
     /// The modulus (big-endian) and the first prime (big-endian).
     pub fn parts(&self) -> (Vec<u8>, Vec<u8>) {
         (self.key.n().to_vec(), self.key.p_bytes())

@@ -78,6 +78,8 @@ impl Drop for Session {
     }
 }
 
+impl zeroize::ZeroizeOnDrop for Session {}
+
 impl Session {
     pub(crate) fn write(&self, w: &mut Writer) {
         self.write_ext(w, crate::state::STATE_VERSION);

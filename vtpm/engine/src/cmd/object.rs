@@ -194,8 +194,8 @@ impl<P: Platform> Tpm<P> {
         let hit = self
             .primary_cache
             .iter()
-            .find(|(k, _, _)| ct_eq(k, &cache_key))
-            .map(|(_, p, s)| (p.clone(), s.clone()));
+            .find(|e| ct_eq(&e.key, &cache_key))
+            .map(|e| (e.public.clone(), e.sens.clone()));
         if let Some(found) = hit {
             return Ok(found);
         }
@@ -205,8 +205,11 @@ impl<P: Platform> Tpm<P> {
         if self.primary_cache.len() >= 8 {
             self.primary_cache.remove(0);
         }
-        self.primary_cache
-            .push((cache_key, public.clone(), sens.clone()));
+        self.primary_cache.push(object::PrimaryEntry {
+            key: cache_key,
+            public: public.clone(),
+            sens: sens.clone(),
+        });
         cache_key.zeroize();
         Ok((public, sens))
     }
@@ -388,7 +391,7 @@ impl<P: Platform> Tpm<P> {
         // The attribute and scheme rules hold for what is loaded, not only for what this TPM
         // created: a blob can come from Import below a parent that is not fixedTPM.
         public.check_load(Some(&parent.public)).p(2)?;
-        object::check_pair(&public, &mut sens).p(2)?;
+        object::check_loaded_pair(&public, &mut sens, 2)?;
         let qualified = qualify(&public, &parent.qualified, &name);
         let obj = Object {
             public,
@@ -430,7 +433,7 @@ impl<P: Platform> Tpm<P> {
             let mut r = Reader::new(&sens_bytes);
             let mut s = Sensitive::parse(&mut r, public.ty()).p(1)?;
             r.finish().p(1)?;
-            object::check_pair(&public, &mut s).p(2)?;
+            object::check_loaded_pair(&public, &mut s, 2)?;
             Some(s)
         };
         self.free_object_slot()?;
@@ -810,4 +813,86 @@ pub(crate) fn unwrap_private(
     let mut s = r.sized().map_err(|_| Rc::INTEGRITY)?;
     let sens = Sensitive::parse(&mut s, public.ty()).map_err(|_| Rc::INTEGRITY)?;
     Ok(sens)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::object::{PrimaryEntry, Scheme, SymDef};
+    use alloc::sync::Arc;
+
+    /// Every type that holds a secret wipes it when dropped (a compile-time check: removing
+    /// one of these `ZeroizeOnDrop` promises, or its type's wiping `Drop`, fails the build of
+    /// this test; that each `Drop` wipes every field is shown by the `zeroize` tests).
+    #[test]
+    fn secret_holders_wipe_on_drop() {
+        fn wipes<T: zeroize::ZeroizeOnDrop>() {}
+        wipes::<Drbg>();
+        wipes::<Sensitive>();
+        wipes::<PrimaryEntry>();
+        wipes::<crate::crypto::rsa_key::RsaKey>();
+        wipes::<crate::crypto::sieve::Sieve>();
+        wipes::<crate::session::Session>();
+        wipes::<crate::engine::Permanent>();
+    }
+
+    #[test]
+    fn sensitive_zeroize_clears_its_secrets() {
+        let mut s = Sensitive::new(alloc::vec![1; 8], alloc::vec![2; 32], alloc::vec![3; 64]);
+        s.zeroize();
+        assert!(s.auth.is_empty() && s.seed.is_empty() && s.secret.is_empty());
+        assert!(s.rsa.is_none());
+    }
+
+    fn template(params: Params) -> Public {
+        Public {
+            name_alg: alg::SHA256,
+            attrs: attr::FIXED_TPM
+                | attr::FIXED_PARENT
+                | attr::SENSITIVE_DATA_ORIGIN
+                | attr::USER_WITH_AUTH
+                | attr::SIGN,
+            policy: Vec::new(),
+            params,
+        }
+    }
+
+    /// A primary's CRT key leaves memory (its wiping drop runs) once the cache lets go of it:
+    /// when eight newer primaries evict it, and when the cache is cleared. Shown through a
+    /// weak reference to the key, which no longer upgrades once the last copy is dropped.
+    #[test]
+    fn evicted_and_cleared_primaries_release_their_keys() {
+        let mut t = Tpm::new(crate::MemPlatform::with_seed(5)).unwrap();
+        let rsa = template(Params::Rsa {
+            sym: SymDef::NULL,
+            scheme: Scheme::NULL,
+            bits: 1024,
+            exponent: 0,
+            n: Vec::new(),
+        });
+        let hmac = template(Params::KeyedHash {
+            scheme: Scheme {
+                alg: alg::HMAC,
+                hash: alg::SHA256,
+            },
+            kdf: alg::NULL,
+            unique: Vec::new(),
+        });
+        let weak_key = |t: &mut Tpm<crate::MemPlatform>, seed: u8| {
+            let (_, sens) = t.primary(&[seed; 32], &rsa, &[]).unwrap();
+            Arc::downgrade(sens.rsa.as_ref().expect("an RSA primary has its CRT key"))
+        };
+        let first = weak_key(&mut t, 0);
+        assert!(first.upgrade().is_some(), "the cache holds the key");
+        for i in 1..=8u8 {
+            t.primary(&[i; 32], &hmac, &[]).unwrap();
+        }
+        assert_eq!(t.primary_cache.len(), 8);
+        assert!(first.upgrade().is_none(), "the evicted key is still alive");
+
+        let second = weak_key(&mut t, 9);
+        assert!(second.upgrade().is_some());
+        t.primary_cache.clear();
+        assert!(second.upgrade().is_none(), "the cleared key is still alive");
+    }
 }

@@ -1,10 +1,13 @@
 //! Cryptographic building blocks: hash algorithms, HMAC, the TPM KDFs, a DRBG and AES-CFB.
 
 pub(crate) mod aes;
+mod drbg;
 pub(crate) mod prime;
 pub(crate) mod rsa_key;
 pub(crate) mod rsa_pad;
 pub(crate) mod sieve;
+
+pub(crate) use drbg::Drbg;
 
 use crate::rc::Rc;
 use alloc::vec::Vec;
@@ -228,108 +231,6 @@ pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     bool::from(subtle::ConstantTimeEq::ct_eq(a, b))
 }
 
-/// HMAC-DRBG (SP800-90A) over SHA-256: deterministic from its seed, so primary keys derived
-/// from a hierarchy seed come back identical after a restart. Not `Clone` (two copies would
-/// give the same bytes); V is wiped on drop.
-pub(crate) struct Drbg {
-    /// HMAC keyed with K: the key's inner and outer blocks are hashed once per K, not once per
-    /// HMAC (a third of the SHA-256 work of a 32-byte request).
-    mac: Hmac<Sha256>,
-    v: [u8; 32],
-    /// Generate requests since the last (re)seed: SP800-90A's reseed_counter.
-    generated: u64,
-}
-
-/// Requests after which the engine's DRBG takes fresh platform entropy (SP800-90A allows 2^48
-/// for HMAC_DRBG; the engine reseeds far sooner, as the cost is one entropy read).
-pub(crate) const RESEED_INTERVAL: u64 = 1 << 16;
-
-impl Drop for Drbg {
-    fn drop(&mut self) {
-        zeroize::Zeroize::zeroize(&mut self.v);
-    }
-}
-
-impl core::fmt::Debug for Drbg {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str("Drbg(..)")
-    }
-}
-
-impl Drbg {
-    pub(crate) fn new(seed: &[u8]) -> Self {
-        let mut d = Drbg {
-            mac: Self::keyed(&[0; 32]),
-            v: [1; 32],
-            generated: 0,
-        };
-        d.update(seed);
-        d
-    }
-    fn keyed(k: &[u8]) -> Hmac<Sha256> {
-        Hmac::new_from_slice(k).expect("HMAC takes keys of any length")
-    }
-    /// HMAC_K(parts...).
-    fn hmac(&self, parts: &[&[u8]]) -> [u8; 32] {
-        let mut m = self.mac.clone();
-        for p in parts {
-            m.update(p);
-        }
-        m.finalize().into_bytes().into()
-    }
-    fn update(&mut self, data: &[u8]) {
-        self.mac = Self::keyed(&self.hmac(&[&self.v, &[0], data]));
-        self.v = self.hmac(&[&self.v]);
-        if !data.is_empty() {
-            self.mac = Self::keyed(&self.hmac(&[&self.v, &[1], data]));
-            self.v = self.hmac(&[&self.v]);
-        }
-    }
-    pub(crate) fn reseed(&mut self, data: &[u8]) {
-        self.update(data);
-        self.generated = 0;
-    }
-    /// Whether `RESEED_INTERVAL` requests have been served since the last (re)seed.
-    pub(crate) fn reseed_due(&self) -> bool {
-        self.generated >= RESEED_INTERVAL
-    }
-    pub(crate) fn fill(&mut self, out: &mut [u8]) {
-        for chunk in out.chunks_mut(32) {
-            self.v = self.hmac(&[&self.v]);
-            chunk.copy_from_slice(&self.v[..chunk.len()]);
-        }
-        self.update(&[]);
-        self.generated += 1;
-    }
-    pub(crate) fn bytes(&mut self, n: usize) -> Vec<u8> {
-        let mut v = alloc::vec![0u8; n];
-        self.fill(&mut v);
-        v
-    }
-}
-
-impl rand_core::RngCore for Drbg {
-    fn next_u32(&mut self) -> u32 {
-        let mut b = [0u8; 4];
-        self.fill(&mut b);
-        u32::from_le_bytes(b)
-    }
-    fn next_u64(&mut self) -> u64 {
-        let mut b = [0u8; 8];
-        self.fill(&mut b);
-        u64::from_le_bytes(b)
-    }
-    fn fill_bytes(&mut self, dest: &mut [u8]) {
-        self.fill(dest)
-    }
-    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
-        self.fill(dest);
-        Ok(())
-    }
-}
-
-impl rand_core::CryptoRng for Drbg {}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -365,28 +266,5 @@ pub(crate) mod tests {
     fn hmac_rfc4231_case2() {
         let mac = HashAlg::Sha256.hmac(b"Jefe", &[b"what do ya want ", b"for nothing?"]);
         assert_eq!(mac[..8], [0x5b, 0xdc, 0xc1, 0x46, 0xbf, 0x60, 0x75, 0x4e],);
-    }
-
-    #[test]
-    fn drbg_counts_requests_until_reseeded() {
-        let mut d = Drbg::new(b"seed");
-        let mut b = [0u8; 1];
-        for _ in 0..RESEED_INTERVAL - 1 {
-            d.fill(&mut b);
-        }
-        assert!(!d.reseed_due());
-        d.fill(&mut b);
-        assert!(d.reseed_due());
-        d.reseed(b"fresh entropy");
-        assert!(!d.reseed_due());
-    }
-
-    #[test]
-    fn drbg_is_deterministic() {
-        let a = Drbg::new(b"seed").bytes(100);
-        let b = Drbg::new(b"seed").bytes(100);
-        let c = Drbg::new(b"seed2").bytes(100);
-        assert_eq!(a, b);
-        assert_ne!(a, c);
     }
 }

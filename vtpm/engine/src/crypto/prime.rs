@@ -127,6 +127,16 @@ pub(super) struct Mont<const N: usize> {
 }
 
 impl<const N: usize> Mont<N> {
+    /// The secret words (the modulus of a prime's half, -m^-1 mod 2^64, R mod m), for the
+    /// memcheck taint test of `cargo xtask bench vtpm-ct`.
+    #[cfg(feature = "ct-probe")]
+    pub(super) fn secret_words(&mut self) -> [&mut [u64]; 3] {
+        [
+            &mut self.m,
+            core::slice::from_mut(&mut self.m_inv),
+            &mut self.one,
+        ]
+    }
     pub(super) fn new(m: [u64; N]) -> Self {
         // m^-1 mod 2^64 by Newton iteration (m odd): each step doubles the correct bits.
         let mut inv = 1u64;

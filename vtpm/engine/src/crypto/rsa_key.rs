@@ -237,6 +237,24 @@ impl<const N: usize> Half<N> {
     }
 }
 
+#[cfg(feature = "ct-probe")]
+impl<const N: usize> Half<N> {
+    /// Every word of this half that holds a secret or a value derived from one.
+    fn secret_words(&mut self) -> Vec<&mut [u64]> {
+        let b = self.blinding.get_mut();
+        let mut v: Vec<&mut [u64]> = self.mont.secret_words().into_iter().collect();
+        v.extend([
+            &mut self.r2[..],
+            &mut self.r3,
+            &mut self.d,
+            &mut self.m_minus_2,
+            &mut b.r_e,
+            &mut b.r_inv,
+        ]);
+        v
+    }
+}
+
 impl<const N: usize> Drop for Half<N> {
     fn drop(&mut self) {
         self.mont.m.zeroize();
@@ -483,6 +501,16 @@ impl<const N: usize> Crt<N> {
     }
 }
 
+#[cfg(feature = "ct-probe")]
+impl<const N: usize> Crt<N> {
+    fn secret_words(&mut self) -> Vec<&mut [u64]> {
+        let mut v = self.p.secret_words();
+        v.extend(self.q.secret_words());
+        v.push(&mut self.q_inv);
+        v
+    }
+}
+
 impl<const N: usize> Drop for Crt<N> {
     fn drop(&mut self) {
         self.q_inv.zeroize();
@@ -507,6 +535,9 @@ enum Inner {
 /// An RSA private key ready for private operations. No `Debug` or `Clone` of the secrets:
 /// the key is shared (`Arc`) by the object copies made per command, and wiped on drop.
 pub(crate) struct RsaKey(Inner);
+
+/// Both primes' halves and q^-1 mod p are wiped by their own `Drop` (`Half`, `Crt`).
+impl zeroize::ZeroizeOnDrop for RsaKey {}
 
 impl core::fmt::Debug for RsaKey {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -539,6 +570,15 @@ impl RsaKey {
         p16.zeroize();
         q16.zeroize();
         key.map(RsaKey)
+    }
+    /// Every word that holds a secret (p, q, the CRT exponents, q^-1, the Montgomery
+    /// constants, the blinding pair): what the memcheck taint test marks undefined.
+    #[cfg(feature = "ct-probe")]
+    pub(crate) fn secret_words(&mut self) -> Vec<&mut [u64]> {
+        match &mut self.0 {
+            Inner::R1024(c) => c.secret_words(),
+            Inner::R2048(c) => c.secret_words(),
+        }
     }
     /// From the public modulus and the prime the sensitive area holds (Load, LoadExternal,
     /// Import, a restored object): None when p does not divide n or e is not invertible.

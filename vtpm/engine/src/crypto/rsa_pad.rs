@@ -88,7 +88,12 @@ fn extract(block: &[u8], start: usize, ok: subtle::Choice) -> Result<Vec<u8>, Rc
         buf.copy_from_slice(&tmp);
         shift <<= 1;
     }
+    // The one branch on the verdict: the command's answer (message or TPM_RC_VALUE, and the
+    // message's length) reveals it. The memcheck taint test of `cargo xtask bench vtpm-ct`
+    // accepts a site only on a line after a `declassify` mark.
+    // declassify: the verdict is the answer
     if bool::from(ok) {
+        // declassify: the message length is in the answer
         buf.truncate(len - start);
         Ok(buf)
     } else {
