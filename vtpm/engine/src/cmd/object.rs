@@ -874,6 +874,7 @@ mod tests {
             scheme: Scheme {
                 alg: alg::HMAC,
                 hash: alg::SHA256,
+                count: 0,
             },
             kdf: alg::NULL,
             unique: Vec::new(),
