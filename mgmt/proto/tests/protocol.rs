@@ -107,6 +107,13 @@ fn every_response() -> Vec<Response> {
             status: HvStatus::InvalidArgument,
         },
         Error::Full,
+        Error::Hypervisor {
+            call: "unpause".into(),
+            status: HvStatus::WallConflict,
+        },
+        Error::WallConflict {
+            label: "bank_b_t".into(),
+        },
     ];
     let ok = replies.into_iter().map(Ok);
     let err = errors.into_iter().map(Err);

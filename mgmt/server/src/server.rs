@@ -146,6 +146,13 @@ impl<H: Hypervisor> Server<H> {
                 // The create succeeded, so the caller may destroy what it built; if even that is
                 // refused the error still names the first failure.
                 let _ = self.hv.destroy(id);
+                if status == HvStatus::WallConflict {
+                    // Admission of the run label at the start: the operator is told in the
+                    // policy's words which label the wall refused.
+                    return Err(Error::WallConflict {
+                        label: t.label.clone(),
+                    });
+                }
                 Err(Error::CreateFailed {
                     step: step.into(),
                     status,

@@ -131,7 +131,7 @@ impl Hypervisor for FakeHv {
                 .iter()
                 .any(|d| d.label == other && d.state == DomainState::Runnable)
             {
-                return Err(HvStatus::Denied);
+                return Err(HvStatus::WallConflict);
             }
         }
         self.find(id).map(|d| d.state = DomainState::Runnable)
@@ -694,12 +694,33 @@ fn create_runs_the_whole_sequence_and_undoes_a_partial_domain() {
     );
     assert_eq!(
         r,
-        Err(Error::CreateFailed {
-            step: "unpause".into(),
-            status: HvStatus::Denied
+        Err(Error::WallConflict {
+            label: "bank_b".into()
         })
     );
+    let msg = r.unwrap_err().to_string();
+    assert!(
+        msg.contains("Chinese Wall conflict") && msg.contains("`bank_b`"),
+        "{msg}"
+    );
     assert_eq!(rig.hv().domains, before);
+    assert_eq!(rig.hv().calls.last().map(String::as_str), Some("destroy"));
+    // Once the holder has ended, the other side starts.
+    let a1 = before.iter().find(|d| d.name == "a1").unwrap().id;
+    assert_eq!(
+        rig.ask(ADMIN, Request::DomainDestroy { id: a1 }),
+        Ok(Reply::Done)
+    );
+    assert!(matches!(
+        rig.ask(
+            ADMIN,
+            Request::DomainCreate {
+                template: "b".into(),
+                name: "b2".into(),
+            },
+        ),
+        Ok(Reply::Created { .. })
+    ));
 
     assert_eq!(
         rig.ask(
