@@ -15,6 +15,7 @@ fn template() -> Template {
         priority: 4,
         label: "guest_t".into(),
         args: "mode=fast".into(),
+        build_label: None,
     }
 }
 

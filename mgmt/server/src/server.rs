@@ -126,9 +126,10 @@ impl<H: Hypervisor> Server<H> {
             ));
         }
         let t = self.templates.get(template)?;
+        let build = t.build_label.as_deref().unwrap_or(&self.build_label);
         let id = self
             .hv
-            .create(name, &self.build_label, t.memory_mib, t.priority, &t.args)
+            .create(name, build, t.memory_mib, t.priority, &t.args)
             .map_err(|status| Error::CreateFailed {
                 step: "create".into(),
                 status,

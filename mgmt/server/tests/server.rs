@@ -14,6 +14,8 @@ struct FakeHv {
     /// Calls that answer `Denied` whatever their arguments.
     denied_calls: Vec<&'static str>,
     calls: Vec<String>,
+    /// The label each `create` asked for, in order.
+    built_under: Vec<String>,
     next_id: u32,
     shut_down: bool,
 }
@@ -88,6 +90,7 @@ impl Hypervisor for FakeHv {
         _args: &str,
     ) -> Result<u32, HvStatus> {
         self.gate("create")?;
+        self.built_under.push(build_label.into());
         let id = self.next_id;
         self.next_id += 1;
         self.domains.push(DomainSummary {
@@ -258,6 +261,7 @@ fn template(name: &str, label: &str) -> Template {
         priority: 6,
         label: label.into(),
         args: "n=1".into(),
+        build_label: None,
     }
 }
 
@@ -518,6 +522,13 @@ fn templates_add_list_remove_and_refuse_bad_ones() {
         ("long name", template(&"n".repeat(32), "guest_t")),
         ("bad label", template("x", "guest t")),
         (
+            "bad build label",
+            Template {
+                build_label: Some("build t".into()),
+                ..template("x", "guest_t")
+            },
+        ),
+        (
             "memory",
             Template {
                 memory_mib: 2,
@@ -535,6 +546,7 @@ fn templates_add_list_remove_and_refuse_bad_ones() {
             "args",
             Template {
                 args: "a".repeat(128),
+                build_label: None,
                 ..template("x", "guest_t")
             },
         ),
@@ -542,6 +554,7 @@ fn templates_add_list_remove_and_refuse_bad_ones() {
             "args",
             Template {
                 args: "a\nb".into(),
+                build_label: None,
                 ..template("x", "guest_t")
             },
         ),
@@ -626,10 +639,12 @@ fn create_runs_the_whole_sequence_and_undoes_a_partial_domain() {
         ("a", "bank_a"),
         ("b", "bank_b"),
     ] {
-        assert_eq!(
-            rig.ask(ADMIN, Request::TemplateAdd(template(n, l))),
-            Ok(Reply::Done)
-        );
+        // The wall's two sides each have their own build label (one run label per build label).
+        let t = Template {
+            build_label: l.starts_with("bank").then(|| format!("{l}_build")),
+            ..template(n, l)
+        };
+        assert_eq!(rig.ask(ADMIN, Request::TemplateAdd(t)), Ok(Reply::Done));
     }
     assert_eq!(
         rig.ask(
@@ -698,6 +713,7 @@ fn create_runs_the_whole_sequence_and_undoes_a_partial_domain() {
             label: "bank_b".into()
         })
     );
+    assert_eq!(rig.hv().built_under[2..], ["bank_a_build", "bank_b_build"]);
     let msg = r.unwrap_err().to_string();
     assert!(
         msg.contains("Chinese Wall conflict") && msg.contains("`bank_b`"),
