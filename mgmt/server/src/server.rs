@@ -130,9 +130,14 @@ impl<H: Hypervisor> Server<H> {
         let id = self
             .hv
             .create(name, build, t.memory_mib, t.priority, &t.args)
-            .map_err(|status| Error::CreateFailed {
-                step: "create".into(),
-                status,
+            .map_err(|status| match status {
+                HvStatus::WallConflict => Error::WallConflict {
+                    label: t.label.clone(),
+                },
+                status => Error::CreateFailed {
+                    step: "create".into(),
+                    status,
+                },
             })?;
         let steps = (|| {
             self.hv.build(id, &t.image).map_err(|s| ("build", s))?;
@@ -148,8 +153,9 @@ impl<H: Hypervisor> Server<H> {
                 // refused the error still names the first failure.
                 let _ = self.hv.destroy(id);
                 if status == HvStatus::WallConflict {
-                    // Admission of the run label at the start: the operator is told in the
-                    // policy's words which label the wall refused.
+                    // Admission of the run label at the start (the build label was admitted at
+                    // create): the operator is told in the policy's words which label the wall
+                    // refused.
                     return Err(Error::WallConflict {
                         label: t.label.clone(),
                     });

@@ -16,6 +16,8 @@ struct FakeHv {
     calls: Vec<String>,
     /// The label each `create` asked for, in order.
     built_under: Vec<String>,
+    /// The wall also holds the build labels (`<side>_build`), so it refuses at create.
+    wall_at_create: bool,
     next_id: u32,
     shut_down: bool,
 }
@@ -49,6 +51,27 @@ impl FakeHv {
             .iter_mut()
             .find(|d| d.id == id)
             .ok_or(HvStatus::InvalidArgument)
+    }
+
+    /// Whether a domain of `label` may start: not while the other side of the wall runs.
+    fn wall_check(&self, label: &str) -> Result<(), HvStatus> {
+        if let Some((a, b)) = self.wall {
+            let other = if label == a {
+                b
+            } else if label == b {
+                a
+            } else {
+                ""
+            };
+            if self
+                .domains
+                .iter()
+                .any(|d| d.label == other && d.state == DomainState::Runnable)
+            {
+                return Err(HvStatus::WallConflict);
+            }
+        }
+        Ok(())
     }
 
     fn gate(&mut self, call: &'static str) -> Result<(), HvStatus> {
@@ -91,6 +114,10 @@ impl Hypervisor for FakeHv {
     ) -> Result<u32, HvStatus> {
         self.gate("create")?;
         self.built_under.push(build_label.into());
+        if self.wall_at_create {
+            let side = build_label.strip_suffix("_build").unwrap_or("");
+            self.wall_check(side)?;
+        }
         let id = self.next_id;
         self.next_id += 1;
         self.domains.push(DomainSummary {
@@ -121,22 +148,7 @@ impl Hypervisor for FakeHv {
     fn unpause(&mut self, id: u32) -> Result<(), HvStatus> {
         self.gate("unpause")?;
         let label = self.find(id)?.label.clone();
-        if let Some((a, b)) = self.wall {
-            let other = if label == a {
-                b
-            } else if label == b {
-                a
-            } else {
-                ""
-            };
-            if self
-                .domains
-                .iter()
-                .any(|d| d.label == other && d.state == DomainState::Runnable)
-            {
-                return Err(HvStatus::WallConflict);
-            }
-        }
+        self.wall_check(&label)?;
         self.find(id).map(|d| d.state = DomainState::Runnable)
     }
     fn pause(&mut self, id: u32) -> Result<(), HvStatus> {
@@ -757,6 +769,53 @@ fn create_runs_the_whole_sequence_and_undoes_a_partial_domain() {
             }
         ),
         Err(Error::BadTemplate(_))
+    ));
+}
+
+/// The wall holds the build labels too: the hypervisor refuses the other side at create, and
+/// the operator gets the same typed wall error, naming the template's run label.
+#[test]
+fn a_wall_refusal_at_create_is_reported_as_a_wall_conflict() {
+    let mut hv = FakeHv::with_guests();
+    hv.wall = Some(("red", "blue"));
+    hv.wall_at_create = true;
+    let mut rig = Rig::new(hv);
+    for l in ["red", "blue"] {
+        let t = Template {
+            build_label: Some(format!("{l}_build")),
+            ..template(l, l)
+        };
+        assert_eq!(rig.ask(ADMIN, Request::TemplateAdd(t)), Ok(Reply::Done));
+    }
+    let create = |rig: &mut Rig, t: &str, n: &str| {
+        rig.ask(
+            ADMIN,
+            Request::DomainCreate {
+                template: t.into(),
+                name: n.into(),
+            },
+        )
+    };
+    let Ok(Reply::Created { id: r1 }) = create(&mut rig, "red", "r1") else {
+        panic!("red refused")
+    };
+    let before = rig.hv().domains.clone();
+    let r = create(&mut rig, "blue", "b1");
+    assert_eq!(
+        r,
+        Err(Error::WallConflict {
+            label: "blue".into()
+        })
+    );
+    assert_eq!(rig.hv().calls.last().map(String::as_str), Some("create"));
+    assert_eq!(rig.hv().domains, before);
+    assert_eq!(
+        rig.ask(ADMIN, Request::DomainDestroy { id: r1 }),
+        Ok(Reply::Done)
+    );
+    assert!(matches!(
+        create(&mut rig, "blue", "b2"),
+        Ok(Reply::Created { .. })
     ));
 }
 
