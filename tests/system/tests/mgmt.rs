@@ -256,10 +256,14 @@ fn wardenctl_drives_the_management_domain_over_the_network() {
     // Templates live in the management domain; domains are created from them.
     let counter = warden_rig::images().unwrap().image("counter").unwrap();
     let counter = counter.to_str().unwrap();
-    for (name, mem, label) in [
-        ("count", "4", "guest_t"),
-        ("count8", "8", "guest_t"),
-        ("secret", "4", "secret_t"),
+    // red and blue are the two sides of the policy's Chinese Wall `rivals`, each with its own
+    // build label (a build label has exactly one run label).
+    for (name, mem, label, build) in [
+        ("count", "4", "guest_t", "build_t"),
+        ("count8", "8", "guest_t", "build_t"),
+        ("secret", "4", "secret_t", "build_t"),
+        ("red", "4", "red_t", "red_build_t"),
+        ("blue", "4", "blue_t", "blue_build_t"),
     ] {
         ctl.ok(
             "alice",
@@ -270,6 +274,8 @@ fn wardenctl_drives_the_management_domain_over_the_network() {
                 name,
                 "--label",
                 label,
+                "--build-label",
+                build,
                 "--memory-mib",
                 mem,
                 "--image",
@@ -419,28 +425,8 @@ fn wardenctl_drives_the_management_domain_over_the_network() {
     assert!(e.contains("no domain with id 4242"), "{e}");
 
     // A Chinese Wall (`rivals`: red_t and blue_t, with their build labels) reported to the
-    // operator: with a red domain running, a blue one is refused in the policy's words, and
+    // operator, through the red and blue templates: with a red domain running, a blue one is refused in the policy's words, and
     // nothing else changes; once the red one has ended, the blue one starts.
-    for (name, build, label) in [
-        ("red", "red_build_t", "red_t"),
-        ("blue", "blue_build_t", "blue_t"),
-    ] {
-        ctl.ok(
-            "alice",
-            &[
-                "template",
-                "add",
-                "--name",
-                name,
-                "--label",
-                label,
-                "--build-label",
-                build,
-                "--image",
-                counter,
-            ],
-        );
-    }
     // Who is there, under which label, holding how much (states and CPU time move on).
     let live = |ctl: &Ctl| -> Vec<(u64, String, String, u64)> {
         let v: serde_json::Value =
