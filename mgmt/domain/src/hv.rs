@@ -55,6 +55,7 @@ fn hv(f: LifecycleFail) -> HvStatus {
         LifecycleFail::Denied => HvStatus::Denied,
         // The server turns this into "no domain with id N" after checking.
         LifecycleFail::Invalid(LifecycleError::NoSuchDomain) => HvStatus::InvalidArgument,
+        LifecycleFail::Invalid(LifecycleError::WallConflict) => HvStatus::WallConflict,
         LifecycleFail::Invalid(e) => HvStatus::Invalid(String::from(e.name())),
         LifecycleFail::Other(Status::InvalidArgument) => HvStatus::InvalidArgument,
         LifecycleFail::Other(Status::BadAddress) => HvStatus::BadAddress,

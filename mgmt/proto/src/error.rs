@@ -20,6 +20,9 @@ pub enum HvStatus {
     Invalid(String),
     /// A status this protocol version does not know.
     Other(u64),
+    /// Chinese Wall admission refused the domain's run label: a domain of a label in the same
+    /// conflict set runs on this host. (Appended last: postcard numbers variants in order.)
+    WallConflict,
 }
 
 /// Why a request was not carried out.
@@ -64,6 +67,12 @@ pub enum Error {
     },
     /// Another operator has the server's store full (templates or connections).
     Full,
+    /// The policy's Chinese Wall refused to start a domain under `label`: a domain whose label
+    /// is in the same conflict set runs on this host. Nothing was left behind: the partial
+    /// domain was destroyed. (Appended last: postcard numbers variants in order.)
+    WallConflict {
+        label: String,
+    },
 }
 
 impl fmt::Display for HvStatus {
@@ -78,6 +87,7 @@ impl fmt::Display for HvStatus {
             HvStatus::UnknownCall => f.write_str("not implemented by this hypervisor"),
             HvStatus::Invalid(why) => write!(f, "refused: {why}"),
             HvStatus::Other(s) => write!(f, "unknown status {s}"),
+            HvStatus::WallConflict => f.write_str("Chinese Wall conflict"),
         }
     }
 }
@@ -126,6 +136,11 @@ impl fmt::Display for Error {
                 )
             }
             Error::Full => f.write_str("the management domain's store is full"),
+            Error::WallConflict { label } => write!(
+                f,
+                "Chinese Wall conflict: label `{label}` may not run while a domain of a label in \
+                 its conflict set runs; nothing was created"
+            ),
         }
     }
 }

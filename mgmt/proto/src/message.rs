@@ -107,6 +107,10 @@ pub struct Template {
     /// The label the domain runs under (after the build → run transition).
     pub label: String,
     pub args: String,
+    /// The label the domain is built under, when not the server's default build label: the
+    /// policy gives each build label exactly one run label, so a template whose run label is
+    /// not the default's needs its own. (Appended last: postcard encodes fields in order.)
+    pub build_label: Option<String>,
 }
 
 /// A template as listed (the image by size and digest).

@@ -15,6 +15,7 @@ fn template() -> Template {
         priority: 4,
         label: "guest_t".into(),
         args: "mode=fast".into(),
+        build_label: None,
     }
 }
 
@@ -107,6 +108,13 @@ fn every_response() -> Vec<Response> {
             status: HvStatus::InvalidArgument,
         },
         Error::Full,
+        Error::Hypervisor {
+            call: "unpause".into(),
+            status: HvStatus::WallConflict,
+        },
+        Error::WallConflict {
+            label: "bank_b_t".into(),
+        },
     ];
     let ok = replies.into_iter().map(Ok);
     let err = errors.into_iter().map(Err);

@@ -126,12 +126,18 @@ impl<H: Hypervisor> Server<H> {
             ));
         }
         let t = self.templates.get(template)?;
+        let build = t.build_label.as_deref().unwrap_or(&self.build_label);
         let id = self
             .hv
-            .create(name, &self.build_label, t.memory_mib, t.priority, &t.args)
-            .map_err(|status| Error::CreateFailed {
-                step: "create".into(),
-                status,
+            .create(name, build, t.memory_mib, t.priority, &t.args)
+            .map_err(|status| match status {
+                HvStatus::WallConflict => Error::WallConflict {
+                    label: t.label.clone(),
+                },
+                status => Error::CreateFailed {
+                    step: "create".into(),
+                    status,
+                },
             })?;
         let steps = (|| {
             self.hv.build(id, &t.image).map_err(|s| ("build", s))?;
@@ -146,6 +152,14 @@ impl<H: Hypervisor> Server<H> {
                 // The create succeeded, so the caller may destroy what it built; if even that is
                 // refused the error still names the first failure.
                 let _ = self.hv.destroy(id);
+                if status == HvStatus::WallConflict {
+                    // Admission of the run label at the start (the build label was admitted at
+                    // create): the operator is told in the policy's words which label the wall
+                    // refused.
+                    return Err(Error::WallConflict {
+                        label: t.label.clone(),
+                    });
+                }
                 Err(Error::CreateFailed {
                     step: step.into(),
                     status,

@@ -49,6 +49,9 @@ impl TemplateStore {
         if !is_name(&t.label) {
             return bad("label must be 1-31 characters of A-Z a-z 0-9 _ -");
         }
+        if t.build_label.as_deref().is_some_and(|b| !is_name(b)) {
+            return bad("build label must be 1-31 characters of A-Z a-z 0-9 _ -");
+        }
         if !MEMORY_MIB.contains(&t.memory_mib) {
             return bad("memory must be 3-256 MiB");
         }

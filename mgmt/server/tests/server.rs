@@ -14,6 +14,10 @@ struct FakeHv {
     /// Calls that answer `Denied` whatever their arguments.
     denied_calls: Vec<&'static str>,
     calls: Vec<String>,
+    /// The label each `create` asked for, in order.
+    built_under: Vec<String>,
+    /// The wall also holds the build labels (`<side>_build`), so it refuses at create.
+    wall_at_create: bool,
     next_id: u32,
     shut_down: bool,
 }
@@ -47,6 +51,27 @@ impl FakeHv {
             .iter_mut()
             .find(|d| d.id == id)
             .ok_or(HvStatus::InvalidArgument)
+    }
+
+    /// Whether a domain of `label` may start: not while the other side of the wall runs.
+    fn wall_check(&self, label: &str) -> Result<(), HvStatus> {
+        if let Some((a, b)) = self.wall {
+            let other = if label == a {
+                b
+            } else if label == b {
+                a
+            } else {
+                ""
+            };
+            if self
+                .domains
+                .iter()
+                .any(|d| d.label == other && d.state == DomainState::Runnable)
+            {
+                return Err(HvStatus::WallConflict);
+            }
+        }
+        Ok(())
     }
 
     fn gate(&mut self, call: &'static str) -> Result<(), HvStatus> {
@@ -88,6 +113,11 @@ impl Hypervisor for FakeHv {
         _args: &str,
     ) -> Result<u32, HvStatus> {
         self.gate("create")?;
+        self.built_under.push(build_label.into());
+        if self.wall_at_create {
+            let side = build_label.strip_suffix("_build").unwrap_or("");
+            self.wall_check(side)?;
+        }
         let id = self.next_id;
         self.next_id += 1;
         self.domains.push(DomainSummary {
@@ -118,22 +148,7 @@ impl Hypervisor for FakeHv {
     fn unpause(&mut self, id: u32) -> Result<(), HvStatus> {
         self.gate("unpause")?;
         let label = self.find(id)?.label.clone();
-        if let Some((a, b)) = self.wall {
-            let other = if label == a {
-                b
-            } else if label == b {
-                a
-            } else {
-                ""
-            };
-            if self
-                .domains
-                .iter()
-                .any(|d| d.label == other && d.state == DomainState::Runnable)
-            {
-                return Err(HvStatus::Denied);
-            }
-        }
+        self.wall_check(&label)?;
         self.find(id).map(|d| d.state = DomainState::Runnable)
     }
     fn pause(&mut self, id: u32) -> Result<(), HvStatus> {
@@ -258,6 +273,7 @@ fn template(name: &str, label: &str) -> Template {
         priority: 6,
         label: label.into(),
         args: "n=1".into(),
+        build_label: None,
     }
 }
 
@@ -518,6 +534,13 @@ fn templates_add_list_remove_and_refuse_bad_ones() {
         ("long name", template(&"n".repeat(32), "guest_t")),
         ("bad label", template("x", "guest t")),
         (
+            "bad build label",
+            Template {
+                build_label: Some("build t".into()),
+                ..template("x", "guest_t")
+            },
+        ),
+        (
             "memory",
             Template {
                 memory_mib: 2,
@@ -535,6 +558,7 @@ fn templates_add_list_remove_and_refuse_bad_ones() {
             "args",
             Template {
                 args: "a".repeat(128),
+                build_label: None,
                 ..template("x", "guest_t")
             },
         ),
@@ -542,6 +566,7 @@ fn templates_add_list_remove_and_refuse_bad_ones() {
             "args",
             Template {
                 args: "a\nb".into(),
+                build_label: None,
                 ..template("x", "guest_t")
             },
         ),
@@ -626,10 +651,12 @@ fn create_runs_the_whole_sequence_and_undoes_a_partial_domain() {
         ("a", "bank_a"),
         ("b", "bank_b"),
     ] {
-        assert_eq!(
-            rig.ask(ADMIN, Request::TemplateAdd(template(n, l))),
-            Ok(Reply::Done)
-        );
+        // The wall's two sides each have their own build label (one run label per build label).
+        let t = Template {
+            build_label: l.starts_with("bank").then(|| format!("{l}_build")),
+            ..template(n, l)
+        };
+        assert_eq!(rig.ask(ADMIN, Request::TemplateAdd(t)), Ok(Reply::Done));
     }
     assert_eq!(
         rig.ask(
@@ -694,12 +721,34 @@ fn create_runs_the_whole_sequence_and_undoes_a_partial_domain() {
     );
     assert_eq!(
         r,
-        Err(Error::CreateFailed {
-            step: "unpause".into(),
-            status: HvStatus::Denied
+        Err(Error::WallConflict {
+            label: "bank_b".into()
         })
     );
+    assert_eq!(rig.hv().built_under[2..], ["bank_a_build", "bank_b_build"]);
+    let msg = r.unwrap_err().to_string();
+    assert!(
+        msg.contains("Chinese Wall conflict") && msg.contains("`bank_b`"),
+        "{msg}"
+    );
     assert_eq!(rig.hv().domains, before);
+    assert_eq!(rig.hv().calls.last().map(String::as_str), Some("destroy"));
+    // Once the holder has ended, the other side starts.
+    let a1 = before.iter().find(|d| d.name == "a1").unwrap().id;
+    assert_eq!(
+        rig.ask(ADMIN, Request::DomainDestroy { id: a1 }),
+        Ok(Reply::Done)
+    );
+    assert!(matches!(
+        rig.ask(
+            ADMIN,
+            Request::DomainCreate {
+                template: "b".into(),
+                name: "b2".into(),
+            },
+        ),
+        Ok(Reply::Created { .. })
+    ));
 
     assert_eq!(
         rig.ask(
@@ -720,6 +769,53 @@ fn create_runs_the_whole_sequence_and_undoes_a_partial_domain() {
             }
         ),
         Err(Error::BadTemplate(_))
+    ));
+}
+
+/// The wall holds the build labels too: the hypervisor refuses the other side at create, and
+/// the operator gets the same typed wall error, naming the template's run label.
+#[test]
+fn a_wall_refusal_at_create_is_reported_as_a_wall_conflict() {
+    let mut hv = FakeHv::with_guests();
+    hv.wall = Some(("red", "blue"));
+    hv.wall_at_create = true;
+    let mut rig = Rig::new(hv);
+    for l in ["red", "blue"] {
+        let t = Template {
+            build_label: Some(format!("{l}_build")),
+            ..template(l, l)
+        };
+        assert_eq!(rig.ask(ADMIN, Request::TemplateAdd(t)), Ok(Reply::Done));
+    }
+    let create = |rig: &mut Rig, t: &str, n: &str| {
+        rig.ask(
+            ADMIN,
+            Request::DomainCreate {
+                template: t.into(),
+                name: n.into(),
+            },
+        )
+    };
+    let Ok(Reply::Created { id: r1 }) = create(&mut rig, "red", "r1") else {
+        panic!("red refused")
+    };
+    let before = rig.hv().domains.clone();
+    let r = create(&mut rig, "blue", "b1");
+    assert_eq!(
+        r,
+        Err(Error::WallConflict {
+            label: "blue".into()
+        })
+    );
+    assert_eq!(rig.hv().calls.last().map(String::as_str), Some("create"));
+    assert_eq!(rig.hv().domains, before);
+    assert_eq!(
+        rig.ask(ADMIN, Request::DomainDestroy { id: r1 }),
+        Ok(Reply::Done)
+    );
+    assert!(matches!(
+        create(&mut rig, "blue", "b2"),
+        Ok(Reply::Created { .. })
     ));
 }
 

@@ -160,6 +160,7 @@ fn lifecycle(
             priority: 5,
             label: "guest_t".into(),
             args: "first".into(),
+            build_label: None,
         }),
     )?;
     // Waits for a line with each prefix, in any order (two domains' lines interleave): when

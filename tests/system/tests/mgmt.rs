@@ -256,10 +256,14 @@ fn wardenctl_drives_the_management_domain_over_the_network() {
     // Templates live in the management domain; domains are created from them.
     let counter = warden_rig::images().unwrap().image("counter").unwrap();
     let counter = counter.to_str().unwrap();
-    for (name, mem, label) in [
-        ("count", "4", "guest_t"),
-        ("count8", "8", "guest_t"),
-        ("secret", "4", "secret_t"),
+    // red and blue are the two sides of the policy's Chinese Wall `rivals`, each with its own
+    // build label (a build label has exactly one run label).
+    for (name, mem, label, build) in [
+        ("count", "4", "guest_t", "build_t"),
+        ("count8", "8", "guest_t", "build_t"),
+        ("secret", "4", "secret_t", "build_t"),
+        ("red", "4", "red_t", "red_build_t"),
+        ("blue", "4", "blue_t", "blue_build_t"),
     ] {
         ctl.ok(
             "alice",
@@ -270,6 +274,8 @@ fn wardenctl_drives_the_management_domain_over_the_network() {
                 name,
                 "--label",
                 label,
+                "--build-label",
+                build,
                 "--memory-mib",
                 mem,
                 "--image",
@@ -418,6 +424,77 @@ fn wardenctl_drives_the_management_domain_over_the_network() {
     let e = ctl.refused("alice", &["domain", "pause", "4242"]);
     assert!(e.contains("no domain with id 4242"), "{e}");
 
+    // A Chinese Wall (`rivals`: red_t and blue_t, with their build labels) reported to the
+    // operator, through the red and blue templates: with a red domain running, a blue one is refused in the policy's words, and
+    // nothing else changes; once the red one has ended, the blue one starts.
+    // Who is there, under which label, holding how much (states and CPU time move on).
+    let live = |ctl: &Ctl| -> Vec<(u64, String, String, u64)> {
+        let v: serde_json::Value =
+            serde_json::from_str(&ctl.ok("victor", &["domain", "list", "--json"])).unwrap();
+        v["Domains"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| {
+                (
+                    d["id"].as_u64().unwrap(),
+                    d["name"].as_str().unwrap().to_string(),
+                    d["label"].as_str().unwrap().to_string(),
+                    d["memory_bytes"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    let r1 = created(ctl.ok(
+        "alice",
+        &["domain", "create", "--template", "red", "--name", "r1"],
+    ));
+    assert_eq!(info(&ctl, r1)["label"], "red_t");
+    let before = live(&ctl);
+    let e = ctl.refused(
+        "alice",
+        &["domain", "create", "--template", "blue", "--name", "b1"],
+    );
+    assert!(
+        e.contains("Chinese Wall conflict: label `blue_t` may not run"),
+        "{e}"
+    );
+    let o = ctl.run(
+        "alice",
+        &[
+            "domain",
+            "create",
+            "--template",
+            "blue",
+            "--name",
+            "b1",
+            "--json",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["detail"]["WallConflict"]["label"], "blue_t", "{v}");
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("Chinese Wall conflict"),
+        "{v}"
+    );
+    assert_eq!(
+        live(&ctl),
+        before,
+        "a refused create changed the domain list"
+    );
+    ctl.ok("alice", &["domain", "destroy", &r1.to_string()]);
+    let b1 = created(ctl.ok(
+        "alice",
+        &["domain", "create", "--template", "blue", "--name", "b1"],
+    ));
+    assert_eq!(info(&ctl, b1)["label"], "blue_t");
+    assert_ne!(info(&ctl, b1)["state"], "Dead");
+    ctl.ok("alice", &["domain", "destroy", &b1.to_string()]);
+
     // Still serving after every refusal; then the admin stops the host.
     assert!(ctl.ok("victor", &["domain", "list"]).contains("mgmt_t"));
     let e = ctl.refused("olga", &["host", "shutdown"]);
@@ -436,6 +513,8 @@ fn wardenctl_drives_the_management_domain_over_the_network() {
         "[mgmt] mgmt: host shutdown: asking the hypervisor",
         "[mgmt] mgmt: alice: domain create: ok",
         "[mgmt] mgmt: refused alice: domain create: create failed at `transition`",
+        "[mgmt] mgmt: refused alice: domain create: Chinese Wall conflict: label `blue_t`",
+        "lifecycle: domain b1 refused at creation",
     ] {
         assert!(
             outcome.log.contains(line),

@@ -179,6 +179,10 @@ enum TemplateCmd {
         label: String,
         #[arg(long, default_value = "")]
         args: String,
+        /// The label the domain is built under (default: the server's build label); the
+        /// policy must transition it to `--label`.
+        #[arg(long)]
+        build_label: Option<String>,
         #[command(flatten)]
         conn: Conn,
     },
@@ -280,6 +284,7 @@ fn main() -> ExitCode {
                 priority,
                 label,
                 args,
+                build_label,
                 conn,
             } => match read(&image) {
                 Ok(image) => mgmt(
@@ -291,6 +296,7 @@ fn main() -> ExitCode {
                         priority,
                         label,
                         args,
+                        build_label,
                     }),
                 ),
                 Err(e) => usage_error(&e),
