@@ -461,7 +461,17 @@ fn load_external_rsa(n: &[u8], p: &[u8], exponent: u32) -> Vec<u8> {
 fn rsa_even_exponents_match_swtpm() {
     use rsa::traits::{PrivateKeyParts, PublicKeyParts};
     let (sim, sw) = pair("gaps-even-e");
-    let key = rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 1024).expect("RSA-1024");
+    // The loads below with e = 7 and e = 65537 must both succeed, so the key must have both
+    // exponents invertible: generated for e = 7, and drawn again in the rare case that 65537
+    // divides p - 1 or q - 1 (a random key for 65537 fails e = 7 about 3 times in 10).
+    let key = loop {
+        let k = rsa::RsaPrivateKey::new_with_exp(&mut rand::thread_rng(), 1024, &rsa::BigUint::from(7u32))
+            .expect("RSA-1024, e = 7");
+        let (one, f4) = (rsa::BigUint::from(1u32), rsa::BigUint::from(65537u32));
+        if k.primes().iter().all(|p| (p - &one) % &f4 != rsa::BigUint::from(0u32)) {
+            break k;
+        }
+    };
     let n = key.n().to_bytes_be();
     let p = key.primes()[0].to_bytes_be();
     let other = rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 1024).expect("RSA-1024");
