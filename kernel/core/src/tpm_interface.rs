@@ -5,6 +5,7 @@
 //! `TPM2` table's start method) when the boot path has one: a hint wins, because a TPM behind a
 //! CRB that is not memory-mapped at the TIS address has no register there to read.
 
+use crate::acpi::StartMethod;
 use crate::crb::{Crb, CrbError, CrbRegs};
 use crate::tis::{Tis, TisError, TisRegs};
 
@@ -29,6 +30,18 @@ pub fn choose(hint: Option<Interface>, interface_id: u32) -> Option<Interface> {
         0 | 0xf => Some(Interface::Fifo),
         1 => Some(Interface::Crb),
         _ => None,
+    }
+}
+
+/// The interface the ACPI `TPM2` table's start method names, if Warden can drive it: 6 is the
+/// memory-mapped FIFO; 7 (CRB) and 8 (CRB whose start is also signalled through ACPI, as many
+/// firmware TPMs do — Warden writes `CTRL_START` only, having no AML interpreter) are the CRB.
+/// Other methods (the ACPI start method alone, Arm's SMC, …) give no hint: the register decides.
+pub fn hint(method: StartMethod) -> Option<Interface> {
+    match method {
+        StartMethod::Tis => Some(Interface::Fifo),
+        StartMethod::Crb | StartMethod::CrbAcpi => Some(Interface::Crb),
+        StartMethod::Acpi | StartMethod::Other(_) => None,
     }
 }
 
@@ -123,6 +136,20 @@ mod tests {
         ];
         for (hint, id, want) in cases {
             assert_eq!(choose(hint, id), want, "{hint:?} {id:#x}");
+        }
+    }
+
+    #[test]
+    fn the_acpi_start_method_hints_only_interfaces_warden_drives() {
+        let cases = [
+            (StartMethod::Tis, Some(Interface::Fifo)),
+            (StartMethod::Crb, Some(Interface::Crb)),
+            (StartMethod::CrbAcpi, Some(Interface::Crb)),
+            (StartMethod::Acpi, None),
+            (StartMethod::Other(11), None),
+        ];
+        for (method, want) in cases {
+            assert_eq!(hint(method), want, "{method:?}");
         }
     }
 }

@@ -95,14 +95,14 @@ fn kmain(magic: u32, info: u32) -> ! {
     }
     // Before the hypervisor's own page tables: they leave page 0 (the BIOS data area, where the
     // legacy RSDP scan starts) unmapped as the null guard.
-    let _acpi = firmware::discover(&mem, uefi.as_ref(), limit);
+    let acpi = firmware::discover(&mem, uefi.as_ref(), limit);
     firmware::collect_event_log(&mem, limit, &cmdline);
     if let Err(e) = memory::init(&boot) {
         println!("memory: FATAL: {e}");
         exit(ExitCode::Failure);
     }
     selftest::run_requested_fault(&cmdline);
-    platform_tpm::probe(&cmdline);
+    platform_tpm::probe(&cmdline, acpi.as_ref().and_then(|a| a.tpm2.as_ref()));
     measure::measured_launch(&boot, &cmdline);
     tpm_bench::run(&cmdline);
 

@@ -5,7 +5,8 @@
 use warden_core::cmdline::CmdLine;
 use warden_core::crb::{self, Crb, DEFAULT_BUFFER_WINDOW, Timeouts};
 use warden_core::tis::{DEFAULT_POLL_BUDGET, Tis, TisRegs, get_random_command, parse_get_random};
-use warden_core::tpm_interface::{Driver, DriverError, Interface, choose};
+use warden_core::acpi::Tpm2;
+use warden_core::tpm_interface::{self, Driver, DriverError, Interface, choose};
 use warden_hw::debug_exit::{ExitCode, exit};
 use warden_hw::mmio::{CrbMmio, TisMmio};
 
@@ -15,11 +16,20 @@ pub(crate) type PlatformDriver = Driver<TisMmio, CrbMmio>;
 /// The platform TPM, once found. Only the hypervisor talks to it.
 pub(crate) static TPM: spin::Mutex<Option<PlatformDriver>> = spin::Mutex::new(None);
 
-/// Finds the TPM through the interface its identifier register names.
-fn find() -> Result<PlatformDriver, DriverError> {
-    // The boot path has no firmware hint yet (the ACPI `TPM2` table will give one).
+/// Finds the TPM through the interface the ACPI `TPM2` table's start method names (when the
+/// firmware has the table), else the one its identifier register names.
+fn find(acpi: Option<&Tpm2>) -> Result<PlatformDriver, DriverError> {
+    let hint = acpi.and_then(|t| {
+        let h = tpm_interface::hint(t.start_method);
+        println!("tpm: ACPI TPM2 table: start method {:?}, control area {:#x}: {}", t.start_method, t.control_area, match h {
+            Some(Interface::Fifo) => "the FIFO (TIS) interface",
+            Some(Interface::Crb) => "the CRB interface",
+            None => "no interface Warden drives; the identifier register decides",
+        });
+        h
+    });
     let id = TisMmio.read32(0, crb::INTERFACE_ID);
-    match choose(None, id) {
+    match choose(hint, id) {
         Some(Interface::Crb) => {
             let (c, id) = Crb::probe(CrbMmio, 0, DEFAULT_BUFFER_WINDOW, Timeouts::PTP).map_err(DriverError::Crb)?;
             println!(
@@ -50,8 +60,8 @@ fn find() -> Result<PlatformDriver, DriverError> {
 
 /// Looks for the TPM, prints what it found and a few random bytes from it. A missing TPM is
 /// fatal only with `require_tpm`.
-pub(crate) fn probe(cmdline: &CmdLine<'_>) {
-    match find() {
+pub(crate) fn probe(cmdline: &CmdLine<'_>, acpi: Option<&Tpm2>) {
+    match find(acpi) {
         Ok(mut tpm) => {
             let mut rsp = [0u8; 64];
             match tpm.execute(&get_random_command(8), &mut rsp) {

@@ -67,6 +67,9 @@ fn page_tables_are_write_xor_execute() {
 fn platform_tpm_is_found_or_reported_missing() {
     let a = expect_scenario("demo");
     let b = expect_scenario("demo");
+    // QEMU's ACPI TPM2 table names the interface (start method 6, the memory-mapped FIFO).
+    let acpi = line(&a.log, "tpm: ACPI TPM2 table:");
+    assert!(acpi.contains("start method Tis") && acpi.contains("the FIFO (TIS) interface"), "{acpi}");
     let tpm = line(&a.log, "tpm: TPM 2.0 at TIS locality 0");
     assert!(tpm.contains("vendor 0x1014"), "QEMU's TIS reports IBM's vendor id: {tpm}");
     let random = |log: &str| line(log, "tpm: GetRandom: 8 bytes ").rsplit(' ').next().unwrap().to_string();

@@ -9,6 +9,9 @@ use warden_system_tests::{BootOptions, ExitKind, Scenario, boot, expect_scenario
 #[test]
 fn a_crb_tpm_carries_commands_and_an_unmeasurable_boot_says_so() {
     let out = expect_scenario("attest-crb");
+    // The interface came from QEMU's ACPI TPM2 table (start method 7), not only the register.
+    let acpi = line(&out.log, "tpm: ACPI TPM2 table:");
+    assert!(acpi.contains("start method Crb") && acpi.contains("the CRB interface"), "{acpi}");
     let tpm = line(&out.log, "tpm: TPM 2.0 over CRB at locality 0");
     assert!(tpm.contains("vendor 0x1014"), "QEMU's CRB reports IBM's vendor id: {tpm}");
     assert!(tpm.contains("locality 0 only"), "{tpm}");
