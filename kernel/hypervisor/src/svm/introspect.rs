@@ -217,10 +217,10 @@ impl Runner {
         Ok(i)
     }
 
-    /// Whether domain `i` holds a PCI device (its BARs are mapped in its nested tables) or has
-    /// or serves a vTPM.
+    /// Whether domain `i` holds a PCI device or the platform TPM's locality page (mapped in its
+    /// nested tables, which dirty tracking would replace) or has or serves a vTPM.
     fn attached(&self, i: usize) -> bool {
-        self.doms[i].device.is_some() || self.vtpm.involves(i)
+        self.doms[i].device.is_some() || self.doms[i].platform_tpm || self.vtpm.involves(i)
     }
 
     /// `DirtyStart`: nested tables with read-only 4 KiB leaves replace domain `i`'s own (whose
@@ -338,7 +338,9 @@ impl Runner {
     ) -> Result<usize, Fail> {
         let dom = dom_id(raw)?;
         let i = self.checked_target_for(caller, dom, hc, req, true)?;
-        if !self.doms[i].intro.restoring || self.sched.state(DomainId(dom.0)) != State::Building {
+        let d = &self.doms[i];
+        // Only a domain that nothing else has built: never one `DomainBuild` gave a VMCB.
+        if !d.intro.restoring || d.life.built || d.vmcb != 0 || self.sched.state(DomainId(dom.0)) != State::Building {
             return Err(refused(IntrospectError::NotRestoring));
         }
         Ok(i)
@@ -462,6 +464,8 @@ impl Runner {
         let mut info = StartInfo::from_bytes(&raw);
         if info.magic == START_INFO_MAGIC {
             info.domain_id = i as u32;
+            // The label it runs under now, not the one recorded in the checkpoint.
+            info.label = to_fixed(&d.label);
             self.mem.write(at, &info.to_bytes());
         }
         d.vmcb = frame.addr();

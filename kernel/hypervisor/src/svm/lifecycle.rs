@@ -577,7 +577,9 @@ impl Runner {
     ) -> Done {
         let i = self.checked_target(caller, dom, LifecycleCall::DomainBuild, true)?;
         let d = &self.doms[i];
-        if !d.life.created || d.life.built || self.sched.state(DomainId(dom.0)) != State::Building {
+        // A domain being restored (`RestoreCreate`) is rebuilt by the restore calls only: a build
+        // now would measure an image the restore then overwrites, and leak the tables it made.
+        if !d.life.created || d.life.built || d.intro.restoring || self.sched.state(DomainId(dom.0)) != State::Building {
             return Err(LifecycleError::WrongState.into());
         }
         let src = self.image_source(caller, gpa, len)?;

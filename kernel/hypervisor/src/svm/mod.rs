@@ -59,6 +59,8 @@ pub(super) struct Dom {
     cpu_ticks: u64,
     /// The PCI function assigned by the manifest, if any.
     device: Option<device::Grant>,
+    /// The platform TPM's locality page is mapped into it (`svm/tpm_grant.rs`).
+    platform_tpm: bool,
     /// Host TSC when it last left the CPU (0: never ran); its TSC stands still while it is out.
     tsc_out: u64,
     /// (CR3, page, guest-physical page) of the code page last fetched from (`guard::next_rip`).
@@ -97,6 +99,7 @@ impl Dom {
             verified: None,
             // Devices come only from the boot manifest (`device::assign`).
             device: None,
+            platform_tpm: false,
             life,
             intro: introspect::Intro::default(),
         }

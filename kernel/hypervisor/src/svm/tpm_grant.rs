@@ -68,6 +68,7 @@ pub(super) fn grant(
         flags::USER | flags::WRITABLE | flags::NO_EXECUTE | flags::NO_CACHE | flags::WRITE_THROUGH;
     crate::memory::with_frames(|f| npt.map_range(mem, f, TIS_PAGE, TIS_PAGE, TIS_PAGE_SIZE, leaf))
         .map_err(|e| format!("platform_tpm: mapping the TIS page: {e:?}"))?;
+    dom.platform_tpm = true;
     println!(
         "domain {} (id {id}): platform TPM locality {LOCALITY} (TIS page {TIS_PAGE:#x}) as {label}",
         dom.name

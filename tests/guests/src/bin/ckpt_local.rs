@@ -240,8 +240,16 @@ mod guest {
             edit(&mut r);
             assert_eq!(ix::set_vcpu(new, &r), Err(IntroFail::Vcpu(want)), "{what}");
         }
-        // Not startable before its vCPU is set.
+        // Not startable before its vCPU is set, nor buildable: a build would measure an image
+        // the restore then overwrites (and its VMCB would be lost to `SetVcpu`).
         assert!(lc::unpause(new).is_err(), "a restoring domain started");
+        assert_eq!(
+            lc::build(new, &page),
+            Err(lc::LifecycleFail::Invalid(
+                warden_rt::abi::lifecycle::LifecycleError::WrongState
+            )),
+            "a restoring domain was built"
+        );
         ix::set_vcpu(new, &vcpu).expect("set vCPU");
         assert_eq!(
             ix::set_vcpu(new, &vcpu),
