@@ -38,7 +38,11 @@ pub const MIN_COUNTS_PER_TICK: u64 = 100;
 
 /// LAPIC initial count for a periodic tick of `tick_us`, from `lapic_counts` counted while the
 /// PIT counted `pit_counts`.
-pub fn counts_per_tick(lapic_counts: u32, pit_counts: u16, tick_us: u64) -> Result<u32, CalibrationError> {
+pub fn counts_per_tick(
+    lapic_counts: u32,
+    pit_counts: u16,
+    tick_us: u64,
+) -> Result<u32, CalibrationError> {
     if pit_counts == 0 {
         return Err(CalibrationError::EmptyWindow);
     }
@@ -87,10 +91,19 @@ mod tests {
             // A timer that barely moved: too coarse.
             (50, 11_932, 1000, Err(CalibrationError::OutOfRange(4))),
             // A huge tick would not fit the 32-bit initial count.
-            (4_000_000_000, 11_932, 1_000_000, Err(CalibrationError::OutOfRange(399_993_965_806))),
+            (
+                4_000_000_000,
+                11_932,
+                1_000_000,
+                Err(CalibrationError::OutOfRange(399_993_965_806)),
+            ),
         ];
         for &(lapic, pit, tick, want) in cases {
-            assert_eq!(counts_per_tick(lapic, pit, tick), want, "{lapic} {pit} {tick}");
+            assert_eq!(
+                counts_per_tick(lapic, pit, tick),
+                want,
+                "{lapic} {pit} {tick}"
+            );
         }
     }
 

@@ -4,13 +4,13 @@
 //! fault a domain can cause. The logic lives in `warden-vmm`; this module drives the hardware.
 
 mod device;
-mod tpm_grant;
 mod dispatch;
 mod guard;
 mod introspect;
 mod ipc;
 mod lifecycle;
 mod timer;
+mod tpm_grant;
 mod vtpm;
 
 use alloc::vec::Vec;
@@ -207,13 +207,11 @@ pub(crate) fn run_domains(boot: &BootInfo, end_when_done: bool) {
                 msrpm_pa: msrpm,
             },
         );
+        // What the manifest hands the domain besides memory: its device, the TPM's locality page.
         if !dom.refused
             && let Err(why) = device::assign(&mut mem, &mut mac, i as u32, spec, &mut dom, &doms)
+                .and_then(|()| tpm_grant::grant(&mut mem, &mut mac, i as u32, spec, &mut dom))
         {
-            println!("domain {} (id {i}) refused: {why}", spec.name);
-            dom.refused = true;
-        }
-        if !dom.refused && let Err(why) = tpm_grant::grant(&mut mem, &mut mac, i as u32, spec, &mut dom) {
             println!("domain {} (id {i}) refused: {why}", spec.name);
             dom.refused = true;
         }
